@@ -1,0 +1,28 @@
+using System.Security.Cryptography;
+using System.Text;
+using Garden.Linux.Agent;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Rootfs;
+using Garden.Linux.Runtime;
+
+namespace Garden.Actors.Container;
+
+/// <summary>The Linux effects a ContainerActor uses, each behind its own interface (given by the composition root).</summary>
+public sealed record ContainerEffects(
+    IOciRuntime Runtime,
+    IRootfsProvider Rootfs,
+    ICgroupManager Cgroups,
+    IAgentConnector Agents);
+
+/// <summary>Where one container's files live on the host.</summary>
+public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog)
+{
+    public static ContainerPaths For(GardenSettings settings, string handle)
+    {
+        var depot = settings.DepotFor(handle);
+        // A Unix socket path holds at most 107 bytes, so the socket is named by a hash of the handle.
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(handle)))[..16];
+        return new ContainerPaths(depot, Path.Combine(depot, "bundle"),
+            Path.Combine(settings.StateDir, "sockets", hash + ".sock"), Path.Combine(depot, "agent.log"));
+    }
+}

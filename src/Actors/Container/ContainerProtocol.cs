@@ -1,0 +1,44 @@
+using System.Collections.Immutable;
+using Garden.Actors.Host;
+using Garden.Actors.Process;
+
+namespace Garden.Actors.Container;
+
+public sealed record GetInfo(string Handle) : IContainerCommand;
+
+public sealed record ProcessSummary(string Id, bool Running, int? ExitCode);
+
+public sealed record ContainerInfo(
+    string Handle,
+    ContainerLifecycle State,
+    ImmutableList<string> Events,
+    string ContainerPath,
+    ImmutableArray<string> ProcessIds,
+    ImmutableDictionary<string, string> Properties,
+    string Rootfs,
+    bool Privileged);
+
+public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
+
+public sealed record RunProcess(string Handle, ProcessSpec Spec, bool Detach) : IContainerCommand;
+
+public sealed record AttachProcess(string Handle, string ProcessId, ulong FromOffset) : IContainerCommand;
+
+public sealed record SignalProcess(string Handle, string ProcessId, int Signal) : IContainerCommand;
+
+public sealed record GetProperties(string Handle) : IContainerCommand;
+
+public sealed record PropertiesResult(ImmutableDictionary<string, string> Properties);
+
+public sealed record GetProperty(string Handle, string Key) : IContainerCommand;
+
+public sealed record PropertyValue(string Value);
+
+public sealed record SetProperty(string Handle, string Key, string Value) : IContainerCommand;
+
+public sealed record RemoveProperty(string Handle, string Key) : IContainerCommand;
+
+/// <summary>Asked by the HostActor for List: ready containers answer with their properties.</summary>
+public sealed record GetSummary(string Handle) : IContainerCommand;
+
+public sealed record ContainerSummary(string Handle, ContainerLifecycle State, ImmutableDictionary<string, string> Properties);

@@ -1,0 +1,112 @@
+using System.Runtime.InteropServices;
+
+namespace Garden.Agent;
+
+/// <summary>The agent's native calls: native/spawn.c (statically linked as "gardenspawn") and a few libc functions.</summary>
+internal static unsafe partial class Native
+{
+    private const string Lib = "gardenspawn";
+
+    internal const int EINTR = 4, ESRCH = 3, ENOENT = 2, EACCES = 13, ENOEXEC = 8, ENOTDIR = 20, EISDIR = 21, ECHILD = 10, EPERM = 1, ELOOP = 40, ENAMETOOLONG = 36;
+
+    internal enum Stage
+    {
+        None = 0,
+        Setup = 1,
+        Rlimit = 2,
+        Creds = 3,
+        Chdir = 4,
+        Exec = 5,
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct SpawnReq
+    {
+        public byte* Path;
+        public byte** Argv;
+        public byte** Envp;
+        public byte* Dir;
+        public int StdinFd;
+        public int StdoutFd;
+        public int StderrFd;
+        public int TtyFd;
+        public int SetCreds;
+        public uint Uid;
+        public uint Gid;
+        public int NGroups;
+        public uint* Groups;
+        public int NRlimits;
+        public int* RlResource;
+        public ulong* RlSoft;
+        public ulong* RlHard;
+        public ushort Rows;
+        public ushort Cols;
+    }
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_spawn")]
+    internal static partial int Spawn(SpawnReq* req, out int pid, out int stage);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_openpty")]
+    internal static partial int OpenPty(out int master, out int slave, ushort rows, ushort cols);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_set_winsize")]
+    internal static partial int SetWinsize(int fd, ushort rows, ushort cols);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_init_signals")]
+    internal static partial void InitSignals();
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_dup")]
+    internal static partial int Dup(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_waitany")]
+    internal static partial int WaitAny(out int status, out int errno);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_pipe")]
+    internal static partial int Pipe(out int readFd, out int writeFd);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_read")]
+    internal static partial long Read(int fd, byte* buf, long len);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_write_all")]
+    internal static partial long WriteAll(int fd, byte* buf, long len);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_close")]
+    internal static partial int Close(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_open_devnull")]
+    internal static partial int OpenDevNull(int write);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_kill")]
+    internal static partial int Kill(int pid, int sig);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_ensure_std_fds")]
+    internal static partial void EnsureStdFds();
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_set_pipe_size")]
+    internal static partial int SetPipeSize(int fd, int size);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_strerror")]
+    private static partial int StrError(int err, byte* buf, int len);
+
+    [LibraryImport("libc", EntryPoint = "getpid")]
+    internal static partial int GetPid();
+
+    internal static string ErrorText(int errno)
+    {
+        byte* buf = stackalloc byte[256];
+        int n = StrError(errno, buf, 256);
+        return new string((sbyte*)buf, 0, n);
+    }
+}
+
+/// <summary>An owned file descriptor (pipe end, pty side); closed once.</summary>
+internal sealed class Fd : SafeHandle
+{
+    public Fd(int fd) : base(new IntPtr(-1), ownsHandle: true) => SetHandle(new IntPtr(fd));
+
+    public override bool IsInvalid => handle.ToInt64() < 0;
+
+    public int Value => (int)handle.ToInt64();
+
+    protected override bool ReleaseHandle() => Native.Close((int)handle.ToInt64()) == 0;
+}

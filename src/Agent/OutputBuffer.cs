@@ -1,0 +1,215 @@
+using Garden.Protocol.Agent;
+
+namespace Garden.Agent;
+
+/// <summary>
+/// A process's stdout and stderr as one sequence with absolute offsets, bounded by a capacity.
+/// Bytes sent to at least one connection may be evicted; bytes never sent are never evicted: when the buffer holds
+/// capacity unsent bytes, <see cref="Reserve"/> blocks the pipe reader (backpressure: the process blocks on write).
+/// </summary>
+internal sealed class OutputBuffer
+{
+    private readonly record struct Chunk(long Offset, byte[] Data, StreamKind Stream)
+    {
+        public long End => Offset + Data.Length;
+    }
+
+    /// <summary>A piece of a chunk to send.</summary>
+    public readonly record struct Slice(long Offset, ReadOnlyMemory<byte> Data, StreamKind Stream);
+
+    /// <summary>What a sender may do next.</summary>
+    public readonly record struct Snapshot(long MissedFrom, long MissedTo, long NewPosition, Exited? Exit, Task Changed)
+    {
+        public bool Missed => MissedTo > MissedFrom;
+    }
+
+    private readonly object _gate = new();
+    private readonly int _capacity;
+    private readonly List<Chunk> _chunks = [];
+    private int _head;
+    private long _start, _end, _sent;
+    private int _reserved;
+    private int _openStreams;
+    private bool _forcedDone;
+    private Exited? _exit;
+    private TaskCompletionSource _changed = NewSignal();
+
+    public OutputBuffer(int capacity, int streams)
+    {
+        _capacity = Math.Max(1, capacity);
+        _openStreams = streams;
+    }
+
+    public int Capacity => _capacity;
+
+    /// <summary>Offset one past the last byte produced so far.</summary>
+    public long End
+    {
+        get { lock (_gate) return _end; }
+    }
+
+    public long Start
+    {
+        get { lock (_gate) return _start; }
+    }
+
+    public Exited? Exit
+    {
+        get { lock (_gate) return _exit; }
+    }
+
+    /// <summary>True while a pipe reader waits for a connection to take data.</summary>
+    public bool Blocked
+    {
+        get { lock (_gate) return _capacity - (_end - _sent) - _reserved <= 0; }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // ---- pipe reader side ----
+
+    /// <summary>Blocks until there is room for unsent bytes; returns how many bytes (at most max) the reader may read.</summary>
+    public int Reserve(int max)
+    {
+        lock (_gate)
+        {
+            while (true)
+            {
+                long room = _capacity - (_end - _sent) - _reserved;
+                if (room > 0)
+                {
+                    int n = (int)Math.Min(room, max);
+                    _reserved += n;
+                    return n;
+                }
+                Monitor.Wait(_gate);
+            }
+        }
+    }
+
+    public void Unreserve(int reserved)
+    {
+        lock (_gate)
+        {
+            _reserved -= reserved;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    public void Append(StreamKind stream, ReadOnlySpan<byte> data, int reserved)
+    {
+        TaskCompletionSource changed;
+        lock (_gate)
+        {
+            _reserved -= reserved;
+            if (data.Length > 0)
+            {
+                _chunks.Add(new Chunk(_end, data.ToArray(), stream));
+                _end += data.Length;
+                Evict();
+            }
+            changed = _changed;
+            _changed = NewSignal();
+        }
+        changed.TrySetResult();
+    }
+
+    private void Evict()
+    {
+        // only bytes already sent may go
+        long newStart = Math.Min(_end - _capacity, _sent);
+        if (newStart <= _start) return;
+        _start = newStart;
+        while (_head < _chunks.Count && _chunks[_head].End <= _start) _chunks[_head++] = default;
+        if (_head > 64 && _head * 2 > _chunks.Count)
+        {
+            _chunks.RemoveRange(0, _head);
+            _head = 0;
+        }
+    }
+
+    /// <summary>One pipe hit EOF.</summary>
+    public void StreamEnded() => Change(() => _openStreams--);
+
+    /// <summary>Stop waiting for EOF (a background grandchild holds the pipe open).</summary>
+    public void ForceDone() => Change(() => _forcedDone = true);
+
+    public void SetExit(Exited exit) => Change(() => _exit = exit);
+
+    public bool StreamsOpen
+    {
+        get { lock (_gate) return _openStreams > 0; }
+    }
+
+    private void Change(Action change)
+    {
+        TaskCompletionSource changed;
+        lock (_gate)
+        {
+            change();
+            changed = _changed;
+            _changed = NewSignal();
+        }
+        changed.TrySetResult();
+    }
+
+    // ---- connection side ----
+
+    /// <summary>
+    /// Collects up to maxBytes of buffered output from position into slices. If position is below the oldest
+    /// buffered byte, reports the gap (and nothing else). Exit is set once everything up to the end was taken and
+    /// the output is complete.
+    /// </summary>
+    public Snapshot Take(long position, int maxBytes, List<Slice> slices)
+    {
+        slices.Clear();
+        lock (_gate)
+        {
+            var changed = _changed.Task;
+            if (position < _start) return new Snapshot(position, _start, _start, null, changed);
+
+            long pos = position;
+            int taken = 0;
+            int i = FindChunk(pos);
+            while (i >= 0 && i < _chunks.Count && taken < maxBytes)
+            {
+                var c = _chunks[i];
+                int from = (int)(pos - c.Offset);
+                int len = Math.Min(c.Data.Length - from, maxBytes - taken);
+                if (len <= 0) break;
+                slices.Add(new Slice(pos, new ReadOnlyMemory<byte>(c.Data, from, len), c.Stream));
+                pos += len;
+                taken += len;
+                if (pos < c.End) break;
+                i++;
+            }
+
+            bool complete = _exit != null && (_openStreams <= 0 || _forcedDone) && pos >= _end;
+            return new Snapshot(0, 0, pos, complete ? _exit : null, changed);
+        }
+    }
+
+    private int FindChunk(long pos)
+    {
+        int lo = _head, hi = _chunks.Count - 1;
+        if (lo > hi || pos >= _end) return -1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) >> 1;
+            if (_chunks[mid].Offset <= pos) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    }
+
+    /// <summary>A connection delivered everything below upTo: that may now be evicted; readers may go on.</summary>
+    public void MarkSent(long upTo)
+    {
+        lock (_gate)
+        {
+            if (upTo <= _sent) return;
+            _sent = Math.Min(upTo, _end);
+            Monitor.PulseAll(_gate);
+        }
+    }
+}

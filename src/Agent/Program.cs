@@ -1,0 +1,73 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
+
+namespace Garden.Agent;
+
+/// <summary>garden-agent [--socket PATH] [--log PATH]: PID 1 of a container; serves the daemon on a Unix socket.</summary>
+internal static class Program
+{
+    public static int Main(string[] args)
+    {
+        string socketPath = "/.garden/run/agent.sock";
+        string logPath = "/.garden/run/agent.log";
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--socket" when i + 1 < args.Length:
+                    socketPath = args[++i];
+                    break;
+                case "--log" when i + 1 < args.Length:
+                    logPath = args[++i];
+                    break;
+                case "--version":
+                    Console.WriteLine($"garden-agent {Server.Version}");
+                    return 0;
+                default:
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH] [--log PATH]");
+                    return 2;
+            }
+        }
+
+        Native.EnsureStdFds();
+        Native.InitSignals();
+        AgentLog.Open(logPath);
+        AgentLog.Info($"garden-agent {Server.Version} starting: pid {Environment.ProcessId}, socket {socketPath}");
+
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnTerminate);
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnTerminate);
+
+        var table = new ProcessTable();
+        table.StartReaper();
+
+        Socket listener;
+        try
+        {
+            // a stale socket from an earlier agent would make bind fail
+            if (File.Exists(socketPath)) File.Delete(socketPath);
+            listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            listener.Listen(512);
+        }
+        catch (Exception e)
+        {
+            AgentLog.Error($"cannot listen on {socketPath}: {e.Message}");
+            Console.Error.WriteLine($"garden-agent: cannot listen on {socketPath}: {e.Message}");
+            return 1;
+        }
+        AgentLog.Info($"listening on {socketPath}");
+
+        var server = new Server(table, new Spawner(table));
+        server.RunAsync(listener).GetAwaiter().GetResult();
+        return 0;
+    }
+
+    private static void OnTerminate(PosixSignalContext ctx)
+    {
+        AgentLog.Info($"{ctx.Signal}: exiting");
+        ctx.Cancel = true;
+        Environment.Exit(0);
+    }
+}

@@ -1,0 +1,248 @@
+using System.Net.Sockets;
+using Garden.Protocol.Agent;
+using Google.Protobuf;
+
+namespace Garden.Agent;
+
+/// <summary>Serves the daemon on the agent's Unix socket: one connection per operation.</summary>
+internal sealed class Server(ProcessTable table, Spawner spawner)
+{
+    public const string Version = "0.1.0";
+    private const int SendBatchBytes = 256 * 1024;
+
+    private long _connections;
+
+    public async Task RunAsync(Socket listener)
+    {
+        while (true)
+        {
+            Socket s;
+            try
+            {
+                s = await listener.AcceptAsync();
+            }
+            catch (Exception e)
+            {
+                AgentLog.Error($"accept: {e.Message}");
+                await Task.Delay(50);
+                continue;
+            }
+            long n = Interlocked.Increment(ref _connections);
+            _ = Task.Run(() => HandleAsync(s, n));
+        }
+    }
+
+    private async Task HandleAsync(Socket socket, long n)
+    {
+        using var conn = new FrameConnection(socket);
+        try
+        {
+            int peerPid = PeerPid(socket);
+            if (peerPid != 0)
+            {
+                AgentLog.Warn($"conn {n}: refused peer pid {peerPid}: it is inside the container");
+                return;
+            }
+
+            AgentRequest req;
+            var frame = await conn.ReadFrameAsync(CancellationToken.None);
+            if (frame == null) return;
+            try
+            {
+                req = AgentRequest.Parser.ParseFrom(frame.Value.Span);
+            }
+            catch (InvalidProtocolBufferException e)
+            {
+                throw new InvalidDataException($"malformed request: {e.Message}");
+            }
+
+            switch (req.KindCase)
+            {
+                case AgentRequest.KindOneofCase.Ping:
+                    await conn.WriteAsync(new AgentEvent { Pong = new Pong { AgentPid = Environment.ProcessId, Version = Version } }, default);
+                    break;
+                case AgentRequest.KindOneofCase.List:
+                    var list = new ProcessList();
+                    foreach (var p in table.All()) list.Processes.Add(p.ToEntry());
+                    await conn.WriteAsync(new AgentEvent { List = list }, default);
+                    break;
+                case AgentRequest.KindOneofCase.Signal:
+                    await SignalAsync(conn, req.Signal);
+                    break;
+                case AgentRequest.KindOneofCase.Spawn:
+                    await SpawnAsync(conn, req.Spawn, n);
+                    break;
+                case AgentRequest.KindOneofCase.Attach:
+                    var target = table.Find(req.Attach.Id)
+                        ?? throw new AgentErrorException(ErrorCode.NotFound, $"no process {req.Attach.Id}");
+                    AgentLog.Info($"conn {n}: attach {target.Id} from {req.Attach.FromOffset}");
+                    await conn.WriteAsync(new AgentEvent { Spawned = new Spawned { Id = target.Id, Pid = target.Pid } }, default);
+                    await StreamAsync(conn, target, (long)req.Attach.FromOffset, owner: false);
+                    break;
+                default:
+                    throw new InvalidDataException($"unexpected first request {req.KindCase}");
+            }
+        }
+        catch (AgentErrorException e)
+        {
+            AgentLog.Info($"conn {n}: {e.Code}: {e.Message}");
+            await TrySendError(conn, e.Code, e.Message);
+        }
+        catch (InvalidDataException e)
+        {
+            AgentLog.Warn($"conn {n}: invalid: {e.Message}");
+            await TrySendError(conn, ErrorCode.Invalid, e.Message);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
+        {
+            AgentLog.Info($"conn {n}: closed: {e.Message}");
+        }
+        catch (Exception e)
+        {
+            AgentLog.Error($"conn {n}: {e}");
+            await TrySendError(conn, ErrorCode.Internal, e.Message);
+        }
+    }
+
+    private static async Task TrySendError(FrameConnection conn, ErrorCode code, string message)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await conn.WriteAsync(new AgentEvent { Error = new AgentError { Code = code, Message = message } }, cts.Token);
+        }
+        catch
+        {
+        }
+    }
+
+    private async Task SignalAsync(FrameConnection conn, SignalRequest req)
+    {
+        var p = table.Find(req.Id) ?? throw new AgentErrorException(ErrorCode.NotFound, $"no process {req.Id}");
+        if (req.Signal <= 0 || req.Signal > 64) throw new AgentErrorException(ErrorCode.Invalid, $"bad signal {req.Signal}");
+        if (p.Output.Exit == null)
+        {
+            int err = Native.Kill(p.Pid, req.Signal);
+            if (err != 0 && err != Native.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill {p.Pid}: {Native.ErrorText(err)}");
+            AgentLog.Info($"process {p.Id}: signal {req.Signal}");
+        }
+        await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);
+    }
+
+    private async Task SpawnAsync(FrameConnection conn, SpawnRequest req, long n)
+    {
+        var p = spawner.Spawn(req);
+        await conn.WriteAsync(new AgentEvent { Spawned = new Spawned { Id = p.Id, Pid = p.Pid } }, default);
+        if (req.Attach) await StreamAsync(conn, p, 0, owner: req.KeepStdin);
+    }
+
+    /// <summary>Streams output from an offset, then Exited; meanwhile takes input and resize frames.</summary>
+    private static async Task StreamAsync(FrameConnection conn, ManagedProcess p, long from, bool owner)
+    {
+        using var gone = new CancellationTokenSource();
+        var receive = ReceiveLoopAsync(conn, p, owner, gone);
+        try
+        {
+            await SendLoopAsync(conn, p, from, gone.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // the daemon went away
+        }
+        finally
+        {
+            gone.Cancel();
+            conn.Dispose();
+            await receive;
+        }
+    }
+
+    private static async Task SendLoopAsync(FrameConnection conn, ManagedProcess p, long pos, CancellationToken ct)
+    {
+        var slices = new List<OutputBuffer.Slice>();
+        var frames = new List<IMessage>();
+        while (true)
+        {
+            var snap = p.Output.Take(pos, SendBatchBytes, slices);
+            frames.Clear();
+            if (snap.Missed)
+            {
+                frames.Add(new AgentEvent { Missed = new OutputMissed { From = (ulong)snap.MissedFrom, To = (ulong)snap.MissedTo } });
+            }
+            foreach (var s in slices)
+            {
+                frames.Add(new AgentEvent
+                {
+                    Output = new OutputChunk { Stream = s.Stream, Offset = (ulong)s.Offset, Data = UnsafeByteOperations.UnsafeWrap(s.Data) },
+                });
+            }
+            if (snap.Exit != null) frames.Add(new AgentEvent { Exited = snap.Exit });
+
+            if (frames.Count > 0)
+            {
+                await conn.WriteManyAsync(frames, ct);
+                pos = snap.NewPosition;
+                if (slices.Count > 0) p.Output.MarkSent(pos);
+                if (snap.Exit != null) return;
+                continue;
+            }
+            await snap.Changed.WaitAsync(ct);
+        }
+    }
+
+    private static async Task ReceiveLoopAsync(FrameConnection conn, ManagedProcess p, bool owner, CancellationTokenSource gone)
+    {
+        await Task.Yield();
+        try
+        {
+            while (!gone.IsCancellationRequested)
+            {
+                var frame = await conn.ReadFrameAsync(gone.Token);
+                if (frame == null) break;
+                AgentRequest req;
+                try
+                {
+                    req = AgentRequest.Parser.ParseFrom(frame.Value.Span);
+                }
+                catch (InvalidProtocolBufferException e)
+                {
+                    throw new InvalidDataException($"malformed frame: {e.Message}");
+                }
+                switch (req.KindCase)
+                {
+                    case AgentRequest.KindOneofCase.Input:
+                        await p.WriteStdinAsync(req.Input.Data.ToByteArray(), req.Input.Close, gone.Token);
+                        break;
+                    case AgentRequest.KindOneofCase.Resize:
+                        p.Resize(req.Resize.Rows, req.Resize.Cols);
+                        break;
+                    default:
+                        throw new InvalidDataException($"unexpected request {req.KindCase} on a stream");
+                }
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            AgentLog.Warn($"process {p.Id} stream: invalid: {e.Message}");
+            await TrySendError(conn, ErrorCode.Invalid, e.Message);
+        }
+        catch (Exception)
+        {
+            // closed by either side
+        }
+        finally
+        {
+            gone.Cancel();
+            if (owner) p.CloseStdin();
+        }
+    }
+
+    private static int PeerPid(Socket socket)
+    {
+        Span<byte> cred = stackalloc byte[12]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+        const int SOL_SOCKET = 1, SO_PEERCRED = 17;
+        int len = socket.GetRawSocketOption(SOL_SOCKET, SO_PEERCRED, cred);
+        if (len < 4) return -1;
+        return BitConverter.ToInt32(cred);
+    }
+}

@@ -1,0 +1,248 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Garden.Protocol.Agent;
+
+namespace Garden.Agent;
+
+/// <summary>Turns a SpawnRequest into a running <see cref="ManagedProcess"/>: user, env, dir, rlimits, pipes or pty.</summary>
+internal sealed class Spawner(ProcessTable table)
+{
+    public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    public const int DefaultBufferBytes = 1024 * 1024;
+
+    public ManagedProcess Spawn(SpawnRequest req)
+    {
+        if (string.IsNullOrEmpty(req.Id)) throw new AgentErrorException(ErrorCode.Invalid, "spawn: id is empty");
+        if (string.IsNullOrEmpty(req.Path)) throw new AgentErrorException(ErrorCode.Invalid, "spawn: path is empty");
+        if (table.Contains(req.Id)) throw new AgentErrorException(ErrorCode.AlreadyExists, $"process {req.Id} already exists");
+
+        var creds = Users.Resolve(req.User);
+        var env = BuildEnv(req.Env, creds);
+        string path = ResolvePath(req.Path, env);
+        string dir = req.Dir;
+        if (string.IsNullOrEmpty(dir)) dir = Directory.Exists(creds.Home) ? creds.Home : "/";
+
+        var rlimits = req.Rlimits.Select(r => (Resource: Rlimits.Resource(r.Name), r.Soft, r.Hard)).ToArray();
+        int bufferBytes = req.BufferBytes > 0 ? (int)Math.Min(req.BufferBytes, 1u << 30) : DefaultBufferBytes;
+
+        // fds: the parent's ends are CLOEXEC; the child's ends are dup2'ed to 0,1,2
+        var parentEnds = new List<Fd>();
+        var childEnds = new List<Fd>();
+        Fd? stdinWrite = null, ptyMaster = null;
+        Fd[] outputs;
+        int childIn, childOut, childErr, ttyFd = -1;
+        try
+        {
+            if (req.Tty)
+            {
+                Check(Native.OpenPty(out int master, out int slave, (ushort)req.Rows, (ushort)req.Cols), "openpty");
+                ptyMaster = new Fd(master);
+                var slaveFd = new Fd(slave);
+                childEnds.Add(slaveFd);
+                childIn = childOut = childErr = ttyFd = slave;
+                outputs = [ptyMaster];
+                int dup = Native.Dup(master);
+                if (dup < 0) Check(-dup, "dup");
+                stdinWrite = new Fd(dup);
+                if (!req.KeepStdin)
+                {
+                    // nothing will ever be typed; the stdin writer sends EOF at once
+                }
+            }
+            else
+            {
+                var (outR, outW) = NewPipe();
+                var (errR, errW) = NewPipe();
+                parentEnds.Add(outR);
+                parentEnds.Add(errR);
+                childEnds.Add(outW);
+                childEnds.Add(errW);
+                childOut = outW.Value;
+                childErr = errW.Value;
+                outputs = [outR, errR];
+                if (req.KeepStdin)
+                {
+                    var (inR, inW) = NewPipe();
+                    childEnds.Add(inR);
+                    stdinWrite = inW;
+                    childIn = inR.Value;
+                }
+                else
+                {
+                    int nul = Native.OpenDevNull(0);
+                    if (nul < 0) Check(-nul, "open /dev/null");
+                    var nulFd = new Fd(nul);
+                    childEnds.Add(nulFd);
+                    childIn = nul;
+                }
+            }
+
+            int pid = ForkExec(req, creds, path, dir, env, rlimits, childIn, childOut, childErr, ttyFd, bufferBytes,
+                stdinWrite, ptyMaster, outputs, out var process);
+            AgentLog.Info($"process {req.Id} pid {pid} started: {path} user {creds.Uid}:{creds.Gid} dir {dir} tty {req.Tty}");
+            if (req.Tty && !req.KeepStdin) process.CloseStdin();
+            return process;
+        }
+        catch
+        {
+            foreach (var fd in parentEnds) fd.Dispose();
+            stdinWrite?.Dispose();
+            ptyMaster?.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var fd in childEnds) fd.Dispose();
+        }
+    }
+
+    private unsafe int ForkExec(SpawnRequest req, Credentials creds, string path, string dir, List<string> env,
+        (int Resource, ulong Soft, ulong Hard)[] rlimits, int childIn, int childOut, int childErr, int ttyFd, int bufferBytes,
+        Fd? stdinWrite, Fd? ptyMaster, Fd[] outputs, out ManagedProcess process)
+    {
+        var argv = new List<string>(req.Args.Count + 1) { req.Path };
+        argv.AddRange(req.Args);
+
+        using var arena = new NativeArena();
+        var r = new Native.SpawnReq
+        {
+            Path = arena.Str(path),
+            Argv = arena.StrArray(argv),
+            Envp = arena.StrArray(env),
+            Dir = arena.Str(dir),
+            StdinFd = childIn,
+            StdoutFd = childOut,
+            StderrFd = childErr,
+            TtyFd = ttyFd,
+            SetCreds = 1,
+            Uid = creds.Uid,
+            Gid = creds.Gid,
+            NGroups = creds.Groups.Length,
+            Groups = arena.Array(creds.Groups),
+            NRlimits = rlimits.Length,
+            RlResource = arena.Array(rlimits.Select(x => x.Resource).ToArray()),
+            RlSoft = arena.Array(rlimits.Select(x => x.Soft).ToArray()),
+            RlHard = arena.Array(rlimits.Select(x => x.Hard).ToArray()),
+            Rows = (ushort)Math.Min(req.Rows, ushort.MaxValue),
+            Cols = (ushort)Math.Min(req.Cols, ushort.MaxValue),
+        };
+
+        lock (table.Gate)
+        {
+            if (table.Contains(req.Id)) throw new AgentErrorException(ErrorCode.AlreadyExists, $"process {req.Id} already exists");
+            int err = Native.Spawn(&r, out int pid, out int stage);
+            if (pid > 0) table.ChildForked();
+            if (err != 0) throw SpawnError((Native.Stage)stage, err, path, dir, rlimits);
+            process = new ManagedProcess(req.Id, pid, req.Tty, bufferBytes, stdinWrite, ptyMaster, outputs);
+            table.AddLocked(process);
+            return pid;
+        }
+    }
+
+    private static AgentErrorException SpawnError(Native.Stage stage, int errno, string path, string dir,
+        (int Resource, ulong Soft, ulong Hard)[] rlimits)
+    {
+        string text = Native.ErrorText(errno);
+        return stage switch
+        {
+            Native.Stage.Exec => errno is Native.ENOENT or Native.EACCES or Native.ENOEXEC or Native.ENOTDIR or Native.EISDIR
+                or Native.ELOOP or Native.ENAMETOOLONG or Native.EPERM
+                ? new AgentErrorException(ErrorCode.NotExecutable, $"cannot execute {path}: {text}")
+                : new AgentErrorException(ErrorCode.Internal, $"execve {path}: {text}"),
+            Native.Stage.Chdir => new AgentErrorException(ErrorCode.BadDirectory, $"cannot use working directory {dir}: {text}"),
+            Native.Stage.Rlimit => new AgentErrorException(ErrorCode.Invalid, $"setrlimit: {text}"),
+            Native.Stage.Creds => new AgentErrorException(ErrorCode.Internal, $"cannot switch user: {text}"),
+            _ => new AgentErrorException(ErrorCode.Internal, $"spawn {path}: {text}"),
+        };
+    }
+
+    private static List<string> BuildEnv(IEnumerable<string> requested, Credentials creds)
+    {
+        var env = requested.ToList();
+        bool Has(string key) => env.Any(e => e.StartsWith(key + "=", StringComparison.Ordinal));
+        if (!Has("HOME")) env.Add("HOME=" + creds.Home);
+        if (!Has("USER") && creds.Name != null) env.Add("USER=" + creds.Name);
+        if (!Has("PATH")) env.Add("PATH=" + DefaultPath);
+        return env;
+    }
+
+    /// <summary>A path without '/' is looked up in PATH from the process env.</summary>
+    private static string ResolvePath(string path, List<string> env)
+    {
+        if (path.Contains('/')) return path;
+        string searchPath = env.LastOrDefault(e => e.StartsWith("PATH=", StringComparison.Ordinal))?[5..] ?? DefaultPath;
+        foreach (var d in searchPath.Split(':'))
+        {
+            var candidate = Path.Combine(d.Length == 0 ? "." : d, path);
+            try
+            {
+                if (File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
+                    return candidate;
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        throw new AgentErrorException(ErrorCode.NotExecutable, $"executable file not found in $PATH: {path}");
+    }
+
+    private static (Fd Read, Fd Write) NewPipe()
+    {
+        Check(Native.Pipe(out int r, out int w), "pipe");
+        var read = new Fd(r);
+        var write = new Fd(w);
+        // bigger pipes: fewer wakeups for chatty processes
+        Native.SetPipeSize(r, 256 * 1024);
+        return (read, write);
+    }
+
+    private static void Check(int errno, string call)
+    {
+        if (errno != 0) throw new AgentErrorException(ErrorCode.Internal, $"{call}: {Native.ErrorText(errno)}");
+    }
+
+    /// <summary>Native memory for one spawn's strings and arrays; freed at once after fork.</summary>
+    private sealed unsafe class NativeArena : IDisposable
+    {
+        private readonly List<IntPtr> _blocks = [];
+
+        private void* Alloc(int bytes)
+        {
+            var p = NativeMemory.Alloc((nuint)Math.Max(bytes, 1));
+            _blocks.Add((IntPtr)p);
+            return p;
+        }
+
+        public byte* Str(string s)
+        {
+            int n = Encoding.UTF8.GetByteCount(s);
+            var p = (byte*)Alloc(n + 1);
+            fixed (char* c = s) Encoding.UTF8.GetBytes(c, s.Length, p, n);
+            p[n] = 0;
+            return p;
+        }
+
+        public byte** StrArray(IReadOnlyList<string> items)
+        {
+            var arr = (byte**)Alloc(sizeof(byte*) * (items.Count + 1));
+            for (int i = 0; i < items.Count; i++) arr[i] = Str(items[i]);
+            arr[items.Count] = null;
+            return arr;
+        }
+
+        public T* Array<T>(T[] items) where T : unmanaged
+        {
+            var p = (T*)Alloc(sizeof(T) * items.Length);
+            for (int i = 0; i < items.Length; i++) p[i] = items[i];
+            return p;
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in _blocks) NativeMemory.Free((void*)b);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+using Garden.Protocol.Agent;
+
+namespace Garden.Agent;
+
+/// <summary>Who a process runs as; resolved from the container's /etc/passwd and /etc/group (a static binary has no NSS).</summary>
+internal sealed record Credentials(uint Uid, uint Gid, uint[] Groups, string? Name, string Home);
+
+internal static class Users
+{
+    public static string PasswdPath = "/etc/passwd";
+    public static string GroupPath = "/etc/group";
+
+    private sealed record PasswdEntry(string Name, uint Uid, uint Gid, string Home);
+
+    private sealed record GroupEntry(string Name, uint Gid, string[] Members);
+
+    /// <summary>user is "" (root), a name, "uid", "uid:gid", or "name:group".</summary>
+    public static Credentials Resolve(string user)
+    {
+        if (string.IsNullOrEmpty(user)) user = "0";
+        string userPart = user, groupPart = "";
+        int colon = user.IndexOf(':');
+        if (colon >= 0)
+        {
+            userPart = user[..colon];
+            groupPart = user[(colon + 1)..];
+        }
+
+        var passwd = ReadPasswd();
+        PasswdEntry? entry;
+        uint uid, gid;
+        if (uint.TryParse(userPart, out uid))
+        {
+            entry = passwd.FirstOrDefault(p => p.Uid == uid);
+            gid = entry?.Gid ?? 0;
+        }
+        else
+        {
+            entry = passwd.FirstOrDefault(p => p.Name == userPart)
+                ?? throw new AgentErrorException(ErrorCode.NoSuchUser, $"no such user: {userPart} (not in /etc/passwd)");
+            uid = entry.Uid;
+            gid = entry.Gid;
+        }
+
+        var groups = ReadGroups();
+        if (groupPart.Length > 0)
+        {
+            if (!uint.TryParse(groupPart, out gid))
+            {
+                var g = groups.FirstOrDefault(x => x.Name == groupPart)
+                    ?? throw new AgentErrorException(ErrorCode.NoSuchUser, $"no such group: {groupPart} (not in /etc/group)");
+                gid = g.Gid;
+            }
+        }
+
+        var supplementary = new List<uint> { gid };
+        if (entry != null)
+        {
+            foreach (var g in groups)
+            {
+                if (Array.IndexOf(g.Members, entry.Name) >= 0 && !supplementary.Contains(g.Gid)) supplementary.Add(g.Gid);
+            }
+        }
+
+        return new Credentials(uid, gid, supplementary.ToArray(), entry?.Name, entry?.Home is { Length: > 0 } h ? h : "/");
+    }
+
+    private static List<PasswdEntry> ReadPasswd()
+    {
+        var list = new List<PasswdEntry>();
+        foreach (var f in ReadFields(PasswdPath))
+        {
+            if (f.Length < 6 || !uint.TryParse(f[2], out var uid) || !uint.TryParse(f[3], out var gid)) continue;
+            list.Add(new PasswdEntry(f[0], uid, gid, f[5]));
+        }
+        return list;
+    }
+
+    private static List<GroupEntry> ReadGroups()
+    {
+        var list = new List<GroupEntry>();
+        foreach (var f in ReadFields(GroupPath))
+        {
+            if (f.Length < 3 || !uint.TryParse(f[2], out var gid)) continue;
+            var members = f.Length > 3 && f[3].Length > 0 ? f[3].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : [];
+            list.Add(new GroupEntry(f[0], gid, members));
+        }
+        return list;
+    }
+
+    private static IEnumerable<string[]> ReadFields(string path)
+    {
+        string[] lines;
+        try
+        {
+            lines = File.ReadAllLines(path);
+        }
+        catch (IOException)
+        {
+            yield break;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            yield break;
+        }
+        foreach (var raw in lines)
+        {
+            var line = raw.Trim();
+            if (line.Length == 0 || line[0] == '#') continue;
+            yield return line.Split(':');
+        }
+    }
+}
+
+/// <summary>A request failed with a protocol error code.</summary>
+internal sealed class AgentErrorException(ErrorCode code, string message) : Exception(message)
+{
+    public ErrorCode Code { get; } = code;
+}

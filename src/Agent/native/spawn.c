@@ -1,0 +1,417 @@
+// garden-agent native spawn: fork/exec must not run managed code in the child.
+// Modelled on dotnet/runtime src/native/libs/System.Native/pal_process.c (SystemNative_ForkAndExecProcess).
+// The child only makes async-signal-safe calls (raw syscalls for credentials: glibc's setuid/setgid
+// broadcast to every thread of the parent, which is wrong in a vfork child).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+// Failure stages reported to the parent (must match Native.cs).
+enum
+{
+    STAGE_NONE = 0,
+    STAGE_SETUP = 1,    // setsid, tty, dup2
+    STAGE_RLIMIT = 2,
+    STAGE_CREDS = 3,    // setgroups, setgid, setuid
+    STAGE_CHDIR = 4,
+    STAGE_EXEC = 5,
+};
+
+typedef struct
+{
+    const char* path;
+    char* const* argv;
+    char* const* envp;
+    const char* dir;
+    int32_t stdin_fd;
+    int32_t stdout_fd;
+    int32_t stderr_fd;
+    int32_t tty_fd;          // pty slave to make the controlling terminal, or -1
+    int32_t set_creds;
+    uint32_t uid;
+    uint32_t gid;
+    int32_t ngroups;
+    const uint32_t* groups;
+    int32_t nrlimits;
+    const int32_t* rl_resource;
+    const uint64_t* rl_soft;
+    const uint64_t* rl_hard;
+    uint16_t rows;
+    uint16_t cols;
+} garden_spawn_req;
+
+static void write_all(int fd, const void* buf, size_t len)
+{
+    const char* p = buf;
+    while (len > 0)
+    {
+        ssize_t n = write(fd, p, len);
+        if (n < 0)
+        {
+            if (errno == EINTR) continue;
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void fail(int pipe_fd, int stage, int err)
+{
+    int32_t msg[2] = {stage, err};
+    write_all(pipe_fd, msg, sizeof msg);
+    _exit(127);
+}
+
+static int dup_to(int from, int to)
+{
+    if (from == to)
+    {
+        // clear CLOEXEC so it survives exec
+        int flags = fcntl(to, F_GETFD);
+        if (flags < 0) return -1;
+        return fcntl(to, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    while (dup2(from, to) < 0)
+    {
+        if (errno != EINTR) return -1;
+    }
+    return 0;
+}
+
+// Returns 0 and sets *out_pid on success; otherwise an errno, with *out_stage naming the step that failed.
+int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t* out_stage)
+{
+    *out_pid = -1;
+    *out_stage = STAGE_NONE;
+
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) != 0)
+    {
+        *out_stage = STAGE_SETUP;
+        return errno;
+    }
+
+    // Block every signal so no handler of the parent runs in the child before dispositions are reset.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+
+    pid_t pid = vfork();
+    if (pid == 0)
+    {
+        // ---- child: async-signal-safe only ----
+        int wfd = errpipe[1];
+        for (int sig = 1; sig < NSIG; sig++)
+        {
+            if (sig == SIGKILL || sig == SIGSTOP) continue;
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = SIG_DFL;
+            sigaction(sig, &sa, NULL); // fails harmlessly for the libc-internal realtime signals
+        }
+
+        if (setsid() < 0) fail(wfd, STAGE_SETUP, errno);
+
+        if (req->tty_fd >= 0)
+        {
+            if (ioctl(req->tty_fd, TIOCSCTTY, 0) < 0) fail(wfd, STAGE_SETUP, errno);
+            if (req->rows > 0 && req->cols > 0)
+            {
+                struct winsize ws;
+                memset(&ws, 0, sizeof ws);
+                ws.ws_row = req->rows;
+                ws.ws_col = req->cols;
+                ioctl(req->tty_fd, TIOCSWINSZ, &ws);
+            }
+        }
+
+        if (dup_to(req->stdin_fd, 0) < 0 || dup_to(req->stdout_fd, 1) < 0 || dup_to(req->stderr_fd, 2) < 0)
+            fail(wfd, STAGE_SETUP, errno);
+
+        // Nothing of the agent but 0,1,2 may leak into the process.
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+        {
+            for (int fd = 3; fd < 65536; fd++)
+            {
+                if (fd == wfd) continue;
+                int flags = fcntl(fd, F_GETFD);
+                if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+            }
+        }
+
+        // Children must not inherit the agent's oom_score_adj.
+        int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (oom >= 0)
+        {
+            write_all(oom, "0", 1);
+            close(oom);
+        }
+
+        for (int i = 0; i < req->nrlimits; i++)
+        {
+            struct rlimit rl;
+            rl.rlim_cur = (rlim_t)req->rl_soft[i];
+            rl.rlim_max = (rlim_t)req->rl_hard[i];
+            if (setrlimit(req->rl_resource[i], &rl) != 0) fail(wfd, STAGE_RLIMIT, errno);
+        }
+
+        if (req->set_creds)
+        {
+            if (syscall(SYS_setgroups, (long)req->ngroups, req->groups) != 0) fail(wfd, STAGE_CREDS, errno);
+            if (syscall(SYS_setresgid, (long)req->gid, (long)req->gid, (long)req->gid) != 0) fail(wfd, STAGE_CREDS, errno);
+            if (syscall(SYS_setresuid, (long)req->uid, (long)req->uid, (long)req->uid) != 0) fail(wfd, STAGE_CREDS, errno);
+        }
+
+        if (req->dir != NULL && req->dir[0] != '\0' && chdir(req->dir) != 0) fail(wfd, STAGE_CHDIR, errno);
+
+        sigset_t empty;
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+
+        execve(req->path, req->argv, req->envp);
+        fail(wfd, STAGE_EXEC, errno);
+    }
+
+    // ---- parent ----
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(errpipe[1]);
+    if (pid < 0)
+    {
+        close(errpipe[0]);
+        *out_stage = STAGE_SETUP;
+        return saved;
+    }
+
+    int32_t msg[2];
+    size_t got = 0;
+    while (got < sizeof msg)
+    {
+        ssize_t n = read(errpipe[0], (char*)msg + got, sizeof msg - got);
+        if (n < 0)
+        {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    close(errpipe[0]);
+
+    if (got == sizeof msg)
+    {
+        // exec failed; the child has _exit(127)ed and the reaper collects it
+        *out_pid = pid;
+        *out_stage = msg[0];
+        return msg[1] != 0 ? msg[1] : EIO;
+    }
+
+    *out_pid = pid;
+    return 0;
+}
+
+// Opens a pty pair: both fds O_CLOEXEC, the slave O_NOCTTY.
+int32_t gardenspawn_openpty(int32_t* out_master, int32_t* out_slave, uint16_t rows, uint16_t cols)
+{
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+    {
+        master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0) return errno;
+    }
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+    {
+        int e = errno;
+        close(master);
+        return e;
+    }
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+    {
+        unsigned int n;
+        if (ioctl(master, TIOCGPTN, &n) < 0)
+        {
+            int e = errno;
+            close(master);
+            return e;
+        }
+        char name[64];
+        // no snprintf dependency issues here: we are in the parent
+        char digits[16];
+        int len = 0;
+        do { digits[len++] = (char)('0' + n % 10); n /= 10; } while (n > 0);
+        const char* prefix = "/dev/pts/";
+        size_t p = strlen(prefix);
+        memcpy(name, prefix, p);
+        while (len > 0) name[p++] = digits[--len];
+        name[p] = '\0';
+        slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (slave < 0)
+        {
+            int e = errno;
+            close(master);
+            return e;
+        }
+    }
+    if (rows > 0 && cols > 0)
+    {
+        struct winsize ws;
+        memset(&ws, 0, sizeof ws);
+        ws.ws_row = rows;
+        ws.ws_col = cols;
+        ioctl(master, TIOCSWINSZ, &ws);
+    }
+    *out_master = master;
+    *out_slave = slave;
+    return 0;
+}
+
+int32_t gardenspawn_set_winsize(int32_t fd, uint16_t rows, uint16_t cols)
+{
+    struct winsize ws;
+    memset(&ws, 0, sizeof ws);
+    ws.ws_row = rows;
+    ws.ws_col = cols;
+    return ioctl(fd, TIOCSWINSZ, &ws) == 0 ? 0 : errno;
+}
+
+// Ignore SIGPIPE so writes to a closed socket or pipe only fail with EPIPE; make sure SIGCHLD is not
+// ignored (children would then be reaped by the kernel and their exit status lost).
+void gardenspawn_init_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGCHLD, &sa, NULL);
+}
+
+// Blocking wait for any child. Returns pid, 0 never; -1 with *out_errno set.
+// *out_status is the raw wait status.
+int32_t gardenspawn_waitany(int32_t* out_status, int32_t* out_errno)
+{
+    int status = 0;
+    pid_t pid;
+    do
+    {
+        pid = waitpid(-1, &status, 0);
+    } while (pid < 0 && errno == EINTR);
+    *out_errno = pid < 0 ? errno : 0;
+    *out_status = status;
+    return pid;
+}
+
+// Creates a pipe with both ends O_CLOEXEC.
+int32_t gardenspawn_pipe(int32_t* out_read, int32_t* out_write)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return errno;
+    *out_read = fds[0];
+    *out_write = fds[1];
+    return 0;
+}
+
+// Blocking read/write with EINTR retry. Return bytes or -errno.
+int64_t gardenspawn_read(int32_t fd, void* buf, int64_t len)
+{
+    for (;;)
+    {
+        ssize_t n = read(fd, buf, (size_t)len);
+        if (n >= 0) return n;
+        if (errno != EINTR) return -(int64_t)errno;
+    }
+}
+
+int64_t gardenspawn_write_all(int32_t fd, const void* buf, int64_t len)
+{
+    const char* p = buf;
+    int64_t left = len;
+    while (left > 0)
+    {
+        ssize_t n = write(fd, p, (size_t)left);
+        if (n < 0)
+        {
+            if (errno == EINTR) continue;
+            return -(int64_t)errno;
+        }
+        p += n;
+        left -= n;
+    }
+    return len;
+}
+
+int32_t gardenspawn_close(int32_t fd)
+{
+    return close(fd) == 0 ? 0 : errno;
+}
+
+int32_t gardenspawn_open_devnull(int32_t flags_write)
+{
+    int fd = open("/dev/null", (flags_write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int32_t gardenspawn_kill(int32_t pid, int32_t sig)
+{
+    return kill(pid, sig) == 0 ? 0 : errno;
+}
+
+// Makes sure fds 0,1,2 are open so pipes never land on them.
+void gardenspawn_ensure_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+    {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+        {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd)
+            {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+    }
+}
+
+int32_t gardenspawn_set_pipe_size(int32_t fd, int32_t size)
+{
+    return fcntl(fd, F_SETPIPE_SZ, size) < 0 ? errno : 0;
+}
+
+int32_t gardenspawn_strerror(int32_t err, char* buf, int32_t len)
+{
+    const char* s = strerror(err);
+    size_t n = strlen(s);
+    if ((int32_t)n >= len) n = (size_t)len - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return (int32_t)n;
+}
+
+// Duplicates fd with O_CLOEXEC. Returns the new fd or -errno.
+int32_t gardenspawn_dup(int32_t fd)
+{
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    return n < 0 ? -errno : n;
+}

@@ -1,0 +1,46 @@
+namespace Garden.Cli.Args;
+
+/// <summary>Options that apply to every command.</summary>
+public sealed record GlobalOptions(string? Socket, bool Json);
+
+/// <summary>A parsed command line: the global options and one command.</summary>
+public sealed record Invocation(GlobalOptions Globals, CliCommand Command);
+
+/// <summary>One parsed command. Plain data: turning it into protobuf requests is the command handlers' job.</summary>
+public abstract record CliCommand(string Name);
+
+public sealed record HelpCommand(string? Topic) : CliCommand("help");
+public sealed record VersionCommand() : CliCommand("version");
+public sealed record PingCommand() : CliCommand("ping");
+public sealed record CapacityCommand() : CliCommand("capacity");
+
+public sealed record CreateCommand(
+    string? Handle,
+    string? Rootfs,
+    IReadOnlyList<string> Env,
+    IReadOnlyDictionary<string, string> Properties,
+    bool Privileged) : CliCommand("create");
+
+public sealed record ListCommand(IReadOnlyDictionary<string, string> Properties) : CliCommand("list");
+public sealed record InfoCommand(string Handle) : CliCommand("info");
+public sealed record DestroyCommand(IReadOnlyList<string> Handles) : CliCommand("destroy");
+public sealed record StopCommand(string Handle, bool Kill) : CliCommand("stop");
+
+public sealed record RunCommand(
+    string Handle,
+    string? Id,
+    string? User,
+    string? Dir,
+    IReadOnlyList<string> Env,
+    IReadOnlyList<RlimitArg> Rlimits,
+    bool Tty,
+    bool Detach,
+    string Path,
+    IReadOnlyList<string> Args) : CliCommand("run");
+
+public sealed record AttachCommand(string Handle, string ProcessId, ulong FromOffset) : CliCommand("attach");
+public sealed record SignalCommand(string Handle, string ProcessId, int Signal) : CliCommand("signal");
+
+public enum PropertyAction { List, Get, Set, Remove }
+public sealed record PropertyCommand(string Handle, PropertyAction Action, string? Key = null, string? Value = null)
+    : CliCommand("property");

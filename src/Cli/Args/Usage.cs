@@ -1,0 +1,59 @@
+namespace Garden.Cli.Args;
+
+/// <summary>Help text: the overview and one usage block per command.</summary>
+public static class Usage
+{
+    public static readonly IReadOnlyDictionary<string, string> Commands = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["ping"] = "garden ping\n  Checks that gardend answers; prints its version (or \"ok\").",
+        ["capacity"] = "garden capacity\n  Prints the host's memory and disk bytes and the maximum number of containers.",
+        ["create"] = "garden create [--handle H] [--rootfs DIR] [--env K=V]... [--property K=V]... [--privileged]\n" +
+                     "  Creates a container and prints its handle (generated when --handle is not given).",
+        ["list"] = "garden list [--property K=V]...\n  Prints the handles of the containers having all the given properties, one a line.",
+        ["info"] = "garden info HANDLE\n  Prints a container's state, path, processes, properties and events.",
+        ["destroy"] = "garden destroy HANDLE...\n  Destroys each container; reports each failure and exits non-zero if any failed.",
+        ["stop"] = "garden stop HANDLE [--kill]\n  Stops every process (TERM, then KILL after 10 s; --kill: KILL at once). The container stays.",
+        ["run"] = "garden run HANDLE [--id ID] [--user U] [--dir D] [--env K=V]... [--rlimit NAME=N|NAME=SOFT:HARD]...\n" +
+                  "           [--tty] [--detach] -- CMD [ARGS...]\n" +
+                  "  Runs CMD in the container. Stdin passes through, stdout and stderr stream, and garden exits with\n" +
+                  "  the process's exit code. --detach prints the process id and returns at once.\n" +
+                  "  --rlimit NAME is nofile, nproc, core, ... ('unlimited' allowed). With --json, each process event\n" +
+                  "  is printed as one JSON object a line instead of the raw output.",
+        ["attach"] = "garden attach HANDLE PROCESS-ID [--from OFFSET]\n" +
+                     "  Reattaches to a process's output (from byte OFFSET), forwards stdin, exits with its exit code.",
+        ["signal"] = "garden signal HANDLE PROCESS-ID SIGNAL\n  Sends SIGNAL (a number, or a name such as TERM, SIGKILL, hup) to a process.",
+        ["property"] = "garden property HANDLE [get KEY | set KEY VALUE | rm KEY]\n" +
+                       "  Without an action, prints every property as KEY=VALUE, one a line.",
+    };
+
+    public const string Overview =
+        "Usage: garden [--socket ADDRESS] [--json] COMMAND [ARGS...]\n" +
+        "\n" +
+        "Commands:\n" +
+        "  ping                                   check that gardend answers\n" +
+        "  capacity                               host memory, disk and container limits\n" +
+        "  create [flags]                         create a container, print its handle\n" +
+        "  list [--property K=V]...               list container handles\n" +
+        "  info HANDLE                            show a container\n" +
+        "  destroy HANDLE...                      destroy containers\n" +
+        "  stop HANDLE [--kill]                   stop a container's processes\n" +
+        "  run HANDLE [flags] -- CMD [ARGS...]    run a process, stream its output, exit with its code\n" +
+        "  attach HANDLE PROCESS-ID [--from N]    reattach to a process\n" +
+        "  signal HANDLE PROCESS-ID SIGNAL        signal a process\n" +
+        "  property HANDLE [get K|set K V|rm K]   list or change properties\n" +
+        "\n" +
+        "Global flags (before or after the command):\n" +
+        "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +
+        "                     (default: $GARDEN_ADDRESS, else " + GardenAddress.DefaultSocket + ")\n" +
+        "  --json             print responses as JSON (protobuf JSON mapping); for run/attach,\n" +
+        "                     one JSON object per process event instead of the raw output\n" +
+        "  -h, --help         this help; 'garden COMMAND --help' for one command\n" +
+        "  --version          print garden's version\n" +
+        "\n" +
+        "Exit codes: 0 success, 1 error (the daemon's message on stderr), 2 bad usage.\n" +
+        "run and attach exit with the process's exit code (128+N when killed by signal N),\n" +
+        "and with 125 when garden itself failed (bad usage, daemon unreachable or refused).";
+
+    public static string For(string? topic) =>
+        topic is not null && Commands.TryGetValue(topic, out var text) ? text : Overview;
+}

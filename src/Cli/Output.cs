@@ -1,0 +1,59 @@
+using System.Text;
+using Google.Protobuf;
+
+namespace Garden.Cli;
+
+/// <summary>Where the CLI writes: text lines or JSON objects on stdout, raw process output on stdout/stderr,
+/// errors and warnings on stderr. Everything is flushed as it is written (streaming output must not lag).</summary>
+internal sealed class Output
+{
+    private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+
+    private readonly Stream _stdout = Console.OpenStandardOutput();
+    private readonly Stream _stderr = Console.OpenStandardError();
+    private readonly TextWriter _out;
+    private readonly TextWriter _err;
+
+    public Output(bool json)
+    {
+        Json = json;
+        var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
+        _out = new StreamWriter(_stdout, utf8, 4096, leaveOpen: true) { AutoFlush = true, NewLine = "\n" };
+        _err = new StreamWriter(_stderr, utf8, 1024, leaveOpen: true) { AutoFlush = true, NewLine = "\n" };
+    }
+
+    /// <summary>--json: print response messages in the protobuf JSON mapping.</summary>
+    public bool Json { get; }
+
+    public void Line(string text) => _out.WriteLine(text);
+
+    public void Lines(IEnumerable<string> lines)
+    {
+        var sb = new StringBuilder();
+        foreach (var l in lines) sb.Append(l).Append('\n');
+        _out.Write(sb.ToString());
+    }
+
+    public void Message(IMessage message) => _out.WriteLine(Formatter.Format(message));
+
+    /// <summary>JSON when --json, else the text form.</summary>
+    public void Result(IMessage message, Func<string> text)
+    {
+        if (Json) Message(message);
+        else Line(text());
+    }
+
+    public void Error(string message) => _err.WriteLine("garden: " + message);
+
+    public void Stdout(ReadOnlySpan<byte> data)
+    {
+        _stdout.Write(data);
+        _stdout.Flush();
+    }
+
+    public void Stderr(ReadOnlySpan<byte> data)
+    {
+        _stderr.Write(data);
+        _stderr.Flush();
+    }
+}

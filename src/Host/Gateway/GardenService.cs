@@ -1,0 +1,197 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Garden.Actors.Container;
+using Garden.Actors.Host;
+using Garden.Actors.Process;
+using AgentEvent = Garden.Protocol.Agent.AgentEvent;
+using StreamKind = Garden.Protocol.Agent.StreamKind;
+using Garden.Protocol.Api;
+using Grpc.Core;
+using ContainerInfo = Garden.Protocol.Api.ContainerInfo;
+using Ping = Garden.Actors.Host.Ping;
+using BulkInfo = Garden.Actors.Host.BulkInfo;
+using GetProperty = Garden.Actors.Container.GetProperty;
+using SetProperty = Garden.Actors.Container.SetProperty;
+using RemoveProperty = Garden.Actors.Container.RemoveProperty;
+
+namespace Garden.Host.Gateway;
+
+/// <summary>garden.v1.Garden: protobuf in, actor message out, reply back. A thin translator.</summary>
+public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.GardenBase
+{
+    private async Task<T> Ask<T>(object message)
+    {
+        try
+        {
+            return await gw.Host.Ask<T>(message, gw.AskTimeout).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            throw Errors.ToRpc(e);
+        }
+    }
+
+    public override async Task<PingResponse> Ping(PingRequest request, ServerCallContext context) =>
+        new() { Version = (await Ask<Pong>(Actors.Host.Ping.Instance)).Version };
+
+    public override async Task<CapacityResponse> Capacity(CapacityRequest request, ServerCallContext context)
+    {
+        var c = await Ask<Capacity>(GetCapacity.Instance);
+        return new CapacityResponse { MemoryBytes = c.MemoryBytes, DiskBytes = c.DiskBytes, MaxContainers = c.MaxContainers };
+    }
+
+    public override async Task<CreateResponse> Create(CreateRequest request, ServerCallContext context)
+    {
+        var spec = Translate.ToDomain(request.Spec);
+        return new CreateResponse { Handle = (await Ask<ContainerCreated>(new CreateContainer(spec))).Handle };
+    }
+
+    public override async Task<DestroyResponse> Destroy(DestroyRequest request, ServerCallContext context)
+    {
+        await Ask<ContainerDestroyed>(new DestroyContainer(request.Handle));
+        return new DestroyResponse();
+    }
+
+    public override async Task<ListResponse> List(ListRequest request, ServerCallContext context)
+    {
+        var list = await Ask<ContainerList>(new ListContainers(request.Properties.ToImmutableDictionary()));
+        var r = new ListResponse();
+        r.Handles.AddRange(list.Handles);
+        return r;
+    }
+
+    public override async Task<ContainerInfo> Info(InfoRequest request, ServerCallContext context) =>
+        Translate.ToApi(await Ask<Actors.Container.ContainerInfo>(new GetInfo(request.Handle)));
+
+    public override async Task<BulkInfoResponse> BulkInfo(BulkInfoRequest request, ServerCallContext context)
+    {
+        var result = await Ask<BulkInfoResult>(new Actors.Host.BulkInfo([.. request.Handles]));
+        var r = new BulkInfoResponse();
+        foreach (var (h, info) in result.Infos) r.Infos[h] = new BulkInfoEntry { Info = Translate.ToApi(info) };
+        foreach (var (h, e) in result.Errors) r.Infos[h] = new BulkInfoEntry { Error = e.Message, ErrorCode = Errors.ToCodeName(e.Kind) };
+        return r;
+    }
+
+    public override async Task<StopResponse> Stop(StopRequest request, ServerCallContext context)
+    {
+        await Ask<Done>(new StopContainer(request.Handle, request.Kill));
+        return new StopResponse();
+    }
+
+    public override async Task<SignalResponse> Signal(SignalRequest request, ServerCallContext context)
+    {
+        if (request.Signal is <= 0 or > 64)
+            throw Errors.ToRpc(Actors.GardenException.Invalid("signal", $"{request.Signal} is not a signal number (1-64)"));
+        await Ask<Done>(new SignalProcess(request.Handle, request.ProcessId, request.Signal));
+        return new SignalResponse();
+    }
+
+    public override async Task<PropertiesResponse> Properties(PropertiesRequest request, ServerCallContext context)
+    {
+        var r = new PropertiesResponse();
+        r.Properties.Add((await Ask<PropertiesResult>(new GetProperties(request.Handle))).Properties);
+        return r;
+    }
+
+    public override async Task<GetPropertyResponse> GetProperty(GetPropertyRequest request, ServerCallContext context) =>
+        new() { Value = (await Ask<PropertyValue>(new Actors.Container.GetProperty(request.Handle, request.Key))).Value };
+
+    public override async Task<SetPropertyResponse> SetProperty(SetPropertyRequest request, ServerCallContext context)
+    {
+        await Ask<Done>(new Actors.Container.SetProperty(request.Handle, request.Key, request.Value));
+        return new SetPropertyResponse();
+    }
+
+    public override async Task<RemovePropertyResponse> RemoveProperty(RemovePropertyRequest request, ServerCallContext context)
+    {
+        await Ask<Done>(new Actors.Container.RemoveProperty(request.Handle, request.Key));
+        return new RemovePropertyResponse();
+    }
+
+    public override async Task Run(IAsyncStreamReader<RunRequest> requestStream, IServerStreamWriter<ProcessEvent> responseStream,
+        ServerCallContext context)
+    {
+        if (!await requestStream.MoveNext(context.CancellationToken))
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, "run: the first message must carry handle and spec"));
+        var first = requestStream.Current;
+        Actors.ProcessSpec spec;
+        try { spec = Translate.ToDomain(first.Spec); }
+        catch (Exception e) { throw Errors.ToRpc(e); }
+        var started = await Ask<Actors.Process.ProcessStarted>(new RunProcess(first.Handle, spec, first.Detach));
+        await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = started.ProcessId } });
+        if (started.Stream is null) return;
+        await Pump(started.Stream, requestStream, r => r.Stdin, responseStream, context);
+    }
+
+    public override async Task Attach(IAsyncStreamReader<AttachRequest> requestStream, IServerStreamWriter<ProcessEvent> responseStream,
+        ServerCallContext context)
+    {
+        if (!await requestStream.MoveNext(context.CancellationToken))
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, "attach: the first message must name handle and process"));
+        var first = requestStream.Current;
+        var attached = await Ask<ProcessAttached>(new AttachProcess(first.Handle, first.ProcessId, first.FromOffset));
+        await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = first.ProcessId } });
+        await Pump(attached.Stream, requestStream, r => r.Stdin, responseStream, context);
+    }
+
+    /// <summary>Client stdin → process; process output and exit → client. Ends at the exit or when the client goes.</summary>
+    private static async Task Pump<TReq>(IProcessStream stream, IAsyncStreamReader<TReq> requests, Func<TReq, StdinChunk?> stdinOf,
+        IServerStreamWriter<ProcessEvent> responses, ServerCallContext context)
+    {
+        await using var _ = stream;
+        var ct = context.CancellationToken;
+        var stdin = ForwardStdin(stream, requests, stdinOf, ct);
+        while (true)
+        {
+            var evt = await stream.ReadAsync(ct);
+            if (evt is null)
+                throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable,
+                    $"process {stream.ProcessId}: the container's agent closed the stream before the process exited"));
+            switch (evt.KindCase)
+            {
+                case AgentEvent.KindOneofCase.Output:
+                    await responses.WriteAsync(new ProcessEvent
+                    {
+                        Output = new Output
+                        {
+                            Stream = evt.Output.Stream == StreamKind.Stderr ? Output.Types.Stream.Stderr : Output.Types.Stream.Stdout,
+                            Offset = evt.Output.Offset,
+                            Data = evt.Output.Data,
+                        },
+                    });
+                    break;
+                case AgentEvent.KindOneofCase.Missed:
+                    await responses.WriteAsync(new ProcessEvent { Missed = new Protocol.Api.OutputMissed { From = evt.Missed.From, To = evt.Missed.To } });
+                    break;
+                case AgentEvent.KindOneofCase.Exited:
+                    await responses.WriteAsync(new ProcessEvent
+                    {
+                        Exited = new ProcessExited { ExitCode = evt.Exited.ExitCode, Signal = evt.Exited.Signal },
+                    });
+                    return;
+                case AgentEvent.KindOneofCase.Error:
+                    throw new RpcException(new Grpc.Core.Status(StatusCode.Internal, $"process {stream.ProcessId}: {evt.Error.Message}"));
+            }
+        }
+    }
+
+    private static async Task ForwardStdin<TReq>(IProcessStream stream, IAsyncStreamReader<TReq> requests, Func<TReq, StdinChunk?> stdinOf,
+        CancellationToken ct)
+    {
+        try
+        {
+            while (await requests.MoveNext(ct))
+            {
+                var chunk = stdinOf(requests.Current);
+                if (chunk is null) continue;
+                if (chunk.Data.Length > 0) await stream.WriteStdinAsync(chunk.Data.Memory, ct);
+                if (chunk.Close) { await stream.CloseStdinAsync(ct); return; }
+            }
+            await stream.CloseStdinAsync(ct);
+        }
+        catch (Exception)
+        {
+            // The client went away or the process exited: stdin no longer matters.
+        }
+    }
+}

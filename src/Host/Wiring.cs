@@ -1,0 +1,49 @@
+using Akka.Actor;
+using Garden.Actors;
+using Garden.Actors.Container;
+using Garden.Actors.Host;
+using Garden.Host.Gateway;
+using Garden.Linux.Agent;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Host;
+using Garden.Linux.Rootfs;
+using Garden.Linux.Runtime;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Garden.Host;
+
+/// <summary>The one composition root: the only place that creates concrete Linux types and wires them.</summary>
+public static class Wiring
+{
+    public static ContainerEffects WireLinux(GardenSettings settings) => new(
+        Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot),
+        Rootfs: new OverlayRootfs(),
+        Cgroups: CgroupManager.Create(settings.CgroupParent),
+        Agents: new AgentConnector());
+
+    public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
+        system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "host");
+
+    public static WebApplication WireGateway(WebApplicationBuilder builder, string socketPath, GatewayContext context)
+    {
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Services.AddSingleton(context);
+        builder.Services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 16 * 1024 * 1024;
+            o.EnableDetailedErrors = false;
+        });
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.ListenUnixSocket(socketPath, l => l.Protocols = HttpProtocols.Http2);
+            k.Limits.Http2.MaxStreamsPerConnection = 1000;
+            k.Limits.Http2.InitialConnectionWindowSize = 4 * 1024 * 1024;
+            k.Limits.Http2.InitialStreamWindowSize = 2 * 1024 * 1024;
+        });
+        var app = builder.Build();
+        app.MapGrpcService<GardenService>();
+        return app;
+    }
+}

@@ -1,0 +1,130 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Garden.Linux.Runtime;
+
+/// <summary>What the bundle of one container holds; <see cref="OciBundle"/> turns it into runc's config.json.</summary>
+public sealed record BundleSpec(
+    string Handle,
+    string RootfsPath,
+    string AgentBinary,
+    string AgentSocketPath,
+    string AgentLogPath,
+    string CgroupsPath,
+    bool Privileged,
+    IReadOnlyList<string> Env);
+
+/// <summary>Writes OCI bundles: pid, mount, uts, ipc and network namespaces, a private root with the agent as init,
+/// masked and read-only kernel paths, and an explicit capability set.</summary>
+public static class OciBundle
+{
+    public const string AgentPathInContainer = "/.garden/agent";
+    /// <summary>The agent gets its listening socket and its log as fds 3 and 4 (runc --preserve-fds 2): nothing of
+    /// either is reachable from inside the container.</summary>
+    public const int PreservedFds = 2;
+    public const int HostnameMax = 49;
+
+    /// <summary>Docker's and Garden's unprivileged default: enough to run ordinary software as root in a container.</summary>
+    public static readonly IReadOnlyList<string> DefaultCapabilities =
+    [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    ];
+
+    public static readonly IReadOnlyList<string> AllCapabilities =
+    [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
+        "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ];
+
+    public static readonly IReadOnlyList<string> MaskedPaths =
+    [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    ];
+
+    public static readonly IReadOnlyList<string> ReadonlyPaths =
+        ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+    public static string Hostname(string handle) => handle.Length <= HostnameMax ? handle : handle[^HostnameMax..];
+
+    public static void Write(string bundleDir, BundleSpec spec)
+    {
+        Directory.CreateDirectory(bundleDir);
+        var tmp = Path.Combine(bundleDir, "config.json.tmp");
+        File.WriteAllText(tmp, ToJson(spec));
+        File.Move(tmp, Path.Combine(bundleDir, "config.json"), overwrite: true);
+    }
+
+    public static string ToJson(BundleSpec spec)
+    {
+        var caps = new JsonArray((spec.Privileged ? AllCapabilities : DefaultCapabilities).Select(c => (JsonNode)c!).ToArray());
+        JsonArray Caps() => caps.DeepClone().AsArray();
+        var env = new JsonArray(new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+            .Concat(spec.Env).Select(e => (JsonNode)e!).ToArray());
+
+        var config = new JsonObject
+        {
+            ["ociVersion"] = "1.0.2",
+            ["process"] = new JsonObject
+            {
+                ["terminal"] = false,
+                ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
+                ["args"] = new JsonArray(AgentPathInContainer, "--listen-fd", "3", "--log-fd", "4"),
+                ["env"] = env,
+                ["cwd"] = "/",
+                ["capabilities"] = new JsonObject
+                {
+                    ["bounding"] = Caps(), ["effective"] = Caps(), ["permitted"] = Caps(),
+                },
+                ["rlimits"] = new JsonArray(new JsonObject { ["type"] = "RLIMIT_NOFILE", ["hard"] = 1048576, ["soft"] = 1048576 }),
+                ["noNewPrivileges"] = !spec.Privileged,
+                // The agent is the last thing the OOM killer should pick; it resets its children to 0.
+                ["oomScoreAdj"] = -998,
+            },
+            ["root"] = new JsonObject { ["path"] = spec.RootfsPath, ["readonly"] = false },
+            ["hostname"] = Hostname(spec.Handle),
+            ["mounts"] = Mounts(spec),
+            ["linux"] = new JsonObject
+            {
+                ["cgroupsPath"] = spec.CgroupsPath,
+                ["namespaces"] = new JsonArray(
+                    new JsonObject { ["type"] = "pid" }, new JsonObject { ["type"] = "network" },
+                    new JsonObject { ["type"] = "ipc" }, new JsonObject { ["type"] = "uts" },
+                    new JsonObject { ["type"] = "mount" }),
+                ["resources"] = new JsonObject
+                {
+                    ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
+                },
+                ["maskedPaths"] = new JsonArray(MaskedPaths.Select(p => (JsonNode)p!).ToArray()),
+                ["readonlyPaths"] = new JsonArray(ReadonlyPaths.Select(p => (JsonNode)p!).ToArray()),
+                ["rootfsPropagation"] = "private",
+            },
+        };
+        return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonArray Mounts(BundleSpec spec)
+    {
+        JsonObject M(string dst, string type, string src, params string[] options) => new()
+        {
+            ["destination"] = dst, ["type"] = type, ["source"] = src,
+            ["options"] = new JsonArray(options.Select(o => (JsonNode)o!).ToArray()),
+        };
+        return
+        [
+            M("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+            M("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+            M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+            M("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+            M("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
+            M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", spec.Privileged ? "rw" : "ro"),
+            M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),
+        ];
+    }
+}

@@ -1,0 +1,89 @@
+using System.Text.Json;
+using Garden.Linux.Interop;
+using Garden.Linux.Process;
+
+namespace Garden.Linux.Runtime;
+
+/// <summary>IOciRuntime over the runc binary. `runc run -d` gets /dev/null and a file as its stdio:
+/// its init inherits them, and a pipe would never see EOF.</summary>
+public sealed class RuncRuntime(string runcPath = "runc", string? root = null) : IOciRuntime
+{
+    private IEnumerable<string> Global()
+    {
+        if (root is not null) { yield return "--root"; yield return root; }
+    }
+
+    public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
+    {
+        var id = spec.Handle;
+        OciBundle.Write(bundleDir, spec);
+        using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
+        using var log = File.OpenHandle(spec.AgentLogPath, FileMode.Append, FileAccess.Write);
+        var stderrFile = Path.Combine(bundleDir, "runc-run.log");
+        var args = Global().Concat(["run", "--detach", "--no-new-keyring", "--preserve-fds", OciBundle.PreservedFds.ToString(),
+            "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
+        var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile, [listener, log]), ct)
+            .ConfigureAwait(false);
+        if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
+    }
+
+    public async Task<OciState?> StateAsync(string id, CancellationToken ct)
+    {
+        var result = await Command.RunAsync(runcPath, Global().Concat(["state", id]).ToList(), ct).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            if (NotExist(result.Stderr)) return null;
+            throw new OciRuntimeException("state", id, LastLine(result.Stderr, result.ExitCode));
+        }
+        using var doc = JsonDocument.Parse(result.Stdout);
+        var r = doc.RootElement;
+        var status = r.GetProperty("status").GetString() switch
+        {
+            "creating" => OciStatus.Creating,
+            "created" => OciStatus.Created,
+            "running" => OciStatus.Running,
+            "paused" => OciStatus.Paused,
+            _ => OciStatus.Stopped,
+        };
+        return new OciState(id, status, r.GetProperty("pid").GetInt32(), r.GetProperty("bundle").GetString() ?? "");
+    }
+
+    public async Task KillAsync(string id, int signal, bool all, CancellationToken ct)
+    {
+        var args = Global().Concat(["kill"]).Concat(all ? ["--all"] : Array.Empty<string>()).Concat([id, signal.ToString()]).ToList();
+        var result = await Command.RunAsync(runcPath, args, ct).ConfigureAwait(false);
+        if (result.Succeeded || NotExist(result.Stderr) || result.Stderr.Contains("not running", StringComparison.OrdinalIgnoreCase)
+            || result.Stderr.Contains("process already finished", StringComparison.OrdinalIgnoreCase))
+            return;
+        throw new OciRuntimeException("kill", id, LastLine(result.Stderr, result.ExitCode));
+    }
+
+    public async Task<bool> WaitStoppedAsync(string id, TimeSpan timeout, CancellationToken ct)
+    {
+        var state = await StateAsync(id, ct).ConfigureAwait(false);
+        if (state is null || state.Status == OciStatus.Stopped || state.Pid <= 0) return true;
+        using var pidfd = Sys.PidfdOpen(state.Pid);
+        if (pidfd is null) return true;
+        return await Task.Factory.StartNew(() => Sys.WaitPidfd(pidfd, (int)timeout.TotalMilliseconds), ct,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+    }
+
+    public async Task DeleteAsync(string id, CancellationToken ct)
+    {
+        var result = await Command.RunAsync(runcPath, Global().Concat(["delete", id]).ToList(), ct).ConfigureAwait(false);
+        if (result.Succeeded || NotExist(result.Stderr)) return;
+        throw new OciRuntimeException("delete", id, LastLine(result.Stderr, result.ExitCode));
+    }
+
+    private static bool NotExist(string stderr) => stderr.Contains("does not exist", StringComparison.OrdinalIgnoreCase)
+        || stderr.Contains("not exist", StringComparison.OrdinalIgnoreCase);
+
+    private static string LastLine(string stderr, int exitCode)
+    {
+        var line = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+        if (line is null) return $"exit status {exitCode}";
+        // runc --log-format text lines look like: time="..." level=error msg="..."
+        var msg = line.IndexOf("msg=\"", StringComparison.Ordinal);
+        return msg >= 0 ? line[(msg + 5)..].TrimEnd('"') : line;
+    }
+}
