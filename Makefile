@@ -1,0 +1,59 @@
+# Garden.Actors — `make run` sets up and runs the daemon; `make test` sets up and runs every test.
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+ROOTFS ?= $(PREFIX)/share/garden-actors/rootfs
+LIBDIR ?= $(PREFIX)/lib/garden-actors
+OUT := $(CURDIR)/out
+DOTNET ?= dotnet
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
+DEBS := runc busybox-static iptables iproute2 e2fsprogs file
+SOURCES := $(shell find src -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.conf' -o -name '*.c' | grep -v '/obj/\|/bin/') Directory.Packages.props Directory.Build.props
+
+.PHONY: install deps build run test bench clean uninstall
+
+install: deps $(OUT)/.installed $(ROOTFS)/.garden-rootfs
+
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@command -v $(DOTNET) >/dev/null || { echo "make: the .NET SDK (dotnet) is required" >&2; exit 1; }
+
+build: $(OUT)/.built
+
+$(OUT)/.built: $(SOURCES)
+	$(DOTNET) publish src/Agent/Garden.Agent.csproj -c Release -o $(OUT)/bin --nologo -v:q
+	$(DOTNET) publish src/Cli/Garden.Cli.csproj -c Release -o $(OUT)/bin --nologo -v:q
+	$(DOTNET) publish src/Host/Garden.Host.csproj -c Release -o $(OUT)/gardend --nologo -v:q
+	@touch $@
+
+$(OUT)/.installed: $(OUT)/.built
+	install -d $(PREFIX)/bin $(LIBDIR)
+	rm -rf $(LIBDIR)/gardend.new && cp -a $(OUT)/gardend $(LIBDIR)/gardend.new && rm -rf $(LIBDIR)/gardend && mv $(LIBDIR)/gardend.new $(LIBDIR)/gardend
+	printf '#!/bin/sh\nexec %s %s/gardend/gardend.dll "$$@"\n' "$$(command -v $(DOTNET))" "$(LIBDIR)" > $(PREFIX)/bin/gardend.tmp
+	chmod 755 $(PREFIX)/bin/gardend.tmp && mv $(PREFIX)/bin/gardend.tmp $(PREFIX)/bin/gardend
+	install -m 755 $(OUT)/bin/garden-agent $(PREFIX)/bin/garden-agent.tmp && mv $(PREFIX)/bin/garden-agent.tmp $(PREFIX)/bin/garden-agent
+	install -m 755 $(OUT)/bin/garden $(PREFIX)/bin/garden.tmp && mv $(PREFIX)/bin/garden.tmp $(PREFIX)/bin/garden
+	install -d /etc/garden-actors && [ -e /etc/garden-actors/gardend.conf ] || install -m 644 hocon/gardend.conf /etc/garden-actors/gardend.conf
+	@touch $@
+
+$(ROOTFS)/.garden-rootfs: scripts/make-rootfs.sh
+	bash scripts/make-rootfs.sh $(ROOTFS)
+	@touch $@
+
+run: install
+	exec $(PREFIX)/bin/gardend --config /etc/garden-actors/gardend.conf
+
+test: install
+	bash scripts/test.sh
+
+bench: install
+	bash bench/run.sh
+
+clean:
+	rm -rf $(OUT)
+	find . -name bin -o -name obj | grep -E '/(src|tests|bench)/' | xargs rm -rf
+
+uninstall:
+	rm -rf $(LIBDIR) $(PREFIX)/bin/gardend $(PREFIX)/bin/garden $(PREFIX)/bin/garden-agent $(ROOTFS)

@@ -1,0 +1,247 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Garden.Actors;
+using Garden.Actors.Container;
+using Garden.Actors.Host;
+using Garden.Actors.Process;
+using Garden.Linux.Host;
+using Garden.Protocol.Agent;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+public sealed class HostActorTests : TestKit
+{
+    private readonly CallLog _log = new();
+    private readonly FakeOciRuntime _runtime;
+    private readonly FakeRootfs _rootfs;
+    private readonly FakeAgent _agent;
+    private readonly string _stateDir = Directory.CreateTempSubdirectory("garden-test-actors-").FullName;
+    private readonly string _baseRootfs;
+    private readonly IActorRef _host;
+
+    public HostActorTests()
+    {
+        _runtime = new FakeOciRuntime(_log);
+        _rootfs = new FakeRootfs(_log);
+        _agent = new FakeAgent(_log);
+        _baseRootfs = Directory.CreateDirectory(Path.Combine(_stateDir, "base")).FullName;
+        var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
+            $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_baseRootfs}\", max-containers = 3, stop-grace = 1s, destroy-grace = 1s }}"));
+        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent);
+        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FixedResources()), "host");
+    }
+
+    private sealed class FixedResources : IHostResources
+    {
+        public ulong MemoryBytes() => 1024;
+        public ulong DiskBytes(string path) => 2048;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        Directory.Delete(_stateDir, recursive: true);
+    }
+
+    private static ContainerSpec Spec(string handle = "", params (string, string)[] props) =>
+        new(handle, "", [], props.ToImmutableDictionary(p => p.Item1, p => p.Item2), false);
+
+    private static ProcessSpec Proc(string path, string id = "") => new(id, path, [], [], "", "", [], null);
+
+    private string Create(string handle = "", params (string, string)[] props) =>
+        _host.Ask<ContainerCreated>(new CreateContainer(Spec(handle, props)), TimeSpan.FromSeconds(5)).Result.Handle;
+
+    private GardenException Error(object msg)
+    {
+        var e = Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult());
+        return Assert.IsType<GardenException>(e);
+    }
+
+    [Fact]
+    public void Create_mounts_the_rootfs_then_starts_the_runtime_and_generates_a_handle()
+    {
+        var handle = Create();
+        Assert.Equal(11, handle.Length);
+        Assert.Equal([$"rootfs create {handle}", $"run {handle}"], _log.All);
+        Assert.Contains(handle, _runtime.Containers);
+    }
+
+    [Fact]
+    public void Duplicate_handle_is_AlreadyExists_and_touches_nothing()
+    {
+        Create("dup");
+        var e = Error(new CreateContainer(Spec("dup")));
+        Assert.Equal(ErrorKind.AlreadyExists, e.Kind);
+        Assert.Contains("dup", e.Message);
+        Assert.Equal(1, _log.Count("run "));
+    }
+
+    [Theory]
+    [InlineData("has space")]
+    [InlineData("../escape")]
+    [InlineData("-leading-dash")]
+    [InlineData("slash/inside")]
+    public void Invalid_handle_is_InvalidArgument_naming_the_handle(string handle)
+    {
+        var e = Error(new CreateContainer(Spec(handle)));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.StartsWith("handle:", e.Message);
+        Assert.Contains(handle, e.Message);
+        Assert.Empty(_log.All);
+    }
+
+    [Fact]
+    public void Missing_rootfs_is_InvalidArgument_naming_the_rootfs()
+    {
+        var e = Error(new CreateContainer(Spec("r") with { Rootfs = "/does/not/exist" }));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("/does/not/exist", e.Message);
+        Assert.Equal(0, _log.Count("run "));
+    }
+
+    [Fact]
+    public void A_failed_create_undoes_its_steps_in_reverse_and_frees_the_handle()
+    {
+        _runtime.FailRunWith = "exec format error";
+        var e = Error(new CreateContainer(Spec("broken")));
+        Assert.Equal(ErrorKind.Internal, e.Kind);
+        Assert.Contains("exec format error", e.Message);
+        Assert.Equal(0, _rootfs.MountedCount);
+        Assert.Empty(_runtime.Containers);
+        Assert.False(Directory.Exists(Path.Combine(_stateDir, "depot", "broken")));
+        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("broken")).Kind));
+
+        _runtime.FailRunWith = null;
+        Assert.Equal("broken", Create("broken"));
+    }
+
+    [Fact]
+    public void Unknown_handle_is_NotFound()
+    {
+        var e = Error(new GetInfo("nope"));
+        Assert.Equal(ErrorKind.NotFound, e.Kind);
+        Assert.Contains("nope", e.Message);
+    }
+
+    [Fact]
+    public void Max_containers_is_ResourceExhausted()
+    {
+        Create("a"); Create("b"); Create("c");
+        Assert.Equal(ErrorKind.ResourceExhausted, Error(new CreateContainer(Spec("d"))).Kind);
+    }
+
+    [Fact]
+    public void List_filters_by_every_property()
+    {
+        Create("x", ("env", "prod"), ("team", "a"));
+        Create("y", ("env", "prod"), ("team", "b"));
+        Create("z", ("env", "dev"));
+        string[] List(params (string, string)[] f) => _host.Ask<ContainerList>(
+            new ListContainers(f.ToImmutableDictionary(p => p.Item1, p => p.Item2)), TimeSpan.FromSeconds(5)).Result.Handles.ToArray();
+        Assert.Equal(["x", "y", "z"], List());
+        Assert.Equal(["x", "y"], List(("env", "prod")));
+        Assert.Equal(["y"], List(("env", "prod"), ("team", "b")));
+        Assert.Empty(List(("env", "staging")));
+    }
+
+    [Fact]
+    public void Properties_can_be_set_read_and_removed()
+    {
+        var h = Create("p", ("a", "1"));
+        _host.Ask<Done>(new SetProperty(h, "b", "2"), TimeSpan.FromSeconds(5)).Wait();
+        Assert.Equal("2", _host.Ask<PropertyValue>(new GetProperty(h, "b"), TimeSpan.FromSeconds(5)).Result.Value);
+        _host.Ask<Done>(new RemoveProperty(h, "a"), TimeSpan.FromSeconds(5)).Wait();
+        var props = _host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5)).Result.Properties;
+        Assert.Equal(new Dictionary<string, string> { ["b"] = "2" }, props);
+        Assert.Equal(ErrorKind.NotFound, Error(new GetProperty(h, "a")).Kind);
+    }
+
+    [Fact]
+    public async Task Run_streams_output_then_the_exit_code()
+    {
+        var h = Create("run");
+        _agent.Behaviour = s => ($"hello from {s.Path}\n", 7);
+        var started = await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/echo"), false), TimeSpan.FromSeconds(5));
+        Assert.NotNull(started.Stream);
+        var output = await started.Stream!.ReadAsync(default);
+        Assert.Equal("hello from /bin/echo\n", output!.Output.Data.ToStringUtf8());
+        var exit = await started.Stream.ReadAsync(default);
+        Assert.Equal(7, exit!.Exited.ExitCode);
+    }
+
+    [Fact]
+    public void Run_of_a_missing_executable_is_InvalidArgument_naming_the_path()
+    {
+        var h = Create("noexec");
+        var e = Error(new RunProcess(h, Proc("/missing/tool"), false));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("/missing/tool", e.Message);
+    }
+
+    [Fact]
+    public async Task Duplicate_process_id_is_AlreadyExists()
+    {
+        var h = Create("dupproc");
+        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "job"), true), TimeSpan.FromSeconds(5));
+        Assert.Equal(ErrorKind.AlreadyExists, Error(new RunProcess(h, Proc("/bin/true", "job"), true)).Kind);
+    }
+
+    [Fact]
+    public async Task Attach_replays_a_detached_process_and_gives_its_exit_code()
+    {
+        var h = Create("att");
+        _agent.Behaviour = _ => ("abcdef", 3);
+        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/x", "p1"), true), TimeSpan.FromSeconds(5));
+        var attached = await _host.Ask<ProcessAttached>(new AttachProcess(h, "p1", 2), TimeSpan.FromSeconds(5));
+        var chunk = await attached.Stream.ReadAsync(default);
+        Assert.Equal(2ul, chunk!.Output.Offset);
+        Assert.Equal("cdef", chunk.Output.Data.ToStringUtf8());
+        Assert.Equal(3, (await attached.Stream.ReadAsync(default))!.Exited.ExitCode);
+        Assert.Equal(ErrorKind.NotFound, Error(new AttachProcess(h, "nope", 0)).Kind);
+    }
+
+    [Fact]
+    public async Task A_stopped_container_refuses_new_processes_but_stays()
+    {
+        var h = Create("stop");
+        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/sleep", "s"), true), TimeSpan.FromSeconds(5));
+        _agent.KeepRunning("s");
+        await _host.Ask<Done>(new StopContainer(h, Kill: false), TimeSpan.FromSeconds(5));
+        Assert.Equal(1, _log.Count("signal s 15"));
+        var e = Error(new RunProcess(h, Proc("/bin/true"), true));
+        Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+        Assert.Contains("stopped", e.Message);
+        var info = await _host.Ask<ContainerInfo>(new GetInfo(h), TimeSpan.FromSeconds(5));
+        Assert.Equal(ContainerLifecycle.Stopped, info.State);
+    }
+
+    [Fact]
+    public async Task Destroy_kills_deletes_and_unmounts_then_forgets_the_handle()
+    {
+        var h = Create("gone");
+        await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
+        Assert.Equal(["rootfs create gone", "run gone", "kill gone 9", "delete gone", "cgroup release gone", "rootfs destroy gone"], _log.All);
+        Assert.Empty(_runtime.Containers);
+        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo(h)).Kind));
+        Assert.Equal(ErrorKind.NotFound, Error(new DestroyContainer(h)).Kind);
+    }
+
+    [Fact]
+    public async Task Destroy_works_when_the_agent_is_gone()
+    {
+        var h = Create("dead");
+        _agent.Reachable = false;
+        await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
+        Assert.Empty(_runtime.Containers);
+    }
+
+    [Fact]
+    public void Capacity_reports_the_host_and_the_configured_maximum()
+    {
+        var c = _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5)).Result;
+        Assert.Equal(new Capacity(1024, 2048, 3), c);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Text;
+using Garden.Linux.Agent;
+using Garden.Protocol.Agent;
+using static Garden.Agent.Tests.AgentTestExtensions;
+
+namespace Garden.Agent.Tests;
+
+/// <summary>The output buffer: backpressure when nobody reads, replay from an offset, and OutputMissed for evicted bytes.</summary>
+public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFixture>
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private IAgentClient Client => agent.Client;
+
+    private static string NewId(string name) => $"{name}-{Guid.NewGuid():N}"[..20];
+
+    /// <summary>`seq 1 N` as bytes.</summary>
+    private static byte[] Seq(int n)
+    {
+        var sb = new StringBuilder();
+        for (int i = 1; i <= n; i++) sb.Append(i).Append('\n');
+        return Encoding.ASCII.GetBytes(sb.ToString());
+    }
+
+    [Fact]
+    public async Task Full_buffer_blocks_the_process_until_a_reader_attaches_then_every_byte_arrives_in_order()
+    {
+        const int lines = 600_000; // ~4.2 MB
+        var expected = Seq(lines);
+        Assert.True(expected.Length > 4 * 1024 * 1024);
+
+        var id = NewId("bp");
+        var spec = Cmd(id, "seq", "1", lines.ToString());
+        spec.BufferBytes = 64 * 1024;
+        await Client.SpawnAsync(spec, None);
+
+        // nobody attached: the process fills pipe + buffer and blocks on write
+        await Task.Delay(700);
+        var entry = (await Client.ListAsync(None)).Single(p => p.Id == id);
+        Assert.False(entry.Exited, "the writer must be blocked, not exited");
+        Assert.InRange((long)entry.OutputEnd, 1, 64 * 1024);
+        await Task.Delay(300);
+        Assert.Equal(entry.OutputEnd, (await Client.ListAsync(None)).Single(p => p.Id == id).OutputEnd);
+
+        using var cts = new CancellationTokenSource(60_000);
+        await using var s = await Client.AttachAsync(id, 0, cts.Token);
+        var got = new MemoryStream();
+        ulong next = 0;
+        Exited? exit = null;
+        while (await s.ReadAsync(cts.Token) is { } ev)
+        {
+            Assert.NotEqual(AgentEvent.KindOneofCase.Missed, ev.KindCase);
+            if (ev.KindCase == AgentEvent.KindOneofCase.Output)
+            {
+                Assert.Equal(next, ev.Output.Offset);
+                next += (ulong)ev.Output.Data.Length;
+                got.Write(ev.Output.Data.Span);
+            }
+            if (ev.KindCase == AgentEvent.KindOneofCase.Exited) exit = ev.Exited;
+        }
+        Assert.NotNull(exit);
+        Assert.Equal(0, exit.ExitCode);
+        Assert.Equal(expected.Length, (int)got.Length);
+        Assert.True(expected.AsSpan().SequenceEqual(got.ToArray()), "output differs");
+    }
+
+    [Fact]
+    public async Task Attaching_from_an_evicted_offset_gets_output_missed_then_the_rest()
+    {
+        var expected = Seq(100_000); // ~590 KB through a 64 KiB buffer
+        var id = NewId("evict");
+        var spec = Cmd(id, "seq", "1", "100000");
+        spec.BufferBytes = 64 * 1024;
+        var first = await Client.RunAsync(spec);
+        Assert.Equal(Encoding.ASCII.GetString(expected), first.Stdout);
+
+        using var cts = new CancellationTokenSource(20_000);
+        await using var s = await Client.AttachAsync(id, 10, cts.Token);
+        var ev = await s.ReadAsync(cts.Token);
+        Assert.Equal(AgentEvent.KindOneofCase.Missed, ev!.KindCase);
+        Assert.Equal(10ul, ev.Missed.From);
+        ulong oldest = ev.Missed.To;
+        Assert.InRange((long)oldest, expected.Length - 64 * 1024, expected.Length - 1);
+
+        var r = await s.CollectAsync(cts.Token);
+        Assert.Equal(oldest, r.Events.First(e => e.KindCase == AgentEvent.KindOneofCase.Output).Output.Offset);
+        Assert.Equal(Encoding.ASCII.GetString(expected, (int)oldest, expected.Length - (int)oldest), r.Stdout);
+        Assert.Equal(0, r.ExitCode);
+    }
+
+    [Fact]
+    public async Task Unsent_output_is_never_dropped_even_when_the_process_exits()
+    {
+        // the output is smaller than pipe + buffer: the process exits with everything still unsent
+        var id = NewId("keep");
+        var spec = Cmd(id, "seq", "1", "5000");
+        spec.BufferBytes = 16 * 1024;
+        await Client.SpawnAsync(spec, None);
+        await Task.Delay(300);
+        await using var s = await Client.AttachAsync(id, 0, None);
+        var r = await s.CollectAsync(new CancellationTokenSource(20_000).Token);
+        Assert.Equal(Encoding.ASCII.GetString(Seq(5000)), r.Stdout);
+        Assert.DoesNotContain(r.Events, e => e.KindCase == AgentEvent.KindOneofCase.Missed);
+    }
+}

@@ -1,0 +1,203 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Garden.Linux.Agent;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Rootfs;
+using Garden.Linux.Runtime;
+using Garden.Protocol.Agent;
+using Google.Protobuf;
+
+namespace Garden.Testing;
+
+/// <summary>Records every call; each fake has a contract test that also runs against the real implementation.</summary>
+public sealed class CallLog
+{
+    private readonly ConcurrentQueue<string> _calls = new();
+    public void Add(string call) => _calls.Enqueue(call);
+    public IReadOnlyList<string> All => _calls.ToList();
+    public int Count(string prefix) => _calls.Count(c => c.StartsWith(prefix, StringComparison.Ordinal));
+}
+
+public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
+{
+    private readonly ConcurrentDictionary<string, OciStatus> _containers = new();
+
+    /// <summary>Set to make the next RunAsync fail like runc would.</summary>
+    public string? FailRunWith { get; set; }
+
+    public Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
+    {
+        log.Add($"run {spec.Handle}");
+        if (FailRunWith is { } why) throw new OciRuntimeException("run", spec.Handle, why);
+        if (!_containers.TryAdd(spec.Handle, OciStatus.Running))
+            throw new OciRuntimeException("run", spec.Handle, $"container with id exists: {spec.Handle}");
+        return Task.CompletedTask;
+    }
+
+    public Task<OciState?> StateAsync(string id, CancellationToken ct) =>
+        Task.FromResult(_containers.TryGetValue(id, out var s) ? new OciState(id, s, s == OciStatus.Stopped ? 0 : 4242, "/bundle") : null);
+
+    public Task KillAsync(string id, int signal, bool all, CancellationToken ct)
+    {
+        log.Add($"kill {id} {signal}");
+        if (signal == 9 && _containers.ContainsKey(id)) _containers[id] = OciStatus.Stopped;
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> WaitStoppedAsync(string id, TimeSpan timeout, CancellationToken ct) =>
+        Task.FromResult(!_containers.TryGetValue(id, out var s) || s == OciStatus.Stopped);
+
+    public Task DeleteAsync(string id, CancellationToken ct)
+    {
+        log.Add($"delete {id}");
+        if (_containers.TryGetValue(id, out var s) && s != OciStatus.Stopped)
+            throw new OciRuntimeException("delete", id, "cannot delete container that is not stopped");
+        _containers.TryRemove(id, out _);
+        return Task.CompletedTask;
+    }
+
+    public IReadOnlyCollection<string> Containers => _containers.Keys.ToList();
+}
+
+public sealed class FakeRootfs(CallLog log) : IRootfsProvider
+{
+    private readonly ConcurrentDictionary<string, bool> _mounted = new();
+
+    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, CancellationToken ct)
+    {
+        log.Add($"rootfs create {handle}");
+        if (!Directory.Exists(baseRootfs)) throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
+        _mounted[depotDir] = true;
+        return Task.FromResult(Path.Combine(depotDir, "rootfs"));
+    }
+
+    public Task DestroyAsync(string handle, string depotDir, CancellationToken ct)
+    {
+        log.Add($"rootfs destroy {handle}");
+        _mounted.TryRemove(depotDir, out _);
+        return Task.CompletedTask;
+    }
+
+    public bool IsMounted(string depotDir) => _mounted.ContainsKey(depotDir);
+
+    public int MountedCount => _mounted.Count;
+}
+
+public sealed class FakeCgroups(CallLog log) : ICgroupManager
+{
+    public string PathFor(string handle) => $"/garden-test-fake/{handle}";
+    public void Release(string handle) => log.Add($"cgroup release {handle}");
+    public bool Exists(string handle) => false;
+}
+
+/// <summary>An in-memory agent: processes are scripted by the test (output chunks then an exit code).</summary>
+public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
+{
+    private readonly ConcurrentDictionary<string, FakeProcess> _processes = new();
+
+    /// <summary>What a spawned process does: given the spec, produce output and an exit code.</summary>
+    public Func<SpawnRequest, (string Output, int ExitCode)> Behaviour { get; set; } = _ => ("", 0);
+
+    public bool Reachable { get; set; } = true;
+
+    public string SocketPath => "/fake/agent.sock";
+
+    public IAgentClient Connect(string socketPath) => this;
+
+    public Task<Pong> PingAsync(CancellationToken ct)
+    {
+        Check();
+        return Task.FromResult(new Pong { AgentPid = 1, Version = "fake" });
+    }
+
+    public Task<Spawned> SpawnAsync(SpawnRequest spec, CancellationToken ct)
+    {
+        Check();
+        log.Add($"spawn {spec.Id} {spec.Path}");
+        if (spec.Path.StartsWith("/missing", StringComparison.Ordinal))
+            throw new AgentException(ErrorCode.NotExecutable, $"{spec.Path}: no such file or directory");
+        var (output, exit) = Behaviour(spec);
+        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit);
+        if (!_processes.TryAdd(spec.Id, p)) throw new AgentException(ErrorCode.AlreadyExists, $"process {spec.Id} exists");
+        return Task.FromResult(new Spawned { Id = spec.Id, Pid = 100 + _processes.Count });
+    }
+
+    public async Task<IAgentStream> SpawnAttachedAsync(SpawnRequest spec, CancellationToken ct)
+    {
+        var s = await SpawnAsync(spec, ct);
+        return new FakeStream(_processes[s.Id], 0, s.Pid);
+    }
+
+    public Task<IAgentStream> AttachAsync(string processId, ulong fromOffset, CancellationToken ct)
+    {
+        Check();
+        if (!_processes.TryGetValue(processId, out var p)) throw new AgentException(ErrorCode.NotFound, $"no process {processId}");
+        return Task.FromResult<IAgentStream>(new FakeStream(p, fromOffset, 0));
+    }
+
+    public Task SignalAsync(string processId, int signal, CancellationToken ct)
+    {
+        Check();
+        log.Add($"signal {processId} {signal}");
+        if (!_processes.TryGetValue(processId, out var p)) throw new AgentException(ErrorCode.NotFound, $"no process {processId}");
+        p.Running = false;
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct)
+    {
+        Check();
+        return Task.FromResult<IReadOnlyList<ProcessEntry>>(_processes.Values.Select(p => new ProcessEntry
+        {
+            Id = p.Id, Pid = 1, Exited = !p.Running, OutputEnd = (ulong)p.Output.Length,
+        }).ToList());
+    }
+
+    /// <summary>Marks a process as long-running (it exits only when signalled).</summary>
+    public void KeepRunning(string id) => _processes[id].Running = true;
+
+    private void Check()
+    {
+        if (!Reachable) throw new AgentUnavailableException(SocketPath, "connection refused");
+    }
+
+    private sealed class FakeProcess(string id, byte[] output, int exitCode)
+    {
+        public string Id { get; } = id;
+        public byte[] Output { get; } = output;
+        public int ExitCode { get; } = exitCode;
+        public bool Running { get; set; }
+    }
+
+    private sealed class FakeStream : IAgentStream
+    {
+        private readonly Channel<AgentEvent> _events = Channel.CreateUnbounded<AgentEvent>();
+
+        public FakeStream(FakeProcess p, ulong from, int pid)
+        {
+            ProcessId = p.Id;
+            Pid = pid;
+            if (from < (ulong)p.Output.Length)
+                _events.Writer.TryWrite(new AgentEvent { Output = new OutputChunk { Offset = from, Data = ByteString.CopyFrom(p.Output, (int)from, p.Output.Length - (int)from) } });
+            _events.Writer.TryWrite(new AgentEvent { Exited = new Exited { ExitCode = p.ExitCode } });
+            _events.Writer.Complete();
+        }
+
+        public string ProcessId { get; }
+        public int Pid { get; }
+        public List<byte> Stdin { get; } = [];
+
+        public async ValueTask<AgentEvent?> ReadAsync(CancellationToken ct) =>
+            await _events.Reader.WaitToReadAsync(ct) && _events.Reader.TryRead(out var e) ? e : null;
+
+        public ValueTask WriteStdinAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+        {
+            Stdin.AddRange(data.ToArray());
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask CloseStdinAsync(CancellationToken ct) => ValueTask.CompletedTask;
+        public ValueTask ResizeAsync(uint rows, uint cols, CancellationToken ct) => ValueTask.CompletedTask;
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
