@@ -116,6 +116,9 @@ internal sealed class ManagedProcess
         {
             while (true)
             {
+                // wait for data before reserving room: an idle stream (often stderr) must not hold buffer space
+                int perr = Native.WaitReadable(fd.Value);
+                if (perr != 0) throw new IOException($"poll: {Native.ErrorText(perr)}");
                 int allowed = Output.Reserve(ReadSize);
                 long n;
                 fixed (byte* p = buf) n = Native.Read(fd.Value, p, allowed);

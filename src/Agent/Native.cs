@@ -64,6 +64,9 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_pipe")]
     internal static partial int Pipe(out int readFd, out int writeFd);
 
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_wait_readable")]
+    internal static partial int WaitReadable(int fd);
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_read")]
     internal static partial long Read(int fd, byte* buf, long len);
 

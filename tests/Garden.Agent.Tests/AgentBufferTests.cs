@@ -24,7 +24,7 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
     [Fact]
     public async Task Full_buffer_blocks_the_process_until_a_reader_attaches_then_every_byte_arrives_in_order()
     {
-        const int lines = 600_000; // ~4.2 MB
+        const int lines = 700_000; // ~4.9 MB
         var expected = Seq(lines);
         Assert.True(expected.Length > 4 * 1024 * 1024);
 

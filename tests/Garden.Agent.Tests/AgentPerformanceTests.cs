@@ -37,12 +37,12 @@ public sealed class AgentPerformanceTests(AgentFixture agent, ITestOutputHelper 
         const long bytes = 512L * 1024 * 1024;
         using var cts = new CancellationTokenSource(120_000);
         var sw = Stopwatch.StartNew();
-        await using var s = await Client.SpawnAttachedAsync(Cmd("thr", "head", "-c", bytes.ToString(), "/dev/zero"), cts.Token);
+        await using var s = await Client.SpawnAttachedAsync(Cmd("thr", "dd", "if=/dev/zero", "bs=65536", $"count={bytes / 65536}"), cts.Token);
         long got = 0;
         Exited? exit = null;
         while (await s.ReadAsync(cts.Token) is { } ev)
         {
-            if (ev.KindCase == AgentEvent.KindOneofCase.Output) got += ev.Output.Data.Length;
+            if (ev.KindCase == AgentEvent.KindOneofCase.Output && ev.Output.Stream == StreamKind.Stdout) got += ev.Output.Data.Length;
             if (ev.KindCase == AgentEvent.KindOneofCase.Exited) exit = ev.Exited;
         }
         sw.Stop();

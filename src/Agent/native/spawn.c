@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -414,4 +415,19 @@ int32_t gardenspawn_dup(int32_t fd)
 {
     int n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     return n < 0 ? -errno : n;
+}
+
+// Blocks until fd is readable, at EOF, or in error (the following read will not block). 0 or errno.
+int32_t gardenspawn_wait_readable(int32_t fd)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    for (;;)
+    {
+        int r = poll(&p, 1, -1);
+        if (r > 0) return 0;
+        if (r < 0 && errno != EINTR) return errno;
+    }
 }

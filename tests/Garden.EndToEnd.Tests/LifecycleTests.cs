@@ -1,0 +1,188 @@
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.EndToEnd.Tests;
+
+public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
+{
+    private Gardend D => fx.Daemon;
+
+    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+
+    [Fact]
+    public async Task Ping_and_capacity_answer_with_real_figures()
+    {
+        var ping = await D.CliAsync("ping");
+        Assert.Equal(0, ping.ExitCode);
+        var cap = await D.CliAsync("--json", "capacity");
+        Assert.Equal(0, cap.ExitCode);
+        var json = System.Text.Json.JsonDocument.Parse(cap.Stdout).RootElement;
+        var memTotalKb = ulong.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+        Assert.Equal(memTotalKb * 1024, ulong.Parse(json.GetProperty("memoryBytes").ToString()));
+        Assert.True(ulong.Parse(json.GetProperty("diskBytes").ToString()) > 0);
+        Assert.Equal(256ul, ulong.Parse(json.GetProperty("maxContainers").ToString()));
+    }
+
+    [Fact]
+    public async Task Create_info_list_destroy_and_nothing_is_left()
+    {
+        var handle = Unique("life");
+        var create = await D.CliAsync("create", "--handle", handle, "--property", "owner=e2e", "--env", "A=1");
+        Assert.True(create.ExitCode == 0, create.ToString());
+        Assert.Equal(handle, create.Stdout.Trim());
+
+        var info = await D.CliAsync("--json", "info", handle);
+        Assert.Equal(0, info.ExitCode);
+        var json = System.Text.Json.JsonDocument.Parse(info.Stdout).RootElement;
+        Assert.Equal("active", json.GetProperty("state").GetString());
+        Assert.Equal("e2e", json.GetProperty("properties").GetProperty("owner").GetString());
+        Assert.Contains(handle, (await D.CliAsync("list")).Stdout.Split('\n'));
+        Assert.NotEmpty(Host.Leftovers(D, handle)); // while it lives, it holds a mount, runc state, a cgroup
+
+        var destroy = await D.CliAsync("destroy", handle);
+        Assert.True(destroy.ExitCode == 0, destroy.ToString());
+        Assert.Empty(Host.Leftovers(D, handle));
+        Assert.DoesNotContain(handle, (await D.CliAsync("list")).Stdout.Split('\n'));
+        var again = await D.CliAsync("info", handle);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("unknown handle", again.Stderr);
+    }
+
+    [Fact]
+    public async Task A_generated_handle_is_printed()
+    {
+        var create = await D.CliAsync("create");
+        Assert.Equal(0, create.ExitCode);
+        var handle = create.Stdout.Trim();
+        Assert.Matches("^[a-z0-9]{11}$", handle);
+        Assert.Equal(0, (await D.CliAsync("destroy", handle)).ExitCode);
+    }
+
+    [Fact]
+    public async Task List_filters_by_properties()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var a = Unique("la");
+        var b = Unique("lb");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", a, "--property", $"tag={tag}", "--property", "role=web")).ExitCode);
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", b, "--property", $"tag={tag}", "--property", "role=db")).ExitCode);
+        try
+        {
+            var both = await D.CliAsync("list", "--property", $"tag={tag}");
+            Assert.Equal(new[] { a, b }.Order(), both.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order());
+            var web = await D.CliAsync("list", "--property", $"tag={tag}", "--property", "role=web");
+            Assert.Equal(a, web.Stdout.Trim());
+        }
+        finally
+        {
+            await D.CliAsync("destroy", a, b);
+        }
+    }
+
+    [Fact]
+    public async Task Properties_set_get_rm()
+    {
+        var h = Unique("prop");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+        try
+        {
+            Assert.Equal(0, (await D.CliAsync("property", h, "set", "color", "blue")).ExitCode);
+            Assert.Equal("blue", (await D.CliAsync("property", h, "get", "color")).Stdout.Trim());
+            Assert.Contains("color=blue", (await D.CliAsync("property", h)).Stdout);
+            Assert.Equal(0, (await D.CliAsync("property", h, "rm", "color")).ExitCode);
+            var missing = await D.CliAsync("property", h, "get", "color");
+            Assert.NotEqual(0, missing.ExitCode);
+            Assert.Contains("color", missing.Stderr);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task Bad_create_input_gets_clear_errors_and_leaves_nothing()
+    {
+        var h = Unique("dup");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+        try
+        {
+            var dup = await D.CliAsync("create", "--handle", h);
+            Assert.Equal(1, dup.ExitCode);
+            Assert.Contains("already exists", dup.Stderr);
+
+            var bad = await D.CliAsync("create", "--handle", "no/slashes");
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("handle", bad.Stderr);
+            Assert.Contains("no/slashes", bad.Stderr);
+
+            var rootless = Unique("rootless");
+            var rootfs = await D.CliAsync("create", "--handle", rootless, "--rootfs", "/no/such/dir");
+            Assert.Equal(1, rootfs.ExitCode);
+            Assert.Contains("/no/such/dir", rootfs.Stderr);
+            Assert.Empty(Host.Leftovers(D, rootless));
+            Assert.DoesNotContain(rootless, (await D.CliAsync("list")).Stdout);
+
+            // the daemon and the first container carry on
+            Assert.Equal("still here\n", (await D.CliAsync("run", h, "--", "echo", "still here")).Stdout);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task Unknown_handles_are_NotFound_everywhere()
+    {
+        foreach (var args in new[] { new[] { "info", "ghost" }, ["destroy", "ghost"], ["stop", "ghost"], ["run", "ghost", "--", "true"],
+                     ["attach", "ghost", "p"], ["signal", "ghost", "p", "TERM"], ["property", "ghost"] })
+        {
+            var r = await D.CliAsync(args);
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains("unknown handle: ghost", r.Stderr);
+        }
+    }
+
+    [Fact]
+    public async Task Stop_keeps_the_container_but_refuses_new_processes()
+    {
+        var h = Unique("stop");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+        try
+        {
+            var id = (await D.CliAsync("run", h, "--detach", "--", "sleep", "100")).Stdout.Trim();
+            Assert.Equal(0, (await D.CliAsync("stop", h)).ExitCode);
+            var attach = await D.CliAsync("attach", h, id);
+            Assert.Equal(143, attach.ExitCode); // TERM
+            var info = await D.CliAsync("--json", "info", h);
+            Assert.Equal("stopped", System.Text.Json.JsonDocument.Parse(info.Stdout).RootElement.GetProperty("state").GetString());
+            var run = await D.CliAsync("run", h, "--", "true");
+            Assert.NotEqual(0, run.ExitCode);
+            Assert.Contains("stopped", run.Stderr);
+        }
+        finally { await D.CliAsync("destroy", h); }
+        Assert.Empty(Host.Leftovers(D, h));
+    }
+
+    [Fact]
+    public async Task Stop_kill_kills_at_once_even_a_process_that_ignores_TERM()
+    {
+        var h = Unique("kill");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+        try
+        {
+            var id = (await D.CliAsync("run", h, "--detach", "--", "sh", "-c", "trap '' TERM; sleep 100")).Stdout.Trim();
+            var started = DateTime.UtcNow;
+            Assert.Equal(0, (await D.CliAsync("stop", h, "--kill")).ExitCode);
+            Assert.Equal(137, (await D.CliAsync("attach", h, id)).ExitCode);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task Destroy_of_a_container_with_running_processes_releases_everything()
+    {
+        var h = Unique("busy");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+        await D.CliAsync("run", h, "--detach", "--", "sleep", "1000");
+        await D.CliAsync("run", h, "--detach", "--", "sh", "-c", "sleep 1000 & sleep 1000");
+        var destroy = await D.CliAsync("destroy", h);
+        Assert.True(destroy.ExitCode == 0, destroy.ToString());
+        Assert.Empty(Host.Leftovers(D, h));
+    }
+}

@@ -1,0 +1,193 @@
+using Garden.Linux.Agent;
+using Garden.Linux.Rootfs;
+using Garden.Linux.Runtime;
+using Garden.Protocol.Agent;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Linux.Tests;
+
+// Each fake used by the actor tests obeys the same contract as the real implementation: one test body, two subjects.
+
+public abstract class RootfsContract : IDisposable
+{
+    protected readonly string Dir = TestPaths.NewTempDir("rootfs");
+    protected abstract IRootfsProvider Provider { get; }
+    protected string Depot => Path.Combine(Dir, "depot");
+
+    public void Dispose()
+    {
+        Provider.DestroyAsync("c", Depot, default).Wait();
+        Directory.Delete(Dir, true);
+    }
+
+    [Fact]
+    public async Task A_missing_base_is_a_RootfsException_naming_it()
+    {
+        var e = await Assert.ThrowsAsync<RootfsException>(() => Provider.CreateAsync("c", "/no/such/rootfs", Depot, default));
+        Assert.Contains("/no/such/rootfs", e.Message);
+        Assert.False(Provider.IsMounted(Depot));
+    }
+
+    [Fact]
+    public async Task Create_mounts_and_destroy_unmounts_idempotently()
+    {
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, default);
+        Assert.Equal(Path.Combine(Depot, "rootfs"), root);
+        Assert.True(Provider.IsMounted(Depot));
+        await Provider.DestroyAsync("c", Depot, default);
+        Assert.False(Provider.IsMounted(Depot));
+        await Provider.DestroyAsync("c", Depot, default);
+    }
+}
+
+public sealed class RealRootfsContract : RootfsContract
+{
+    protected override IRootfsProvider Provider { get; } = new OverlayRootfs();
+
+    [Fact]
+    public async Task Writes_land_in_the_container_layer_never_in_the_base()
+    {
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, default);
+        File.WriteAllText(Path.Combine(root, "etc", "written-by-test"), "x");
+        File.Delete(Path.Combine(root, "etc", "hosts"));
+        Assert.False(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "written-by-test")));
+        Assert.True(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "hosts")));
+        Assert.True(File.Exists(Path.Combine(Depot, "upper", "etc", "written-by-test")));
+        await Provider.DestroyAsync("c", Depot, default);
+        Assert.False(Directory.Exists(Path.Combine(Depot, "upper")));
+        Assert.True(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "hosts")));
+    }
+}
+
+public sealed class FakeRootfsContract : RootfsContract
+{
+    protected override IRootfsProvider Provider { get; } = new FakeRootfs(new CallLog());
+}
+
+/// <summary>The agent contract: the real agent in a real container, and FakeAgent.</summary>
+public abstract class AgentContract
+{
+    protected abstract IAgentClient Agent { get; }
+    private static SpawnRequest Spawn(string id, string path, params string[] args)
+    {
+        var r = new SpawnRequest { Id = id, Path = path };
+        r.Args.AddRange(args);
+        return r;
+    }
+
+    private string Id() => $"p{Guid.NewGuid():N}"[..12];
+
+    [Fact]
+    public async Task Ping_answers()
+    {
+        var pong = await Agent.PingAsync(default);
+        Assert.Equal(1, pong.AgentPid);
+    }
+
+    [Fact]
+    public async Task A_spawned_process_is_listed_and_attach_gives_its_exit()
+    {
+        var id = Id();
+        var spawned = await Agent.SpawnAsync(Spawn(id, "/bin/true"), default);
+        Assert.Equal(id, spawned.Id);
+        await using var stream = await Agent.AttachAsync(id, 0, default);
+        AgentEvent? evt;
+        do evt = await stream.ReadAsync(default); while (evt is { KindCase: not AgentEvent.KindOneofCase.Exited });
+        Assert.Equal(0, evt!.Exited.ExitCode);
+        Assert.Contains((await Agent.ListAsync(default)), p => p.Id == id && p.Exited);
+    }
+
+    [Fact]
+    public async Task A_duplicate_id_is_ALREADY_EXISTS()
+    {
+        var id = Id();
+        await Agent.SpawnAsync(Spawn(id, "/bin/true"), default);
+        var e = await Assert.ThrowsAsync<AgentException>(() => Agent.SpawnAsync(Spawn(id, "/bin/true"), default));
+        Assert.Equal(ErrorCode.AlreadyExists, e.Code);
+    }
+
+    [Fact]
+    public async Task Unknown_ids_are_NOT_FOUND()
+    {
+        Assert.Equal(ErrorCode.NotFound, (await Assert.ThrowsAsync<AgentException>(() => Agent.AttachAsync("nope", 0, default))).Code);
+        Assert.Equal(ErrorCode.NotFound, (await Assert.ThrowsAsync<AgentException>(() => Agent.SignalAsync("nope", 15, default))).Code);
+    }
+
+    [Fact]
+    public async Task A_missing_executable_is_NOT_EXECUTABLE_naming_the_path()
+    {
+        var e = await Assert.ThrowsAsync<AgentException>(() => Agent.SpawnAsync(Spawn(Id(), "/missing/tool"), default));
+        Assert.Equal(ErrorCode.NotExecutable, e.Code);
+        Assert.Contains("/missing/tool", e.Message);
+    }
+}
+
+public sealed class RealAgentContract(RealContainerFixture fixture) : AgentContract, IClassFixture<RealContainerFixture>
+{
+    protected override IAgentClient Agent => fixture.Container.Agent;
+}
+
+public sealed class FakeAgentContract : AgentContract
+{
+    protected override IAgentClient Agent { get; } = new FakeAgent(new CallLog());
+}
+
+public sealed class RealContainerFixture : IAsyncLifetime
+{
+    public RealContainer Container { get; private set; } = null!;
+    public async Task InitializeAsync() => Container = await RealContainer.StartAsync("fixture");
+    public async Task DisposeAsync() => await Container.DisposeAsync();
+}
+
+/// <summary>The OCI runtime contract, against runc and FakeOciRuntime.</summary>
+public abstract class OciRuntimeContract
+{
+    protected abstract Task<(IOciRuntime Runtime, BundleSpec Spec, string BundleDir, Func<Task> Cleanup)> PrepareAsync();
+
+    [Fact]
+    public async Task Run_kill_wait_delete_and_unknown_ids_are_not_errors()
+    {
+        var (runtime, spec, bundle, cleanup) = await PrepareAsync();
+        try
+        {
+            await runtime.RunAsync(spec, bundle, default);
+            var state = await runtime.StateAsync(spec.Handle, default);
+            Assert.Equal(OciStatus.Running, state!.Status);
+            Assert.True(state.Pid > 0);
+            await Assert.ThrowsAsync<OciRuntimeException>(() => runtime.RunAsync(spec, bundle, default));
+            await Assert.ThrowsAsync<OciRuntimeException>(() => runtime.DeleteAsync(spec.Handle, default));
+            await runtime.KillAsync(spec.Handle, 9, false, default);
+            Assert.True(await runtime.WaitStoppedAsync(spec.Handle, TimeSpan.FromSeconds(10), default));
+            Assert.Equal(OciStatus.Stopped, (await runtime.StateAsync(spec.Handle, default))!.Status);
+            await runtime.KillAsync(spec.Handle, 9, false, default);
+            await runtime.DeleteAsync(spec.Handle, default);
+            Assert.Null(await runtime.StateAsync(spec.Handle, default));
+            await runtime.DeleteAsync(spec.Handle, default);
+            await runtime.KillAsync("garden-test-never-existed", 9, false, default);
+        }
+        finally
+        {
+            await cleanup();
+        }
+    }
+}
+
+public sealed class RealOciRuntimeContract : OciRuntimeContract
+{
+    protected override async Task<(IOciRuntime, BundleSpec, string, Func<Task>)> PrepareAsync()
+    {
+        // A container whose runtime part the test drives itself: start one, take its bundle spec, remove it from runc.
+        var c = await RealContainer.StartAsync("runtime");
+        await c.Runtime.KillAsync(c.Handle, 9, false, default);
+        await c.Runtime.WaitStoppedAsync(c.Handle, TimeSpan.FromSeconds(10), default);
+        await c.Runtime.DeleteAsync(c.Handle, default);
+        return (c.Runtime, c.Spec(), Path.Combine(c.Dir, "bundle"), async () => await c.DisposeAsync());
+    }
+}
+
+public sealed class FakeOciRuntimeContract : OciRuntimeContract
+{
+    protected override Task<(IOciRuntime, BundleSpec, string, Func<Task>)> PrepareAsync() => Task.FromResult<(IOciRuntime, BundleSpec, string, Func<Task>)>(
+        (new FakeOciRuntime(new CallLog()), new BundleSpec("fake", "/r", "/a", "/s", "/l", "/c", false, []), "/b", () => Task.CompletedTask));
+}

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Garden.Testing;
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
+}
+
+/// <summary>A real gardend on a temporary state dir and socket, driven through the real `garden` CLI.</summary>
+public sealed class Gardend : IAsyncDisposable
+{
+    private Process? _process;
+    private readonly StringBuilder _log = new();
+
+    public string Dir { get; }
+    public string StateDir => Path.Combine(Dir, "state");
+    public string Socket => Path.Combine(Dir, "garden.sock");
+    public string ConfigFile => Path.Combine(Dir, "gardend.conf");
+    public string CgroupParent { get; }
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    public Gardend(string extraConfig = "")
+    {
+        Dir = TestPaths.NewTempDir("gardend");
+        CgroupParent = $"garden-test-{Path.GetFileName(Dir)[12..]}";
+        File.WriteAllText(ConfigFile, $$"""
+            garden {
+              agent-binary = "{{TestPaths.AgentBinary}}"
+              default-rootfs = "{{TestPaths.DefaultRootfs}}"
+              cgroup-parent = "{{CgroupParent}}"
+              stop-grace = 2s
+              destroy-grace = 2s
+            }
+            {{extraConfig}}
+            """);
+    }
+
+    public async Task StartAsync()
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { TestPaths.GardendDll, "--state-dir", StateDir, "--socket", Socket, "--config", ConfigFile })
+            psi.ArgumentList.Add(a);
+        _process = Process.Start(psi)!;
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"gardend exited with {_process.ExitCode}:\n{Log}");
+            if (File.Exists(Socket) && (await CliAsync("ping")).ExitCode == 0) return;
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"gardend did not answer ping within 30s:\n{Log}");
+    }
+
+    public int Pid => _process?.Id ?? 0;
+
+    /// <summary>Runs `garden --socket S args...`, optionally feeding stdin; fails the test on timeout.</summary>
+    public async Task<CliResult> CliAsync(string[] args, string? stdin = null, TimeSpan? timeout = null)
+    {
+        var psi = new ProcessStartInfo(TestPaths.CliBinary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("--socket");
+        psi.ArgumentList.Add(Socket);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(true);
+            throw new TimeoutException($"garden {string.Join(' ', args)} did not finish in time; stdout so far: {await stdout}");
+        }
+        return new CliResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    public Task<CliResult> CliAsync(params string[] args) => CliAsync(args, null);
+
+    /// <summary>Starts a CLI process the test controls (to kill it mid-stream).</summary>
+    public Process StartCli(params string[] args)
+    {
+        var psi = new ProcessStartInfo(TestPaths.CliBinary)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        psi.ArgumentList.Add("--socket");
+        psi.ArgumentList.Add(Socket);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    public async Task StopAsync(bool kill = false)
+    {
+        if (_process is null || _process.HasExited) return;
+        if (kill) _process.Kill();
+        else Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
+        await _process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _process?.Dispose();
+        try { Directory.Delete(Dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
