@@ -21,6 +21,18 @@ internal static class AgentLog
         }
     }
 
+    public static void OpenFd(int fd)
+    {
+        try
+        {
+            _file = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle((IntPtr)fd, ownsHandle: true), FileAccess.Write, 1);
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"garden-agent: cannot use log fd {fd}: {e.Message}");
+        }
+    }
+
     public static void Info(string message) => Write("INFO", message);
 
     public static void Warn(string message) => Write("WARN", message);

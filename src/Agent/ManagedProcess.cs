@@ -48,6 +48,20 @@ internal sealed class ManagedProcess
 
     public OutputBuffer Output { get; }
 
+    /// <summary>Output an exited process keeps once everything was delivered and nobody streams.</summary>
+    public const int RetainAfterDelivery = 64 * 1024;
+
+    private int _streams;
+
+    /// <summary>A connection starts streaming this process's output.</summary>
+    public void StreamStarted() => Interlocked.Increment(ref _streams);
+
+    /// <summary>A connection stopped streaming; the last one out trims what an exited process keeps.</summary>
+    public void StreamStopped()
+    {
+        if (Interlocked.Decrement(ref _streams) == 0) Output.TrimDelivered(RetainAfterDelivery);
+    }
+
     public ProcessEntry ToEntry()
     {
         var exit = Output.Exit;

@@ -202,6 +202,26 @@ internal sealed class OutputBuffer
         return lo;
     }
 
+    /// <summary>
+    /// After the process exited and every byte was delivered to some connection, and no connection is streaming, keep only
+    /// the last keepBytes: an exited process must not pin its whole buffer forever. Later attachers from an older offset
+    /// get OutputMissed, never a silent gap.
+    /// </summary>
+    public void TrimDelivered(int keepBytes)
+    {
+        lock (_gate)
+        {
+            if (_exit == null || _openStreams > 0 && !_forcedDone || _sent < _end) return;
+            long newStart = Math.Max(_start, _end - keepBytes);
+            if (newStart <= _start) return;
+            _start = newStart;
+            while (_head < _chunks.Count && _chunks[_head].End <= _start) _head++;
+            _chunks.RemoveRange(0, _head);
+            _head = 0;
+            _chunks.TrimExcess();
+        }
+    }
+
     /// <summary>A connection delivered everything below upTo: that may now be evicted; readers may go on.</summary>
     public void MarkSent(long upTo)
     {

@@ -12,6 +12,7 @@ internal static class Program
     {
         string socketPath = "/.garden/run/agent.sock";
         string logPath = "/.garden/run/agent.log";
+        int listenFd = -1, logFd = -1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -22,19 +23,31 @@ internal static class Program
                 case "--log" when i + 1 < args.Length:
                     logPath = args[++i];
                     break;
+                // gardend binds the socket on the host and hands it over as an fd (runc --preserve-fds):
+                // nothing inside the container can reach or replace it.
+                case "--listen-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var lfd):
+                    listenFd = lfd;
+                    i++;
+                    break;
+                case "--log-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var gfd):
+                    logFd = gfd;
+                    i++;
+                    break;
                 case "--version":
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH] [--log PATH]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--log PATH | --log-fd N]");
                     return 2;
             }
         }
 
         Native.EnsureStdFds();
         Native.InitSignals();
-        AgentLog.Open(logPath);
-        AgentLog.Info($"garden-agent {Server.Version} starting: pid {Environment.ProcessId}, socket {socketPath}");
+        if (logFd >= 0) AgentLog.OpenFd(logFd);
+        else AgentLog.Open(logPath);
+        AgentLog.Info($"garden-agent {Server.Version} starting: pid {Environment.ProcessId}, " +
+            (listenFd >= 0 ? $"listening socket fd {listenFd}" : $"socket {socketPath}"));
 
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnTerminate);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnTerminate);
@@ -43,7 +56,11 @@ internal static class Program
         table.StartReaper();
 
         Socket listener;
-        try
+        if (listenFd >= 0)
+        {
+            listener = new Socket(new SafeSocketHandle((IntPtr)listenFd, ownsHandle: true));
+        }
+        else try
         {
             // a stale socket from an earlier agent would make bind fail
             if (File.Exists(socketPath)) File.Delete(socketPath);

@@ -141,6 +141,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
     {
         using var gone = new CancellationTokenSource();
         var receive = ReceiveLoopAsync(conn, p, owner, gone);
+        p.StreamStarted();
         try
         {
             await SendLoopAsync(conn, p, from, gone.Token);
@@ -151,6 +152,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
         finally
         {
+            p.StreamStopped();
             gone.Cancel();
             conn.Dispose();
             await receive;

@@ -9,21 +9,20 @@ internal sealed class Output
 {
     private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
 
-    private readonly Stream _stdout = Console.OpenStandardOutput();
-    private readonly Stream _stderr = Console.OpenStandardError();
+    private readonly Stream _stdout = new FdStream(1);
+    private readonly Stream _stderr = new FdStream(2);
     private readonly TextWriter _out;
     private readonly TextWriter _err;
 
-    public Output(bool json)
+    public Output()
     {
-        Json = json;
         var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
         _out = new StreamWriter(_stdout, utf8, 4096, leaveOpen: true) { AutoFlush = true, NewLine = "\n" };
         _err = new StreamWriter(_stderr, utf8, 1024, leaveOpen: true) { AutoFlush = true, NewLine = "\n" };
     }
 
     /// <summary>--json: print response messages in the protobuf JSON mapping.</summary>
-    public bool Json { get; }
+    public bool Json { get; set; }
 
     public void Line(string text) => _out.WriteLine(text);
 
@@ -45,15 +44,10 @@ internal sealed class Output
 
     public void Error(string message) => _err.WriteLine("garden: " + message);
 
-    public void Stdout(ReadOnlySpan<byte> data)
-    {
-        _stdout.Write(data);
-        _stdout.Flush();
-    }
+    /// <summary>Text for stderr as it is (the usage overview after a bare `garden`).</summary>
+    public void ErrorText(string text) => _err.WriteLine(text);
 
-    public void Stderr(ReadOnlySpan<byte> data)
-    {
-        _stderr.Write(data);
-        _stderr.Flush();
-    }
+    public void Stdout(ReadOnlySpan<byte> data) => _stdout.Write(data);
+
+    public void Stderr(ReadOnlySpan<byte> data) => _stderr.Write(data);
 }

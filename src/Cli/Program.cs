@@ -17,13 +17,14 @@ namespace Garden.Cli
 
         public static async Task<int> MainAsync(string[] args)
         {
+            var output = new Output();
             Invocation invocation;
             GardenAddress address;
             try
             {
                 if (args.Length == 0)
                 {
-                    Console.Error.WriteLine(Usage.Overview);
+                    output.ErrorText(Usage.Overview);
                     return BadUsage;
                 }
                 invocation = CommandLineParser.Parse(args);
@@ -32,11 +33,11 @@ namespace Garden.Cli
             }
             catch (UsageException e)
             {
-                Console.Error.WriteLine("garden: " + e.Message);
+                output.Error(e.Message);
                 return IsProcessCommand(e.Command) ? ProcessCommandFailure : BadUsage;
             }
 
-            var output = new Output(invocation.Globals.Json);
+            output.Json = invocation.Globals.Json;
             switch (invocation.Command)
             {
                 case HelpCommand help:

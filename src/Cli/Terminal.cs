@@ -10,6 +10,8 @@ internal static partial class Terminal
     private const int StdoutFd = 1;
     private const nuint TIOCGWINSZ = 0x5413;
     private const int EINTR = 4;
+    private const int EAGAIN = 11;
+    private const int EPIPE = 32;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct WinSize
@@ -22,6 +24,9 @@ internal static partial class Terminal
 
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial nint read(int fd, byte* buffer, nuint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial nint write(int fd, byte* buffer, nuint count);
 
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial int ioctl(int fd, nuint request, WinSize* size);
@@ -52,4 +57,41 @@ internal static partial class Terminal
             }
         }
     }
+
+    /// <summary>Writes all of <paramref name="data"/> to fd 1 or 2 with write(2). System.Console is avoided on
+    /// purpose: its terminal initialisation emits escape sequences (keypad mode) into the process's output.
+    /// A reader that went away (EPIPE) is not an error: the rest is dropped, as `cat` would be killed.</summary>
+    public static unsafe void Write(int fd, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            int done = 0;
+            while (done < data.Length)
+            {
+                nint n = write(fd, p + done, (nuint)(data.Length - done));
+                if (n >= 0) { done += (int)n; continue; }
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN) { Thread.Sleep(1); continue; }   // a non-blocking fd inherited from the caller
+                if (errno == EPIPE) return;
+                throw new IOException($"write(fd {fd}) failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+            }
+        }
+    }
+}
+
+/// <summary>An unbuffered write-only stream over fd 1 or 2 (see <see cref="Terminal.Write"/>).</summary>
+internal sealed class FdStream(int fd) : Stream
+{
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => Terminal.Write(fd, buffer.AsSpan(offset, count));
+    public override void Write(ReadOnlySpan<byte> buffer) => Terminal.Write(fd, buffer);
 }

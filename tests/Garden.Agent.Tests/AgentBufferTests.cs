@@ -88,6 +88,23 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
     }
 
     [Fact]
+    public async Task An_exited_process_keeps_only_the_tail_of_delivered_output()
+    {
+        var expected = Seq(100_000); // ~590 KB, all delivered through the default 1 MiB buffer
+        var id = NewId("trim");
+        var first = await Client.RunAsync(Cmd(id, "seq", "1", "100000"));
+        Assert.Equal(expected.Length, first.Stdout.Length);
+
+        await using var s = await Client.AttachAsync(id, 0, None);
+        var ev = await s.ReadAsync(None);
+        Assert.Equal(AgentEvent.KindOneofCase.Missed, ev!.KindCase);
+        Assert.Equal((ulong)(expected.Length - 64 * 1024), ev.Missed.To);
+        var r = await s.CollectAsync(new CancellationTokenSource(20_000).Token);
+        Assert.Equal(Encoding.ASCII.GetString(expected, expected.Length - 64 * 1024, 64 * 1024), r.Stdout);
+        Assert.Equal(0, r.ExitCode);
+    }
+
+    [Fact]
     public async Task Unsent_output_is_never_dropped_even_when_the_process_exits()
     {
         // the output is smaller than pipe + buffer: the process exits with everything still unsent

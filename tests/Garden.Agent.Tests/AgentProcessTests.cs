@@ -314,7 +314,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         // ls sees 0,1,2 and its own directory fd (3)
         Assert.Equal(["0", "1", "2", "3"], lines[..4]);
-        Assert.Equal(lines[5], lines[4]); // sid == pid of sh? (cut is a child: its session is sh's)
+        Assert.Equal(lines[5], lines[4]); // cut runs in sh's session, whose id is sh's pid: sh is the session leader
     }
 
     [Fact]

@@ -45,9 +45,10 @@ public sealed class CommandTests
     }
 
     [Fact]
-    public async Task A_missing_program_is_exit_127_from_the_child()
+    public async Task A_missing_program_is_an_error_naming_it()
     {
-        var r = await Command.RunAsync("/no/such/program", []);
-        Assert.Equal(127, r.ExitCode);
+        var e = await Assert.ThrowsAsync<Garden.Linux.Interop.LinuxException>(() => Command.RunAsync("/no/such/program", []));
+        Assert.Contains("/no/such/program", e.Message);
+        Assert.Contains("No such file", e.Message);
     }
 }

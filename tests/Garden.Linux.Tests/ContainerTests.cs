@@ -14,7 +14,6 @@ public static class AgentRun
         req.Args.Add("-c");
         req.Args.Add(script);
         await using var stream = await agent.SpawnAttachedAsync(req, default);
-        await stream.CloseStdinAsync(default);
         var output = new StringBuilder();
         while (await stream.ReadAsync(default) is { } evt)
         {
@@ -69,18 +68,25 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
     [Fact]
     public async Task Kernel_paths_are_masked()
     {
-        var (output, _) = await Agent.ShAsync("wc -c < /proc/kcore; cat /proc/keys | wc -c; ls /sys/firmware | wc -l");
-        Assert.Equal(["0", "0", "0"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(s => s.Trim()).ToArray());
+        // Masked paths read as empty inside, where the host shows content (whichever of them this kernel has).
+        foreach (var path in new[] { "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/kcore" })
+        {
+            if (!File.Exists(path)) continue;
+            var (output, _) = await Agent.ShAsync($"cat {path} | wc -c");
+            Assert.Equal("0", output.Trim());
+        }
+        var (firmware, _) = await Agent.ShAsync("ls /sys/firmware | wc -l");
+        Assert.Equal("0", firmware.Trim());
     }
 
     [Fact]
     public async Task Processes_run_with_the_default_capabilities_not_sys_admin()
     {
-        var (output, _) = await Agent.ShAsync("grep CapBnd /proc/self/status; mount -t tmpfs x /mnt 2>&1; echo rc=$?");
+        var (output, _) = await Agent.ShAsync("grep CapBnd /proc/self/status; mount -t tmpfs x /mnt 2>&1 && echo mounted || echo refused");
         var bnd = Convert.ToUInt64(output.Split('\n')[0].Split('\t')[1], 16);
         Assert.Equal(0ul, bnd & (1ul << 21)); // CAP_SYS_ADMIN
         Assert.NotEqual(0ul, bnd & (1ul << 0)); // CAP_CHOWN
-        Assert.Contains("rc=1", output);
+        Assert.Contains("refused", output);
     }
 
     [Fact]

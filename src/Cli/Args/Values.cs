@@ -26,6 +26,8 @@ public static class Values
     /// <summary>NAME=N or NAME=SOFT:HARD; NAME is nofile, NOFILE or RLIMIT_NOFILE; N may be 'unlimited'.</summary>
     public static RlimitArg Rlimit(string flag, string text)
     {
+        if (text.IndexOf('=') <= 0)
+            throw new UsageException($"{flag} expects NAME=N or NAME=SOFT:HARD, got '{text}'");
         var kv = KeyValue(flag, text);
         var name = kv.Key.ToUpperInvariant();
         if (name.StartsWith("RLIMIT_", StringComparison.Ordinal)) name = name["RLIMIT_".Length..];

@@ -30,7 +30,7 @@ public interface IAgentStream : IAsyncDisposable
 {
     string ProcessId { get; }
 
-    /// <summary>Pid inside the container (set for spawn streams, 0 for attach streams).</summary>
+    /// <summary>Pid inside the container (the agent confirms spawn and attach streams with it).</summary>
     int Pid { get; }
 
     /// <summary>Reads the next event; null when the agent closed the connection without an Exited event.</summary>

@@ -22,6 +22,19 @@ public sealed record CommandOutput(string? StdoutFile = null, string? StderrFile
 /// <summary>Runs a host command with posix_spawn: an empty signal mask, default dispositions, stdin /dev/null.</summary>
 public static class Command
 {
+    /// <summary>The absolute path of a program: as given when it has a '/', else the first match in PATH.</summary>
+    public static string Resolve(string program)
+    {
+        if (program.Contains('/')) return program;
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = System.IO.Path.Combine(dir, program);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new FileNotFoundException($"{program} not found in PATH ({path}); install it (make install) or configure its path", program);
+    }
+
     public static Task<CommandResult> RunAsync(string path, IReadOnlyList<string> args, CancellationToken ct = default) =>
         RunAsync(path, args, CommandOutput.Capture, ct);
 

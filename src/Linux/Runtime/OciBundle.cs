@@ -82,10 +82,7 @@ public static class OciBundle
                 {
                     ["bounding"] = Caps(), ["effective"] = Caps(), ["permitted"] = Caps(),
                 },
-                ["rlimits"] = new JsonArray(new JsonObject { ["type"] = "RLIMIT_NOFILE", ["hard"] = 1048576, ["soft"] = 1048576 }),
                 ["noNewPrivileges"] = !spec.Privileged,
-                // The agent is the last thing the OOM killer should pick; it resets its children to 0.
-                ["oomScoreAdj"] = -998,
             },
             ["root"] = new JsonObject { ["path"] = spec.RootfsPath, ["readonly"] = false },
             ["hostname"] = Hostname(spec.Handle),

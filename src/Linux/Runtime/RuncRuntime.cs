@@ -6,8 +6,10 @@ namespace Garden.Linux.Runtime;
 
 /// <summary>IOciRuntime over the runc binary. `runc run -d` gets /dev/null and a file as its stdio:
 /// its init inherits them, and a pipe would never see EOF.</summary>
-public sealed class RuncRuntime(string runcPath = "runc", string? root = null) : IOciRuntime
+public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOciRuntime
 {
+    private readonly string runcPath = Command.Resolve(runc);
+
     private IEnumerable<string> Global()
     {
         if (root is not null) { yield return "--root"; yield return root; }
