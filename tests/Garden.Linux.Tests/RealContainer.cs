@@ -51,13 +51,20 @@ public sealed class RealContainer : IAsyncDisposable
     public BundleSpec Spec(bool privileged = false) => new(Handle, RootfsPath, TestPaths.AgentBinary, SocketPath,
         Path.Combine(Dir, "agent.log"), Cgroups.PathFor(Handle), privileged, ["FROM_CONTAINER=yes"]);
 
+    /// <summary>Every step runs even if an earlier one failed; the first failure is rethrown at the end.</summary>
     public async ValueTask DisposeAsync()
     {
-        await Runtime.KillAsync(Handle, 9, false, default);
-        await Runtime.WaitStoppedAsync(Handle, TimeSpan.FromSeconds(10), default);
-        await Runtime.DeleteAsync(Handle, default);
-        Cgroups.Release(Handle);
-        await Rootfs.DestroyAsync(Handle, Depot, default);
-        Directory.Delete(Dir, recursive: true);
+        var errors = new List<Exception>();
+        async Task Step(Func<Task> step)
+        {
+            try { await step(); } catch (Exception e) { errors.Add(e); }
+        }
+        await Step(() => Runtime.KillAsync(Handle, 9, false, default));
+        await Step(() => Runtime.WaitStoppedAsync(Handle, TimeSpan.FromSeconds(10), default));
+        await Step(() => Runtime.DeleteAsync(Handle, default));
+        await Step(() => { Cgroups.Release(Handle); return Task.CompletedTask; });
+        await Step(() => Rootfs.DestroyAsync(Handle, Depot, default));
+        await Step(() => { Directory.Delete(Dir, recursive: true); return Task.CompletedTask; });
+        if (errors.Count > 0) throw new AggregateException("releasing the test container", errors);
     }
 }
