@@ -46,7 +46,8 @@ public static class Usage
         "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +
         "                     (default: $GARDEN_ADDRESS, else " + GardenAddress.DefaultSocket + ")\n" +
         "  --json             print responses as JSON (protobuf JSON mapping); for run/attach,\n" +
-        "                     one JSON object per process event instead of the raw output\n" +
+        "                     one JSON object per process event instead of the raw output;\n" +
+        "                     commands with an empty answer (destroy, stop, signal, set, rm) print nothing\n" +
         "  -h, --help         this help; 'garden COMMAND --help' for one command\n" +
         "  --version          print garden's version\n" +
         "\n" +

@@ -66,3 +66,29 @@ internal static unsafe partial class Sys
         }
     }
 }
+
+internal static unsafe partial class Sys
+{
+    private const int SYS_pidfd_send_signal = 424;
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial int Syscall4(long number, int a, int b, void* c, uint d);
+
+    /// <summary>Signals the process behind a pidfd (no pid-reuse race); false if it has already exited (ESRCH).</summary>
+    public static bool PidfdSendSignal(SafePidfdHandle pidfd, int signal)
+    {
+        var added = false;
+        pidfd.DangerousAddRef(ref added);
+        try
+        {
+            if (Syscall4(SYS_pidfd_send_signal, (int)pidfd.DangerousGetHandle(), signal, null, 0) == 0) return true;
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == ESRCH) return false;
+            throw new LinuxException("pidfd_send_signal", signal.ToString(), errno);
+        }
+        finally
+        {
+            if (added) pidfd.DangerousRelease();
+        }
+    }
+}

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Garden.Linux.Interop;
 using Garden.Linux.Process;
@@ -9,6 +10,10 @@ namespace Garden.Linux.Runtime;
 public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOciRuntime
 {
     private readonly string runcPath = Command.Resolve(runc);
+
+    // Bundles of containers this instance started: their init pid is in the pid file, so kill and wait
+    // need no runc invocation. Unknown ids (another daemon's) go through runc.
+    private readonly ConcurrentDictionary<string, string> _bundles = new();
 
     private IEnumerable<string> Global()
     {
@@ -27,6 +32,34 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile, [listener, log]), ct)
             .ConfigureAwait(false);
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
+        _bundles[id] = bundleDir;
+    }
+
+    /// <summary>A pidfd for the container's init, if this instance started it and it still runs
+    /// (checked by its cgroup, so a reused pid is never signalled).</summary>
+    private SafePidfdHandle? InitPidfd(string id)
+    {
+        if (!_bundles.TryGetValue(id, out var bundle)) return null;
+        int pid;
+        try
+        {
+            pid = int.Parse(File.ReadAllText(Path.Combine(bundle, "init.pid")).Trim());
+        }
+        catch (Exception e) when (e is IOException or FormatException)
+        {
+            return null;
+        }
+        var pidfd = Sys.PidfdOpen(pid);
+        if (pidfd is null) return null;
+        try
+        {
+            if (File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + id, StringComparison.Ordinal))) return pidfd;
+        }
+        catch (IOException)
+        {
+        }
+        pidfd.Dispose();
+        return null;
     }
 
     public async Task<OciState?> StateAsync(string id, CancellationToken ct)
@@ -52,6 +85,15 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
 
     public async Task KillAsync(string id, int signal, bool all, CancellationToken ct)
     {
+        if (!all)
+        {
+            using var pidfd = InitPidfd(id);
+            if (pidfd is not null)
+            {
+                Sys.PidfdSendSignal(pidfd, signal);
+                return;
+            }
+        }
         var args = Global().Concat(["kill"]).Concat(all ? ["--all"] : Array.Empty<string>()).Concat([id, signal.ToString()]).ToList();
         var result = await Command.RunAsync(runcPath, args, ct).ConfigureAwait(false);
         if (result.Succeeded || NotExist(result.Stderr) || result.Stderr.Contains("not running", StringComparison.OrdinalIgnoreCase)
@@ -62,18 +104,27 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
 
     public async Task<bool> WaitStoppedAsync(string id, TimeSpan timeout, CancellationToken ct)
     {
-        var state = await StateAsync(id, ct).ConfigureAwait(false);
-        if (state is null || state.Status == OciStatus.Stopped || state.Pid <= 0) return true;
-        using var pidfd = Sys.PidfdOpen(state.Pid);
+        using var pidfd = InitPidfd(id) ?? await StatePidfd(id, ct).ConfigureAwait(false);
         if (pidfd is null) return true;
         return await Task.Factory.StartNew(() => Sys.WaitPidfd(pidfd, (int)timeout.TotalMilliseconds), ct,
             TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
     }
 
+    private async Task<SafePidfdHandle?> StatePidfd(string id, CancellationToken ct)
+    {
+        var state = await StateAsync(id, ct).ConfigureAwait(false);
+        if (state is null || state.Status == OciStatus.Stopped || state.Pid <= 0) return null;
+        return Sys.PidfdOpen(state.Pid);
+    }
+
     public async Task DeleteAsync(string id, CancellationToken ct)
     {
         var result = await Command.RunAsync(runcPath, Global().Concat(["delete", id]).ToList(), ct).ConfigureAwait(false);
-        if (result.Succeeded || NotExist(result.Stderr)) return;
+        if (result.Succeeded || NotExist(result.Stderr))
+        {
+            _bundles.TryRemove(id, out _);
+            return;
+        }
         throw new OciRuntimeException("delete", id, LastLine(result.Stderr, result.ExitCode));
     }
 
