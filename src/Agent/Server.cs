@@ -118,6 +118,16 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
 
     private async Task SignalAsync(FrameConnection conn, SignalRequest req)
     {
+        if (req.All)
+        {
+            if (req.Signal <= 0 || req.Signal > 64) throw new AgentErrorException(ErrorCode.Invalid, $"bad signal {req.Signal}");
+            // As PID 1 of the container, kill(-1) reaches every process in it except the agent itself.
+            int e = Native.Kill(-1, req.Signal);
+            if (e != 0 && e != Native.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill -1: {Native.ErrorText(e)}");
+            AgentLog.Info($"every process: signal {req.Signal}");
+            await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);
+            return;
+        }
         var p = table.Find(req.Id) ?? throw new AgentErrorException(ErrorCode.NotFound, $"no process {req.Id}");
         if (req.Signal <= 0 || req.Signal > 64) throw new AgentErrorException(ErrorCode.Invalid, $"bad signal {req.Signal}");
         if (p.Output.Exit == null)

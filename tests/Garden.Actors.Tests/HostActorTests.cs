@@ -210,7 +210,7 @@ public sealed class HostActorTests : TestKit
         await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/sleep", "s"), true), TimeSpan.FromSeconds(5));
         _agent.KeepRunning("s");
         await _host.Ask<Done>(new StopContainer(h, Kill: false), TimeSpan.FromSeconds(5));
-        Assert.Equal(1, _log.Count("signal s 15"));
+        Assert.Equal(1, _log.Count("signal all 15"));
         var e = Error(new RunProcess(h, Proc("/bin/true"), true));
         Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
         Assert.Contains("stopped", e.Message);
@@ -223,7 +223,7 @@ public sealed class HostActorTests : TestKit
     {
         var h = Create("gone");
         await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
-        Assert.Equal(["rootfs create gone", "run gone", "kill gone 9", "delete gone", "cgroup release gone", "rootfs destroy gone"], _log.All);
+        Assert.Equal(["rootfs create gone", "run gone", "signal all 9", "kill gone 9", "delete gone", "cgroup release gone", "rootfs destroy gone"], _log.All);
         Assert.Empty(_runtime.Containers);
         AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo(h)).Kind));
         Assert.Equal(ErrorKind.NotFound, Error(new DestroyContainer(h)).Kind);

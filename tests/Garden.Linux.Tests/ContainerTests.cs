@@ -103,4 +103,19 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         var (output, _) = await Agent.ShAsync("tr '\\0' '\\n' < /proc/1/environ");
         Assert.Contains("FROM_CONTAINER=yes", output.Split('\n'));
     }
+
+    [Fact]
+    public async Task Signal_all_reaches_grandchildren_and_spares_the_agent()
+    {
+        var req = new SpawnRequest { Id = "family", Path = "/bin/sh" };
+        req.Args.AddRange(["-c", "sleep 1000 & sleep 1000 & wait"]);
+        await Agent.SpawnAsync(req, default);
+        await Task.Delay(200);
+        await Agent.SignalAllAsync(9, default);
+        await Task.Delay(200);
+        var (ps, _) = await Agent.ShAsync("ps -o pid,comm | grep -c sleep");
+        Assert.Equal("0", ps.Trim());
+        Assert.Equal(1, (await Agent.PingAsync(default)).AgentPid);
+        Assert.Contains(await Agent.ListAsync(default), p => p.Id == "family" && p.Exited && p.Exit.Signal == 9);
+    }
 }

@@ -144,6 +144,14 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         return Task.CompletedTask;
     }
 
+    public Task SignalAllAsync(int signal, CancellationToken ct)
+    {
+        Check();
+        log.Add($"signal all {signal}");
+        foreach (var p in _processes.Values) p.Running = false;
+        return Task.CompletedTask;
+    }
+
     public Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct)
     {
         Check();

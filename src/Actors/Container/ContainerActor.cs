@@ -348,33 +348,24 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
         }
     }
 
-    /// <summary>TERM every running process; KILL those left after the grace time.</summary>
+    /// <summary>TERM every process in the container (ours and whatever they started); once ours have exited or the
+    /// grace time is over, KILL whatever is left.</summary>
     private async Task StopProcessesAsync(TimeSpan grace)
     {
-        IReadOnlyList<ProcessEntry> running;
         try
         {
-            running = (await _agent.ListAsync(CancellationToken.None)).Where(p => !p.Exited).ToList();
+            if (grace > TimeSpan.Zero && (await _agent.ListAsync(CancellationToken.None)).Any(p => !p.Exited))
+            {
+                await _agent.SignalAllAsync(15, CancellationToken.None);
+                await AllExitedAsync(grace);
+            }
+            await _agent.SignalAllAsync(9, CancellationToken.None);
+            await AllExitedAsync(TimeSpan.FromSeconds(5));
         }
         catch (AgentUnavailableException)
         {
-            return;
+            // No agent: nothing in the container can be running processes for us; runc kill ends the rest.
         }
-        if (running.Count == 0) return;
-        var signal = grace > TimeSpan.Zero ? 15 : 9;
-        await Task.WhenAll(running.Select(p => SignalQuietly(p.Id, signal)));
-        if (signal == 15 && !await AllExitedAsync(grace))
-        {
-            var left = (await _agent.ListAsync(CancellationToken.None)).Where(p => !p.Exited).ToList();
-            await Task.WhenAll(left.Select(p => SignalQuietly(p.Id, 9)));
-        }
-        await AllExitedAsync(TimeSpan.FromSeconds(5));
-    }
-
-    private async Task SignalQuietly(string id, int signal)
-    {
-        try { await _agent.SignalAsync(id, signal, CancellationToken.None); }
-        catch (Exception e) { _log.Warning("[{0}] signal {1} to process {2}: {3}", Handle, signal, id, e.Message); }
     }
 
     private async Task<bool> AllExitedAsync(TimeSpan timeout)

@@ -22,6 +22,9 @@ public interface IAgentClient
 
     Task SignalAsync(string processId, int signal, CancellationToken ct);
 
+    /// <summary>Signals every process in the container except the agent (ours and whatever they started).</summary>
+    Task SignalAllAsync(int signal, CancellationToken ct);
+
     Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct);
 }
 
