@@ -123,10 +123,12 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
         for (int sig = 1; sig < NSIG; sig++)
         {
             if (sig == SIGKILL || sig == SIGSTOP) continue;
-            struct sigaction sa;
-            memset(&sa, 0, sizeof sa);
-            sa.sa_handler = SIG_DFL;
-            sigaction(sig, &sa, NULL); // fails harmlessly for the libc-internal realtime signals
+            // The raw syscall, not sigaction(): glibc refuses its internal signals (32, 33), and an ignored
+            // disposition inherited by the agent must not reach the child through exec.
+            struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } ksa;
+            memset(&ksa, 0, sizeof ksa);
+            ksa.handler = SIG_DFL;
+            syscall(SYS_rt_sigaction, sig, &ksa, NULL, 8);
         }
 
         if (setsid() < 0) fail(wfd, STAGE_SETUP, errno);
