@@ -15,8 +15,16 @@ public sealed record GardenSettings(
     TimeSpan AgentStartTimeout,
     TimeSpan StopGrace,
     TimeSpan DestroyGrace,
-    TimeSpan AskTimeout)
+    TimeSpan AskTimeout,
+    TimeSpan RecoveryTimeout,
+    bool DestroyContainersOnStart,
+    int SnapshotEvery,
+    string CrashAt)
 {
+    public FaultPoints Faults { get; } = new(CrashAt);
+
+    public string JournalPath => Path.Combine(StateDir, "journal.db");
+
     public string DepotDir => Path.Combine(StateDir, "depot");
 
     public string DepotFor(string handle) => Path.Combine(DepotDir, handle);
@@ -47,6 +55,10 @@ public sealed record GardenSettings(
             AgentStartTimeout: c.GetTimeSpan("agent-start-timeout"),
             StopGrace: c.GetTimeSpan("stop-grace"),
             DestroyGrace: c.GetTimeSpan("destroy-grace"),
-            AskTimeout: c.GetTimeSpan("ask-timeout"));
+            AskTimeout: c.GetTimeSpan("ask-timeout"),
+            RecoveryTimeout: c.GetTimeSpan("recovery-timeout"),
+            DestroyContainersOnStart: c.GetBoolean("destroy-containers-on-start"),
+            SnapshotEvery: c.GetInt("snapshot-every"),
+            CrashAt: c.GetString("fault.crash-at", ""));
     }
 }

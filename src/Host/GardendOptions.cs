@@ -51,7 +51,8 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
             if (!File.Exists(ConfigFile)) throw new ArgumentException($"--config: {ConfigFile} does not exist");
             config = config.WithFallback(ConfigurationFactory.ParseString(File.ReadAllText(ConfigFile)));
         }
-        return config.WithFallback(Embedded()).WithFallback(Garden.Actors.GardenSettings.DefaultConfig());
+        return config.WithFallback(Embedded()).WithFallback(Garden.Actors.GardenSettings.DefaultConfig())
+            .WithFallback(Garden.Protocol.Journal.ProtocolConfig.Default());
     }
 
     private static Config Embedded()

@@ -2,7 +2,6 @@ using Akka.Actor;
 using Garden.Actors;
 using Garden.Host;
 using Garden.Host.Gateway;
-using Garden.Linux.Agent;
 
 GardendOptions options;
 try
@@ -43,7 +42,23 @@ Directory.CreateDirectory(settings.DepotDir);
 Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
 File.Delete(socketPath); // a socket left by a killed daemon blocks the bind
 
+try
+{
+    JournalFile.Prepare(settings.JournalPath);
+}
+catch (InvalidDataException e)
+{
+    Console.Error.WriteLine($"gardend: {e.Message}");
+    return 3;
+}
+var journal = JournalFile.ConnectionString(settings.JournalPath).Replace("\\", "\\\\").Replace("\"", "\\\"");
+config = Akka.Configuration.ConfigurationFactory.ParseString($"""
+    akka.persistence.journal.sql.connection-string = "{journal}"
+    akka.persistence.snapshot-store.sql.connection-string = "{journal}"
+    """).WithFallback(config);
+
 var system = ActorSystem.Create("garden", config);
+Akka.Persistence.Sql.SqlPersistence.Get(system); // before any persistent actor starts
 var effects = Wiring.WireLinux(settings);
 var host = Wiring.WireActors(system, settings, effects);
 
@@ -55,8 +70,11 @@ app.Lifetime.ApplicationStarted.Register(() =>
     Console.WriteLine($"gardend {Garden.Actors.Host.HostActor.Version} serving on unix:{socketPath} (state {settings.StateDir})");
 });
 app.Lifetime.ApplicationStopping.Register(() => Console.WriteLine("gardend stopping; containers keep running"));
+// The actor system ends on its own only when something fatal happened (an unreadable journal): stop serving too.
+_ = system.WhenTerminated.ContinueWith(_ => app.Lifetime.StopApplication());
 
 await app.RunAsync();
+var reason = CoordinatedShutdown.Get(system).ShutdownReason;
 await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
 File.Delete(socketPath);
-return 0;
+return reason is Garden.Actors.Host.HostActor.JournalUnreadable ? 3 : 0;

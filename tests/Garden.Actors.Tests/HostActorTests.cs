@@ -22,7 +22,8 @@ public sealed class HostActorTests : TestKit
     private readonly string _baseRootfs;
     private readonly IActorRef _host;
 
-    public HostActorTests()
+    public HostActorTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
+        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
     {
         _runtime = new FakeOciRuntime(_log);
         _rootfs = new FakeRootfs(_log);

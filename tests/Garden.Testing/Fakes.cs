@@ -25,14 +25,25 @@ public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
     /// <summary>Set to make the next RunAsync fail like runc would.</summary>
     public string? FailRunWith { get; set; }
 
-    public Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
+    /// <summary>When set, RunAsync waits for it (to hold a Create in the middle).</summary>
+    public Task? RunGate { get; set; }
+
+    public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
     {
         log.Add($"run {spec.Handle}");
+        if (RunGate is { } gate) await gate;
         if (FailRunWith is { } why) throw new OciRuntimeException("run", spec.Handle, why);
         if (!_containers.TryAdd(spec.Handle, OciStatus.Running))
             throw new OciRuntimeException("run", spec.Handle, $"container with id exists: {spec.Handle}");
-        return Task.CompletedTask;
     }
+
+    public void Adopt(string id, string bundleDir) => log.Add($"adopt {id}");
+
+    /// <summary>Makes a container vanish from the runtime (as if runc's state were deleted behind our back).</summary>
+    public void Forget(string id) => _containers.TryRemove(id, out _);
+
+    /// <summary>Makes a container's init exit (as if the agent died).</summary>
+    public void StopInit(string id) => _containers[id] = OciStatus.Stopped;
 
     public Task<OciState?> StateAsync(string id, CancellationToken ct) =>
         Task.FromResult(_containers.TryGetValue(id, out var s) ? new OciState(id, s, s == OciStatus.Stopped ? 0 : 4242, "/bundle") : null);
@@ -104,10 +115,14 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
 
     public IAgentClient Connect(string socketPath) => this;
 
-    public Task<Pong> PingAsync(CancellationToken ct)
+    /// <summary>When set, Ping waits for it (to hold a reconcile in the middle).</summary>
+    public Task? PingGate { get; set; }
+
+    public async Task<Pong> PingAsync(CancellationToken ct)
     {
         Check();
-        return Task.FromResult(new Pong { AgentPid = 1, Version = "fake" });
+        if (PingGate is { } gate) await gate.WaitAsync(ct);
+        return new Pong { AgentPid = 1, Version = "fake" };
     }
 
     public Task<Spawned> SpawnAsync(SpawnRequest spec, CancellationToken ct)

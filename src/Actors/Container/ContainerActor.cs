@@ -1,178 +1,355 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
+using Akka.Persistence;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
 using Garden.Linux.Agent;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
 using Garden.Protocol.Agent;
+using Garden.Protocol.Journal;
+using Google.Protobuf;
 
 namespace Garden.Actors.Container;
 
-/// <summary>One container: its lifecycle state machine (Creating → Active ⇄ Stopped → Destroying), its properties,
-/// and one ProcessActor child per process. Linux work runs off the actor thread and comes back as messages.</summary>
-public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
+/// <summary>One container: a persistent shell over <see cref="ContainerState"/>. Its lifecycle is a state machine
+/// (Creating → Active ⇄ Stopping → Stopped → Destroying, or Broken); every change is journaled before it is
+/// acknowledged. After a restart it recovers its journal and reconciles with the kernel before it serves.
+/// Linux work runs off the actor thread and comes back as messages. One ProcessActor child per process.</summary>
+public sealed class ContainerActor : ReceivePersistentActor
 {
     private readonly GardenSettings _settings;
     private readonly ContainerEffects _fx;
     private readonly ContainerPaths _paths;
     private readonly IAgentClient _agent;
+    private readonly bool _fresh;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private ContainerState _state;
     private readonly List<IActorRef> _destroyWaiters = [];
+    private ContainerState _state;
+    private IActorRef? _awaitingPersist;
+    private int _eventsSinceSnapshot;
 
-    public IStash Stash { get; set; } = null!;
-
-    public ContainerActor(string handle, GardenSettings settings, ContainerEffects effects)
+    public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects)
     {
         _settings = settings;
         _fx = effects;
+        _fresh = fresh;
         _state = ContainerState.Empty(handle);
         _paths = ContainerPaths.For(settings, handle);
         _agent = effects.Agents.Connect(_paths.AgentSocket);
-        Become(Initial);
+        PersistenceId = HostState.PersistenceIdOf(handle, incarnation);
+
+        Recover<SnapshotOffer>(o => _state = _state.Apply((ContainerSnapshot)o.Snapshot));
+        Recover<IJournalRecord>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ => OnRecovered());
     }
 
-    public static Props Props(string handle, GardenSettings settings, ContainerEffects effects) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(handle, settings, effects));
+    public override string PersistenceId { get; }
+
+    public static Props Props(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(handle, incarnation, fresh, settings, effects));
 
     private string Handle => _state.Handle;
 
     // ---- messages private to this actor ----
     private sealed record CreateFinished(string Rootfs, IActorRef ReplyTo);
     private sealed record CreateFailed(Exception Error, IActorRef ReplyTo);
-    private sealed record StopFinished(IActorRef ReplyTo);
+    private sealed record StopFinished(IActorRef? ReplyTo);
     private sealed record DestroyFinished(Exception? Error);
     private sealed record InfoReady(ImmutableArray<string> ProcessIds, IActorRef ReplyTo);
     private sealed record AttachResolved(AttachProcess Request, bool Known, IActorRef ReplyTo);
+    private sealed record ReconcileFinished(KernelFindings Findings);
+
+    // ---- journal ----
+
+    /// <summary>Stores the event, applies it, then acknowledges (replies happen in <paramref name="then"/>).</summary>
+    private void Journal(IJournalRecord evt, IActorRef? replyTo, Action then)
+    {
+        _awaitingPersist = replyTo;
+        Persist(evt, e =>
+        {
+            _awaitingPersist = null;
+            _state = _state.Apply(e);
+            if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
+            {
+                _eventsSinceSnapshot = 0;
+                SaveSnapshot(_state.ToSnapshot());
+            }
+            then();
+        });
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "[{0}] journal write failed for {1}; the actor stops and recovers from its journal", Handle, @event.GetType().Name);
+        _awaitingPersist?.Tell(new Status.Failure(new GardenException(ErrorKind.Internal,
+            $"container {Handle}: journal write failed ({cause.Message}); the change was not made")));
+        foreach (var w in _destroyWaiters) w.Tell(new Status.Failure(new GardenException(ErrorKind.Internal, $"journal write failed: {cause.Message}")));
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "[{0}] journal rejected {1}", Handle, @event.GetType().Name);
+        _awaitingPersist?.Tell(new Status.Failure(new GardenException(ErrorKind.Internal, $"journal rejected the change: {cause.Message}")));
+        _awaitingPersist = null;
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    private void Snapshots()
+    {
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("[{0}] snapshot failed: {1}", Handle, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    // ---- recovery ----
+
+    private void OnRecovered()
+    {
+        if (_fresh)
+        {
+            Become(Initial);
+            return;
+        }
+        switch (_state.PlanRecovery())
+        {
+            case RecoveryPlan.Release:
+                _log.Info("[{0}] recovered: nothing to keep", Handle);
+                BecomeGone();
+                break;
+            case RecoveryPlan.Undo:
+                _log.Info("[{0}] recovered mid-{1}: releasing everything", Handle, _state.Lifecycle == ContainerLifecycle.Creating ? "create" : "destroy");
+                Journal(ContainerState.Changed(ContainerLifecycle.Destroying), null, () => StartDestroy(graceful: false));
+                break;
+            default:
+                _log.Info("[{0}] recovered ({1}): reconciling with the kernel", Handle, ContainerState.Describe(_state.Lifecycle));
+                ReconcileAsync().ContinueWith(t =>
+                {
+                    if (t.IsCompletedSuccessfully) return t.Result;
+                    _log.Error(t.Exception!.GetBaseException(), "[{0}] reconcile could not read the kernel's state", Handle);
+                    return new KernelFindings(false, false, false, false);
+                }).ContinueWith(t => new ReconcileFinished(t.Result)).PipeTo(Self);
+                Become(Reconciling);
+                break;
+        }
+    }
+
+    private void Reconciling()
+    {
+        Snapshots();
+        Command<ReconcileFinished>(msg =>
+        {
+            var problem = ContainerState.Diagnose(msg.Findings);
+            var reconciled = new Reconciled
+            {
+                Healthy = problem is null, Finding = problem ?? "reattached", DaemonVersion = HostActor.Version,
+                AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            };
+            Journal(reconciled, null, () =>
+            {
+                if (problem is not null && _state.Lifecycle != ContainerLifecycle.Broken)
+                {
+                    _log.Warning("[{0}] reconcile: {1}", Handle, problem);
+                    Journal(ContainerState.Changed(ContainerLifecycle.Broken, problem), null, Ready);
+                    return;
+                }
+                _log.Info("[{0}] reconcile: {1}", Handle, reconciled.Finding);
+                if (_state.Lifecycle == ContainerLifecycle.Stopping)
+                {
+                    // died mid-stop: finish it (KILL whatever is left)
+                    StopProcessesAsync(TimeSpan.Zero).ContinueWith(_ => new StopFinished(null)).PipeTo(Self);
+                    Become(Stopping);
+                    Context.Parent.Tell(new ContainerReady(Handle));
+                    return;
+                }
+                Ready();
+            });
+        });
+        CommandAny(_ => Stash.Stash());
+    }
+
+    private void Ready()
+    {
+        Become(_state.Lifecycle switch
+        {
+            ContainerLifecycle.Active => Active,
+            ContainerLifecycle.Stopped => Stopped,
+            _ => Broken,
+        });
+        Stash.UnstashAll();
+        Context.Parent.Tell(new ContainerReady(Handle));
+    }
+
+    private async Task<KernelFindings> ReconcileAsync()
+    {
+        _fx.Runtime.Adopt(Handle, _paths.Bundle);
+        var state = await _fx.Runtime.StateAsync(Handle, CancellationToken.None);
+        var running = state is { Status: OciStatus.Running };
+        var agent = false;
+        if (running)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await _agent.PingAsync(cts.Token);
+                agent = true;
+            }
+            catch (Exception e) when (e is OperationCanceledException or AgentUnavailableException or AgentException)
+            {
+            }
+        }
+        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent);
+    }
 
     // ---- states ----
+
     private void Initial()
     {
-        Receive<CreateContainer>(msg =>
+        Snapshots();
+        Command<CreateContainer>(msg =>
         {
             var spec = msg.Spec;
             var replyTo = Sender;
-            _log.Info("[{0}] create starting (rootfs {1})", Handle, spec.Rootfs);
-            CreateAsync(spec).ContinueWith(t => t.IsCompletedSuccessfully
-                    ? (object)new CreateFinished(t.Result, replyTo)
-                    : new CreateFailed(t.Exception!.GetBaseException(), replyTo))
-                .PipeTo(Self);
-            Become(() => Creating(spec));
+            Journal(new CreateStarted { Spec = ContainerState.ToRecord(spec) }, replyTo, () =>
+            {
+                _log.Info("[{0}] create starting (rootfs {1})", Handle, spec.Rootfs);
+                CreateAsync(spec).ContinueWith(t => t.IsCompletedSuccessfully
+                        ? (object)new CreateFinished(t.Result, replyTo)
+                        : new CreateFailed(t.Exception!.GetBaseException(), replyTo))
+                    .PipeTo(Self);
+                Become(Creating);
+            });
         });
-        ReceiveAny(_ => Sender.Tell(new Status.Failure(GardenException.UnknownHandle(Handle))));
+        CommandAny(_ => Sender.Tell(new Status.Failure(GardenException.UnknownHandle(Handle))));
     }
 
-    private void Creating(ContainerSpec spec)
+    private void Creating()
     {
-        Receive<CreateFinished>(msg =>
+        Snapshots();
+        Command<CreateFinished>(msg => Journal(new CreateCompleted { RootfsMount = msg.Rootfs }, msg.ReplyTo, () =>
         {
-            _state = _state.Apply(new ContainerCreatedEvent(spec, msg.Rootfs));
             _log.Info("[{0}] create finished", Handle);
             msg.ReplyTo.Tell(new ContainerCreated(Handle));
             Become(Active);
             Stash.UnstashAll();
-        });
-        Receive<CreateFailed>(msg =>
+        }));
+        Command<CreateFailed>(msg =>
         {
             _log.Warning("[{0}] create failed: {1}", Handle, msg.Error.Message);
-            msg.ReplyTo.Tell(new Status.Failure(ToCreateError(msg.Error)));
-            Context.Stop(Self);
+            Journal(ContainerState.Changed(ContainerLifecycle.Destroyed), msg.ReplyTo, () =>
+            {
+                msg.ReplyTo.Tell(new Status.Failure(ToCreateError(msg.Error)));
+                BecomeGone();
+            });
         });
-        Receive<GetSummary>(_ => Sender.Tell(Summary()));
-        ReceiveAny(_ => Stash.Stash());
+        Command<GetSummary>(_ => Sender.Tell(Summary()));
+        CommandAny(_ => Stash.Stash());
     }
 
     private void Active()
     {
-        CommonQueries();
-        Receive<RunProcess>(Run);
-        Receive<AttachProcess>(Attach);
-        Receive<SignalProcess>(Signal);
-        Receive<SetProperty>(SetProperty);
-        Receive<RemoveProperty>(RemoveProperty);
-        Receive<StopContainer>(msg =>
+        Queries();
+        Command<RunProcess>(Run);
+        ProcessCommands();
+        Command<StopContainer>(msg =>
         {
             var replyTo = Sender;
-            _state = _state.Apply(new LifecycleChangedEvent(ContainerLifecycle.Stopping, null));
-            _log.Info("[{0}] stop starting (kill={1})", Handle, msg.Kill);
-            StopProcessesAsync(msg.Kill ? TimeSpan.Zero : _settings.StopGrace)
-                .ContinueWith(_ => new StopFinished(replyTo)).PipeTo(Self);
-            Become(Stopping);
+            Journal(ContainerState.Changed(ContainerLifecycle.Stopping), replyTo, () =>
+            {
+                _log.Info("[{0}] stop starting (kill={1})", Handle, msg.Kill);
+                StopProcessesAsync(msg.Kill ? TimeSpan.Zero : _settings.StopGrace)
+                    .ContinueWith(_ => new StopFinished(replyTo)).PipeTo(Self);
+                Become(Stopping);
+            });
         });
-        Receive<DestroyContainer>(BeginDestroy);
+        Command<DestroyContainer>(BeginDestroy);
     }
 
     private void Stopping()
     {
-        CommonQueries();
-        Receive<AttachProcess>(Attach);
-        Receive<SignalProcess>(Signal);
-        Receive<SetProperty>(SetProperty);
-        Receive<RemoveProperty>(RemoveProperty);
-        Receive<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
-        Receive<StopFinished>(msg =>
+        Queries();
+        ProcessCommands();
+        Command<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
+        Command<StopFinished>(msg => Journal(ContainerState.Changed(ContainerLifecycle.Stopped, "stopped"), msg.ReplyTo, () =>
         {
-            _state = _state.Apply(new LifecycleChangedEvent(ContainerLifecycle.Stopped, "stopped"));
             _log.Info("[{0}] stop finished", Handle);
-            msg.ReplyTo.Tell(Done.Instance);
+            msg.ReplyTo?.Tell(Done.Instance);
             Become(Stopped);
             Stash.UnstashAll();
-        });
-        ReceiveAny(_ => Stash.Stash());
+        }));
+        CommandAny(_ => Stash.Stash());
     }
 
     private void Stopped()
     {
-        CommonQueries();
-        Receive<AttachProcess>(Attach);
-        Receive<SignalProcess>(Signal);
-        Receive<SetProperty>(SetProperty);
-        Receive<RemoveProperty>(RemoveProperty);
-        Receive<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
-        Receive<StopContainer>(_ => Sender.Tell(Done.Instance));
-        Receive<DestroyContainer>(BeginDestroy);
+        Queries();
+        ProcessCommands();
+        Command<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
+        Command<StopContainer>(_ => Sender.Tell(Done.Instance));
+        Command<DestroyContainer>(BeginDestroy);
     }
 
     private void Destroying()
     {
-        Receive<DestroyContainer>(_ => _destroyWaiters.Add(Sender));
-        Receive<GetSummary>(_ => Sender.Tell(Summary()));
-        Receive<GetInfo>(_ => Sender.Tell(Info([])));
-        Receive<DestroyFinished>(msg =>
+        Snapshots();
+        Command<DestroyContainer>(_ => _destroyWaiters.Add(Sender));
+        Command<GetSummary>(_ => Sender.Tell(Summary()));
+        Command<GetInfo>(_ => Sender.Tell(Info([])));
+        Command<DestroyFinished>(msg =>
         {
             if (msg.Error is null)
             {
-                _state = _state.Apply(new LifecycleChangedEvent(ContainerLifecycle.Destroyed, null));
-                _log.Info("[{0}] destroy finished", Handle);
-                foreach (var w in _destroyWaiters) w.Tell(new ContainerDestroyed(Handle));
-                Context.Stop(Self);
+                Journal(ContainerState.Changed(ContainerLifecycle.Destroyed), null, () =>
+                {
+                    _log.Info("[{0}] destroy finished", Handle);
+                    foreach (var w in _destroyWaiters) w.Tell(new ContainerDestroyed(Handle));
+                    _destroyWaiters.Clear();
+                    BecomeGone();
+                });
                 return;
             }
             _log.Error(msg.Error, "[{0}] destroy failed", Handle);
-            _state = _state.Apply(new LifecycleChangedEvent(ContainerLifecycle.Broken, $"destroy failed: {msg.Error.Message}"));
-            var error = new GardenException(ErrorKind.Internal, $"destroy {Handle} failed: {msg.Error.Message}", msg.Error);
-            foreach (var w in _destroyWaiters) w.Tell(new Status.Failure(error));
-            _destroyWaiters.Clear();
-            Become(Broken);
+            Journal(ContainerState.Changed(ContainerLifecycle.Broken, $"destroy failed: {msg.Error.Message}"), null, () =>
+            {
+                var error = new GardenException(ErrorKind.Internal, $"destroy {Handle} failed: {msg.Error.Message}", msg.Error);
+                foreach (var w in _destroyWaiters) w.Tell(new Status.Failure(error));
+                _destroyWaiters.Clear();
+                Become(Broken);
+                Context.Parent.Tell(new ContainerReady(Handle)); // a recovering host stops waiting for it
+
+            });
         });
-        ReceiveAny(_ => Sender.Tell(new Status.Failure(
+        CommandAny(_ => Sender.Tell(new Status.Failure(
             new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} is being destroyed"))));
     }
 
     private void Broken()
     {
-        CommonQueries();
-        Receive<DestroyContainer>(BeginDestroy);
-        ReceiveAny(_ => Sender.Tell(new Status.Failure(
-            new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} is broken: {_state.Events.LastOrDefault()}; destroy it"))));
+        Queries();
+        Command<DestroyContainer>(BeginDestroy);
+        CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.FailedPrecondition,
+            $"container {Handle} is broken ({_state.Events.LastOrDefault()}); destroy it"))));
     }
 
-    private void CommonQueries()
+    /// <summary>Nothing left: the host releases the handle and stops this actor.</summary>
+    private void BecomeGone()
     {
-        Receive<GetSummary>(_ => Sender.Tell(Summary()));
-        Receive<GetInfo>(_ =>
+        Context.Parent.Tell(new ContainerGone(Handle));
+        Become(() =>
+        {
+            Snapshots();
+            CommandAny(_ => Sender.Tell(new Status.Failure(GardenException.UnknownHandle(Handle))));
+        });
+    }
+
+    private void Queries()
+    {
+        Snapshots();
+        Command<GetSummary>(_ => Sender.Tell(Summary()));
+        Command<GetInfo>(_ =>
         {
             var replyTo = Sender;
             _agent.ListAsync(CancellationToken.None).ContinueWith(t => new InfoReady(t.IsCompletedSuccessfully
@@ -180,15 +357,43 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
                     : [], replyTo))
                 .PipeTo(Self);
         });
-        Receive<InfoReady>(msg => msg.ReplyTo.Tell(Info(msg.ProcessIds)));
-        Receive<GetProperties>(_ => Sender.Tell(new PropertiesResult(_state.Properties)));
-        Receive<GetProperty>(msg =>
+        Command<InfoReady>(msg => msg.ReplyTo.Tell(Info(msg.ProcessIds)));
+        Command<GetProperties>(_ => Sender.Tell(new PropertiesResult(_state.Properties)));
+        Command<GetProperty>(msg =>
         {
             if (_state.Properties.TryGetValue(msg.Key, out var v)) Sender.Tell(new PropertyValue(v));
-            else Sender.Tell(new Status.Failure(new GardenException(ErrorKind.NotFound,
-                $"container {Handle} has no property \"{msg.Key}\"")));
+            else Sender.Tell(new Status.Failure(NoProperty(msg.Key)));
         });
-        Receive<AttachResolved>(msg =>
+        Command<SetProperty>(msg =>
+        {
+            if (msg.Key.Length == 0)
+            {
+                Sender.Tell(new Status.Failure(GardenException.Invalid("key", "must not be empty")));
+                return;
+            }
+            var replyTo = Sender;
+            Journal(new PropertySet { Key = msg.Key, Value = msg.Value }, replyTo, () => replyTo.Tell(Done.Instance));
+        });
+        Command<RemoveProperty>(msg =>
+        {
+            if (!_state.Properties.ContainsKey(msg.Key))
+            {
+                Sender.Tell(new Status.Failure(NoProperty(msg.Key)));
+                return;
+            }
+            var replyTo = Sender;
+            Journal(new PropertyRemoved { Key = msg.Key }, replyTo, () => replyTo.Tell(Done.Instance));
+        });
+    }
+
+    private GardenException NoProperty(string key) =>
+        new(ErrorKind.NotFound, $"container {Handle} has no property \"{key}\"");
+
+    private void ProcessCommands()
+    {
+        Command<AttachProcess>(Attach);
+        Command<SignalProcess>(Signal);
+        Command<AttachResolved>(msg =>
         {
             if (!msg.Known)
             {
@@ -202,6 +407,7 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
     }
 
     // ---- handlers ----
+
     private void Run(RunProcess msg)
     {
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
@@ -239,7 +445,7 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
             Sender.Tell(new Status.Failure(GardenException.UnknownProcess(Handle, msg.ProcessId)));
             return;
         }
-        // A process this daemon did not start (another daemon's, before a restart): ask the agent.
+        // A process this daemon did not start (an earlier daemon's, before a restart): ask the agent.
         var replyTo = Sender;
         _agent.ListAsync(CancellationToken.None)
             .ContinueWith(t => new AttachResolved(msg, t.IsCompletedSuccessfully && t.Result.Any(p => p.Id == msg.ProcessId), replyTo))
@@ -249,46 +455,29 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
     private void Signal(SignalProcess msg)
     {
         var child = Context.Child(msg.ProcessId);
-        if (child.IsNobody())
+        if (!child.IsNobody())
         {
-            var replyTo = Sender;
-            _agent.SignalAsync(msg.ProcessId, msg.Signal, CancellationToken.None)
-                .ContinueWith(t => t.IsCompletedSuccessfully ? (object)Done.Instance
-                    : new Status.Failure(AgentErrors.ToGarden(t.Exception!.GetBaseException(), Handle, msg.ProcessId)))
-                .PipeTo(replyTo);
+            child.Forward(msg);
             return;
         }
-        child.Forward(msg);
-    }
-
-    private void SetProperty(SetProperty msg)
-    {
-        if (msg.Key.Length == 0)
-        {
-            Sender.Tell(new Status.Failure(GardenException.Invalid("key", "must not be empty")));
-            return;
-        }
-        _state = _state.Apply(new PropertySetEvent(msg.Key, msg.Value));
-        Sender.Tell(Done.Instance);
-    }
-
-    private void RemoveProperty(RemoveProperty msg)
-    {
-        if (!_state.Properties.ContainsKey(msg.Key))
-        {
-            Sender.Tell(new Status.Failure(new GardenException(ErrorKind.NotFound, $"container {Handle} has no property \"{msg.Key}\"")));
-            return;
-        }
-        _state = _state.Apply(new PropertyRemovedEvent(msg.Key));
-        Sender.Tell(Done.Instance);
+        var replyTo = Sender;
+        _agent.SignalAsync(msg.ProcessId, msg.Signal, CancellationToken.None)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? (object)Done.Instance
+                : new Status.Failure(AgentErrors.ToGarden(t.Exception!.GetBaseException(), Handle, msg.ProcessId)))
+            .PipeTo(replyTo);
     }
 
     private void BeginDestroy(DestroyContainer msg)
     {
         _destroyWaiters.Add(Sender);
-        _state = _state.Apply(new LifecycleChangedEvent(ContainerLifecycle.Destroying, null));
+        Journal(ContainerState.Changed(ContainerLifecycle.Destroying), null, () => StartDestroy(graceful: true));
+    }
+
+    private void StartDestroy(bool graceful)
+    {
+        _settings.Faults.Hit("destroy-started");
         _log.Info("[{0}] destroy starting", Handle);
-        DestroyAsync().ContinueWith(t => new DestroyFinished(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
+        DestroyAsync(graceful).ContinueWith(t => new DestroyFinished(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
             .PipeTo(Self);
         Become(Destroying);
     }
@@ -305,7 +494,7 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
         _ => new GardenException(ErrorKind.Internal, $"create failed: {e.Message}", e),
     };
 
-    // ---- Linux work (off the actor thread; touches no actor state) ----
+    // ---- Linux work (off the actor thread; reads only immutable fields) ----
 
     /// <summary>Depot, rootfs, runc, agent: each finished step is undone in reverse order if a later one fails.</summary>
     private async Task<string> CreateAsync(ContainerSpec spec)
@@ -319,11 +508,13 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
 
             var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Depot, CancellationToken.None);
             undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
+            _settings.Faults.Hit("create-rootfs");
 
             var bundle = new BundleSpec(Handle, rootfs, _settings.AgentBinary, _paths.AgentSocket, _paths.AgentLog,
                 _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env);
             undo.Push(("runtime", RemoveFromRuntimeAsync));
             await _fx.Runtime.RunAsync(bundle, _paths.Bundle, CancellationToken.None);
+            _settings.Faults.Hit("create-runtime");
 
             using var cts = new CancellationTokenSource(_settings.AgentStartTimeout);
             try
@@ -364,7 +555,7 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
         }
         catch (AgentUnavailableException)
         {
-            // No agent: nothing in the container can be running processes for us; runc kill ends the rest.
+            // No agent: nothing in the container runs processes for us; the runtime's KILL ends the rest.
         }
     }
 
@@ -386,10 +577,14 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
         }
     }
 
-    private async Task DestroyAsync()
+    /// <summary>Releases everything a container may hold; each step is idempotent, so it also finishes what an
+    /// earlier daemon left half done.</summary>
+    private async Task DestroyAsync(bool graceful)
     {
-        await StopProcessesAsync(_settings.DestroyGrace);
+        if (graceful) await StopProcessesAsync(_settings.DestroyGrace);
+        else _fx.Runtime.Adopt(Handle, _paths.Bundle);
         await RemoveFromRuntimeAsync();
+        _settings.Faults.Hit("destroy-runtime");
         await _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
         DeleteDepot();
     }
@@ -408,7 +603,7 @@ public sealed class ContainerActor : ReceiveActor, IWithUnboundedStash
         // Never recurse into a root that is still mounted.
         if (_fx.Rootfs.IsMounted(_paths.Depot))
             throw new GardenException(ErrorKind.Internal, $"container {Handle}: rootfs still mounted, depot kept");
-        File.Delete(_paths.AgentSocket);
+        if (File.Exists(_paths.AgentSocket)) File.Delete(_paths.AgentSocket);
         OverlayRootfs.DeleteTree(_paths.Depot);
     }
 }

@@ -1,16 +1,11 @@
 using System.Collections.Immutable;
+using Garden.Protocol.Journal;
+using Google.Protobuf;
 
 namespace Garden.Actors.Container;
 
-/// <summary>What happened to a container; the state is the fold of these (the journal of a later issue stores them).</summary>
-public interface IContainerEvent;
-
-public sealed record ContainerCreatedEvent(ContainerSpec Spec, string Rootfs) : IContainerEvent;
-public sealed record PropertySetEvent(string Key, string Value) : IContainerEvent;
-public sealed record PropertyRemovedEvent(string Key) : IContainerEvent;
-public sealed record LifecycleChangedEvent(ContainerLifecycle State, string? Note) : IContainerEvent;
-
-/// <summary>The pure state of one container. Decisions are plain functions of it; the actor persists, applies, replies.</summary>
+/// <summary>The pure state of one container: the fold of its journaled events (journal.proto).
+/// Decisions are plain functions of it; the actor persists, applies, replies.</summary>
 public sealed record ContainerState(
     string Handle,
     ContainerSpec? Spec,
@@ -22,20 +17,48 @@ public sealed record ContainerState(
     public static ContainerState Empty(string handle) => new(handle, null, "", ContainerLifecycle.Creating,
         ImmutableDictionary<string, string>.Empty, ImmutableList<string>.Empty);
 
-    public ContainerState Apply(IContainerEvent evt) => evt switch
+    public ContainerState Apply(IMessage evt) => evt switch
     {
-        ContainerCreatedEvent c => this with
+        CreateStarted c => this with { Spec = FromRecord(c.Spec), Properties = c.Spec.Properties.ToImmutableDictionary(), Lifecycle = ContainerLifecycle.Creating },
+        CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active },
+        PropertySet p => this with { Properties = Properties.SetItem(p.Key, p.Value) },
+        PropertyRemoved r => this with { Properties = Properties.Remove(r.Key) },
+        LifecycleChanged l => this with
         {
-            Spec = c.Spec, Rootfs = c.Rootfs, Lifecycle = ContainerLifecycle.Active, Properties = c.Spec.Properties,
+            Lifecycle = (ContainerLifecycle)(int)l.State,
+            Events = string.IsNullOrEmpty(l.Note) ? Events : Events.Add(l.Note),
         },
-        PropertySetEvent p => this with { Properties = Properties.SetItem(p.Key, p.Value) },
-        PropertyRemovedEvent r => this with { Properties = Properties.Remove(r.Key) },
-        LifecycleChangedEvent l => this with
+        Reconciled => this,
+        ContainerSnapshot s => this with
         {
-            Lifecycle = l.State, Events = l.Note is null ? Events : Events.Add(l.Note),
+            Spec = s.Spec is null ? null : FromRecord(s.Spec), Rootfs = s.RootfsMount, Lifecycle = (ContainerLifecycle)(int)s.Lifecycle,
+            Properties = s.Properties.ToImmutableDictionary(), Events = [.. s.Events],
         },
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown container event"),
     };
+
+    public ContainerSnapshot ToSnapshot()
+    {
+        var s = new ContainerSnapshot { RootfsMount = Rootfs, Lifecycle = (Lifecycle)(int)Lifecycle };
+        if (Spec is not null) s.Spec = ToRecord(Spec);
+        s.Properties.Add(Properties);
+        s.Events.AddRange(Events);
+        return s;
+    }
+
+    public static LifecycleChanged Changed(ContainerLifecycle state, string? note = null) =>
+        new() { State = (Lifecycle)(int)state, Note = note ?? "" };
+
+    public static ContainerSpecRecord ToRecord(ContainerSpec spec)
+    {
+        var r = new ContainerSpecRecord { Handle = spec.Handle, Rootfs = spec.Rootfs, Privileged = spec.Privileged };
+        r.Env.AddRange(spec.Env);
+        r.Properties.Add(spec.Properties);
+        return r;
+    }
+
+    public static ContainerSpec FromRecord(ContainerSpecRecord r) =>
+        new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged);
 
     /// <summary>Why a process cannot be started now, or null.</summary>
     public GardenException? CannotRun() => Lifecycle switch
@@ -46,5 +69,28 @@ public sealed record ContainerState(
         _ => new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} is {Describe(Lifecycle)}"),
     };
 
+    /// <summary>What a restarted daemon must do with a container, given its journal alone.</summary>
+    public RecoveryPlan PlanRecovery() => (Spec, Lifecycle) switch
+    {
+        (null, _) => RecoveryPlan.Release,                         // registered, but its Create never began
+        (_, ContainerLifecycle.Creating) => RecoveryPlan.Undo,      // died mid-create: undo whatever was made
+        (_, ContainerLifecycle.Destroying) => RecoveryPlan.Undo,    // died mid-destroy: finish it
+        (_, ContainerLifecycle.Destroyed) => RecoveryPlan.Release,
+        _ => RecoveryPlan.Reconcile,
+    };
+
+    /// <summary>What the kernel must hold for a live container; null when healthy, else what is wrong.</summary>
+    public static string? Diagnose(KernelFindings f) =>
+        !f.RuntimeKnows ? "runc state vanished while gardend was down"
+        : !f.InitRunning ? "container init gone (the agent died) while gardend was down"
+        : !f.RootfsMounted ? "rootfs no longer mounted"
+        : !f.AgentAnswers ? "agent does not answer"
+        : null;
+
     public static string Describe(ContainerLifecycle l) => l.ToString().ToLowerInvariant();
 }
+
+public enum RecoveryPlan { Reconcile, Undo, Release }
+
+/// <summary>What a reconcile found for one container.</summary>
+public sealed record KernelFindings(bool RuntimeKnows, bool InitRunning, bool RootfsMounted, bool AgentAnswers);

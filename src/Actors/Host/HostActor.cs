@@ -1,22 +1,35 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
+using Akka.Persistence;
 using Garden.Actors.Container;
 using Garden.Linux.Host;
+using Garden.Protocol.Journal;
 
 namespace Garden.Actors.Host;
 
-/// <summary>The root of the tree: the registry of handles, capacity, and the router of every container request.
-/// Supervision: a ContainerActor that throws is stopped (its state would be unknown), never silently restarted;
-/// its handle is then reported as broken until destroyed (issue: journal recovery restores it).</summary>
-public sealed class HostActor : ReceiveActor
+/// <summary>The root of the tree (persistence id "host"): the registry of handles and the incarnation of each
+/// container's journal, capacity, and the router of every container request.
+/// Start: recover the registry, record this daemon's version, start every ContainerActor (each recovers and reconciles
+/// itself), and answer Unavailable until all are ready or the recovery budget is spent.
+/// Supervision: a ContainerActor that throws is stopped, never restarted in place; if it stopped without being gone
+/// (a journal write failed, a bug), it is started again from its journal, which reconciles it with the kernel.</summary>
+public sealed class HostActor : ReceivePersistentActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private const int MaxRespawns = 3;
+
     private readonly GardenSettings _settings;
     private readonly ContainerEffects _effects;
     private readonly IHostResources _resources;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<string, IActorRef> _containers = new();
+    private readonly Dictionary<string, IActorRef> _children = new();
     private readonly Dictionary<IActorRef, string> _handles = new();
+    private readonly Dictionary<string, int> _respawns = new();
+    private readonly HashSet<string> _pending = new();
+    private HostState _state = HostState.Empty;
+    private int _eventsSinceSnapshot;
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -24,18 +37,12 @@ public sealed class HostActor : ReceiveActor
         _effects = effects;
         _resources = resources;
 
-        Receive<Ping>(_ => Sender.Tell(new Pong(Version)));
-        Receive<GetCapacity>(_ => Sender.Tell(new Capacity(_resources.MemoryBytes(), _resources.DiskBytes(_settings.StateDir),
-            (ulong)_settings.MaxContainers)));
-        Receive<CreateContainer>(Create);
-        Receive<ListContainers>(List);
-        Receive<BulkInfo>(BulkInfo);
-        Receive<IContainerCommand>(Route);
-        Receive<Terminated>(t =>
-        {
-            if (_handles.Remove(t.ActorRef, out var handle)) _containers.Remove(handle);
-        });
+        Recover<SnapshotOffer>(o => _state = _state.Apply((HostSnapshot)o.Snapshot));
+        Recover<IJournalRecord>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ => OnRecovered());
     }
+
+    public override string PersistenceId => "host";
 
     public static string Version { get; } =
         typeof(HostActor).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -49,6 +56,178 @@ public sealed class HostActor : ReceiveActor
         return Directive.Stop;
     });
 
+    private sealed record RecoveryBudgetSpent
+    {
+        public static readonly RecoveryBudgetSpent Instance = new();
+    }
+
+    private void Journal(IJournalRecord evt, Action then) => Persist(evt, e =>
+    {
+        _state = _state.Apply(e);
+        if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
+        {
+            _eventsSinceSnapshot = 0;
+            SaveSnapshot(_state.ToSnapshot());
+        }
+        then();
+    });
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error(reason, "the journal {0} cannot be read", _settings.JournalPath);
+        Console.Error.WriteLine($"gardend: the journal {_settings.JournalPath} cannot be read: {reason.GetBaseException().Message}");
+        base.OnRecoveryFailure(reason, message);
+        CoordinatedShutdown.Get(Context.System).Run(new JournalUnreadable());
+    }
+
+    /// <summary>The reason gardend stops when its journal cannot be recovered.</summary>
+    public sealed class JournalUnreadable : CoordinatedShutdown.Reason
+    {
+        public override int ExitCode => 3;
+    }
+
+    private void OnRecovered()
+    {
+        Journal(new DaemonStarted { Version = Version, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, () =>
+        {
+            _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
+            foreach (var (handle, incarnation) in _state.Containers)
+            {
+                Spawn(handle, incarnation, fresh: false);
+                _pending.Add(handle);
+            }
+            Timers.StartSingleTimer("recovery-budget", RecoveryBudgetSpent.Instance, _settings.RecoveryTimeout);
+            Become(Recovering);
+            if (_pending.Count == 0) FinishRecovery();
+        });
+    }
+
+    private void Recovering()
+    {
+        Command<ContainerReady>(msg => Settle(msg.Handle));
+        Command<ContainerGone>(msg => Release(msg.Handle, () => Settle(msg.Handle)));
+        Command<RecoveryBudgetSpent>(_ =>
+        {
+            _log.Warning("recovery budget {0} spent; serving with {1} container(s) still recovering: {2}",
+                _settings.RecoveryTimeout, _pending.Count, string.Join(", ", _pending));
+            _pending.Clear();
+            FinishRecovery();
+        });
+        Command<Terminated>(OnTerminated);
+        Snapshots();
+        CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.Unavailable,
+            $"gardend is recovering: {_state.Containers.Count - _pending.Count} of {_state.Containers.Count} containers reconciled"))));
+    }
+
+    private void Settle(string handle)
+    {
+        if (_pending.Remove(handle) && _pending.Count == 0) FinishRecovery();
+    }
+
+    private void FinishRecovery()
+    {
+        Timers.Cancel("recovery-budget");
+        if (_settings.DestroyContainersOnStart && _children.Count > 0)
+        {
+            _log.Info("destroy-containers-on-start: destroying {0} container(s)", _children.Count);
+            foreach (var (handle, child) in _children)
+            {
+                _pending.Add(handle);
+                child.Tell(new DestroyContainer(handle));
+            }
+            Become(DestroyingAll);
+            return;
+        }
+        _log.Info("gardend {0} serving {1} container(s)", Version, _children.Count);
+        Become(Serving);
+        Stash.UnstashAll();
+    }
+
+    private void DestroyingAll()
+    {
+        Command<ContainerGone>(msg => Release(msg.Handle, () =>
+        {
+            if (_pending.Remove(msg.Handle) && _pending.Count == 0)
+            {
+                _log.Info("gardend {0} serving; every earlier container destroyed", Version);
+                Become(Serving);
+            }
+        }));
+        Command<ContainerDestroyed>(_ => { });
+        Command<Status.Failure>(f => _log.Error(f.Cause, "destroy at start failed"));
+        Command<Terminated>(OnTerminated);
+        Snapshots();
+        CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.Unavailable,
+            $"gardend is destroying earlier containers ({_pending.Count} left)"))));
+    }
+
+    private void Serving()
+    {
+        Command<Ping>(_ => Sender.Tell(new Pong(Version)));
+        Command<GetCapacity>(_ => Sender.Tell(new Capacity(_resources.MemoryBytes(), _resources.DiskBytes(_settings.StateDir),
+            (ulong)_settings.MaxContainers)));
+        Command<CreateContainer>(Create);
+        Command<ListContainers>(List);
+        Command<BulkInfo>(BulkInfo);
+        Command<IContainerCommand>(Route);
+        Command<ContainerGone>(msg => Release(msg.Handle, () => { }));
+        Command<ContainerReady>(_ => { });
+        Command<Terminated>(OnTerminated);
+        Snapshots();
+    }
+
+    private void Snapshots()
+    {
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("host snapshot failed: {0}", f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    private void Spawn(string handle, long incarnation, bool fresh)
+    {
+        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects), $"{handle}~{incarnation}");
+        Context.Watch(child);
+        _children[handle] = child;
+        _handles[child] = handle;
+    }
+
+    /// <summary>Journals that the handle is free, then stops its actor.</summary>
+    private void Release(string handle, Action then)
+    {
+        if (!_state.Containers.ContainsKey(handle))
+        {
+            then();
+            return;
+        }
+        Journal(new ContainerReleased { Handle = handle }, () =>
+        {
+            if (_children.Remove(handle, out var child))
+            {
+                _handles.Remove(child);
+                Context.Stop(child);
+            }
+            _respawns.Remove(handle);
+            then();
+        });
+    }
+
+    private void OnTerminated(Terminated t)
+    {
+        if (!_handles.Remove(t.ActorRef, out var handle)) return; // released: stopped by us
+        _children.Remove(handle);
+        if (!_state.Containers.TryGetValue(handle, out var incarnation)) return;
+        var attempts = _respawns.GetValueOrDefault(handle) + 1;
+        _respawns[handle] = attempts;
+        if (attempts > MaxRespawns)
+        {
+            _log.Error("[{0}] container actor stopped {1} times; leaving it down until gardend restarts", handle, MaxRespawns);
+            return;
+        }
+        _log.Warning("[{0}] container actor stopped unexpectedly; recovering it from its journal", handle);
+        Spawn(handle, incarnation, fresh: false);
+    }
+
     private void Create(CreateContainer msg)
     {
         var spec = msg.Spec;
@@ -59,9 +238,9 @@ public sealed class HostActor : ReceiveActor
             if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = _settings.DefaultRootfs };
             foreach (var e in spec.Env)
                 if (!e.Contains('=') || e.StartsWith('=')) throw GardenException.Invalid("env", $"\"{e}\" is not KEY=VALUE");
-            if (_containers.ContainsKey(spec.Handle))
+            if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
                 throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
-            if (_containers.Count >= _settings.MaxContainers)
+            if (_state.Containers.Count >= _settings.MaxContainers)
                 throw new GardenException(ErrorKind.ResourceExhausted,
                     $"max containers reached ({_settings.MaxContainers}); destroy one or raise garden.max-containers");
         }
@@ -70,23 +249,26 @@ public sealed class HostActor : ReceiveActor
             Sender.Tell(new Status.Failure(e));
             return;
         }
-        var child = Context.ActorOf(ContainerActor.Props(spec.Handle, _settings, _effects), spec.Handle);
-        Context.Watch(child);
-        _containers[spec.Handle] = child;
-        _handles[child] = spec.Handle;
-        child.Forward(new CreateContainer(spec));
+        var replyTo = Sender;
+        var incarnation = _state.NextIncarnation;
+        Journal(new ContainerRegistered { Handle = spec.Handle, Incarnation = incarnation }, () =>
+        {
+            _settings.Faults.Hit("create-registered");
+            Spawn(spec.Handle, incarnation, fresh: true);
+            _children[spec.Handle].Tell(new CreateContainer(spec), replyTo);
+        });
     }
 
     private void Route(IContainerCommand msg)
     {
-        if (_containers.TryGetValue(msg.Handle, out var child)) child.Forward(msg);
+        if (_children.TryGetValue(msg.Handle, out var child)) child.Forward(msg);
         else Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
     }
 
     private void List(ListContainers msg)
     {
         var timeout = _settings.AskTimeout;
-        var asks = _containers.Values.Select(c => c.Ask<ContainerSummary>(new GetSummary(""), timeout)
+        var asks = _children.Select(c => c.Value.Ask<ContainerSummary>(new GetSummary(c.Key), timeout)
             .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null)).ToList();
         Task.WhenAll(asks).ContinueWith(t => (object)new ContainerList(t.Result
                 .Where(s => s is not null && s.State is not (ContainerLifecycle.Creating or ContainerLifecycle.Destroying or ContainerLifecycle.Destroyed))
@@ -100,7 +282,7 @@ public sealed class HostActor : ReceiveActor
         var timeout = _settings.AskTimeout;
         var asks = msg.Handles.Distinct().Select(async h =>
         {
-            if (!_containers.TryGetValue(h, out var c)) return (h, (ContainerInfo?)null, GardenException.UnknownHandle(h));
+            if (!_children.TryGetValue(h, out var c)) return (h, (ContainerInfo?)null, GardenException.UnknownHandle(h));
             try
             {
                 return (h, await c.Ask<ContainerInfo>(new GetInfo(h), timeout), (GardenException?)null);

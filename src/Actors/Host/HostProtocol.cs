@@ -46,3 +46,9 @@ public sealed record Done
 {
     public static readonly Done Instance = new();
 }
+
+/// <summary>A recovered container has been reconciled with the kernel and serves.</summary>
+internal sealed record ContainerReady(string Handle);
+
+/// <summary>A container is gone (destroyed, a failed create undone, or nothing to recover): the host releases its handle.</summary>
+internal sealed record ContainerGone(string Handle);

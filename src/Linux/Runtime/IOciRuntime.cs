@@ -11,6 +11,9 @@ public interface IOciRuntime
     /// on spec.AgentSocketPath (bound here, before the agent starts, so connections queue until it accepts).</summary>
     Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct);
 
+    /// <summary>Takes over a container an earlier daemon started from <paramref name="bundleDir"/> (after a restart).</summary>
+    void Adopt(string id, string bundleDir);
+
     /// <summary>The container's state, or null if the runtime does not know it.</summary>
     Task<OciState?> StateAsync(string id, CancellationToken ct);
 

@@ -37,10 +37,12 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
 
     /// <summary>A pidfd for the container's init, if this instance started it and it still runs
     /// (checked by its cgroup, so a reused pid is never signalled).</summary>
-    private SafePidfdHandle? InitPidfd(string id)
+    private SafePidfdHandle? InitPidfd(string id) => InitPidfd(id, out _);
+
+    private SafePidfdHandle? InitPidfd(string id, out int pid)
     {
+        pid = 0;
         if (!_bundles.TryGetValue(id, out var bundle)) return null;
-        int pid;
         try
         {
             pid = int.Parse(File.ReadAllText(Path.Combine(bundle, "init.pid")).Trim());
@@ -62,8 +64,14 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         return null;
     }
 
+    public void Adopt(string id, string bundleDir) => _bundles[id] = bundleDir;
+
     public async Task<OciState?> StateAsync(string id, CancellationToken ct)
     {
+        // Fast path: the init we started (or adopted) is alive, so runc knows it as running.
+        using (var pidfd = InitPidfd(id, out var pid))
+            if (pidfd is not null) return new OciState(id, OciStatus.Running, pid, _bundles[id]);
+
         var result = await Command.RunAsync(runcPath, Global().Concat(["state", id]).ToList(), ct).ConfigureAwait(false);
         if (!result.Succeeded)
         {

@@ -1,0 +1,58 @@
+using Akka.Actor;
+using Akka.Serialization;
+using Google.Protobuf;
+
+namespace Garden.Protocol.Journal;
+
+/// <summary>Marks the messages of journal.proto (events and snapshots) for the journal serializer.</summary>
+public interface IJournalRecord : IMessage;
+
+public sealed partial class DaemonStarted : IJournalRecord;
+public sealed partial class ContainerRegistered : IJournalRecord;
+public sealed partial class ContainerReleased : IJournalRecord;
+public sealed partial class HostSnapshot : IJournalRecord;
+public sealed partial class CreateStarted : IJournalRecord;
+public sealed partial class CreateCompleted : IJournalRecord;
+public sealed partial class PropertySet : IJournalRecord;
+public sealed partial class PropertyRemoved : IJournalRecord;
+public sealed partial class LifecycleChanged : IJournalRecord;
+public sealed partial class Reconciled : IJournalRecord;
+public sealed partial class ContainerSnapshot : IJournalRecord;
+
+/// <summary>Journal bytes: the protobuf encoding, named by a short manifest that is never reused or renamed.
+/// (Akka's default serializer would store CLR type names, which an upgrade may not be able to read.)</summary>
+public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const int Id = 4747;
+
+    private static readonly Dictionary<string, MessageParser> Parsers = new()
+    {
+        ["ds"] = DaemonStarted.Parser,
+        ["cr"] = ContainerRegistered.Parser,
+        ["cx"] = ContainerReleased.Parser,
+        ["hs"] = HostSnapshot.Parser,
+        ["c1"] = CreateStarted.Parser,
+        ["c2"] = CreateCompleted.Parser,
+        ["ps"] = PropertySet.Parser,
+        ["pr"] = PropertyRemoved.Parser,
+        ["lc"] = LifecycleChanged.Parser,
+        ["rc"] = Reconciled.Parser,
+        ["cs"] = ContainerSnapshot.Parser,
+    };
+
+    private static readonly Dictionary<Type, string> Manifests =
+        Parsers.ToDictionary(p => p.Value.GetType().GetGenericArguments()[0], p => p.Key);
+
+    public override int Identifier => Id;
+
+    public override string Manifest(object o) => Manifests.TryGetValue(o.GetType(), out var m)
+        ? m
+        : throw new ArgumentException($"{o.GetType()} is not a journal message", nameof(o));
+
+    public override byte[] ToBinary(object obj) => ((IMessage)obj).ToByteArray();
+
+    public override object FromBinary(byte[] bytes, string manifest) => Parsers.TryGetValue(manifest, out var parser)
+        ? parser.ParseFrom(bytes)
+        : throw new System.Runtime.Serialization.SerializationException(
+            $"unknown journal manifest \"{manifest}\": written by a newer gardend than this one?");
+}
