@@ -25,6 +25,12 @@ public sealed class Gardend : IAsyncDisposable
     {
         Dir = TestPaths.NewTempDir("gardend");
         CgroupParent = $"garden-test-{Path.GetFileName(Dir)[12..]}";
+        Configure(extraConfig);
+    }
+
+    /// <summary>Rewrites the config file; takes effect at the next start.</summary>
+    public void Configure(string extraConfig)
+    {
         File.WriteAllText(ConfigFile, $$"""
             garden {
               agent-binary = "{{TestPaths.AgentBinary}}"
@@ -37,8 +43,39 @@ public sealed class Gardend : IAsyncDisposable
             """);
     }
 
+    /// <summary>Starts gardend and waits until it answers ping.</summary>
     public async Task StartAsync()
     {
+        Launch();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process!.HasExited) throw new InvalidOperationException($"gardend exited with {_process.ExitCode}:\n{Log}");
+            if (File.Exists(Socket) && (await CliAsync("ping")).ExitCode == 0) return;
+            await Task.Delay(50);
+        }
+        throw new TimeoutException($"gardend did not answer ping within 30s:\n{Log}");
+    }
+
+    /// <summary>Starts gardend and waits for it to exit on its own (a start that must fail); returns its exit code.</summary>
+    public async Task<int> StartExpectingExitAsync()
+    {
+        Launch();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await _process!.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    /// <summary>Waits until gardend has died (after a fault point fired).</summary>
+    public async Task WaitForExitAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await _process!.WaitForExitAsync(cts.Token);
+    }
+
+    private void Launch()
+    {
+        _process?.Dispose();
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -52,14 +89,6 @@ public sealed class Gardend : IAsyncDisposable
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_process.HasExited) throw new InvalidOperationException($"gardend exited with {_process.ExitCode}:\n{Log}");
-            if (File.Exists(Socket) && (await CliAsync("ping")).ExitCode == 0) return;
-            await Task.Delay(50);
-        }
-        throw new TimeoutException($"gardend did not answer ping within 30s:\n{Log}");
     }
 
     public int Pid => _process?.Id ?? 0;
