@@ -17,9 +17,22 @@ var reps = args.Length > 4 ? int.Parse(args[4]) : 30;
 var dir = Directory.CreateTempSubdirectory("garden-bench-").FullName;
 var socket = Path.Combine(dir, "garden.sock");
 File.WriteAllText(Path.Combine(dir, "bench.conf"),
-    $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\" }}");
-var daemon = Process.Start(new ProcessStartInfo("dotnet", [gardendDll, "--state-dir", Path.Combine(dir, "state"), "--socket", socket,
-    "--config", Path.Combine(dir, "bench.conf")]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+    $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\" }}\n" +
+    (Environment.GetEnvironmentVariable("BENCH_EXTRA_CONF") ?? ""));
+var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? "/dev/null";
+Process StartDaemon(string stateDir, string configFile)
+{
+    var p = Process.Start(new ProcessStartInfo("dotnet", [gardendDll, "--state-dir", stateDir, "--socket", socket, "--config", configFile])
+        { RedirectStandardOutput = true, RedirectStandardError = true })!;
+    var log = TextWriter.Synchronized(new StreamWriter(daemonLog, append: true) { AutoFlush = true });
+    p.OutputDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
+    p.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
+    p.BeginOutputReadLine();
+    p.BeginErrorReadLine();
+    return p;
+}
+var daemon = StartDaemon(Path.Combine(dir, "state"), Path.Combine(dir, "bench.conf"));
+var json = new JsonObject();
 try
 {
     var client = new Garden.Protocol.Api.Garden.GardenClient(Channel(socket));
@@ -65,11 +78,9 @@ try
         results["destroy"].Runc.Add(sw.Elapsed.TotalMilliseconds);
     }
 
-    var json = new JsonObject();
     Console.WriteLine($"{"op",-8} {"gardend p50",12} {"p90",8} {"runc p50",10} {"p90",8} {"ratio",7}   ({reps} repetitions; runc: create+start / exec / kill+wait+delete)");
     foreach (var (op, (g, r)) in results)
     {
-        double P(List<double> xs, double q) { var s = xs.Order().ToList(); return s[(int)Math.Min(s.Count - 1, Math.Floor(q * s.Count))]; }
         var ratio = P(g, 0.5) / P(r, 0.5);
         Console.WriteLine($"{op,-8} {P(g, 0.5),12:F2} {P(g, 0.9),8:F2} {P(r, 0.5),10:F2} {P(r, 0.9),8:F2} {ratio,7:F3}");
         json[op] = new JsonObject
@@ -79,16 +90,98 @@ try
             ["ratio"] = Math.Round(ratio, 3),
         };
     }
+
+    // ---- persist cost: one journaled event (SetProperty), and Create against the SQLite journal vs an in-memory one ----
+    {
+        var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+        var setProperty = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await client.SetPropertyAsync(new SetPropertyRequest { Handle = h, Key = "k", Value = i.ToString() });
+            setProperty.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        await client.DestroyAsync(new DestroyRequest { Handle = h });
+        daemon.Kill();
+        daemon.WaitForExit();
+        var memConf = Path.Combine(dir, "inmem.conf");
+        File.WriteAllText(memConf, File.ReadAllText(Path.Combine(dir, "bench.conf")) + """
+
+            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+            """);
+        daemon = StartDaemon(Path.Combine(dir, "state-inmem"), memConf);
+        await WaitForPing(client);
+        var inmemCreate = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var ih = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+            inmemCreate.Add(sw.Elapsed.TotalMilliseconds);
+            await client.DestroyAsync(new DestroyRequest { Handle = ih });
+        }
+        daemon.Kill();
+        daemon.WaitForExit();
+        var sqliteCreate = P(results["create"].Gardend, 0.5);
+        Console.WriteLine($"persist: one journaled event (SetProperty) p50 {P(setProperty, 0.5):F2} ms; Create p50 {sqliteCreate:F2} ms with the SQLite journal, {P(inmemCreate, 0.5):F2} ms in memory (3 events per Create)");
+        json["persist"] = new JsonObject
+        {
+            ["event_p50_ms"] = Math.Round(P(setProperty, 0.5), 3), ["event_p90_ms"] = Math.Round(P(setProperty, 0.9), 3),
+            ["create_sqlite_p50_ms"] = Math.Round(sqliteCreate, 3), ["create_inmem_p50_ms"] = Math.Round(P(inmemCreate, 0.5), 3),
+            ["create_persist_cost_ms"] = Math.Round(sqliteCreate - P(inmemCreate, 0.5), 3),
+        };
+    }
+
+    // ---- reattach: N containers each running a process, kill -9, start again: until Ping, until all attachable ----
+    {
+        var n = int.Parse(Environment.GetEnvironmentVariable("BENCH_REATTACH_CONTAINERS") ?? "100");
+        daemon = StartDaemon(Path.Combine(dir, "state-reattach"), Path.Combine(dir, "bench.conf"));
+        await WaitForPing(client);
+        var handles = new List<string>();
+        for (var i = 0; i < n; i++)
+        {
+            var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec { Handle = $"reattach-{i}" } })).Handle;
+            using var run = client.Run();
+            await run.RequestStream.WriteAsync(new RunRequest { Handle = h, Detach = true, Spec = new ProcessSpec { Id = "p", Path = "/bin/sleep", Args = { "100000" } } });
+            await run.RequestStream.CompleteAsync();
+            while (await run.ResponseStream.MoveNext(default)) { }
+            handles.Add(h);
+        }
+        daemon.Kill(); // SIGKILL
+        daemon.WaitForExit();
+        var sw = Stopwatch.StartNew();
+        Console.WriteLine($"reattach: restarting at {DateTime.UtcNow:HH:mm:ss.fff}");
+        daemon = StartDaemon(Path.Combine(dir, "state-reattach"), Path.Combine(dir, "bench.conf"));
+        await WaitForPing(client, pollMs: 5);
+        var ping = sw.Elapsed.TotalMilliseconds;
+        await Task.WhenAll(handles.Select(async h =>
+        {
+            using var attach = client.Attach();
+            await attach.RequestStream.WriteAsync(new AttachRequest { Handle = h, ProcessId = "p" });
+            if (!await attach.ResponseStream.MoveNext(default) || attach.ResponseStream.Current.KindCase != ProcessEvent.KindOneofCase.Started)
+                throw new InvalidOperationException($"{h}: not attachable");
+        }));
+        var all = sw.Elapsed.TotalMilliseconds;
+        Console.WriteLine($"reattach: {n} containers, kill -9, restart: Ping answers after {ping:F0} ms, every container attachable after {all:F0} ms (target 2000)");
+        json["reattach"] = new JsonObject { ["containers"] = n, ["ping_ms"] = Math.Round(ping, 1), ["all_attachable_ms"] = Math.Round(all, 1) };
+        foreach (var h in handles) await client.DestroyAsync(new DestroyRequest { Handle = h });
+    }
+
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");
 }
 finally
 {
-    daemon.Kill();
-    daemon.WaitForExit();
+    if (!daemon.HasExited)
+    {
+        daemon.Kill();
+        daemon.WaitForExit();
+    }
     Directory.Delete(dir, true);
 }
+
+static double P(List<double> xs, double q) { var s = xs.Order().ToList(); return s[(int)Math.Min(s.Count - 1, Math.Floor(q * s.Count))]; }
 
 static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
 {
@@ -103,12 +196,12 @@ static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://loca
     },
 });
 
-static async Task WaitForPing(Garden.Protocol.Api.Garden.GardenClient client)
+static async Task WaitForPing(Garden.Protocol.Api.Garden.GardenClient client, int pollMs = 100)
 {
-    for (var i = 0; i < 300; i++)
+    for (var i = 0; i < 30_000 / pollMs; i++)
     {
         try { await client.PingAsync(new PingRequest()); return; }
-        catch (RpcException) { await Task.Delay(100); }
+        catch (RpcException) { await Task.Delay(pollMs); }
     }
     throw new TimeoutException("gardend did not answer");
 }

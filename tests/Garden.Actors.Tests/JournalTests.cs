@@ -111,6 +111,7 @@ public sealed class JournalSerializerTests : Akka.TestKit.Xunit2.TestKit
         { new DaemonStarted { Version = "1.2.3", StartedUnixMs = 42 }, "ds" },
         { new ContainerRegistered { Handle = "h", Incarnation = 7 }, "cr" },
         { new ContainerReleased { Handle = "h" }, "cx" },
+        { new RecoveryFinished { DaemonVersion = "v", Reattached = { "a" }, Broken = { "b" }, Released = { "c" }, DurationMs = 5 }, "rf" },
         { new HostSnapshot { NextIncarnation = 3, Containers = { ["h"] = 2 }, Versions = { "a" } }, "hs" },
         { new CreateStarted { Spec = new ContainerSpecRecord { Handle = "h", Rootfs = "/r", Env = { "A=1" }, Properties = { ["k"] = "v" } } }, "c1" },
         { new CreateCompleted { RootfsMount = "/m" }, "c2" },

@@ -47,6 +47,9 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     public override string PersistenceId { get; }
 
+    /// <summary>A fresh incarnation has an empty journal by construction: skip the replay queries (a Create stays fast).</summary>
+    public override Recovery Recovery => _fresh ? Recovery.None : base.Recovery;
+
     public static Props Props(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects) =>
         Akka.Actor.Props.Create(() => new ContainerActor(handle, incarnation, fresh, settings, effects));
 
@@ -143,35 +146,35 @@ public sealed class ContainerActor : ReceivePersistentActor
         Command<ReconcileFinished>(msg =>
         {
             var problem = ContainerState.Diagnose(msg.Findings);
-            var reconciled = new Reconciled
+            if (problem is not null)
             {
-                Healthy = problem is null, Finding = problem ?? "reattached", DaemonVersion = HostActor.Version,
-                AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-            };
-            Journal(reconciled, null, () =>
+                _log.Warning("[{0}] reconcile: {1}", Handle, problem);
+                var found = new Reconciled
+                {
+                    Healthy = false, Finding = problem, DaemonVersion = HostActor.Version, AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                };
+                Journal(found, null, () =>
+                {
+                    if (_state.Lifecycle == ContainerLifecycle.Broken) Ready(healthy: false);
+                    else Journal(ContainerState.Changed(ContainerLifecycle.Broken, problem), null, () => Ready(healthy: false));
+                });
+                return;
+            }
+            _log.Info("[{0}] reconcile: reattached", Handle);
+            if (_state.Lifecycle == ContainerLifecycle.Stopping)
             {
-                if (problem is not null && _state.Lifecycle != ContainerLifecycle.Broken)
-                {
-                    _log.Warning("[{0}] reconcile: {1}", Handle, problem);
-                    Journal(ContainerState.Changed(ContainerLifecycle.Broken, problem), null, Ready);
-                    return;
-                }
-                _log.Info("[{0}] reconcile: {1}", Handle, reconciled.Finding);
-                if (_state.Lifecycle == ContainerLifecycle.Stopping)
-                {
-                    // died mid-stop: finish it (KILL whatever is left)
-                    StopProcessesAsync(TimeSpan.Zero).ContinueWith(_ => new StopFinished(null)).PipeTo(Self);
-                    Become(Stopping);
-                    Context.Parent.Tell(new ContainerReady(Handle));
-                    return;
-                }
-                Ready();
-            });
+                // died mid-stop: finish it (KILL whatever is left)
+                StopProcessesAsync(TimeSpan.Zero).ContinueWith(_ => new StopFinished(null)).PipeTo(Self);
+                Become(Stopping);
+                Context.Parent.Tell(new ContainerReady(Handle));
+                return;
+            }
+            Ready(healthy: _state.Lifecycle != ContainerLifecycle.Broken);
         });
         CommandAny(_ => Stash.Stash());
     }
 
-    private void Ready()
+    private void Ready(bool healthy)
     {
         Become(_state.Lifecycle switch
         {
@@ -180,7 +183,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             _ => Broken,
         });
         Stash.UnstashAll();
-        Context.Parent.Tell(new ContainerReady(Handle));
+        Context.Parent.Tell(new ContainerReady(Handle, healthy));
     }
 
     private async Task<KernelFindings> ReconcileAsync()
@@ -318,7 +321,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                 foreach (var w in _destroyWaiters) w.Tell(new Status.Failure(error));
                 _destroyWaiters.Clear();
                 Become(Broken);
-                Context.Parent.Tell(new ContainerReady(Handle)); // a recovering host stops waiting for it
+                Context.Parent.Tell(new ContainerReady(Handle, Healthy: false)); // a recovering host stops waiting for it
 
             });
         });

@@ -28,6 +28,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<IActorRef, string> _handles = new();
     private readonly Dictionary<string, int> _respawns = new();
     private readonly HashSet<string> _pending = new();
+    private readonly RecoveryFinished _found = new() { DaemonVersion = Version };
+    private readonly System.Diagnostics.Stopwatch _recoveryClock = System.Diagnostics.Stopwatch.StartNew();
     private HostState _state = HostState.Empty;
     private int _eventsSinceSnapshot;
 
@@ -104,12 +106,21 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Recovering()
     {
-        Command<ContainerReady>(msg => Settle(msg.Handle));
-        Command<ContainerGone>(msg => Release(msg.Handle, () => Settle(msg.Handle)));
+        Command<ContainerReady>(msg =>
+        {
+            (msg.Healthy ? _found.Reattached : _found.Broken).Add(msg.Handle);
+            Settle(msg.Handle);
+        });
+        Command<ContainerGone>(msg => Release(msg.Handle, () =>
+        {
+            _found.Released.Add(msg.Handle);
+            Settle(msg.Handle);
+        }));
         Command<RecoveryBudgetSpent>(_ =>
         {
             _log.Warning("recovery budget {0} spent; serving with {1} container(s) still recovering: {2}",
                 _settings.RecoveryTimeout, _pending.Count, string.Join(", ", _pending));
+            _found.Unfinished.AddRange(_pending);
             _pending.Clear();
             FinishRecovery();
         });
@@ -127,6 +138,17 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void FinishRecovery()
     {
         Timers.Cancel("recovery-budget");
+        if (_found.Reattached.Count + _found.Broken.Count + _found.Released.Count + _found.Unfinished.Count == 0)
+        {
+            Serve();
+            return;
+        }
+        _found.DurationMs = _recoveryClock.ElapsedMilliseconds;
+        Journal(_found.Clone(), Serve);
+    }
+
+    private void Serve()
+    {
         if (_settings.DestroyContainersOnStart && _children.Count > 0)
         {
             _log.Info("destroy-containers-on-start: destroying {0} container(s)", _children.Count);

@@ -48,7 +48,7 @@ public sealed record Done
 }
 
 /// <summary>A recovered container has been reconciled with the kernel and serves.</summary>
-internal sealed record ContainerReady(string Handle);
+internal sealed record ContainerReady(string Handle, bool Healthy = true);
 
 /// <summary>A container is gone (destroyed, a failed create undone, or nothing to recover): the host releases its handle.</summary>
 internal sealed record ContainerGone(string Handle);

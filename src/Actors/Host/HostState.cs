@@ -17,6 +17,7 @@ public sealed record HostState(ImmutableDictionary<string, long> Containers, lon
             Containers = Containers.SetItem(r.Handle, r.Incarnation), NextIncarnation = Math.Max(NextIncarnation, r.Incarnation + 1),
         },
         ContainerReleased r => this with { Containers = Containers.Remove(r.Handle) },
+        RecoveryFinished => this,
         HostSnapshot s => new HostState(s.Containers.ToImmutableDictionary(), s.NextIncarnation, [.. s.Versions]),
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown host event"),
     };

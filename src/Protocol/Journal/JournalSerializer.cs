@@ -11,6 +11,7 @@ public sealed partial class DaemonStarted : IJournalRecord;
 public sealed partial class ContainerRegistered : IJournalRecord;
 public sealed partial class ContainerReleased : IJournalRecord;
 public sealed partial class HostSnapshot : IJournalRecord;
+public sealed partial class RecoveryFinished : IJournalRecord;
 public sealed partial class CreateStarted : IJournalRecord;
 public sealed partial class CreateCompleted : IJournalRecord;
 public sealed partial class PropertySet : IJournalRecord;
@@ -31,6 +32,7 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
         ["cr"] = ContainerRegistered.Parser,
         ["cx"] = ContainerReleased.Parser,
         ["hs"] = HostSnapshot.Parser,
+        ["rf"] = RecoveryFinished.Parser,
         ["c1"] = CreateStarted.Parser,
         ["c2"] = CreateCompleted.Parser,
         ["ps"] = PropertySet.Parser,
