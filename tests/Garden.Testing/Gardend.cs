@@ -21,6 +21,12 @@ public sealed class Gardend : IAsyncDisposable
     public string CgroupParent { get; }
     public string Log { get { lock (_log) return _log.ToString(); } }
 
+    /// <summary>The gardend.dll to run (another build for upgrade tests); default the current build.</summary>
+    public string? DllPath { get; set; }
+
+    /// <summary>The agent binary written into the config (another build for upgrade tests).</summary>
+    public string? AgentPath { get; set; }
+
     public Gardend(string extraConfig = "")
     {
         Dir = TestPaths.NewTempDir("gardend");
@@ -33,7 +39,7 @@ public sealed class Gardend : IAsyncDisposable
     {
         File.WriteAllText(ConfigFile, $$"""
             garden {
-              agent-binary = "{{TestPaths.AgentBinary}}"
+              agent-binary = "{{AgentPath ?? TestPaths.AgentBinary}}"
               default-rootfs = "{{TestPaths.DefaultRootfs}}"
               cgroup-parent = "{{CgroupParent}}"
               stop-grace = 2s
@@ -82,7 +88,7 @@ public sealed class Gardend : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { TestPaths.GardendDll, "--state-dir", StateDir, "--socket", Socket, "--config", ConfigFile })
+        foreach (var a in new[] { DllPath ?? TestPaths.GardendDll, "--state-dir", StateDir, "--socket", Socket, "--config", ConfigFile })
             psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
