@@ -94,11 +94,12 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
     public int MountedCount => _mounted.Count;
 }
 
-public sealed class FakeCgroups(CallLog log) : ICgroupManager
+/// <summary>Cgroups that exist while the fake runtime runs the container (runc creates them; Release removes them).</summary>
+public sealed class FakeCgroups(CallLog log, FakeOciRuntime? runtime = null) : ICgroupManager
 {
     public string PathFor(string handle) => $"/garden-test-fake/{handle}";
     public void Release(string handle) => log.Add($"cgroup release {handle}");
-    public bool Exists(string handle) => false;
+    public bool Exists(string handle) => runtime is null || runtime.Containers.Contains(handle);
 }
 
 /// <summary>An in-memory agent: processes are scripted by the test (output chunks then an exit code).</summary>

@@ -133,7 +133,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                 {
                     if (t.IsCompletedSuccessfully) return t.Result;
                     _log.Error(t.Exception!.GetBaseException(), "[{0}] reconcile could not read the kernel's state", Handle);
-                    return new KernelFindings(false, false, false, false);
+                    return new KernelFindings(false, false, false, false, false);
                 }).ContinueWith(t => new ReconcileFinished(t.Result)).PipeTo(Self);
                 Become(Reconciling);
                 break;
@@ -204,7 +204,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             {
             }
         }
-        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent);
+        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent, _fx.Cgroups.Exists(Handle));
     }
 
     // ---- states ----

@@ -84,6 +84,7 @@ public sealed record ContainerState(
         !f.RuntimeKnows ? "runc state vanished while gardend was down"
         : !f.InitRunning ? "container init gone (the agent died) while gardend was down"
         : !f.RootfsMounted ? "rootfs no longer mounted"
+        : !f.CgroupPresent ? "cgroup gone"
         : !f.AgentAnswers ? "agent does not answer"
         : null;
 
@@ -93,4 +94,4 @@ public sealed record ContainerState(
 public enum RecoveryPlan { Reconcile, Undo, Release }
 
 /// <summary>What a reconcile found for one container.</summary>
-public sealed record KernelFindings(bool RuntimeKnows, bool InitRunning, bool RootfsMounted, bool AgentAnswers);
+public sealed record KernelFindings(bool RuntimeKnows, bool InitRunning, bool RootfsMounted, bool AgentAnswers, bool CgroupPresent);

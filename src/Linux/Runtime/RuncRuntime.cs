@@ -55,7 +55,9 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         if (pidfd is null) return null;
         try
         {
-            if (File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + id, StringComparison.Ordinal))) return pidfd;
+            // A pidfd of an exited (not yet reaped) init polls readable: that container does not run.
+            if (!Sys.WaitPidfd(pidfd, 0)
+                && File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + id, StringComparison.Ordinal))) return pidfd;
         }
         catch (IOException)
         {
