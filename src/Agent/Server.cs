@@ -34,7 +34,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
 
     private async Task HandleAsync(Socket socket, long n)
     {
-        using var conn = new FrameConnection(socket);
+        using var conn = new FrameSocket(socket);
         try
         {
             int peerPid = PeerPid(socket);
@@ -104,7 +104,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
     }
 
-    private static async Task TrySendError(FrameConnection conn, ErrorCode code, string message)
+    private static async Task TrySendError(FrameSocket conn, ErrorCode code, string message)
     {
         try
         {
@@ -116,7 +116,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
     }
 
-    private async Task SignalAsync(FrameConnection conn, SignalRequest req)
+    private async Task SignalAsync(FrameSocket conn, SignalRequest req)
     {
         if (req.All)
         {
@@ -139,7 +139,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);
     }
 
-    private async Task SpawnAsync(FrameConnection conn, SpawnRequest req, long n)
+    private async Task SpawnAsync(FrameSocket conn, SpawnRequest req, long n)
     {
         var p = spawner.Spawn(req);
         await conn.WriteAsync(new AgentEvent { Spawned = new Spawned { Id = p.Id, Pid = p.Pid } }, default);
@@ -147,7 +147,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
     }
 
     /// <summary>Streams output from an offset, then Exited; meanwhile takes input and resize frames.</summary>
-    private static async Task StreamAsync(FrameConnection conn, ManagedProcess p, long from, bool owner)
+    private static async Task StreamAsync(FrameSocket conn, ManagedProcess p, long from, bool owner)
     {
         using var gone = new CancellationTokenSource();
         var receive = ReceiveLoopAsync(conn, p, owner, gone);
@@ -169,7 +169,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
     }
 
-    private static async Task SendLoopAsync(FrameConnection conn, ManagedProcess p, long pos, CancellationToken ct)
+    private static async Task SendLoopAsync(FrameSocket conn, ManagedProcess p, long pos, CancellationToken ct)
     {
         var slices = new List<OutputBuffer.Slice>();
         var frames = new List<IMessage>();
@@ -202,7 +202,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
     }
 
-    private static async Task ReceiveLoopAsync(FrameConnection conn, ManagedProcess p, bool owner, CancellationTokenSource gone)
+    private static async Task ReceiveLoopAsync(FrameSocket conn, ManagedProcess p, bool owner, CancellationTokenSource gone)
     {
         await Task.Yield();
         try

@@ -32,13 +32,7 @@ public sealed class HostActorTests : TestKit
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_baseRootfs}\", max-containers = 3, stop-grace = 1s, destroy-grace = 1s }}"));
         var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent);
-        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FixedResources()), "host");
-    }
-
-    private sealed class FixedResources : IHostResources
-    {
-        public ulong MemoryBytes() => 1024;
-        public ulong DiskBytes(string path) => 2048;
+        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 
     protected override void Dispose(bool disposing)

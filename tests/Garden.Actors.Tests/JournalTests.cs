@@ -52,13 +52,7 @@ public sealed class JournalFailureTests : Akka.TestKit.Xunit2.TestKit
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\" }}"));
         var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), new FakeAgent(_log));
-        _host = Sys.ActorOf(HostActor.Props(settings, effects, new Resources()), "host");
-    }
-
-    private sealed class Resources : IHostResources
-    {
-        public ulong MemoryBytes() => 1;
-        public ulong DiskBytes(string path) => 1;
+        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 
     protected override void Dispose(bool disposing)

@@ -42,14 +42,8 @@ public sealed class RecoveryTests : TestKit
         $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\", stop-grace = 1s, destroy-grace = 1s, " +
         $"snapshot-every = 3, destroy-containers-on-start = {(destroyOnStart ? "on" : "off")} }}"));
 
-    private sealed class Resources : IHostResources
-    {
-        public ulong MemoryBytes() => 1;
-        public ulong DiskBytes(string path) => 1;
-    }
-
     private IActorRef StartHost(bool destroyOnStart = false) =>
-        Sys.ActorOf(HostActor.Props(Settings(destroyOnStart), _effects, new Resources()), "host");
+        Sys.ActorOf(HostActor.Props(Settings(destroyOnStart), _effects, new FakeHostResources()), "host");
 
     /// <summary>The daemon dies (its actors stop without any cleanup) and a new one starts on the same journal.</summary>
     private void Restart(bool destroyOnStart = false, bool waitUntilServing = true, Action? whileDown = null)

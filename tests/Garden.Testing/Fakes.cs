@@ -225,3 +225,10 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }
+
+/// <summary>Fixed host figures for actor tests.</summary>
+public sealed class FakeHostResources(ulong memory = 1024, ulong disk = 2048) : Garden.Linux.Host.IHostResources
+{
+    public ulong MemoryBytes() => memory;
+    public ulong DiskBytes(string path) => disk;
+}

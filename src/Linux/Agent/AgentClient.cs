@@ -93,7 +93,7 @@ public sealed class AgentClient(string socketPath) : IAgentClient
         return await ReadFirstAsync(frames, ct);
     }
 
-    private async Task<AgentEvent> ReadFirstAsync(AgentFrames frames, CancellationToken ct)
+    private async Task<AgentEvent> ReadFirstAsync(FrameSocket frames, CancellationToken ct)
     {
         ReadOnlyMemory<byte>? frame;
         try
@@ -115,13 +115,13 @@ public sealed class AgentClient(string socketPath) : IAgentClient
         throw new AgentException(ErrorCode.Internal, $"agent answered {ev.KindCase}, expected {kind}");
     }
 
-    private async Task<AgentFrames> ConnectAsync(CancellationToken ct)
+    private async Task<FrameSocket> ConnectAsync(CancellationToken ct)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
             await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
-            return new AgentFrames(socket);
+            return new FrameSocket(socket);
         }
         catch (SocketException e)
         {
@@ -136,7 +136,7 @@ public sealed class AgentClient(string socketPath) : IAgentClient
     }
 
     /// <summary>One attached process stream over its own connection.</summary>
-    private sealed class AgentStream(AgentFrames frames, string processId, int pid) : IAgentStream
+    private sealed class AgentStream(FrameSocket frames, string processId, int pid) : IAgentStream
     {
         private bool _ended;
 

@@ -3,30 +3,33 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using Google.Protobuf;
 
-namespace Garden.Agent;
+namespace Garden.Protocol.Agent;
 
-/// <summary>One daemon connection: 4-byte big-endian length + protobuf frames; writes are serialized.</summary>
-internal sealed class FrameConnection(Socket socket) : IDisposable
+/// <summary>The agent protocol's framing over one socket, used by both ends (gardend's AgentClient, and garden-agent,
+/// which compiles this file in): a 4-byte big-endian length, then the protobuf bytes. Reads are buffered
+/// (64 KiB receives); each write is one send, serialized by a lock.</summary>
+public sealed class FrameSocket(Socket socket) : IDisposable
 {
     public const int MaxFrame = 16 * 1024 * 1024;
+    private const int ReceiveSize = 64 * 1024;
 
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private byte[] _buf = new byte[4096];
+    private byte[] _buf = new byte[ReceiveSize + 4096];
     private int _pos, _len;
 
     public Socket Socket => socket;
 
-    /// <summary>Reads one frame; null on a clean EOF between frames. Throws InvalidDataException on a bad frame.</summary>
+    /// <summary>Reads one frame (valid until the next read); null on EOF between frames; InvalidDataException on a bad frame.</summary>
     public async ValueTask<ReadOnlyMemory<byte>?> ReadFrameAsync(CancellationToken ct)
     {
         if (!await FillAsync(4, ct))
         {
-            if (_len - _pos == 0) return null;
-            throw new InvalidDataException("connection closed inside a frame header");
+            if (_len == _pos) return null;
+            throw new InvalidDataException("the peer closed the connection inside a frame header");
         }
         int size = BinaryPrimitives.ReadInt32BigEndian(_buf.AsSpan(_pos, 4));
-        if (size < 0 || size > MaxFrame) throw new InvalidDataException($"frame size {size} out of range");
-        if (!await FillAsync(4 + size, ct)) throw new InvalidDataException("connection closed inside a frame");
+        if (size < 0 || size > MaxFrame) throw new InvalidDataException($"frame of {size} bytes is out of range (max {MaxFrame})");
+        if (!await FillAsync(4 + size, ct)) throw new InvalidDataException("the peer closed the connection inside a frame");
         var frame = new ReadOnlyMemory<byte>(_buf, _pos + 4, size);
         _pos += 4 + size;
         return frame;
@@ -41,7 +44,7 @@ internal sealed class FrameConnection(Socket socket) : IDisposable
             _len -= _pos;
             _pos = 0;
         }
-        if (_buf.Length < need) Array.Resize(ref _buf, Math.Max(need, _buf.Length * 2));
+        if (_buf.Length < need + ReceiveSize / 4) Array.Resize(ref _buf, need + ReceiveSize);
         while (_len < need)
         {
             int n = await socket.ReceiveAsync(_buf.AsMemory(_len), SocketFlags.None, ct);
@@ -61,6 +64,7 @@ internal sealed class FrameConnection(Socket socket) : IDisposable
         for (int i = 0; i < messages.Count; i++)
         {
             sizes[i] = messages[i].CalculateSize();
+            if (sizes[i] > MaxFrame) throw new ArgumentException($"frame of {sizes[i]} bytes exceeds {MaxFrame}");
             total += 4 + sizes[i];
         }
         var buf = ArrayPool<byte>.Shared.Rent(total);
@@ -96,7 +100,7 @@ internal sealed class FrameConnection(Socket socket) : IDisposable
         {
             socket.Shutdown(SocketShutdown.Both);
         }
-        catch
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
         socket.Dispose();
