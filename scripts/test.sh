@@ -23,6 +23,7 @@ failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 leaks=""
 m=$(grep -c ' /tmp/garden-test-' /proc/self/mountinfo); [ "$m" -gt 0 ] && leaks="$leaks $m-mounts"
 r=$(runc list 2>/dev/null | grep -c '/tmp/garden-test-'); [ "$r" -gt 0 ] && leaks="$leaks $r-runc-containers"
+l=$(cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c '/tmp/garden-test-'); [ "$l" -gt 0 ] && leaks="$leaks $l-loop-devices"
 c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'garden-test-*' 2>/dev/null | wc -l); [ "$c" -gt 0 ] && leaks="$leaks $c-cgroups"
 if [ -n "$leaks" ]; then
   echo "leak check FAILED:$leaks"
@@ -30,7 +31,7 @@ if [ -n "$leaks" ]; then
   runc list 2>/dev/null | grep '/tmp/garden-test-' | head
   failed=$((failed + 1)); status=1
 else
-  echo "leak check passed: no mounts, runc containers or cgroups of the tests are left"
+  echo "leak check passed: no mounts, loop devices, runc containers or cgroups of the tests are left"
   passed=$((passed + 1))
 fi
 rm -f "$log"

@@ -91,6 +91,35 @@ try
         };
     }
 
+    // ---- limits: a live memory change, and Create with a disk limit versus without ----
+    {
+        var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec { Limits = new Limits { MemoryBytes = 256UL << 20 } } })).Handle;
+        var limit = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await client.LimitAsync(new LimitRequest { Handle = h, Limits = new Limits { MemoryBytes = (ulong)(128 + i % 2 * 64) << 20 } });
+            limit.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        await client.DestroyAsync(new DestroyRequest { Handle = h });
+        var withDisk = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var d = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec { Limits = new Limits { DiskBytes = 1UL << 30 } } })).Handle;
+            withDisk.Add(sw.Elapsed.TotalMilliseconds);
+            await client.DestroyAsync(new DestroyRequest { Handle = d });
+        }
+        var plain = P(results["create"].Gardend, 0.5);
+        Console.WriteLine($"limits: live memory change p50 {P(limit, 0.5):F2} ms (p90 {P(limit, 0.9):F2}); Create with a 1 GiB disk p50 {P(withDisk, 0.5):F2} ms vs {plain:F2} ms without");
+        json["limits"] = new JsonObject
+        {
+            ["limit_memory_p50_ms"] = Math.Round(P(limit, 0.5), 3), ["limit_memory_p90_ms"] = Math.Round(P(limit, 0.9), 3),
+            ["create_disk_p50_ms"] = Math.Round(P(withDisk, 0.5), 3), ["create_disk_p90_ms"] = Math.Round(P(withDisk, 0.9), 3),
+            ["create_plain_p50_ms"] = Math.Round(plain, 3),
+        };
+    }
+
     // ---- persist cost: one journaled event (SetProperty), and Create against the SQLite journal vs an in-memory one ----
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;

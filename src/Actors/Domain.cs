@@ -9,7 +9,48 @@ public sealed record ContainerSpec(
     string Rootfs,
     ImmutableArray<string> Env,
     ImmutableDictionary<string, string> Properties,
-    bool Privileged);
+    bool Privileged,
+    Limits? Limits = null)
+{
+    public Limits LimitsOrNone => Limits ?? Garden.Actors.Limits.None;
+}
+
+/// <summary>A container's resource limits; null = not limited (in a live change: leave as is).</summary>
+public sealed record Limits(ulong? MemoryBytes = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? DiskBytes = null)
+{
+    public static readonly Limits None = new();
+
+    public const ulong MinMemory = 4UL << 20, MaxMemory = 64UL << 40;
+    public const ulong MinDisk = 16UL << 20, MaxDisk = 64UL << 40;
+    public const ulong MaxPids = 4_194_304;
+    public const ulong MinCpuWeight = 2, MaxCpuWeight = 262_144;
+    public const double MaxCpuQuota = 1024;
+
+    public bool IsEmpty => this == None;
+
+    /// <summary>The first value out of range, as an error naming the field and the value; null when all are fine.</summary>
+    public GardenException? Problem()
+    {
+        static string Size(ulong b) => b >= 1UL << 30 && b % (1UL << 30) == 0 ? $"{b >> 30} GiB" : b >= 1UL << 20 ? $"{b / (double)(1 << 20):0.##} MiB" : $"{b} bytes";
+        if (MemoryBytes is { } m && (m < MinMemory || m > MaxMemory))
+            return GardenException.Invalid("memory", $"{Size(m)} is out of range ({Size(MinMemory)} to {Size(MaxMemory)}: a container needs a few MiB to start)");
+        if (DiskBytes is { } d && (d < MinDisk || d > MaxDisk))
+            return GardenException.Invalid("disk", $"{Size(d)} is out of range ({Size(MinDisk)} to {Size(MaxDisk)})");
+        if (Pids is { } p && (p < 1 || p > MaxPids))
+            return GardenException.Invalid("pids", $"{p} is out of range (1 to {MaxPids})");
+        if (CpuWeight is { } w && (w < MinCpuWeight || w > MaxCpuWeight))
+            return GardenException.Invalid("cpu weight", $"{w} is out of range ({MinCpuWeight} to {MaxCpuWeight})");
+        if (CpuQuota is { } q && (!double.IsFinite(q) || q <= 0 || q > MaxCpuQuota))
+            return GardenException.Invalid("cpu quota", $"{q} is out of range (more than 0, at most {MaxCpuQuota} CPUs)");
+        return null;
+    }
+
+    /// <summary>These limits with every field <paramref name="change"/> sets replaced.</summary>
+    public Limits With(Limits change) => new(change.MemoryBytes ?? MemoryBytes, change.CpuWeight ?? CpuWeight,
+        change.CpuQuota ?? CpuQuota, change.Pids ?? Pids, change.DiskBytes ?? DiskBytes);
+
+    public Garden.Linux.Cgroups.ResourceLimits ToCgroup() => new(MemoryBytes, CpuWeight, CpuQuota, Pids);
+}
 
 public sealed record RlimitSpec(string Name, ulong Soft, ulong Hard);
 

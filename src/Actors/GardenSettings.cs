@@ -19,7 +19,8 @@ public sealed record GardenSettings(
     TimeSpan RecoveryTimeout,
     bool DestroyContainersOnStart,
     int SnapshotEvery,
-    string CrashAt)
+    string CrashAt,
+    System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimits)
 {
     public FaultPoints Faults { get; } = new(CrashAt);
 
@@ -59,6 +60,8 @@ public sealed record GardenSettings(
             RecoveryTimeout: c.GetTimeSpan("recovery-timeout"),
             DestroyContainersOnStart: c.GetBoolean("destroy-containers-on-start"),
             SnapshotEvery: c.GetInt("snapshot-every"),
-            CrashAt: c.GetString("fault.crash-at", ""));
+            CrashAt: c.GetString("fault.crash-at", ""),
+            DefaultRlimits: [.. c.GetConfig("default-rlimits").AsEnumerable()
+                .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))]);
     }
 }

@@ -71,6 +71,8 @@ namespace Garden.Cli
             InfoCommand c => ContainerCommands.InfoAsync(ctx, c),
             StopCommand c => ContainerCommands.StopAsync(ctx, c),
             PropertyCommand c => ContainerCommands.PropertyAsync(ctx, c),
+            LimitCommand c => ContainerCommands.LimitAsync(ctx, c),
+            MetricsCommand c => ContainerCommands.MetricsAsync(ctx, c),
             RunCommand c => ProcessCommands.RunAsync(ctx, c),
             AttachCommand c => ProcessCommands.AttachAsync(ctx, c),
             SignalCommand c => ProcessCommands.SignalAsync(ctx, c),

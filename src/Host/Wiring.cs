@@ -5,6 +5,7 @@ using Garden.Actors.Host;
 using Garden.Host.Gateway;
 using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
+using Garden.Linux.Disk;
 using Garden.Linux.Host;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
@@ -19,7 +20,9 @@ public static class Wiring
         Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot),
         Rootfs: new OverlayRootfs(),
         Cgroups: CgroupManager.Create(settings.CgroupParent),
-        Agents: new AgentConnector());
+        Agents: new AgentConnector(),
+        Disk: new LoopDiskQuota(),
+        Oom: OomNotifier.Create(settings.CgroupParent));
 
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "host");

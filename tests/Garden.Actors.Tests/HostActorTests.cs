@@ -31,7 +31,7 @@ public sealed class HostActorTests : TestKit
         _baseRootfs = Directory.CreateDirectory(Path.Combine(_stateDir, "base")).FullName;
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_baseRootfs}\", max-containers = 3, stop-grace = 1s, destroy-grace = 1s }}"));
-        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent);
+        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent, new FakeDiskQuota(_log), new FakeOomNotifier());
         _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 

@@ -83,11 +83,11 @@ public class ParserTests
     [Fact]
     public void Unknown_flags_and_commands_are_named()
     {
-        Assert.Contains("'--memory'", Fails("create", "--memory", "64M").Message);   // not in the proto yet
+        Assert.Contains("'--bandwidth'", Fails("create", "--bandwidth", "1M").Message);   // not in the proto yet
         Assert.Contains("'--bogus'", Fails("--bogus", "ping").Message);
         Assert.Contains("'--kill'", Fails("destroy", "h", "--kill").Message);
         Assert.Contains("'frobnicate'", Fails("frobnicate").Message);
-        Assert.Contains("not available", Fails("limit", "h").Message);
+        Assert.Contains("not available", Fails("events").Message);
         Assert.Contains("missing command", Fails("--json").Message);
     }
 
@@ -243,5 +243,41 @@ public class ParserTests
         Assert.Contains("missing KEY", Fails("property", "h", "get").Message);
         Assert.Contains("'delete'", Fails("property", "h", "delete", "k").Message);
         Assert.Contains("'extra'", Fails("property", "h", "rm", "k", "extra").Message);
+    }
+
+    [Theory]
+    [InlineData("64M", 64UL << 20)]
+    [InlineData("1G", 1UL << 30)]
+    [InlineData("1.5G", 3UL << 29)]
+    [InlineData("512KiB", 512UL << 10)]
+    [InlineData("2gb", 2UL << 30)]
+    [InlineData("4096", 4096UL)]
+    public void Sizes_take_binary_units(string text, ulong bytes) => Assert.Equal(bytes, Values.Size("--memory", text));
+
+    [Theory]
+    [InlineData("64X")]
+    [InlineData("M")]
+    [InlineData("-5M")]
+    [InlineData("0")]
+    [InlineData("")]
+    public void Bad_sizes_are_named(string text)
+    {
+        var e = Assert.Throws<UsageException>(() => Values.Size("--disk", text));
+        Assert.Contains("--disk", e.Message);
+    }
+
+    [Fact]
+    public void Create_and_limit_take_resource_flags()
+    {
+        var c = Command<CreateCommand>("create", "--memory", "64M", "--cpu-weight", "512", "--cpu-quota", "0.2", "--pids", "100", "--disk", "1G");
+        Assert.Equal(new LimitArgs(64UL << 20, 512, 0.2, 100, 1UL << 30), c.Limits);
+        var l = Command<LimitCommand>("limit", "h", "--memory", "128M");
+        Assert.Equal("h", l.Handle);
+        Assert.Equal(new LimitArgs(Memory: 128UL << 20), l.Limits);
+        Assert.False(Command<LimitCommand>("limit", "h").Limits.Any);
+        Assert.Equal("h", Command<MetricsCommand>("metrics", "h").Handle);
+        Assert.Contains("--cpu-quota", Fails("limit", "h", "--cpu-quota", "0").Message);
+        Assert.Contains("--pids", Fails("create", "--pids", "-1").Message);
+        Assert.Contains("'--memory'", Fails("limit", "h", "--memory", "lots").Message.Replace("--memory:", "'--memory'"));
     }
 }

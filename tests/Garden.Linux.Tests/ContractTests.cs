@@ -24,7 +24,7 @@ public abstract class RootfsContract : IDisposable
     [Fact]
     public async Task A_missing_base_is_a_RootfsException_naming_it()
     {
-        var e = await Assert.ThrowsAsync<RootfsException>(() => Provider.CreateAsync("c", "/no/such/rootfs", Depot, default));
+        var e = await Assert.ThrowsAsync<RootfsException>(() => Provider.CreateAsync("c", "/no/such/rootfs", Depot, null, default));
         Assert.Contains("/no/such/rootfs", e.Message);
         Assert.False(Provider.IsMounted(Depot));
     }
@@ -32,7 +32,7 @@ public abstract class RootfsContract : IDisposable
     [Fact]
     public async Task Create_mounts_and_destroy_unmounts_idempotently()
     {
-        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, default);
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, null, default);
         Assert.Equal(Path.Combine(Depot, "rootfs"), root);
         Assert.True(Provider.IsMounted(Depot));
         await Provider.DestroyAsync("c", Depot, default);
@@ -48,7 +48,7 @@ public sealed class RealRootfsContract : RootfsContract
     [Fact]
     public async Task Writes_land_in_the_container_layer_never_in_the_base()
     {
-        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, default);
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, null, default);
         File.WriteAllText(Path.Combine(root, "etc", "written-by-test"), "x");
         File.Delete(Path.Combine(root, "etc", "hosts"));
         Assert.False(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "written-by-test")));

@@ -35,7 +35,7 @@ public sealed class RealContainer : IAsyncDisposable
         try
         {
             Directory.CreateDirectory(c.Depot);
-            c.RootfsPath = await c.Rootfs.CreateAsync(c.Handle, TestPaths.DefaultRootfs, c.Depot, default);
+            c.RootfsPath = await c.Rootfs.CreateAsync(c.Handle, TestPaths.DefaultRootfs, c.Depot, null, default);
             await c.Runtime.RunAsync(c.Spec(privileged), Path.Combine(c.Dir, "bundle"), default);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             await c.Agent.PingAsync(cts.Token);

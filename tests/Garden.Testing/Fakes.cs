@@ -74,7 +74,7 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
 {
     private readonly ConcurrentDictionary<string, bool> _mounted = new();
 
-    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, CancellationToken ct)
+    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, string? layerDir, CancellationToken ct)
     {
         log.Add($"rootfs create {handle}");
         if (!Directory.Exists(baseRootfs)) throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
@@ -100,6 +100,19 @@ public sealed class FakeCgroups(CallLog log, FakeOciRuntime? runtime = null) : I
     public string PathFor(string handle) => $"/garden-test-fake/{handle}";
     public void Release(string handle) => log.Add($"cgroup release {handle}");
     public bool Exists(string handle) => runtime is null || runtime.Containers.Contains(handle);
+
+    private readonly ConcurrentDictionary<string, ResourceLimits> _limits = new();
+
+    public void Apply(string handle, ResourceLimits limits)
+    {
+        log.Add($"cgroup apply {handle}");
+        var now = _limits.GetValueOrDefault(handle, ResourceLimits.None);
+        _limits[handle] = new ResourceLimits(limits.MemoryBytes ?? now.MemoryBytes, limits.CpuWeight ?? now.CpuWeight,
+            limits.CpuQuota ?? now.CpuQuota, limits.Pids ?? now.Pids);
+    }
+
+    public ResourceLimits Read(string handle) => _limits.GetValueOrDefault(handle, ResourceLimits.None);
+    public CgroupMetrics Metrics(string handle) => new(0, null, new Dictionary<string, ulong>(), 0, 0, 0, 0, 0, null);
 }
 
 /// <summary>An in-memory agent: processes are scripted by the test (output chunks then an exit code).</summary>
@@ -231,4 +244,65 @@ public sealed class FakeHostResources(ulong memory = 1024, ulong disk = 2048) : 
 {
     public ulong MemoryBytes() => memory;
     public ulong DiskBytes(string path) => disk;
+}
+
+/// <summary>A disk quota in memory: size per depot; shrinking refused like the real one.</summary>
+public sealed class FakeDiskQuota(CallLog log) : Garden.Linux.Disk.IDiskQuota
+{
+    private readonly ConcurrentDictionary<string, ulong> _disks = new();
+
+    public Task<string> CreateAsync(string handle, string depotDir, ulong bytes, CancellationToken ct)
+    {
+        log.Add($"disk create {handle} {bytes}");
+        _disks[depotDir] = bytes;
+        return Task.FromResult(Path.Combine(depotDir, "disk"));
+    }
+
+    public Task ResizeAsync(string handle, string depotDir, ulong bytes, CancellationToken ct)
+    {
+        var now = _disks[depotDir];
+        if (bytes < now) throw new Garden.Linux.Disk.DiskQuotaException($"cannot shrink the disk limit of {handle} from {now} to {bytes}");
+        log.Add($"disk resize {handle} {bytes}");
+        _disks[depotDir] = bytes;
+        return Task.CompletedTask;
+    }
+
+    public Task DestroyAsync(string handle, string depotDir, CancellationToken ct)
+    {
+        if (_disks.TryRemove(depotDir, out _)) log.Add($"disk destroy {handle}");
+        return Task.CompletedTask;
+    }
+
+    public bool IsMounted(string depotDir) => _disks.ContainsKey(depotDir);
+
+    public (ulong Used, ulong Size)? Usage(string depotDir) => _disks.TryGetValue(depotDir, out var size) ? (0, size) : null;
+
+    public int Count => _disks.Count;
+}
+
+/// <summary>An OOM notifier the test fires by hand.</summary>
+public sealed class FakeOomNotifier : Garden.Linux.Cgroups.IOomNotifier
+{
+    private readonly ConcurrentDictionary<string, Action> _watches = new();
+
+    public IDisposable Watch(string handle, Action onOomKill)
+    {
+        _watches[handle] = onOomKill;
+        return new Unwatch(() => _watches.TryRemove(handle, out _));
+    }
+
+    /// <summary>Simulates the kernel killing a process of the container; false if nobody watches it.</summary>
+    public bool Kill(string handle)
+    {
+        if (!_watches.TryGetValue(handle, out var a)) return false;
+        a();
+        return true;
+    }
+
+    public bool Watching(string handle) => _watches.ContainsKey(handle);
+
+    private sealed class Unwatch(Action a) : IDisposable
+    {
+        public void Dispose() => a();
+    }
 }

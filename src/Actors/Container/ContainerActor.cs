@@ -5,6 +5,8 @@ using Akka.Persistence;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
 using Garden.Linux.Agent;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Disk;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
 using Garden.Protocol.Agent;
@@ -29,6 +31,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     private ContainerState _state;
     private IActorRef? _awaitingPersist;
     private int _eventsSinceSnapshot;
+    private IDisposable? _oomWatch;
 
     public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects)
     {
@@ -57,6 +60,12 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     // ---- messages private to this actor ----
     private sealed record CreateFinished(string Rootfs, IActorRef ReplyTo);
+    private sealed record LimitsApplied(Limits InForce, IActorRef ReplyTo);
+    private sealed record LimitsFailed(Exception Error, IActorRef ReplyTo);
+    private sealed record OomKilled
+    {
+        public static readonly OomKilled Instance = new();
+    }
     private sealed record CreateFailed(Exception Error, IActorRef ReplyTo);
     private sealed record StopFinished(IActorRef? ReplyTo);
     private sealed record DestroyFinished(Exception? Error);
@@ -163,6 +172,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             _log.Info("[{0}] reconcile: reattached", Handle);
             if (_state.Lifecycle == ContainerLifecycle.Stopping)
             {
+                WatchOom();
                 // died mid-stop: finish it (KILL whatever is left)
                 StopProcessesAsync(TimeSpan.Zero).ContinueWith(_ => new StopFinished(null)).PipeTo(Self);
                 Become(Stopping);
@@ -176,6 +186,7 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     private void Ready(bool healthy)
     {
+        if (healthy) WatchOom(); // re-armed after a restart
         Become(_state.Lifecycle switch
         {
             ContainerLifecycle.Active => Active,
@@ -232,8 +243,12 @@ public sealed class ContainerActor : ReceivePersistentActor
     private void Creating()
     {
         Snapshots();
-        Command<CreateFinished>(msg => Journal(new CreateCompleted { RootfsMount = msg.Rootfs }, msg.ReplyTo, () =>
+        Command<CreateFinished>(msg => Journal(new CreateCompleted
         {
+            RootfsMount = msg.Rootfs, CreatedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+        }, msg.ReplyTo, () =>
+        {
+            WatchOom();
             _log.Info("[{0}] create finished", Handle);
             msg.ReplyTo.Tell(new ContainerCreated(Handle));
             Become(Active);
@@ -255,6 +270,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     private void Active()
     {
         Queries();
+        LimitCommands();
         Command<RunProcess>(Run);
         ProcessCommands();
         Command<StopContainer>(msg =>
@@ -289,6 +305,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     private void Stopped()
     {
         Queries();
+        LimitCommands();
         ProcessCommands();
         Command<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
         Command<StopContainer>(_ => Sender.Tell(Done.Instance));
@@ -361,6 +378,30 @@ public sealed class ContainerActor : ReceivePersistentActor
                 .PipeTo(Self);
         });
         Command<InfoReady>(msg => msg.ReplyTo.Tell(Info(msg.ProcessIds)));
+        Command<OomKilled>(_ =>
+        {
+            var kills = Try(() => _fx.Cgroups.Metrics(Handle).OomKills, 0UL);
+            _log.Warning("[{0}] out of memory: the kernel killed a process ({1} so far)", Handle, kills);
+            Journal(new OutOfMemory { AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OomKills = kills }, null, () => { });
+        });
+        Command<GetLimits>(_ =>
+        {
+            var replyTo = Sender;
+            Task.Run(() => (object)new LimitsInForce(ReadLimits())).ContinueWith(t =>
+                t.IsCompletedSuccessfully ? t.Result : new Status.Failure(Internal("reading limits", t.Exception!))).PipeTo(replyTo);
+        });
+        Command<GetMetrics>(_ =>
+        {
+            var replyTo = Sender;
+            var created = _state.CreatedUnixMs;
+            Task.Run(() =>
+            {
+                var usage = _fx.Disk.Usage(_paths.Depot);
+                return (object)new ContainerMetrics(Handle, _fx.Cgroups.Metrics(Handle), usage?.Used ?? 0, usage?.Size ?? 0,
+                    created == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(created));
+            }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new Status.Failure(Internal("reading metrics", t.Exception!)))
+                .PipeTo(replyTo);
+        });
         Command<GetProperties>(_ => Sender.Tell(new PropertiesResult(_state.Properties)));
         Command<GetProperty>(msg =>
         {
@@ -388,6 +429,106 @@ public sealed class ContainerActor : ReceivePersistentActor
             Journal(new PropertyRemoved { Key = msg.Key }, replyTo, () => replyTo.Tell(Done.Instance));
         });
     }
+
+    private void LimitCommands()
+    {
+        Command<SetLimits>(msg =>
+        {
+            var problem = msg.Change.Problem();
+            if (problem is not null)
+            {
+                Sender.Tell(new Status.Failure(problem));
+                return;
+            }
+            if (msg.Change.DiskBytes is not null && _state.Limits.DiskBytes is null)
+            {
+                Sender.Tell(new Status.Failure(GardenException.Invalid("disk",
+                    $"container {Handle} was created without a disk limit; a disk limit can only be set at create")));
+                return;
+            }
+            var replyTo = Sender;
+            var current = _state.Limits;
+            _log.Info("[{0}] limit starting", Handle);
+            Task.Run(async () =>
+            {
+                _fx.Cgroups.Apply(Handle, msg.Change.ToCgroup());
+                if (msg.Change.DiskBytes is { } disk && disk != current.DiskBytes)
+                    await _fx.Disk.ResizeAsync(Handle, _paths.Depot, disk, CancellationToken.None);
+                return ReadLimits();
+            }).ContinueWith(t => t.IsCompletedSuccessfully ? (object)new LimitsApplied(t.Result, replyTo)
+                    : new LimitsFailed(t.Exception!.GetBaseException(), replyTo))
+                .PipeTo(Self);
+            BecomeStacked(() =>
+            {
+                Snapshots();
+                Command<LimitsApplied>(done => Journal(new LimitsChanged { Limits = ContainerState.ToRecord(done.InForce) }, done.ReplyTo, () =>
+                {
+                    _log.Info("[{0}] limit finished", Handle);
+                    done.ReplyTo.Tell(new LimitsInForce(done.InForce));
+                    UnbecomeStacked();
+                    Stash.UnstashAll();
+                }));
+                Command<LimitsFailed>(failed =>
+                {
+                    _log.Warning("[{0}] limit refused: {1}", Handle, failed.Error.Message);
+                    failed.ReplyTo.Tell(new Status.Failure(ToLimitError(failed.Error)));
+                    UnbecomeStacked();
+                    Stash.UnstashAll();
+                });
+                CommandAny(_ => Stash.Stash());
+            });
+        });
+    }
+
+    /// <summary>What the kernel holds now: the cgroup's limits and the disk's size.</summary>
+    private Limits ReadLimits()
+    {
+        var cg = _fx.Cgroups.Read(Handle);
+        var disk = _fx.Disk.Usage(_paths.Depot);
+        return new Limits(cg.MemoryBytes, cg.CpuWeight, cg.CpuQuota, cg.Pids, disk?.Size);
+    }
+
+    private void WatchOom()
+    {
+        if (_oomWatch is not null) return;
+        var self = Self;
+        try
+        {
+            _oomWatch = _fx.Oom.Watch(Handle, () => self.Tell(OomKilled.Instance));
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "[{0}] cannot watch for OOM kills", Handle);
+        }
+    }
+
+    private void StopWatchingOom()
+    {
+        _oomWatch?.Dispose();
+        _oomWatch = null;
+    }
+
+    protected override void PostStop()
+    {
+        StopWatchingOom();
+        base.PostStop();
+    }
+
+    private static T Try<T>(Func<T> f, T fallback)
+    {
+        try { return f(); } catch { return fallback; }
+    }
+
+    private GardenException Internal(string what, Exception e) =>
+        new(ErrorKind.Internal, $"container {Handle}: {what}: {e.GetBaseException().Message}", e);
+
+    private static GardenException ToLimitError(Exception e) => e switch
+    {
+        GardenException g => g,
+        CgroupLimitException c => new GardenException(ErrorKind.InvalidArgument, c.Message, c),
+        DiskQuotaException d => new GardenException(ErrorKind.InvalidArgument, $"disk: {d.Message}", d),
+        _ => new GardenException(ErrorKind.Internal, $"limit failed: {e.Message}", e),
+    };
 
     private GardenException NoProperty(string key) =>
         new(ErrorKind.NotFound, $"container {Handle} has no property \"{key}\"");
@@ -431,8 +572,11 @@ public sealed class ContainerActor : ReceivePersistentActor
             return;
         }
         var env = (_state.Spec?.Env ?? []).AddRange(spec.Env);
+        static string Key(string name) => name.ToLowerInvariant().Replace("rlimit_", "");
+        var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
+        var rlimits = spec.Rlimits.AddRange(_settings.DefaultRlimits.Where(d => !asked.Contains(Key(d.Name))));
         var child = Context.ActorOf(ProcessActor.Props(_agent, Handle, spec.Id), spec.Id);
-        child.Tell(new StartProcess(spec with { Env = env }, msg.Detach, Sender));
+        child.Tell(new StartProcess(spec with { Env = env, Rlimits = rlimits }, msg.Detach, Sender));
     }
 
     private void Attach(AttachProcess msg)
@@ -478,6 +622,7 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     private void StartDestroy(bool graceful)
     {
+        StopWatchingOom();
         _settings.Faults.Hit("destroy-started");
         _log.Info("[{0}] destroy starting", Handle);
         DestroyAsync(graceful).ContinueWith(t => new DestroyFinished(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
@@ -488,12 +633,15 @@ public sealed class ContainerActor : ReceivePersistentActor
     private ContainerSummary Summary() => new(Handle, _state.Lifecycle, _state.Properties);
 
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
-        OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false);
+        OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
+        _state.Limits);
 
     private static GardenException ToCreateError(Exception e) => e switch
     {
         GardenException g => g,
         RootfsException r => GardenException.Invalid("rootfs", r.Message),
+        CgroupLimitException c => new GardenException(ErrorKind.InvalidArgument, c.Message, c),
+        DiskQuotaException d => GardenException.Invalid("disk", d.Message),
         _ => new GardenException(ErrorKind.Internal, $"create failed: {e.Message}", e),
     };
 
@@ -509,7 +657,14 @@ public sealed class ContainerActor : ReceivePersistentActor
             Directory.CreateDirectory(Path.GetDirectoryName(_paths.AgentSocket)!);
             undo.Push(("depot", () => { DeleteDepot(); return Task.CompletedTask; }));
 
-            var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Depot, CancellationToken.None);
+            string? layer = null;
+            if (spec.LimitsOrNone.DiskBytes is { } disk)
+            {
+                undo.Push(("disk", () => _fx.Disk.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
+                layer = await _fx.Disk.CreateAsync(Handle, _paths.Depot, disk, CancellationToken.None);
+            }
+
+            var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Depot, layer, CancellationToken.None);
             undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
             _settings.Faults.Hit("create-rootfs");
 
@@ -518,6 +673,8 @@ public sealed class ContainerActor : ReceivePersistentActor
             undo.Push(("runtime", RemoveFromRuntimeAsync));
             await _fx.Runtime.RunAsync(bundle, _paths.Bundle, CancellationToken.None);
             _settings.Faults.Hit("create-runtime");
+            // runc made the cgroup; the limits go straight into its files before any process of the user runs.
+            if (!spec.LimitsOrNone.ToCgroup().Equals(ResourceLimits.None)) _fx.Cgroups.Apply(Handle, spec.LimitsOrNone.ToCgroup());
 
             using var cts = new CancellationTokenSource(_settings.AgentStartTimeout);
             try
@@ -589,6 +746,7 @@ public sealed class ContainerActor : ReceivePersistentActor
         await RemoveFromRuntimeAsync();
         _settings.Faults.Hit("destroy-runtime");
         await _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
+        await _fx.Disk.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
         DeleteDepot();
     }
 
@@ -604,8 +762,8 @@ public sealed class ContainerActor : ReceivePersistentActor
     private void DeleteDepot()
     {
         // Never recurse into a root that is still mounted.
-        if (_fx.Rootfs.IsMounted(_paths.Depot))
-            throw new GardenException(ErrorKind.Internal, $"container {Handle}: rootfs still mounted, depot kept");
+        if (_fx.Rootfs.IsMounted(_paths.Depot) || _fx.Disk.IsMounted(_paths.Depot))
+            throw new GardenException(ErrorKind.Internal, $"container {Handle}: rootfs or disk still mounted, depot kept");
         if (File.Exists(_paths.AgentSocket)) File.Delete(_paths.AgentSocket);
         OverlayRootfs.DeleteTree(_paths.Depot);
     }

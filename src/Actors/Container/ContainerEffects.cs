@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
+using Garden.Linux.Disk;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
 
@@ -12,7 +13,9 @@ public sealed record ContainerEffects(
     IOciRuntime Runtime,
     IRootfsProvider Rootfs,
     ICgroupManager Cgroups,
-    IAgentConnector Agents);
+    IAgentConnector Agents,
+    IDiskQuota Disk,
+    IOomNotifier Oom);
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog)

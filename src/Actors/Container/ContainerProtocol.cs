@@ -16,7 +16,8 @@ public sealed record ContainerInfo(
     ImmutableArray<string> ProcessIds,
     ImmutableDictionary<string, string> Properties,
     string Rootfs,
-    bool Privileged);
+    bool Privileged,
+    Limits Limits);
 
 public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
 
@@ -42,3 +43,19 @@ public sealed record RemoveProperty(string Handle, string Key) : IContainerComma
 public sealed record GetSummary(string Handle) : IContainerCommand;
 
 public sealed record ContainerSummary(string Handle, ContainerLifecycle State, ImmutableDictionary<string, string> Properties);
+
+/// <summary>Change limits live: every non-null field of Change; the reply holds what is in force afterwards.</summary>
+public sealed record SetLimits(string Handle, Limits Change) : IContainerCommand;
+
+public sealed record GetLimits(string Handle) : IContainerCommand;
+
+public sealed record LimitsInForce(Limits Limits);
+
+public sealed record GetMetrics(string Handle) : IContainerCommand;
+
+public sealed record ContainerMetrics(
+    string Handle,
+    Garden.Linux.Cgroups.CgroupMetrics Cgroup,
+    ulong DiskUsedBytes,
+    ulong DiskLimitBytes,
+    TimeSpan Age);

@@ -12,15 +12,25 @@ public sealed record ContainerState(
     string Rootfs,
     ContainerLifecycle Lifecycle,
     ImmutableDictionary<string, string> Properties,
-    ImmutableList<string> Events)
+    ImmutableList<string> Events,
+    Limits Limits,
+    long CreatedUnixMs)
 {
+    public const string OutOfMemoryEvent = "out of memory";
+
     public static ContainerState Empty(string handle) => new(handle, null, "", ContainerLifecycle.Creating,
-        ImmutableDictionary<string, string>.Empty, ImmutableList<string>.Empty);
+        ImmutableDictionary<string, string>.Empty, ImmutableList<string>.Empty, Limits.None, 0);
 
     public ContainerState Apply(IMessage evt) => evt switch
     {
-        CreateStarted c => this with { Spec = FromRecord(c.Spec), Properties = c.Spec.Properties.ToImmutableDictionary(), Lifecycle = ContainerLifecycle.Creating },
-        CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active },
+        CreateStarted c => this with
+        {
+            Spec = FromRecord(c.Spec), Properties = c.Spec.Properties.ToImmutableDictionary(), Lifecycle = ContainerLifecycle.Creating,
+            Limits = FromRecord(c.Spec.Limits),
+        },
+        CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active, CreatedUnixMs = c.CreatedUnixMs },
+        LimitsChanged l => this with { Limits = FromRecord(l.Limits) },
+        OutOfMemory => this with { Events = Events.Add(OutOfMemoryEvent) },
         PropertySet p => this with { Properties = Properties.SetItem(p.Key, p.Value) },
         PropertyRemoved r => this with { Properties = Properties.Remove(r.Key) },
         LifecycleChanged l => this with
@@ -32,14 +42,18 @@ public sealed record ContainerState(
         ContainerSnapshot s => this with
         {
             Spec = s.Spec is null ? null : FromRecord(s.Spec), Rootfs = s.RootfsMount, Lifecycle = (ContainerLifecycle)(int)s.Lifecycle,
-            Properties = s.Properties.ToImmutableDictionary(), Events = [.. s.Events],
+            Properties = s.Properties.ToImmutableDictionary(), Events = [.. s.Events], Limits = FromRecord(s.Limits),
+            CreatedUnixMs = s.CreatedUnixMs,
         },
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown container event"),
     };
 
     public ContainerSnapshot ToSnapshot()
     {
-        var s = new ContainerSnapshot { RootfsMount = Rootfs, Lifecycle = (Lifecycle)(int)Lifecycle };
+        var s = new ContainerSnapshot
+        {
+            RootfsMount = Rootfs, Lifecycle = (Lifecycle)(int)Lifecycle, Limits = ToRecord(Limits), CreatedUnixMs = CreatedUnixMs,
+        };
         if (Spec is not null) s.Spec = ToRecord(Spec);
         s.Properties.Add(Properties);
         s.Events.AddRange(Events);
@@ -51,14 +65,23 @@ public sealed record ContainerState(
 
     public static ContainerSpecRecord ToRecord(ContainerSpec spec)
     {
-        var r = new ContainerSpecRecord { Handle = spec.Handle, Rootfs = spec.Rootfs, Privileged = spec.Privileged };
+        var r = new ContainerSpecRecord { Handle = spec.Handle, Rootfs = spec.Rootfs, Privileged = spec.Privileged, Limits = ToRecord(spec.LimitsOrNone) };
         r.Env.AddRange(spec.Env);
         r.Properties.Add(spec.Properties);
         return r;
     }
 
     public static ContainerSpec FromRecord(ContainerSpecRecord r) =>
-        new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged);
+        new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged, FromRecord(r.Limits));
+
+    public static LimitsRecord ToRecord(Limits l) => new()
+    {
+        MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
+    };
+
+    public static Limits FromRecord(LimitsRecord? r) => r is null ? Limits.None : new(
+        r.MemoryBytes == 0 ? null : r.MemoryBytes, r.CpuWeight == 0 ? null : r.CpuWeight, r.CpuQuota == 0 ? null : r.CpuQuota,
+        r.Pids == 0 ? null : r.Pids, r.DiskBytes == 0 ? null : r.DiskBytes);
 
     /// <summary>Why a process cannot be started now, or null.</summary>
     public GardenException? CannotRun() => Lifecycle switch

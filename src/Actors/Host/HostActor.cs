@@ -191,6 +191,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Command<CreateContainer>(Create);
         Command<ListContainers>(List);
         Command<BulkInfo>(BulkInfo);
+        Command<BulkMetrics>(BulkMetrics);
         Command<IContainerCommand>(Route);
         Command<ContainerGone>(msg => Release(msg.Handle, () => { }));
         Command<ContainerReady>(_ => { });
@@ -260,6 +261,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = _settings.DefaultRootfs };
             foreach (var e in spec.Env)
                 if (!e.Contains('=') || e.StartsWith('=')) throw GardenException.Invalid("env", $"\"{e}\" is not KEY=VALUE");
+            if (spec.LimitsOrNone.Problem() is { } problem) throw problem;
             if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
                 throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
             if (_state.Containers.Count >= _settings.MaxContainers)
@@ -299,24 +301,33 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             .PipeTo(Sender);
     }
 
-    private void BulkInfo(BulkInfo msg)
+    private void BulkMetrics(BulkMetrics msg) =>
+        AskEach<ContainerMetrics>(msg.Handles, h => new GetMetrics(h))
+            .ContinueWith(t => (object)new BulkMetricsResult(t.Result.Ok, t.Result.Errors)).PipeTo(Sender);
+
+    /// <summary>Asks each named container; per handle the answer or the error it got.</summary>
+    private Task<(ImmutableDictionary<string, T> Ok, ImmutableDictionary<string, GardenException> Errors)> AskEach<T>(
+        IEnumerable<string> handles, Func<string, object> message)
     {
         var timeout = _settings.AskTimeout;
-        var asks = msg.Handles.Distinct().Select(async h =>
+        var asks = handles.Distinct().Select(async h =>
         {
-            if (!_children.TryGetValue(h, out var c)) return (h, (ContainerInfo?)null, GardenException.UnknownHandle(h));
+            if (!_children.TryGetValue(h, out var c)) return (h, default(T), GardenException.UnknownHandle(h));
             try
             {
-                return (h, await c.Ask<ContainerInfo>(new GetInfo(h), timeout), (GardenException?)null);
+                return (h, await c.Ask<T>(message(h), timeout), (GardenException?)null);
             }
             catch (Exception e)
             {
-                return (h, null, e as GardenException ?? new GardenException(ErrorKind.Internal, e.Message, e));
+                return (h, default(T), e as GardenException ?? new GardenException(ErrorKind.Internal, e.Message, e));
             }
         }).ToList();
-        Task.WhenAll(asks).ContinueWith(t => (object)new BulkInfoResult(
-                t.Result.Where(r => r.Item2 is not null).ToImmutableDictionary(r => r.h, r => r.Item2!),
-                t.Result.Where(r => r.Item3 is not null).ToImmutableDictionary(r => r.h, r => r.Item3!)))
-            .PipeTo(Sender);
+        return Task.WhenAll(asks).ContinueWith(t => (
+            t.Result.Where(r => r.Item3 is null).ToImmutableDictionary(r => r.h, r => r.Item2!),
+            t.Result.Where(r => r.Item3 is not null).ToImmutableDictionary(r => r.h, r => r.Item3!)));
     }
+
+    private void BulkInfo(BulkInfo msg) =>
+        AskEach<ContainerInfo>(msg.Handles, h => new GetInfo(h))
+            .ContinueWith(t => (object)new BulkInfoResult(t.Result.Ok, t.Result.Errors)).PipeTo(Sender);
 }

@@ -41,6 +41,11 @@ public sealed record BulkInfo(ImmutableArray<string> Handles);
 public sealed record BulkInfoResult(ImmutableDictionary<string, Garden.Actors.Container.ContainerInfo> Infos,
     ImmutableDictionary<string, GardenException> Errors);
 
+public sealed record BulkMetrics(ImmutableArray<string> Handles);
+
+public sealed record BulkMetricsResult(ImmutableDictionary<string, Garden.Actors.Container.ContainerMetrics> Metrics,
+    ImmutableDictionary<string, GardenException> Errors);
+
 /// <summary>Reply for requests that return nothing but success.</summary>
 public sealed record Done
 {

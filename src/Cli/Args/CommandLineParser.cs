@@ -12,7 +12,7 @@ public static class CommandLineParser
     /// <summary>Commands in API.md that this CLI does not offer yet: named as such rather than "unknown".</summary>
     private static readonly HashSet<string> Planned = new(StringComparer.Ordinal)
     {
-        "limit", "metrics", "events", "net-in", "net-out", "stream-in", "stream-out", "grace-time",
+        "events", "net-in", "net-out", "stream-in", "stream-out", "grace-time",
     };
 
     public static Invocation Parse(IReadOnlyList<string> args)
@@ -61,8 +61,9 @@ public static class CommandLineParser
 
         var scanned = name switch
         {
-            "create" => Scan(name, rest, new("--handle", true), new("--rootfs", true), new("--env", true, true),
-                new("--property", true, true), new("--privileged")),
+            "create" => Scan(name, rest, [new("--handle", true), new("--rootfs", true), new("--env", true, true),
+                new("--property", true, true), new("--privileged"), .. LimitFlags]),
+            "limit" => Scan(name, rest, LimitFlags),
             "list" => Scan(name, rest, new FlagSpec("--property", true, true)),
             "stop" => Scan(name, rest, new FlagSpec("--kill")),
             "run" => ArgScanner.Scan(name, rest, [.. GlobalFlags, new("--id", true), new("--user", true), new("--dir", true),
@@ -93,6 +94,8 @@ public static class CommandLineParser
             "attach" => ParseAttach(scanned),
             "signal" => ParseSignal(scanned),
             "property" => ParseProperty(scanned),
+            "limit" => new LimitCommand(Positionals(name, scanned, "HANDLE")[0], ParseLimits(scanned)),
+            "metrics" => new MetricsCommand(Positionals(name, scanned, "HANDLE")[0]),
             _ => throw new UsageException($"unknown command '{name}'"),
         });
     }
@@ -149,8 +152,18 @@ public static class CommandLineParser
             if (!rootfs.Contains("://", StringComparison.Ordinal)) rootfs = System.IO.Path.GetFullPath(rootfs);
         }
         return new CreateCommand(s.Value("--handle"), rootfs, env, Properties("--property", s.All("--property")),
-            s.Has("--privileged"));
+            s.Has("--privileged"), ParseLimits(s));
     }
+
+    private static readonly FlagSpec[] LimitFlags =
+        [new("--memory", true), new("--cpu-weight", true), new("--cpu-quota", true), new("--pids", true), new("--disk", true)];
+
+    private static LimitArgs ParseLimits(ScannedArgs s) => new(
+        s.Value("--memory") is { } m ? Values.Size("--memory", m) : null,
+        s.Value("--cpu-weight") is { } w ? Values.Positive("--cpu-weight", w) : null,
+        s.Value("--cpu-quota") is { } q ? Values.Cpus("--cpu-quota", q) : null,
+        s.Value("--pids") is { } p ? Values.Positive("--pids", p) : null,
+        s.Value("--disk") is { } d ? Values.Size("--disk", d) : null);
 
     private static DestroyCommand ParseDestroy(ScannedArgs s)
     {

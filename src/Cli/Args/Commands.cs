@@ -14,12 +14,22 @@ public sealed record VersionCommand() : CliCommand("version");
 public sealed record PingCommand() : CliCommand("ping");
 public sealed record CapacityCommand() : CliCommand("capacity");
 
+/// <summary>Limits as given on the command line; null = not given.</summary>
+public sealed record LimitArgs(ulong? Memory = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? Disk = null)
+{
+    public bool Any => this != new LimitArgs();
+}
+
 public sealed record CreateCommand(
     string? Handle,
     string? Rootfs,
     IReadOnlyList<string> Env,
     IReadOnlyDictionary<string, string> Properties,
-    bool Privileged) : CliCommand("create");
+    bool Privileged,
+    LimitArgs? Limits = null) : CliCommand("create");
+
+public sealed record LimitCommand(string Handle, LimitArgs Limits) : CliCommand("limit");
+public sealed record MetricsCommand(string Handle) : CliCommand("metrics");
 
 public sealed record ListCommand(IReadOnlyDictionary<string, string> Properties) : CliCommand("list");
 public sealed record InfoCommand(string Handle) : CliCommand("info");

@@ -8,7 +8,12 @@ public static class Usage
         ["ping"] = "garden ping\n  Checks that gardend answers; prints its version (or \"ok\").",
         ["capacity"] = "garden capacity\n  Prints the host's memory and disk bytes and the maximum number of containers.",
         ["create"] = "garden create [--handle H] [--rootfs DIR] [--env K=V]... [--property K=V]... [--privileged]\n" +
-                     "  Creates a container and prints its handle (generated when --handle is not given).",
+                     "              [--memory 64M] [--cpu-weight N] [--cpu-quota 0.5] [--pids N] [--disk 1G]\n" +
+                     "  Creates a container and prints its handle (generated when --handle is not given).\n" +
+                     "  Sizes take K, M, G, T (powers of 1024); --cpu-quota is in CPUs (0.5 = half of one CPU).",
+        ["limit"] = "garden limit HANDLE [--memory 64M] [--cpu-weight N] [--cpu-quota 0.5] [--pids N] [--disk 1G]\n" +
+                    "  Changes the given limits of a running container (the disk only grows) and prints the limits in force.",
+        ["metrics"] = "garden metrics HANDLE\n  Prints memory, cpu, pids and disk usage and the container's age.",
         ["list"] = "garden list [--property K=V]...\n  Prints the handles of the containers having all the given properties, one a line.",
         ["info"] = "garden info HANDLE\n  Prints a container's state, path, processes, properties and events.",
         ["destroy"] = "garden destroy HANDLE...\n  Destroys each container; reports each failure and exits non-zero if any failed.",
@@ -41,6 +46,8 @@ public static class Usage
         "  attach HANDLE PROCESS-ID [--from N]    reattach to a process\n" +
         "  signal HANDLE PROCESS-ID SIGNAL        signal a process\n" +
         "  property HANDLE [get K|set K V|rm K]   list or change properties\n" +
+        "  limit HANDLE [flags]                   change or show resource limits\n" +
+        "  metrics HANDLE                         show resource usage\n" +
         "\n" +
         "Global flags (before or after the command):\n" +
         "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +

@@ -66,4 +66,42 @@ public static class Values
         if (ulong.TryParse(text, System.Globalization.NumberStyles.None, null, out var n)) return n;
         throw new UsageException($"{flag} expects a non-negative number, got '{text}'");
     }
+
+    /// <summary>A size in bytes: N, or N with K, M, G or T (powers of 1024; "64M", "1.5G", "512KiB", "2GB").</summary>
+    public static ulong Size(string flag, string text)
+    {
+        var t = text.Trim();
+        int end = 0;
+        while (end < t.Length && (char.IsAsciiDigit(t[end]) || t[end] == '.')) end++;
+        var unit = t[end..].ToUpperInvariant();
+        if (unit.EndsWith('B')) unit = unit[..^1];
+        if (unit.EndsWith('I')) unit = unit[..^1];
+        ulong scale = unit switch
+        {
+            "" => 1, "K" => 1UL << 10, "M" => 1UL << 20, "G" => 1UL << 30, "T" => 1UL << 40,
+            _ => throw new UsageException($"{flag}: cannot read the size '{text}' (a number, optionally with K, M, G or T: 64M, 1G)"),
+        };
+        if (end == 0 || !decimal.TryParse(t[..end], System.Globalization.NumberStyles.AllowDecimalPoint,
+                System.Globalization.CultureInfo.InvariantCulture, out var number))
+            throw new UsageException($"{flag}: cannot read the size '{text}' (a number, optionally with K, M, G or T: 64M, 1G)");
+        var bytes = number * scale;
+        if (bytes < 1 || bytes > ulong.MaxValue)
+            throw new UsageException($"{flag}: the size '{text}' is out of range");
+        return (ulong)bytes;
+    }
+
+    /// <summary>A whole number of at least 1.</summary>
+    public static ulong Positive(string flag, string text)
+    {
+        if (ulong.TryParse(text, System.Globalization.NumberStyles.None, null, out var n) && n > 0) return n;
+        throw new UsageException($"{flag} expects a whole number above 0, got '{text}'");
+    }
+
+    /// <summary>A fraction of CPUs above 0 (0.5 = half of one CPU).</summary>
+    public static double Cpus(string flag, string text)
+    {
+        if (double.TryParse(text, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var d)
+            && d > 0 && double.IsFinite(d)) return d;
+        throw new UsageException($"{flag} expects a number of CPUs above 0 (0.5 = half a CPU), got '{text}'");
+    }
 }

@@ -14,6 +14,44 @@ internal static class ContainerCommands
         return 0;
     }
 
+    internal static Limits ToApi(LimitArgs l) => new()
+    {
+        MemoryBytes = l.Memory ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.Disk ?? 0,
+    };
+
+    /// <summary>garden limit HANDLE [flags]: changes the given limits (none: just reads them) and prints what is in force.</summary>
+    public static async Task<int> LimitAsync(CliContext ctx, LimitCommand cmd)
+    {
+        var response = cmd.Limits.Any
+            ? await ctx.Client.LimitAsync(new LimitRequest { Handle = cmd.Handle, Limits = ToApi(cmd.Limits) })
+            : await ctx.Client.CurrentLimitsAsync(new CurrentLimitsRequest { Handle = cmd.Handle });
+        ctx.Output.Result(response, () => DescribeLimits(response.Limits));
+        return 0;
+    }
+
+    internal static string DescribeLimits(Limits l) =>
+        $"memory:     {Size(l.MemoryBytes)}\n" +
+        $"cpu weight: {(l.CpuWeight == 0 ? "default" : l.CpuWeight.ToString())}\n" +
+        $"cpu quota:  {(l.CpuQuota == 0 ? "unlimited" : l.CpuQuota.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " CPU")}\n" +
+        $"pids:       {(l.Pids == 0 ? "unlimited" : l.Pids.ToString())}\n" +
+        $"disk:       {Size(l.DiskBytes)}";
+
+    public static async Task<int> MetricsAsync(CliContext ctx, MetricsCommand cmd)
+    {
+        var m = await ctx.Client.MetricsAsync(new MetricsRequest { Handle = cmd.Handle });
+        ctx.Output.Result(m, () =>
+            $"memory:   {Size(m.MemoryUsageBytes, "0")} used of {Size(m.MemoryLimitBytes)}" +
+            (m.MemoryStat.TryGetValue("rss", out var rss) ? $" (rss {Size(rss)})" : "") + "\n" +
+            $"oom kills: {m.OomKills}\n" +
+            $"cpu:      {m.CpuUsageNs / 1e9:0.###} s (user {m.CpuUserNs / 1e9:0.###} s, system {m.CpuSystemNs / 1e9:0.###} s)\n" +
+            $"pids:     {m.PidsCurrent} of {(m.PidsMax == 0 ? "unlimited" : m.PidsMax.ToString())}\n" +
+            $"disk:     {Size(m.DiskUsedBytes, "0")} used of {Size(m.DiskLimitBytes, "no limit")}\n" +
+            $"age:      {TimeSpan.FromSeconds(m.AgeSeconds)}");
+        return 0;
+    }
+
+    private static string Size(ulong bytes, string zero = "unlimited") => bytes == 0 ? zero : HostCommands.Bytes(bytes);
+
     internal static string Describe(ContainerInfo info)
     {
         var sb = new StringBuilder();
@@ -22,6 +60,8 @@ internal static class ContainerCommands
         sb.Append("path:       ").Append(info.ContainerPath).Append('\n');
         sb.Append("rootfs:     ").Append(string.IsNullOrEmpty(info.Rootfs) ? "(default)" : info.Rootfs).Append('\n');
         sb.Append("privileged: ").Append(info.Privileged ? "yes" : "no").Append('\n');
+        if (info.Limits is { } l && !l.Equals(new Limits()))
+            sb.Append("limits:     ").Append(DescribeLimits(l).Replace("\n", "; ").Replace("  ", " ")).Append('\n');
         sb.Append("processes:  ").Append(info.ProcessIds.Count == 0 ? "none" : string.Join(" ", info.ProcessIds)).Append('\n');
         sb.Append("properties:");
         if (info.Properties.Count == 0) sb.Append(" none");

@@ -33,6 +33,7 @@ internal static class HostCommands
         };
         spec.Env.Add(cmd.Env);
         foreach (var (k, v) in cmd.Properties) spec.Properties[k] = v;
+        if (cmd.Limits is { Any: true } limits) spec.Limits = ContainerCommands.ToApi(limits);
         var response = await ctx.Client.CreateAsync(new CreateRequest { Spec = spec });
         ctx.Output.Result(response, () => response.Handle);
         return 0;

@@ -108,6 +108,28 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         return new RemovePropertyResponse();
     }
 
+    public override async Task<LimitsResponse> Limit(LimitRequest request, ServerCallContext context)
+    {
+        var change = Translate.ToDomain(request.Limits);
+        var inForce = await Ask<LimitsInForce>(new SetLimits(request.Handle, change));
+        return new LimitsResponse { Limits = Translate.ToApi(inForce.Limits) };
+    }
+
+    public override async Task<LimitsResponse> CurrentLimits(CurrentLimitsRequest request, ServerCallContext context) =>
+        new() { Limits = Translate.ToApi((await Ask<LimitsInForce>(new GetLimits(request.Handle))).Limits) };
+
+    public override async Task<Protocol.Api.ContainerMetrics> Metrics(MetricsRequest request, ServerCallContext context) =>
+        Translate.ToApi(await Ask<Actors.Container.ContainerMetrics>(new GetMetrics(request.Handle)));
+
+    public override async Task<BulkMetricsResponse> BulkMetrics(BulkMetricsRequest request, ServerCallContext context)
+    {
+        var result = await Ask<BulkMetricsResult>(new Actors.Host.BulkMetrics([.. request.Handles]));
+        var r = new BulkMetricsResponse();
+        foreach (var (h, m) in result.Metrics) r.Metrics[h] = new BulkMetricsEntry { Metrics = Translate.ToApi(m) };
+        foreach (var (h, e) in result.Errors) r.Metrics[h] = new BulkMetricsEntry { Error = e.Message, ErrorCode = Errors.ToCodeName(e.Kind) };
+        return r;
+    }
+
     public override async Task Run(IAsyncStreamReader<RunRequest> requestStream, IServerStreamWriter<ProcessEvent> responseStream,
         ServerCallContext context)
     {

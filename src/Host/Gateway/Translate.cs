@@ -10,7 +10,38 @@ public static class Translate
 {
     public static ContainerSpec ToDomain(Api.ContainerSpec? s) => s is null
         ? new ContainerSpec("", "", [], ImmutableDictionary<string, string>.Empty, false)
-        : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged);
+        : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits));
+
+    /// <summary>0 (or absent) means "not limited" / "leave as is".</summary>
+    public static Limits ToDomain(Api.Limits? l) => l is null ? Limits.None : new(
+        l.MemoryBytes == 0 ? null : l.MemoryBytes, l.CpuWeight == 0 ? null : l.CpuWeight, l.CpuQuota == 0 ? null : l.CpuQuota,
+        l.Pids == 0 ? null : l.Pids, l.DiskBytes == 0 ? null : l.DiskBytes);
+
+    public static Api.Limits ToApi(Limits l) => new()
+    {
+        MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
+    };
+
+    public static Api.ContainerMetrics ToApi(ContainerMetrics m)
+    {
+        var r = new Api.ContainerMetrics
+        {
+            Handle = m.Handle,
+            MemoryUsageBytes = m.Cgroup.MemoryUsageBytes,
+            MemoryLimitBytes = m.Cgroup.MemoryLimitBytes ?? 0,
+            OomKills = m.Cgroup.OomKills,
+            CpuUsageNs = m.Cgroup.CpuUsageNs,
+            CpuUserNs = m.Cgroup.CpuUserNs,
+            CpuSystemNs = m.Cgroup.CpuSystemNs,
+            PidsCurrent = m.Cgroup.PidsCurrent,
+            PidsMax = m.Cgroup.PidsMax ?? 0,
+            DiskUsedBytes = m.DiskUsedBytes,
+            DiskLimitBytes = m.DiskLimitBytes,
+            AgeSeconds = (ulong)Math.Max(0, m.Age.TotalSeconds),
+        };
+        foreach (var (k, v) in m.Cgroup.MemoryStat) r.MemoryStat[k] = v;
+        return r;
+    }
 
     public static ProcessSpec ToDomain(Api.ProcessSpec? s)
     {
@@ -29,6 +60,7 @@ public static class Translate
             ContainerPath = i.ContainerPath,
             Rootfs = i.Rootfs,
             Privileged = i.Privileged,
+            Limits = ToApi(i.Limits),
         };
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);

@@ -1,4 +1,5 @@
-using Garden.Linux.Interop;
+using Garden.Linux.Cgroups.V1;
+using Garden.Linux.Cgroups.V2;
 
 namespace Garden.Linux.Cgroups;
 
@@ -6,22 +7,53 @@ namespace Garden.Linux.Cgroups;
 /// The rest of the code never branches on the version.</summary>
 public static class CgroupManager
 {
-    public static ICgroupManager Create(string parent, string cgroupRoot = "/sys/fs/cgroup")
-    {
-        var unifiedOnly = File.Exists(Path.Combine(cgroupRoot, "cgroup.controllers"));
-        return unifiedOnly
-            ? new CgroupTree(parent, [cgroupRoot])
-            : new CgroupTree(parent, V1Hierarchies(cgroupRoot));
-    }
+    public static ICgroupManager Create(string parent, string cgroupRoot = "/sys/fs/cgroup") =>
+        IsUnified(cgroupRoot)
+            ? new CgroupTree(parent, [cgroupRoot], V2Pieces(parent, cgroupRoot))
+            : new CgroupTree(parent, V1Hierarchies(cgroupRoot), V1Pieces(parent, cgroupRoot));
+
+    internal static bool IsUnified(string cgroupRoot) => File.Exists(Path.Combine(cgroupRoot, "cgroup.controllers"));
 
     private static IReadOnlyList<string> V1Hierarchies(string root) =>
         Directory.Exists(root)
             ? Directory.GetDirectories(root).Where(d => (new FileInfo(d).Attributes & FileAttributes.ReparsePoint) == 0).ToList()
             : [];
+
+    /// <summary>v1: one piece per mounted controller hierarchy (a comounted "cpu,cpuacct" is reached through its
+    /// "cpu" and "cpuacct" links).</summary>
+    private static IReadOnlyList<ControllerPiece> V1Pieces(string parent, string root)
+    {
+        var pieces = new List<ControllerPiece>();
+        void Add(string controller, Func<string, string, ControllerPiece> make)
+        {
+            var h = Path.Combine(root, controller);
+            if (Directory.Exists(h)) pieces.Add(make(h, parent));
+        }
+        // Memory last: it is the limit the kernel most often refuses, and everything before it is put back then.
+        Add("cpu", (h, p) => new CpuV1(h, p));
+        Add("cpuacct", (h, p) => new CpuacctV1(h, p));
+        Add("pids", (h, p) => new Pids(h, p));
+        Add("memory", (h, p) => new MemoryV1(h, p));
+        return pieces;
+    }
+
+    /// <summary>v2: one piece per controller file set, for the controllers the tree offers.</summary>
+    private static IReadOnlyList<ControllerPiece> V2Pieces(string parent, string root)
+    {
+        var offered = File.ReadAllText(Path.Combine(root, "cgroup.controllers"))
+            .Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        var pieces = new List<ControllerPiece>();
+        if (offered.Contains("cpu")) pieces.Add(new CpuV2(root, parent));
+        if (offered.Contains("pids")) pieces.Add(new Pids(root, parent));
+        if (offered.Contains("memory")) pieces.Add(new MemoryV2(root, parent));
+        return pieces;
+    }
 }
 
-/// <summary>A container's cgroup is parent/handle in each hierarchy (v1: every mounted controller; v2: the unified tree).</summary>
-internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchies) : ICgroupManager
+/// <summary>A container's cgroup is parent/handle in each hierarchy (v1: every mounted controller; v2: the unified tree);
+/// limits and metrics are the sum of the controller pieces.</summary>
+internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchies, IReadOnlyList<ControllerPiece> pieces)
+    : ICgroupManager
 {
     public string PathFor(string handle) => $"/{parent}/{handle}";
 
@@ -35,6 +67,40 @@ internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchie
     }
 
     public bool Exists(string handle) => hierarchies.Any(h => Directory.Exists(Path.Combine(h, parent, handle)));
+
+    public void Apply(string handle, ResourceLimits limits)
+    {
+        LimitRules.Validate(limits);
+        var owned = pieces.Aggregate(LimitFields.None, (f, p) => f | p.Owns);
+        var missing = Requested(limits) & ~owned;
+        if (missing != LimitFields.None)
+            throw new CgroupLimitException($"{missing}: no cgroup controller for this limit is mounted");
+
+        var w = new LimitWriter();
+        try
+        {
+            foreach (var p in pieces) p.Apply(handle, limits, w);
+        }
+        catch (CgroupLimitException e)
+        {
+            var notRestored = w.Rollback();
+            if (notRestored.Count == 0) throw;
+            throw new CgroupLimitException($"{e.Message}; and these could not be put back: {string.Join("; ", notRestored)}", e);
+        }
+    }
+
+    public ResourceLimits Read(string handle) => pieces.Aggregate(ResourceLimits.None, (l, p) => p.Read(handle, l));
+
+    public CgroupMetrics Metrics(string handle)
+    {
+        var m = new MetricsBuilder();
+        foreach (var p in pieces) p.Metrics(handle, m);
+        return m.Build();
+    }
+
+    private static LimitFields Requested(ResourceLimits l) =>
+        (l.MemoryBytes is null ? 0 : LimitFields.Memory) | (l.CpuWeight is null ? 0 : LimitFields.CpuWeight)
+        | (l.CpuQuota is null ? 0 : LimitFields.CpuQuota) | (l.Pids is null ? 0 : LimitFields.Pids);
 
     private static void RemoveIfEmpty(string dir)
     {

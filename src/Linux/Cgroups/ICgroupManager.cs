@@ -12,4 +12,22 @@ public interface ICgroupManager
 
     /// <summary>True when the container's cgroup exists in any hierarchy.</summary>
     bool Exists(string handle);
+
+    /// <summary>Writes the non-null limits straight to the cgroup files (microseconds; no tool is spawned).
+    /// Throws <see cref="CgroupLimitException"/> naming the value when the kernel refuses one; limits written before
+    /// the refused one are put back, so the container keeps its previous limits.</summary>
+    void Apply(string handle, ResourceLimits limits);
+
+    /// <summary>The limits the kernel holds now (not what was asked); null where unlimited.</summary>
+    ResourceLimits Read(string handle);
+
+    CgroupMetrics Metrics(string handle);
+}
+
+/// <summary>The kernel's OOM notification for one container's cgroup (v1: an eventfd on memory.oom_control; v2:
+/// memory.events). Calls back once per OOM kill — not when the cgroup is removed.</summary>
+public interface IOomNotifier
+{
+    /// <summary>Starts watching; dispose to stop (and before the cgroup is removed).</summary>
+    IDisposable Watch(string handle, Action onOomKill);
 }

@@ -57,15 +57,17 @@ public static class Command
         try { return File.ReadAllText(file); } catch (IOException) { return ""; }
     }
 
+    /// <summary>Reads a pipe to its end on a thread of its own: blocking pipe reads on pool threads starve the pool
+    /// on a 2-core host (a spawn then waits hundreds of ms for a thread).</summary>
     private static Task<string> ReadAllAsync(int fd)
     {
         if (fd < 0) return Task.FromResult("");
-        return Task.Run(async () =>
+        return Task.Factory.StartNew(() =>
         {
             using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, 1);
             using var reader = new StreamReader(stream, Encoding.UTF8);
-            return await reader.ReadToEndAsync().ConfigureAwait(false);
-        });
+            return reader.ReadToEnd();
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     private static unsafe int Spawn(string path, IReadOnlyList<string> args, CommandOutput output, ref int outRead, ref int errRead)

@@ -7,14 +7,14 @@ public sealed class OverlayRootfs : IRootfsProvider
 {
     public static string MountPoint(string depotDir) => Path.Combine(depotDir, "rootfs");
 
-    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, CancellationToken ct)
+    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, string? layerDir, CancellationToken ct)
     {
         if (!Directory.Exists(baseRootfs))
             throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
         if (!File.Exists(Path.Combine(baseRootfs, "bin/sh")) && !Directory.Exists(Path.Combine(baseRootfs, "bin")) && !Directory.Exists(Path.Combine(baseRootfs, "usr")))
             throw new RootfsException($"rootfs {baseRootfs} does not look like a root filesystem (no bin/ or usr/)");
-        var upper = Path.Combine(depotDir, "upper");
-        var work = Path.Combine(depotDir, "work");
+        var upper = Path.Combine(layerDir ?? depotDir, "upper");
+        var work = Path.Combine(layerDir ?? depotDir, "work");
         var target = MountPoint(depotDir);
         Directory.CreateDirectory(upper);
         Directory.CreateDirectory(work);

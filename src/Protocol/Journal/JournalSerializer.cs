@@ -19,6 +19,8 @@ public sealed partial class PropertyRemoved : IJournalRecord;
 public sealed partial class LifecycleChanged : IJournalRecord;
 public sealed partial class Reconciled : IJournalRecord;
 public sealed partial class ContainerSnapshot : IJournalRecord;
+public sealed partial class LimitsChanged : IJournalRecord;
+public sealed partial class OutOfMemory : IJournalRecord;
 
 /// <summary>Journal bytes: the protobuf encoding, named by a short manifest that is never reused or renamed.
 /// (Akka's default serializer would store CLR type names, which an upgrade may not be able to read.)</summary>
@@ -40,6 +42,8 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
         ["lc"] = LifecycleChanged.Parser,
         ["rc"] = Reconciled.Parser,
         ["cs"] = ContainerSnapshot.Parser,
+        ["lm"] = LimitsChanged.Parser,
+        ["om"] = OutOfMemory.Parser,
     };
 
     private static readonly Dictionary<Type, string> Manifests =

@@ -1,0 +1,137 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using Garden.Actors.Container;
+using Garden.Actors.Host;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+public sealed class LimitsTests : TestKit
+{
+    private readonly CallLog _log = new();
+    private readonly FakeOciRuntime _runtime;
+    private readonly FakeCgroups _cgroups;
+    private readonly FakeDiskQuota _disk;
+    private readonly FakeOomNotifier _oom = new();
+    private readonly string _stateDir = TestPaths.NewTempDir("limits");
+    private readonly ContainerEffects _effects;
+    private IActorRef _host;
+
+    public LimitsTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
+        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
+    {
+        _runtime = new FakeOciRuntime(_log);
+        _cgroups = new FakeCgroups(_log, _runtime);
+        _disk = new FakeDiskQuota(_log);
+        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), _cgroups, new FakeAgent(_log), _disk, _oom);
+        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
+        _host = StartHost();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        Directory.Delete(_stateDir, recursive: true);
+    }
+
+    private IActorRef StartHost() => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
+        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\" }}")), _effects, new FakeHostResources()), "host");
+
+    private void Restart()
+    {
+        Watch(_host);
+        Sys.Stop(_host);
+        ExpectTerminated(_host);
+        _host = StartHost();
+        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
+    }
+
+    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
+
+    private GardenException Error(object msg) => Assert.IsType<GardenException>(
+        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
+
+    private static CreateContainer Create(string handle, Limits limits) =>
+        new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false, limits));
+
+    private static readonly Limits Asked = new(MemoryBytes: 64UL << 20, CpuWeight: 512, CpuQuota: 0.5, Pids: 100, DiskBytes: 1UL << 30);
+
+    [Fact]
+    public void Create_applies_every_limit_and_info_shows_them()
+    {
+        Ask<ContainerCreated>(Create("lim", Asked));
+        Assert.Contains("disk create lim 1073741824", _log.All);
+        Assert.Contains("cgroup apply lim", _log.All);
+        Assert.Equal(Asked, Ask<ContainerInfo>(new GetInfo("lim")).Limits);
+        Assert.Equal(Asked, Ask<LimitsInForce>(new GetLimits("lim")).Limits); // read back from the (fake) kernel
+    }
+
+    [Theory]
+    [InlineData(1UL, null, null, "memory")]
+    [InlineData(null, 1024UL, null, "disk")]
+    [InlineData(null, null, 0UL, "pids")]
+    public void Out_of_range_limits_at_create_are_refused_naming_the_field(ulong? memory, ulong? disk, ulong? pids, string field)
+    {
+        var e = Error(Create("bad", new Limits(MemoryBytes: memory, DiskBytes: disk, Pids: pids)));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.StartsWith(field, e.Message);
+        Assert.Empty(_log.All);
+    }
+
+    [Fact]
+    public void A_live_change_is_applied_read_back_and_journaled()
+    {
+        Ask<ContainerCreated>(Create("live", Asked));
+        var inForce = Ask<LimitsInForce>(new SetLimits("live", new Limits(MemoryBytes: 128UL << 20, DiskBytes: 2UL << 30))).Limits;
+        Assert.Equal(Asked with { MemoryBytes = 128UL << 20, DiskBytes = 2UL << 30 }, inForce);
+        Assert.Contains("disk resize live 2147483648", _log.All);
+        Restart();
+        Assert.Equal(inForce, Ask<ContainerInfo>(new GetInfo("live")).Limits);
+    }
+
+    [Fact]
+    public void Shrinking_the_disk_is_refused_and_the_limits_stay()
+    {
+        Ask<ContainerCreated>(Create("shrink", Asked));
+        var e = Error(new SetLimits("shrink", new Limits(DiskBytes: 512UL << 20)));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("shrink", e.Message);
+        Assert.Equal(Asked, Ask<ContainerInfo>(new GetInfo("shrink")).Limits);
+        var none = Error(new SetLimits("shrink", new Limits(Pids: 0)));
+        Assert.Contains("pids", none.Message);
+    }
+
+    [Fact]
+    public void A_disk_limit_cannot_be_added_after_create()
+    {
+        Ask<ContainerCreated>(Create("nodisk", Limits.None));
+        var e = Error(new SetLimits("nodisk", new Limits(DiskBytes: 1UL << 30)));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("disk", e.Message);
+        Assert.Equal(0, _disk.Count);
+    }
+
+    [Fact]
+    public void An_oom_kill_becomes_an_event_that_survives_a_restart_and_the_watch_is_rearmed()
+    {
+        Ask<ContainerCreated>(Create("oom", new Limits(MemoryBytes: 32UL << 20)));
+        Assert.True(_oom.Kill("oom"));
+        AwaitAssert(() => Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerInfo>(new GetInfo("oom")).Events));
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("oom")).State);
+        Restart();
+        Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerInfo>(new GetInfo("oom")).Events);
+        Assert.True(_oom.Watching("oom"));
+        Ask<ContainerDestroyed>(new DestroyContainer("oom"));
+        Assert.False(_oom.Watching("oom"));
+    }
+
+    [Fact]
+    public void Destroy_releases_the_disk()
+    {
+        Ask<ContainerCreated>(Create("gone", Asked));
+        Ask<ContainerDestroyed>(new DestroyContainer("gone"));
+        Assert.Equal(0, _disk.Count);
+    }
+}

@@ -1,0 +1,220 @@
+using System.Text.Json;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.EndToEnd.Tests;
+
+/// <summary>Resource limits on the real kernel (cgroup v1 here), driven through the CLI.</summary>
+public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
+{
+    private Gardend D => fx.Daemon;
+
+    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+
+    private async Task<string> Create(string prefix, params string[] flags)
+    {
+        var h = Unique(prefix);
+        var r = await D.CliAsync(["create", "--handle", h, .. flags]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return h;
+    }
+
+    private async Task<JsonElement> Json(params string[] args)
+    {
+        var r = await D.CliAsync(["--json", .. args]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return JsonDocument.Parse(r.Stdout).RootElement;
+    }
+
+    private static ulong U(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) ? ulong.Parse(v.ToString()) : 0;
+
+    private static bool HasCapSysResource()
+    {
+        var eff = File.ReadLines("/proc/self/status").First(l => l.StartsWith("CapEff:"))["CapEff:".Length..].Trim();
+        return (Convert.ToUInt64(eff, 16) & (1UL << 24)) != 0;
+    }
+
+    private static List<string> LoopDevicesBackedBy(string dir) =>
+        Directory.GetDirectories("/sys/block", "loop*")
+            .Select(d => Path.Combine(d, "loop", "backing_file"))
+            .Where(File.Exists)
+            .Select(f => File.ReadAllText(f).Trim())
+            .Where(b => b.StartsWith(dir, StringComparison.Ordinal))
+            .ToList();
+
+    [Fact]
+    public async Task A_memory_hog_is_oom_killed_the_event_appears_and_the_container_keeps_serving()
+    {
+        var h = await Create("oom", "--memory", "32M");
+        try
+        {
+            var hog = await D.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1");
+            Assert.Equal(137, hog.ExitCode); // SIGKILL from the OOM killer
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            JsonElement info;
+            do info = await Json("info", h);
+            while (!info.GetProperty("events").EnumerateArray().Any(e => e.GetString() == "out of memory") && DateTime.UtcNow < deadline
+                   && await Task.Delay(100).ContinueWith(_ => true));
+            Assert.Contains("out of memory", info.GetProperty("events").EnumerateArray().Select(e => e.GetString()));
+            Assert.Equal("active", info.GetProperty("state").GetString());
+            Assert.True(U(await Json("metrics", h), "oomKills") >= 1);
+            Assert.Equal("still here\n", (await D.CliAsync("run", h, "--", "echo", "still here")).Stdout);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task A_fork_bomb_stops_at_the_pids_limit()
+    {
+        var h = await Create("pids", "--pids", "20");
+        try
+        {
+            var bomb = await D.CliAsync("run", h, "--", "sh", "-c", "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>&1 | head -1; echo forked");
+            Assert.Contains("fork", bomb.Stdout + bomb.Stderr, StringComparison.OrdinalIgnoreCase);
+            var m = await Json("metrics", h);
+            Assert.True(U(m, "pidsCurrent") <= 20, m.ToString());
+            Assert.Equal(20ul, U(m, "pidsMax"));
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task A_cpu_quota_of_a_fifth_holds()
+    {
+        var h = await Create("quota", "--cpu-quota", "0.2");
+        try
+        {
+            var before = U(await Json("metrics", h), "cpuUsageNs");
+            var spin = await D.CliAsync("run", h, "--", "timeout", "2", "sh", "-c", "while :; do :; done");
+            var used = (U(await Json("metrics", h), "cpuUsageNs") - before) / 1e9;
+            Assert.InRange(used, 0.1, 0.2 * 2 * 1.3); // at most a fifth of a CPU over 2 s, with scheduler slack
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task Two_spinning_containers_on_one_cpu_share_it_by_weight()
+    {
+        var light = await Create("light", "--cpu-weight", "256");
+        var heavy = await Create("heavy", "--cpu-weight", "1024");
+        try
+        {
+            var b1 = U(await Json("metrics", light), "cpuUsageNs");
+            var b2 = U(await Json("metrics", heavy), "cpuUsageNs");
+            var spins = new[] { light, heavy }.Select(h => D.CliAsync("run", h, "--", "taskset", "-c", "0", "timeout", "3", "sh", "-c", "while :; do :; done")).ToList();
+            await Task.WhenAll(spins);
+            var l = U(await Json("metrics", light), "cpuUsageNs") - b1;
+            var hv = U(await Json("metrics", heavy), "cpuUsageNs") - b2;
+            var ratio = hv / (double)Math.Max(1, l);
+            Assert.InRange(ratio, 2.0, 8.0); // 4:1 asked; the machine is shared and noisy
+        }
+        finally { await D.CliAsync("destroy", light, heavy); }
+    }
+
+    [Fact]
+    public async Task Writing_past_the_disk_limit_fails_inside_and_the_host_is_untouched()
+    {
+        var h = await Create("disk", "--disk", "64M");
+        try
+        {
+            var hostFree = new DriveInfo(D.StateDir).AvailableFreeSpace;
+            var dd = await D.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100");
+            Assert.NotEqual(0, dd.ExitCode);
+            Assert.Contains("No space left on device", dd.Stderr);
+            Assert.True(hostFree - new DriveInfo(D.StateDir).AvailableFreeSpace < 80L << 20, "the host paid for the container's writes");
+            var m = await Json("metrics", h);
+            Assert.InRange(U(m, "diskLimitBytes"), 50UL << 20, 64UL << 20);
+            Assert.True(U(m, "diskUsedBytes") > 40UL << 20);
+
+            var grown = await D.CliAsync("limit", h, "--disk", "128M");
+            if (HasCapSysResource())
+            {
+                Assert.True(grown.ExitCode == 0, grown.ToString());
+                Assert.Equal(0, (await D.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/more", "bs=1M", "count=40")).ExitCode);
+            }
+            else
+            {
+                // ext4's online resize needs CAP_SYS_RESOURCE, which root lacks on this kind of machine: a clear refusal.
+                Assert.Equal(1, grown.ExitCode);
+                Assert.Contains("CAP_SYS_RESOURCE", grown.Stderr);
+                Assert.InRange(U(await Json("metrics", h), "diskLimitBytes"), 50UL << 20, 64UL << 20);
+            }
+
+            var shrink = await D.CliAsync("limit", h, "--disk", "32M");
+            Assert.Equal(1, shrink.ExitCode);
+            Assert.Contains("shrink", shrink.Stderr);
+        }
+        finally { await D.CliAsync("destroy", h); }
+        Assert.Empty(LoopDevicesBackedBy(D.StateDir));
+        Assert.Empty(Host.Leftovers(D, h));
+    }
+
+    [Fact]
+    public async Task Live_changes_are_read_back_from_the_kernel()
+    {
+        var h = await Create("live", "--memory", "64M", "--pids", "100");
+        try
+        {
+            var changed = await Json("limit", h, "--memory", "128M", "--pids", "50", "--cpu-weight", "300");
+            Assert.Equal(128UL << 20, U(changed.GetProperty("limits"), "memoryBytes"));
+            Assert.Equal(50ul, U(changed.GetProperty("limits"), "pids"));
+            Assert.Equal(300ul, U(changed.GetProperty("limits"), "cpuWeight"));
+            var read = await Json("limit", h);
+            Assert.Equal(128UL << 20, U(read.GetProperty("limits"), "memoryBytes"));
+            Assert.Equal("134217728", File.ReadAllText($"/sys/fs/cgroup/memory/{D.CgroupParent}/{h}/memory.limit_in_bytes").Trim());
+
+            var bad = await D.CliAsync("limit", h, "--memory", "1K");
+            Assert.Equal(1, bad.ExitCode);
+            Assert.Contains("memory", bad.Stderr);
+            Assert.Equal(128UL << 20, U((await Json("limit", h)).GetProperty("limits"), "memoryBytes"));
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [Fact]
+    public async Task Bad_limits_at_create_are_refused_naming_the_value_and_leave_nothing()
+    {
+        var h = Unique("badlim");
+        var r = await D.CliAsync("create", "--handle", h, "--memory", "1K");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("memory", r.Stderr);
+        var usage = await D.CliAsync("create", "--handle", h, "--memory", "lots");
+        Assert.Equal(2, usage.ExitCode);
+        Assert.Contains("lots", usage.Stderr);
+        Assert.Empty(Host.Leftovers(D, h));
+    }
+}
+
+/// <summary>Limits and OOM notification after kill -9 (a daemon of its own).</summary>
+public sealed class LimitsRestartTests
+{
+    [Fact]
+    public async Task Limits_and_oom_notification_survive_a_kill_9()
+    {
+        var d = new Gardend();
+        await d.StartAsync();
+        var h = $"limrestart-{Guid.NewGuid():N}"[..19];
+        try
+        {
+            Assert.Equal(0, (await d.CliAsync("create", "--handle", h, "--memory", "32M", "--pids", "64", "--disk", "64M")).ExitCode);
+            var before = (await d.CliAsync("--json", "limit", h)).Stdout;
+            await d.StopAsync(kill: true);
+            await d.StartAsync();
+            Assert.Equal(before, (await d.CliAsync("--json", "limit", h)).Stdout);
+            Assert.Equal(137, (await d.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")).ExitCode);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            string events;
+            do events = (await d.CliAsync("info", h)).Stdout;
+            while (!events.Contains("out of memory") && DateTime.UtcNow < deadline && await Task.Delay(100).ContinueWith(_ => true));
+            Assert.Contains("out of memory", events);
+            Assert.Equal(0, (await d.CliAsync("destroy", h)).ExitCode);
+            Assert.Empty(Host.Leftovers(d, h));
+        }
+        finally
+        {
+            await d.CliAsync("destroy", h);
+            await d.DisposeAsync();
+        }
+    }
+}
