@@ -17,6 +17,8 @@ internal static unsafe partial class Native
         Creds = 3,
         Chdir = 4,
         Exec = 5,
+        Cgroup = 6,
+        Pids = 7,
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -41,7 +43,13 @@ internal static unsafe partial class Native
         public ulong* RlHard;
         public ushort Rows;
         public ushort Cols;
+        public int CgroupProcsFd;
+        public int PidsCurrentFd;
+        public int PidsMaxFd;
     }
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_open_cgroup")]
+    internal static partial int OpenCgroup(int dirfd, out int procs, out int current, out int max);
 
     [LibraryImport(Lib, EntryPoint = "gardenspawn_spawn")]
     internal static partial int Spawn(SpawnReq* req, out int pid, out int stage);

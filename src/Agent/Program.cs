@@ -12,7 +12,7 @@ internal static class Program
     {
         string socketPath = "/.garden/run/agent.sock";
         string logPath = "/.garden/run/agent.log";
-        int listenFd = -1, logFd = -1;
+        int listenFd = -1, logFd = -1, cgroupFd = -1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -33,11 +33,15 @@ internal static class Program
                     logFd = gfd;
                     i++;
                     break;
+                case "--cgroup-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var cfd):
+                    cgroupFd = cfd;
+                    i++;
+                    break;
                 case "--version":
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--log PATH | --log-fd N]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--log PATH | --log-fd N] [--cgroup-fd N]");
                     return 2;
             }
         }
@@ -76,7 +80,22 @@ internal static class Program
         }
         AgentLog.Info($"listening on {socketPath}");
 
-        var server = new Server(table, new Spawner(table));
+        ProcessCgroup? cgroup = null;
+        if (cgroupFd >= 0)
+        {
+            try
+            {
+                cgroup = ProcessCgroup.Open(cgroupFd);
+            }
+            catch (IOException e)
+            {
+                AgentLog.Error(e.Message);
+                Console.Error.WriteLine($"garden-agent: {e.Message}");
+                return 1;
+            }
+        }
+
+        var server = new Server(table, new Spawner(table, cgroup));
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
     }

@@ -5,7 +5,7 @@ using Garden.Protocol.Agent;
 namespace Garden.Agent;
 
 /// <summary>Turns a SpawnRequest into a running <see cref="ManagedProcess"/>: user, env, dir, rlimits, pipes or pty.</summary>
-internal sealed class Spawner(ProcessTable table)
+internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     public const int DefaultBufferBytes = 1024 * 1024;
@@ -125,6 +125,9 @@ internal sealed class Spawner(ProcessTable table)
             RlHard = arena.Array(rlimits.Select(x => x.Hard).ToArray()),
             Rows = (ushort)Math.Min(req.Rows, ushort.MaxValue),
             Cols = (ushort)Math.Min(req.Cols, ushort.MaxValue),
+            CgroupProcsFd = cgroup?.Procs ?? -1,
+            PidsCurrentFd = cgroup?.PidsCurrent ?? -1,
+            PidsMaxFd = cgroup?.PidsMax ?? -1,
         };
 
         lock (table.Gate)
@@ -152,6 +155,8 @@ internal sealed class Spawner(ProcessTable table)
             Native.Stage.Chdir => new AgentErrorException(ErrorCode.BadDirectory, $"cannot use working directory {dir}: {text}"),
             Native.Stage.Rlimit => new AgentErrorException(ErrorCode.Invalid, $"setrlimit: {text}"),
             Native.Stage.Creds => new AgentErrorException(ErrorCode.Internal, $"cannot switch user: {text}"),
+            Native.Stage.Pids => new AgentErrorException(ErrorCode.PidsLimit, "the container is at its pids limit"),
+            Native.Stage.Cgroup => new AgentErrorException(ErrorCode.Internal, $"cannot join the container's process cgroup: {text}"),
             _ => new AgentErrorException(ErrorCode.Internal, $"spawn {path}: {text}"),
         };
     }
@@ -244,5 +249,21 @@ internal sealed class Spawner(ProcessTable table)
         {
             foreach (var b in _blocks) NativeMemory.Free((void*)b);
         }
+    }
+}
+
+/// <summary>The container's process cgroup, opened from the directory fd gardend hands over (--cgroup-fd): every spawned
+/// process joins it before exec, and is refused when the cgroup is at its pids limit.</summary>
+internal sealed class ProcessCgroup(int procs, int pidsCurrent, int pidsMax)
+{
+    public int Procs { get; } = procs;
+    public int PidsCurrent { get; } = pidsCurrent;
+    public int PidsMax { get; } = pidsMax;
+
+    public static ProcessCgroup Open(int dirFd)
+    {
+        int err = Native.OpenCgroup(dirFd, out var procs, out var current, out var max);
+        if (err != 0) throw new IOException($"cannot open cgroup.procs of the process cgroup (fd {dirFd}): {Native.ErrorText(err)}");
+        return new ProcessCgroup(procs, current, max);
     }
 }

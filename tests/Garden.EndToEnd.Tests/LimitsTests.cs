@@ -75,6 +75,18 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             var m = await Json("metrics", h);
             Assert.True(U(m, "pidsCurrent") <= 20, m.ToString());
             Assert.Equal(20ul, U(m, "pidsMax"));
+
+            // The agent is outside the limit: it still answers, and refuses a new process clearly while a bomb holds it.
+            CliResult refused;
+            var tries = 0;
+            do refused = await D.CliAsync("run", h, "--detach", "--", "sleep", "30");
+            while (refused.ExitCode == 0 && ++tries < 25);
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Equal(20ul, U(await Json("metrics", h), "pidsCurrent"));
+            Assert.Contains("pids limit", refused.Stderr);
+            Assert.Equal(0, (await D.CliAsync("limit", h, "--pids", "40")).ExitCode);
+            Assert.Equal(0, (await D.CliAsync("run", h, "--", "killall", "sleep")).ExitCode);
+            Assert.Equal("still here\n", (await D.CliAsync("run", h, "--", "echo", "still here")).Stdout);
         }
         finally { await D.CliAsync("destroy", h); }
     }

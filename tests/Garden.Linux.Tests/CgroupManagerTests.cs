@@ -12,20 +12,42 @@ public sealed class CgroupManagerTests : IDisposable
     public void Dispose() => Directory.Delete(_root, true);
 
     [Fact]
-    public void V2_layout_is_one_tree_and_release_removes_the_leaf_and_the_empty_parent()
+    public void V2_layout_is_one_tree_with_the_agent_and_the_processes_in_leaves_and_release_removes_them_all()
     {
         File.WriteAllText(Path.Combine(_root, "cgroup.controllers"), "cpu memory pids");
         var m = CgroupManager.Create("garden-test-v2", _root);
-        Assert.Equal("/garden-test-v2/c1", m.PathFor("c1"));
-        Directory.CreateDirectory(Path.Combine(_root, "garden-test-v2", "c1"));
+        // v2 lets only leaves hold processes: the agent (runc's init) in c1/init, the container's processes in c1/work.
+        Assert.Equal("/garden-test-v2/c1/init", m.PathFor("c1"));
+        Assert.Equal(Path.Combine(_root, "garden-test-v2", "c1", "work"), m.PrepareProcessCgroup("c1"));
+        Assert.True(Directory.Exists(Path.Combine(_root, "garden-test-v2", "c1", "work")));
+        foreach (var dir in new[] { _root, Path.Combine(_root, "garden-test-v2"), Path.Combine(_root, "garden-test-v2", "c1") })
+            Assert.Contains("+pids", File.ReadAllText(Path.Combine(dir, "cgroup.subtree_control")));
+        Directory.CreateDirectory(Path.Combine(_root, "garden-test-v2", "c1", "init"));
         Directory.CreateDirectory(Path.Combine(_root, "garden-test-v2", "c2"));
         Assert.True(m.Exists("c1"));
+        // a fake cgroupfs holds plain files that a real one would not; a real rmdir removes a cgroup with its files
+        File.Delete(Path.Combine(_root, "garden-test-v2", "c1", "cgroup.subtree_control"));
         m.Release("c1");
         Assert.False(m.Exists("c1"));
         Assert.True(Directory.Exists(Path.Combine(_root, "garden-test-v2")), "parent still holds c2");
+        File.Delete(Path.Combine(_root, "garden-test-v2", "cgroup.subtree_control"));
         m.Release("c2");
         Assert.False(Directory.Exists(Path.Combine(_root, "garden-test-v2")));
         m.Release("c2"); // idempotent
+    }
+
+    [Fact]
+    public void V1_processes_go_into_a_child_of_the_container_cgroup_in_the_pids_hierarchy_only()
+    {
+        foreach (var c in new[] { "memory", "cpu", "pids" })
+            Directory.CreateDirectory(Path.Combine(_root, c));
+        var m = CgroupManager.Create("garden-test-v1", _root);
+        Assert.Equal("/garden-test-v1/h", m.PathFor("h"));
+        Assert.Equal(Path.Combine(_root, "pids", "garden-test-v1", "h", "work"), m.PrepareProcessCgroup("h"));
+        Assert.False(Directory.Exists(Path.Combine(_root, "memory", "garden-test-v1", "h", "work")));
+        m.Release("h");
+        foreach (var c in new[] { "memory", "cpu", "pids" })
+            Assert.False(Directory.Exists(Path.Combine(_root, c, "garden-test-v1")));
     }
 
     [Fact]

@@ -98,6 +98,7 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
 public sealed class FakeCgroups(CallLog log, FakeOciRuntime? runtime = null) : ICgroupManager
 {
     public string PathFor(string handle) => $"/garden-test-fake/{handle}";
+    public string? PrepareProcessCgroup(string handle) => null;
     public void Release(string handle) => log.Add($"cgroup release {handle}");
     public bool Exists(string handle) => runtime is null || runtime.Containers.Contains(handle);
 

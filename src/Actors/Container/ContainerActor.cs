@@ -668,8 +668,10 @@ public sealed class ContainerActor : ReceivePersistentActor
             undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
             _settings.Faults.Hit("create-rootfs");
 
+            undo.Push(("cgroup", () => { _fx.Cgroups.Release(Handle); return Task.CompletedTask; }));
+            var processCgroup = _fx.Cgroups.PrepareProcessCgroup(Handle);
             var bundle = new BundleSpec(Handle, rootfs, _settings.AgentBinary, _paths.AgentSocket, _paths.AgentLog,
-                _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env);
+                _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env, processCgroup);
             undo.Push(("runtime", RemoveFromRuntimeAsync));
             await _fx.Runtime.RunAsync(bundle, _paths.Bundle, CancellationToken.None);
             _settings.Faults.Hit("create-runtime");

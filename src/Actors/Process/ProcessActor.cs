@@ -112,6 +112,8 @@ public static class AgentErrors
             ErrorCode.NoSuchUser => new GardenException(ErrorKind.InvalidArgument, $"user: {a.Message}"),
             ErrorCode.BadDirectory => new GardenException(ErrorKind.InvalidArgument, $"dir: {a.Message}"),
             ErrorCode.Invalid => new GardenException(ErrorKind.InvalidArgument, a.Message),
+            ErrorCode.PidsLimit => new GardenException(ErrorKind.ResourceExhausted,
+                $"container {handle} is at its pids limit: no process can start until one exits or the limit is raised"),
             _ => new GardenException(ErrorKind.Internal, $"container {handle}: agent: {a.Message}"),
         },
         AgentUnavailableException u => new GardenException(ErrorKind.FailedPrecondition,

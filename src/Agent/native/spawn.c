@@ -33,6 +33,8 @@ enum
     STAGE_CREDS = 3,    // setgroups, setgid, setuid
     STAGE_CHDIR = 4,
     STAGE_EXEC = 5,
+    STAGE_CGROUP = 6,   // joining the container's process cgroup
+    STAGE_PIDS = 7,     // the process cgroup is at its pids limit
 };
 
 typedef struct
@@ -56,7 +58,21 @@ typedef struct
     const uint64_t* rl_hard;
     uint16_t rows;
     uint16_t cols;
+    int32_t cgroup_procs_fd;    // cgroup.procs of the container's process cgroup, or -1
+    int32_t pids_current_fd;    // its pids.current and pids.max, or -1
+    int32_t pids_max_fd;
 } garden_spawn_req;
+
+// Reads a decimal from the start of a cgroup file; -1 for "max" or an unreadable file.
+static long long read_count(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0 || buf[0] < '0' || buf[0] > '9') return -1;
+    long long v = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (buf[i] - '0');
+    return v;
+}
 
 static void write_all(int fd, const void* buf, size_t len)
 {
@@ -129,6 +145,19 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
             memset(&ksa, 0, sizeof ksa);
             ksa.handler = SIG_DFL;
             syscall(SYS_rt_sigaction, sig, &ksa, NULL, 8);
+        }
+
+        // Into the container's process cgroup, where its pids limit applies (the agent itself stays outside it, so a
+        // fork bomb cannot starve the agent). Moving in is not refused at the limit, so the count is checked after.
+        if (req->cgroup_procs_fd >= 0)
+        {
+            if (write(req->cgroup_procs_fd, "0", 1) < 0) fail(wfd, STAGE_CGROUP, errno);
+            if (req->pids_current_fd >= 0 && req->pids_max_fd >= 0)
+            {
+                long long max = read_count(req->pids_max_fd);
+                long long cur = read_count(req->pids_current_fd);
+                if (max >= 0 && cur > max) fail(wfd, STAGE_PIDS, EAGAIN);
+            }
         }
 
         if (setsid() < 0) fail(wfd, STAGE_SETUP, errno);
@@ -228,6 +257,22 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
     }
 
     *out_pid = pid;
+    return 0;
+}
+
+// Opens the files of the process cgroup whose directory the daemon handed over as dirfd (then closed); each O_CLOEXEC.
+int32_t gardenspawn_open_cgroup(int32_t dirfd, int32_t* out_procs, int32_t* out_current, int32_t* out_max)
+{
+    *out_procs = openat(dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (*out_procs < 0)
+    {
+        int err = errno;
+        close(dirfd);
+        return err;
+    }
+    *out_current = openat(dirfd, "pids.current", O_RDONLY | O_CLOEXEC);
+    *out_max = openat(dirfd, "pids.max", O_RDONLY | O_CLOEXEC);
+    close(dirfd);
     return 0;
 }
 

@@ -9,8 +9,8 @@ public static class CgroupManager
 {
     public static ICgroupManager Create(string parent, string cgroupRoot = "/sys/fs/cgroup") =>
         IsUnified(cgroupRoot)
-            ? new CgroupTree(parent, [cgroupRoot], V2Pieces(parent, cgroupRoot))
-            : new CgroupTree(parent, V1Hierarchies(cgroupRoot), V1Pieces(parent, cgroupRoot));
+            ? new CgroupTree(parent, [cgroupRoot], V2Pieces(parent, cgroupRoot), unified: true)
+            : new CgroupTree(parent, V1Hierarchies(cgroupRoot), V1Pieces(parent, cgroupRoot), unified: false);
 
     internal static bool IsUnified(string cgroupRoot) => File.Exists(Path.Combine(cgroupRoot, "cgroup.controllers"));
 
@@ -51,16 +51,44 @@ public static class CgroupManager
 }
 
 /// <summary>A container's cgroup is parent/handle in each hierarchy (v1: every mounted controller; v2: the unified tree);
-/// limits and metrics are the sum of the controller pieces.</summary>
-internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchies, IReadOnlyList<ControllerPiece> pieces)
+/// limits and metrics are the sum of the controller pieces. The container's processes (not its agent) run in the child
+/// <see cref="ProcessDir"/>, where the pids limit applies. On v1 the agent stays in parent/handle itself; on v2 a cgroup
+/// with enabled controllers may hold no processes, so there the agent runs in the leaf <see cref="InitDir"/>.</summary>
+internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchies, IReadOnlyList<ControllerPiece> pieces, bool unified)
     : ICgroupManager
 {
-    public string PathFor(string handle) => $"/{parent}/{handle}";
+    public const string ProcessDir = "work", InitDir = "init";
+
+    public string PathFor(string handle) => unified ? $"/{parent}/{handle}/{InitDir}" : $"/{parent}/{handle}";
+
+    public string? PrepareProcessCgroup(string handle)
+    {
+        var pids = pieces.OfType<Pids>().FirstOrDefault();
+        if (pids is null) return null;
+        var work = Path.Combine(pids.Dir(handle), ProcessDir);
+        if (unified)
+        {
+            // The pids controller must be enabled down to the container's cgroup for its child to have pids.max.
+            Directory.CreateDirectory(pids.Dir(handle));
+            var root = hierarchies[0];
+            var dir = root;
+            foreach (var part in new[] { parent, handle })
+            {
+                File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), "+pids");
+                dir = Path.Combine(dir, part);
+            }
+            File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), "+pids");
+        }
+        Directory.CreateDirectory(work);
+        return work;
+    }
 
     public void Release(string handle)
     {
         foreach (var h in hierarchies)
         {
+            RemoveIfEmpty(Path.Combine(h, parent, handle, ProcessDir));
+            RemoveIfEmpty(Path.Combine(h, parent, handle, InitDir));
             RemoveIfEmpty(Path.Combine(h, parent, handle));
             RemoveIfEmpty(Path.Combine(h, parent));
         }

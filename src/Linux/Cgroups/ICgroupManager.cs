@@ -7,6 +7,11 @@ public interface ICgroupManager
     /// <summary>The absolute cgroup path (linux.cgroupsPath) of a container.</summary>
     string PathFor(string handle);
 
+    /// <summary>Creates the cgroup the container's processes run in (the pids limit applies there, so the agent's own
+    /// threads never count against it and a fork bomb cannot starve the agent) and returns its directory, for the agent
+    /// to move each process it spawns into; null when no pids controller is mounted. Call before the runtime starts.</summary>
+    string? PrepareProcessCgroup(string handle);
+
     /// <summary>Removes the container's cgroup wherever it is left, and the parent when no container uses it any more.</summary>
     void Release(string handle);
 

@@ -20,6 +20,7 @@ internal enum OpenFlags
     Create = 0x40,
     Exclusive = 0x80,
     Truncate = 0x200,
+    Directory = 0x10000,
     CloseOnExec = 0x80000,
 }
 

@@ -12,16 +12,24 @@ public sealed record BundleSpec(
     string AgentLogPath,
     string CgroupsPath,
     bool Privileged,
-    IReadOnlyList<string> Env);
+    IReadOnlyList<string> Env,
+    string? ProcessCgroupDir = null);
 
 /// <summary>Writes OCI bundles: pid, mount, uts, ipc and network namespaces, a private root with the agent as init,
 /// masked and read-only kernel paths, and an explicit capability set.</summary>
 public static class OciBundle
 {
     public const string AgentPathInContainer = "/.garden/agent";
-    /// <summary>The agent gets its listening socket and its log as fds 3 and 4 (runc --preserve-fds 2): nothing of
-    /// either is reachable from inside the container.</summary>
-    public const int PreservedFds = 2;
+    /// <summary>The agent gets its listening socket and its log as fds 3 and 4 (runc --preserve-fds), and the directory of
+    /// the cgroup its processes go into as fd 5: nothing of these is reachable from inside the container.</summary>
+    public static int PreservedFds(BundleSpec spec) => spec.ProcessCgroupDir is null ? 2 : 3;
+
+    private static JsonArray AgentArgs(BundleSpec spec)
+    {
+        var args = new JsonArray(AgentPathInContainer, "--listen-fd", "3", "--log-fd", "4");
+        if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add("5"); }
+        return args;
+    }
     public const int HostnameMax = 49;
 
     /// <summary>Docker's and Garden's unprivileged default: enough to run ordinary software as root in a container.</summary>
@@ -75,7 +83,7 @@ public static class OciBundle
             {
                 ["terminal"] = false,
                 ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
-                ["args"] = new JsonArray(AgentPathInContainer, "--listen-fd", "3", "--log-fd", "4"),
+                ["args"] = AgentArgs(spec),
                 ["env"] = env,
                 ["cwd"] = "/",
                 ["capabilities"] = new JsonObject

@@ -26,10 +26,12 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
         using var log = File.OpenHandle(spec.AgentLogPath, FileMode.Append, FileAccess.Write);
+        using var cgroup = spec.ProcessCgroupDir is { } dir ? Sys.Open(dir, OpenFlags.Directory) : null;
         var stderrFile = Path.Combine(bundleDir, "runc-run.log");
-        var args = Global().Concat(["run", "--detach", "--no-new-keyring", "--preserve-fds", OciBundle.PreservedFds.ToString(),
+        var args = Global().Concat(["run", "--detach", "--no-new-keyring", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
-        var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile, [listener, log]), ct)
+        var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
+                cgroup is null ? [listener, log] : [listener, log, cgroup]), ct)
             .ConfigureAwait(false);
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
         _bundles[id] = bundleDir;
@@ -57,7 +59,8 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         {
             // A pidfd of an exited (not yet reaped) init polls readable: that container does not run.
             if (!Sys.WaitPidfd(pidfd, 0)
-                && File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + id, StringComparison.Ordinal))) return pidfd;
+                && File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + id, StringComparison.Ordinal)
+                                                                || l.Contains("/" + id + "/", StringComparison.Ordinal))) return pidfd;
         }
         catch (IOException)
         {
