@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Garden.Linux.Network;
 
 namespace Garden.Actors;
 
@@ -10,13 +11,28 @@ public sealed record ContainerSpec(
     ImmutableArray<string> Env,
     ImmutableDictionary<string, string> Properties,
     bool Privileged,
-    Limits? Limits = null)
+    Limits? Limits = null,
+    string NetworkRequest = "",
+    NetworkAllocation? Network = null,
+    ImmutableArray<PortMapping> NetIn = default,
+    ImmutableArray<NetOutRule> NetOut = default)
 {
     public Limits LimitsOrNone => Limits ?? Garden.Actors.Limits.None;
+    public ImmutableArray<PortMapping> NetInOrEmpty => NetIn.IsDefault ? [] : NetIn;
+    public ImmutableArray<NetOutRule> NetOutOrEmpty => NetOut.IsDefault ? [] : NetOut;
+}
+
+/// <summary>A container's place on the network, given by the host's pool: its subnet (the gateway is the first address)
+/// and its address.</summary>
+public sealed record NetworkAllocation(Ipv4Cidr Subnet, Ipv4 Address)
+{
+    public Ipv4 Gateway => Subnet.Gateway;
+    public override string ToString() => $"{Address} in {Subnet}";
 }
 
 /// <summary>A container's resource limits; null = not limited (in a live change: leave as is).</summary>
-public sealed record Limits(ulong? MemoryBytes = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? DiskBytes = null)
+public sealed record Limits(ulong? MemoryBytes = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? DiskBytes = null,
+    ulong? BandwidthRate = null, ulong? BandwidthBurst = null)
 {
     public static readonly Limits None = new();
 
@@ -25,6 +41,7 @@ public sealed record Limits(ulong? MemoryBytes = null, ulong? CpuWeight = null, 
     public const ulong MaxPids = 4_194_304;
     public const ulong MinCpuWeight = 2, MaxCpuWeight = 262_144;
     public const double MaxCpuQuota = 1024;
+    public const ulong MinBandwidth = 1024, MaxBandwidth = 100UL << 30;
 
     public bool IsEmpty => this == None;
 
@@ -42,12 +59,25 @@ public sealed record Limits(ulong? MemoryBytes = null, ulong? CpuWeight = null, 
             return GardenException.Invalid("cpu weight", $"{w} is out of range ({MinCpuWeight} to {MaxCpuWeight})");
         if (CpuQuota is { } q && (!double.IsFinite(q) || q <= 0 || q > MaxCpuQuota))
             return GardenException.Invalid("cpu quota", $"{q} is out of range (more than 0, at most {MaxCpuQuota} CPUs)");
+        if (BandwidthRate is { } r && (r < MinBandwidth || r > MaxBandwidth))
+            return GardenException.Invalid("bandwidth", $"a rate of {r} bytes/s is out of range ({MinBandwidth} bytes/s to {Size(MaxBandwidth)}/s)");
+        if (BandwidthBurst is { } b && BandwidthRate is null)
+            return GardenException.Invalid("bandwidth", $"a burst ({b} bytes) needs a rate");
+        if (BandwidthBurst is { } b2 && (b2 < 2048 || b2 > 1UL << 30))
+            return GardenException.Invalid("bandwidth", $"a burst of {b2} bytes is out of range (2048 bytes to 1 GiB)");
         return null;
     }
 
     /// <summary>These limits with every field <paramref name="change"/> sets replaced.</summary>
     public Limits With(Limits change) => new(change.MemoryBytes ?? MemoryBytes, change.CpuWeight ?? CpuWeight,
-        change.CpuQuota ?? CpuQuota, change.Pids ?? Pids, change.DiskBytes ?? DiskBytes);
+        change.CpuQuota ?? CpuQuota, change.Pids ?? Pids, change.DiskBytes ?? DiskBytes,
+        change.BandwidthRate ?? BandwidthRate, change.BandwidthRate is null ? BandwidthBurst : change.BandwidthBurst);
+
+    /// <summary>The bandwidth limit for the kernel (a burst of an eighth of a second's worth, at least 64 KiB, when none
+    /// was asked for), or null when not limited.</summary>
+    public Bandwidth? ToBandwidth() => BandwidthRate is { } rate
+        ? new Bandwidth(rate, BandwidthBurst ?? Math.Max(rate / 8, 64UL << 10))
+        : null;
 
     public Garden.Linux.Cgroups.ResourceLimits ToCgroup() => new(MemoryBytes, CpuWeight, CpuQuota, Pids);
 }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Garden.Linux.Network;
 
 namespace Garden.Actors;
 
@@ -20,7 +21,8 @@ public sealed record GardenSettings(
     bool DestroyContainersOnStart,
     int SnapshotEvery,
     string CrashAt,
-    System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimits)
+    System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimits,
+    NetworkSettings Network)
 {
     public FaultPoints Faults { get; } = new(CrashAt);
 
@@ -62,6 +64,56 @@ public sealed record GardenSettings(
             SnapshotEvery: c.GetInt("snapshot-every"),
             CrashAt: c.GetString("fault.crash-at", ""),
             DefaultRlimits: [.. c.GetConfig("default-rlimits").AsEnumerable()
-                .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))]);
+                .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))],
+            Network: NetworkSettings.From(c.GetConfig("network")));
+    }
+}
+
+/// <summary>The `garden.network` section: pools, names, and what every container may reach.</summary>
+public sealed record NetworkSettings(
+    bool Enabled,
+    string Prefix,
+    Ipv4Cidr Pool,
+    int PortPoolStart,
+    int PortPoolSize,
+    int Mtu,
+    System.Collections.Immutable.ImmutableArray<string> DnsServers,
+    System.Collections.Immutable.ImmutableArray<Ipv4Range> AllowNetworks,
+    System.Collections.Immutable.ImmutableArray<Ipv4Range> DenyNetworks)
+{
+    /// <summary>How many containers the subnet pool holds (one /30 each).</summary>
+    public int PoolCapacity => (int)Math.Min(int.MaxValue, Pool.Size / 4);
+
+    public FirewallOptions Firewall => new(Prefix, AllowNetworks, DenyNetworks);
+
+    public ContainerNetwork For(string handle, NetworkAllocation a) => new(handle, Prefix, a.Subnet, a.Address, Mtu);
+
+    public static NetworkSettings From(Config c)
+    {
+        string Bad(string key, string why) => throw new ConfigurationException($"garden.network.{key}: {why}");
+        var prefix = c.GetString("prefix");
+        if (ContainerNetwork.PrefixProblem(prefix) is { } p) Bad("prefix", p);
+        Ipv4Cidr pool = default;
+        try
+        {
+            var (subnet, address) = Ipv4Cidr.Parse(c.GetString("pool"), "pool");
+            if (address is not null) Bad("pool", $"\"{c.GetString("pool")}\" has host bits set; give the network address");
+            if (subnet.PrefixLength > 30) Bad("pool", "must hold at least one /30");
+            pool = subnet;
+        }
+        catch (NetworkSpecException e) { Bad("pool", e.Problem); }
+        var start = c.GetInt("port-pool.start");
+        var size = c.GetInt("port-pool.size");
+        if (start < 1 || size < 1 || start + size - 1 > 65535) Bad("port-pool", $"{start} + {size} ports do not fit in 1..65535");
+        var mtu = c.GetInt("mtu");
+        if (mtu is < 576 or > 65535) Bad("mtu", $"{mtu} is out of range (576 to 65535)");
+        System.Collections.Immutable.ImmutableArray<Ipv4Range> Ranges(string key)
+        {
+            try { return [.. (c.GetStringList(key) ?? []).Select(r => Ipv4Range.Parse(r, key))]; }
+            catch (NetworkSpecException e) { Bad(key, e.Problem); return []; }
+        }
+        var dns = (c.GetStringList("dns-servers") ?? []).ToList();
+        foreach (var d in dns) if (!Ipv4.TryParse(d, out _)) Bad("dns-servers", $"\"{d}\" is not an IPv4 address");
+        return new NetworkSettings(c.GetBoolean("enabled"), prefix, pool, start, size, mtu, [.. dns], Ranges("allow-networks"), Ranges("deny-networks"));
     }
 }

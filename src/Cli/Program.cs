@@ -73,6 +73,8 @@ namespace Garden.Cli
             PropertyCommand c => ContainerCommands.PropertyAsync(ctx, c),
             LimitCommand c => ContainerCommands.LimitAsync(ctx, c),
             MetricsCommand c => ContainerCommands.MetricsAsync(ctx, c),
+            NetInCommand c => NetworkCommands.NetInAsync(ctx, c),
+            NetOutCommand c => NetworkCommands.NetOutAsync(ctx, c),
             RunCommand c => ProcessCommands.RunAsync(ctx, c),
             AttachCommand c => ProcessCommands.AttachAsync(ctx, c),
             SignalCommand c => ProcessCommands.SignalAsync(ctx, c),

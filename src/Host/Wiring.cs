@@ -7,6 +7,7 @@ using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Disk;
 using Garden.Linux.Host;
+using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -22,7 +23,9 @@ public static class Wiring
         Cgroups: CgroupManager.Create(settings.CgroupParent),
         Agents: new AgentConnector(),
         Disk: new LoopDiskQuota(),
-        Oom: OomNotifier.Create(settings.CgroupParent));
+        Oom: OomNotifier.Create(settings.CgroupParent),
+        Network: new IpPlumbing(),
+        Firewall: new IptablesFirewall(settings.Network.Firewall));
 
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "host");

@@ -31,7 +31,7 @@ public sealed class HostActorTests : TestKit
         _baseRootfs = Directory.CreateDirectory(Path.Combine(_stateDir, "base")).FullName;
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_baseRootfs}\", max-containers = 3, stop-grace = 1s, destroy-grace = 1s }}"));
-        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent, new FakeDiskQuota(_log), new FakeOomNotifier());
+        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent, new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
         _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 
@@ -60,7 +60,7 @@ public sealed class HostActorTests : TestKit
     {
         var handle = Create();
         Assert.Equal(11, handle.Length);
-        Assert.Equal([$"rootfs create {handle}", $"run {handle}"], _log.All);
+        Assert.Equal([$"rootfs create {handle}", $"network up {handle} 10.254.0.2", $"firewall apply {handle} in=0 out=0", $"run {handle}"], _log.All);
         Assert.Contains(handle, _runtime.Containers);
     }
 
@@ -218,7 +218,8 @@ public sealed class HostActorTests : TestKit
     {
         var h = Create("gone");
         await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
-        Assert.Equal(["rootfs create gone", "run gone", "signal all 9", "kill gone 9", "delete gone", "cgroup release gone", "rootfs destroy gone"], _log.All);
+        Assert.Equal(["rootfs create gone", "network up gone 10.254.0.2", "firewall apply gone in=0 out=0", "run gone", "signal all 9",
+            "kill gone 9", "delete gone", "cgroup release gone", "firewall remove gone", "network down gone", "rootfs destroy gone"], _log.All);
         Assert.Empty(_runtime.Containers);
         AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo(h)).Kind));
         Assert.Equal(ErrorKind.NotFound, Error(new DestroyContainer(h)).Kind);

@@ -85,7 +85,7 @@ public class BinaryTests
     {
         var r = Run("--help");
         Assert.Equal(0, r.Code);
-        foreach (var c in new[] { "ping", "capacity", "create", "list", "info", "destroy", "stop", "run", "attach", "signal", "property" })
+        foreach (var c in new[] { "ping", "capacity", "create", "list", "info", "destroy", "stop", "run", "attach", "signal", "property", "net-in", "net-out" })
             Assert.Contains(c, r.Stdout);
     }
 }

@@ -83,7 +83,7 @@ public class ParserTests
     [Fact]
     public void Unknown_flags_and_commands_are_named()
     {
-        Assert.Contains("'--bandwidth'", Fails("create", "--bandwidth", "1M").Message);   // not in the proto yet
+        Assert.Contains("'--net-out'", Fails("create", "--net-out", "10.0.0.0/8").Message);
         Assert.Contains("'--bogus'", Fails("--bogus", "ping").Message);
         Assert.Contains("'--kill'", Fails("destroy", "h", "--kill").Message);
         Assert.Contains("'frobnicate'", Fails("frobnicate").Message);
@@ -279,5 +279,181 @@ public class ParserTests
         Assert.Contains("--cpu-quota", Fails("limit", "h", "--cpu-quota", "0").Message);
         Assert.Contains("--pids", Fails("create", "--pids", "-1").Message);
         Assert.Contains("'--memory'", Fails("limit", "h", "--memory", "lots").Message.Replace("--memory:", "'--memory'"));
+    }
+
+    [Fact]
+    public void Create_takes_network_flags_and_bandwidth()
+    {
+        var c = Command<CreateCommand>("create", "--network", "10.254.0.0/30", "--net-in", "8080:80", "--net-in=0:22",
+            "--bandwidth", "1M:512K");
+        Assert.Equal("10.254.0.0/30", c.Network);
+        Assert.Equal([new PortMappingArg(8080, 80), new PortMappingArg(0, 22)], c.NetIn);
+        Assert.Equal(new LimitArgs(Bandwidth: new BandwidthArg(1UL << 20, 512UL << 10)), c.Limits);
+        Assert.True(c.Limits!.Any);
+
+        var d = Command<CreateCommand>("create");
+        Assert.Null(d.Network);
+        Assert.Empty(d.NetIn!);
+        Assert.Null(d.Limits!.Bandwidth);
+        Assert.Equal("10.0.0.5", Command<CreateCommand>("create", "--network", "10.0.0.5").Network);   // the daemon reads it
+        Assert.Contains("--network", Fails("create", "--network", "").Message);
+        Assert.Contains("--network", Fails("create", "--network=").Message);
+        Assert.Contains("more than once", Fails("create", "--network", "a", "--network", "b").Message);
+    }
+
+    [Theory]
+    [InlineData("1M", 1UL << 20, 0UL)]
+    [InlineData("512K:64K", 512UL << 10, 64UL << 10)]
+    [InlineData("1000:1500", 1000UL, 1500UL)]
+    [InlineData("1.5MiB:1M", 3UL << 19, 1UL << 20)]
+    public void Bandwidth_is_rate_and_optional_burst(string text, ulong rate, ulong burst)
+    {
+        Assert.Equal(new BandwidthArg(rate, burst), Values.Bandwidth("--bandwidth", text));
+        Assert.Equal(new LimitArgs(Bandwidth: new BandwidthArg(rate, burst)), Command<LimitCommand>("limit", "h", "--bandwidth", text).Limits);
+    }
+
+    [Theory]
+    [InlineData("1X")]
+    [InlineData("1M:2X")]
+    [InlineData("1M:")]
+    [InlineData(":1M")]
+    [InlineData("1M:1M:1M")]
+    [InlineData("0")]
+    [InlineData("fast")]
+    public void Bad_bandwidth_is_named(string text)
+    {
+        foreach (var args in new[] { new[] { "create", "--bandwidth", text }, ["limit", "h", "--bandwidth", text] })
+        {
+            var e = Fails(args);
+            Assert.Contains("--bandwidth", e.Message);
+            Assert.Contains($"'{text}'", e.Message);
+        }
+    }
+
+    [Theory]
+    [InlineData("70000:80", "70000")]
+    [InlineData("8080:70000", "70000")]
+    [InlineData("8080:0", "container port '0'")]
+    [InlineData("80", "HOST:CONTAINER")]
+    [InlineData("a:b", "HOST:CONTAINER")]
+    [InlineData("-1:80", "HOST:CONTAINER")]
+    [InlineData("1:2:3", "HOST:CONTAINER")]
+    [InlineData(":80", "HOST:CONTAINER")]
+    public void Bad_net_in_mappings_are_named(string text, string expected)
+    {
+        var e = Fails("create", $"--net-in={text}");
+        Assert.Contains("--net-in", e.Message);
+        Assert.Contains($"'{text}'", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Net_in_command()
+    {
+        var n = Command<NetInCommand>("net-in", "h", "8080:80");
+        Assert.Equal(new NetInCommand("h", new PortMappingArg(8080, 80)), n);
+        Assert.Equal(new PortMappingArg(0, 65535), Command<NetInCommand>("net-in", "h", "0:65535").Mapping);
+        Assert.Contains("missing HOST-PORT:CONTAINER-PORT", Fails("net-in", "h").Message);
+        Assert.Contains("missing HANDLE", Fails("net-in").Message);
+        Assert.Contains("'extra'", Fails("net-in", "h", "1:2", "extra").Message);
+        foreach (var bad in new[] { "80", "a:b", "70000:80", "80:70000", "80:0" })
+        {
+            var e = Fails("net-in", "h", bad);
+            Assert.Contains($"'{bad}'", e.Message);
+            Assert.StartsWith("net-in", e.Message);
+        }
+    }
+
+    [Fact]
+    public void Net_out_with_every_flag()
+    {
+        var n = Command<NetOutCommand>("net-out", "h", "--network", "10.0.0.0/24", "--network", "192.168.1.10-192.168.1.20",
+            "--network=8.8.8.8", "--port", "80", "--port", "8000-8100", "--protocol", "tcp", "--log");
+        Assert.Equal("h", n.Handle);
+        Assert.Equal(NetProtocol.Tcp, n.Rule.Protocol);
+        Assert.Equal([new IpRangeArg("10.0.0.0/24", ""), new IpRangeArg("192.168.1.10", "192.168.1.20"), new IpRangeArg("8.8.8.8", "")],
+            n.Rule.Networks);
+        Assert.Equal([new PortRangeArg(80, 0), new PortRangeArg(8000, 8100)], n.Rule.Ports);
+        Assert.Null(n.Rule.Icmp);
+        Assert.True(n.Rule.Log);
+
+        var icmp = Command<NetOutCommand>("net-out", "h", "--protocol", "ICMP", "--icmp-type", "8:0").Rule;
+        Assert.Equal((NetProtocol.Icmp, new IcmpArg(8, 0)), (icmp.Protocol, icmp.Icmp));
+        Assert.Equal(new IcmpArg(3, -1), Command<NetOutCommand>("net-out", "h", "--protocol", "icmp", "--icmp-type", "3").Rule.Icmp);
+        Assert.Equal(NetProtocol.Udp, Command<NetOutCommand>("net-out", "h", "--protocol", "udp", "--port", "53").Rule.Protocol);
+        Assert.Equal(new PortRangeArg(1, 65535), Command<NetOutCommand>("net-out", "h", "--protocol", "udp", "--port", "1-65535").Rule.Ports[0]);
+        Assert.Equal(new IpRangeArg("10.0.0.1", "10.0.0.1"), Command<NetOutCommand>("net-out", "h", "--network", "10.0.0.1-10.0.0.1").Rule.Networks[0]);
+        Assert.Equal(new IpRangeArg("fd00::/64", ""), Command<NetOutCommand>("net-out", "h", "--network", "fd00::/64").Rule.Networks[0]);
+
+        var d = Command<NetOutCommand>("net-out", "h").Rule;
+        Assert.Equal(NetProtocol.All, d.Protocol);
+        Assert.Empty(d.Networks);
+        Assert.Empty(d.Ports);
+        Assert.Null(d.Icmp);
+        Assert.False(d.Log);
+        Assert.Contains("missing HANDLE", Fails("net-out").Message);
+    }
+
+    [Theory]
+    [InlineData("70000", "70000")]
+    [InlineData("0", "port '0'")]
+    [InlineData("80-70000", "port '70000' in")]
+    [InlineData("90-80", "starts above its end")]
+    [InlineData("80-", "P-Q")]
+    [InlineData("http", "P-Q")]
+    [InlineData("1-2-3", "P-Q")]
+    public void Bad_net_out_ports_are_named(string text, string expected)
+    {
+        var e = Fails("net-out", "h", "--protocol", "tcp", "--port", text);
+        Assert.Contains("--port", e.Message);
+        Assert.Contains($"'{text}'", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.300", "a CIDR")]
+    [InlineData("10.0.0", "a CIDR")]
+    [InlineData("example.com", "a CIDR")]
+    [InlineData("10.0.0.0/33", "prefix length")]
+    [InlineData("10.0.0.0/", "a CIDR")]
+    [InlineData("10.0.0.9-10.0.0.1", "starts above its end")]
+    [InlineData("10.0.0.1-", "a CIDR")]
+    [InlineData("10.0.0.1-::1", "mixes")]
+    [InlineData("", "a CIDR")]
+    public void Bad_net_out_networks_are_named(string text, string expected)
+    {
+        var e = Fails("net-out", "h", "--network", text);
+        Assert.Contains("--network", e.Message);
+        Assert.Contains($"'{text}'", e.Message);
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Net_out_flags_must_fit_the_protocol()
+    {
+        var icmpPort = Fails("net-out", "h", "--protocol", "icmp", "--port", "80");
+        Assert.Contains("--port needs --protocol tcp or udp", icmpPort.Message.Replace("--port 80", "--port"));
+        Assert.Contains("80", icmpPort.Message);
+        Assert.Contains("icmp", icmpPort.Message);
+        Assert.Contains("not all", Fails("net-out", "h", "--protocol", "all", "--port", "80").Message);
+        Assert.Contains("not all (the default)", Fails("net-out", "h", "--port", "80").Message);
+        var tcpIcmp = Fails("net-out", "h", "--protocol", "tcp", "--icmp-type", "8");
+        Assert.Contains("--icmp-type 8 needs --protocol icmp", tcpIcmp.Message);
+        Assert.Contains("needs --protocol icmp", Fails("net-out", "h", "--icmp-type", "8").Message);
+        Assert.Contains("'sctp'", Fails("net-out", "h", "--protocol", "sctp").Message);
+        Assert.Contains("'256'", Fails("net-out", "h", "--protocol", "icmp", "--icmp-type", "256").Message);
+        Assert.Contains("'8:x'", Fails("net-out", "h", "--protocol", "icmp", "--icmp-type", "8:x").Message);
+        Assert.Equal("net-out", icmpPort.Command);
+    }
+
+    [Fact]
+    public void Network_commands_have_usage()
+    {
+        Assert.Contains("HOST-PORT:CONTAINER-PORT", Usage.For("net-in"));
+        Assert.Contains("--icmp-type", Usage.For("net-out"));
+        Assert.Contains("--bandwidth", Usage.For("create"));
+        Assert.Contains("--net-in", Usage.For("create"));
+        Assert.Contains("--bandwidth", Usage.For("limit"));
+        Assert.Equal("net-out", Command<HelpCommand>("net-out", "--help").Topic);
     }
 }

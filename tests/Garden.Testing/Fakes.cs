@@ -245,6 +245,113 @@ public sealed class FakeHostResources(ulong memory = 1024, ulong disk = 2048) : 
 {
     public ulong MemoryBytes() => memory;
     public ulong DiskBytes(string path) => disk;
+
+    /// <summary>Ports the test says something on the host listens on.</summary>
+    public HashSet<int> BusyPorts { get; } = [];
+    public bool TcpPortInUse(int port) => BusyPorts.Contains(port);
+}
+
+/// <summary>Network plumbing in memory: which containers have their namespace and veth, and their bandwidth limits.</summary>
+public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlumbing
+{
+    private readonly ConcurrentDictionary<string, Garden.Linux.Network.ContainerNetwork> _up = new();
+    private readonly ConcurrentDictionary<string, Garden.Linux.Network.Bandwidth> _bandwidth = new();
+
+    /// <summary>Set to make the next SetUp fail (as the kernel would refuse it).</summary>
+    public Exception? FailNextSetUp { get; set; }
+
+    public Task SetUpAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
+    {
+        if (FailNextSetUp is { } e)
+        {
+            FailNextSetUp = null;
+            throw e;
+        }
+        log.Add($"network up {network.Handle} {network.Address}");
+        _up[network.Netns] = network;
+        return Task.CompletedTask;
+    }
+
+    public Task TearDownAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
+    {
+        if (_up.TryRemove(network.Netns, out _)) log.Add($"network down {network.Handle}");
+        _bandwidth.TryRemove(network.Netns, out _);
+        return Task.CompletedTask;
+    }
+
+    public bool Exists(Garden.Linux.Network.ContainerNetwork network) => _up.ContainsKey(network.Netns);
+
+    public Garden.Linux.Network.NetCounters Counters(Garden.Linux.Network.ContainerNetwork network) => new(10, 20);
+
+    public Task SetBandwidthAsync(Garden.Linux.Network.ContainerNetwork network, Garden.Linux.Network.Bandwidth? limit, CancellationToken ct)
+    {
+        log.Add($"bandwidth {network.Handle} {limit?.RateBytes}");
+        if (limit is { } l) _bandwidth[network.Netns] = l;
+        else _bandwidth.TryRemove(network.Netns, out _);
+        return Task.CompletedTask;
+    }
+
+    public Task<Garden.Linux.Network.Bandwidth?> ReadBandwidthAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct) =>
+        Task.FromResult(_bandwidth.TryGetValue(network.Netns, out var b) ? b : (Garden.Linux.Network.Bandwidth?)null);
+
+    public Task<IReadOnlyList<string>> PruneAsync(string prefix, IReadOnlyCollection<Garden.Linux.Network.ContainerNetwork> live, CancellationToken ct)
+    {
+        var keep = live.Select(n => n.Netns).ToHashSet();
+        var gone = _up.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal) && !keep.Contains(k)).ToList();
+        foreach (var g in gone) _up.TryRemove(g, out _);
+        return Task.FromResult<IReadOnlyList<string>>(gone);
+    }
+
+    public IReadOnlyCollection<string> Handles => _up.Values.Select(n => n.Handle).ToList();
+
+    /// <summary>Simulates an operator or a crash removing the container's links.</summary>
+    public void Vanish(string handle)
+    {
+        foreach (var (k, v) in _up) if (v.Handle == handle) _up.TryRemove(k, out _);
+    }
+}
+
+/// <summary>A firewall in memory: the rule set each container has in the kernel.</summary>
+public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
+{
+    private readonly ConcurrentDictionary<string, Garden.Linux.Network.ContainerFirewall> _rules = new();
+
+    /// <summary>Set to make the next Apply fail (as iptables-restore would refuse it: nothing applied).</summary>
+    public Exception? FailNextApply { get; set; }
+
+    public Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
+    {
+        foreach (var r in container.NetOut) r.Validated();
+        if (FailNextApply is { } e)
+        {
+            FailNextApply = null;
+            throw e;
+        }
+        log.Add($"firewall apply {container.Network.Handle} in={container.NetIn.Count} out={container.NetOut.Count}");
+        _rules[container.Network.Handle] = container;
+        return Task.CompletedTask;
+    }
+
+    public Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
+    {
+        if (_rules.TryRemove(network.Handle, out _)) log.Add($"firewall remove {network.Handle}");
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)
+    {
+        var dead = _rules.Keys.Where(h => !liveHandles.Contains(h)).ToList();
+        foreach (var h in dead) _rules.TryRemove(h, out _);
+        return Task.FromResult<IReadOnlyList<string>>(dead);
+    }
+
+    public Task<IReadOnlySet<string>> InstalledAsync(CancellationToken ct) =>
+        Task.FromResult<IReadOnlySet<string>>(_rules.Keys.ToHashSet());
+
+    public Garden.Linux.Network.ContainerFirewall? Of(string handle) => _rules.GetValueOrDefault(handle);
+
+    /// <summary>Simulates rules lost from the kernel.</summary>
+    public void Flush(string handle) => _rules.TryRemove(handle, out _);
 }
 
 /// <summary>A disk quota in memory: size per depot; shrinking refused like the real one.</summary>

@@ -27,10 +27,23 @@ public sealed class Gardend : IAsyncDisposable
     /// <summary>The agent binary written into the config (another build for upgrade tests).</summary>
     public string? AgentPath { get; set; }
 
+    private static int _instances;
+
+    /// <summary>This instance's network: its own name prefix ("te" + two characters), its own /22 of 10.252.0.0/16
+    /// and its own 40 host ports, so instances running side by side never meet. The leak check looks for "te*".</summary>
+    public string NetworkPrefix { get; }
+    public string NetworkPool { get; }
+    public int PortPoolStart { get; }
+
     public Gardend(string extraConfig = "")
     {
         Dir = TestPaths.NewTempDir("gardend");
         CgroupParent = $"garden-test-{Path.GetFileName(Dir)[12..]}";
+        var n = Interlocked.Increment(ref _instances) % 64;
+        const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+        NetworkPrefix = $"te{digits[n / 36]}{digits[n % 36]}";
+        NetworkPool = $"10.252.{n * 4}.0/22";
+        PortPoolStart = 42000 + n * 40;
         Configure(extraConfig);
     }
 
@@ -44,6 +57,11 @@ public sealed class Gardend : IAsyncDisposable
               cgroup-parent = "{{CgroupParent}}"
               stop-grace = 2s
               destroy-grace = 2s
+              network {
+                prefix = "{{NetworkPrefix}}"
+                pool = "{{NetworkPool}}"
+                port-pool { start = {{PortPoolStart}}, size = 40 }
+              }
             }
             {{extraConfig}}
             """);

@@ -7,6 +7,7 @@ using Garden.Actors.Process;
 using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Disk;
+using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
 using Garden.Protocol.Agent;
@@ -72,6 +73,8 @@ public sealed class ContainerActor : ReceivePersistentActor
     private sealed record InfoReady(ImmutableArray<string> ProcessIds, IActorRef ReplyTo);
     private sealed record AttachResolved(AttachProcess Request, bool Known, IActorRef ReplyTo);
     private sealed record ReconcileFinished(KernelFindings Findings);
+    private sealed record NetworkChanged(IJournalRecord Event, object Reply, IActorRef ReplyTo);
+    private sealed record NetworkChangeFailed(Exception Error, IActorRef ReplyTo);
 
     // ---- journal ----
 
@@ -215,8 +218,21 @@ public sealed class ContainerActor : ReceivePersistentActor
             {
             }
         }
-        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent, _fx.Cgroups.Exists(Handle));
+        var network = true;
+        if (ContainerNetwork() is { } net)
+        {
+            network = _fx.Network.Exists(net);
+            // The rules live in the kernel: put back whatever is missing (a crash, an operator's flush).
+            if (network) await _fx.Firewall.ApplyAsync(Firewall(net, _state.NetIn, _state.NetOut), CancellationToken.None);
+        }
+        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent, _fx.Cgroups.Exists(Handle), network);
     }
+
+    private ContainerNetwork? ContainerNetwork() =>
+        _state.Network is { } a ? _settings.Network.For(Handle, a) : null;
+
+    private static ContainerFirewall Firewall(ContainerNetwork net, IEnumerable<PortMapping> netIn, IEnumerable<NetOutRule> netOut) =>
+        new(net, [.. netIn], [.. netOut]);
 
     // ---- states ----
 
@@ -271,6 +287,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     {
         Queries();
         LimitCommands();
+        NetworkCommands();
         Command<RunProcess>(Run);
         ProcessCommands();
         Command<StopContainer>(msg =>
@@ -306,6 +323,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     {
         Queries();
         LimitCommands();
+        NetworkCommands();
         ProcessCommands();
         Command<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
         Command<StopContainer>(_ => Sender.Tell(Done.Instance));
@@ -387,18 +405,20 @@ public sealed class ContainerActor : ReceivePersistentActor
         Command<GetLimits>(_ =>
         {
             var replyTo = Sender;
-            Task.Run(() => (object)new LimitsInForce(ReadLimits())).ContinueWith(t =>
-                t.IsCompletedSuccessfully ? t.Result : new Status.Failure(Internal("reading limits", t.Exception!))).PipeTo(replyTo);
+            ReadLimitsAsync().ContinueWith(t =>
+                t.IsCompletedSuccessfully ? (object)new LimitsInForce(t.Result) : new Status.Failure(Internal("reading limits", t.Exception!))).PipeTo(replyTo);
         });
         Command<GetMetrics>(_ =>
         {
             var replyTo = Sender;
             var created = _state.CreatedUnixMs;
+            var net = ContainerNetwork();
             Task.Run(() =>
             {
                 var usage = _fx.Disk.Usage(_paths.Depot);
                 return (object)new ContainerMetrics(Handle, _fx.Cgroups.Metrics(Handle), usage?.Used ?? 0, usage?.Size ?? 0,
-                    created == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(created));
+                    created == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(created),
+                    net is null ? default : _fx.Network.Counters(net));
             }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new Status.Failure(Internal("reading metrics", t.Exception!)))
                 .PipeTo(replyTo);
         });
@@ -446,6 +466,12 @@ public sealed class ContainerActor : ReceivePersistentActor
                     $"container {Handle} was created without a disk limit; a disk limit can only be set at create")));
                 return;
             }
+            var net = ContainerNetwork();
+            if (msg.Change.BandwidthRate is not null && net is null)
+            {
+                Sender.Tell(new Status.Failure(GardenException.Invalid("bandwidth", $"container {Handle} has no network to limit")));
+                return;
+            }
             var replyTo = Sender;
             var current = _state.Limits;
             _log.Info("[{0}] limit starting", Handle);
@@ -454,7 +480,9 @@ public sealed class ContainerActor : ReceivePersistentActor
                 _fx.Cgroups.Apply(Handle, msg.Change.ToCgroup());
                 if (msg.Change.DiskBytes is { } disk && disk != current.DiskBytes)
                     await _fx.Disk.ResizeAsync(Handle, _paths.Depot, disk, CancellationToken.None);
-                return ReadLimits();
+                if (msg.Change.BandwidthRate is not null)
+                    await _fx.Network.SetBandwidthAsync(net!, current.With(msg.Change).ToBandwidth(), CancellationToken.None);
+                return await ReadLimitsAsync();
             }).ContinueWith(t => t.IsCompletedSuccessfully ? (object)new LimitsApplied(t.Result, replyTo)
                     : new LimitsFailed(t.Exception!.GetBaseException(), replyTo))
                 .PipeTo(Self);
@@ -480,12 +508,83 @@ public sealed class ContainerActor : ReceivePersistentActor
         });
     }
 
-    /// <summary>What the kernel holds now: the cgroup's limits and the disk's size.</summary>
-    private Limits ReadLimits()
+    /// <summary>What the kernel holds now: the cgroup's limits, the disk's size, the bandwidth limit.</summary>
+    private async Task<Limits> ReadLimitsAsync()
     {
         var cg = _fx.Cgroups.Read(Handle);
         var disk = _fx.Disk.Usage(_paths.Depot);
-        return new Limits(cg.MemoryBytes, cg.CpuWeight, cg.CpuQuota, cg.Pids, disk?.Size);
+        var bandwidth = ContainerNetwork() is { } net ? await _fx.Network.ReadBandwidthAsync(net, CancellationToken.None) : null;
+        return new Limits(cg.MemoryBytes, cg.CpuWeight, cg.CpuQuota, cg.Pids, disk?.Size, bandwidth?.RateBytes, bandwidth?.BurstBytes);
+    }
+
+    /// <summary>NetIn and NetOut: the whole rule set of the container is applied in one batch (nothing half-applied),
+    /// then journaled, then acknowledged. A restart re-applies what the journal holds.</summary>
+    private void NetworkCommands()
+    {
+        Command<ApplyNetIn>(msg =>
+        {
+            if (ContainerNetwork() is not { } net)
+            {
+                Sender.Tell(new Status.Failure(new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} has no network")));
+                return;
+            }
+            var replyTo = Sender;
+            var rules = Firewall(net, _state.NetIn.Add(msg.Mapping), _state.NetOut);
+            ChangeNetwork(rules, new NetInAdded { Mapping = ContainerState.ToRecord(msg.Mapping) }, new NetInInForce(msg.Mapping), replyTo);
+        });
+        Command<NetOut>(msg =>
+        {
+            if (ContainerNetwork() is not { } net)
+            {
+                Sender.Tell(new Status.Failure(new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} has no network")));
+                return;
+            }
+            try
+            {
+                if (msg.Rules.IsDefaultOrEmpty) throw GardenException.Invalid("rules", "no rule given");
+                foreach (var r in msg.Rules) r.Validated();
+            }
+            catch (Exception e) when (e is NetworkSpecException or GardenException)
+            {
+                Sender.Tell(new Status.Failure(e as GardenException ?? GardenException.Invalid(((NetworkSpecException)e).Field, ((NetworkSpecException)e).Problem)));
+                return;
+            }
+            var evt = new NetOutAdded();
+            evt.Rules.AddRange(msg.Rules.Select(ContainerState.ToRecord));
+            ChangeNetwork(Firewall(net, _state.NetIn, _state.NetOut.AddRange(msg.Rules)), evt, Done.Instance, Sender);
+        });
+    }
+
+    private void ChangeNetwork(ContainerFirewall rules, IJournalRecord evt, object reply, IActorRef replyTo)
+    {
+        _log.Info("[{0}] firewall change starting", Handle);
+        Task.Run(() => _fx.Firewall.ApplyAsync(rules, CancellationToken.None))
+            .ContinueWith(t => t.IsCompletedSuccessfully ? (object)new NetworkChanged(evt, reply, replyTo)
+                : new NetworkChangeFailed(t.Exception!.GetBaseException(), replyTo))
+            .PipeTo(Self);
+        BecomeStacked(() =>
+        {
+            Snapshots();
+            Command<NetworkChanged>(done => Journal(done.Event, done.ReplyTo, () =>
+            {
+                _log.Info("[{0}] firewall change finished", Handle);
+                done.ReplyTo.Tell(done.Reply);
+                UnbecomeStacked();
+                Stash.UnstashAll();
+            }));
+            Command<NetworkChangeFailed>(failed =>
+            {
+                _log.Warning("[{0}] firewall change refused: {1}", Handle, failed.Error.Message);
+                failed.ReplyTo.Tell(new Status.Failure(failed.Error switch
+                {
+                    NetworkSpecException n => GardenException.Invalid(n.Field, n.Problem),
+                    _ => new GardenException(ErrorKind.Internal, $"container {Handle}: firewall change failed: {failed.Error.Message}", failed.Error),
+                }));
+                UnbecomeStacked();
+                Stash.UnstashAll();
+            });
+            CommandAny(_ => Stash.Stash());
+        });
     }
 
     private void WatchOom()
@@ -634,7 +733,7 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
         OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
-        _state.Limits);
+        _state.Limits, _state.Network, _state.NetIn);
 
     private static GardenException ToCreateError(Exception e) => e switch
     {
@@ -642,6 +741,7 @@ public sealed class ContainerActor : ReceivePersistentActor
         RootfsException r => GardenException.Invalid("rootfs", r.Message),
         CgroupLimitException c => new GardenException(ErrorKind.InvalidArgument, c.Message, c),
         DiskQuotaException d => GardenException.Invalid("disk", d.Message),
+        NetworkSpecException n => GardenException.Invalid(n.Field, n.Problem),
         _ => new GardenException(ErrorKind.Internal, $"create failed: {e.Message}", e),
     };
 
@@ -668,10 +768,27 @@ public sealed class ContainerActor : ReceivePersistentActor
             undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
             _settings.Faults.Hit("create-rootfs");
 
+            string? netns = null;
+            List<BindMountSpec> mounts = [];
+            if (spec.Network is { } allocation)
+            {
+                var net = _settings.Network.For(Handle, allocation);
+                WriteNameFiles(allocation);
+                mounts.Add(new BindMountSpec(_paths.Hosts, "/etc/hosts", ReadOnly: true));
+                mounts.Add(new BindMountSpec(_paths.Resolv, "/etc/resolv.conf", ReadOnly: true));
+                undo.Push(("network", () => _fx.Network.TearDownAsync(net, CancellationToken.None)));
+                await _fx.Network.SetUpAsync(net, CancellationToken.None);
+                _settings.Faults.Hit("create-network");
+                undo.Push(("firewall", () => _fx.Firewall.RemoveAsync(net, CancellationToken.None)));
+                await _fx.Firewall.ApplyAsync(Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), CancellationToken.None);
+                if (spec.LimitsOrNone.ToBandwidth() is { } bandwidth) await _fx.Network.SetBandwidthAsync(net, bandwidth, CancellationToken.None);
+                netns = net.NetnsPath;
+            }
+
             undo.Push(("cgroup", () => { _fx.Cgroups.Release(Handle); return Task.CompletedTask; }));
             var processCgroup = _fx.Cgroups.PrepareProcessCgroup(Handle);
             var bundle = new BundleSpec(Handle, rootfs, _settings.AgentBinary, _paths.AgentSocket, _paths.AgentLog,
-                _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env, processCgroup);
+                _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env, processCgroup, netns, mounts);
             undo.Push(("runtime", RemoveFromRuntimeAsync));
             await _fx.Runtime.RunAsync(bundle, _paths.Bundle, CancellationToken.None);
             _settings.Faults.Hit("create-runtime");
@@ -698,6 +815,31 @@ public sealed class ContainerActor : ReceivePersistentActor
                 catch (Exception e) { _log.Error(e, "[{0}] create: undo {1} failed", Handle, step.Step); }
             }
             throw;
+        }
+    }
+
+    /// <summary>The container's /etc/hosts (localhost and its own name) and /etc/resolv.conf (the configured name servers,
+    /// else the host's that are reachable from a container, i.e. not on loopback).</summary>
+    private void WriteNameFiles(NetworkAllocation a)
+    {
+        File.WriteAllText(_paths.Hosts, $"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{a.Address} {OciBundle.Hostname(Handle)}\n");
+        var servers = _settings.Network.DnsServers.IsDefaultOrEmpty ? HostNameServers() : [.. _settings.Network.DnsServers];
+        var resolv = servers.Count == 0 ? "# no name server: the host's are all on loopback and none is configured (garden.network.dns-servers)\n"
+            : string.Concat(servers.Select(s => $"nameserver {s}\n"));
+        File.WriteAllText(_paths.Resolv, resolv);
+    }
+
+    private static List<string> HostNameServers()
+    {
+        try
+        {
+            return File.ReadLines("/etc/resolv.conf").Select(l => l.Trim().Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries))
+                .Where(f => f.Length >= 2 && f[0] == "nameserver" && Ipv4.TryParse(f[1], out var ip) && ip.Value >> 24 != 127)
+                .Select(f => f[1]).ToList();
+        }
+        catch (IOException)
+        {
+            return [];
         }
     }
 
@@ -747,6 +889,11 @@ public sealed class ContainerActor : ReceivePersistentActor
         else _fx.Runtime.Adopt(Handle, _paths.Bundle);
         await RemoveFromRuntimeAsync();
         _settings.Faults.Hit("destroy-runtime");
+        if (ContainerNetwork() is { } net)
+        {
+            await _fx.Firewall.RemoveAsync(net, CancellationToken.None);
+            await _fx.Network.TearDownAsync(net, CancellationToken.None);
+        }
         await _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
         await _fx.Disk.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
         DeleteDepot();

@@ -3,6 +3,7 @@ using System.Text;
 using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Disk;
+using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
 
@@ -15,11 +16,17 @@ public sealed record ContainerEffects(
     ICgroupManager Cgroups,
     IAgentConnector Agents,
     IDiskQuota Disk,
-    IOomNotifier Oom);
+    IOomNotifier Oom,
+    INetworkPlumbing Network,
+    IFirewall Firewall);
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog)
 {
+    /// <summary>The container's /etc/hosts and /etc/resolv.conf, bind-mounted read-only.</summary>
+    public string Hosts => Path.Combine(Depot, "hosts");
+    public string Resolv => Path.Combine(Depot, "resolv.conf");
+
     public static ContainerPaths For(GardenSettings settings, string handle)
     {
         var depot = settings.DepotFor(handle);

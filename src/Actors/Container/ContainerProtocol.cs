@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
+using Garden.Linux.Network;
 
 namespace Garden.Actors.Container;
 
@@ -17,7 +18,9 @@ public sealed record ContainerInfo(
     ImmutableDictionary<string, string> Properties,
     string Rootfs,
     bool Privileged,
-    Limits Limits);
+    Limits Limits,
+    NetworkAllocation? Network = null,
+    ImmutableList<PortMapping>? MappedPorts = null);
 
 public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
 
@@ -58,4 +61,16 @@ public sealed record ContainerMetrics(
     Garden.Linux.Cgroups.CgroupMetrics Cgroup,
     ulong DiskUsedBytes,
     ulong DiskLimitBytes,
-    TimeSpan Age);
+    TimeSpan Age,
+    NetCounters Network = default);
+
+/// <summary>DNAT a host port (0 = one from the pool) to a container port. The HostActor takes the port from its pool and
+/// sends the container <see cref="ApplyNetIn"/> with the port it took.</summary>
+public sealed record NetIn(string Handle, int HostPort, int ContainerPort) : IContainerCommand;
+
+public sealed record ApplyNetIn(string Handle, PortMapping Mapping) : IContainerCommand;
+
+public sealed record NetInInForce(PortMapping Mapping);
+
+/// <summary>Allow the container to reach what the rules name.</summary>
+public sealed record NetOut(string Handle, ImmutableArray<NetOutRule> Rules) : IContainerCommand;

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Garden.Linux.Network;
 using Garden.Protocol.Journal;
 using Google.Protobuf;
 
@@ -14,12 +15,17 @@ public sealed record ContainerState(
     ImmutableDictionary<string, string> Properties,
     ImmutableList<string> Events,
     Limits Limits,
-    long CreatedUnixMs)
+    long CreatedUnixMs,
+    ImmutableList<PortMapping> NetIn,
+    ImmutableList<NetOutRule> NetOut)
 {
     public const string OutOfMemoryEvent = "out of memory";
 
     public static ContainerState Empty(string handle) => new(handle, null, "", ContainerLifecycle.Creating,
-        ImmutableDictionary<string, string>.Empty, ImmutableList<string>.Empty, Limits.None, 0);
+        ImmutableDictionary<string, string>.Empty, ImmutableList<string>.Empty, Limits.None, 0, [], []);
+
+    /// <summary>The container's network, or null when it has none (network disabled, or created before networks).</summary>
+    public NetworkAllocation? Network => Spec?.Network;
 
     public ContainerState Apply(IMessage evt) => evt switch
     {
@@ -27,7 +33,10 @@ public sealed record ContainerState(
         {
             Spec = FromRecord(c.Spec), Properties = c.Spec.Properties.ToImmutableDictionary(), Lifecycle = ContainerLifecycle.Creating,
             Limits = FromRecord(c.Spec.Limits),
+            NetIn = [.. c.Spec.NetIn.Select(FromRecord)], NetOut = [.. c.Spec.NetOut.Select(FromRecord)],
         },
+        NetInAdded n => this with { NetIn = NetIn.Add(FromRecord(n.Mapping)) },
+        NetOutAdded n => this with { NetOut = NetOut.AddRange(n.Rules.Select(FromRecord)) },
         CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active, CreatedUnixMs = c.CreatedUnixMs },
         LimitsChanged l => this with { Limits = FromRecord(l.Limits) },
         OutOfMemory => this with { Events = Events.Add(OutOfMemoryEvent) },
@@ -44,6 +53,7 @@ public sealed record ContainerState(
             Spec = s.Spec is null ? null : FromRecord(s.Spec), Rootfs = s.RootfsMount, Lifecycle = (ContainerLifecycle)(int)s.Lifecycle,
             Properties = s.Properties.ToImmutableDictionary(), Events = [.. s.Events], Limits = FromRecord(s.Limits),
             CreatedUnixMs = s.CreatedUnixMs,
+            NetIn = [.. s.NetIn.Select(FromRecord)], NetOut = [.. s.NetOut.Select(FromRecord)],
         },
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown container event"),
     };
@@ -57,6 +67,8 @@ public sealed record ContainerState(
         if (Spec is not null) s.Spec = ToRecord(Spec);
         s.Properties.Add(Properties);
         s.Events.AddRange(Events);
+        s.NetIn.AddRange(NetIn.Select(ToRecord));
+        s.NetOut.AddRange(NetOut.Select(ToRecord));
         return s;
     }
 
@@ -68,20 +80,47 @@ public sealed record ContainerState(
         var r = new ContainerSpecRecord { Handle = spec.Handle, Rootfs = spec.Rootfs, Privileged = spec.Privileged, Limits = ToRecord(spec.LimitsOrNone) };
         r.Env.AddRange(spec.Env);
         r.Properties.Add(spec.Properties);
+        if (spec.Network is not null) r.Network = Host.HostState.ToRecord(spec.Network);
+        r.NetIn.AddRange(spec.NetInOrEmpty.Select(ToRecord));
+        r.NetOut.AddRange(spec.NetOutOrEmpty.Select(ToRecord));
         return r;
     }
 
     public static ContainerSpec FromRecord(ContainerSpecRecord r) =>
-        new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged, FromRecord(r.Limits));
+        new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged, FromRecord(r.Limits),
+            Network: r.Network is null ? null : Host.HostState.FromRecord(r.Network),
+            NetIn: [.. r.NetIn.Select(FromRecord)], NetOut: [.. r.NetOut.Select(FromRecord)]);
 
     public static LimitsRecord ToRecord(Limits l) => new()
     {
         MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
+        BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0,
     };
 
     public static Limits FromRecord(LimitsRecord? r) => r is null ? Limits.None : new(
         r.MemoryBytes == 0 ? null : r.MemoryBytes, r.CpuWeight == 0 ? null : r.CpuWeight, r.CpuQuota == 0 ? null : r.CpuQuota,
-        r.Pids == 0 ? null : r.Pids, r.DiskBytes == 0 ? null : r.DiskBytes);
+        r.Pids == 0 ? null : r.Pids, r.DiskBytes == 0 ? null : r.DiskBytes,
+        r.BandwidthRate == 0 ? null : r.BandwidthRate, r.BandwidthBurst == 0 ? null : r.BandwidthBurst);
+
+    public static PortMappingRecord ToRecord(PortMapping m) => new() { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort };
+
+    public static PortMapping FromRecord(PortMappingRecord r) => new((int)r.HostPort, (int)r.ContainerPort);
+
+    public static NetOutRuleRecord ToRecord(NetOutRule rule)
+    {
+        var r = new NetOutRuleRecord { Protocol = (int)rule.Protocol, Log = rule.Log };
+        r.Networks.AddRange(rule.Networks.Select(n => $"{n.Start}-{n.End}"));
+        r.Ports.AddRange(rule.Ports.Select(p => $"{p.Start}-{p.End}"));
+        if (rule.IcmpType is { } t) r.IcmpType = t;
+        if (rule.IcmpCode is { } c) r.IcmpCode = c;
+        return r;
+    }
+
+    public static NetOutRule FromRecord(NetOutRuleRecord r) => new(
+        (NetProtocol)r.Protocol,
+        [.. r.Networks.Select(n => Ipv4Range.Parse(n, "network"))],
+        [.. r.Ports.Select(p => p.Split('-')).Select(p => new PortRange(int.Parse(p[0]), int.Parse(p[1])))],
+        r.HasIcmpType ? r.IcmpType : null, r.HasIcmpCode ? r.IcmpCode : null, r.Log);
 
     /// <summary>Why a process cannot be started now, or null.</summary>
     public GardenException? CannotRun() => Lifecycle switch
@@ -108,6 +147,7 @@ public sealed record ContainerState(
         : !f.InitRunning ? "container init gone (the agent died) while gardend was down"
         : !f.RootfsMounted ? "rootfs no longer mounted"
         : !f.CgroupPresent ? "cgroup gone"
+        : !f.NetworkPresent ? "network namespace or veth gone"
         : !f.AgentAnswers ? "agent does not answer"
         : null;
 
@@ -117,4 +157,5 @@ public sealed record ContainerState(
 public enum RecoveryPlan { Reconcile, Undo, Release }
 
 /// <summary>What a reconcile found for one container.</summary>
-public sealed record KernelFindings(bool RuntimeKnows, bool InitRunning, bool RootfsMounted, bool AgentAnswers, bool CgroupPresent);
+public sealed record KernelFindings(bool RuntimeKnows, bool InitRunning, bool RootfsMounted, bool AgentAnswers, bool CgroupPresent,
+    bool NetworkPresent = true);

@@ -32,12 +32,17 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly System.Diagnostics.Stopwatch _recoveryClock = System.Diagnostics.Stopwatch.StartNew();
     private HostState _state = HostState.Empty;
     private int _eventsSinceSnapshot;
+    private readonly NetworkPool _pool;
+
+    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds.</summary>
+    private int MaxContainers => _settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers;
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
         _settings = settings;
         _effects = effects;
         _resources = resources;
+        _pool = new NetworkPool(settings.Network);
 
         Recover<SnapshotOffer>(o => _state = _state.Apply((HostSnapshot)o.Snapshot));
         Recover<IJournalRecord>(e => _state = _state.Apply(e));
@@ -62,6 +67,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         public static readonly RecoveryBudgetSpent Instance = new();
     }
+
+    private sealed record LeftoversPruned(Exception? Error);
+
+    private sealed record NetInFinished(string Handle, int HostPort, object Result, IActorRef ReplyTo);
 
     private void Journal(IJournalRecord evt, Action then) => Persist(evt, e =>
     {
@@ -92,6 +101,43 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Journal(new DaemonStarted { Version = Version, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, () =>
         {
+            if (!_settings.Network.Enabled)
+            {
+                SpawnRecovered();
+                return;
+            }
+            // Before any container reconciles (and before any Create): remove the firewall rules and network links that
+            // belong to no container of the journal (what a crash mid-create or mid-destroy left, or containers released
+            // since). Each container re-applies its own rules while it reconciles.
+            var live = _state.Containers.Keys.ToHashSet();
+            var networks = _state.Networks.Select(kv => _settings.Network.For(kv.Key, kv.Value)).ToList();
+            var fx = _effects;
+            var prefix = _settings.Network.Prefix;
+            var log = _log;
+            Task.Run(async () =>
+            {
+                var rules = await fx.Firewall.PruneAsync(live, CancellationToken.None);
+                if (rules.Count > 0) log.Info("removed the firewall rules of {0} container(s) that no longer exist: {1}", rules.Count, string.Join(", ", rules));
+                var links = await fx.Network.PruneAsync(prefix, networks, CancellationToken.None);
+                if (links.Count > 0) log.Info("removed {0} leftover network link(s) and namespace(s): {1}", links.Count, string.Join(", ", links));
+            }).ContinueWith(t => new LeftoversPruned(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException())).PipeTo(Self);
+            Become(() =>
+            {
+                Command<LeftoversPruned>(msg =>
+                {
+                    if (msg.Error is not null) _log.Error(msg.Error, "could not remove leftover networks");
+                    SpawnRecovered();
+                });
+                Snapshots();
+                CommandAny(_ => Stash.Stash()); // a moment: answered once recovery ends
+
+            });
+        });
+    }
+
+    private void SpawnRecovered()
+    {
+        {
             _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
             foreach (var (handle, incarnation) in _state.Containers)
             {
@@ -100,8 +146,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             }
             Timers.StartSingleTimer("recovery-budget", RecoveryBudgetSpent.Instance, _settings.RecoveryTimeout);
             Become(Recovering);
+            Stash.UnstashAll(); // what came while leftovers were pruned: answered as during recovery
             if (_pending.Count == 0) FinishRecovery();
-        });
+        }
     }
 
     private void Recovering()
@@ -187,8 +234,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<Ping>(_ => Sender.Tell(new Pong(Version)));
         Command<GetCapacity>(_ => Sender.Tell(new Capacity(_resources.MemoryBytes(), _resources.DiskBytes(_settings.StateDir),
-            (ulong)_settings.MaxContainers)));
+            (ulong)MaxContainers)));
         Command<CreateContainer>(Create);
+        Command<NetIn>(AddNetIn);
+        Command<NetInFinished>(NetInFinished_);
         Command<ListContainers>(List);
         Command<BulkInfo>(BulkInfo);
         Command<BulkMetrics>(BulkMetrics);
@@ -264,9 +313,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if (spec.LimitsOrNone.Problem() is { } problem) throw problem;
             if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
                 throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
-            if (_state.Containers.Count >= _settings.MaxContainers)
-                throw new GardenException(ErrorKind.ResourceExhausted,
-                    $"max containers reached ({_settings.MaxContainers}); destroy one or raise garden.max-containers");
+            if (_state.Containers.Count >= MaxContainers)
+                throw new GardenException(ErrorKind.ResourceExhausted, MaxContainers < _settings.MaxContainers
+                    ? $"max containers reached ({MaxContainers}, what the subnet pool {_settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
+                    : $"max containers reached ({MaxContainers}); destroy one or raise garden.max-containers");
+            spec = WithNetwork(spec);
         }
         catch (GardenException e)
         {
@@ -275,12 +326,92 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
         var replyTo = Sender;
         var incarnation = _state.NextIncarnation;
-        Journal(new ContainerRegistered { Handle = spec.Handle, Incarnation = incarnation }, () =>
+        var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = incarnation };
+        if (spec.Network is not null) registered.Network = HostState.ToRecord(spec.Network);
+        registered.Ports.AddRange(spec.NetInOrEmpty.Select(m => (uint)m.HostPort));
+        Journal(registered, () =>
         {
             _settings.Faults.Hit("create-registered");
             Spawn(spec.Handle, incarnation, fresh: true);
             _children[spec.Handle].Tell(new CreateContainer(spec), replyTo);
         });
+    }
+
+    /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>
+    private ContainerSpec WithNetwork(ContainerSpec spec)
+    {
+        var asks = spec.NetworkRequest.Length > 0 || !spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty || spec.LimitsOrNone.BandwidthRate is not null;
+        if (!_settings.Network.Enabled)
+        {
+            if (asks) throw GardenException.Invalid("network", "networking is disabled on this daemon (garden.network.enabled = off)");
+            return spec;
+        }
+        foreach (var m in spec.NetInOrEmpty) NetworkPool.ValidateContainerPort(m.ContainerPort);
+        try
+        {
+            foreach (var r in spec.NetOutOrEmpty) r.Validated();
+        }
+        catch (Linux.Network.NetworkSpecException e)
+        {
+            throw GardenException.Invalid($"net-out {e.Field}", e.Problem);
+        }
+        var allocation = _pool.Allocate(_state, spec.NetworkRequest);
+        var ports = _pool.TakePorts(_state, spec.NetInOrEmpty.Select(m => m.HostPort), _resources.TcpPortInUse);
+        return spec with
+        {
+            Network = allocation,
+            NetIn = [.. spec.NetInOrEmpty.Select((m, i) => m with { HostPort = ports[i] })],
+        };
+    }
+
+    /// <summary>NetIn: the host port comes from the host's pool (journaled before the container applies it, given back
+    /// if it fails), then the container applies the DNAT.</summary>
+    private void AddNetIn(NetIn msg)
+    {
+        if (!_children.TryGetValue(msg.Handle, out var child))
+        {
+            Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
+            return;
+        }
+        int port;
+        try
+        {
+            if (!_state.Networks.ContainsKey(msg.Handle))
+                throw new GardenException(ErrorKind.FailedPrecondition, $"container {msg.Handle} has no network");
+            NetworkPool.ValidateContainerPort(msg.ContainerPort);
+            port = _pool.TakePorts(_state, [msg.HostPort], _resources.TcpPortInUse)[0];
+        }
+        catch (GardenException e)
+        {
+            Sender.Tell(new Status.Failure(e));
+            return;
+        }
+        var replyTo = Sender;
+        var reserved = new PortsReserved { Handle = msg.Handle };
+        reserved.Ports.Add((uint)port);
+        var timeout = _settings.AskTimeout;
+        Journal(reserved, () =>
+            child.Ask(new ApplyNetIn(msg.Handle, new Linux.Network.PortMapping(port, msg.ContainerPort)), timeout)
+                .ContinueWith(t => new NetInFinished(msg.Handle, port, t.IsCompletedSuccessfully ? t.Result : t.Exception!.GetBaseException(), replyTo))
+                .PipeTo(Self));
+    }
+
+    private void NetInFinished_(NetInFinished msg)
+    {
+        if (msg.Result is NetInInForce)
+        {
+            msg.ReplyTo.Tell(msg.Result);
+            return;
+        }
+        var error = msg.Result as GardenException ?? new GardenException(ErrorKind.Internal, $"net-in failed: {(msg.Result as Exception)?.Message ?? msg.Result}");
+        if (!_state.Containers.ContainsKey(msg.Handle))
+        {
+            msg.ReplyTo.Tell(new Status.Failure(error));
+            return;
+        }
+        var returned = new PortsReturned { Handle = msg.Handle };
+        returned.Ports.Add((uint)msg.HostPort);
+        Journal(returned, () => msg.ReplyTo.Tell(new Status.Failure(error)));
     }
 
     private void Route(IContainerCommand msg)

@@ -1,13 +1,21 @@
 using System.Collections.Immutable;
+using Garden.Linux.Network;
 using Garden.Protocol.Journal;
 using Google.Protobuf;
 
 namespace Garden.Actors.Host;
 
-/// <summary>The pure state of the host: which handles exist and under which incarnation their journal lives.</summary>
-public sealed record HostState(ImmutableDictionary<string, long> Containers, long NextIncarnation, ImmutableList<string> Versions)
+/// <summary>The pure state of the host: which handles exist and under which incarnation their journal lives, and what
+/// each holds of the pools (its subnet and address, its host ports). Journaled, so a restart never hands out twice.</summary>
+public sealed record HostState(
+    ImmutableDictionary<string, long> Containers,
+    long NextIncarnation,
+    ImmutableList<string> Versions,
+    ImmutableDictionary<string, NetworkAllocation> Networks,
+    ImmutableDictionary<string, ImmutableSortedSet<int>> Ports)
 {
-    public static readonly HostState Empty = new(ImmutableDictionary<string, long>.Empty, 1, []);
+    public static readonly HostState Empty = new(ImmutableDictionary<string, long>.Empty, 1, [],
+        ImmutableDictionary<string, NetworkAllocation>.Empty, ImmutableDictionary<string, ImmutableSortedSet<int>>.Empty);
 
     public HostState Apply(IMessage evt) => evt switch
     {
@@ -15,20 +23,40 @@ public sealed record HostState(ImmutableDictionary<string, long> Containers, lon
         ContainerRegistered r => this with
         {
             Containers = Containers.SetItem(r.Handle, r.Incarnation), NextIncarnation = Math.Max(NextIncarnation, r.Incarnation + 1),
+            Networks = r.Network is null ? Networks : Networks.SetItem(r.Handle, FromRecord(r.Network)),
+            Ports = r.Ports.Count == 0 ? Ports : Ports.SetItem(r.Handle, [.. r.Ports.Select(p => (int)p)]),
         },
-        ContainerReleased r => this with { Containers = Containers.Remove(r.Handle) },
+        ContainerReleased r => this with { Containers = Containers.Remove(r.Handle), Networks = Networks.Remove(r.Handle), Ports = Ports.Remove(r.Handle) },
+        PortsReserved p => this with { Ports = Ports.SetItem(p.Handle, PortsOf(p.Handle).Union(p.Ports.Select(x => (int)x))) },
+        PortsReturned p => this with { Ports = Ports.SetItem(p.Handle, PortsOf(p.Handle).Except(p.Ports.Select(x => (int)x))) },
         RecoveryFinished => this,
-        HostSnapshot s => new HostState(s.Containers.ToImmutableDictionary(), s.NextIncarnation, [.. s.Versions]),
+        HostSnapshot s => new HostState(s.Containers.ToImmutableDictionary(), s.NextIncarnation, [.. s.Versions],
+            s.Networks.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)),
+            s.Ports.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Ports.Select(p => (int)p).ToImmutableSortedSet())),
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown host event"),
     };
+
+    public ImmutableSortedSet<int> PortsOf(string handle) => Ports.GetValueOrDefault(handle) ?? [];
 
     public HostSnapshot ToSnapshot()
     {
         var s = new HostSnapshot { NextIncarnation = NextIncarnation };
         s.Containers.Add(Containers);
         s.Versions.AddRange(Versions);
+        foreach (var (h, n) in Networks) s.Networks[h] = ToRecord(n);
+        foreach (var (h, p) in Ports)
+        {
+            var list = new PortList();
+            list.Ports.AddRange(p.Select(x => (uint)x));
+            s.Ports[h] = list;
+        }
         return s;
     }
+
+    public static NetworkRecord ToRecord(NetworkAllocation n) => new() { Subnet = n.Subnet.ToString(), Address = n.Address.ToString() };
+
+    public static NetworkAllocation FromRecord(NetworkRecord r) =>
+        new(Ipv4Cidr.Parse(r.Subnet, "subnet").Subnet, Ipv4.Parse(r.Address, "address"));
 
     public static string PersistenceIdOf(string handle, long incarnation) => $"container-{handle}-{incarnation}";
 }

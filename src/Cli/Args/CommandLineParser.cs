@@ -12,7 +12,7 @@ public static class CommandLineParser
     /// <summary>Commands in API.md that this CLI does not offer yet: named as such rather than "unknown".</summary>
     private static readonly HashSet<string> Planned = new(StringComparer.Ordinal)
     {
-        "events", "net-in", "net-out", "stream-in", "stream-out", "grace-time",
+        "events", "stream-in", "stream-out", "grace-time",
     };
 
     public static Invocation Parse(IReadOnlyList<string> args)
@@ -62,7 +62,8 @@ public static class CommandLineParser
         var scanned = name switch
         {
             "create" => Scan(name, rest, [new("--handle", true), new("--rootfs", true), new("--env", true, true),
-                new("--property", true, true), new("--privileged"), .. LimitFlags]),
+                new("--property", true, true), new("--privileged"), new("--network", true), new("--net-in", true, true),
+                .. LimitFlags]),
             "limit" => Scan(name, rest, LimitFlags),
             "list" => Scan(name, rest, new FlagSpec("--property", true, true)),
             "stop" => Scan(name, rest, new FlagSpec("--kill")),
@@ -70,6 +71,8 @@ public static class CommandLineParser
                 new("--env", true, true), new("--rlimit", true, true), new("--tty"), new("--detach")],
                 positionalsBeforeTrailing: 1),
             "attach" => Scan(name, rest, new FlagSpec("--from", true)),
+            "net-out" => Scan(name, rest, new("--network", true, true), new("--port", true, true), new("--protocol", true),
+                new("--icmp-type", true), new("--log")),
             _ => Scan(name, rest),
         };
 
@@ -96,6 +99,8 @@ public static class CommandLineParser
             "property" => ParseProperty(scanned),
             "limit" => new LimitCommand(Positionals(name, scanned, "HANDLE")[0], ParseLimits(scanned)),
             "metrics" => new MetricsCommand(Positionals(name, scanned, "HANDLE")[0]),
+            "net-in" => ParseNetIn(scanned),
+            "net-out" => ParseNetOut(scanned),
             _ => throw new UsageException($"unknown command '{name}'"),
         });
     }
@@ -151,19 +156,52 @@ public static class CommandLineParser
             // The daemon resolves paths in its own working directory: send an absolute one.
             if (!rootfs.Contains("://", StringComparison.Ordinal)) rootfs = System.IO.Path.GetFullPath(rootfs);
         }
+        // The daemon reads the network (CIDR or IP) and says what is wrong with it; only an empty one is refused here.
+        var network = s.Value("--network");
+        if (network is { Length: 0 }) throw new UsageException("flag --network needs a CIDR or an IP address", "create");
+        var netIn = s.All("--net-in").Select(m => Values.PortMapping("--net-in", m)).ToList();
         return new CreateCommand(s.Value("--handle"), rootfs, env, Properties("--property", s.All("--property")),
-            s.Has("--privileged"), ParseLimits(s));
+            s.Has("--privileged"), ParseLimits(s), network, netIn);
     }
 
     private static readonly FlagSpec[] LimitFlags =
-        [new("--memory", true), new("--cpu-weight", true), new("--cpu-quota", true), new("--pids", true), new("--disk", true)];
+        [new("--memory", true), new("--cpu-weight", true), new("--cpu-quota", true), new("--pids", true), new("--disk", true),
+            new("--bandwidth", true)];
 
     private static LimitArgs ParseLimits(ScannedArgs s) => new(
         s.Value("--memory") is { } m ? Values.Size("--memory", m) : null,
         s.Value("--cpu-weight") is { } w ? Values.Positive("--cpu-weight", w) : null,
         s.Value("--cpu-quota") is { } q ? Values.Cpus("--cpu-quota", q) : null,
         s.Value("--pids") is { } p ? Values.Positive("--pids", p) : null,
-        s.Value("--disk") is { } d ? Values.Size("--disk", d) : null);
+        s.Value("--disk") is { } d ? Values.Size("--disk", d) : null,
+        s.Value("--bandwidth") is { } b ? Values.Bandwidth("--bandwidth", b) : null);
+
+    private static NetInCommand ParseNetIn(ScannedArgs s)
+    {
+        var p = Positionals("net-in", s, "HANDLE", "HOST-PORT:CONTAINER-PORT");
+        return new NetInCommand(p[0], Values.PortMapping("net-in", p[1], "HOST-PORT:CONTAINER-PORT"));
+    }
+
+    /// <summary>One rule from the flags. Ports only go with tcp/udp and an icmp type only with icmp, as the daemon requires.</summary>
+    private static NetOutCommand ParseNetOut(ScannedArgs s)
+    {
+        var handle = Positionals("net-out", s, "HANDLE")[0];
+        var protocolText = s.Value("--protocol");
+        var protocol = protocolText is null ? NetProtocol.All : Values.Protocol("--protocol", protocolText);
+        var protocolName = protocolText is null ? "all (the default)" : protocolText;
+        var networks = s.All("--network").Select(n => Values.IpRange("--network", n)).ToList();
+        var ports = s.All("--port").Select(p => Values.PortRange("--port", p)).ToList();
+        if (ports.Count > 0 && protocol is not (NetProtocol.Tcp or NetProtocol.Udp))
+            throw new UsageException($"net-out: --port {s.All("--port")[0]} needs --protocol tcp or udp, not {protocolName}", "net-out");
+        IcmpArg? icmp = null;
+        if (s.Value("--icmp-type") is { } icmpText)
+        {
+            if (protocol != NetProtocol.Icmp)
+                throw new UsageException($"net-out: --icmp-type {icmpText} needs --protocol icmp, not {protocolName}", "net-out");
+            icmp = Values.Icmp("--icmp-type", icmpText);
+        }
+        return new NetOutCommand(handle, new NetOutRuleArg(protocol, networks, ports, icmp, s.Has("--log")));
+    }
 
     private static DestroyCommand ParseDestroy(ScannedArgs s)
     {

@@ -15,7 +15,8 @@ public sealed record PingCommand() : CliCommand("ping");
 public sealed record CapacityCommand() : CliCommand("capacity");
 
 /// <summary>Limits as given on the command line; null = not given.</summary>
-public sealed record LimitArgs(ulong? Memory = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? Disk = null)
+public sealed record LimitArgs(ulong? Memory = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? Disk = null,
+    BandwidthArg? Bandwidth = null)
 {
     public bool Any => this != new LimitArgs();
 }
@@ -26,10 +27,24 @@ public sealed record CreateCommand(
     IReadOnlyList<string> Env,
     IReadOnlyDictionary<string, string> Properties,
     bool Privileged,
-    LimitArgs? Limits = null) : CliCommand("create");
+    LimitArgs? Limits = null,
+    string? Network = null,
+    IReadOnlyList<PortMappingArg>? NetIn = null) : CliCommand("create");
 
 public sealed record LimitCommand(string Handle, LimitArgs Limits) : CliCommand("limit");
 public sealed record MetricsCommand(string Handle) : CliCommand("metrics");
+
+public sealed record NetInCommand(string Handle, PortMappingArg Mapping) : CliCommand("net-in");
+
+/// <summary>One net-out rule: Networks empty = anywhere; Ports (tcp/udp only) empty = every port; Icmp (icmp only) null = every type.</summary>
+public sealed record NetOutRuleArg(
+    NetProtocol Protocol,
+    IReadOnlyList<IpRangeArg> Networks,
+    IReadOnlyList<PortRangeArg> Ports,
+    IcmpArg? Icmp,
+    bool Log);
+
+public sealed record NetOutCommand(string Handle, NetOutRuleArg Rule) : CliCommand("net-out");
 
 public sealed record ListCommand(IReadOnlyDictionary<string, string> Properties) : CliCommand("list");
 public sealed record InfoCommand(string Handle) : CliCommand("info");

@@ -9,13 +9,26 @@ public static class Usage
         ["capacity"] = "garden capacity\n  Prints the host's memory and disk bytes and the maximum number of containers.",
         ["create"] = "garden create [--handle H] [--rootfs DIR] [--env K=V]... [--property K=V]... [--privileged]\n" +
                      "              [--memory 64M] [--cpu-weight N] [--cpu-quota 0.5] [--pids N] [--disk 1G]\n" +
+                     "              [--bandwidth RATE[:BURST]] [--network CIDR] [--net-in HOST:CONTAINER]...\n" +
                      "  Creates a container and prints its handle (generated when --handle is not given).\n" +
-                     "  Sizes take K, M, G, T (powers of 1024); --cpu-quota is in CPUs (0.5 = half of one CPU).",
+                     "  Sizes take K, M, G, T (powers of 1024); --cpu-quota is in CPUs (0.5 = half of one CPU).\n" +
+                     "  --bandwidth: RATE in bytes per second and BURST in bytes, both sizes (1M:256K); no BURST = the\n" +
+                     "  daemon's default. --network: a CIDR or an IP (default: a /30 from the daemon's pool).\n" +
+                     "  --net-in: forward host port HOST (0 = one from the pool) to the container's port CONTAINER.",
         ["limit"] = "garden limit HANDLE [--memory 64M] [--cpu-weight N] [--cpu-quota 0.5] [--pids N] [--disk 1G]\n" +
+                    "                    [--bandwidth RATE[:BURST]]\n" +
                     "  Changes the given limits of a running container (the disk only grows) and prints the limits in force.",
-        ["metrics"] = "garden metrics HANDLE\n  Prints memory, cpu, pids and disk usage and the container's age.",
+        ["metrics"] = "garden metrics HANDLE\n  Prints memory, cpu, pids, disk and network usage and the container's age.",
+        ["net-in"] = "garden net-in HANDLE HOST-PORT:CONTAINER-PORT\n" +
+                     "  Forwards HOST-PORT on the host (0 = one from the daemon's pool) to CONTAINER-PORT in the container\n" +
+                     "  and prints the mapping in force as HOST-PORT:CONTAINER-PORT.",
+        ["net-out"] = "garden net-out HANDLE [--network CIDR|IP|A-B]... [--port P|P-Q]... [--protocol all|tcp|udp|icmp]\n" +
+                      "                      [--icmp-type TYPE[:CODE]] [--log]\n" +
+                      "  Allows the container to reach what one rule names: no --network = anywhere, no --port = every\n" +
+                      "  port (ports need --protocol tcp or udp), no --icmp-type = every type (needs --protocol icmp;\n" +
+                      "  no CODE = every code). --protocol defaults to all; --log logs each connection the rule allows.",
         ["list"] = "garden list [--property K=V]...\n  Prints the handles of the containers having all the given properties, one a line.",
-        ["info"] = "garden info HANDLE\n  Prints a container's state, path, processes, properties and events.",
+        ["info"] = "garden info HANDLE\n  Prints a container's state, path, network, mapped ports, processes, properties and events.",
         ["destroy"] = "garden destroy HANDLE...\n  Destroys each container; reports each failure and exits non-zero if any failed.",
         ["stop"] = "garden stop HANDLE [--kill]\n  Stops every process (TERM, then KILL after 10 s; --kill: KILL at once). The container stays.",
         ["run"] = "garden run HANDLE [--id ID] [--user U] [--dir D] [--env K=V]... [--rlimit NAME=N|NAME=SOFT:HARD]...\n" +
@@ -48,13 +61,16 @@ public static class Usage
         "  property HANDLE [get K|set K V|rm K]   list or change properties\n" +
         "  limit HANDLE [flags]                   change or show resource limits\n" +
         "  metrics HANDLE                         show resource usage\n" +
+        "  net-in HANDLE HOST:CONTAINER           forward a host port to the container\n" +
+        "  net-out HANDLE [flags]                 allow outbound traffic\n" +
         "\n" +
         "Global flags (before or after the command):\n" +
         "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +
         "                     (default: $GARDEN_ADDRESS, else " + GardenAddress.DefaultSocket + ")\n" +
         "  --json             print responses as JSON (protobuf JSON mapping); for run/attach,\n" +
         "                     one JSON object per process event instead of the raw output;\n" +
-        "                     commands with an empty answer (destroy, stop, signal, set, rm) print nothing\n" +
+        "                     commands with an empty answer (destroy, stop, signal, set, rm,\n" +
+        "                     net-out) print nothing\n" +
         "  -h, --help         this help; 'garden COMMAND --help' for one command\n" +
         "  --version          print garden's version\n" +
         "\n" +

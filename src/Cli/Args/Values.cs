@@ -3,10 +3,28 @@ namespace Garden.Cli.Args;
 /// <summary>One rlimit as the CLI received it; Name is the OCI form (RLIMIT_NOFILE).</summary>
 public sealed record RlimitArg(string Name, ulong Soft, ulong Hard);
 
+/// <summary>A bandwidth limit: Rate in bytes per second, Burst in bytes (0 = the daemon's default).</summary>
+public sealed record BandwidthArg(ulong Rate, ulong Burst);
+
+/// <summary>A host port (0 = one from the daemon's pool) forwarded to a container port.</summary>
+public sealed record PortMappingArg(uint HostPort, uint ContainerPort);
+
+/// <summary>Ports Start to End inclusive; End 0 = Start only.</summary>
+public sealed record PortRangeArg(uint Start, uint End);
+
+/// <summary>Addresses as given: Start is an IP or a CIDR (End empty), or Start-End inclusive.</summary>
+public sealed record IpRangeArg(string Start, string End);
+
+public enum NetProtocol { All, Tcp, Udp, Icmp }
+
+/// <summary>An ICMP type and code (-1 = every code).</summary>
+public sealed record IcmpArg(uint Type, int Code);
+
 /// <summary>Parsers for flag values. Every error names the flag and echoes what was received.</summary>
 public static class Values
 {
     public const ulong Unlimited = ulong.MaxValue;   // RLIM_INFINITY
+    public const uint MaxPort = 65535;
 
     private static readonly HashSet<string> RlimitNames = new(StringComparer.Ordinal)
     {
@@ -68,8 +86,18 @@ public static class Values
     }
 
     /// <summary>A size in bytes: N, or N with K, M, G or T (powers of 1024; "64M", "1.5G", "512KiB", "2GB").</summary>
-    public static ulong Size(string flag, string text)
+    public static ulong Size(string flag, string text) => ReadSize(text, out var bytes) switch
     {
+        SizeProblem.None => bytes,
+        SizeProblem.OutOfRange => throw new UsageException($"{flag}: the size '{text}' is out of range"),
+        _ => throw new UsageException($"{flag}: cannot read the size '{text}' (a number, optionally with K, M, G or T: 64M, 1G)"),
+    };
+
+    private enum SizeProblem { None, Unreadable, OutOfRange }
+
+    private static SizeProblem ReadSize(string text, out ulong bytes)
+    {
+        bytes = 0;
         var t = text.Trim();
         int end = 0;
         while (end < t.Length && (char.IsAsciiDigit(t[end]) || t[end] == '.')) end++;
@@ -79,15 +107,133 @@ public static class Values
         ulong scale = unit switch
         {
             "" => 1, "K" => 1UL << 10, "M" => 1UL << 20, "G" => 1UL << 30, "T" => 1UL << 40,
-            _ => throw new UsageException($"{flag}: cannot read the size '{text}' (a number, optionally with K, M, G or T: 64M, 1G)"),
+            _ => 0,
         };
-        if (end == 0 || !decimal.TryParse(t[..end], System.Globalization.NumberStyles.AllowDecimalPoint,
+        if (scale == 0 || end == 0 || !decimal.TryParse(t[..end], System.Globalization.NumberStyles.AllowDecimalPoint,
                 System.Globalization.CultureInfo.InvariantCulture, out var number))
-            throw new UsageException($"{flag}: cannot read the size '{text}' (a number, optionally with K, M, G or T: 64M, 1G)");
-        var bytes = number * scale;
-        if (bytes < 1 || bytes > ulong.MaxValue)
-            throw new UsageException($"{flag}: the size '{text}' is out of range");
-        return (ulong)bytes;
+            return SizeProblem.Unreadable;
+        decimal exact;
+        try { exact = number * scale; }
+        catch (OverflowException) { return SizeProblem.OutOfRange; }
+        if (exact < 1 || exact > ulong.MaxValue) return SizeProblem.OutOfRange;
+        bytes = (ulong)exact;
+        return SizeProblem.None;
+    }
+
+    /// <summary>RATE[:BURST]: sizes as for <see cref="Size"/>; RATE in bytes per second; BURST omitted = 0 (the daemon's default).</summary>
+    public static BandwidthArg Bandwidth(string flag, string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length > 2)
+            throw new UsageException($"{flag} expects RATE[:BURST] (sizes such as 1M or 512K; RATE per second), got '{text}'");
+        var rate = BandwidthPart(flag, text, "rate", parts[0]);
+        var burst = parts.Length == 2 ? BandwidthPart(flag, text, "burst", parts[1]) : 0;
+        return new BandwidthArg(rate, burst);
+    }
+
+    private static ulong BandwidthPart(string flag, string whole, string what, string part) => ReadSize(part, out var bytes) switch
+    {
+        SizeProblem.None => bytes,
+        SizeProblem.OutOfRange => throw new UsageException($"{flag}: the {what} '{part}'{In(part, whole)} is out of range"),
+        _ => throw new UsageException(
+            $"{flag}: cannot read the {what} '{part}'{In(part, whole)} (RATE[:BURST], each a number optionally with K, M, G or T: 1M, 1M:256K)"),
+    };
+
+    /// <summary>" in 'WHOLE'" when an error names a part of a value, so the value as given is named too.</summary>
+    private static string In(string part, string whole) => part == whole ? "" : $" in '{whole}'";
+
+    /// <summary>HOST:CONTAINER ports: HOST 0-65535 (0 = one from the daemon's pool), CONTAINER 1-65535.</summary>
+    public static PortMappingArg PortMapping(string flag, string text, string form = "HOST:CONTAINER")
+    {
+        var parts = text.Split(':');
+        if (parts.Length != 2 || !uint.TryParse(parts[0], System.Globalization.NumberStyles.None, null, out var host)
+            || !uint.TryParse(parts[1], System.Globalization.NumberStyles.None, null, out var container))
+            throw new UsageException($"{flag} expects {form} (two port numbers; host port 0 = one from the pool), got '{text}'");
+        if (host > MaxPort)
+            throw new UsageException($"{flag}: host port '{parts[0]}' in '{text}' is out of range (0-{MaxPort}; 0 = one from the pool)");
+        if (container is < 1 or > MaxPort)
+            throw new UsageException($"{flag}: container port '{parts[1]}' in '{text}' is out of range (1-{MaxPort})");
+        return new PortMappingArg(host, container);
+    }
+
+    /// <summary>P or P-Q, each 1-65535, P &lt;= Q. A single port has End 0.</summary>
+    public static PortRangeArg PortRange(string flag, string text)
+    {
+        var parts = text.Split('-');
+        if (parts.Length > 2 || parts.Any(p => !uint.TryParse(p, System.Globalization.NumberStyles.None, null, out _)))
+            throw new UsageException($"{flag} expects a port P or a range P-Q (1-{MaxPort}), got '{text}'");
+        var ports = parts.Select(p => uint.Parse(p, System.Globalization.NumberStyles.None)).ToArray();
+        foreach (var (port, index) in ports.Select((p, i) => (p, i)))
+            if (port is < 1 or > MaxPort)
+                throw new UsageException($"{flag}: port '{parts[index]}'{In(parts[index], text)} is out of range (1-{MaxPort})");
+        if (ports.Length == 2 && ports[0] > ports[1])
+            throw new UsageException($"{flag}: the range '{text}' starts above its end");
+        return new PortRangeArg(ports[0], ports.Length == 2 ? ports[1] : 0);
+    }
+
+    /// <summary>An IP address, a CIDR (A.B.C.D/N) or a range A-B with A &lt;= B. The text is passed on as given:
+    /// a CIDR or a single address in Start with End empty, a range split into Start and End.</summary>
+    public static IpRangeArg IpRange(string flag, string text)
+    {
+        string Form() => $"{flag} expects an IP address, a CIDR such as 10.0.0.0/24, or a range A-B, got '{text}'";
+        int dash = text.IndexOf('-');
+        if (dash >= 0)
+        {
+            if (!TryIp(text[..dash], out var start) || !TryIp(text[(dash + 1)..], out var end)) throw new UsageException(Form());
+            if (start.AddressFamily != end.AddressFamily)
+                throw new UsageException($"{flag}: the range '{text}' mixes IPv4 and IPv6");
+            if (Compare(start, end) > 0)
+                throw new UsageException($"{flag}: the range '{text}' starts above its end");
+            return new IpRangeArg(text[..dash], text[(dash + 1)..]);
+        }
+        int slash = text.IndexOf('/');
+        if (slash >= 0)
+        {
+            if (!TryIp(text[..slash], out var address)
+                || !int.TryParse(text[(slash + 1)..], System.Globalization.NumberStyles.None, null, out var prefix))
+                throw new UsageException(Form());
+            int max = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128;
+            if (prefix > max)
+                throw new UsageException($"{flag}: the prefix length in '{text}' is out of range (0-{max})");
+            return new IpRangeArg(text, "");
+        }
+        if (!TryIp(text, out _)) throw new UsageException(Form());
+        return new IpRangeArg(text, "");
+    }
+
+    /// <summary>Dotted IPv4 with exactly four decimal parts (not the shorthand forms IPAddress also reads), or IPv6.</summary>
+    private static bool TryIp(string text, out System.Net.IPAddress address)
+    {
+        address = System.Net.IPAddress.None;
+        if (text.Contains(':'))
+            return System.Net.IPAddress.TryParse(text, out address!) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        var parts = text.Split('.');
+        if (parts.Length != 4 || parts.Any(p => p.Length is 0 or > 3 || !byte.TryParse(p, System.Globalization.NumberStyles.None, null, out _)))
+            return false;
+        address = new System.Net.IPAddress(parts.Select(p => byte.Parse(p, System.Globalization.NumberStyles.None)).ToArray());
+        return true;
+    }
+
+    private static int Compare(System.Net.IPAddress a, System.Net.IPAddress b) =>
+        a.GetAddressBytes().AsSpan().SequenceCompareTo(b.GetAddressBytes());
+
+    /// <summary>all, tcp, udp or icmp (any case).</summary>
+    public static NetProtocol Protocol(string flag, string text) => text.ToLowerInvariant() switch
+    {
+        "all" => NetProtocol.All, "tcp" => NetProtocol.Tcp, "udp" => NetProtocol.Udp, "icmp" => NetProtocol.Icmp,
+        _ => throw new UsageException($"{flag} expects all, tcp, udp or icmp, got '{text}'"),
+    };
+
+    /// <summary>TYPE or TYPE:CODE, each 0-255; no CODE = every code (-1).</summary>
+    public static IcmpArg Icmp(string flag, string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length > 2 || parts.Any(p => !uint.TryParse(p, System.Globalization.NumberStyles.None, null, out _)))
+            throw new UsageException($"{flag} expects TYPE or TYPE:CODE (numbers 0-255), got '{text}'");
+        var numbers = parts.Select(p => uint.Parse(p, System.Globalization.NumberStyles.None)).ToArray();
+        if (numbers.Any(n => n > 255))
+            throw new UsageException($"{flag}: '{text}' is out of range (TYPE and CODE are 0-255)");
+        return new IcmpArg(numbers[0], numbers.Length == 2 ? (int)numbers[1] : -1);
     }
 
     /// <summary>A whole number of at least 1.</summary>

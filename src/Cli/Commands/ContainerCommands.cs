@@ -17,6 +17,7 @@ internal static class ContainerCommands
     internal static Limits ToApi(LimitArgs l) => new()
     {
         MemoryBytes = l.Memory ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.Disk ?? 0,
+        BandwidthRate = l.Bandwidth?.Rate ?? 0, BandwidthBurst = l.Bandwidth?.Burst ?? 0,
     };
 
     /// <summary>garden limit HANDLE [flags]: changes the given limits (none: just reads them) and prints what is in force.</summary>
@@ -34,7 +35,8 @@ internal static class ContainerCommands
         $"cpu weight: {(l.CpuWeight == 0 ? "default" : l.CpuWeight.ToString())}\n" +
         $"cpu quota:  {(l.CpuQuota == 0 ? "unlimited" : l.CpuQuota.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + " CPU")}\n" +
         $"pids:       {(l.Pids == 0 ? "unlimited" : l.Pids.ToString())}\n" +
-        $"disk:       {Size(l.DiskBytes)}";
+        $"disk:       {Size(l.DiskBytes)}\n" +
+        $"bandwidth:  {(l.BandwidthRate == 0 ? "unlimited" : $"{HostCommands.Bytes(l.BandwidthRate)} per second, burst {Size(l.BandwidthBurst, "default")}")}";
 
     public static async Task<int> MetricsAsync(CliContext ctx, MetricsCommand cmd)
     {
@@ -46,6 +48,7 @@ internal static class ContainerCommands
             $"cpu:      {m.CpuUsageNs / 1e9:0.###} s (user {m.CpuUserNs / 1e9:0.###} s, system {m.CpuSystemNs / 1e9:0.###} s)\n" +
             $"pids:     {m.PidsCurrent} of {(m.PidsMax == 0 ? "unlimited" : m.PidsMax.ToString())}\n" +
             $"disk:     {Size(m.DiskUsedBytes, "0")} used of {Size(m.DiskLimitBytes, "no limit")}\n" +
+            $"network:  received {HostCommands.Bytes(m.RxBytes)}, sent {HostCommands.Bytes(m.TxBytes)}\n" +
             $"age:      {TimeSpan.FromSeconds(m.AgeSeconds)}");
         return 0;
     }
@@ -60,6 +63,13 @@ internal static class ContainerCommands
         sb.Append("path:       ").Append(info.ContainerPath).Append('\n');
         sb.Append("rootfs:     ").Append(string.IsNullOrEmpty(info.Rootfs) ? "(default)" : info.Rootfs).Append('\n');
         sb.Append("privileged: ").Append(info.Privileged ? "yes" : "no").Append('\n');
+        if (!string.IsNullOrEmpty(info.Network))
+            sb.Append("network:    ").Append(info.Network).Append('\n');
+        if (!string.IsNullOrEmpty(info.ContainerIp) || !string.IsNullOrEmpty(info.HostIp))
+            sb.Append("ip:         ").Append(string.IsNullOrEmpty(info.ContainerIp) ? "none" : info.ContainerIp)
+                .Append(string.IsNullOrEmpty(info.HostIp) ? "" : $" (host {info.HostIp})").Append('\n');
+        if (info.MappedPorts.Count > 0)
+            sb.Append("ports:      ").Append(NetworkCommands.Describe(info.MappedPorts)).Append('\n');
         if (info.Limits is { } l && !l.Equals(new Limits()))
             sb.Append("limits:     ").Append(DescribeLimits(l).Replace("\n", "; ").Replace("  ", " ")).Append('\n');
         sb.Append("processes:  ").Append(info.ProcessIds.Count == 0 ? "none" : string.Join(" ", info.ProcessIds)).Append('\n');

@@ -30,10 +30,12 @@ internal static class HostCommands
             Handle = cmd.Handle ?? "",
             Rootfs = cmd.Rootfs ?? "",
             Privileged = cmd.Privileged,
+            Network = cmd.Network ?? "",
         };
         spec.Env.Add(cmd.Env);
         foreach (var (k, v) in cmd.Properties) spec.Properties[k] = v;
         if (cmd.Limits is { Any: true } limits) spec.Limits = ContainerCommands.ToApi(limits);
+        spec.NetIn.Add((cmd.NetIn ?? []).Select(NetworkCommands.ToApi));
         var response = await ctx.Client.CreateAsync(new CreateRequest { Spec = spec });
         ctx.Output.Result(response, () => response.Handle);
         return 0;

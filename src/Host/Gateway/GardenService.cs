@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
@@ -42,7 +43,15 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
 
     public override async Task<CreateResponse> Create(CreateRequest request, ServerCallContext context)
     {
-        var spec = Translate.ToDomain(request.Spec);
+        Actors.ContainerSpec spec;
+        try
+        {
+            spec = Translate.ToDomain(request.Spec);
+        }
+        catch (Exception e)
+        {
+            throw Errors.ToRpc(e);
+        }
         return new CreateResponse { Handle = (await Ask<ContainerCreated>(new CreateContainer(spec))).Handle };
     }
 
@@ -120,6 +129,34 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
 
     public override async Task<Protocol.Api.ContainerMetrics> Metrics(MetricsRequest request, ServerCallContext context) =>
         Translate.ToApi(await Ask<Actors.Container.ContainerMetrics>(new GetMetrics(request.Handle)));
+
+    public override async Task<NetInResponse> NetIn(NetInRequest request, ServerCallContext context)
+    {
+        static int Port(uint p) => p > int.MaxValue ? int.MaxValue : (int)p;
+        var m = (await Ask<NetInInForce>(new Actors.Container.NetIn(request.Handle, Port(request.HostPort), Port(request.ContainerPort)))).Mapping;
+        return new NetInResponse { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort };
+    }
+
+    public override Task<NetOutResponse> NetOut(NetOutRequest request, ServerCallContext context) =>
+        NetOutCore(request.Handle, request.Rule is null ? [] : [request.Rule]);
+
+    public override Task<NetOutResponse> BulkNetOut(BulkNetOutRequest request, ServerCallContext context) =>
+        NetOutCore(request.Handle, request.Rules);
+
+    private async Task<NetOutResponse> NetOutCore(string handle, IEnumerable<Protocol.Api.NetOutRule> rules)
+    {
+        ImmutableArray<Linux.Network.NetOutRule> domain;
+        try
+        {
+            domain = [.. rules.Select((r, i) => Translate.ToDomain(r, $"rule {i + 1}"))];
+        }
+        catch (Exception e)
+        {
+            throw Errors.ToRpc(e);
+        }
+        await Ask<Done>(new Actors.Container.NetOut(handle, domain));
+        return new NetOutResponse();
+    }
 
     public override async Task<BulkMetricsResponse> BulkMetrics(BulkMetricsRequest request, ServerCallContext context)
     {

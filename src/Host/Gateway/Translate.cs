@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Garden.Actors;
 using Garden.Actors.Container;
+using Garden.Linux.Network;
 using Api = Garden.Protocol.Api;
 
 namespace Garden.Host.Gateway;
@@ -10,16 +11,43 @@ public static class Translate
 {
     public static ContainerSpec ToDomain(Api.ContainerSpec? s) => s is null
         ? new ContainerSpec("", "", [], ImmutableDictionary<string, string>.Empty, false)
-        : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits));
+        : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits),
+            NetworkRequest: s.Network,
+            NetIn: [.. s.NetIn.Select(m => new PortMapping(Port(m.HostPort), Port(m.ContainerPort)))],
+            NetOut: [.. s.NetOut.Select((r, i) => ToDomain(r, $"net-out[{i}]"))]);
+
+    private static int Port(uint p) => p > int.MaxValue ? int.MaxValue : (int)p;
+
+    /// <summary>A rule as sent: "a.b.c.d", "a.b.c.d/n" or start-end addresses; ports with end 0 = one port.</summary>
+    public static NetOutRule ToDomain(Api.NetOutRule r, string field = "rule")
+    {
+        try
+        {
+            if (!Enum.IsDefined(r.Protocol)) throw new NetworkSpecException($"{field} protocol", $"{(int)r.Protocol} is not all, tcp, udp or icmp");
+            return new NetOutRule(
+                (NetProtocol)(int)r.Protocol,
+                [.. r.Networks.Select(n => Ipv4Range.Parse(n.Start, n.End, $"{field} network"))],
+                [.. r.Ports.Select(p => PortRange.Create(Port(p.Start), Port(p.End), $"{field} port"))],
+                r.Icmp is null ? null : (int)Math.Min(r.Icmp.Type, int.MaxValue),
+                r.Icmp is null || r.Icmp.Code < 0 ? null : r.Icmp.Code,
+                r.Log).Validated();
+        }
+        catch (NetworkSpecException e)
+        {
+            throw GardenException.Invalid(e.Field, e.Problem);
+        }
+    }
 
     /// <summary>0 (or absent) means "not limited" / "leave as is".</summary>
     public static Limits ToDomain(Api.Limits? l) => l is null ? Limits.None : new(
         l.MemoryBytes == 0 ? null : l.MemoryBytes, l.CpuWeight == 0 ? null : l.CpuWeight, l.CpuQuota == 0 ? null : l.CpuQuota,
-        l.Pids == 0 ? null : l.Pids, l.DiskBytes == 0 ? null : l.DiskBytes);
+        l.Pids == 0 ? null : l.Pids, l.DiskBytes == 0 ? null : l.DiskBytes,
+        l.BandwidthRate == 0 ? null : l.BandwidthRate, l.BandwidthBurst == 0 ? null : l.BandwidthBurst);
 
     public static Api.Limits ToApi(Limits l) => new()
     {
         MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
+        BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0,
     };
 
     public static Api.ContainerMetrics ToApi(ContainerMetrics m)
@@ -38,6 +66,8 @@ public static class Translate
             DiskUsedBytes = m.DiskUsedBytes,
             DiskLimitBytes = m.DiskLimitBytes,
             AgeSeconds = (ulong)Math.Max(0, m.Age.TotalSeconds),
+            RxBytes = m.Network.RxBytes,
+            TxBytes = m.Network.TxBytes,
         };
         foreach (var (k, v) in m.Cgroup.MemoryStat) r.MemoryStat[k] = v;
         return r;
@@ -62,6 +92,13 @@ public static class Translate
             Privileged = i.Privileged,
             Limits = ToApi(i.Limits),
         };
+        if (i.Network is { } n)
+        {
+            r.Network = n.Subnet.ToString();
+            r.HostIp = n.Gateway.ToString();
+            r.ContainerIp = n.Address.ToString();
+        }
+        r.MappedPorts.AddRange((i.MappedPorts ?? []).Select(m => new Api.PortMapping { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort }));
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);
         r.Properties.Add(i.Properties);

@@ -5,10 +5,29 @@ public interface IHostResources
 {
     ulong MemoryBytes();
     ulong DiskBytes(string path);
+
+    /// <summary>True when a TCP socket of the host is bound to the port (a listener would be shadowed by a NetIn).</summary>
+    bool TcpPortInUse(int port);
 }
 
 public sealed class HostResources : IHostResources
 {
+    public bool TcpPortInUse(int port)
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        socket.SetSocketOption(System.Net.Sockets.SocketOptionLevel.Socket, System.Net.Sockets.SocketOptionName.ReuseAddress, true);
+        try
+        {
+            socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Any, port));
+            return false;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return true;
+        }
+    }
+
     public ulong MemoryBytes()
     {
         foreach (var line in File.ReadLines("/proc/meminfo"))

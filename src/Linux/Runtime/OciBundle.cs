@@ -13,7 +13,12 @@ public sealed record BundleSpec(
     string CgroupsPath,
     bool Privileged,
     IReadOnlyList<string> Env,
-    string? ProcessCgroupDir = null);
+    string? ProcessCgroupDir = null,
+    string? NetnsPath = null,
+    IReadOnlyList<BindMountSpec>? BindMounts = null);
+
+/// <summary>A host file or directory bind-mounted into the container.</summary>
+public sealed record BindMountSpec(string Source, string Destination, bool ReadOnly);
 
 /// <summary>Writes OCI bundles: pid, mount, uts, ipc and network namespaces, a private root with the agent as init,
 /// masked and read-only kernel paths, and an explicit capability set.</summary>
@@ -99,7 +104,8 @@ public static class OciBundle
             {
                 ["cgroupsPath"] = spec.CgroupsPath,
                 ["namespaces"] = new JsonArray(
-                    new JsonObject { ["type"] = "pid" }, new JsonObject { ["type"] = "network" },
+                    new JsonObject { ["type"] = "pid" },
+                    spec.NetnsPath is null ? new JsonObject { ["type"] = "network" } : new JsonObject { ["type"] = "network", ["path"] = spec.NetnsPath },
                     new JsonObject { ["type"] = "ipc" }, new JsonObject { ["type"] = "uts" },
                     new JsonObject { ["type"] = "mount" }),
                 ["resources"] = new JsonObject
@@ -121,7 +127,7 @@ public static class OciBundle
             ["destination"] = dst, ["type"] = type, ["source"] = src,
             ["options"] = new JsonArray(options.Select(o => (JsonNode)o!).ToArray()),
         };
-        return
+        JsonArray mounts =
         [
             M("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             M("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
@@ -131,5 +137,8 @@ public static class OciBundle
             M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", spec.Privileged ? "rw" : "ro"),
             M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),
         ];
+        foreach (var b in spec.BindMounts ?? [])
+            mounts.Add(M(b.Destination, "bind", b.Source, "rbind", b.ReadOnly ? "ro" : "rw", "nosuid", "nodev"));
+        return mounts;
     }
 }

@@ -21,6 +21,10 @@ public sealed partial class Reconciled : IJournalRecord;
 public sealed partial class ContainerSnapshot : IJournalRecord;
 public sealed partial class LimitsChanged : IJournalRecord;
 public sealed partial class OutOfMemory : IJournalRecord;
+public sealed partial class PortsReserved : IJournalRecord;
+public sealed partial class PortsReturned : IJournalRecord;
+public sealed partial class NetInAdded : IJournalRecord;
+public sealed partial class NetOutAdded : IJournalRecord;
 
 /// <summary>Journal bytes: the protobuf encoding, named by a short manifest that is never reused or renamed.
 /// (Akka's default serializer would store CLR type names, which an upgrade may not be able to read.)</summary>
@@ -44,6 +48,10 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
         ["cs"] = ContainerSnapshot.Parser,
         ["lm"] = LimitsChanged.Parser,
         ["om"] = OutOfMemory.Parser,
+        ["pp"] = PortsReserved.Parser,
+        ["pq"] = PortsReturned.Parser,
+        ["ni"] = NetInAdded.Parser,
+        ["no"] = NetOutAdded.Parser,
     };
 
     private static readonly Dictionary<Type, string> Manifests =

@@ -1,0 +1,28 @@
+namespace Garden.Linux.Network;
+
+/// <summary>What the operator allows every container (deny wins over allow; a container's NetOut rules come after both).</summary>
+public sealed record FirewallOptions(string Prefix, IReadOnlyList<Ipv4Range> AllowNetworks, IReadOnlyList<Ipv4Range> DenyNetworks);
+
+/// <summary>Everything the firewall holds for one container.</summary>
+public sealed record ContainerFirewall(ContainerNetwork Network, IReadOnlyList<PortMapping> NetIn, IReadOnlyList<NetOutRule> NetOut);
+
+/// <summary>The host firewall: chains of our own (named by the prefix), jumped to once from the built-in chains, every
+/// rule commented with its container's handle, every change one atomic batch.</summary>
+public interface IFirewall
+{
+    /// <summary>Creates or replaces every rule of the container in one batch: on failure nothing of it changed.</summary>
+    Task ApplyAsync(ContainerFirewall container, CancellationToken ct);
+
+    /// <summary>Removes every rule and chain of the container; what is gone already counts as done.</summary>
+    Task RemoveAsync(ContainerNetwork network, CancellationToken ct);
+
+    /// <summary>Removes the rules and chains of every handle not in <paramref name="liveHandles"/> (what a crash left);
+    /// returns the handles whose rules were removed.</summary>
+    Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct);
+
+    /// <summary>The handles that have rules in the kernel now.</summary>
+    Task<IReadOnlySet<string>> InstalledAsync(CancellationToken ct);
+}
+
+/// <summary>The kernel refused a firewall change; nothing of it was applied.</summary>
+public sealed class FirewallException(string message, Exception? inner = null) : Exception(message, inner);

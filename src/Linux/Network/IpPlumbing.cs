@@ -1,0 +1,207 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Garden.Linux.Process;
+
+namespace Garden.Linux.Network;
+
+/// <summary>Plumbing with iproute2 in batches (one `ip -batch` per namespace, one `tc -batch`): separate commands cost
+/// several times as much. Bridges are shared by the containers of a subnet, so creating and removing one is serialized.</summary>
+public sealed partial class IpPlumbing : INetworkPlumbing
+{
+    private const string SysNet = "/sys/class/net";
+    private readonly Lazy<string> _ip;
+    private readonly Lazy<string> _tc;
+    private readonly SemaphoreSlim _bridges = new(1, 1);
+
+    public IpPlumbing(string? ipPath = null, string? tcPath = null)
+    {
+        _ip = new(() => Command.Resolve(ipPath ?? "ip"));
+        _tc = new(() => Command.Resolve(tcPath ?? "tc"));
+    }
+
+    public async Task SetUpAsync(ContainerNetwork n, CancellationToken ct)
+    {
+        if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))
+            await TearDownAsync(n, ct).ConfigureAwait(false); // what a crashed create left
+        Directory.CreateDirectory(ContainerNetwork.NetnsDir);
+        var len = n.Subnet.PrefixLength;
+        await _bridges.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var host = new StringBuilder();
+            host.Append($"netns add {n.Netns}\n");
+            var newBridge = !Directory.Exists(Path.Combine(SysNet, n.Bridge));
+            if (newBridge)
+            {
+                host.Append($"link add {n.Bridge} mtu {n.Mtu} type bridge\n");
+                host.Append($"addr add {n.Gateway}/{len} broadcast {n.Subnet.Broadcast} dev {n.Bridge}\n");
+                host.Append($"link set {n.Bridge} up\n");
+            }
+            host.Append($"link add {n.HostVeth} mtu {n.Mtu} type veth peer name {n.PeerVeth} mtu {n.Mtu} netns {n.Netns}\n");
+            host.Append($"link set {n.HostVeth} master {n.Bridge} up\n");
+            await BatchAsync(null, host.ToString(), force: false, $"network of {n.Handle}", ct).ConfigureAwait(false);
+            // NetIn from 127.0.0.1: DNATed loopback traffic may leave through the bridge.
+            if (newBridge) await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.Bridge}/route_localnet", "1", ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _bridges.Release();
+        }
+        var inside = $"""
+            link set {n.PeerVeth} name eth0
+            addr add {n.Address}/{len} broadcast {n.Subnet.Broadcast} dev eth0
+            link set eth0 up
+            link set lo up
+            route add default via {n.Gateway}
+
+            """;
+        await BatchAsync(n.Netns, inside, force: false, $"network of {n.Handle} (inside)", ct).ConfigureAwait(false);
+    }
+
+    public async Task TearDownAsync(ContainerNetwork n, CancellationToken ct)
+    {
+        await _bridges.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var batch = new StringBuilder();
+            if (Directory.Exists(Path.Combine(SysNet, n.HostVeth))) batch.Append($"link del {n.HostVeth}\n");
+            if (File.Exists(n.NetnsPath)) batch.Append($"netns del {n.Netns}\n");
+            if (Directory.Exists(Path.Combine(SysNet, n.Bridge)) && BridgeUnused(n.Bridge, except: n.HostVeth))
+                batch.Append($"link del {n.Bridge}\n");
+            if (batch.Length > 0) await BatchAsync(null, batch.ToString(), force: true, $"network of {n.Handle}", ct, check: false).ConfigureAwait(false);
+            if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))
+                throw new NetworkException($"network of {n.Handle}: {n.HostVeth} or netns {n.Netns} is still there after removal");
+        }
+        finally
+        {
+            _bridges.Release();
+        }
+    }
+
+    public bool Exists(ContainerNetwork n) => File.Exists(n.NetnsPath) && Directory.Exists(Path.Combine(SysNet, n.HostVeth));
+
+    public NetCounters Counters(ContainerNetwork n)
+    {
+        ulong Read(string name)
+        {
+            try { return ulong.Parse(File.ReadAllText(Path.Combine(SysNet, n.HostVeth, "statistics", name)).Trim()); }
+            catch (IOException) { return 0; }
+        }
+        // The host's end sends what the container receives.
+        return new NetCounters(Read("tx_bytes"), Read("rx_bytes"));
+    }
+
+    public async Task SetBandwidthAsync(ContainerNetwork n, Bandwidth? limit, CancellationToken ct)
+    {
+        // Into the container: a token bucket on the egress of the host's end. Out of it: one on the egress of the
+        // container's end, set from outside its namespace (an unprivileged container cannot change it: no CAP_NET_ADMIN).
+        // (This kernel has no policing action, so ingress policing on the host's end is not an option.)
+        if (limit is not { } l)
+        {
+            await TcAsync(null, $"qdisc del dev {n.HostVeth} root\n", force: true, n, ct, check: false).ConfigureAwait(false);
+            await TcAsync(n.Netns, "qdisc del dev eth0 root\n", force: true, n, ct, check: false).ConfigureAwait(false);
+            return;
+        }
+        var tbf = $"root tbf rate {l.RateBytes}bps burst {l.BurstBytes} latency 50ms";
+        await TcAsync(null, $"qdisc replace dev {n.HostVeth} {tbf}\n", force: false, n, ct).ConfigureAwait(false);
+        await TcAsync(n.Netns, $"qdisc replace dev eth0 {tbf}\n", force: false, n, ct).ConfigureAwait(false);
+    }
+
+    public async Task<Bandwidth?> ReadBandwidthAsync(ContainerNetwork n, CancellationToken ct)
+    {
+        var result = await Command.RunAsync(_tc.Value, ["-j", "qdisc", "show", "dev", n.HostVeth], ct).ConfigureAwait(false);
+        if (!result.Succeeded) return null;
+        using var doc = JsonDocument.Parse(result.Stdout.Length == 0 ? "[]" : result.Stdout);
+        foreach (var q in doc.RootElement.EnumerateArray())
+        {
+            if (q.GetProperty("kind").GetString() != "tbf" || !q.TryGetProperty("options", out var o)) continue;
+            return new Bandwidth(o.GetProperty("rate").GetUInt64(), o.GetProperty("burst").GetUInt64());
+        }
+        return null;
+    }
+
+    public async Task<IReadOnlyList<string>> PruneAsync(string prefix, IReadOnlyCollection<ContainerNetwork> live, CancellationToken ct)
+    {
+        var veths = live.Select(n => n.HostVeth).ToHashSet();
+        var namespaces = live.Select(n => n.Netns).ToHashSet();
+        var bridges = live.Select(n => n.Bridge).ToHashSet();
+        var ours = new Regex($"^{Regex.Escape(prefix)}(?:[0-9a-f]{{8}}|v[0-9a-f]{{8}}|c[0-9a-f]{{8}}|b[0-9a-f]{{10}})$");
+        var removed = new List<string>();
+        await _bridges.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var batch = new StringBuilder();
+            var links = Directory.Exists(SysNet) ? Directory.GetFileSystemEntries(SysNet).Select(Path.GetFileName).OfType<string>().ToList() : [];
+            foreach (var link in links.Where(l => ours.IsMatch(l) && l[prefix.Length] is 'v' or 'c' && !veths.Contains(l)))
+            {
+                batch.Append($"link del {link}\n");
+                removed.Add(link);
+            }
+            if (Directory.Exists(ContainerNetwork.NetnsDir))
+                foreach (var ns in Directory.GetFiles(ContainerNetwork.NetnsDir).Select(Path.GetFileName).OfType<string>()
+                             .Where(ns => ours.IsMatch(ns) && !namespaces.Contains(ns)))
+                {
+                    batch.Append($"netns del {ns}\n");
+                    removed.Add(ns);
+                }
+            if (batch.Length > 0) await BatchAsync(null, batch.ToString(), force: true, "leftover networks", ct, check: false).ConfigureAwait(false);
+            batch.Clear();
+            foreach (var br in links.Where(l => ours.IsMatch(l) && l[prefix.Length] == 'b' && !bridges.Contains(l) && BridgeUnused(l, except: null)))
+            {
+                batch.Append($"link del {br}\n");
+                removed.Add(br);
+            }
+            if (batch.Length > 0) await BatchAsync(null, batch.ToString(), force: true, "leftover bridges", ct, check: false).ConfigureAwait(false);
+        }
+        finally
+        {
+            _bridges.Release();
+        }
+        return removed;
+    }
+
+    private static bool BridgeUnused(string bridge, string? except)
+    {
+        var brif = Path.Combine(SysNet, bridge, "brif");
+        return !Directory.Exists(brif) || Directory.GetFileSystemEntries(brif).All(p => Path.GetFileName(p) == except);
+    }
+
+    private async Task BatchAsync(string? netns, string batch, bool force, string what, CancellationToken ct, bool check = true)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"garden-ip-{Environment.ProcessId}-{Guid.NewGuid():N}.batch");
+        await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
+        try
+        {
+            var args = new List<string>();
+            if (netns is not null) args.AddRange(["-n", netns]);
+            if (force) args.Add("-force");
+            args.AddRange(["-batch", file]);
+            var result = await Command.RunAsync(_ip.Value, args, ct).ConfigureAwait(false);
+            if (check && !result.Succeeded) throw new NetworkException($"{what}: ip refused it ({result.ExitCode}): {result.Stderr.Trim()}");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    private async Task TcAsync(string? netns, string batch, bool force, ContainerNetwork n, CancellationToken ct, bool check = true)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"garden-tc-{Environment.ProcessId}-{Guid.NewGuid():N}.batch");
+        await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
+        try
+        {
+            var args = new List<string>();
+            if (netns is not null) args.AddRange(["-n", netns]);
+            if (force) args.Add("-force");
+            args.AddRange(["-batch", file]);
+            var result = await Command.RunAsync(_tc.Value, args, ct).ConfigureAwait(false);
+            if (check && !result.Succeeded) throw new NetworkException($"bandwidth of {n.Handle}: tc refused it ({result.ExitCode}): {result.Stderr.Trim()}");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+}
