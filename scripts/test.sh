@@ -25,13 +25,20 @@ m=$(grep -c ' /tmp/garden-test-' /proc/self/mountinfo); [ "$m" -gt 0 ] && leaks=
 r=$(runc list 2>/dev/null | grep -c '/tmp/garden-test-'); [ "$r" -gt 0 ] && leaks="$leaks $r-runc-containers"
 l=$(cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c '/tmp/garden-test-'); [ "$l" -gt 0 ] && leaks="$leaks $l-loop-devices"
 c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'garden-test-*' 2>/dev/null | wc -l); [ "$c" -gt 0 ] && leaks="$leaks $c-cgroups"
+# Networks of the tests are named with the prefixes te?? (test daemons) and tl?? (Linux tests), their own netns teo*.
+n=$(ls /sys/class/net | grep -cE '^t[el][0-9a-z]{2}'); [ "$n" -gt 0 ] && leaks="$leaks $n-network-links"
+s=$(ls /run/netns 2>/dev/null | grep -cE '^t[el]'); [ "$s" -gt 0 ] && leaks="$leaks $s-netns"
+f=$(iptables-save 2>/dev/null | grep -cE '(^:| -j | -[io] )t[el][0-9a-z]{2}'); [ "$f" -gt 0 ] && leaks="$leaks $f-iptables-lines"
 if [ -n "$leaks" ]; then
   echo "leak check FAILED:$leaks"
   grep ' /tmp/garden-test-' /proc/self/mountinfo | head
   runc list 2>/dev/null | grep '/tmp/garden-test-' | head
+  ls /sys/class/net | grep -E '^t[el][0-9a-z]{2}' | head
+  ls /run/netns 2>/dev/null | grep -E '^t[el]' | head
+  iptables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | head
   failed=$((failed + 1)); status=1
 else
-  echo "leak check passed: no mounts, loop devices, runc containers or cgroups of the tests are left"
+  echo "leak check passed: no mounts, loop devices, runc containers, cgroups, network links, namespaces or iptables rules of the tests are left"
   passed=$((passed + 1))
 fi
 rm -f "$log"

@@ -101,6 +101,15 @@ try
             await client.LimitAsync(new LimitRequest { Handle = h, Limits = new Limits { MemoryBytes = (ulong)(128 + i % 2 * 64) << 20 } });
             limit.Add(sw.Elapsed.TotalMilliseconds);
         }
+        var netIn = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await client.NetInAsync(new NetInRequest { Handle = h, HostPort = 0, ContainerPort = (uint)(8000 + i) });
+            netIn.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        json["netin"] = new JsonObject { ["p50_ms"] = Math.Round(P(netIn, 0.5), 3), ["p90_ms"] = Math.Round(P(netIn, 0.9), 3) };
+        Console.WriteLine($"network: NetIn (one DNAT rule, iptables-restore batch) p50 {P(netIn, 0.5):F2} ms (p90 {P(netIn, 0.9):F2})");
         await client.DestroyAsync(new DestroyRequest { Handle = h });
         var withDisk = new List<double>();
         for (var i = 0; i < reps; i++)
@@ -158,6 +167,39 @@ try
             ["event_p50_ms"] = Math.Round(P(setProperty, 0.5), 3), ["event_p90_ms"] = Math.Round(P(setProperty, 0.9), 3),
             ["create_sqlite_p50_ms"] = Math.Round(sqliteCreate, 3), ["create_inmem_p50_ms"] = Math.Round(P(inmemCreate, 0.5), 3),
             ["create_persist_cost_ms"] = Math.Round(sqliteCreate - P(inmemCreate, 0.5), 3),
+        };
+    }
+
+    // ---- network cost: Create and Destroy with a network (the default, measured above) vs the same daemon without ----
+    {
+        var offConf = Path.Combine(dir, "nonet.conf");
+        File.WriteAllText(offConf, File.ReadAllText(Path.Combine(dir, "bench.conf")) + "\ngarden.network.enabled = off\n");
+        daemon = StartDaemon(Path.Combine(dir, "state-nonet"), offConf);
+        await WaitForPing(client);
+        var create = new List<double>();
+        var destroy = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+            create.Add(sw.Elapsed.TotalMilliseconds);
+            sw.Restart();
+            await client.DestroyAsync(new DestroyRequest { Handle = h });
+            destroy.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        daemon.Kill();
+        daemon.WaitForExit();
+        double withNet = P(results["create"].Gardend, 0.5), without = P(create, 0.5), runc = P(results["create"].Runc, 0.5);
+        double dWithNet = P(results["destroy"].Gardend, 0.5), dWithout = P(destroy, 0.5);
+        Console.WriteLine($"network: Create p50 {withNet:F2} ms with a network, {without:F2} ms without (setup {withNet - without:F2} ms); " +
+                          $"Destroy p50 {dWithNet:F2} ms with, {dWithout:F2} ms without (teardown {dWithNet - dWithout:F2} ms); Create with network / runc = {withNet / runc:F3} (target 1.3)");
+        json["network"] = new JsonObject
+        {
+            ["create_with_network_p50_ms"] = Math.Round(withNet, 3), ["create_without_network_p50_ms"] = Math.Round(without, 3),
+            ["setup_cost_ms"] = Math.Round(withNet - without, 3),
+            ["destroy_with_network_p50_ms"] = Math.Round(dWithNet, 3), ["destroy_without_network_p50_ms"] = Math.Round(dWithout, 3),
+            ["teardown_cost_ms"] = Math.Round(dWithNet - dWithout, 3),
+            ["create_with_network_vs_runc"] = Math.Round(withNet / runc, 3),
         };
     }
 

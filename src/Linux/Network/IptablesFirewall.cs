@@ -30,19 +30,35 @@ public sealed class IptablesFirewall : IFirewall
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var entries = await EntriesAsync(ct).ConfigureAwait(false);
-            var next = new Dictionary<string, FirewallRules.Entry>(entries) { [container.Network.Handle] = FirewallRules.EntryFor(container.Network) };
-            var batch = FirewallRules.Batch(_options, next.Values, [container], [], _jumps, removeBase: false);
-            await RestoreAsync(batch, $"rules of {container.Network.Handle}", ct).ConfigureAwait(false);
-            if (_jumps.Count < FirewallRules.Hooks.Length) EnableForwarding();
-            _entries = next;
-            _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
-            _chains.Add(container.Network.OutChain);
-            _chains.Add(container.Network.NatChain);
+            await RetryOnceAsync(async () =>
+            {
+                var entries = await EntriesAsync(ct).ConfigureAwait(false);
+                var next = new Dictionary<string, FirewallRules.Entry>(entries) { [container.Network.Handle] = FirewallRules.EntryFor(container.Network) };
+                var batch = FirewallRules.Batch(_options, next.Values, [container], [], _jumps, removeBase: false);
+                await RestoreAsync(batch, $"rules of {container.Network.Handle}", ct).ConfigureAwait(false);
+                if (_jumps.Count < FirewallRules.Hooks.Length) EnableForwarding();
+                _entries = next;
+                _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
+                _chains.Add(container.Network.OutChain);
+                _chains.Add(container.Network.NatChain);
+            }).ConfigureAwait(false);
         }
         finally
         {
             _lock.Release();
+        }
+    }
+
+    /// <summary>A batch built from a stale view (someone else changed our chains) fails whole; read the kernel and try once more.</summary>
+    private static async Task RetryOnceAsync(Func<Task> change)
+    {
+        try
+        {
+            await change().ConfigureAwait(false);
+        }
+        catch (FirewallException)
+        {
+            await change().ConfigureAwait(false);
         }
     }
 
@@ -51,10 +67,13 @@ public sealed class IptablesFirewall : IFirewall
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var entries = await EntriesAsync(ct).ConfigureAwait(false);
-            var next = new Dictionary<string, FirewallRules.Entry>(entries);
-            next.Remove(network.Handle);
-            await RemoveCoreAsync(next, [(network.OutChain, network.NatChain)], network.Handle, ct).ConfigureAwait(false);
+            await RetryOnceAsync(async () =>
+            {
+                var entries = await EntriesAsync(ct).ConfigureAwait(false);
+                var next = new Dictionary<string, FirewallRules.Entry>(entries);
+                next.Remove(network.Handle);
+                await RemoveCoreAsync(next, [(network.OutChain, network.NatChain)], network.Handle, ct).ConfigureAwait(false);
+            }).ConfigureAwait(false);
         }
         finally
         {

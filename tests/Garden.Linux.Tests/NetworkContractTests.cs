@@ -1,0 +1,327 @@
+using Garden.Linux.Network;
+using Garden.Linux.Process;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Linux.Tests;
+
+/// <summary>A prefix and addresses of their own for each test object (prefix "tl" + two characters, addresses in
+/// 10.253.0.0/16): tests running side by side never meet, and the leak check looks for "tl*".</summary>
+internal static class TestNet
+{
+    private static int _next;
+
+    public static (string Prefix, int Block) Next()
+    {
+        var n = Interlocked.Increment(ref _next) % 256;
+        const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+        return ($"tl{digits[n / 36 % 36]}{digits[n % 36]}", n);
+    }
+
+    public static ContainerNetwork Net(string prefix, int block, string handle, int index, int prefixLength = 30)
+    {
+        var subnet = Ipv4Cidr.Of(Ipv4.Parse($"10.253.{block}.{index * 4}", "t"), prefixLength);
+        var address = prefixLength == 30 ? subnet.Gateway.Add(1) : subnet.Gateway.Add(1 + index);
+        return new ContainerNetwork(handle, prefix, subnet, address, 1500);
+    }
+
+    public static async Task<string> Sh(string command)
+    {
+        var r = await Command.RunAsync("/bin/sh", ["-c", command]);
+        return r.Stdout + r.Stderr;
+    }
+}
+
+public abstract class NetworkPlumbingContract : IAsyncLifetime
+{
+    protected readonly string Prefix;
+    private readonly int _block;
+    protected abstract INetworkPlumbing Plumbing { get; }
+    protected readonly List<ContainerNetwork> Made = [];
+
+    protected NetworkPlumbingContract() => (Prefix, _block) = TestNet.Next();
+
+    protected ContainerNetwork Net(string handle, int index, int prefixLength = 30)
+    {
+        var n = TestNet.Net(Prefix, _block, handle, index, prefixLength);
+        Made.Add(n);
+        return n;
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var n in Made) await Plumbing.TearDownAsync(n, default);
+    }
+
+    [Fact]
+    public async Task SetUp_makes_the_network_and_TearDown_removes_it_idempotently()
+    {
+        var n = Net("a", 0);
+        Assert.False(Plumbing.Exists(n));
+        await Plumbing.SetUpAsync(n, default);
+        Assert.True(Plumbing.Exists(n));
+        await Plumbing.TearDownAsync(n, default);
+        Assert.False(Plumbing.Exists(n));
+        await Plumbing.TearDownAsync(n, default);
+    }
+
+    [Fact]
+    public async Task SetUp_over_leftovers_of_a_crashed_create_starts_afresh()
+    {
+        var n = Net("a", 1);
+        await Plumbing.SetUpAsync(n, default);
+        await Plumbing.SetUpAsync(n, default);
+        Assert.True(Plumbing.Exists(n));
+    }
+
+    [Fact]
+    public async Task Bandwidth_is_set_read_back_and_removed()
+    {
+        var n = Net("a", 2);
+        await Plumbing.SetUpAsync(n, default);
+        Assert.Null(await Plumbing.ReadBandwidthAsync(n, default));
+        await Plumbing.SetBandwidthAsync(n, new Bandwidth(1_000_000, 100_000), default);
+        Assert.Equal(new Bandwidth(1_000_000, 100_000), await Plumbing.ReadBandwidthAsync(n, default));
+        await Plumbing.SetBandwidthAsync(n, null, default);
+        Assert.Null(await Plumbing.ReadBandwidthAsync(n, default));
+    }
+
+    [Fact]
+    public async Task Prune_removes_what_belongs_to_no_live_container()
+    {
+        var live = Net("live", 3);
+        var dead = Net("dead", 4);
+        await Plumbing.SetUpAsync(live, default);
+        await Plumbing.SetUpAsync(dead, default);
+        await Plumbing.PruneAsync(Prefix, [live], default);
+        Assert.True(Plumbing.Exists(live));
+        Assert.False(Plumbing.Exists(dead));
+    }
+}
+
+public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
+{
+    protected override INetworkPlumbing Plumbing { get; } = new IpPlumbing();
+
+    private static bool Link(string name) => Directory.Exists(Path.Combine("/sys/class/net", name));
+
+    [Fact]
+    public async Task The_container_end_is_eth0_with_its_address_route_and_mtu_and_the_host_end_sits_on_the_bridge()
+    {
+        var n = Net("a", 5);
+        await Plumbing.SetUpAsync(n, default);
+        var inside = await TestNet.Sh($"ip -n {n.Netns} -o addr show dev eth0; ip -n {n.Netns} route; ip -n {n.Netns} -o link show eth0; ip -n {n.Netns} -o link show lo");
+        Assert.Contains($"inet {n.Address}/30", inside);
+        Assert.Contains($"default via {n.Gateway}", inside);
+        Assert.Contains("mtu 1500", inside);
+        Assert.Contains("UP", inside.Split('\n').Last(l => l.Contains("lo:")));
+        Assert.True(Link(n.HostVeth));
+        Assert.True(File.Exists(Path.Combine("/sys/class/net", n.Bridge, "brif", n.HostVeth)) ||
+                    Directory.Exists(Path.Combine("/sys/class/net", n.Bridge, "brif", n.HostVeth)));
+        Assert.Contains($"inet {n.Gateway}/30", await TestNet.Sh($"ip -o addr show dev {n.Bridge}"));
+        Assert.Equal("1", File.ReadAllText($"/proc/sys/net/ipv4/conf/{n.Bridge}/route_localnet").Trim());
+        await Plumbing.TearDownAsync(n, default);
+        Assert.False(Link(n.HostVeth));
+        Assert.False(Link(n.Bridge));
+        Assert.False(File.Exists(n.NetnsPath));
+    }
+
+    [Fact]
+    public async Task Containers_of_one_subnet_share_its_bridge_until_the_last_one_leaves()
+    {
+        var a = Net("a", 6, prefixLength: 28);
+        var b = a with { Handle = "b", Address = a.Address.Add(1) };
+        Made.Add(b);
+        await Plumbing.SetUpAsync(a, default);
+        await Plumbing.SetUpAsync(b, default);
+        Assert.Equal(a.Bridge, b.Bridge);
+        await Plumbing.TearDownAsync(a, default);
+        Assert.True(Link(b.Bridge));
+        Assert.True(Plumbing.Exists(b));
+        await Plumbing.TearDownAsync(b, default);
+        Assert.False(Link(b.Bridge));
+    }
+
+    [Fact]
+    public async Task Counters_count_what_the_container_receives_and_sends()
+    {
+        var n = Net("a", 7);
+        await Plumbing.SetUpAsync(n, default);
+        var before = Plumbing.Counters(n);
+        // Three pings from inside the namespace to its gateway: out of the container, and the replies back in.
+        await TestNet.Sh($"ip netns exec {n.Netns} busybox ping -c 3 -W 1 {n.Gateway}");
+        var after = Plumbing.Counters(n);
+        Assert.True(after.TxBytes > before.TxBytes, $"tx {before.TxBytes} -> {after.TxBytes}");
+        Assert.True(after.RxBytes > before.RxBytes, $"rx {before.RxBytes} -> {after.RxBytes}");
+    }
+}
+
+public sealed class FakeNetworkPlumbingContract : NetworkPlumbingContract
+{
+    protected override INetworkPlumbing Plumbing { get; } = new FakeNetwork(new CallLog());
+}
+
+public abstract class FirewallContract : IAsyncLifetime
+{
+    protected readonly string Prefix;
+    private readonly int _block;
+    protected abstract IFirewall Firewall { get; }
+    private readonly List<ContainerNetwork> _made = [];
+
+    protected FirewallContract() => (Prefix, _block) = TestNet.Next();
+
+    protected ContainerNetwork Net(string handle, int index)
+    {
+        var n = TestNet.Net(Prefix, _block, handle, index);
+        _made.Add(n);
+        return n;
+    }
+
+    protected static NetOutRule Tcp(string to, int port) => new(NetProtocol.Tcp, [Ipv4Range.Parse(to, "t")], [new PortRange(port, port)]);
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var n in _made) await Firewall.RemoveAsync(n, default);
+    }
+
+    [Fact]
+    public async Task Apply_installs_and_Remove_uninstalls_idempotently()
+    {
+        var n = Net("a", 0);
+        await Firewall.ApplyAsync(new ContainerFirewall(n, [new PortMapping(41000, 80)], [Tcp("10.1.0.0/24", 80)]), default);
+        Assert.Contains("a", await Firewall.InstalledAsync(default));
+        await Firewall.ApplyAsync(new ContainerFirewall(n, [], []), default); // replaces
+        Assert.Contains("a", await Firewall.InstalledAsync(default));
+        await Firewall.RemoveAsync(n, default);
+        Assert.DoesNotContain("a", await Firewall.InstalledAsync(default));
+        await Firewall.RemoveAsync(n, default);
+    }
+
+    [Fact]
+    public async Task An_inconsistent_rule_is_refused_naming_the_field_and_changes_nothing()
+    {
+        var n = Net("a", 1);
+        var e = await Assert.ThrowsAsync<NetworkSpecException>(() => Firewall.ApplyAsync(
+            new ContainerFirewall(n, [], [new NetOutRule(NetProtocol.Icmp, [], [new PortRange(1, 2)])]), default));
+        Assert.Equal("ports", e.Field);
+        Assert.DoesNotContain("a", await Firewall.InstalledAsync(default));
+    }
+
+    [Fact]
+    public async Task Prune_removes_the_rules_of_handles_that_are_not_live()
+    {
+        var live = Net("live", 2);
+        var dead = Net("dead", 3);
+        await Firewall.ApplyAsync(new ContainerFirewall(live, [], []), default);
+        await Firewall.ApplyAsync(new ContainerFirewall(dead, [], []), default);
+        var pruned = await Firewall.PruneAsync(new HashSet<string> { "live" }, default);
+        Assert.Equal(["dead"], pruned);
+        var installed = await Firewall.InstalledAsync(default);
+        Assert.Contains("live", installed);
+        Assert.DoesNotContain("dead", installed);
+    }
+}
+
+public sealed class RealFirewallContract : FirewallContract
+{
+    private readonly IptablesFirewall _firewall;
+    protected override IFirewall Firewall => _firewall;
+
+    public RealFirewallContract() => _firewall = new IptablesFirewall(new FirewallOptions(Prefix, [Ipv4Range.Parse("10.9.0.0/16", "t")], [Ipv4Range.Parse("10.9.9.0/24", "t")]));
+
+    private static Task<string> Save() => TestNet.Sh("iptables-save");
+
+    private List<string> Ours(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + "b+")).ToList();
+
+    [Fact]
+    public async Task Rules_are_commented_with_the_handle_in_chains_of_our_own_and_the_last_removal_leaves_nothing()
+    {
+        var n = Net("web", 4);
+        await Firewall.ApplyAsync(new ContainerFirewall(n, [new PortMapping(41001, 8080)],
+            [Tcp("10.1.0.0/24", 80), new NetOutRule(NetProtocol.Icmp, [], [], 8, 0, Log: true)]), default);
+        var save = await Save();
+        Assert.Contains($"-A FORWARD -j {Prefix}-forward", save);
+        Assert.Contains($"-A PREROUTING -j {Prefix}-prerouting", save);
+        Assert.Contains($"-A {n.NatChain} -p tcp -m tcp --dport 41001 -m comment --comment web -j DNAT --to-destination {n.Address}:8080", save);
+        Assert.Contains($"-A {n.OutChain} -d 10.1.0.0/24 -p tcp -m tcp --dport 80 -m comment --comment web -j ACCEPT", save);
+        Assert.Contains($"-A {n.OutChain} -p icmp -m icmp --icmp-type 8/0 -m conntrack --ctstate NEW -m comment --comment web -j LOG", save);
+        // operator deny comes before operator allow, which comes before the container's rules; REJECT last
+        var chain = save.Split('\n').Where(l => l.StartsWith($"-A {n.OutChain} ")).ToList();
+        Assert.Contains("10.9.9.0/24", chain[1]);
+        Assert.Contains("10.9.0.0/16", chain[2]);
+        Assert.Contains("REJECT", chain[^1]);
+        Assert.All(Ours(save).Where(l => l.StartsWith("-A ") && l.Contains(n.Address.ToString())), l => Assert.Contains("--comment web", l));
+
+        await Firewall.RemoveAsync(n, default);
+        Assert.Empty(Ours(await Save()));
+    }
+
+    [Fact]
+    public async Task A_fresh_instance_reads_what_the_kernel_holds_and_a_flushed_chain_is_rebuilt_by_Apply()
+    {
+        var n = Net("keep", 5);
+        var rules = new ContainerFirewall(n, [new PortMapping(41002, 80)], []);
+        await Firewall.ApplyAsync(rules, default);
+        await TestNet.Sh($"iptables -F {n.OutChain}; iptables -N {Prefix}-o-deadbeef");
+        var next = new IptablesFirewall(new FirewallOptions(Prefix, [], [])); // a restarted daemon
+        Assert.Contains("keep", await next.InstalledAsync(default));
+        await next.ApplyAsync(rules, default);
+        Assert.Contains($"-A {n.OutChain} -m comment --comment keep -j REJECT", await Save());
+        await next.PruneAsync(new HashSet<string> { "keep" }, default);
+        Assert.DoesNotContain($"{Prefix}-o-deadbeef", await Save());
+        await next.RemoveAsync(n, default);
+        Assert.Empty(Ours(await Save()));
+    }
+}
+
+public sealed class FakeFirewallContract : FirewallContract
+{
+    protected override IFirewall Firewall { get; } = new FakeFirewall(new CallLog());
+}
+
+/// <summary>The text of the batches, without a kernel.</summary>
+public sealed class FirewallRulesTests
+{
+    private static readonly ContainerNetwork Net = new("h1", "ga", Ipv4Cidr.Of(Ipv4.Parse("10.254.0.4", "t"), 30), Ipv4.Parse("10.254.0.6", "t"), 1500);
+
+    [Fact]
+    public void A_batch_parses_back_to_the_entries_it_was_made_from()
+    {
+        var options = new FirewallOptions("ga", [], []);
+        var batch = FirewallRules.Batch(options, [FirewallRules.EntryFor(Net)], [new ContainerFirewall(Net, [], [])], [], new HashSet<string>(), false);
+        var state = FirewallRules.Parse("ga", batch.Replace("-I FORWARD 1 -j ga-forward", "-A FORWARD -j ga-forward"));
+        Assert.Equal(["h1"], state.Entries.Keys);
+        Assert.Equal("ga-o-0afe0006", state.Entries["h1"].OutChain);
+        Assert.Equal("ga-n-0afe0006", state.Entries["h1"].NatChain);
+        Assert.Contains("FORWARD", state.JumpsPresent);
+        Assert.Contains("ga-o-0afe0006", state.Chains);
+    }
+
+    [Fact]
+    public void Ranges_that_are_one_CIDR_use_d_and_others_use_iprange()
+    {
+        var f = new ContainerFirewall(Net, [], [
+            new NetOutRule(NetProtocol.Udp, [Ipv4Range.Parse("10.0.0.0-10.0.0.255", "t"), Ipv4Range.Parse("10.0.0.1-10.0.0.5", "t")],
+                [new PortRange(53, 53), new PortRange(1000, 2000)]),
+        ]);
+        var lines = FirewallRules.OutRules(new FirewallOptions("ga", [], []), f).ToList();
+        Assert.Contains("-A ga-o-0afe0006 -p udp -d 10.0.0.0/24 -m udp --dport 53 -m comment --comment h1 -j ACCEPT", lines);
+        Assert.Contains("-A ga-o-0afe0006 -p udp -m iprange --dst-range 10.0.0.1-10.0.0.5 -m udp --dport 1000:2000 -m comment --comment h1 -j ACCEPT", lines);
+        Assert.Equal(6, lines.Count); // established, four accepts, reject
+    }
+
+    [Fact]
+    public void Removing_the_last_container_deletes_the_shared_chains_and_the_jumps_that_exist()
+    {
+        var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), [], [], [(Net.OutChain, Net.NatChain)],
+            new HashSet<string> { "FORWARD" }, removeBase: true);
+        Assert.Contains("-D FORWARD -j ga-forward", batch);
+        Assert.DoesNotContain("-D INPUT", batch);
+        Assert.Contains("-X ga-forward", batch);
+        Assert.Contains("-X ga-o-0afe0006", batch);
+    }
+}
