@@ -114,6 +114,11 @@ public sealed class JournalSerializerTests : Akka.TestKit.Xunit2.TestKit
         { new LifecycleChanged { State = Lifecycle.Broken, Note = "n" }, "lc" },
         { new Reconciled { Healthy = true, Finding = "f", DaemonVersion = "v", AtUnixMs = 1 }, "rc" },
         { new ContainerSnapshot { Lifecycle = Lifecycle.Stopped, Events = { "stopped" } }, "cs" },
+        { new ContainerRegistered { Handle = "n", Incarnation = 1, Network = new NetworkRecord { Subnet = "10.254.0.0/30", Address = "10.254.0.2" }, Ports = { 61001 } }, "cr" },
+        { new PortsReserved { Handle = "n", Ports = { 61002 } }, "pp" },
+        { new PortsReturned { Handle = "n", Ports = { 61002 } }, "pq" },
+        { new NetInAdded { Mapping = new PortMappingRecord { HostPort = 61001, ContainerPort = 8080 } }, "ni" },
+        { new NetOutAdded { Rules = { new NetOutRuleRecord { Protocol = 3, IcmpType = 8, IcmpCode = 0, Log = true }, new NetOutRuleRecord { Protocol = 1, Networks = { "10.0.0.0-10.0.0.255" }, Ports = { "80-80" } } } }, "no" },
     };
 
     [Theory]

@@ -29,8 +29,9 @@ public sealed class Gardend : IAsyncDisposable
 
     private static int _instances;
 
-    /// <summary>This instance's network: its own name prefix ("te" + two characters), its own /22 of 10.252.0.0/16
-    /// and its own 40 host ports, so instances running side by side never meet. The leak check looks for "te*".</summary>
+    /// <summary>This instance's network: its own name prefix ("te" + two characters), its own /24 of 10.252.0.0/16
+    /// and its own 40 host ports, so instances running side by side never meet (the process id spreads two test
+    /// processes apart). The leak check looks for "te*".</summary>
     public string NetworkPrefix { get; }
     public string NetworkPool { get; }
     public int PortPoolStart { get; }
@@ -39,10 +40,10 @@ public sealed class Gardend : IAsyncDisposable
     {
         Dir = TestPaths.NewTempDir("gardend");
         CgroupParent = $"garden-test-{Path.GetFileName(Dir)[12..]}";
-        var n = Interlocked.Increment(ref _instances) % 64;
+        var n = (Environment.ProcessId * 37 + Interlocked.Increment(ref _instances)) % 256;
         const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
         NetworkPrefix = $"te{digits[n / 36]}{digits[n % 36]}";
-        NetworkPool = $"10.252.{n * 4}.0/22";
+        NetworkPool = $"10.252.{n}.0/24";
         PortPoolStart = 42000 + n * 40;
         Configure(extraConfig);
     }

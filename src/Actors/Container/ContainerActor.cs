@@ -733,7 +733,7 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
         OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
-        _state.Limits, _state.Network, _state.NetIn);
+        _state.Limits with { BandwidthBurst = _state.Limits.ToBandwidth()?.BurstBytes }, _state.Network, _state.NetIn);
 
     private static GardenException ToCreateError(Exception e) => e switch
     {
