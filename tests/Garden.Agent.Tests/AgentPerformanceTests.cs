@@ -6,7 +6,8 @@ using static Garden.Agent.Tests.AgentTestExtensions;
 
 namespace Garden.Agent.Tests;
 
-/// <summary>Run latency and output throughput over the socket; numbers go to the test output, bounds are loose.</summary>
+/// <summary>Many runs and a large output over the socket work; the figures go to the test output only (speed is measured
+/// in bench/, side by side with runc, never asserted here: this machine is shared and noisy).</summary>
 public sealed class AgentPerformanceTests(AgentFixture agent, ITestOutputHelper output) : IClassFixture<AgentFixture>
 {
     private static readonly CancellationToken None = CancellationToken.None;
@@ -28,7 +29,6 @@ public sealed class AgentPerformanceTests(AgentFixture agent, ITestOutputHelper 
         times.Sort();
         double p50 = times[times.Count / 2], p90 = times[times.Count * 9 / 10];
         output.WriteLine($"spawn /bin/true + exit code over the socket: p50 {p50:F2} ms, p90 {p90:F2} ms, min {times[0]:F2} ms");
-        Assert.True(p50 < 20, $"p50 {p50} ms");
     }
 
     [Fact]
@@ -50,6 +50,5 @@ public sealed class AgentPerformanceTests(AgentFixture agent, ITestOutputHelper 
         Assert.Equal(0, exit!.ExitCode);
         double mbps = bytes / 1e6 / sw.Elapsed.TotalSeconds;
         output.WriteLine($"output throughput: {mbps:F0} MB/s ({bytes >> 20} MiB in {sw.Elapsed.TotalMilliseconds:F0} ms)");
-        Assert.True(mbps > 100, $"{mbps} MB/s");
     }
 }
