@@ -21,7 +21,7 @@ internal static class TestNet
     public static ContainerNetwork Net(string prefix, int block, string handle, int index, int prefixLength = 30)
     {
         var subnet = Ipv4Cidr.Of(Ipv4.Parse($"10.253.{block}.{index * 4}", "t"), prefixLength);
-        var address = prefixLength == 30 ? subnet.Gateway.Add(1) : subnet.Gateway.Add(1 + index);
+        var address = subnet.Gateway.Add(1);
         return new ContainerNetwork(handle, prefix, subnet, address, 1500);
     }
 
@@ -107,23 +107,45 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
 
     private static bool Link(string name) => Directory.Exists(Path.Combine("/sys/class/net", name));
 
+    /// <summary>The kernel removes a deleted namespace's veth on its own, within milliseconds.</summary>
+    private static async Task<bool> GoneSoon(string link)
+    {
+        for (var i = 0; i < 200 && Link(link); i++) await Task.Delay(10);
+        return !Link(link);
+    }
+
+    [Fact]
+    public async Task A_slash_30_has_no_bridge_the_host_end_of_the_veth_is_the_gateway()
+    {
+        var n = Net("a", 8);
+        await Plumbing.SetUpAsync(n, default);
+        Assert.False(n.Bridged);
+        Assert.False(Link(n.Bridge));
+        Assert.Contains($"inet {n.Gateway}/30", await TestNet.Sh($"ip -o addr show dev {n.HostVeth}"));
+        Assert.Contains($"inet {n.Address}/30", await TestNet.Sh($"ip -n {n.Netns} -o addr show dev eth0"));
+        Assert.Equal("1", File.ReadAllText($"/proc/sys/net/ipv4/conf/{n.HostVeth}/route_localnet").Trim());
+        await Plumbing.TearDownAsync(n, default);
+        Assert.False(File.Exists(n.NetnsPath));
+        Assert.True(await GoneSoon(n.HostVeth));
+    }
+
     [Fact]
     public async Task The_container_end_is_eth0_with_its_address_route_and_mtu_and_the_host_end_sits_on_the_bridge()
     {
-        var n = Net("a", 5);
+        var n = Net("a", 5, prefixLength: 29);
         await Plumbing.SetUpAsync(n, default);
         var inside = await TestNet.Sh($"ip -n {n.Netns} -o addr show dev eth0; ip -n {n.Netns} route; ip -n {n.Netns} -o link show eth0; ip -n {n.Netns} -o link show lo");
-        Assert.Contains($"inet {n.Address}/30", inside);
+        Assert.Contains($"inet {n.Address}/29", inside);
         Assert.Contains($"default via {n.Gateway}", inside);
         Assert.Contains("mtu 1500", inside);
         Assert.Contains("UP", inside.Split('\n').Last(l => l.Contains("lo:")));
         Assert.True(Link(n.HostVeth));
         Assert.True(File.Exists(Path.Combine("/sys/class/net", n.Bridge, "brif", n.HostVeth)) ||
                     Directory.Exists(Path.Combine("/sys/class/net", n.Bridge, "brif", n.HostVeth)));
-        Assert.Contains($"inet {n.Gateway}/30", await TestNet.Sh($"ip -o addr show dev {n.Bridge}"));
+        Assert.Contains($"inet {n.Gateway}/29", await TestNet.Sh($"ip -o addr show dev {n.Bridge}"));
         Assert.Equal("1", File.ReadAllText($"/proc/sys/net/ipv4/conf/{n.Bridge}/route_localnet").Trim());
         await Plumbing.TearDownAsync(n, default);
-        Assert.False(Link(n.HostVeth));
+        Assert.True(await GoneSoon(n.HostVeth));
         Assert.False(Link(n.Bridge));
         Assert.False(File.Exists(n.NetnsPath));
     }
@@ -142,6 +164,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         Assert.True(Plumbing.Exists(b));
         await Plumbing.TearDownAsync(b, default);
         Assert.False(Link(b.Bridge));
+        Assert.True(await GoneSoon(b.HostVeth));
     }
 
     [Fact]
@@ -201,6 +224,22 @@ public abstract class FirewallContract : IAsyncLifetime
         await Firewall.RemoveAsync(n, default);
     }
 
+    /// <summary>Loses the container's own out chain rules the way an operator's flush would.</summary>
+    protected abstract Task LoseRulesAsync(ContainerNetwork n);
+
+    [Fact]
+    public async Task Ensure_leaves_intact_rules_alone_and_puts_back_lost_ones()
+    {
+        var n = Net("e", 6);
+        var rules = new ContainerFirewall(n, [new PortMapping(41003, 80)], [Tcp("10.1.0.0/24", 80)]);
+        Assert.True(await Firewall.EnsureAsync(rules, default)); // nothing there yet
+        Assert.False(await Firewall.EnsureAsync(rules, default));
+        await LoseRulesAsync(n);
+        await Firewall.InstalledAsync(default); // a restarted daemon reads the kernel afresh
+        Assert.True(await Firewall.EnsureAsync(rules, default));
+        Assert.False(await Firewall.EnsureAsync(rules, default));
+    }
+
     [Fact]
     public async Task An_inconsistent_rule_is_refused_naming_the_field_and_changes_nothing()
     {
@@ -234,6 +273,8 @@ public sealed class RealFirewallContract : FirewallContract
     public RealFirewallContract() => _firewall = new IptablesFirewall(new FirewallOptions(Prefix, [Ipv4Range.Parse("10.9.0.0/16", "t")], [Ipv4Range.Parse("10.9.9.0/24", "t")]));
 
     private static Task<string> Save() => TestNet.Sh("iptables-save");
+
+    protected override Task LoseRulesAsync(ContainerNetwork n) => TestNet.Sh($"iptables -F {n.OutChain}");
 
     private List<string> Ours(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + "b+")).ToList();
 
@@ -280,7 +321,14 @@ public sealed class RealFirewallContract : FirewallContract
 
 public sealed class FakeFirewallContract : FirewallContract
 {
-    protected override IFirewall Firewall { get; } = new FakeFirewall(new CallLog());
+    private readonly FakeFirewall _fake = new(new CallLog());
+    protected override IFirewall Firewall => _fake;
+
+    protected override Task LoseRulesAsync(ContainerNetwork n)
+    {
+        _fake.Flush(n.Handle);
+        return Task.CompletedTask;
+    }
 }
 
 /// <summary>The text of the batches, without a kernel.</summary>
@@ -292,13 +340,38 @@ public sealed class FirewallRulesTests
     public void A_batch_parses_back_to_the_entries_it_was_made_from()
     {
         var options = new FirewallOptions("ga", [], []);
-        var batch = FirewallRules.Batch(options, [FirewallRules.EntryFor(Net)], [new ContainerFirewall(Net, [], [])], [], new HashSet<string>(), false);
+        var batch = FirewallRules.Batch(options, new FirewallRules.Plan
+        {
+            CreateShared = true, Entries = [FirewallRules.EntryFor(Net)], Apply = [new ContainerFirewall(Net, [], [])],
+        });
         var state = FirewallRules.Parse("ga", batch.Replace("-I FORWARD 1 -j ga-forward", "-A FORWARD -j ga-forward"));
         Assert.Equal(["h1"], state.Entries.Keys);
         Assert.Equal("ga-o-0afe0006", state.Entries["h1"].OutChain);
         Assert.Equal("ga-n-0afe0006", state.Entries["h1"].NatChain);
         Assert.Contains("FORWARD", state.JumpsPresent);
         Assert.Contains("ga-o-0afe0006", state.Chains);
+    }
+
+    [Fact]
+    public void A_change_to_one_container_inserts_or_deletes_its_entries_and_leaves_the_shared_chains_unflushed()
+    {
+        var entry = FirewallRules.EntryFor(Net);
+        var jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
+        var add = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
+        {
+            Insert = [entry], Apply = [new ContainerFirewall(Net, [], [])], JumpsPresent = jumps,
+        });
+        Assert.DoesNotContain(":ga-forward", add);
+        Assert.Contains("-I ga-forward 1 -s 10.254.0.6/32 -i gav0afe0006 -m comment --comment h1 -j ga-o-0afe0006", add);
+        Assert.Contains(":ga-o-0afe0006 - [0:0]", add);
+        Assert.DoesNotContain("-I FORWARD", add);
+        var remove = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
+        {
+            Delete = [entry], Remove = [(Net.OutChain, Net.NatChain)], JumpsPresent = jumps,
+        });
+        Assert.DoesNotContain(":ga-forward", remove);
+        Assert.Contains("-D ga-postrouting -s 10.254.0.6/32 ! -o gav0afe0006 -m comment --comment h1 -j MASQUERADE", remove);
+        Assert.Contains("-X ga-n-0afe0006", remove);
     }
 
     [Fact]
@@ -317,8 +390,10 @@ public sealed class FirewallRulesTests
     [Fact]
     public void Removing_the_last_container_deletes_the_shared_chains_and_the_jumps_that_exist()
     {
-        var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), [], [], [(Net.OutChain, Net.NatChain)],
-            new HashSet<string> { "FORWARD" }, removeBase: true);
+        var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
+        {
+            RemoveShared = true, Remove = [(Net.OutChain, Net.NatChain)], JumpsPresent = new HashSet<string> { "FORWARD" },
+        });
         Assert.Contains("-D FORWARD -j ga-forward", batch);
         Assert.DoesNotContain("-D INPUT", batch);
         Assert.Contains("-X ga-forward", batch);

@@ -332,6 +332,15 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
         return Task.CompletedTask;
     }
 
+    public async Task<bool> EnsureAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
+    {
+        if (_rules.TryGetValue(container.Network.Handle, out var held) && held.NetIn.SequenceEqual(container.NetIn) &&
+            held.NetOut.Count == container.NetOut.Count)
+            return false;
+        await ApplyAsync(container, ct);
+        return true;
+    }
+
     public Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
     {
         if (_rules.TryRemove(network.Handle, out _)) log.Add($"firewall remove {network.Handle}");

@@ -223,7 +223,8 @@ public sealed class ContainerActor : ReceivePersistentActor
         {
             network = _fx.Network.Exists(net);
             // The rules live in the kernel: put back whatever is missing (a crash, an operator's flush).
-            if (network) await _fx.Firewall.ApplyAsync(Firewall(net, _state.NetIn, _state.NetOut), CancellationToken.None);
+            if (network && await _fx.Firewall.EnsureAsync(Firewall(net, _state.NetIn, _state.NetOut), CancellationToken.None))
+                _log.Warning("[{0}] reconcile: its firewall rules were missing or incomplete; re-applied", Handle);
         }
         return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent, _fx.Cgroups.Exists(Handle), network);
     }

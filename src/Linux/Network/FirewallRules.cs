@@ -29,13 +29,13 @@ public static partial class FirewallRules
         var p = n.Prefix;
         return new Entry(n.Handle, n.OutChain, n.NatChain,
             [
-                $"-A {p}-forward -s {n.Address}/32 -i {n.Bridge} {c} -j {n.OutChain}",
-                $"-A {p}-input -s {n.Address}/32 -i {n.Bridge} {c} -j {n.OutChain}",
+                $"-A {p}-forward -s {n.Address}/32 -i {n.HostInterface} {c} -j {n.OutChain}",
+                $"-A {p}-input -s {n.Address}/32 -i {n.HostInterface} {c} -j {n.OutChain}",
             ],
             [
                 $"-A {p}-prerouting -m addrtype --dst-type LOCAL {c} -j {n.NatChain}",
                 $"-A {p}-output -m addrtype --dst-type LOCAL {c} -j {n.NatChain}",
-                $"-A {p}-postrouting -s {n.Address}/32 ! -o {n.Bridge} {c} -j MASQUERADE",
+                $"-A {p}-postrouting -s {n.Address}/32 ! -o {n.HostInterface} {c} -j MASQUERADE",
             ]);
     }
 
@@ -88,49 +88,103 @@ public static partial class FirewallRules
             yield return proto + d + p + icmp;
     }
 
-    /// <summary>One atomic batch: the shared chains rebuilt from <paramref name="entries"/>, the chains of
-    /// <paramref name="apply"/> rebuilt, the chains of <paramref name="remove"/> deleted, and the jumps from the built-in
-    /// chains that are missing added or, with the shared chains, the present ones deleted (<paramref name="removeBase"/>).</summary>
-    public static string Batch(FirewallOptions o, IEnumerable<Entry> entries, IEnumerable<ContainerFirewall> apply,
-        IEnumerable<(string OutChain, string NatChain)> remove, IReadOnlySet<string> jumpsPresent, bool removeBase)
+    /// <summary>What one atomic batch does. Rule deletions are what costs in nf_tables (a flush or delete is ~15 ms per
+    /// table), so a change touches the shared chains incrementally: a new container's entries are inserted, a removed one's
+    /// deleted, and only when the kernel's view is in doubt are the shared chains flushed and rebuilt from all entries.</summary>
+    public sealed record Plan
+    {
+        /// <summary>Create the shared chains with their fixed rules (they do not exist).</summary>
+        public bool CreateShared { get; init; }
+        /// <summary>Flush the shared chains and rebuild them from <see cref="Entries"/>.</summary>
+        public bool RebuildShared { get; init; }
+        /// <summary>Every entry after the change (used by a rebuild).</summary>
+        public IReadOnlyCollection<Entry> Entries { get; init; } = [];
+        public IReadOnlyCollection<Entry> Insert { get; init; } = [];
+        public IReadOnlyCollection<Entry> Delete { get; init; } = [];
+        /// <summary>Containers whose own chains are (re)built: <see cref="Existing"/> names the chains that exist already.</summary>
+        public IReadOnlyCollection<ContainerFirewall> Apply { get; init; } = [];
+        public IReadOnlySet<string> Existing { get; init; } = new HashSet<string>();
+        public IReadOnlyCollection<(string OutChain, string NatChain)> Remove { get; init; } = [];
+        public IReadOnlySet<string> JumpsPresent { get; init; } = new HashSet<string>();
+        /// <summary>Delete the shared chains and the jumps into them (no container has rules any more).</summary>
+        public bool RemoveShared { get; init; }
+    }
+
+    /// <summary>The fixed rules of a shared chain: before the containers' entries, and after them. Container interfaces are
+    /// bridges ({p}b...) and, for a /30, the host end of the veth ({p}v...).</summary>
+    public static (List<string> Head, List<string> Tail) Fixed(string p, string table)
+    {
+        string[] ifaces = [$"{p}b+", $"{p}v+"];
+        if (table == "filter")
+            return (
+                [.. ifaces.SelectMany(i => new[]
+                {
+                    $"-A {p}-forward -o {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                    $"-A {p}-forward -o {i} -m conntrack --ctstate DNAT -j ACCEPT",
+                    $"-A {p}-input -i {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                })],
+                [.. ifaces.SelectMany(i => new[] { $"-A {p}-forward -i {i} -j DROP", $"-A {p}-forward -o {i} -j DROP", $"-A {p}-input -i {i} -j DROP" })]);
+        return ([], [.. ifaces.Select(i => $"-A {p}-postrouting -s 127.0.0.0/8 -o {i} -j MASQUERADE")]);
+    }
+
+    /// <summary>How many rules each shared chain holds with these entries.</summary>
+    public static Dictionary<string, int> SharedCounts(string p, IEnumerable<Entry> entries)
+    {
+        var counts = Hooks.ToDictionary(h => Chain(p, h.Suffix), _ => 0);
+        foreach (var table in new[] { "filter", "nat" })
+        {
+            var (head, tail) = Fixed(p, table);
+            foreach (var l in head.Concat(tail)) counts[l.Split(' ')[1]]++;
+        }
+        foreach (var e in entries)
+        foreach (var l in e.Filter.Concat(e.Nat))
+            counts[l.Split(' ')[1]]++;
+        return counts;
+    }
+
+    private static string Insert(string appendLine) => $"-I {appendLine.Split(' ')[1]} 1{appendLine[(3 + appendLine.Split(' ')[1].Length)..]}";
+
+    private static string Delete(string appendLine) => "-D" + appendLine[2..];
+
+    public static string Batch(FirewallOptions o, Plan plan)
     {
         var p = o.Prefix;
-        var all = entries.OrderBy(e => e.Handle, StringComparer.Ordinal).ToList();
-        var applied = apply.ToList();
-        var removed = remove.ToList();
         var sb = new StringBuilder();
         foreach (var table in new[] { "filter", "nat" })
         {
             sb.Append('*').Append(table).Append('\n');
             var hooks = Hooks.Where(h => h.Table == table).ToList();
-            if (removeBase)
-                foreach (var h in hooks.Where(h => jumpsPresent.Contains(h.Builtin))) sb.Append($"-D {h.Builtin} -j {Chain(p, h.Suffix)}\n");
-            foreach (var h in hooks) sb.Append($":{Chain(p, h.Suffix)} - [0:0]\n");
-            foreach (var f in applied) sb.Append($":{(table == "filter" ? f.Network.OutChain : f.Network.NatChain)} - [0:0]\n");
-            foreach (var r in removed) sb.Append($":{(table == "filter" ? r.OutChain : r.NatChain)} - [0:0]\n");
-            if (!removeBase)
+            string Own(ContainerNetwork n) => table == "filter" ? n.OutChain : n.NatChain;
+            IEnumerable<string> Lines(Entry e) => table == "filter" ? e.Filter : e.Nat;
+            var (head, tail) = Fixed(p, table);
+
+            if (plan.RemoveShared)
+                foreach (var h in hooks.Where(h => plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-D {h.Builtin} -j {Chain(p, h.Suffix)}\n");
+            if (plan.CreateShared || plan.RebuildShared || plan.RemoveShared)
+                foreach (var h in hooks) sb.Append($":{Chain(p, h.Suffix)} - [0:0]\n"); // creates, or flushes
+            else
+                foreach (var e in plan.Delete) foreach (var l in Lines(e)) sb.Append(Delete(l)).Append('\n');
+            foreach (var f in plan.Apply)
+                // Declaring a chain creates it, or flushes it when it exists.
+                sb.Append($":{Own(f.Network)} - [0:0]\n");
+            foreach (var r in plan.Remove) sb.Append($":{(table == "filter" ? r.OutChain : r.NatChain)} - [0:0]\n");
+
+            if (!plan.RemoveShared)
             {
-                if (table == "filter")
+                if (plan.CreateShared || plan.RebuildShared)
                 {
-                    sb.Append($"-A {p}-forward -o {p}b+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
-                    sb.Append($"-A {p}-forward -o {p}b+ -m conntrack --ctstate DNAT -j ACCEPT\n");
-                    sb.Append($"-A {p}-input -i {p}b+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
-                    foreach (var e in all) foreach (var l in e.Filter) sb.Append(l).Append('\n');
-                    sb.Append($"-A {p}-forward -i {p}b+ -j DROP\n");
-                    sb.Append($"-A {p}-forward -o {p}b+ -j DROP\n");
-                    sb.Append($"-A {p}-input -i {p}b+ -j DROP\n");
-                    foreach (var f in applied) foreach (var l in OutRules(o, f)) sb.Append(l).Append('\n');
+                    foreach (var l in head) sb.Append(l).Append('\n');
+                    foreach (var e in plan.Entries.OrderBy(e => e.Handle, StringComparer.Ordinal)) foreach (var l in Lines(e)) sb.Append(l).Append('\n');
+                    foreach (var l in tail) sb.Append(l).Append('\n');
                 }
                 else
-                {
-                    foreach (var e in all) foreach (var l in e.Nat) sb.Append(l).Append('\n');
-                    sb.Append($"-A {p}-postrouting -s 127.0.0.0/8 -o {p}b+ -j MASQUERADE\n");
-                    foreach (var f in applied) foreach (var l in NatRules(f)) sb.Append(l).Append('\n');
-                }
-                foreach (var h in hooks.Where(h => !jumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
+                    foreach (var e in plan.Insert) foreach (var l in Lines(e)) sb.Append(Insert(l)).Append('\n');
+                foreach (var f in plan.Apply)
+                    foreach (var l in table == "filter" ? OutRules(o, f) : NatRules(f)) sb.Append(l).Append('\n');
+                foreach (var h in hooks.Where(h => !plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
             }
-            foreach (var r in removed) sb.Append($"-X {(table == "filter" ? r.OutChain : r.NatChain)}\n");
-            if (removeBase)
+            foreach (var r in plan.Remove) sb.Append($"-X {(table == "filter" ? r.OutChain : r.NatChain)}\n");
+            if (plan.RemoveShared)
                 foreach (var h in hooks) sb.Append($"-X {Chain(p, h.Suffix)}\n");
             sb.Append("COMMIT\n");
         }
@@ -138,7 +192,8 @@ public static partial class FirewallRules
     }
 
     /// <summary>What the kernel holds of ours, read from iptables-save.</summary>
-    public sealed record KernelState(IReadOnlySet<string> JumpsPresent, IReadOnlyDictionary<string, Entry> Entries, IReadOnlySet<string> Chains);
+    public sealed record KernelState(IReadOnlySet<string> JumpsPresent, IReadOnlyDictionary<string, Entry> Entries, IReadOnlySet<string> Chains,
+        IReadOnlyDictionary<string, int> RuleCounts);
 
     [GeneratedRegex(@"--comment (""[^""]*""|\S+)")]
     private static partial Regex CommentPattern();
@@ -149,12 +204,18 @@ public static partial class FirewallRules
         var filter = new Dictionary<string, List<string>>();
         var nat = new Dictionary<string, List<string>>();
         var jumps = new HashSet<string>();
+        var counts = new Dictionary<string, int>();
         var table = "";
         var shared = Hooks.Select(h => Chain(prefix, h.Suffix)).ToHashSet();
         var jumpLines = Hooks.ToDictionary(h => $"-A {h.Builtin} -j {Chain(prefix, h.Suffix)}", h => h.Builtin);
         foreach (var raw in save.Split('\n'))
         {
             var line = raw.TrimEnd();
+            if (line.StartsWith("-A " + prefix + "-", StringComparison.Ordinal))
+            {
+                var chain = line.Split(' ')[1];
+                counts[chain] = counts.GetValueOrDefault(chain) + 1;
+            }
             if (line.StartsWith('*')) table = line[1..];
             else if (line.StartsWith(':'))
             {
@@ -179,6 +240,6 @@ public static partial class FirewallRules
                 lines.Select(l => l.Split(" -j ").Last()).FirstOrDefault(t => t.StartsWith(prefix + marker, StringComparison.Ordinal)) ?? "";
             entries[handle] = new Entry(handle, Target(f, "-o-"), Target(n, "-n-"), f, n);
         }
-        return new KernelState(jumps, entries, chains);
+        return new KernelState(jumps, entries, chains, counts);
     }
 }

@@ -13,6 +13,11 @@ public interface IFirewall
     /// <summary>Creates or replaces every rule of the container in one batch: on failure nothing of it changed.</summary>
     Task ApplyAsync(ContainerFirewall container, CancellationToken ct);
 
+    /// <summary>After a restart: re-applies the container's rules only when the kernel does not hold them whole (its shared
+    /// chain entries and the number of rules in its own chains), without a kernel call when they are there. True when it
+    /// had to re-apply.</summary>
+    Task<bool> EnsureAsync(ContainerFirewall container, CancellationToken ct);
+
     /// <summary>Removes every rule and chain of the container; what is gone already counts as done.</summary>
     Task RemoveAsync(ContainerNetwork network, CancellationToken ct);
 

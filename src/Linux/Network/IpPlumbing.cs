@@ -6,7 +6,8 @@ using Garden.Linux.Process;
 namespace Garden.Linux.Network;
 
 /// <summary>Plumbing with iproute2 in batches (one `ip -batch` per namespace, one `tc -batch`): separate commands cost
-/// several times as much. Bridges are shared by the containers of a subnet, so creating and removing one is serialized.</summary>
+/// several times as much. Bridges are shared by the containers of a subnet, so creating and removing one is serialized.
+/// A /30 (one container) has no bridge: the host's end of the veth holds the gateway.</summary>
 public sealed partial class IpPlumbing : INetworkPlumbing
 {
     private const string SysNet = "/sys/class/net";
@@ -23,7 +24,7 @@ public sealed partial class IpPlumbing : INetworkPlumbing
     public async Task SetUpAsync(ContainerNetwork n, CancellationToken ct)
     {
         if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))
-            await TearDownAsync(n, ct).ConfigureAwait(false); // what a crashed create left
+            await TearDownAsync(n, ct, wait: true).ConfigureAwait(false); // what a crashed create (or a destroy still settling) left
         Directory.CreateDirectory(ContainerNetwork.NetnsDir);
         var len = n.Subnet.PrefixLength;
         await _bridges.WaitAsync(ct).ConfigureAwait(false);
@@ -31,7 +32,7 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         {
             var host = new StringBuilder();
             host.Append($"netns add {n.Netns}\n");
-            var newBridge = !Directory.Exists(Path.Combine(SysNet, n.Bridge));
+            var newBridge = n.Bridged && !Directory.Exists(Path.Combine(SysNet, n.Bridge));
             if (newBridge)
             {
                 host.Append($"link add {n.Bridge} mtu {n.Mtu} type bridge\n");
@@ -39,10 +40,16 @@ public sealed partial class IpPlumbing : INetworkPlumbing
                 host.Append($"link set {n.Bridge} up\n");
             }
             host.Append($"link add {n.HostVeth} mtu {n.Mtu} type veth peer name {n.PeerVeth} mtu {n.Mtu} netns {n.Netns}\n");
-            host.Append($"link set {n.HostVeth} master {n.Bridge} up\n");
+            if (n.Bridged) host.Append($"link set {n.HostVeth} master {n.Bridge} up\n");
+            else
+            {
+                host.Append($"addr add {n.Gateway}/{len} broadcast {n.Subnet.Broadcast} dev {n.HostVeth}\n");
+                host.Append($"link set {n.HostVeth} up\n");
+            }
             await BatchAsync(null, host.ToString(), force: false, $"network of {n.Handle}", ct).ConfigureAwait(false);
-            // NetIn from 127.0.0.1: DNATed loopback traffic may leave through the bridge.
-            if (newBridge) await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.Bridge}/route_localnet", "1", ct).ConfigureAwait(false);
+            // NetIn from 127.0.0.1: DNATed loopback traffic may leave through the container's interface.
+            if (newBridge || !n.Bridged)
+                await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.HostInterface}/route_localnet", "1", ct).ConfigureAwait(false);
         }
         finally
         {
@@ -59,19 +66,25 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         await BatchAsync(n.Netns, inside, force: false, $"network of {n.Handle} (inside)", ct).ConfigureAwait(false);
     }
 
-    public async Task TearDownAsync(ContainerNetwork n, CancellationToken ct)
+    /// <summary>Deleting the namespace takes the veth pair with it: the kernel finishes that on its own within milliseconds
+    /// (deleting the veth here would wait for it, ~20 ms of RCU grace periods). A bridge is deleted with its last user.</summary>
+    public Task TearDownAsync(ContainerNetwork n, CancellationToken ct) => TearDownAsync(n, ct, wait: false);
+
+    private async Task TearDownAsync(ContainerNetwork n, CancellationToken ct, bool wait)
     {
         await _bridges.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             var batch = new StringBuilder();
-            if (Directory.Exists(Path.Combine(SysNet, n.HostVeth))) batch.Append($"link del {n.HostVeth}\n");
-            if (File.Exists(n.NetnsPath)) batch.Append($"netns del {n.Netns}\n");
-            if (Directory.Exists(Path.Combine(SysNet, n.Bridge)) && BridgeUnused(n.Bridge, except: n.HostVeth))
+            var namespaced = File.Exists(n.NetnsPath);
+            if (namespaced) batch.Append($"netns del {n.Netns}\n");
+            if ((!namespaced || wait) && Directory.Exists(Path.Combine(SysNet, n.HostVeth))) batch.Append($"link del {n.HostVeth}\n");
+            if (n.Bridged && Directory.Exists(Path.Combine(SysNet, n.Bridge)) && BridgeUnused(n.Bridge, except: n.HostVeth))
                 batch.Append($"link del {n.Bridge}\n");
             if (batch.Length > 0) await BatchAsync(null, batch.ToString(), force: true, $"network of {n.Handle}", ct, check: false).ConfigureAwait(false);
-            if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))
-                throw new NetworkException($"network of {n.Handle}: {n.HostVeth} or netns {n.Netns} is still there after removal");
+            if (File.Exists(n.NetnsPath)) throw new NetworkException($"network of {n.Handle}: netns {n.Netns} is still there after removal");
+            if (wait && Directory.Exists(Path.Combine(SysNet, n.HostVeth)))
+                throw new NetworkException($"network of {n.Handle}: {n.HostVeth} is still there after removal");
         }
         finally
         {

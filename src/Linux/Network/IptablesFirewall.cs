@@ -4,17 +4,19 @@ namespace Garden.Linux.Network;
 
 /// <summary>The firewall with iptables (the host's default backend): every change is one `iptables-restore --noflush`
 /// batch, so it applies whole or not at all and never touches chains that are not ours. What the kernel holds of ours
-/// is read once (iptables-save) and then kept in step with each batch; after a failed batch it is read again.
-/// The shared chains and the jumps into them exist while at least one container has rules.</summary>
+/// is read once (iptables-save) and then kept in step with each batch; after a failed batch it is read again and the
+/// change tried once more. The shared chains and the jumps into them exist while at least one container has rules.</summary>
 public sealed class IptablesFirewall : IFirewall
 {
     private readonly FirewallOptions _options;
     private readonly Lazy<string> _restore;
     private readonly Lazy<string> _save;
     private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly IReadOnlyList<string> _shared;
     private Dictionary<string, FirewallRules.Entry>? _entries;
     private HashSet<string> _jumps = [];
     private HashSet<string> _chains = [];
+    private Dictionary<string, int> _counts = [];
 
     public IptablesFirewall(FirewallOptions options, string? iptablesRestore = null, string? iptablesSave = null)
     {
@@ -22,25 +24,48 @@ public sealed class IptablesFirewall : IFirewall
         _options = options;
         _restore = new(() => Command.Resolve(iptablesRestore ?? "iptables-restore"));
         _save = new(() => Command.Resolve(iptablesSave ?? "iptables-save"));
+        _shared = [.. FirewallRules.Hooks.Select(h => FirewallRules.Chain(options.Prefix, h.Suffix))];
     }
 
-    public async Task ApplyAsync(ContainerFirewall container, CancellationToken ct)
+    private bool SharedExist => _shared.All(_chains.Contains);
+
+    public Task ApplyAsync(ContainerFirewall container, CancellationToken ct) => ApplyCoreAsync(container, rebuild: false, ct);
+
+    private async Task ApplyCoreAsync(ContainerFirewall container, bool rebuild, CancellationToken ct)
     {
         foreach (var r in container.NetOut) r.Validated();
+        var n = container.Network;
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await RetryOnceAsync(async () =>
+            await RetryOnceAsync(async attempt =>
             {
                 var entries = await EntriesAsync(ct).ConfigureAwait(false);
-                var next = new Dictionary<string, FirewallRules.Entry>(entries) { [container.Network.Handle] = FirewallRules.EntryFor(container.Network) };
-                var batch = FirewallRules.Batch(_options, next.Values, [container], [], _jumps, removeBase: false);
-                await RestoreAsync(batch, $"rules of {container.Network.Handle}", ct).ConfigureAwait(false);
+                var entry = FirewallRules.EntryFor(n);
+                var next = new Dictionary<string, FirewallRules.Entry>(entries) { [n.Handle] = entry };
+                var had = entries.TryGetValue(n.Handle, out var old);
+                var same = had && old!.Filter.SequenceEqual(entry.Filter) && old.Nat.SequenceEqual(entry.Nat);
+                var full = rebuild || attempt > 0 || !SharedExist;
+                var plan = new FirewallRules.Plan
+                {
+                    CreateShared = !SharedExist,
+                    RebuildShared = full,
+                    Entries = next.Values,
+                    Insert = full || same ? [] : [entry],
+                    Delete = full || same || !had ? [] : [old!],
+                    Apply = [container],
+                    JumpsPresent = _jumps,
+                };
+                await RestoreAsync(FirewallRules.Batch(_options, plan), $"rules of {n.Handle}", ct).ConfigureAwait(false);
                 if (_jumps.Count < FirewallRules.Hooks.Length) EnableForwarding();
                 _entries = next;
                 _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
-                _chains.Add(container.Network.OutChain);
-                _chains.Add(container.Network.NatChain);
+                _chains.UnionWith(_shared);
+                _chains.Add(n.OutChain);
+                _chains.Add(n.NatChain);
+                foreach (var (chain, count) in FirewallRules.SharedCounts(_options.Prefix, next.Values)) _counts[chain] = count;
+                _counts[n.OutChain] = FirewallRules.OutRules(_options, container).Count();
+                _counts[n.NatChain] = FirewallRules.NatRules(container).Count();
             }).ConfigureAwait(false);
         }
         finally
@@ -49,17 +74,45 @@ public sealed class IptablesFirewall : IFirewall
         }
     }
 
-    /// <summary>A batch built from a stale view (someone else changed our chains) fails whole; read the kernel and try once more.</summary>
-    private static async Task RetryOnceAsync(Func<Task> change)
+    /// <summary>A batch built from a stale view (someone else changed our chains) fails whole: read the kernel and try once
+    /// more, rebuilding the shared chains.</summary>
+    private async Task RetryOnceAsync(Func<int, Task> change)
     {
         try
         {
-            await change().ConfigureAwait(false);
+            await change(0).ConfigureAwait(false);
         }
         catch (FirewallException)
         {
-            await change().ConfigureAwait(false);
+            _entries = null;
+            await change(1).ConfigureAwait(false);
         }
+    }
+
+    public async Task<bool> EnsureAsync(ContainerFirewall container, CancellationToken ct)
+    {
+        var n = container.Network;
+        bool sharedIntact;
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var entries = await EntriesAsync(ct).ConfigureAwait(false);
+            var expected = FirewallRules.EntryFor(n);
+            sharedIntact = _jumps.Count == FirewallRules.Hooks.Length && SharedExist &&
+                FirewallRules.SharedCounts(_options.Prefix, entries.Values).All(kv => _counts.GetValueOrDefault(kv.Key) == kv.Value);
+            if (sharedIntact && entries.TryGetValue(n.Handle, out var held) &&
+                held.Filter.Count == expected.Filter.Count && held.Nat.Count == expected.Nat.Count &&
+                held.OutChain == n.OutChain && held.NatChain == n.NatChain &&
+                _counts.GetValueOrDefault(n.OutChain) == FirewallRules.OutRules(_options, container).Count() &&
+                _counts.GetValueOrDefault(n.NatChain) == FirewallRules.NatRules(container).Count())
+                return false;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        await ApplyCoreAsync(container, rebuild: !sharedIntact, ct).ConfigureAwait(false);
+        return true;
     }
 
     public async Task RemoveAsync(ContainerNetwork network, CancellationToken ct)
@@ -67,12 +120,13 @@ public sealed class IptablesFirewall : IFirewall
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await RetryOnceAsync(async () =>
+            await RetryOnceAsync(async attempt =>
             {
                 var entries = await EntriesAsync(ct).ConfigureAwait(false);
                 var next = new Dictionary<string, FirewallRules.Entry>(entries);
-                next.Remove(network.Handle);
-                await RemoveCoreAsync(next, [(network.OutChain, network.NatChain)], network.Handle, ct).ConfigureAwait(false);
+                var had = next.Remove(network.Handle, out var old);
+                await RemoveCoreAsync(next, had && attempt == 0 ? [old!] : [], [(network.OutChain, network.NatChain)],
+                    rebuild: attempt > 0, network.Handle, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
         }
         finally
@@ -91,15 +145,15 @@ public sealed class IptablesFirewall : IFirewall
             var dead = entries.Keys.Where(h => !liveHandles.Contains(h)).ToList();
             var next = entries.Where(kv => liveHandles.Contains(kv.Key)).ToDictionary();
             var kept = next.Values.SelectMany(e => new[] { e.OutChain, e.NatChain }).ToHashSet();
-            var shared = FirewallRules.Hooks.Select(h => FirewallRules.Chain(_options.Prefix, h.Suffix)).ToHashSet();
-            var orphans = _chains.Where(c => !kept.Contains(c) && !shared.Contains(c)).ToList();
-            if (dead.Count == 0 && orphans.Count == 0) return [];
-            // A chain name alone says which table it lives in ({p}-o-: filter, {p}-n-: nat); pair each with a name that is
-            // declared and deleted in the other table (an empty chain that does not exist: declaring creates it, -X removes it).
-            var remove = orphans.Select(c => c.StartsWith(_options.Prefix + "-o-", StringComparison.Ordinal)
-                ? (c, _options.Prefix + "-n-" + c[(_options.Prefix.Length + 3)..])
-                : (_options.Prefix + "-o-" + c[(_options.Prefix.Length + 3)..], c)).Distinct().ToList();
-            await RemoveCoreAsync(next, remove, "leftover containers", ct).ConfigureAwait(false);
+            var orphans = _chains.Where(c => !kept.Contains(c) && !_shared.Contains(c)).ToList();
+            if (dead.Count == 0 && orphans.Count == 0 && (next.Count > 0 || !_chains.Any())) return [];
+            // A chain name alone says which table it lives in ({p}-o-: filter, {p}-n-: nat); pair each with its namesake in
+            // the other table (declaring a chain that does not exist creates it, -X removes it again).
+            var p = _options.Prefix;
+            var remove = orphans.Select(c => c.StartsWith(p + "-o-", StringComparison.Ordinal)
+                ? (c, p + "-n-" + c[(p.Length + 3)..])
+                : (p + "-o-" + c[(p.Length + 3)..], c)).Distinct().ToList();
+            await RemoveCoreAsync(next, [], remove, rebuild: true, "leftover containers", ct).ConfigureAwait(false);
             return dead;
         }
         finally
@@ -122,21 +176,36 @@ public sealed class IptablesFirewall : IFirewall
         }
     }
 
-    private async Task RemoveCoreAsync(Dictionary<string, FirewallRules.Entry> next, IReadOnlyList<(string, string)> chains, string what,
-        CancellationToken ct)
+    private async Task RemoveCoreAsync(Dictionary<string, FirewallRules.Entry> next, IReadOnlyCollection<FirewallRules.Entry> delete,
+        IReadOnlyList<(string, string)> chains, bool rebuild, string what, CancellationToken ct)
     {
-        var removeBase = next.Count == 0;
-        if (removeBase && _jumps.Count == 0 && !_chains.Any()) return; // nothing of ours in the kernel
-        var batch = FirewallRules.Batch(_options, next.Values, [], chains, _jumps, removeBase);
-        await RestoreAsync(batch, $"removing the rules of {what}", ct).ConfigureAwait(false);
+        var removeShared = next.Count == 0;
+        if (removeShared && _jumps.Count == 0 && _chains.Count == 0) return; // nothing of ours in the kernel
+        var plan = new FirewallRules.Plan
+        {
+            RemoveShared = removeShared,
+            RebuildShared = !removeShared && (rebuild || !SharedExist),
+            CreateShared = !removeShared && !SharedExist,
+            Entries = next.Values,
+            Delete = removeShared || rebuild || !SharedExist ? [] : delete,
+            Remove = chains,
+            JumpsPresent = _jumps,
+        };
+        await RestoreAsync(FirewallRules.Batch(_options, plan), $"removal of the rules of {what}", ct).ConfigureAwait(false);
         _entries = next;
-        foreach (var (o, n) in chains) { _chains.Remove(o); _chains.Remove(n); }
-        if (removeBase)
+        foreach (var (o, n) in chains) { _chains.Remove(o); _chains.Remove(n); _counts.Remove(o); _counts.Remove(n); }
+        if (removeShared)
         {
             _jumps = [];
             _chains = [];
+            _counts = [];
         }
-        else _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
+        else
+        {
+            _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
+            _chains.UnionWith(_shared);
+            foreach (var (chain, count) in FirewallRules.SharedCounts(_options.Prefix, next.Values)) _counts[chain] = count;
+        }
     }
 
     private async Task<Dictionary<string, FirewallRules.Entry>> EntriesAsync(CancellationToken ct)
@@ -147,6 +216,7 @@ public sealed class IptablesFirewall : IFirewall
         var state = FirewallRules.Parse(_options.Prefix, result.Stdout);
         _jumps = [.. state.JumpsPresent];
         _chains = [.. state.Chains];
+        _counts = new Dictionary<string, int>(state.RuleCounts);
         return _entries = new Dictionary<string, FirewallRules.Entry>(state.Entries);
     }
 
