@@ -752,6 +752,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     private async Task<string> CreateAsync(ContainerSpec spec)
     {
         var undo = new Stack<(string Step, Func<Task> Action)>();
+        var inFlight = new List<Task>();
         try
         {
             Directory.CreateDirectory(_paths.Depot);
@@ -765,25 +766,40 @@ public sealed class ContainerActor : ReceivePersistentActor
                 layer = await _fx.Disk.CreateAsync(Handle, _paths.Depot, disk, CancellationToken.None);
             }
 
-            var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Depot, layer, CancellationToken.None);
-            undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
-            _settings.Faults.Hit("create-rootfs");
-
+            // The network's links are made while the rootfs mounts (runc needs the namespace); its firewall rules and
+            // bandwidth while runc starts the container (no process of the user runs before Create returns).
             string? netns = null;
             List<BindMountSpec> mounts = [];
-            if (spec.Network is { } allocation)
+            var net = spec.Network is { } allocation ? _settings.Network.For(Handle, allocation) : null;
+            var networkUp = Task.CompletedTask;
+            if (net is not null)
             {
-                var net = _settings.Network.For(Handle, allocation);
-                WriteNameFiles(allocation);
+                WriteNameFiles(spec.Network!);
                 mounts.Add(new BindMountSpec(_paths.Hosts, "/etc/hosts", ReadOnly: true));
                 mounts.Add(new BindMountSpec(_paths.Resolv, "/etc/resolv.conf", ReadOnly: true));
                 undo.Push(("network", () => _fx.Network.TearDownAsync(net, CancellationToken.None)));
-                await _fx.Network.SetUpAsync(net, CancellationToken.None);
+                networkUp = Task.Run(() => _fx.Network.SetUpAsync(net, CancellationToken.None));
+                inFlight.Add(networkUp);
+                netns = net.NetnsPath;
+            }
+
+            var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Depot, layer, CancellationToken.None);
+            undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
+            _settings.Faults.Hit("create-rootfs");
+            await networkUp;
+
+            var firewallUp = Task.CompletedTask;
+            if (net is not null)
+            {
                 _settings.Faults.Hit("create-network");
                 undo.Push(("firewall", () => _fx.Firewall.RemoveAsync(net, CancellationToken.None)));
-                await _fx.Firewall.ApplyAsync(Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), CancellationToken.None);
-                if (spec.LimitsOrNone.ToBandwidth() is { } bandwidth) await _fx.Network.SetBandwidthAsync(net, bandwidth, CancellationToken.None);
-                netns = net.NetnsPath;
+                var bandwidth = spec.LimitsOrNone.ToBandwidth();
+                firewallUp = Task.Run(async () =>
+                {
+                    await _fx.Firewall.ApplyAsync(Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), CancellationToken.None);
+                    if (bandwidth is { } b) await _fx.Network.SetBandwidthAsync(net, b, CancellationToken.None);
+                });
+                inFlight.Add(firewallUp);
             }
 
             undo.Push(("cgroup", () => { _fx.Cgroups.Release(Handle); return Task.CompletedTask; }));
@@ -806,10 +822,13 @@ public sealed class ContainerActor : ReceivePersistentActor
                 throw new GardenException(ErrorKind.Internal,
                     $"the container's agent did not answer within {_settings.AgentStartTimeout.TotalSeconds:0.#}s: {e.Message} (see {_paths.AgentLog})", e);
             }
+            await firewallUp;
             return rootfs;
         }
         catch
         {
+            // Steps still running beside the one that failed finish first: undoing under them would race.
+            try { await Task.WhenAll(inFlight); } catch { /* their own failure is undone below like the rest */ }
             while (undo.TryPop(out var step))
             {
                 try { await step.Action(); }
@@ -890,13 +909,21 @@ public sealed class ContainerActor : ReceivePersistentActor
         else _fx.Runtime.Adopt(Handle, _paths.Bundle);
         await RemoveFromRuntimeAsync();
         _settings.Faults.Hit("destroy-runtime");
+        // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
+        List<Task> releases =
+        [
+            Task.Run(async () =>
+            {
+                await _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
+                await _fx.Disk.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
+            }),
+        ];
         if (ContainerNetwork() is { } net)
         {
-            await _fx.Firewall.RemoveAsync(net, CancellationToken.None);
-            await _fx.Network.TearDownAsync(net, CancellationToken.None);
+            releases.Add(Task.Run(() => _fx.Firewall.RemoveAsync(net, CancellationToken.None)));
+            releases.Add(Task.Run(() => _fx.Network.TearDownAsync(net, CancellationToken.None)));
         }
-        await _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
-        await _fx.Disk.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
+        await Task.WhenAll(releases);
         DeleteDepot();
     }
 

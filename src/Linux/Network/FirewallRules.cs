@@ -101,9 +101,10 @@ public static partial class FirewallRules
         public IReadOnlyCollection<Entry> Entries { get; init; } = [];
         public IReadOnlyCollection<Entry> Insert { get; init; } = [];
         public IReadOnlyCollection<Entry> Delete { get; init; } = [];
-        /// <summary>Containers whose own chains are (re)built: <see cref="Existing"/> names the chains that exist already.</summary>
+        /// <summary>Containers whose own chains are (re)built.</summary>
         public IReadOnlyCollection<ContainerFirewall> Apply { get; init; } = [];
-        public IReadOnlySet<string> Existing { get; init; } = new HashSet<string>();
+        /// <summary>The tables in which the chains of <see cref="Apply"/> are rebuilt (a NetIn changes only nat, a NetOut only filter).</summary>
+        public IReadOnlySet<string> ApplyTables { get; init; } = new HashSet<string> { "filter", "nat" };
         public IReadOnlyCollection<(string OutChain, string NatChain)> Remove { get; init; } = [];
         public IReadOnlySet<string> JumpsPresent { get; init; } = new HashSet<string>();
         /// <summary>Delete the shared chains and the jumps into them (no container has rules any more).</summary>
@@ -164,7 +165,8 @@ public static partial class FirewallRules
                 foreach (var h in hooks) sb.Append($":{Chain(p, h.Suffix)} - [0:0]\n"); // creates, or flushes
             else
                 foreach (var e in plan.Delete) foreach (var l in Lines(e)) sb.Append(Delete(l)).Append('\n');
-            foreach (var f in plan.Apply)
+            var apply = plan.ApplyTables.Contains(table) ? plan.Apply : [];
+            foreach (var f in apply)
                 // Declaring a chain creates it, or flushes it when it exists.
                 sb.Append($":{Own(f.Network)} - [0:0]\n");
             foreach (var r in plan.Remove) sb.Append($":{(table == "filter" ? r.OutChain : r.NatChain)} - [0:0]\n");
@@ -179,7 +181,7 @@ public static partial class FirewallRules
                 }
                 else
                     foreach (var e in plan.Insert) foreach (var l in Lines(e)) sb.Append(Insert(l)).Append('\n');
-                foreach (var f in plan.Apply)
+                foreach (var f in apply)
                     foreach (var l in table == "filter" ? OutRules(o, f) : NatRules(f)) sb.Append(l).Append('\n');
                 foreach (var h in hooks.Where(h => !plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
             }

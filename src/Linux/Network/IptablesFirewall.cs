@@ -17,6 +17,8 @@ public sealed class IptablesFirewall : IFirewall
     private HashSet<string> _jumps = [];
     private HashSet<string> _chains = [];
     private Dictionary<string, int> _counts = [];
+    /// <summary>What this instance last applied per handle: a later change rebuilds only the table whose rules changed.</summary>
+    private readonly Dictionary<string, ContainerFirewall> _applied = [];
 
     public IptablesFirewall(FirewallOptions options, string? iptablesRestore = null, string? iptablesSave = null)
     {
@@ -46,6 +48,13 @@ public sealed class IptablesFirewall : IFirewall
                 var had = entries.TryGetValue(n.Handle, out var old);
                 var same = had && old!.Filter.SequenceEqual(entry.Filter) && old.Nat.SequenceEqual(entry.Nat);
                 var full = rebuild || attempt > 0 || !SharedExist;
+                var tables = new HashSet<string> { "filter", "nat" };
+                if (!full && same && _applied.TryGetValue(n.Handle, out var before) && before.Network == n)
+                {
+                    if (before.NetOut.Count == container.NetOut.Count && before.NetOut.Zip(container.NetOut).All(r => r.First.Equivalent(r.Second)))
+                        tables.Remove("filter");
+                    if (before.NetIn.SequenceEqual(container.NetIn)) tables.Remove("nat");
+                }
                 var plan = new FirewallRules.Plan
                 {
                     CreateShared = !SharedExist,
@@ -54,9 +63,11 @@ public sealed class IptablesFirewall : IFirewall
                     Insert = full || same ? [] : [entry],
                     Delete = full || same || !had ? [] : [old!],
                     Apply = [container],
+                    ApplyTables = tables,
                     JumpsPresent = _jumps,
                 };
                 await RestoreAsync(FirewallRules.Batch(_options, plan), $"rules of {n.Handle}", ct).ConfigureAwait(false);
+                _applied[n.Handle] = container;
                 if (_jumps.Count < FirewallRules.Hooks.Length) EnableForwarding();
                 _entries = next;
                 _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
@@ -193,6 +204,7 @@ public sealed class IptablesFirewall : IFirewall
         };
         await RestoreAsync(FirewallRules.Batch(_options, plan), $"removal of the rules of {what}", ct).ConfigureAwait(false);
         _entries = next;
+        foreach (var h in _applied.Keys.Where(h => !next.ContainsKey(h)).ToList()) _applied.Remove(h);
         foreach (var (o, n) in chains) { _chains.Remove(o); _chains.Remove(n); _counts.Remove(o); _counts.Remove(n); }
         if (removeShared)
         {
