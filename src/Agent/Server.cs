@@ -79,6 +79,15 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
                     await conn.WriteAsync(new AgentEvent { Spawned = new Spawned { Id = target.Id, Pid = target.Pid } }, default);
                     await StreamAsync(conn, target, (long)req.Attach.FromOffset, owner: false);
                     break;
+                case AgentRequest.KindOneofCase.Resize:
+                    var tty = table.Find(req.Resize.Id) ?? throw new AgentErrorException(ErrorCode.NotFound, $"no process {req.Resize.Id}");
+                    if (!tty.Tty) throw new AgentErrorException(ErrorCode.Invalid, $"process {tty.Id} has no terminal to resize");
+                    if (req.Resize.Rows == 0 || req.Resize.Cols == 0)
+                        throw new AgentErrorException(ErrorCode.Invalid, $"a terminal of {req.Resize.Rows}x{req.Resize.Cols} has no room");
+                    tty.Resize(req.Resize.Rows, req.Resize.Cols);
+                    AgentLog.Info($"conn {n}: resize {tty.Id} to {req.Resize.Rows}x{req.Resize.Cols}");
+                    await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);
+                    break;
                 default:
                     throw new InvalidDataException($"unexpected first request {req.KindCase}");
             }

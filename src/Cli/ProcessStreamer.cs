@@ -13,7 +13,8 @@ internal sealed class ProcessStreamer(Output output)
         AsyncDuplexStreamingCall<TRequest, ProcessEvent> call,
         TRequest first,
         Func<StdinChunk, TRequest> stdinMessage,
-        bool detach)
+        bool detach,
+        Action<string>? started = null)
     {
         Exception? firstWriteError = null;
         try
@@ -34,6 +35,7 @@ internal sealed class ProcessStreamer(Output output)
             switch (ev.KindCase)
             {
                 case ProcessEvent.KindOneofCase.Started:
+                    started?.Invoke(ev.Started.ProcessId);
                     if (detach)
                     {
                         if (!output.Json) output.Line(ev.Started.ProcessId);

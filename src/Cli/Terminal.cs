@@ -33,6 +33,48 @@ internal static partial class Terminal
 
     public static bool StdoutIsTerminal => isatty(StdoutFd) == 1;
 
+    public static bool StdinIsTerminal => isatty(StdinFd) == 1;
+
+    // struct termios is 60 bytes on Linux/glibc; a larger buffer leaves room to spare.
+    private const int TermiosSize = 128;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int tcgetattr(int fd, byte* termios);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int tcsetattr(int fd, int when, byte* termios);
+
+    [LibraryImport("libc")]
+    private static unsafe partial void cfmakeraw(byte* termios);
+
+    /// <summary>Puts the terminal on stdin in raw mode (keys go to the process as typed, ^C included) until disposed;
+    /// null when stdin is not a terminal.</summary>
+    public static unsafe IDisposable? RawStdin()
+    {
+        if (!StdinIsTerminal) return null;
+        var saved = new byte[TermiosSize];
+        var raw = new byte[TermiosSize];
+        fixed (byte* s = saved, r = raw)
+        {
+            if (tcgetattr(StdinFd, s) != 0) return null;
+            Buffer.MemoryCopy(s, r, TermiosSize, TermiosSize);
+            cfmakeraw(r);
+            if (tcsetattr(StdinFd, 0, r) != 0) return null;
+        }
+        return new Restore(saved);
+    }
+
+    private sealed class Restore(byte[] saved) : IDisposable
+    {
+        private int _done;
+
+        public unsafe void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 1) return;
+            fixed (byte* s = saved) tcsetattr(StdinFd, 0, s);
+        }
+    }
+
     /// <summary>Rows and columns of the terminal on stdout; 24x80 when stdout is not a terminal.</summary>
     public static unsafe (uint Rows, uint Cols) WindowSize()
     {

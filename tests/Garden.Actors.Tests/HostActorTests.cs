@@ -248,4 +248,18 @@ public sealed class HostActorTests : TestKit
         var c = _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5)).Result;
         Assert.Equal(new Capacity(1024, 2048, 3), c);
     }
+
+    [Fact]
+    public void SetTty_resizes_a_process_terminal_and_bad_sizes_or_processes_get_clear_errors()
+    {
+        var h = Create("tty");
+        var spec = new ProcessSpec("t1", "/bin/sh", [], [], "", "", [], new TtySize(24, 80));
+        _host.Ask<ProcessStarted>(new RunProcess(h, spec, Detach: true), TimeSpan.FromSeconds(5)).Wait();
+        _host.Ask<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)), TimeSpan.FromSeconds(5)).Wait();
+        Assert.Equal((50u, 132u), _agent.TtyOf("t1"));
+        Assert.Equal(ErrorKind.InvalidArgument, Error(new SetProcessTty(h, "t1", new TtySize(0, 80))).Kind);
+        Assert.Equal(ErrorKind.NotFound, Error(new SetProcessTty(h, "nope", new TtySize(10, 10))).Kind);
+        _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true), TimeSpan.FromSeconds(5)).Wait();
+        Assert.Contains("no terminal", Error(new SetProcessTty(h, "plain", new TtySize(10, 10))).Message);
+    }
 }

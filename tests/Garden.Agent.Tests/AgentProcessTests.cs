@@ -229,6 +229,32 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
     }
 
     [Fact]
+    public async Task SetTty_resizes_a_detached_process_terminal_and_refuses_one_without()
+    {
+        var id = NewId("settty");
+        var spec = Cmd(id, "sh", "-c", "read x; stty size");
+        spec.Tty = true;
+        spec.Rows = 24;
+        spec.Cols = 80;
+        spec.KeepStdin = true;
+        using var cts = new CancellationTokenSource(20_000);
+        await using var s = await Client.SpawnAttachedAsync(spec, cts.Token);
+        await Client.SetTtyAsync(id, 41, 99, cts.Token);   // from another connection, as the daemon's SetTty does
+        await s.WriteStdinAsync("go\n"u8.ToArray(), cts.Token);
+        var r = await s.CollectAsync(cts.Token);
+        Assert.Contains("41 99", r.Stdout);
+
+        var plain = NewId("notty");
+        await Client.SpawnAsync(Cmd(plain, "sleep", "5"), cts.Token);
+        var e = await Assert.ThrowsAsync<AgentException>(() => Client.SetTtyAsync(plain, 10, 10, cts.Token));
+        Assert.Equal(ErrorCode.Invalid, e.Code);
+        Assert.Contains("no terminal", e.Message);
+        await Client.SignalAsync(plain, 9, cts.Token);
+        var missing = await Assert.ThrowsAsync<AgentException>(() => Client.SetTtyAsync(NewId("nope"), 10, 10, cts.Token));
+        Assert.Equal(ErrorCode.NotFound, missing.Code);
+    }
+
+    [Fact]
     public async Task Several_processes_at_once()
     {
         var runs = Enumerable.Range(0, 16).Select(i =>

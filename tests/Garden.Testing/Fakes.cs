@@ -147,7 +147,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         if (spec.Path.StartsWith("/missing", StringComparison.Ordinal))
             throw new AgentException(ErrorCode.NotExecutable, $"{spec.Path}: no such file or directory");
         var (output, exit) = Behaviour(spec);
-        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit);
+        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit) { Tty = spec.Tty ? (spec.Rows, spec.Cols) : null };
         if (!_processes.TryAdd(spec.Id, p)) throw new AgentException(ErrorCode.AlreadyExists, $"process {spec.Id} exists");
         return Task.FromResult(new Spawned { Id = spec.Id, Pid = 100 + _processes.Count });
     }
@@ -171,6 +171,17 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         log.Add($"signal {processId} {signal}");
         if (!_processes.TryGetValue(processId, out var p)) throw new AgentException(ErrorCode.NotFound, $"no process {processId}");
         p.Running = false;
+        return Task.CompletedTask;
+    }
+
+    public Task SetTtyAsync(string processId, uint rows, uint cols, CancellationToken ct)
+    {
+        Check();
+        if (!_processes.TryGetValue(processId, out var p)) throw new AgentException(ErrorCode.NotFound, $"no process {processId}");
+        if (p.Tty is null) throw new AgentException(ErrorCode.Invalid, $"process {processId} has no terminal to resize");
+        if (rows == 0 || cols == 0) throw new AgentException(ErrorCode.Invalid, $"a terminal of {rows}x{cols} has no room");
+        log.Add($"tty {processId} {rows}x{cols}");
+        p.Tty = (rows, cols);
         return Task.CompletedTask;
     }
 
@@ -205,7 +216,11 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         public byte[] Output { get; } = output;
         public int ExitCode { get; } = exitCode;
         public bool Running { get; set; }
+        public (uint Rows, uint Cols)? Tty { get; set; }
     }
+
+    /// <summary>The terminal size of a process, or null when it has none.</summary>
+    public (uint Rows, uint Cols)? TtyOf(string processId) => _processes.TryGetValue(processId, out var p) ? p.Tty : null;
 
     private sealed class FakeStream : IAgentStream
     {

@@ -637,6 +637,18 @@ public sealed class ContainerActor : ReceivePersistentActor
     {
         Command<AttachProcess>(Attach);
         Command<SignalProcess>(Signal);
+        Command<SetProcessTty>(msg =>
+        {
+            if (msg.Size.Rows is 0 or > 10_000 || msg.Size.Cols is 0 or > 10_000)
+            {
+                Sender.Tell(new Status.Failure(GardenException.Invalid("tty", $"{msg.Size.Rows}x{msg.Size.Cols} is out of range (1 to 10000 rows and columns)")));
+                return;
+            }
+            Task.Run(() => _agent.SetTtyAsync(msg.ProcessId, msg.Size.Rows, msg.Size.Cols, CancellationToken.None))
+                .ContinueWith(t => t.IsCompletedSuccessfully ? (object)Done.Instance
+                    : new Status.Failure(AgentErrors.ToGarden(t.Exception!.GetBaseException(), Handle, msg.ProcessId)))
+                .PipeTo(Sender);
+        });
         Command<AttachResolved>(msg =>
         {
             if (!msg.Known)

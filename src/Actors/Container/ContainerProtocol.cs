@@ -30,6 +30,9 @@ public sealed record AttachProcess(string Handle, string ProcessId, ulong FromOf
 
 public sealed record SignalProcess(string Handle, string ProcessId, int Signal) : IContainerCommand;
 
+/// <summary>Resize the terminal of a process started with one.</summary>
+public sealed record SetProcessTty(string Handle, string ProcessId, TtySize Size) : IContainerCommand;
+
 public sealed record GetProperties(string Handle) : IContainerCommand;
 
 public sealed record PropertiesResult(ImmutableDictionary<string, string> Properties);

@@ -10,8 +10,22 @@ internal static class ProcessCommands
     {
         using var call = ctx.Client.Run();
         var first = new RunRequest { Handle = cmd.Handle, Spec = Spec(cmd), Detach = cmd.Detach };
+        if (!cmd.Tty || cmd.Detach)
+            return await new ProcessStreamer(ctx.Output).StreamAsync(call, first, stdin => new RunRequest { Stdin = stdin }, cmd.Detach);
+
+        // A terminal passes through: raw mode while the process runs, and its window size follows ours (SIGWINCH).
+        string? processId = null;
+        using var raw = Terminal.RawStdin();
+        using var winch = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGWINCH, sig =>
+        {
+            sig.Cancel = true;
+            if (processId is null) return;
+            var (rows, cols) = Terminal.WindowSize();
+            _ = ctx.Client.SetTtyAsync(new SetTtyRequest { Handle = cmd.Handle, ProcessId = processId, Size = new TtySpec { Rows = rows, Cols = cols } })
+                .ResponseAsync.ContinueWith(_ => { });
+        });
         return await new ProcessStreamer(ctx.Output)
-            .StreamAsync(call, first, stdin => new RunRequest { Stdin = stdin }, cmd.Detach);
+            .StreamAsync(call, first, stdin => new RunRequest { Stdin = stdin }, detach: false, started: id => processId = id);
     }
 
     internal static ProcessSpec Spec(RunCommand cmd)

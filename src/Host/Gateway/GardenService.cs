@@ -130,6 +130,13 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     public override async Task<Protocol.Api.ContainerMetrics> Metrics(MetricsRequest request, ServerCallContext context) =>
         Translate.ToApi(await Ask<Actors.Container.ContainerMetrics>(new GetMetrics(request.Handle)));
 
+    public override async Task<SetTtyResponse> SetTty(SetTtyRequest request, ServerCallContext context)
+    {
+        if (request.Size is null) throw Errors.ToRpc(Actors.GardenException.Invalid("size", "missing"));
+        await Ask<Done>(new SetProcessTty(request.Handle, request.ProcessId, new Actors.TtySize(request.Size.Rows, request.Size.Cols)));
+        return new SetTtyResponse();
+    }
+
     public override async Task<NetInResponse> NetIn(NetInRequest request, ServerCallContext context)
     {
         static int Port(uint p) => p > int.MaxValue ? int.MaxValue : (int)p;

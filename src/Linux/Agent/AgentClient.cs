@@ -74,6 +74,12 @@ public sealed class AgentClient(string socketPath) : IAgentClient
         Expect(ev, AgentEvent.KindOneofCase.Ack);
     }
 
+    public async Task SetTtyAsync(string processId, uint rows, uint cols, CancellationToken ct)
+    {
+        var ev = await RequestAsync(new AgentRequest { Resize = new ResizeRequest { Id = processId, Rows = rows, Cols = cols } }, ct);
+        Expect(ev, AgentEvent.KindOneofCase.Ack);
+    }
+
     public async Task SignalAllAsync(int signal, CancellationToken ct)
     {
         var ev = await RequestAsync(new AgentRequest { Signal = new SignalRequest { All = true, Signal = signal } }, ct);

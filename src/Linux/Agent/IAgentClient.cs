@@ -22,6 +22,9 @@ public interface IAgentClient
 
     Task SignalAsync(string processId, int signal, CancellationToken ct);
 
+    /// <summary>Resizes the terminal of a process started with one.</summary>
+    Task SetTtyAsync(string processId, uint rows, uint cols, CancellationToken ct);
+
     /// <summary>Signals every process in the container except the agent (ours and whatever they started).</summary>
     Task SignalAllAsync(int signal, CancellationToken ct);
 
