@@ -68,13 +68,13 @@ internal sealed class TarExtractor
         int fd = OpenAt(AT_FDCWD, _dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0 && Errno == ENOENT)
         {
-            try
+            string prefix = _dest.StartsWith('/') ? "/" : "";
+            foreach (var part in _dest.Split('/', StringSplitOptions.RemoveEmptyEntries))
             {
-                Directory.CreateDirectory(_dest);
-            }
-            catch (IOException e)
-            {
-                throw new ToolException(ToolExit.ToolBadInput, $"cannot create destination {_dest}: {e.Message}");
+                prefix += part;
+                if (MkdirAt(AT_FDCWD, prefix, 0b111_101_101) != 0 && Errno != EEXIST)
+                    throw ToolException.FromErrno(Errno, $"cannot create destination {_dest} (at {prefix})");
+                prefix += "/";
             }
             fd = OpenAt(AT_FDCWD, _dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         }

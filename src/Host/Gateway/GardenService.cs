@@ -222,7 +222,14 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     {
         await using var transfer = await StartTransfer(() => FileTransfers.StreamOut(request.Handle, request.Path, request.User), "stream-out", request.Path);
         using var _ = Abandoned(transfer, request.Handle);
-        await transfer.CompleteInputAsync(context.CancellationToken);
+        try
+        {
+            await transfer.CompleteInputAsync(context.CancellationToken);
+        }
+        catch (Exception)
+        {
+            // the tool reads nothing and may be gone already: its exit, read below, is what matters
+        }
         try
         {
             while (await transfer.ReadAsync(context.CancellationToken) is { } data)
