@@ -307,4 +307,59 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         }
         finally { await D.CliAsync("destroy", h); }
     }
+
+    /// <summary>The tools stream: an archive three times the container's memory limit goes in and out whole.</summary>
+    [Fact]
+    public async Task An_archive_larger_than_the_memory_limit_streams_in_and_out()
+    {
+        var h = await Create("smem", "--memory", "32M");
+        var tarPath = Path.Combine(Path.GetTempPath(), Unique("memtar") + ".tar");
+        try
+        {
+            using (var fs = System.IO.File.Create(tarPath))
+            using (var w = new TarWriter(fs, TarEntryFormat.Pax))
+            {
+                var data = new byte[32 << 20];
+                Random.Shared.NextBytes(data);
+                for (var i = 0; i < 3; i++)
+                    w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, $"big/{i}") { DataStream = new MemoryStream(data) });
+            }
+            using (var input = System.IO.File.OpenRead(tarPath))
+            {
+                var r = await StreamIn(h, "/data", input);
+                if (r.ExitCode != 0) Assert.Fail($"{r}\n{await D.CliAsync("info", h)}"); // "out of memory" in the events: the agent was killed
+            }
+            Assert.Equal("100663296\n", await Sh(h, "cat /data/big/* | wc -c"));
+            var counter = new CountingStream();
+            var o = await Binary(["stream-out", h, "/data/big"], output: counter);
+            Assert.True(o.ExitCode == 0, o.ToString());
+            Assert.InRange(counter.Count, 96L << 20, (96L << 20) + (64 << 10));
+        }
+        finally
+        {
+            System.IO.File.Delete(tarPath);
+            await D.CliAsync("destroy", h);
+        }
+    }
+
+    private sealed class CountingStream : Stream
+    {
+        public long Count { get; private set; }
+        public override void Write(byte[] buffer, int offset, int count) => Count += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => Count += buffer.Length;
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+        {
+            Count += buffer.Length;
+            return ValueTask.CompletedTask;
+        }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => Count;
+        public override long Position { get => Count; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
 }

@@ -44,7 +44,16 @@ public sealed class FileTransfer(IProcessStream process, string handle, string o
     /// <summary>False until the tool's exit was seen: a transfer the client abandoned still has a tool to kill.</summary>
     public bool Finished { get; private set; }
 
-    public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct) => process.WriteStdinAsync(data, ct);
+    /// <summary>Pieces of at most this size reach the agent: below .NET's large-object threshold, so the agent (which
+    /// counts against the container's memory limit) recycles them in its youngest generation instead of piling up large
+    /// objects until a full collection.</summary>
+    private const int AgentFrameBytes = 64 * 1024;
+
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
+    {
+        for (int off = 0; off < data.Length; off += AgentFrameBytes)
+            await process.WriteStdinAsync(data.Slice(off, Math.Min(AgentFrameBytes, data.Length - off)), ct).ConfigureAwait(false);
+    }
 
     public ValueTask CompleteInputAsync(CancellationToken ct) => process.CloseStdinAsync(ct);
 

@@ -19,6 +19,7 @@ internal sealed class TarExtractor
     private readonly string _dest;
     private readonly bool _asRoot = Geteuid() == 0;
     private readonly List<(string[] Parts, string Name, uint Mode, DateTimeOffset Mtime)> _dirs = [];
+    private readonly byte[] _buffer = new byte[256 * 1024];
 
     public TarExtractor(string dest)
     {
@@ -224,7 +225,7 @@ internal sealed class TarExtractor
         {
             if (data != null)
             {
-                var buffer = new byte[256 * 1024];
+                var buffer = _buffer;
                 int n;
                 while ((n = data.Read(buffer, 0, buffer.Length)) > 0)
                 {
