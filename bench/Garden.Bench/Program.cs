@@ -238,6 +238,57 @@ try
         foreach (var h in handles) await client.DestroyAsync(new DestroyRequest { Handle = h });
     }
 
+    // ---- files and output: StreamIn/StreamOut of a 200 MB tree (200 files of 1 MB), stdout of `cat` of a 200 MB file ----
+    {
+        const int files = 200, fileBytes = 1 << 20;
+        const double mb = files * (double)fileBytes / (1 << 20);
+        var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+        var tarPath = Path.Combine(dir, "tree.tar");
+        using (var fs = File.Create(tarPath))
+        using (var w = new System.Formats.Tar.TarWriter(fs, System.Formats.Tar.TarEntryFormat.Pax))
+        {
+            var data = new byte[fileBytes];
+            Random.Shared.NextBytes(data);
+            for (var i = 0; i < files; i++)
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, $"tree/f{i:D3}")
+                    { DataStream = new MemoryStream(data) });
+        }
+        var sw = Stopwatch.StartNew();
+        using (var call = client.StreamIn())
+        {
+            await call.RequestStream.WriteAsync(new StreamInRequest { Handle = h, Path = "/bench" });
+            using var fs = File.OpenRead(tarPath);
+            var buf = new byte[256 * 1024];
+            int n;
+            while ((n = await fs.ReadAsync(buf)) > 0)
+                await call.RequestStream.WriteAsync(new StreamInRequest { Data = Google.Protobuf.ByteString.CopyFrom(buf, 0, n) });
+            await call.RequestStream.CompleteAsync();
+            await call.ResponseAsync;
+        }
+        var inMbs = mb / sw.Elapsed.TotalSeconds;
+        File.Delete(tarPath);
+
+        sw.Restart();
+        long outBytes = 0;
+        using (var call = client.StreamOut(new StreamOutRequest { Handle = h, Path = "/bench/tree" }))
+            while (await call.ResponseStream.MoveNext(default)) outBytes += call.ResponseStream.Current.Data.Length;
+        var outMbs = outBytes / (double)(1 << 20) / sw.Elapsed.TotalSeconds;
+
+        await RunOutput(client, h, "sh", "-c", "cat /bench/tree/* > /big");
+        sw.Restart();
+        var catBytes = await RunOutput(client, h, "cat", "/big");
+        var catMbs = catBytes / (double)(1 << 20) / sw.Elapsed.TotalSeconds;
+        await client.DestroyAsync(new DestroyRequest { Handle = h });
+
+        Console.WriteLine($"files: StreamIn {mb:F0} MB ({files} files) {inMbs:F0} MB/s; StreamOut {outBytes >> 20} MB {outMbs:F0} MB/s; " +
+                          $"Run `cat` of {catBytes >> 20} MB: stdout {catMbs:F0} MB/s");
+        json["files"] = new JsonObject
+        {
+            ["stream_in_mb_per_s"] = Math.Round(inMbs, 1), ["stream_out_mb_per_s"] = Math.Round(outMbs, 1),
+            ["run_cat_stdout_mb_per_s"] = Math.Round(catMbs, 1), ["tree_mb"] = mb, ["files"] = files,
+        };
+    }
+
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");
@@ -288,6 +339,28 @@ static async Task RunTrue(Garden.Protocol.Api.Garden.GardenClient client, string
             if (call.ResponseStream.Current.Exited.ExitCode != 0) throw new InvalidOperationException("/bin/true failed");
             return;
         }
+    throw new InvalidOperationException("no exit");
+}
+
+/// <summary>Runs a command to its exit; returns how many bytes of stdout it produced.</summary>
+static async Task<long> RunOutput(Garden.Protocol.Api.Garden.GardenClient client, string handle, string path, params string[] args)
+{
+    using var call = client.Run();
+    var spec = new ProcessSpec { Path = path };
+    spec.Args.AddRange(args);
+    await call.RequestStream.WriteAsync(new RunRequest { Handle = handle, Spec = spec });
+    await call.RequestStream.CompleteAsync();
+    long bytes = 0;
+    while (await call.ResponseStream.MoveNext(default))
+    {
+        var e = call.ResponseStream.Current;
+        if (e.KindCase == ProcessEvent.KindOneofCase.Output && e.Output.Stream == Output.Types.Stream.Stdout) bytes += e.Output.Data.Length;
+        if (e.KindCase == ProcessEvent.KindOneofCase.Exited)
+        {
+            if (e.Exited.ExitCode != 0) throw new InvalidOperationException($"{path} failed with {e.Exited.ExitCode}");
+            return bytes;
+        }
+    }
     throw new InvalidOperationException("no exit");
 }
 

@@ -9,7 +9,7 @@ internal sealed class ManagedProcess
     private const int ReadSize = 64 * 1024;
 
     private readonly Fd? _ptyMaster;   // kept for resize (tty only)
-    private readonly Channel<(byte[]? Data, bool Close)>? _stdin;
+    private readonly Channel<(ReadOnlyMemory<byte> Data, bool Close)>? _stdin;
     private int _stdinClosed;
 
     public ManagedProcess(string id, int pid, bool tty, int bufferBytes, Fd? stdinWrite, Fd? ptyMaster, Fd[] outputs)
@@ -30,7 +30,7 @@ internal sealed class ManagedProcess
 
         if (stdinWrite != null)
         {
-            _stdin = Channel.CreateBounded<(byte[]?, bool)>(new BoundedChannelOptions(16) { SingleReader = true });
+            _stdin = Channel.CreateBounded<(ReadOnlyMemory<byte>, bool)>(new BoundedChannelOptions(16) { SingleReader = true });
             var t = new Thread(() => StdinLoop(stdinWrite), 256 * 1024) { IsBackground = true, Name = $"in-{id}" };
             t.Start();
         }
@@ -85,7 +85,7 @@ internal sealed class ManagedProcess
         CloseStdin();
     }
 
-    public async ValueTask WriteStdinAsync(byte[] data, bool close, CancellationToken ct)
+    public async ValueTask WriteStdinAsync(ReadOnlyMemory<byte> data, bool close, CancellationToken ct)
     {
         if (_stdin == null || Volatile.Read(ref _stdinClosed) != 0) return;
         try
@@ -165,10 +165,10 @@ internal sealed class ManagedProcess
             {
                 while (reader.TryRead(out var item))
                 {
-                    if (item.Data is { Length: > 0 } data)
+                    if (item.Data.Length > 0)
                     {
                         long r;
-                        fixed (byte* p = data) r = Native.WriteAll(fd.Value, p, data.Length);
+                        fixed (byte* p = item.Data.Span) r = Native.WriteAll(fd.Value, p, item.Data.Length);
                         if (r < 0)
                         {
                             // EPIPE: the process closed its stdin; drop the rest

@@ -5,11 +5,14 @@ using System.Runtime.InteropServices;
 
 namespace Garden.Agent;
 
-/// <summary>garden-agent [--socket PATH] [--log PATH]: PID 1 of a container; serves the daemon on a Unix socket.</summary>
+/// <summary>garden-agent [--socket PATH] [--log PATH]: PID 1 of a container; serves the daemon on a Unix socket.
+/// garden-agent stream-in DEST | stream-out PATH: the file tools (<see cref="Tar.TarTool"/>).</summary>
 internal static class Program
 {
     public static int Main(string[] args)
     {
+        // the file tools: the daemon runs this binary as an ordinary process of the container
+        if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";
         string logPath = "/.garden/run/agent.log";
         int listenFd = -1, logFd = -1, cgroupFd = -1;

@@ -232,7 +232,8 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
                 switch (req.KindCase)
                 {
                     case AgentRequest.KindOneofCase.Input:
-                        await p.WriteStdinAsync(req.Input.Data.ToByteArray(), req.Input.Close, gone.Token);
+                        // the parsed ByteString owns a fresh copy of the frame: queue it as is rather than copying it again
+                        await p.WriteStdinAsync(req.Input.Data.Memory, req.Input.Close, gone.Token);
                         break;
                     case AgentRequest.KindOneofCase.Resize:
                         p.Resize(req.Resize.Rows, req.Resize.Cols);

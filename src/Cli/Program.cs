@@ -78,6 +78,8 @@ namespace Garden.Cli
             RunCommand c => ProcessCommands.RunAsync(ctx, c),
             AttachCommand c => ProcessCommands.AttachAsync(ctx, c),
             SignalCommand c => ProcessCommands.SignalAsync(ctx, c),
+            StreamInCommand c => FileCommands.StreamInAsync(ctx, c),
+            StreamOutCommand c => FileCommands.StreamOutAsync(ctx, c),
             _ => throw new CliException($"command '{command.Name}' has no handler"),
         };
 

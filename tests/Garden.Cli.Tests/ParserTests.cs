@@ -456,4 +456,25 @@ public class ParserTests
         Assert.Contains("--bandwidth", Usage.For("limit"));
         Assert.Equal("net-out", Command<HelpCommand>("net-out", "--help").Topic);
     }
+
+    [Fact]
+    public void Stream_in_and_out()
+    {
+        Assert.Equal(new StreamInCommand("h", "/tmp/dest", null), Command<StreamInCommand>("stream-in", "h", "/tmp/dest"));
+        Assert.Equal(new StreamInCommand("h", "/d", "vcap"), Command<StreamInCommand>("stream-in", "h", "/d", "--user", "vcap"));
+        Assert.Equal(new StreamOutCommand("h", "/etc/", "1000:1000"), Command<StreamOutCommand>("stream-out", "--user=1000:1000", "h", "/etc/"));
+        Assert.Equal(new StreamOutCommand("h", "/x", null), Command<StreamOutCommand>("--socket", "/s", "stream-out", "h", "/x"));
+        Assert.Contains("missing DEST-DIR", Fails("stream-in", "h").Message);
+        Assert.Contains("missing PATH", Fails("stream-out", "h").Message);
+        Assert.Contains("missing HANDLE", Fails("stream-out").Message);
+        Assert.Contains("'extra'", Fails("stream-in", "h", "/d", "extra").Message);
+        Assert.Contains("DEST-DIR is empty", Fails("stream-in", "h", "").Message);
+        Assert.Contains("--user", Fails("stream-out", "h", "/x", "--user", "").Message);
+        Assert.Contains("'--kill'", Fails("stream-in", "h", "/d", "--kill").Message);
+        Assert.Equal("stream-in", Fails("stream-in", "h").Command);
+        Assert.Contains("--user", Usage.For("stream-in"));
+        Assert.Contains("dir/", Usage.For("stream-out"));
+        Assert.Contains("stream-in", Usage.Overview);
+        Assert.Equal("stream-out", Command<HelpCommand>("stream-out", "--help").Topic);
+    }
 }

@@ -12,7 +12,7 @@ public static class CommandLineParser
     /// <summary>Commands in API.md that this CLI does not offer yet: named as such rather than "unknown".</summary>
     private static readonly HashSet<string> Planned = new(StringComparer.Ordinal)
     {
-        "events", "stream-in", "stream-out", "grace-time",
+        "events", "grace-time",
     };
 
     public static Invocation Parse(IReadOnlyList<string> args)
@@ -71,6 +71,7 @@ public static class CommandLineParser
                 new("--env", true, true), new("--rlimit", true, true), new("--tty"), new("--detach")],
                 positionalsBeforeTrailing: 1),
             "attach" => Scan(name, rest, new FlagSpec("--from", true)),
+            "stream-in" or "stream-out" => Scan(name, rest, new FlagSpec("--user", true)),
             "net-out" => Scan(name, rest, new("--network", true, true), new("--port", true, true), new("--protocol", true),
                 new("--icmp-type", true), new("--log")),
             _ => Scan(name, rest),
@@ -101,6 +102,8 @@ public static class CommandLineParser
             "metrics" => new MetricsCommand(Positionals(name, scanned, "HANDLE")[0]),
             "net-in" => ParseNetIn(scanned),
             "net-out" => ParseNetOut(scanned),
+            "stream-in" => ParseStream(scanned, "DEST-DIR", (h, p, u) => new StreamInCommand(h, p, u)),
+            "stream-out" => ParseStream(scanned, "PATH", (h, p, u) => new StreamOutCommand(h, p, u)),
             _ => throw new UsageException($"unknown command '{name}'"),
         });
     }
@@ -220,6 +223,15 @@ public static class CommandLineParser
         var rlimits = s.All("--rlimit").Select(r => Values.Rlimit("--rlimit", r)).ToList();
         return new RunCommand(s.Positionals[0], s.Value("--id"), s.Value("--user"), s.Value("--dir"), env, rlimits,
             s.Has("--tty"), s.Has("--detach"), s.Trailing[0], s.Trailing.Skip(1).ToList());
+    }
+
+    private static CliCommand ParseStream(ScannedArgs s, string pathName, Func<string, string, string?, CliCommand> make)
+    {
+        var name = pathName == "PATH" ? "stream-out" : "stream-in";
+        var p = Positionals(name, s, "HANDLE", pathName);
+        var user = s.Value("--user");
+        if (user is { Length: 0 }) throw new UsageException($"{name}: flag --user needs a user name or uid[:gid]", name);
+        return make(p[0], p[1], user);
     }
 
     private static AttachCommand ParseAttach(ScannedArgs s)

@@ -69,3 +69,9 @@ public sealed record SignalCommand(string Handle, string ProcessId, int Signal) 
 public enum PropertyAction { List, Get, Set, Remove }
 public sealed record PropertyCommand(string Handle, PropertyAction Action, string? Key = null, string? Value = null)
     : CliCommand("property");
+
+/// <summary>stream-in: the tar on garden's stdin is extracted into Dest (created if missing) as User (null = root).</summary>
+public sealed record StreamInCommand(string Handle, string Dest, string? User) : CliCommand("stream-in");
+
+/// <summary>stream-out: a tar of Path (`dir` with dir/ itself, `dir/` only its contents) on garden's stdout.</summary>
+public sealed record StreamOutCommand(string Handle, string Path, string? User) : CliCommand("stream-out");

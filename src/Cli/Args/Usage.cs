@@ -40,6 +40,13 @@ public static class Usage
         ["attach"] = "garden attach HANDLE PROCESS-ID [--from OFFSET]\n" +
                      "  Reattaches to a process's output (from byte OFFSET), forwards stdin, exits with its exit code.",
         ["signal"] = "garden signal HANDLE PROCESS-ID SIGNAL\n  Sends SIGNAL (a number, or a name such as TERM, SIGKILL, hup) to a process.",
+        ["stream-in"] = "garden stream-in HANDLE DEST-DIR [--user U] < archive.tar\n" +
+                        "  Extracts the tar on stdin into DEST-DIR of the container (created if missing) as user U (name or\n" +
+                        "  uid[:gid]; default root). Modes, symlinks and, as root, owners are kept; hard links become copies.\n" +
+                        "  Entries with absolute names or '..', or that go through a symlink, are refused.",
+        ["stream-out"] = "garden stream-out HANDLE PATH [--user U] > archive.tar\n" +
+                         "  Writes a tar of PATH of the container to stdout, read as user U (default root): PATH 'dir'\n" +
+                         "  gives dir/ and everything in it, 'dir/' only what is in it. Symlinks are kept, never followed.",
         ["property"] = "garden property HANDLE [get KEY | set KEY VALUE | rm KEY]\n" +
                        "  Without an action, prints every property as KEY=VALUE, one a line.",
     };
@@ -63,6 +70,8 @@ public static class Usage
         "  metrics HANDLE                         show resource usage\n" +
         "  net-in HANDLE HOST:CONTAINER           forward a host port to the container\n" +
         "  net-out HANDLE [flags]                 allow outbound traffic\n" +
+        "  stream-in HANDLE DEST-DIR < x.tar      extract a tar into the container\n" +
+        "  stream-out HANDLE PATH > x.tar         tar a file or directory of the container\n" +
         "\n" +
         "Global flags (before or after the command):\n" +
         "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +

@@ -200,6 +200,94 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         await Pump(attached.Stream, requestStream, r => r.Stdin, responseStream, context);
     }
 
+    public override async Task<StreamInResponse> StreamIn(IAsyncStreamReader<StreamInRequest> requestStream, ServerCallContext context)
+    {
+        var ct = context.CancellationToken;
+        if (!await requestStream.MoveNext(ct))
+            throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, "stream-in: the first message must carry handle and path"));
+        var first = requestStream.Current;
+        await using var transfer = await StartTransfer(() => FileTransfers.StreamIn(first.Handle, first.Path, first.User), "stream-in", first.Path);
+        using var _ = Abandoned(transfer, first.Handle);
+        // the archive flows in while the tool's exit is awaited: a bad archive fails at once, not after the last byte
+        var input = ForwardArchive(transfer, first.Data, requestStream, ct);
+        try
+        {
+            while (await transfer.ReadAsync(ct) is not null)
+            {
+                // the tool writes nothing on stdout; its reason for failing is on stderr
+            }
+        }
+        catch (Exception e)
+        {
+            throw Errors.ToRpc(e);
+        }
+        await input;
+        return new StreamInResponse();
+    }
+
+    public override async Task StreamOut(StreamOutRequest request, IServerStreamWriter<StreamOutChunk> responseStream, ServerCallContext context)
+    {
+        await using var transfer = await StartTransfer(() => FileTransfers.StreamOut(request.Handle, request.Path, request.User), "stream-out", request.Path);
+        using var _ = Abandoned(transfer, request.Handle);
+        try
+        {
+            await transfer.CompleteInputAsync(context.CancellationToken);
+        }
+        catch (Exception)
+        {
+            // the tool reads nothing and may be gone already: its exit, read below, is what matters
+        }
+        try
+        {
+            while (await transfer.ReadAsync(context.CancellationToken) is { } data)
+                await responseStream.WriteAsync(new StreamOutChunk { Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(data) });
+        }
+        catch (Exception e)
+        {
+            throw Errors.ToRpc(e);
+        }
+    }
+
+    private async Task<FileTransfer> StartTransfer(Func<RunProcess> run, string operation, string path)
+    {
+        RunProcess message;
+        try { message = run(); }
+        catch (Exception e) { throw Errors.ToRpc(e); }
+        var started = await Ask<Actors.Process.ProcessStarted>(message);
+        return new FileTransfer(started.Stream!, message.Handle, operation, path);
+    }
+
+    /// <summary>When the call ends before the tool exited (the client went away, a failure), the tool is killed: nobody
+    /// will read the rest of its archive or send the rest of theirs.</summary>
+    private IDisposable Abandoned(FileTransfer transfer, string handle) => new Finally(() =>
+    {
+        if (!transfer.Finished) gw.Host.Tell(new SignalProcess(handle, transfer.ProcessId, 9));
+    });
+
+    private sealed class Finally(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
+
+    private static async Task ForwardArchive(FileTransfer transfer, Google.Protobuf.ByteString firstData, IAsyncStreamReader<StreamInRequest> requests,
+        CancellationToken ct)
+    {
+        try
+        {
+            if (firstData.Length > 0) await transfer.WriteAsync(firstData.Memory, ct);
+            while (await requests.MoveNext(ct))
+            {
+                var data = requests.Current.Data;
+                if (data.Length > 0) await transfer.WriteAsync(data.Memory, ct);
+            }
+            await transfer.CompleteInputAsync(ct);
+        }
+        catch (Exception)
+        {
+            // the client went away (the tool then sees a truncated archive) or the tool exited: its exit says what happened
+        }
+    }
+
     /// <summary>Client stdin → process; process output and exit → client. Ends at the exit or when the client goes.</summary>
     private static async Task Pump<TReq>(IProcessStream stream, IAsyncStreamReader<TReq> requests, Func<TReq, StdinChunk?> stdinOf,
         IServerStreamWriter<ProcessEvent> responses, ServerCallContext context)

@@ -74,12 +74,19 @@ public static class OciBundle
         File.Move(tmp, Path.Combine(bundleDir, "config.json"), overwrite: true);
     }
 
+    /// <summary>The agent counts against the container's memory limit but cannot see it (no cgroupfs inside), so .NET sizes
+    /// its youngest generation from the host's cache and memory: tens of MB of garbage from a fast stdin stream before the
+    /// first collection, enough for a 32 MB container's OOM killer to take its PID 1. A small gen0 budget keeps it at a few
+    /// MB (a 96 MB stdin stream: 10 MB peak instead of 88). The values are hex without 0x (the runtime's format; with 0x they
+    /// are ignored). Only the agent gets these: its children get the environment of their Run request.</summary>
+    private static readonly string[] AgentGcEnv = ["DOTNET_GCgen0size=100000", "DOTNET_GCgen0MaxBudget=400000"];
+
     public static string ToJson(BundleSpec spec)
     {
         var caps = new JsonArray((spec.Privileged ? AllCapabilities : DefaultCapabilities).Select(c => (JsonNode)c!).ToArray());
         JsonArray Caps() => caps.DeepClone().AsArray();
         var env = new JsonArray(new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
-            .Concat(spec.Env).Select(e => (JsonNode)e!).ToArray());
+            .Concat(spec.Env).Concat(AgentGcEnv).Select(e => (JsonNode)e!).ToArray());
 
         var config = new JsonObject
         {
