@@ -78,7 +78,8 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             var batch = new StringBuilder();
             var namespaced = File.Exists(n.NetnsPath);
             if (namespaced) batch.Append($"netns del {n.Netns}\n");
-            if ((!namespaced || wait) && Directory.Exists(Path.Combine(SysNet, n.HostVeth))) batch.Append($"link del {n.HostVeth}\n");
+            // On a shared bridge the veth goes now: whether the bridge still has users is read from its ports.
+            if ((!namespaced || wait || n.Bridged) && Directory.Exists(Path.Combine(SysNet, n.HostVeth))) batch.Append($"link del {n.HostVeth}\n");
             if (n.Bridged && Directory.Exists(Path.Combine(SysNet, n.Bridge)) && BridgeUnused(n.Bridge, except: n.HostVeth))
                 batch.Append($"link del {n.Bridge}\n");
             if (batch.Length > 0) await BatchAsync(null, batch.ToString(), force: true, $"network of {n.Handle}", ct, check: false).ConfigureAwait(false);
