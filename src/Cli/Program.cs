@@ -78,6 +78,8 @@ namespace Garden.Cli
             RunCommand c => ProcessCommands.RunAsync(ctx, c),
             AttachCommand c => ProcessCommands.AttachAsync(ctx, c),
             SignalCommand c => ProcessCommands.SignalAsync(ctx, c),
+            GraceTimeCommand c => ContainerCommands.GraceTimeAsync(ctx, c),
+            EventsCommand c => ContainerCommands.EventsAsync(ctx, c),
             _ => throw new CliException($"command '{command.Name}' has no handler"),
         };
 

@@ -12,7 +12,7 @@ public static class CommandLineParser
     /// <summary>Commands in API.md that this CLI does not offer yet: named as such rather than "unknown".</summary>
     private static readonly HashSet<string> Planned = new(StringComparer.Ordinal)
     {
-        "events", "stream-in", "stream-out", "grace-time",
+        "stream-in", "stream-out",
     };
 
     public static Invocation Parse(IReadOnlyList<string> args)
@@ -63,7 +63,7 @@ public static class CommandLineParser
         {
             "create" => Scan(name, rest, [new("--handle", true), new("--rootfs", true), new("--env", true, true),
                 new("--property", true, true), new("--privileged"), new("--network", true), new("--net-in", true, true),
-                .. LimitFlags]),
+                new("--bind-mount", true, true), new("--grace-time", true), .. LimitFlags]),
             "limit" => Scan(name, rest, LimitFlags),
             "list" => Scan(name, rest, new FlagSpec("--property", true, true)),
             "stop" => Scan(name, rest, new FlagSpec("--kill")),
@@ -101,6 +101,8 @@ public static class CommandLineParser
             "metrics" => new MetricsCommand(Positionals(name, scanned, "HANDLE")[0]),
             "net-in" => ParseNetIn(scanned),
             "net-out" => ParseNetOut(scanned),
+            "grace-time" => ParseGraceTime(scanned),
+            "events" => ParseEvents(scanned),
             _ => throw new UsageException($"unknown command '{name}'"),
         });
     }
@@ -160,8 +162,26 @@ public static class CommandLineParser
         var network = s.Value("--network");
         if (network is { Length: 0 }) throw new UsageException("flag --network needs a CIDR or an IP address", "create");
         var netIn = s.All("--net-in").Select(m => Values.PortMapping("--net-in", m)).ToList();
+        // A relative SRC is the caller's (like --rootfs): sent as an absolute path. The daemon checks that it exists.
+        var mounts = s.All("--bind-mount").Select(m => Values.BindMount("--bind-mount", m))
+            .Select(m => m with { Source = System.IO.Path.GetFullPath(m.Source) }).ToList();
+        var grace = s.Value("--grace-time") is { } g ? Values.Duration("--grace-time", g) : (TimeSpan?)null;
         return new CreateCommand(s.Value("--handle"), rootfs, env, Properties("--property", s.All("--property")),
-            s.Has("--privileged"), ParseLimits(s), network, netIn);
+            s.Has("--privileged"), ParseLimits(s), network, netIn, mounts, grace);
+    }
+
+    private static GraceTimeCommand ParseGraceTime(ScannedArgs s)
+    {
+        var p = Positionals("grace-time", s, "HANDLE", "DURATION");
+        return new GraceTimeCommand(p[0], Values.Duration("grace-time", p[1], "DURATION"));
+    }
+
+    private static EventsCommand ParseEvents(ScannedArgs s)
+    {
+        if (s.Positionals.Count > 1)
+            throw new UsageException($"events: unexpected argument '{s.Positionals[1]}'", "events");
+        if (s.Positionals.Count == 1 && s.Positionals[0].Length == 0) throw new UsageException("events: HANDLE is empty", "events");
+        return new EventsCommand(s.Positionals.Count == 1 ? s.Positionals[0] : null);
     }
 
     private static readonly FlagSpec[] LimitFlags =
