@@ -95,6 +95,8 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     {
         switch (message)
         {
+            case GetSummary:
+                break; // the host's List asks every container: not a request for this one
             case IContainerCommand:
                 RestartGraceTimer();
                 break;
