@@ -114,22 +114,38 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
         var h = Unique("ev");
         var other = Unique("evo");
         using var events = D.StartCli("--json", "events", h);
+        // Lines read off the test's thread: a read of a pipe does not honour cancellation, a wait on a channel does.
+        var lines = System.Threading.Channels.Channel.CreateUnbounded<JsonElement>();
+        var reader = Task.Run(async () =>
+        {
+            while (await events.StandardOutput.ReadLineAsync() is { } line) lines.Writer.TryWrite(JsonDocument.Parse(line).RootElement);
+            lines.Writer.TryComplete();
+        });
+        async Task<JsonElement?> Next(TimeSpan timeout)
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            try { return await lines.Reader.ReadAsync(cts.Token); }
+            catch (Exception e) when (e is OperationCanceledException or System.Threading.Channels.ChannelClosedException) { return null; }
+        }
         try
         {
-            await Task.Delay(1000); // the subscription is made when the call begins
-            Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+            // The subscription is made when the call reaches the daemon: create until the stream shows the create
+            // (a loaded machine may start the CLI slowly); a create it missed is destroyed and made again.
+            JsonElement? created = null;
+            for (var attempt = 0; attempt < 5 && created is null; attempt++)
+            {
+                Assert.Equal(0, (await D.CliAsync("create", "--handle", h)).ExitCode);
+                for (var e = await Next(TimeSpan.FromSeconds(3)); e is not null; e = await Next(TimeSpan.FromSeconds(1)))
+                    if (e.Value.GetProperty("kind").GetString() == "created") { created = e; break; }
+                if (created is null) Assert.Equal(0, (await D.CliAsync("destroy", h)).ExitCode);
+            }
+            Assert.True(created is not null, $"no created event for {h}: {await events.StandardError.ReadToEndAsync()}");
             Assert.Equal(0, (await D.CliAsync("create", "--handle", other)).ExitCode);
             Assert.Equal(7, (await D.CliAsync("run", h, "--id", "seven", "--", "sh", "-c", "exit 7")).ExitCode);
             Assert.Equal(0, (await D.CliAsync("destroy", h)).ExitCode);
 
-            var seen = new List<JsonElement>();
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            while (seen.Count < 3)
-            {
-                var line = await events.StandardOutput.ReadLineAsync(cts.Token);
-                Assert.True(line is not null, $"events ended early: {await events.StandardError.ReadToEndAsync()}");
-                seen.Add(JsonDocument.Parse(line!).RootElement);
-            }
+            var seen = new List<JsonElement> { created!.Value };
+            while (seen.Count < 3 && await Next(TimeSpan.FromSeconds(10)) is { } e) seen.Add(e);
             Assert.Equal(["created", "process exited", "destroyed"], seen.Select(e => e.GetProperty("kind").GetString()));
             Assert.All(seen, e => Assert.Equal(h, e.GetProperty("handle").GetString()));
             Assert.Equal("seven", seen[1].GetProperty("processId").GetString());
@@ -139,6 +155,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
         finally
         {
             if (!events.HasExited) events.Kill();
+            await events.WaitForExitAsync();
             await D.CliAsync("destroy", h);
             await D.CliAsync("destroy", other);
         }

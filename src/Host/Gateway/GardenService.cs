@@ -183,14 +183,18 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
             {
                 FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, SingleReader = true,
             });
+        // Ends when the client goes or when gardend stops (an open event stream must not hold up its shutdown).
+        var stopping = context.GetHttpContext().RequestServices.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime))
+            is Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime ? lifetime.ApplicationStopping : CancellationToken.None;
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
         var subscriber = Actors.Events.EventFeed.Subscribe(gw.System, channel.Writer, request.Handle.Length == 0 ? null : request.Handle);
         try
         {
             await context.WriteResponseHeadersAsync(new Metadata());
-            await foreach (var e in channel.Reader.ReadAllAsync(context.CancellationToken))
+            await foreach (var e in channel.Reader.ReadAllAsync(ended.Token))
                 await responseStream.WriteAsync(Translate.ToApi(e));
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (ended.IsCancellationRequested)
         {
             // the client went away: the normal end of an event stream
         }
