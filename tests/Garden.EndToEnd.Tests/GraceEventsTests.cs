@@ -139,7 +139,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
                     if (e.Value.GetProperty("kind").GetString() == "created") { created = e; break; }
                 if (created is null) Assert.Equal(0, (await D.CliAsync("destroy", h)).ExitCode);
             }
-            Assert.True(created is not null, $"no created event for {h}: {await events.StandardError.ReadToEndAsync()}");
+            Assert.True(created is not null, $"no created event for {h} (events exited: {events.HasExited})");
             Assert.Equal(0, (await D.CliAsync("create", "--handle", other)).ExitCode);
             Assert.Equal(7, (await D.CliAsync("run", h, "--id", "seven", "--", "sh", "-c", "exit 7")).ExitCode);
             Assert.Equal(0, (await D.CliAsync("destroy", h)).ExitCode);
