@@ -15,11 +15,45 @@ public sealed record ContainerSpec(
     string NetworkRequest = "",
     NetworkAllocation? Network = null,
     ImmutableArray<PortMapping> NetIn = default,
-    ImmutableArray<NetOutRule> NetOut = default)
+    ImmutableArray<NetOutRule> NetOut = default,
+    ImmutableArray<BindMount> BindMounts = default,
+    TimeSpan? GraceTime = null)
 {
     public Limits LimitsOrNone => Limits ?? Garden.Actors.Limits.None;
+    public ImmutableArray<BindMount> BindMountsOrEmpty => BindMounts.IsDefault ? [] : BindMounts;
     public ImmutableArray<PortMapping> NetInOrEmpty => NetIn.IsDefault ? [] : NetIn;
     public ImmutableArray<NetOutRule> NetOutOrEmpty => NetOut.IsDefault ? [] : NetOut;
+}
+
+/// <summary>A host path mounted into the container at create (read-only unless asked otherwise by the caller).</summary>
+public sealed record BindMount(string Source, string Destination, bool ReadOnly)
+{
+    /// <summary>Where no caller may mount: the container's kernel file systems, and the agent's own directory.</summary>
+    private static readonly string[] Reserved = ["/proc", "/sys", "/dev", "/.garden"];
+
+    /// <summary>What is wrong with this mount as an error naming the field and the value, or null. Checked before
+    /// anything is made; <paramref name="exists"/> tells whether a host path exists (a seam for tests).</summary>
+    public GardenException? Problem(int index, Func<string, bool> exists)
+    {
+        var field = $"bind mount {index + 1}";
+        if (Source.Length == 0 || Source[0] != '/')
+            return GardenException.Invalid($"{field} src", $"\"{Source}\" is not an absolute path on the host");
+        if (Destination.Length == 0 || Destination[0] != '/')
+            return GardenException.Invalid($"{field} dst", $"\"{Destination}\" is not an absolute path in the container");
+        var dst = NormalDestination;
+        if (dst == "/")
+            return GardenException.Invalid($"{field} dst", $"\"{Destination}\" would hide the container's root");
+        if (Reserved.FirstOrDefault(r => dst == r || dst.StartsWith(r + "/", StringComparison.Ordinal)) is { } reserved)
+            return GardenException.Invalid($"{field} dst", $"\"{Destination}\" is inside {reserved}, which the container's own mounts own");
+        if (!exists(Source))
+            return GardenException.Invalid($"{field} src", $"\"{Source}\" does not exist on the host");
+        return null;
+    }
+
+    /// <summary>The destination with "..", "." and repeated slashes resolved (lexically: it names a path in the container).</summary>
+    public string NormalDestination => Path.GetFullPath(Destination);
+
+    public static bool ExistsOnHost(string path) => File.Exists(path) || Directory.Exists(path);
 }
 
 /// <summary>A container's place on the network, given by the host's pool: its subnet (the gateway is the first address)
@@ -130,4 +164,18 @@ public static partial class Names
         for (var i = 0; i < chars.Length; i++) chars[i] = alphabet[RandomNumberGenerator.GetInt32(i == 0 ? 26 : alphabet.Length)];
         return new string(chars);
     }
+}
+
+/// <summary>Grace time: how long a container may stay idle before it is destroyed. Zero = never.</summary>
+public static class GraceTime
+{
+    /// <summary>The longest a timer can wait (int.MaxValue ms, about 24.8 days).</summary>
+    public static readonly TimeSpan Max = TimeSpan.FromMilliseconds(int.MaxValue);
+
+    public static GardenException? Problem(TimeSpan t) =>
+        t < TimeSpan.Zero || t > Max
+            ? GardenException.Invalid("grace time", $"{t.TotalMilliseconds:0} ms is out of range (0 = never, at most {Max.TotalMilliseconds:0} ms, about 24 days)")
+            : null;
+
+    public static string Describe(TimeSpan t) => t == TimeSpan.Zero ? "never" : t.ToString();
 }

@@ -22,7 +22,8 @@ public sealed record GardenSettings(
     int SnapshotEvery,
     string CrashAt,
     System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimits,
-    NetworkSettings Network)
+    NetworkSettings Network,
+    TimeSpan DefaultGraceTime = default)
 {
     public FaultPoints Faults { get; } = new(CrashAt);
 
@@ -42,6 +43,13 @@ public sealed record GardenSettings(
     }
 
     public static GardenSettings Create(ActorSystem system) => Create(system.Settings.Config);
+
+    private static TimeSpan DefaultGrace(Config c)
+    {
+        var t = c.GetTimeSpan("default-grace-time", TimeSpan.Zero);
+        if (GraceTime.Problem(t) is { } problem) throw new ConfigurationException($"garden.default-grace-time: {problem.Message}");
+        return t;
+    }
 
     public static GardenSettings Create(Config config)
     {
@@ -65,7 +73,8 @@ public sealed record GardenSettings(
             CrashAt: c.GetString("fault.crash-at", ""),
             DefaultRlimits: [.. c.GetConfig("default-rlimits").AsEnumerable()
                 .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))],
-            Network: NetworkSettings.From(c.GetConfig("network")));
+            Network: NetworkSettings.From(c.GetConfig("network")),
+            DefaultGraceTime: DefaultGrace(c));
     }
 }
 

@@ -80,6 +80,8 @@ namespace Garden.Cli
             SignalCommand c => ProcessCommands.SignalAsync(ctx, c),
             StreamInCommand c => FileCommands.StreamInAsync(ctx, c),
             StreamOutCommand c => FileCommands.StreamOutAsync(ctx, c),
+            GraceTimeCommand c => ContainerCommands.GraceTimeAsync(ctx, c),
+            EventsCommand c => ContainerCommands.EventsAsync(ctx, c),
             _ => throw new CliException($"command '{command.Name}' has no handler"),
         };
 

@@ -63,7 +63,7 @@ var effects = Wiring.WireLinux(settings);
 var host = Wiring.WireActors(system, settings, effects);
 
 var builder = WebApplication.CreateSlimBuilder();
-var app = Wiring.WireGateway(builder, socketPath, new GatewayContext(host, settings.AskTimeout));
+var app = Wiring.WireGateway(builder, socketPath, new GatewayContext(host, settings.AskTimeout, system));
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);

@@ -87,7 +87,7 @@ public class ParserTests
         Assert.Contains("'--bogus'", Fails("--bogus", "ping").Message);
         Assert.Contains("'--kill'", Fails("destroy", "h", "--kill").Message);
         Assert.Contains("'frobnicate'", Fails("frobnicate").Message);
-        Assert.Contains("not available", Fails("events").Message);
+        Assert.Contains("missing HANDLE", Fails("stream-in").Message);
         Assert.Contains("missing command", Fails("--json").Message);
     }
 
@@ -476,5 +476,74 @@ public class ParserTests
         Assert.Contains("dir/", Usage.For("stream-out"));
         Assert.Contains("stream-in", Usage.Overview);
         Assert.Equal("stream-out", Command<HelpCommand>("stream-out", "--help").Topic);
+    }
+
+    [Fact]
+    public void Create_takes_bind_mounts_read_only_by_default_and_a_grace_time()
+    {
+        var c = Command<CreateCommand>("create", "--bind-mount", "/srv/a:/mnt/a", "--bind-mount", "/srv/b:/mnt/b:rw",
+            "--bind-mount=/srv/c:/mnt/c:ro", "--grace-time", "1m30s");
+        Assert.Equal([new BindMountArg("/srv/a", "/mnt/a", true), new("/srv/b", "/mnt/b", false), new("/srv/c", "/mnt/c", true)], c.BindMounts);
+        Assert.Equal(TimeSpan.FromSeconds(90), c.GraceTime);
+        var d = Command<CreateCommand>("create");
+        Assert.Empty(d.BindMounts!);
+        Assert.Null(d.GraceTime);
+        // A relative host path is the caller's: sent absolute.
+        Assert.Equal(Path.GetFullPath("data"), Command<CreateCommand>("create", "--bind-mount", "data:/data").BindMounts![0].Source);
+    }
+
+    [Theory]
+    [InlineData("/a")]
+    [InlineData("/a:")]
+    [InlineData(":/b")]
+    [InlineData("/a:/b:/c")]
+    [InlineData("/a:/b:rx")]
+    public void Bad_bind_mounts_are_named(string text)
+    {
+        var e = Fails("create", "--bind-mount", text);
+        Assert.Contains("--bind-mount", e.Message);
+        Assert.Contains($"'{text}'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("30s", 30_000)]
+    [InlineData("500ms", 500)]
+    [InlineData("5m", 300_000)]
+    [InlineData("1h30m", 5_400_000)]
+    [InlineData("2d", 172_800_000)]
+    [InlineData("0", 0)]
+    [InlineData("10", 10_000)]
+    [InlineData("1.5s", 1_500)]
+    public void Durations(string text, long ms) => Assert.Equal(TimeSpan.FromMilliseconds(ms), Values.Duration("--grace-time", text));
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("s")]
+    [InlineData("5x")]
+    [InlineData("-1s")]
+    [InlineData("1s2")]
+    [InlineData("99999d")]
+    public void Bad_durations_are_named(string text)
+    {
+        var e = Assert.Throws<UsageException>(() => Values.Duration("--grace-time", text));
+        Assert.Contains("--grace-time", e.Message);
+        Assert.Contains($"'{text}'", e.Message);
+    }
+
+    [Fact]
+    public void Grace_time_and_events_commands()
+    {
+        Assert.Equal(new GraceTimeCommand("h", TimeSpan.FromSeconds(30)), Command<GraceTimeCommand>("grace-time", "h", "30s"));
+        Assert.Equal(TimeSpan.Zero, Command<GraceTimeCommand>("grace-time", "h", "0").GraceTime);
+        Assert.Contains("missing DURATION", Fails("grace-time", "h").Message);
+        Assert.Contains("'soon'", Fails("grace-time", "h", "soon").Message);
+        Assert.Null(Command<EventsCommand>("events").Handle);
+        Assert.Equal("h", Command<EventsCommand>("events", "h").Handle);
+        Assert.True(Parse("events", "--json").Globals.Json);
+        Assert.Contains("'x'", Fails("events", "h", "x").Message);
+        Assert.Contains("--bind-mount", Usage.For("create"));
+        Assert.Contains("--grace-time", Usage.For("create"));
+        Assert.Contains("DURATION", Usage.For("grace-time"));
+        Assert.Contains("HANDLE", Usage.For("events"));
     }
 }

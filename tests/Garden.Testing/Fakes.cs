@@ -25,12 +25,16 @@ public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
     /// <summary>Set to make the next RunAsync fail like runc would.</summary>
     public string? FailRunWith { get; set; }
 
+    /// <summary>The bundle of each container's last RunAsync.</summary>
+    public ConcurrentDictionary<string, BundleSpec> Bundles { get; } = new();
+
     /// <summary>When set, RunAsync waits for it (to hold a Create in the middle).</summary>
     public Task? RunGate { get; set; }
 
     public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
     {
         log.Add($"run {spec.Handle}");
+        Bundles[spec.Handle] = spec;
         if (RunGate is { } gate) await gate;
         if (FailRunWith is { } why) throw new OciRuntimeException("run", spec.Handle, why);
         if (!_containers.TryAdd(spec.Handle, OciStatus.Running))

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
 using Garden.Linux.Agent;
@@ -19,9 +20,15 @@ namespace Garden.Actors.Container;
 /// <summary>One container: a persistent shell over <see cref="ContainerState"/>. Its lifecycle is a state machine
 /// (Creating → Active ⇄ Stopping → Stopped → Destroying, or Broken); every change is journaled before it is
 /// acknowledged. After a restart it recovers its journal and reconciles with the kernel before it serves.
-/// Linux work runs off the actor thread and comes back as messages. One ProcessActor child per process.</summary>
-public sealed class ContainerActor : ReceivePersistentActor
+/// Linux work runs off the actor thread and comes back as messages. One ProcessActor child per process.
+/// Grace time: the container owns its idle timer; every request for it restarts the timer, and it pauses while any client
+/// is attached to one of its processes (counted by the ProcessActors). When it fires, the container destroys itself.</summary>
+public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 {
+    private const string GraceTimer = "grace";
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
     private readonly GardenSettings _settings;
     private readonly ContainerEffects _fx;
     private readonly ContainerPaths _paths;
@@ -33,6 +40,9 @@ public sealed class ContainerActor : ReceivePersistentActor
     private IActorRef? _awaitingPersist;
     private int _eventsSinceSnapshot;
     private IDisposable? _oomWatch;
+    private int _clients;          // clients attached to this container's processes (Run and Attach streams open)
+    private long _graceGeneration; // the grace timer message of an earlier start is stale (it may wait in the stash)
+    private bool _changing;        // a limit or firewall change is in flight: the container is not idle
 
     public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects)
     {
@@ -75,6 +85,61 @@ public sealed class ContainerActor : ReceivePersistentActor
     private sealed record ReconcileFinished(KernelFindings Findings);
     private sealed record NetworkChanged(IJournalRecord Event, object Reply, IActorRef ReplyTo);
     private sealed record NetworkChangeFailed(Exception Error, IActorRef ReplyTo);
+    private sealed record GraceTimeUp(long Generation);
+
+    // ---- grace time ----
+
+    /// <summary>Sees every message first: a request for this container restarts its grace timer, clients coming and
+    /// going pause and restart it, and a grace timer that fires while the container is not idle starts again.</summary>
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        switch (message)
+        {
+            case GetSummary:
+                break; // the host's List asks every container: not a request for this one
+            case IContainerCommand:
+                RestartGraceTimer();
+                break;
+            case ClientsChanged c:
+                _clients = Math.Max(0, _clients + c.Delta);
+                RestartGraceTimer();
+                return true;
+            case GraceTimeUp up when up.Generation != _graceGeneration:
+                return true; // stale: restarted since
+            case GraceTimeUp when _clients > 0 || _changing || _state.Lifecycle == ContainerLifecycle.Stopping:
+                RestartGraceTimer();
+                return true;
+        }
+        return base.AroundReceive(receive, message);
+    }
+
+    /// <summary>Starts the grace timer afresh (cancels it while clients are attached, when the grace time is zero, or
+    /// when the container is not serving).</summary>
+    private void RestartGraceTimer()
+    {
+        _graceGeneration++;
+        var serving = _state.Lifecycle is ContainerLifecycle.Active or ContainerLifecycle.Stopped or ContainerLifecycle.Stopping
+            or ContainerLifecycle.Broken;
+        if (_state.GraceTime <= TimeSpan.Zero || _clients > 0 || !serving || _state.Spec is null)
+        {
+            Timers.Cancel(GraceTimer);
+            return;
+        }
+        Timers.StartSingleTimer(GraceTimer, new GraceTimeUp(_graceGeneration), _state.GraceTime);
+    }
+
+    /// <summary>Idle for its whole grace time: destroyed like a Destroy request, with the reason in its events.</summary>
+    private void Reap(GraceTimeUp _)
+    {
+        _log.Info("[{0}] reaped: idle for its grace time ({1})", Handle, _state.GraceTime);
+        Journal(ContainerState.Changed(ContainerLifecycle.Destroying, ContainerEvent.Reaped), null, () =>
+        {
+            Publish(ContainerEvent.Reaped);
+            StartDestroy(graceful: true);
+        });
+    }
+
+    private void Publish(string kind, string detail = "") => Context.System.EventStream.Publish(ContainerEvent.Now(Handle, kind, detail));
 
     // ---- journal ----
 
@@ -167,18 +232,21 @@ public sealed class ContainerActor : ReceivePersistentActor
                 };
                 Journal(found, null, () =>
                 {
+                    Publish(ContainerEvent.Broken, problem);
                     if (_state.Lifecycle == ContainerLifecycle.Broken) Ready(healthy: false);
                     else Journal(ContainerState.Changed(ContainerLifecycle.Broken, problem), null, () => Ready(healthy: false));
                 });
                 return;
             }
             _log.Info("[{0}] reconcile: reattached", Handle);
+            Publish(ContainerEvent.Reattached);
             if (_state.Lifecycle == ContainerLifecycle.Stopping)
             {
                 WatchOom();
                 // died mid-stop: finish it (KILL whatever is left)
                 StopProcessesAsync(TimeSpan.Zero).ContinueWith(_ => new StopFinished(null)).PipeTo(Self);
                 Become(Stopping);
+                RestartGraceTimer();
                 Context.Parent.Tell(new ContainerReady(Handle));
                 return;
             }
@@ -197,6 +265,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             _ => Broken,
         });
         Stash.UnstashAll();
+        RestartGraceTimer(); // after a restart the grace time starts afresh
         Context.Parent.Tell(new ContainerReady(Handle, healthy));
     }
 
@@ -268,7 +337,9 @@ public sealed class ContainerActor : ReceivePersistentActor
             WatchOom();
             _log.Info("[{0}] create finished", Handle);
             msg.ReplyTo.Tell(new ContainerCreated(Handle));
+            Publish(ContainerEvent.Created);
             Become(Active);
+            RestartGraceTimer();
             Stash.UnstashAll();
         }));
         Command<CreateFailed>(msg =>
@@ -303,6 +374,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             });
         });
         Command<DestroyContainer>(BeginDestroy);
+        Command<GraceTimeUp>(Reap);
     }
 
     private void Stopping()
@@ -314,6 +386,7 @@ public sealed class ContainerActor : ReceivePersistentActor
         {
             _log.Info("[{0}] stop finished", Handle);
             msg.ReplyTo?.Tell(Done.Instance);
+            Publish(ContainerEvent.Stopped);
             Become(Stopped);
             Stash.UnstashAll();
         }));
@@ -329,6 +402,7 @@ public sealed class ContainerActor : ReceivePersistentActor
         Command<RunProcess>(_ => Sender.Tell(new Status.Failure(_state.CannotRun()!)));
         Command<StopContainer>(_ => Sender.Tell(Done.Instance));
         Command<DestroyContainer>(BeginDestroy);
+        Command<GraceTimeUp>(Reap);
     }
 
     private void Destroying()
@@ -344,6 +418,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                 Journal(ContainerState.Changed(ContainerLifecycle.Destroyed), null, () =>
                 {
                     _log.Info("[{0}] destroy finished", Handle);
+                    Publish(ContainerEvent.Destroyed);
                     foreach (var w in _destroyWaiters) w.Tell(new ContainerDestroyed(Handle));
                     _destroyWaiters.Clear();
                     BecomeGone();
@@ -356,6 +431,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                 var error = new GardenException(ErrorKind.Internal, $"destroy {Handle} failed: {msg.Error.Message}", msg.Error);
                 foreach (var w in _destroyWaiters) w.Tell(new Status.Failure(error));
                 _destroyWaiters.Clear();
+                Publish(ContainerEvent.Broken, $"destroy failed: {msg.Error.Message}");
                 Become(Broken);
                 Context.Parent.Tell(new ContainerReady(Handle, Healthy: false)); // a recovering host stops waiting for it
 
@@ -369,6 +445,7 @@ public sealed class ContainerActor : ReceivePersistentActor
     {
         Queries();
         Command<DestroyContainer>(BeginDestroy);
+        Command<GraceTimeUp>(Reap);
         CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.FailedPrecondition,
             $"container {Handle} is broken ({_state.Events.LastOrDefault()}); destroy it"))));
     }
@@ -401,7 +478,8 @@ public sealed class ContainerActor : ReceivePersistentActor
         {
             var kills = Try(() => _fx.Cgroups.Metrics(Handle).OomKills, 0UL);
             _log.Warning("[{0}] out of memory: the kernel killed a process ({1} so far)", Handle, kills);
-            Journal(new OutOfMemory { AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OomKills = kills }, null, () => { });
+            Journal(new OutOfMemory { AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OomKills = kills }, null,
+                () => Publish(ContainerEvent.OutOfMemory));
         });
         Command<GetLimits>(_ =>
         {
@@ -424,6 +502,21 @@ public sealed class ContainerActor : ReceivePersistentActor
                 .PipeTo(replyTo);
         });
         Command<GetProperties>(_ => Sender.Tell(new PropertiesResult(_state.Properties)));
+        Command<SetGraceTime>(msg =>
+        {
+            if (GraceTime.Problem(msg.GraceTime) is { } problem)
+            {
+                Sender.Tell(new Status.Failure(problem));
+                return;
+            }
+            var replyTo = Sender;
+            Journal(new GraceTimeChanged { GraceTimeMs = (ulong)msg.GraceTime.TotalMilliseconds }, replyTo, () =>
+            {
+                _log.Info("[{0}] grace time set to {1}", Handle, GraceTime.Describe(_state.GraceTime));
+                RestartGraceTimer();
+                replyTo.Tell(Done.Instance);
+            });
+        });
         Command<GetProperty>(msg =>
         {
             if (_state.Properties.TryGetValue(msg.Key, out var v)) Sender.Tell(new PropertyValue(v));
@@ -487,6 +580,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             }).ContinueWith(t => t.IsCompletedSuccessfully ? (object)new LimitsApplied(t.Result, replyTo)
                     : new LimitsFailed(t.Exception!.GetBaseException(), replyTo))
                 .PipeTo(Self);
+            _changing = true;
             BecomeStacked(() =>
             {
                 Snapshots();
@@ -495,6 +589,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                     _log.Info("[{0}] limit finished", Handle);
                     done.ReplyTo.Tell(new LimitsInForce(done.InForce));
                     UnbecomeStacked();
+                _changing = false;
                     Stash.UnstashAll();
                 }));
                 Command<LimitsFailed>(failed =>
@@ -502,6 +597,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                     _log.Warning("[{0}] limit refused: {1}", Handle, failed.Error.Message);
                     failed.ReplyTo.Tell(new Status.Failure(ToLimitError(failed.Error)));
                     UnbecomeStacked();
+                _changing = false;
                     Stash.UnstashAll();
                 });
                 CommandAny(_ => Stash.Stash());
@@ -563,6 +659,7 @@ public sealed class ContainerActor : ReceivePersistentActor
             .ContinueWith(t => t.IsCompletedSuccessfully ? (object)new NetworkChanged(evt, reply, replyTo)
                 : new NetworkChangeFailed(t.Exception!.GetBaseException(), replyTo))
             .PipeTo(Self);
+        _changing = true;
         BecomeStacked(() =>
         {
             Snapshots();
@@ -571,6 +668,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                 _log.Info("[{0}] firewall change finished", Handle);
                 done.ReplyTo.Tell(done.Reply);
                 UnbecomeStacked();
+                _changing = false;
                 Stash.UnstashAll();
             }));
             Command<NetworkChangeFailed>(failed =>
@@ -582,6 +680,7 @@ public sealed class ContainerActor : ReceivePersistentActor
                     _ => new GardenException(ErrorKind.Internal, $"container {Handle}: firewall change failed: {failed.Error.Message}", failed.Error),
                 }));
                 UnbecomeStacked();
+                _changing = false;
                 Stash.UnstashAll();
             });
             CommandAny(_ => Stash.Stash());
@@ -746,7 +845,8 @@ public sealed class ContainerActor : ReceivePersistentActor
 
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
         OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
-        _state.Limits with { BandwidthBurst = _state.Limits.ToBandwidth()?.BurstBytes }, _state.Network, _state.NetIn);
+        _state.Limits with { BandwidthBurst = _state.Limits.ToBandwidth()?.BurstBytes }, _state.Network, _state.NetIn,
+        _state.Spec?.BindMountsOrEmpty ?? [], _state.GraceTime);
 
     private static GardenException ToCreateError(Exception e) => e switch
     {
@@ -813,6 +913,9 @@ public sealed class ContainerActor : ReceivePersistentActor
                 });
                 inFlight.Add(firewallUp);
             }
+
+            // The caller's mounts (validated by the host) go after the container's own: one over /etc brings its own hosts file.
+            mounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountSpec(b.Source, b.NormalDestination, b.ReadOnly)));
 
             undo.Push(("cgroup", () => { _fx.Cgroups.Release(Handle); return Task.CompletedTask; }));
             var processCgroup = _fx.Cgroups.PrepareProcessCgroup(Handle);

@@ -20,7 +20,9 @@ public sealed record ContainerInfo(
     bool Privileged,
     Limits Limits,
     NetworkAllocation? Network = null,
-    ImmutableList<PortMapping>? MappedPorts = null);
+    ImmutableList<PortMapping>? MappedPorts = null,
+    ImmutableArray<BindMount> BindMounts = default,
+    TimeSpan GraceTime = default);
 
 public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
 
@@ -77,3 +79,7 @@ public sealed record NetInInForce(PortMapping Mapping);
 
 /// <summary>Allow the container to reach what the rules name.</summary>
 public sealed record NetOut(string Handle, ImmutableArray<NetOutRule> Rules) : IContainerCommand;
+
+/// <summary>How long the container may stay idle (no request, no client attached to a process) before it is destroyed;
+/// zero = never. Journaled; the timer starts afresh from now.</summary>
+public sealed record SetGraceTime(string Handle, TimeSpan GraceTime) : IContainerCommand;

@@ -17,7 +17,8 @@ public sealed record ContainerState(
     Limits Limits,
     long CreatedUnixMs,
     ImmutableList<PortMapping> NetIn,
-    ImmutableList<NetOutRule> NetOut)
+    ImmutableList<NetOutRule> NetOut,
+    TimeSpan GraceTime = default)
 {
     public const string OutOfMemoryEvent = "out of memory";
 
@@ -34,7 +35,9 @@ public sealed record ContainerState(
             Spec = FromRecord(c.Spec), Properties = c.Spec.Properties.ToImmutableDictionary(), Lifecycle = ContainerLifecycle.Creating,
             Limits = FromRecord(c.Spec.Limits),
             NetIn = [.. c.Spec.NetIn.Select(FromRecord)], NetOut = [.. c.Spec.NetOut.Select(FromRecord)],
+            GraceTime = TimeSpan.FromMilliseconds(c.Spec.GraceTimeMs),
         },
+        GraceTimeChanged g => this with { GraceTime = TimeSpan.FromMilliseconds(g.GraceTimeMs) },
         NetInAdded n => this with { NetIn = NetIn.Add(FromRecord(n.Mapping)) },
         NetOutAdded n => this with { NetOut = NetOut.AddRange(n.Rules.Select(FromRecord)) },
         CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active, CreatedUnixMs = c.CreatedUnixMs },
@@ -54,6 +57,7 @@ public sealed record ContainerState(
             Properties = s.Properties.ToImmutableDictionary(), Events = [.. s.Events], Limits = FromRecord(s.Limits),
             CreatedUnixMs = s.CreatedUnixMs,
             NetIn = [.. s.NetIn.Select(FromRecord)], NetOut = [.. s.NetOut.Select(FromRecord)],
+            GraceTime = TimeSpan.FromMilliseconds(s.GraceTimeMs),
         },
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown container event"),
     };
@@ -63,6 +67,7 @@ public sealed record ContainerState(
         var s = new ContainerSnapshot
         {
             RootfsMount = Rootfs, Lifecycle = (Lifecycle)(int)Lifecycle, Limits = ToRecord(Limits), CreatedUnixMs = CreatedUnixMs,
+            GraceTimeMs = (ulong)GraceTime.TotalMilliseconds,
         };
         if (Spec is not null) s.Spec = ToRecord(Spec);
         s.Properties.Add(Properties);
@@ -83,13 +88,17 @@ public sealed record ContainerState(
         if (spec.Network is not null) r.Network = Host.HostState.ToRecord(spec.Network);
         r.NetIn.AddRange(spec.NetInOrEmpty.Select(ToRecord));
         r.NetOut.AddRange(spec.NetOutOrEmpty.Select(ToRecord));
+        r.BindMounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountRecord { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
+        r.GraceTimeMs = (ulong)(spec.GraceTime ?? TimeSpan.Zero).TotalMilliseconds;
         return r;
     }
 
     public static ContainerSpec FromRecord(ContainerSpecRecord r) =>
         new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged, FromRecord(r.Limits),
             Network: r.Network is null ? null : Host.HostState.FromRecord(r.Network),
-            NetIn: [.. r.NetIn.Select(FromRecord)], NetOut: [.. r.NetOut.Select(FromRecord)]);
+            NetIn: [.. r.NetIn.Select(FromRecord)], NetOut: [.. r.NetOut.Select(FromRecord)],
+            BindMounts: [.. r.BindMounts.Select(b => new BindMount(b.Src, b.Dst, b.ReadOnly))],
+            GraceTime: TimeSpan.FromMilliseconds(r.GraceTimeMs));
 
     public static LimitsRecord ToRecord(Limits l) => new()
     {

@@ -311,6 +311,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             foreach (var e in spec.Env)
                 if (!e.Contains('=') || e.StartsWith('=')) throw GardenException.Invalid("env", $"\"{e}\" is not KEY=VALUE");
             if (spec.LimitsOrNone.Problem() is { } problem) throw problem;
+            foreach (var (mount, i) in spec.BindMountsOrEmpty.Select((m, i) => (m, i)))
+                if (mount.Problem(i, BindMount.ExistsOnHost) is { } mountProblem) throw mountProblem;
+            spec = spec with { GraceTime = spec.GraceTime ?? _settings.DefaultGraceTime };
+            if (GraceTime.Problem(spec.GraceTime.Value) is { } graceProblem) throw graceProblem;
             if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
                 throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
             if (_state.Containers.Count >= MaxContainers)

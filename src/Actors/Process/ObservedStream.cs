@@ -5,9 +5,18 @@ using Garden.Protocol.Agent;
 namespace Garden.Actors.Process;
 
 /// <summary>An agent stream that tells its ProcessActor what it sees (the exit) and when it closes.</summary>
-internal sealed class ObservedStream(IAgentStream inner, IActorRef owner) : IProcessStream
+internal sealed class ObservedStream : IProcessStream
 {
+    private readonly IAgentStream inner;
+    private readonly IActorRef owner;
     private int _closed;
+
+    public ObservedStream(IAgentStream inner, IActorRef owner)
+    {
+        this.inner = inner;
+        this.owner = owner;
+        owner.Tell(StreamOpened.Instance);
+    }
 
     public string ProcessId => inner.ProcessId;
 

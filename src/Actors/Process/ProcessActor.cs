@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Garden.Actors.Container;
+using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
@@ -28,10 +29,33 @@ public sealed class ProcessActor : ReceiveActor
         Receive<SignalProcess>(Signal);
         Receive<ExitObserved>(e =>
         {
-            if (ExitCode is null) _log.Info("[{0}] process {1} exited with {2}", _handle, _id, e.ExitCode);
+            if (ExitCode is null)
+            {
+                _log.Info("[{0}] process {1} exited with {2}", _handle, _id, e.ExitCode);
+                Context.System.EventStream.Publish(new ContainerEvent(_handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, e.ExitCode));
+            }
             ExitCode = e.ExitCode;
         });
-        Receive<StreamClosed>(_ => _attached = Math.Max(0, _attached - 1));
+        // Counted from the streams themselves (opened when a client got one, closed when it went), so a Run or an Attach
+        // that failed never counts; the container pauses its grace timer while any client is attached.
+        Receive<StreamOpened>(_ =>
+        {
+            _attached++;
+            Context.Parent.Tell(new ClientsChanged(+1));
+        });
+        Receive<StreamClosed>(_ =>
+        {
+            if (_attached == 0) return;
+            _attached--;
+            Context.Parent.Tell(new ClientsChanged(-1));
+        });
+    }
+
+    protected override void PostStop()
+    {
+        // A process actor that goes (its container is destroyed) releases the clients it counted.
+        if (_attached > 0) Context.Parent.Tell(new ClientsChanged(-_attached));
+        base.PostStop();
     }
 
     /// <summary>Known once a stream saw the exit; null while running or unknown.</summary>
@@ -51,13 +75,11 @@ public sealed class ProcessActor : ReceiveActor
             : _agent.SpawnAttachedAsync(request, CancellationToken.None)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, Observe(t.Result, self)) : Fail(t.Exception!));
         work.PipeTo(msg.ReplyTo);
-        if (!msg.Detach) _attached++;
     }
 
     private void Attach(AttachProcess msg)
     {
         var self = Self;
-        _attached++;
         _agent.AttachAsync(_id, msg.FromOffset, CancellationToken.None)
             .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!))
             .PipeTo(Sender);

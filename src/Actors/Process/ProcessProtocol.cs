@@ -27,6 +27,16 @@ public sealed record ProcessAttached(IProcessStream Stream);
 /// <summary>Sent by a stream when it saw the process's exit.</summary>
 internal sealed record ExitObserved(int ExitCode, int Signal);
 
+/// <summary>Sent by a stream when a client holds it (the reply to a Run or an Attach).</summary>
+internal sealed record StreamOpened
+{
+    public static readonly StreamOpened Instance = new();
+}
+
+/// <summary>Sent by a ProcessActor to its container when a client attaches to (+1) or leaves (-1) one of its streams:
+/// the container's grace timer pauses while any client is attached.</summary>
+internal sealed record ClientsChanged(int Delta);
+
 /// <summary>Sent by a stream when its client went away.</summary>
 internal sealed record StreamClosed
 {

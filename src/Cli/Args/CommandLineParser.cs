@@ -9,12 +9,6 @@ public static class CommandLineParser
     private static readonly FlagSpec HelpShort = new("-h");
     private static readonly FlagSpec[] GlobalFlags = [Socket, Json, Help, HelpShort];
 
-    /// <summary>Commands in API.md that this CLI does not offer yet: named as such rather than "unknown".</summary>
-    private static readonly HashSet<string> Planned = new(StringComparer.Ordinal)
-    {
-        "events", "grace-time",
-    };
-
     public static Invocation Parse(IReadOnlyList<string> args)
     {
         string? socket = null;
@@ -47,8 +41,6 @@ public static class CommandLineParser
             return new(new(socket, json), new HelpCommand(rest.FirstOrDefault()));
         if (name == "version")
             return new(new(socket, json), new VersionCommand());
-        if (Planned.Contains(name))
-            throw new UsageException($"command '{name}' is not available in this version of garden", name);
         if (!Usage.Commands.ContainsKey(name))
             throw new UsageException($"unknown command '{name}' (run 'garden --help' for the list)");
 
@@ -63,7 +55,7 @@ public static class CommandLineParser
         {
             "create" => Scan(name, rest, [new("--handle", true), new("--rootfs", true), new("--env", true, true),
                 new("--property", true, true), new("--privileged"), new("--network", true), new("--net-in", true, true),
-                .. LimitFlags]),
+                new("--bind-mount", true, true), new("--grace-time", true), .. LimitFlags]),
             "limit" => Scan(name, rest, LimitFlags),
             "list" => Scan(name, rest, new FlagSpec("--property", true, true)),
             "stop" => Scan(name, rest, new FlagSpec("--kill")),
@@ -104,6 +96,8 @@ public static class CommandLineParser
             "net-out" => ParseNetOut(scanned),
             "stream-in" => ParseStream(scanned, "DEST-DIR", (h, p, u) => new StreamInCommand(h, p, u)),
             "stream-out" => ParseStream(scanned, "PATH", (h, p, u) => new StreamOutCommand(h, p, u)),
+            "grace-time" => ParseGraceTime(scanned),
+            "events" => ParseEvents(scanned),
             _ => throw new UsageException($"unknown command '{name}'"),
         });
     }
@@ -163,8 +157,26 @@ public static class CommandLineParser
         var network = s.Value("--network");
         if (network is { Length: 0 }) throw new UsageException("flag --network needs a CIDR or an IP address", "create");
         var netIn = s.All("--net-in").Select(m => Values.PortMapping("--net-in", m)).ToList();
+        // A relative SRC is the caller's (like --rootfs): sent as an absolute path. The daemon checks that it exists.
+        var mounts = s.All("--bind-mount").Select(m => Values.BindMount("--bind-mount", m))
+            .Select(m => m with { Source = System.IO.Path.GetFullPath(m.Source) }).ToList();
+        var grace = s.Value("--grace-time") is { } g ? Values.Duration("--grace-time", g) : (TimeSpan?)null;
         return new CreateCommand(s.Value("--handle"), rootfs, env, Properties("--property", s.All("--property")),
-            s.Has("--privileged"), ParseLimits(s), network, netIn);
+            s.Has("--privileged"), ParseLimits(s), network, netIn, mounts, grace);
+    }
+
+    private static GraceTimeCommand ParseGraceTime(ScannedArgs s)
+    {
+        var p = Positionals("grace-time", s, "HANDLE", "DURATION");
+        return new GraceTimeCommand(p[0], Values.Duration("grace-time", p[1], "DURATION"));
+    }
+
+    private static EventsCommand ParseEvents(ScannedArgs s)
+    {
+        if (s.Positionals.Count > 1)
+            throw new UsageException($"events: unexpected argument '{s.Positionals[1]}'", "events");
+        if (s.Positionals.Count == 1 && s.Positionals[0].Length == 0) throw new UsageException("events: HANDLE is empty", "events");
+        return new EventsCommand(s.Positionals.Count == 1 ? s.Positionals[0] : null);
     }
 
     private static readonly FlagSpec[] LimitFlags =

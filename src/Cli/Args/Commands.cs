@@ -29,7 +29,15 @@ public sealed record CreateCommand(
     bool Privileged,
     LimitArgs? Limits = null,
     string? Network = null,
-    IReadOnlyList<PortMappingArg>? NetIn = null) : CliCommand("create");
+    IReadOnlyList<PortMappingArg>? NetIn = null,
+    IReadOnlyList<BindMountArg>? BindMounts = null,
+    TimeSpan? GraceTime = null) : CliCommand("create");
+
+/// <summary>garden grace-time HANDLE DURATION (zero = never reaped).</summary>
+public sealed record GraceTimeCommand(string Handle, TimeSpan GraceTime) : CliCommand("grace-time");
+
+/// <summary>garden events [HANDLE]: Handle null = every container.</summary>
+public sealed record EventsCommand(string? Handle) : CliCommand("events");
 
 public sealed record LimitCommand(string Handle, LimitArgs Limits) : CliCommand("limit");
 public sealed record MetricsCommand(string Handle) : CliCommand("metrics");

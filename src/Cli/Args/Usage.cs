@@ -10,11 +10,15 @@ public static class Usage
         ["create"] = "garden create [--handle H] [--rootfs DIR] [--env K=V]... [--property K=V]... [--privileged]\n" +
                      "              [--memory 64M] [--cpu-weight N] [--cpu-quota 0.5] [--pids N] [--disk 1G]\n" +
                      "              [--bandwidth RATE[:BURST]] [--network CIDR] [--net-in HOST:CONTAINER]...\n" +
+                     "              [--bind-mount SRC:DST[:ro|rw]]... [--grace-time 30s]\n" +
                      "  Creates a container and prints its handle (generated when --handle is not given).\n" +
                      "  Sizes take K, M, G, T (powers of 1024); --cpu-quota is in CPUs (0.5 = half of one CPU).\n" +
                      "  --bandwidth: RATE in bytes per second and BURST in bytes, both sizes (1M:256K); no BURST = the\n" +
                      "  daemon's default. --network: a CIDR or an IP (default: a /30 from the daemon's pool).\n" +
-                     "  --net-in: forward host port HOST (0 = one from the pool) to the container's port CONTAINER.",
+                     "  --net-in: forward host port HOST (0 = one from the pool) to the container's port CONTAINER.\n" +
+                     "  --bind-mount: mount host path SRC (must exist) at DST in the container, read-only unless :rw.\n" +
+                     "  --grace-time: destroy the container once it has been idle this long (no request, nobody attached\n" +
+                     "  to a process); 0 = never; default: the daemon's garden.default-grace-time.",
         ["limit"] = "garden limit HANDLE [--memory 64M] [--cpu-weight N] [--cpu-quota 0.5] [--pids N] [--disk 1G]\n" +
                     "                    [--bandwidth RATE[:BURST]]\n" +
                     "  Changes the given limits of a running container (the disk only grows) and prints the limits in force.",
@@ -49,6 +53,13 @@ public static class Usage
                          "  gives dir/ and everything in it, 'dir/' only what is in it. Symlinks are kept, never followed.",
         ["property"] = "garden property HANDLE [get KEY | set KEY VALUE | rm KEY]\n" +
                        "  Without an action, prints every property as KEY=VALUE, one a line.",
+        ["grace-time"] = "garden grace-time HANDLE DURATION\n" +
+                         "  Destroys the container once it has been idle for DURATION (30s, 5m, 1h30m; 0 = never). The timer\n" +
+                         "  starts afresh now, restarts with every request and pauses while a client is attached to a process.",
+        ["events"] = "garden events [HANDLE]\n" +
+                     "  Prints container and process events as they happen (of every container, or of HANDLE), one a line:\n" +
+                     "  created, destroyed, stopped, out of memory, process exited, reaped by grace time, reattached, broken.\n" +
+                     "  Runs until interrupted. With --json, one JSON object a line.",
     };
 
     public const string Overview =
@@ -72,6 +83,8 @@ public static class Usage
         "  net-out HANDLE [flags]                 allow outbound traffic\n" +
         "  stream-in HANDLE DEST-DIR < x.tar      extract a tar into the container\n" +
         "  stream-out HANDLE PATH > x.tar         tar a file or directory of the container\n" +
+        "  grace-time HANDLE DURATION             destroy the container after it is idle that long\n" +
+        "  events [HANDLE]                        follow container and process events\n" +
         "\n" +
         "Global flags (before or after the command):\n" +
         "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +

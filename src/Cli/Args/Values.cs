@@ -6,6 +6,9 @@ public sealed record RlimitArg(string Name, ulong Soft, ulong Hard);
 /// <summary>A bandwidth limit: Rate in bytes per second, Burst in bytes (0 = the daemon's default).</summary>
 public sealed record BandwidthArg(ulong Rate, ulong Burst);
 
+/// <summary>A host path mounted into the container; read-only unless ":rw" was given (Garden's default).</summary>
+public sealed record BindMountArg(string Source, string Destination, bool ReadOnly);
+
 /// <summary>A host port (0 = one from the daemon's pool) forwarded to a container port.</summary>
 public sealed record PortMappingArg(uint HostPort, uint ContainerPort);
 
@@ -234,6 +237,54 @@ public static class Values
         if (numbers.Any(n => n > 255))
             throw new UsageException($"{flag}: '{text}' is out of range (TYPE and CODE are 0-255)");
         return new IcmpArg(numbers[0], numbers.Length == 2 ? (int)numbers[1] : -1);
+    }
+
+    /// <summary>SRC:DST[:ro|rw], read-only when no mode is given (as in Garden). SRC and DST must not be empty; whether they
+    /// are absolute, exist or name an allowed place is the daemon's to say.</summary>
+    public static BindMountArg BindMount(string flag, string text)
+    {
+        var rest = text;
+        var readOnly = true;
+        if (rest.EndsWith(":ro", StringComparison.Ordinal)) rest = rest[..^3];
+        else if (rest.EndsWith(":rw", StringComparison.Ordinal)) { rest = rest[..^3]; readOnly = false; }
+        var parts = rest.Split(':');
+        if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
+            throw new UsageException($"{flag} expects SRC:DST or SRC:DST:ro or SRC:DST:rw (host path, container path; read-only by default), got '{text}'");
+        return new BindMountArg(parts[0], parts[1], readOnly);
+    }
+
+    /// <summary>A duration: a number with a unit (ms, s, m, h, d), several in a row ("1h30m"), or a bare number of seconds;
+    /// "0" = zero.</summary>
+    public static TimeSpan Duration(string flag, string text, string what = "a duration")
+    {
+        string Form() => $"{flag} expects {what} such as 30s, 5m, 1h30m, 500ms or 0 (a bare number is seconds), got '{text}'";
+        var t = text.Trim();
+        if (t.Length == 0) throw new UsageException(Form());
+        if (decimal.TryParse(t, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var bare))
+            return Checked(bare * 1000m);
+        decimal total = 0;
+        var i = 0;
+        while (i < t.Length)
+        {
+            var start = i;
+            while (i < t.Length && (char.IsAsciiDigit(t[i]) || t[i] == '.')) i++;
+            if (i == start || !decimal.TryParse(t[start..i], System.Globalization.NumberStyles.AllowDecimalPoint,
+                    System.Globalization.CultureInfo.InvariantCulture, out var number))
+                throw new UsageException(Form());
+            var unitStart = i;
+            while (i < t.Length && char.IsAsciiLetter(t[i])) i++;
+            decimal ms = t[unitStart..i] switch
+            {
+                "ms" => 1, "s" => 1000, "m" => 60_000, "h" => 3_600_000, "d" => 86_400_000,
+                _ => throw new UsageException(Form()),
+            };
+            total += number * ms;
+        }
+        return Checked(total);
+
+        TimeSpan Checked(decimal ms) => ms > (decimal)TimeSpan.FromDays(3650).TotalMilliseconds
+            ? throw new UsageException($"{flag}: '{text}' is too long")
+            : TimeSpan.FromMilliseconds((double)decimal.Round(ms));
     }
 
     /// <summary>A whole number of at least 1.</summary>

@@ -1,3 +1,4 @@
+using Grpc.Core;
 using System.Text;
 using Garden.Cli.Args;
 using Garden.Protocol.Api;
@@ -70,6 +71,9 @@ internal static class ContainerCommands
                 .Append(string.IsNullOrEmpty(info.HostIp) ? "" : $" (host {info.HostIp})").Append('\n');
         if (info.MappedPorts.Count > 0)
             sb.Append("ports:      ").Append(NetworkCommands.Describe(info.MappedPorts)).Append('\n');
+        foreach (var b in info.BindMounts)
+            sb.Append("mount:      ").Append(b.Src).Append(" -> ").Append(b.Dst).Append(b.ReadOnly ? " (ro)" : " (rw)").Append('\n');
+        sb.Append("grace time: ").Append(info.GraceTimeMs == 0 ? "never" : Duration(info.GraceTimeMs)).Append('\n');
         if (info.Limits is { } l && !l.Equals(new Limits()))
             sb.Append("limits:     ").Append(DescribeLimits(l).Replace("\n", "; ").Replace("  ", " ")).Append('\n');
         sb.Append("processes:  ").Append(info.ProcessIds.Count == 0 ? "none" : string.Join(" ", info.ProcessIds)).Append('\n');
@@ -82,6 +86,37 @@ internal static class ContainerCommands
         foreach (var e in info.Events)
             sb.Append("\n  ").Append(e);
         return sb.ToString();
+    }
+
+    /// <summary>"1.5s" under a minute, else the TimeSpan form ("00:05:00", "1.00:00:00").</summary>
+    internal static string Duration(ulong ms) => ms < 60_000
+        ? (ms / 1000.0).ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + "s"
+        : TimeSpan.FromMilliseconds(ms).ToString("c", System.Globalization.CultureInfo.InvariantCulture);
+
+    public static async Task<int> GraceTimeAsync(CliContext ctx, GraceTimeCommand cmd)
+    {
+        await ctx.Client.SetGraceTimeAsync(new SetGraceTimeRequest { Handle = cmd.Handle, GraceTimeMs = (ulong)cmd.GraceTime.TotalMilliseconds });
+        return 0;
+    }
+
+    /// <summary>Follows the event stream until the daemon ends it or the user interrupts: one line (or JSON object) per event.</summary>
+    public static async Task<int> EventsAsync(CliContext ctx, EventsCommand cmd)
+    {
+        using var call = ctx.Client.Events(new EventsRequest { Handle = cmd.Handle ?? "" });
+        await foreach (var e in call.ResponseStream.ReadAllAsync())
+        {
+            if (ctx.Output.Json)
+            {
+                ctx.Output.Message(e);
+                continue;
+            }
+            var at = DateTimeOffset.FromUnixTimeMilliseconds(e.AtUnixMs).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+            var line = new StringBuilder($"{at} {e.Handle} {e.Kind}");
+            if (e.ProcessId.Length > 0) line.Append($" {e.ProcessId} exit {e.ExitCode}");
+            if (e.Detail.Length > 0) line.Append($": {e.Detail}");
+            ctx.Output.Line(line.ToString());
+        }
+        return 0;
     }
 
     public static async Task<int> StopAsync(CliContext ctx, StopCommand cmd)

@@ -36,6 +36,8 @@ internal static class HostCommands
         foreach (var (k, v) in cmd.Properties) spec.Properties[k] = v;
         if (cmd.Limits is { Any: true } limits) spec.Limits = ContainerCommands.ToApi(limits);
         spec.NetIn.Add((cmd.NetIn ?? []).Select(NetworkCommands.ToApi));
+        spec.BindMounts.Add((cmd.BindMounts ?? []).Select(b => new BindMount { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
+        if (cmd.GraceTime is { } grace) spec.GraceTimeMs = (ulong)grace.TotalMilliseconds;
         var response = await ctx.Client.CreateAsync(new CreateRequest { Spec = spec });
         ctx.Output.Result(response, () => response.Handle);
         return 0;

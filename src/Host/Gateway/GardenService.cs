@@ -174,6 +174,43 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         return r;
     }
 
+    public override async Task<SetGraceTimeResponse> SetGraceTime(SetGraceTimeRequest request, ServerCallContext context)
+    {
+        await Ask<Done>(new Actors.Container.SetGraceTime(request.Handle, Translate.Millis(request.GraceTimeMs)));
+        return new SetGraceTimeResponse();
+    }
+
+    /// <summary>Subscribes before the first byte goes out (so nothing published after the call began is missed), then copies
+    /// events to the client until it cancels.</summary>
+    public override async Task Events(EventsRequest request, IServerStreamWriter<Protocol.Api.ContainerEvent> responseStream,
+        ServerCallContext context)
+    {
+        var channel = System.Threading.Channels.Channel.CreateBounded<Actors.Events.ContainerEvent>(
+            new System.Threading.Channels.BoundedChannelOptions(4096)
+            {
+                FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, SingleReader = true,
+            });
+        // Ends when the client goes or when gardend stops (an open event stream must not hold up its shutdown).
+        var stopping = context.GetHttpContext().RequestServices.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime))
+            is Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime ? lifetime.ApplicationStopping : CancellationToken.None;
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        var subscriber = Actors.Events.EventFeed.Subscribe(gw.System, channel.Writer, request.Handle.Length == 0 ? null : request.Handle);
+        try
+        {
+            await context.WriteResponseHeadersAsync(new Metadata());
+            await foreach (var e in channel.Reader.ReadAllAsync(ended.Token))
+                await responseStream.WriteAsync(Translate.ToApi(e));
+        }
+        catch (OperationCanceledException) when (ended.IsCancellationRequested)
+        {
+            // the client went away: the normal end of an event stream
+        }
+        finally
+        {
+            gw.System.Stop(subscriber);
+        }
+    }
+
     public override async Task Run(IAsyncStreamReader<RunRequest> requestStream, IServerStreamWriter<ProcessEvent> responseStream,
         ServerCallContext context)
     {
@@ -184,9 +221,11 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         try { spec = Translate.ToDomain(first.Spec); }
         catch (Exception e) { throw Errors.ToRpc(e); }
         var started = await Ask<Actors.Process.ProcessStarted>(new RunProcess(first.Handle, spec, first.Detach));
+        // The stream counts as an attached client (the container's grace timer pauses) until it is disposed, whatever happens.
+        await using var stream = started.Stream;
         await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = started.ProcessId } });
-        if (started.Stream is null) return;
-        await Pump(started.Stream, requestStream, r => r.Stdin, responseStream, context);
+        if (stream is null) return;
+        await Pump(stream, requestStream, r => r.Stdin, responseStream, context);
     }
 
     public override async Task Attach(IAsyncStreamReader<AttachRequest> requestStream, IServerStreamWriter<ProcessEvent> responseStream,
@@ -196,8 +235,9 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
             throw new RpcException(new Grpc.Core.Status(StatusCode.InvalidArgument, "attach: the first message must name handle and process"));
         var first = requestStream.Current;
         var attached = await Ask<ProcessAttached>(new AttachProcess(first.Handle, first.ProcessId, first.FromOffset));
+        await using var stream = attached.Stream;
         await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = first.ProcessId } });
-        await Pump(attached.Stream, requestStream, r => r.Stdin, responseStream, context);
+        await Pump(stream, requestStream, r => r.Stdin, responseStream, context);
     }
 
     public override async Task<StreamInResponse> StreamIn(IAsyncStreamReader<StreamInRequest> requestStream, ServerCallContext context)

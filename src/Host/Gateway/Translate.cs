@@ -14,7 +14,18 @@ public static class Translate
         : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits),
             NetworkRequest: s.Network,
             NetIn: [.. s.NetIn.Select(m => new PortMapping(Port(m.HostPort), Port(m.ContainerPort)))],
-            NetOut: [.. s.NetOut.Select((r, i) => ToDomain(r, $"net-out[{i}]"))]);
+            NetOut: [.. s.NetOut.Select((r, i) => ToDomain(r, $"net-out[{i}]"))],
+            BindMounts: [.. s.BindMounts.Select(b => new BindMount(b.Src, b.Dst, b.ReadOnly))],
+            GraceTime: s.HasGraceTimeMs ? Millis(s.GraceTimeMs) : null);
+
+    /// <summary>Milliseconds as sent; beyond what a TimeSpan holds becomes the largest one (refused by the actors as out of range).</summary>
+    public static TimeSpan Millis(ulong ms) => ms > (ulong)TimeSpan.MaxValue.TotalMilliseconds / 2 ? TimeSpan.MaxValue : TimeSpan.FromMilliseconds(ms);
+
+    public static Api.ContainerEvent ToApi(Garden.Actors.Events.ContainerEvent e) => new()
+    {
+        Handle = e.Handle, Kind = e.Kind, ProcessId = e.ProcessId ?? "", ExitCode = e.ExitCode ?? 0, AtUnixMs = e.At.ToUnixTimeMilliseconds(),
+        Detail = e.Detail,
+    };
 
     private static int Port(uint p) => p > int.MaxValue ? int.MaxValue : (int)p;
 
@@ -99,6 +110,8 @@ public static class Translate
             r.ContainerIp = n.Address.ToString();
         }
         r.MappedPorts.AddRange((i.MappedPorts ?? []).Select(m => new Api.PortMapping { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort }));
+        r.BindMounts.AddRange((i.BindMounts.IsDefault ? [] : i.BindMounts).Select(b => new Api.BindMount { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
+        r.GraceTimeMs = (ulong)i.GraceTime.TotalMilliseconds;
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);
         r.Properties.Add(i.Properties);

@@ -25,6 +25,7 @@ public sealed partial class PortsReserved : IJournalRecord;
 public sealed partial class PortsReturned : IJournalRecord;
 public sealed partial class NetInAdded : IJournalRecord;
 public sealed partial class NetOutAdded : IJournalRecord;
+public sealed partial class GraceTimeChanged : IJournalRecord;
 
 /// <summary>Journal bytes: the protobuf encoding, named by a short manifest that is never reused or renamed.
 /// (Akka's default serializer would store CLR type names, which an upgrade may not be able to read.)</summary>
@@ -52,6 +53,7 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
         ["pq"] = PortsReturned.Parser,
         ["ni"] = NetInAdded.Parser,
         ["no"] = NetOutAdded.Parser,
+        ["gt"] = GraceTimeChanged.Parser,
     };
 
     private static readonly Dictionary<Type, string> Manifests =
