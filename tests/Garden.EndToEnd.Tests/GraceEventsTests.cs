@@ -76,6 +76,8 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
             var deadline = DateTime.UtcNow.AddSeconds(15);
             while (DateTime.UtcNow < deadline && (await D.CliAsync("list")).Stdout.Contains(h)) await Task.Delay(200);
             Assert.DoesNotContain(h, (await D.CliAsync("list")).Stdout);
+            // list leaves out a container being destroyed; info still answers for it until the destroy is finished
+            while (DateTime.UtcNow < deadline && !(await D.CliAsync("info", h)).Stderr.Contains("unknown handle")) await Task.Delay(100);
             Assert.Contains("unknown handle", (await D.CliAsync("info", h)).Stderr);
             Assert.Empty(Host.Leftovers(D, h));
         }
