@@ -1,0 +1,277 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Akka.Actor;
+using Garden.Protocol.Api;
+using Garden.Protocol.Client;
+using Garden.Protocol.Remote;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.EndToEnd.Tests;
+
+/// <summary>A real gardend serving both gRPC (its Unix socket) and Akka.Remote on a free loopback port.</summary>
+public sealed class RemoteDaemonFixture : IAsyncLifetime
+{
+    public int AkkaPort { get; } = FreePort();
+    public Gardend Daemon { get; }
+    public string AkkaAddress => $"akka.tcp://garden@127.0.0.1:{AkkaPort}";
+
+    public RemoteDaemonFixture() => Daemon = new Gardend($"garden.akka-remote.address = \"127.0.0.1:{AkkaPort}\"");
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public Task InitializeAsync() => Daemon.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        var list = await Daemon.CliAsync("list");
+        foreach (var h in list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            await Daemon.CliAsync("destroy", h);
+        await Daemon.DisposeAsync();
+    }
+}
+
+/// <summary>The API's behaviour, written once against IGardenClient and run over both transports: whatever a caller
+/// does over gRPC it can do over Akka.Remote, with the same answers and the same errors.</summary>
+public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixture<RemoteDaemonFixture>, IAsyncLifetime
+{
+    protected RemoteDaemonFixture Fixture { get; } = fixture;
+    protected IGardenClient Client { get; private set; } = null!;
+
+    protected abstract IGardenClient Connect();
+
+    public Task InitializeAsync()
+    {
+        Client = Connect();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await Client.DisposeAsync();
+
+    private static string NewHandle(string what) => $"cf-{what}-{Guid.NewGuid():N}"[..24];
+
+    private static ProcessSpec Sh(string script) => new() { Path = "/bin/sh", Args = { "-c", script } };
+
+    [Fact]
+    public async Task Ping_and_capacity_answer()
+    {
+        Assert.False(string.IsNullOrEmpty((await Client.PingAsync()).Version));
+        var c = await Client.CapacityAsync();
+        Assert.True(c.MemoryBytes > 0);
+        Assert.True(c.MaxContainers > 0);
+    }
+
+    [Fact]
+    public async Task Create_info_list_properties_destroy()
+    {
+        var handle = NewHandle("life");
+        var spec = new ContainerSpec { Handle = handle, Properties = { ["team"] = "conformance" } };
+        Assert.Equal(handle, await Client.CreateAsync(spec));
+        try
+        {
+            var info = await Client.InfoAsync(handle);
+            Assert.Equal("active", info.State);
+            Assert.Equal("conformance", info.Properties["team"]);
+            Assert.Contains(handle, await Client.ListAsync(new Dictionary<string, string> { ["team"] = "conformance" }));
+
+            await Client.SetPropertyAsync(handle, "k", "v");
+            Assert.Equal("v", await Client.GetPropertyAsync(handle, "k"));
+            Assert.Equal("v", (await Client.PropertiesAsync(handle))["k"]);
+            await Client.RemovePropertyAsync(handle, "k");
+            Assert.False((await Client.PropertiesAsync(handle)).ContainsKey("k"));
+
+            var dup = await Assert.ThrowsAsync<GardenClientException>(() => Client.CreateAsync(new ContainerSpec { Handle = handle }));
+            Assert.Equal("AlreadyExists", dup.Code);
+        }
+        finally
+        {
+            await Client.DestroyAsync(handle);
+        }
+        Assert.DoesNotContain(handle, await Client.ListAsync());
+        var gone = await Assert.ThrowsAsync<GardenClientException>(() => Client.InfoAsync(handle));
+        Assert.Equal("NotFound", gone.Code);
+    }
+
+    [Fact]
+    public async Task Run_streams_output_and_exit_code_and_takes_stdin()
+    {
+        var handle = await Client.CreateAsync(new ContainerSpec { Handle = NewHandle("run") });
+        try
+        {
+            using (var run = await Client.RunAsync(handle, Sh("echo out; echo err >&2; exit 7")))
+            {
+                Assert.False(string.IsNullOrEmpty(run.ProcessId));
+                var result = await run.WaitAsync();
+                Assert.Equal("out\n", result.StdoutText);
+                Assert.Equal("err\n", result.StderrText);
+                Assert.Equal(7, result.ExitCode);
+            }
+
+            using (var cat = await Client.RunAsync(handle, Sh("cat; echo done")))
+            {
+                await cat.WriteStdinAsync(Encoding.UTF8.GetBytes("hello "));
+                await cat.WriteStdinAsync(Encoding.UTF8.GetBytes("stdin\n"));
+                await cat.CloseStdinAsync();
+                var result = await cat.WaitAsync();
+                Assert.Equal("hello stdin\ndone\n", result.StdoutText);
+                Assert.Equal(0, result.ExitCode);
+            }
+
+            using (var detached = await Client.RunAsync(handle, Sh("echo later; exit 3") , detach: true))
+            {
+                using var attached = await Client.AttachAsync(handle, detached.ProcessId);
+                var result = await attached.WaitAsync();
+                Assert.Equal("later\n", result.StdoutText);
+                Assert.Equal(3, result.ExitCode);
+            }
+        }
+        finally
+        {
+            await Client.DestroyAsync(handle);
+        }
+    }
+
+    [Fact]
+    public async Task Errors_are_the_same_on_both_transports()
+    {
+        var notFound = await Assert.ThrowsAsync<GardenClientException>(() => Client.InfoAsync("cf-no-such-handle"));
+        Assert.Equal("NotFound", notFound.Code);
+        Assert.Contains("cf-no-such-handle", notFound.Detail);
+
+        var runNotFound = await Assert.ThrowsAsync<GardenClientException>(() => Client.RunAsync("cf-no-such-handle", Sh("true")));
+        Assert.Equal("NotFound", runNotFound.Code);
+
+        var bad = await Assert.ThrowsAsync<GardenClientException>(() =>
+            Client.CreateAsync(new ContainerSpec { Handle = NewHandle("bad"), Network = "not-a-network" }));
+        Assert.Equal("InvalidArgument", bad.Code);
+
+        var badSignal = await Assert.ThrowsAsync<GardenClientException>(() => Client.SignalAsync("cf-no-such-handle", "p", 0));
+        Assert.Equal("InvalidArgument", badSignal.Code);
+    }
+}
+
+public sealed class GrpcConformanceTests(RemoteDaemonFixture fixture) : ConformanceTests(fixture)
+{
+    protected override IGardenClient Connect() => GrpcGardenClient.ForUnixSocket(Fixture.Daemon.Socket);
+}
+
+public sealed class AkkaConformanceTests(RemoteDaemonFixture fixture) : ConformanceTests(fixture)
+{
+    protected override IGardenClient Connect() => AkkaGardenClient.Connect(Fixture.AkkaAddress, TimeSpan.FromSeconds(30));
+
+    /// <summary>A raw remote actor sending something that is no request gets an ApiError, and the daemon keeps serving.</summary>
+    [Fact]
+    public async Task Unknown_message_gets_ApiError_and_the_daemon_carries_on()
+    {
+        var (system, _) = AkkaGardenClient.CreateInvoker(Fixture.AkkaAddress, TimeSpan.FromSeconds(30));
+        try
+        {
+            var api = system.ActorSelection(AkkaGardenClient.ApiPath(Fixture.AkkaAddress));
+            var reply = await api.Ask<object>("hello", TimeSpan.FromSeconds(20));
+            var error = Assert.IsType<ApiError>(reply);
+            Assert.Equal("InvalidArgument", error.Code);
+            Assert.Contains("unknown message", error.Message);
+
+            var notARequest = Assert.IsType<ApiError>(await api.Ask<object>(new PingResponse { Version = "x" }, TimeSpan.FromSeconds(20)));
+            Assert.Contains("garden.v1.PingResponse", notARequest.Message);
+
+            Assert.IsType<PingResponse>(await api.Ask<object>(new PingRequest(), TimeSpan.FromSeconds(20)));
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+        Assert.False(string.IsNullOrEmpty((await Client.PingAsync()).Version));
+    }
+
+    /// <summary>A client whose ActorSystem ends mid-run: gardend ends that stream (DeathWatch), the process stays
+    /// attachable, and the daemon serves the next client.</summary>
+    [Fact]
+    public async Task A_client_that_vanishes_mid_run_leaves_the_daemon_serving()
+    {
+        var handle = await Client.CreateAsync(new ContainerSpec { Handle = $"cf-gone-{Guid.NewGuid():N}"[..20] });
+        try
+        {
+            string processId;
+            await using (var doomed = AkkaGardenClient.Connect(Fixture.AkkaAddress, TimeSpan.FromSeconds(30)))
+            {
+                var run = await doomed.RunAsync(handle, new ProcessSpec { Path = "/bin/sh", Args = { "-c", "echo first; sleep 3; echo second" } });
+                processId = run.ProcessId;
+                var first = await run.NextAsync();
+                Assert.NotNull(first);
+                await doomed.System.Terminate(); // no goodbye: the association just drops
+            }
+
+            Assert.False(string.IsNullOrEmpty((await Client.PingAsync()).Version));
+            using var again = await Client.AttachAsync(handle, processId, 0);
+            var result = await again.WaitAsync();
+            Assert.Equal("first\nsecond\n", result.StdoutText);
+            Assert.Equal(0, result.ExitCode);
+        }
+        finally
+        {
+            await Client.DestroyAsync(handle);
+        }
+    }
+}
+
+/// <summary>How gardend is started with Akka.Remote, and the CLI over it.</summary>
+public sealed class AkkaRemoteStartupTests
+{
+    [Fact]
+    public async Task A_non_loopback_address_without_TLS_is_refused_naming_the_flag()
+    {
+        await using var d = new Gardend($"garden.akka-remote.address = \"0.0.0.0:{RemoteDaemonFixture.FreePort()}\"");
+        Assert.Equal(2, await d.StartExpectingExitAsync());
+        Assert.Contains("--akka-remote", d.Log);
+        Assert.Contains("TLS", d.Log);
+    }
+
+    [Fact]
+    public async Task Off_by_default()
+    {
+        await using var d = new Gardend();
+        await d.StartAsync();
+        Assert.DoesNotContain("Akka.Remote API", d.Log);
+    }
+}
+
+/// <summary>`garden --socket akka.tcp://garden@HOST:PORT ...`: the CLI over Akka.Remote.</summary>
+public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<RemoteDaemonFixture>
+{
+    private Task<CliResult> Garden(params string[] args) =>
+        fixture.Daemon.CliAsync(["--socket", fixture.AkkaAddress, .. args]);
+
+    [Fact]
+    public async Task Ping_create_run_destroy_through_the_cli()
+    {
+        var ping = await Garden("ping");
+        Assert.True(ping.ExitCode == 0, ping.ToString());
+
+        var handle = $"cf-cli-{Guid.NewGuid():N}"[..20];
+        var create = await Garden("create", "--handle", handle);
+        Assert.True(create.ExitCode == 0, create.ToString());
+        try
+        {
+            var run = await fixture.Daemon.CliAsync(["--socket", fixture.AkkaAddress, "run", handle, "--", "sh", "-c", "cat; echo err >&2; exit 5"], stdin: "piped\n");
+            Assert.Equal(5, run.ExitCode);
+            Assert.Equal("piped\n", run.Stdout);
+            Assert.Contains("err", run.Stderr);
+
+            var missing = await Garden("info", "cf-no-such");
+            Assert.Equal(1, missing.ExitCode);
+            Assert.Contains("cf-no-such", missing.Stderr);
+        }
+        finally
+        {
+            var destroy = await Garden("destroy", handle);
+            Assert.True(destroy.ExitCode == 0, destroy.ToString());
+        }
+    }
+}
