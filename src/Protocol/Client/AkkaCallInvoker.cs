@@ -24,8 +24,33 @@ public sealed class AkkaCallInvoker(ActorSystem system, ActorPath api, TimeSpan 
         CallOptions options, TRequest request) =>
         new(Unary<TResponse>(method, request, options), Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
 
+    private Task? _reachable;
+
+    /// <summary>Akka.Remote does not tell an Ask that the connection was refused (the message goes to dead letters and
+    /// the Ask times out): one plain TCP connect first turns "gardend is not there" into an immediate Unavailable.</summary>
+    private Task EnsureReachable() => _reachable ??= Probe();
+
+    private async Task Probe()
+    {
+        var host = Api.Address.Host!;
+        var port = Api.Address.Port!.Value;
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await socket.ConnectAsync(host, port, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            _reachable = null;
+            throw new RpcException(new Status(StatusCode.Unavailable,
+                $"cannot reach gardend at {Api.Address}: {(e is OperationCanceledException ? "connect timed out" : e.Message)} (is gardend running with --akka-remote?)"));
+        }
+    }
+
     private async Task<TResponse> Unary<TResponse>(IMethod method, object request, CallOptions options)
     {
+        await EnsureReachable().ConfigureAwait(false);
         object reply;
         try
         {
@@ -91,7 +116,7 @@ public sealed class AkkaCallInvoker(ActorSystem system, ActorPath api, TimeSpan 
     }
 
     private ClientStream<TResponse> Open<TResponse>(IMethod method, CallOptions options) where TResponse : class =>
-        new(system, Selection, method.Name, TimeoutOf(options), options.CancellationToken);
+        new(system, Selection, method.Name, TimeoutOf(options), options.CancellationToken, EnsureReachable());
 
     private sealed class Writer<T>(IClientStream stream) : IClientStreamWriter<T>
     {

@@ -20,8 +20,13 @@ internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where
     private readonly IActorRef _actor;
     private readonly CancellationTokenRegistration _cancellation;
 
-    public ClientStream(ActorSystem system, ActorSelection api, string name, TimeSpan identifyTimeout, CancellationToken ct)
+    public ClientStream(ActorSystem system, ActorSelection api, string name, TimeSpan identifyTimeout, CancellationToken ct, Task reachable)
     {
+        _ = reachable.ContinueWith(t =>
+        {
+            if (t.Exception?.InnerException is RpcException e)
+                _responses.Writer.TryWrite(new ApiError { Code = e.StatusCode.ToString(), Message = e.Status.Detail });
+        }, TaskScheduler.Default);
         _actor = system.ActorOf(Props.Create(() => new StreamClientActor(api, name, identifyTimeout, _responses.Writer)));
         Reader = new ResponseReader(_responses.Reader, name);
         _cancellation = ct.Register(() =>

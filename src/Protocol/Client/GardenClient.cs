@@ -172,7 +172,7 @@ public sealed class AkkaGardenClient : GardenClient
     /// <summary>The client's ActorSystem (loopback, or the local address that routes to gardend; any free port) and
     /// the invoker for the generated client. TLS for a non-loopback gardend: GARDEN_AKKA_CERTIFICATE and
     /// GARDEN_AKKA_CERTIFICATE_PASSWORD (Akka.Remote's TLS is mutual: the client presents a certificate too).</summary>
-    public static (ActorSystem System, AkkaCallInvoker Invoker) CreateInvoker(string address, TimeSpan timeout)
+    public static (ActorSystem System, AkkaCallInvoker Invoker) CreateInvoker(string address, TimeSpan timeout, Config? overrides = null)
     {
         var api = ApiPath(address);
         var host = api.Address.Host ?? throw new ArgumentException($"{address}: no host");
@@ -195,6 +195,7 @@ public sealed class AkkaGardenClient : GardenClient
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
             {{tls}}
             """).WithFallback(TransportDefaults).WithFallback(Journal.ProtocolConfig.Default());
+        if (overrides is not null) config = overrides.WithFallback(config);
         var system = ActorSystem.Create("garden-client", config);
         return (system, new AkkaCallInvoker(system, api, timeout));
     }
