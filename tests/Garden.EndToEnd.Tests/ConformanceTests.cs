@@ -227,10 +227,32 @@ public sealed class AkkaRemoteStartupTests
     [Fact]
     public async Task A_non_loopback_address_without_TLS_is_refused_naming_the_flag()
     {
-        await using var d = new Gardend($"garden.akka-remote.address = \"0.0.0.0:{RemoteDaemonFixture.FreePort()}\"");
+        await using var d = new Gardend { ExtraArgs = ["--akka-remote", $"0.0.0.0:{RemoteDaemonFixture.FreePort()}"] };
         Assert.Equal(2, await d.StartExpectingExitAsync());
-        Assert.Contains("--akka-remote", d.Log);
+        Assert.Contains("--akka-remote 0.0.0.0", d.Log);
         Assert.Contains("TLS", d.Log);
+        Assert.Contains("garden.akka-remote.tls.certificate-path", d.Log);
+    }
+
+    [Fact]
+    public async Task The_flag_turns_it_on_and_the_client_reaches_it()
+    {
+        var port = RemoteDaemonFixture.FreePort();
+        await using var d = new Gardend { ExtraArgs = ["--akka-remote", $"127.0.0.1:{port}"] };
+        await d.StartAsync();
+        Assert.Contains($"akka.tcp://garden@127.0.0.1:{port}/user/api", d.Log);
+        await using var client = AkkaGardenClient.Connect($"akka.tcp://garden@127.0.0.1:{port}", TimeSpan.FromSeconds(30));
+        Assert.False(string.IsNullOrEmpty((await client.PingAsync()).Version));
+    }
+
+    [Fact]
+    public async Task A_client_of_an_address_where_nothing_listens_fails_at_once_with_Unavailable()
+    {
+        await using var client = AkkaGardenClient.Connect($"akka.tcp://garden@127.0.0.1:{RemoteDaemonFixture.FreePort()}", TimeSpan.FromSeconds(30));
+        var started = DateTime.UtcNow;
+        var e = await Assert.ThrowsAsync<GardenClientException>(() => client.PingAsync());
+        Assert.Equal("Unavailable", e.Code);
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
     }
 
     [Fact]
