@@ -245,6 +245,42 @@ public sealed class AkkaRemoteStartupTests
         Assert.False(string.IsNullOrEmpty((await client.PingAsync()).Version));
     }
 
+    /// <summary>A non-loopback address with a certificate: gardend serves it over TLS, and a client with a certificate reaches it.</summary>
+    [Fact]
+    public async Task A_non_loopback_address_with_TLS_serves_a_client_with_a_certificate()
+    {
+        var ip = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses).Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
+        Assert.NotNull(ip);
+        var port = RemoteDaemonFixture.FreePort();
+        await using var d = new Gardend { ExtraArgs = ["--akka-remote", $"{ip}:{port}"] };
+        var pfx = Path.Combine(d.Dir, "garden.pfx");
+        var pem = Path.Combine(d.Dir, "garden");
+        Run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=garden-test",
+            "-keyout", pem + ".key", "-out", pem + ".crt");
+        Run("openssl", "pkcs12", "-export", "-in", pem + ".crt", "-inkey", pem + ".key", "-out", pfx, "-passout", "pass:secret");
+        d.Configure($$"""
+            garden.akka-remote.tls { certificate-path = "{{pfx}}", certificate-password = "secret", suppress-validation = on }
+            """);
+        await d.StartAsync();
+        Assert.Contains($"akka.ssl.tcp://garden@{ip}:{port}/user/api (TLS)", d.Log);
+        await using var client = AkkaGardenClient.Connect($"akka.ssl.tcp://garden@{ip}:{port}", TimeSpan.FromSeconds(30),
+            new AkkaTls(pfx, "secret", SuppressValidation: true));
+        Assert.False(string.IsNullOrEmpty((await client.PingAsync()).Version));
+    }
+
+    private static void Run(string file, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)}: {err}");
+    }
+
     [Fact]
     public async Task A_client_of_an_address_where_nothing_listens_fails_at_once_with_Unavailable()
     {

@@ -67,17 +67,19 @@ public sealed record GardenAddress
             return Tcp(host, port);
         }
 
-        if (text.StartsWith("akka.tcp://", StringComparison.OrdinalIgnoreCase))
+        var akkaScheme = text.StartsWith("akka.tcp://", StringComparison.OrdinalIgnoreCase) ? "akka.tcp://"
+            : text.StartsWith("akka.ssl.tcp://", StringComparison.OrdinalIgnoreCase) ? "akka.ssl.tcp://" : null;
+        if (akkaScheme is not null)
         {
-            // akka.tcp://garden@HOST:PORT — validated here so a typo is a usage error, not a timeout
-            var rest = text["akka.tcp://".Length..].TrimEnd('/');
+            // akka.tcp://garden@HOST:PORT (akka.ssl.tcp:// over TLS) — validated here so a typo is a usage error, not a timeout
+            var rest = text[akkaScheme.Length..].TrimEnd('/');
             if (rest.EndsWith("/user/api", StringComparison.Ordinal)) rest = rest[..^"/user/api".Length];
             var at = rest.IndexOf('@');
             var colon = rest.LastIndexOf(':');
             if (at <= 0 || colon < at + 2 || !int.TryParse(rest[(colon + 1)..], System.Globalization.NumberStyles.None, null, out var akkaPort)
                 || akkaPort is < 1 or > 65535)
                 throw new UsageException($"{source}: '{text}' is not an Akka.Remote address (akka.tcp://garden@HOST:PORT)");
-            return new GardenAddress(null, rest[(at + 1)..colon].Trim('[', ']'), akkaPort) { AkkaAddress = "akka.tcp://" + rest };
+            return new GardenAddress(null, rest[(at + 1)..colon].Trim('[', ']'), akkaPort) { AkkaAddress = akkaScheme + rest };
         }
 
         if (text.Contains("://", StringComparison.Ordinal))

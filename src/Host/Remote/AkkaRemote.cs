@@ -12,8 +12,8 @@ public sealed record AkkaRemote(string Host, int Port, string? CertificatePath, 
     public const string SystemName = "garden";
     public const string Flag = "--akka-remote";
 
-    /// <summary>akka.tcp://garden@HOST:PORT</summary>
-    public string Address => $"akka.tcp://{SystemName}@{(Host.Contains(':') ? $"[{Host}]" : Host)}:{Port}";
+    /// <summary>akka.tcp://garden@HOST:PORT, or akka.ssl.tcp://garden@HOST:PORT with TLS.</summary>
+    public string Address => $"{(CertificatePath is null ? "akka.tcp" : "akka.ssl.tcp")}://{SystemName}@{(Host.Contains(':') ? $"[{Host}]" : Host)}:{Port}";
 
     public bool IsLoopback => Host == "localhost" || (IPAddress.TryParse(Host, out var ip) && IPAddress.IsLoopback(ip));
 

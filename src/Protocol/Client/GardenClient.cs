@@ -146,6 +146,17 @@ public sealed class GrpcGardenClient : GardenClient
         new(GrpcChannel.ForAddress(uri, new GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20 }));
 }
 
+/// <summary>TLS for Akka.Remote (mutual: the client presents its certificate too). SuppressValidation only for
+/// self-signed test certificates.</summary>
+public sealed record AkkaTls(string CertificatePath, string CertificatePassword = "", bool SuppressValidation = false)
+{
+    public static AkkaTls? FromEnvironment() =>
+        Environment.GetEnvironmentVariable("GARDEN_AKKA_CERTIFICATE") is { Length: > 0 } path
+            ? new AkkaTls(path, Environment.GetEnvironmentVariable("GARDEN_AKKA_CERTIFICATE_PASSWORD") ?? "",
+                Environment.GetEnvironmentVariable("GARDEN_AKKA_SUPPRESS_VALIDATION") is "1" or "true")
+            : null;
+}
+
 /// <summary>Akka.Remote: an ActorSystem of its own with the remote provider, talking to akka.tcp://garden@HOST:PORT/user/api.</summary>
 public sealed class AkkaGardenClient : GardenClient
 {
@@ -162,26 +173,33 @@ public sealed class AkkaGardenClient : GardenClient
 
     private AkkaGardenClient(ActorSystem system, AkkaCallInvoker invoker) : base(new Api.Garden.GardenClient(invoker)) => _system = system;
 
-    /// <summary>address: akka.tcp://garden@HOST:PORT (a trailing /user/api is accepted).</summary>
-    public static AkkaGardenClient Connect(string address, TimeSpan? timeout = null)
+    /// <summary>address: akka.tcp://garden@HOST:PORT (a trailing /user/api is accepted). tls: for a gardend serving
+    /// Akka.Remote over TLS (null: from GARDEN_AKKA_CERTIFICATE / GARDEN_AKKA_CERTIFICATE_PASSWORD when set).</summary>
+    public static AkkaGardenClient Connect(string address, TimeSpan? timeout = null, AkkaTls? tls = null)
     {
-        var (system, invoker) = CreateInvoker(address, timeout ?? TimeSpan.FromSeconds(60));
+        var (system, invoker) = CreateInvoker(address, timeout ?? TimeSpan.FromSeconds(60), tls: tls);
         return new AkkaGardenClient(system, invoker);
     }
 
     /// <summary>The client's ActorSystem (loopback, or the local address that routes to gardend; any free port) and
     /// the invoker for the generated client. TLS for a non-loopback gardend: GARDEN_AKKA_CERTIFICATE and
     /// GARDEN_AKKA_CERTIFICATE_PASSWORD (Akka.Remote's TLS is mutual: the client presents a certificate too).</summary>
-    public static (ActorSystem System, AkkaCallInvoker Invoker) CreateInvoker(string address, TimeSpan timeout, Config? overrides = null)
+    public static (ActorSystem System, AkkaCallInvoker Invoker) CreateInvoker(string address, TimeSpan timeout, Config? overrides = null,
+        AkkaTls? tls = null)
     {
         var api = ApiPath(address);
         var host = api.Address.Host ?? throw new ArgumentException($"{address}: no host");
         var local = LocalAddressFor(host);
-        var cert = Environment.GetEnvironmentVariable("GARDEN_AKKA_CERTIFICATE");
+        tls ??= AkkaTls.FromEnvironment();
+        if (api.Address.Protocol == "akka.ssl.tcp" && tls is null)
+            throw new ArgumentException($"{address}: a TLS address needs a client certificate (GARDEN_AKKA_CERTIFICATE, GARDEN_AKKA_CERTIFICATE_PASSWORD)");
+        if (api.Address.Protocol == "akka.tcp" && tls is not null)
+            throw new ArgumentException($"{address}: with a certificate, the address is akka.ssl.tcp://garden@HOST:PORT");
         static string Q(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
-        var tls = string.IsNullOrEmpty(cert) ? "" : $$"""
+        var tlsConfig = tls is null ? "" : $$"""
             akka.remote.dot-netty.tcp.enable-ssl = true
-            akka.remote.dot-netty.tcp.ssl.certificate { path = {{Q(cert)}}, password = {{Q(Environment.GetEnvironmentVariable("GARDEN_AKKA_CERTIFICATE_PASSWORD") ?? "")}} }
+            akka.remote.dot-netty.tcp.ssl.certificate { path = {{Q(tls.CertificatePath)}}, password = {{Q(tls.CertificatePassword)}} }
+            akka.remote.dot-netty.tcp.ssl.suppress-validation = {{(tls.SuppressValidation ? "true" : "false")}}
             """;
         var config = ConfigurationFactory.ParseString($$"""
             akka.actor.provider = remote
@@ -193,20 +211,20 @@ public sealed class AkkaGardenClient : GardenClient
             akka.remote.log-remote-lifecycle-events = off
             akka.coordinated-shutdown.exit-clr = off
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-            {{tls}}
+            {{tlsConfig}}
             """).WithFallback(TransportDefaults).WithFallback(Journal.ProtocolConfig.Default());
         if (overrides is not null) config = overrides.WithFallback(config);
         var system = ActorSystem.Create("garden-client", config);
         return (system, new AkkaCallInvoker(system, api, timeout));
     }
 
-    /// <summary>akka.tcp://garden@HOST:PORT[/user/api] → the path of gardend's /user/api.</summary>
+    /// <summary>akka.tcp://garden@HOST:PORT[/user/api] (akka.ssl.tcp:// with TLS) → the path of gardend's /user/api.</summary>
     public static ActorPath ApiPath(string address)
     {
         var text = address.TrimEnd('/');
         if (!text.EndsWith("/user/api", StringComparison.Ordinal)) text += "/user/api";
-        if (!ActorPath.TryParse(text, out var path) || path.Address.Protocol != "akka.tcp" || path.Address.Port is null)
-            throw new ArgumentException($"'{address}' is not an Akka.Remote address (akka.tcp://garden@HOST:PORT)");
+        if (!ActorPath.TryParse(text, out var path) || path.Address.Protocol is not ("akka.tcp" or "akka.ssl.tcp") || path.Address.Port is null)
+            throw new ArgumentException($"'{address}' is not an Akka.Remote address (akka.tcp://garden@HOST:PORT, or akka.ssl.tcp:// with TLS)");
         return path;
     }
 
