@@ -7,7 +7,10 @@ namespace Garden.Cli;
 /// <summary>Akka.Remote addresses (akka.tcp://garden@HOST:PORT). Akka.NET needs the JIT (reflection, dynamic code), so the
 /// NativeAOT `garden` hands such a command to the JIT build of this same code (src/CliJit, compiled with GARDEN_REMOTE),
 /// installed next to it: out/cli-jit/garden.dll, or PREFIX/lib/garden-actors/cli-jit/garden.dll. The commands are the
-/// same code on both: only the CallInvoker under the generated client differs.</summary>
+/// same code on both: only the CallInvoker under the generated client differs. (Tried first: src/CliJit published with
+/// PublishAot=true builds, with trim/AOT warnings from Akka, and fails at the first ActorSystem with "'akka.actor.provider'
+/// is not a valid type name: 'Akka.Remote.RemoteActorRefProvider, Akka.Remote'" — Akka resolves its HOCON type names,
+/// serializers and extensions by reflection.)</summary>
 internal static class RemoteCli
 {
     public const string JitEnvironmentVariable = "GARDEN_CLI_JIT";

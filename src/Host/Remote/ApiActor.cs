@@ -50,6 +50,11 @@ public sealed class ApiActor : ReceiveActor
         }
         if (method.IsStreaming)
         {
+            if (Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters))
+            {
+                _log.Warning("api: {0} without a sender: a stream needs an actor to answer to", method.Descriptor.InputType.FullName);
+                return;
+            }
             var s = Context.ActorOf(StreamSessionActor.Props(_service, method, request, Sender));
             Context.Watch(s);
             _sessions[Sender] = s;
