@@ -332,4 +332,43 @@ public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<Re
             Assert.True(destroy.ExitCode == 0, destroy.ToString());
         }
     }
+
+    /// <summary>The client- and server-streaming rpcs (StreamIn, StreamOut) over Akka.Remote, through the CLI.</summary>
+    [Fact]
+    public async Task Stream_in_and_out_through_the_cli()
+    {
+        var handle = $"cf-tar-{Guid.NewGuid():N}"[..20];
+        Assert.Equal(0, (await Garden("create", "--handle", handle)).ExitCode);
+        var src = TestPaths.NewTempDir("akka-tar");
+        try
+        {
+            File.WriteAllText(Path.Combine(src, "hello.txt"), "over akka\n");
+            var cli = $"{TestPaths.CliBinary} --socket {fixture.AkkaAddress}";
+            var streamIn = await Shell($"tar -C {src} -cf - hello.txt | {cli} stream-in {handle} /dst");
+            Assert.True(streamIn.ExitCode == 0, streamIn.ToString());
+            var cat = await Garden("run", handle, "--", "cat", "/dst/hello.txt");
+            Assert.Equal("over akka\n", cat.Stdout);
+            var streamOut = await Shell($"{cli} stream-out {handle} /dst/hello.txt | tar -xOf -");
+            Assert.True(streamOut.ExitCode == 0, streamOut.ToString());
+            Assert.Equal("over akka\n", streamOut.Stdout);
+        }
+        finally
+        {
+            await Garden("destroy", handle);
+            Directory.Delete(src, true);
+        }
+    }
+
+    private static async Task<CliResult> Shell(string script)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("/bin/bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("set -o pipefail; " + script);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await p.WaitForExitAsync(cts.Token);
+        return new CliResult(p.ExitCode, await stdout, await stderr);
+    }
 }
