@@ -77,7 +77,12 @@ var host = Wiring.WireActors(system, settings, effects);
 var builder = WebApplication.CreateSlimBuilder();
 var gateway = new GatewayContext(host, settings.AskTimeout);
 var app = Wiring.WireGateway(builder, socketPath, gateway);
-if (akkaRemote is not null) Wiring.WireRemote(system, gateway, akkaRemote);
+if (akkaRemote is not null)
+{
+    Wiring.WireRemote(system, gateway);
+    Console.WriteLine($"gardend: Akka.Remote API at {akkaRemote.Address}/user/api" +
+                      (akkaRemote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
+}
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);

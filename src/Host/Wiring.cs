@@ -31,13 +31,8 @@ public static class Wiring
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "host");
 
     /// <summary>/user/api: the API over Akka.Remote, performed by the same GardenService as gRPC.</summary>
-    public static IActorRef WireRemote(ActorSystem system, GatewayContext context, Remote.AkkaRemote remote)
-    {
-        var api = system.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "api");
-        Console.WriteLine($"gardend: Akka.Remote API at {remote.Address}/user/api" +
-                          (remote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
-        return api;
-    }
+    public static IActorRef WireRemote(ActorSystem system, GatewayContext context) =>
+        system.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "api");
 
     public static WebApplication WireGateway(WebApplicationBuilder builder, string socketPath, GatewayContext context)
     {
