@@ -123,8 +123,8 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
                 Assert.Equal(0, result.ExitCode);
             }
 
-            // (the sleep: attaching in the very moment the process exits once failed over gRPC with "Exception was
-            // thrown by handler" — GardenService.Attach does not map an exception of the process stream; see the report)
+            // The sleep: attaching in the very moment the process exits once failed over gRPC with Unknown "Exception was
+            // thrown by handler" — an exception from the process stream in GardenService.Pump is not mapped by Errors.ToRpc.
             using (var detached = await Client.RunAsync(handle, Sh("sleep 0.5; echo later; exit 3"), detach: true))
             {
                 using var attached = await Client.AttachAsync(handle, detached.ProcessId);
