@@ -22,9 +22,12 @@ deps:
 
 build: $(OUT)/.built
 
+# out/cli-jit: the same CLI sources JIT-compiled (src/Cli/Jit), which the NativeAOT `garden` runs for akka.tcp://
+# addresses (Akka.NET does not run under NativeAOT); installed to $(LIBDIR)/cli-jit.
 $(OUT)/.built: $(SOURCES)
 	$(DOTNET) publish src/Agent/Garden.Agent.csproj -c Release -o $(OUT)/bin --nologo -v:q
 	$(DOTNET) publish src/Cli/Garden.Cli.csproj -c Release -o $(OUT)/bin --nologo -v:q
+	$(DOTNET) publish src/Cli/Jit/Garden.Cli.Jit.csproj -c Release -o $(OUT)/cli-jit --nologo -v:q
 	$(DOTNET) publish src/Host/Garden.Host.csproj -c Release -o $(OUT)/gardend --nologo -v:q
 	@touch $@
 
@@ -34,6 +37,7 @@ $(OUT)/.installed: $(OUT)/.built
 	printf '#!/bin/sh\nexec %s %s/gardend/gardend.dll "$$@"\n' "$$(command -v $(DOTNET))" "$(LIBDIR)" > $(PREFIX)/bin/gardend.tmp
 	chmod 755 $(PREFIX)/bin/gardend.tmp && mv $(PREFIX)/bin/gardend.tmp $(PREFIX)/bin/gardend
 	install -m 755 $(OUT)/bin/garden-agent $(PREFIX)/bin/garden-agent.tmp && mv $(PREFIX)/bin/garden-agent.tmp $(PREFIX)/bin/garden-agent
+	rm -rf $(LIBDIR)/cli-jit.new && cp -a $(OUT)/cli-jit $(LIBDIR)/cli-jit.new && rm -rf $(LIBDIR)/cli-jit && mv $(LIBDIR)/cli-jit.new $(LIBDIR)/cli-jit
 	install -m 755 $(OUT)/bin/garden $(PREFIX)/bin/garden.tmp && mv $(PREFIX)/bin/garden.tmp $(PREFIX)/bin/garden
 	install -d /etc/garden-actors && [ -e /etc/garden-actors/gardend.conf ] || install -m 644 hocon/gardend.conf /etc/garden-actors/gardend.conf
 	@touch $@

@@ -48,8 +48,9 @@ namespace Garden.Cli
                     return 0;
             }
 
-            using var channel = GardenChannel.Create(address);
-            var ctx = new CliContext(address, new Protocol.Api.Garden.GardenClient(channel), output);
+            if (address.IsAkka && !RemoteCli.Supported) return RemoteCli.RunJitBuild(args, output);
+            using var channel = RemoteCli.CreateInvoker(address);
+            var ctx = new CliContext(address, new Protocol.Api.Garden.GardenClient(channel.Invoker), output);
             try
             {
                 return await Dispatch(ctx, invocation.Command);

@@ -30,6 +30,18 @@ catch (Exception e) when (e is ArgumentException or Akka.Configuration.Configura
     return 2;
 }
 
+Garden.Host.Remote.AkkaRemote? akkaRemote;
+try
+{
+    akkaRemote = Garden.Host.Remote.AkkaRemote.FromConfig(config);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"gardend: {e.Message}");
+    return 2;
+}
+if (akkaRemote is not null) config = akkaRemote.ToAkkaConfig().WithFallback(config);
+
 var settings = GardenSettings.Create(config);
 var socketPath = config.GetString("garden.gateway.socket");
 if (!File.Exists(settings.AgentBinary))
@@ -57,13 +69,20 @@ config = Akka.Configuration.ConfigurationFactory.ParseString($"""
     akka.persistence.snapshot-store.sql.connection-string = "{journal}"
     """).WithFallback(config);
 
-var system = ActorSystem.Create("garden", config);
+var system = ActorSystem.Create(Garden.Host.Remote.AkkaRemote.SystemName, config);
 Akka.Persistence.Sql.SqlPersistence.Get(system); // before any persistent actor starts
 var effects = Wiring.WireLinux(settings);
 var host = Wiring.WireActors(system, settings, effects);
 
 var builder = WebApplication.CreateSlimBuilder();
-var app = Wiring.WireGateway(builder, socketPath, new GatewayContext(host, settings.AskTimeout, system));
+var gateway = new GatewayContext(host, settings.AskTimeout, system);
+var app = Wiring.WireGateway(builder, socketPath, gateway);
+if (akkaRemote is not null)
+{
+    Wiring.WireRemote(system, gateway);
+    Console.WriteLine($"gardend: Akka.Remote API at {akkaRemote.Address}/user/api" +
+                      (akkaRemote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
+}
 app.Lifetime.ApplicationStarted.Register(() =>
 {
     File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);

@@ -30,6 +30,10 @@ public static class Wiring
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "host");
 
+    /// <summary>/user/api: the API over Akka.Remote, performed by the same GardenService as gRPC.</summary>
+    public static IActorRef WireRemote(ActorSystem system, GatewayContext context) =>
+        system.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "api");
+
     public static WebApplication WireGateway(WebApplicationBuilder builder, string socketPath, GatewayContext context)
     {
         builder.Logging.ClearProviders();

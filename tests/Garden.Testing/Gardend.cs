@@ -27,6 +27,9 @@ public sealed class Gardend : IAsyncDisposable
     /// <summary>The agent binary written into the config (another build for upgrade tests).</summary>
     public string? AgentPath { get; set; }
 
+    /// <summary>More gardend flags (e.g. --akka-remote 127.0.0.1:PORT), after the ones every instance gets.</summary>
+    public IReadOnlyList<string> ExtraArgs { get; set; } = [];
+
     private static int _instances;
 
     /// <summary>This instance's network: its own name prefix ("te" + two characters), its own /24 of 10.252.0.0/16
@@ -109,6 +112,7 @@ public sealed class Gardend : IAsyncDisposable
         };
         foreach (var a in new[] { DllPath ?? TestPaths.GardendDll, "--state-dir", StateDir, "--socket", Socket, "--config", ConfigFile })
             psi.ArgumentList.Add(a);
+        foreach (var a in ExtraArgs) psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };

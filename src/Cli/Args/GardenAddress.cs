@@ -20,6 +20,10 @@ public sealed record GardenAddress
     public int Port { get; }
     public bool IsUnix => SocketPath is not null;
 
+    /// <summary>akka.tcp://garden@HOST:PORT when gardend is reached over Akka.Remote (its --akka-remote), else null.</summary>
+    public string? AkkaAddress { get; private init; }
+    public bool IsAkka => AkkaAddress is not null;
+
     public static GardenAddress Unix(string path) => new(path, null, 0);
     public static GardenAddress Tcp(string host, int port) => new(null, host, port);
 
@@ -63,13 +67,28 @@ public sealed record GardenAddress
             return Tcp(host, port);
         }
 
+        var akkaScheme = text.StartsWith("akka.tcp://", StringComparison.OrdinalIgnoreCase) ? "akka.tcp://"
+            : text.StartsWith("akka.ssl.tcp://", StringComparison.OrdinalIgnoreCase) ? "akka.ssl.tcp://" : null;
+        if (akkaScheme is not null)
+        {
+            // akka.tcp://garden@HOST:PORT (akka.ssl.tcp:// over TLS) — validated here so a typo is a usage error, not a timeout
+            var rest = text[akkaScheme.Length..].TrimEnd('/');
+            if (rest.EndsWith("/user/api", StringComparison.Ordinal)) rest = rest[..^"/user/api".Length];
+            var at = rest.IndexOf('@');
+            var colon = rest.LastIndexOf(':');
+            if (at <= 0 || colon < at + 2 || !int.TryParse(rest[(colon + 1)..], System.Globalization.NumberStyles.None, null, out var akkaPort)
+                || akkaPort is < 1 or > 65535)
+                throw new UsageException($"{source}: '{text}' is not an Akka.Remote address (akka.tcp://garden@HOST:PORT)");
+            return new GardenAddress(null, rest[(at + 1)..colon].Trim('[', ']'), akkaPort) { AkkaAddress = akkaScheme + rest };
+        }
+
         if (text.Contains("://", StringComparison.Ordinal))
-            throw new UsageException($"{source}: unsupported address '{text}' (use a socket path, unix:///path or tcp://host:port)");
+            throw new UsageException($"{source}: unsupported address '{text}' (use a socket path, unix:///path, tcp://host:port or akka.tcp://garden@host:port)");
 
         return Unix(text);
     }
 
-    public override string ToString() => IsUnix
+    public override string ToString() => IsAkka ? AkkaAddress! : IsUnix
         ? SocketPath!
         : Host!.Contains(':') ? $"tcp://[{Host}]:{Port}" : $"tcp://{Host}:{Port}";
 }

@@ -87,7 +87,8 @@ public static class Usage
         "  events [HANDLE]                        follow container and process events\n" +
         "\n" +
         "Global flags (before or after the command):\n" +
-        "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port\n" +
+        "  --socket ADDRESS   gardend's address: a socket path, unix:///path or tcp://host:port,\n" +
+        "                     or akka.tcp://garden@host:port for Akka.Remote (gardend --akka-remote)\n" +
         "                     (default: $GARDEN_ADDRESS, else " + GardenAddress.DefaultSocket + ")\n" +
         "  --json             print responses as JSON (protobuf JSON mapping); for run/attach,\n" +
         "                     one JSON object per process event instead of the raw output;\n" +

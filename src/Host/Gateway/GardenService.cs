@@ -225,7 +225,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         await using var stream = started.Stream;
         await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = started.ProcessId } });
         if (stream is null) return;
-        await Pump(stream, requestStream, r => r.Stdin, responseStream, context);
+        await Pump(first.Handle, stream, requestStream, r => r.Stdin, responseStream, context);
     }
 
     public override async Task Attach(IAsyncStreamReader<AttachRequest> requestStream, IServerStreamWriter<ProcessEvent> responseStream,
@@ -237,7 +237,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         var attached = await Ask<ProcessAttached>(new AttachProcess(first.Handle, first.ProcessId, first.FromOffset));
         await using var stream = attached.Stream;
         await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = first.ProcessId } });
-        await Pump(stream, requestStream, r => r.Stdin, responseStream, context);
+        await Pump(first.Handle, stream, requestStream, r => r.Stdin, responseStream, context);
     }
 
     public override async Task<StreamInResponse> StreamIn(IAsyncStreamReader<StreamInRequest> requestStream, ServerCallContext context)
@@ -329,7 +329,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     }
 
     /// <summary>Client stdin → process; process output and exit → client. Ends at the exit or when the client goes.</summary>
-    private static async Task Pump<TReq>(IProcessStream stream, IAsyncStreamReader<TReq> requests, Func<TReq, StdinChunk?> stdinOf,
+    private static async Task Pump<TReq>(string handle, IProcessStream stream, IAsyncStreamReader<TReq> requests, Func<TReq, StdinChunk?> stdinOf,
         IServerStreamWriter<ProcessEvent> responses, ServerCallContext context)
     {
         await using var _ = stream;
@@ -337,7 +337,19 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
         var stdin = ForwardStdin(stream, requests, stdinOf, ct);
         while (true)
         {
-            var evt = await stream.ReadAsync(ct);
+            AgentEvent? evt;
+            try
+            {
+                evt = await stream.ReadAsync(ct);
+            }
+            catch (Exception e) when (e is not RpcException and not OperationCanceledException)
+            {
+                // e.g. attaching just as the process exits and the agent drops the connection: say so, not "Unknown"
+                throw e is IOException or System.Net.Sockets.SocketException or Garden.Linux.Agent.AgentUnavailableException
+                    ? new RpcException(new Grpc.Core.Status(StatusCode.Unavailable,
+                        $"process {stream.ProcessId}: the connection to the container's agent broke ({e.Message}); attach again"))
+                    : Errors.ToRpc(Actors.Process.AgentErrors.ToGarden(e, handle, stream.ProcessId));
+            }
             if (evt is null)
                 throw new RpcException(new Grpc.Core.Status(StatusCode.Unavailable,
                     $"process {stream.ProcessId}: the container's agent closed the stream before the process exited"));

@@ -1,0 +1,81 @@
+using Akka.Actor;
+using Akka.Event;
+using Garden.Host.Gateway;
+using Garden.Protocol.Remote;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace Garden.Host.Remote;
+
+/// <summary>/user/api: the Akka.Remote face of the API. A remote client sends a garden.v1 request message and gets the
+/// response message or an <see cref="ApiError"/>. A streaming rpc (Run, Attach, StreamIn, StreamOut) is a session with
+/// the sending actor: its first request opens it, its later messages (stdin, archive bytes) and a final
+/// <see cref="StreamEnd"/> go to the same session, which answers with response messages and then StreamEnd or ApiError.
+/// Every request is performed by GardenService, exactly as over gRPC.</summary>
+public sealed class ApiActor : ReceiveActor
+{
+    private readonly GardenService _service;
+    private readonly Dictionary<IActorRef, IActorRef> _sessions = new();
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    public static Props Props(GardenService service) => Akka.Actor.Props.Create(() => new ApiActor(service));
+
+    public ApiActor(GardenService service)
+    {
+        _service = service;
+        Receive<Terminated>(t =>
+        {
+            foreach (var client in _sessions.Where(s => s.Value.Equals(t.ActorRef)).Select(s => s.Key).ToList())
+                _sessions.Remove(client);
+        });
+        ReceiveAny(Handle);
+    }
+
+    private void Handle(object message)
+    {
+        if (_sessions.TryGetValue(Sender, out var session))
+        {
+            session.Forward(message);
+            return;
+        }
+        if (message is not IMessage request || !ApiMethods.ByRequest.TryGetValue(message.GetType(), out var method))
+        {
+            _log.Warning("api: unknown message {0} from {1}", Describe(message), Sender);
+            Sender.Tell(new ApiError
+            {
+                Code = nameof(StatusCode.InvalidArgument),
+                Message = $"unknown message {Describe(message)}: send a request message of garden.proto (garden.v1.PingRequest, ...)",
+            });
+            return;
+        }
+        if (method.IsStreaming)
+        {
+            if (Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters))
+            {
+                _log.Warning("api: {0} without a sender: a stream needs an actor to answer to", method.Descriptor.InputType.FullName);
+                return;
+            }
+            var s = Context.ActorOf(StreamSessionActor.Props(_service, method, request, Sender));
+            Context.Watch(s);
+            _sessions[Sender] = s;
+            return;
+        }
+        var context = new ActorCallContext(method.Path, Sender.Path.ToString(), CancellationToken.None);
+        method.InvokeUnary(_service, request, context)
+            .PipeTo(Sender, Self, success: r => r, failure: ToApiError);
+    }
+
+    private static string Describe(object message) => message switch
+    {
+        IMessage m => m.Descriptor.FullName,
+        null => "null",
+        _ => message.GetType().FullName ?? message.GetType().Name,
+    };
+
+    /// <summary>GardenService's errors are RpcExceptions already mapped from domain errors (Errors.ToRpc).</summary>
+    public static ApiError ToApiError(Exception e)
+    {
+        var rpc = Errors.ToRpc(e is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerException! : e);
+        return new ApiError { Code = rpc.StatusCode.ToString(), Message = rpc.Status.Detail };
+    }
+}

@@ -1,0 +1,4 @@
+namespace Garden.Protocol.Remote;
+
+public sealed partial class ApiError : IApiMessage;
+public sealed partial class StreamEnd : IApiMessage;
