@@ -14,7 +14,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
           --socket PATH     gRPC Unix socket, mode 0600 (default /run/garden-actors/garden.sock)
           --config FILE     HOCON overrides (see hocon/gardend.conf)
           --akka-remote HOST:PORT
-                            also serve the API over Akka.Remote at akka.tcp://garden@HOST:PORT/user/api (default off;
+                            also serve the API over Akka.Remote at akka.tcp://garden@HOST:PORT/user/host (default off;
                             garden.akka-remote.address). It has no authentication: on 127.0.0.1 any local user can
                             create containers; any other address requires TLS (garden.akka-remote.tls)
         """;

@@ -80,7 +80,7 @@ var app = Wiring.WireGateway(builder, socketPath, gateway);
 if (akkaRemote is not null)
 {
     Wiring.WireRemote(system, gateway);
-    Console.WriteLine($"gardend: Akka.Remote API at {akkaRemote.Address}/user/api" +
+    Console.WriteLine($"gardend: Akka.Remote API at {akkaRemote.Address}/user/host" +
                       (akkaRemote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
 }
 app.Lifetime.ApplicationStarted.Register(() =>

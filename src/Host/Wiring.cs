@@ -28,11 +28,11 @@ public static class Wiring
         Firewall: new IptablesFirewall(settings.Network.Firewall));
 
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
-        system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "host");
+        system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "containers");
 
-    /// <summary>/user/api: the API over Akka.Remote, performed by the same GardenService as gRPC.</summary>
+    /// <summary>/user/host: the API over Akka.Remote, performed by the same GardenService as gRPC.</summary>
     public static IActorRef WireRemote(ActorSystem system, GatewayContext context) =>
-        system.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "api");
+        system.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "host");
 
     public static WebApplication WireGateway(WebApplicationBuilder builder, string socketPath, GatewayContext context)
     {
@@ -44,6 +44,7 @@ public static class Wiring
         {
             o.MaxReceiveMessageSize = 16 * 1024 * 1024;
             o.EnableDetailedErrors = false;
+            o.Interceptors.Add<UnexpectedErrors>();
         });
         builder.WebHost.ConfigureKestrel(k =>
         {

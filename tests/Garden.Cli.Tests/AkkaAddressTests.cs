@@ -8,7 +8,7 @@ public class AkkaAddressTests
     [Theory]
     [InlineData("akka.tcp://garden@127.0.0.1:2552", "127.0.0.1", 2552, "akka.tcp://garden@127.0.0.1:2552")]
     [InlineData("akka.tcp://garden@localhost:2552/", "localhost", 2552, "akka.tcp://garden@localhost:2552")]
-    [InlineData("akka.tcp://garden@10.0.0.1:2552/user/api", "10.0.0.1", 2552, "akka.tcp://garden@10.0.0.1:2552")]
+    [InlineData("akka.tcp://garden@10.0.0.1:2552/user/host", "10.0.0.1", 2552, "akka.tcp://garden@10.0.0.1:2552")]
     [InlineData("akka.ssl.tcp://garden@10.0.0.1:2552", "10.0.0.1", 2552, "akka.ssl.tcp://garden@10.0.0.1:2552")]
     public void Akka_forms(string text, string host, int port, string display)
     {

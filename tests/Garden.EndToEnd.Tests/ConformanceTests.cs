@@ -242,7 +242,7 @@ public sealed class AkkaRemoteStartupTests
         var port = RemoteDaemonFixture.FreePort();
         await using var d = new Gardend { ExtraArgs = ["--akka-remote", $"127.0.0.1:{port}"] };
         await d.StartAsync();
-        Assert.Contains($"akka.tcp://garden@127.0.0.1:{port}/user/api", d.Log);
+        Assert.Contains($"akka.tcp://garden@127.0.0.1:{port}/user/host", d.Log);
         await using var client = AkkaGardenClient.Connect($"akka.tcp://garden@127.0.0.1:{port}", TimeSpan.FromSeconds(30));
         Assert.False(string.IsNullOrEmpty((await client.PingAsync()).Version));
     }
@@ -267,7 +267,7 @@ public sealed class AkkaRemoteStartupTests
             garden.akka-remote.tls { certificate-path = "{{pfx}}", certificate-password = "secret", suppress-validation = on }
             """);
         await d.StartAsync();
-        Assert.Contains($"akka.ssl.tcp://garden@{ip}:{port}/user/api (TLS)", d.Log);
+        Assert.Contains($"akka.ssl.tcp://garden@{ip}:{port}/user/host (TLS)", d.Log);
         await using var client = AkkaGardenClient.Connect($"akka.ssl.tcp://garden@{ip}:{port}", TimeSpan.FromSeconds(30),
             new AkkaTls(pfx, "secret", SuppressValidation: true));
         Assert.False(string.IsNullOrEmpty((await client.PingAsync()).Version));

@@ -73,7 +73,7 @@ public sealed record GardenAddress
         {
             // akka.tcp://garden@HOST:PORT (akka.ssl.tcp:// over TLS) — validated here so a typo is a usage error, not a timeout
             var rest = text[akkaScheme.Length..].TrimEnd('/');
-            if (rest.EndsWith("/user/api", StringComparison.Ordinal)) rest = rest[..^"/user/api".Length];
+            if (rest.EndsWith("/user/host", StringComparison.Ordinal)) rest = rest[..^"/user/host".Length];
             var at = rest.IndexOf('@');
             var colon = rest.LastIndexOf(':');
             if (at <= 0 || colon < at + 2 || !int.TryParse(rest[(colon + 1)..], System.Globalization.NumberStyles.None, null, out var akkaPort)

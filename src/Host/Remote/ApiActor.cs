@@ -7,7 +7,7 @@ using Grpc.Core;
 
 namespace Garden.Host.Remote;
 
-/// <summary>/user/api: the Akka.Remote face of the API. A remote client sends a garden.v1 request message and gets the
+/// <summary>/user/host: the Akka.Remote face of the API. A remote client sends a garden.v1 request message and gets the
 /// response message or an <see cref="ApiError"/>. A streaming rpc (Run, Attach, StreamIn, StreamOut) is a session with
 /// the sending actor: its first request opens it, its later messages (stdin, archive bytes) and a final
 /// <see cref="StreamEnd"/> go to the same session, which answers with response messages and then StreamEnd or ApiError.

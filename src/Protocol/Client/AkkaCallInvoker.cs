@@ -7,7 +7,7 @@ using Status = Grpc.Core.Status;
 namespace Garden.Protocol.Client;
 
 /// <summary>A gRPC CallInvoker that carries every call of the generated garden.v1 client over Akka.Remote to
-/// gardend's /user/api: a unary call is an Ask (response message or ApiError), a streaming call a short-lived client
+/// gardend's /user/host: a unary call is an Ask (response message or ApiError), a streaming call a short-lived client
 /// actor (<see cref="StreamClientActor"/>). Code written against the generated client — the CLI, GardenClient — then
 /// works unchanged over either transport, and failures surface as the same RpcException (status code + message).</summary>
 public sealed class AkkaCallInvoker(ActorSystem system, ActorPath api, TimeSpan timeout) : CallInvoker

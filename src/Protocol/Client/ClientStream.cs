@@ -11,7 +11,7 @@ internal interface IClientStream
     void Send(object message);
 }
 
-/// <summary>One streaming call over Akka.Remote: a client actor that forwards requests to /user/api and collects the
+/// <summary>One streaming call over Akka.Remote: a client actor that forwards requests to /user/host and collects the
 /// responses, read through <see cref="Reader"/>. Stopping the actor (Dispose) tells gardend, through DeathWatch, that
 /// nobody reads any more.</summary>
 internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where TResponse : class
@@ -68,7 +68,7 @@ internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where
     }
 }
 
-/// <summary>The client end of one streaming call: finds /user/api (Identify), watches it, forwards this call's requests
+/// <summary>The client end of one streaming call: finds /user/host (Identify), watches it, forwards this call's requests
 /// to it in order and hands its responses, StreamEnd or ApiError to the reader.</summary>
 internal sealed class StreamClientActor : ReceiveActor, IWithStash
 {
@@ -86,7 +86,7 @@ internal sealed class StreamClientActor : ReceiveActor, IWithStash
             Context.Stop(Self);
         }
 
-        api.Tell(new Identify("api"));
+        api.Tell(new Identify("host"));
         Context.SetReceiveTimeout(identifyTimeout);
         Receive<ActorIdentity>(id =>
         {

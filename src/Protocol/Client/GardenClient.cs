@@ -157,7 +157,7 @@ public sealed record AkkaTls(string CertificatePath, string CertificatePassword 
             : null;
 }
 
-/// <summary>Akka.Remote: an ActorSystem of its own with the remote provider, talking to akka.tcp://garden@HOST:PORT/user/api.</summary>
+/// <summary>Akka.Remote: an ActorSystem of its own with the remote provider, talking to akka.tcp://garden@HOST:PORT/user/host.</summary>
 public sealed class AkkaGardenClient : GardenClient
 {
     /// <summary>Transport settings gardend and clients share: API messages up to 16 MiB (Akka's default is 128 kB).</summary>
@@ -173,7 +173,7 @@ public sealed class AkkaGardenClient : GardenClient
 
     private AkkaGardenClient(ActorSystem system, AkkaCallInvoker invoker) : base(new Api.Garden.GardenClient(invoker)) => _system = system;
 
-    /// <summary>address: akka.tcp://garden@HOST:PORT (a trailing /user/api is accepted). tls: for a gardend serving
+    /// <summary>address: akka.tcp://garden@HOST:PORT (a trailing /user/host is accepted). tls: for a gardend serving
     /// Akka.Remote over TLS (null: from GARDEN_AKKA_CERTIFICATE / GARDEN_AKKA_CERTIFICATE_PASSWORD when set).</summary>
     public static AkkaGardenClient Connect(string address, TimeSpan? timeout = null, AkkaTls? tls = null)
     {
@@ -218,11 +218,11 @@ public sealed class AkkaGardenClient : GardenClient
         return (system, new AkkaCallInvoker(system, api, timeout));
     }
 
-    /// <summary>akka.tcp://garden@HOST:PORT[/user/api] (akka.ssl.tcp:// with TLS) → the path of gardend's /user/api.</summary>
+    /// <summary>akka.tcp://garden@HOST:PORT[/user/host] (akka.ssl.tcp:// with TLS) → the path of gardend's /user/host.</summary>
     public static ActorPath ApiPath(string address)
     {
         var text = address.TrimEnd('/');
-        if (!text.EndsWith("/user/api", StringComparison.Ordinal)) text += "/user/api";
+        if (!text.EndsWith("/user/host", StringComparison.Ordinal)) text += "/user/host";
         if (!ActorPath.TryParse(text, out var path) || path.Address.Protocol is not ("akka.tcp" or "akka.ssl.tcp") || path.Address.Port is null)
             throw new ArgumentException($"'{address}' is not an Akka.Remote address (akka.tcp://garden@HOST:PORT, or akka.ssl.tcp:// with TLS)");
         return path;

@@ -1,0 +1,46 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace Garden.Host.Gateway;
+
+/// <summary>Whatever a handler throws that is not already an RpcException (a bug, a race not foreseen) is logged with its
+/// cause and answered as Internal with its message, never as gRPC's bare "Unknown: Exception was thrown by handler".</summary>
+public sealed class UnexpectedErrors(ILogger<UnexpectedErrors> log) : Interceptor
+{
+    private RpcException Map(Exception e, ServerCallContext context)
+    {
+        if (e is RpcException r) return r;
+        if (e is OperationCanceledException && context.CancellationToken.IsCancellationRequested)
+            return new RpcException(new Status(StatusCode.Cancelled, "cancelled by the client"));
+        log.LogError(e, "{Method} failed", context.Method);
+        return Errors.ToRpc(e);
+    }
+
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
+        UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try { return await continuation(request, context); }
+        catch (Exception e) when (e is not RpcException) { throw Map(e, context); }
+    }
+
+    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
+        ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try { return await continuation(requestStream, context); }
+        catch (Exception e) when (e is not RpcException) { throw Map(e, context); }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream,
+        ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try { await continuation(request, responseStream, context); }
+        catch (Exception e) when (e is not RpcException) { throw Map(e, context); }
+    }
+
+    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream,
+        IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try { await continuation(requestStream, responseStream, context); }
+        catch (Exception e) when (e is not RpcException) { throw Map(e, context); }
+    }
+}
