@@ -220,4 +220,21 @@ public sealed class GraceEventsTests : TestKit
         Restart();
         all.FishForMessage<ContainerEvent>(e => e.Kind == ContainerEvent.Reattached && e.Handle == "other", TimeSpan.FromSeconds(5));
     }
+
+    [Fact]
+    public async Task A_detached_process_nobody_attaches_to_still_gets_its_exited_event()
+    {
+        var mine = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var subscriber = EventFeed.Subscribe(Sys, mine.Writer, "quiet");
+        _agent.Behaviour = _ => ("", 5);
+        Ask<ContainerCreated>(Create("quiet"));
+        await _host.Ask<ProcessStarted>(new RunProcess("quiet", new ProcessSpec("bg", "/bin/x", [], [], "", "", [], null), Detach: true),
+            TimeSpan.FromSeconds(5));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        ContainerEvent e;
+        do e = await mine.Reader.ReadAsync(cts.Token);
+        while (e.Kind != ContainerEvent.ProcessExited);
+        Assert.Equal(("bg", (int?)5), (e.ProcessId, e.ExitCode));
+        Sys.Stop(subscriber);
+    }
 }

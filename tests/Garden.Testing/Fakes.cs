@@ -203,6 +203,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         return Task.FromResult<IReadOnlyList<ProcessEntry>>(_processes.Values.Select(p => new ProcessEntry
         {
             Id = p.Id, Pid = 1, Exited = !p.Running, OutputEnd = (ulong)p.Output.Length,
+            Exit = p.Running ? null : new Exited { ExitCode = p.ExitCode },
         }).ToList());
     }
 

@@ -87,6 +87,16 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private sealed record NetworkChangeFailed(Exception Error, IActorRef ReplyTo);
     private sealed record GraceTimeUp(long Generation);
 
+    /// <summary>Processes started here whose exit no stream has reported yet are looked up in the agent now and then, so a
+    /// detached process that nobody attaches to still gets its "process exited" event.</summary>
+    private sealed record ExitWatchTick
+    {
+        public static readonly ExitWatchTick Instance = new();
+    }
+    private sealed record ExitsSeen(IReadOnlyList<ProcessEntry> Processes);
+    private const string ExitWatchTimer = "exit-watch";
+    private readonly HashSet<string> _exitPending = [];
+
     // ---- grace time ----
 
     /// <summary>Sees every message first: a request for this container restarts its grace timer, clients coming and
@@ -443,6 +453,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private void Broken()
     {
+        Timers.Cancel(ExitWatchTimer);
         Queries();
         Command<DestroyContainer>(BeginDestroy);
         Command<GraceTimeUp>(Reap);
@@ -734,6 +745,25 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private void ProcessCommands()
     {
+        Command<ExitWatchTick>(_ =>
+        {
+            if (_exitPending.Count == 0)
+            {
+                Timers.Cancel(ExitWatchTimer);
+                return;
+            }
+            _agent.ListAsync(CancellationToken.None)
+                .ContinueWith(t => t.IsCompletedSuccessfully ? new ExitsSeen(t.Result) : new ExitsSeen([]))
+                .PipeTo(Self);
+        });
+        Command<ExitsSeen>(msg =>
+        {
+            foreach (var p in msg.Processes.Where(p => p.Exited && _exitPending.Remove(p.Id)))
+            {
+                var child = Context.Child(p.Id);
+                if (!child.IsNobody()) child.Tell(new ExitObserved(p.Exit?.ExitCode ?? 0, p.Exit?.Signal ?? 0));
+            }
+        });
         Command<AttachProcess>(Attach);
         Command<SignalProcess>(Signal);
         Command<SetProcessTty>(msg =>
@@ -788,6 +818,8 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         var rlimits = spec.Rlimits.AddRange(_settings.DefaultRlimits.Where(d => !asked.Contains(Key(d.Name))));
         var child = Context.ActorOf(ProcessActor.Props(_agent, Handle, spec.Id), spec.Id);
         child.Tell(new StartProcess(spec with { Env = env, Rlimits = rlimits }, msg.Detach, Sender));
+        _exitPending.Add(spec.Id);
+        if (!Timers.IsTimerActive(ExitWatchTimer)) Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
     }
 
     private void Attach(AttachProcess msg)
@@ -833,6 +865,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private void StartDestroy(bool graceful)
     {
+        Timers.Cancel(ExitWatchTimer);
         StopWatchingOom();
         _settings.Faults.Hit("destroy-started");
         _log.Info("[{0}] destroy starting", Handle);
