@@ -93,7 +93,7 @@ public sealed record NetworkSettings(
     /// <summary>How many containers the subnet pool holds (one /30 each).</summary>
     public int PoolCapacity => (int)Math.Min(int.MaxValue, Pool.Size / 4);
 
-    public FirewallOptions Firewall => new(Prefix, AllowNetworks, DenyNetworks);
+    public FirewallOptions Firewall => new(Prefix, AllowNetworks, DenyNetworks, Pool);
 
     public ContainerNetwork For(string handle, NetworkAllocation a) => new(handle, Prefix, a.Subnet, a.Address, Mtu);
 

@@ -302,6 +302,24 @@ public sealed class RealFirewallContract : FirewallContract
     }
 
     [Fact]
+    public async Task A_container_of_the_pool_without_NetIn_has_no_nat_rule_and_gets_its_DNAT_chain_with_a_NetIn()
+    {
+        var n = Net("pooled", 7);
+        var pooled = new IptablesFirewall(new FirewallOptions(Prefix, [], [], Ipv4Cidr.Of(n.Address, 16)));
+        await pooled.ApplyAsync(new ContainerFirewall(n, [], []), default);
+        var nat = await TestNet.Sh("iptables-save -t nat");
+        Assert.DoesNotContain("--comment pooled", nat);
+        Assert.DoesNotContain(n.NatChain, nat);
+        Assert.Contains($"-A {Prefix}-postrouting -s {Ipv4Cidr.Of(n.Address, 16)} ! -o {Prefix}v+ -j MASQUERADE", nat);
+        Assert.False(await pooled.EnsureAsync(new ContainerFirewall(n, [], []), default));
+
+        await pooled.ApplyAsync(new ContainerFirewall(n, [new PortMapping(41004, 80)], []), default);
+        Assert.Contains($"-A {n.NatChain} -p tcp -m tcp --dport 41004 -m comment --comment pooled -j DNAT", await TestNet.Sh("iptables-save -t nat"));
+        await pooled.RemoveAsync(n, default);
+        Assert.Empty(Ours(await Save()));
+    }
+
+    [Fact]
     public async Task A_fresh_instance_reads_what_the_kernel_holds_and_a_flushed_chain_is_rebuilt_by_Apply()
     {
         var n = Net("keep", 5);

@@ -23,21 +23,30 @@ public static partial class FirewallRules
 
     public static string Comment(string handle) => $"-m comment --comment {handle}";
 
-    public static Entry EntryFor(ContainerNetwork n)
+    /// <summary>A container's entries in the shared chains: its filter dispatch; in nat, the jumps to its DNAT chain only when
+    /// it has NetIn mappings, and its own masquerade only when the pool's one rule does not cover its subnet (so a container
+    /// of the pool without NetIn has no nat rule at all: nothing to delete there at Destroy).</summary>
+    public static Entry EntryFor(ContainerNetwork n, FirewallOptions? o = null, bool netIn = true)
     {
         var c = Comment(n.Handle);
         var p = n.Prefix;
-        return new Entry(n.Handle, n.OutChain, n.NatChain,
+        List<string> nat = [];
+        if (netIn)
+        {
+            nat.Add($"-A {p}-prerouting -m addrtype --dst-type LOCAL {c} -j {n.NatChain}");
+            nat.Add($"-A {p}-output -m addrtype --dst-type LOCAL {c} -j {n.NatChain}");
+        }
+        if (!PoolCovers(o, n)) nat.Add($"-A {p}-postrouting -s {n.Address}/32 ! -o {n.HostInterface} {c} -j MASQUERADE");
+        return new Entry(n.Handle, n.OutChain, netIn ? n.NatChain : "",
             [
                 $"-A {p}-forward -s {n.Address}/32 -i {n.HostInterface} {c} -j {n.OutChain}",
                 $"-A {p}-input -s {n.Address}/32 -i {n.HostInterface} {c} -j {n.OutChain}",
             ],
-            [
-                $"-A {p}-prerouting -m addrtype --dst-type LOCAL {c} -j {n.NatChain}",
-                $"-A {p}-output -m addrtype --dst-type LOCAL {c} -j {n.NatChain}",
-                $"-A {p}-postrouting -s {n.Address}/32 ! -o {n.HostInterface} {c} -j MASQUERADE",
-            ]);
+            nat);
     }
+
+    private static bool PoolCovers(FirewallOptions? o, ContainerNetwork n) =>
+        o?.Pool is { } pool && pool.Contains(n.Subnet.Network) && n.Subnet.PrefixLength >= pool.PrefixLength && !n.Bridged;
 
     /// <summary>The rules of the container's own filter chain.</summary>
     public static IEnumerable<string> OutRules(FirewallOptions o, ContainerFirewall f)
@@ -105,7 +114,8 @@ public static partial class FirewallRules
         public IReadOnlyCollection<ContainerFirewall> Apply { get; init; } = [];
         /// <summary>The tables in which the chains of <see cref="Apply"/> are rebuilt (a NetIn changes only nat, a NetOut only filter).</summary>
         public IReadOnlySet<string> ApplyTables { get; init; } = new HashSet<string> { "filter", "nat" };
-        public IReadOnlyCollection<(string OutChain, string NatChain)> Remove { get; init; } = [];
+        /// <summary>Containers' own chains to delete (no nat chain when it never existed).</summary>
+        public IReadOnlyCollection<(string OutChain, string? NatChain)> Remove { get; init; } = [];
         public IReadOnlySet<string> JumpsPresent { get; init; } = new HashSet<string>();
         /// <summary>Delete the shared chains and the jumps into them (no container has rules any more).</summary>
         public bool RemoveShared { get; init; }
@@ -113,8 +123,9 @@ public static partial class FirewallRules
 
     /// <summary>The fixed rules of a shared chain: before the containers' entries, and after them. Container interfaces are
     /// bridges ({p}b...) and, for a /30, the host end of the veth ({p}v...).</summary>
-    public static (List<string> Head, List<string> Tail) Fixed(string p, string table)
+    public static (List<string> Head, List<string> Tail) Fixed(FirewallOptions o, string table)
     {
+        var p = o.Prefix;
         string[] ifaces = [$"{p}b+", $"{p}v+"];
         if (table == "filter")
             return (
@@ -125,16 +136,20 @@ public static partial class FirewallRules
                     $"-A {p}-input -i {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                 })],
                 [.. ifaces.SelectMany(i => new[] { $"-A {p}-forward -i {i} -j DROP", $"-A {p}-forward -o {i} -j DROP", $"-A {p}-input -i {i} -j DROP" })]);
-        return ([], [.. ifaces.Select(i => $"-A {p}-postrouting -s 127.0.0.0/8 -o {i} -j MASQUERADE")]);
+        List<string> tail = [.. ifaces.Select(i => $"-A {p}-postrouting -s 127.0.0.0/8 -o {i} -j MASQUERADE")];
+        // Every /30 of the pool at once: traffic leaving for anything but another container is masqueraded.
+        if (o.Pool is { } pool) tail.Add($"-A {p}-postrouting -s {pool} ! -o {p}v+ -j MASQUERADE");
+        return ([], tail);
     }
 
     /// <summary>How many rules each shared chain holds with these entries.</summary>
-    public static Dictionary<string, int> SharedCounts(string p, IEnumerable<Entry> entries)
+    public static Dictionary<string, int> SharedCounts(FirewallOptions o, IEnumerable<Entry> entries)
     {
+        var p = o.Prefix;
         var counts = Hooks.ToDictionary(h => Chain(p, h.Suffix), _ => 0);
         foreach (var table in new[] { "filter", "nat" })
         {
-            var (head, tail) = Fixed(p, table);
+            var (head, tail) = Fixed(o, table);
             foreach (var l in head.Concat(tail)) counts[l.Split(' ')[1]]++;
         }
         foreach (var e in entries)
@@ -150,14 +165,15 @@ public static partial class FirewallRules
     public static string Batch(FirewallOptions o, Plan plan)
     {
         var p = o.Prefix;
-        var sb = new StringBuilder();
+        var all = new StringBuilder();
         foreach (var table in new[] { "filter", "nat" })
         {
-            sb.Append('*').Append(table).Append('\n');
+            var sb = new StringBuilder();
             var hooks = Hooks.Where(h => h.Table == table).ToList();
             string Own(ContainerNetwork n) => table == "filter" ? n.OutChain : n.NatChain;
             IEnumerable<string> Lines(Entry e) => table == "filter" ? e.Filter : e.Nat;
-            var (head, tail) = Fixed(p, table);
+            var (head, tail) = Fixed(o, table);
+            var removed = plan.Remove.Select(r => table == "filter" ? r.OutChain : r.NatChain).OfType<string>().ToList();
 
             if (plan.RemoveShared)
                 foreach (var h in hooks.Where(h => plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-D {h.Builtin} -j {Chain(p, h.Suffix)}\n");
@@ -169,7 +185,7 @@ public static partial class FirewallRules
             foreach (var f in apply)
                 // Declaring a chain creates it, or flushes it when it exists.
                 sb.Append($":{Own(f.Network)} - [0:0]\n");
-            foreach (var r in plan.Remove) sb.Append($":{(table == "filter" ? r.OutChain : r.NatChain)} - [0:0]\n");
+            foreach (var r in removed) sb.Append($":{r} - [0:0]\n");
 
             if (!plan.RemoveShared)
             {
@@ -185,12 +201,13 @@ public static partial class FirewallRules
                     foreach (var l in table == "filter" ? OutRules(o, f) : NatRules(f)) sb.Append(l).Append('\n');
                 foreach (var h in hooks.Where(h => !plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
             }
-            foreach (var r in plan.Remove) sb.Append($"-X {(table == "filter" ? r.OutChain : r.NatChain)}\n");
+            foreach (var r in removed) sb.Append($"-X {r}\n");
             if (plan.RemoveShared)
                 foreach (var h in hooks) sb.Append($"-X {Chain(p, h.Suffix)}\n");
-            sb.Append("COMMIT\n");
+            // A table the change does not touch is left out: even an empty commit of it costs a transaction.
+            if (sb.Length > 0) all.Append('*').Append(table).Append('\n').Append(sb).Append("COMMIT\n");
         }
-        return sb.ToString();
+        return all.ToString();
     }
 
     /// <summary>What the kernel holds of ours, read from iptables-save.</summary>

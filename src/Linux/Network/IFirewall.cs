@@ -1,7 +1,9 @@
 namespace Garden.Linux.Network;
 
 /// <summary>What the operator allows every container (deny wins over allow; a container's NetOut rules come after both).</summary>
-public sealed record FirewallOptions(string Prefix, IReadOnlyList<Ipv4Range> AllowNetworks, IReadOnlyList<Ipv4Range> DenyNetworks);
+/// <param name="Pool">the subnet pool: one rule masquerades all of its containers (null: one rule per container).</param>
+public sealed record FirewallOptions(string Prefix, IReadOnlyList<Ipv4Range> AllowNetworks, IReadOnlyList<Ipv4Range> DenyNetworks,
+    Ipv4Cidr? Pool = null);
 
 /// <summary>Everything the firewall holds for one container.</summary>
 public sealed record ContainerFirewall(ContainerNetwork Network, IReadOnlyList<PortMapping> NetIn, IReadOnlyList<NetOutRule> NetOut);

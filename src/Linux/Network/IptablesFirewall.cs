@@ -43,12 +43,16 @@ public sealed class IptablesFirewall : IFirewall
             await RetryOnceAsync(async attempt =>
             {
                 var entries = await EntriesAsync(ct).ConfigureAwait(false);
-                var entry = FirewallRules.EntryFor(n);
+                var netIn = container.NetIn.Count > 0;
+                var entry = FirewallRules.EntryFor(n, _options, netIn);
                 var next = new Dictionary<string, FirewallRules.Entry>(entries) { [n.Handle] = entry };
                 var had = entries.TryGetValue(n.Handle, out var old);
                 var same = had && old!.Filter.SequenceEqual(entry.Filter) && old.Nat.SequenceEqual(entry.Nat);
                 var full = rebuild || attempt > 0 || !SharedExist;
                 var tables = new HashSet<string> { "filter", "nat" };
+                // No NetIn, no nat chain of its own (unless an earlier daemon made one): nat is not touched at all.
+                var natChain = netIn || _chains.Contains(n.NatChain);
+                if (!natChain) tables.Remove("nat");
                 if (!full && same && _applied.TryGetValue(n.Handle, out var before) && before.Network == n)
                 {
                     if (before.NetOut.Count == container.NetOut.Count && before.NetOut.Zip(container.NetOut).All(r => r.First.Equivalent(r.Second)))
@@ -73,10 +77,13 @@ public sealed class IptablesFirewall : IFirewall
                 _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
                 _chains.UnionWith(_shared);
                 _chains.Add(n.OutChain);
-                _chains.Add(n.NatChain);
-                foreach (var (chain, count) in FirewallRules.SharedCounts(_options.Prefix, next.Values)) _counts[chain] = count;
+                foreach (var (chain, count) in FirewallRules.SharedCounts(_options, next.Values)) _counts[chain] = count;
                 _counts[n.OutChain] = FirewallRules.OutRules(_options, container).Count();
-                _counts[n.NatChain] = FirewallRules.NatRules(container).Count();
+                if (natChain)
+                {
+                    _chains.Add(n.NatChain);
+                    _counts[n.NatChain] = FirewallRules.NatRules(container).Count();
+                }
             }).ConfigureAwait(false);
         }
         finally
@@ -108,14 +115,15 @@ public sealed class IptablesFirewall : IFirewall
         try
         {
             var entries = await EntriesAsync(ct).ConfigureAwait(false);
-            var expected = FirewallRules.EntryFor(n);
+            var netIn = container.NetIn.Count > 0;
+            var expected = FirewallRules.EntryFor(n, _options, netIn);
             sharedIntact = _jumps.Count == FirewallRules.Hooks.Length && SharedExist &&
-                FirewallRules.SharedCounts(_options.Prefix, entries.Values).All(kv => _counts.GetValueOrDefault(kv.Key) == kv.Value);
+                FirewallRules.SharedCounts(_options, entries.Values).All(kv => _counts.GetValueOrDefault(kv.Key) == kv.Value);
             if (sharedIntact && entries.TryGetValue(n.Handle, out var held) &&
                 held.Filter.Count == expected.Filter.Count && held.Nat.Count == expected.Nat.Count &&
-                held.OutChain == n.OutChain && held.NatChain == n.NatChain &&
+                held.OutChain == n.OutChain && held.NatChain == expected.NatChain &&
                 _counts.GetValueOrDefault(n.OutChain) == FirewallRules.OutRules(_options, container).Count() &&
-                _counts.GetValueOrDefault(n.NatChain) == FirewallRules.NatRules(container).Count())
+                (!netIn || _counts.GetValueOrDefault(n.NatChain) == FirewallRules.NatRules(container).Count()))
                 return false;
         }
         finally
@@ -136,7 +144,8 @@ public sealed class IptablesFirewall : IFirewall
                 var entries = await EntriesAsync(ct).ConfigureAwait(false);
                 var next = new Dictionary<string, FirewallRules.Entry>(entries);
                 var had = next.Remove(network.Handle, out var old);
-                await RemoveCoreAsync(next, had && attempt == 0 ? [old!] : [], [(network.OutChain, network.NatChain)],
+                await RemoveCoreAsync(next, had && attempt == 0 ? [old!] : [],
+                    [(network.OutChain, _chains.Contains(network.NatChain) ? network.NatChain : null)],
                     rebuild: attempt > 0, network.Handle, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
         }
@@ -161,9 +170,10 @@ public sealed class IptablesFirewall : IFirewall
             // A chain name alone says which table it lives in ({p}-o-: filter, {p}-n-: nat); pair each with its namesake in
             // the other table (declaring a chain that does not exist creates it, -X removes it again).
             var p = _options.Prefix;
+            string? Present(string chain) => _chains.Contains(chain) ? chain : null;
             var remove = orphans.Select(c => c.StartsWith(p + "-o-", StringComparison.Ordinal)
-                ? (c, p + "-n-" + c[(p.Length + 3)..])
-                : (p + "-o-" + c[(p.Length + 3)..], c)).Distinct().ToList();
+                ? (c, Present(p + "-n-" + c[(p.Length + 3)..]))
+                : (Present(p + "-o-" + c[(p.Length + 3)..]) ?? p + "-o-" + c[(p.Length + 3)..], (string?)c)).Distinct().ToList();
             await RemoveCoreAsync(next, [], remove, rebuild: true, "leftover containers", ct).ConfigureAwait(false);
             return dead;
         }
@@ -188,7 +198,7 @@ public sealed class IptablesFirewall : IFirewall
     }
 
     private async Task RemoveCoreAsync(Dictionary<string, FirewallRules.Entry> next, IReadOnlyCollection<FirewallRules.Entry> delete,
-        IReadOnlyList<(string, string)> chains, bool rebuild, string what, CancellationToken ct)
+        IReadOnlyList<(string, string?)> chains, bool rebuild, string what, CancellationToken ct)
     {
         var removeShared = next.Count == 0;
         if (removeShared && _jumps.Count == 0 && _chains.Count == 0) return; // nothing of ours in the kernel
@@ -205,7 +215,14 @@ public sealed class IptablesFirewall : IFirewall
         await RestoreAsync(FirewallRules.Batch(_options, plan), $"removal of the rules of {what}", ct).ConfigureAwait(false);
         _entries = next;
         foreach (var h in _applied.Keys.Where(h => !next.ContainsKey(h)).ToList()) _applied.Remove(h);
-        foreach (var (o, n) in chains) { _chains.Remove(o); _chains.Remove(n); _counts.Remove(o); _counts.Remove(n); }
+        foreach (var (o, n) in chains)
+        {
+            _chains.Remove(o);
+            _counts.Remove(o);
+            if (n is null) continue;
+            _chains.Remove(n);
+            _counts.Remove(n);
+        }
         if (removeShared)
         {
             _jumps = [];
@@ -216,7 +233,7 @@ public sealed class IptablesFirewall : IFirewall
         {
             _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
             _chains.UnionWith(_shared);
-            foreach (var (chain, count) in FirewallRules.SharedCounts(_options.Prefix, next.Values)) _counts[chain] = count;
+            foreach (var (chain, count) in FirewallRules.SharedCounts(_options, next.Values)) _counts[chain] = count;
         }
     }
 
