@@ -276,6 +276,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         });
         Stash.UnstashAll();
         RestartGraceTimer(); // after a restart the grace time starts afresh
+        if (healthy) WatchRunningProcesses();
         Context.Parent.Tell(new ContainerReady(Handle, healthy));
     }
 
@@ -743,8 +744,26 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private GardenException NoProperty(string key) =>
         new(ErrorKind.NotFound, $"container {Handle} has no property \"{key}\"");
 
+    /// <summary>After a restart: the processes an earlier daemon started and that still run get their exit events too.</summary>
+    private void WatchRunningProcesses()
+    {
+        var self = Self;
+        _agent.ListAsync(CancellationToken.None).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully) self.Tell(new RunningFound([.. t.Result.Where(p => !p.Exited).Select(p => p.Id)]));
+        });
+    }
+
+    private sealed record RunningFound(IReadOnlyList<string> Ids);
+
     private void ProcessCommands()
     {
+        Command<RunningFound>(msg =>
+        {
+            foreach (var id in msg.Ids) _exitPending.Add(id);
+            if (_exitPending.Count > 0 && !Timers.IsTimerActive(ExitWatchTimer))
+                Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+        });
         Command<ExitWatchTick>(_ =>
         {
             if (_exitPending.Count == 0)
@@ -761,7 +780,9 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             foreach (var p in msg.Processes.Where(p => p.Exited && _exitPending.Remove(p.Id)))
             {
                 var child = Context.Child(p.Id);
-                if (!child.IsNobody()) child.Tell(new ExitObserved(p.Exit?.ExitCode ?? 0, p.Exit?.Signal ?? 0));
+                // a process of an earlier daemon has no actor here yet
+                if (child.IsNobody()) child = Context.ActorOf(ProcessActor.Props(_agent, Handle, p.Id), p.Id);
+                child.Tell(new ExitObserved(p.Exit?.ExitCode ?? 0, p.Exit?.Signal ?? 0));
             }
         });
         Command<AttachProcess>(Attach);
