@@ -334,7 +334,23 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     {
         await using var _ = stream;
         var ct = context.CancellationToken;
-        var stdin = ForwardStdin(stream, requests, stdinOf, ct);
+        // The stdin reader must have stopped before this handler returns: Kestrel reuses the HTTP/2 stream object for the next
+        // call, and a read still pending on it fails that call's first read ("Reading is already in progress").
+        using var stdinStop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var stdin = ForwardStdin(stream, requests, stdinOf, stdinStop.Token);
+        try
+        {
+            await PumpOutput(handle, stream, responses, ct);
+        }
+        finally
+        {
+            stdinStop.Cancel();
+            await stdin;
+        }
+    }
+
+    private static async Task PumpOutput(string handle, IProcessStream stream, IServerStreamWriter<ProcessEvent> responses, CancellationToken ct)
+    {
         while (true)
         {
             AgentEvent? evt;
