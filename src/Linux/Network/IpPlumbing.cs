@@ -181,28 +181,17 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         return !Directory.Exists(brif) || Directory.GetFileSystemEntries(brif).All(p => Path.GetFileName(p) == except);
     }
 
-    private async Task BatchAsync(string? netns, string batch, bool force, string what, CancellationToken ct, bool check = true)
-    {
-        var file = Path.Combine(Path.GetTempPath(), $"garden-ip-{Environment.ProcessId}-{Guid.NewGuid():N}.batch");
-        await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
-        try
-        {
-            var args = new List<string>();
-            if (netns is not null) args.AddRange(["-n", netns]);
-            if (force) args.Add("-force");
-            args.AddRange(["-batch", file]);
-            var result = await Command.RunAsync(_ip.Value, args, ct).ConfigureAwait(false);
-            if (check && !result.Succeeded) throw new NetworkException($"{what}: ip refused it ({result.ExitCode}): {result.Stderr.Trim()}");
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
+    private Task BatchAsync(string? netns, string batch, bool force, string what, CancellationToken ct, bool check = true) =>
+        RunBatchAsync("ip", _ip.Value, netns, batch, force, what, ct, check);
 
-    private async Task TcAsync(string? netns, string batch, bool force, ContainerNetwork n, CancellationToken ct, bool check = true)
+    private Task TcAsync(string? netns, string batch, bool force, ContainerNetwork n, CancellationToken ct, bool check = true) =>
+        RunBatchAsync("tc", _tc.Value, netns, batch, force, $"bandwidth of {n.Handle}", ct, check);
+
+    /// <summary>`ip` and `tc` read a batch the same way: `[-n NETNS] [-force] -batch FILE`.</summary>
+    private static async Task RunBatchAsync(string tool, string path, string? netns, string batch, bool force, string what,
+        CancellationToken ct, bool check)
     {
-        var file = Path.Combine(Path.GetTempPath(), $"garden-tc-{Environment.ProcessId}-{Guid.NewGuid():N}.batch");
+        var file = Path.Combine(Path.GetTempPath(), $"garden-{tool}-{Environment.ProcessId}-{Guid.NewGuid():N}.batch");
         await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
         try
         {
@@ -210,8 +199,8 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             if (netns is not null) args.AddRange(["-n", netns]);
             if (force) args.Add("-force");
             args.AddRange(["-batch", file]);
-            var result = await Command.RunAsync(_tc.Value, args, ct).ConfigureAwait(false);
-            if (check && !result.Succeeded) throw new NetworkException($"bandwidth of {n.Handle}: tc refused it ({result.ExitCode}): {result.Stderr.Trim()}");
+            var result = await Command.RunAsync(path, args, ct).ConfigureAwait(false);
+            if (check && !result.Succeeded) throw new NetworkException($"{what}: {tool} refused it ({result.ExitCode}): {result.Stderr.Trim()}");
         }
         finally
         {
