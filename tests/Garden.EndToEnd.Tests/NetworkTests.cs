@@ -543,9 +543,17 @@ internal static class Kernel
         return r.Stdout;
     }
 
+    /// <summary>ip6tables' filter table (the IPv6 guard).</summary>
+    public static async Task<string> Save6()
+    {
+        var r = await Net.Run("/usr/sbin/ip6tables-save", "-t", "filter");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return r.Stdout;
+    }
+
     private static Regex ChainName(string prefix) => new($"(?<![A-Za-z0-9]){Regex.Escape(prefix)}-");
 
-    /// <summary>Links, namespaces and iptables lines (both tables) of the prefix; empty = a clean host.</summary>
+    /// <summary>Links, namespaces, iptables lines (both tables) and ip6tables lines of the prefix; empty = a clean host.</summary>
     public static async Task<List<string>> Leftovers(string prefix)
     {
         var found = new List<string>();
@@ -557,6 +565,7 @@ internal static class Kernel
         var chain = ChainName(prefix);
         foreach (var table in new[] { "filter", "nat" })
             found.AddRange((await Save(table)).Split('\n').Where(l => chain.IsMatch(l)).Select(l => $"{table}: {l}"));
+        found.AddRange((await Save6()).Split('\n').Where(l => chain.IsMatch(l)).Select(l => $"ip6 filter: {l}"));
         return found;
     }
 
@@ -588,6 +597,12 @@ internal static class Kernel
             foreach (var c in chains) await Net.Run("/usr/sbin/iptables", "-w", "10", "-t", table, "-F", c);
             foreach (var c in chains) await Net.Run("/usr/sbin/iptables", "-w", "10", "-t", table, "-X", c);
         }
+        var lines6 = (await Save6()).Split('\n');
+        foreach (var jump in lines6.Where(l => Regex.IsMatch(l, $@"^-A [A-Z]+ -j {Regex.Escape(prefix)}-")))
+            await Net.Run("/usr/sbin/ip6tables", ["-w", "10", "-D", .. jump.Split(' ')[1..]]);
+        var chains6 = lines6.Where(l => l.StartsWith($":{prefix}-", StringComparison.Ordinal)).Select(l => l[1..].Split(' ')[0]).ToList();
+        foreach (var c in chains6) await Net.Run("/usr/sbin/ip6tables", "-w", "10", "-F", c);
+        foreach (var c in chains6) await Net.Run("/usr/sbin/ip6tables", "-w", "10", "-X", c);
     }
 }
 

@@ -168,6 +168,28 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
     }
 
     [Fact]
+    public async Task No_link_of_a_container_network_has_IPv6_neither_a_bridge_nor_either_end_of_a_veth()
+    {
+        var bridged = Net("a", 9, prefixLength: 29);
+        var single = Net("b", 12);
+        await Plumbing.SetUpAsync(bridged, default);
+        await Plumbing.SetUpAsync(single, default);
+        foreach (var link in new[] { bridged.Bridge, bridged.HostVeth, single.HostVeth })
+        {
+            Assert.Equal("", await TestNet.Sh($"ip -6 -o addr show dev {link}"));
+            Assert.Equal("1", File.ReadAllText($"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").Trim());
+        }
+        foreach (var n in new[] { bridged, single })
+        {
+            var inside = await TestNet.Sh($"ip netns exec {n.Netns} sh -c 'cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6; ip -6 -o addr'");
+            // IPv6 is off on eth0; the container keeps ::1 on its own loopback.
+            Assert.Equal("1", inside.Split('\n')[0]);
+            Assert.DoesNotContain("eth0", inside);
+            Assert.Contains("::1/128", inside);
+        }
+    }
+
+    [Fact]
     public async Task Counters_count_what_the_container_receives_and_sends()
     {
         var n = Net("a", 7);
@@ -299,6 +321,63 @@ public sealed class RealFirewallContract : FirewallContract
 
         await Firewall.RemoveAsync(n, default);
         Assert.Empty(Ours(await Save()));
+        Assert.Empty(Ours6(await Save6()));
+    }
+
+    private Task<string> Save6() => TestNet.Sh("ip6tables-save -t filter");
+
+    private List<string> Ours6(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + ":")).ToList();
+
+    [Fact]
+    public async Task The_IPv6_guard_drops_everything_of_our_links_while_a_container_has_rules_and_goes_with_the_last()
+    {
+        var a = Net("six-a", 8);
+        var b = Net("six-b", 9);
+        Assert.Empty(Ours6(await Save6()));
+        await Firewall.ApplyAsync(new ContainerFirewall(a, [], []), default);
+        await Firewall.ApplyAsync(new ContainerFirewall(b, [], []), default);
+        var save = await Save6();
+        foreach (var (builtin, chain) in new[] { ("INPUT", "input"), ("FORWARD", "forward"), ("OUTPUT", "output") })
+            Assert.Contains($"-A {builtin} -j {Prefix}-{chain}", save);
+        foreach (var i in new[] { "b+", "v+" })
+        {
+            Assert.Contains($"-A {Prefix}-input -i {Prefix}{i} -m comment --comment \"{Prefix}:no-ipv6\" -j DROP", save);
+            Assert.Contains($"-A {Prefix}-forward -i {Prefix}{i} -m comment --comment \"{Prefix}:no-ipv6\" -j DROP", save);
+            Assert.Contains($"-A {Prefix}-forward -o {Prefix}{i} -m comment --comment \"{Prefix}:no-ipv6\" -j DROP", save);
+            Assert.Contains($"-A {Prefix}-output -o {Prefix}{i} -m comment --comment \"{Prefix}:no-ipv6\" -j DROP", save);
+        }
+        // The IPv4 input chain drops a container's traffic to the host's loopback before anything accepts it.
+        var input = (await Save()).Split('\n').Where(l => l.StartsWith($"-A {Prefix}-input ")).ToList();
+        Assert.Equal($"-A {Prefix}-input -s 127.0.0.0/8 -i {Prefix}b+ -m comment --comment \"{Prefix}:host-loopback\" -j DROP", input[0]);
+        Assert.Equal($"-A {Prefix}-input ! -s 127.0.0.0/8 -d 127.0.0.0/8 -i {Prefix}b+ -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT " +
+            $"-m comment --comment \"{Prefix}:host-loopback\" -j DROP", input[1]);
+        Assert.Contains($"-A {Prefix}-input ! -s 127.0.0.0/8 -d 127.0.0.0/8 -i {Prefix}v+ -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT " +
+            $"-m comment --comment \"{Prefix}:host-loopback\" -j DROP", input);
+        Assert.DoesNotContain($"{Prefix}:host-loopback", await Firewall.InstalledAsync(default)); // a fixed rule, not a handle
+
+        // Lost (an operator's flush): a restarted daemon's Ensure puts it back.
+        await TestNet.Sh($"ip6tables -F {Prefix}-input");
+        var next = new IptablesFirewall(new FirewallOptions(Prefix, [], []));
+        await next.InstalledAsync(default);
+        Assert.True(await next.EnsureAsync(new ContainerFirewall(a, [], []), default));
+        Assert.Equal(save.Split('\n').Where(l => l.StartsWith("-A")).Order(), (await Save6()).Split('\n').Where(l => l.StartsWith("-A")).Order());
+
+        await next.RemoveAsync(a, default);
+        Assert.NotEmpty(Ours6(await Save6()));
+        await next.RemoveAsync(b, default);
+        Assert.Empty(Ours6(await Save6()));
+    }
+
+    [Fact]
+    public async Task A_guard_left_without_containers_is_removed_by_Prune()
+    {
+        var a = Net("left", 10);
+        await Firewall.ApplyAsync(new ContainerFirewall(a, [], []), default);
+        var next = new IptablesFirewall(new FirewallOptions(Prefix, [], [])); // a restarted daemon whose container is gone
+        Assert.Equal(["left"], await next.PruneAsync(new HashSet<string>(), default));
+        Assert.Empty(Ours(await Save()));
+        Assert.Empty(Ours6(await Save6()));
+        Assert.Empty(await next.PruneAsync(new HashSet<string>(), default));
     }
 
     [Fact]
@@ -380,7 +459,10 @@ public sealed class FirewallRulesTests
             Insert = [entry], Apply = [new ContainerFirewall(Net, [], [])], JumpsPresent = jumps,
         });
         Assert.DoesNotContain(":ga-forward", add);
-        Assert.Contains("-I ga-forward 1 -s 10.254.0.6/32 -i gav0afe0006 -m comment --comment h1 -j ga-o-0afe0006", add);
+        // After the fixed head of the chain (its loopback drop and the accepts of replies), before the other entries.
+        Assert.Contains("-I ga-forward 7 -s 10.254.0.6/32 -i gav0afe0006 -m comment --comment h1 -j ga-o-0afe0006", add);
+        Assert.Contains("-I ga-input 7 -s 10.254.0.6/32 -i gav0afe0006 -m comment --comment h1 -j ga-o-0afe0006", add);
+        Assert.Contains("-I ga-postrouting 1 -s 10.254.0.6/32", add);
         Assert.Contains(":ga-o-0afe0006 - [0:0]", add);
         Assert.DoesNotContain("-I FORWARD", add);
         var remove = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
@@ -403,6 +485,55 @@ public sealed class FirewallRulesTests
         Assert.Contains("-A ga-o-0afe0006 -p udp -d 10.0.0.0/24 -m udp --dport 53 -m comment --comment h1 -j ACCEPT", lines);
         Assert.Contains("-A ga-o-0afe0006 -p udp -m iprange --dst-range 10.0.0.1-10.0.0.5 -m udp --dport 1000:2000 -m comment --comment h1 -j ACCEPT", lines);
         Assert.Equal(6, lines.Count); // established, four accepts, reject
+    }
+
+    [Fact]
+    public void The_input_chain_drops_traffic_to_and_from_127_0_0_0_8_of_our_links_before_any_accept_and_fixed_rules_are_no_entries()
+    {
+        var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
+        {
+            CreateShared = true, Entries = [FirewallRules.EntryFor(Net)], Apply = [new ContainerFirewall(Net, [], [])],
+        });
+        var input = batch.Split('\n').Where(l => l.StartsWith("-A ga-input ")).ToList();
+        Assert.Equal("-A ga-input -i gab+ -s 127.0.0.0/8 -m comment --comment ga:host-loopback -j DROP", input[0]);
+        Assert.Equal("-A ga-input -i gab+ ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT " +
+            "-m comment --comment ga:host-loopback -j DROP", input[1]);
+        Assert.Equal(4, input.Take(4).Count(l => l.Contains("127.0.0.0/8") && l.EndsWith("-j DROP")));
+        Assert.DoesNotContain("ACCEPT", string.Concat(input.Take(4)));
+        var forward = batch.Split('\n').Where(l => l.StartsWith("-A ga-forward ")).ToList();
+        Assert.Equal("-A ga-forward -i gab+ -s 127.0.0.0/8 -m comment --comment ga:host-loopback -j DROP", forward[0]);
+        // As iptables-save shows them (a comment with a colon is quoted): never taken for a container's entry.
+        var state = FirewallRules.Parse("ga", batch.Replace("--comment ga:host-loopback", "--comment \"ga:host-loopback\""));
+        Assert.Equal(["h1"], state.Entries.Keys);
+        Assert.Equal(2, state.Entries["h1"].Filter.Count);
+    }
+
+    [Fact]
+    public void The_IPv6_guard_is_built_parsed_and_removed()
+    {
+        Assert.False(Ip6Rules.Intact("ga", Ip6Rules.KernelState.Empty));
+        var install = Ip6Rules.Install("ga", Ip6Rules.KernelState.Empty);
+        Assert.Contains("-I INPUT 1 -j ga-input", install);
+        Assert.Contains("-I FORWARD 1 -j ga-forward", install);
+        Assert.Contains("-I OUTPUT 1 -j ga-output", install);
+        Assert.Contains("-A ga-input -i gav+ -m comment --comment ga:no-ipv6 -j DROP", install);
+        Assert.Contains("-A ga-forward -o gab+ -m comment --comment ga:no-ipv6 -j DROP", install);
+        var saved = install.Replace("-I INPUT 1", "-A INPUT").Replace("-I FORWARD 1", "-A FORWARD").Replace("-I OUTPUT 1", "-A OUTPUT");
+        var state = Ip6Rules.Parse("ga", saved);
+        Assert.True(Ip6Rules.Intact("ga", state));
+        Assert.Equal(["FORWARD", "INPUT", "OUTPUT"], state.JumpsPresent.Order());
+        Assert.Equal(["ga-forward", "ga-input", "ga-output"], state.Chains.Order());
+        Assert.Equal(8, state.RuleCount);
+        // A lost jump is put back without doubling the others.
+        var lost = Ip6Rules.Parse("ga", saved.Replace("-A FORWARD -j ga-forward\n", ""));
+        Assert.False(Ip6Rules.Intact("ga", lost));
+        var again = Ip6Rules.Install("ga", lost);
+        Assert.Contains("-I FORWARD 1 -j ga-forward", again);
+        Assert.DoesNotContain("-I INPUT", again);
+        var remove = Ip6Rules.Remove("ga", lost);
+        Assert.Contains("-D INPUT -j ga-input", remove);
+        Assert.DoesNotContain("-D FORWARD", remove);
+        Assert.Contains("-X ga-forward", remove);
     }
 
     [Fact]

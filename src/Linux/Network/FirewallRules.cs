@@ -23,6 +23,10 @@ public static partial class FirewallRules
 
     public static string Comment(string handle) => $"-m comment --comment {handle}";
 
+    /// <summary>The comment of a fixed rule of ours: the prefix, a colon and what the rule is for. A handle never holds a
+    /// colon, so <see cref="Parse"/> never takes a fixed rule for a container's entry.</summary>
+    public static string FixedComment(string prefix, string what) => $"-m comment --comment {prefix}:{what}";
+
     /// <summary>A container's entries in the shared chains: its filter dispatch; in nat, the jumps to its DNAT chain only when
     /// it has NetIn mappings, and its own masquerade only when the pool's one rule does not cover its subnet (so a container
     /// of the pool without NetIn has no nat rule at all: nothing to delete there at Destroy).</summary>
@@ -129,7 +133,7 @@ public static partial class FirewallRules
         string[] ifaces = [$"{p}b+", $"{p}v+"];
         if (table == "filter")
             return (
-                [.. ifaces.SelectMany(i => new[]
+                [.. ifaces.SelectMany(i => HostLoopback(p, i)), .. ifaces.SelectMany(i => new[]
                 {
                     $"-A {p}-forward -o {i} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
                     $"-A {p}-forward -o {i} -m conntrack --ctstate DNAT -j ACCEPT",
@@ -140,6 +144,25 @@ public static partial class FirewallRules
         // Every /30 of the pool at once: traffic leaving for anything but another container is masqueraded.
         if (o.Pool is { } pool) tail.Add($"-A {p}-postrouting -s {pool} ! -o {p}v+ -j MASQUERADE");
         return ([], tail);
+    }
+
+    /// <summary>No container reaches the host's 127.0.0.0/8 (the CVE-2020-8558 class). NetIn from the host's 127.0.0.1
+    /// needs route_localnet=1 on the container's host interface (the DNATed packet leaves it with source 127.0.0.1, and the
+    /// replies come back to 127.0.0.1 once conntrack undoes the masquerade), and route_localnet also lets the kernel accept
+    /// a frame from the container addressed to 127.0.0.1 and deliver it to a service bound to the host's loopback. Of the two
+    /// fixes (drop that traffic, or serve NetIn from loopback without route_localnet through a proxy of our own) the drop
+    /// keeps the kernel's NAT path and costs nothing per connection; it is kube-proxy's rule, in our input chain and only
+    /// for our interfaces: traffic to 127.0.0.0/8 from a container is dropped unless conntrack knows it as the reply of a
+    /// connection the host opened (ESTABLISHED, RELATED: exactly the NetIn replies) or as DNATed there by a rule of the
+    /// host's. A packet from a container with a 127.0.0.0/8 source is a forgery (nothing of ours sends one: NetIn replies
+    /// come from the container's address), and could otherwise pass as part of a host-local connection conntrack already
+    /// tracks: dropped before any ESTABLISHED accept, in input and in forward (a forged reply to a NetIn DNAT is forwarded).</summary>
+    public static IEnumerable<string> HostLoopback(string p, string iface)
+    {
+        var c = FixedComment(p, "host-loopback");
+        yield return $"-A {p}-input -i {iface} -s 127.0.0.0/8 {c} -j DROP";
+        yield return $"-A {p}-input -i {iface} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT {c} -j DROP";
+        yield return $"-A {p}-forward -i {iface} -s 127.0.0.0/8 {c} -j DROP";
     }
 
     /// <summary>How many rules each shared chain holds with these entries.</summary>
@@ -158,7 +181,14 @@ public static partial class FirewallRules
         return counts;
     }
 
-    private static string Insert(string appendLine) => $"-I {appendLine.Split(' ')[1]} 1{appendLine[(3 + appendLine.Split(' ')[1].Length)..]}";
+    /// <summary>A container's entry goes right after the fixed head of its chain (the loopback drops must come before any
+    /// dispatch), before the entries already there: where a rebuild would put it.</summary>
+    private static string Insert(string appendLine, IReadOnlyList<string> head)
+    {
+        var chain = appendLine.Split(' ')[1];
+        var position = head.Count(l => l.Split(' ')[1] == chain) + 1;
+        return $"-I {chain} {position}{appendLine[(3 + chain.Length)..]}";
+    }
 
     private static string Delete(string appendLine) => "-D" + appendLine[2..];
 
@@ -196,7 +226,7 @@ public static partial class FirewallRules
                     foreach (var l in tail) sb.Append(l).Append('\n');
                 }
                 else
-                    foreach (var e in plan.Insert) foreach (var l in Lines(e)) sb.Append(Insert(l)).Append('\n');
+                    foreach (var e in plan.Insert) foreach (var l in Lines(e)) sb.Append(Insert(l, head)).Append('\n');
                 foreach (var f in apply)
                     foreach (var l in table == "filter" ? OutRules(o, f) : NatRules(f)) sb.Append(l).Append('\n');
                 foreach (var h in hooks.Where(h => !plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
@@ -242,7 +272,8 @@ public static partial class FirewallRules
                 if (name.StartsWith(prefix + "-", StringComparison.Ordinal)) chains.Add(name);
             }
             else if (jumpLines.TryGetValue(line, out var builtin)) jumps.Add(builtin);
-            else if (line.StartsWith("-A ") && shared.Contains(line.Split(' ')[1]) && CommentPattern().Match(line) is { Success: true } m)
+            else if (line.StartsWith("-A ") && shared.Contains(line.Split(' ')[1]) && CommentPattern().Match(line) is { Success: true } m &&
+                     !m.Groups[1].Value.Trim('"').StartsWith(prefix + ":", StringComparison.Ordinal))
             {
                 var handle = m.Groups[1].Value.Trim('"');
                 var into = table == "nat" ? nat : filter;

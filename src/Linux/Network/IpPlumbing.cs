@@ -14,6 +14,8 @@ public sealed partial class IpPlumbing : INetworkPlumbing
     private readonly Lazy<string> _ip;
     private readonly Lazy<string> _tc;
     private readonly SemaphoreSlim _bridges = new(1, 1);
+    /// <summary>False on a host whose kernel has no IPv6 (ipv6.disable=1): there is nothing to turn off.</summary>
+    private static readonly bool Ipv6 = Directory.Exists("/proc/sys/net/ipv6");
 
     public IpPlumbing(string? ipPath = null, string? tcPath = null)
     {
@@ -36,10 +38,12 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             if (newBridge)
             {
                 host.Append($"link add {n.Bridge} mtu {n.Mtu} type bridge\n");
+                if (Ipv6) host.Append($"link set {n.Bridge} addrgenmode none\n");
                 host.Append($"addr add {n.Gateway}/{len} broadcast {n.Subnet.Broadcast} dev {n.Bridge}\n");
                 host.Append($"link set {n.Bridge} up\n");
             }
             host.Append($"link add {n.HostVeth} mtu {n.Mtu} type veth peer name {n.PeerVeth} mtu {n.Mtu} netns {n.Netns}\n");
+            if (Ipv6) host.Append($"link set {n.HostVeth} addrgenmode none\n");
             if (n.Bridged) host.Append($"link set {n.HostVeth} master {n.Bridge} up\n");
             else
             {
@@ -48,13 +52,17 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             }
             await BatchAsync(null, host.ToString(), force: false, $"network of {n.Handle}", ct).ConfigureAwait(false);
             // NetIn from 127.0.0.1: DNATed loopback traffic may leave through the container's interface.
+            // (That also lets the kernel take a container's frame to 127.0.0.1 for the host: the firewall drops it, see
+            // FirewallRules.HostLoopback.)
             if (newBridge || !n.Bridged)
                 await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.HostInterface}/route_localnet", "1", ct).ConfigureAwait(false);
+            await DisableHostIpv6Async(n, ct).ConfigureAwait(false);
         }
         finally
         {
             _bridges.Release();
         }
+        await DisableContainerIpv6Async(n, ct).ConfigureAwait(false);
         var inside = $"""
             link set {n.PeerVeth} name eth0
             addr add {n.Address}/{len} broadcast {n.Subnet.Broadcast} dev eth0
@@ -65,6 +73,28 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             """;
         await BatchAsync(n.Netns, inside, force: false, $"network of {n.Handle} (inside)", ct).ConfigureAwait(false);
     }
+
+    /// <summary>Containers get no IPv6 path (issue 9): no address on the host's end of the veth or on a bridge of ours
+    /// (addrgenmode none, set before the links are up, so not even a link-local address ever exists), and IPv6 off on the
+    /// host's interfaces (the kernel then drops every IPv6 packet that arrives on them, to any of the host's addresses) and
+    /// on the container's end, written in its namespace while the link is still down. An existing bridge is set again
+    /// when a container joins it (an older build made it with IPv6 on). The firewall's IPv6 guard (Ip6Rules) is the
+    /// second wall. The container keeps ::1 on its own loopback.</summary>
+    private static async Task DisableHostIpv6Async(ContainerNetwork n, CancellationToken ct)
+    {
+        if (!Ipv6) return;
+        foreach (var link in n.Bridged ? new[] { n.Bridge, n.HostVeth } : [n.HostVeth])
+            await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{link}/disable_ipv6", "1", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The container's end (still down, still named <see cref="ContainerNetwork.PeerVeth"/>) and any link made
+    /// later in its namespace.</summary>
+    private static Task DisableContainerIpv6Async(ContainerNetwork n, CancellationToken ct) => !Ipv6 ? Task.CompletedTask :
+        NetnsSysctl.WriteAsync(n.NetnsPath,
+        [
+            ("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1"),
+            ($"/proc/sys/net/ipv6/conf/{n.PeerVeth}/disable_ipv6", "1"),
+        ]).WaitAsync(ct);
 
     /// <summary>Deleting the namespace takes the veth pair with it: the kernel finishes that on its own within milliseconds
     /// (deleting the veth here would wait for it, ~20 ms of RCU grace periods). A bridge is deleted with its last user.</summary>

@@ -5,12 +5,19 @@ namespace Garden.Linux.Network;
 /// <summary>The firewall with iptables (the host's default backend): every change is one `iptables-restore --noflush`
 /// batch, so it applies whole or not at all and never touches chains that are not ours. What the kernel holds of ours
 /// is read once (iptables-save) and then kept in step with each batch; after a failed batch it is read again and the
-/// change tried once more. The shared chains and the jumps into them exist while at least one container has rules.</summary>
+/// change tried once more. The shared chains and the jumps into them exist while at least one container has rules, and so
+/// does the IPv6 guard (<see cref="Ip6Rules"/>, one `ip6tables-restore` batch run alongside the IPv4 one when it has to
+/// be made or removed; never on a host whose kernel has no IPv6).</summary>
 public sealed class IptablesFirewall : IFirewall
 {
     private readonly FirewallOptions _options;
     private readonly Lazy<string> _restore;
     private readonly Lazy<string> _save;
+    private readonly Lazy<string> _restore6;
+    private readonly Lazy<string> _save6;
+    /// <summary>False on a host whose kernel has no IPv6 (ipv6.disable=1): nothing to guard, and ip6tables would fail.</summary>
+    private readonly bool _ipv6;
+    private Ip6Rules.KernelState _v6 = Ip6Rules.KernelState.Empty;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly IReadOnlyList<string> _shared;
     private Dictionary<string, FirewallRules.Entry>? _entries;
@@ -20,16 +27,22 @@ public sealed class IptablesFirewall : IFirewall
     /// <summary>What this instance last applied per handle: a later change rebuilds only the table whose rules changed.</summary>
     private readonly Dictionary<string, ContainerFirewall> _applied = [];
 
-    public IptablesFirewall(FirewallOptions options, string? iptablesRestore = null, string? iptablesSave = null)
+    public IptablesFirewall(FirewallOptions options, string? iptablesRestore = null, string? iptablesSave = null,
+        string? ip6tablesRestore = null, string? ip6tablesSave = null)
     {
         if (ContainerNetwork.PrefixProblem(options.Prefix) is { } problem) throw new ArgumentException($"network prefix {problem}");
         _options = options;
         _restore = new(() => Command.Resolve(iptablesRestore ?? "iptables-restore"));
         _save = new(() => Command.Resolve(iptablesSave ?? "iptables-save"));
+        _restore6 = new(() => Command.Resolve(ip6tablesRestore ?? "ip6tables-restore"));
+        _save6 = new(() => Command.Resolve(ip6tablesSave ?? "ip6tables-save"));
+        _ipv6 = Directory.Exists("/proc/sys/net/ipv6");
         _shared = [.. FirewallRules.Hooks.Select(h => FirewallRules.Chain(options.Prefix, h.Suffix))];
     }
 
     private bool SharedExist => _shared.All(_chains.Contains);
+
+    private bool V6Intact => !_ipv6 || Ip6Rules.Intact(_options.Prefix, _v6);
 
     public Task ApplyAsync(ContainerFirewall container, CancellationToken ct) => ApplyCoreAsync(container, rebuild: false, ct);
 
@@ -70,7 +83,10 @@ public sealed class IptablesFirewall : IFirewall
                     ApplyTables = tables,
                     JumpsPresent = _jumps,
                 };
-                await RestoreAsync(FirewallRules.Batch(_options, plan), $"rules of {n.Handle}", ct).ConfigureAwait(false);
+                await Task.WhenAll(
+                    RestoreAsync(FirewallRules.Batch(_options, plan), $"rules of {n.Handle}", ct),
+                    V6Intact ? Task.CompletedTask : Restore6Async(Ip6Rules.Install(_options.Prefix, _v6), "IPv6 guard", ct)).ConfigureAwait(false);
+                if (_ipv6) _v6 = Ip6Rules.Installed(_options.Prefix);
                 _applied[n.Handle] = container;
                 if (_jumps.Count < FirewallRules.Hooks.Length) EnableForwarding();
                 _entries = next;
@@ -117,7 +133,7 @@ public sealed class IptablesFirewall : IFirewall
             var entries = await EntriesAsync(ct).ConfigureAwait(false);
             var netIn = container.NetIn.Count > 0;
             var expected = FirewallRules.EntryFor(n, _options, netIn);
-            sharedIntact = _jumps.Count == FirewallRules.Hooks.Length && SharedExist &&
+            sharedIntact = _jumps.Count == FirewallRules.Hooks.Length && SharedExist && V6Intact &&
                 FirewallRules.SharedCounts(_options, entries.Values).All(kv => _counts.GetValueOrDefault(kv.Key) == kv.Value);
             if (sharedIntact && entries.TryGetValue(n.Handle, out var held) &&
                 held.Filter.Count == expected.Filter.Count && held.Nat.Count == expected.Nat.Count &&
@@ -166,7 +182,7 @@ public sealed class IptablesFirewall : IFirewall
             var next = entries.Where(kv => liveHandles.Contains(kv.Key)).ToDictionary();
             var kept = next.Values.SelectMany(e => new[] { e.OutChain, e.NatChain }).ToHashSet();
             var orphans = _chains.Where(c => !kept.Contains(c) && !_shared.Contains(c)).ToList();
-            if (dead.Count == 0 && orphans.Count == 0 && (next.Count > 0 || !_chains.Any())) return [];
+            if (dead.Count == 0 && orphans.Count == 0 && (next.Count > 0 || (!_chains.Any() && !_v6.Any))) return [];
             // A chain name alone says which table it lives in ({p}-o-: filter, {p}-n-: nat); pair each with its namesake in
             // the other table (declaring a chain that does not exist creates it, -X removes it again).
             var p = _options.Prefix;
@@ -201,7 +217,9 @@ public sealed class IptablesFirewall : IFirewall
         IReadOnlyList<(string, string?)> chains, bool rebuild, string what, CancellationToken ct)
     {
         var removeShared = next.Count == 0;
-        if (removeShared && _jumps.Count == 0 && _chains.Count == 0) return; // nothing of ours in the kernel
+        var v4 = !(removeShared && _jumps.Count == 0 && _chains.Count == 0);
+        var v6 = removeShared && _v6.Any;
+        if (!v4 && !v6) return; // nothing of ours in the kernel
         var plan = new FirewallRules.Plan
         {
             RemoveShared = removeShared,
@@ -212,7 +230,10 @@ public sealed class IptablesFirewall : IFirewall
             Remove = chains,
             JumpsPresent = _jumps,
         };
-        await RestoreAsync(FirewallRules.Batch(_options, plan), $"removal of the rules of {what}", ct).ConfigureAwait(false);
+        await Task.WhenAll(
+            v4 ? RestoreAsync(FirewallRules.Batch(_options, plan), $"removal of the rules of {what}", ct) : Task.CompletedTask,
+            v6 ? Restore6Async(Ip6Rules.Remove(_options.Prefix, _v6), "removal of the IPv6 guard", ct) : Task.CompletedTask).ConfigureAwait(false);
+        if (v6) _v6 = Ip6Rules.KernelState.Empty;
         _entries = next;
         foreach (var h in _applied.Keys.Where(h => !next.ContainsKey(h)).ToList()) _applied.Remove(h);
         foreach (var (o, n) in chains)
@@ -240,8 +261,15 @@ public sealed class IptablesFirewall : IFirewall
     private async Task<Dictionary<string, FirewallRules.Entry>> EntriesAsync(CancellationToken ct)
     {
         if (_entries is not null) return _entries;
+        var save6 = _ipv6 ? Command.RunAsync(_save6.Value, ["-t", "filter"], ct) : null;
         var result = await Command.RunAsync(_save.Value, [], ct).ConfigureAwait(false);
         if (!result.Succeeded) throw new FirewallException($"iptables-save failed ({result.ExitCode}): {result.Stderr.Trim()}");
+        if (save6 is not null)
+        {
+            var r6 = await save6.ConfigureAwait(false);
+            if (!r6.Succeeded) throw new FirewallException($"ip6tables-save failed ({r6.ExitCode}): {r6.Stderr.Trim()}");
+            _v6 = Ip6Rules.Parse(_options.Prefix, r6.Stdout);
+        }
         var state = FirewallRules.Parse(_options.Prefix, result.Stdout);
         _jumps = [.. state.JumpsPresent];
         _chains = [.. state.Chains];
@@ -249,18 +277,22 @@ public sealed class IptablesFirewall : IFirewall
         return _entries = new Dictionary<string, FirewallRules.Entry>(state.Entries);
     }
 
-    private async Task RestoreAsync(string batch, string what, CancellationToken ct)
+    private Task RestoreAsync(string batch, string what, CancellationToken ct) => RestoreAsync(_restore.Value, "iptables-restore", batch, what, ct);
+
+    private Task Restore6Async(string batch, string what, CancellationToken ct) => RestoreAsync(_restore6.Value, "ip6tables-restore", batch, what, ct);
+
+    private async Task RestoreAsync(string tool, string name, string batch, string what, CancellationToken ct)
     {
-        var file = Path.Combine(Path.GetTempPath(), $"garden-iptables-{Environment.ProcessId}-{Guid.NewGuid():N}.rules");
+        var file = Path.Combine(Path.GetTempPath(), $"garden-{name}-{Environment.ProcessId}-{Guid.NewGuid():N}.rules");
         await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
         try
         {
             // -w takes an optional number: give one, or it swallows the file name.
-            var result = await Command.RunAsync(_restore.Value, ["--noflush", "-w", "10", file], ct).ConfigureAwait(false);
+            var result = await Command.RunAsync(tool, ["--noflush", "-w", "10", file], ct).ConfigureAwait(false);
             if (!result.Succeeded)
             {
                 _entries = null; // the kernel may hold something else than we thought: read it again next time
-                throw new FirewallException($"iptables-restore refused the {what} ({result.ExitCode}): {result.Stderr.Trim()}");
+                throw new FirewallException($"{name} refused the {what} ({result.ExitCode}): {result.Stderr.Trim()}");
             }
         }
         finally

@@ -124,6 +124,8 @@ public static class OciBundle
                 ["rootfsPropagation"] = "private",
             },
         };
+        // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none.
+        if (!spec.Privileged) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
         return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 

@@ -1,0 +1,103 @@
+// syscalls: tries what the seccomp filter of an unprivileged container must refuse, as container root would: a nested user
+// namespace (unshare, clone, clone3 with CLONE_NEWUSER: the way to every capability over new namespaces), the kernel
+// keyring (keyctl, add_key, request_key: not namespaced), an AF_VSOCK socket. Prints one line per call, "NAME: ok" or
+// "NAME: ERRNO-NAME"; exits 0 when any of the escapes worked (the attack succeeded), 1 when all were refused.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+#define KEYCTL_GET_KEYRING_ID 0
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#define KEY_SPEC_PROCESS_KEYRING -2
+#define KEY_SPEC_SESSION_KEYRING -3
+
+static int escaped;
+
+static const char *name(int e)
+{
+    switch (e) {
+    case EPERM: return "EPERM";
+    case ENOSYS: return "ENOSYS";
+    case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";
+    case ENOKEY: return "ENOKEY";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EDQUOT: return "EDQUOT";
+    case ENOSPC: return "ENOSPC";
+    case EUSERS: return "EUSERS";
+    default: return strerrorname_np(e) ? strerrorname_np(e) : "E?";
+    }
+}
+
+// escape: a success of this call is an escape; otherwise it is only reported.
+static void report(const char *what, long rc, int escape)
+{
+    if (rc >= 0) {
+        printf("%s: ok\n", what);
+        if (escape) escaped = 1;
+    } else printf("%s: %s\n", what, name(errno));
+}
+
+// The child of a clone in a new user namespace: it only exits.
+static int waited(long pid)
+{
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+    return pid < 0 ? -1 : 0;
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    // In a child, so that a success does not change this process.
+    pid_t p = fork();
+    if (p == 0) _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : errno);
+    int st = 0;
+    waitpid(p, &st, 0);
+    errno = WEXITSTATUS(st);
+    report("unshare(CLONE_NEWUSER)", WEXITSTATUS(st) == 0 ? 0 : -1, 1);
+
+    p = fork();
+    if (p == 0) _exit(unshare(CLONE_NEWNET) == 0 ? 0 : errno);
+    waitpid(p, &st, 0);
+    errno = WEXITSTATUS(st);
+    report("unshare(CLONE_NEWNET)", WEXITSTATUS(st) == 0 ? 0 : -1, 0);
+
+    long rc = waited(syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0));
+    report("clone(CLONE_NEWUSER)", rc, 1);
+
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_NEWUSER;
+    args.exit_signal = SIGCHLD;
+    rc = waited(syscall(SYS_clone3, &args, sizeof args));
+    report("clone3(CLONE_NEWUSER)", rc, 1);
+
+    // An ordinary fork through clone still works (clone without namespace flags is allowed).
+    rc = waited(syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0));
+    report("clone(SIGCHLD)", rc, 0);
+
+    report("keyctl(GET_KEYRING_ID, session)", syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0), 1);
+    report("keyctl(JOIN_SESSION_KEYRING)", syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, "garden-attack"), 1);
+    report("add_key(user)", syscall(SYS_add_key, "user", "garden-attack", "secret", 6, KEY_SPEC_PROCESS_KEYRING), 1);
+    report("request_key(user)", syscall(SYS_request_key, "user", "garden-attack", NULL, 0), 1);
+
+    int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+    report("socket(AF_VSOCK)", fd, 0);
+    if (fd >= 0) close(fd);
+
+    printf(escaped ? "escaped\n" : "contained\n");
+    return escaped ? 0 : 1;
+}
