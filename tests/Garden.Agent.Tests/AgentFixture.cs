@@ -29,7 +29,8 @@ public sealed class AgentFixture : IDisposable
         File.Copy(bin, Path.Combine(Root, ".garden", "agent"), overwrite: true);
         File.SetUnixFileMode(Path.Combine(Root, ".garden", "agent"), (UnixFileMode)0b111_101_101);
         SocketPath = Path.Combine(Root, ".garden", "run", "agent.sock");
-        LogPath = Path.Combine(Root, ".garden", "run", "agent.log");
+        // on the host, as gardend keeps it: the agent's log comes over its socket (FollowLog)
+        LogPath = Root + ".agent.log";
 
         var script = new StringBuilder()
             .AppendLine("set -e")
@@ -75,6 +76,21 @@ public sealed class AgentFixture : IDisposable
             }
         }
         AgentHostPid = FindChild(_unshare.Id);
+        _logFollower = Client.FollowLog(LogPath);
+    }
+
+    private IAsyncDisposable? _logFollower;
+
+    /// <summary>Waits until the agent's log (followed into <see cref="LogPath"/>) holds text; returns the log.</summary>
+    public string WaitForLog(string text, int timeoutMs = 10_000)
+    {
+        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+        while (true)
+        {
+            var log = ReadLog();
+            if (log.Contains(text, StringComparison.Ordinal) || DateTime.UtcNow >= deadline) return log;
+            Thread.Sleep(20);
+        }
     }
 
     public string Root { get; }
@@ -142,6 +158,20 @@ public sealed class AgentFixture : IDisposable
 
     public void Dispose()
     {
+        try
+        {
+            _logFollower?.DisposeAsync().AsTask().Wait(5000);
+        }
+        catch (Exception)
+        {
+        }
+        try
+        {
+            File.Delete(LogPath);
+        }
+        catch (Exception)
+        {
+        }
         try
         {
             if (!_unshare.HasExited)

@@ -207,6 +207,20 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         }).ToList());
     }
 
+    /// <summary>Log files followed (the fake agent logs nothing).</summary>
+    public List<string> LogFollowers { get; } = [];
+
+    public IAsyncDisposable FollowLog(string logFile, Action<string>? problem = null)
+    {
+        lock (LogFollowers) LogFollowers.Add(logFile);
+        return new NoFollower();
+    }
+
+    private sealed class NoFollower : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
     /// <summary>Marks a process as long-running (it exits only when signalled).</summary>
     public void KeepRunning(string id) => _processes[id].Running = true;
 
