@@ -24,6 +24,12 @@ internal sealed class ProcessTable
     private readonly AutoResetEvent _childStarted = new(false);
     private long _recentBytes;
     private long _forgotten;
+    private long _released;       // output bytes let go since the last collection
+    private int _collecting;
+
+    /// <summary>Output let go (trimmed or forgotten) before the agent collects and returns the memory: its buffers are
+    /// long-lived objects that only a full collection frees, and the agent counts against the container's memory limit.</summary>
+    public const long CollectAfterBytes = 8L * 1024 * 1024;
 
     public object Gate { get; } = new();
 
@@ -109,7 +115,9 @@ internal sealed class ProcessTable
     {
         if (p.Retired || p.Forgotten || !p.ExitReported || p.Streams > 0 || p.Output.Exit is null) return;
         p.Retired = true;
+        long before = p.Output.Held;
         long held = p.Output.KeepTail(ManagedProcess.RetainDelivered, ManagedProcess.RetainUnsent);
+        Released(before - held);
         _recent.AddLast((p, held));
         _recentBytes += held;
         while (_recent.Count > RecentExitsMax || _recentBytes > RecentExitsBytes && _recent.Count > 1)
@@ -122,7 +130,29 @@ internal sealed class ProcessTable
             _forgotten++;
             // a stream still reading it finishes first
             if (old.Streams == 0) old.Output.Discard();
+            Released(bytes);
         }
+    }
+
+    /// <summary>Caller holds <see cref="Gate"/>. Once enough was let go, one full, compacting collection returns it to the
+    /// kernel (at most one at a time, off every lock).</summary>
+    private void Released(long bytes)
+    {
+        _released += Math.Max(0, bytes);
+        if (_released < CollectAfterBytes || Interlocked.Exchange(ref _collecting, 1) == 1) return;
+        _released = 0;
+        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        {
+            try
+            {
+                Thread.Sleep(100); // let a burst of exits settle into one collection
+                GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            }
+            finally
+            {
+                Volatile.Write(ref _collecting, 0);
+            }
+        }, null);
     }
 
     /// <summary>A child was forked: wake the reaper if it waits for children to exist.</summary>

@@ -14,6 +14,7 @@
 //       seize     PTRACE_SEIZE
 //       vmread    process_vm_readv of PID's memory is permitted
 //       connect   a unix socket reachable inside (any socket file under /, /proc/PID/fd/N) answers an agent Ping
+//   agent_reach connect-path PATH the socket at PATH answers an agent Ping
 //
 // Exit 0 only when the attack worked; 1 when it was refused; 2 on a usage error. What it tried goes to stdout.
 #define _GNU_SOURCE
@@ -330,6 +331,7 @@ int main(int argc, char** argv)
         fprintf(stderr, "usage: agent_reach MODE PID | agent_reach control MODE\n");
         return 2;
     }
+    if (strcmp(argv[1], "connect-path") == 0) return try_socket(argv[2]);
     if (strcmp(argv[1], "control") == 0)
     {
         pid_t child = start_control();

@@ -72,9 +72,56 @@ typedef struct
 // container's user namespace, which an ordinary container does not have. Set before the .NET runtime starts (a
 // constructor of this library, linked into the agent), so no thread of the agent ever runs dumpable; execve resets it,
 // and so does any credential change of a task sharing the agent's mm (the vfork child below), so it is set again there.
-__attribute__((constructor)) static void gardenspawn_not_dumpable_early(void)
+static int parse_fd(const char* s)
 {
+    if (s == NULL || *s == '\0') return -1;
+    int v = 0;
+    for (; *s; s++)
+    {
+        if (*s < '0' || *s > '9' || v > 100000) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+// Closes every fd from lo up, except the (ascending) ones in keep.
+static void close_all_but(int lo, const int* keep, int nkeep)
+{
+    for (int i = 0; i < nkeep; i++)
+    {
+        if (keep[i] < lo) continue;
+        if (keep[i] > lo) syscall(SYS_close_range, (unsigned)lo, (unsigned)keep[i] - 1, 0U);
+        lo = keep[i] + 1;
+    }
+    syscall(SYS_close_range, (unsigned)lo, ~0U, 0U);
+}
+
+// glibc calls constructors with the program's arguments.
+__attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc, char** argv, char** envp)
+{
+    (void)envp;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    // As the agent (not one of its file tools): no descriptor but stdio and the ones named on the command line survives
+    // into the runtime. runc closes the rest already; a stray one of whoever started the agent would lead outside.
+    if (argc < 1 || argv == NULL) return;
+    if (argc > 1 && (strncmp(argv[1], "--", 2) != 0 || strcmp(argv[1], "--version") == 0)) return;
+    int keep[2], nkeep = 0;
+    for (int i = 1; i + 1 < argc; i++)
+    {
+        if (strcmp(argv[i], "--listen-fd") == 0 || strcmp(argv[i], "--cgroup-fd") == 0)
+        {
+            int fd = parse_fd(argv[i + 1]);
+            if (fd >= 3 && nkeep < 2) keep[nkeep++] = fd;
+        }
+    }
+    if (nkeep == 2 && keep[0] > keep[1])
+    {
+        int t = keep[0];
+        keep[0] = keep[1];
+        keep[1] = t;
+    }
+    close_all_but(3, keep, nkeep);
 }
 
 // 0, or errno. Called again by the agent at start (a check that the constructor ran) and after every spawn.
