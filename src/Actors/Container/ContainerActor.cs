@@ -1044,14 +1044,23 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             if (!spec.LimitsOrNone.ToCgroup().Equals(ResourceLimits.None)) _fx.Cgroups.Apply(Handle, spec.LimitsOrNone.ToCgroup());
 
             using var cts = new CancellationTokenSource(_settings.AgentStartTimeout);
-            try
+            while (true)
             {
-                await _agent.PingAsync(cts.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or AgentUnavailableException)
-            {
-                throw new GardenException(ErrorKind.Internal,
-                    $"the container's agent did not answer within {_settings.AgentStartTimeout.TotalSeconds:0.#}s: {e.Message} (see {_paths.AgentLog})", e);
+                try
+                {
+                    await _agent.PingAsync(cts.Token);
+                    break;
+                }
+                catch (AgentUnavailableException u) when (u.TimedOut && !cts.IsCancellationRequested)
+                {
+                    // a call's deadline is shorter than a slow first start: ask again until the start's own is up
+                }
+                catch (Exception e) when (e is OperationCanceledException or AgentUnavailableException)
+                {
+                    // what the agent said before it gave up went to its stderr, runc's log
+                    throw new GardenException(ErrorKind.Internal,
+                        $"the container's agent did not answer within {_settings.AgentStartTimeout.TotalSeconds:0.#}s: {e.Message}{AgentStartupErrors()}", e);
+                }
             }
             await firewallUp;
             return rootfs;
@@ -1066,6 +1075,21 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 catch (Exception e) { _log.Error(e, "[{0}] create: undo {1} failed", Handle, step.Step); }
             }
             throw;
+        }
+    }
+
+    /// <summary>The last lines the agent wrote to its stderr (runc's log) before it pointed it at /dev/null: why it did not start.</summary>
+    private string AgentStartupErrors()
+    {
+        try
+        {
+            var lines = File.ReadLines(Path.Combine(_paths.Bundle, "runc-run.log"))
+                .Where(l => l.StartsWith("garden-agent:", StringComparison.Ordinal)).TakeLast(3).ToList();
+            return lines.Count == 0 ? "" : $" ({string.Join("; ", lines)})";
+        }
+        catch (IOException)
+        {
+            return "";
         }
     }
 
@@ -1137,14 +1161,16 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private async Task DestroyAsync(bool graceful, IAsyncDisposable? agentLog)
     {
         if (graceful) await StopProcessesAsync(_settings.DestroyGrace);
-        // the last lines of the agent, then no more writes into the depot
-        if (agentLog is not null)
-        {
-            await Task.Delay(50);
-            await agentLog.DisposeAsync();
-        }
         else _fx.Runtime.Adopt(Handle, _paths.Bundle);
-        await RemoveFromRuntimeAsync();
+        try
+        {
+            await RemoveFromRuntimeAsync();
+        }
+        finally
+        {
+            // the agent is gone and its last lines are in: no more writes into the depot
+            if (agentLog is not null) await agentLog.DisposeAsync();
+        }
         _settings.Faults.Hit("destroy-runtime");
         // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
         List<Task> releases =
