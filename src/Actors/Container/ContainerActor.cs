@@ -784,10 +784,14 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private sealed record RunningFound(IReadOnlyList<string> Ids);
 
-    /// <summary>What every state with ProcessActors handles: their start and their end.</summary>
-    private void ProcessBookkeeping()
+    /// <summary>What every state with ProcessActors handles: their start and their end (a container being destroyed, or
+    /// broken, watches no exit: its processes go with it).</summary>
+    private void ProcessBookkeeping(bool watchExits = false)
     {
-        Command<ProcessSpawned>(msg => WatchExit(msg.ProcessId));
+        Command<ProcessSpawned>(msg =>
+        {
+            if (watchExits) WatchExit(msg.ProcessId);
+        });
         Command<ProcessIdle>(msg =>
         {
             if (_processes.Idle(msg.ProcessId, msg.Actor, msg.Handled, msg.ExitKnown)) Context.Stop(msg.Actor);
@@ -811,7 +815,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private void ProcessCommands()
     {
-        ProcessBookkeeping();
+        ProcessBookkeeping(watchExits: true);
         Command<RunningFound>(msg =>
         {
             foreach (var id in msg.Ids) WatchExit(id);
