@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Garden.Testing;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace Garden.EndToEnd.Tests.Escape;
 
@@ -11,8 +12,11 @@ namespace Garden.EndToEnd.Tests.Escape;
 /// the attack program works against a dumpable child of its own in the same container, so each refusal is the agent's.
 /// Afterwards the daemon still serves and the pids limit holds. A frozen agent makes calls fail within their deadline
 /// without leaking gardend's descriptors; the agent's memory stays bounded over many runs and unread outputs.
+/// Not refused, and not an attack: listing the numbers in /proc/1/fd (agent_reach list). The kernel lets the directory's
+/// owner list it, and a non-dumpable process's /proc files belong to root of its user namespace, which is container root;
+/// where each descriptor leads, and the descriptors themselves, stay out of reach (readlink, openw, getfd).
 /// </summary>
-public sealed class AgentEscapeTests(AgentEscapeTests.Container fx) : IClassFixture<AgentEscapeTests.Container>
+public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputHelper output) : IClassFixture<AgentEscapeTests.Container>
 {
     public sealed class Container : IAsyncLifetime
     {
@@ -183,6 +187,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx) : IClassFixt
                 await Task.Delay(200);
             await Task.Delay(2000);
             long afterOutputs = VmRssKb(agent);
+            output.WriteLine($"agent VmRSS: {afterRuns} kB after 300 runs, {afterOutputs} kB after 40 unread 1 MiB outputs");
             Assert.True(afterOutputs < 30 * 1024, $"agent RSS after 40 unread 1 MiB outputs: {afterOutputs} kB (after the runs: {afterRuns} kB)");
             // the latest is still there for a late attach, with its exit code
             var late = await D.CliAsync("attach", h, "mib-39");
