@@ -102,25 +102,30 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
     (void)envp;
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    // As the agent (not one of its file tools): no descriptor but stdio and the ones named on the command line survives
-    // into the runtime. runc closes the rest already; a stray one of whoever started the agent would lead outside.
+    // As the agent (not one of its file tools, nor any mode named by a first argument without "--"): no descriptor but stdio
+    // and the ones named on the command line survives into the runtime. runc closes the rest already; a stray one of
+    // whoever started the agent would lead outside.
     if (argc < 1 || argv == NULL) return;
     if (argc > 1 && (strncmp(argv[1], "--", 2) != 0 || strcmp(argv[1], "--version") == 0)) return;
-    int keep[2], nkeep = 0;
+    // every "--NAME-fd N" names a descriptor handed over on purpose (--listen-fd, --cgroup-fd, and any later one)
+    int keep[8], nkeep = 0;
     for (int i = 1; i + 1 < argc; i++)
     {
-        if (strcmp(argv[i], "--listen-fd") == 0 || strcmp(argv[i], "--cgroup-fd") == 0)
+        size_t len = strlen(argv[i]);
+        if (len > 5 && strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + len - 3, "-fd") == 0)
         {
             int fd = parse_fd(argv[i + 1]);
-            if (fd >= 3 && nkeep < 2) keep[nkeep++] = fd;
+            if (fd >= 3 && nkeep < 8) keep[nkeep++] = fd;
         }
     }
-    if (nkeep == 2 && keep[0] > keep[1])
-    {
-        int t = keep[0];
-        keep[0] = keep[1];
-        keep[1] = t;
-    }
+    // ascending, for close_all_but
+    for (int i = 1; i < nkeep; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--)
+        {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
     close_all_but(3, keep, nkeep);
 }
 
