@@ -23,7 +23,8 @@ public sealed record GardenSettings(
     string CrashAt,
     System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimits,
     NetworkSettings Network,
-    TimeSpan DefaultGraceTime = default)
+    TimeSpan DefaultGraceTime = default,
+    TimeSpan AgentCallTimeout = default)
 {
     public FaultPoints Faults { get; } = new(CrashAt);
 
@@ -51,6 +52,13 @@ public sealed record GardenSettings(
         return t;
     }
 
+    private static TimeSpan PositiveTime(Config c, string key)
+    {
+        var t = c.GetTimeSpan(key);
+        if (t <= TimeSpan.Zero || t > TimeSpan.FromHours(1)) throw new ConfigurationException($"garden.{key}: {t} is out of range (more than 0, at most 1h)");
+        return t;
+    }
+
     public static GardenSettings Create(Config config)
     {
         var c = config.WithFallback(DefaultConfig()).GetConfig("garden");
@@ -74,7 +82,8 @@ public sealed record GardenSettings(
             DefaultRlimits: [.. c.GetConfig("default-rlimits").AsEnumerable()
                 .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))],
             Network: NetworkSettings.From(c.GetConfig("network")),
-            DefaultGraceTime: DefaultGrace(c));
+            DefaultGraceTime: DefaultGrace(c),
+            AgentCallTimeout: PositiveTime(c, "agent-call-timeout"));
     }
 }
 

@@ -48,24 +48,27 @@ internal sealed class ManagedProcess
 
     public OutputBuffer Output { get; }
 
-    /// <summary>Output an exited process keeps once everything was delivered and nobody streams.</summary>
-    public const int RetainAfterDelivery = 64 * 1024;
+    /// <summary>Output a process keeps once its exit was reported and nobody streams it: the last 64 KiB of what was
+    /// delivered, or up to 256 KiB that nobody has read (see <see cref="OutputBuffer.KeepTail"/>).</summary>
+    public const int RetainDelivered = 64 * 1024;
+    public const int RetainUnsent = 256 * 1024;
 
-    private int _streams;
+    // Kept by ProcessTable under its gate: connections streaming this process, whether its exit reached the daemon
+    // (a stream delivered Exited, or a List answer carried it), and whether it moved to the table's recent exits.
+    internal int Streams;
+    internal bool ExitReported;
+    internal bool Retired;
+    internal bool Forgotten;
 
-    /// <summary>A connection starts streaming this process's output.</summary>
-    public void StreamStarted() => Interlocked.Increment(ref _streams);
-
-    /// <summary>A connection stopped streaming; the last one out trims what an exited process keeps.</summary>
-    public void StreamStopped()
-    {
-        if (Interlocked.Decrement(ref _streams) == 0) Output.TrimDelivered(RetainAfterDelivery);
-    }
-
-    public ProcessEntry ToEntry()
+    /// <summary>This process as a List entry; <paramref name="reported"/>: its exit was reported before this answer.</summary>
+    public ProcessEntry ToEntry(bool reported)
     {
         var exit = Output.Exit;
-        return new ProcessEntry { Id = Id, Pid = Pid, Exited = exit != null, Exit = exit, OutputEnd = (ulong)Output.End, Tty = Tty };
+        return new ProcessEntry
+        {
+            Id = Id, Pid = Pid, Exited = exit != null, Exit = exit, OutputEnd = (ulong)Output.End, Tty = Tty,
+            ExitReported = exit != null && reported,
+        };
     }
 
     /// <summary>Called by the reaper with the raw wait status.</summary>

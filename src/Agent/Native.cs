@@ -51,6 +51,18 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_open_cgroup")]
     internal static partial int OpenCgroup(int dirfd, out int procs, out int current, out int max);
 
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_check_dir")]
+    internal static partial int CheckDir(int fd);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_set_not_dumpable")]
+    internal static partial int SetNotDumpable();
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_get_dumpable")]
+    internal static partial int GetDumpable();
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_stdio_to_devnull")]
+    internal static partial int StdioToDevNull();
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_spawn")]
     internal static partial int Spawn(SpawnReq* req, out int pid, out int stage);
 

@@ -6,6 +6,8 @@ namespace Garden.Agent;
 /// A process's stdout and stderr as one sequence with absolute offsets, bounded by a capacity.
 /// Bytes sent to at least one connection may be evicted; bytes never sent are never evicted: when the buffer holds
 /// capacity unsent bytes, <see cref="Reserve"/> blocks the pipe reader (backpressure: the process blocks on write).
+/// Once the process's exit was reported and nobody follows it, the buffer keeps only a tail (<see cref="KeepTail"/>), sent
+/// or not; once the process is forgotten, it takes nothing more (<see cref="Discard"/>).
 /// </summary>
 internal sealed class OutputBuffer
 {
@@ -31,6 +33,8 @@ internal sealed class OutputBuffer
     private int _reserved;
     private int _openStreams;
     private bool _forcedDone;
+    private int _tailDelivered = -1, _tailUnsent = -1; // KeepTail: what stays from now on (-1: the whole capacity)
+    private bool _discarded;
     private Exited? _exit;
     private TaskCompletionSource _changed = NewSignal();
 
@@ -68,13 +72,21 @@ internal sealed class OutputBuffer
 
     // ---- pipe reader side ----
 
-    /// <summary>Blocks until there is room for unsent bytes; returns how many bytes (at most max) the reader may read.</summary>
+    /// <summary>Blocks until there is room for unsent bytes; returns how many bytes (at most max) the reader may read,
+    /// 0 once the buffer was discarded (the reader stops).</summary>
     public int Reserve(int max)
     {
         lock (_gate)
         {
             while (true)
             {
+                if (_discarded) return 0;
+                if (_tailDelivered >= 0)
+                {
+                    // only a tail stays: the reader drains the pipe without waiting for anyone
+                    _reserved += max;
+                    return max;
+                }
                 long room = _capacity - (_end - _sent) - _reserved;
                 if (room > 0)
                 {
@@ -102,11 +114,12 @@ internal sealed class OutputBuffer
         lock (_gate)
         {
             _reserved -= reserved;
-            if (data.Length > 0)
+            if (data.Length > 0 && !_discarded)
             {
                 _chunks.Add(new Chunk(_end, data.ToArray(), stream));
                 _end += data.Length;
-                Evict();
+                if (_tailDelivered >= 0) TrimToTail();
+                else Evict();
             }
             changed = _changed;
             _changed = NewSignal();
@@ -203,22 +216,59 @@ internal sealed class OutputBuffer
     }
 
     /// <summary>
-    /// After the process exited and every byte was delivered to some connection, and no connection is streaming, keep only
-    /// the last keepBytes: an exited process must not pin its whole buffer forever. Later attachers from an older offset
-    /// get OutputMissed, never a silent gap.
+    /// The process's exit was reported and nobody streams it: from now on keep the last <paramref name="delivered"/> bytes,
+    /// or the last <paramref name="unsent"/> bytes where they were never sent (whichever is more), and stop holding the
+    /// process back. A later attacher from an older offset gets OutputMissed, never a silent gap. Returns the bytes kept.
     /// </summary>
-    public void TrimDelivered(int keepBytes)
+    public long KeepTail(int delivered, int unsent)
     {
         lock (_gate)
         {
-            if (_exit == null || _openStreams > 0 && !_forcedDone || _sent < _end) return;
-            long newStart = Math.Max(_start, _end - keepBytes);
-            if (newStart <= _start) return;
-            _start = newStart;
-            while (_head < _chunks.Count && _chunks[_head].End <= _start) _head++;
-            _chunks.RemoveRange(0, _head);
-            _head = 0;
+            _tailDelivered = Math.Max(0, delivered);
+            _tailUnsent = Math.Max(_tailDelivered, unsent);
+            TrimToTail();
+            Monitor.PulseAll(_gate); // a reader waiting for room goes on
+            return _end - _start;
+        }
+    }
+
+    /// <summary>Bytes held now.</summary>
+    public long Held
+    {
+        get { lock (_gate) return _end - _start; }
+    }
+
+    private void TrimToTail()
+    {
+        long keepFrom = Math.Min(_end - _tailDelivered, Math.Max(_sent, _end - _tailUnsent));
+        if (keepFrom <= _start) return;
+        _start = keepFrom;
+        _sent = Math.Max(_sent, _start);
+        while (_head < _chunks.Count && _chunks[_head].End <= _start) _head++;
+        _chunks.RemoveRange(0, _head);
+        _head = 0;
+        // the first chunk may begin below the new start: keep only its part from there, not the whole array
+        if (_chunks.Count > 0 && _chunks[0].Offset < _start)
+        {
+            var c = _chunks[0];
+            _chunks[0] = new Chunk(_start, c.Data.AsSpan((int)(_start - c.Offset)).ToArray(), c.Stream);
+        }
+        if (_chunks.Capacity > 16 && _chunks.Count * 4 < _chunks.Capacity) _chunks.TrimExcess();
+    }
+
+    /// <summary>The process is forgotten: drop what is held and take nothing more (its pipe reader stops at its next
+    /// read, so a background grandchild that keeps the pipe open gets EPIPE instead of an agent thread).</summary>
+    public void Discard()
+    {
+        lock (_gate)
+        {
+            _discarded = true;
+            _start = _end;
+            _sent = _end;
+            _chunks.Clear();
             _chunks.TrimExcess();
+            _head = 0;
+            Monitor.PulseAll(_gate);
         }
     }
 

@@ -5,8 +5,12 @@ using System.Runtime.InteropServices;
 
 namespace Garden.Agent;
 
-/// <summary>garden-agent [--socket PATH] [--log PATH]: PID 1 of a container; serves the daemon on a Unix socket.
-/// garden-agent stream-in DEST | stream-out PATH: the file tools (<see cref="Tar.TarTool"/>).</summary>
+/// <summary>garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N]: PID 1 of a container; serves the daemon on a Unix
+/// socket. garden-agent stream-in DEST | stream-out PATH: the file tools (<see cref="Tar.TarTool"/>).
+/// Out of the container's reach: not dumpable (native/spawn.c clears it before the runtime starts), so no process in the
+/// container may ptrace it, open or copy its descriptors through /proc/1/fd or pidfd_getfd, or read its memory; and it
+/// holds no descriptor of a host file: its stdio goes to /dev/null once it runs, its log stays in memory until the daemon
+/// takes it over the socket (<see cref="AgentLog"/>), and of the process cgroup it keeps only the directory.</summary>
 internal static class Program
 {
     public static int Main(string[] args)
@@ -14,8 +18,7 @@ internal static class Program
         // the file tools: the daemon runs this binary as an ordinary process of the container
         if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";
-        string logPath = "/.garden/run/agent.log";
-        int listenFd = -1, logFd = -1, cgroupFd = -1;
+        int listenFd = -1, cgroupFd = -1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -23,17 +26,10 @@ internal static class Program
                 case "--socket" when i + 1 < args.Length:
                     socketPath = args[++i];
                     break;
-                case "--log" when i + 1 < args.Length:
-                    logPath = args[++i];
-                    break;
                 // gardend binds the socket on the host and hands it over as an fd (runc --preserve-fds):
                 // nothing inside the container can reach or replace it.
                 case "--listen-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var lfd):
                     listenFd = lfd;
-                    i++;
-                    break;
-                case "--log-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var gfd):
-                    logFd = gfd;
                     i++;
                     break;
                 case "--cgroup-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var cfd):
@@ -44,28 +40,36 @@ internal static class Program
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--log PATH | --log-fd N] [--cgroup-fd N]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N]");
                     return 2;
             }
         }
 
+        // Until stdio goes to /dev/null below, errors reach runc's log (the agent's stderr), which gardend reports when
+        // a create fails.
+        if (Native.GetDumpable() != 0 && Native.SetNotDumpable() is var derr and not 0)
+            return Fail($"cannot make the agent non-dumpable: {Native.ErrorText(derr)}");
         Native.EnsureStdFds();
         Native.InitSignals();
-        if (logFd >= 0) AgentLog.OpenFd(logFd);
-        else AgentLog.Open(logPath);
-        AgentLog.Info($"garden-agent {Server.Version} starting: pid {Environment.ProcessId}, " +
-            (listenFd >= 0 ? $"listening socket fd {listenFd}" : $"socket {socketPath}"));
+
+        HostRoot hostRoot;
+        try
+        {
+            hostRoot = HostRoot.Detect();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail($"cannot tell how the host's root appears here: {e.Message}");
+        }
 
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnTerminate);
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnTerminate);
-
-        var table = new ProcessTable();
-        table.StartReaper();
 
         Socket listener;
         if (listenFd >= 0)
         {
             listener = new Socket(new SafeSocketHandle((IntPtr)listenFd, ownsHandle: true));
+            socketPath = $"fd {listenFd}";
         }
         else try
         {
@@ -77,11 +81,8 @@ internal static class Program
         }
         catch (Exception e)
         {
-            AgentLog.Error($"cannot listen on {socketPath}: {e.Message}");
-            Console.Error.WriteLine($"garden-agent: cannot listen on {socketPath}: {e.Message}");
-            return 1;
+            return Fail($"cannot listen on {socketPath}: {e.Message}");
         }
-        AgentLog.Info($"listening on {socketPath}");
 
         ProcessCgroup? cgroup = null;
         if (cgroupFd >= 0)
@@ -92,15 +93,29 @@ internal static class Program
             }
             catch (IOException e)
             {
-                AgentLog.Error(e.Message);
-                Console.Error.WriteLine($"garden-agent: {e.Message}");
-                return 1;
+                return Fail(e.Message);
             }
         }
 
-        var server = new Server(table, new Spawner(table, cgroup));
+        // runc's stdout and stderr (a host file) are of no use from here on, and must not stay reachable through PID 1
+        if (Native.StdioToDevNull() is var serr and not 0)
+            return Fail($"cannot point stdin, stdout and stderr at /dev/null: {Native.ErrorText(serr)}");
+
+        AgentLog.Info($"garden-agent {Server.Version} starting: pid {Environment.ProcessId}, listening on {socketPath}, " +
+            $"serving uid {hostRoot.Uid} from outside the container");
+
+        var table = new ProcessTable();
+        table.StartReaper();
+        var server = new Server(table, new Spawner(table, cgroup), hostRoot);
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
+    }
+
+    private static int Fail(string message)
+    {
+        AgentLog.Error(message);
+        Console.Error.WriteLine($"garden-agent: {message}");
+        return 1;
     }
 
     private static void OnTerminate(PosixSignalContext ctx)

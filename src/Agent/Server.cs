@@ -4,8 +4,9 @@ using Google.Protobuf;
 
 namespace Garden.Agent;
 
-/// <summary>Serves the daemon on the agent's Unix socket: one connection per operation.</summary>
-internal sealed class Server(ProcessTable table, Spawner spawner)
+/// <summary>Serves the daemon on the agent's Unix socket: one connection per operation. Only the host's root, from outside
+/// the container, is served (<see cref="HostRoot"/>).</summary>
+internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostRoot)
 {
     public const string Version = "0.1.0";
     private const int SendBatchBytes = 256 * 1024;
@@ -37,10 +38,15 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         using var conn = new FrameSocket(socket);
         try
         {
-            int peerPid = PeerPid(socket);
+            var (peerPid, peerUid) = PeerCred(socket);
             if (peerPid != 0)
             {
                 AgentLog.Warn($"conn {n}: refused peer pid {peerPid}: it is inside the container");
+                return;
+            }
+            if (peerUid != hostRoot.Uid)
+            {
+                AgentLog.Warn($"conn {n}: refused peer uid {peerUid}: only the host's root (uid {hostRoot.Uid} here) is served");
                 return;
             }
 
@@ -62,9 +68,14 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
                     await conn.WriteAsync(new AgentEvent { Pong = new Pong { AgentPid = Environment.ProcessId, Version = Version } }, default);
                     break;
                 case AgentRequest.KindOneofCase.List:
-                    var list = new ProcessList();
-                    foreach (var p in table.All()) list.Processes.Add(p.ToEntry());
+                    var list = table.List();
                     await conn.WriteAsync(new AgentEvent { List = list }, default);
+                    // the daemon has these exits now
+                    table.ExitsReported(list);
+                    break;
+                case AgentRequest.KindOneofCase.FollowLog:
+                    AgentLog.Info($"conn {n}: the daemon follows the log");
+                    await FollowLogAsync(conn);
                     break;
                 case AgentRequest.KindOneofCase.Signal:
                     await SignalAsync(conn, req.Signal);
@@ -155,15 +166,51 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         if (req.Attach) await StreamAsync(conn, p, 0, owner: req.KeepStdin);
     }
 
+    /// <summary>Streams the log until the daemon closes the connection or a newer follower comes.</summary>
+    private static async Task FollowLogAsync(FrameSocket conn)
+    {
+        using var gone = new CancellationTokenSource();
+        // the daemon sends nothing more: a read ends when it goes
+        var watch = Task.Run(async () =>
+        {
+            try
+            {
+                while (await conn.ReadFrameAsync(gone.Token) != null)
+                {
+                }
+            }
+            catch
+            {
+            }
+            finally
+            {
+                gone.Cancel();
+            }
+        });
+        try
+        {
+            await AgentLog.FollowAsync(conn, gone.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            gone.Cancel();
+            conn.Dispose();
+            await watch;
+        }
+    }
+
     /// <summary>Streams output from an offset, then Exited; meanwhile takes input and resize frames.</summary>
-    private static async Task StreamAsync(FrameSocket conn, ManagedProcess p, long from, bool owner)
+    private async Task StreamAsync(FrameSocket conn, ManagedProcess p, long from, bool owner)
     {
         using var gone = new CancellationTokenSource();
         var receive = ReceiveLoopAsync(conn, p, owner, gone);
-        p.StreamStarted();
+        table.StreamStarted(p);
         try
         {
-            await SendLoopAsync(conn, p, from, gone.Token);
+            if (await SendLoopAsync(conn, p, from, gone.Token)) table.ExitReported(p);
         }
         catch (OperationCanceledException)
         {
@@ -171,14 +218,15 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
         finally
         {
-            p.StreamStopped();
+            table.StreamStopped(p);
             gone.Cancel();
             conn.Dispose();
             await receive;
         }
     }
 
-    private static async Task SendLoopAsync(FrameSocket conn, ManagedProcess p, long pos, CancellationToken ct)
+    /// <summary>True once Exited was written: the process's exit reached the daemon.</summary>
+    private static async Task<bool> SendLoopAsync(FrameSocket conn, ManagedProcess p, long pos, CancellationToken ct)
     {
         var slices = new List<OutputBuffer.Slice>();
         var frames = new List<IMessage>();
@@ -204,7 +252,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
                 await conn.WriteManyAsync(frames, ct);
                 pos = snap.NewPosition;
                 if (slices.Count > 0) p.Output.MarkSent(pos);
-                if (snap.Exit != null) return;
+                if (snap.Exit != null) return true;
                 continue;
             }
             await snap.Changed.WaitAsync(ct);
@@ -259,12 +307,12 @@ internal sealed class Server(ProcessTable table, Spawner spawner)
         }
     }
 
-    private static int PeerPid(Socket socket)
+    private static (int Pid, uint Uid) PeerCred(Socket socket)
     {
         Span<byte> cred = stackalloc byte[12]; // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
         const int SOL_SOCKET = 1, SO_PEERCRED = 17;
         int len = socket.GetRawSocketOption(SOL_SOCKET, SO_PEERCRED, cred);
-        if (len < 4) return -1;
-        return BitConverter.ToInt32(cred);
+        if (len < 8) return (-1, uint.MaxValue);
+        return (BitConverter.ToInt32(cred), BitConverter.ToUInt32(cred[4..]));
     }
 }

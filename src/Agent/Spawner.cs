@@ -104,6 +104,14 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
         argv.AddRange(req.Args);
 
         using var arena = new NativeArena();
+        ProcessCgroup.Files? cgroupFiles = null;
+        if (cgroup is not null)
+        {
+            cgroupFiles = cgroup.OpenFiles(out int cerr);
+            if (cgroupFiles is null)
+                throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's process cgroup: {Native.ErrorText(cerr)}");
+        }
+        using var closeCgroupFiles = cgroupFiles;
         var r = new Native.SpawnReq
         {
             Path = arena.Str(path),
@@ -125,9 +133,9 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
             RlHard = arena.Array(rlimits.Select(x => x.Hard).ToArray()),
             Rows = (ushort)Math.Min(req.Rows, ushort.MaxValue),
             Cols = (ushort)Math.Min(req.Cols, ushort.MaxValue),
-            CgroupProcsFd = cgroup?.Procs ?? -1,
-            PidsCurrentFd = cgroup?.PidsCurrent ?? -1,
-            PidsMaxFd = cgroup?.PidsMax ?? -1,
+            CgroupProcsFd = cgroupFiles?.Procs ?? -1,
+            PidsCurrentFd = cgroupFiles?.PidsCurrent ?? -1,
+            PidsMaxFd = cgroupFiles?.PidsMax ?? -1,
         };
 
         lock (table.Gate)
@@ -252,18 +260,55 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
     }
 }
 
-/// <summary>The container's process cgroup, opened from the directory fd gardend hands over (--cgroup-fd): every spawned
-/// process joins it before exec, and is refused when the cgroup is at its pids limit.</summary>
-internal sealed class ProcessCgroup(int procs, int pidsCurrent, int pidsMax)
+/// <summary>The container's process cgroup, from the directory fd gardend hands over (--cgroup-fd): every spawned process
+/// joins it before exec, and is refused when the cgroup is at its pids limit. The agent keeps only the directory: its
+/// cgroup.procs, pids.current and pids.max are opened for one spawn and closed right after (nothing in the agent holds
+/// pids.max open, let alone for writing).</summary>
+internal sealed class ProcessCgroup
 {
-    public int Procs { get; } = procs;
-    public int PidsCurrent { get; } = pidsCurrent;
-    public int PidsMax { get; } = pidsMax;
+    private readonly Fd _dir;
+
+    private ProcessCgroup(Fd dir) => _dir = dir;
 
     public static ProcessCgroup Open(int dirFd)
     {
-        int err = Native.OpenCgroup(dirFd, out var procs, out var current, out var max);
-        if (err != 0) throw new IOException($"cannot open cgroup.procs of the process cgroup (fd {dirFd}): {Native.ErrorText(err)}");
-        return new ProcessCgroup(procs, current, max);
+        var dir = new Fd(dirFd);
+        int err = Native.CheckDir(dirFd);
+        if (err != 0)
+        {
+            dir.Dispose();
+            throw new IOException($"the process cgroup (fd {dirFd}) is not a directory: {Native.ErrorText(err)}");
+        }
+        var cgroup = new ProcessCgroup(dir);
+        // fail at start, not at the first spawn
+        using (var files = cgroup.OpenFiles(out err))
+            if (files is null)
+            {
+                dir.Dispose();
+                throw new IOException($"cannot open cgroup.procs of the process cgroup (fd {dirFd}): {Native.ErrorText(err)}");
+            }
+        return cgroup;
+    }
+
+    /// <summary>The cgroup's files for one spawn; null (with errno) when cgroup.procs cannot be opened.</summary>
+    public Files? OpenFiles(out int errno)
+    {
+        errno = Native.OpenCgroup(_dir.Value, out var procs, out var current, out var max);
+        return errno == 0 ? new Files(new Fd(procs), new Fd(current), new Fd(max)) : null;
+    }
+
+    /// <summary>cgroup.procs (write), pids.current and pids.max (read; -1 when the pids controller is not there).</summary>
+    public sealed class Files(Fd procs, Fd pidsCurrent, Fd pidsMax) : IDisposable
+    {
+        public int Procs => procs.Value;
+        public int PidsCurrent => pidsCurrent.IsInvalid ? -1 : pidsCurrent.Value;
+        public int PidsMax => pidsMax.IsInvalid ? -1 : pidsMax.Value;
+
+        public void Dispose()
+        {
+            procs.Dispose();
+            pidsCurrent.Dispose();
+            pidsMax.Dispose();
+        }
     }
 }

@@ -21,7 +21,7 @@ public static class Wiring
         Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot),
         Rootfs: new OverlayRootfs(),
         Cgroups: CgroupManager.Create(settings.CgroupParent),
-        Agents: new AgentConnector(),
+        Agents: new AgentConnector(settings.AgentCallTimeout),
         Disk: new LoopDiskQuota(),
         Oom: OomNotifier.Create(settings.CgroupParent),
         Network: new IpPlumbing(),

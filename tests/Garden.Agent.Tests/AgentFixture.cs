@@ -8,7 +8,8 @@ namespace Garden.Agent.Tests;
 /// <summary>
 /// Runs the published garden-agent as PID 1 of a new pid + mount namespace, chrooted into a copy of the default
 /// rootfs (with proc, a private devpts and a few device nodes mounted inside the namespace). The test process stays
-/// outside the pid namespace, as the daemon does.
+/// outside the pid namespace, as the daemon does. Like an ordinary container, the agent and its processes lack
+/// CAP_SYS_PTRACE; its stderr is a host file at first (runc gives it its log), as in a container.
 /// </summary>
 public sealed class AgentFixture : IDisposable
 {
@@ -29,7 +30,9 @@ public sealed class AgentFixture : IDisposable
         File.Copy(bin, Path.Combine(Root, ".garden", "agent"), overwrite: true);
         File.SetUnixFileMode(Path.Combine(Root, ".garden", "agent"), (UnixFileMode)0b111_101_101);
         SocketPath = Path.Combine(Root, ".garden", "run", "agent.sock");
-        LogPath = Path.Combine(Root, ".garden", "run", "agent.log");
+        // on the host, as gardend keeps it: the agent's log comes over its socket (FollowLog)
+        LogPath = Root + ".agent.log";
+        StderrPath = Root + ".stderr";
 
         var script = new StringBuilder()
             .AppendLine("set -e")
@@ -40,7 +43,7 @@ public sealed class AgentFixture : IDisposable
             .AppendLine("mkdir \"$R/dev/pts\"")
             .AppendLine("mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts \"$R/dev/pts\"")
             .AppendLine("ln -s pts/ptmx \"$R/dev/ptmx\"")
-            .AppendLine("exec chroot \"$R\" /.garden/agent </dev/null >/dev/null 2>&1")
+            .AppendLine("exec setpriv --bounding-set -sys_ptrace -- chroot \"$R\" /.garden/agent </dev/null >/dev/null 2>>\"$R.stderr\"")
             .ToString();
         var psi = new ProcessStartInfo("unshare")
         {
@@ -75,6 +78,30 @@ public sealed class AgentFixture : IDisposable
             }
         }
         AgentHostPid = FindChild(_unshare.Id);
+        _logFollower = Client.FollowLog(LogPath);
+    }
+
+    private IAsyncDisposable? _logFollower;
+
+    /// <summary>Stops taking the agent's log (as when gardend is down); <see cref="FollowLog"/> takes it again.</summary>
+    public async Task StopFollowingLogAsync()
+    {
+        if (_logFollower is { } f) await f.DisposeAsync();
+        _logFollower = null;
+    }
+
+    public void FollowLog() => _logFollower ??= Client.FollowLog(LogPath);
+
+    /// <summary>Waits until the agent's log (followed into <see cref="LogPath"/>) holds text; returns the log.</summary>
+    public string WaitForLog(string text, int timeoutMs = 10_000)
+    {
+        var deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+        while (true)
+        {
+            var log = ReadLog();
+            if (log.Contains(text, StringComparison.Ordinal) || DateTime.UtcNow >= deadline) return log;
+            Thread.Sleep(20);
+        }
     }
 
     public string Root { get; }
@@ -82,6 +109,9 @@ public sealed class AgentFixture : IDisposable
     public string SocketPath { get; }
 
     public string LogPath { get; }
+
+    /// <summary>The host file the agent got as its stderr.</summary>
+    public string StderrPath { get; }
 
     public AgentClient Client { get; }
 
@@ -142,6 +172,21 @@ public sealed class AgentFixture : IDisposable
 
     public void Dispose()
     {
+        try
+        {
+            _logFollower?.DisposeAsync().AsTask().Wait(5000);
+        }
+        catch (Exception)
+        {
+        }
+        try
+        {
+            File.Delete(LogPath);
+            File.Delete(StderrPath);
+        }
+        catch (Exception)
+        {
+        }
         try
         {
             if (!_unshare.HasExited)

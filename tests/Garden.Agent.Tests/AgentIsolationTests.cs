@@ -62,7 +62,7 @@ public sealed class AgentIsolationTests(AgentFixture agent) : IClassFixture<Agen
         var r = await Client.RunAsync(Cmd(NewId("probe"), "/bin/agent-probe", "/.garden/run/agent.sock"));
         Assert.Equal("closed\n", r.Stdout);
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains("refused peer pid", agent.ReadLog());
+        Assert.Contains("refused peer pid", agent.WaitForLog("refused peer pid"));
 
         // the same ping from outside the container is answered
         Assert.Equal(1, (await Client.PingAsync(None)).AgentPid);

@@ -98,10 +98,15 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
     }
 
     [Fact]
-    public async Task Environment_of_the_container_reaches_the_init()
+    public async Task Environment_of_the_container_reaches_the_init_and_only_the_host_sees_it()
     {
-        var (output, _) = await Agent.ShAsync("tr '\\0' '\\n' < /proc/1/environ");
-        Assert.Contains("FROM_CONTAINER=yes", output.Split('\n'));
+        var state = await fixture.Container.Runtime.StateAsync(fixture.Container.Handle, default);
+        var environ = await File.ReadAllTextAsync($"/proc/{state!.Pid}/environ");
+        Assert.Contains("FROM_CONTAINER=yes", environ.Split('\0'));
+        // the agent is not dumpable: root in the container may not read it
+        var (output, _) = await Agent.ShAsync("tr '\\0' '\\n' < /proc/1/environ; echo rc=$?");
+        Assert.Contains("Permission denied", output);
+        Assert.DoesNotContain("FROM_CONTAINER=yes", output.Split('\n'));
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public sealed class OciBundleTests
     public void The_init_is_the_agent_bind_mounted_read_only_with_its_socket_on_fd_3()
     {
         var c = Config();
-        Assert.Equal(["/.garden/agent", "--listen-fd", "3", "--log-fd", "4"],
+        Assert.Equal(["/.garden/agent", "--listen-fd", "3"],
             c.GetProperty("process").GetProperty("args").EnumerateArray().Select(e => e.GetString()!).ToArray());
         var agent = c.GetProperty("mounts").EnumerateArray().First(m => m.GetProperty("destination").GetString() == "/.garden/agent");
         Assert.Equal("/usr/local/bin/garden-agent", agent.GetProperty("source").GetString());

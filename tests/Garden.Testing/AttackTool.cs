@@ -8,7 +8,16 @@ namespace Garden.Testing;
 public static class AttackTool
 {
     private static readonly Dictionary<string, Lazy<string>> Built = new();
-    private static readonly Lazy<string> Dir = new(() => TestPaths.NewTempDir("attack"));
+    private static readonly Lazy<string> Dir = new(() =>
+    {
+        var dir = TestPaths.NewTempDir("attack");
+        // the binaries go with the test process (a container that bind-mounted them is destroyed by then)
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(dir, recursive: true); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        };
+        return dir;
+    });
 
     /// <summary>The path of the static binary built from tests/attack/<paramref name="name"/>.c.</summary>
     public static string Path(string name)

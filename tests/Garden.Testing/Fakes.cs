@@ -197,14 +197,38 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct)
+    /// <summary>When set, List waits for it (a frozen or slow agent).</summary>
+    public Task? ListGate { get; set; }
+
+    private int _listCalls;
+
+    /// <summary>List calls so far.</summary>
+    public int ListCalls => Volatile.Read(ref _listCalls);
+
+    public async Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct)
     {
         Check();
-        return Task.FromResult<IReadOnlyList<ProcessEntry>>(_processes.Values.Select(p => new ProcessEntry
+        Interlocked.Increment(ref _listCalls);
+        if (ListGate is { } gate) await gate.WaitAsync(ct);
+        return _processes.Values.Select(p => new ProcessEntry
         {
             Id = p.Id, Pid = 1, Exited = !p.Running, OutputEnd = (ulong)p.Output.Length,
             Exit = p.Running ? null : new Exited { ExitCode = p.ExitCode },
-        }).ToList());
+        }).ToList();
+    }
+
+    /// <summary>Log files followed (the fake agent logs nothing).</summary>
+    public List<string> LogFollowers { get; } = [];
+
+    public IAsyncDisposable FollowLog(string logFile, Action<string>? problem = null)
+    {
+        lock (LogFollowers) LogFollowers.Add(logFile);
+        return new NoFollower();
+    }
+
+    private sealed class NoFollower : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
     /// <summary>Marks a process as long-running (it exits only when signalled).</summary>

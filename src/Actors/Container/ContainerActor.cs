@@ -80,22 +80,23 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private sealed record CreateFailed(Exception Error, IActorRef ReplyTo);
     private sealed record StopFinished(IActorRef? ReplyTo);
     private sealed record DestroyFinished(Exception? Error);
-    private sealed record InfoReady(ImmutableArray<string> ProcessIds, IActorRef ReplyTo);
-    private sealed record AttachResolved(AttachProcess Request, bool Known, IActorRef ReplyTo);
+    private sealed record InfoReady(ImmutableArray<string> ProcessIds, Exception? AgentError, IActorRef ReplyTo);
+    private sealed record AttachResolved(AttachProcess Request, ProcessEntry? Entry, IActorRef ReplyTo);
     private sealed record ReconcileFinished(KernelFindings Findings);
     private sealed record NetworkChanged(IJournalRecord Event, object Reply, IActorRef ReplyTo);
     private sealed record NetworkChangeFailed(Exception Error, IActorRef ReplyTo);
     private sealed record GraceTimeUp(long Generation);
 
     /// <summary>Processes started here whose exit no stream has reported yet are looked up in the agent now and then, so a
-    /// detached process that nobody attaches to still gets its "process exited" event.</summary>
+    /// detached process that nobody attaches to still gets its "process exited" event. One List at a time.</summary>
     private sealed record ExitWatchTick
     {
         public static readonly ExitWatchTick Instance = new();
     }
-    private sealed record ExitsSeen(IReadOnlyList<ProcessEntry> Processes);
+    private sealed record ExitsSeen(IReadOnlyList<ProcessEntry>? Processes, IReadOnlyCollection<string> Asked);
     private const string ExitWatchTimer = "exit-watch";
-    private readonly HashSet<string> _exitPending = [];
+    private readonly ProcessRegistry _processes = new();
+    private IAsyncDisposable? _agentLog; // follows the agent's log into depot/<handle>/agent.log
 
     // ---- grace time ----
 
@@ -253,6 +254,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             if (_state.Lifecycle == ContainerLifecycle.Stopping)
             {
                 WatchOom();
+                FollowAgentLog();
                 // died mid-stop: finish it (KILL whatever is left)
                 StopProcessesAsync(TimeSpan.Zero).ContinueWith(_ => new StopFinished(null)).PipeTo(Self);
                 Become(Stopping);
@@ -276,7 +278,11 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         });
         Stash.UnstashAll();
         RestartGraceTimer(); // after a restart the grace time starts afresh
-        if (healthy) WatchRunningProcesses();
+        if (healthy)
+        {
+            FollowAgentLog();
+            WatchRunningProcesses();
+        }
         Context.Parent.Tell(new ContainerReady(Handle, healthy));
     }
 
@@ -346,6 +352,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         }, msg.ReplyTo, () =>
         {
             WatchOom();
+            FollowAgentLog();
             _log.Info("[{0}] create finished", Handle);
             msg.ReplyTo.Tell(new ContainerCreated(Handle));
             Publish(ContainerEvent.Created);
@@ -419,6 +426,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private void Destroying()
     {
         Snapshots();
+        ProcessBookkeeping();
         Command<DestroyContainer>(_ => _destroyWaiters.Add(Sender));
         Command<GetSummary>(_ => Sender.Tell(Summary()));
         Command<GetInfo>(_ => Sender.Tell(Info([])));
@@ -455,6 +463,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private void Broken()
     {
         Timers.Cancel(ExitWatchTimer);
+        ProcessBookkeeping();
         Queries();
         Command<DestroyContainer>(BeginDestroy);
         Command<GraceTimeUp>(Reap);
@@ -480,12 +489,18 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         Command<GetInfo>(_ =>
         {
             var replyTo = Sender;
-            _agent.ListAsync(CancellationToken.None).ContinueWith(t => new InfoReady(t.IsCompletedSuccessfully
-                    ? t.Result.Where(p => !p.Exited).Select(p => p.Id).ToImmutableArray()
-                    : [], replyTo))
+            _agent.ListAsync(CancellationToken.None).ContinueWith(t => t.IsCompletedSuccessfully
+                    ? new InfoReady([.. t.Result.Where(p => !p.Exited).Select(p => p.Id)], null, replyTo)
+                    : new InfoReady([], t.Exception!.GetBaseException(), replyTo))
                 .PipeTo(Self);
         });
-        Command<InfoReady>(msg => msg.ReplyTo.Tell(Info(msg.ProcessIds)));
+        Command<InfoReady>(msg =>
+        {
+            // A broken container's agent is often gone: its info (and the reason in its events) still matters. A serving
+            // container whose agent does not answer gets an error naming it, not a list of processes that may be wrong.
+            if (msg.AgentError is null || _state.Lifecycle == ContainerLifecycle.Broken) msg.ReplyTo.Tell(Info(msg.ProcessIds));
+            else msg.ReplyTo.Tell(new Status.Failure(AgentErrors.ToGarden(msg.AgentError, Handle)));
+        });
         Command<OomKilled>(_ =>
         {
             var kills = Try(() => _fx.Cgroups.Metrics(Handle).OomKills, 0UL);
@@ -722,7 +737,18 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         StopWatchingOom();
+        _agentLog?.DisposeAsync();
+        _agentLog = null;
         base.PostStop();
+    }
+
+    /// <summary>The agent's log comes over its socket into depot/&lt;handle&gt;/agent.log (the agent holds no host file).</summary>
+    private void FollowAgentLog()
+    {
+        if (_agentLog is not null) return;
+        var log = _log;
+        var handle = Handle;
+        _agentLog = _agent.FollowLog(_paths.AgentLog, problem => log.Warning("[{0}] agent log: {1}", handle, problem));
     }
 
     private static T Try<T>(Func<T> f, T fallback)
@@ -744,45 +770,87 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private GardenException NoProperty(string key) =>
         new(ErrorKind.NotFound, $"container {Handle} has no property \"{key}\"");
 
-    /// <summary>After a restart: the processes an earlier daemon started and that still run get their exit events too.</summary>
+    /// <summary>After a restart: the processes an earlier daemon started and that still run get their exit events too, and
+    /// so do those that exited while no daemon ran (the agent says nobody has seen their exit).</summary>
     private void WatchRunningProcesses()
     {
         var self = Self;
         _agent.ListAsync(CancellationToken.None).ContinueWith(t =>
         {
-            if (t.IsCompletedSuccessfully) self.Tell(new RunningFound([.. t.Result.Where(p => !p.Exited).Select(p => p.Id)]));
+            if (t.IsCompletedSuccessfully)
+                self.Tell(new RunningFound([.. t.Result.Where(p => !p.Exited || !p.ExitReported).Select(p => p.Id)]));
         });
     }
 
     private sealed record RunningFound(IReadOnlyList<string> Ids);
 
+    /// <summary>What every state with ProcessActors handles: their start and their end (a container being destroyed, or
+    /// broken, watches no exit: its processes go with it).</summary>
+    private void ProcessBookkeeping(bool watchExits = false)
+    {
+        Command<ProcessSpawned>(msg =>
+        {
+            if (watchExits) WatchExit(msg.ProcessId);
+        });
+        Command<ProcessIdle>(msg =>
+        {
+            if (_processes.Idle(msg.ProcessId, msg.Actor, msg.Handled, msg.ExitKnown)) Context.Stop(msg.Actor);
+        });
+    }
+
+    private void WatchExit(string id)
+    {
+        _processes.Watch(id);
+        if (!Timers.IsTimerActive(ExitWatchTimer))
+            Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>A new ProcessActor for id (exitKnown: it exited and its exit was published before).</summary>
+    private IActorRef NewProcessActor(string id, Exited? exitKnown = null)
+    {
+        var actor = Context.ActorOf(ProcessActor.Props(_agent, Handle, id, exitKnown), _processes.NameFor(id));
+        _processes.Add(id, actor);
+        return actor;
+    }
+
     private void ProcessCommands()
     {
+        ProcessBookkeeping(watchExits: true);
         Command<RunningFound>(msg =>
         {
-            foreach (var id in msg.Ids) _exitPending.Add(id);
-            if (_exitPending.Count > 0 && !Timers.IsTimerActive(ExitWatchTimer))
-                Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+            foreach (var id in msg.Ids) WatchExit(id);
         });
         Command<ExitWatchTick>(_ =>
         {
-            if (_exitPending.Count == 0)
+            if (_processes.Pending == 0)
             {
                 Timers.Cancel(ExitWatchTimer);
                 return;
             }
+            // at most one List in flight: an agent slower than the tick (or frozen) is not asked again meanwhile
+            if (_processes.StartList() is not { } asked) return;
             _agent.ListAsync(CancellationToken.None)
-                .ContinueWith(t => t.IsCompletedSuccessfully ? new ExitsSeen(t.Result) : new ExitsSeen([]))
+                .ContinueWith(t => new ExitsSeen(t.IsCompletedSuccessfully ? t.Result : null, asked))
                 .PipeTo(Self);
         });
         Command<ExitsSeen>(msg =>
         {
-            foreach (var p in msg.Processes.Where(p => p.Exited && _exitPending.Remove(p.Id)))
+            foreach (var f in _processes.Listed(msg.Processes, msg.Asked))
             {
-                var child = Context.Child(p.Id);
-                // a process of an earlier daemon has no actor here yet
-                if (child.IsNobody()) child = Context.ActorOf(ProcessActor.Props(_agent, Handle, p.Id), p.Id);
-                child.Tell(new ExitObserved(p.Exit?.ExitCode ?? 0, p.Exit?.Signal ?? 0));
+                if (f.Actor is not null)
+                {
+                    _processes.Send(f.Id, f.Gone ? ProcessGone.Instance : new ProcessExitSeen(f.Exit!.ExitCode, f.Exit.Signal), Self);
+                }
+                else if (f.Gone)
+                {
+                    _log.Warning("[{0}] process {1}: the agent forgot it before its exit was seen here", Handle, f.Id);
+                }
+                else
+                {
+                    // a process of an earlier daemon, or one whose actor is gone: its exit needs no actor to be told
+                    _log.Info("[{0}] process {1} exited with {2}", Handle, f.Id, f.Exit!.ExitCode);
+                    Context.System.EventStream.Publish(new ContainerEvent(Handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, f.Id, f.Exit.ExitCode));
+                }
             }
         });
         Command<AttachProcess>(Attach);
@@ -801,14 +869,17 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         });
         Command<AttachResolved>(msg =>
         {
-            if (!msg.Known)
+            var id = msg.Request.ProcessId;
+            if (msg.Entry is null)
             {
-                msg.ReplyTo.Tell(new Status.Failure(GardenException.UnknownProcess(Handle, msg.Request.ProcessId)));
+                msg.ReplyTo.Tell(new Status.Failure(GardenException.UnknownProcess(Handle, id)));
                 return;
             }
-            var child = Context.Child(msg.Request.ProcessId);
-            if (child.IsNobody()) child = Context.ActorOf(ProcessActor.Props(_agent, Handle, msg.Request.ProcessId), msg.Request.ProcessId);
-            child.Tell(msg.Request, msg.ReplyTo);
+            // A recent exit of the agent whose exit was published already (its actor has gone) is not published again; one
+            // the exit watcher still waits for is published by the actor made here when the watcher tells it.
+            if (_processes.Find(id) is null)
+                NewProcessActor(id, msg.Entry.Exited && !_processes.IsPending(id) ? msg.Entry.Exit ?? new Exited() : null);
+            _processes.Send(id, msg.Request, msg.ReplyTo);
         });
     }
 
@@ -827,7 +898,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             Sender.Tell(new Status.Failure(e));
             return;
         }
-        if (!Context.Child(spec.Id).IsNobody())
+        if (_processes.Find(spec.Id) is not null)
         {
             Sender.Tell(new Status.Failure(new GardenException(ErrorKind.AlreadyExists,
                 $"process {spec.Id} already exists in container {Handle}")));
@@ -837,40 +908,33 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         static string Key(string name) => name.ToLowerInvariant().Replace("rlimit_", "");
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
         var rlimits = spec.Rlimits.AddRange(_settings.DefaultRlimits.Where(d => !asked.Contains(Key(d.Name))));
-        var child = Context.ActorOf(ProcessActor.Props(_agent, Handle, spec.Id), spec.Id);
-        child.Tell(new StartProcess(spec with { Env = env, Rlimits = rlimits }, msg.Detach, Sender));
-        _exitPending.Add(spec.Id);
-        if (!Timers.IsTimerActive(ExitWatchTimer)) Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+        NewProcessActor(spec.Id);
+        // the actor reports ProcessSpawned once the agent runs it, and the exit watcher takes it from there
+        _processes.Send(spec.Id, new StartProcess(spec with { Env = env, Rlimits = rlimits }, msg.Detach, Sender), Sender);
     }
 
     private void Attach(AttachProcess msg)
     {
-        var child = Context.Child(msg.ProcessId);
-        if (!child.IsNobody())
-        {
-            child.Forward(msg);
-            return;
-        }
+        if (_processes.Send(msg.ProcessId, msg, Sender)) return;
         if (Names.Problem(msg.ProcessId) is not null)
         {
             Sender.Tell(new Status.Failure(GardenException.UnknownProcess(Handle, msg.ProcessId)));
             return;
         }
-        // A process this daemon did not start (an earlier daemon's, before a restart): ask the agent.
+        // A process with no actor here (an earlier daemon's, or one that is done): ask the agent, which keeps recent exits.
         var replyTo = Sender;
-        _agent.ListAsync(CancellationToken.None)
-            .ContinueWith(t => new AttachResolved(msg, t.IsCompletedSuccessfully && t.Result.Any(p => p.Id == msg.ProcessId), replyTo))
-            .PipeTo(Self);
+        var self = Self;
+        var handle = Handle;
+        _agent.ListAsync(CancellationToken.None).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully) self.Tell(new AttachResolved(msg, t.Result.FirstOrDefault(p => p.Id == msg.ProcessId), replyTo));
+            else replyTo.Tell(new Status.Failure(AgentErrors.ToGarden(t.Exception!.GetBaseException(), handle, msg.ProcessId)));
+        });
     }
 
     private void Signal(SignalProcess msg)
     {
-        var child = Context.Child(msg.ProcessId);
-        if (!child.IsNobody())
-        {
-            child.Forward(msg);
-            return;
-        }
+        if (_processes.Send(msg.ProcessId, msg, Sender)) return;
         var replyTo = Sender;
         _agent.SignalAsync(msg.ProcessId, msg.Signal, CancellationToken.None)
             .ContinueWith(t => t.IsCompletedSuccessfully ? (object)Done.Instance
@@ -888,9 +952,11 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     {
         Timers.Cancel(ExitWatchTimer);
         StopWatchingOom();
+        var agentLog = _agentLog;
+        _agentLog = null;
         _settings.Faults.Hit("destroy-started");
         _log.Info("[{0}] destroy starting", Handle);
-        DestroyAsync(graceful).ContinueWith(t => new DestroyFinished(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
+        DestroyAsync(graceful, agentLog).ContinueWith(t => new DestroyFinished(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
             .PipeTo(Self);
         Become(Destroying);
     }
@@ -982,14 +1048,23 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             if (!spec.LimitsOrNone.ToCgroup().Equals(ResourceLimits.None)) _fx.Cgroups.Apply(Handle, spec.LimitsOrNone.ToCgroup());
 
             using var cts = new CancellationTokenSource(_settings.AgentStartTimeout);
-            try
+            while (true)
             {
-                await _agent.PingAsync(cts.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or AgentUnavailableException)
-            {
-                throw new GardenException(ErrorKind.Internal,
-                    $"the container's agent did not answer within {_settings.AgentStartTimeout.TotalSeconds:0.#}s: {e.Message} (see {_paths.AgentLog})", e);
+                try
+                {
+                    await _agent.PingAsync(cts.Token);
+                    break;
+                }
+                catch (AgentUnavailableException u) when (u.TimedOut && !cts.IsCancellationRequested)
+                {
+                    // a call's deadline is shorter than a slow first start: ask again until the start's own is up
+                }
+                catch (Exception e) when (e is OperationCanceledException or AgentUnavailableException)
+                {
+                    // what the agent said before it gave up went to its stderr, runc's log
+                    throw new GardenException(ErrorKind.Internal,
+                        $"the container's agent did not answer within {_settings.AgentStartTimeout.TotalSeconds:0.#}s: {e.Message}{AgentStartupErrors()}", e);
+                }
             }
             await firewallUp;
             return rootfs;
@@ -1004,6 +1079,21 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 catch (Exception e) { _log.Error(e, "[{0}] create: undo {1} failed", Handle, step.Step); }
             }
             throw;
+        }
+    }
+
+    /// <summary>The last lines the agent wrote to its stderr (runc's log) before it pointed it at /dev/null: why it did not start.</summary>
+    private string AgentStartupErrors()
+    {
+        try
+        {
+            var lines = File.ReadLines(Path.Combine(_paths.Bundle, "runc-run.log"))
+                .Where(l => l.StartsWith("garden-agent:", StringComparison.Ordinal)).TakeLast(3).ToList();
+            return lines.Count == 0 ? "" : $" ({string.Join("; ", lines)})";
+        }
+        catch (IOException)
+        {
+            return "";
         }
     }
 
@@ -1072,11 +1162,19 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>Releases everything a container may hold; each step is idempotent, so it also finishes what an
     /// earlier daemon left half done.</summary>
-    private async Task DestroyAsync(bool graceful)
+    private async Task DestroyAsync(bool graceful, IAsyncDisposable? agentLog)
     {
         if (graceful) await StopProcessesAsync(_settings.DestroyGrace);
         else _fx.Runtime.Adopt(Handle, _paths.Bundle);
-        await RemoveFromRuntimeAsync();
+        try
+        {
+            await RemoveFromRuntimeAsync();
+        }
+        finally
+        {
+            // the agent is gone and its last lines are in: no more writes into the depot
+            if (agentLog is not null) await agentLog.DisposeAsync();
+        }
         _settings.Faults.Hit("destroy-runtime");
         // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
         List<Task> releases =

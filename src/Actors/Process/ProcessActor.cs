@@ -9,7 +9,10 @@ using Garden.Protocol.Agent;
 namespace Garden.Actors.Process;
 
 /// <summary>One process in a container. The agent owns the OS process (it is its parent and keeps its output);
-/// this actor owns the daemon's view of it: spawning, every attached stream, signals, and its exit status.</summary>
+/// this actor owns the daemon's view of it: spawning, every attached stream, signals, and its exit status.
+/// It lives while there is something to do: once the process has exited and its exit was published (or it never started,
+/// or the agent forgot it), and no client is attached, it tells its container, which stops it. A later Attach goes through
+/// the agent's recent exits (a new actor for it), or gets NotFound once the agent forgot the process.</summary>
 public sealed class ProcessActor : ReceiveActor
 {
     private readonly IAgentClient _agent;
@@ -17,24 +20,57 @@ public sealed class ProcessActor : ReceiveActor
     private readonly string _id;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private int _attached;
+    private int _inFlight;   // starts and attaches whose reply is not out yet
+    private int _handled;    // messages taken from the container (see ProcessIdle)
+    private bool _gone;      // never started, or forgotten by the agent: no exit will come
 
-    public ProcessActor(IAgentClient agent, string handle, string id)
+    /// <param name="exitKnown">The process had exited and its exit was published before this actor (an attach to a recent
+    /// exit): it is not published again.</param>
+    public ProcessActor(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null)
     {
         _agent = agent;
         _handle = handle;
         _id = id;
+        if (exitKnown is not null) ExitCode = exitKnown.ExitCode;
 
-        Receive<StartProcess>(Start);
-        Receive<AttachProcess>(Attach);
-        Receive<SignalProcess>(Signal);
-        Receive<ExitObserved>(e =>
+        Receive<StartProcess>(msg =>
         {
+            _handled++;
+            Start(msg);
+        });
+        Receive<AttachProcess>(msg =>
+        {
+            _handled++;
+            Attach(msg);
+        });
+        Receive<SignalProcess>(msg =>
+        {
+            _handled++;
+            Signal(msg);
+            ReportIfIdle();
+        });
+        Receive<ProcessExitSeen>(e =>
+        {
+            _handled++;
+            Exited(e.ExitCode);
+        });
+        Receive<ProcessGone>(_ =>
+        {
+            _handled++;
             if (ExitCode is null)
             {
-                _log.Info("[{0}] process {1} exited with {2}", _handle, _id, e.ExitCode);
-                Context.System.EventStream.Publish(new ContainerEvent(_handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, e.ExitCode));
+                _log.Warning("[{0}] process {1}: the agent forgot it before its exit was seen here", _handle, _id);
+                _gone = true;
             }
-            ExitCode = e.ExitCode;
+            ReportIfIdle();
+        });
+        Receive<ExitObserved>(e => Exited(e.ExitCode));
+        Receive<ProcessOpDone>(done =>
+        {
+            _inFlight--;
+            if (done.Spawned) Context.Parent.Tell(new ProcessSpawned(_id));
+            if (done.StartFailed) _gone = true;
+            ReportIfIdle();
         });
         // Counted from the streams themselves (opened when a client got one, closed when it went), so a Run or an Attach
         // that failed never counts; the container pauses its grace timer while any client is attached.
@@ -48,7 +84,26 @@ public sealed class ProcessActor : ReceiveActor
             if (_attached == 0) return;
             _attached--;
             Context.Parent.Tell(new ClientsChanged(-1));
+            ReportIfIdle();
         });
+    }
+
+    private void Exited(int exitCode)
+    {
+        if (ExitCode is null)
+        {
+            _log.Info("[{0}] process {1} exited with {2}", _handle, _id, exitCode);
+            Context.System.EventStream.Publish(new ContainerEvent(_handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, exitCode));
+        }
+        ExitCode = exitCode;
+        ReportIfIdle();
+    }
+
+    /// <summary>Nothing left to do: the container may stop this actor (it checks no message is on its way).</summary>
+    private void ReportIfIdle()
+    {
+        if (_attached == 0 && _inFlight == 0 && (ExitCode is not null || _gone))
+            Context.Parent.Tell(new ProcessIdle(_id, Self, _handled, ExitCode is not null || _gone));
     }
 
     protected override void PostStop()
@@ -58,30 +113,45 @@ public sealed class ProcessActor : ReceiveActor
         base.PostStop();
     }
 
-    /// <summary>Known once a stream saw the exit; null while running or unknown.</summary>
+    /// <summary>Known once a stream or the container's exit watcher saw the exit; null while running or unknown.</summary>
     private int? ExitCode { get; set; }
 
-    public static Props Props(IAgentClient agent, string handle, string id) =>
-        Akka.Actor.Props.Create(() => new ProcessActor(agent, handle, id));
+    public static Props Props(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null) =>
+        Akka.Actor.Props.Create(() => new ProcessActor(agent, handle, id, exitKnown));
 
     private void Start(StartProcess msg)
     {
         var request = ToSpawnRequest(msg.Spec, msg.Detach);
         var self = Self;
+        _inFlight++;
         _log.Info("[{0}] process {1} starting: {2}", _handle, _id, msg.Spec.Path);
         Task<object> work = msg.Detach
             ? _agent.SpawnAsync(request, CancellationToken.None)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, null) : Fail(t.Exception!))
             : _agent.SpawnAttachedAsync(request, CancellationToken.None)
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, Observe(t.Result, self)) : Fail(t.Exception!));
-        work.PipeTo(msg.ReplyTo);
+        work.ContinueWith(t =>
+        {
+            // the stream (if any) has told this actor it is open before the client gets it
+            bool ok = t.Result is ProcessStarted;
+            self.Tell(new ProcessOpDone(Spawned: ok, StartFailed: !ok));
+            return t.Result;
+        }).PipeTo(msg.ReplyTo);
     }
 
     private void Attach(AttachProcess msg)
     {
         var self = Self;
+        _inFlight++;
         _agent.AttachAsync(_id, msg.FromOffset, CancellationToken.None)
-            .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!))
+            .ContinueWith(t =>
+            {
+                object reply = t.IsCompletedSuccessfully ? new ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!);
+                // NotFound: the agent forgot it meanwhile; this actor has nothing left to do then
+                bool forgotten = t.Exception?.GetBaseException() is AgentException { Code: ErrorCode.NotFound };
+                self.Tell(new ProcessOpDone(Spawned: false, StartFailed: forgotten));
+                return reply;
+            })
             .PipeTo(Sender);
     }
 
@@ -138,6 +208,8 @@ public static class AgentErrors
                 $"container {handle} is at its pids limit: no process can start until one exits or the limit is raised"),
             _ => new GardenException(ErrorKind.Internal, $"container {handle}: agent: {a.Message}"),
         },
+        AgentUnavailableException { TimedOut: true } u => new GardenException(ErrorKind.Unavailable,
+            $"container {handle}: its agent did not answer in time ({u.Reason}); try again, or destroy the container"),
         AgentUnavailableException u => new GardenException(ErrorKind.FailedPrecondition,
             $"container {handle} is not serving processes (its agent is unreachable: {u.Message})"),
         _ => new GardenException(ErrorKind.Internal, $"container {handle}: {e.Message}", e),

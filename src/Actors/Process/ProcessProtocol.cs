@@ -27,6 +27,29 @@ public sealed record ProcessAttached(IProcessStream Stream);
 /// <summary>Sent by a stream when it saw the process's exit.</summary>
 internal sealed record ExitObserved(int ExitCode, int Signal);
 
+/// <summary>Sent by the container when its exit watcher found the process exited in the agent's list.</summary>
+internal sealed record ProcessExitSeen(int ExitCode, int Signal);
+
+/// <summary>Sent by the container when the agent no longer knows the process (it forgot it before anyone here saw the exit).</summary>
+internal sealed record ProcessGone
+{
+    public static readonly ProcessGone Instance = new();
+}
+
+/// <summary>Sent by a ProcessActor to its container once the agent runs the process: the container watches for its exit.</summary>
+internal sealed record ProcessSpawned(string ProcessId);
+
+/// <summary>
+/// Sent by a ProcessActor to its container when it has nothing left to do: the process exited (or never started, or
+/// the agent forgot it), its exit was published, no client is attached and no start or attach is in flight.
+/// <paramref name="Handled"/> counts the messages it has taken from the container: the container stops it only if it has
+/// sent no more than that (otherwise one is on its way, and the actor reports again once it is done with it).
+/// </summary>
+internal sealed record ProcessIdle(string ProcessId, Akka.Actor.IActorRef Actor, int Handled, bool ExitKnown);
+
+/// <summary>A start or an attach of the ProcessActor finished (its reply went to the client).</summary>
+internal sealed record ProcessOpDone(bool Spawned, bool StartFailed);
+
 /// <summary>Sent by a stream when a client holds it (the reply to a Run or an Attach).</summary>
 internal sealed record StreamOpened
 {

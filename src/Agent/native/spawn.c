@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -62,6 +65,82 @@ typedef struct
     int32_t pids_current_fd;    // its pids.current and pids.max, or -1
     int32_t pids_max_fd;
 } garden_spawn_req;
+
+// The agent is PID 1 of a container and shares uid 0 (and the capabilities) of the container's root: while it is
+// dumpable, any root process in the container may ptrace it, read /proc/1/fd/* links, open them, or copy its descriptors
+// with pidfd_getfd (the listening socket, host files). Not dumpable, every one of those needs CAP_SYS_PTRACE in the
+// container's user namespace, which an ordinary container does not have. Set before the .NET runtime starts (a
+// constructor of this library, linked into the agent), so no thread of the agent ever runs dumpable; execve resets it,
+// and so does any credential change of a task sharing the agent's mm (the vfork child below), so it is set again there.
+static int parse_fd(const char* s)
+{
+    if (s == NULL || *s == '\0') return -1;
+    int v = 0;
+    for (; *s; s++)
+    {
+        if (*s < '0' || *s > '9' || v > 100000) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+// Closes every fd from lo up, except the (ascending) ones in keep.
+static void close_all_but(int lo, const int* keep, int nkeep)
+{
+    for (int i = 0; i < nkeep; i++)
+    {
+        if (keep[i] < lo) continue;
+        if (keep[i] > lo) syscall(SYS_close_range, (unsigned)lo, (unsigned)keep[i] - 1, 0U);
+        lo = keep[i] + 1;
+    }
+    syscall(SYS_close_range, (unsigned)lo, ~0U, 0U);
+}
+
+// glibc calls constructors with the program's arguments.
+__attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc, char** argv, char** envp)
+{
+    (void)envp;
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    // As the agent (not one of its file tools, nor any mode named by a first argument without "--"): no descriptor but stdio
+    // and the ones named on the command line survives into the runtime. runc closes the rest already; a stray one of
+    // whoever started the agent would lead outside.
+    if (argc < 1 || argv == NULL) return;
+    if (argc > 1 && (strncmp(argv[1], "--", 2) != 0 || strcmp(argv[1], "--version") == 0)) return;
+    // every "--NAME-fd N" names a descriptor handed over on purpose (--listen-fd, --cgroup-fd, and any later one)
+    int keep[8], nkeep = 0;
+    for (int i = 1; i + 1 < argc; i++)
+    {
+        size_t len = strlen(argv[i]);
+        if (len > 5 && strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + len - 3, "-fd") == 0)
+        {
+            int fd = parse_fd(argv[i + 1]);
+            if (fd >= 3 && nkeep < 8) keep[nkeep++] = fd;
+        }
+    }
+    // ascending, for close_all_but
+    for (int i = 1; i < nkeep; i++)
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--)
+        {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    close_all_but(3, keep, nkeep);
+}
+
+// 0, or errno. Called again by the agent at start (a check that the constructor ran) and after every spawn.
+int32_t gardenspawn_set_not_dumpable(void)
+{
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+// 1 when the process is dumpable, 0 when not, -errno on failure.
+int32_t gardenspawn_get_dumpable(void)
+{
+    int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+    return r < 0 ? -errno : r;
+}
 
 // Reads a decimal from the start of a cgroup file; -1 for "max" or an unreadable file.
 static long long read_count(int fd)
@@ -210,6 +289,9 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
             if (syscall(SYS_setgroups, (long)req->ngroups, req->groups) != 0) fail(wfd, STAGE_CREDS, errno);
             if (syscall(SYS_setresgid, (long)req->gid, (long)req->gid, (long)req->gid) != 0) fail(wfd, STAGE_CREDS, errno);
             if (syscall(SYS_setresuid, (long)req->uid, (long)req->uid, (long)req->uid) != 0) fail(wfd, STAGE_CREDS, errno);
+            // A credential change resets the dumpable flag of the mm, and a vfork child shares the agent's mm: clear it
+            // again at once (execve gives the child an mm of its own with its own flag).
+            prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         }
 
         if (req->dir != NULL && req->dir[0] != '\0' && chdir(req->dir) != 0) fail(wfd, STAGE_CHDIR, errno);
@@ -224,6 +306,8 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
 
     // ---- parent ----
     int saved = errno;
+    // whatever the child did to the shared mm before exec, the agent is not dumpable
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(errpipe[1]);
     if (pid < 0)
@@ -260,19 +344,53 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
     return 0;
 }
 
-// Opens the files of the process cgroup whose directory the daemon handed over as dirfd (then closed); each O_CLOEXEC.
+// Opens the files of the process cgroup under its directory fd for one spawn (the caller closes them right after): the
+// agent keeps only the directory, never pids.max or cgroup.procs open. Each O_CLOEXEC; current and max may be -1.
 int32_t gardenspawn_open_cgroup(int32_t dirfd, int32_t* out_procs, int32_t* out_current, int32_t* out_max)
 {
+    *out_current = -1;
+    *out_max = -1;
     *out_procs = openat(dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-    if (*out_procs < 0)
-    {
-        int err = errno;
-        close(dirfd);
-        return err;
-    }
+    if (*out_procs < 0) return errno;
     *out_current = openat(dirfd, "pids.current", O_RDONLY | O_CLOEXEC);
     *out_max = openat(dirfd, "pids.max", O_RDONLY | O_CLOEXEC);
-    close(dirfd);
+    return 0;
+}
+
+// Checks that fd is a directory (the process cgroup handed over by the daemon). 0 or errno.
+int32_t gardenspawn_check_dir(int32_t fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) return errno;
+    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+// Points fds 0, 1 and 2 at the container's /dev/null. runc hands the agent its own stdout and stderr, a host file (the
+// runc log): once the agent runs, nothing of it may write there. 0 or errno (the fds are left as they were then).
+int32_t gardenspawn_stdio_to_devnull(void)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return errno;
+    struct stat st;
+    // a character device 1:3, not whatever file a rootfs put at /dev/null
+    if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
+    {
+        close(fd);
+        return ENODEV;
+    }
+    for (int i = 0; i < 3; i++)
+    {
+        while (dup2(fd, i) < 0)
+        {
+            if (errno != EINTR)
+            {
+                int e = errno;
+                close(fd);
+                return e;
+            }
+        }
+    }
+    close(fd);
     return 0;
 }
 

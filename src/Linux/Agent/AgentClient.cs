@@ -4,20 +4,34 @@ using Google.Protobuf;
 
 namespace Garden.Linux.Agent;
 
-/// <summary>Makes <see cref="AgentClient"/>s.</summary>
-public sealed class AgentConnector : IAgentConnector
+/// <summary>Makes <see cref="AgentClient"/>s whose calls have <paramref name="callTimeout"/> as their deadline.</summary>
+public sealed class AgentConnector(TimeSpan callTimeout) : IAgentConnector
 {
-    public IAgentClient Connect(string socketPath) => new AgentClient(socketPath);
+    public static readonly TimeSpan DefaultCallTimeout = TimeSpan.FromSeconds(5);
+
+    public AgentConnector() : this(DefaultCallTimeout)
+    {
+    }
+
+    public IAgentClient Connect(string socketPath) => new AgentClient(socketPath, callTimeout);
 }
 
 /// <summary>
 /// Talks to one container's garden-agent: one Unix-socket connection per operation, 4-byte big-endian length-prefixed
 /// protobuf frames (agent.proto). Connection failures become <see cref="AgentUnavailableException"/>, agent errors
-/// <see cref="AgentException"/>.
+/// <see cref="AgentException"/>. Every call has a deadline (connect, request and the first answer; for a stream, its
+/// handshake): an agent that does not answer in time (frozen, or starved) is unavailable, and the call's socket is closed,
+/// so a frozen agent never holds a caller or a descriptor of the daemon.
 /// </summary>
-public sealed class AgentClient(string socketPath) : IAgentClient
+public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgentClient
 {
+    public AgentClient(string socketPath) : this(socketPath, AgentConnector.DefaultCallTimeout)
+    {
+    }
+
     public string SocketPath { get; } = socketPath;
+
+    public TimeSpan CallTimeout { get; } = callTimeout > TimeSpan.Zero ? callTimeout : AgentConnector.DefaultCallTimeout;
 
     public async Task<Pong> PingAsync(CancellationToken ct)
     {
@@ -37,33 +51,67 @@ public sealed class AgentClient(string socketPath) : IAgentClient
     {
         var s = spec.Clone();
         s.Attach = true;
-        var frames = await ConnectAsync(ct);
-        try
-        {
-            await frames.WriteAsync(new AgentRequest { Spawn = s }, ct);
-            var ev = Expect(await ReadFirstAsync(frames, ct), AgentEvent.KindOneofCase.Spawned);
-            return new AgentStream(frames, ev.Spawned.Id, ev.Spawned.Pid);
-        }
-        catch
-        {
-            frames.Dispose();
-            throw;
-        }
+        var (frames, ev) = await HandshakeAsync(new AgentRequest { Spawn = s }, ct);
+        return new AgentStream(frames, ev.Spawned.Id, ev.Spawned.Pid);
     }
 
     public async Task<IAgentStream> AttachAsync(string processId, ulong fromOffset, CancellationToken ct)
     {
-        var frames = await ConnectAsync(ct);
+        // the agent confirms with Spawned{id,pid} (or answers NOT_FOUND) before it streams
+        var (frames, ev) = await HandshakeAsync(new AgentRequest { Attach = new AttachRequest { Id = processId, FromOffset = fromOffset } }, ct);
+        return new AgentStream(frames, processId, ev.Spawned.Pid);
+    }
+
+    /// <summary>Connects, sends the request and reads Spawned, all within the deadline; the connection then carries the
+    /// stream (no deadline: a process may be quiet for hours).</summary>
+    private async Task<(FrameSocket Frames, AgentEvent Spawned)> HandshakeAsync(AgentRequest request, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(CallTimeout);
+        FrameSocket? frames = null;
         try
         {
-            await frames.WriteAsync(new AgentRequest { Attach = new AttachRequest { Id = processId, FromOffset = fromOffset } }, ct);
-            // the agent confirms with Spawned{id,pid} (or answers NOT_FOUND) before it streams
-            var ev = Expect(await ReadFirstAsync(frames, ct), AgentEvent.KindOneofCase.Spawned);
-            return new AgentStream(frames, processId, ev.Spawned.Pid);
+            frames = await ConnectAsync(deadline.Token);
+            await WriteAsync(frames, request, deadline.Token);
+            var ev = Expect(await ReadFirstAsync(frames, deadline.Token), AgentEvent.KindOneofCase.Spawned);
+            return (frames, ev);
+        }
+        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            frames?.Dispose();
+            throw TimedOut(e);
         }
         catch
         {
-            frames.Dispose();
+            frames?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Follows the agent's log into <paramref name="logFile"/> until disposed (see <see cref="AgentLogFollower"/>).</summary>
+    public IAsyncDisposable FollowLog(string logFile, Action<string>? problem = null) => AgentLogFollower.Start(this, logFile, problem);
+
+    /// <summary>Opens a FollowLog connection; returns it with the first LogLines (within the deadline).</summary>
+    internal async Task<(FrameSocket Frames, LogLines First)> OpenLogAsync(CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(CallTimeout);
+        FrameSocket? frames = null;
+        try
+        {
+            frames = await ConnectAsync(deadline.Token);
+            await WriteAsync(frames, new AgentRequest { FollowLog = new FollowLogRequest() }, deadline.Token);
+            var ev = Expect(await ReadFirstAsync(frames, deadline.Token), AgentEvent.KindOneofCase.Log);
+            return (frames, ev.Log);
+        }
+        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            frames?.Dispose();
+            throw TimedOut(e);
+        }
+        catch
+        {
+            frames?.Dispose();
             throw;
         }
     }
@@ -94,9 +142,33 @@ public sealed class AgentClient(string socketPath) : IAgentClient
 
     private async Task<AgentEvent> RequestAsync(AgentRequest request, CancellationToken ct)
     {
-        using var frames = await ConnectAsync(ct);
-        await frames.WriteAsync(request, ct);
-        return await ReadFirstAsync(frames, ct);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(CallTimeout);
+        try
+        {
+            using var frames = await ConnectAsync(deadline.Token);
+            await WriteAsync(frames, request, deadline.Token);
+            return await ReadFirstAsync(frames, deadline.Token);
+        }
+        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw TimedOut(e);
+        }
+    }
+
+    private AgentUnavailableException TimedOut(Exception e) => new(SocketPath,
+        $"no answer within {CallTimeout.TotalSeconds:0.###}s (the agent is frozen or starved)", e, timedOut: true);
+
+    private async Task WriteAsync(FrameSocket frames, AgentRequest request, CancellationToken ct)
+    {
+        try
+        {
+            await frames.WriteAsync(request, ct);
+        }
+        catch (SocketException e)
+        {
+            throw new AgentUnavailableException(SocketPath, e.Message, e);
+        }
     }
 
     private async Task<AgentEvent> ReadFirstAsync(FrameSocket frames, CancellationToken ct)
@@ -107,6 +179,10 @@ public sealed class AgentClient(string socketPath) : IAgentClient
             frame = await frames.ReadFrameAsync(ct);
         }
         catch (SocketException e)
+        {
+            throw new AgentUnavailableException(SocketPath, e.Message, e);
+        }
+        catch (InvalidDataException e)
         {
             throw new AgentUnavailableException(SocketPath, e.Message, e);
         }

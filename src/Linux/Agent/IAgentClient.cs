@@ -29,6 +29,11 @@ public interface IAgentClient
     Task SignalAllAsync(int signal, CancellationToken ct);
 
     Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct);
+
+    /// <summary>Appends the agent's log lines to <paramref name="logFile"/> (created 0600) as the agent logs them, over a
+    /// connection of its own that is opened again whenever it breaks, until disposed. <paramref name="problem"/> hears
+    /// why it stopped or waits (for the daemon's log). An agent that predates FollowLog keeps writing its own log.</summary>
+    IAsyncDisposable FollowLog(string logFile, Action<string>? problem = null);
 }
 
 /// <summary>One attached process stream: events are OutputChunk, OutputMissed, and finally Exited.</summary>
@@ -61,9 +66,14 @@ public sealed class AgentException(ErrorCode code, string message) : Exception(m
     public ErrorCode Code { get; } = code;
 }
 
-/// <summary>The agent's socket cannot be reached (not started yet, or the container's init is gone).</summary>
-public sealed class AgentUnavailableException(string socketPath, string reason, Exception? inner = null)
+/// <summary>The agent's socket cannot be reached (not started yet, or the container's init is gone), or the agent did
+/// not answer within the call's deadline (<see cref="TimedOut"/>).</summary>
+public sealed class AgentUnavailableException(string socketPath, string reason, Exception? inner = null, bool timedOut = false)
     : Exception($"agent at {socketPath} unavailable: {reason}", inner)
 {
     public string SocketPath { get; } = socketPath;
+
+    public string Reason { get; } = reason;
+
+    public bool TimedOut { get; } = timedOut;
 }

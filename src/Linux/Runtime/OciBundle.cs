@@ -9,7 +9,7 @@ public sealed record BundleSpec(
     string RootfsPath,
     string AgentBinary,
     string AgentSocketPath,
-    string AgentLogPath,
+    string AgentLogPath, // where gardend appends the agent's log (created 0600 before the agent starts); not given to the agent
     string CgroupsPath,
     bool Privileged,
     IReadOnlyList<string> Env,
@@ -25,14 +25,15 @@ public sealed record BindMountSpec(string Source, string Destination, bool ReadO
 public static class OciBundle
 {
     public const string AgentPathInContainer = "/.garden/agent";
-    /// <summary>The agent gets its listening socket and its log as fds 3 and 4 (runc --preserve-fds), and the directory of
-    /// the cgroup its processes go into as fd 5: nothing of these is reachable from inside the container.</summary>
-    public static int PreservedFds(BundleSpec spec) => spec.ProcessCgroupDir is null ? 2 : 3;
+    /// <summary>The agent gets its listening socket as fd 3 (runc --preserve-fds) and the directory of the cgroup its
+    /// processes go into as fd 4; nothing else of the host. Its log goes to gardend over the socket (FollowLog), not
+    /// through a descriptor, and the agent is not dumpable: nothing in the container can reach these fds.</summary>
+    public static int PreservedFds(BundleSpec spec) => spec.ProcessCgroupDir is null ? 1 : 2;
 
     private static JsonArray AgentArgs(BundleSpec spec)
     {
-        var args = new JsonArray(AgentPathInContainer, "--listen-fd", "3", "--log-fd", "4");
-        if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add("5"); }
+        var args = new JsonArray(AgentPathInContainer, "--listen-fd", "3");
+        if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add("4"); }
         return args;
     }
     public const int HostnameMax = 49;

@@ -25,13 +25,20 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         var id = spec.Handle;
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
-        using var log = File.OpenHandle(spec.AgentLogPath, FileMode.Append, FileAccess.Write);
         using var cgroup = spec.ProcessCgroupDir is { } dir ? Sys.Open(dir, OpenFlags.Directory) : null;
+        // gardend appends the agent's log here (it follows the agent over its socket); the agent gets no descriptor of it
+        new FileStream(spec.AgentLogPath, new FileStreamOptions
+        {
+            Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.ReadWrite,
+            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+        }).Dispose();
+        // runc's stdout and stderr, which its init inherits: the agent points them at /dev/null once it runs, so only its
+        // startup errors land in this file
         var stderrFile = Path.Combine(bundleDir, "runc-run.log");
         var args = Global().Concat(["run", "--detach", "--no-new-keyring", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
-                cgroup is null ? [listener, log] : [listener, log, cgroup]), ct)
+                cgroup is null ? [listener] : [listener, cgroup]), ct)
             .ConfigureAwait(false);
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
         _bundles[id] = bundleDir;

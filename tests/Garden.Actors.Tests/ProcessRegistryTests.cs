@@ -1,0 +1,63 @@
+using Akka.TestKit.Xunit2;
+using Garden.Actors.Container;
+using Garden.Protocol.Agent;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+/// <summary>The container's process bookkeeping as plain state: when an actor may stop, one List at a time, what a List means.</summary>
+public sealed class ProcessRegistryTests : TestKit
+{
+    [Fact]
+    public void An_idle_actor_is_stopped_only_when_it_has_taken_every_message_sent_to_it()
+    {
+        var r = new ProcessRegistry();
+        var probe = CreateTestProbe();
+        r.Add("p", probe.Ref);
+        Assert.True(r.Send("p", "start", probe.Ref));
+        Assert.True(r.Send("p", "attach", probe.Ref));
+        Assert.False(r.Idle("p", probe.Ref, handled: 1, exitKnown: true)); // the attach is on its way
+        Assert.NotNull(r.Find("p"));
+        Assert.True(r.Idle("p", probe.Ref, handled: 2, exitKnown: true));
+        Assert.Null(r.Find("p"));
+        Assert.False(r.Send("p", "late", probe.Ref));
+        // an older actor of the same id does not stop the new one
+        var newer = CreateTestProbe();
+        r.Add("p", newer.Ref);
+        Assert.False(r.Idle("p", probe.Ref, handled: 0, exitKnown: true));
+        Assert.NotNull(r.Find("p"));
+        Assert.NotEqual(r.NameFor("p"), r.NameFor("p"));
+    }
+
+    [Fact]
+    public void One_list_at_a_time_and_what_it_finds()
+    {
+        var r = new ProcessRegistry();
+        Assert.Null(r.StartList()); // nothing to watch
+        r.Watch("running");
+        r.Watch("exited");
+        r.Watch("forgotten");
+        var asked = r.StartList()!;
+        Assert.Equal(3, asked.Count);
+        Assert.Null(r.StartList()); // still out
+        r.Watch("late"); // spawned while the List was out: not asked, not judged
+        var found = r.Listed(
+        [
+            new ProcessEntry { Id = "running", Exited = false },
+            new ProcessEntry { Id = "exited", Exited = true, Exit = new Exited { ExitCode = 4 } },
+        ], asked);
+        Assert.Equal(2, found.Count);
+        Assert.Equal(4, found.Single(f => f.Id == "exited").Exit!.ExitCode);
+        Assert.True(found.Single(f => f.Id == "forgotten").Gone);
+        Assert.True(r.IsPending("running"));
+        Assert.True(r.IsPending("late"));
+        Assert.False(r.IsPending("exited"));
+        Assert.Equal(2, r.Pending);
+
+        // a failed List changes nothing but lets the next one go
+        Assert.NotNull(asked = r.StartList()!);
+        Assert.Empty(r.Listed(null, asked));
+        Assert.Equal(2, r.Pending);
+        Assert.NotNull(r.StartList());
+    }
+}
