@@ -1009,8 +1009,9 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         var inFlight = new List<Task>();
         try
         {
-            Directory.CreateDirectory(_paths.Depot);
-            Directory.CreateDirectory(Path.GetDirectoryName(_paths.AgentSocket)!);
+            const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            Directory.CreateDirectory(_paths.Depot, rootOnly);
+            Directory.CreateDirectory(Path.GetDirectoryName(_paths.AgentSocket)!, rootOnly);
             undo.Push(("depot", () => { DeleteDepot(); return Task.CompletedTask; }));
 
             string? layer = null;
