@@ -62,6 +62,9 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
 
     public override int Identifier => Id;
 
+    /// <summary>The records this serializer writes (each under its manifest).</summary>
+    public static IReadOnlyCollection<Type> RecordTypes => Manifests.Keys;
+
     public override string Manifest(object o) => Manifests.TryGetValue(o.GetType(), out var m)
         ? m
         : throw new ArgumentException($"{o.GetType()} is not a journal message", nameof(o));
