@@ -94,8 +94,4 @@ public sealed record AkkaRemote(string Host, int Port, string? CertificatePath, 
           akka-system-msg = "Garden.Host.Remote.InboundSystemMessageSerializer, gardend"
         }
         """);
-
-    /// <summary>The serializer ids the endpoint accepts inbound (everything else is refused): ApiSerializer's,
-    /// Akka's container of actor selections, and the two filters.</summary>
-    public static readonly IReadOnlySet<int> AcceptedSerializerIds = new HashSet<int> { Garden.Protocol.Remote.ApiSerializer.Id, 6, 16, 22 };
 }

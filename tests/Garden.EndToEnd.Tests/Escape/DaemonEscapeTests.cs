@@ -195,6 +195,8 @@ public sealed class DaemonEscapeTests
                 Direct(path).Tell(PoisonPill.Instance);
                 Selected(path).Tell(PoisonPill.Instance);
                 Direct(path).Tell(Kill.Instance);
+                Direct(path).Tell(new ContainerReleased { Handle = target }); // a journal record: its serializer is refused too
+                Direct(path).Tell("stop");
                 ((IInternalActorRef)Direct(path)).SendSystemMessage(new Terminate());
             }
             await Task.Delay(TimeSpan.FromSeconds(3));
