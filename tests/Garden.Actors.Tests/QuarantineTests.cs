@@ -55,10 +55,10 @@ public sealed class QuarantineTests : TestKit
         AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(10));
     }
 
-    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
+    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(15)).GetAwaiter().GetResult();
 
     private GardenException Error(object msg) => Assert.IsType<GardenException>(
-        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
+        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(15)).GetAwaiter().GetResult()));
 
     private void Create(string handle) => Ask<ContainerCreated>(new CreateContainer(
         new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false)));
