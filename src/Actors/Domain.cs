@@ -32,8 +32,10 @@ public sealed record BindMount(string Source, string Destination, bool ReadOnly)
     private static readonly string[] Reserved = ["/proc", "/sys", "/dev", "/.garden"];
 
     /// <summary>What is wrong with this mount as an error naming the field and the value, or null. Checked before
-    /// anything is made; <paramref name="exists"/> tells whether a host path exists (a seam for tests).</summary>
-    public GardenException? Problem(int index, Func<string, bool> exists)
+    /// anything is made. <paramref name="resolve"/> gives a host path with its symlinks resolved, or null when it does not
+    /// exist (a seam for tests); <paramref name="hostOnly"/> are the resolved paths only gardend may use (its state dir,
+    /// its API socket, ...): a source that is one of them or inside one is refused, however it is spelled.</summary>
+    public GardenException? Problem(int index, Func<string, string?> resolve, IReadOnlyCollection<string> hostOnly)
     {
         var field = $"bind mount {index + 1}";
         if (Source.Length == 0 || Source[0] != '/')
@@ -45,15 +47,24 @@ public sealed record BindMount(string Source, string Destination, bool ReadOnly)
             return GardenException.Invalid($"{field} dst", $"\"{Destination}\" would hide the container's root");
         if (Reserved.FirstOrDefault(r => dst == r || dst.StartsWith(r + "/", StringComparison.Ordinal)) is { } reserved)
             return GardenException.Invalid($"{field} dst", $"\"{Destination}\" is inside {reserved}, which the container's own mounts own");
-        if (!exists(Source))
+        if (resolve(Source) is not { } real)
             return GardenException.Invalid($"{field} src", $"\"{Source}\" does not exist on the host");
+        if (hostOnly.FirstOrDefault(root => IsAtOrUnder(real, root)) is { } forbidden)
+            return GardenException.Invalid($"{field} src", $"\"{Source}\"{(real == Source ? "" : $" (that is {real})")} is " +
+                $"{(real == forbidden ? "" : "inside ")}{forbidden}, which only gardend may use: a container must not reach the daemon's state, journal or sockets");
         return null;
+    }
+
+    /// <summary>True when <paramref name="path"/> is <paramref name="root"/> or below it (both absolute and resolved).</summary>
+    public static bool IsAtOrUnder(string path, string root)
+    {
+        var r = root.Length > 1 ? root.TrimEnd('/') : root;
+        return path == r || path.StartsWith(r == "/" ? "/" : r + "/", StringComparison.Ordinal);
     }
 
     /// <summary>The destination with "..", "." and repeated slashes resolved (lexically: it names a path in the container).</summary>
     public string NormalDestination => Path.GetFullPath(Destination);
 
-    public static bool ExistsOnHost(string path) => File.Exists(path) || Directory.Exists(path);
 }
 
 /// <summary>A container's place on the network, given by the host's pool: its subnet (the gateway is the first address)
@@ -132,12 +143,15 @@ public sealed record ProcessSpec(
 
 public enum ContainerLifecycle { Creating, Active, Stopping, Stopped, Destroying, Destroyed, Broken }
 
-/// <summary>Names: handles become hostnames, directory names and actor names; process ids become actor names.</summary>
+/// <summary>Names: handles become hostnames, directory names and actor names; process ids become actor names. One
+/// validator for every entry (create, run, attach, signal, ...): the whole string must match (<c>\A...\z</c>: .NET's
+/// <c>$</c> also matches before a final newline, which once let "evil\n" into the journal), and every valid name is a
+/// valid Akka actor name.</summary>
 public static partial class Names
 {
     public const int MaxLength = 128;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    [GeneratedRegex(@"\A[A-Za-z0-9][A-Za-z0-9._-]*\z")]
     private static partial Regex NamePattern();
 
     /// <summary>Null when valid, else why not.</summary>
@@ -145,7 +159,7 @@ public static partial class Names
     {
         if (name.Length == 0) return "must not be empty";
         if (name.Length > MaxLength) return $"is {name.Length} characters long (max {MaxLength})";
-        if (!NamePattern().IsMatch(name))
+        if (!NamePattern().IsMatch(name) || !Akka.Actor.ActorPath.IsValidPathElement(name))
             return "may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit";
         return null;
     }
@@ -153,7 +167,43 @@ public static partial class Names
     public static void Validate(string field, string name)
     {
         var problem = Problem(name);
-        if (problem is not null) throw GardenException.Invalid(field, $"\"{name}\" {problem}");
+        if (problem is not null) throw GardenException.Invalid(field, $"{Quote(name)} {problem}");
+    }
+
+    /// <summary>A name as a C#-style quoted string with control characters escaped (\n, \u0000), for error messages and
+    /// logs: a name that is not valid may hold anything.</summary>
+    public static string Quote(string name)
+    {
+        var b = new System.Text.StringBuilder(name.Length + 2).Append('"');
+        foreach (var c in name)
+            b.Append(c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                _ when char.IsControl(c) => $"\\u{(int)c:x4}",
+                _ => c.ToString(),
+            });
+        return b.Append('"').ToString();
+    }
+
+    /// <summary>An actor name for any string, never throwing: the name itself when it is valid, else "_" followed by its
+    /// UTF-8 bytes with everything but letters, digits, '.' and '-' percent-encoded. A valid name starts with a letter or
+    /// digit, so the two never meet, and the encoding is one-to-one. (A handle an earlier build let into the journal
+    /// still gets an actor, which reports itself broken and can be destroyed.)</summary>
+    public static string ActorName(string name)
+    {
+        if (Problem(name) is null) return name;
+        var b = new System.Text.StringBuilder("_");
+        foreach (var by in System.Text.Encoding.UTF8.GetBytes(name))
+        {
+            var c = (char)by;
+            if (c is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '.' or '-') b.Append(c);
+            else b.Append('%').Append(by.ToString("X2"));
+        }
+        return b.ToString();
     }
 
     /// <summary>A fresh name: 11 lowercase letters and digits (hostname-safe).</summary>

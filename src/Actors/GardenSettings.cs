@@ -28,6 +28,21 @@ public sealed record GardenSettings(
 {
     public FaultPoints Faults { get; } = new(CrashAt);
 
+    /// <summary>The limits a Create gets for each of memory, pids and disk it names none of (garden.default-limits).</summary>
+    public Limits DefaultLimits { get; init; } = Limits.None;
+
+    /// <summary>At most one "out of memory" journal record and event per container per this interval; the kills in between
+    /// are counted into the next one (garden.oom-event-interval).</summary>
+    public TimeSpan OomEventInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>gardend's API socket (garden.gateway.socket), when it has one: no bind mount may expose it.</summary>
+    public string ApiSocket { get; init; } = "";
+
+    /// <summary>Host paths only gardend may use, so no bind mount source may be one of them or inside one: the state dir
+    /// (journal, depot, the agents' sockets) and the API socket.</summary>
+    public IReadOnlyList<string> HostOnlyPaths =>
+        ApiSocket.Length == 0 ? [StateDir] : [StateDir, ApiSocket];
+
     public string JournalPath => Path.Combine(StateDir, "journal.db");
 
     public string DepotDir => Path.Combine(StateDir, "depot");
@@ -83,7 +98,40 @@ public sealed record GardenSettings(
                 .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))],
             Network: NetworkSettings.From(c.GetConfig("network")),
             DefaultGraceTime: DefaultGrace(c),
-            AgentCallTimeout: PositiveTime(c, "agent-call-timeout"));
+            AgentCallTimeout: PositiveTime(c, "agent-call-timeout"))
+        {
+            DefaultLimits = DefaultLimitsOf(c),
+            OomEventInterval = PositiveTime(c, "oom-event-interval"),
+            ApiSocket = c.GetString("gateway.socket", ""),
+        };
+    }
+
+
+    /// <summary>garden.default-limits: memory and disk are sizes (512M, 1G), pids a count; 0 = no default for that one.
+    /// Each is checked against the same ranges as a Create's own limits.</summary>
+    private static Limits DefaultLimitsOf(Config c)
+    {
+        ulong? Size(string key)
+        {
+            var path = $"default-limits.{key}";
+            long? bytes;
+            try
+            {
+                bytes = c.GetByteSize(path);
+            }
+            catch (Exception e) when (e is FormatException or ConfigurationException or OverflowException or ArgumentException)
+            {
+                throw new ConfigurationException($"garden.{path}: \"{c.GetString(path)}\" is not a size (e.g. 512M, 1G; 0 = none)");
+            }
+            if (bytes is null or < 0) throw new ConfigurationException($"garden.{path}: \"{c.GetString(path)}\" is not a size (e.g. 512M, 1G; 0 = none)");
+            return bytes == 0 ? null : (ulong)bytes;
+        }
+        var pidsText = c.GetString("default-limits.pids");
+        if (!ulong.TryParse(pidsText, System.Globalization.NumberStyles.None, null, out var pids))
+            throw new ConfigurationException($"garden.default-limits.pids: \"{pidsText}\" is not a count (0 = none)");
+        var limits = new Limits(MemoryBytes: Size("memory"), Pids: pids == 0 ? null : pids, DiskBytes: Size("disk"));
+        if (limits.Problem() is { } problem) throw new ConfigurationException($"garden.default-limits.{problem.Message}");
+        return limits;
     }
 }
 

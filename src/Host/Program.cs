@@ -40,17 +40,24 @@ catch (ArgumentException e)
     Console.Error.WriteLine($"gardend: {e.Message}");
     return 2;
 }
-if (akkaRemote is not null) config = akkaRemote.ToAkkaConfig().WithFallback(config);
 
-var settings = GardenSettings.Create(config);
+GardenSettings settings;
+try
+{
+    settings = GardenSettings.Create(config);
+}
+catch (Akka.Configuration.ConfigurationException e)
+{
+    Console.Error.WriteLine($"gardend: bad configuration: {e.Message}");
+    return 2;
+}
 var socketPath = config.GetString("garden.gateway.socket");
 if (!File.Exists(settings.AgentBinary))
 {
     Console.Error.WriteLine($"gardend: agent binary {settings.AgentBinary} not found (run `make install`, or set garden.agent-binary)");
     return 1;
 }
-Directory.CreateDirectory(settings.StateDir);
-Directory.CreateDirectory(settings.DepotDir);
+StateDir.Close(settings); // 0700, secrets 0600: before the journal is opened or any actor writes
 Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
 File.Delete(socketPath); // a socket left by a killed daemon blocks the bind
 
@@ -77,9 +84,11 @@ var host = Wiring.WireActors(system, settings, effects);
 var builder = WebApplication.CreateSlimBuilder();
 var gateway = new GatewayContext(host, settings.AskTimeout, system);
 var app = Wiring.WireGateway(builder, socketPath, gateway);
+// Akka.Remote is an ActorSystem of its own holding only /user/host: nothing a peer sends can reach the containers' actors.
+var endpoint = akkaRemote is null ? null : ActorSystem.Create(Garden.Host.Remote.AkkaRemote.SystemName, akkaRemote.ToAkkaConfig().WithFallback(config));
 if (akkaRemote is not null)
 {
-    Wiring.WireRemote(system, gateway);
+    Wiring.WireRemote(endpoint!, gateway);
     Console.WriteLine($"gardend: Akka.Remote API at {akkaRemote.Address}/user/host" +
                       (akkaRemote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
 }
@@ -93,6 +102,7 @@ app.Lifetime.ApplicationStopping.Register(() => Console.WriteLine("gardend stopp
 _ = system.WhenTerminated.ContinueWith(_ => app.Lifetime.StopApplication());
 
 await app.RunAsync();
+if (endpoint is not null) await endpoint.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
 var reason = CoordinatedShutdown.Get(system).ShutdownReason;
 await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
 File.Delete(socketPath);

@@ -30,9 +30,10 @@ public static class Wiring
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "containers");
 
-    /// <summary>/user/host: the API over Akka.Remote, performed by the same GardenService as gRPC.</summary>
-    public static IActorRef WireRemote(ActorSystem system, GatewayContext context) =>
-        system.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "host");
+    /// <summary>/user/host of the Akka.Remote endpoint (an ActorSystem of its own, see AkkaRemote.Hardening): the API,
+    /// performed by the same GardenService as gRPC, on the actors of gardend's own local-only system.</summary>
+    public static IActorRef WireRemote(ActorSystem endpoint, GatewayContext context) =>
+        endpoint.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "host");
 
     public static WebApplication WireGateway(WebApplicationBuilder builder, string socketPath, GatewayContext context)
     {

@@ -18,6 +18,7 @@ public sealed class GraceEventsTests : TestKit
     private readonly FakeOciRuntime _runtime;
     private readonly FakeAgent _agent;
     private readonly string _stateDir = TestPaths.NewTempDir("grace");
+    private readonly string _data = TestPaths.NewTempDir("grace-data"); // not under the state dir: no bind mount may reach that
     private readonly ContainerEffects _effects;
     private IActorRef _host;
 
@@ -29,7 +30,6 @@ public sealed class GraceEventsTests : TestKit
         _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log),
             new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-        Directory.CreateDirectory(Path.Combine(_stateDir, "data"));
         _host = StartHost();
     }
 
@@ -37,6 +37,7 @@ public sealed class GraceEventsTests : TestKit
     {
         base.Dispose(disposing);
         Directory.Delete(_stateDir, recursive: true);
+        Directory.Delete(_data, recursive: true);
     }
 
     private IActorRef StartHost(string extra = "") => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
@@ -78,7 +79,7 @@ public sealed class GraceEventsTests : TestKit
     [Fact]
     public void Bind_mounts_go_into_the_bundle_after_the_containers_own_and_survive_a_restart()
     {
-        var data = Path.Combine(_stateDir, "data");
+        var data = _data;
         Ask<ContainerCreated>(Create("bm", null, new BindMount(data, "/mnt/data/../ro", true), new BindMount(data, "/mnt/rw", false)));
         var mounts = _runtime.Bundles["bm"].BindMounts!;
         Assert.Equal([new(data, "/mnt/ro", true), new(data, "/mnt/rw", false)], mounts.TakeLast(2));
@@ -100,7 +101,7 @@ public sealed class GraceEventsTests : TestKit
     public void A_bad_bind_mount_is_refused_naming_the_field_and_value_before_anything_is_made(string src, string dst, string field, string why,
         string shown)
     {
-        src = src.Replace("DATA", Path.Combine(_stateDir, "data"));
+        src = src.Replace("DATA", _data);
         var e = Error(Create("bad", null, new BindMount(src, dst, true)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith(field, e.Message);
@@ -108,6 +109,45 @@ public sealed class GraceEventsTests : TestKit
         Assert.Contains($"\"{shown}\"", e.Message);
         Assert.Empty(_log.All);
         Assert.False(Exists("bad"));
+    }
+
+    [Theory]
+    [InlineData("STATE", "is STATE,")]
+    [InlineData("STATE/depot", "is inside STATE,")]
+    [InlineData("STATE/sockets/../depot/x/..", "is inside STATE,")]
+    [InlineData("DATA/link-to-state", "(that is STATE) is STATE,")]
+    [InlineData("DATA/link-to-state/journal.db", "is inside STATE,")]
+    [InlineData("SOCKET", "is SOCKET,")]
+    public void A_bind_mount_of_the_state_dir_or_the_api_socket_is_refused_however_it_is_spelled(string src, string why)
+    {
+        var socket = Path.Combine(_data, "api.sock");
+        File.WriteAllText(socket, "");
+        Directory.CreateDirectory(Path.Combine(_stateDir, "depot", "x"));
+        Directory.CreateDirectory(Path.Combine(_stateDir, "sockets"));
+        File.WriteAllText(Path.Combine(_stateDir, "journal.db"), "");
+        if (!File.Exists(Path.Combine(_data, "link-to-state"))) File.CreateSymbolicLink(Path.Combine(_data, "link-to-state"), _stateDir);
+        Restart($"gateway.socket = \"{socket}\"");
+        string Fill(string t) => t.Replace("STATE", _stateDir).Replace("DATA", _data).Replace("SOCKET", socket);
+        var e = Error(Create("bad", null, new BindMount(Fill(src), "/mnt", true)));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.StartsWith("bind mount 1 src", e.Message);
+        Assert.Contains(Fill(why), e.Message);
+        Assert.Contains("only gardend may use", e.Message);
+        Assert.DoesNotContain(_log.All, c => c.Contains("bad"));
+        Assert.False(Exists("bad"));
+        // the probe sees a mount that is allowed: a sibling of the state dir is fine
+        Ask<ContainerCreated>(Create("fine", null, new BindMount(_data, "/mnt", true)));
+        Assert.Equal(_data, _runtime.Bundles["fine"].BindMounts!.Last().Source);
+    }
+
+    [Fact]
+    public void A_bind_mount_source_is_mounted_as_the_path_that_was_checked()
+    {
+        var link = Path.Combine(_data, "link");
+        var target = Directory.CreateDirectory(Path.Combine(_data, "target")).FullName;
+        File.CreateSymbolicLink(link, target);
+        Ask<ContainerCreated>(Create("resolved", null, new BindMount(link, "/mnt", true)));
+        Assert.Equal(target, _runtime.Bundles["resolved"].BindMounts!.Last().Source);
     }
 
     // ---- grace time ----

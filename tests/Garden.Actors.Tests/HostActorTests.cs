@@ -62,7 +62,8 @@ public sealed class HostActorTests : TestKit
         Assert.Equal(11, handle.Length);
         // the network's links are made while the rootfs mounts, its rules while runc starts: both links and rootfs come before run
         var calls = _log.All.ToList();
-        Assert.Equal(4, calls.Count);
+        Assert.Equal(5, calls.Count);
+        Assert.Contains($"cgroup apply {handle}", calls); // garden.default-limits: pids
         Assert.True(calls.IndexOf($"rootfs create {handle}") < calls.IndexOf($"run {handle}"), string.Join(", ", calls));
         Assert.True(calls.IndexOf($"network up {handle} 10.254.0.2") is >= 0 and var up && up < calls.IndexOf($"run {handle}"), string.Join(", ", calls));
         Assert.Contains($"firewall apply {handle} in=0 out=0", calls);

@@ -136,11 +136,16 @@ public sealed class JournalSerializerTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void An_unknown_manifest_names_itself()
+    public void An_unknown_manifest_or_bad_bytes_read_as_an_unreadable_record_naming_why()
     {
         var serializer = (Akka.Serialization.SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(PropertySet));
-        var e = Assert.ThrowsAny<Exception>(() => serializer.FromBinary([], "zz"));
-        Assert.Contains("zz", e.Message);
+        var unknown = Assert.IsType<UnreadableRecord>(serializer.FromBinary([], "zz"));
+        Assert.Equal("zz", unknown.Manifest);
+        Assert.Contains("unknown journal manifest \"zz\"", unknown.Reason);
+        var garbage = Assert.IsType<UnreadableRecord>(serializer.FromBinary([0xff, 0xff, 0xff], "ps"));
+        Assert.Contains("does not parse", garbage.Reason);
+        // never written: it has no manifest
+        Assert.ThrowsAny<ArgumentException>(() => serializer.Manifest(unknown));
     }
 
     [Fact]

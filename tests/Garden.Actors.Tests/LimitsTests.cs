@@ -36,15 +36,15 @@ public sealed class LimitsTests : TestKit
         Directory.Delete(_stateDir, recursive: true);
     }
 
-    private IActorRef StartHost() => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\" }}")), _effects, new FakeHostResources()), "host");
+    private IActorRef StartHost(string extra = "") => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
+        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\"\n{extra} }}")), _effects, new FakeHostResources()), "host");
 
-    private void Restart()
+    private void Restart(string extra = "")
     {
         Watch(_host);
         Sys.Stop(_host);
         ExpectTerminated(_host);
-        _host = StartHost();
+        _host = StartHost(extra);
         AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
     }
 
@@ -133,5 +133,81 @@ public sealed class LimitsTests : TestKit
         Ask<ContainerCreated>(Create("gone", Asked));
         Ask<ContainerDestroyed>(new DestroyContainer("gone"));
         Assert.Equal(0, _disk.Count);
+    }
+
+    [Fact]
+    public void A_storm_of_oom_kills_is_one_event_with_a_count_journaled_at_most_once_per_interval()
+    {
+        Restart("oom-event-interval = 1s");
+        Ask<ContainerCreated>(Create("storm", new Limits(MemoryBytes: 32UL << 20)));
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(Garden.Actors.Events.ContainerEvent));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < 500; i++) _oom.Kill("storm");
+        // the first kill is reported at once; the 499 after it in one record when the interval ends
+        var first = events.FishForMessage<Garden.Actors.Events.ContainerEvent>(e => e.Kind == Garden.Actors.Events.ContainerEvent.OutOfMemory);
+        Assert.Equal("1 kill so far", first.Detail);
+        var second = events.FishForMessage<Garden.Actors.Events.ContainerEvent>(e => e.Kind == Garden.Actors.Events.ContainerEvent.OutOfMemory,
+            TimeSpan.FromSeconds(3));
+        Assert.Equal("500 kills so far", second.Detail);
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(900), $"second report after {clock.Elapsed}");
+        events.ExpectNoMsg(TimeSpan.FromMilliseconds(1500)); // nothing more to report: no record, no event
+        var info = Ask<ContainerInfo>(new GetInfo("storm"));
+        Assert.Single(info.Events, ContainerState.OutOfMemoryEvent);
+        Assert.Equal(500UL, info.OomKills);
+        Assert.NotNull(info.LastOom);
+        Restart("oom-event-interval = 1s");
+        info = Ask<ContainerInfo>(new GetInfo("storm"));
+        Assert.Single(info.Events, ContainerState.OutOfMemoryEvent);
+        Assert.Equal(500UL, info.OomKills);
+    }
+
+    [Fact]
+    public void Records_of_earlier_builds_one_per_kill_fold_into_one_event_with_a_count()
+    {
+        var state = ContainerState.Empty("old");
+        for (var i = 1; i <= 3; i++)
+            state = state.Apply(new Garden.Protocol.Journal.OutOfMemory { AtUnixMs = 1000 * i }); // no count, no cgroup count
+        Assert.Single(state.Events, ContainerState.OutOfMemoryEvent);
+        Assert.Equal(3UL, state.OomKills);
+        Assert.Equal(3000, state.LastOomUnixMs);
+        // with the cgroup's own count, that count wins
+        Assert.Equal(40UL, state.Apply(new Garden.Protocol.Journal.OutOfMemory { AtUnixMs = 4000, OomKills = 40, Kills = 2 }).OomKills);
+        // a snapshot of an earlier build: one entry per kill
+        var snapshot = new Garden.Protocol.Journal.ContainerSnapshot { Events = { "out of memory", "stopped", "out of memory" } };
+        var folded = ContainerState.Empty("old").Apply(snapshot);
+        Assert.Equal(["out of memory", "stopped"], folded.Events);
+        Assert.Equal(2UL, folded.OomKills);
+        var again = ContainerState.Empty("old").Apply(folded.ToSnapshot());
+        Assert.Equal(folded.Events, again.Events);
+        Assert.Equal(2UL, again.OomKills);
+    }
+
+    [Fact]
+    public void Default_limits_fill_in_what_a_create_names_none_of()
+    {
+        Ask<ContainerCreated>(Create("builtin", Limits.None));
+        Assert.Equal(new Limits(Pids: 1024), Ask<ContainerInfo>(new GetInfo("builtin")).Limits); // the documented default
+        Restart("default-limits { pids = 50, memory = 64M, disk = 32M }");
+        Ask<ContainerCreated>(Create("plain", Limits.None));
+        Ask<ContainerCreated>(Create("own", new Limits(Pids: 7, CpuWeight: 100)));
+        Assert.Equal(new Limits(MemoryBytes: 64UL << 20, Pids: 50, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("plain")).Limits);
+        Assert.Equal(new Limits(MemoryBytes: 64UL << 20, CpuWeight: 100, Pids: 7, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("own")).Limits);
+        Assert.Equal(new Garden.Linux.Cgroups.ResourceLimits(64UL << 20, null, null, 50), _cgroups.Read("plain")); // in the kernel
+        Assert.Equal(2, _disk.Count);
+    }
+
+    [Theory]
+    [InlineData("pids = -1", "garden.default-limits.pids")]
+    [InlineData("pids = lots", "garden.default-limits.pids")]
+    [InlineData("pids = 99999999", "garden.default-limits.pids: 99999999 is out of range")]
+    [InlineData("memory = 1M", "garden.default-limits.memory: 1 MiB is out of range")]
+    [InlineData("memory = huge", "garden.default-limits.memory: \"huge\" is not a size")]
+    [InlineData("disk = 1k", "garden.default-limits.disk")]
+    public void Bad_default_limits_stop_the_start_naming_the_setting(string setting, string message)
+    {
+        var e = Assert.ThrowsAny<Akka.Configuration.ConfigurationException>(() => GardenSettings.Create(
+            Akka.Configuration.ConfigurationFactory.ParseString($"garden {{ default-limits {{ {setting} }} }}")));
+        Assert.Contains(message, e.Message);
     }
 }

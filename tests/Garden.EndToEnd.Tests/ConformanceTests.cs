@@ -167,7 +167,8 @@ public sealed class AkkaConformanceTests(RemoteDaemonFixture fixture) : Conforma
 {
     protected override IGardenClient Connect() => AkkaGardenClient.Connect(Fixture.AkkaAddress, TimeSpan.FromSeconds(30));
 
-    /// <summary>A raw remote actor sending something that is no request gets an ApiError, and the daemon keeps serving.</summary>
+    /// <summary>A raw remote actor sending an API message that is no request gets an ApiError; anything that is not an
+    /// API message (here a string) is not even deserialized (see AkkaRemote.Hardening): no answer. The daemon keeps serving.</summary>
     [Fact]
     public async Task Unknown_message_gets_ApiError_and_the_daemon_carries_on()
     {
@@ -175,10 +176,7 @@ public sealed class AkkaConformanceTests(RemoteDaemonFixture fixture) : Conforma
         try
         {
             var api = system.ActorSelection(AkkaGardenClient.ApiPath(Fixture.AkkaAddress));
-            var reply = await api.Ask<object>("hello", TimeSpan.FromSeconds(20));
-            var error = Assert.IsType<ApiError>(reply);
-            Assert.Equal("InvalidArgument", error.Code);
-            Assert.Contains("unknown message", error.Message);
+            await Assert.ThrowsAsync<AskTimeoutException>(() => api.Ask<object>("hello", TimeSpan.FromSeconds(3)));
 
             var notARequest = Assert.IsType<ApiError>(await api.Ask<object>(new PingResponse { Version = "x" }, TimeSpan.FromSeconds(20)));
             Assert.Contains("garden.v1.PingResponse", notARequest.Message);

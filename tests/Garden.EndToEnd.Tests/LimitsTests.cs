@@ -196,6 +196,18 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         Assert.Contains("lots", usage.Stderr);
         Assert.Empty(Host.Leftovers(D, h));
     }
+
+    [Fact]
+    public async Task A_create_naming_no_pids_limit_gets_the_default_in_the_kernel()
+    {
+        var h = await Create("defpids");
+        try
+        {
+            Assert.Equal(1024UL, U((await Json("info", h)).GetProperty("limits"), "pids"));
+            Assert.Equal(1024UL, U(await Json("metrics", h), "pidsMax")); // read back from the kernel
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
 }
 
 /// <summary>Limits and OOM notification after kill -9 (a daemon of its own).</summary>
@@ -228,5 +240,13 @@ public sealed class LimitsRestartTests
             await d.CliAsync("destroy", h);
             await d.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Gardend_refuses_to_start_with_a_default_limit_out_of_range_naming_the_setting()
+    {
+        await using var d = new Gardend("garden.default-limits.memory = 1M");
+        Assert.Equal(2, await d.StartExpectingExitAsync());
+        Assert.Contains("garden.default-limits.memory: 1 MiB is out of range", d.Log);
     }
 }

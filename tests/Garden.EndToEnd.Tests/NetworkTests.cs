@@ -43,7 +43,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             // A second mapping at run time: a new port from the pool, printed as HOST:CONTAINER.
             var second = await D.CliAsync("net-in", h, "0:8081");
             Ok(second);
-            var m = Regex.Match(second.Stdout.Trim(), @"^(\d+):8081$");
+            var m = Regex.Match(second.Stdout.Trim(), @"\A(\d+):8081\z");
             Assert.True(m.Success, second.ToString());
             var port2 = int.Parse(m.Groups[1].Value);
             Assert.NotEqual(port.Host, port2);

@@ -293,6 +293,9 @@ public sealed class FakeHostResources(ulong memory = 1024, ulong disk = 2048) : 
     /// <summary>Ports the test says something on the host listens on.</summary>
     public HashSet<int> BusyPorts { get; } = [];
     public bool TcpPortInUse(int port) => BusyPorts.Contains(port);
+
+    /// <summary>The real host's answer: tests pass real temp paths.</summary>
+    public string? ResolvePath(string path) => new Garden.Linux.Host.HostResources().ResolvePath(path);
 }
 
 /// <summary>Network plumbing in memory: which containers have their namespace and veth, and their bandwidth limits.</summary>

@@ -44,19 +44,48 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private long _graceGeneration; // the grace timer message of an earlier start is stale (it may wait in the stash)
     private bool _changing;        // a limit or firewall change is in flight: the container is not idle
 
-    public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects)
+    public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects,
+        string? quarantine = null)
     {
         _settings = settings;
         _fx = effects;
         _fresh = fresh;
+        _quarantine = quarantine;
         _state = ContainerState.Empty(handle);
-        _paths = ContainerPaths.For(settings, handle);
+        // A handle that is not a valid name (an earlier build's journal) never names a host path: nothing was made for it.
+        _paths = ContainerPaths.For(settings, Names.Problem(handle) is null ? handle : Names.ActorName(handle));
         _agent = effects.Agents.Connect(_paths.AgentSocket);
         PersistenceId = HostState.PersistenceIdOf(handle, incarnation);
 
-        Recover<SnapshotOffer>(o => _state = _state.Apply((ContainerSnapshot)o.Snapshot));
-        Recover<IJournalRecord>(e => _state = _state.Apply(e));
+        Recover<SnapshotOffer>(o => Fold(o.Snapshot));
+        Recover<IJournalRecord>(Fold);
         Recover<RecoveryCompleted>(_ => OnRecovered());
+    }
+
+    /// <summary>Why this container cannot be trusted to its journal (the first record it could not apply, or a host
+    /// record about it), or null. Such a container starts broken, with the reason in its events: it can be destroyed.</summary>
+    private string? _quarantine;
+
+    /// <summary>Applies one recovered record; one that cannot be applied (unreadable, unknown, or it throws) is skipped
+    /// and quarantines the container, and the records after it are still applied (a later "broken" among them).</summary>
+    private void Fold(object record)
+    {
+        try
+        {
+            _state = record switch
+            {
+                UnreadableRecord u => throw new InvalidDataException(u.Reason),
+                IMessage m => _state.Apply(m),
+                _ => throw new InvalidDataException($"a {record.GetType().Name} is not a journal record"),
+            };
+        }
+        catch (Exception e)
+        {
+            var what = record is IMessage m and not UnreadableRecord ? $" ({m.Descriptor.Name})" : "";
+            var reason = $"journal record {LastSequenceNr}{what} cannot be applied: {e.Message}";
+            _log.Error("[{0}] {1}", Handle, reason);
+            _quarantine ??= reason;
+        }
     }
 
     public override string PersistenceId { get; }
@@ -64,8 +93,9 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     /// <summary>A fresh incarnation has an empty journal by construction: skip the replay queries (a Create stays fast).</summary>
     public override Recovery Recovery => _fresh ? Recovery.None : base.Recovery;
 
-    public static Props Props(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(handle, incarnation, fresh, settings, effects));
+    public static Props Props(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects,
+        string? quarantine = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(handle, incarnation, fresh, settings, effects, quarantine));
 
     private string Handle => _state.Handle;
 
@@ -205,6 +235,13 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             Become(Initial);
             return;
         }
+        if (Names.Problem(Handle) is { } badName)
+            _quarantine = $"handle {Names.Quote(Handle)} {badName} (an earlier gardend accepted it)";
+        if (_quarantine is not null)
+        {
+            Quarantine($"{_quarantine}; destroy it");
+            return;
+        }
         switch (_state.PlanRecovery())
         {
             case RecoveryPlan.Release:
@@ -226,6 +263,20 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 Become(Reconciling);
                 break;
         }
+    }
+
+    /// <summary>A container this daemon cannot trust to its journal: no reconcile, no kernel work; broken with the reason
+    /// (journaled once: a restart that finds the same reason adds nothing), until it is destroyed.</summary>
+    private void Quarantine(string reason)
+    {
+        _log.Error("[{0}] broken: {1}", Handle, reason);
+        Publish(ContainerEvent.Broken, reason);
+        if (_state.Lifecycle == ContainerLifecycle.Broken && _state.Events.Contains(reason))
+        {
+            Ready(healthy: false);
+            return;
+        }
+        Journal(ContainerState.Changed(ContainerLifecycle.Broken, reason), null, () => Ready(healthy: false));
     }
 
     private void Reconciling()
@@ -503,10 +554,18 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         });
         Command<OomKilled>(_ =>
         {
-            var kills = Try(() => _fx.Cgroups.Metrics(Handle).OomKills, 0UL);
-            _log.Warning("[{0}] out of memory: the kernel killed a process ({1} so far)", Handle, kills);
-            Journal(new OutOfMemory { AtUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), OomKills = kills }, null,
-                () => Publish(ContainerEvent.OutOfMemory));
+            // A container looping on allocations is killed hundreds of times a second: one record (and one event) per
+            // garden.oom-event-interval at most, counting the kills in between.
+            _oomUnjournaled++;
+            _oomLastUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            if (Timers.IsTimerActive(OomTimer)) return; // a record is due when the interval ends
+            var since = DateTime.UtcNow - _oomJournaledAt;
+            if (since >= _settings.OomEventInterval) JournalOom();
+            else Timers.StartSingleTimer(OomTimer, OomFlush.Instance, _settings.OomEventInterval - since);
+        });
+        Command<OomFlush>(_ =>
+        {
+            if (_oomUnjournaled > 0) JournalOom();
         });
         Command<GetLimits>(_ =>
         {
@@ -728,6 +787,27 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         }
     }
 
+    private const string OomTimer = "oom";
+    private ulong _oomUnjournaled;          // kills notified since the last OutOfMemory record
+    private long _oomLastUnixMs;
+    private DateTime _oomJournaledAt = DateTime.MinValue;
+
+    private sealed record OomFlush
+    {
+        public static readonly OomFlush Instance = new();
+    }
+
+    private void JournalOom()
+    {
+        var kills = _oomUnjournaled;
+        _oomUnjournaled = 0;
+        _oomJournaledAt = DateTime.UtcNow;
+        var total = Try(() => _fx.Cgroups.Metrics(Handle).OomKills, 0UL);
+        _log.Warning("[{0}] out of memory: the kernel killed {1} process(es) since the last report ({2} so far)", Handle, kills, total);
+        Journal(new OutOfMemory { AtUnixMs = _oomLastUnixMs, OomKills = total, Kills = kills }, null,
+            () => Publish(ContainerEvent.OutOfMemory, $"{_state.OomKills} kill{(_state.OomKills == 1 ? "" : "s")} so far"));
+    }
+
     private void StopWatchingOom()
     {
         _oomWatch?.Dispose();
@@ -857,6 +937,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         Command<SignalProcess>(Signal);
         Command<SetProcessTty>(msg =>
         {
+            if (RefuseBadId(msg.ProcessId)) return;
             if (msg.Size.Rows is 0 or > 10_000 || msg.Size.Cols is 0 or > 10_000)
             {
                 Sender.Tell(new Status.Failure(GardenException.Invalid("tty", $"{msg.Size.Rows}x{msg.Size.Cols} is out of range (1 to 10000 rows and columns)")));
@@ -913,14 +994,19 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         _processes.Send(spec.Id, new StartProcess(spec with { Env = env, Rlimits = rlimits }, msg.Detach, Sender), Sender);
     }
 
+    /// <summary>A process id that is not a valid name is refused as InvalidArgument at every entry (Run, Attach, Signal,
+    /// SetTty): no process of this daemon has one.</summary>
+    private bool RefuseBadId(string processId)
+    {
+        if (Names.Problem(processId) is not { } problem) return false;
+        Sender.Tell(new Status.Failure(GardenException.Invalid("process id", $"{Names.Quote(processId)} {problem}")));
+        return true;
+    }
+
     private void Attach(AttachProcess msg)
     {
+        if (RefuseBadId(msg.ProcessId)) return;
         if (_processes.Send(msg.ProcessId, msg, Sender)) return;
-        if (Names.Problem(msg.ProcessId) is not null)
-        {
-            Sender.Tell(new Status.Failure(GardenException.UnknownProcess(Handle, msg.ProcessId)));
-            return;
-        }
         // A process with no actor here (an earlier daemon's, or one that is done): ask the agent, which keeps recent exits.
         var replyTo = Sender;
         var self = Self;
@@ -934,6 +1020,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private void Signal(SignalProcess msg)
     {
+        if (RefuseBadId(msg.ProcessId)) return;
         if (_processes.Send(msg.ProcessId, msg, Sender)) return;
         var replyTo = Sender;
         _agent.SignalAsync(msg.ProcessId, msg.Signal, CancellationToken.None)
@@ -966,7 +1053,8 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
         OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
         _state.Limits with { BandwidthBurst = _state.Limits.ToBandwidth()?.BurstBytes }, _state.Network, _state.NetIn,
-        _state.Spec?.BindMountsOrEmpty ?? [], _state.GraceTime);
+        _state.Spec?.BindMountsOrEmpty ?? [], _state.GraceTime, _state.OomKills,
+        _state.LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(_state.LastOomUnixMs));
 
     private static GardenException ToCreateError(Exception e) => e switch
     {
@@ -987,8 +1075,9 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         var inFlight = new List<Task>();
         try
         {
-            Directory.CreateDirectory(_paths.Depot);
-            Directory.CreateDirectory(Path.GetDirectoryName(_paths.AgentSocket)!);
+            const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+            Directory.CreateDirectory(_paths.Depot, rootOnly);
+            Directory.CreateDirectory(Path.GetDirectoryName(_paths.AgentSocket)!, rootOnly);
             undo.Push(("depot", () => { DeleteDepot(); return Task.CompletedTask; }));
 
             string? layer = null;
@@ -1164,6 +1253,13 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     /// earlier daemon left half done.</summary>
     private async Task DestroyAsync(bool graceful, IAsyncDisposable? agentLog)
     {
+        if (Names.Problem(Handle) is not null)
+        {
+            // No build ever made anything on the host under a handle that is not a valid name (the actor that would
+            // have done it could not be started), and such a name must never reach runc or a path: nothing to release.
+            _log.Warning("[{0}] destroy: the handle is not a valid name; nothing of it exists on the host", Names.Quote(Handle));
+            return;
+        }
         if (graceful) await StopProcessesAsync(_settings.DestroyGrace);
         else _fx.Runtime.Adopt(Handle, _paths.Bundle);
         try

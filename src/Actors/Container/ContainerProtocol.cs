@@ -22,7 +22,9 @@ public sealed record ContainerInfo(
     NetworkAllocation? Network = null,
     ImmutableList<PortMapping>? MappedPorts = null,
     ImmutableArray<BindMount> BindMounts = default,
-    TimeSpan GraceTime = default);
+    TimeSpan GraceTime = default,
+    ulong OomKills = 0,
+    DateTimeOffset? LastOom = null);
 
 public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
 

@@ -18,8 +18,12 @@ public sealed record ContainerState(
     long CreatedUnixMs,
     ImmutableList<PortMapping> NetIn,
     ImmutableList<NetOutRule> NetOut,
-    TimeSpan GraceTime = default)
+    TimeSpan GraceTime = default,
+    ulong OomKills = 0,
+    long LastOomUnixMs = 0)
 {
+    /// <summary>Garden's event text, once in Events however many kills there were (clients match it exactly); how many
+    /// and when the last one was are <see cref="OomKills"/> and <see cref="LastOomUnixMs"/>.</summary>
     public const string OutOfMemoryEvent = "out of memory";
 
     public static ContainerState Empty(string handle) => new(handle, null, "", ContainerLifecycle.Creating,
@@ -42,7 +46,13 @@ public sealed record ContainerState(
         NetOutAdded n => this with { NetOut = NetOut.AddRange(n.Rules.Select(FromRecord)) },
         CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active, CreatedUnixMs = c.CreatedUnixMs },
         LimitsChanged l => this with { Limits = FromRecord(l.Limits) },
-        OutOfMemory => this with { Events = Events.Add(OutOfMemoryEvent) },
+        OutOfMemory o => this with
+        {
+            // the cgroup's own count when it was read; else the kills this record covers (one per record of earlier builds)
+            OomKills = Math.Max(OomKills + Math.Max(o.Kills, 1), o.OomKills),
+            LastOomUnixMs = Math.Max(LastOomUnixMs, o.AtUnixMs),
+            Events = Events.Contains(OutOfMemoryEvent) ? Events : Events.Add(OutOfMemoryEvent),
+        },
         PropertySet p => this with { Properties = Properties.SetItem(p.Key, p.Value) },
         PropertyRemoved r => this with { Properties = Properties.Remove(r.Key) },
         LifecycleChanged l => this with
@@ -54,7 +64,11 @@ public sealed record ContainerState(
         ContainerSnapshot s => this with
         {
             Spec = s.Spec is null ? null : FromRecord(s.Spec), Rootfs = s.RootfsMount, Lifecycle = (ContainerLifecycle)(int)s.Lifecycle,
-            Properties = s.Properties.ToImmutableDictionary(), Events = [.. s.Events], Limits = FromRecord(s.Limits),
+            Properties = s.Properties.ToImmutableDictionary(), Limits = FromRecord(s.Limits),
+            // earlier builds kept one "out of memory" per kill: one entry, and the count
+            Events = [.. s.Events.Where((e, i) => e != OutOfMemoryEvent || s.Events.IndexOf(e) == i)],
+            OomKills = Math.Max(s.OomKills, (ulong)s.Events.Count(e => e == OutOfMemoryEvent)),
+            LastOomUnixMs = s.LastOomUnixMs,
             CreatedUnixMs = s.CreatedUnixMs,
             NetIn = [.. s.NetIn.Select(FromRecord)], NetOut = [.. s.NetOut.Select(FromRecord)],
             GraceTime = TimeSpan.FromMilliseconds(s.GraceTimeMs),
@@ -67,7 +81,7 @@ public sealed record ContainerState(
         var s = new ContainerSnapshot
         {
             RootfsMount = Rootfs, Lifecycle = (Lifecycle)(int)Lifecycle, Limits = ToRecord(Limits), CreatedUnixMs = CreatedUnixMs,
-            GraceTimeMs = (ulong)GraceTime.TotalMilliseconds,
+            GraceTimeMs = (ulong)GraceTime.TotalMilliseconds, OomKills = OomKills, LastOomUnixMs = LastOomUnixMs,
         };
         if (Spec is not null) s.Spec = ToRecord(Spec);
         s.Properties.Add(Properties);

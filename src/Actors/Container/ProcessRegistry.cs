@@ -35,7 +35,7 @@ public sealed class ProcessRegistry
 
     /// <summary>An actor name for a process id that is never reused, even while an earlier actor of that id is stopping
     /// ('~' is not allowed in process ids).</summary>
-    public string NameFor(string id) => $"{id}~{++_seq}";
+    public string NameFor(string id) => $"{Names.ActorName(id)}~{++_seq}";
 
     public void Add(string id, IActorRef actor) => _children[id] = new Child(actor);
 

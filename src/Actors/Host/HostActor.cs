@@ -28,6 +28,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<IActorRef, string> _handles = new();
     private readonly Dictionary<string, int> _respawns = new();
     private readonly HashSet<string> _pending = new();
+    /// <summary>Containers whose host record could not be applied: each is started broken, with the reason.</summary>
+    private readonly Dictionary<string, string> _quarantined = new();
     private readonly RecoveryFinished _found = new() { DaemonVersion = Version };
     private readonly System.Diagnostics.Stopwatch _recoveryClock = System.Diagnostics.Stopwatch.StartNew();
     private HostState _state = HostState.Empty;
@@ -45,7 +47,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _pool = new NetworkPool(settings.Network);
 
         Recover<SnapshotOffer>(o => _state = _state.Apply((HostSnapshot)o.Snapshot));
-        Recover<IJournalRecord>(e => _state = _state.Apply(e));
+        Recover<IJournalRecord>(Fold);
         Recover<RecoveryCompleted>(_ => OnRecovered());
     }
 
@@ -71,6 +73,33 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private sealed record LeftoversPruned(Exception? Error);
 
     private sealed record NetInFinished(string Handle, int HostPort, object Result, IActorRef ReplyTo);
+
+    /// <summary>Applies one recovered record. A record this daemon cannot apply (unreadable, unknown, or one whose
+    /// values do not parse) never stops the recovery: it is logged and skipped, and when it registered a container, that
+    /// container is registered without what failed and starts broken with the reason.</summary>
+    private void Fold(IJournalRecord record)
+    {
+        try
+        {
+            _state = _state.Apply(record);
+        }
+        catch (Exception e)
+        {
+            var reason = record is UnreadableRecord u
+                ? $"host journal record {LastSequenceNr} cannot be read: {u.Reason}"
+                : $"host journal record {LastSequenceNr} ({record.Descriptor.Name}) cannot be applied: {e.Message}";
+            _log.Error("{0}; skipped", reason);
+            if (record is ContainerRegistered r)
+            {
+                _state = _state with
+                {
+                    Containers = _state.Containers.SetItem(r.Handle, r.Incarnation),
+                    NextIncarnation = Math.Max(_state.NextIncarnation, r.Incarnation + 1),
+                };
+                _quarantined[r.Handle] = reason;
+            }
+        }
+    }
 
     private void Journal(IJournalRecord evt, Action then) => Persist(evt, e =>
     {
@@ -258,7 +287,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Spawn(string handle, long incarnation, bool fresh)
     {
-        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects), $"{handle}~{incarnation}");
+        // The actor's name never throws, whatever the handle: one an earlier build let into the journal gets an actor too,
+        // which reports itself broken and can be destroyed.
+        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects, _quarantined.GetValueOrDefault(handle)),
+            $"{Names.ActorName(handle)}~{incarnation}");
         Context.Watch(child);
         _children[handle] = child;
         _handles[child] = handle;
@@ -311,8 +343,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             foreach (var e in spec.Env)
                 if (!e.Contains('=') || e.StartsWith('=')) throw GardenException.Invalid("env", $"\"{e}\" is not KEY=VALUE");
             if (spec.LimitsOrNone.Problem() is { } problem) throw problem;
-            foreach (var (mount, i) in spec.BindMountsOrEmpty.Select((m, i) => (m, i)))
-                if (mount.Problem(i, BindMount.ExistsOnHost) is { } mountProblem) throw mountProblem;
+            spec = spec with { Limits = _settings.DefaultLimits.With(spec.LimitsOrNone) }; // garden.default-limits, where it names none
+            spec = spec with { BindMounts = ResolvedBindMounts(spec) };
             spec = spec with { GraceTime = spec.GraceTime ?? _settings.DefaultGraceTime };
             if (GraceTime.Problem(spec.GraceTime.Value) is { } graceProblem) throw graceProblem;
             if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
@@ -339,6 +371,22 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             Spawn(spec.Handle, incarnation, fresh: true);
             _children[spec.Handle].Tell(new CreateContainer(spec), replyTo);
         });
+    }
+
+    /// <summary>The spec's bind mounts, checked (see <see cref="BindMount.Problem"/>) and with each source resolved to the
+    /// path that was checked, which is the one mounted.</summary>
+    private ImmutableArray<BindMount> ResolvedBindMounts(ContainerSpec spec)
+    {
+        var mounts = spec.BindMountsOrEmpty;
+        if (mounts.IsEmpty) return mounts;
+        var hostOnly = _settings.HostOnlyPaths.Select(p => _resources.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
+        var resolved = ImmutableArray.CreateBuilder<BindMount>(mounts.Length);
+        foreach (var (mount, i) in mounts.Select((m, i) => (m, i)))
+        {
+            if (mount.Problem(i, _resources.ResolvePath, hostOnly) is { } mountProblem) throw mountProblem;
+            resolved.Add(mount with { Source = _resources.ResolvePath(mount.Source)! });
+        }
+        return resolved.MoveToImmutable();
     }
 
     /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>

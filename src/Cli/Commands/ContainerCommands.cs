@@ -84,7 +84,13 @@ internal static class ContainerCommands
         sb.Append("\nevents:");
         if (info.Events.Count == 0) sb.Append("     none");
         foreach (var e in info.Events)
+        {
             sb.Append("\n  ").Append(e);
+            if (e == "out of memory" && info.OomKills > 0)
+                sb.Append($" ({info.OomKills} kill{(info.OomKills == 1 ? "" : "s")}, last at ")
+                    .Append(DateTimeOffset.FromUnixTimeMilliseconds(info.LastOomUnixMs)
+                        .ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture)).Append(')');
+        }
         return sb.ToString();
     }
 

@@ -112,6 +112,8 @@ public static class Translate
         r.MappedPorts.AddRange((i.MappedPorts ?? []).Select(m => new Api.PortMapping { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort }));
         r.BindMounts.AddRange((i.BindMounts.IsDefault ? [] : i.BindMounts).Select(b => new Api.BindMount { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
         r.GraceTimeMs = (ulong)i.GraceTime.TotalMilliseconds;
+        r.OomKills = i.OomKills;
+        r.LastOomUnixMs = i.LastOom?.ToUnixTimeMilliseconds() ?? 0;
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);
         r.Properties.Add(i.Properties);

@@ -68,6 +68,30 @@ public sealed record AkkaRemote(string Host, int Port, string? CertificatePath, 
               port = {{Port}}
               {{tls}}
             }
-            """).WithFallback(Garden.Protocol.Client.AkkaGardenClient.TransportDefaults);
+            """).WithFallback(Hardening).WithFallback(Garden.Protocol.Client.AkkaGardenClient.TransportDefaults);
     }
+
+    /// <summary>What a peer can make the endpoint system do. It is a system of its own holding only /user/host (the
+    /// HostActor and the containers live in gardend's local-only system, so no peer can address them). Untrusted mode
+    /// drops remote deployment, PoisonPill and Kill, and every actor selection but one to /user/host; every serializer
+    /// a message could arrive with is either ApiSerializer (garden.v1 protobuf), Akka's container of selections, or one
+    /// of the filters in InboundFilter.cs (Identify and heartbeats; death watch between a peer's actors and ours);
+    /// the rest — Akka's JSON (CLR type names), bytes, primitives, protobuf by CLR type, remote deployment, the journal's
+    /// records — refuses to deserialize. /user/host is resumed, never restarted, if it throws.</summary>
+    public static readonly Config Hardening = ConfigurationFactory.ParseString("""
+        akka.remote.untrusted-mode = on
+        akka.remote.trusted-selection-paths = ["/user/host"]
+        akka.actor.guardian-supervisor-strategy = "Garden.Host.Remote.ResumingGuardianStrategy, gardend"
+        akka.actor.serializers {
+          json = "Garden.Host.Remote.RefusingSerializer, gardend"
+          bytes = "Garden.Host.Remote.RefusingSerializer, gardend"
+          primitive = "Garden.Host.Remote.RefusingSerializer, gardend"
+          proto = "Garden.Host.Remote.RefusingSerializer, gardend"
+          daemon-create = "Garden.Host.Remote.RefusingSerializer, gardend"
+          garden-journal = "Garden.Host.Remote.RefusingSerializer, gardend"
+          garden-journal-legacy-proto = "Garden.Host.Remote.RefusingSerializer, gardend"
+          akka-misc = "Garden.Host.Remote.InboundMiscSerializer, gardend"
+          akka-system-msg = "Garden.Host.Remote.InboundSystemMessageSerializer, gardend"
+        }
+        """);
 }

@@ -28,8 +28,29 @@ public sealed class ApiActor : ReceiveActor
             foreach (var client in _sessions.Where(s => s.Value.Equals(t.ActorRef)).Select(s => s.Key).ToList())
                 _sessions.Remove(client);
         });
-        ReceiveAny(Handle);
+        ReceiveAny(message =>
+        {
+            // Nothing a peer sends may stop or restart this actor (its open streams would go): a message that makes it
+            // throw is answered and logged.
+            try
+            {
+                Handle(message);
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "api: {0} from {1} failed", Describe(message), Sender);
+                Sender.Tell(new ApiError { Code = nameof(StatusCode.Internal), Message = $"{Describe(message)}: {e.Message}" });
+            }
+        });
     }
+
+    /// <summary>A stream session that throws ends its own stream (its client gets an error through DeathWatch); it is
+    /// never restarted, which would perform its first request a second time.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        _log.Error(e, "api: a stream session failed");
+        return Directive.Stop;
+    });
 
     private void Handle(object message)
     {

@@ -8,10 +8,25 @@ public interface IHostResources
 
     /// <summary>True when a TCP socket of the host is bound to the port (a listener would be shadowed by a NetIn).</summary>
     bool TcpPortInUse(int port);
+
+    /// <summary>The canonical path (every symlink resolved, realpath(3)), or null when it does not exist.</summary>
+    string? ResolvePath(string path);
 }
 
 public sealed class HostResources : IHostResources
 {
+    public string? ResolvePath(string path)
+    {
+        try
+        {
+            return Interop.Sys.Realpath(path);
+        }
+        catch (Interop.LinuxException)
+        {
+            return null; // ENOENT, ENOTDIR, a loop of symlinks, ...: not a path that can be mounted
+        }
+    }
+
     public bool TcpPortInUse(int port)
     {
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,

@@ -170,7 +170,8 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         var veths = live.Select(n => n.HostVeth).ToHashSet();
         var namespaces = live.Select(n => n.Netns).ToHashSet();
         var bridges = live.Select(n => n.Bridge).ToHashSet();
-        var ours = new Regex($"^{Regex.Escape(prefix)}(?:[0-9a-f]{{8}}|v[0-9a-f]{{8}}|c[0-9a-f]{{8}}|b[0-9a-f]{{10}})$");
+        // \A...\z: the whole name (.NET's $ also matches before a final newline)
+        var ours = new Regex($@"\A{Regex.Escape(prefix)}(?:[0-9a-f]{{8}}|v[0-9a-f]{{8}}|c[0-9a-f]{{8}}|b[0-9a-f]{{10}})\z");
         var removed = new List<string>();
         await _bridges.WaitAsync(ct).ConfigureAwait(false);
         try

@@ -67,11 +67,17 @@ public static class OciBundle
 
     public static string Hostname(string handle) => handle.Length <= HostnameMax ? handle : handle[^HostnameMax..];
 
+    /// <summary>Writes config.json (0600 from its first byte: it holds the Create's environment) into the bundle
+    /// directory (0700).</summary>
     public static void Write(string bundleDir, BundleSpec spec)
     {
-        Directory.CreateDirectory(bundleDir);
+        const UnixFileMode rw = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Directory.CreateDirectory(bundleDir, rw | UnixFileMode.UserExecute);
         var tmp = Path.Combine(bundleDir, "config.json.tmp");
-        File.WriteAllText(tmp, ToJson(spec));
+        File.Delete(tmp); // an earlier one keeps its mode when truncated
+        using (var file = new FileStream(tmp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = rw }))
+        using (var writer = new StreamWriter(file))
+            writer.Write(ToJson(spec));
         File.Move(tmp, Path.Combine(bundleDir, "config.json"), overwrite: true);
     }
 

@@ -86,7 +86,9 @@ internal sealed class StreamClientActor : ReceiveActor, IWithStash
             Context.Stop(Self);
         }
 
-        api.Tell(new Identify("host"));
+        // no message id: gardend's endpoint deserializes nothing but API messages, Identify and heartbeats (an id would
+        // be a string, which it refuses)
+        api.Tell(new Identify(null));
         Context.SetReceiveTimeout(identifyTimeout);
         Receive<ActorIdentity>(id =>
         {

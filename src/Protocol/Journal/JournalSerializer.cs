@@ -26,6 +26,7 @@ public sealed partial class PortsReturned : IJournalRecord;
 public sealed partial class NetInAdded : IJournalRecord;
 public sealed partial class NetOutAdded : IJournalRecord;
 public sealed partial class GraceTimeChanged : IJournalRecord;
+public sealed partial class UnreadableRecord : IJournalRecord;
 
 /// <summary>Journal bytes: the protobuf encoding, named by a short manifest that is never reused or renamed.
 /// (Akka's default serializer would store CLR type names, which an upgrade may not be able to read.)</summary>
@@ -61,14 +62,29 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
 
     public override int Identifier => Id;
 
+    /// <summary>The records this serializer writes (each under its manifest).</summary>
+    public static IReadOnlyCollection<Type> RecordTypes => Manifests.Keys;
+
     public override string Manifest(object o) => Manifests.TryGetValue(o.GetType(), out var m)
         ? m
         : throw new ArgumentException($"{o.GetType()} is not a journal message", nameof(o));
 
     public override byte[] ToBinary(object obj) => ((IMessage)obj).ToByteArray();
 
-    public override object FromBinary(byte[] bytes, string manifest) => Parsers.TryGetValue(manifest, out var parser)
-        ? parser.ParseFrom(bytes)
-        : throw new System.Runtime.Serialization.SerializationException(
-            $"unknown journal manifest \"{manifest}\": written by a newer gardend than this one?");
+    /// <summary>The record, or an <see cref="UnreadableRecord"/> saying why not: one bad record must not stop the
+    /// recovery of every container (the actor that meets it decides what it means). UnreadableRecord has no manifest,
+    /// so it can never be written.</summary>
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!Parsers.TryGetValue(manifest, out var parser))
+            return new UnreadableRecord { Manifest = manifest, Reason = $"unknown journal manifest \"{manifest}\" (written by a newer gardend than this one?)" };
+        try
+        {
+            return parser.ParseFrom(bytes);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            return new UnreadableRecord { Manifest = manifest, Reason = $"a \"{manifest}\" record that does not parse: {e.Message}" };
+        }
+    }
 }

@@ -1,0 +1,170 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Persistence;
+using Akka.TestKit.Xunit2;
+using Garden.Actors.Container;
+using Garden.Actors.Events;
+using Garden.Actors.Host;
+using Garden.Actors.Process;
+using Garden.Protocol.Journal;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+/// <summary>A journal holding records this daemon cannot apply (a handle an earlier build let in, a record whose values do
+/// not parse, one the serializer could not read) quarantines those containers — broken, with the reason, destroyable —
+/// and the daemon serves the rest. Planted straight into the journal while the host is down, then a new incarnation starts.</summary>
+public sealed class QuarantineTests : TestKit
+{
+    private readonly CallLog _log = new();
+    private readonly FakeOciRuntime _runtime;
+    private readonly FakeAgent _agent;
+    private readonly string _stateDir = TestPaths.NewTempDir("quarantine");
+    private readonly ContainerEffects _effects;
+    private IActorRef _host;
+
+    public QuarantineTests() : base(ProtocolConfig.Default().WithFallback(
+        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
+    {
+        _runtime = new FakeOciRuntime(_log);
+        _agent = new FakeAgent(_log);
+        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log),
+            new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
+        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
+        _host = StartHost();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        Directory.Delete(_stateDir, recursive: true);
+    }
+
+    private IActorRef StartHost() => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
+        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\", stop-grace = 1s, destroy-grace = 1s, recovery-timeout = 10s }}")),
+        _effects, new FakeHostResources()));
+
+    private void Restart(Action whileDown)
+    {
+        Watch(_host);
+        Sys.Stop(_host);
+        ExpectTerminated(_host);
+        whileDown();
+        _host = StartHost();
+        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(10));
+    }
+
+    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(15)).GetAwaiter().GetResult();
+
+    private GardenException Error(object msg) => Assert.IsType<GardenException>(
+        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(15)).GetAwaiter().GetResult()));
+
+    private void Create(string handle) => Ask<ContainerCreated>(new CreateContainer(
+        new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false)));
+
+    private ImmutableArray<string> List() => Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty)).Handles;
+
+    /// <summary>Appends records to a journal as a persistent actor of that id would (after its existing ones).</summary>
+    private void Plant(string persistenceId, params object[] records)
+    {
+        var planter = Sys.ActorOf(Props.Create(() => new Planter(persistenceId, records)));
+        planter.Tell("plant", TestActor);
+        ExpectMsg("planted", TimeSpan.FromSeconds(5));
+        Sys.Stop(planter);
+    }
+
+    private sealed class Planter : ReceivePersistentActor
+    {
+        public Planter(string id, object[] records)
+        {
+            PersistenceId = id;
+            Recover<object>(_ => { });
+            Command<string>(_ =>
+            {
+                var replyTo = Sender;
+                PersistAll(records, _ => { });
+                DeferAsync("planted", m => replyTo.Tell(m));
+            });
+        }
+
+        public override string PersistenceId { get; }
+    }
+
+    [Fact]
+    public void Records_the_daemon_cannot_apply_quarantine_their_containers_and_the_rest_is_served()
+    {
+        Create("good");
+        Create("unread");
+        Create("unparsed");
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events, typeof(ContainerEvent));
+        Restart(whileDown: () =>
+        {
+            // what an earlier build journaled for `create --handle $'evil\n'` (then every start crashed on it)
+            Plant("host", new ContainerRegistered { Handle = "evil\n", Incarnation = 100 });
+            // a registration whose network does not parse, and a record this build cannot read at all
+            Plant("host", new ContainerRegistered { Handle = "badnet", Incarnation = 101, Network = new NetworkRecord { Subnet = "nonsense", Address = "x" } },
+                new UnreadableRecord { Manifest = "zz", Reason = "unknown journal manifest \"zz\"" });
+            Plant(HostState.PersistenceIdOf("unread", 2), new UnreadableRecord { Manifest = "zz", Reason = "unknown journal manifest \"zz\"" });
+            Plant(HostState.PersistenceIdOf("unparsed", 3), new NetOutAdded { Rules = { new NetOutRuleRecord { Protocol = 1, Networks = { "not-a-range" } } } });
+        });
+
+        // serving: the healthy container as before, the others broken with the reason
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("good")).State);
+        Ask<ProcessStarted>(new RunProcess("good", new ProcessSpec("p1", "/bin/true", [], [], "", "", [], null), Detach: true));
+        Assert.Equal(["badnet", "evil\n", "good", "unparsed", "unread"], List().ToArray());
+        var published = new Dictionary<string, string>();
+        while (published.Count < 4)
+        {
+            var e = events.ExpectMsg<ContainerEvent>(TimeSpan.FromSeconds(5));
+            if (e.Kind == ContainerEvent.Broken) published[e.Handle] = e.Detail;
+        }
+        void IsBroken(string handle, string why)
+        {
+            var info = Ask<ContainerInfo>(new GetInfo(handle));
+            Assert.Equal(ContainerLifecycle.Broken, info.State);
+            Assert.Contains(info.Events, e => e.Contains(why) && e.EndsWith("destroy it"));
+            Assert.Contains(why, published[handle]);
+        }
+        IsBroken("evil\n", "handle \"evil\\n\" may hold only letters");
+        IsBroken("badnet", "host journal record");
+        IsBroken("unread", "unknown journal manifest \"zz\"");
+        IsBroken("unparsed", "(NetOutAdded) cannot be applied");
+        Assert.Equal(ErrorKind.FailedPrecondition,
+            Error(new RunProcess("unread", new ProcessSpec("", "/bin/true", [], [], "", "", [], null), false)).Kind);
+        Assert.DoesNotContain(_log.All, c => c.Contains("evil")); // nothing of a bad name reaches the kernel
+
+        // a second restart finds the same records and adds nothing: broken stays broken, without a second note
+        Restart(whileDown: () => { });
+        Assert.Single(Ask<ContainerInfo>(new GetInfo("unread")).Events, e => e.Contains("unknown journal manifest"));
+
+        // each can be destroyed, and stays gone
+        foreach (var h in new[] { "evil\n", "badnet", "unread", "unparsed" })
+            Ask<ContainerDestroyed>(new DestroyContainer(h));
+        AwaitAssert(() => Assert.Equal(["good"], List().ToArray()), TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(_log.All, c => c.Contains("evil"));
+        Assert.Contains("delete unread", _log.All);
+        Restart(whileDown: () => { });
+        Assert.Equal(["good"], List().ToArray());
+        Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("evil\n")).Kind);
+    }
+
+    [Fact]
+    public void A_bad_handle_or_process_id_is_refused_as_invalid_at_every_entry_and_the_container_keeps_serving()
+    {
+        var create = Error(new CreateContainer(new ContainerSpec("evil\n", "", [], ImmutableDictionary<string, string>.Empty, false)));
+        Assert.Equal(ErrorKind.InvalidArgument, create.Kind);
+        Assert.Contains("handle: \"evil\\n\"", create.Message);
+        Create("ok");
+        var spec = new ProcessSpec("evil\n", "/bin/true", [], [], "", "", [], null);
+        Assert.Equal(ErrorKind.InvalidArgument, Error(new RunProcess("ok", spec, Detach: true)).Kind);
+        Assert.Equal(ErrorKind.InvalidArgument, Error(new AttachProcess("ok", "evil\n", 0)).Kind);
+        Assert.Equal(ErrorKind.InvalidArgument, Error(new SignalProcess("ok", "evil\n", 15)).Kind);
+        Assert.Equal(ErrorKind.InvalidArgument, Error(new SetProcessTty("ok", "evil\n", new TtySize(10, 10))).Kind);
+        // the container actor did not crash: it still serves, with its state
+        Ask<ProcessStarted>(new RunProcess("ok", spec with { Id = "fine" }, Detach: true));
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("ok")).State);
+        Assert.Equal(1, _log.Count("run ok"));
+    }
+}
