@@ -28,7 +28,8 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         using var log = File.OpenHandle(spec.AgentLogPath, FileMode.Append, FileAccess.Write);
         using var cgroup = spec.ProcessCgroupDir is { } dir ? Sys.Open(dir, OpenFlags.Directory) : null;
         var stderrFile = Path.Combine(bundleDir, "runc-run.log");
-        var args = Global().Concat(["run", "--detach", "--no-new-keyring", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
+        // No --no-new-keyring: each container gets a session keyring of its own instead of sharing gardend's.
+        var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
                 cgroup is null ? [listener, log] : [listener, log, cgroup]), ct)
