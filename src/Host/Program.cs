@@ -49,6 +49,16 @@ if (!File.Exists(settings.AgentBinary))
     Console.Error.WriteLine($"gardend: agent binary {settings.AgentBinary} not found (run `make install`, or set garden.agent-binary)");
     return 1;
 }
+// The mount dir first: when it sits in the socket's dir, that dir is made traversable (0711) rather than 0700.
+try
+{
+    Garden.Linux.Rootfs.OverlayRootfs.PrepareMountDir(settings.MountDir);
+}
+catch (Exception e) when (e is Garden.Linux.Rootfs.RootfsException or IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"gardend: {e.Message}");
+    return 1;
+}
 Directory.CreateDirectory(settings.StateDir);
 Directory.CreateDirectory(settings.DepotDir);
 Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);

@@ -22,7 +22,12 @@ public sealed record ContainerInfo(
     NetworkAllocation? Network = null,
     ImmutableList<PortMapping>? MappedPorts = null,
     ImmutableArray<BindMount> BindMounts = default,
-    TimeSpan GraceTime = default);
+    TimeSpan GraceTime = default,
+    Garden.Linux.UserNamespaces.IdMapping? UserNamespace = null)
+{
+    /// <summary>Not privileged, yet without a user namespace: made by a build before user namespaces, it runs as host root.</summary>
+    public bool EarlierHostRoot => !Privileged && UserNamespace is null;
+}
 
 public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
 

@@ -33,9 +33,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private HostState _state = HostState.Empty;
     private int _eventsSinceSnapshot;
     private readonly NetworkPool _pool;
+    private readonly UserIdPool _ids;
 
-    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds.</summary>
-    private int MaxContainers => _settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers;
+    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool (and a per-container
+    /// user id pool) holds.</summary>
+    private int MaxContainers => Math.Min(_settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers,
+        _ids.Capacity);
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -43,6 +46,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _effects = effects;
         _resources = resources;
         _pool = new NetworkPool(settings.Network);
+        _ids = new UserIdPool(settings.UserNamespace);
 
         Recover<SnapshotOffer>(o => _state = _state.Apply((HostSnapshot)o.Snapshot));
         Recover<IJournalRecord>(e => _state = _state.Apply(e));
@@ -303,6 +307,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void Create(CreateContainer msg)
     {
         var spec = msg.Spec;
+        IdBlock? idBlock;
         try
         {
             if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
@@ -318,10 +323,14 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
                 throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
             if (_state.Containers.Count >= MaxContainers)
-                throw new GardenException(ErrorKind.ResourceExhausted, MaxContainers < _settings.MaxContainers
+                throw new GardenException(ErrorKind.ResourceExhausted, MaxContainers == _ids.Capacity && MaxContainers < _settings.MaxContainers
+                    ? $"max containers reached ({MaxContainers}, what the user id pool holds); destroy one or configure more garden.user-namespace.per-container.ranges"
+                    : MaxContainers < _settings.MaxContainers
                     ? $"max containers reached ({MaxContainers}, what the subnet pool {_settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
                     : $"max containers reached ({MaxContainers}); destroy one or raise garden.max-containers");
             spec = WithNetwork(spec);
+            (var mapping, idBlock) = _ids.Allocate(_state, spec.Privileged);
+            spec = spec with { UserNamespace = mapping };
         }
         catch (GardenException e)
         {
@@ -333,6 +342,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = incarnation };
         if (spec.Network is not null) registered.Network = HostState.ToRecord(spec.Network);
         registered.Ports.AddRange(spec.NetInOrEmpty.Select(m => (uint)m.HostPort));
+        if (idBlock is { } block) registered.IdRange = HostState.ToRecord(block);
         Journal(registered, () =>
         {
             _settings.Faults.Hit("create-registered");

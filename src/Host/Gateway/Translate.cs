@@ -112,6 +112,12 @@ public static class Translate
         r.MappedPorts.AddRange((i.MappedPorts ?? []).Select(m => new Api.PortMapping { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort }));
         r.BindMounts.AddRange((i.BindMounts.IsDefault ? [] : i.BindMounts).Select(b => new Api.BindMount { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
         r.GraceTimeMs = (ulong)i.GraceTime.TotalMilliseconds;
+        if (i.UserNamespace is { } userns)
+        {
+            r.UserNamespace = new Api.UserNamespace();
+            r.UserNamespace.UidMap.AddRange(userns.Uids.Select(m => new Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
+            r.UserNamespace.GidMap.AddRange(userns.Gids.Select(m => new Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
+        }
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);
         r.Properties.Add(i.Properties);
