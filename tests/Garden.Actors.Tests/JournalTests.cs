@@ -51,7 +51,7 @@ public sealed class JournalFailureTests : Akka.TestKit.Xunit2.TestKit
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\" }}"));
-        var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
+        var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
         _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 
