@@ -35,10 +35,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly NetworkPool _pool;
     private readonly UserIdPool _ids;
 
-    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool (and a per-container
-    /// user id pool) holds.</summary>
-    private int MaxContainers => Math.Min(_settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers,
-        _ids.Capacity);
+    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds. (A per-container
+    /// user id pool limits unprivileged containers only: its own error says when it is empty.)</summary>
+    private int MaxContainers => _settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers;
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -323,9 +322,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
                 throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
             if (_state.Containers.Count >= MaxContainers)
-                throw new GardenException(ErrorKind.ResourceExhausted, MaxContainers == _ids.Capacity && MaxContainers < _settings.MaxContainers
-                    ? $"max containers reached ({MaxContainers}, what the user id pool holds); destroy one or configure more garden.user-namespace.per-container.ranges"
-                    : MaxContainers < _settings.MaxContainers
+                throw new GardenException(ErrorKind.ResourceExhausted, MaxContainers < _settings.MaxContainers
                     ? $"max containers reached ({MaxContainers}, what the subnet pool {_settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
                     : $"max containers reached ({MaxContainers}); destroy one or raise garden.max-containers");
             spec = WithNetwork(spec);

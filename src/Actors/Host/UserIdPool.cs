@@ -7,9 +7,6 @@ namespace Garden.Actors.Host;
 /// the pool (the host journals it with the container's registration, and it returns with its release).</summary>
 public sealed record UserIdPool(UserNamespaceSettings Settings)
 {
-    /// <summary>How many containers the pool holds (unlimited for Garden's shared mapping).</summary>
-    public int Capacity => Settings.Mapping == UserNamespaceMode.PerContainer ? Settings.Ranges : int.MaxValue;
-
     /// <summary>The mapping for a new container and the block it takes (null: none taken): none for a privileged one.</summary>
     public (IdMapping? Mapping, IdBlock? Block) Allocate(HostState state, bool privileged)
     {
