@@ -29,6 +29,8 @@ c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'garden-test-*' 2>
 n=$(ls /sys/class/net | grep -cE '^t[el][0-9a-z]{2}'); [ "$n" -gt 0 ] && leaks="$leaks $n-network-links"
 s=$(ls /run/netns 2>/dev/null | grep -cE '^t[el]'); [ "$s" -gt 0 ] && leaks="$leaks $s-netns"
 f=$(iptables-save 2>/dev/null | grep -cE '(^:| -j | -[io] )t[el][0-9a-z]{2}'); [ "$f" -gt 0 ] && leaks="$leaks $f-iptables-lines"
+# A user namespace holder (garden-agent ns-holder) lives only while its gardend creates a container.
+u=$(pgrep -fc 'garden-agent ns-holder$'); [ "$u" -gt 0 ] && leaks="$leaks $u-userns-holders"
 if [ -n "$leaks" ]; then
   echo "leak check FAILED:$leaks"
   grep ' /tmp/garden-test-' /proc/self/mountinfo | head
@@ -36,9 +38,10 @@ if [ -n "$leaks" ]; then
   ls /sys/class/net | grep -E '^t[el][0-9a-z]{2}' | head
   ls /run/netns 2>/dev/null | grep -E '^t[el]' | head
   iptables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | head
+  pgrep -fa 'garden-agent ns-holder$' | head
   failed=$((failed + 1)); status=1
 else
-  echo "leak check passed: no mounts, loop devices, runc containers, cgroups, network links, namespaces or iptables rules of the tests are left"
+  echo "leak check passed: no mounts, loop devices, runc containers, cgroups, network links, namespaces, iptables rules or user namespace holders of the tests are left"
   passed=$((passed + 1))
 fi
 rm -f "$log"

@@ -217,6 +217,8 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 break;
             default:
                 _log.Info("[{0}] recovered ({1}): reconciling with the kernel", Handle, ContainerState.Describe(_state.Lifecycle));
+                if (_state.Spec is { EarlierHostRoot: true })
+                    _log.Warning("[{0}] made by a build before user namespaces: it keeps running as host root until it is destroyed", Handle);
                 ReconcileAsync().ContinueWith(t =>
                 {
                     if (t.IsCompletedSuccessfully) return t.Result;
