@@ -143,6 +143,30 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
     }
 
     [Fact]
+    public async Task A_bind_mount_source_in_a_directory_container_root_cannot_enter_is_mounted_all_the_same()
+    {
+        // runc opens bind-mount sources as host root before it joins the user namespace (as it does for the agent,
+        // /etc/hosts and resolv.conf in the 0700 state dir): only the file's own mode counts inside
+        var secret = TestPaths.NewTempDir("bind-0700"); // 0700, host root's
+        var file = Path.Combine(secret, "shared.txt");
+        File.WriteAllText(file, "readable\n");
+        File.SetUnixFileMode(file, (UnixFileMode)0b110_100_100);
+        var h = Unique("bind7");
+        try
+        {
+            var create = await D.CliAsync("create", "--handle", h, "--bind-mount", $"{file}:/mnt/shared.txt");
+            Assert.True(create.ExitCode == 0, create.ToString());
+            Assert.Equal("readable\n", await Sh(h, "cat /mnt/shared.txt"));
+            Assert.Equal("65534:65534", (await Sh(h, "stat -c '%u:%g' /mnt/shared.txt")).Trim()); // host root is no one inside
+        }
+        finally
+        {
+            await D.CliAsync("destroy", h);
+            Directory.Delete(secret, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Networking_hosts_resolv_and_a_tty_work_unprivileged()
     {
         var h = await Create("netns");
