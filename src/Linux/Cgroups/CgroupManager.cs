@@ -83,6 +83,10 @@ internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchie
         Directory.CreateDirectory(work);
         if (delegateTo is { } owner)
         {
+            // The agent opens work/cgroup.procs through a descriptor of work: it must be able to search work whatever
+            // gardend's umask made it (the directory stays root's: container root may not make cgroups in it).
+            File.SetUnixFileMode(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
             // Writing a pid into cgroup.procs needs write access to that file (v1 and v2); v2 also wants it on the
             // cgroup.procs of the common ancestor of source (the agent's init) and destination (work): the container's.
             Sys.Lchown(Path.Combine(work, "cgroup.procs"), owner.Uid, owner.Gid);
