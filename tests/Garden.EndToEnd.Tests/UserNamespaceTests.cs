@@ -54,6 +54,12 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
             Assert.Equal(Path.Combine(D.MountDir, h, "rootfs"), path);
             Assert.Equal("4294967294:4294967294", await Owner(Path.GetDirectoryName(path)!));
             Assert.Equal("700", (await Command.RunAsync("/usr/bin/stat", ["-c", "%a", Path.GetDirectoryName(path)!])).Stdout.Trim());
+            // a user of the host cannot reach into it (to run what container root planted there, say)
+            await Sh(h, "cp /bin/busybox /planted && chmod 4755 /planted");
+            var nobody = await Command.RunAsync("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                "/bin/sh", "-c", $"ls {path}/ || {path}/planted id -u || echo refused"]);
+            Assert.Contains("Permission denied", nobody.Stderr);
+            Assert.Contains("refused", nobody.Stdout);
             var options = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).Single(f => f[4] == path)[5].Split(',');
             Assert.Contains("nosuid", options);
             Assert.Contains("nodev", options);
