@@ -30,6 +30,8 @@ n=$(ls /sys/class/net | grep -cE '^t[el][0-9a-z]{2}'); [ "$n" -gt 0 ] && leaks="
 s=$(ls /run/netns 2>/dev/null | grep -cE '^t[el]'); [ "$s" -gt 0 ] && leaks="$leaks $s-netns"
 f=$(iptables-save 2>/dev/null | grep -cE '(^:| -j | -[io] )t[el][0-9a-z]{2}'); [ "$f" -gt 0 ] && leaks="$leaks $f-iptables-lines"
 f6=$(ip6tables-save 2>/dev/null | grep -cE '(^:| -j | -[io] )t[el][0-9a-z]{2}'); [ "$f6" -gt 0 ] && leaks="$leaks $f6-ip6tables-lines"
+# A user namespace holder (garden-agent ns-holder) lives only while its gardend creates a container.
+u=$(pgrep -fc 'garden-agent ns-holder$'); [ "$u" -gt 0 ] && leaks="$leaks $u-userns-holders"
 if [ -n "$leaks" ]; then
   echo "leak check FAILED:$leaks"
   grep ' /tmp/garden-test-' /proc/self/mountinfo | head
@@ -38,9 +40,10 @@ if [ -n "$leaks" ]; then
   ls /run/netns 2>/dev/null | grep -E '^t[el]' | head
   iptables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | head
   ip6tables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | head
+  pgrep -fa 'garden-agent ns-holder$' | head
   failed=$((failed + 1)); status=1
 else
-  echo "leak check passed: no mounts, loop devices, runc containers, cgroups, network links, namespaces, iptables or ip6tables rules of the tests are left"
+  echo "leak check passed: no mounts, loop devices, runc containers, cgroups, network links, namespaces, iptables or ip6tables rules or user namespace holders of the tests are left"
   passed=$((passed + 1))
 fi
 rm -f "$log"

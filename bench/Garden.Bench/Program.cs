@@ -15,9 +15,11 @@ var resultsFile = args[3];
 var reps = args.Length > 4 ? int.Parse(args[4]) : 30;
 
 var dir = Directory.CreateTempSubdirectory("garden-bench-").FullName;
+// traversable (0711): container roots, unprivileged host uids, reach their root in the mount dir below
+File.SetUnixFileMode(dir, (UnixFileMode)0b111_001_001);
 var socket = Path.Combine(dir, "garden.sock");
 File.WriteAllText(Path.Combine(dir, "bench.conf"),
-    $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\" }}\n" +
+    $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\", mount-dir = \"{dir}/mounts\" }}\n" +
     (Environment.GetEnvironmentVariable("BENCH_EXTRA_CONF") ?? ""));
 var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? "/dev/null";
 Process StartDaemon(string stateDir, string configFile)
@@ -88,6 +90,64 @@ try
             ["gardend_p50_ms"] = Math.Round(P(g, 0.5), 3), ["gardend_p90_ms"] = Math.Round(P(g, 0.9), 3),
             ["runc_p50_ms"] = Math.Round(P(r, 0.5), 3), ["runc_p90_ms"] = Math.Round(P(r, 0.9), 3),
             ["ratio"] = Math.Round(ratio, 3),
+        };
+    }
+
+    // ---- user namespaces: Create (the default, unprivileged, measured above) vs privileged (host root, no user namespace),
+    //      and its two parts measured alone: the namespace holder (spawn, unshare, uid/gid maps, exit) and the idmapped
+    //      base under the overlay (open_tree + mount_setattr + move_mount + its unmount), against a plain overlay ----
+    {
+        var privileged = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec { Privileged = true } })).Handle;
+            privileged.Add(sw.Elapsed.TotalMilliseconds);
+            await client.DestroyAsync(new DestroyRequest { Handle = h });
+        }
+        var holders = new List<double>();
+        var plainMount = new List<double>();
+        var idmappedMount = new List<double>();
+        var namespaces = new Garden.Linux.UserNamespaces.HolderUserNamespaces(agent);
+        var overlay = new Garden.Linux.Rootfs.OverlayRootfs();
+        var mapping = Garden.Linux.UserNamespaces.IdMapping.Garden;
+        for (var i = 0; i < reps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var holder = await namespaces.CreateAsync("bench", mapping, default);
+            await holder.DisposeAsync();
+            holders.Add(sw.Elapsed.TotalMilliseconds);
+
+            var paths = new Garden.Linux.Rootfs.RootfsPaths(Path.Combine(dir, "mounts", $"m{i}"), Path.Combine(dir, "depots", $"m{i}"));
+            Directory.CreateDirectory(paths.Depot);
+            sw.Restart();
+            await overlay.CreateAsync("bench", rootfs, paths, null, null, default);
+            plainMount.Add(sw.Elapsed.TotalMilliseconds);
+            await overlay.DestroyAsync("bench", paths, default);
+
+            await using var held = await namespaces.CreateAsync("bench", mapping, default);
+            sw.Restart();
+            await overlay.CreateAsync("bench", rootfs, paths, null,
+                new Garden.Linux.Rootfs.UserNamespaceRoot(held.UserNamespacePath, mapping.RootUid, mapping.RootGid), default);
+            idmappedMount.Add(sw.Elapsed.TotalMilliseconds);
+            await overlay.DestroyAsync("bench", paths, default);
+        }
+        double unprivileged = P(results["create"].Gardend, 0.5), host = P(privileged, 0.5), runcCreate = P(results["create"].Runc, 0.5);
+        double idmapCost = P(idmappedMount, 0.5) - P(plainMount, 0.5);
+        Console.WriteLine($"userns: Create p50 {unprivileged:F2} ms unprivileged, {host:F2} ms privileged (cost {unprivileged - host:F2} ms); " +
+                          $"holder p50 {P(holders, 0.5):F2} ms; overlay p50 {P(plainMount, 0.5):F2} ms plain, {P(idmappedMount, 0.5):F2} ms over an idmapped base " +
+                          $"(idmapped mount {idmapCost:F2} ms); unprivileged Create / runc = {unprivileged / runcCreate:F3}, privileged / runc = {host / runcCreate:F3}");
+        json["userns"] = new JsonObject
+        {
+            ["create_unprivileged_p50_ms"] = Math.Round(unprivileged, 3), ["create_privileged_p50_ms"] = Math.Round(host, 3),
+            ["create_privileged_p90_ms"] = Math.Round(P(privileged, 0.9), 3),
+            ["userns_cost_ms"] = Math.Round(unprivileged - host, 3),
+            ["holder_p50_ms"] = Math.Round(P(holders, 0.5), 3), ["holder_p90_ms"] = Math.Round(P(holders, 0.9), 3),
+            ["overlay_plain_p50_ms"] = Math.Round(P(plainMount, 0.5), 3),
+            ["overlay_idmapped_p50_ms"] = Math.Round(P(idmappedMount, 0.5), 3), ["overlay_idmapped_p90_ms"] = Math.Round(P(idmappedMount, 0.9), 3),
+            ["idmapped_mount_cost_ms"] = Math.Round(idmapCost, 3),
+            ["create_unprivileged_vs_runc"] = Math.Round(unprivileged / runcCreate, 3),
+            ["create_privileged_vs_runc"] = Math.Round(host / runcCreate, 3),
         };
     }
 

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Garden.Linux.Network;
+using Garden.Linux.UserNamespaces;
 
 namespace Garden.Actors;
 
@@ -17,8 +18,13 @@ public sealed record ContainerSpec(
     ImmutableArray<PortMapping> NetIn = default,
     ImmutableArray<NetOutRule> NetOut = default,
     ImmutableArray<BindMount> BindMounts = default,
-    TimeSpan? GraceTime = null)
+    TimeSpan? GraceTime = null,
+    IdMapping? UserNamespace = null)
 {
+    /// <summary>Made by a build before user namespaces and not privileged: it runs as host root all the same (it was
+    /// made so), until destroyed.</summary>
+    public bool EarlierHostRoot => !Privileged && UserNamespace is null;
+
     public Limits LimitsOrNone => Limits ?? Garden.Actors.Limits.None;
     public ImmutableArray<BindMount> BindMountsOrEmpty => BindMounts.IsDefault ? [] : BindMounts;
     public ImmutableArray<PortMapping> NetInOrEmpty => NetIn.IsDefault ? [] : NetIn;

@@ -24,7 +24,9 @@ public sealed record GardenSettings(
     System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimits,
     NetworkSettings Network,
     TimeSpan DefaultGraceTime = default,
-    TimeSpan AgentCallTimeout = default)
+    TimeSpan AgentCallTimeout = default,
+    string MountDir = "/run/garden-actors/mounts",
+    UserNamespaceSettings? UserNamespaces = null)
 {
     public FaultPoints Faults { get; } = new(CrashAt);
 
@@ -39,15 +41,20 @@ public sealed record GardenSettings(
     public string ApiSocket { get; init; } = "";
 
     /// <summary>Host paths only gardend may use, so no bind mount source may be one of them or inside one: the state dir
-    /// (journal, depot, the agents' sockets) and the API socket.</summary>
+    /// (journal, depot, the agents' sockets), the containers' root mount points and the API socket.</summary>
     public IReadOnlyList<string> HostOnlyPaths =>
-        ApiSocket.Length == 0 ? [StateDir] : [StateDir, ApiSocket];
+        ApiSocket.Length == 0 ? [StateDir, MountDir] : [StateDir, MountDir, ApiSocket];
 
     public string JournalPath => Path.Combine(StateDir, "journal.db");
 
     public string DepotDir => Path.Combine(StateDir, "depot");
 
     public string DepotFor(string handle) => Path.Combine(DepotDir, handle);
+
+    /// <summary>Where the container's root is mounted: <c>&lt;mount-dir&gt;/&lt;handle&gt;</c> (see garden.mount-dir).</summary>
+    public string MountDirFor(string handle) => Path.Combine(MountDir, handle);
+
+    public UserNamespaceSettings UserNamespace => UserNamespaces ?? UserNamespaceSettings.Default;
 
     /// <summary>The embedded, commented defaults of this assembly.</summary>
     public static Config DefaultConfig()
@@ -74,6 +81,13 @@ public sealed record GardenSettings(
         return t;
     }
 
+    private static string MountDirOf(Config c)
+    {
+        var dir = c.GetString("mount-dir", "");
+        if (dir.Length == 0 || dir[0] != '/') throw new ConfigurationException($"garden.mount-dir: \"{dir}\" is not an absolute path");
+        return Path.TrimEndingDirectorySeparator(dir);
+    }
+
     public static GardenSettings Create(Config config)
     {
         var c = config.WithFallback(DefaultConfig()).GetConfig("garden");
@@ -98,14 +112,15 @@ public sealed record GardenSettings(
                 .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))],
             Network: NetworkSettings.From(c.GetConfig("network")),
             DefaultGraceTime: DefaultGrace(c),
-            AgentCallTimeout: PositiveTime(c, "agent-call-timeout"))
+            AgentCallTimeout: PositiveTime(c, "agent-call-timeout"),
+            MountDir: MountDirOf(c),
+            UserNamespaces: UserNamespaceSettings.From(c.GetConfig("user-namespace")))
         {
             DefaultLimits = DefaultLimitsOf(c),
             OomEventInterval = PositiveTime(c, "oom-event-interval"),
             ApiSocket = c.GetString("gateway.socket", ""),
         };
     }
-
 
     /// <summary>garden.default-limits: memory and disk are sizes (512M, 1G), pids a count; 0 = no default for that one.
     /// Each is checked against the same ranges as a Create's own limits.</summary>
@@ -181,5 +196,43 @@ public sealed record NetworkSettings(
         var dns = (c.GetStringList("dns-servers") ?? []).ToList();
         foreach (var d in dns) if (!Ipv4.TryParse(d, out _)) Bad("dns-servers", $"\"{d}\" is not an IPv4 address");
         return new NetworkSettings(c.GetBoolean("enabled"), prefix, pool, start, size, mtu, [.. dns], Ranges("allow-networks"), Ranges("deny-networks"));
+    }
+}
+
+/// <summary>How an unprivileged container's ids map to the host's (<c>garden.user-namespace</c>).</summary>
+public enum UserNamespaceMode
+{
+    /// <summary>Garden's: container root is the host's 4294967294, every other id is itself.</summary>
+    Garden,
+
+    /// <summary>A range of 65536 host ids of its own per container, from a pool the host journals.</summary>
+    PerContainer,
+}
+
+/// <summary>The `garden.user-namespace` section.</summary>
+public sealed record UserNamespaceSettings(UserNamespaceMode Mapping, uint FirstHostId, int Ranges)
+{
+    public const uint RangeSize = Linux.UserNamespaces.IdMapping.PerContainerSize;
+
+    public static readonly UserNamespaceSettings Default = new(UserNamespaceMode.Garden, 0x7000_0000, 4096);
+
+    public static UserNamespaceSettings From(Config c)
+    {
+        string Bad(string key, string why) => throw new ConfigurationException($"garden.user-namespace.{key}: {why}");
+        var mode = c.GetString("mapping", "garden") switch
+        {
+            "garden" => UserNamespaceMode.Garden,
+            "per-container" => UserNamespaceMode.PerContainer,
+            var other => throw new ConfigurationException($"garden.user-namespace.mapping: \"{other}\" is neither \"garden\" nor \"per-container\""),
+        };
+        var first = c.GetLong("per-container.first-host-id", Default.FirstHostId);
+        var ranges = c.GetLong("per-container.ranges", Default.Ranges);
+        if (first < 65536 || first % RangeSize != 0)
+            Bad("per-container.first-host-id", $"{first} must be a multiple of {RangeSize}, at least {RangeSize} (ids below are the host's own users)");
+        if (ranges < 1 || ranges > int.MaxValue) Bad("per-container.ranges", $"{ranges} is out of range (at least 1)");
+        // Garden's container root (4294967294) and the invalid id 4294967295 stay outside every range.
+        if (first + ranges * RangeSize > Linux.UserNamespaces.IdMapping.GardenRootId)
+            Bad("per-container", $"{ranges} ranges of {RangeSize} from {first} run past {Linux.UserNamespaces.IdMapping.GardenRootId - 1}");
+        return new UserNamespaceSettings(mode, (uint)first, (int)ranges);
     }
 }

@@ -57,6 +57,16 @@ if (!File.Exists(settings.AgentBinary))
     Console.Error.WriteLine($"gardend: agent binary {settings.AgentBinary} not found (run `make install`, or set garden.agent-binary)");
     return 1;
 }
+// The mount dir first: when it sits in the socket's dir, that dir is made traversable (0711) rather than 0700.
+try
+{
+    Garden.Linux.Rootfs.OverlayRootfs.PrepareMountDir(settings.MountDir);
+}
+catch (Exception e) when (e is Garden.Linux.Rootfs.RootfsException or IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"gardend: {e.Message}");
+    return 1;
+}
 StateDir.Close(settings); // 0700, secrets 0600: before the journal is opened or any actor writes
 Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
 File.Delete(socketPath); // a socket left by a killed daemon blocks the bind

@@ -10,6 +10,7 @@ using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
+using Garden.Linux.UserNamespaces;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Garden.Host;
@@ -25,7 +26,9 @@ public static class Wiring
         Disk: new LoopDiskQuota(),
         Oom: OomNotifier.Create(settings.CgroupParent),
         Network: new IpPlumbing(),
-        Firewall: new IptablesFirewall(settings.Network.Firewall));
+        Firewall: new IptablesFirewall(settings.Network.Firewall),
+        // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
+        UserNamespaces: new HolderUserNamespaces(settings.AgentBinary));
 
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "containers");

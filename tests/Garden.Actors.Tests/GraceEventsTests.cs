@@ -28,7 +28,7 @@ public sealed class GraceEventsTests : TestKit
         _runtime = new FakeOciRuntime(_log);
         _agent = new FakeAgent(_log);
         _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log),
-            new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
+            new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
         _host = StartHost();
     }

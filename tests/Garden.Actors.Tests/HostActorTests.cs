@@ -31,7 +31,7 @@ public sealed class HostActorTests : TestKit
         _baseRootfs = Directory.CreateDirectory(Path.Combine(_stateDir, "base")).FullName;
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_baseRootfs}\", max-containers = 3, stop-grace = 1s, destroy-grace = 1s }}"));
-        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent, new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
+        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent, new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
         _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 
@@ -60,10 +60,12 @@ public sealed class HostActorTests : TestKit
     {
         var handle = Create();
         Assert.Equal(11, handle.Length);
-        // the network's links are made while the rootfs mounts, its rules while runc starts: both links and rootfs come before run
+        // its user namespace first (the network and rootfs need it); the network's links are made while the rootfs
+        // mounts, its rules while runc starts: both links and rootfs come before run
         var calls = _log.All.ToList();
-        Assert.Equal(5, calls.Count);
+        Assert.Equal(6, calls.Count);
         Assert.Contains($"cgroup apply {handle}", calls); // garden.default-limits: pids
+        Assert.Equal($"userns create {handle} 0 4294967294 1, 1 1 4294967293", calls[0]);
         Assert.True(calls.IndexOf($"rootfs create {handle}") < calls.IndexOf($"run {handle}"), string.Join(", ", calls));
         Assert.True(calls.IndexOf($"network up {handle} 10.254.0.2") is >= 0 and var up && up < calls.IndexOf($"run {handle}"), string.Join(", ", calls));
         Assert.Contains($"firewall apply {handle} in=0 out=0", calls);

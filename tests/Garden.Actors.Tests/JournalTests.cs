@@ -51,7 +51,7 @@ public sealed class JournalFailureTests : Akka.TestKit.Xunit2.TestKit
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\" }}"));
-        var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
+        var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
         _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
     }
 
@@ -118,6 +118,11 @@ public sealed class JournalSerializerTests : Akka.TestKit.Xunit2.TestKit
         { new PortsReserved { Handle = "n", Ports = { 61002 } }, "pp" },
         { new PortsReturned { Handle = "n", Ports = { 61002 } }, "pq" },
         { new NetInAdded { Mapping = new PortMappingRecord { HostPort = 61001, ContainerPort = 8080 } }, "ni" },
+        { new ContainerRegistered { Handle = "u", Incarnation = 2, IdRange = new IdRangeRecord { HostStart = 0x7000_0000, Size = 65536 } }, "cr" },
+        { new CreateStarted { Spec = new ContainerSpecRecord { Handle = "u", UserNamespace = new UserNamespaceRecord {
+            UidMap = { new IdMapRecord { ContainerId = 0, HostId = 4294967294, Size = 1 }, new IdMapRecord { ContainerId = 1, HostId = 1, Size = 4294967293 } },
+            GidMap = { new IdMapRecord { ContainerId = 0, HostId = 4294967294, Size = 1 } } } } }, "c1" },
+        { new HostSnapshot { NextIncarnation = 3, IdRanges = { ["u"] = new IdRangeRecord { HostStart = 0x7000_0000, Size = 65536 } } }, "hs" },
         { new NetOutAdded { Rules = { new NetOutRuleRecord { Protocol = 3, IcmpType = 8, IcmpCode = 0, Log = true }, new NetOutRuleRecord { Protocol = 1, Networks = { "10.0.0.0-10.0.0.255" }, Ports = { "80-80" } } } }, "no" },
     };
 
@@ -163,5 +168,75 @@ public sealed class JournalSerializerTests : Akka.TestKit.Xunit2.TestKit
         var again = HostState.Empty.Apply(s.ToSnapshot());
         Assert.Equal(s.Containers, again.Containers);
         Assert.Equal(s.Versions, again.Versions);
+    }
+
+    [Fact]
+    public void A_spec_journaled_before_user_namespaces_reads_as_one_without_and_the_host_releases_id_ranges()
+    {
+        // bytes an earlier build wrote: a spec with no field 12
+        var earlier = new ContainerSpecRecord { Handle = "old", Rootfs = "/r", Privileged = false }.ToByteArray();
+        var spec = ContainerState.FromRecord(ContainerSpecRecord.Parser.ParseFrom(earlier));
+        Assert.Null(spec.UserNamespace);
+        Assert.True(spec.EarlierHostRoot);
+        var mapped = ContainerState.FromRecord(ContainerState.ToRecord(spec with { UserNamespace = Garden.Linux.UserNamespaces.IdMapping.PerContainer(0x7000_0000) }));
+        Assert.Equal(Garden.Linux.UserNamespaces.IdMapping.PerContainer(0x7000_0000), mapped.UserNamespace);
+        Assert.False(mapped.EarlierHostRoot);
+
+        var s = HostState.Empty
+            .Apply(new ContainerRegistered { Handle = "a", Incarnation = 1, IdRange = new IdRangeRecord { HostStart = 0x7000_0000, Size = 65536 } })
+            .Apply(new ContainerRegistered { Handle = "b", Incarnation = 2 });
+        Assert.Equal(new IdBlock(0x7000_0000, 65536), s.IdBlocks["a"]);
+        Assert.False(s.IdBlocks.ContainsKey("b"));
+        Assert.Equal(s.IdBlocks, HostState.Empty.Apply(s.ToSnapshot()).IdBlocks);
+        Assert.Empty(s.Apply(new ContainerReleased { Handle = "a" }).IdBlocks);
+    }
+}
+
+/// <summary>garden.user-namespace and garden.mount-dir: bad values stop gardend with the key named.</summary>
+public sealed class UserNamespaceSettingsTests
+{
+    private static GardenSettings Settings(string garden) =>
+        GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString($"garden {{ {garden} }}"));
+
+    [Fact]
+    public void Defaults_are_gardens_mapping_and_a_pool_below_2_to_the_31()
+    {
+        var s = Settings("");
+        Assert.Equal(UserNamespaceMode.Garden, s.UserNamespace.Mapping);
+        Assert.Equal(0x7000_0000u, s.UserNamespace.FirstHostId);
+        Assert.True(s.UserNamespace.FirstHostId + (ulong)s.UserNamespace.Ranges * 65536 <= 1UL << 31);
+        Assert.Equal("/run/garden-actors/mounts", s.MountDir);
+        Assert.Equal("/run/garden-actors/mounts/h", s.MountDirFor("h"));
+    }
+
+    [Theory]
+    [InlineData("user-namespace.mapping = shared", "garden.user-namespace.mapping")]
+    [InlineData("user-namespace.per-container.first-host-id = 1000", "first-host-id")]
+    [InlineData("user-namespace.per-container.first-host-id = 65537", "first-host-id")]
+    [InlineData("user-namespace.per-container.ranges = 0", "ranges")]
+    [InlineData("user-namespace.per-container.ranges = 70000", "run past 4294967293")]
+    [InlineData("mount-dir = \"relative/dir\"", "garden.mount-dir")]
+    public void Bad_values_are_refused_naming_the_key(string setting, string named)
+    {
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => Settings(setting));
+        Assert.Contains(named, e.Message);
+    }
+
+    [Fact]
+    public void Per_container_pool_allocates_the_lowest_free_block_and_none_for_privileged()
+    {
+        var pool = new UserIdPool(new UserNamespaceSettings(UserNamespaceMode.PerContainer, 0x7000_0000, 2));
+        var state = HostState.Empty;
+        Assert.Equal((null, null), pool.Allocate(state, privileged: true));
+        var (m1, b1) = pool.Allocate(state, false);
+        Assert.Equal(new IdBlock(0x7000_0000, 65536), b1);
+        Assert.Equal(0x7000_0000u, m1!.RootUid);
+        state = state.Apply(new ContainerRegistered { Handle = "a", Incarnation = 1, IdRange = HostState.ToRecord(b1!.Value) });
+        var (_, b2) = pool.Allocate(state, false);
+        Assert.Equal(new IdBlock(0x7001_0000, 65536), b2);
+        state = state.Apply(new ContainerRegistered { Handle = "b", Incarnation = 2, IdRange = HostState.ToRecord(b2!.Value) });
+        Assert.Equal(ErrorKind.ResourceExhausted, Assert.Throws<GardenException>(() => pool.Allocate(state, false)).Kind);
+        Assert.Equal((Garden.Linux.UserNamespaces.IdMapping.Garden, (IdBlock?)null),
+            new UserIdPool(UserNamespaceSettings.Default).Allocate(state, false));
     }
 }

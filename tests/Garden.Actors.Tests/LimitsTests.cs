@@ -25,7 +25,7 @@ public sealed class LimitsTests : TestKit
         _runtime = new FakeOciRuntime(_log);
         _cgroups = new FakeCgroups(_log, _runtime);
         _disk = new FakeDiskQuota(_log);
-        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), _cgroups, new FakeAgent(_log), _disk, _oom, new FakeNetwork(_log), new FakeFirewall(_log));
+        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), _cgroups, new FakeAgent(_log), _disk, _oom, new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
         _host = StartHost();
     }

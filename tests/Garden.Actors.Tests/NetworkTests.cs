@@ -28,7 +28,7 @@ public sealed class NetworkTests : TestKit
         _network = new FakeNetwork(_log);
         _firewall = new FakeFirewall(_log);
         _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), new FakeAgent(_log),
-            new FakeDiskQuota(_log), new FakeOomNotifier(), _network, _firewall);
+            new FakeDiskQuota(_log), new FakeOomNotifier(), _network, _firewall, new FakeUserNamespaces(_log));
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
         _host = StartHost();
     }

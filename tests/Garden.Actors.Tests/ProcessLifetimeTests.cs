@@ -28,7 +28,7 @@ public sealed class ProcessLifetimeTests : TestKit
         var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{baseRootfs}\", stop-grace = 1s, destroy-grace = 1s }}"));
         var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), _agent,
-            new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log));
+            new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
         _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "containers");
     }
 

@@ -34,4 +34,27 @@ public static class Host
         if (Directory.Exists(Path.Combine(d.StateDir, "depot", handle))) found.Add("depot dir");
         return found;
     }
+
+    /// <summary>User namespace holders (`garden-agent ns-holder`) whose gardend is gone: a holder lives only while its
+    /// gardend creates a container, and exits when gardend closes its end of their socket or dies.</summary>
+    public static List<string> OrphanedHolders()
+    {
+        var found = new List<string>();
+        foreach (var dir in Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
+        {
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (args.Length < 2 || !args[0].EndsWith("garden-agent", StringComparison.Ordinal) || args[1] != "ns-holder") continue;
+                var ppid = File.ReadLines(Path.Combine(dir, "status")).Single(l => l.StartsWith("PPid:"))[5..].Trim();
+                var parent = File.ReadAllText($"/proc/{ppid}/cmdline");
+                if (!parent.Contains("gardend", StringComparison.Ordinal)) found.Add($"holder {Path.GetFileName(dir)} (parent {ppid})");
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+        return found;
+    }
 }

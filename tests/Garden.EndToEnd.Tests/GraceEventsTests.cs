@@ -17,8 +17,13 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
     [Fact]
     public async Task A_read_only_mount_is_readable_not_writable_and_a_read_write_one_writes_to_the_host()
     {
+        // Shared as a user shares a directory: world-readable (a temp dir is 0700, which container root, an unprivileged
+        // host uid, could not enter).
+        const UnixFileMode shared = (UnixFileMode)0b111_101_101;
         var ro = TestPaths.NewTempDir("bind-ro");
         var rw = TestPaths.NewTempDir("bind-rw");
+        File.SetUnixFileMode(ro, shared);
+        File.SetUnixFileMode(rw, shared);
         var h = Unique("bind");
         try
         {
@@ -32,9 +37,16 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
             Assert.Contains("Read-only file system", write.Stderr);
             Assert.False(File.Exists(Path.Combine(ro, "new.txt")));
 
+            // read-write, but the host's root owns it: container root is not host root (README says so)
+            var denied = await D.CliAsync("run", h, "--", "sh", "-c", "echo no > /mnt/rw/new.txt");
+            Assert.NotEqual(0, denied.ExitCode);
+            Assert.Contains("Permission denied", denied.Stderr);
+            // given to container root's host uid, it is container root's to write
+            Garden.Linux.Process.Command.RunAsync("/bin/chown", ["4294967294:4294967294", rw]).Wait();
             var ok = await D.CliAsync("run", h, "--", "sh", "-c", "echo yes > /mnt/rw/new.txt");
             Assert.True(ok.ExitCode == 0, ok.ToString());
             Assert.Equal("yes\n", File.ReadAllText(Path.Combine(rw, "new.txt")));
+            Assert.Equal("4294967294", (await Garden.Linux.Process.Command.RunAsync("/usr/bin/stat", ["-c", "%u", Path.Combine(rw, "new.txt")])).Stdout.Trim());
 
             var info = JsonDocument.Parse((await D.CliAsync("--json", "info", h)).Stdout).RootElement;
             var mounts = info.GetProperty("bindMounts").EnumerateArray().ToList();

@@ -116,6 +116,9 @@ public sealed class RestartTests
             var info = await d.CliAsync("info", h);
             Assert.Contains("unknown handle", info.Stderr);
             Assert.Empty(Host.Leftovers(d, h));
+            // the holder of its user namespace (alive at create-rootfs) went with the daemon that held it
+            Assert.Empty(Host.OrphanedHolders());
+            Assert.False(Directory.Exists(Path.Combine(d.MountDir, h)));
             Assert.DoesNotContain(h, (await Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
             Assert.Equal(0, (await d.CliAsync("create", "--handle", h)).ExitCode); // the handle is free again
         }

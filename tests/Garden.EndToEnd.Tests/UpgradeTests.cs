@@ -63,6 +63,11 @@ public sealed class UpgradeTests
             Assert.Equal("active", info.GetProperty("state").GetString());
             Assert.Equal("old", info.GetProperty("properties").GetProperty("release").GetString());
             Assert.Contains("sleeper", info.GetProperty("processIds").EnumerateArray().Select(e => e.GetString()));
+            // made before user namespaces: it keeps running as it was made (host root), and Info says so
+            Assert.False(info.TryGetProperty("userNamespace", out _));
+            Assert.Contains("user ns:    none (made by a build before user namespaces", (await d.CliAsync("info", h)).Stdout);
+            Assert.Equal("0 0 4294967295", string.Join(' ', (await d.CliAsync("run", h, "--", "cat", "/proc/self/uid_map")).Stdout
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim());
 
             var lines = await d.CliAsync("attach", h, "lines", "--from", "0");
             Assert.Equal(6, lines.ExitCode);
@@ -75,6 +80,8 @@ public sealed class UpgradeTests
 
             var fresh = $"{h}-new";
             Assert.Equal(0, (await d.CliAsync("create", "--handle", fresh)).ExitCode);
+            Assert.StartsWith("0 4294967294 1", string.Join(' ', (await d.CliAsync("run", fresh, "--", "cat", "/proc/self/uid_map")).Stdout
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries)).Trim());
             Assert.Equal(0, (await d.CliAsync("destroy", fresh)).ExitCode);
             Assert.Equal(0, (await d.CliAsync("destroy", h)).ExitCode);
             Assert.Empty(Host.Leftovers(d, h));

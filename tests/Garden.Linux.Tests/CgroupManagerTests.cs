@@ -73,4 +73,52 @@ public sealed class CgroupManagerTests : IDisposable
         m.Release("h");
         Assert.False(Directory.Exists(Path.Combine("/sys/fs/cgroup/memory", parent)));
     }
+
+    private static uint Owner(string path) =>
+        uint.Parse(Garden.Linux.Process.Command.RunAsync("/usr/bin/stat", ["-c", "%u", path]).Result.Stdout.Trim());
+
+    [Fact]
+    public void V2_delegation_gives_container_root_the_cgroup_procs_of_work_and_of_the_common_ancestor_only()
+    {
+        File.WriteAllText(Path.Combine(_root, "cgroup.controllers"), "cpu memory pids");
+        var m = CgroupManager.Create("garden-test-v2", _root);
+        // what the kernel makes with every cgroup
+        var c1 = Path.Combine(_root, "garden-test-v2", "c1");
+        foreach (var dir in new[] { c1, Path.Combine(c1, "work") })
+        {
+            Directory.CreateDirectory(dir);
+            foreach (var f in new[] { "cgroup.procs", "pids.max" }) File.WriteAllText(Path.Combine(dir, f), "");
+        }
+        var work = m.PrepareProcessCgroup("c1", new CgroupOwner(4294967294, 4294967294))!;
+        // moving a process from c1/init to c1/work takes write access to both work's and c1's cgroup.procs (v2's rule)
+        Assert.Equal(4294967294u, Owner(Path.Combine(work, "cgroup.procs")));
+        Assert.Equal(4294967294u, Owner(Path.Combine(c1, "cgroup.procs")));
+        Assert.Equal(0u, Owner(Path.Combine(work, "pids.max")));
+        Assert.Equal(0u, Owner(work));
+        Assert.Equal(0u, Owner(Path.Combine(c1, "pids.max")));
+    }
+
+    [Fact]
+    public void Real_v1_delegation_gives_container_root_the_work_cgroups_procs_and_nothing_else()
+    {
+        var parent = $"garden-test-cgd-{Environment.ProcessId}";
+        var m = CgroupManager.Create(parent);
+        try
+        {
+            var work = m.PrepareProcessCgroup("h", new CgroupOwner(4294967294, 4294967294))!;
+            Assert.Equal(Path.Combine("/sys/fs/cgroup/pids", parent, "h", "work"), work);
+            Assert.Equal(4294967294u, Owner(Path.Combine(work, "cgroup.procs")));
+            Assert.Equal(0u, Owner(Path.Combine(work, "pids.max")));
+            Assert.Equal(0u, Owner(work));
+            Assert.Equal(0u, Owner(Path.Combine("/sys/fs/cgroup/pids", parent, "h", "cgroup.procs")));
+            // without a user namespace nothing is handed over
+            var plain = m.PrepareProcessCgroup("p")!;
+            Assert.Equal(0u, Owner(Path.Combine(plain, "cgroup.procs")));
+        }
+        finally
+        {
+            m.Release("h");
+            m.Release("p");
+        }
+    }
 }

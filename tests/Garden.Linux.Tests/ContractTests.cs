@@ -1,6 +1,7 @@
 using Garden.Linux.Agent;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
+using Garden.Linux.UserNamespaces;
 using Garden.Protocol.Agent;
 using Garden.Testing;
 using Xunit;
@@ -14,30 +15,31 @@ public abstract class RootfsContract : IDisposable
     protected readonly string Dir = TestPaths.NewTempDir("rootfs");
     protected abstract IRootfsProvider Provider { get; }
     protected string Depot => Path.Combine(Dir, "depot");
+    protected RootfsPaths Paths => new(Path.Combine(Dir, "mounts", "c"), Depot);
 
     public void Dispose()
     {
-        Provider.DestroyAsync("c", Depot, default).Wait();
+        Provider.DestroyAsync("c", Paths, default).Wait();
         Directory.Delete(Dir, true);
     }
 
     [Fact]
     public async Task A_missing_base_is_a_RootfsException_naming_it()
     {
-        var e = await Assert.ThrowsAsync<RootfsException>(() => Provider.CreateAsync("c", "/no/such/rootfs", Depot, null, default));
+        var e = await Assert.ThrowsAsync<RootfsException>(() => Provider.CreateAsync("c", "/no/such/rootfs", Paths, null, null, default));
         Assert.Contains("/no/such/rootfs", e.Message);
-        Assert.False(Provider.IsMounted(Depot));
+        Assert.False(Provider.IsMounted(Paths.MountPoint));
     }
 
     [Fact]
     public async Task Create_mounts_and_destroy_unmounts_idempotently()
     {
-        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, null, default);
-        Assert.Equal(Path.Combine(Depot, "rootfs"), root);
-        Assert.True(Provider.IsMounted(Depot));
-        await Provider.DestroyAsync("c", Depot, default);
-        Assert.False(Provider.IsMounted(Depot));
-        await Provider.DestroyAsync("c", Depot, default);
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);
+        Assert.Equal(Paths.MountPoint, root);
+        Assert.True(Provider.IsMounted(Paths.MountPoint));
+        await Provider.DestroyAsync("c", Paths, default);
+        Assert.False(Provider.IsMounted(Paths.MountPoint));
+        await Provider.DestroyAsync("c", Paths, default);
     }
 }
 
@@ -48,15 +50,52 @@ public sealed class RealRootfsContract : RootfsContract
     [Fact]
     public async Task Writes_land_in_the_container_layer_never_in_the_base()
     {
-        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Depot, null, default);
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);
         File.WriteAllText(Path.Combine(root, "etc", "written-by-test"), "x");
         File.Delete(Path.Combine(root, "etc", "hosts"));
         Assert.False(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "written-by-test")));
         Assert.True(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "hosts")));
         Assert.True(File.Exists(Path.Combine(Depot, "upper", "etc", "written-by-test")));
-        await Provider.DestroyAsync("c", Depot, default);
+        await Provider.DestroyAsync("c", Paths, default);
         Assert.False(Directory.Exists(Path.Combine(Depot, "upper")));
+        Assert.False(Directory.Exists(Paths.MountDir));
         Assert.True(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "hosts")));
+    }
+
+    [Fact]
+    public async Task The_root_is_mounted_nosuid_and_nodev_in_a_0700_dir_of_its_owner()
+    {
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);
+        var options = File.ReadLines("/proc/self/mountinfo").Select(l => l.Split(' ')).Single(f => f[4] == root)[5].Split(',');
+        Assert.Contains("nosuid", options);
+        Assert.Contains("nodev", options);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Paths.MountDir));
+    }
+
+    [Fact]
+    public async Task With_a_user_namespace_the_base_is_seen_through_its_mapping_and_the_layer_is_container_roots()
+    {
+        var mapping = IdMapping.PerContainer(0x7fff_0000);
+        await using var userns = await new HolderUserNamespaces(TestPaths.AgentBinary).CreateAsync("c", mapping, default);
+        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs,
+            Paths, null, new UserNamespaceRoot(userns.UserNamespacePath, mapping.RootUid, mapping.RootGid), default);
+        // the base's root-owned files show as the container root's host uid through the idmapped lower layer
+        Assert.Equal(0u, Owner(Path.Combine(TestPaths.DefaultRootfs, "bin")));
+        Assert.Equal(0x7fff_0000u, Owner(Path.Combine(root, "bin")));
+        Assert.Equal(0x7fff_0000u, Owner(Path.Combine(Depot, "upper")));
+        Assert.Equal(0x7fff_0000u, Owner(Path.Combine(Depot, "work")));
+        Assert.Equal(0x7fff_0000u, Owner(Paths.MountDir));
+        // the idmapped view itself was only needed while the overlay was mounted
+        Assert.False(Directory.Exists(Paths.LowerMount));
+        Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Split(' ')[4] == Paths.LowerMount);
+        await Provider.DestroyAsync("c", Paths, default);
+        Assert.False(Provider.IsMounted(root));
+    }
+
+    private static uint Owner(string path)
+    {
+        var r = Garden.Linux.Process.Command.RunAsync("/usr/bin/stat", ["-c", "%u", path]).Result;
+        return uint.Parse(r.Stdout.Trim());
     }
 }
 
@@ -178,7 +217,8 @@ public sealed class RealOciRuntimeContract : OciRuntimeContract
     protected override async Task<(IOciRuntime, BundleSpec, string, Func<Task>)> PrepareAsync()
     {
         // A container whose runtime part the test drives itself: start one, take its bundle spec, remove it from runc.
-        var c = await RealContainer.StartAsync("runtime");
+        // privileged: the spec is run again below, and a user namespace exists only while gardend holds it
+        var c = await RealContainer.StartAsync("runtime", privileged: true);
         await c.Runtime.KillAsync(c.Handle, 9, false, default);
         await c.Runtime.WaitStoppedAsync(c.Handle, TimeSpan.FromSeconds(10), default);
         await c.Runtime.DeleteAsync(c.Handle, default);

@@ -115,6 +115,25 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
     }
 
     [Fact]
+    public async Task The_namespace_of_a_user_namespace_holder_is_bound_as_the_containers_and_removed_like_one()
+    {
+        var n = Net("u", 9);
+        await using (var holder = await new Garden.Linux.UserNamespaces.HolderUserNamespaces(TestPaths.AgentBinary)
+                         .CreateAsync("u", Garden.Linux.UserNamespaces.IdMapping.Garden, default))
+        {
+            await Plumbing.SetUpAsync(n, default, holder.Pid);
+            // the bound namespace is the holder's (owned by its user namespace), not a new one
+            Assert.Equal(new FileInfo($"/proc/{holder.Pid}/ns/net").LinkTarget, $"net:[{(await TestNet.Sh($"stat -L -c %i {n.NetnsPath}")).Trim()}]");
+        }
+        // it outlives the holder: the bind mount keeps it, with the container's end of the veth in it
+        Assert.True(Plumbing.Exists(n));
+        Assert.Contains($"inet {n.Address}/30", await TestNet.Sh($"ip -n {n.Netns} -o addr show dev eth0"));
+        await Plumbing.TearDownAsync(n, default);
+        Assert.False(Plumbing.Exists(n));
+        Assert.True(await GoneSoon(n.HostVeth));
+    }
+
+    [Fact]
     public async Task A_slash_30_has_no_bridge_the_host_end_of_the_veth_is_the_gateway()
     {
         var n = Net("a", 8);

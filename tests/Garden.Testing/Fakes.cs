@@ -78,31 +78,90 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
 {
     private readonly ConcurrentDictionary<string, bool> _mounted = new();
 
-    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, string? layerDir, CancellationToken ct)
+    /// <summary>The user namespace root each container's rootfs was made for (null: none).</summary>
+    public ConcurrentDictionary<string, UserNamespaceRoot?> Owners { get; } = new();
+
+    public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
+        CancellationToken ct)
     {
         log.Add($"rootfs create {handle}");
         if (!Directory.Exists(baseRootfs)) throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
-        _mounted[depotDir] = true;
-        return Task.FromResult(Path.Combine(depotDir, "rootfs"));
+        Owners[handle] = userns;
+        _mounted[paths.MountPoint] = true;
+        return Task.FromResult(paths.MountPoint);
     }
 
-    public Task DestroyAsync(string handle, string depotDir, CancellationToken ct)
+    public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
         log.Add($"rootfs destroy {handle}");
-        _mounted.TryRemove(depotDir, out _);
+        _mounted.TryRemove(paths.MountPoint, out _);
+        _mounted.TryRemove(paths.LegacyMountPoint, out _);
         return Task.CompletedTask;
     }
 
-    public bool IsMounted(string depotDir) => _mounted.ContainsKey(depotDir);
+    public bool IsMounted(string mountPoint) => _mounted.ContainsKey(mountPoint);
+
+    /// <summary>A root mounted where builds before user namespaces put it (for upgrade tests).</summary>
+    public void MountLegacy(RootfsPaths paths) => _mounted[paths.LegacyMountPoint] = true;
 
     public int MountedCount => _mounted.Count;
+}
+
+/// <summary>User namespaces in memory: each Create holds one until it is disposed; the test sees which mappings were
+/// made and that none is left held.</summary>
+public sealed class FakeUserNamespaces(CallLog log) : Garden.Linux.UserNamespaces.IUserNamespaces
+{
+    private int _held;
+    private int _pid = 5000;
+
+    /// <summary>Set to make the next Create fail (as a kernel refusing the mapping would).</summary>
+    public Exception? FailNext { get; set; }
+
+    public int Held => Volatile.Read(ref _held);
+
+    public ConcurrentDictionary<string, Garden.Linux.UserNamespaces.IdMapping> Made { get; } = new();
+
+    public Task<Garden.Linux.UserNamespaces.IUserNamespaceHolder> CreateAsync(string handle, Garden.Linux.UserNamespaces.IdMapping mapping, CancellationToken ct)
+    {
+        if (FailNext is { } e)
+        {
+            FailNext = null;
+            throw e;
+        }
+        log.Add($"userns create {handle} {mapping}");
+        Made[handle] = mapping;
+        Interlocked.Increment(ref _held);
+        return Task.FromResult<Garden.Linux.UserNamespaces.IUserNamespaceHolder>(new Holder(this, mapping, Interlocked.Increment(ref _pid)));
+    }
+
+    private sealed class Holder(FakeUserNamespaces owner, Garden.Linux.UserNamespaces.IdMapping mapping, int pid)
+        : Garden.Linux.UserNamespaces.IUserNamespaceHolder
+    {
+        private int _disposed;
+        public Garden.Linux.UserNamespaces.IdMapping Mapping => mapping;
+        public int Pid => pid;
+        public string UserNamespacePath => $"/proc/{pid}/ns/user";
+
+        public ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) Interlocked.Decrement(ref owner._held);
+            return ValueTask.CompletedTask;
+        }
+    }
 }
 
 /// <summary>Cgroups that exist while the fake runtime runs the container (runc creates them; Release removes them).</summary>
 public sealed class FakeCgroups(CallLog log, FakeOciRuntime? runtime = null) : ICgroupManager
 {
     public string PathFor(string handle) => $"/garden-test-fake/{handle}";
-    public string? PrepareProcessCgroup(string handle) => null;
+    /// <summary>Who each container's process cgroup was delegated to (null: nobody, host root runs the agent).</summary>
+    public ConcurrentDictionary<string, CgroupOwner?> Delegated { get; } = new();
+
+    public string? PrepareProcessCgroup(string handle, CgroupOwner? delegateTo = null)
+    {
+        Delegated[handle] = delegateTo;
+        return null;
+    }
     public void Release(string handle) => log.Add($"cgroup release {handle}");
     public bool Exists(string handle) => runtime is null || runtime.Containers.Contains(handle);
 
@@ -307,8 +366,12 @@ public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlum
     /// <summary>Set to make the next SetUp fail (as the kernel would refuse it).</summary>
     public Exception? FailNextSetUp { get; set; }
 
-    public Task SetUpAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
+    /// <summary>The process whose network namespace each container's was taken from (null: a new one).</summary>
+    public ConcurrentDictionary<string, int?> NetnsOf { get; } = new();
+
+    public Task SetUpAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct, int? netnsOfPid = null)
     {
+        NetnsOf[network.Handle] = netnsOfPid;
         if (FailNextSetUp is { } e)
         {
             FailNextSetUp = null;

@@ -18,6 +18,8 @@ public sealed class Gardend : IAsyncDisposable
     public string StateDir => Path.Combine(Dir, "state");
     public string Socket => Path.Combine(Dir, "garden.sock");
     public string ConfigFile => Path.Combine(Dir, "gardend.conf");
+    /// <summary>This instance's garden.mount-dir (container roots at MountDir/HANDLE/rootfs).</summary>
+    public string MountDir => Path.Combine(Dir, "mounts");
     public string CgroupParent { get; }
     public string Log { get { lock (_log) return _log.ToString(); } }
 
@@ -41,7 +43,8 @@ public sealed class Gardend : IAsyncDisposable
 
     public Gardend(string extraConfig = "")
     {
-        Dir = TestPaths.NewTempDir("gardend");
+        // traversable: container root (an unprivileged host uid) must reach its root under MountDir
+        Dir = TestPaths.Traversable(TestPaths.NewTempDir("gardend"));
         CgroupParent = $"garden-test-{Path.GetFileName(Dir)[12..]}";
         var n = (Environment.ProcessId * 37 + Interlocked.Increment(ref _instances)) % 256;
         const string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
@@ -58,6 +61,7 @@ public sealed class Gardend : IAsyncDisposable
             garden {
               agent-binary = "{{AgentPath ?? TestPaths.AgentBinary}}"
               default-rootfs = "{{TestPaths.DefaultRootfs}}"
+              mount-dir = "{{MountDir}}"
               cgroup-parent = "{{CgroupParent}}"
               stop-grace = 2s
               destroy-grace = 2s

@@ -44,4 +44,13 @@ public static class TestPaths
 
     /// <summary>A fresh directory under /tmp/garden-test-*: the leak check of scripts/test.sh looks there.</summary>
     public static string NewTempDir(string what) => Directory.CreateTempSubdirectory($"garden-test-{what}-").FullName;
+
+    /// <summary>Makes a temp dir traversable (0711; it is made 0700): runc finds a container's root as container root,
+    /// an unprivileged host uid, so a mount dir below it must be reachable (nothing can be listed).</summary>
+    public static string Traversable(string dir)
+    {
+        File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        return dir;
+    }
 }

@@ -11,6 +11,7 @@ using Garden.Linux.Disk;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
+using Garden.Linux.UserNamespaces;
 using Garden.Protocol.Agent;
 using Garden.Protocol.Journal;
 using Google.Protobuf;
@@ -254,6 +255,8 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 break;
             default:
                 _log.Info("[{0}] recovered ({1}): reconciling with the kernel", Handle, ContainerState.Describe(_state.Lifecycle));
+                if (_state.Spec is { EarlierHostRoot: true })
+                    _log.Warning("[{0}] made by a build before user namespaces: it keeps running as host root until it is destroyed", Handle);
                 ReconcileAsync().ContinueWith(t =>
                 {
                     if (t.IsCompletedSuccessfully) return t.Result;
@@ -363,8 +366,11 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             if (network && await _fx.Firewall.EnsureAsync(Firewall(net, _state.NetIn, _state.NetOut), CancellationToken.None))
                 _log.Warning("[{0}] reconcile: its firewall rules were missing or incomplete; re-applied", Handle);
         }
-        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(_paths.Depot), agent, _fx.Cgroups.Exists(Handle), network);
+        return new KernelFindings(state is not null, running, _fx.Rootfs.IsMounted(RootfsMountPoint), agent, _fx.Cgroups.Exists(Handle), network);
     }
+
+    /// <summary>Where its root is mounted: as journaled (builds before user namespaces mounted it in the depot).</summary>
+    private string RootfsMountPoint => _state.Rootfs.Length > 0 ? _state.Rootfs : _paths.Rootfs.MountPoint;
 
     private ContainerNetwork? ContainerNetwork() =>
         _state.Network is { } a ? _settings.Network.For(Handle, a) : null;
@@ -1051,10 +1057,11 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private ContainerSummary Summary() => new(Handle, _state.Lifecycle, _state.Properties);
 
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
-        OverlayRootfs.MountPoint(_paths.Depot), processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
+        RootfsMountPoint, processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,
         _state.Limits with { BandwidthBurst = _state.Limits.ToBandwidth()?.BurstBytes }, _state.Network, _state.NetIn,
         _state.Spec?.BindMountsOrEmpty ?? [], _state.GraceTime, _state.OomKills,
-        _state.LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(_state.LastOomUnixMs));
+        _state.LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(_state.LastOomUnixMs),
+        _state.Spec?.UserNamespace);
 
     private static GardenException ToCreateError(Exception e) => e switch
     {
@@ -1068,11 +1075,14 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     // ---- Linux work (off the actor thread; reads only immutable fields) ----
 
-    /// <summary>Depot, rootfs, runc, agent: each finished step is undone in reverse order if a later one fails.</summary>
+    /// <summary>Depot, rootfs, runc, agent: each finished step is undone in reverse order if a later one fails.
+    /// An unprivileged container's user namespace (with the network namespace it owns) is made first and held until runc
+    /// has joined it: the network, the idmapped rootfs and runc all need it.</summary>
     private async Task<string> CreateAsync(ContainerSpec spec)
     {
         var undo = new Stack<(string Step, Func<Task> Action)>();
         var inFlight = new List<Task>();
+        IUserNamespaceHolder? userns = null;
         try
         {
             const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
@@ -1087,6 +1097,14 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 layer = await _fx.Disk.CreateAsync(Handle, _paths.Depot, disk, CancellationToken.None);
             }
 
+            if (spec.UserNamespace is { } mapping)
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                userns = await _fx.UserNamespaces.CreateAsync(Handle, mapping, CancellationToken.None);
+                _log.Info("[{0}] user namespace {1} made in {2:0.0} ms (holder pid {3})", Handle, mapping, clock.Elapsed.TotalMilliseconds, userns.Pid);
+            }
+            var root = userns is null ? null : new UserNamespaceRoot(userns.UserNamespacePath, userns.Mapping.RootUid, userns.Mapping.RootGid);
+
             // The network's links are made while the rootfs mounts (runc needs the namespace); its firewall rules and
             // bandwidth while runc starts the container (no process of the user runs before Create returns).
             string? netns = null;
@@ -1095,17 +1113,20 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             var networkUp = Task.CompletedTask;
             if (net is not null)
             {
-                WriteNameFiles(spec.Network!);
+                WriteNameFiles(spec.Network!, root);
                 mounts.Add(new BindMountSpec(_paths.Hosts, "/etc/hosts", ReadOnly: true));
                 mounts.Add(new BindMountSpec(_paths.Resolv, "/etc/resolv.conf", ReadOnly: true));
                 undo.Push(("network", () => _fx.Network.TearDownAsync(net, CancellationToken.None)));
-                networkUp = Task.Run(() => _fx.Network.SetUpAsync(net, CancellationToken.None));
+                var netnsOf = userns?.Pid;
+                networkUp = Task.Run(() => _fx.Network.SetUpAsync(net, CancellationToken.None, netnsOf));
                 inFlight.Add(networkUp);
                 netns = net.NetnsPath;
             }
 
-            var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Depot, layer, CancellationToken.None);
-            undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None)));
+            undo.Push(("rootfs", () => _fx.Rootfs.DestroyAsync(Handle, _paths.Rootfs, CancellationToken.None)));
+            var rootfsClock = System.Diagnostics.Stopwatch.StartNew();
+            var rootfs = await _fx.Rootfs.CreateAsync(Handle, spec.Rootfs, _paths.Rootfs, layer, root, CancellationToken.None);
+            _log.Info("[{0}] rootfs mounted{1} in {2:0.0} ms", Handle, root is null ? "" : " (idmapped base)", rootfsClock.Elapsed.TotalMilliseconds);
             _settings.Faults.Hit("create-rootfs");
             await networkUp;
 
@@ -1127,11 +1148,14 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             mounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountSpec(b.Source, b.NormalDestination, b.ReadOnly)));
 
             undo.Push(("cgroup", () => { _fx.Cgroups.Release(Handle); return Task.CompletedTask; }));
-            var processCgroup = _fx.Cgroups.PrepareProcessCgroup(Handle);
+            var processCgroup = _fx.Cgroups.PrepareProcessCgroup(Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
             var bundle = new BundleSpec(Handle, rootfs, _settings.AgentBinary, _paths.AgentSocket, _paths.AgentLog,
-                _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env, processCgroup, netns, mounts);
+                _fx.Cgroups.PathFor(Handle), spec.Privileged, spec.Env, processCgroup, netns, mounts,
+                userns is null ? null : new BundleUserNamespace(userns.UserNamespacePath, userns.Mapping));
             undo.Push(("runtime", RemoveFromRuntimeAsync));
             await _fx.Runtime.RunAsync(bundle, _paths.Bundle, CancellationToken.None);
+            // runc has joined the namespaces: the container, its mounts and the bound netns keep them from now on.
+            if (userns is not null) await userns.DisposeAsync();
             _settings.Faults.Hit("create-runtime");
             // runc made the cgroup; the limits go straight into its files before any process of the user runs.
             if (!spec.LimitsOrNone.ToCgroup().Equals(ResourceLimits.None)) _fx.Cgroups.Apply(Handle, spec.LimitsOrNone.ToCgroup());
@@ -1162,6 +1186,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         {
             // Steps still running beside the one that failed finish first: undoing under them would race.
             try { await Task.WhenAll(inFlight); } catch { /* their own failure is undone below like the rest */ }
+            if (userns is not null) await userns.DisposeAsync();
             while (undo.TryPop(out var step))
             {
                 try { await step.Action(); }
@@ -1188,13 +1213,19 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>The container's /etc/hosts (localhost and its own name) and /etc/resolv.conf (the configured name servers,
     /// else the host's that are reachable from a container, i.e. not on loopback).</summary>
-    private void WriteNameFiles(NetworkAllocation a)
+    private void WriteNameFiles(NetworkAllocation a, UserNamespaceRoot? root)
     {
         File.WriteAllText(_paths.Hosts, $"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{a.Address} {OciBundle.Hostname(Handle)}\n");
         var servers = _settings.Network.DnsServers.IsDefaultOrEmpty ? HostNameServers() : [.. _settings.Network.DnsServers];
         var resolv = servers.Count == 0 ? "# no name server: the host's are all on loopback and none is configured (garden.network.dns-servers)\n"
             : string.Concat(servers.Select(s => $"nameserver {s}\n"));
         File.WriteAllText(_paths.Resolv, resolv);
+        // World-readable (they are bind-mounted read-only and hold nothing secret), and container root's, as in Garden.
+        foreach (var file in new[] { _paths.Hosts, _paths.Resolv })
+        {
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            root?.Own(file);
+        }
     }
 
     private static List<string> HostNameServers()
@@ -1277,7 +1308,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         [
             Task.Run(async () =>
             {
-                await _fx.Rootfs.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
+                await _fx.Rootfs.DestroyAsync(Handle, _paths.Rootfs, CancellationToken.None);
                 await _fx.Disk.DestroyAsync(Handle, _paths.Depot, CancellationToken.None);
             }),
         ];
@@ -1302,7 +1333,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private void DeleteDepot()
     {
         // Never recurse into a root that is still mounted.
-        if (_fx.Rootfs.IsMounted(_paths.Depot) || _fx.Disk.IsMounted(_paths.Depot))
+        if (_fx.Rootfs.IsMounted(_paths.Rootfs.MountPoint) || _fx.Rootfs.IsMounted(_paths.Rootfs.LegacyMountPoint) || _fx.Disk.IsMounted(_paths.Depot))
             throw new GardenException(ErrorKind.Internal, $"container {Handle}: rootfs or disk still mounted, depot kept");
         if (File.Exists(_paths.AgentSocket)) File.Delete(_paths.AgentSocket);
         OverlayRootfs.DeleteTree(_paths.Depot);

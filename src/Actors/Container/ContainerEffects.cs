@@ -6,6 +6,7 @@ using Garden.Linux.Disk;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
+using Garden.Linux.UserNamespaces;
 
 namespace Garden.Actors.Container;
 
@@ -18,11 +19,15 @@ public sealed record ContainerEffects(
     IDiskQuota Disk,
     IOomNotifier Oom,
     INetworkPlumbing Network,
-    IFirewall Firewall);
+    IFirewall Firewall,
+    IUserNamespaces UserNamespaces);
 
 /// <summary>Where one container's files live on the host.</summary>
-public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog)
+public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog, string MountDir)
 {
+    /// <summary>Where its root is mounted (and where builds before user namespaces mounted it).</summary>
+    public RootfsPaths Rootfs => new(MountDir, Depot);
+
     /// <summary>The container's /etc/hosts and /etc/resolv.conf, bind-mounted read-only.</summary>
     public string Hosts => Path.Combine(Depot, "hosts");
     public string Resolv => Path.Combine(Depot, "resolv.conf");
@@ -33,6 +38,6 @@ public sealed record ContainerPaths(string Depot, string Bundle, string AgentSoc
         // A Unix socket path holds at most 107 bytes, so the socket is named by a hash of the handle.
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(handle)))[..16];
         return new ContainerPaths(depot, Path.Combine(depot, "bundle"),
-            Path.Combine(settings.StateDir, "sockets", hash + ".sock"), Path.Combine(depot, "agent.log"));
+            Path.Combine(settings.StateDir, "sockets", hash + ".sock"), Path.Combine(depot, "agent.log"), settings.MountDirFor(handle));
     }
 }

@@ -24,7 +24,12 @@ public sealed record ContainerInfo(
     ImmutableArray<BindMount> BindMounts = default,
     TimeSpan GraceTime = default,
     ulong OomKills = 0,
-    DateTimeOffset? LastOom = null);
+    DateTimeOffset? LastOom = null,
+    Garden.Linux.UserNamespaces.IdMapping? UserNamespace = null)
+{
+    /// <summary>Not privileged, yet without a user namespace: made by a build before user namespaces, it runs as host root.</summary>
+    public bool EarlierHostRoot => !Privileged && UserNamespace is null;
+}
 
 public sealed record StopContainer(string Handle, bool Kill) : IContainerCommand;
 

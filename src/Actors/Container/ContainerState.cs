@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Garden.Linux.Network;
+using Garden.Linux.UserNamespaces;
 using Garden.Protocol.Journal;
 using Google.Protobuf;
 
@@ -104,15 +105,32 @@ public sealed record ContainerState(
         r.NetOut.AddRange(spec.NetOutOrEmpty.Select(ToRecord));
         r.BindMounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountRecord { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
         r.GraceTimeMs = (ulong)(spec.GraceTime ?? TimeSpan.Zero).TotalMilliseconds;
+        if (spec.UserNamespace is { } userns) r.UserNamespace = ToRecord(userns);
         return r;
     }
+
+    public static UserNamespaceRecord ToRecord(IdMapping m)
+    {
+        var r = new UserNamespaceRecord();
+        r.UidMap.AddRange(m.Uids.Select(ToRecord));
+        r.GidMap.AddRange(m.Gids.Select(ToRecord));
+        return r;
+    }
+
+    private static IdMapRecord ToRecord(IdRange r) => new() { ContainerId = r.ContainerId, HostId = r.HostId, Size = r.Size };
+
+    public static IdMapping FromRecord(UserNamespaceRecord r) =>
+        new([.. r.UidMap.Select(FromRecord)], [.. r.GidMap.Select(FromRecord)]);
+
+    private static IdRange FromRecord(IdMapRecord r) => new(r.ContainerId, r.HostId, r.Size);
 
     public static ContainerSpec FromRecord(ContainerSpecRecord r) =>
         new(r.Handle, r.Rootfs, [.. r.Env], r.Properties.ToImmutableDictionary(), r.Privileged, FromRecord(r.Limits),
             Network: r.Network is null ? null : Host.HostState.FromRecord(r.Network),
             NetIn: [.. r.NetIn.Select(FromRecord)], NetOut: [.. r.NetOut.Select(FromRecord)],
             BindMounts: [.. r.BindMounts.Select(b => new BindMount(b.Src, b.Dst, b.ReadOnly))],
-            GraceTime: TimeSpan.FromMilliseconds(r.GraceTimeMs));
+            GraceTime: TimeSpan.FromMilliseconds(r.GraceTimeMs),
+            UserNamespace: r.UserNamespace is null ? null : FromRecord(r.UserNamespace));
 
     public static LimitsRecord ToRecord(Limits l) => new()
     {

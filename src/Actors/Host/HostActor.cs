@@ -35,8 +35,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private HostState _state = HostState.Empty;
     private int _eventsSinceSnapshot;
     private readonly NetworkPool _pool;
+    private readonly UserIdPool _ids;
 
-    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds.</summary>
+    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds. (A per-container
+    /// user id pool limits unprivileged containers only: its own error says when it is empty.)</summary>
     private int MaxContainers => _settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers;
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
@@ -45,6 +47,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _effects = effects;
         _resources = resources;
         _pool = new NetworkPool(settings.Network);
+        _ids = new UserIdPool(settings.UserNamespace);
 
         Recover<SnapshotOffer>(o => _state = _state.Apply((HostSnapshot)o.Snapshot));
         Recover<IJournalRecord>(Fold);
@@ -335,6 +338,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void Create(CreateContainer msg)
     {
         var spec = msg.Spec;
+        IdBlock? idBlock;
         try
         {
             if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
@@ -354,6 +358,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                     ? $"max containers reached ({MaxContainers}, what the subnet pool {_settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
                     : $"max containers reached ({MaxContainers}); destroy one or raise garden.max-containers");
             spec = WithNetwork(spec);
+            (var mapping, idBlock) = _ids.Allocate(_state, spec.Privileged);
+            spec = spec with { UserNamespace = mapping };
         }
         catch (GardenException e)
         {
@@ -365,6 +371,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = incarnation };
         if (spec.Network is not null) registered.Network = HostState.ToRecord(spec.Network);
         registered.Ports.AddRange(spec.NetInOrEmpty.Select(m => (uint)m.HostPort));
+        if (idBlock is { } block) registered.IdRange = HostState.ToRecord(block);
         Journal(registered, () =>
         {
             _settings.Faults.Hit("create-registered");

@@ -12,10 +12,15 @@ public sealed record HostState(
     long NextIncarnation,
     ImmutableList<string> Versions,
     ImmutableDictionary<string, NetworkAllocation> Networks,
-    ImmutableDictionary<string, ImmutableSortedSet<int>> Ports)
+    ImmutableDictionary<string, ImmutableSortedSet<int>> Ports,
+    ImmutableDictionary<string, IdBlock>? IdRanges = null)
 {
     public static readonly HostState Empty = new(ImmutableDictionary<string, long>.Empty, 1, [],
-        ImmutableDictionary<string, NetworkAllocation>.Empty, ImmutableDictionary<string, ImmutableSortedSet<int>>.Empty);
+        ImmutableDictionary<string, NetworkAllocation>.Empty, ImmutableDictionary<string, ImmutableSortedSet<int>>.Empty,
+        ImmutableDictionary<string, IdBlock>.Empty);
+
+    /// <summary>The host ids each container holds (per-container user namespaces).</summary>
+    public ImmutableDictionary<string, IdBlock> IdBlocks => IdRanges ?? ImmutableDictionary<string, IdBlock>.Empty;
 
     public HostState Apply(IMessage evt) => evt switch
     {
@@ -25,14 +30,20 @@ public sealed record HostState(
             Containers = Containers.SetItem(r.Handle, r.Incarnation), NextIncarnation = Math.Max(NextIncarnation, r.Incarnation + 1),
             Networks = r.Network is null ? Networks : Networks.SetItem(r.Handle, FromRecord(r.Network)),
             Ports = r.Ports.Count == 0 ? Ports : Ports.SetItem(r.Handle, [.. r.Ports.Select(p => (int)p)]),
+            IdRanges = r.IdRange is null ? IdBlocks : IdBlocks.SetItem(r.Handle, FromRecord(r.IdRange)),
         },
-        ContainerReleased r => this with { Containers = Containers.Remove(r.Handle), Networks = Networks.Remove(r.Handle), Ports = Ports.Remove(r.Handle) },
+        ContainerReleased r => this with
+        {
+            Containers = Containers.Remove(r.Handle), Networks = Networks.Remove(r.Handle), Ports = Ports.Remove(r.Handle),
+            IdRanges = IdBlocks.Remove(r.Handle),
+        },
         PortsReserved p => this with { Ports = Ports.SetItem(p.Handle, PortsOf(p.Handle).Union(p.Ports.Select(x => (int)x))) },
         PortsReturned p => this with { Ports = Ports.SetItem(p.Handle, PortsOf(p.Handle).Except(p.Ports.Select(x => (int)x))) },
         RecoveryFinished => this,
         HostSnapshot s => new HostState(s.Containers.ToImmutableDictionary(), s.NextIncarnation, [.. s.Versions],
             s.Networks.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)),
-            s.Ports.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Ports.Select(p => (int)p).ToImmutableSortedSet())),
+            s.Ports.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Ports.Select(p => (int)p).ToImmutableSortedSet()),
+            s.IdRanges.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value))),
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown host event"),
     };
 
@@ -50,8 +61,13 @@ public sealed record HostState(
             list.Ports.AddRange(p.Select(x => (uint)x));
             s.Ports[h] = list;
         }
+        foreach (var (h, b) in IdBlocks) s.IdRanges[h] = ToRecord(b);
         return s;
     }
+
+    public static IdRangeRecord ToRecord(IdBlock b) => new() { HostStart = b.HostStart, Size = b.Size };
+
+    public static IdBlock FromRecord(IdRangeRecord r) => new(r.HostStart, r.Size);
 
     public static NetworkRecord ToRecord(NetworkAllocation n) => new() { Subnet = n.Subnet.ToString(), Address = n.Address.ToString() };
 
@@ -59,4 +75,11 @@ public sealed record HostState(
         new(Ipv4Cidr.Parse(r.Subnet, "subnet").Subnet, Ipv4.Parse(r.Address, "address"));
 
     public static string PersistenceIdOf(string handle, long incarnation) => $"container-{handle}-{incarnation}";
+}
+
+/// <summary>Host ids [HostStart, HostStart + Size) held by one container: its uids and gids alike.</summary>
+public readonly record struct IdBlock(uint HostStart, uint Size)
+{
+    public bool Overlaps(IdBlock o) => (ulong)HostStart < (ulong)o.HostStart + o.Size && (ulong)o.HostStart < (ulong)HostStart + Size;
+    public override string ToString() => $"{HostStart}-{(ulong)HostStart + Size - 1}";
 }

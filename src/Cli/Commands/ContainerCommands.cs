@@ -64,6 +64,7 @@ internal static class ContainerCommands
         sb.Append("path:       ").Append(info.ContainerPath).Append('\n');
         sb.Append("rootfs:     ").Append(string.IsNullOrEmpty(info.Rootfs) ? "(default)" : info.Rootfs).Append('\n');
         sb.Append("privileged: ").Append(info.Privileged ? "yes" : "no").Append('\n');
+        sb.Append("user ns:    ").Append(DescribeUserNamespace(info)).Append('\n');
         if (!string.IsNullOrEmpty(info.Network))
             sb.Append("network:    ").Append(info.Network).Append('\n');
         if (!string.IsNullOrEmpty(info.ContainerIp) || !string.IsNullOrEmpty(info.HostIp))
@@ -92,6 +93,18 @@ internal static class ContainerCommands
                         .ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture)).Append(')');
         }
         return sb.ToString();
+    }
+
+    /// <summary>The mapping in force ("uid/gid 0->4294967294 (1), 1->1 (4294967293)"), or why there is none.</summary>
+    internal static string DescribeUserNamespace(ContainerInfo info)
+    {
+        if (info.UserNamespace is not { } u)
+            return info.Privileged ? "none (privileged: container root is host root)"
+                : "none (made by a build before user namespaces: container root is host root until it is destroyed)";
+        static string Map(IEnumerable<IdMap> m) => string.Join(", ", m.Select(r => $"{r.ContainerId}->{r.HostId} ({r.Size})"));
+        var uids = Map(u.UidMap);
+        var gids = Map(u.GidMap);
+        return uids == gids ? $"uid/gid {uids}" : $"uid {uids}; gid {gids}";
     }
 
     /// <summary>"1.5s" under a minute, else the TimeSpan form ("00:05:00", "1.00:00:00").</summary>

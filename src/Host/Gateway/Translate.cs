@@ -114,6 +114,12 @@ public static class Translate
         r.GraceTimeMs = (ulong)i.GraceTime.TotalMilliseconds;
         r.OomKills = i.OomKills;
         r.LastOomUnixMs = i.LastOom?.ToUnixTimeMilliseconds() ?? 0;
+        if (i.UserNamespace is { } userns)
+        {
+            r.UserNamespace = new Api.UserNamespace();
+            r.UserNamespace.UidMap.AddRange(userns.Uids.Select(m => new Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
+            r.UserNamespace.GidMap.AddRange(userns.Gids.Select(m => new Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
+        }
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);
         r.Properties.Add(i.Properties);

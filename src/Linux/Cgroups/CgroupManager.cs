@@ -1,4 +1,5 @@
 using Garden.Linux.Cgroups.V1;
+using Garden.Linux.Interop;
 using Garden.Linux.Cgroups.V2;
 
 namespace Garden.Linux.Cgroups;
@@ -61,7 +62,7 @@ internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchie
 
     public string PathFor(string handle) => unified ? $"/{parent}/{handle}/{InitDir}" : $"/{parent}/{handle}";
 
-    public string? PrepareProcessCgroup(string handle)
+    public string? PrepareProcessCgroup(string handle, CgroupOwner? delegateTo = null)
     {
         var pids = pieces.OfType<Pids>().FirstOrDefault();
         if (pids is null) return null;
@@ -80,6 +81,17 @@ internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchie
             File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), "+pids");
         }
         Directory.CreateDirectory(work);
+        if (delegateTo is { } owner)
+        {
+            // The agent opens work/cgroup.procs through a descriptor of work: it must be able to search work whatever
+            // gardend's umask made it (the directory stays root's: container root may not make cgroups in it).
+            File.SetUnixFileMode(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            // Writing a pid into cgroup.procs needs write access to that file (v1 and v2); v2 also wants it on the
+            // cgroup.procs of the common ancestor of source (the agent's init) and destination (work): the container's.
+            Sys.Lchown(Path.Combine(work, "cgroup.procs"), owner.Uid, owner.Gid);
+            if (unified) Sys.Lchown(Path.Combine(pids.Dir(handle), "cgroup.procs"), owner.Uid, owner.Gid);
+        }
         return work;
     }
 

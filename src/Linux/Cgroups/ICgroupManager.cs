@@ -9,8 +9,11 @@ public interface ICgroupManager
 
     /// <summary>Creates the cgroup the container's processes run in (the pids limit applies there, so the agent's own
     /// threads never count against it and a fork bomb cannot starve the agent) and returns its directory, for the agent
-    /// to move each process it spawns into; null when no pids controller is mounted. Call before the runtime starts.</summary>
-    string? PrepareProcessCgroup(string handle);
+    /// to move each process it spawns into; null when no pids controller is mounted. Call before the runtime starts.
+    /// <paramref name="delegateTo"/>: the agent runs as this unprivileged host uid (container root in a user namespace),
+    /// so the cgroup.procs files it must write to move a process there are given to it (and nothing else: pids.max and
+    /// every limit stay root's).</summary>
+    string? PrepareProcessCgroup(string handle, CgroupOwner? delegateTo = null);
 
     /// <summary>Removes the container's cgroup wherever it is left, and the parent when no container uses it any more.</summary>
     void Release(string handle);
@@ -28,6 +31,9 @@ public interface ICgroupManager
 
     CgroupMetrics Metrics(string handle);
 }
+
+/// <summary>Host ids that may move processes into a container's process cgroup.</summary>
+public readonly record struct CgroupOwner(uint Uid, uint Gid);
 
 /// <summary>The kernel's OOM notification for one container's cgroup (v1: an eventfd on memory.oom_control; v2:
 /// memory.events). Calls back once per OOM kill — not when the cgroup is removed.</summary>

@@ -7,8 +7,10 @@ public readonly record struct NetCounters(ulong RxBytes, ulong TxBytes);
 /// holding the gateway, a veth pair, the container's address, route and MTU, and the bandwidth limit.</summary>
 public interface INetworkPlumbing
 {
-    /// <summary>Creates the namespace and links; leftovers of an earlier attempt are removed first.</summary>
-    Task SetUpAsync(ContainerNetwork network, CancellationToken ct);
+    /// <summary>Creates the namespace and links; leftovers of an earlier attempt are removed first. With
+    /// <paramref name="netnsOfPid"/> the namespace is not made new but is that process's (one a container's user namespace
+    /// owns), bound at <see cref="ContainerNetwork.NetnsPath"/> like a new one.</summary>
+    Task SetUpAsync(ContainerNetwork network, CancellationToken ct, int? netnsOfPid = null);
 
     /// <summary>Removes the namespace, the veth pair and the bridge when no other container uses it; what is gone
     /// already counts as done.</summary>

@@ -23,7 +23,7 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         _tc = new(() => Command.Resolve(tcPath ?? "tc"));
     }
 
-    public async Task SetUpAsync(ContainerNetwork n, CancellationToken ct)
+    public async Task SetUpAsync(ContainerNetwork n, CancellationToken ct, int? netnsOfPid = null)
     {
         if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))
             await TearDownAsync(n, ct, wait: true).ConfigureAwait(false); // what a crashed create (or a destroy still settling) left
@@ -33,7 +33,7 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         try
         {
             var host = new StringBuilder();
-            host.Append($"netns add {n.Netns}\n");
+            host.Append(netnsOfPid is { } pid ? $"netns attach {n.Netns} {pid}\n" : $"netns add {n.Netns}\n");
             var newBridge = n.Bridged && !Directory.Exists(Path.Combine(SysNet, n.Bridge));
             if (newBridge)
             {

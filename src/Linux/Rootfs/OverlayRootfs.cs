@@ -1,42 +1,100 @@
+using Garden.Linux.Disk;
 using Garden.Linux.Interop;
 
 namespace Garden.Linux.Rootfs;
 
-/// <summary>overlayfs: lowerdir = the base rootfs (never written), upperdir/workdir in the container's depot.</summary>
+/// <summary>overlayfs: lowerdir = the base rootfs (never written), upperdir/workdir in the container's depot (or on its
+/// disk-limit file system), mounted nosuid,nodev. For a container with a user namespace the lower layer is an idmapped
+/// mount of the base (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount): container root sees the host's root-owned
+/// base as its own, nothing of the base is copied or chowned, and what it writes lands in the upper layer owned by its
+/// host uid. The idmapped mount is unmounted again once the overlay holds it (overlayfs keeps a private clone of each layer).</summary>
 public sealed class OverlayRootfs : IRootfsProvider
 {
-    public static string MountPoint(string depotDir) => Path.Combine(depotDir, "rootfs");
-
-    public Task<string> CreateAsync(string handle, string baseRootfs, string depotDir, string? layerDir, CancellationToken ct)
+    public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
+        CancellationToken ct)
     {
         if (!Directory.Exists(baseRootfs))
             throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
         if (!File.Exists(Path.Combine(baseRootfs, "bin/sh")) && !Directory.Exists(Path.Combine(baseRootfs, "bin")) && !Directory.Exists(Path.Combine(baseRootfs, "usr")))
             throw new RootfsException($"rootfs {baseRootfs} does not look like a root filesystem (no bin/ or usr/)");
-        var upper = Path.Combine(layerDir ?? depotDir, "upper");
-        var work = Path.Combine(layerDir ?? depotDir, "work");
-        var target = MountPoint(depotDir);
-        Directory.CreateDirectory(upper);
-        Directory.CreateDirectory(work);
+        var (uid, gid) = userns is null ? (0u, 0u) : (userns.Uid, userns.Gid);
+        var upper = Path.Combine(layerDir ?? paths.Depot, "upper");
+        var work = Path.Combine(layerDir ?? paths.Depot, "work");
+        foreach (var dir in new[] { upper, work })
+        {
+            Directory.CreateDirectory(dir);
+            // The upper layer's root is the container's "/": 0755, owned by container root.
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            Sys.Lchown(dir, uid, gid);
+        }
+        Directory.CreateDirectory(paths.MountDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(paths.MountDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Sys.Lchown(paths.MountDir, uid, gid);
+        var target = paths.MountPoint;
         Directory.CreateDirectory(target);
-        var data = $"lowerdir={Escape(Path.GetFullPath(baseRootfs))},upperdir={Escape(upper)},workdir={Escape(work)}";
-        Sys.Mount("overlay", target, "overlay", MountFlags.NoDev, data);
+
+        var lower = Path.GetFullPath(baseRootfs);
+        var idmapped = false;
+        try
+        {
+            if (userns is not null)
+            {
+                Directory.CreateDirectory(paths.LowerMount);
+                using (var ns = Sys.Open(userns.UserNamespacePath, OpenFlags.ReadOnly))
+                using (var tree = Sys.OpenTreeClone(lower))
+                {
+                    Sys.MountSetattr(tree, MountAttr.Idmap | MountAttr.NoSuid | MountAttr.NoDev, ns, lower);
+                    Sys.MoveMount(tree, paths.LowerMount);
+                }
+                idmapped = true;
+                lower = paths.LowerMount;
+            }
+            var data = $"lowerdir={Escape(lower)},upperdir={Escape(upper)},workdir={Escape(work)}";
+            Sys.Mount("overlay", target, "overlay", MountFlags.NoSuid | MountFlags.NoDev, data);
+        }
+        finally
+        {
+            if (idmapped)
+            {
+                Sys.Unmount(paths.LowerMount, UnmountFlags.Detach);
+                DeleteEmptyDir(paths.LowerMount);
+            }
+        }
         return Task.FromResult(target);
     }
 
-    public Task DestroyAsync(string handle, string depotDir, CancellationToken ct)
+    public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
-        var target = MountPoint(depotDir);
-        if (Directory.Exists(target)) Sys.Unmount(target, UnmountFlags.Detach);
-        foreach (var dir in new[] { target, Path.Combine(depotDir, "upper"), Path.Combine(depotDir, "work") })
+        foreach (var mount in new[] { paths.MountPoint, paths.LowerMount, paths.LegacyMountPoint })
+            if (Directory.Exists(mount)) Sys.Unmount(mount, UnmountFlags.Detach);
+        foreach (var dir in new[] { paths.MountDir, paths.LegacyMountPoint, Path.Combine(paths.Depot, "upper"), Path.Combine(paths.Depot, "work") })
             DeleteTree(dir);
         return Task.CompletedTask;
     }
 
-    public bool IsMounted(string depotDir)
+    public bool IsMounted(string mountPoint) => MountTable.IsMountPoint(mountPoint);
+
+    /// <summary>Creates the directory under which every container's <see cref="RootfsPaths.MountDir"/> lives: mode 0711
+    /// (container roots must traverse it, nobody may list it), as must be every directory above it.</summary>
+    public static void PrepareMountDir(string mountDir)
     {
-        var target = MountPoint(depotDir);
-        return File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ')[4] == target);
+        const UnixFileMode traverse = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        mountDir = Path.GetFullPath(mountDir);
+        // Missing parents are made 0711 too (a umask of 077 would make them 0700).
+        var missing = new Stack<string>();
+        for (var d = mountDir; d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) missing.Push(d);
+        while (missing.TryPop(out var d))
+        {
+            Directory.CreateDirectory(d);
+            File.SetUnixFileMode(d, traverse);
+        }
+        File.SetUnixFileMode(mountDir, traverse);
+        for (var d = Path.GetDirectoryName(mountDir); d is not null; d = Path.GetDirectoryName(d))
+            if ((File.GetUnixFileMode(d) & UnixFileMode.OtherExecute) == 0)
+                throw new RootfsException($"garden.mount-dir {mountDir}: container root (an unprivileged host uid) must be able to traverse " +
+                    $"{d}, whose mode is {Convert.ToString((int)File.GetUnixFileMode(d), 8)}; give it o+x (e.g. 0711) or choose another mount-dir");
     }
 
     /// <summary>Removes a tree without following symlinks (the upper layer holds whatever the container wrote).</summary>
@@ -44,6 +102,13 @@ public sealed class OverlayRootfs : IRootfsProvider
     {
         try { Directory.Delete(dir, recursive: true); }
         catch (DirectoryNotFoundException) { }
+    }
+
+    private static void DeleteEmptyDir(string dir)
+    {
+        try { Directory.Delete(dir); }
+        catch (DirectoryNotFoundException) { }
+        catch (IOException) { /* still a mount point after a lazy unmount: DestroyAsync removes it */ }
     }
 
     private static string Escape(string path) => path.Replace(@"\", @"\\").Replace(",", @"\,").Replace(":", @"\:");

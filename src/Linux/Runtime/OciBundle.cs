@@ -15,7 +15,12 @@ public sealed record BundleSpec(
     IReadOnlyList<string> Env,
     string? ProcessCgroupDir = null,
     string? NetnsPath = null,
-    IReadOnlyList<BindMountSpec>? BindMounts = null);
+    IReadOnlyList<BindMountSpec>? BindMounts = null,
+    BundleUserNamespace? UserNamespace = null);
+
+/// <summary>A user namespace runc joins by path (gardend made it, with its network namespace, before runc starts);
+/// runc still wants its mappings in the config.</summary>
+public sealed record BundleUserNamespace(string Path, Garden.Linux.UserNamespaces.IdMapping Mapping);
 
 /// <summary>A host file or directory bind-mounted into the container.</summary>
 public sealed record BindMountSpec(string Source, string Destination, bool ReadOnly);
@@ -45,16 +50,9 @@ public static class OciBundle
         "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
     ];
 
-    public static readonly IReadOnlyList<string> AllCapabilities =
-    [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-        "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-        "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-    ];
+    /// <summary>A privileged container's: every capability gardend itself holds in its bounding set (a host whose
+    /// bounding set lacks one, such as CAP_SYS_RESOURCE, cannot give it, and runc would refuse to start).</summary>
+    public static IReadOnlyList<string> PrivilegedCapabilities => HostCapabilities.Bounding;
 
     public static readonly IReadOnlyList<string> MaskedPaths =
     [
@@ -90,7 +88,7 @@ public static class OciBundle
 
     public static string ToJson(BundleSpec spec)
     {
-        var caps = new JsonArray((spec.Privileged ? AllCapabilities : DefaultCapabilities).Select(c => (JsonNode)c!).ToArray());
+        var caps = new JsonArray((spec.Privileged ? PrivilegedCapabilities : DefaultCapabilities).Select(c => (JsonNode)c!).ToArray());
         JsonArray Caps() => caps.DeepClone().AsArray();
         var env = new JsonArray(new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
             .Concat(spec.Env).Concat(AgentGcEnv).Select(e => (JsonNode)e!).ToArray());
@@ -117,11 +115,7 @@ public static class OciBundle
             ["linux"] = new JsonObject
             {
                 ["cgroupsPath"] = spec.CgroupsPath,
-                ["namespaces"] = new JsonArray(
-                    new JsonObject { ["type"] = "pid" },
-                    spec.NetnsPath is null ? new JsonObject { ["type"] = "network" } : new JsonObject { ["type"] = "network", ["path"] = spec.NetnsPath },
-                    new JsonObject { ["type"] = "ipc" }, new JsonObject { ["type"] = "uts" },
-                    new JsonObject { ["type"] = "mount" }),
+                ["namespaces"] = Namespaces(spec),
                 ["resources"] = new JsonObject
                 {
                     ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
@@ -133,8 +127,31 @@ public static class OciBundle
         };
         // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none.
         if (!spec.Privileged) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+        if (spec.UserNamespace is { } userns)
+        {
+            var linux = config["linux"]!.AsObject();
+            linux["uidMappings"] = Mappings(userns.Mapping.Uids);
+            linux["gidMappings"] = Mappings(userns.Mapping.Gids);
+        }
         return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
+
+    /// <summary>pid, network (gardend's, by path), ipc, uts and mount; with a user namespace, that one first (runc joins
+    /// it before it makes the others, so they belong to it).</summary>
+    private static JsonArray Namespaces(BundleSpec spec)
+    {
+        var ns = new JsonArray();
+        if (spec.UserNamespace is { } userns) ns.Add(new JsonObject { ["type"] = "user", ["path"] = userns.Path });
+        ns.Add(new JsonObject { ["type"] = "pid" });
+        ns.Add(spec.NetnsPath is null ? new JsonObject { ["type"] = "network" } : new JsonObject { ["type"] = "network", ["path"] = spec.NetnsPath });
+        ns.Add(new JsonObject { ["type"] = "ipc" });
+        ns.Add(new JsonObject { ["type"] = "uts" });
+        ns.Add(new JsonObject { ["type"] = "mount" });
+        return ns;
+    }
+
+    private static JsonArray Mappings(IEnumerable<Garden.Linux.UserNamespaces.IdRange> ranges) =>
+        new(ranges.Select(r => (JsonNode)new JsonObject { ["containerID"] = r.ContainerId, ["hostID"] = r.HostId, ["size"] = r.Size }).ToArray());
 
     private static JsonArray Mounts(BundleSpec spec)
     {

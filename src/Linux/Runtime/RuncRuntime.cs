@@ -35,7 +35,8 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         // runc's stdout and stderr, which its init inherits: the agent points them at /dev/null once it runs, so only its
         // startup errors land in this file
         var stderrFile = Path.Combine(bundleDir, "runc-run.log");
-        var args = Global().Concat(["run", "--detach", "--no-new-keyring", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
+        // No --no-new-keyring: each container gets a session keyring of its own instead of sharing gardend's.
+        var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
                 cgroup is null ? [listener] : [listener, cgroup]), ct)

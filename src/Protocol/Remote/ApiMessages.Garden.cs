@@ -69,6 +69,8 @@ public sealed partial class StreamInResponse : IApiMessage;
 public sealed partial class StreamOutRequest : IApiMessage;
 public sealed partial class StreamOutChunk : IApiMessage;
 public sealed partial class BindMount : IApiMessage;
+public sealed partial class UserNamespace : IApiMessage;
+public sealed partial class IdMap : IApiMessage;
 public sealed partial class SetGraceTimeRequest : IApiMessage;
 public sealed partial class SetGraceTimeResponse : IApiMessage;
 public sealed partial class EventsRequest : IApiMessage;

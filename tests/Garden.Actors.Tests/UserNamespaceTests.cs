@@ -1,0 +1,243 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Persistence;
+using Akka.TestKit.Xunit2;
+using Garden.Actors.Container;
+using Garden.Actors.Host;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Rootfs;
+using Garden.Linux.UserNamespaces;
+using Garden.Protocol.Journal;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+/// <summary>User namespaces at the actor level (fakes for the holder, rootfs, cgroups, network): what a Create decides
+/// and hands to each effect, the per-container pool across create, destroy and a restart, and an earlier build's
+/// container (journaled without a user namespace) that must keep running as it was made.</summary>
+public sealed class UserNamespaceTests : TestKit
+{
+    private readonly CallLog _log = new();
+    private readonly FakeOciRuntime _runtime;
+    private readonly FakeRootfs _rootfs;
+    private readonly FakeCgroups _cgroups;
+    private readonly FakeNetwork _network;
+    private readonly FakeUserNamespaces _userns;
+    private readonly string _stateDir = TestPaths.NewTempDir("userns");
+    private readonly ContainerEffects _effects;
+    private string _extra = "";
+    private IActorRef? _host;
+
+
+    public UserNamespaceTests() : base(ProtocolConfig.Default().WithFallback(
+        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
+    {
+        _runtime = new FakeOciRuntime(_log);
+        _rootfs = new FakeRootfs(_log);
+        _cgroups = new FakeCgroups(_log, _runtime);
+        _network = new FakeNetwork(_log);
+        _userns = new FakeUserNamespaces(_log);
+        _effects = new ContainerEffects(_runtime, _rootfs, _cgroups, new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(),
+            _network, new FakeFirewall(_log), _userns);
+        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        Directory.Delete(_stateDir, recursive: true);
+    }
+
+    private IActorRef Host => _host ??= StartHost();
+
+    private IActorRef StartHost()
+    {
+        var host = Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
+            $$"""
+            garden {
+              state-dir = "{{_stateDir}}", default-rootfs = "{{_stateDir}}/base", stop-grace = 1s, destroy-grace = 1s
+              network.pool = "10.9.0.0/24"
+              {{_extra}}
+            }
+            """)), _effects, new FakeHostResources()), "host");
+        AwaitAssert(() => host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)).GetAwaiter().GetResult(), TimeSpan.FromSeconds(5));
+        return host;
+    }
+
+    private void PerContainer(int ranges) =>
+        _extra = $"user-namespace {{ mapping = per-container, per-container {{ first-host-id = {0x7e00_0000u}, ranges = {ranges} }} }}";
+
+    private void Restart()
+    {
+        Watch(Host);
+        Sys.Stop(Host);
+        ExpectTerminated(Host);
+        _host = StartHost();
+    }
+
+    private T Ask<T>(object msg) => Host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
+
+    private GardenException Error(object msg) => Assert.IsType<GardenException>(
+        Assert.ThrowsAny<Exception>(() => Host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
+
+    private static CreateContainer Create(string handle, bool privileged = false) =>
+        new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, privileged));
+
+    private ContainerInfo Info(string handle) => Ask<ContainerInfo>(new GetInfo(handle));
+
+    [Fact]
+    public void A_create_gets_gardens_mapping_and_every_effect_is_given_its_user_namespace()
+    {
+        Ask<ContainerCreated>(Create("u"));
+        Assert.Equal(IdMapping.Garden, _userns.Made["u"]);
+        Assert.Equal(IdMapping.Garden, Info("u").UserNamespace);
+        Assert.False(Info("u").EarlierHostRoot);
+        // the network's namespace is the holder's, the rootfs is idmapped for container root, the work cgroup is its,
+        // and runc joins the same user namespace
+        var bundle = _runtime.Bundles["u"];
+        Assert.NotNull(bundle.UserNamespace);
+        Assert.Equal(IdMapping.Garden, bundle.UserNamespace!.Mapping);
+        var pid = int.Parse(bundle.UserNamespace.Path.Split('/')[2]);
+        Assert.Equal(pid, _network.NetnsOf["u"]);
+        Assert.Equal(new UserNamespaceRoot(bundle.UserNamespace.Path, 4294967294, 4294967294), _rootfs.Owners["u"]);
+        Assert.Equal(new CgroupOwner(4294967294, 4294967294), _cgroups.Delegated["u"]);
+        // the holder is let go once runc has joined
+        Assert.Equal(0, _userns.Held);
+        // the mount point is in the mount dir, not the depot
+        Assert.Equal("/run/garden-actors/mounts/u/rootfs", Info("u").ContainerPath);
+    }
+
+    [Fact]
+    public void A_privileged_create_gets_no_user_namespace_and_nothing_is_delegated()
+    {
+        Ask<ContainerCreated>(Create("p", privileged: true));
+        Assert.False(_userns.Made.ContainsKey("p"));
+        Assert.Null(Info("p").UserNamespace);
+        Assert.True(Info("p").Privileged);
+        Assert.False(Info("p").EarlierHostRoot);
+        Assert.Null(_runtime.Bundles["p"].UserNamespace);
+        Assert.Null(_network.NetnsOf["p"]);
+        Assert.Null(_rootfs.Owners["p"]);
+        Assert.Null(_cgroups.Delegated["p"]);
+    }
+
+    [Fact]
+    public void A_user_namespace_that_cannot_be_made_fails_the_create_and_leaves_nothing()
+    {
+        _userns.FailNext = new UserNamespaceException("user namespace of x: unshare refused");
+        var e = Error(Create("x"));
+        Assert.Equal(ErrorKind.Internal, e.Kind);
+        Assert.Contains("unshare refused", e.Message);
+        Assert.Equal(0, _rootfs.MountedCount);
+        Assert.Empty(_runtime.Containers);
+        Assert.Empty(_network.Handles);
+        AwaitAssert(() => Ask<ContainerCreated>(Create("x")), TimeSpan.FromSeconds(5)); // nothing was kept
+    }
+
+    [Fact]
+    public void A_failed_runtime_start_lets_the_holder_go_too()
+    {
+        _runtime.FailRunWith = "boom";
+        Error(Create("f"));
+        Assert.Equal(0, _userns.Held);
+        Assert.Equal(0, _rootfs.MountedCount);
+    }
+
+    private uint RangeOf(string handle) => Info(handle).UserNamespace!.Uids.Single().HostId;
+
+    [Fact]
+    public void Per_container_ranges_never_overlap_across_create_destroy_and_restart()
+    {
+        PerContainer(ranges: 2);
+        Ask<ContainerCreated>(Create("a"));
+        Ask<ContainerCreated>(Create("b"));
+        Assert.Equal(0x7e00_0000u, RangeOf("a"));
+        Assert.Equal(0x7e01_0000u, RangeOf("b"));
+        Assert.Equal(IdMapping.PerContainer(0x7e00_0000), _userns.Made["a"]);
+        Assert.Equal(new CgroupOwner(0x7e00_0000, 0x7e00_0000), _cgroups.Delegated["a"]);
+        var full = Error(Create("c"));
+        Assert.Equal(ErrorKind.ResourceExhausted, full.Kind);
+        Assert.Contains("user id pool is exhausted", full.Message);
+
+        // the pool is full: c is created only once a's range is back (the host releases it just after the reply)
+        Ask<ContainerDestroyed>(new DestroyContainer("a"));
+        AwaitAssert(() => Ask<ContainerCreated>(Create("c")), TimeSpan.FromSeconds(5));
+        Assert.Equal(0x7e00_0000u, RangeOf("c"));
+
+        Restart();
+        Assert.Equal(0x7e01_0000u, RangeOf("b"));
+        Assert.Equal(0x7e00_0000u, RangeOf("c"));
+        Assert.Equal(ErrorKind.ResourceExhausted, Error(Create("d")).Kind); // neither is handed out again
+        Ask<ContainerCreated>(Create("priv", privileged: true)); // takes no range
+        Assert.Null(Info("priv").UserNamespace);
+
+        Restart();
+        Ask<ContainerDestroyed>(new DestroyContainer("b"));
+        AwaitAssert(() => Ask<ContainerCreated>(Create("d")), TimeSpan.FromSeconds(5));
+        Assert.Equal(0x7e01_0000u, RangeOf("d"));
+        Assert.Equal(0x7e00_0000u, RangeOf("c"));
+    }
+
+    [Fact]
+    public void The_mapping_in_force_stays_with_the_container_when_the_setting_changes()
+    {
+        Ask<ContainerCreated>(Create("g"));
+        PerContainer(ranges: 2);
+        Restart();
+        Assert.Equal(IdMapping.Garden, Info("g").UserNamespace);
+        Ask<ContainerCreated>(Create("n"));
+        Assert.Equal(0x7e00_0000u, RangeOf("n"));
+    }
+
+    /// <summary>Writes what a build before user namespaces journaled for a running container: its registration in
+    /// "host", and a spec without user_namespace whose root was mounted in the depot.</summary>
+    private sealed class EarlierBuild : ReceivePersistentActor
+    {
+        private readonly string _id;
+        public override string PersistenceId => _id;
+
+        public EarlierBuild(string id, object[] events)
+        {
+            _id = id;
+            Recover<object>(_ => { });
+            Command<string>(_ =>
+            {
+                var replyTo = Sender;
+                PersistAll(events, _ => { });
+                DeferAsync("done", _ => replyTo.Tell(id));
+            });
+        }
+    }
+
+    [Fact]
+    public void A_container_of_an_earlier_build_without_a_user_namespace_reattaches_as_host_root_and_destroys_its_old_mount()
+    {
+        var depot = Path.Combine(_stateDir, "depot", "old");
+        var legacy = new RootfsPaths("/run/garden-actors/mounts/old", depot);
+        var spec = new ContainerSpecRecord { Handle = "old", Rootfs = Path.Combine(_stateDir, "base"), Limits = new LimitsRecord() };
+        Sys.ActorOf(Props.Create(() => new EarlierBuild("host", new object[] { new ContainerRegistered { Handle = "old", Incarnation = 1 } })))
+            .Tell("go", TestActor);
+        ExpectMsg("host");
+        Sys.ActorOf(Props.Create(() => new EarlierBuild("container-old-1", new object[]
+        {
+            new CreateStarted { Spec = spec },
+            new CreateCompleted { RootfsMount = legacy.LegacyMountPoint, CreatedUnixMs = 1 },
+        }))).Tell("go", TestActor);
+        ExpectMsg("container-old-1");
+        // the kernel kept running it: runc knows it, its root is mounted where that build mounted it
+        _runtime.RunAsync(new Garden.Linux.Runtime.BundleSpec("old", legacy.LegacyMountPoint, "/a", "/s", "/l", "/c", false, []), "/b", default).Wait();
+        _rootfs.MountLegacy(legacy);
+
+        var info = Info("old");
+        Assert.Equal(ContainerLifecycle.Active, info.State);
+        Assert.True(info.EarlierHostRoot);
+        Assert.Null(info.UserNamespace);
+        Assert.False(info.Privileged);
+        Assert.Equal(legacy.LegacyMountPoint, info.ContainerPath);
+        Assert.Empty(_userns.Made);
+
+        Ask<ContainerDestroyed>(new DestroyContainer("old"));
+        Assert.Equal(0, _rootfs.MountedCount);
+    }
+}
