@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Garden.Actors.Container;
+using Garden.Actors.Kernel;
 using Garden.Protocol.Journal;
 using Xunit;
 
@@ -19,7 +20,7 @@ public sealed class ContainerStateTests
     [InlineData(true, true, true, false, true, "agent does not answer")]
     public void Diagnose_names_the_first_thing_missing(bool runtime, bool init, bool rootfs, bool agent, bool cgroup, string? expected)
     {
-        var problem = ContainerState.Diagnose(new KernelFindings(runtime, init, rootfs, agent, cgroup));
+        var problem = new KernelFindings(runtime, init, rootfs, agent, cgroup).Problem;
         if (expected is null) Assert.Null(problem);
         else Assert.Contains(expected, problem);
     }

@@ -68,6 +68,35 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Name_files_give_the_container_its_name_and_the_configured_or_reachable_host_name_servers()
+    {
+        var dir = TestPaths.NewTempDir("names");
+        try
+        {
+            var n = Net("names", 11);
+            var hostResolv = Path.Combine(dir, "host-resolv.conf");
+            File.WriteAllText(hostResolv, "search example\nnameserver 127.0.0.53\nnameserver 10.1.2.3\n nameserver\t192.0.2.1 \nnameserver ::1\n");
+            var own = new NameFiles(Path.Combine(dir, "hosts"), Path.Combine(dir, "resolv.conf"), "box", [], null, hostResolv);
+            await Plumbing.WriteNameFilesAsync(n, own, default);
+            Assert.Contains($"{n.Address} box\n", File.ReadAllText(own.HostsPath));
+            Assert.StartsWith("127.0.0.1 localhost\n", File.ReadAllText(own.HostsPath));
+            // the host's loopback resolver (systemd-resolved's 127.0.0.53) is unreachable from a container: left out
+            Assert.Equal("nameserver 10.1.2.3\nnameserver 192.0.2.1\n", File.ReadAllText(own.ResolvPath));
+
+            await Plumbing.WriteNameFilesAsync(n, own with { DnsServers = ["8.8.8.8"] }, default);
+            Assert.Equal("nameserver 8.8.8.8\n", File.ReadAllText(own.ResolvPath));
+
+            File.WriteAllText(hostResolv, "nameserver 127.0.0.1\n");
+            await Plumbing.WriteNameFilesAsync(n, own, default);
+            Assert.StartsWith("# no name server", File.ReadAllText(own.ResolvPath));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task SetUp_over_leftovers_of_a_crashed_create_starts_afresh()
     {
         var n = Net("a", 1);
@@ -104,6 +133,23 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
 public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
 {
     protected override INetworkPlumbing Plumbing { get; } = new IpPlumbing();
+
+    [Fact]
+    public async Task Name_files_are_world_readable_and_read_only_for_everyone_else()
+    {
+        var dir = TestPaths.NewTempDir("names-mode");
+        try
+        {
+            var files = new NameFiles(Path.Combine(dir, "hosts"), Path.Combine(dir, "resolv.conf"), "c", ["10.0.0.53"], null);
+            await Plumbing.WriteNameFilesAsync(Net("m", 10), files, default);
+            foreach (var f in new[] { files.HostsPath, files.ResolvPath })
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(f));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 
     private static bool Link(string name) => Directory.Exists(Path.Combine("/sys/class/net", name));
 

@@ -382,6 +382,17 @@ public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlum
         return Task.CompletedTask;
     }
 
+    /// <summary>The name files each container got (written like the real ones, without owner or mode).</summary>
+    public ConcurrentDictionary<string, Garden.Linux.Network.NameFiles> NameFiles { get; } = new();
+
+    public Task WriteNameFilesAsync(Garden.Linux.Network.ContainerNetwork network, Garden.Linux.Network.NameFiles files, CancellationToken ct)
+    {
+        NameFiles[network.Handle] = files;
+        File.WriteAllText(files.HostsPath, files.Hosts(network.Address));
+        File.WriteAllText(files.ResolvPath, files.Resolv());
+        return Task.CompletedTask;
+    }
+
     public Task TearDownAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
     {
         if (_up.TryRemove(network.Netns, out _)) log.Add($"network down {network.Handle}");
@@ -515,7 +526,8 @@ public sealed class FakeOomNotifier : Garden.Linux.Cgroups.IOomNotifier
     public IDisposable Watch(string handle, Action onOomKill)
     {
         _watches[handle] = onOomKill;
-        return new Unwatch(() => _watches.TryRemove(handle, out _));
+        // a later watch of the same container (a new incarnation) is not removed by an earlier one's disposal
+        return new Unwatch(() => _watches.TryRemove(new KeyValuePair<string, Action>(handle, onOomKill)));
     }
 
     /// <summary>Simulates the kernel killing a process of the container; false if nobody watches it.</summary>

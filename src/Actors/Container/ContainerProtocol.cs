@@ -90,3 +90,18 @@ public sealed record NetOut(string Handle, ImmutableArray<NetOutRule> Rules) : I
 /// <summary>How long the container may stay idle (no request, no client attached to a process) before it is destroyed;
 /// zero = never. Journaled; the timer starts afresh from now.</summary>
 public sealed record SetGraceTime(string Handle, TimeSpan GraceTime) : IContainerCommand;
+
+/// <summary>The container's grace timer fired (stale unless <paramref name="Generation"/> is the timer's latest start).</summary>
+internal sealed record GraceTimeUp(long Generation);
+
+/// <summary>The kernel killed a process of the container for want of memory (from the OOM notifier's thread).</summary>
+internal sealed record OomKilled
+{
+    public static readonly OomKilled Instance = new();
+}
+
+/// <summary>The OOM report interval ended: report the kills counted since the last one.</summary>
+internal sealed record OomFlush
+{
+    public static readonly OomFlush Instance = new();
+}

@@ -6,9 +6,9 @@ using Google.Protobuf;
 
 namespace Garden.Actors.Container;
 
-/// <summary>The pure state of one container: the fold of its journaled events (journal.proto).
-/// Decisions are plain functions of it; the actor persists, applies, replies.</summary>
-public sealed record ContainerState(
+/// <summary>The pure state of one container: the fold of its journaled events (journal.proto), and its decisions
+/// (<see cref="Decide"/>, in ContainerDecisions.cs). The actor persists, applies, replies.</summary>
+public sealed partial record ContainerState(
     string Handle,
     ContainerSpec? Spec,
     string Rootfs,
@@ -29,6 +29,9 @@ public sealed record ContainerState(
 
     public static ContainerState Empty(string handle) => new(handle, null, "", ContainerLifecycle.Creating,
         ImmutableDictionary<string, string>.Empty, ImmutableList<string>.Empty, Limits.None, 0, [], []);
+
+    /// <summary>What its decisions take from the daemon's settings (not journaled: the actor sets it).</summary>
+    public ContainerDefaults Defaults { get; init; } = ContainerDefaults.None;
 
     /// <summary>The container's network, or null when it has none (network disabled, or created before networks).</summary>
     public NetworkAllocation? Network => Spec?.Network;
@@ -163,15 +166,6 @@ public sealed record ContainerState(
         [.. r.Ports.Select(p => p.Split('-')).Select(p => new PortRange(int.Parse(p[0]), int.Parse(p[1])))],
         r.HasIcmpType ? r.IcmpType : null, r.HasIcmpCode ? r.IcmpCode : null, r.Log);
 
-    /// <summary>Why a process cannot be started now, or null.</summary>
-    public GardenException? CannotRun() => Lifecycle switch
-    {
-        ContainerLifecycle.Active => null,
-        ContainerLifecycle.Stopped or ContainerLifecycle.Stopping =>
-            new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} is {Describe(Lifecycle)}: it runs no new processes"),
-        _ => new GardenException(ErrorKind.FailedPrecondition, $"container {Handle} is {Describe(Lifecycle)}"),
-    };
-
     /// <summary>What a restarted daemon must do with a container, given its journal alone.</summary>
     public RecoveryPlan PlanRecovery() => (Spec, Lifecycle) switch
     {
@@ -182,21 +176,7 @@ public sealed record ContainerState(
         _ => RecoveryPlan.Reconcile,
     };
 
-    /// <summary>What the kernel must hold for a live container; null when healthy, else what is wrong.</summary>
-    public static string? Diagnose(KernelFindings f) =>
-        !f.RuntimeKnows ? "runc state vanished while gardend was down"
-        : !f.InitRunning ? "container init gone (the agent died) while gardend was down"
-        : !f.RootfsMounted ? "rootfs no longer mounted"
-        : !f.CgroupPresent ? "cgroup gone"
-        : !f.NetworkPresent ? "network namespace or veth gone"
-        : !f.AgentAnswers ? "agent does not answer"
-        : null;
-
     public static string Describe(ContainerLifecycle l) => l.ToString().ToLowerInvariant();
 }
 
 public enum RecoveryPlan { Reconcile, Undo, Release }
-
-/// <summary>What a reconcile found for one container.</summary>
-public sealed record KernelFindings(bool RuntimeKnows, bool InitRunning, bool RootfsMounted, bool AgentAnswers, bool CgroupPresent,
-    bool NetworkPresent = true);

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Event;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
@@ -18,7 +17,7 @@ public sealed class ProcessActor : ReceiveActor
     private readonly IAgentClient _agent;
     private readonly string _handle;
     private readonly string _id;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly ContainerLog _log;
     private int _attached;
     private int _inFlight;   // starts and attaches whose reply is not out yet
     private int _handled;    // messages taken from the container (see ProcessIdle)
@@ -31,6 +30,7 @@ public sealed class ProcessActor : ReceiveActor
         _agent = agent;
         _handle = handle;
         _id = id;
+        _log = ContainerLog.For(Context.System, handle);
         if (exitKnown is not null) ExitCode = exitKnown.ExitCode;
 
         Receive<StartProcess>(msg =>
@@ -59,7 +59,7 @@ public sealed class ProcessActor : ReceiveActor
             _handled++;
             if (ExitCode is null)
             {
-                _log.Warning("[{0}] process {1}: the agent forgot it before its exit was seen here", _handle, _id);
+                _log.Warning("process {0}: the agent forgot it before its exit was seen here", _id);
                 _gone = true;
             }
             ReportIfIdle();
@@ -92,7 +92,7 @@ public sealed class ProcessActor : ReceiveActor
     {
         if (ExitCode is null)
         {
-            _log.Info("[{0}] process {1} exited with {2}", _handle, _id, exitCode);
+            _log.Info("process {0} exited with {1}", _id, exitCode);
             Context.System.EventStream.Publish(new ContainerEvent(_handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, exitCode));
         }
         ExitCode = exitCode;
@@ -124,11 +124,12 @@ public sealed class ProcessActor : ReceiveActor
         var request = ToSpawnRequest(msg.Spec, msg.Detach);
         var self = Self;
         _inFlight++;
-        _log.Info("[{0}] process {1} starting: {2}", _handle, _id, msg.Spec.Path);
+        _log.Info("process {0} starting: {1}", _id, msg.Spec.Path);
+        var agent = _agent;
         Task<object> work = msg.Detach
-            ? _agent.SpawnAsync(request, CancellationToken.None)
+            ? Task.Run(() => agent.SpawnAsync(request, CancellationToken.None))
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, null) : Fail(t.Exception!))
-            : _agent.SpawnAttachedAsync(request, CancellationToken.None)
+            : Task.Run(() => agent.SpawnAttachedAsync(request, CancellationToken.None))
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, Observe(t.Result, self)) : Fail(t.Exception!));
         work.ContinueWith(t =>
         {
@@ -143,7 +144,8 @@ public sealed class ProcessActor : ReceiveActor
     {
         var self = Self;
         _inFlight++;
-        _agent.AttachAsync(_id, msg.FromOffset, CancellationToken.None)
+        var (agent, id) = (_agent, _id);
+        Task.Run(() => agent.AttachAsync(id, msg.FromOffset, CancellationToken.None))
             .ContinueWith(t =>
             {
                 object reply = t.IsCompletedSuccessfully ? new ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!);
@@ -157,14 +159,15 @@ public sealed class ProcessActor : ReceiveActor
 
     private void Signal(SignalProcess msg)
     {
-        _agent.SignalAsync(_id, msg.Signal, CancellationToken.None)
+        var (agent, id) = (_agent, _id);
+        Task.Run(() => agent.SignalAsync(id, msg.Signal, CancellationToken.None))
             .ContinueWith(t => t.IsCompletedSuccessfully ? Done.Instance : Fail(t.Exception!))
             .PipeTo(Sender);
     }
 
     private IProcessStream Observe(IAgentStream stream, IActorRef self) => new ObservedStream(stream, self);
 
-    private object Fail(AggregateException e) => new Status.Failure(AgentErrors.ToGarden(e.GetBaseException(), _handle, _id));
+    private object Fail(AggregateException e) => new Status.Failure(GardenErrors.From(e.GetBaseException(), _handle, "process", _id));
 
     internal static SpawnRequest ToSpawnRequest(ProcessSpec spec, bool detach)
     {
@@ -190,28 +193,9 @@ public sealed class ProcessActor : ReceiveActor
     }
 }
 
-/// <summary>Agent failures in the caller's terms.</summary>
+/// <summary>Agent failures in the caller's terms: <see cref="GardenErrors.From"/>, kept under this name for the gateway.</summary>
 public static class AgentErrors
 {
-    public static GardenException ToGarden(Exception e, string handle, string? processId = null) => e switch
-    {
-        GardenException g => g,
-        AgentException a => a.Code switch
-        {
-            ErrorCode.NotFound => GardenException.UnknownProcess(handle, processId ?? "?"),
-            ErrorCode.AlreadyExists => new GardenException(ErrorKind.AlreadyExists, $"process {processId} already exists in container {handle}"),
-            ErrorCode.NotExecutable => new GardenException(ErrorKind.InvalidArgument, $"path: {a.Message}"),
-            ErrorCode.NoSuchUser => new GardenException(ErrorKind.InvalidArgument, $"user: {a.Message}"),
-            ErrorCode.BadDirectory => new GardenException(ErrorKind.InvalidArgument, $"dir: {a.Message}"),
-            ErrorCode.Invalid => new GardenException(ErrorKind.InvalidArgument, a.Message),
-            ErrorCode.PidsLimit => new GardenException(ErrorKind.ResourceExhausted,
-                $"container {handle} is at its pids limit: no process can start until one exits or the limit is raised"),
-            _ => new GardenException(ErrorKind.Internal, $"container {handle}: agent: {a.Message}"),
-        },
-        AgentUnavailableException { TimedOut: true } u => new GardenException(ErrorKind.Unavailable,
-            $"container {handle}: its agent did not answer in time ({u.Reason}); try again, or destroy the container"),
-        AgentUnavailableException u => new GardenException(ErrorKind.FailedPrecondition,
-            $"container {handle} is not serving processes (its agent is unreachable: {u.Message})"),
-        _ => new GardenException(ErrorKind.Internal, $"container {handle}: {e.Message}", e),
-    };
+    public static GardenException ToGarden(Exception e, string handle, string? processId = null) =>
+        GardenErrors.From(e, handle, "process", processId);
 }

@@ -16,6 +16,10 @@ public interface INetworkPlumbing
     /// already counts as done.</summary>
     Task TearDownAsync(ContainerNetwork network, CancellationToken ct);
 
+    /// <summary>Writes the container's /etc/hosts (its own name at its address) and /etc/resolv.conf on the host, for the
+    /// runtime to bind-mount read-only.</summary>
+    Task WriteNameFilesAsync(ContainerNetwork network, NameFiles files, CancellationToken ct);
+
     /// <summary>True when the namespace and the host's end of the veth are there.</summary>
     bool Exists(ContainerNetwork network);
 

@@ -23,6 +23,12 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         _tc = new(() => Command.Resolve(tcPath ?? "tc"));
     }
 
+    public Task WriteNameFilesAsync(ContainerNetwork network, NameFiles files, CancellationToken ct)
+    {
+        files.Write(network.Address);
+        return Task.CompletedTask;
+    }
+
     public async Task SetUpAsync(ContainerNetwork n, CancellationToken ct, int? netnsOfPid = null)
     {
         if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))

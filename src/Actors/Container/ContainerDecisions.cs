@@ -1,0 +1,303 @@
+using System.Collections.Immutable;
+using Garden.Actors.Events;
+using Garden.Actors.Host;
+using Garden.Actors.Kernel;
+using Garden.Actors.Process;
+using Garden.Linux.Network;
+using Garden.Protocol.Journal;
+
+namespace Garden.Actors.Container;
+
+/// <summary>The decisions of a container, plain functions of its state: a request (checked against
+/// <see cref="ContainerTransitions"/> first) or an effect's outcome becomes the events to journal, the effect to run,
+/// the answer, what to publish and what to log. No I/O, no clock but the one given, no actor.</summary>
+public sealed partial record ContainerState
+{
+    /// <summary>The phase its lifecycle puts it in (the actor refines it: Recovering, Changing, Gone).</summary>
+    public ContainerPhase Phase => Lifecycle switch
+    {
+        ContainerLifecycle.Creating when Spec is null => ContainerPhase.New,
+        ContainerLifecycle.Creating => ContainerPhase.Creating,
+        ContainerLifecycle.Active => ContainerPhase.Active,
+        ContainerLifecycle.Stopping => ContainerPhase.Stopping,
+        ContainerLifecycle.Stopped => ContainerPhase.Stopped,
+        ContainerLifecycle.Destroying => ContainerPhase.Destroying,
+        ContainerLifecycle.Destroyed => ContainerPhase.Gone,
+        _ => ContainerPhase.Broken,
+    };
+
+    /// <summary>Where its root is mounted: as journaled (builds before user namespaces mounted it in the depot).</summary>
+    public string RootfsMount => Rootfs.Length > 0 ? Rootfs : Defaults.MountPoint;
+
+    /// <summary>Decides a request in <paramref name="phase"/>, or an effect's outcome (<see cref="EffectDone"/>,
+    /// <see cref="EffectFailed"/>), at <paramref name="now"/>.</summary>
+    public Decision Decide(ContainerPhase phase, object command, DateTimeOffset now)
+    {
+        switch (command)
+        {
+            case EffectDone done: return Outcome(phase, done.Effect, done.Value, null, now);
+            case EffectFailed failed: return Outcome(phase, failed.Effect, null, failed.Error, now);
+        }
+        if (ContainerTransitions.KindOf(command) is not { } kind)
+            return Decision.Fail(new GardenException(ErrorKind.Internal, $"container {Handle}: {command.GetType().Name} is not a request for a container"));
+        switch (ContainerTransitions.Check(phase, kind))
+        {
+            case Verdict.Allow: break;
+            case Verdict.Stash: return Decision.Later;
+            case Verdict.Ignore: return Decision.None;
+            case var refused: return Decision.Fail(ContainerTransitions.Refusal(refused, this));
+        }
+        return command switch
+        {
+            CreateContainer c => new Decision
+            {
+                Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec), Await = true,
+            },
+            GetSummary => Decision.Answer(Summary()),
+            GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
+            GetLimits => Decision.Run(new Effect.ReadLimits(Network)),
+            GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs)),
+            GetProperties => Decision.Answer(new PropertiesResult(Properties)),
+            GetProperty p => Properties.TryGetValue(p.Key, out var v) ? Decision.Answer(new PropertyValue(v)) : Decision.Fail(NoProperty(p.Key)),
+            SetProperty p => p.Key.Length == 0
+                ? Decision.Fail(GardenException.Invalid("key", "must not be empty"))
+                : Decision.Journal(new PropertySet { Key = p.Key, Value = p.Value }, Done.Instance),
+            RemoveProperty p => Properties.ContainsKey(p.Key)
+                ? Decision.Journal(new PropertyRemoved { Key = p.Key }, Done.Instance)
+                : Decision.Fail(NoProperty(p.Key)),
+            SetGraceTime g => Actors.GraceTime.Problem(g.GraceTime) is { } problem
+                ? Decision.Fail(problem)
+                : Decision.Journal(new GraceTimeChanged { GraceTimeMs = (ulong)g.GraceTime.TotalMilliseconds }, Done.Instance) with
+                {
+                    Notes = [Note.Info($"grace time set to {Actors.GraceTime.Describe(g.GraceTime)}")],
+                },
+            SetLimits l => ChangeLimits(l.Change),
+            ApplyNetIn n => Network is { } net
+                ? Decision.Run(new Effect.AddNetIn(net, NetIn.Add(n.Mapping), NetOut, n.Mapping))
+                : Decision.Fail(NoNetwork()),
+            NetOut n => AddNetOut(n.Rules),
+            RunProcess r => Run(r),
+            AttachProcess a => ProcessIdProblem(a.ProcessId) is { } bad ? Decision.Fail(bad) : Decision.HandOn(a),
+            SignalProcess s => ProcessIdProblem(s.ProcessId) is { } bad ? Decision.Fail(bad) : Decision.HandOn(s),
+            SetProcessTty t => (ProcessIdProblem(t.ProcessId) ?? TtyProblem(t.Size)) is { } bad ? Decision.Fail(bad) : Decision.HandOn(t),
+            StopContainer s => phase == ContainerPhase.Stopped
+                ? Decision.Answer(Done.Instance)
+                : new Decision { Events = [Changed(ContainerLifecycle.Stopping)], Effect = new Effect.Stop(s.Kill), Await = true },
+            DestroyContainer => phase == ContainerPhase.Destroying
+                ? new Decision { Await = true } // joins the destroy in flight
+                : new Decision { Events = [Changed(ContainerLifecycle.Destroying)], Effect = new Effect.Destroy(true, Network), Await = true },
+            GraceTimeUp => new Decision
+            {
+                Events = [Changed(ContainerLifecycle.Destroying, ContainerEvent.Reaped)], Effect = new Effect.Destroy(true, Network),
+                Publish = [(ContainerEvent.Reaped, "")], Notes = [Note.Info($"reaped: idle for its grace time ({GraceTime})")],
+            },
+            OomKilled or OomFlush => Decision.HandOn(command),
+            _ => throw new InvalidOperationException($"{command.GetType().Name} has a kind but no decision"),
+        };
+    }
+
+    /// <summary>What a restarted daemon does with the container, given its journal alone and whether it can be trusted
+    /// (<paramref name="quarantine"/>: why not). Release is a decision with nothing in it: the container is gone.</summary>
+    public Decision Recover(string? quarantine)
+    {
+        if (quarantine is not null)
+        {
+            // no reconcile, no kernel work; broken with the reason, journaled once (a restart that finds it again adds nothing)
+            var reason = $"{quarantine}; destroy it";
+            return new Decision
+            {
+                Events = Lifecycle == ContainerLifecycle.Broken && Events.Contains(reason) ? [] : [Changed(ContainerLifecycle.Broken, reason)],
+                Publish = [(ContainerEvent.Broken, reason)], Notes = [Note.Error($"broken: {reason}")],
+            };
+        }
+        switch (PlanRecovery())
+        {
+            case RecoveryPlan.Release:
+                return new Decision { Notes = [Note.Info("recovered: nothing to keep")] };
+            case RecoveryPlan.Undo:
+                return new Decision
+                {
+                    Events = [Changed(ContainerLifecycle.Destroying)], Effect = new Effect.Destroy(false, Network),
+                    Notes = [Note.Info($"recovered mid-{(Lifecycle == ContainerLifecycle.Creating ? "create" : "destroy")}: releasing everything")],
+                };
+            default:
+                var notes = ImmutableArray.Create(Note.Info($"recovered ({Describe(Lifecycle)}): reconciling with the kernel"));
+                if (Spec is { EarlierHostRoot: true })
+                    notes = notes.Add(Note.Warning("made by a build before user namespaces: it keeps running as host root until it is destroyed"));
+                return new Decision
+                {
+                    Effect = new Effect.Reconcile(RootfsMount, Network, NetIn, NetOut, Watch: Lifecycle != ContainerLifecycle.Broken), Notes = notes,
+                };
+        }
+    }
+
+    private Decision Outcome(ContainerPhase phase, Effect effect, object? value, Exception? error, DateTimeOffset now)
+    {
+        switch (effect)
+        {
+            case Effect.Create when error is null:
+                return new Decision
+                {
+                    Events = [new CreateCompleted { RootfsMount = (string)value!, CreatedUnixMs = now.ToUnixTimeMilliseconds() }],
+                    Reply = new ContainerCreated(Handle), Publish = [(ContainerEvent.Created, "")],
+                };
+            case Effect.Create when error is CreateUndoFailedException undo:
+                // something of it may be left: it stays, broken, for a Destroy to finish
+                var left = $"create failed ({undo.Cause.Message}) and undoing it failed ({undo.Teardown.Message}); destroy it";
+                return new Decision
+                {
+                    Events = [Changed(ContainerLifecycle.Broken, left)], Error = GardenErrors.From(undo.Cause, Handle, "create"),
+                    Publish = [(ContainerEvent.Broken, left)],
+                };
+            case Effect.Create:
+                return new Decision { Events = [Changed(ContainerLifecycle.Destroyed)], Error = GardenErrors.From(error!, Handle, "create") };
+            case Effect.Reconcile:
+                return AfterReconcile(value as KernelFindings ?? KernelFindings.Nothing, error, now);
+            case Effect.Stop:
+                // an agent that fails the stop runs nothing more for us: the container is stopped all the same
+                return new Decision
+                {
+                    Events = [Changed(ContainerLifecycle.Stopped, "stopped")], Reply = Done.Instance, Publish = [(ContainerEvent.Stopped, "")],
+                    Notes = error is null ? [] : [Note.Warning($"stop: the agent failed ({error.Message}); stopped all the same")],
+                };
+            case Effect.Destroy when error is null:
+                return new Decision
+                {
+                    Events = [Changed(ContainerLifecycle.Destroyed)], Reply = new ContainerDestroyed(Handle), Publish = [(ContainerEvent.Destroyed, "")],
+                };
+            case Effect.Destroy:
+                var why = $"destroy failed: {error!.Message}";
+                return new Decision
+                {
+                    Events = [Changed(ContainerLifecycle.Broken, why)], Publish = [(ContainerEvent.Broken, why)],
+                    Error = new GardenException(ErrorKind.Internal, $"destroy {Handle} failed: {error.Message}", error),
+                };
+            case Effect.ChangeLimits when error is null:
+                var inForce = (Limits)value!;
+                return Decision.Journal(new LimitsChanged { Limits = ToRecord(inForce) }, new LimitsInForce(inForce));
+            case Effect.AddNetIn a when error is null:
+                return Decision.Journal(new NetInAdded { Mapping = ToRecord(a.Mapping) }, new NetInInForce(a.Mapping));
+            case Effect.AddNetOut o when error is null:
+                var added = new NetOutAdded();
+                added.Rules.AddRange(o.Rules.Select(ToRecord));
+                return Decision.Journal(added, Done.Instance);
+            case Effect.ListProcesses when error is null:
+                return Decision.Answer(Info((ImmutableArray<string>)value!));
+            case Effect.ListProcesses:
+                // A broken container's agent is often gone: its info (and the reason in its events) still matters. A serving
+                // container whose agent does not answer gets an error naming it, not a list of processes that may be wrong.
+                return Lifecycle == ContainerLifecycle.Broken ? Decision.Answer(Info([])) : Decision.Fail(GardenErrors.From(error!, Handle, "listing processes"));
+            case Effect.ReadLimits when error is null:
+                return Decision.Answer(new LimitsInForce((Limits)value!));
+            case Effect.ReadMetrics when error is null:
+                return Decision.Answer(value!);
+            case Effect.CountOomKills c:
+                return phase is ContainerPhase.Destroying or ContainerPhase.Gone ? Decision.None : OutOfMemory(c, value as ulong? ?? 0);
+            default:
+                return Decision.Fail(GardenErrors.From(error!, Handle, effect.Step ?? Reading(effect)));
+        }
+    }
+
+    private static string Reading(Effect effect) => effect switch
+    {
+        Effect.ReadLimits => "reading limits",
+        Effect.ReadMetrics => "reading metrics",
+        _ => effect.GetType().Name,
+    };
+
+    private Decision AfterReconcile(KernelFindings findings, Exception? error, DateTimeOffset now)
+    {
+        var couldNotRead = error is null ? [] : ImmutableArray.Create(Note.Error($"reconcile could not read the kernel's state: {error.Message}"));
+        if (findings.Problem is { } problem)
+        {
+            var found = new Reconciled { Healthy = false, Finding = problem, DaemonVersion = HostActor.Version, AtUnixMs = now.ToUnixTimeMilliseconds() };
+            return new Decision
+            {
+                Events = Lifecycle == ContainerLifecycle.Broken ? [found] : [found, Changed(ContainerLifecycle.Broken, problem)],
+                Publish = [(ContainerEvent.Broken, problem)], Notes = couldNotRead.Add(Note.Warning($"reconcile: {problem}")),
+            };
+        }
+        var reattached = new Decision { Publish = [(ContainerEvent.Reattached, "")], Notes = [Note.Info("reconcile: reattached")] };
+        // died mid-stop: finish it (KILL whatever is left)
+        return Lifecycle == ContainerLifecycle.Stopping ? reattached with { Effect = new Effect.Stop(Kill: true) } : reattached;
+    }
+
+    /// <summary>One record (and one event) for the kills of one report; the cgroup's own count when it could be read.</summary>
+    private Decision OutOfMemory(Effect.CountOomKills report, ulong total)
+    {
+        var evt = new OutOfMemory { AtUnixMs = report.AtUnixMs, OomKills = total, Kills = report.Kills };
+        var after = Apply(evt).OomKills;
+        return new Decision
+        {
+            Events = [evt], Publish = [(ContainerEvent.OutOfMemory, $"{after} kill{(after == 1 ? "" : "s")} so far")],
+            Notes = [Note.Warning($"out of memory: the kernel killed {report.Kills} process(es) since the last report ({total} so far)")],
+        };
+    }
+
+    private Decision ChangeLimits(Limits change)
+    {
+        if (change.Problem() is { } problem) return Decision.Fail(problem);
+        if (change.DiskBytes is not null && Limits.DiskBytes is null)
+            return Decision.Fail(GardenException.Invalid("disk", $"container {Handle} was created without a disk limit; a disk limit can only be set at create"));
+        if (change.BandwidthRate is not null && Network is null)
+            return Decision.Fail(GardenException.Invalid("bandwidth", $"container {Handle} has no network to limit"));
+        return Decision.Run(new Effect.ChangeLimits(change, Limits, Network));
+    }
+
+    private Decision AddNetOut(ImmutableArray<NetOutRule> rules)
+    {
+        if (Network is not { } net) return Decision.Fail(NoNetwork());
+        if (rules.IsDefaultOrEmpty) return Decision.Fail(GardenException.Invalid("rules", "no rule given"));
+        try
+        {
+            foreach (var r in rules) r.Validated();
+        }
+        catch (NetworkSpecException e)
+        {
+            return Decision.Fail(GardenException.Invalid(e.Field, e.Problem));
+        }
+        return Decision.Run(new Effect.AddNetOut(net, NetIn, NetOut.AddRange(rules), rules));
+    }
+
+    /// <summary>A Run with its id (a fresh one when it names none), the container's environment before its own, and the
+    /// daemon's default rlimits where it names none of them.</summary>
+    private Decision Run(RunProcess msg)
+    {
+        var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
+        if (ProcessIdProblem(spec.Id) is { } bad) return Decision.Fail(bad);
+        if (spec.Path.Length == 0) return Decision.Fail(GardenException.Invalid("path", "must not be empty"));
+        static string Key(string name) => name.ToLowerInvariant().Replace("rlimit_", "");
+        var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
+        return Decision.HandOn(msg with
+        {
+            Spec = spec with
+            {
+                Env = (Spec?.Env ?? []).AddRange(spec.Env),
+                Rlimits = spec.Rlimits.AddRange(Defaults.Rlimits.Where(d => !asked.Contains(Key(d.Name)))),
+            },
+        });
+    }
+
+    /// <summary>A process id that is not a valid name is refused as InvalidArgument at every entry (Run, Attach, Signal,
+    /// SetTty): no process of this daemon has one.</summary>
+    private static GardenException? ProcessIdProblem(string id) =>
+        Names.Problem(id) is { } problem ? GardenException.Invalid("process id", $"{Names.Quote(id)} {problem}") : null;
+
+    private static GardenException? TtyProblem(TtySize size) =>
+        size.Rows is 0 or > 10_000 || size.Cols is 0 or > 10_000
+            ? GardenException.Invalid("tty", $"{size.Rows}x{size.Cols} is out of range (1 to 10000 rows and columns)")
+            : null;
+
+    private GardenException NoProperty(string key) => new(ErrorKind.NotFound, $"container {Handle} has no property \"{key}\"");
+
+    private GardenException NoNetwork() => new(ErrorKind.FailedPrecondition, $"container {Handle} has no network");
+
+    public ContainerSummary Summary() => new(Handle, Lifecycle, Properties);
+
+    public ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
+        RootfsMount, processIds, Properties, Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
+        Limits with { BandwidthBurst = Limits.ToBandwidth()?.BurstBytes }, Network, NetIn,
+        Spec?.BindMountsOrEmpty ?? [], GraceTime, OomKills,
+        LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(LastOomUnixMs),
+        Spec?.UserNamespace);
+}

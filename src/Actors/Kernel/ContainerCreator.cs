@@ -1,0 +1,162 @@
+using Garden.Actors.Container;
+using Garden.Linux.Agent;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Network;
+using Garden.Linux.Rootfs;
+using Garden.Linux.Runtime;
+using Garden.Linux.UserNamespaces;
+
+namespace Garden.Actors.Kernel;
+
+/// <summary>Makes a container, in order: its depot; its user namespace (held until runc has joined it: the network,
+/// the idmapped rootfs and runc all need it); its disk; its network's links while its rootfs mounts; its firewall rules
+/// and bandwidth while runc starts it (no process of the user runs before Create returns); its limits; and then waits
+/// for its agent. When any step fails, the steps still in flight are awaited and the one
+/// <see cref="ContainerDestroyer"/> releases whatever was made (guardian's gardener.Create with its deferred destroy).</summary>
+public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroyer)
+{
+    /// <summary>Returns where the root is mounted. On failure throws what failed (a
+    /// <see cref="CreateUndoFailedException"/> when the teardown failed too).</summary>
+    public async Task<string> CreateAsync(ContainerSpec spec)
+    {
+        var ct = CancellationToken.None;
+        var fx = k.Fx;
+        var inFlight = new List<Task>();
+        IUserNamespaceHolder? userns = null;
+        var net = k.Network(spec.Network);
+        try
+        {
+            await k.Step("depot", () => Depot.Create(k.Paths)).ConfigureAwait(false);
+            if (spec.UserNamespace is { } mapping)
+            {
+                userns = await k.Step($"user namespace {mapping}", () => fx.UserNamespaces.CreateAsync(k.Handle, mapping, ct)).ConfigureAwait(false);
+                k.Log.Debug("user namespace held by pid {0}", userns.Pid);
+            }
+            var root = userns is null ? null : new UserNamespaceRoot(userns.UserNamespacePath, userns.Mapping.RootUid, userns.Mapping.RootGid);
+            var layer = spec.LimitsOrNone.DiskBytes is { } disk
+                ? await k.Step("disk", () => fx.Disk.CreateAsync(k.Handle, k.Paths.Depot, disk, ct)).ConfigureAwait(false)
+                : null;
+
+            List<BindMountSpec> mounts = [];
+            var networkUp = Task.CompletedTask;
+            if (net is not null)
+            {
+                var names = new NameFiles(k.Paths.Hosts, k.Paths.Resolv, OciBundle.Hostname(k.Handle), k.Settings.Network.DnsServers, root);
+                mounts.Add(new BindMountSpec(names.HostsPath, "/etc/hosts", ReadOnly: true));
+                mounts.Add(new BindMountSpec(names.ResolvPath, "/etc/resolv.conf", ReadOnly: true));
+                var netnsOf = userns?.Pid;
+                networkUp = Task.Run(() => k.Step("network", async () =>
+                {
+                    await fx.Network.WriteNameFilesAsync(net, names, ct).ConfigureAwait(false);
+                    await fx.Network.SetUpAsync(net, ct, netnsOf).ConfigureAwait(false);
+                }));
+                inFlight.Add(networkUp);
+            }
+
+            var rootfs = await k.Step(root is null ? "rootfs" : "rootfs (idmapped base)",
+                () => fx.Rootfs.CreateAsync(k.Handle, spec.Rootfs, k.Paths.Rootfs, layer, root, ct)).ConfigureAwait(false);
+            k.Settings.Faults.Hit("create-rootfs");
+            await networkUp.ConfigureAwait(false);
+
+            var firewallUp = Task.CompletedTask;
+            if (net is not null)
+            {
+                k.Settings.Faults.Hit("create-network");
+                var bandwidth = spec.LimitsOrNone.ToBandwidth();
+                firewallUp = Task.Run(() => k.Step("firewall", async () =>
+                {
+                    await fx.Firewall.ApplyAsync(KernelContext.Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), ct).ConfigureAwait(false);
+                    if (bandwidth is { } b) await fx.Network.SetBandwidthAsync(net, b, ct).ConfigureAwait(false);
+                }));
+                inFlight.Add(firewallUp);
+            }
+
+            // The caller's mounts (validated by the host) go after the container's own: one over /etc brings its own hosts file.
+            mounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountSpec(b.Source, b.NormalDestination, b.ReadOnly)));
+            var processCgroup = fx.Cgroups.PrepareProcessCgroup(k.Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
+            var bundle = new BundleSpec(k.Handle, rootfs, k.Settings.AgentBinary, k.Paths.AgentSocket, k.Paths.AgentLog,
+                fx.Cgroups.PathFor(k.Handle), spec.Privileged, spec.Env, processCgroup, net?.NetnsPath, mounts,
+                userns is null ? null : new BundleUserNamespace(userns.UserNamespacePath, userns.Mapping));
+            await k.Step("runtime", () => fx.Runtime.RunAsync(bundle, k.Paths.Bundle, ct)).ConfigureAwait(false);
+            // runc has joined the namespaces: the container, its mounts and the bound netns keep them from now on.
+            if (userns is not null)
+            {
+                await userns.DisposeAsync().ConfigureAwait(false);
+                userns = null;
+            }
+            k.Settings.Faults.Hit("create-runtime");
+            // runc made the cgroup; the limits go straight into its files before any process of the user runs.
+            var limits = spec.LimitsOrNone.ToCgroup();
+            if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Handle, limits)).ConfigureAwait(false);
+            await k.Step("agent", WaitForAgentAsync).ConfigureAwait(false);
+            await firewallUp.ConfigureAwait(false);
+            return rootfs;
+        }
+        catch (Exception failure)
+        {
+            // Steps still running beside the one that failed finish first: tearing down under them would race.
+            try { await Task.WhenAll(inFlight).ConfigureAwait(false); } catch { /* released below like the rest */ }
+            try
+            {
+                if (userns is not null) await userns.DisposeAsync().ConfigureAwait(false);
+                await destroyer.DestroyAsync(graceful: false, spec.Network).ConfigureAwait(false);
+            }
+            catch (Exception teardown)
+            {
+                k.Log.Error(teardown, "create: undoing it failed: {0}", teardown.Message);
+                throw new CreateUndoFailedException(failure, teardown);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Asks the agent until it answers or the start's timeout is up (a call's deadline is shorter than a slow first start).</summary>
+    private async Task WaitForAgentAsync()
+    {
+        using var cts = new CancellationTokenSource(k.Settings.AgentStartTimeout);
+        while (true)
+        {
+            try
+            {
+                await k.Agent.PingAsync(cts.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (AgentUnavailableException u) when (u.TimedOut && !cts.IsCancellationRequested)
+            {
+            }
+            catch (Exception e) when (e is OperationCanceledException or AgentUnavailableException)
+            {
+                // what the agent said before it gave up went to its stderr, runc's log
+                throw new GardenException(ErrorKind.Internal,
+                    $"the container's agent did not answer within {k.Settings.AgentStartTimeout.TotalSeconds:0.#}s: {e.Message}{AgentStartupErrors()}", e);
+            }
+        }
+    }
+
+    /// <summary>The last lines the agent wrote to its stderr (runc's log) before it pointed it at /dev/null: why it did not start.</summary>
+    private string AgentStartupErrors()
+    {
+        try
+        {
+            var lines = File.ReadLines(Path.Combine(k.Paths.Bundle, "runc-run.log"))
+                .Where(l => l.StartsWith("garden-agent:", StringComparison.Ordinal)).TakeLast(3).ToList();
+            return lines.Count == 0 ? "" : $" ({string.Join("; ", lines)})";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+}
+
+/// <summary>A container's depot (<c>depot/&lt;handle&gt;</c>) and the directory of the agents' sockets: root's only.</summary>
+internal static class Depot
+{
+    public static void Create(ContainerPaths paths)
+    {
+        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("containers are made on Linux only");
+        const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(paths.Depot, rootOnly);
+        Directory.CreateDirectory(Path.GetDirectoryName(paths.AgentSocket)!, rootOnly);
+    }
+}

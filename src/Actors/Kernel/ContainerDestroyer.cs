@@ -1,0 +1,116 @@
+using Garden.Actors.Container;
+using Garden.Linux.Agent;
+using Garden.Linux.Rootfs;
+
+namespace Garden.Actors.Kernel;
+
+/// <summary>The one teardown of a container, used by Destroy, by a Create that failed (to undo what it made) and by a
+/// restarted daemon finishing a Create or a Destroy an earlier one was in the middle of. Every step is idempotent —
+/// what is gone already counts as done — so it may run on a container of which anything, or nothing, was made.</summary>
+public sealed class ContainerDestroyer(KernelContext k)
+{
+    /// <param name="graceful">TERM the container's processes and give them the destroy grace first; else the
+    /// runtime's KILL ends them (nothing is asked of an agent that may not be there).</param>
+    /// <param name="network">the container's place on the network, if it has one</param>
+    /// <param name="agentLog">the follower of its agent's log: closed once the agent is gone and its last lines are in</param>
+    public async Task DestroyAsync(bool graceful, NetworkAllocation? network, IAsyncDisposable? agentLog = null)
+    {
+        if (Names.Problem(k.Handle) is not null)
+        {
+            // No build ever made anything on the host under a handle that is not a valid name (the actor that would
+            // have done it could not be started), and such a name must never reach runc or a path: nothing to release.
+            k.Log.Warning("destroy: the handle is not a valid name; nothing of it exists on the host");
+            if (agentLog is not null) await agentLog.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+        if (graceful) await k.Step("processes", () => ProcessStopper.StopAllAsync(k.Agent, k.Settings.DestroyGrace)).ConfigureAwait(false);
+        else k.Fx.Runtime.Adopt(k.Handle, k.Paths.Bundle);
+        try
+        {
+            await k.Step("runtime removal", RemoveFromRuntimeAsync).ConfigureAwait(false);
+        }
+        finally
+        {
+            // the agent is gone and its last lines are in: no more writes into the depot
+            if (agentLog is not null) await agentLog.DisposeAsync().ConfigureAwait(false);
+        }
+        k.Settings.Faults.Hit("destroy-runtime");
+        // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
+        List<Task> releases =
+        [
+            Task.Run(() => k.Step("rootfs removal", async () =>
+            {
+                await k.Fx.Rootfs.DestroyAsync(k.Handle, k.Paths.Rootfs, CancellationToken.None).ConfigureAwait(false);
+                await k.Fx.Disk.DestroyAsync(k.Handle, k.Paths.Depot, CancellationToken.None).ConfigureAwait(false);
+            })),
+        ];
+        if (k.Network(network) is { } net)
+        {
+            releases.Add(Task.Run(() => k.Step("firewall removal", () => k.Fx.Firewall.RemoveAsync(net, CancellationToken.None))));
+            releases.Add(Task.Run(() => k.Step("network removal", () => k.Fx.Network.TearDownAsync(net, CancellationToken.None))));
+        }
+        await Task.WhenAll(releases).ConfigureAwait(false);
+        await k.Step("depot removal", DeleteDepot).ConfigureAwait(false);
+    }
+
+    private async Task RemoveFromRuntimeAsync()
+    {
+        await k.Fx.Runtime.KillAsync(k.Handle, 9, all: false, CancellationToken.None).ConfigureAwait(false);
+        if (!await k.Fx.Runtime.WaitStoppedAsync(k.Handle, TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false))
+            throw new GardenException(ErrorKind.Internal, $"container {k.Handle}: init did not exit 10s after SIGKILL");
+        await k.Fx.Runtime.DeleteAsync(k.Handle, CancellationToken.None).ConfigureAwait(false);
+        k.Fx.Cgroups.Release(k.Handle);
+    }
+
+    private void DeleteDepot()
+    {
+        // Never recurse into a root that is still mounted.
+        if (k.Fx.Rootfs.IsMounted(k.Paths.Rootfs.MountPoint) || k.Fx.Rootfs.IsMounted(k.Paths.Rootfs.LegacyMountPoint)
+            || k.Fx.Disk.IsMounted(k.Paths.Depot))
+            throw new GardenException(ErrorKind.Internal, $"container {k.Handle}: rootfs or disk still mounted, depot kept");
+        if (File.Exists(k.Paths.AgentSocket)) File.Delete(k.Paths.AgentSocket);
+        OverlayRootfs.DeleteTree(k.Paths.Depot);
+    }
+}
+
+/// <summary>Ends the processes of a container through its agent.</summary>
+public static class ProcessStopper
+{
+    /// <summary>TERM every process in the container (ours and whatever they started); once ours have exited or the
+    /// grace time is over, KILL whatever is left. An agent that is not there runs nothing for us: the runtime's KILL
+    /// ends the rest.</summary>
+    public static async Task StopAllAsync(IAgentClient agent, TimeSpan grace)
+    {
+        try
+        {
+            if (grace > TimeSpan.Zero && (await agent.ListAsync(CancellationToken.None).ConfigureAwait(false)).Any(p => !p.Exited))
+            {
+                await agent.SignalAllAsync(15, CancellationToken.None).ConfigureAwait(false);
+                await AllExitedAsync(agent, grace).ConfigureAwait(false);
+            }
+            await agent.SignalAllAsync(9, CancellationToken.None).ConfigureAwait(false);
+            await AllExitedAsync(agent, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (AgentUnavailableException)
+        {
+        }
+    }
+
+    private static async Task<bool> AllExitedAsync(IAgentClient agent, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                if ((await agent.ListAsync(CancellationToken.None).ConfigureAwait(false)).All(p => p.Exited)) return true;
+            }
+            catch (AgentUnavailableException)
+            {
+                return true;
+            }
+            if (DateTime.UtcNow >= deadline) return false;
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+    }
+}

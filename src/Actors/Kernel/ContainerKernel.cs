@@ -1,0 +1,137 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using Garden.Actors.Container;
+using Garden.Linux.Network;
+
+namespace Garden.Actors.Kernel;
+
+/// <summary>Everything one container asks of the kernel, behind one call: <see cref="RunAsync"/> runs an
+/// <see cref="Effect"/> (off the actor thread; the shell hands it to Task.Run) and returns its outcome. It also holds what
+/// follows a live container — the kernel's OOM notification and the agent's log — from its create or reconcile until its
+/// destroy (or until the actor stops).</summary>
+public sealed class ContainerKernel
+{
+    private readonly KernelContext _k;
+    private readonly ContainerCreator _creator;
+    private readonly ContainerDestroyer _destroyer;
+    private readonly ContainerReconciler _reconciler;
+    private readonly Action _onOomKill;
+    private IDisposable? _oomWatch;
+    private IAsyncDisposable? _agentLog;
+
+    /// <param name="onOomKill">called (on the notifier's thread) each time the kernel kills a process of the container
+    /// for want of memory</param>
+    public ContainerKernel(KernelContext context, Action onOomKill)
+    {
+        _k = context;
+        _onOomKill = onOomKill;
+        _destroyer = new ContainerDestroyer(context);
+        _creator = new ContainerCreator(context, _destroyer);
+        _reconciler = new ContainerReconciler(context);
+    }
+
+    public KernelContext Context => _k;
+
+    /// <summary>Runs the effect and returns its outcome (see each effect). A transition is logged as a step.</summary>
+    public async Task<object?> RunAsync(Effect effect)
+    {
+        if (effect.Step is not { } step) return await DispatchAsync(effect).ConfigureAwait(false);
+        _k.Log.Info("{0} starting{1}", step, effect.Detail);
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var outcome = await DispatchAsync(effect).ConfigureAwait(false);
+            _k.Log.Info("{0} finished in {1:0.0} ms", step, clock.Elapsed.TotalMilliseconds);
+            return outcome;
+        }
+        catch (Exception e)
+        {
+            _k.Log.Warning("{0} failed after {1:0.0} ms: {2}", step, clock.Elapsed.TotalMilliseconds, e.Message);
+            throw;
+        }
+    }
+
+    private async Task<object?> DispatchAsync(Effect effect)
+    {
+        var fx = _k.Fx;
+        switch (effect)
+        {
+            case Effect.Create c:
+                var rootfs = await _creator.CreateAsync(c.Spec).ConfigureAwait(false);
+                StartWatches();
+                return rootfs;
+            case Effect.Reconcile r:
+                var findings = await _reconciler.ReconcileAsync(r).ConfigureAwait(false);
+                if (r.Watch && findings.Problem is null) StartWatches();
+                return findings;
+            case Effect.Stop s:
+                await ProcessStopper.StopAllAsync(_k.Agent, s.Kill ? TimeSpan.Zero : _k.Settings.StopGrace).ConfigureAwait(false);
+                return null;
+            case Effect.Destroy d:
+                _k.Settings.Faults.Hit("destroy-started");
+                Interlocked.Exchange(ref _oomWatch, null)?.Dispose();
+                await _destroyer.DestroyAsync(d.Graceful, d.Network, Interlocked.Exchange(ref _agentLog, null)).ConfigureAwait(false);
+                return null;
+            case Effect.ChangeLimits l:
+                fx.Cgroups.Apply(_k.Handle, l.Change.ToCgroup());
+                if (l.Change.DiskBytes is { } disk && disk != l.Current.DiskBytes)
+                    await fx.Disk.ResizeAsync(_k.Handle, _k.Paths.Depot, disk, CancellationToken.None).ConfigureAwait(false);
+                if (l.Change.BandwidthRate is not null && _k.Network(l.Network) is { } limited)
+                    await fx.Network.SetBandwidthAsync(limited, l.Current.With(l.Change).ToBandwidth(), CancellationToken.None).ConfigureAwait(false);
+                return await ReadLimitsAsync(l.Network).ConfigureAwait(false);
+            case Effect.ChangeFirewall f:
+                await fx.Firewall.ApplyAsync(KernelContext.Firewall(_k.Network(f.Network)!, f.NetIn, f.NetOut), CancellationToken.None).ConfigureAwait(false);
+                return null;
+            case Effect.ListProcesses:
+                var processes = await _k.Agent.ListAsync(CancellationToken.None).ConfigureAwait(false);
+                return processes.Where(p => !p.Exited).Select(p => p.Id).ToImmutableArray();
+            case Effect.ReadLimits r:
+                return await ReadLimitsAsync(r.Network).ConfigureAwait(false);
+            case Effect.ReadMetrics m:
+                var usage = fx.Disk.Usage(_k.Paths.Depot);
+                var net = _k.Network(m.Network);
+                return new ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Handle), usage?.Used ?? 0, usage?.Size ?? 0,
+                    m.CreatedUnixMs == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(m.CreatedUnixMs),
+                    net is null ? default : fx.Network.Counters(net));
+            case Effect.CountOomKills:
+                return fx.Cgroups.Metrics(_k.Handle).OomKills;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(effect), effect.GetType().Name, "not an effect of a container");
+        }
+    }
+
+    /// <summary>What the kernel holds now: the cgroup's limits, the disk's size, the bandwidth limit.</summary>
+    private async Task<Limits> ReadLimitsAsync(NetworkAllocation? network)
+    {
+        var cg = _k.Fx.Cgroups.Read(_k.Handle);
+        var disk = _k.Fx.Disk.Usage(_k.Paths.Depot);
+        var bandwidth = _k.Network(network) is { } net ? await _k.Fx.Network.ReadBandwidthAsync(net, CancellationToken.None).ConfigureAwait(false) : null;
+        return new Limits(cg.MemoryBytes, cg.CpuWeight, cg.CpuQuota, cg.Pids, disk?.Size, bandwidth?.RateBytes, bandwidth?.BurstBytes);
+    }
+
+    /// <summary>Follows the live container: the kernel's OOM notification (re-armed after a restart) and the agent's log
+    /// into depot/&lt;handle&gt;/agent.log (the agent holds no host file).</summary>
+    private void StartWatches()
+    {
+        if (_oomWatch is null)
+        {
+            try
+            {
+                _oomWatch = _k.Fx.Oom.Watch(_k.Handle, _onOomKill);
+            }
+            catch (Exception e)
+            {
+                _k.Log.Error(e, "cannot watch for OOM kills: {0}", e.Message);
+            }
+        }
+        var log = _k.Log;
+        _agentLog ??= _k.Agent.FollowLog(_k.Paths.AgentLog, problem => log.Warning("agent log: {0}", problem));
+    }
+
+    /// <summary>Stops following the container (its actor stops; the container itself lives on).</summary>
+    public async Task StopWatchingAsync()
+    {
+        Interlocked.Exchange(ref _oomWatch, null)?.Dispose();
+        if (Interlocked.Exchange(ref _agentLog, null) is { } agentLog) await agentLog.DisposeAsync().ConfigureAwait(false);
+    }
+}

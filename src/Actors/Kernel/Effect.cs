@@ -1,0 +1,121 @@
+using System.Collections.Immutable;
+using Garden.Linux.Network;
+
+namespace Garden.Actors.Kernel;
+
+/// <summary>What a container's decision asks the kernel to do, as data: decided on the actor thread by
+/// <c>ContainerState.Decide</c>, run off it by <see cref="ContainerKernel.RunAsync"/>, its outcome decided on again.
+/// Each carries everything it needs (nothing reads the actor's state while it runs).</summary>
+public abstract record Effect
+{
+    /// <summary>A transition: at most one is in flight per container, and whoever waits for it is answered by its
+    /// outcome. The others are reads, run side by side, each answering its own asker.</summary>
+    public virtual bool Transition => false;
+
+    /// <summary>A live change (limits, firewall): while it is in flight the container takes no other command, so every
+    /// request sees the container before or after it, never in between.</summary>
+    public virtual bool Holds => false;
+
+    /// <summary>The step's name in the log ("X starting", "X finished in N ms"); null for the quiet reads.</summary>
+    public virtual string? Step => null;
+
+    /// <summary>What the "starting" line adds, e.g. " (rootfs /x)".</summary>
+    public virtual string Detail => "";
+
+    /// <summary>Makes the container (<see cref="ContainerCreator"/>); the outcome is the rootfs mount point.</summary>
+    public sealed record Create(ContainerSpec Spec) : Effect
+    {
+        public override bool Transition => true;
+        public override string Step => "create";
+        public override string Detail => $" (rootfs {Spec.Rootfs})";
+    }
+
+    /// <summary>After a restart: what the kernel holds of the container (<see cref="ContainerReconciler"/>); its rules
+    /// are put back where they went missing. With <paramref name="Watch"/>, a healthy container's OOM notification and
+    /// agent log are followed again. The outcome is <see cref="KernelFindings"/>.</summary>
+    public sealed record Reconcile(string RootfsMount, NetworkAllocation? Network, ImmutableList<PortMapping> NetIn,
+        ImmutableList<NetOutRule> NetOut, bool Watch) : Effect
+    {
+        public override bool Transition => true;
+        public override string Step => "reconcile";
+    }
+
+    /// <summary>TERM every process of the container, KILL what is left after the stop grace (at once with
+    /// <paramref name="Kill"/>).</summary>
+    public sealed record Stop(bool Kill) : Effect
+    {
+        public override bool Transition => true;
+        public override string Step => "stop";
+        public override string Detail => Kill ? " (kill)" : "";
+    }
+
+    /// <summary>Releases everything the container holds (<see cref="ContainerDestroyer"/>). <paramref name="Graceful"/>:
+    /// its processes get the destroy grace first; else (finishing what an earlier daemon left) the runtime's KILL ends them.</summary>
+    public sealed record Destroy(bool Graceful, NetworkAllocation? Network) : Effect
+    {
+        public override bool Transition => true;
+        public override string Step => "destroy";
+        public override string Detail => Graceful ? "" : " (undo)";
+    }
+
+    /// <summary>Writes every non-null field of <paramref name="Change"/> (cgroup, disk size, bandwidth); the outcome is
+    /// the <see cref="Limits"/> read back from the kernel.</summary>
+    public sealed record ChangeLimits(Limits Change, Limits Current, NetworkAllocation? Network) : Effect
+    {
+        public override bool Transition => true;
+        public override bool Holds => true;
+        public override string Step => "limit change";
+    }
+
+    /// <summary>Replaces the container's whole rule set in one batch (<see cref="NetIn"/>, <see cref="NetOut"/> as they
+    /// will be); what it adds is journaled once it holds.</summary>
+    public abstract record ChangeFirewall(NetworkAllocation Network, ImmutableList<PortMapping> NetIn, ImmutableList<NetOutRule> NetOut) : Effect
+    {
+        public override bool Transition => true;
+        public override bool Holds => true;
+        public override string Step => "firewall change";
+    }
+
+    public sealed record AddNetIn(NetworkAllocation Network, ImmutableList<PortMapping> NetIn, ImmutableList<NetOutRule> NetOut, PortMapping Mapping)
+        : ChangeFirewall(Network, NetIn, NetOut)
+    {
+        public override string Detail => $" (net-in {Mapping.HostPort}:{Mapping.ContainerPort})";
+    }
+
+    public sealed record AddNetOut(NetworkAllocation Network, ImmutableList<PortMapping> NetIn, ImmutableList<NetOutRule> NetOut,
+        ImmutableArray<NetOutRule> Rules) : ChangeFirewall(Network, NetIn, NetOut)
+    {
+        public override string Detail => $" (net-out, {Rules.Length} rule{(Rules.Length == 1 ? "" : "s")})";
+    }
+
+    /// <summary>The ids of the processes running in the container (the agent's list).</summary>
+    public sealed record ListProcesses : Effect
+    {
+        public static readonly ListProcesses Instance = new();
+    }
+
+    /// <summary>The limits in force, read back from the kernel.</summary>
+    public sealed record ReadLimits(NetworkAllocation? Network) : Effect;
+
+    /// <summary>Memory, CPU, pids, disk, network counters and age (<c>ContainerMetrics</c>).</summary>
+    public sealed record ReadMetrics(NetworkAllocation? Network, long CreatedUnixMs) : Effect;
+
+    /// <summary>The cgroup's own count of OOM kills (0 when it cannot be read), for a report of
+    /// <paramref name="Kills"/> kills, the last at <paramref name="AtUnixMs"/>.</summary>
+    public sealed record CountOomKills(ulong Kills, long AtUnixMs) : Effect;
+}
+
+/// <summary>An effect finished; <paramref name="Value"/> is its outcome (see each effect).</summary>
+public sealed record EffectDone(Effect Effect, object? Value);
+
+/// <summary>An effect failed with <paramref name="Error"/> (what the effects layer threw).</summary>
+public sealed record EffectFailed(Effect Effect, Exception Error);
+
+/// <summary>A Create failed and so did the teardown that should have undone it: something of it may be left on the host.</summary>
+public sealed class CreateUndoFailedException(Exception cause, Exception teardown)
+    : Exception($"{cause.Message} (and undoing the create failed: {teardown.Message})", cause)
+{
+    public Exception Cause { get; } = cause;
+
+    public Exception Teardown { get; } = teardown;
+}
