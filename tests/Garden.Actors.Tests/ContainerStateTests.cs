@@ -1,15 +1,360 @@
 using System.Collections.Immutable;
 using Garden.Actors.Container;
+using Garden.Actors.Events;
+using Garden.Actors.Host;
 using Garden.Actors.Kernel;
+using Garden.Linux.Cgroups;
+using Garden.Linux.Network;
+using Garden.Linux.Rootfs;
 using Garden.Protocol.Journal;
 using Xunit;
 
 namespace Garden.Actors.Tests;
 
-/// <summary>The pure decisions behind the ContainerActor, without an ActorSystem.</summary>
+/// <summary>The pure decisions behind the ContainerActor, without an ActorSystem: the transition table, what each
+/// request and each effect's outcome becomes (events, effect, answer, events published), and recovery.</summary>
 public sealed class ContainerStateTests
 {
-    private static readonly ContainerSpec Spec = new("h", "/r", [], ImmutableDictionary<string, string>.Empty, false);
+    private static readonly ContainerSpec Spec = new("h", "/r", ["A=1"], ImmutableDictionary<string, string>.Empty, false);
+    private static readonly DateTimeOffset Now = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
+    private static readonly NetworkAllocation Net = new(Ipv4Cidr.Of(Ipv4.Parse("10.9.0.0", "t"), 30), Ipv4.Parse("10.9.0.2", "t"));
+
+    private static ContainerState Creating(ContainerSpec? spec = null) =>
+        ContainerState.Empty("h").Apply(new CreateStarted { Spec = ContainerState.ToRecord(spec ?? Spec) });
+
+    private static ContainerState Active(ContainerSpec? spec = null) =>
+        Creating(spec).Apply(new CreateCompleted { RootfsMount = "/m", CreatedUnixMs = 1 });
+
+    private static ContainerState In(ContainerLifecycle lifecycle, string note = "") => Active().Apply(ContainerState.Changed(lifecycle, note));
+
+    private static Decision Decide(ContainerState s, object command) => s.Decide(s.Phase, command, Now);
+
+    private static GardenException Refused(ContainerState s, object command, ContainerPhase? phase = null)
+    {
+        var d = s.Decide(phase ?? s.Phase, command, Now);
+        Assert.Empty(d.Events);
+        Assert.Null(d.Effect);
+        return Assert.IsType<GardenException>(d.Error);
+    }
+
+    private static ProcessSpec Proc(string id = "p", string path = "/bin/x") => new(id, path, [], [], "", "", [], null);
+
+    // ---- the table ----
+
+    [Fact]
+    public void The_table_covers_every_phase_and_every_kind_of_request()
+    {
+        foreach (var phase in Enum.GetValues<ContainerPhase>())
+            foreach (var kind in Enum.GetValues<CommandKind>())
+                Assert.True(Enum.IsDefined(ContainerTransitions.Check(phase, kind)), $"{phase} x {kind}");
+    }
+
+    [Fact]
+    public void A_container_not_created_yet_or_gone_is_an_unknown_handle_except_for_its_create()
+    {
+        var fresh = ContainerState.Empty("h");
+        Assert.Equal(ContainerPhase.New, fresh.Phase);
+        Assert.Equal(ErrorKind.NotFound, Refused(fresh, new GetInfo("h")).Kind);
+        var create = Decide(fresh, new CreateContainer(Spec));
+        Assert.IsType<CreateStarted>(Assert.Single(create.Events));
+        Assert.Equal(new Effect.Create(Spec), create.Effect);
+        Assert.True(create.Await); // answered by the create's outcome
+
+        var gone = In(ContainerLifecycle.Destroyed);
+        Assert.Equal(ContainerPhase.Gone, gone.Phase);
+        Assert.Equal("unknown handle: h", Refused(gone, new DestroyContainer("h")).Message);
+        Assert.Equal(ErrorKind.AlreadyExists, Refused(Active(), new CreateContainer(Spec)).Kind);
+    }
+
+    [Fact]
+    public void A_stopped_container_runs_no_new_process_and_a_second_stop_is_done_at_once()
+    {
+        var stopped = In(ContainerLifecycle.Stopped, "stopped");
+        var run = Refused(stopped, new RunProcess("h", Proc(), true));
+        Assert.Equal(ErrorKind.FailedPrecondition, run.Kind);
+        Assert.Equal("container h is stopped: it runs no new processes", run.Message);
+        var stop = Decide(stopped, new StopContainer("h", Kill: false));
+        Assert.Empty(stop.Events);
+        Assert.Equal(Done.Instance, stop.Reply);
+        // but its processes can still be attached to, and it can be destroyed
+        Assert.NotNull(Decide(stopped, new AttachProcess("h", "p", 0)).Forward);
+        Assert.IsType<Effect.Destroy>(Decide(stopped, new DestroyContainer("h")).Effect);
+    }
+
+    [Fact]
+    public void A_broken_container_answers_what_it_is_and_can_be_destroyed_but_refuses_the_rest_naming_why()
+    {
+        var broken = In(ContainerLifecycle.Broken, "cgroup gone");
+        foreach (var command in new object[]
+                 {
+                     new RunProcess("h", Proc(), true), new StopContainer("h", false), new SetLimits("h", new Limits(Pids: 5)),
+                     new SignalProcess("h", "p", 9), new NetOut("h", []),
+                 })
+        {
+            var e = Refused(broken, command);
+            Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
+            Assert.Equal("container h is broken (cgroup gone); destroy it", e.Message);
+        }
+        Assert.Equal(Effect.ListProcesses.Instance, Decide(broken, new GetInfo("h")).Effect);
+        Assert.IsType<ContainerSummary>(Decide(broken, new GetSummary("h")).Reply);
+        Assert.IsType<Effect.Destroy>(Decide(broken, new DestroyContainer("h")).Effect);
+    }
+
+    [Fact]
+    public void While_being_destroyed_a_second_destroy_joins_the_first_and_info_needs_no_agent()
+    {
+        var destroying = In(ContainerLifecycle.Destroying);
+        var again = Decide(destroying, new DestroyContainer("h"));
+        Assert.True(again.Await);
+        Assert.Empty(again.Events);
+        Assert.Null(again.Effect);
+        var info = Assert.IsType<ContainerInfo>(Decide(destroying, new GetInfo("h")).Reply);
+        Assert.Empty(info.ProcessIds);
+        Assert.Equal("container h is being destroyed", Refused(destroying, new GetProperties("h")).Message);
+        Assert.Equal(Decision.None, Decide(destroying, new GraceTimeUp(1))); // its grace time no longer matters
+    }
+
+    [Theory]
+    [InlineData(ContainerPhase.Creating)]
+    [InlineData(ContainerPhase.Changing)]
+    [InlineData(ContainerPhase.Recovering)]
+    public void While_a_create_a_live_change_or_a_reconcile_is_in_flight_requests_wait(ContainerPhase phase)
+    {
+        var s = phase == ContainerPhase.Creating ? Creating() : Active();
+        foreach (var command in new object[]
+                 {
+                     new GetInfo("h"), new SetProperty("h", "k", "v"), new SetLimits("h", new Limits(Pids: 5)), new RunProcess("h", Proc(), true),
+                     new StopContainer("h", false), new DestroyContainer("h"), OomKilled.Instance,
+                 })
+            Assert.True(s.Decide(phase, command, Now).Stash, $"{command.GetType().Name} in {phase}");
+    }
+
+    [Fact]
+    public void While_stopping_queries_and_process_requests_are_served_and_changes_wait()
+    {
+        var stopping = In(ContainerLifecycle.Stopping);
+        Assert.Equal(ErrorKind.FailedPrecondition, Refused(stopping, new RunProcess("h", Proc(), true)).Kind);
+        Assert.True(Decide(stopping, new SetLimits("h", new Limits(Pids: 5))).Stash);
+        Assert.True(Decide(stopping, new DestroyContainer("h")).Stash);
+        Assert.NotNull(Decide(stopping, new SignalProcess("h", "p", 15)).Forward);
+        Assert.Single(Decide(stopping, new SetProperty("h", "k", "v")).Events);
+    }
+
+    // ---- requests ----
+
+    [Fact]
+    public void Properties_are_journaled_and_missing_ones_are_NotFound_naming_the_key()
+    {
+        var s = Active();
+        var set = Decide(s, new SetProperty("h", "k", "v"));
+        Assert.Equal(new PropertySet { Key = "k", Value = "v" }, Assert.Single(set.Events));
+        Assert.Equal(Done.Instance, set.Reply);
+        Assert.Equal("key: must not be empty", Refused(s, new SetProperty("h", "", "v")).Message);
+        var missing = Refused(s, new RemoveProperty("h", "nope"));
+        Assert.Equal(ErrorKind.NotFound, missing.Kind);
+        Assert.Contains("\"nope\"", missing.Message);
+        Assert.Equal(new PropertyValue("v"), Decide(s.Apply(set.Events[0]), new GetProperty("h", "k")).Reply);
+    }
+
+    [Fact]
+    public void A_grace_time_out_of_range_is_refused_and_a_good_one_journaled()
+    {
+        Assert.StartsWith("grace time", Refused(Active(), new SetGraceTime("h", TimeSpan.FromDays(30))).Message);
+        var d = Decide(Active(), new SetGraceTime("h", TimeSpan.FromSeconds(3)));
+        Assert.Equal(3000UL, Assert.IsType<GraceTimeChanged>(Assert.Single(d.Events)).GraceTimeMs);
+    }
+
+    [Fact]
+    public void A_live_limit_change_is_checked_first_then_applied_and_journaled_as_read_back()
+    {
+        var s = Active(Spec with { Limits = new Limits(Pids: 10) });
+        Assert.Contains("can only be set at create", Refused(s, new SetLimits("h", new Limits(DiskBytes: 1UL << 30))).Message);
+        Assert.Equal("bandwidth: container h has no network to limit", Refused(s, new SetLimits("h", new Limits(BandwidthRate: 1 << 20))).Message);
+        Assert.StartsWith("pids", Refused(s, new SetLimits("h", new Limits(Pids: 0))).Message);
+
+        var change = Decide(s, new SetLimits("h", new Limits(MemoryBytes: 64UL << 20)));
+        Assert.Empty(change.Events); // nothing is journaled before the kernel holds it
+        Assert.Equal(new Effect.ChangeLimits(new Limits(MemoryBytes: 64UL << 20), new Limits(Pids: 10), null), change.Effect);
+        Assert.True(change.Effect!.Holds);
+
+        var inForce = new Limits(MemoryBytes: 64UL << 20, Pids: 10);
+        var done = s.Decide(ContainerPhase.Changing, new EffectDone(change.Effect, inForce), Now);
+        Assert.Equal(inForce, ContainerState.FromRecord(Assert.IsType<LimitsChanged>(Assert.Single(done.Events)).Limits));
+        Assert.Equal(new LimitsInForce(inForce), done.Reply);
+
+        var refused = s.Decide(ContainerPhase.Changing, new EffectFailed(change.Effect, new CgroupLimitException("memory: 64 MiB is below what the container uses")), Now);
+        Assert.Empty(refused.Events);
+        Assert.Equal(ErrorKind.InvalidArgument, refused.Error!.Kind);
+    }
+
+    [Fact]
+    public void NetIn_and_NetOut_apply_the_whole_rule_set_and_journal_what_they_add_once_it_holds()
+    {
+        var s = Active(Spec with { Network = Net, NetIn = [new PortMapping(61001, 80)] });
+        var mapping = new PortMapping(61002, 22);
+        var netIn = Decide(s, new ApplyNetIn("h", mapping));
+        var effect = Assert.IsType<Effect.AddNetIn>(netIn.Effect);
+        Assert.Equal([new PortMapping(61001, 80), mapping], effect.NetIn);
+        var done = s.Decide(ContainerPhase.Changing, new EffectDone(effect, null), Now);
+        Assert.Equal(mapping, ContainerState.FromRecord(Assert.IsType<NetInAdded>(Assert.Single(done.Events)).Mapping));
+        Assert.Equal(new NetInInForce(mapping), done.Reply);
+
+        var bad = Refused(s, new NetOut("h", [new NetOutRule(NetProtocol.Icmp, [], [new PortRange(80, 80)])]));
+        Assert.Equal(ErrorKind.InvalidArgument, bad.Kind);
+        Assert.StartsWith("ports: ports need protocol tcp or udp", bad.Message);
+        Assert.Equal("rules: no rule given", Refused(s, new NetOut("h", [])).Message);
+        Assert.Equal(ErrorKind.FailedPrecondition, Refused(Active(), new ApplyNetIn("h", mapping)).Kind); // no network
+
+        var refused = s.Decide(ContainerPhase.Changing, new EffectFailed(effect, new FirewallException("iptables-restore refused it")), Now);
+        Assert.Equal("container h: firewall change failed: iptables-restore refused it", refused.Error!.Message);
+        Assert.Empty(refused.Events);
+    }
+
+    [Fact]
+    public void A_run_gets_an_id_the_containers_environment_first_and_the_default_rlimits_it_names_none_of()
+    {
+        var s = Active() with { Defaults = new ContainerDefaults("/m", [new RlimitSpec("nofile", 8192, 8192), new RlimitSpec("as", 1, 1)]) };
+        var spec = Proc("") with { Env = ["B=2"], Rlimits = [new RlimitSpec("RLIMIT_NOFILE", 10, 10)] };
+        var run = Assert.IsType<RunProcess>(Decide(s, new RunProcess("h", spec, true)).Forward);
+        Assert.Equal(11, run.Spec.Id.Length);
+        Assert.Equal(["A=1", "B=2"], run.Spec.Env.ToArray());
+        Assert.Equal([new RlimitSpec("RLIMIT_NOFILE", 10, 10), new RlimitSpec("as", 1, 1)], run.Spec.Rlimits.ToArray());
+        Assert.Equal("path: must not be empty", Refused(s, new RunProcess("h", Proc("p", ""), true)).Message);
+    }
+
+    [Fact]
+    public void A_process_id_that_is_not_a_name_or_a_terminal_out_of_range_is_refused_at_every_entry()
+    {
+        var s = Active();
+        foreach (var command in new object[]
+                 {
+                     new RunProcess("h", Proc("evil\n"), true), new AttachProcess("h", "evil\n", 0), new SignalProcess("h", "../x", 9),
+                     new SetProcessTty("h", "a b", new TtySize(10, 10)),
+                 })
+        {
+            var e = Refused(s, command);
+            Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+            Assert.StartsWith("process id: ", e.Message);
+        }
+        Assert.StartsWith("tty: 0x80 is out of range", Refused(s, new SetProcessTty("h", "p", new TtySize(0, 80))).Message);
+        Assert.NotNull(Decide(s, new SetProcessTty("h", "p", new TtySize(24, 80))).Forward);
+    }
+
+    [Fact]
+    public void Stop_and_destroy_journal_the_transition_first_and_their_outcome_after()
+    {
+        var s = Active(Spec with { Network = Net });
+        var stop = Decide(s, new StopContainer("h", Kill: true));
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Stopping), Assert.Single(stop.Events));
+        Assert.Equal(new Effect.Stop(Kill: true), stop.Effect);
+        var stopping = s.Apply(stop.Events[0]);
+        var stopped = Decide(stopping, new EffectDone(stop.Effect!, null));
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Stopped, "stopped"), Assert.Single(stopped.Events));
+        Assert.Equal([(ContainerEvent.Stopped, "")], stopped.Publish.ToArray());
+
+        var destroy = Decide(s, new DestroyContainer("h"));
+        Assert.Equal(new Effect.Destroy(Graceful: true, Net), destroy.Effect);
+        var destroying = s.Apply(destroy.Events[0]);
+        var gone = Decide(destroying, new EffectDone(destroy.Effect!, null));
+        Assert.Equal(ContainerLifecycle.Destroyed, destroying.Apply(gone.Events[0]).Lifecycle);
+        Assert.Equal(new ContainerDestroyed("h"), gone.Reply);
+
+        var failed = Decide(destroying, new EffectFailed(destroy.Effect!, new IOException("device busy")));
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Broken, "destroy failed: device busy"), Assert.Single(failed.Events));
+        Assert.Equal("destroy h failed: device busy", failed.Error!.Message);
+        Assert.Equal([(ContainerEvent.Broken, "destroy failed: device busy")], failed.Publish.ToArray());
+    }
+
+    [Fact]
+    public void An_idle_container_is_reaped_like_a_destroy_with_the_reason_but_not_while_it_stops()
+    {
+        var reap = Decide(Active(), new GraceTimeUp(1));
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Destroying, ContainerEvent.Reaped), Assert.Single(reap.Events));
+        Assert.IsType<Effect.Destroy>(reap.Effect);
+        Assert.False(reap.Await); // nobody asked
+        Assert.Equal([(ContainerEvent.Reaped, "")], reap.Publish.ToArray());
+        Assert.Equal(Decision.None, Decide(In(ContainerLifecycle.Stopping), new GraceTimeUp(1)));
+    }
+
+    // ---- a create's outcome ----
+
+    [Fact]
+    public void A_finished_create_is_journaled_with_its_mount_and_time_then_answered_and_published()
+    {
+        var create = new Effect.Create(Spec);
+        var d = Decide(Creating(), new EffectDone(create, "/mnt/h/rootfs"));
+        var completed = Assert.IsType<CreateCompleted>(Assert.Single(d.Events));
+        Assert.Equal(("/mnt/h/rootfs", Now.ToUnixTimeMilliseconds()), (completed.RootfsMount, completed.CreatedUnixMs));
+        Assert.Equal(new ContainerCreated("h"), d.Reply);
+        Assert.Equal([(ContainerEvent.Created, "")], d.Publish.ToArray());
+    }
+
+    [Fact]
+    public void A_failed_create_releases_the_handle_with_the_error_in_the_callers_terms()
+    {
+        var d = Decide(Creating(), new EffectFailed(new Effect.Create(Spec), new RootfsException("rootfs /r does not exist")));
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Destroyed), Assert.Single(d.Events));
+        Assert.Equal(ErrorKind.InvalidArgument, d.Error!.Kind);
+        Assert.Equal("rootfs: rootfs /r does not exist", d.Error.Message);
+    }
+
+    [Fact]
+    public void A_create_whose_undo_failed_too_stays_broken_so_a_destroy_can_finish_it()
+    {
+        var failure = new CreateUndoFailedException(new IOException("runc: exec format error"), new IOException("umount: busy"));
+        var d = Decide(Creating(), new EffectFailed(new Effect.Create(Spec), failure));
+        var broken = Creating().Apply(Assert.Single(d.Events));
+        Assert.Equal(ContainerLifecycle.Broken, broken.Lifecycle);
+        Assert.Contains("umount: busy", broken.Events.Last());
+        Assert.EndsWith("destroy it", broken.Events.Last());
+        Assert.Equal("container h: create failed: runc: exec format error", d.Error!.Message); // the caller hears what failed
+        Assert.IsType<Effect.Destroy>(Decide(broken, new DestroyContainer("h")).Effect);
+    }
+
+    // ---- recovery ----
+
+    [Fact]
+    public void Recovery_plan_follows_the_journal()
+    {
+        var empty = ContainerState.Empty("h");
+        Assert.Equal(RecoveryPlan.Release, empty.PlanRecovery());
+        var creating = Creating();
+        Assert.Equal(RecoveryPlan.Undo, creating.PlanRecovery());
+        var active = Active();
+        Assert.Equal(RecoveryPlan.Reconcile, active.PlanRecovery());
+        Assert.Equal(RecoveryPlan.Reconcile, active.Apply(ContainerState.Changed(ContainerLifecycle.Stopped, "stopped")).PlanRecovery());
+        Assert.Equal(RecoveryPlan.Undo, active.Apply(ContainerState.Changed(ContainerLifecycle.Destroying)).PlanRecovery());
+        Assert.Equal(RecoveryPlan.Release, active.Apply(ContainerState.Changed(ContainerLifecycle.Destroyed)).PlanRecovery());
+    }
+
+    [Fact]
+    public void Recovery_undoes_a_half_create_without_asking_its_agent_and_reconciles_a_live_one()
+    {
+        var undo = Creating(Spec with { Network = Net }).Recover(null);
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Destroying), Assert.Single(undo.Events));
+        Assert.Equal(new Effect.Destroy(Graceful: false, Net), undo.Effect);
+
+        var reconcile = Assert.IsType<Effect.Reconcile>((Active() with { Defaults = new ContainerDefaults("/default", []) }).Recover(null).Effect);
+        Assert.Equal("/m", reconcile.RootfsMount); // as journaled, not where this build would mount it
+        Assert.True(reconcile.Watch);
+        Assert.False(Assert.IsType<Effect.Reconcile>(In(ContainerLifecycle.Broken, "x").Recover(null).Effect).Watch);
+        var release = ContainerState.Empty("h").Recover(null); // registered, but its create never began: nothing to keep
+        Assert.Empty(release.Events);
+        Assert.Null(release.Effect);
+    }
+
+    [Fact]
+    public void A_quarantined_container_is_broken_with_the_reason_journaled_once()
+    {
+        var first = Active().Recover("journal record 3 cannot be applied");
+        var broken = Active().Apply(Assert.Single(first.Events));
+        Assert.Equal("journal record 3 cannot be applied; destroy it", broken.Events.Last());
+        Assert.Equal([(ContainerEvent.Broken, "journal record 3 cannot be applied; destroy it")], first.Publish.ToArray());
+        Assert.Null(first.Effect); // nothing of it reaches the kernel
+        var again = broken.Recover("journal record 3 cannot be applied");
+        Assert.Empty(again.Events);
+        Assert.Single(again.Publish);
+    }
 
     [Theory]
     [InlineData(true, true, true, true, true, null)]
@@ -18,7 +363,7 @@ public sealed class ContainerStateTests
     [InlineData(true, true, false, true, true, "rootfs no longer mounted")]
     [InlineData(true, true, true, true, false, "cgroup gone")]
     [InlineData(true, true, true, false, true, "agent does not answer")]
-    public void Diagnose_names_the_first_thing_missing(bool runtime, bool init, bool rootfs, bool agent, bool cgroup, string? expected)
+    public void Findings_name_the_first_thing_missing(bool runtime, bool init, bool rootfs, bool agent, bool cgroup, string? expected)
     {
         var problem = new KernelFindings(runtime, init, rootfs, agent, cgroup).Problem;
         if (expected is null) Assert.Null(problem);
@@ -26,18 +371,54 @@ public sealed class ContainerStateTests
     }
 
     [Fact]
-    public void Recovery_plan_follows_the_journal()
+    public void What_a_reconcile_finds_is_journaled_broken_once_and_a_stop_it_interrupted_is_finished()
     {
-        var empty = ContainerState.Empty("h");
-        Assert.Equal(RecoveryPlan.Release, empty.PlanRecovery());
-        var creating = empty.Apply(new CreateStarted { Spec = ContainerState.ToRecord(Spec) });
-        Assert.Equal(RecoveryPlan.Undo, creating.PlanRecovery());
-        var active = creating.Apply(new CreateCompleted { RootfsMount = "/m" });
-        Assert.Equal(RecoveryPlan.Reconcile, active.PlanRecovery());
-        Assert.Equal(RecoveryPlan.Reconcile, active.Apply(ContainerState.Changed(ContainerLifecycle.Stopped, "stopped")).PlanRecovery());
-        Assert.Equal(RecoveryPlan.Undo, active.Apply(ContainerState.Changed(ContainerLifecycle.Destroying)).PlanRecovery());
-        Assert.Equal(RecoveryPlan.Release, active.Apply(ContainerState.Changed(ContainerLifecycle.Destroyed)).PlanRecovery());
+        var reconcile = new Effect.Reconcile("/m", null, [], [], true);
+        var lost = new KernelFindings(true, true, true, true, CgroupPresent: false);
+        var d = Active().Decide(ContainerPhase.Recovering, new EffectDone(reconcile, lost), Now);
+        Assert.Equal([typeof(Reconciled), typeof(LifecycleChanged)], d.Events.Select(e => e.GetType()));
+        Assert.Equal([(ContainerEvent.Broken, "cgroup gone")], d.Publish.ToArray());
+        var alreadyBroken = In(ContainerLifecycle.Broken, "cgroup gone").Decide(ContainerPhase.Recovering, new EffectDone(reconcile, lost), Now);
+        Assert.IsType<Reconciled>(Assert.Single(alreadyBroken.Events));
+
+        var whole = new KernelFindings(true, true, true, true, true);
+        var midStop = In(ContainerLifecycle.Stopping).Decide(ContainerPhase.Recovering, new EffectDone(reconcile, whole), Now);
+        Assert.Equal([(ContainerEvent.Reattached, "")], midStop.Publish.ToArray());
+        Assert.Equal(new Effect.Stop(Kill: true), midStop.Effect);
+
+        // a reconcile that could not read the kernel finds nothing
+        var unread = Active().Decide(ContainerPhase.Recovering, new EffectFailed(reconcile, new IOException("runc: no such file")), Now);
+        Assert.Contains(unread.Publish, p => p.Detail.Contains("runc state vanished"));
     }
+
+    // ---- OOM ----
+
+    [Fact]
+    public void An_oom_report_is_one_record_with_the_count_and_none_once_the_container_goes()
+    {
+        var report = new Effect.CountOomKills(Kills: 3, AtUnixMs: 42);
+        var d = Decide(Active(), new EffectDone(report, 7UL));
+        var record = Assert.IsType<OutOfMemory>(Assert.Single(d.Events));
+        Assert.Equal((42L, 7UL, 3UL), (record.AtUnixMs, record.OomKills, record.Kills));
+        Assert.Equal([(ContainerEvent.OutOfMemory, "7 kills so far")], d.Publish.ToArray());
+        Assert.Equal("3 kills so far", Decide(Active(), new EffectFailed(report, new IOException("gone"))).Publish.Single().Detail);
+        Assert.Equal(Decision.None, Decide(In(ContainerLifecycle.Destroying), new EffectDone(report, 7UL)));
+    }
+
+    [Fact]
+    public void Oom_kills_are_reported_at_once_then_at_most_once_per_interval()
+    {
+        var t0 = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        var throttle = new OomThrottle(TimeSpan.FromSeconds(5));
+        Assert.Equal(((OomThrottle.Report?)new OomThrottle.Report(1, 100), (TimeSpan?)null), throttle.Killed(t0, 100));
+        Assert.Equal((null, TimeSpan.FromSeconds(4)), throttle.Killed(t0.AddSeconds(1), 200));
+        Assert.Equal((null, null), throttle.Killed(t0.AddSeconds(2), 300)); // a report is due already
+        Assert.Equal(new OomThrottle.Report(2, 300), throttle.Due(t0.AddSeconds(5)));
+        Assert.Null(throttle.Due(t0.AddSeconds(10))); // nothing since
+        Assert.Equal(new OomThrottle.Report(1, 400), throttle.Killed(t0.AddSeconds(11), 400).Now);
+    }
+
+    // ---- state ----
 
     [Fact]
     public void A_snapshot_restores_the_same_state()

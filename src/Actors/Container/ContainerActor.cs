@@ -311,7 +311,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         _graceGeneration++;
         var serving = _state.Lifecycle is ContainerLifecycle.Active or ContainerLifecycle.Stopped or ContainerLifecycle.Stopping
             or ContainerLifecycle.Broken;
-        if (_state.GraceTime <= TimeSpan.Zero || _clients > 0 || !serving || _state.Spec is null || _gone || _awaitingReady || IsRecovering)
+        if (_state.GraceTime <= TimeSpan.Zero || _clients > 0 || !serving || _state.Spec is null || _gone || _awaitingReady)
         {
             Timers.Cancel(GraceTimer);
             return;

@@ -1,0 +1,189 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Garden.Actors.Container;
+using Garden.Actors.Kernel;
+using Garden.Linux.Network;
+using Garden.Linux.Rootfs;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+/// <summary>The kernel orchestration without an ActorSystem: the creator's order, its one teardown on failure (after
+/// the steps in flight), the destroyer's idempotence, and the log every step leaves.</summary>
+public sealed class ContainerKernelTests : IDisposable
+{
+    private readonly CallLog _log = new();
+    private readonly string _stateDir = TestPaths.NewTempDir("kernel");
+    private readonly FakeOciRuntime _runtime;
+    private readonly FakeRootfs _rootfs;
+    private readonly FakeNetwork _network;
+    private readonly FakeFirewall _firewall;
+    private readonly FakeUserNamespaces _userns;
+    private readonly FakeOomNotifier _oom = new();
+    private readonly FakeAgent _agent;
+    private readonly RecordingLog _lines = new();
+    private readonly GardenSettings _settings;
+
+    public ContainerKernelTests()
+    {
+        _runtime = new FakeOciRuntime(_log);
+        _rootfs = new FakeRootfs(_log);
+        _network = new FakeNetwork(_log);
+        _firewall = new FakeFirewall(_log);
+        _userns = new FakeUserNamespaces(_log);
+        _agent = new FakeAgent(_log);
+        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
+        _settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
+            $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\", destroy-grace = 1s }}"));
+    }
+
+    public void Dispose() => Directory.Delete(_stateDir, recursive: true);
+
+    private sealed class RecordingLog : IContainerLog
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+        private void Add(string level, string format, object?[] args) => Lines.Enqueue($"{level} {string.Format(format, args)}");
+        public void Debug(string format, params object?[] args) => Add("DEBUG", format, args);
+        public void Info(string format, params object?[] args) => Add("INFO", format, args);
+        public void Warning(string format, params object?[] args) => Add("WARNING", format, args);
+        public void Error(Exception? cause, string format, params object?[] args) => Add("ERROR", format, args);
+    }
+
+    private ContainerKernel Kernel(string handle, INetworkPlumbing? network = null, IRootfsProvider? rootfs = null)
+    {
+        var paths = ContainerPaths.For(_settings, handle);
+        var effects = new ContainerEffects(_runtime, rootfs ?? _rootfs, new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log), _oom,
+            network ?? _network, _firewall, _userns);
+        return new ContainerKernel(new KernelContext(handle, paths, effects, _agent, _settings, _lines), () => { });
+    }
+
+    private ContainerSpec Spec(string handle, string? rootfs = null) =>
+        new(handle, rootfs ?? Path.Combine(_stateDir, "base"), [], ImmutableDictionary<string, string>.Empty, false,
+            new Limits(Pids: 10), Network: new NetworkAllocation(Ipv4Cidr.Of(Ipv4.Parse("10.9.0.0", "t"), 30), Ipv4.Parse("10.9.0.2", "t")),
+            UserNamespace: Garden.Linux.UserNamespaces.IdMapping.Garden);
+
+    private string Depot(string handle) => Path.Combine(_stateDir, "depot", handle);
+
+    /// <summary>Network plumbing whose SetUp waits for a gate (a slow kernel), then does what the fake does.</summary>
+    private sealed class SlowNetwork(FakeNetwork inner, Task gate) : INetworkPlumbing
+    {
+        public async Task SetUpAsync(ContainerNetwork network, CancellationToken ct, int? netnsOfPid = null)
+        {
+            await gate;
+            await inner.SetUpAsync(network, ct, netnsOfPid);
+        }
+        public Task WriteNameFilesAsync(ContainerNetwork network, NameFiles files, CancellationToken ct) => inner.WriteNameFilesAsync(network, files, ct);
+        public Task TearDownAsync(ContainerNetwork network, CancellationToken ct) => inner.TearDownAsync(network, ct);
+        public bool Exists(ContainerNetwork network) => inner.Exists(network);
+        public NetCounters Counters(ContainerNetwork network) => inner.Counters(network);
+        public Task SetBandwidthAsync(ContainerNetwork network, Bandwidth? limit, CancellationToken ct) => inner.SetBandwidthAsync(network, limit, ct);
+        public Task<Bandwidth?> ReadBandwidthAsync(ContainerNetwork network, CancellationToken ct) => inner.ReadBandwidthAsync(network, ct);
+        public Task<IReadOnlyList<string>> PruneAsync(string prefix, IReadOnlyCollection<ContainerNetwork> live, CancellationToken ct) =>
+            inner.PruneAsync(prefix, live, ct);
+    }
+
+    /// <summary>A rootfs that cannot be removed (a mount still busy).</summary>
+    private sealed class StuckRootfs(FakeRootfs inner) : IRootfsProvider
+    {
+        public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns, CancellationToken ct) =>
+            inner.CreateAsync(handle, baseRootfs, paths, layerDir, userns, ct);
+        public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct) => throw new IOException("umount: target is busy");
+        public bool IsMounted(string mountPoint) => inner.IsMounted(mountPoint);
+    }
+
+    [Fact]
+    public async Task A_create_makes_each_piece_in_order_and_logs_each_step_with_its_duration()
+    {
+        var kernel = Kernel("c");
+        Assert.Equal(Path.Combine(_settings.MountDirFor("c"), "rootfs"), await kernel.RunAsync(new Effect.Create(Spec("c"))));
+        var calls = _log.All.ToList();
+        Assert.Equal("userns create c 0 4294967294 1, 1 1 4294967293", calls[0]);
+        Assert.True(calls.IndexOf("network up c 10.9.0.2") < calls.IndexOf("run c"));
+        Assert.True(calls.IndexOf("rootfs create c") < calls.IndexOf("run c"));
+        Assert.True(calls.IndexOf("run c") < calls.IndexOf("cgroup apply c")); // limits go into the cgroup runc made
+        Assert.Equal(0, _userns.Held); // the holder goes once runc has joined
+        Assert.True(_oom.Watching("c")); // followed from its create on
+        // the name files are the container's own, mounted read-only before any mount of the caller
+        var files = _network.NameFiles["c"];
+        Assert.Equal(Path.Combine(Depot("c"), "hosts"), files.HostsPath);
+        Assert.Contains("10.9.0.2 c\n", File.ReadAllText(files.HostsPath));
+        Assert.Equal([("/etc/hosts", true), ("/etc/resolv.conf", true)], _runtime.Bundles["c"].BindMounts!.Take(2).Select(m => (m.Destination, m.ReadOnly)));
+
+        var lines = _lines.Lines.ToList();
+        Assert.Contains(lines, l => l.StartsWith("INFO create starting (rootfs "));
+        foreach (var step in new[] { "depot", "rootfs (idmapped base)", "network", "firewall", "runtime", "limits", "agent", "create" })
+            Assert.Contains(lines, l => l.StartsWith($"INFO {step} finished in ") && l.EndsWith(" ms"));
+    }
+
+    [Fact]
+    public async Task A_step_that_fails_while_another_is_in_flight_waits_for_it_then_the_one_destroyer_releases_everything()
+    {
+        var gate = new TaskCompletionSource();
+        var kernel = Kernel("f", network: new SlowNetwork(_network, gate.Task));
+        // the rootfs fails (its base does not exist) while the network is still being set up
+        var create = kernel.RunAsync(new Effect.Create(Spec("f", rootfs: "/nonexistent-garden-test-base")));
+        await Task.Delay(200);
+        Assert.False(create.IsCompleted); // tearing down under a step still running would race
+        Assert.DoesNotContain(_log.All, c => c.StartsWith("kill f", StringComparison.Ordinal));
+        gate.SetResult();
+        var e = await Assert.ThrowsAsync<RootfsException>(() => create);
+        Assert.Contains("/nonexistent-garden-test-base", e.Message);
+        // what was made is gone: the network set up meanwhile, the holder, the depot; and the teardown was Destroy's own
+        Assert.Empty(_network.Handles);
+        Assert.Equal(0, _userns.Held);
+        Assert.False(Directory.Exists(Depot("f")));
+        Assert.Contains("kill f 9", _log.All);
+        Assert.Contains("cgroup release f", _log.All);
+        Assert.Contains("rootfs destroy f", _log.All);
+        Assert.Contains(_lines.Lines, l => l.StartsWith("WARNING rootfs (idmapped base) failed after "));
+        Assert.Contains(_lines.Lines, l => l.StartsWith("WARNING create failed after "));
+    }
+
+    [Fact]
+    public async Task A_runtime_that_fails_after_the_firewall_went_up_leaves_no_rule_link_or_mount()
+    {
+        _runtime.FailRunWith = "exec format error";
+        var kernel = Kernel("r");
+        var e = await Assert.ThrowsAsync<Garden.Linux.Runtime.OciRuntimeException>(() => kernel.RunAsync(new Effect.Create(Spec("r"))));
+        Assert.Contains("exec format error", e.Message);
+        Assert.Null(_firewall.Of("r"));
+        Assert.Empty(_network.Handles);
+        Assert.Equal(0, _rootfs.MountedCount);
+        Assert.Equal(0, _userns.Held);
+        Assert.False(_oom.Watching("r"));
+        Assert.False(Directory.Exists(Depot("r")));
+    }
+
+    [Fact]
+    public async Task A_create_whose_teardown_fails_too_says_both()
+    {
+        _runtime.FailRunWith = "exec format error";
+        var kernel = Kernel("s", rootfs: new StuckRootfs(_rootfs));
+        var e = await Assert.ThrowsAsync<CreateUndoFailedException>(() => kernel.RunAsync(new Effect.Create(Spec("s"))));
+        Assert.Contains("exec format error", e.Cause.Message);
+        Assert.Equal("umount: target is busy", e.Teardown.Message);
+        Assert.Contains(_lines.Lines, l => l.StartsWith("ERROR create: undoing it failed: umount: target is busy"));
+    }
+
+    [Fact]
+    public async Task The_destroyer_is_idempotent_and_releases_a_container_of_which_nothing_or_everything_was_made()
+    {
+        var nothing = Kernel("n");
+        await nothing.RunAsync(new Effect.Destroy(Graceful: false, Spec("n").Network));
+        await nothing.RunAsync(new Effect.Destroy(Graceful: false, Spec("n").Network));
+        Assert.False(Directory.Exists(Depot("n")));
+
+        var kernel = Kernel("d");
+        await kernel.RunAsync(new Effect.Create(Spec("d")));
+        await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("d").Network));
+        await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("d").Network));
+        Assert.Empty(_runtime.Containers);
+        Assert.Equal(0, _rootfs.MountedCount);
+        Assert.Empty(_network.Handles);
+        Assert.Null(_firewall.Of("d"));
+        Assert.False(_oom.Watching("d"));
+        Assert.False(Directory.Exists(Depot("d")));
+        Assert.Equal(2, _log.Count("delete d")); // the second asked again, and found nothing to remove
+    }
+}
