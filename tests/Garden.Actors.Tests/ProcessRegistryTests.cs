@@ -30,6 +30,20 @@ public sealed class ProcessRegistryTests : TestKit
     }
 
     [Fact]
+    public void A_failed_actor_is_forgotten_but_a_newer_one_of_the_same_process_is_kept()
+    {
+        var r = new ProcessRegistry();
+        var failed = CreateTestProbe();
+        r.Add("p", failed.Ref);
+        r.Forget(failed.Ref);
+        Assert.Null(r.Find("p")); // the next request for it gets a new actor
+        var newer = CreateTestProbe();
+        r.Add("p", newer.Ref);
+        r.Forget(failed.Ref); // an older actor's late end
+        Assert.Equal(newer.Ref, r.Find("p"));
+    }
+
+    [Fact]
     public void One_list_at_a_time_and_what_it_finds()
     {
         var r = new ProcessRegistry();

@@ -160,6 +160,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case ExitWatchTick: ExitWatch(); break;
             case ExitsSeen e: OnExitsSeen(e); break;
             case AttachResolved a: OnAttachResolved(a); break;
+            case Terminated t: _processes.Forget(t.ActorRef); break;
             default:
                 Execute(_state.Decide(Phase, message, DateTimeOffset.UtcNow), Sender.IsNobody() ? [] : [Sender]);
                 break;
@@ -376,7 +377,15 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
 
     /// <summary>A new ProcessActor for id (exitKnown: it exited and its exit was published before).</summary>
     private void NewProcessActor(string id, Exited? exitKnown = null) =>
-        _processes.Add(id, Context.ActorOf(ProcessActor.Props(_agent, Handle, id, exitKnown), _processes.NameFor(id)));
+        _processes.Add(id, Context.Watch(Context.ActorOf(ProcessActor.Props(_agent, Handle, id, exitKnown), _processes.NameFor(id))));
+
+    /// <summary>A ProcessActor that throws is stopped, not restarted in place: its counts of clients and of messages would
+    /// be wrong. Its process lives on in the agent; the next request for it gets a new actor (see <see cref="ProcessRegistry.Forget"/>).</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(e =>
+    {
+        _log.Error(e, "a process actor failed: {0}", e.Message);
+        return Directive.Stop;
+    });
 
     private void OnAttachResolved(AttachResolved msg)
     {

@@ -61,6 +61,18 @@ public sealed class ProcessRegistry
         return true;
     }
 
+    /// <summary>The actor stopped for another reason than being idle (it failed): whatever is sent for its process next
+    /// goes to a new actor.</summary>
+    public void Forget(IActorRef actor)
+    {
+        foreach (var (id, child) in _children)
+            if (child.Actor.Equals(actor))
+            {
+                _children.Remove(id);
+                return;
+            }
+    }
+
     /// <summary>The ids to look up now, or null when nothing is pending or a List is still out.</summary>
     public IReadOnlyCollection<string>? StartList()
     {
