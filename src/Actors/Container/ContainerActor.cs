@@ -161,8 +161,11 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case ExitsSeen e: OnExitsSeen(e); break;
             case AttachResolved a: OnAttachResolved(a); break;
             case Terminated t: _processes.Forget(t.ActorRef); break;
-            default:
+            case IContainerCommand or OomKilled or OomFlush or GraceTimeUp or CreateContainer:
                 Execute(_state.Decide(Phase, message, DateTimeOffset.UtcNow), Sender.IsNobody() ? [] : [Sender]);
+                break;
+            default:
+                Unhandled(message);
                 break;
         }
     }
@@ -231,6 +234,11 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     /// <summary>What follows from the phase a decision left the container in.</summary>
     private void Settle(ContainerPhase before, ContainerLifecycle lifecycle, TimeSpan grace)
     {
+        if (_gone)
+        {
+            Stash.UnstashAll();
+            return;
+        }
         if (_state.Lifecycle != lifecycle || _state.GraceTime != grace) RestartGraceTimer();
         var now = Phase;
         if (now is ContainerPhase.Destroying or ContainerPhase.Broken) Timers.Cancel(ExitWatchTimer); // its processes go with it
