@@ -1,4 +1,5 @@
 using Garden.Linux.Network;
+using Garden.Linux.Rootfs;
 using Garden.Linux.Process;
 using Garden.Testing;
 using Xunit;
@@ -143,7 +144,10 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
             var files = new NameFiles(Path.Combine(dir, "hosts"), Path.Combine(dir, "resolv.conf"), "c", ["10.0.0.53"], null);
             await Plumbing.WriteNameFilesAsync(Net("m", 10), files, default);
             foreach (var f in new[] { files.HostsPath, files.ResolvPath })
-                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(f));
+                Assert.Equal("644 0:0", (await TestNet.Sh($"stat -c '%a %u:%g' {f}")).Trim());
+            // an unprivileged container's are its root's, as in Garden
+            await Plumbing.WriteNameFilesAsync(Net("m", 10), files with { Owner = new UserNamespaceRoot("/proc/self/ns/user", 4294967294, 4294967294) }, default);
+            Assert.Equal("644 4294967294:4294967294", (await TestNet.Sh($"stat -c '%a %u:%g' {files.ResolvPath}")).Trim());
         }
         finally
         {
