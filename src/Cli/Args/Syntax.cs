@@ -9,6 +9,12 @@ namespace Garden.Cli.Args;
 public sealed class GardenCommand(string name, string description, Func<ParseResult, CliCommand> bind) : Command(name, description)
 {
     public CliCommand Bind(ParseResult result) => bind(result);
+
+    public GardenCommand With(IEnumerable<Option> options)
+    {
+        foreach (var option in options) Add(option);
+        return this;
+    }
 }
 
 /// <summary>garden's command line, declared once: every command with its arguments and flags, each with its help and its
@@ -83,9 +89,8 @@ public static class Syntax
                 Properties(r.GetValue(properties)), r.GetValue(privileged), limits.Read(r), r.GetValue(network),
                 r.GetValue(netIn) ?? [], r.GetValue(mounts) ?? [], r.GetValue(grace)))
         {
-            handle, rootfs, env, properties, privileged, limits.Memory, limits.CpuWeight, limits.CpuQuota, limits.Pids, limits.Disk,
-            limits.Bandwidth, network, netIn, mounts, grace,
-        };
+            handle, rootfs, env, properties, privileged, network, netIn, mounts, grace,
+        }.With(limits.All);
     }
 
     private static GardenCommand List()
@@ -193,10 +198,8 @@ public static class Syntax
     {
         var handle = Word("HANDLE");
         var limits = new LimitFlags();
-        return new GardenCommand("limit", "change a running container's limits (the disk only grows); print the limits in force", r => new LimitCommand(r.GetValue(handle)!, limits.Read(r)))
-        {
-            handle, limits.Memory, limits.CpuWeight, limits.CpuQuota, limits.Pids, limits.Disk, limits.Bandwidth,
-        };
+        return new GardenCommand("limit", "change a running container's limits (the disk only grows); print the limits in force",
+            r => new LimitCommand(r.GetValue(handle)!, limits.Read(r))) { handle }.With(limits.All);
     }
 
     private static GardenCommand Metrics()
@@ -225,8 +228,8 @@ public static class Syntax
         var networks = Many("--network", "CIDR|IP|A-B", "where the container may connect (none: anywhere)", Values.IpRange);
         var ports = Many("--port", "P|P-Q", "which ports (needs --protocol tcp or udp; none: every port)", Values.PortRange);
         var protocol = Flag<NetProtocol>("--protocol", "all|tcp|udp|icmp", "the protocol (default all)", Values.Protocol);
-        var icmp = Flag<IcmpArg?>("--icmp-type", "TYPE[:CODE]", "which ICMP type (needs --protocol icmp; none: every type; no CODE: every code)",
-            (flag, text) => Values.Icmp(flag, text));
+        var icmp = Flag<IcmpArg?>("--icmp-type", "TYPE[:CODE]",
+            "which ICMP type (needs --protocol icmp; none: every type; no CODE: every code)", (flag, text) => Values.Icmp(flag, text));
         var log = Switch("--log", "log each connection the rule allows");
         return new("net-out", "allow outbound traffic that one rule names",
             r => new NetOutCommand(r.GetValue(handle)!, new NetOutRuleArg(r.GetValue(protocol), r.GetValue(networks) ?? [],
@@ -243,10 +246,8 @@ public static class Syntax
                                     "kept; hard links become copies. Entries with absolute names or '..', or that go through a symlink, " +
                                     "are refused");
         var user = StreamUser();
-        return new("stream-in", "extract a tar into the container: garden stream-in HANDLE DEST-DIR < x.tar", r => new StreamInCommand(r.GetValue(handle)!, r.GetValue(dest)!, r.GetValue(user)))
-        {
-            handle, dest, user,
-        };
+        return new("stream-in", "extract a tar into the container: garden stream-in HANDLE DEST-DIR < x.tar",
+            r => new StreamInCommand(r.GetValue(handle)!, r.GetValue(dest)!, r.GetValue(user))) { handle, dest, user };
     }
 
     private static GardenCommand StreamOut()
@@ -254,10 +255,8 @@ public static class Syntax
         var handle = Word("HANDLE");
         var path = Word("PATH", "'dir' gives dir/ and everything in it, 'dir/' only what is in it. Symlinks are kept, never followed");
         var user = StreamUser();
-        return new("stream-out", "tar a file or directory of the container: garden stream-out HANDLE PATH > x.tar", r => new StreamOutCommand(r.GetValue(handle)!, r.GetValue(path)!, r.GetValue(user)))
-        {
-            handle, path, user,
-        };
+        return new("stream-out", "tar a file or directory of the container: garden stream-out HANDLE PATH > x.tar",
+            r => new StreamOutCommand(r.GetValue(handle)!, r.GetValue(path)!, r.GetValue(user))) { handle, path, user };
     }
 
     private static Option<string?> StreamUser() => Flag<string?>("--user", "U", "as user U: a name or uid[:gid] (default: root)",
@@ -281,7 +280,8 @@ public static class Syntax
         var handle = Word("HANDLE", "only this container's events (default: every container's): created, destroyed, stopped, " +
                                     "out of memory, process exited, reaped by grace time, reattached, broken");
         handle.Arity = ArgumentArity.ZeroOrOne;
-        return new("events", "follow container and process events, one a line, until interrupted", r => new EventsCommand(r.GetValue(handle))) { handle };
+        return new("events", "follow container and process events, one a line, until interrupted",
+            r => new EventsCommand(r.GetValue(handle))) { handle };
     }
 
     private static GardenCommand HelpCommand()
@@ -306,6 +306,8 @@ public static class Syntax
         public readonly Option<BandwidthArg?> Bandwidth = Flag<BandwidthArg?>("--bandwidth", "RATE[:BURST]",
             "network limit: RATE in bytes per second and BURST in bytes, both sizes (1M:256K); no BURST = the daemon's default",
             (flag, text) => Values.Bandwidth(flag, text));
+
+        public Option[] All => [Memory, CpuWeight, CpuQuota, Pids, Disk, Bandwidth];
 
         public LimitArgs Read(ParseResult r) =>
             new(r.GetValue(Memory), r.GetValue(CpuWeight), r.GetValue(CpuQuota), r.GetValue(Pids), r.GetValue(Disk), r.GetValue(Bandwidth));
