@@ -28,6 +28,9 @@ public class ParserTests
         Assert.Equal(new GlobalOptions("/tmp/g.sock", true), after.Globals);
         Assert.IsType<ListCommand>(after.Command);
         Assert.Equal(new GlobalOptions(null, false), Parse("ping").Globals);
+        // the last --socket wins: a wrapper that passes one can be overridden
+        Assert.Equal("/b.sock", Parse("--socket", "/a.sock", "list", "--socket", "/b.sock").Globals.Socket);
+        Assert.Equal("/b.sock", Parse("--socket", "/a.sock", "--socket=/b.sock", "list").Globals.Socket);
     }
 
     [Fact]
@@ -105,6 +108,20 @@ public class ParserTests
         Assert.Contains("more than once", Fails("create", "--handle", "a", "--handle", "b").Message);
         Assert.Contains("takes no value", Fails("stop", "h", "--kill=yes").Message);
         Assert.Contains("--socket needs a value", Fails("--socket").Message);
+    }
+
+    [Fact]
+    public void Words_are_what_they_say()
+    {
+        // no response files: "@x" is a word like any other
+        Assert.Equal("@values.txt", Command<PropertyCommand>("property", "h", "set", "k", "@values.txt").Value);
+        // command names are only commands where a command goes
+        Assert.Equal("ping", Command<InfoCommand>("info", "ping").Handle);
+        Assert.Equal(["help", "version"], Command<DestroyCommand>("destroy", "help", "version").Handles);
+        // a value that starts with '-' is given inline; a separate one would be a flag
+        Assert.Equal("-x", Command<CreateCommand>("create", "--handle=-x").Handle);
+        Assert.Contains("--handle needs a value", Fails("create", "--handle", "-x").Message);
+        Assert.Contains("'-9'", Fails("signal", "h", "p", "-9").Message);
     }
 
     [Fact]

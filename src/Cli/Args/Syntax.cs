@@ -21,10 +21,13 @@ public sealed class GardenCommand(string name, string description, Func<ParseRes
 /// value parser (<see cref="Values"/>). <see cref="CommandLineParser"/> parses with it, <see cref="Usage"/> prints its help.</summary>
 public static class Syntax
 {
+    /// <summary>Given more than once, the last one wins (a wrapper's --socket can be overridden).</summary>
     public static readonly Option<string?> Socket = new("--socket")
     {
         HelpName = "ADDRESS",
         Recursive = true,
+        Arity = ArgumentArity.OneOrMore,
+        CustomParser = r => r.Tokens.Count == 0 ? null : r.Tokens[^1].Value,
         Description = "gardend's address: a socket path, unix:///PATH, tcp://HOST:PORT, or akka.tcp://garden@HOST:PORT (gardend " +
                       $"--akka-remote); default: ${GardenAddress.EnvironmentVariable}, else {GardenAddress.DefaultSocket}",
     };
