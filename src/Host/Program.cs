@@ -15,7 +15,7 @@ catch (HelpRequested)
 }
 catch (ArgumentException e)
 {
-    Console.Error.WriteLine($"gardend: {e.Message}\n{GardendOptions.Usage}");
+    Console.Error.WriteLine($"gardend: {e.Message} ('gardend --help' lists the flags)");
     return 2;
 }
 

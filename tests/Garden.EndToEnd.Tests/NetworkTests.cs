@@ -255,13 +255,13 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             var supernet = $"{new IPAddress(net)}/29"; // holds A's /30
             await Refused(1, ["create", "--handle", bad, "--network", supernet], "network", supernet, "overlaps", a);
             await Refused(1, ["create", "--handle", bad, "--network", ia.ContainerIp], "network", ia.ContainerIp, a);
-            await Refused(2, ["create", "--handle", bad, "--net-in", "0:70000"], "--net-in", "70000");
+            await Refused(1, ["create", "--handle", bad, "--net-in", "0:70000"], "container port", "70000");
             Assert.DoesNotContain(bad, (await D.CliAsync("list")).Stdout);
             Assert.Empty(Host.Leftovers(D, bad));
 
             await Refused(1, ["net-in", a, $"{mapped}:80"], mapped.ToString(), "already");
-            await Refused(2, ["net-out", a, "--network", "10.0.0.9-10.0.0.1"], "--network", "10.0.0.9-10.0.0.1");
-            await Refused(2, ["net-out", a, "--port", "80", "--protocol", "icmp"], "--port", "icmp");
+            await Refused(1, ["net-out", a, "--network", "10.0.0.9-10.0.0.1"], "network", "10.0.0.9-10.0.0.1");
+            await Refused(1, ["net-out", a, "--port", "80", "--protocol", "icmp"], "port", "icmp");
             Assert.Equal(ia.Ports, Net.Info(await D.CliAsync("--json", "info", a)).Ports);
 
             // The daemon keeps working, networking included.
