@@ -726,7 +726,17 @@ public sealed class FirewallRulesTests
     }
 
     [Fact]
-    public void Removing_the_last_container_deletes_the_shared_chains_and_the_jumps_that_exist()
+    public void Without_shared_chains_a_removal_deletes_only_the_containers_own_chains_and_makes_no_jump()
+    {
+        var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
+        {
+            NoShared = true, Remove = [(Net.OutChain, null)],
+        });
+        Assert.Equal("*filter\n:ga-o-0afe0006 - [0:0]\n-X ga-o-0afe0006\nCOMMIT\n", batch);
+    }
+
+    [Fact]
+    public void Releasing_the_shared_chains_deletes_them_and_the_jumps_that_exist()
     {
         var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
         {
