@@ -382,45 +382,59 @@ public sealed class RealFirewallContract : FirewallContract
     }
 
     /// <summary>iptables-restore and ip6tables-restore behind scripts that keep a copy of every batch they are given.</summary>
-    private static (string Restore, string Restore6, Func<List<string>> Batches, Func<List<string>> Batches6, Action Clear) Recorded()
+    private sealed class RecordedRestore : IDisposable
     {
-        var dir = TestPaths.NewTempDir("fw-batches");
-        string Wrap(string tool)
+        private readonly string _dir = TestPaths.NewTempDir("fw-batches");
+
+        public RecordedRestore()
         {
-            var script = Path.Combine(dir, tool);
+            Restore = Wrap("iptables-restore");
+            Restore6 = Wrap("ip6tables-restore");
+        }
+
+        public string Restore { get; }
+        public string Restore6 { get; }
+
+        private string Wrap(string tool)
+        {
+            var script = Path.Combine(_dir, tool);
             // called as: TOOL --noflush -w 10 FILE
-            File.WriteAllText(script, $"#!/bin/sh\n{{ cat \"$4\"; echo '#END'; }} >> {dir}/{tool}.log\nexec {Command.Resolve(tool)} \"$@\"\n");
+            File.WriteAllText(script, $"#!/bin/sh\n{{ cat \"$4\"; echo '#END'; }} >> {_dir}/{tool}.log\nexec {Command.Resolve(tool)} \"$@\"\n");
             File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
             return script;
         }
-        List<string> Read(string tool)
+
+        private List<string> Read(string tool)
         {
-            var log = Path.Combine(dir, tool + ".log");
+            var log = Path.Combine(_dir, tool + ".log");
             return File.Exists(log) ? [.. File.ReadAllText(log).Split("#END\n", StringSplitOptions.RemoveEmptyEntries)] : [];
         }
-        return (Wrap("iptables-restore"), Wrap("ip6tables-restore"), () => Read("iptables-restore"), () => Read("ip6tables-restore"),
-            () => { foreach (var f in Directory.GetFiles(dir, "*.log")) File.Delete(f); });
+
+        public List<string> Batches() => Read("iptables-restore");
+        public List<string> Batches6() => Read("ip6tables-restore");
+        public void Clear() { foreach (var f in Directory.GetFiles(_dir, "*.log")) File.Delete(f); }
+        public void Dispose() => Directory.Delete(_dir, recursive: true);
     }
 
     [Fact]
     public async Task Destroying_the_last_container_is_one_batch_of_its_own_entries_and_chains_and_leaves_the_shared_chains_alone()
     {
-        var (restore, restore6, batches, batches6, clear) = Recorded();
-        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], []), iptablesRestore: restore, ip6tablesRestore: restore6);
+        using var recorded = new RecordedRestore();
+        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], []), iptablesRestore: recorded.Restore, ip6tablesRestore: recorded.Restore6);
         var a = Net("last", 14);
         var b = Net("next", 15);
         try
         {
             await fw.ApplyAsync(new ContainerFirewall(a, [new PortMapping(41007, 80)], [Tcp("10.1.0.0/24", 80)]), default);
-            Assert.Single(batches());
-            Assert.Single(batches6()); // the guard is made with the first container's rules
+            Assert.Single(recorded.Batches());
+            Assert.Single(recorded.Batches6()); // the guard is made with the first container's rules
             var before = Ours(await Save()).Where(l => !l.Contains("--comment last") && !l.Contains(a.OutChain) && !l.Contains(a.NatChain)).ToList();
             var guard = Ours6(await Save6());
-            clear();
+            recorded.Clear();
 
             await fw.RemoveAsync(a, default);
-            var batch = Assert.Single(batches());
-            Assert.Empty(batches6());
+            var batch = Assert.Single(recorded.Batches());
+            Assert.Empty(recorded.Batches6());
             Assert.Contains($"-X {a.OutChain}", batch);
             Assert.Contains($"-X {a.NatChain}", batch);
             Assert.Contains($"-D {Prefix}-forward ", batch);
@@ -437,18 +451,18 @@ public sealed class RealFirewallContract : FirewallContract
             Assert.Equal("all", await SharedAsync());
 
             // The next first container: one batch that inserts its entries into the chains that are there.
-            clear();
+            recorded.Clear();
             await fw.ApplyAsync(new ContainerFirewall(b, [], []), default);
-            batch = Assert.Single(batches());
-            Assert.Empty(batches6());
+            batch = Assert.Single(recorded.Batches());
+            Assert.Empty(recorded.Batches6());
             Assert.DoesNotContain($":{Prefix}-forward ", batch);
             Assert.Contains($"-I {Prefix}-forward ", batch);
             await fw.RemoveAsync(b, default);
 
-            clear();
+            recorded.Clear();
             Assert.True(await fw.ReleaseSharedAsync(default));
-            Assert.Single(batches());
-            Assert.Single(batches6());
+            Assert.Single(recorded.Batches());
+            Assert.Single(recorded.Batches6());
             Assert.Empty(Ours(await Save()));
             Assert.Empty(Ours6(await Save6()));
         }
