@@ -151,13 +151,13 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
-    public void Properties_can_be_set_read_and_removed()
+    public async Task Properties_can_be_set_read_and_removed()
     {
         var h = Create("p", ("a", "1"));
-        _host.Ask<Done>(new SetProperty(h, "b", "2"), TimeSpan.FromSeconds(5)).Wait();
-        Assert.Equal("2", _host.Ask<PropertyValue>(new GetProperty(h, "b"), TimeSpan.FromSeconds(5)).Result.Value);
-        _host.Ask<Done>(new RemoveProperty(h, "a"), TimeSpan.FromSeconds(5)).Wait();
-        var props = _host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5)).Result.Properties;
+        await _host.Ask<Done>(new SetProperty(h, "b", "2"), TimeSpan.FromSeconds(5));
+        Assert.Equal("2", (await _host.Ask<PropertyValue>(new GetProperty(h, "b"), TimeSpan.FromSeconds(5))).Value);
+        await _host.Ask<Done>(new RemoveProperty(h, "a"), TimeSpan.FromSeconds(5));
+        var props = (await _host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5))).Properties;
         Assert.Equal(new Dictionary<string, string> { ["b"] = "2" }, props);
         Assert.Equal(ErrorKind.NotFound, Error(new GetProperty(h, "a")).Kind);
     }
@@ -246,23 +246,23 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
-    public void Capacity_reports_the_host_and_the_configured_maximum()
+    public async Task Capacity_reports_the_host_and_the_configured_maximum()
     {
-        var c = _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5)).Result;
+        var c = await _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal(new Capacity(1024, 2048, 3), c);
     }
 
     [Fact]
-    public void SetTty_resizes_a_process_terminal_and_bad_sizes_or_processes_get_clear_errors()
+    public async Task SetTty_resizes_a_process_terminal_and_bad_sizes_or_processes_get_clear_errors()
     {
         var h = Create("tty");
         var spec = new ProcessSpec("t1", "/bin/sh", [], [], "", "", [], new TtySize(24, 80));
-        _host.Ask<ProcessStarted>(new RunProcess(h, spec, Detach: true), TimeSpan.FromSeconds(5)).Wait();
-        _host.Ask<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)), TimeSpan.FromSeconds(5)).Wait();
+        await _host.Ask<ProcessStarted>(new RunProcess(h, spec, Detach: true), TimeSpan.FromSeconds(5));
+        await _host.Ask<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)), TimeSpan.FromSeconds(5));
         Assert.Equal((50u, 132u), _agent.TtyOf("t1"));
         Assert.Equal(ErrorKind.InvalidArgument, Error(new SetProcessTty(h, "t1", new TtySize(0, 80))).Kind);
         Assert.Equal(ErrorKind.NotFound, Error(new SetProcessTty(h, "nope", new TtySize(10, 10))).Kind);
-        _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true), TimeSpan.FromSeconds(5)).Wait();
+        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true), TimeSpan.FromSeconds(5));
         Assert.Contains("no terminal", Error(new SetProcessTty(h, "plain", new TtySize(10, 10))).Message);
     }
 }

@@ -287,7 +287,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
             {
                 var pids = File.ReadAllLines(procs).Where(l => l.Length > 0).Select(int.Parse).ToList();
                 if (pids.Count == 0) break;
-                foreach (var pid in pids) Sys.Kill(pid, 9);
+                foreach (var pid in pids) Sys.Kill(pid, Tmds.Linux.LibC.SIGKILL);
                 Thread.Sleep(20);
             }
         }
