@@ -4,6 +4,7 @@ using Akka.TestKit.Xunit2;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Linux.Host;
 using Garden.Protocol.Agent;
