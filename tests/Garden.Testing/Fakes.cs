@@ -429,8 +429,12 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
     /// <summary>Set to make the next Apply fail (as iptables-restore would refuse it: nothing applied).</summary>
     public Exception? FailNextApply { get; set; }
 
-    public Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
+    /// <summary>When set, every Apply waits for it (a slow iptables-restore).</summary>
+    public Task? ApplyGate { get; set; }
+
+    public async Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
     {
+        if (ApplyGate is { } gate) await gate.WaitAsync(ct);
         foreach (var r in container.NetOut) r.Validated();
         if (FailNextApply is { } e)
         {
@@ -439,7 +443,6 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
         }
         log.Add($"firewall apply {container.Network.Handle} in={container.NetIn.Count} out={container.NetOut.Count}");
         _rules[container.Network.Handle] = container;
-        return Task.CompletedTask;
     }
 
     public async Task<bool> EnsureAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)

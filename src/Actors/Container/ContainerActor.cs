@@ -985,7 +985,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             return;
         }
         var env = (_state.Spec?.Env ?? []).AddRange(spec.Env);
-        static string Key(string name) => name.ToLowerInvariant().Replace("rlimit_", "");
+        static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
         var rlimits = spec.Rlimits.AddRange(_settings.DefaultRlimits.Where(d => !asked.Contains(Key(d.Name))));
         NewProcessActor(spec.Id);

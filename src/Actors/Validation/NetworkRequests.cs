@@ -62,13 +62,27 @@ public static class NetworkRequests
             if (!Enum.IsDefined((NetProtocol)protocol))
                 throw new NetworkSpecException($"{field} protocol", $"{protocol} is not all, tcp, udp or icmp");
             return new NetOutRule((NetProtocol)protocol,
-                [.. networks.Select(n => Ipv4Range.Parse(n.Start, n.End, $"{field} network"))],
+                [.. networks.Select(n => Network(n.Start, n.End, $"{field} network"))],
                 [.. ports.Select(p => PortRange.Create(p.Start, p.End, $"{field} port"))],
                 icmpType, icmpCode, log).Validated();
         }
         catch (NetworkSpecException e)
         {
             throw ToGarden(e);
+        }
+    }
+
+    /// <summary>A destination as sent; an error quotes all of it ("not-an-ip", not the "not" before its dash).</summary>
+    private static Ipv4Range Network(string start, string end, string field)
+    {
+        try
+        {
+            return Ipv4Range.Parse(start, end, field);
+        }
+        catch (NetworkSpecException e)
+        {
+            var whole = string.IsNullOrEmpty(end) ? start : $"{start}-{end}";
+            throw new NetworkSpecException(field, $"{Names.Quote(whole)}: {e.Problem}");
         }
     }
 
