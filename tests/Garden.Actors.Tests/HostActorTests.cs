@@ -131,6 +131,19 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
+    public void A_bad_request_is_InvalidArgument_whichever_container_it_names()
+    {
+        var h = Create("v");
+        foreach (var handle in new[] { h, "nope" })
+        {
+            Assert.StartsWith("signal:", Error(new SignalProcess(handle, "p", 0)).Message);
+            Assert.StartsWith("rlimit:", Error(new RunProcess(handle, Proc("/bin/true") with { Rlimits = [new RlimitSpec("nofiles", 1, 1)] }, false)).Message);
+            Assert.StartsWith("env:", Error(new RunProcess(handle, Proc("/bin/true") with { Env = ["X"] }, false)).Message);
+        }
+        Assert.Equal(0, _log.Count("spawn"));
+    }
+
+    [Fact]
     public void Max_containers_is_ResourceExhausted()
     {
         Create("a"); Create("b"); Create("c");

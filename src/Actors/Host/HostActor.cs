@@ -296,8 +296,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void ServingCommands()
     {
         Command<Ping>(_ => Sender.Tell(new Pong(Version)));
-        Command<GetCapacity>(_ => Sender.Tell(new Capacity(_resources.MemoryBytes(), _resources.DiskBytes(_settings.StateDir),
-            (ulong)HostState.MaxContainers(_settings))));
+        Command<GetCapacity>(_ =>
+        {
+            var (resources, stateDir, max) = (_resources, _settings.StateDir, (ulong)HostState.MaxContainers(_settings));
+            Task.Run(() => new Capacity(resources.MemoryBytes(), resources.DiskBytes(stateDir), max)).PipeTo(Sender); // reads /proc
+        });
         Command<ListContainers>(msg => Sender.Tell(new ContainerList(_directory.List(msg.Filter))));
         Command<IContainerCommand>(Route);
         Command<NetInInForce>(answer => NetInAnswered(Sender, answer, null));
@@ -318,10 +321,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Snapshots();
     }
 
+    /// <summary>A bad request is InvalidArgument whichever container it names; a good one goes to its container.</summary>
     private void Route(IContainerCommand msg)
     {
-        if (!_children.TryGetValue(msg.Handle, out var child)) Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
-        else if (Requests.Problem(msg) is { } problem) Sender.Tell(new Status.Failure(problem));
+        if (Requests.Problem(msg) is { } problem) Sender.Tell(new Status.Failure(problem));
+        else if (!_children.TryGetValue(msg.Handle, out var child)) Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
         else child.Forward(msg);
     }
 
@@ -381,14 +385,14 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void AddNetIn(NetIn msg, IActorRef replyTo)
     {
-        if (!_children.ContainsKey(msg.Handle))
-        {
-            replyTo.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
-            return;
-        }
         if (Requests.Problem(msg) is { } problem)
         {
             replyTo.Tell(new Status.Failure(problem));
+            return;
+        }
+        if (!_children.ContainsKey(msg.Handle))
+        {
+            replyTo.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
             return;
         }
         if (_netIns.ContainsKey(msg.Handle))
