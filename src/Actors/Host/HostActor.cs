@@ -315,7 +315,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<ContainerChanged>(msg =>
         {
-            if (_children.ContainsKey(msg.Handle)) _directory = _directory.With(msg);
+            if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) _directory = _directory.With(msg);
         });
         Command<Terminated>(OnTerminated);
         Snapshots();
