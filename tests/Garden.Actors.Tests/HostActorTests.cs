@@ -4,6 +4,7 @@ using Akka.TestKit.Xunit2;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Linux.Host;
 using Garden.Protocol.Agent;
@@ -127,6 +128,19 @@ public sealed class HostActorTests : TestKit
         var e = Error(new GetInfo("nope"));
         Assert.Equal(ErrorKind.NotFound, e.Kind);
         Assert.Contains("nope", e.Message);
+    }
+
+    [Fact]
+    public void A_bad_request_is_InvalidArgument_whichever_container_it_names()
+    {
+        var h = Create("v");
+        foreach (var handle in new[] { h, "nope" })
+        {
+            Assert.StartsWith("signal:", Error(new SignalProcess(handle, "p", 0)).Message);
+            Assert.StartsWith("rlimit:", Error(new RunProcess(handle, Proc("/bin/true") with { Rlimits = [new RlimitSpec("nofiles", 1, 1)] }, false)).Message);
+            Assert.StartsWith("env:", Error(new RunProcess(handle, Proc("/bin/true") with { Env = ["X"] }, false)).Message);
+        }
+        Assert.Equal(0, _log.Count("spawn"));
     }
 
     [Fact]

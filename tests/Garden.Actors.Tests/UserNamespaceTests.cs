@@ -4,6 +4,7 @@ using Akka.Persistence;
 using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Rootfs;
 using Garden.Linux.UserNamespaces;

@@ -435,8 +435,12 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
     /// <summary>Set to make the next Apply fail (as iptables-restore would refuse it: nothing applied).</summary>
     public Exception? FailNextApply { get; set; }
 
-    public Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
+    /// <summary>When set, every Apply waits for it (a slow iptables-restore).</summary>
+    public Task? ApplyGate { get; set; }
+
+    public async Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
     {
+        if (ApplyGate is { } gate) await gate.WaitAsync(ct);
         foreach (var r in container.NetOut) r.Validated();
         if (FailNextApply is { } e)
         {
@@ -449,7 +453,6 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
             _rules[container.Network.Handle] = container;
             SharedExist = true;
         }
-        return Task.CompletedTask;
     }
 
     public async Task<bool> EnsureAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)

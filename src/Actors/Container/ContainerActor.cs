@@ -15,6 +15,7 @@ using Garden.Linux.UserNamespaces;
 using Garden.Protocol.Agent;
 using Garden.Protocol.Journal;
 using Google.Protobuf;
+using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Container;
 
@@ -137,8 +138,6 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     {
         switch (message)
         {
-            case GetSummary:
-                break; // the host's List asks every container: not a request for this one
             case IContainerCommand:
                 RestartGraceTimer();
                 break;
@@ -193,6 +192,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         {
             _awaitingPersist = null;
             _state = _state.Apply(e);
+            TellHost();
             if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
             {
                 _eventsSinceSnapshot = 0;
@@ -231,6 +231,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        TellHost();
         if (_fresh)
         {
             Become(Initial);
@@ -426,7 +427,6 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
                 BecomeGone();
             });
         });
-        Command<GetSummary>(_ => Sender.Tell(Summary()));
         CommandAny(_ => Stash.Stash());
     }
 
@@ -485,7 +485,6 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         Snapshots();
         ProcessBookkeeping();
         Command<DestroyContainer>(_ => _destroyWaiters.Add(Sender));
-        Command<GetSummary>(_ => Sender.Tell(Summary()));
         Command<GetInfo>(_ => Sender.Tell(Info([])));
         Command<DestroyFinished>(msg =>
         {
@@ -542,7 +541,6 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
     private void Queries()
     {
         Snapshots();
-        Command<GetSummary>(_ => Sender.Tell(Summary()));
         Command<GetInfo>(_ =>
         {
             var replyTo = Sender;
@@ -944,11 +942,6 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         Command<SetProcessTty>(msg =>
         {
             if (RefuseBadId(msg.ProcessId)) return;
-            if (msg.Size.Rows is 0 or > 10_000 || msg.Size.Cols is 0 or > 10_000)
-            {
-                Sender.Tell(new Status.Failure(GardenException.Invalid("tty", $"{msg.Size.Rows}x{msg.Size.Cols} is out of range (1 to 10000 rows and columns)")));
-                return;
-            }
             Task.Run(() => _agent.SetTtyAsync(msg.ProcessId, msg.Size.Rows, msg.Size.Cols, CancellationToken.None))
                 .ContinueWith(t => t.IsCompletedSuccessfully ? (object)Done.Instance
                     : new Status.Failure(AgentErrors.ToGarden(t.Exception!.GetBaseException(), Handle, msg.ProcessId)))
@@ -992,7 +985,7 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
             return;
         }
         var env = (_state.Spec?.Env ?? []).AddRange(spec.Env);
-        static string Key(string name) => name.ToLowerInvariant().Replace("rlimit_", "");
+        static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
         var rlimits = spec.Rlimits.AddRange(_settings.DefaultRlimits.Where(d => !asked.Contains(Key(d.Name))));
         NewProcessActor(spec.Id);
@@ -1054,7 +1047,15 @@ public sealed class ContainerActor : ReceivePersistentActor, IWithTimers
         Become(Destroying);
     }
 
-    private ContainerSummary Summary() => new(Handle, _state.Lifecycle, _state.Properties);
+    /// <summary>Tells the host what its List shows of this container, when that changed.</summary>
+    private void TellHost()
+    {
+        if (_told is { } t && t.Lifecycle == _state.Lifecycle && t.Properties == _state.Properties) return;
+        _told = new ContainerChanged(Handle, _state.Lifecycle, _state.Properties);
+        Context.Parent.Tell(_told);
+    }
+
+    private ContainerChanged? _told;
 
     private ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, _state.Lifecycle, _state.Events,
         RootfsMountPoint, processIds, _state.Properties, _state.Spec?.Rootfs ?? "", _state.Spec?.Privileged ?? false,

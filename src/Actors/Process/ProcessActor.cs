@@ -5,6 +5,7 @@ using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
+using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Process;
 
