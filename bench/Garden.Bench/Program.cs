@@ -33,6 +33,14 @@ Process StartDaemon(string stateDir, string configFile)
     p.BeginErrorReadLine();
     return p;
 }
+// An orderly stop (SIGTERM): with no container left, gardend removes its shared firewall chains and IPv6 guard then.
+static void StopDaemon(Process p)
+{
+    if (p.HasExited) return;
+    Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+    if (!p.WaitForExit(TimeSpan.FromSeconds(20))) p.Kill();
+    p.WaitForExit();
+}
 var daemon = StartDaemon(Path.Combine(dir, "state"), Path.Combine(dir, "bench.conf"));
 var json = new JsonObject();
 try
@@ -200,8 +208,7 @@ try
             setProperty.Add(sw.Elapsed.TotalMilliseconds);
         }
         await client.DestroyAsync(new DestroyRequest { Handle = h });
-        daemon.Kill();
-        daemon.WaitForExit();
+        StopDaemon(daemon);
         var memConf = Path.Combine(dir, "inmem.conf");
         File.WriteAllText(memConf, File.ReadAllText(Path.Combine(dir, "bench.conf")) + """
 
@@ -218,8 +225,7 @@ try
             inmemCreate.Add(sw.Elapsed.TotalMilliseconds);
             await client.DestroyAsync(new DestroyRequest { Handle = ih });
         }
-        daemon.Kill();
-        daemon.WaitForExit();
+        StopDaemon(daemon);
         var sqliteCreate = P(results["create"].Gardend, 0.5);
         Console.WriteLine($"persist: one journaled event (SetProperty) p50 {P(setProperty, 0.5):F2} ms; Create p50 {sqliteCreate:F2} ms with the SQLite journal, {P(inmemCreate, 0.5):F2} ms in memory (3 events per Create)");
         json["persist"] = new JsonObject
@@ -247,8 +253,7 @@ try
             await client.DestroyAsync(new DestroyRequest { Handle = h });
             destroy.Add(sw.Elapsed.TotalMilliseconds);
         }
-        daemon.Kill();
-        daemon.WaitForExit();
+        StopDaemon(daemon);
         double withNet = P(results["create"].Gardend, 0.5), without = P(create, 0.5), runc = P(results["create"].Runc, 0.5);
         double dWithNet = P(results["destroy"].Gardend, 0.5), dWithout = P(destroy, 0.5);
         Console.WriteLine($"network: Create p50 {withNet:F2} ms with a network, {without:F2} ms without (setup {withNet - without:F2} ms); " +
@@ -355,11 +360,7 @@ try
 }
 finally
 {
-    if (!daemon.HasExited)
-    {
-        daemon.Kill();
-        daemon.WaitForExit();
-    }
+    StopDaemon(daemon);
     Directory.Delete(dir, true);
 }
 

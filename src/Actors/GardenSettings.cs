@@ -108,8 +108,7 @@ public sealed record GardenSettings(
             DestroyContainersOnStart: c.GetBoolean("destroy-containers-on-start"),
             SnapshotEvery: c.GetInt("snapshot-every"),
             CrashAt: c.GetString("fault.crash-at", ""),
-            DefaultRlimits: [.. c.GetConfig("default-rlimits").AsEnumerable()
-                .Select(kv => new RlimitSpec(kv.Key, ulong.Parse(kv.Value.GetString()), ulong.Parse(kv.Value.GetString())))],
+            DefaultRlimits: DefaultRlimitsOf(c),
             Network: NetworkSettings.From(c.GetConfig("network")),
             DefaultGraceTime: DefaultGrace(c),
             AgentCallTimeout: PositiveTime(c, "agent-call-timeout"),
@@ -121,6 +120,20 @@ public sealed record GardenSettings(
             ApiSocket = c.GetString("gateway.socket", ""),
         };
     }
+
+    /// <summary>garden.default-rlimits: NAME = N (soft and hard), each checked as a Run's own rlimits are.</summary>
+    private static System.Collections.Immutable.ImmutableArray<RlimitSpec> DefaultRlimitsOf(Config c) =>
+    [
+        .. c.GetConfig("default-rlimits").AsEnumerable().Select(kv =>
+        {
+            var text = kv.Value.GetString();
+            if (!ulong.TryParse(text, System.Globalization.NumberStyles.None, null, out var n))
+                throw new ConfigurationException($"garden.default-rlimits.{kv.Key}: \"{text}\" is not a number");
+            var r = new RlimitSpec(kv.Key, n, n);
+            if (RlimitNames.Problem(r) is { } problem) throw new ConfigurationException($"garden.default-rlimits.{kv.Key}: {problem.Message}");
+            return r;
+        }),
+    ];
 
     /// <summary>garden.default-limits: memory and disk are sizes (512M, 1G), pids a count; 0 = no default for that one.
     /// Each is checked against the same ranges as a Create's own limits.</summary>

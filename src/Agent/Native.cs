@@ -2,12 +2,11 @@ using System.Runtime.InteropServices;
 
 namespace Garden.Agent;
 
-/// <summary>The agent's native calls: native/spawn.c (statically linked as "gardenspawn") and a few libc functions.</summary>
+/// <summary>The agent's native calls into native/spawn.c (statically linked as "gardenspawn"); libc's own calls and its
+/// constants (errno, O_*) come from Tmds.LibC.</summary>
 internal static unsafe partial class Native
 {
     private const string Lib = "gardenspawn";
-
-    internal const int EINTR = 4, ESRCH = 3, ENOENT = 2, EACCES = 13, ENOEXEC = 8, ENOTDIR = 20, EISDIR = 21, ECHILD = 10, EPERM = 1, ELOOP = 40, ENAMETOOLONG = 36;
 
     internal enum Stage
     {
@@ -111,9 +110,6 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_strerror")]
     private static partial int StrError(int err, byte* buf, int len);
 
-    [LibraryImport("libc", EntryPoint = "getpid")]
-    internal static partial int GetPid();
-
     internal static string ErrorText(int errno)
     {
         byte* buf = stackalloc byte[256];
@@ -122,7 +118,7 @@ internal static unsafe partial class Native
     }
 }
 
-/// <summary>An owned file descriptor (pipe end, pty side); closed once.</summary>
+/// <summary>An owned file descriptor (pipe end, pty side, directory or file of the file tools); closed once.</summary>
 internal sealed class Fd : SafeHandle
 {
     public Fd(int fd) : base(new IntPtr(-1), ownsHandle: true) => SetHandle(new IntPtr(fd));

@@ -1,4 +1,5 @@
 using Garden.Protocol.Agent;
+using Tmds.Linux;
 
 namespace Garden.Agent;
 
@@ -184,7 +185,7 @@ internal sealed class ProcessTable
                     if (p != null) p.OnReaped(status);
                     else AgentLog.Info($"reaped pid {pid} status {status}");
                 }
-                else if (errno == Native.ECHILD)
+                else if (errno == LibC.ECHILD)
                 {
                     // no children now; orphans are reparented to us only while some child exists, so wait for a spawn
                     _childStarted.WaitOne(1000);

@@ -1,8 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
-
 namespace Garden.Agent;
 
 /// <summary>garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N]: PID 1 of a container; serves the daemon on a Unix

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Garden.Protocol.Agent;
+using Tmds.Linux;
 using Google.Protobuf;
 
 namespace Garden.Agent;
@@ -143,7 +144,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
             if (req.Signal <= 0 || req.Signal > 64) throw new AgentErrorException(ErrorCode.Invalid, $"bad signal {req.Signal}");
             // As PID 1 of the container, kill(-1) reaches every process in it except the agent itself.
             int e = Native.Kill(-1, req.Signal);
-            if (e != 0 && e != Native.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill -1: {Native.ErrorText(e)}");
+            if (e != 0 && e != LibC.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill -1: {Native.ErrorText(e)}");
             AgentLog.Info($"every process: signal {req.Signal}");
             await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);
             return;
@@ -153,7 +154,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         if (p.Output.Exit == null)
         {
             int err = Native.Kill(p.Pid, req.Signal);
-            if (err != 0 && err != Native.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill {p.Pid}: {Native.ErrorText(err)}");
+            if (err != 0 && err != LibC.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill {p.Pid}: {Native.ErrorText(err)}");
             AgentLog.Info($"process {p.Id}: signal {req.Signal}");
         }
         await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);

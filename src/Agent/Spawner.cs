@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 using Garden.Protocol.Agent;
+using Tmds.Linux;
 
 namespace Garden.Agent;
 
@@ -150,14 +151,17 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
         }
     }
 
+    /// <summary>What execve answers when the program is missing or not runnable: the client's error, not the agent's.</summary>
+    private static readonly int[] NotExecutable =
+        [LibC.ENOENT, LibC.EACCES, LibC.ENOEXEC, LibC.ENOTDIR, LibC.EISDIR, LibC.ELOOP, LibC.ENAMETOOLONG, LibC.EPERM];
+
     private static AgentErrorException SpawnError(Native.Stage stage, int errno, string path, string dir,
         (int Resource, ulong Soft, ulong Hard)[] rlimits)
     {
         string text = Native.ErrorText(errno);
         return stage switch
         {
-            Native.Stage.Exec => errno is Native.ENOENT or Native.EACCES or Native.ENOEXEC or Native.ENOTDIR or Native.EISDIR
-                or Native.ELOOP or Native.ENAMETOOLONG or Native.EPERM
+            Native.Stage.Exec => NotExecutable.Contains(errno)
                 ? new AgentErrorException(ErrorCode.NotExecutable, $"cannot execute {path}: {text}")
                 : new AgentErrorException(ErrorCode.Internal, $"execve {path}: {text}"),
             Native.Stage.Chdir => new AgentErrorException(ErrorCode.BadDirectory, $"cannot use working directory {dir}: {text}"),

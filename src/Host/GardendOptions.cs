@@ -1,50 +1,75 @@
+using System.CommandLine;
+using System.CommandLine.Help;
 using Akka.Configuration;
 
 namespace Garden.Host;
 
-/// <summary>gardend's command line: --state-dir, --socket, --config FILE. Flags override the file, the file the defaults.</summary>
+/// <summary>gardend's command line (System.CommandLine): --state-dir, --socket, --config FILE, --akka-remote, each declared
+/// once with its help. Flags override the file, the file the defaults (<see cref="BuildConfig"/>).</summary>
 public sealed record GardendOptions(string? StateDir, string? Socket, string? ConfigFile)
 {
     /// <summary>--akka-remote HOST:PORT (garden.akka-remote.address); null = as configured (off by default).</summary>
     public string? AkkaRemote { get; init; }
 
-    public const string Usage = """
-        usage: gardend [--state-dir DIR] [--socket PATH] [--config FILE] [--akka-remote HOST:PORT]
-          --state-dir DIR   journal and container files (default /var/lib/garden-actors)
-          --socket PATH     gRPC Unix socket, mode 0600 (default /run/garden-actors/garden.sock)
-          --config FILE     HOCON overrides (see hocon/gardend.conf)
-          --akka-remote HOST:PORT
-                            also serve the API over Akka.Remote at akka.tcp://garden@HOST:PORT/user/host (default off;
-                            garden.akka-remote.address). It has no authentication: on 127.0.0.1 any local user can
-                            create containers; any other address requires TLS (garden.akka-remote.tls)
-        """;
+    private static readonly Option<string?> StateDirFlag = Flag("--state-dir", "DIR",
+        "journal and container files (default /var/lib/garden-actors; garden.state-dir)");
+    private static readonly Option<string?> SocketFlag = Flag("--socket", "PATH",
+        "gRPC Unix socket, mode 0600 (default /run/garden-actors/garden.sock; garden.gateway.socket)");
+    private static readonly Option<string?> ConfigFlag = Flag("--config", "FILE", "HOCON overrides (see hocon/gardend.conf)");
+    private static readonly Option<string?> AkkaRemoteFlag = Flag("--akka-remote", "HOST:PORT",
+        "also serve the API over Akka.Remote at akka.tcp://garden@HOST:PORT/user/host (default off; garden.akka-remote.address). " +
+        "It has no authentication: on 127.0.0.1 any local user can create containers; any other address requires TLS " +
+        "(garden.akka-remote.tls)");
+    private static readonly HelpOption HelpFlag = new("--help", "-h")
+    {
+        Description = "this help",
+        Action = new HelpAction { MaxWidth = 110 },
+    };
+    private static readonly Option<string?>[] Flags = [StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag];
 
+    private static readonly Command CommandLine = new("gardend",
+        "The Garden.Actors daemon: serves the Garden API over gRPC on a Unix socket (and Akka.Remote when asked).")
+    {
+        StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, HelpFlag,
+    };
+
+    /// <summary>No response files, no bundling: every word is what it says.</summary>
+    private static readonly ParserConfiguration Parsing = new() { ResponseFileTokenReplacer = null, EnablePosixBundling = false };
+
+    /// <summary>The help, as System.CommandLine writes it from the flags' declarations.</summary>
+    public static string Usage
+    {
+        get
+        {
+            var output = new StringWriter();
+            CommandLine.Parse(["--help"], Parsing).Invoke(new InvocationConfiguration { Output = output });
+            return output.ToString().TrimEnd();
+        }
+    }
+
+    /// <summary>Throws <see cref="HelpRequested"/> for --help anywhere, and <see cref="ArgumentException"/> naming what was
+    /// wrong: an unknown argument, a flag without its value or given twice.</summary>
     public static GardendOptions Parse(IReadOnlyList<string> args)
     {
-        string? stateDir = null, socket = null, config = null, akkaRemote = null;
-        for (var i = 0; i < args.Count; i++)
+        var result = CommandLine.Parse(args, Parsing);
+        if (result.GetResult(HelpFlag) is not null) throw new HelpRequested();
+        if (result.UnmatchedTokens.FirstOrDefault() is { } unknown) throw new ArgumentException($"unknown argument: {unknown}");
+        foreach (var flag in Flags)
         {
-            var arg = args[i];
-            string Value()
-            {
-                var eq = arg.IndexOf('=');
-                if (eq > 0) return arg[(eq + 1)..];
-                if (i + 1 >= args.Count) throw new ArgumentException($"{arg} needs a value");
-                return args[++i];
-            }
-            var name = arg.Contains('=') ? arg[..arg.IndexOf('=')] : arg;
-            switch (name)
-            {
-                case "--state-dir": stateDir = Value(); break;
-                case "--socket": socket = Value(); break;
-                case "--config": config = Value(); break;
-                case "--akka-remote": akkaRemote = Value(); break;
-                case "-h" or "--help": throw new HelpRequested();
-                default: throw new ArgumentException($"unknown argument: {arg}");
-            }
+            if (result.GetResult(flag) is not { } given) continue;
+            if (given.Tokens.Count < given.IdentifierTokenCount || given.Tokens.Any(t => t.Value.Length == 0))
+                throw new ArgumentException($"{flag.Name} needs a value");
+            if (given.IdentifierTokenCount > 1) throw new ArgumentException($"{flag.Name} given more than once");
         }
-        return new GardendOptions(stateDir, socket, config) { AkkaRemote = akkaRemote };
+        if (result.Errors.FirstOrDefault() is { } error) throw new ArgumentException(error.Message);
+        return new GardendOptions(result.GetValue(StateDirFlag), result.GetValue(SocketFlag), result.GetValue(ConfigFlag))
+        {
+            AkkaRemote = result.GetValue(AkkaRemoteFlag),
+        };
     }
+
+    private static Option<string?> Flag(string name, string helpName, string description) =>
+        new(name) { HelpName = helpName, Description = description };
 
     /// <summary>flags → file → embedded defaults of each assembly.</summary>
     public Config BuildConfig()

@@ -15,7 +15,7 @@ catch (HelpRequested)
 }
 catch (ArgumentException e)
 {
-    Console.Error.WriteLine($"gardend: {e.Message}\n{GardendOptions.Usage}");
+    Console.Error.WriteLine($"gardend: {e.Message} ('gardend --help' lists the flags)");
     return 2;
 }
 
@@ -115,5 +115,6 @@ await app.RunAsync();
 if (endpoint is not null) await endpoint.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
 var reason = CoordinatedShutdown.Get(system).ShutdownReason;
 await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+await Wiring.ReleaseAtStopAsync(settings, effects);
 File.Delete(socketPath);
 return reason is Garden.Actors.Host.HostActor.JournalUnreadable ? 3 : 0;

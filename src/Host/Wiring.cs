@@ -30,6 +30,24 @@ public static class Wiring
         // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary));
 
+    /// <summary>At an orderly stop, once the actors have stopped: the firewall's shared chains, the jumps into them and the
+    /// IPv6 guard, which stay while gardend runs, go when no container has rules left. Containers outlive gardend: when one
+    /// has, everything stays. A failure only delays the removal to the next start's prune.</summary>
+    public static async Task ReleaseAtStopAsync(GardenSettings settings, ContainerEffects effects)
+    {
+        if (!settings.Network.Enabled) return;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        try
+        {
+            if (await effects.Firewall.ReleaseSharedAsync(cts.Token))
+                Console.WriteLine("gardend: no container has firewall rules left: removed the shared chains and the IPv6 guard");
+        }
+        catch (Exception e) // the process is ending: say what stayed, and let it end
+        {
+            Console.Error.WriteLine($"gardend: the shared firewall chains stay until the next start: {e.Message}");
+        }
+    }
+
     public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
         system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "containers");
 

@@ -4,6 +4,7 @@ using Akka.TestKit.Xunit2;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Linux.Host;
 using Garden.Protocol.Agent;
@@ -130,6 +131,19 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
+    public void A_bad_request_is_InvalidArgument_whichever_container_it_names()
+    {
+        var h = Create("v");
+        foreach (var handle in new[] { h, "nope" })
+        {
+            Assert.StartsWith("signal:", Error(new SignalProcess(handle, "p", 0)).Message);
+            Assert.StartsWith("rlimit:", Error(new RunProcess(handle, Proc("/bin/true") with { Rlimits = [new RlimitSpec("nofiles", 1, 1)] }, false)).Message);
+            Assert.StartsWith("env:", Error(new RunProcess(handle, Proc("/bin/true") with { Env = ["X"] }, false)).Message);
+        }
+        Assert.Equal(0, _log.Count("spawn"));
+    }
+
+    [Fact]
     public void Max_containers_is_ResourceExhausted()
     {
         Create("a"); Create("b"); Create("c");
@@ -151,13 +165,13 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
-    public void Properties_can_be_set_read_and_removed()
+    public async Task Properties_can_be_set_read_and_removed()
     {
         var h = Create("p", ("a", "1"));
-        _host.Ask<Done>(new SetProperty(h, "b", "2"), TimeSpan.FromSeconds(5)).Wait();
-        Assert.Equal("2", _host.Ask<PropertyValue>(new GetProperty(h, "b"), TimeSpan.FromSeconds(5)).Result.Value);
-        _host.Ask<Done>(new RemoveProperty(h, "a"), TimeSpan.FromSeconds(5)).Wait();
-        var props = _host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5)).Result.Properties;
+        await _host.Ask<Done>(new SetProperty(h, "b", "2"), TimeSpan.FromSeconds(5));
+        Assert.Equal("2", (await _host.Ask<PropertyValue>(new GetProperty(h, "b"), TimeSpan.FromSeconds(5))).Value);
+        await _host.Ask<Done>(new RemoveProperty(h, "a"), TimeSpan.FromSeconds(5));
+        var props = (await _host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5))).Properties;
         Assert.Equal(new Dictionary<string, string> { ["b"] = "2" }, props);
         Assert.Equal(ErrorKind.NotFound, Error(new GetProperty(h, "a")).Kind);
     }
@@ -246,23 +260,23 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
-    public void Capacity_reports_the_host_and_the_configured_maximum()
+    public async Task Capacity_reports_the_host_and_the_configured_maximum()
     {
-        var c = _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5)).Result;
+        var c = await _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal(new Capacity(1024, 2048, 3), c);
     }
 
     [Fact]
-    public void SetTty_resizes_a_process_terminal_and_bad_sizes_or_processes_get_clear_errors()
+    public async Task SetTty_resizes_a_process_terminal_and_bad_sizes_or_processes_get_clear_errors()
     {
         var h = Create("tty");
         var spec = new ProcessSpec("t1", "/bin/sh", [], [], "", "", [], new TtySize(24, 80));
-        _host.Ask<ProcessStarted>(new RunProcess(h, spec, Detach: true), TimeSpan.FromSeconds(5)).Wait();
-        _host.Ask<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)), TimeSpan.FromSeconds(5)).Wait();
+        await _host.Ask<ProcessStarted>(new RunProcess(h, spec, Detach: true), TimeSpan.FromSeconds(5));
+        await _host.Ask<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)), TimeSpan.FromSeconds(5));
         Assert.Equal((50u, 132u), _agent.TtyOf("t1"));
         Assert.Equal(ErrorKind.InvalidArgument, Error(new SetProcessTty(h, "t1", new TtySize(0, 80))).Kind);
         Assert.Equal(ErrorKind.NotFound, Error(new SetProcessTty(h, "nope", new TtySize(10, 10))).Kind);
-        _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true), TimeSpan.FromSeconds(5)).Wait();
+        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true), TimeSpan.FromSeconds(5));
         Assert.Contains("no terminal", Error(new SetProcessTty(h, "plain", new TtySize(10, 10))).Message);
     }
 }

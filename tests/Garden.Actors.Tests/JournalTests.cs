@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Persistence.TestKit;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Linux.Host;
 using Garden.Protocol.Journal;
 using Garden.Testing;

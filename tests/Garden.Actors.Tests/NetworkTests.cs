@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Linux.Network;
 using Garden.Testing;
 using Xunit;
@@ -168,6 +169,40 @@ public sealed class NetworkTests : TestKit
         Assert.Contains("refused", e.Message);
         Assert.Empty(Info("a").MappedPorts!);
         Assert.Equal(new PortMapping(40000, 80), Ask<NetInInForce>(new NetIn("a", 0, 80)).Mapping);
+    }
+
+    [Fact]
+    public async Task NetIns_at_once_for_one_container_each_get_their_own_port_and_their_own_answer()
+    {
+        Ask<ContainerCreated>(Create("a"));
+        var gate = new TaskCompletionSource();
+        _firewall.ApplyGate = gate.Task;
+        var first = _host.Ask<NetInInForce>(new NetIn("a", 0, 80), TimeSpan.FromSeconds(5));
+        var second = _host.Ask<NetInInForce>(new NetIn("a", 0, 81), TimeSpan.FromSeconds(5));
+        var third = _host.Ask<object>(new NetIn("a", 40000, 82), TimeSpan.FromSeconds(5));
+        await Task.Delay(200);
+        Assert.False(first.IsCompleted || second.IsCompleted || third.IsCompleted); // the container has not applied them yet
+        gate.SetResult();
+        Assert.Equal(new PortMapping(40000, 80), (await first).Mapping);
+        Assert.Equal(new PortMapping(40001, 81), (await second).Mapping);
+        var taken = Assert.IsType<GardenException>(await Assert.ThrowsAnyAsync<Exception>(() => third));
+        Assert.Contains("host port 40000 is already mapped to container a", taken.Message);
+        Assert.Equal([new PortMapping(40000, 80), new PortMapping(40001, 81)], Info("a").MappedPorts!);
+    }
+
+    [Fact]
+    public async Task List_is_answered_from_the_host_while_a_container_is_busy()
+    {
+        Ask<ContainerCreated>(Create("a"));
+        Ask<ContainerCreated>(Create("b"));
+        var gate = new TaskCompletionSource();
+        _firewall.ApplyGate = gate.Task;
+        var change = _host.Ask<Done>(new NetOut("a", [Tcp("10.2.0.0/24", 80)]), TimeSpan.FromSeconds(5)); // "a" waits for iptables
+        var list = _host.Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty), TimeSpan.FromMilliseconds(500));
+        Assert.Equal(["a", "b"], (await list).Handles.ToArray());
+        Assert.False(change.IsCompleted);
+        gate.SetResult();
+        await change;
     }
 
     [Fact]

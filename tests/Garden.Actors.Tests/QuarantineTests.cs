@@ -5,6 +5,7 @@ using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Protocol.Journal;
 using Garden.Testing;

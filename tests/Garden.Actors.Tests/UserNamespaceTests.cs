@@ -4,6 +4,7 @@ using Akka.Persistence;
 using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Rootfs;
 using Garden.Linux.UserNamespaces;
@@ -211,7 +212,7 @@ public sealed class UserNamespaceTests : TestKit
     }
 
     [Fact]
-    public void A_container_of_an_earlier_build_without_a_user_namespace_reattaches_as_host_root_and_destroys_its_old_mount()
+    public async Task A_container_of_an_earlier_build_without_a_user_namespace_reattaches_as_host_root_and_destroys_its_old_mount()
     {
         var depot = Path.Combine(_stateDir, "depot", "old");
         var legacy = new RootfsPaths("/run/garden-actors/mounts/old", depot);
@@ -226,7 +227,7 @@ public sealed class UserNamespaceTests : TestKit
         }))).Tell("go", TestActor);
         ExpectMsg("container-old-1");
         // the kernel kept running it: runc knows it, its root is mounted where that build mounted it
-        _runtime.RunAsync(new Garden.Linux.Runtime.BundleSpec("old", legacy.LegacyMountPoint, "/a", "/s", "/l", "/c", false, []), "/b", default).Wait();
+        await _runtime.RunAsync(new Garden.Linux.Runtime.BundleSpec("old", legacy.LegacyMountPoint, "/a", "/s", "/l", "/c", false, []), "/b", default);
         _rootfs.MountLegacy(legacy);
 
         var info = Info("old");

@@ -59,7 +59,7 @@ public class BinaryTests
         var r = Run("--socket", "/nonexistent/x.sock", "ping");
         Assert.Equal(1, r.Code);
         Assert.Contains("cannot reach gardend at /nonexistent/x.sock", r.Stderr);
-        Assert.Equal(1, r.Stderr.TrimEnd('\n').Split('\n').Length);
+        Assert.Single(r.Stderr.TrimEnd('\n').Split('\n'));
         Assert.Equal("", r.Stdout);
     }
 

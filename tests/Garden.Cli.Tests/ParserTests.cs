@@ -28,6 +28,9 @@ public class ParserTests
         Assert.Equal(new GlobalOptions("/tmp/g.sock", true), after.Globals);
         Assert.IsType<ListCommand>(after.Command);
         Assert.Equal(new GlobalOptions(null, false), Parse("ping").Globals);
+        // the last --socket wins: a wrapper that passes one can be overridden
+        Assert.Equal("/b.sock", Parse("--socket", "/a.sock", "list", "--socket", "/b.sock").Globals.Socket);
+        Assert.Equal("/b.sock", Parse("--socket", "/a.sock", "--socket=/b.sock", "list").Globals.Socket);
     }
 
     [Fact]
@@ -40,7 +43,7 @@ public class ParserTests
         Assert.Equal("info", Command<HelpCommand>("info", "-h", "--bogus").Topic);
         Command<VersionCommand>("--version");
         Assert.Contains("property", Usage.Overview);
-        foreach (var name in Usage.Commands.Keys) Assert.Contains(name, Usage.Overview);
+        foreach (var name in Usage.CommandNames) Assert.Contains(name, Usage.Overview);
     }
 
     [Fact]
@@ -108,6 +111,20 @@ public class ParserTests
     }
 
     [Fact]
+    public void Words_are_what_they_say()
+    {
+        // no response files: "@x" is a word like any other
+        Assert.Equal("@values.txt", Command<PropertyCommand>("property", "h", "set", "k", "@values.txt").Value);
+        // command names are only commands where a command goes
+        Assert.Equal("ping", Command<InfoCommand>("info", "ping").Handle);
+        Assert.Equal(["help", "version"], Command<DestroyCommand>("destroy", "help", "version").Handles);
+        // a value that starts with '-' is given inline; a separate one would be a flag
+        Assert.Equal("-x", Command<CreateCommand>("create", "--handle=-x").Handle);
+        Assert.Contains("--handle needs a value", Fails("create", "--handle", "-x").Message);
+        Assert.Contains("'-9'", Fails("signal", "h", "p", "-9").Message);
+    }
+
+    [Fact]
     public void Run_with_flags_and_command_after_dashes()
     {
         var r = Command<RunCommand>("run", "h", "--id", "p1", "--user", "vcap", "--dir", "/tmp", "--env", "A=1",
@@ -168,7 +185,7 @@ public class ParserTests
 
     [Theory]
     [InlineData("nofile", "NAME=N")]
-    [InlineData("bogus=1", "unknown rlimit 'bogus'")]
+    [InlineData("no-file=1", "'no-file' in 'no-file=1' is not an rlimit name")]
     [InlineData("nofile=abc", "'nofile=abc'")]
     [InlineData("nofile=-1", "'nofile=-1'")]
     [InlineData("nofile=20:10", "soft limit above hard")]
@@ -196,8 +213,6 @@ public class ParserTests
     public void Signal_names_and_numbers(string text, int expected) => Assert.Equal(expected, Signals.Parse(text));
 
     [Theory]
-    [InlineData("0")]
-    [InlineData("65")]
     [InlineData("SIGBOGUS")]
     [InlineData("")]
     [InlineData("-9")]
@@ -331,9 +346,6 @@ public class ParserTests
     }
 
     [Theory]
-    [InlineData("70000:80", "70000")]
-    [InlineData("8080:70000", "70000")]
-    [InlineData("8080:0", "container port '0'")]
     [InlineData("80", "HOST:CONTAINER")]
     [InlineData("a:b", "HOST:CONTAINER")]
     [InlineData("-1:80", "HOST:CONTAINER")]
@@ -356,7 +368,7 @@ public class ParserTests
         Assert.Contains("missing HOST-PORT:CONTAINER-PORT", Fails("net-in", "h").Message);
         Assert.Contains("missing HANDLE", Fails("net-in").Message);
         Assert.Contains("'extra'", Fails("net-in", "h", "1:2", "extra").Message);
-        foreach (var bad in new[] { "80", "a:b", "70000:80", "80:70000", "80:0" })
+        foreach (var bad in new[] { "80", "a:b", "80:", "99999999999:80" })
         {
             var e = Fails("net-in", "h", bad);
             Assert.Contains($"'{bad}'", e.Message);
@@ -395,10 +407,6 @@ public class ParserTests
     }
 
     [Theory]
-    [InlineData("70000", "70000")]
-    [InlineData("0", "port '0'")]
-    [InlineData("80-70000", "port '70000' in")]
-    [InlineData("90-80", "starts above its end")]
     [InlineData("80-", "P-Q")]
     [InlineData("http", "P-Q")]
     [InlineData("1-2-3", "P-Q")]
@@ -414,11 +422,10 @@ public class ParserTests
     [InlineData("10.0.0.300", "a CIDR")]
     [InlineData("10.0.0", "a CIDR")]
     [InlineData("example.com", "a CIDR")]
-    [InlineData("10.0.0.0/33", "prefix length")]
     [InlineData("10.0.0.0/", "a CIDR")]
-    [InlineData("10.0.0.9-10.0.0.1", "starts above its end")]
+    [InlineData("10.0.0.0/x", "a CIDR")]
     [InlineData("10.0.0.1-", "a CIDR")]
-    [InlineData("10.0.0.1-::1", "mixes")]
+    [InlineData("10.0.0.1-bogus", "a CIDR")]
     [InlineData("", "a CIDR")]
     public void Bad_net_out_networks_are_named(string text, string expected)
     {
@@ -429,21 +436,34 @@ public class ParserTests
     }
 
     [Fact]
-    public void Net_out_flags_must_fit_the_protocol()
+    public void Net_out_protocol_and_icmp_type_must_read()
     {
-        var icmpPort = Fails("net-out", "h", "--protocol", "icmp", "--port", "80");
-        Assert.Contains("--port needs --protocol tcp or udp", icmpPort.Message.Replace("--port 80", "--port"));
-        Assert.Contains("80", icmpPort.Message);
-        Assert.Contains("icmp", icmpPort.Message);
-        Assert.Contains("not all", Fails("net-out", "h", "--protocol", "all", "--port", "80").Message);
-        Assert.Contains("not all (the default)", Fails("net-out", "h", "--port", "80").Message);
-        var tcpIcmp = Fails("net-out", "h", "--protocol", "tcp", "--icmp-type", "8");
-        Assert.Contains("--icmp-type 8 needs --protocol icmp", tcpIcmp.Message);
-        Assert.Contains("needs --protocol icmp", Fails("net-out", "h", "--icmp-type", "8").Message);
-        Assert.Contains("'sctp'", Fails("net-out", "h", "--protocol", "sctp").Message);
-        Assert.Contains("'256'", Fails("net-out", "h", "--protocol", "icmp", "--icmp-type", "256").Message);
+        var sctp = Fails("net-out", "h", "--protocol", "sctp");
+        Assert.Contains("'sctp'", sctp.Message);
         Assert.Contains("'8:x'", Fails("net-out", "h", "--protocol", "icmp", "--icmp-type", "8:x").Message);
-        Assert.Equal("net-out", icmpPort.Command);
+        Assert.Contains("'x'", Fails("net-out", "h", "--protocol", "icmp", "--icmp-type", "x").Message);
+        Assert.Equal("net-out", sctp.Command);
+    }
+
+    /// <summary>Values that read well go to the daemon as given, even when out of range or inconsistent: its validator is
+    /// the one place that judges them (and names the field). The end-to-end tests show it refusing each of these.</summary>
+    [Fact]
+    public void Values_that_read_well_are_passed_on_for_the_daemon_to_judge()
+    {
+        Assert.Equal(new PortMappingArg(70000, 0), Command<NetInCommand>("net-in", "h", "70000:0").Mapping);
+        Assert.Equal([new PortMappingArg(8080, 70000)], Command<CreateCommand>("create", "--net-in", "8080:70000").NetIn);
+        var rule = Command<NetOutCommand>("net-out", "h", "--protocol", "icmp", "--port", "90-80", "--port", "70000",
+            "--icmp-type", "256:300", "--network", "10.0.0.0/33", "--network", "10.0.0.9-10.0.0.1", "--network", "10.0.0.1-::1").Rule;
+        Assert.Equal([new PortRangeArg(90, 80), new PortRangeArg(70000, 0)], rule.Ports);
+        Assert.Equal(new IcmpArg(256, 300), rule.Icmp);
+        Assert.Equal([new IpRangeArg("10.0.0.0/33", ""), new IpRangeArg("10.0.0.9", "10.0.0.1"), new IpRangeArg("10.0.0.1", "::1")],
+            rule.Networks);
+        Assert.Equal(NetProtocol.All, Command<NetOutCommand>("net-out", "h", "--port", "80").Rule.Protocol);
+        Assert.Equal(65, Command<SignalCommand>("signal", "h", "p", "65").Signal);
+        Assert.Equal(0, Signals.Parse("0"));
+        Assert.Equal(new RlimitArg("RLIMIT_BOGUS", 1, 1), Values.Rlimit("--rlimit", "bogus=1"));
+        Assert.Equal(TimeSpan.FromDays(99999), Command<GraceTimeCommand>("grace-time", "h", "99999d").GraceTime);
+        Assert.Equal(new LimitArgs(Memory: 1024, Disk: 1), Command<LimitCommand>("limit", "h", "--memory", "1K", "--disk", "1").Limits);
     }
 
     [Fact]
@@ -522,7 +542,7 @@ public class ParserTests
     [InlineData("5x")]
     [InlineData("-1s")]
     [InlineData("1s2")]
-    [InlineData("99999d")]
+    [InlineData("99999999999d")]
     public void Bad_durations_are_named(string text)
     {
         var e = Assert.Throws<UsageException>(() => Values.Duration("--grace-time", text));

@@ -42,7 +42,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
             Assert.NotEqual(0, denied.ExitCode);
             Assert.Contains("Permission denied", denied.Stderr);
             // given to container root's host uid, it is container root's to write
-            Garden.Linux.Process.Command.RunAsync("/bin/chown", ["4294967294:4294967294", rw]).Wait();
+            await Garden.Linux.Process.Command.RunAsync("/bin/chown", ["4294967294:4294967294", rw]);
             var ok = await D.CliAsync("run", h, "--", "sh", "-c", "echo yes > /mnt/rw/new.txt");
             Assert.True(ok.ExitCode == 0, ok.ToString());
             Assert.Equal("yes\n", File.ReadAllText(Path.Combine(rw, "new.txt")));

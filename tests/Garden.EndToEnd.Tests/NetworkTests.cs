@@ -255,13 +255,13 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             var supernet = $"{new IPAddress(net)}/29"; // holds A's /30
             await Refused(1, ["create", "--handle", bad, "--network", supernet], "network", supernet, "overlaps", a);
             await Refused(1, ["create", "--handle", bad, "--network", ia.ContainerIp], "network", ia.ContainerIp, a);
-            await Refused(2, ["create", "--handle", bad, "--net-in", "0:70000"], "--net-in", "70000");
+            await Refused(1, ["create", "--handle", bad, "--net-in", "0:70000"], "container port", "70000");
             Assert.DoesNotContain(bad, (await D.CliAsync("list")).Stdout);
             Assert.Empty(Host.Leftovers(D, bad));
 
             await Refused(1, ["net-in", a, $"{mapped}:80"], mapped.ToString(), "already");
-            await Refused(2, ["net-out", a, "--network", "10.0.0.9-10.0.0.1"], "--network", "10.0.0.9-10.0.0.1");
-            await Refused(2, ["net-out", a, "--port", "80", "--protocol", "icmp"], "--port", "icmp");
+            await Refused(1, ["net-out", a, "--network", "10.0.0.9-10.0.0.1"], "network", "10.0.0.9-10.0.0.1");
+            await Refused(1, ["net-out", a, "--port", "80", "--protocol", "icmp"], "port", "icmp");
             Assert.Equal(ia.Ports, Net.Info(await D.CliAsync("--json", "info", a)).Ports);
 
             // The daemon keeps working, networking included.
@@ -293,9 +293,9 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Ok(await d.CliAsync("create", "--handle", one, "--net-in", "0:8080", "--bandwidth", "1M"));
             Ok(await d.CliAsync("net-in", one, "0:8081"));
             Ok(await d.CliAsync("net-out", one, "--network", "10.0.0.0/8", "--port", "80-90", "--protocol", "tcp", "--log"));
-            Assert.NotEmpty(await Kernel.Leftovers(d.NetworkPrefix)); // the check sees them while they exist
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(d.NetworkPrefix)); // the check sees them while they exist
             Ok(await d.CliAsync("destroy", one));
-            Assert.Empty(await Kernel.Leftovers(d.NetworkPrefix));
+            Assert.Empty(await Kernel.ContainerLeftovers(d.NetworkPrefix));
 
             for (var batch = 0; batch < 25; batch++)
             {
@@ -319,13 +319,16 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             }
 
             Assert.Equal("", (await d.CliAsync("list")).Stdout);
-            Assert.Empty(await Kernel.Leftovers(d.NetworkPrefix));
+            Assert.Empty(await Kernel.ContainerLeftovers(d.NetworkPrefix));
             foreach (var h in handles) Assert.Empty(Host.Leftovers(d, h));
             // And the daemon still works after all that.
             var last = Unique("last");
             handles.Add(last);
             Ok(await d.CliAsync("create", "--handle", last, "--net-in", "0:8080"));
             Ok(await d.CliAsync("destroy", last));
+            Assert.Empty(await Kernel.ContainerLeftovers(d.NetworkPrefix));
+            // The shared chains stay while gardend runs; its orderly stop takes them.
+            await d.StopAsync();
             Assert.Empty(await Kernel.Leftovers(d.NetworkPrefix));
         }
         finally
@@ -361,6 +364,8 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             // The handle, the address and the port are free again.
             Ok(await d.CliAsync("create", "--handle", h, "--net-in", "0:8080"));
             Ok(await d.CliAsync("destroy", h));
+            Assert.Empty(await Kernel.ContainerLeftovers(d.NetworkPrefix));
+            await d.StopAsync();
             Assert.Empty(await Kernel.Leftovers(d.NetworkPrefix));
         }
         finally
@@ -416,11 +421,66 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Assert.Contains("refused", other.Stderr);
 
             Ok(await d.CliAsync("destroy", h));
+            Assert.Empty(await Kernel.ContainerLeftovers(p));
+            await d.StopAsync();
             Assert.Empty(await Kernel.Leftovers(p));
         }
         finally
         {
             await d.CliAsync("destroy", h);
+            await d.StopAsync();
+            await Kernel.Scrub(p);
+        }
+    }
+
+    [Fact]
+    public async Task The_shared_chains_outlive_the_last_container_while_gardend_runs_and_go_when_it_stops_without_containers()
+    {
+        await using var d = new Gardend();
+        var p = d.NetworkPrefix;
+        var a = Unique("shared");
+        var b = Unique("outlive");
+        var done = false;
+        try
+        {
+            await d.StartAsync();
+            Assert.Empty(await Kernel.Leftovers(p));
+            Ok(await d.CliAsync("create", "--handle", a, "--net-in", "0:8080"));
+            var shared = await Kernel.Shared(p);
+            Assert.Equal(Kernel.SharedJumps(p).Order(), Kernel.Jumps(shared).Order());
+
+            // The last container goes: everything of it goes, the shared chains, their jumps and the IPv6 guard stay as they were.
+            Ok(await d.CliAsync("destroy", a));
+            Assert.Empty(await Kernel.ContainerLeftovers(p));
+            Assert.Equal(shared, await Kernel.Shared(p));
+            Assert.Contains(shared, l => l.StartsWith("ip6 filter: -A INPUT -j "));
+            // The next first container finds them there; and it still gets its rules.
+            Ok(await d.CliAsync("create", "--handle", b, "--net-in", "0:8080"));
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(p));
+            Assert.Equal(shared, await Kernel.Shared(p));
+
+            // gardend stops while a container runs: the container keeps its rules, and the shared chains it needs.
+            await d.StopAsync();
+            Assert.Contains("gardend stopping", d.Log);
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(p));
+            Assert.Equal(shared, await Kernel.Shared(p));
+
+            await d.StartAsync();
+            Assert.Equal(shared, await Kernel.Shared(p));
+            Ok(await d.CliAsync("destroy", b));
+            Assert.Empty(await Kernel.ContainerLeftovers(p));
+            Assert.Equal(shared, await Kernel.Shared(p));
+
+            // Stopped (SIGTERM, as the tests' daemons are) with no container left: nothing of the prefix stays.
+            await d.StopAsync();
+            Assert.Empty(await Kernel.Leftovers(p));
+            Assert.Contains("removed the shared chains and the IPv6 guard", d.Log);
+            done = true;
+        }
+        finally
+        {
+            if (!done && !d.Running) await d.StartAsync(); // a failed test may leave a container: gardend destroys it
+            if (d.Running) await d.CliAsync("destroy", a, b);
             await d.StopAsync();
             await Kernel.Scrub(p);
         }
@@ -568,6 +628,38 @@ internal static class Kernel
         found.AddRange((await Save6()).Split('\n').Where(l => chain.IsMatch(l)).Select(l => $"ip6 filter: {l}"));
         return found;
     }
+
+    private static readonly string[] SharedSuffixes = ["forward", "input", "prerouting", "output", "postrouting"];
+
+    /// <summary>What of the prefix belongs to no container: the shared chains with their fixed rules (no comment, or the
+    /// prefix's own "p:..." comment), the jumps into them, and the IPv6 guard (it names no container).</summary>
+    private static bool IsShared(string prefix, string leftover)
+    {
+        if (leftover.StartsWith("ip6 filter: ", StringComparison.Ordinal)) return true;
+        if (!leftover.StartsWith("filter: ", StringComparison.Ordinal) && !leftover.StartsWith("nat: ", StringComparison.Ordinal)) return false;
+        var line = leftover[(leftover.IndexOf(": ", StringComparison.Ordinal) + 2)..];
+        var shared = string.Join('|', SharedSuffixes);
+        var p = Regex.Escape(prefix);
+        if (Regex.IsMatch(line, $@"\A:{p}-({shared}) ")) return true;
+        if (Regex.IsMatch(line, $@"\A-A [A-Z]+ -j {p}-({shared})\z")) return true;
+        return Regex.IsMatch(line, $@"\A-A {p}-({shared}) ") &&
+               (!line.Contains("--comment ", StringComparison.Ordinal) || Regex.IsMatch(line, $@"--comment ""?{p}:"));
+    }
+
+    /// <summary>What a container left: <see cref="Leftovers"/> but the shared chains, which stay while gardend runs.</summary>
+    public static async Task<List<string>> ContainerLeftovers(string prefix) =>
+        (await Leftovers(prefix)).Where(l => !IsShared(prefix, l)).ToList();
+
+    /// <summary>The shared chains with their fixed rules, the jumps into them, and the IPv6 guard, as the kernel shows them.</summary>
+    public static async Task<List<string>> Shared(string prefix) =>
+        (await Leftovers(prefix)).Where(l => IsShared(prefix, l)).ToList();
+
+    public static IEnumerable<string> SharedJumps(string prefix) =>
+        new[] { ("filter", "FORWARD", "forward"), ("filter", "INPUT", "input"), ("nat", "PREROUTING", "prerouting"), ("nat", "OUTPUT", "output"),
+                ("nat", "POSTROUTING", "postrouting"), ("ip6 filter", "INPUT", "input"), ("ip6 filter", "FORWARD", "forward"), ("ip6 filter", "OUTPUT", "output") }
+            .Select(j => $"{j.Item1}: -A {j.Item2} -j {prefix}-{j.Item3}");
+
+    public static IEnumerable<string> Jumps(IEnumerable<string> shared) => shared.Where(l => Regex.IsMatch(l, @": -A [A-Z]+ -j "));
 
     /// <summary>The rules (-A lines) of one filter chain.</summary>
     public static async Task<List<string>> RulesOf(string chain) =>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Garden.Linux.Disk;
 using Garden.Linux.Interop;
+using Tmds.Linux;
 using Garden.Linux.Process;
 using Garden.Testing;
 using Xunit;
@@ -31,7 +32,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         {
             // Whatever DestroyAsync missed: mounts below root (innermost first), loop devices on files below root.
             foreach (var m in MountTable.MountPoints().Where(m => m.StartsWith(root + "/", StringComparison.Ordinal)).Reverse().ToList())
-                Sys.Unmount(m, UnmountFlags.Detach);
+                Sys.Unmount(m, LibC.MNT_DETACH);
             foreach (var (device, _) in LoopsUnder(root))
                 LoopDevice.Detach(device);
             Directory.Delete(root, recursive: true);
@@ -93,7 +94,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
     {
         Assert.Equal(232, sizeof(LoopInfo64));
         Assert.Equal(304, sizeof(LoopConfig));
-        Assert.Equal(112, sizeof(StatvfsBuf));
+        Assert.Equal(112, sizeof(statvfs)); // Tmds.LibC's, as glibc lays it out on 64-bit Linux
     }
 
     [Fact]
@@ -263,7 +264,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         var mountPoint = await quota.CreateAsync("c1", depot, 64 * MiB, CancellationToken.None);
         var image = Path.Combine(depot, "disk.img");
         // Unmounted by hand, the device bound to the image again without autoclear: nothing will detach it by itself.
-        Sys.Unmount(mountPoint, UnmountFlags.None);
+        Sys.Unmount(mountPoint, 0);
         var attach = await Command.RunAsync(Command.Resolve("losetup"), ["-f", "--show", image]);
         Assert.True(attach.Succeeded, attach.Stderr);
         Assert.Single(LoopsUnder(depot));
@@ -336,7 +337,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
     {
         var tmpfs = Depot("tmpfs");
         Directory.CreateDirectory(tmpfs);
-        Sys.Mount("tmpfs", tmpfs, "tmpfs", MountFlags.None, "size=64m");
+        Sys.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=64m");
         try
         {
             var depot = Path.Combine(tmpfs, "c1");
@@ -349,7 +350,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         }
         finally
         {
-            Sys.Unmount(tmpfs, UnmountFlags.Detach);
+            Sys.Unmount(tmpfs, LibC.MNT_DETACH);
         }
     }
 

@@ -300,7 +300,11 @@ public abstract class FirewallContract : IAsyncLifetime
     public async Task DisposeAsync()
     {
         foreach (var n in _made) await Firewall.RemoveAsync(n, default);
+        await Firewall.ReleaseSharedAsync(default); // as gardend does when it stops
     }
+
+    /// <summary>The shared chains, the jumps into them and the IPv6 guard: "all" there, "none" of it, or what is partly there.</summary>
+    protected abstract Task<string> SharedAsync();
 
     [Fact]
     public async Task Apply_installs_and_Remove_uninstalls_idempotently()
@@ -353,6 +357,47 @@ public abstract class FirewallContract : IAsyncLifetime
         var installed = await Firewall.InstalledAsync(default);
         Assert.Contains("live", installed);
         Assert.DoesNotContain("dead", installed);
+        Assert.Equal("all", await SharedAsync()); // a live container has rules
+    }
+
+    [Fact]
+    public async Task The_shared_chains_outlive_the_last_container_and_go_with_Release_only_when_no_container_has_rules()
+    {
+        var a = Net("sa", 11);
+        var b = Net("sb", 12);
+        Assert.Equal("none", await SharedAsync());
+        Assert.False(await Firewall.ReleaseSharedAsync(default)); // nothing to release
+        await Firewall.ApplyAsync(new ContainerFirewall(a, [new PortMapping(41006, 80)], [Tcp("10.1.0.0/24", 80)]), default);
+        Assert.Equal("all", await SharedAsync());
+        Assert.False(await Firewall.ReleaseSharedAsync(default)); // a container has rules: everything stays
+        Assert.Equal("all", await SharedAsync());
+        Assert.Contains("sa", await Firewall.InstalledAsync(default));
+
+        await Firewall.RemoveAsync(a, default); // the last container
+        Assert.DoesNotContain("sa", await Firewall.InstalledAsync(default));
+        Assert.Equal("all", await SharedAsync());
+        await Firewall.ApplyAsync(new ContainerFirewall(b, [], []), default); // the next first one
+        Assert.False(await Firewall.EnsureAsync(new ContainerFirewall(b, [], []), default));
+        await Firewall.RemoveAsync(b, default);
+        Assert.Equal("all", await SharedAsync());
+
+        Assert.True(await Firewall.ReleaseSharedAsync(default));
+        Assert.Equal("none", await SharedAsync());
+        Assert.False(await Firewall.ReleaseSharedAsync(default));
+        await Firewall.RemoveAsync(b, default); // nothing there: still done
+        Assert.Equal("none", await SharedAsync());
+    }
+
+    [Fact]
+    public async Task Prune_with_no_live_container_left_with_rules_removes_the_shared_chains()
+    {
+        var a = Net("pa", 13);
+        await Firewall.ApplyAsync(new ContainerFirewall(a, [], []), default);
+        await Firewall.RemoveAsync(a, default);
+        Assert.Equal("all", await SharedAsync());
+        // A container without a network is live but has no rules: it keeps nothing.
+        Assert.Empty(await Firewall.PruneAsync(new HashSet<string> { "no-network" }, default));
+        Assert.Equal("none", await SharedAsync());
     }
 }
 
@@ -367,10 +412,122 @@ public sealed class RealFirewallContract : FirewallContract
 
     protected override Task LoseRulesAsync(ContainerNetwork n) => TestNet.Sh($"iptables -F {n.OutChain}");
 
+    protected override async Task<string> SharedAsync()
+    {
+        var v4 = await Save();
+        var v6 = await Save6();
+        List<string> missing = [];
+        foreach (var (_, builtin, suffix) in FirewallRules.Hooks)
+        {
+            if (!v4.Contains($"-A {builtin} -j {Prefix}-{suffix}\n")) missing.Add($"jump {builtin}");
+            if (!v4.Contains($":{Prefix}-{suffix} ")) missing.Add($"chain {Prefix}-{suffix}");
+        }
+        foreach (var (builtin, suffix) in Ip6Rules.Hooks)
+            if (!v6.Contains($"-A {builtin} -j {Prefix}-{suffix}\n")) missing.Add($"ip6 jump {builtin}");
+        var guard = v6.Split('\n').Count(l => l.StartsWith($"-A {Prefix}-") && l.Contains($"{Prefix}:no-ipv6"));
+        if (guard != Ip6Rules.Rules(Prefix).Count) missing.Add($"ip6 guard rules: {guard}");
+        if (missing.Count == 0) return "all";
+        var present = Ours(v4).Concat(Ours6(v6)).ToList();
+        return present.Count == 0 ? "none" : $"partial: missing {string.Join(", ", missing)}; present {string.Join(" | ", present)}";
+    }
+
+    /// <summary>iptables-restore and ip6tables-restore behind scripts that keep a copy of every batch they are given.</summary>
+    private sealed class RecordedRestore : IDisposable
+    {
+        private readonly string _dir = TestPaths.NewTempDir("fw-batches");
+
+        public RecordedRestore()
+        {
+            Restore = Wrap("iptables-restore");
+            Restore6 = Wrap("ip6tables-restore");
+        }
+
+        public string Restore { get; }
+        public string Restore6 { get; }
+
+        private string Wrap(string tool)
+        {
+            var script = Path.Combine(_dir, tool);
+            // called as: TOOL --noflush -w 10 FILE
+            File.WriteAllText(script, $"#!/bin/sh\n{{ cat \"$4\"; echo '#END'; }} >> {_dir}/{tool}.log\nexec {Command.Resolve(tool)} \"$@\"\n");
+            File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
+            return script;
+        }
+
+        private List<string> Read(string tool)
+        {
+            var log = Path.Combine(_dir, tool + ".log");
+            return File.Exists(log) ? [.. File.ReadAllText(log).Split("#END\n", StringSplitOptions.RemoveEmptyEntries)] : [];
+        }
+
+        public List<string> Batches() => Read("iptables-restore");
+        public List<string> Batches6() => Read("ip6tables-restore");
+        public void Clear() { foreach (var f in Directory.GetFiles(_dir, "*.log")) File.Delete(f); }
+        public void Dispose() => Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Destroying_the_last_container_is_one_batch_of_its_own_entries_and_chains_and_leaves_the_shared_chains_alone()
+    {
+        using var recorded = new RecordedRestore();
+        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], []), iptablesRestore: recorded.Restore, ip6tablesRestore: recorded.Restore6);
+        var a = Net("last", 14);
+        var b = Net("next", 15);
+        try
+        {
+            await fw.ApplyAsync(new ContainerFirewall(a, [new PortMapping(41007, 80)], [Tcp("10.1.0.0/24", 80)]), default);
+            Assert.Single(recorded.Batches());
+            Assert.Single(recorded.Batches6()); // the guard is made with the first container's rules
+            var before = Ours(await Save()).Where(l => !l.Contains("--comment last") && !l.Contains(a.OutChain) && !l.Contains(a.NatChain)).ToList();
+            var guard = Ours6(await Save6());
+            recorded.Clear();
+
+            await fw.RemoveAsync(a, default);
+            var batch = Assert.Single(recorded.Batches());
+            Assert.Empty(recorded.Batches6());
+            Assert.Contains($"-X {a.OutChain}", batch);
+            Assert.Contains($"-X {a.NatChain}", batch);
+            Assert.Contains($"-D {Prefix}-forward ", batch);
+            foreach (var (_, builtin, suffix) in FirewallRules.Hooks)
+            {
+                Assert.DoesNotContain($"-j {Prefix}-{suffix}\n", batch); // no jump deleted or made
+                Assert.DoesNotContain($":{Prefix}-{suffix} ", batch); // no shared chain flushed or declared
+                Assert.DoesNotContain($"-X {Prefix}-{suffix}\n", batch);
+                Assert.DoesNotContain(builtin, batch);
+            }
+            // What is left is the shared chains with exactly their fixed rules, and the IPv6 guard as it was.
+            Assert.Equal(before, Ours(await Save()));
+            Assert.Equal(guard, Ours6(await Save6()));
+            Assert.Equal("all", await SharedAsync());
+
+            // The next first container: one batch that inserts its entries into the chains that are there.
+            recorded.Clear();
+            await fw.ApplyAsync(new ContainerFirewall(b, [], []), default);
+            batch = Assert.Single(recorded.Batches());
+            Assert.Empty(recorded.Batches6());
+            Assert.DoesNotContain($":{Prefix}-forward ", batch);
+            Assert.Contains($"-I {Prefix}-forward ", batch);
+            await fw.RemoveAsync(b, default);
+
+            recorded.Clear();
+            Assert.True(await fw.ReleaseSharedAsync(default));
+            Assert.Single(recorded.Batches());
+            Assert.Single(recorded.Batches6());
+            Assert.Empty(Ours(await Save()));
+            Assert.Empty(Ours6(await Save6()));
+        }
+        finally
+        {
+            await fw.RemoveAsync(a, default);
+            await fw.RemoveAsync(b, default);
+            await fw.ReleaseSharedAsync(default);
+        }
+    }
+
     private List<string> Ours(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + "b+")).ToList();
 
     [Fact]
-    public async Task Rules_are_commented_with_the_handle_in_chains_of_our_own_and_the_last_removal_leaves_nothing()
+    public async Task Rules_are_commented_with_the_handle_in_chains_of_our_own_and_Release_after_the_last_removal_leaves_nothing()
     {
         var n = Net("web", 4);
         await Firewall.ApplyAsync(new ContainerFirewall(n, [new PortMapping(41001, 8080)],
@@ -389,6 +546,10 @@ public sealed class RealFirewallContract : FirewallContract
         Assert.All(Ours(save).Where(l => l.StartsWith("-A ") && l.Contains(n.Address.ToString())), l => Assert.Contains("--comment web", l));
 
         await Firewall.RemoveAsync(n, default);
+        // Nothing of the container is left; the shared chains stay while gardend runs, and go with Release.
+        Assert.DoesNotContain(Ours(await Save()), l => l.Contains("web") || l.Contains(n.OutChain) || l.Contains(n.NatChain) || l.Contains(n.Address.ToString()));
+        Assert.Equal("all", await SharedAsync());
+        Assert.True(await Firewall.ReleaseSharedAsync(default));
         Assert.Empty(Ours(await Save()));
         Assert.Empty(Ours6(await Save6()));
     }
@@ -398,7 +559,7 @@ public sealed class RealFirewallContract : FirewallContract
     private List<string> Ours6(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + ":")).ToList();
 
     [Fact]
-    public async Task The_IPv6_guard_drops_everything_of_our_links_while_a_container_has_rules_and_goes_with_the_last()
+    public async Task The_IPv6_guard_drops_everything_of_our_links_stays_after_the_last_container_and_goes_with_Release()
     {
         var a = Net("six-a", 8);
         var b = Net("six-b", 9);
@@ -434,6 +595,8 @@ public sealed class RealFirewallContract : FirewallContract
         await next.RemoveAsync(a, default);
         Assert.NotEmpty(Ours6(await Save6()));
         await next.RemoveAsync(b, default);
+        Assert.Equal(save.Split('\n').Where(l => l.StartsWith("-A")).Order(), (await Save6()).Split('\n').Where(l => l.StartsWith("-A")).Order());
+        Assert.True(await next.ReleaseSharedAsync(default));
         Assert.Empty(Ours6(await Save6()));
     }
 
@@ -464,6 +627,7 @@ public sealed class RealFirewallContract : FirewallContract
         await pooled.ApplyAsync(new ContainerFirewall(n, [new PortMapping(41004, 80)], []), default);
         Assert.Contains($"-A {n.NatChain} -p tcp -m tcp --dport 41004 -m comment --comment pooled -j DNAT", await TestNet.Sh("iptables-save -t nat"));
         await pooled.RemoveAsync(n, default);
+        Assert.True(await pooled.ReleaseSharedAsync(default));
         Assert.Empty(Ours(await Save()));
     }
 
@@ -481,7 +645,25 @@ public sealed class RealFirewallContract : FirewallContract
         await next.PruneAsync(new HashSet<string> { "keep" }, default);
         Assert.DoesNotContain($"{Prefix}-o-deadbeef", await Save());
         await next.RemoveAsync(n, default);
+        Assert.True(await next.ReleaseSharedAsync(default));
         Assert.Empty(Ours(await Save()));
+    }
+
+    [Fact]
+    public async Task Release_keeps_the_shared_chains_while_a_container_has_a_chain_of_its_own_left()
+    {
+        var n = Net("half", 16);
+        await Firewall.ApplyAsync(new ContainerFirewall(n, [], []), default);
+        // An operator flushes the shared chains: the container's entries there are gone, its own chain is not.
+        await TestNet.Sh($"iptables -F {Prefix}-forward; iptables -F {Prefix}-input; iptables -t nat -F {Prefix}-postrouting");
+        Assert.DoesNotContain("half", await Firewall.InstalledAsync(default));
+        Assert.False(await Firewall.ReleaseSharedAsync(default));
+        Assert.Contains($":{n.OutChain} ", await Save());
+        Assert.Contains($"-A FORWARD -j {Prefix}-forward", await Save());
+        await Firewall.RemoveAsync(n, default);
+        Assert.True(await Firewall.ReleaseSharedAsync(default));
+        Assert.Empty(Ours(await Save()));
+        Assert.Empty(Ours6(await Save6()));
     }
 }
 
@@ -495,6 +677,8 @@ public sealed class FakeFirewallContract : FirewallContract
         _fake.Flush(n.Handle);
         return Task.CompletedTask;
     }
+
+    protected override Task<string> SharedAsync() => Task.FromResult(_fake.SharedExist ? "all" : "none");
 }
 
 /// <summary>The text of the batches, without a kernel.</summary>
@@ -606,7 +790,17 @@ public sealed class FirewallRulesTests
     }
 
     [Fact]
-    public void Removing_the_last_container_deletes_the_shared_chains_and_the_jumps_that_exist()
+    public void Without_shared_chains_a_removal_deletes_only_the_containers_own_chains_and_makes_no_jump()
+    {
+        var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
+        {
+            NoShared = true, Remove = [(Net.OutChain, null)],
+        });
+        Assert.Equal("*filter\n:ga-o-0afe0006 - [0:0]\n-X ga-o-0afe0006\nCOMMIT\n", batch);
+    }
+
+    [Fact]
+    public void Releasing_the_shared_chains_deletes_them_and_the_jumps_that_exist()
     {
         var batch = FirewallRules.Batch(new FirewallOptions("ga", [], []), new FirewallRules.Plan
         {

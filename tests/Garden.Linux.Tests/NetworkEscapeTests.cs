@@ -43,6 +43,7 @@ public sealed class NetworkEscapeTests : IAsyncLifetime
         await _firewall.RemoveAsync(_n, default);
         await _firewall.RemoveAsync(_other, default);
         await _plumbing.TearDownAsync(_n, default);
+        await _firewall.ReleaseSharedAsync(default); // the shared chains and the IPv6 guard, as gardend does when it stops
     }
 
     private Task<CommandResult> Attack(string dst, int port) =>

@@ -432,16 +432,26 @@ public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlum
     }
 }
 
-/// <summary>A firewall in memory: the rule set each container has in the kernel.</summary>
+/// <summary>A firewall in memory: the rule set each container has in the kernel, and whether the shared chains (with the
+/// jumps into them and the IPv6 guard) exist: made by the first Apply, kept by Remove, gone with Release or a Prune that
+/// leaves no container with rules, like the real one.</summary>
 public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
 {
     private readonly ConcurrentDictionary<string, Garden.Linux.Network.ContainerFirewall> _rules = new();
+    private readonly Lock _shared = new();
+
+    /// <summary>True while the shared chains exist.</summary>
+    public bool SharedExist { get; private set; }
 
     /// <summary>Set to make the next Apply fail (as iptables-restore would refuse it: nothing applied).</summary>
     public Exception? FailNextApply { get; set; }
 
-    public Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
+    /// <summary>When set, every Apply waits for it (a slow iptables-restore).</summary>
+    public Task? ApplyGate { get; set; }
+
+    public async Task ApplyAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
     {
+        if (ApplyGate is { } gate) await gate.WaitAsync(ct);
         foreach (var r in container.NetOut) r.Validated();
         if (FailNextApply is { } e)
         {
@@ -449,8 +459,11 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
             throw e;
         }
         log.Add($"firewall apply {container.Network.Handle} in={container.NetIn.Count} out={container.NetOut.Count}");
-        _rules[container.Network.Handle] = container;
-        return Task.CompletedTask;
+        lock (_shared)
+        {
+            _rules[container.Network.Handle] = container;
+            SharedExist = true;
+        }
     }
 
     public async Task<bool> EnsureAsync(Garden.Linux.Network.ContainerFirewall container, CancellationToken ct)
@@ -470,9 +483,24 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
 
     public Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)
     {
-        var dead = _rules.Keys.Where(h => !liveHandles.Contains(h)).ToList();
-        foreach (var h in dead) _rules.TryRemove(h, out _);
-        return Task.FromResult<IReadOnlyList<string>>(dead);
+        lock (_shared)
+        {
+            var dead = _rules.Keys.Where(h => !liveHandles.Contains(h)).ToList();
+            foreach (var h in dead) _rules.TryRemove(h, out _);
+            if (_rules.IsEmpty) SharedExist = false;
+            return Task.FromResult<IReadOnlyList<string>>(dead);
+        }
+    }
+
+    public Task<bool> ReleaseSharedAsync(CancellationToken ct)
+    {
+        lock (_shared)
+        {
+            if (!SharedExist || !_rules.IsEmpty) return Task.FromResult(false);
+            SharedExist = false;
+            log.Add("firewall release shared");
+            return Task.FromResult(true);
+        }
     }
 
     public Task<IReadOnlySet<string>> InstalledAsync(CancellationToken ct) =>

@@ -126,6 +126,9 @@ public sealed class Gardend : IAsyncDisposable
 
     public int Pid => _process?.Id ?? 0;
 
+    /// <summary>True while the gardend process of the last start runs.</summary>
+    public bool Running => _process is { HasExited: false };
+
     /// <summary>Runs `garden --socket S args...`, optionally feeding stdin; fails the test on timeout.</summary>
     public async Task<CliResult> CliAsync(string[] args, string? stdin = null, TimeSpan? timeout = null)
     {

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Persistence;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Kernel;
 using Garden.Actors.Process;
 using Garden.Linux.Agent;
@@ -15,7 +16,9 @@ namespace Garden.Actors.Container;
 /// <summary>One container: a thin persistent shell over <see cref="ContainerState"/>. Each request is decided by
 /// <see cref="ContainerState.Decide"/> (checked against <see cref="ContainerTransitions"/>); the shell journals the events,
 /// applies them, runs the effect off its thread on the <see cref="ContainerKernel"/>, answers, and the effect's outcome is
-/// decided on in turn. After a restart it recovers its journal and reconciles with the kernel before it serves.
+/// decided on in turn. After a restart it recovers its journal and reconciles with the kernel before it serves. Its host
+/// hears its lifecycle and properties (<see cref="ContainerChanged"/>, for List) after recovery and after each change,
+/// before the change is answered.
 /// Besides, it keeps what is not the container's journaled state: one ProcessActor child per process (and the watch for
 /// the exits nobody follows), the grace timer (restarted by every request for it, paused while a client is attached to one
 /// of its processes), and the pace of its OOM reports.</summary>
@@ -41,6 +44,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private int _eventsSinceSnapshot;
     private int _clients;          // clients attached to its processes (Run and Attach streams open)
     private long _graceGeneration; // a grace timer message of an earlier start is stale (it may wait in the stash)
+    private ContainerChanged? _told; // what the host's List last heard of it
 
     private sealed record InFlight(Effect Effect, List<IActorRef> Waiters);
 
@@ -128,6 +132,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        TellHost();
         if (_fresh) return; // new: it waits for its Create
         if (Names.Problem(Handle) is { } badName)
             _quarantine = $"handle {Names.Quote(Handle)} {badName} (an earlier gardend accepted it)";
@@ -192,6 +197,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         var (lifecycle, grace) = (_state.Lifecycle, _state.GraceTime);
         void Then()
         {
+            TellHost(); // before any answer: a List right after it sees the change
             foreach (var note in d.Notes) _log.Write(note);
             foreach (var (kind, detail) in d.Publish) Context.System.EventStream.Publish(ContainerEvent.Now(Handle, kind, detail));
             if (d.Effect is { } effect) Run(effect, d.Await ? [.. askers] : []);
@@ -262,6 +268,14 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         Stash.UnstashAll(); // the table decides again what waits
     }
 
+    /// <summary>Tells the host what its List shows of this container (<see cref="ContainerChanged"/>), when that changed.</summary>
+    private void TellHost()
+    {
+        if (_told is { } t && t.Lifecycle == _state.Lifecycle && t.Properties == _state.Properties) return;
+        _told = new ContainerChanged(Handle, _state.Lifecycle, _state.Properties);
+        Context.Parent.Tell(_told);
+    }
+
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
         _log.Error(cause, "journal write failed for {0}; the actor stops and recovers from its journal", @event.GetType().Name);
@@ -295,8 +309,6 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     {
         switch (message)
         {
-            case GetSummary:
-                break; // the host's List asks every container: not a request for this one
             case IContainerCommand:
                 RestartGraceTimer();
                 break;

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Kernel;
 using Garden.Actors.Process;
 using Garden.Linux.Network;
@@ -10,7 +11,9 @@ namespace Garden.Actors.Container;
 
 /// <summary>The decisions of a container, plain functions of its state: a request (checked against
 /// <see cref="ContainerTransitions"/> first) or an effect's outcome becomes the events to journal, the effect to run,
-/// the answer, what to publish and what to log. No I/O, no clock but the one given, no actor.</summary>
+/// the answer, what to publish and what to log. No I/O, no clock but the one given, no actor. A request arrives checked
+/// by <see cref="Requests.Problem"/> at the host (names, ranges, rules): what is decided here depends on the container's
+/// state (its phase, whether it has a network or a disk limit, its properties).</summary>
 public sealed partial record ContainerState
 {
     /// <summary>The phase its lifecycle puts it in (the actor refines it: Recovering, Changing, Gone).</summary>
@@ -53,33 +56,26 @@ public sealed partial record ContainerState
             {
                 Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec), Await = true,
             },
-            GetSummary => Decision.Answer(Summary()),
             GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
             GetLimits => Decision.Run(new Effect.ReadLimits(Network)),
             GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs)),
             GetProperties => Decision.Answer(new PropertiesResult(Properties)),
             GetProperty p => Properties.TryGetValue(p.Key, out var v) ? Decision.Answer(new PropertyValue(v)) : Decision.Fail(NoProperty(p.Key)),
-            SetProperty p => p.Key.Length == 0
-                ? Decision.Fail(GardenException.Invalid("key", "must not be empty"))
-                : Decision.Journal(new PropertySet { Key = p.Key, Value = p.Value }, Done.Instance),
+            SetProperty p => Decision.Journal(new PropertySet { Key = p.Key, Value = p.Value }, Done.Instance),
             RemoveProperty p => Properties.ContainsKey(p.Key)
                 ? Decision.Journal(new PropertyRemoved { Key = p.Key }, Done.Instance)
                 : Decision.Fail(NoProperty(p.Key)),
-            SetGraceTime g => Actors.GraceTime.Problem(g.GraceTime) is { } problem
-                ? Decision.Fail(problem)
-                : Decision.Journal(new GraceTimeChanged { GraceTimeMs = (ulong)g.GraceTime.TotalMilliseconds }, Done.Instance) with
-                {
-                    Notes = [Note.Info($"grace time set to {Actors.GraceTime.Describe(g.GraceTime)}")],
-                },
+            SetGraceTime g => Decision.Journal(new GraceTimeChanged { GraceTimeMs = (ulong)g.GraceTime.TotalMilliseconds }, Done.Instance) with
+            {
+                Notes = [Note.Info($"grace time set to {Actors.GraceTime.Describe(g.GraceTime)}")],
+            },
             SetLimits l => ChangeLimits(l.Change),
             ApplyNetIn n => Network is { } net
                 ? Decision.Run(new Effect.AddNetIn(net, NetIn.Add(n.Mapping), NetOut, n.Mapping))
                 : Decision.Fail(NoNetwork()),
             NetOut n => AddNetOut(n.Rules),
             RunProcess r => Run(r),
-            AttachProcess a => ProcessIdProblem(a.ProcessId) is { } bad ? Decision.Fail(bad) : Decision.HandOn(a),
-            SignalProcess s => ProcessIdProblem(s.ProcessId) is { } bad ? Decision.Fail(bad) : Decision.HandOn(s),
-            SetProcessTty t => (ProcessIdProblem(t.ProcessId) ?? TtyProblem(t.Size)) is { } bad ? Decision.Fail(bad) : Decision.HandOn(t),
+            AttachProcess or SignalProcess or SetProcessTty => Decision.HandOn(command),
             StopContainer s => phase == ContainerPhase.Stopped
                 ? Decision.Answer(Done.Instance)
                 : new Decision { Events = [Changed(ContainerLifecycle.Stopping)], Effect = new Effect.Stop(s.Kill), Await = true },
@@ -236,7 +232,6 @@ public sealed partial record ContainerState
 
     private Decision ChangeLimits(Limits change)
     {
-        if (change.Problem() is { } problem) return Decision.Fail(problem);
         if (change.DiskBytes is not null && Limits.DiskBytes is null)
             return Decision.Fail(GardenException.Invalid("disk", $"container {Handle} was created without a disk limit; a disk limit can only be set at create"));
         if (change.BandwidthRate is not null && Network is null)
@@ -247,15 +242,6 @@ public sealed partial record ContainerState
     private Decision AddNetOut(ImmutableArray<NetOutRule> rules)
     {
         if (Network is not { } net) return Decision.Fail(NoNetwork());
-        if (rules.IsDefaultOrEmpty) return Decision.Fail(GardenException.Invalid("rules", "no rule given"));
-        try
-        {
-            foreach (var r in rules) r.Validated();
-        }
-        catch (NetworkSpecException e)
-        {
-            return Decision.Fail(GardenException.Invalid(e.Field, e.Problem));
-        }
         return Decision.Run(new Effect.AddNetOut(net, NetIn, NetOut.AddRange(rules), rules));
     }
 
@@ -264,9 +250,7 @@ public sealed partial record ContainerState
     private Decision Run(RunProcess msg)
     {
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
-        if (ProcessIdProblem(spec.Id) is { } bad) return Decision.Fail(bad);
-        if (spec.Path.Length == 0) return Decision.Fail(GardenException.Invalid("path", "must not be empty"));
-        static string Key(string name) => name.ToLowerInvariant().Replace("rlimit_", "");
+        static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
         return Decision.HandOn(msg with
         {
@@ -278,21 +262,9 @@ public sealed partial record ContainerState
         });
     }
 
-    /// <summary>A process id that is not a valid name is refused as InvalidArgument at every entry (Run, Attach, Signal,
-    /// SetTty): no process of this daemon has one.</summary>
-    private static GardenException? ProcessIdProblem(string id) =>
-        Names.Problem(id) is { } problem ? GardenException.Invalid("process id", $"{Names.Quote(id)} {problem}") : null;
-
-    private static GardenException? TtyProblem(TtySize size) =>
-        size.Rows is 0 or > 10_000 || size.Cols is 0 or > 10_000
-            ? GardenException.Invalid("tty", $"{size.Rows}x{size.Cols} is out of range (1 to 10000 rows and columns)")
-            : null;
-
     private GardenException NoProperty(string key) => new(ErrorKind.NotFound, $"container {Handle} has no property \"{key}\"");
 
     private GardenException NoNetwork() => new(ErrorKind.FailedPrecondition, $"container {Handle} has no network");
-
-    public ContainerSummary Summary() => new(Handle, Lifecycle, Properties);
 
     public ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
         RootfsMount, processIds, Properties, Spec?.Rootfs ?? "", Spec?.Privileged ?? false,

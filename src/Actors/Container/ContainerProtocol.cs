@@ -54,11 +54,6 @@ public sealed record SetProperty(string Handle, string Key, string Value) : ICon
 
 public sealed record RemoveProperty(string Handle, string Key) : IContainerCommand;
 
-/// <summary>Asked by the HostActor for List: ready containers answer with their properties.</summary>
-public sealed record GetSummary(string Handle) : IContainerCommand;
-
-public sealed record ContainerSummary(string Handle, ContainerLifecycle State, ImmutableDictionary<string, string> Properties);
-
 /// <summary>Change limits live: every non-null field of Change; the reply holds what is in force afterwards.</summary>
 public sealed record SetLimits(string Handle, Limits Change) : IContainerCommand;
 
@@ -77,7 +72,8 @@ public sealed record ContainerMetrics(
     NetCounters Network = default);
 
 /// <summary>DNAT a host port (0 = one from the pool) to a container port. The HostActor takes the port from its pool and
-/// sends the container <see cref="ApplyNetIn"/> with the port it took.</summary>
+/// sends the container <see cref="ApplyNetIn"/> with the port it took; the container answers the host (NetInInForce or
+/// Status.Failure), which keeps or returns the port and answers the client.</summary>
 public sealed record NetIn(string Handle, int HostPort, int ContainerPort) : IContainerCommand;
 
 public sealed record ApplyNetIn(string Handle, PortMapping Mapping) : IContainerCommand;

@@ -1,4 +1,5 @@
 using Garden.Actors.Host;
+using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Container;
 
@@ -12,7 +13,6 @@ public enum ContainerPhase { New, Recovering, Creating, Active, Changing, Stoppi
 public enum CommandKind
 {
     Create,
-    Summary,  // GetSummary (the host's List)
     Info,     // GetInfo
     Read,     // GetLimits, GetMetrics, GetProperties, GetProperty
     Edit,     // SetProperty, RemoveProperty, SetGraceTime: journaled, nothing in the kernel
@@ -39,17 +39,17 @@ public static class ContainerTransitions
 
     private static readonly Verdict[,] Table =
     {
-        //              Create Summary Info Read Edit Change Run Process Stop Destroy Reap Oom
-        /* New        */ { A,   U,      U,   U,   U,   U,     U,  U,      U,   U,      I,   I },
-        /* Recovering */ { E,   S,      S,   S,   S,   S,     S,  S,      S,   S,      I,   S },
-        /* Creating   */ { E,   A,      S,   S,   S,   S,     S,  S,      S,   S,      I,   S },
-        /* Active     */ { E,   A,      A,   A,   A,   A,     A,  A,      A,   A,      A,   A },
-        /* Changing   */ { E,   A,      S,   S,   S,   S,     S,  S,      S,   S,      I,   S },
-        /* Stopping   */ { E,   A,      A,   A,   A,   S,     R,  A,      S,   S,      I,   A },
-        /* Stopped    */ { E,   A,      A,   A,   A,   A,     R,  A,      A,   A,      A,   A },
-        /* Destroying */ { E,   A,      A,   D,   D,   D,     D,  D,      D,   A,      I,   I },
-        /* Broken     */ { E,   A,      A,   A,   A,   B,     B,  B,      B,   A,      A,   A },
-        /* Gone       */ { U,   U,      U,   U,   U,   U,     U,  U,      U,   U,      I,   I },
+        //              Create Info Read Edit Change Run Process Stop Destroy Reap Oom
+        /* New        */ { A,   U,   U,   U,   U,     U,  U,      U,   U,      I,   I },
+        /* Recovering */ { E,   S,   S,   S,   S,     S,  S,      S,   S,      I,   S },
+        /* Creating   */ { E,   S,   S,   S,   S,     S,  S,      S,   S,      I,   S },
+        /* Active     */ { E,   A,   A,   A,   A,     A,  A,      A,   A,      A,   A },
+        /* Changing   */ { E,   S,   S,   S,   S,     S,  S,      S,   S,      I,   S },
+        /* Stopping   */ { E,   A,   A,   A,   S,     R,  A,      S,   S,      I,   A },
+        /* Stopped    */ { E,   A,   A,   A,   A,     R,  A,      A,   A,      A,   A },
+        /* Destroying */ { E,   A,   D,   D,   D,     D,  D,      D,   A,      I,   I },
+        /* Broken     */ { E,   A,   A,   A,   B,     B,  B,      B,   A,      A,   A },
+        /* Gone       */ { U,   U,   U,   U,   U,     U,  U,      U,   U,      I,   I },
     };
 
     public static Verdict Check(ContainerPhase phase, CommandKind kind) => Table[(int)phase, (int)kind];
@@ -58,7 +58,6 @@ public static class ContainerTransitions
     public static CommandKind? KindOf(object command) => command switch
     {
         CreateContainer => CommandKind.Create,
-        GetSummary => CommandKind.Summary,
         GetInfo => CommandKind.Info,
         GetLimits or GetMetrics or GetProperties or GetProperty => CommandKind.Read,
         SetProperty or RemoveProperty or SetGraceTime => CommandKind.Edit,

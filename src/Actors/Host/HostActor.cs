@@ -1,17 +1,22 @@
-using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Garden.Actors.Container;
 using Garden.Linux.Host;
+using Garden.Linux.Network;
 using Garden.Protocol.Journal;
+using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Host;
 
-/// <summary>The root of the tree (persistence id "host"): the registry of handles and the incarnation of each
-/// container's journal, capacity, and the router of every container request.
+/// <summary>The root of the tree (persistence id "host"): a persistent shell over <see cref="HostState"/> (which handles
+/// exist, the incarnation of each container's journal, what each holds of the pools), the <see cref="ContainerDirectory"/>
+/// List reads, and the router of every container request.
 /// Start: recover the registry, record this daemon's version, start every ContainerActor (each recovers and reconciles
 /// itself), and answer Unavailable until all are ready or the recovery budget is spent.
+/// Serving: a Create or a NetIn is decided by <see cref="HostState.Admit"/> / <see cref="HostState.ReserveNetIn"/> off the
+/// actor's thread (they ask the kernel whether paths exist and ports are bound), one at a time, then journaled; any other
+/// request about a container is checked (<see cref="Requests.Problem"/>) and forwarded to it.
 /// Supervision: a ContainerActor that throws is stopped, never restarted in place; if it stopped without being gone
 /// (a journal write failed, a bug), it is started again from its journal, which reconciles it with the kernel.</summary>
 public sealed class HostActor : ReceivePersistentActor, IWithTimers
@@ -33,21 +38,18 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly RecoveryFinished _found = new() { DaemonVersion = Version };
     private readonly System.Diagnostics.Stopwatch _recoveryClock = System.Diagnostics.Stopwatch.StartNew();
     private HostState _state = HostState.Empty;
+    private ContainerDirectory _directory = ContainerDirectory.Empty;
     private int _eventsSinceSnapshot;
-    private readonly NetworkPool _pool;
-    private readonly UserIdPool _ids;
-
-    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds. (A per-container
-    /// user id pool limits unprivileged containers only: its own error says when it is empty.)</summary>
-    private int MaxContainers => _settings.Network.Enabled ? Math.Min(_settings.MaxContainers, _settings.Network.PoolCapacity) : _settings.MaxContainers;
+    /// <summary>Per container, the NetIn its actor is applying (one at a time: its answer is the next NetInInForce or
+    /// Status.Failure from it), and the NetIns waiting for it.</summary>
+    private readonly Dictionary<string, (PortMapping Mapping, IActorRef ReplyTo)> _netIns = new();
+    private readonly Dictionary<string, Queue<(NetIn Request, IActorRef ReplyTo)>> _netInQueue = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
         _settings = settings;
         _effects = effects;
         _resources = resources;
-        _pool = new NetworkPool(settings.Network);
-        _ids = new UserIdPool(settings.UserNamespace);
 
         Recover<SnapshotOffer>(o => _state = _state.Apply((HostSnapshot)o.Snapshot));
         Recover<IJournalRecord>(Fold);
@@ -68,6 +70,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         return Directive.Stop;
     });
 
+    // ---- messages private to this actor ----
     private sealed record RecoveryBudgetSpent
     {
         public static readonly RecoveryBudgetSpent Instance = new();
@@ -75,7 +78,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private sealed record LeftoversPruned(Exception? Error);
 
-    private sealed record NetInFinished(string Handle, int HostPort, object Result, IActorRef ReplyTo);
+    /// <summary>What a decision made off the actor's thread came to: an <see cref="Admission"/>, a
+    /// <see cref="NetInReservation"/>, or the error for the client.</summary>
+    private sealed record Decided(object Outcome, IActorRef ReplyTo);
+
+    // ---- journal ----
 
     /// <summary>Applies one recovered record. A record this daemon cannot apply (unreadable, unknown, or one whose
     /// values do not parse) never stops the recovery: it is logged and skipped, and when it registered a container, that
@@ -104,7 +111,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private void Journal(IJournalRecord evt, Action then) => Persist(evt, e =>
+    private void Record(IJournalRecord evt, Action then) => Persist(evt, e =>
     {
         _state = _state.Apply(e);
         if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
@@ -129,9 +136,19 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         public override int ExitCode => 3;
     }
 
+    private void Snapshots()
+    {
+        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(f => _log.Warning("host snapshot failed: {0}", f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    // ---- start: recovery ----
+
     private void OnRecovered()
     {
-        Journal(new DaemonStarted { Version = Version, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, () =>
+        Record(new DaemonStarted { Version = Version, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, () =>
         {
             if (!_settings.Network.Enabled)
             {
@@ -162,25 +179,22 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 });
                 Snapshots();
                 CommandAny(_ => Stash.Stash()); // a moment: answered once recovery ends
-
             });
         });
     }
 
     private void SpawnRecovered()
     {
+        _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
+        foreach (var (handle, incarnation) in _state.Containers)
         {
-            _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
-            foreach (var (handle, incarnation) in _state.Containers)
-            {
-                Spawn(handle, incarnation, fresh: false);
-                _pending.Add(handle);
-            }
-            Timers.StartSingleTimer("recovery-budget", RecoveryBudgetSpent.Instance, _settings.RecoveryTimeout);
-            Become(Recovering);
-            Stash.UnstashAll(); // what came while leftovers were pruned: answered as during recovery
-            if (_pending.Count == 0) FinishRecovery();
+            Spawn(handle, incarnation, fresh: false);
+            _pending.Add(handle);
         }
+        Timers.StartSingleTimer("recovery-budget", RecoveryBudgetSpent.Instance, _settings.RecoveryTimeout);
+        Become(Recovering);
+        Stash.UnstashAll(); // what came while leftovers were pruned: answered as during recovery
+        if (_pending.Count == 0) FinishRecovery();
     }
 
     private void Recovering()
@@ -203,8 +217,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             _pending.Clear();
             FinishRecovery();
         });
-        Command<Terminated>(OnTerminated);
-        Snapshots();
+        ChildBookkeeping();
         CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.Unavailable,
             $"gardend is recovering: {_state.Containers.Count - _pending.Count} of {_state.Containers.Count} containers reconciled"))));
     }
@@ -223,7 +236,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             return;
         }
         _found.DurationMs = _recoveryClock.ElapsedMilliseconds;
-        Journal(_found.Clone(), Serve);
+        Record(_found.Clone(), Serve);
     }
 
     private void Serve()
@@ -256,37 +269,191 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }));
         Command<ContainerDestroyed>(_ => { });
         Command<Status.Failure>(f => _log.Error(f.Cause, "destroy at start failed"));
-        Command<Terminated>(OnTerminated);
-        Snapshots();
+        ChildBookkeeping();
         CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.Unavailable,
             $"gardend is destroying earlier containers ({_pending.Count} left)"))));
     }
 
+    // ---- serving ----
+
     private void Serving()
     {
-        Command<Ping>(_ => Sender.Tell(new Pong(Version)));
-        Command<GetCapacity>(_ => Sender.Tell(new Capacity(_resources.MemoryBytes(), _resources.DiskBytes(_settings.StateDir),
-            (ulong)MaxContainers)));
-        Command<CreateContainer>(Create);
+        Command<CreateContainer>(msg => Decide(state => state.Admit(msg.Spec, _settings, _resources)));
         Command<NetIn>(AddNetIn);
-        Command<NetInFinished>(NetInFinished_);
-        Command<ListContainers>(List);
-        Command<BulkInfo>(BulkInfo);
-        Command<BulkMetrics>(BulkMetrics);
+        ServingCommands();
+    }
+
+    /// <summary>While a Create or NetIn is being decided: the next ones wait (each decision sees the pools as the one
+    /// before left them); everything else is served.</summary>
+    private void Deciding()
+    {
+        Command<Decided>(Commit);
+        Command<CreateContainer>(_ => Stash.Stash());
+        Command<NetIn>(_ => Stash.Stash());
+        ServingCommands();
+    }
+
+    private void ServingCommands()
+    {
+        Command<Ping>(_ => Sender.Tell(new Pong(Version)));
+        Command<GetCapacity>(_ =>
+        {
+            var (resources, stateDir, max) = (_resources, _settings.StateDir, (ulong)HostState.MaxContainers(_settings));
+            Task.Run(() => new Capacity(resources.MemoryBytes(), resources.DiskBytes(stateDir), max)).PipeTo(Sender); // reads /proc
+        });
+        Command<ListContainers>(msg => Sender.Tell(new ContainerList(_directory.List(msg.Filter))));
         Command<IContainerCommand>(Route);
+        Command<NetInInForce>(answer => NetInAnswered(Sender, answer, null));
+        Command<Status.Failure>(failure => NetInAnswered(Sender, null, failure.Cause));
         Command<ContainerGone>(msg => Release(msg.Handle, () => { }));
         Command<ContainerReady>(_ => { });
+        ChildBookkeeping();
+    }
+
+    /// <summary>What every behaviour does with its children: their List entries, and their deaths.</summary>
+    private void ChildBookkeeping()
+    {
+        Command<ContainerChanged>(msg =>
+        {
+            if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) _directory = _directory.With(msg);
+        });
         Command<Terminated>(OnTerminated);
         Snapshots();
     }
 
-    private void Snapshots()
+    /// <summary>A bad request is InvalidArgument whichever container it names; a good one goes to its container.</summary>
+    private void Route(IContainerCommand msg)
     {
-        Command<SaveSnapshotSuccess>(s => DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning("host snapshot failed: {0}", f.Cause.Message));
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(_ => { });
+        if (Requests.Problem(msg) is { } problem) Sender.Tell(new Status.Failure(problem));
+        else if (!_children.TryGetValue(msg.Handle, out var child)) Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
+        else child.Forward(msg);
     }
+
+    /// <summary>Runs a decision of <see cref="HostState"/> off the actor's thread on the state as it is now; its outcome
+    /// comes back as <see cref="Decided"/>. One at a time.</summary>
+    private void Decide(Func<HostState, object> decide, IActorRef? replyTo = null)
+    {
+        var state = _state;
+        var reply = replyTo ?? Sender;
+        Task.Run(() => decide(state))
+            .ContinueWith(t => new Decided(t.IsCompletedSuccessfully ? t.Result : t.Exception!.GetBaseException(), reply))
+            .PipeTo(Self);
+        BecomeStacked(Deciding);
+    }
+
+    private void Commit(Decided decided)
+    {
+        switch (decided.Outcome)
+        {
+            case Admission a:
+                Record(a.Registered, () =>
+                {
+                    _settings.Faults.Hit("create-registered");
+                    Spawn(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
+                    _children[a.Spec.Handle].Tell(new CreateContainer(a.Spec), decided.ReplyTo);
+                    DecisionDone();
+                });
+                break;
+            case NetInReservation r when _children.TryGetValue(r.Handle, out var child) && _state.Containers.ContainsKey(r.Handle):
+                Record(r.Reserved, () =>
+                {
+                    _netIns[r.Handle] = (r.Mapping, decided.ReplyTo);
+                    child.Tell(new ApplyNetIn(r.Handle, r.Mapping));
+                    DecisionDone();
+                });
+                break;
+            case NetInReservation r: // released while its port was being chosen
+                decided.ReplyTo.Tell(new Status.Failure(GardenException.UnknownHandle(r.Handle)));
+                DecisionDone();
+                break;
+            case Exception e:
+                decided.ReplyTo.Tell(new Status.Failure(e));
+                DecisionDone();
+                break;
+        }
+    }
+
+    private void DecisionDone()
+    {
+        UnbecomeStacked();
+        Stash.UnstashAll();
+    }
+
+    // ---- NetIn: the host reserves a port, the container applies it, the host keeps or returns it ----
+
+    private void AddNetIn(NetIn msg) => AddNetIn(msg, Sender);
+
+    private void AddNetIn(NetIn msg, IActorRef replyTo)
+    {
+        if (Requests.Problem(msg) is { } problem)
+        {
+            replyTo.Tell(new Status.Failure(problem));
+            return;
+        }
+        if (!_children.ContainsKey(msg.Handle))
+        {
+            replyTo.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
+            return;
+        }
+        if (_netIns.ContainsKey(msg.Handle))
+        {
+            if (!_netInQueue.TryGetValue(msg.Handle, out var queue)) _netInQueue[msg.Handle] = queue = new();
+            queue.Enqueue((msg, replyTo));
+            return;
+        }
+        var network = _settings.Network;
+        Decide(state => state.ReserveNetIn(msg.Handle, msg.HostPort, msg.ContainerPort, network, _resources), replyTo);
+    }
+
+    /// <summary>A container's answer to the <see cref="ApplyNetIn"/> it was sent: the port stays reserved, or it is
+    /// journaled as returned; then the client gets the answer.</summary>
+    private void NetInAnswered(IActorRef child, NetInInForce? applied, Exception? error)
+    {
+        if (!_handles.TryGetValue(child, out var handle) || !_netIns.Remove(handle, out var inFlight))
+        {
+            if (error is not null) _log.Warning("unexpected failure from {0}: {1}", child.Path, error.Message);
+            return;
+        }
+        if (applied is not null)
+        {
+            inFlight.ReplyTo.Tell(applied);
+            NextNetIn(handle);
+            return;
+        }
+        var failure = new Status.Failure(error as GardenException
+            ?? new GardenException(ErrorKind.Internal, $"net-in failed: {error?.Message}", error));
+        if (_state.ReturnPort(handle, inFlight.Mapping.HostPort) is not { } returned)
+        {
+            inFlight.ReplyTo.Tell(failure);
+            NextNetIn(handle);
+            return;
+        }
+        Record(returned, () =>
+        {
+            inFlight.ReplyTo.Tell(failure);
+            NextNetIn(handle);
+        });
+    }
+
+    private void NextNetIn(string handle)
+    {
+        if (!_netInQueue.TryGetValue(handle, out var queue)) return;
+        var (next, replyTo) = queue.Dequeue();
+        if (queue.Count == 0) _netInQueue.Remove(handle);
+        Self.Tell(next, replyTo);
+    }
+
+    /// <summary>A container that goes leaves no NetIn waiting: each is answered as for an unknown handle.</summary>
+    private void AbandonNetIns(string handle)
+    {
+        if (_netIns.Remove(handle, out var inFlight))
+            inFlight.ReplyTo.Tell(new Status.Failure(GardenException.UnknownHandle(handle)));
+        if (_netInQueue.Remove(handle, out var queue))
+            foreach (var (_, replyTo) in queue)
+                replyTo.Tell(new Status.Failure(GardenException.UnknownHandle(handle)));
+    }
+
+    // ---- children ----
 
     private void Spawn(string handle, long incarnation, bool fresh)
     {
@@ -302,12 +469,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>Journals that the handle is free, then stops its actor.</summary>
     private void Release(string handle, Action then)
     {
-        if (!_state.Containers.ContainsKey(handle))
+        if (_state.Release(handle) is not { } released)
         {
             then();
             return;
         }
-        Journal(new ContainerReleased { Handle = handle }, () =>
+        Record(released, () =>
         {
             if (_children.Remove(handle, out var child))
             {
@@ -315,6 +482,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 Context.Stop(child);
             }
             _respawns.Remove(handle);
+            _directory = _directory.Without(handle);
+            AbandonNetIns(handle);
             then();
         });
     }
@@ -323,201 +492,23 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         if (!_handles.Remove(t.ActorRef, out var handle)) return; // released: stopped by us
         _children.Remove(handle);
+        // A NetIn it was applying is answered with an error; its port stays reserved (whether the container journaled the
+        // mapping before it stopped is not known here) and is given back with the container.
+        if (_netIns.Remove(handle, out var inFlight))
+            inFlight.ReplyTo.Tell(new Status.Failure(new GardenException(ErrorKind.Internal,
+                $"container {handle} stopped while applying net-in {inFlight.Mapping}; see its info")));
         if (!_state.Containers.TryGetValue(handle, out var incarnation)) return;
         var attempts = _respawns.GetValueOrDefault(handle) + 1;
         _respawns[handle] = attempts;
         if (attempts > MaxRespawns)
         {
             _log.Error("[{0}] container actor stopped {1} times; leaving it down until gardend restarts", handle, MaxRespawns);
+            _directory = _directory.Without(handle);
+            AbandonNetIns(handle);
             return;
         }
         _log.Warning("[{0}] container actor stopped unexpectedly; recovering it from its journal", handle);
         Spawn(handle, incarnation, fresh: false);
+        NextNetIn(handle);
     }
-
-    private void Create(CreateContainer msg)
-    {
-        var spec = msg.Spec;
-        IdBlock? idBlock;
-        try
-        {
-            if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
-            Names.Validate("handle", spec.Handle);
-            if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = _settings.DefaultRootfs };
-            foreach (var e in spec.Env)
-                if (!e.Contains('=') || e.StartsWith('=')) throw GardenException.Invalid("env", $"\"{e}\" is not KEY=VALUE");
-            if (spec.LimitsOrNone.Problem() is { } problem) throw problem;
-            spec = spec with { Limits = _settings.DefaultLimits.With(spec.LimitsOrNone) }; // garden.default-limits, where it names none
-            spec = spec with { BindMounts = ResolvedBindMounts(spec) };
-            spec = spec with { GraceTime = spec.GraceTime ?? _settings.DefaultGraceTime };
-            if (GraceTime.Problem(spec.GraceTime.Value) is { } graceProblem) throw graceProblem;
-            if (_state.Containers.ContainsKey(spec.Handle) || _children.ContainsKey(spec.Handle))
-                throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
-            if (_state.Containers.Count >= MaxContainers)
-                throw new GardenException(ErrorKind.ResourceExhausted, MaxContainers < _settings.MaxContainers
-                    ? $"max containers reached ({MaxContainers}, what the subnet pool {_settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
-                    : $"max containers reached ({MaxContainers}); destroy one or raise garden.max-containers");
-            spec = WithNetwork(spec);
-            (var mapping, idBlock) = _ids.Allocate(_state, spec.Privileged);
-            spec = spec with { UserNamespace = mapping };
-        }
-        catch (GardenException e)
-        {
-            Sender.Tell(new Status.Failure(e));
-            return;
-        }
-        var replyTo = Sender;
-        var incarnation = _state.NextIncarnation;
-        var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = incarnation };
-        if (spec.Network is not null) registered.Network = HostState.ToRecord(spec.Network);
-        registered.Ports.AddRange(spec.NetInOrEmpty.Select(m => (uint)m.HostPort));
-        if (idBlock is { } block) registered.IdRange = HostState.ToRecord(block);
-        Journal(registered, () =>
-        {
-            _settings.Faults.Hit("create-registered");
-            Spawn(spec.Handle, incarnation, fresh: true);
-            _children[spec.Handle].Tell(new CreateContainer(spec), replyTo);
-        });
-    }
-
-    /// <summary>The spec's bind mounts, checked (see <see cref="BindMount.Problem"/>) and with each source resolved to the
-    /// path that was checked, which is the one mounted.</summary>
-    private ImmutableArray<BindMount> ResolvedBindMounts(ContainerSpec spec)
-    {
-        var mounts = spec.BindMountsOrEmpty;
-        if (mounts.IsEmpty) return mounts;
-        var hostOnly = _settings.HostOnlyPaths.Select(p => _resources.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
-        var resolved = ImmutableArray.CreateBuilder<BindMount>(mounts.Length);
-        foreach (var (mount, i) in mounts.Select((m, i) => (m, i)))
-        {
-            if (mount.Problem(i, _resources.ResolvePath, hostOnly) is { } mountProblem) throw mountProblem;
-            resolved.Add(mount with { Source = _resources.ResolvePath(mount.Source)! });
-        }
-        return resolved.MoveToImmutable();
-    }
-
-    /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>
-    private ContainerSpec WithNetwork(ContainerSpec spec)
-    {
-        var asks = spec.NetworkRequest.Length > 0 || !spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty || spec.LimitsOrNone.BandwidthRate is not null;
-        if (!_settings.Network.Enabled)
-        {
-            if (asks) throw GardenException.Invalid("network", "networking is disabled on this daemon (garden.network.enabled = off)");
-            return spec;
-        }
-        foreach (var m in spec.NetInOrEmpty) NetworkPool.ValidateContainerPort(m.ContainerPort);
-        try
-        {
-            foreach (var r in spec.NetOutOrEmpty) r.Validated();
-        }
-        catch (Linux.Network.NetworkSpecException e)
-        {
-            throw GardenException.Invalid($"net-out {e.Field}", e.Problem);
-        }
-        var allocation = _pool.Allocate(_state, spec.NetworkRequest);
-        var ports = _pool.TakePorts(_state, spec.NetInOrEmpty.Select(m => m.HostPort), _resources.TcpPortInUse);
-        return spec with
-        {
-            Network = allocation,
-            NetIn = [.. spec.NetInOrEmpty.Select((m, i) => m with { HostPort = ports[i] })],
-        };
-    }
-
-    /// <summary>NetIn: the host port comes from the host's pool (journaled before the container applies it, given back
-    /// if it fails), then the container applies the DNAT.</summary>
-    private void AddNetIn(NetIn msg)
-    {
-        if (!_children.TryGetValue(msg.Handle, out var child))
-        {
-            Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
-            return;
-        }
-        int port;
-        try
-        {
-            if (!_state.Networks.ContainsKey(msg.Handle))
-                throw new GardenException(ErrorKind.FailedPrecondition, $"container {msg.Handle} has no network");
-            NetworkPool.ValidateContainerPort(msg.ContainerPort);
-            port = _pool.TakePorts(_state, [msg.HostPort], _resources.TcpPortInUse)[0];
-        }
-        catch (GardenException e)
-        {
-            Sender.Tell(new Status.Failure(e));
-            return;
-        }
-        var replyTo = Sender;
-        var reserved = new PortsReserved { Handle = msg.Handle };
-        reserved.Ports.Add((uint)port);
-        var timeout = _settings.AskTimeout;
-        Journal(reserved, () =>
-            child.Ask(new ApplyNetIn(msg.Handle, new Linux.Network.PortMapping(port, msg.ContainerPort)), timeout)
-                .ContinueWith(t => new NetInFinished(msg.Handle, port, t.IsCompletedSuccessfully ? t.Result : t.Exception!.GetBaseException(), replyTo))
-                .PipeTo(Self));
-    }
-
-    private void NetInFinished_(NetInFinished msg)
-    {
-        if (msg.Result is NetInInForce)
-        {
-            msg.ReplyTo.Tell(msg.Result);
-            return;
-        }
-        var error = msg.Result as GardenException ?? new GardenException(ErrorKind.Internal, $"net-in failed: {(msg.Result as Exception)?.Message ?? msg.Result}");
-        if (!_state.Containers.ContainsKey(msg.Handle))
-        {
-            msg.ReplyTo.Tell(new Status.Failure(error));
-            return;
-        }
-        var returned = new PortsReturned { Handle = msg.Handle };
-        returned.Ports.Add((uint)msg.HostPort);
-        Journal(returned, () => msg.ReplyTo.Tell(new Status.Failure(error)));
-    }
-
-    private void Route(IContainerCommand msg)
-    {
-        if (_children.TryGetValue(msg.Handle, out var child)) child.Forward(msg);
-        else Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
-    }
-
-    private void List(ListContainers msg)
-    {
-        var timeout = _settings.AskTimeout;
-        var asks = _children.Select(c => c.Value.Ask<ContainerSummary>(new GetSummary(c.Key), timeout)
-            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null)).ToList();
-        Task.WhenAll(asks).ContinueWith(t => (object)new ContainerList(t.Result
-                .Where(s => s is not null && s.State is not (ContainerLifecycle.Creating or ContainerLifecycle.Destroying or ContainerLifecycle.Destroyed))
-                .Where(s => msg.Filter.All(kv => s!.Properties.TryGetValue(kv.Key, out var v) && v == kv.Value))
-                .Select(s => s!.Handle).Order(StringComparer.Ordinal).ToImmutableArray()))
-            .PipeTo(Sender);
-    }
-
-    private void BulkMetrics(BulkMetrics msg) =>
-        AskEach<ContainerMetrics>(msg.Handles, h => new GetMetrics(h))
-            .ContinueWith(t => (object)new BulkMetricsResult(t.Result.Ok, t.Result.Errors)).PipeTo(Sender);
-
-    /// <summary>Asks each named container; per handle the answer or the error it got.</summary>
-    private Task<(ImmutableDictionary<string, T> Ok, ImmutableDictionary<string, GardenException> Errors)> AskEach<T>(
-        IEnumerable<string> handles, Func<string, object> message)
-    {
-        var timeout = _settings.AskTimeout;
-        var asks = handles.Distinct().Select(async h =>
-        {
-            if (!_children.TryGetValue(h, out var c)) return (h, default(T), GardenException.UnknownHandle(h));
-            try
-            {
-                return (h, await c.Ask<T>(message(h), timeout), (GardenException?)null);
-            }
-            catch (Exception e)
-            {
-                return (h, default(T), e as GardenException ?? new GardenException(ErrorKind.Internal, e.Message, e));
-            }
-        }).ToList();
-        return Task.WhenAll(asks).ContinueWith(t => (
-            t.Result.Where(r => r.Item3 is null).ToImmutableDictionary(r => r.h, r => r.Item2!),
-            t.Result.Where(r => r.Item3 is not null).ToImmutableDictionary(r => r.h, r => r.Item3!)));
-    }
-
-    private void BulkInfo(BulkInfo msg) =>
-        AskEach<ContainerInfo>(msg.Handles, h => new GetInfo(h))
-            .ContinueWith(t => (object)new BulkInfoResult(t.Result.Ok, t.Result.Errors)).PipeTo(Sender);
 }

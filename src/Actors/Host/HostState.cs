@@ -6,8 +6,9 @@ using Google.Protobuf;
 namespace Garden.Actors.Host;
 
 /// <summary>The pure state of the host: which handles exist and under which incarnation their journal lives, and what
-/// each holds of the pools (its subnet and address, its host ports). Journaled, so a restart never hands out twice.</summary>
-public sealed record HostState(
+/// each holds of the pools (its subnet and address, its host ports). Journaled, so a restart never hands out twice.
+/// Its fold is here; its decisions (admission, ports, release) are in HostState.Decisions.cs.</summary>
+public sealed partial record HostState(
     ImmutableDictionary<string, long> Containers,
     long NextIncarnation,
     ImmutableList<string> Versions,

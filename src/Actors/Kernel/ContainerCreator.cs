@@ -154,7 +154,6 @@ internal static class Depot
 {
     public static void Create(ContainerPaths paths)
     {
-        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("containers are made on Linux only");
         const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
         Directory.CreateDirectory(paths.Depot, rootOnly);
         Directory.CreateDirectory(Path.GetDirectoryName(paths.AgentSocket)!, rootOnly);

@@ -4,6 +4,7 @@ using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
+using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Process;
 
@@ -191,11 +192,4 @@ public sealed class ProcessActor : ReceiveActor
         }
         return r;
     }
-}
-
-/// <summary>Agent failures in the caller's terms: <see cref="GardenErrors.From"/>, kept under this name for the gateway.</summary>
-public static class AgentErrors
-{
-    public static GardenException ToGarden(Exception e, string handle, string? processId = null) =>
-        GardenErrors.From(e, handle, "process", processId);
 }

@@ -1,7 +1,9 @@
 using System.Formats.Tar;
 using Garden.Protocol.Agent;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 using static Garden.Agent.Tar.FsNative;
+using static Tmds.Linux.LibC;
 
 namespace Garden.Agent.Tar;
 
@@ -22,7 +24,7 @@ internal static class TarArchiver
         {
             string dir = trimmed.Length == 0 ? "/" : trimmed;
             if (FstatAt(AT_FDCWD, dir, out var st, 0) != 0) throw Missing(Errno, path);
-            if (st.Type != S_IFDIR) throw new ToolException(ToolExit.ToolBadInput, $"path {path} is not a directory (a trailing / means its contents)");
+            if (!S_ISDIR(st.st_mode)) throw new ToolException(ToolExit.ToolBadInput, $"path {path} is not a directory (a trailing / means its contents)");
             AddChildren(writer, dir, "");
             return;
         }
@@ -30,7 +32,7 @@ internal static class TarArchiver
         Add(writer, trimmed, Path.GetFileName(trimmed), top: true);
     }
 
-    private static ToolException Missing(int errno, string path) => errno is ENOENT or ENOTDIR
+    private static ToolException Missing(int errno, string path) => errno == ENOENT || errno == ENOTDIR
         ? new ToolException(ToolExit.ToolNotFound, $"path {path} does not exist in the container")
         : ToolException.FromErrno(errno, $"path {path}");
 
@@ -41,39 +43,37 @@ internal static class TarArchiver
             if (!top && Errno == ENOENT) return; // removed while we walked
             throw Missing(Errno, fsPath);
         }
-        switch (st.Type)
+        if (S_ISDIR(st.st_mode))
         {
-            case S_IFDIR:
-                writer.WriteEntry(Entry(TarEntryType.Directory, name + "/", st));
-                AddChildren(writer, fsPath, name + "/");
-                break;
-            case S_IFREG:
+            writer.WriteEntry(Entry(TarEntryType.Directory, name + "/", st));
+            AddChildren(writer, fsPath, name + "/");
+        }
+        else if (S_ISREG(st.st_mode))
+        {
+            int fd = OpenAt(AT_FDCWD, fsPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0);
+            if (fd < 0)
             {
-                int fd = OpenAt(AT_FDCWD, fsPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0);
-                if (fd < 0)
-                {
-                    if (!top && Errno == ENOENT) return;
-                    throw ToolException.FromErrno(Errno, $"reading {fsPath}");
-                }
-                using var data = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize: 0);
-                var entry = Entry(TarEntryType.RegularFile, name, st);
-                entry.DataStream = data;
-                writer.WriteEntry(entry);
-                break;
+                if (!top && Errno == ENOENT) return;
+                throw ToolException.FromErrno(Errno, $"reading {fsPath}");
             }
-            case S_IFLNK:
-            {
-                var entry = Entry(TarEntryType.SymbolicLink, name, st);
-                entry.LinkName = new FileInfo(fsPath).LinkTarget ?? "";
-                writer.WriteEntry(entry);
-                break;
-            }
-            case S_IFIFO:
-                writer.WriteEntry(Entry(TarEntryType.Fifo, name, st));
-                break;
-            default:
-                Console.Error.WriteLine($"{fsPath}: sockets and device nodes are not archived; skipped");
-                break;
+            using var data = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize: 0);
+            var entry = Entry(TarEntryType.RegularFile, name, st);
+            entry.DataStream = data;
+            writer.WriteEntry(entry);
+        }
+        else if (S_ISLNK(st.st_mode))
+        {
+            var entry = Entry(TarEntryType.SymbolicLink, name, st);
+            entry.LinkName = new FileInfo(fsPath).LinkTarget ?? "";
+            writer.WriteEntry(entry);
+        }
+        else if (S_ISFIFO(st.st_mode))
+        {
+            writer.WriteEntry(Entry(TarEntryType.Fifo, name, st));
+        }
+        else
+        {
+            Console.Error.WriteLine($"{fsPath}: sockets and device nodes are not archived; skipped");
         }
     }
 
@@ -97,11 +97,11 @@ internal static class TarArchiver
         foreach (var child in children) Add(writer, dir + sep + child, prefix + child);
     }
 
-    private static PaxTarEntry Entry(TarEntryType type, string name, in Stat st) => new(type, name)
+    private static PaxTarEntry Entry(TarEntryType type, string name, in stat st) => new(type, name)
     {
-        Mode = (UnixFileMode)(st.Mode & 0xFFF),
-        Uid = (int)st.Uid,
-        Gid = (int)st.Gid,
-        ModificationTime = DateTimeOffset.FromUnixTimeSeconds(st.MtimeSec).AddTicks(st.MtimeNsec / 100),
+        Mode = (UnixFileMode)((ushort)st.st_mode & 0xFFF),
+        Uid = (int)(uint)st.st_uid,
+        Gid = (int)(uint)st.st_gid,
+        ModificationTime = DateTimeOffset.FromUnixTimeSeconds(st.st_mtim.tv_sec).AddTicks(st.st_mtim.tv_nsec / 100),
     };
 }

@@ -1,6 +1,8 @@
 using System.Formats.Tar;
 using Garden.Protocol.Agent;
+using Tmds.Linux;
 using static Garden.Agent.Tar.FsNative;
+using static Tmds.Linux.LibC;
 
 namespace Garden.Agent.Tar;
 
@@ -14,7 +16,7 @@ namespace Garden.Agent.Tar;
 /// </summary>
 internal sealed class TarExtractor
 {
-    private const int DirOpen = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    private static readonly int DirOpen = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
     private readonly string _dest;
     private readonly bool _asRoot = Geteuid() == 0;
@@ -57,14 +59,14 @@ internal sealed class TarExtractor
         {
             var (parts, name, mode, mtime) = _dirs[i];
             using var dir = Walk(root, parts, name, create: false);
-            if (Fchmod(dir.Value, mode) != 0) throw ToolException.FromErrno(Errno, $"chmod {name}");
+            if (Fchmod(dir.Value, (ushort)mode) != 0) throw ToolException.FromErrno(Errno, $"chmod {name}");
             SetTimes(dir.Value, null, mtime, 0, name);
         }
     }
 
     /// <summary>DEST itself is the caller's choice (resolved in the container's root, so even a symlink stays inside);
     /// it is created with its parents if missing.</summary>
-    private FsFd OpenDestination()
+    private Fd OpenDestination()
     {
         int fd = OpenAt(AT_FDCWD, _dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
         if (fd < 0 && Errno == ENOENT)
@@ -86,10 +88,10 @@ internal sealed class TarExtractor
                 ? new ToolException(ToolExit.ToolBadInput, $"destination {_dest} is not a directory")
                 : ToolException.FromErrno(errno, $"destination {_dest}");
         }
-        return new FsFd(fd);
+        return new Fd(fd);
     }
 
-    private void Apply(FsFd root, TarEntry entry)
+    private void Apply(Fd root, TarEntry entry)
     {
         string name = entry.Name;
         var parts = Components(name, name);
@@ -113,7 +115,7 @@ internal sealed class TarExtractor
                 if (target.Length == 0) throw new ToolException(ToolExit.ToolBadInput, $"entry {name}: hard link to the destination itself");
                 using var srcDir = Walk(root, target.AsSpan(0, target.Length - 1), name, create: false);
                 int fd = OpenAt(srcDir.Value, target[^1], O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0);
-                if (fd < 0 || FstatAt(fd, "", out var st, AT_EMPTY_PATH) != 0 || st.Type != S_IFREG)
+                if (fd < 0 || FstatAt(fd, "", out var st, AT_EMPTY_PATH) != 0 || !S_ISREG(st.st_mode))
                 {
                     if (fd >= 0) Close(fd);
                     throw new ToolException(ToolExit.ToolBadInput,
@@ -132,7 +134,7 @@ internal sealed class TarExtractor
                 break;
             case TarEntryType.Fifo:
                 RemoveExisting(parent, leaf, name);
-                if (MkfifoAt(parent.Value, leaf, mode) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: mkfifo");
+                if (MkfifoAt(parent.Value, leaf, (ushort)mode) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: mkfifo");
                 if (_asRoot && FchownAt(parent.Value, leaf, (uint)entry.Uid, (uint)entry.Gid, AT_SYMLINK_NOFOLLOW) != 0)
                     throw ToolException.FromErrno(Errno, $"entry {name}: chown");
                 break;
@@ -158,9 +160,9 @@ internal sealed class TarExtractor
     }
 
     /// <summary>Opens the directory at parts under root without following any symlink, creating missing ones.</summary>
-    private static FsFd Walk(FsFd root, ReadOnlySpan<string> parts, string entry, bool create)
+    private static Fd Walk(Fd root, ReadOnlySpan<string> parts, string entry, bool create)
     {
-        var cur = new FsFd(OpenAt(root.Value, ".", DirOpen, 0));
+        var cur = new Fd(OpenAt(root.Value, ".", DirOpen, 0));
         if (cur.IsInvalid) throw ToolException.FromErrno(Errno, "opening the destination");
         for (int i = 0; i < parts.Length; i++)
         {
@@ -180,25 +182,25 @@ internal sealed class TarExtractor
                 int errno = Errno;
                 cur.Dispose();
                 string prefix = string.Join('/', parts[..(i + 1)].ToArray());
-                throw errno is ELOOP or ENOTDIR
+                throw errno == ELOOP || errno == ENOTDIR
                     ? new ToolException(ToolExit.ToolBadInput,
                         $"entry {entry}: {prefix} in the destination is a symlink or not a directory; it is never followed")
                     : ToolException.FromErrno(errno, $"entry {entry}: opening {prefix}");
             }
             cur.Dispose();
-            cur = new FsFd(fd);
+            cur = new Fd(fd);
         }
         return cur;
     }
 
-    private void MakeDirectory(FsFd parent, string leaf, string name, TarEntry entry)
+    private void MakeDirectory(Fd parent, string leaf, string name, TarEntry entry)
     {
         // 0700 until the end: the archive's mode may forbid writing what comes inside
         if (MkdirAt(parent.Value, leaf, 0b111_000_000) != 0)
         {
             if (Errno != EEXIST) throw ToolException.FromErrno(Errno, $"entry {name}: mkdir");
             if (FstatAt(parent.Value, leaf, out var st, AT_SYMLINK_NOFOLLOW) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: stat");
-            if (st.Type != S_IFDIR)
+            if (!S_ISDIR(st.st_mode))
             {
                 RemoveExisting(parent, leaf, name);
                 if (MkdirAt(parent.Value, leaf, 0b111_000_000) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: mkdir");
@@ -208,9 +210,9 @@ internal sealed class TarExtractor
             throw ToolException.FromErrno(Errno, $"entry {name}: chown");
     }
 
-    private unsafe void WriteFile(FsFd parent, string leaf, string name, TarEntry entry, Stream? data)
+    private unsafe void WriteFile(Fd parent, string leaf, string name, TarEntry entry, Stream? data)
     {
-        const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+        int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
         RemoveExisting(parent, leaf, name);
         int fd = OpenAt(parent.Value, leaf, flags, 0b110_000_000);
         if (fd < 0 && Errno == EEXIST)
@@ -220,7 +222,7 @@ internal sealed class TarExtractor
             fd = OpenAt(parent.Value, leaf, flags, 0b110_000_000);
         }
         if (fd < 0) throw ToolException.FromErrno(Errno, $"entry {name}: create");
-        using var file = new FsFd(fd);
+        using var file = new Fd(fd);
         try
         {
             if (data != null)
@@ -234,12 +236,12 @@ internal sealed class TarExtractor
                         int off = 0;
                         while (off < n)
                         {
-                            nint w = Write(fd, p + off, n - off);
+                            long w = Write(fd, p + off, n - off);
                             if (w < 0)
                             {
                                 if (Errno == EINTR) continue;
                                 int errno = Errno;
-                                throw errno is ENOSPC or EDQUOT
+                                throw errno == ENOSPC || errno == EDQUOT
                                     ? new ToolException(ToolExit.ToolNoSpace, $"entry {name}: the container's disk is full ({Native.ErrorText(errno)})")
                                     : ToolException.FromErrno(errno, $"entry {name}: write");
                             }
@@ -249,7 +251,7 @@ internal sealed class TarExtractor
                 }
             }
             if (_asRoot && Fchown(fd, (uint)entry.Uid, (uint)entry.Gid) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: chown");
-            if (Fchmod(fd, (uint)entry.Mode & 0xFFF) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: chmod");
+            if (Fchmod(fd, (ushort)((int)entry.Mode & 0xFFF)) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: chmod");
             SetTimes(fd, null, entry.ModificationTime, 0, name);
         }
         catch
@@ -261,26 +263,27 @@ internal sealed class TarExtractor
     }
 
     /// <summary>Unlinks whatever is at leaf (never following it); an empty directory is removed, a non-empty one is refused.</summary>
-    private static void RemoveExisting(FsFd parent, string leaf, string name)
+    private static void RemoveExisting(Fd parent, string leaf, string name)
     {
         if (FstatAt(parent.Value, leaf, out var st, AT_SYMLINK_NOFOLLOW) != 0)
         {
             if (Errno == ENOENT) return;
             throw ToolException.FromErrno(Errno, $"entry {name}: stat");
         }
-        bool dir = st.Type == S_IFDIR;
+        bool dir = S_ISDIR(st.st_mode);
         if (UnlinkAt(parent.Value, leaf, dir ? AT_REMOVEDIR : 0) != 0 && Errno != ENOENT)
         {
-            throw Errno is ENOTEMPTY or EEXIST
+            int errno = Errno;
+            throw errno == ENOTEMPTY || errno == EEXIST
                 ? new ToolException(ToolExit.ToolBadInput, $"entry {name}: a non-empty directory is in the way")
-                : ToolException.FromErrno(Errno, $"entry {name}: removing what is in the way");
+                : ToolException.FromErrno(errno, $"entry {name}: removing what is in the way");
         }
     }
 
     private static unsafe void SetTimes(int dirfd, string? leaf, DateTimeOffset mtime, int flags, string name)
     {
-        var times = stackalloc Timespec[2];
-        times[0] = times[1] = new Timespec { Sec = mtime.ToUnixTimeSeconds(), Nsec = TarTool.Nanos(mtime) };
+        var times = stackalloc timespec[2];
+        times[0] = times[1] = new timespec { tv_sec = mtime.ToUnixTimeSeconds(), tv_nsec = (long_t)TarTool.Nanos(mtime) };
         int r = leaf is null ? Futimens(dirfd, times) : UtimensAt(dirfd, leaf, times, flags);
         if (r != 0) throw ToolException.FromErrno(Errno, $"entry {name}: setting mtime");
     }

@@ -40,7 +40,7 @@ internal static class TarTool
             Console.Error.WriteLine(e.Message);
             return (int)e.Exit;
         }
-        catch (IOException e) when (e.HResult is FsNative.ENOSPC or FsNative.EDQUOT)
+        catch (IOException e) when (e.HResult == Tmds.Linux.LibC.ENOSPC || e.HResult == Tmds.Linux.LibC.EDQUOT)
         {
             Console.Error.WriteLine($"the container's disk is full: {e.Message}");
             return (int)ToolExit.ToolNoSpace;

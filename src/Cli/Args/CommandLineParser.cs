@@ -1,283 +1,131 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+
 namespace Garden.Cli.Args;
 
-/// <summary>Turns argv into an <see cref="Invocation"/>. Throws <see cref="UsageException"/> naming what was wrong.</summary>
+/// <summary>Turns argv into an <see cref="Invocation"/> with <see cref="Syntax"/>. Throws <see cref="UsageException"/> with one
+/// line naming what was wrong. Besides System.CommandLine's own rules: a word before "--" that looks like a flag is never
+/// taken as a positional or as a flag's value (use --flag=-value), and run's command starts at the first word after
+/// HANDLE that is not one of run's flags.</summary>
 public static class CommandLineParser
 {
-    private static readonly FlagSpec Socket = new("--socket", TakesValue: true);
-    private static readonly FlagSpec Json = new("--json");
-    private static readonly FlagSpec Help = new("--help");
-    private static readonly FlagSpec HelpShort = new("-h");
-    private static readonly FlagSpec[] GlobalFlags = [Socket, Json, Help, HelpShort];
+    /// <summary>No response files (an argument "@x" is just that), no bundling of short flags.</summary>
+    internal static readonly ParserConfiguration Configuration = new() { ResponseFileTokenReplacer = null, EnablePosixBundling = false };
 
     public static Invocation Parse(IReadOnlyList<string> args)
     {
-        string? socket = null;
-        bool json = false;
-        int i = 0;
-
-        // Global flags before the command.
-        for (; i < args.Count && ArgScanner.IsFlag(args[i]); i++)
+        var argv = SeparateRunCommand(args);
+        var result = Syntax.Root.Parse(argv, Configuration);
+        var command = result.CommandResult.Command;
+        var name = command == Syntax.Root ? null : command.Name;
+        // --help anywhere before "--" asks for the command's help, whatever else is there.
+        if (result.GetResult(Syntax.Help) is not null) return new(new(null, result.GetValue(Syntax.Json)), new HelpCommand(name));
+        if (result.GetValue(Syntax.Version)) return new(new(null, result.GetValue(Syntax.Json)), new VersionCommand());
+        if (Problem(result, argv) is { } problem) throw new UsageException(problem, name);
+        try
         {
-            var arg = args[i];
-            if (arg is "--help" or "-h") return new(new(socket, json), new HelpCommand(null));
-            if (arg == "--version") return new(new(socket, json), new VersionCommand());
-            if (arg == "--json") { json = true; continue; }
-            if (arg == "--socket" || arg.StartsWith("--socket=", StringComparison.Ordinal))
-            {
-                if (arg.Length > "--socket".Length) socket = arg["--socket=".Length..];
-                else if (i + 1 < args.Count && !ArgScanner.IsFlag(args[i + 1])) socket = args[++i];
-                else throw new UsageException("flag --socket needs a value");
-                continue;
-            }
-            throw new UsageException($"unknown flag '{FlagName(arg)}'");
+            return new(new(result.GetValue(Syntax.Socket), result.GetValue(Syntax.Json)), ((GardenCommand)command).Bind(result));
         }
-        if (i == args.Count)
-            throw new UsageException("missing command (run 'garden --help' for the list)");
-
-        var name = args[i];
-        var rest = args.Skip(i + 1).ToList();
-
-        if (name == "help")
-            return new(new(socket, json), new HelpCommand(rest.FirstOrDefault()));
-        if (name == "version")
-            return new(new(socket, json), new VersionCommand());
-        if (!Usage.Commands.ContainsKey(name))
-            throw new UsageException($"unknown command '{name}' (run 'garden --help' for the list)");
-
-        // "--help" anywhere before "--" asks for this command's usage, whatever else is there.
-        foreach (var a in rest)
+        catch (UsageException e) when (e.Command is null)
         {
-            if (a == "--") break;
-            if (a is "--help" or "-h") return new(new(socket, json), new HelpCommand(name));
+            throw new UsageException(e.Message, name);
         }
-
-        var scanned = name switch
-        {
-            "create" => Scan(name, rest, [new("--handle", true), new("--rootfs", true), new("--env", true, true),
-                new("--property", true, true), new("--privileged"), new("--network", true), new("--net-in", true, true),
-                new("--bind-mount", true, true), new("--grace-time", true), .. LimitFlags]),
-            "limit" => Scan(name, rest, LimitFlags),
-            "list" => Scan(name, rest, new FlagSpec("--property", true, true)),
-            "stop" => Scan(name, rest, new FlagSpec("--kill")),
-            "run" => ArgScanner.Scan(name, rest, [.. GlobalFlags, new("--id", true), new("--user", true), new("--dir", true),
-                new("--env", true, true), new("--rlimit", true, true), new("--tty"), new("--detach")],
-                positionalsBeforeTrailing: 1),
-            "attach" => Scan(name, rest, new FlagSpec("--from", true)),
-            "stream-in" or "stream-out" => Scan(name, rest, new FlagSpec("--user", true)),
-            "net-out" => Scan(name, rest, new("--network", true, true), new("--port", true, true), new("--protocol", true),
-                new("--icmp-type", true), new("--log")),
-            _ => Scan(name, rest),
-        };
-
-        if (scanned.Value("--socket") is { } s) socket = s;
-        json |= scanned.Has("--json");
-        var globals = new GlobalOptions(socket, json);
-
-        // Outside run, words after "--" are ordinary positionals (lets a property value start with "-").
-        if (name != "run" && scanned.HasTrailing)
-            scanned.Positionals.AddRange(scanned.Trailing);
-
-        return new(globals, name switch
-        {
-            "ping" => NoArgs(name, scanned, new PingCommand()),
-            "capacity" => NoArgs(name, scanned, new CapacityCommand()),
-            "create" => ParseCreate(scanned),
-            "list" => NoArgs(name, scanned, new ListCommand(Properties("--property", scanned.All("--property")))),
-            "info" => new InfoCommand(Positionals(name, scanned, "HANDLE")[0]),
-            "destroy" => ParseDestroy(scanned),
-            "stop" => new StopCommand(Positionals(name, scanned, "HANDLE")[0], scanned.Has("--kill")),
-            "run" => ParseRun(scanned),
-            "attach" => ParseAttach(scanned),
-            "signal" => ParseSignal(scanned),
-            "property" => ParseProperty(scanned),
-            "limit" => new LimitCommand(Positionals(name, scanned, "HANDLE")[0], ParseLimits(scanned)),
-            "metrics" => new MetricsCommand(Positionals(name, scanned, "HANDLE")[0]),
-            "net-in" => ParseNetIn(scanned),
-            "net-out" => ParseNetOut(scanned),
-            "stream-in" => ParseStream(scanned, "DEST-DIR", (h, p, u) => new StreamInCommand(h, p, u)),
-            "stream-out" => ParseStream(scanned, "PATH", (h, p, u) => new StreamOutCommand(h, p, u)),
-            "grace-time" => ParseGraceTime(scanned),
-            "events" => ParseEvents(scanned),
-            _ => throw new UsageException($"unknown command '{name}'"),
-        });
     }
 
-    private static ScannedArgs Scan(string command, IReadOnlyList<string> args, params FlagSpec[] flags) =>
-        ArgScanner.Scan(command, args, [.. GlobalFlags, .. flags]);
+    /// <summary>The first thing wrong, in the order a reader would look: flags, the command, positionals, values.</summary>
+    private static string? Problem(ParseResult result, IReadOnlyList<string> argv)
+    {
+        var command = result.CommandResult.Command;
+        var root = command == Syntax.Root;
+
+        // A switch given a value (--kill=yes): the tokenizer splits it in two, so look at the words as given.
+        foreach (var word in argv.TakeWhile(a => a != "--"))
+            if (word.StartsWith("--", StringComparison.Ordinal) && word.Contains('=')
+                && Find(command, FlagName(word)) is { Arity.MaximumNumberOfValues: 0 } option)
+                return $"flag {option.Name} takes no value (got '{word}')";
+
+        // Words before "--" that look like flags: unknown flags, or flags given where a value was due.
+        var values = new Dictionary<Token, Option>(ReferenceEqualityComparer.Instance);
+        foreach (var option in OptionResults(result.RootCommandResult))
+            foreach (var token in option.Tokens) values[token] = option.Option;
+        Token? previous = null;
+        foreach (var token in result.Tokens.TakeWhile(t => t.Type != TokenType.DoubleDash))
+        {
+            if (token.Type == TokenType.Argument && IsFlag(token.Value))
+            {
+                if (!values.TryGetValue(token, out var option))
+                    return $"unknown flag '{FlagName(token.Value)}'" + (root ? "" : $" for '{command.Name}'");
+                if (!GivenInline(previous, token, argv)) return $"flag {option.Name} needs a value";
+            }
+            previous = token;
+        }
+
+        if (result.UnmatchedTokens.FirstOrDefault() is { } extra)
+            return root ? $"unknown command '{extra}' (run 'garden --help' for the list)" : $"{command.Name}: unexpected argument '{extra}'";
+
+        foreach (var given in OptionResults(result.RootCommandResult).Where(o => !o.Implicit))
+        {
+            var max = given.Option.Arity.MaximumNumberOfValues;
+            if (max == 1 && given.IdentifierTokenCount > 1) return $"flag {given.Option.Name} given more than once";
+            if (max > 0 && given.Tokens.Count < given.IdentifierTokenCount) return $"flag {given.Option.Name} needs a value";
+        }
+
+        if (root) return "missing command (run 'garden --help' for the list)";
+        foreach (var argument in command.Arguments)
+            if ((result.GetResult(argument)?.Tokens.Count ?? 0) < argument.Arity.MinimumNumberOfValues)
+                return $"{command.Name}: missing {argument.Name}";
+
+        // What the value parsers said: each names the flag and the value.
+        return result.Errors.FirstOrDefault()?.Message;
+    }
+
+    /// <summary>run HANDLE CMD ARGS...: CMD is the first word after HANDLE that is neither a flag nor a flag's value; a "--"
+    /// goes before it so that everything from there on is the command's, its own flags included.</summary>
+    private static IReadOnlyList<string> SeparateRunCommand(IReadOnlyList<string> args)
+    {
+        var i = SkipFlags(Syntax.Root, args, 0);
+        if (i >= args.Count || args[i] != "run") return args;
+        var run = Syntax.Root.Subcommands.Single(c => c.Name == "run");
+        var positionals = 0;
+        for (i = SkipFlags(run, args, i + 1); i < args.Count && args[i] != "--"; i = SkipFlags(run, args, i + 1))
+            if (++positionals == 2) return [.. args.Take(i), "--", .. args.Skip(i)];
+        return args;
+    }
+
+    /// <summary>The index of the first word from <paramref name="i"/> on that is not a flag of <paramref name="command"/>
+    /// or its value.</summary>
+    private static int SkipFlags(Command command, IReadOnlyList<string> args, int i)
+    {
+        for (; i < args.Count && IsFlag(args[i]); i++)
+            if (!args[i].Contains('=') && Find(command, args[i]) is { Arity.MaximumNumberOfValues: > 0 }) i++;
+        return i;
+    }
+
+    /// <summary>A flag of the command, or one of garden's global flags.</summary>
+    private static Option? Find(Command command, string name) =>
+        command.Options.Concat(Syntax.Root.Options.Where(o => o.Recursive))
+            .FirstOrDefault(o => o.Name == name || o.Aliases.Contains(name));
+
+    private static IEnumerable<OptionResult> OptionResults(CommandResult command)
+    {
+        foreach (var child in command.Children)
+        {
+            if (child is OptionResult option) yield return option;
+            else if (child is CommandResult sub)
+                foreach (var o in OptionResults(sub)) yield return o;
+        }
+    }
+
+    /// <summary>Whether the value came as --flag=VALUE (or --flag:VALUE), where it may start with '-'.</summary>
+    private static bool GivenInline(Token? flag, Token value, IReadOnlyList<string> argv) =>
+        flag is { Type: TokenType.Option } && (argv.Contains($"{flag.Value}={value.Value}") || argv.Contains($"{flag.Value}:{value.Value}"));
+
+    /// <summary>"-" alone is a positional (stdin by convention); anything else starting with "-" is a flag.</summary>
+    private static bool IsFlag(string arg) => arg.Length > 1 && arg[0] == '-' && arg != "--";
 
     private static string FlagName(string arg)
     {
         int eq = arg.IndexOf('=');
         return eq > 2 ? arg[..eq] : arg;
-    }
-
-    private static T NoArgs<T>(string command, ScannedArgs s, T result)
-    {
-        if (s.Positionals.Count > 0)
-            throw new UsageException($"{command}: unexpected argument '{s.Positionals[0]}'", command);
-        return result;
-    }
-
-    /// <summary>Exactly the named positionals, in order; a missing one or an extra one is an error naming it.</summary>
-    private static List<string> Positionals(string command, ScannedArgs s, params string[] names)
-    {
-        if (s.Positionals.Count < names.Length)
-            throw new UsageException($"{command}: missing {names[s.Positionals.Count]}", command);
-        if (s.Positionals.Count > names.Length)
-            throw new UsageException($"{command}: unexpected argument '{s.Positionals[names.Length]}'", command);
-        foreach (var (value, index) in s.Positionals.Select((v, idx) => (v, idx)))
-            if (value.Length == 0)
-                throw new UsageException($"{command}: {names[index]} is empty", command);
-        return s.Positionals;
-    }
-
-    private static Dictionary<string, string> Properties(string flag, IEnumerable<string> values)
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var v in values)
-        {
-            var kv = Values.KeyValue(flag, v);
-            result[kv.Key] = kv.Value;   // the last one given wins
-        }
-        return result;
-    }
-
-    private static CreateCommand ParseCreate(ScannedArgs s)
-    {
-        NoArgs("create", s, 0);
-        var env = s.All("--env").Select(e => { Values.KeyValue("--env", e); return e; }).ToList();
-        var rootfs = s.Value("--rootfs");
-        if (rootfs is not null)
-        {
-            if (rootfs.Length == 0) throw new UsageException("flag --rootfs needs a directory", "create");
-            // The daemon resolves paths in its own working directory: send an absolute one.
-            if (!rootfs.Contains("://", StringComparison.Ordinal)) rootfs = System.IO.Path.GetFullPath(rootfs);
-        }
-        // The daemon reads the network (CIDR or IP) and says what is wrong with it; only an empty one is refused here.
-        var network = s.Value("--network");
-        if (network is { Length: 0 }) throw new UsageException("flag --network needs a CIDR or an IP address", "create");
-        var netIn = s.All("--net-in").Select(m => Values.PortMapping("--net-in", m)).ToList();
-        // A relative SRC is the caller's (like --rootfs): sent as an absolute path. The daemon checks that it exists.
-        var mounts = s.All("--bind-mount").Select(m => Values.BindMount("--bind-mount", m))
-            .Select(m => m with { Source = System.IO.Path.GetFullPath(m.Source) }).ToList();
-        var grace = s.Value("--grace-time") is { } g ? Values.Duration("--grace-time", g) : (TimeSpan?)null;
-        return new CreateCommand(s.Value("--handle"), rootfs, env, Properties("--property", s.All("--property")),
-            s.Has("--privileged"), ParseLimits(s), network, netIn, mounts, grace);
-    }
-
-    private static GraceTimeCommand ParseGraceTime(ScannedArgs s)
-    {
-        var p = Positionals("grace-time", s, "HANDLE", "DURATION");
-        return new GraceTimeCommand(p[0], Values.Duration("grace-time", p[1], "DURATION"));
-    }
-
-    private static EventsCommand ParseEvents(ScannedArgs s)
-    {
-        if (s.Positionals.Count > 1)
-            throw new UsageException($"events: unexpected argument '{s.Positionals[1]}'", "events");
-        if (s.Positionals.Count == 1 && s.Positionals[0].Length == 0) throw new UsageException("events: HANDLE is empty", "events");
-        return new EventsCommand(s.Positionals.Count == 1 ? s.Positionals[0] : null);
-    }
-
-    private static readonly FlagSpec[] LimitFlags =
-        [new("--memory", true), new("--cpu-weight", true), new("--cpu-quota", true), new("--pids", true), new("--disk", true),
-            new("--bandwidth", true)];
-
-    private static LimitArgs ParseLimits(ScannedArgs s) => new(
-        s.Value("--memory") is { } m ? Values.Size("--memory", m) : null,
-        s.Value("--cpu-weight") is { } w ? Values.Positive("--cpu-weight", w) : null,
-        s.Value("--cpu-quota") is { } q ? Values.Cpus("--cpu-quota", q) : null,
-        s.Value("--pids") is { } p ? Values.Positive("--pids", p) : null,
-        s.Value("--disk") is { } d ? Values.Size("--disk", d) : null,
-        s.Value("--bandwidth") is { } b ? Values.Bandwidth("--bandwidth", b) : null);
-
-    private static NetInCommand ParseNetIn(ScannedArgs s)
-    {
-        var p = Positionals("net-in", s, "HANDLE", "HOST-PORT:CONTAINER-PORT");
-        return new NetInCommand(p[0], Values.PortMapping("net-in", p[1], "HOST-PORT:CONTAINER-PORT"));
-    }
-
-    /// <summary>One rule from the flags. Ports only go with tcp/udp and an icmp type only with icmp, as the daemon requires.</summary>
-    private static NetOutCommand ParseNetOut(ScannedArgs s)
-    {
-        var handle = Positionals("net-out", s, "HANDLE")[0];
-        var protocolText = s.Value("--protocol");
-        var protocol = protocolText is null ? NetProtocol.All : Values.Protocol("--protocol", protocolText);
-        var protocolName = protocolText is null ? "all (the default)" : protocolText;
-        var networks = s.All("--network").Select(n => Values.IpRange("--network", n)).ToList();
-        var ports = s.All("--port").Select(p => Values.PortRange("--port", p)).ToList();
-        if (ports.Count > 0 && protocol is not (NetProtocol.Tcp or NetProtocol.Udp))
-            throw new UsageException($"net-out: --port {s.All("--port")[0]} needs --protocol tcp or udp, not {protocolName}", "net-out");
-        IcmpArg? icmp = null;
-        if (s.Value("--icmp-type") is { } icmpText)
-        {
-            if (protocol != NetProtocol.Icmp)
-                throw new UsageException($"net-out: --icmp-type {icmpText} needs --protocol icmp, not {protocolName}", "net-out");
-            icmp = Values.Icmp("--icmp-type", icmpText);
-        }
-        return new NetOutCommand(handle, new NetOutRuleArg(protocol, networks, ports, icmp, s.Has("--log")));
-    }
-
-    private static DestroyCommand ParseDestroy(ScannedArgs s)
-    {
-        if (s.Positionals.Count == 0) throw new UsageException("destroy: missing HANDLE", "destroy");
-        if (s.Positionals.Any(h => h.Length == 0)) throw new UsageException("destroy: HANDLE is empty", "destroy");
-        return new DestroyCommand(s.Positionals);
-    }
-
-    private static RunCommand ParseRun(ScannedArgs s)
-    {
-        if (s.Positionals.Count == 0) throw new UsageException("run: missing HANDLE", "run");
-        if (s.Positionals[0].Length == 0) throw new UsageException("run: HANDLE is empty", "run");
-        if (s.Trailing.Count == 0 || s.Trailing[0].Length == 0)
-            throw new UsageException("run: missing the command to run (garden run HANDLE [flags] -- CMD [ARGS...])", "run");
-        var env = s.All("--env").Select(e => { Values.KeyValue("--env", e); return e; }).ToList();
-        var rlimits = s.All("--rlimit").Select(r => Values.Rlimit("--rlimit", r)).ToList();
-        return new RunCommand(s.Positionals[0], s.Value("--id"), s.Value("--user"), s.Value("--dir"), env, rlimits,
-            s.Has("--tty"), s.Has("--detach"), s.Trailing[0], s.Trailing.Skip(1).ToList());
-    }
-
-    private static CliCommand ParseStream(ScannedArgs s, string pathName, Func<string, string, string?, CliCommand> make)
-    {
-        var name = pathName == "PATH" ? "stream-out" : "stream-in";
-        var p = Positionals(name, s, "HANDLE", pathName);
-        var user = s.Value("--user");
-        if (user is { Length: 0 }) throw new UsageException($"{name}: flag --user needs a user name or uid[:gid]", name);
-        return make(p[0], p[1], user);
-    }
-
-    private static AttachCommand ParseAttach(ScannedArgs s)
-    {
-        var p = Positionals("attach", s, "HANDLE", "PROCESS-ID");
-        ulong from = s.Value("--from") is { } f ? Values.UInt64("--from", f) : 0;
-        return new AttachCommand(p[0], p[1], from);
-    }
-
-    private static SignalCommand ParseSignal(ScannedArgs s)
-    {
-        var p = Positionals("signal", s, "HANDLE", "PROCESS-ID", "SIGNAL");
-        try { return new SignalCommand(p[0], p[1], Signals.Parse(p[2])); }
-        catch (UsageException e) { throw new UsageException("signal: " + e.Message, "signal"); }
-    }
-
-    private static PropertyCommand ParseProperty(ScannedArgs s)
-    {
-        var p = s.Positionals;
-        if (p.Count == 0) throw new UsageException("property: missing HANDLE", "property");
-        if (p[0].Length == 0) throw new UsageException("property: HANDLE is empty", "property");
-        if (p.Count == 1) return new PropertyCommand(p[0], PropertyAction.List);
-        var (action, names) = p[1] switch
-        {
-            "get" => (PropertyAction.Get, new[] { "HANDLE", "get", "KEY" }),
-            "set" => (PropertyAction.Set, new[] { "HANDLE", "set", "KEY", "VALUE" }),
-            "rm" => (PropertyAction.Remove, new[] { "HANDLE", "rm", "KEY" }),
-            _ => throw new UsageException($"property: unknown action '{p[1]}' (get KEY | set KEY VALUE | rm KEY)", "property"),
-        };
-        if (p.Count < names.Length)
-            throw new UsageException($"property {p[1]}: missing {names[p.Count]}", "property");
-        if (p.Count > names.Length)
-            throw new UsageException($"property {p[1]}: unexpected argument '{p[names.Length]}'", "property");
-        if (p[2].Length == 0) throw new UsageException($"property {p[1]}: KEY is empty", "property");
-        return new PropertyCommand(p[0], action, p[2], action == PropertyAction.Set ? p[3] : null);
     }
 }

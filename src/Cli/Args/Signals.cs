@@ -12,19 +12,14 @@ public static class Signals
         ["VTALRM"] = 26, ["PROF"] = 27, ["WINCH"] = 28, ["IO"] = 29, ["POLL"] = 29, ["PWR"] = 30, ["SYS"] = 31,
     };
 
-    public const int Max = 64;   // SIGRTMAX
-
-    /// <summary>A number (1-64) or a name with or without SIG, any case: 15, TERM, SIGTERM, term.</summary>
+    /// <summary>A number or a name with or without SIG, any case: 15, TERM, SIGTERM, term. Which numbers are signals is the
+    /// daemon's to say.</summary>
     public static int Parse(string text)
     {
         var t = text.Trim();
-        if (int.TryParse(t, System.Globalization.NumberStyles.None, null, out var number))
-        {
-            if (number is >= 1 and <= Max) return number;
-            throw new UsageException($"signal {text} is out of range (1-{Max})");
-        }
+        if (int.TryParse(t, System.Globalization.NumberStyles.None, null, out var number)) return number;
         var name = t.StartsWith("SIG", StringComparison.OrdinalIgnoreCase) ? t[3..] : t;
         if (ByName.TryGetValue(name, out number)) return number;
-        throw new UsageException($"unknown signal '{text}' (use a number 1-{Max} or a name: TERM, KILL, HUP, INT, QUIT, USR1, USR2, ...)");
+        throw new UsageException($"unknown signal '{text}' (use a number 1-64 or a name: TERM, KILL, HUP, INT, QUIT, USR1, USR2, ...)");
     }
 }

@@ -14,6 +14,7 @@ internal static class ProcessCommands
             return await new ProcessStreamer(ctx.Output).StreamAsync(call, first, stdin => new RunRequest { Stdin = stdin }, cmd.Detach);
 
         // A terminal passes through: raw mode while the process runs, and its window size follows ours (SIGWINCH).
+        if (OperatingSystem.IsWindows()) throw new CliException("--tty needs a POSIX terminal");
         string? processId = null;
         using var raw = Terminal.RawStdin();
         using var winch = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGWINCH, sig =>

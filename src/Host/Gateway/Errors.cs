@@ -3,7 +3,8 @@ using Grpc.Core;
 
 namespace Garden.Host.Gateway;
 
-/// <summary>The one place domain errors become gRPC status codes.</summary>
+/// <summary>The one table from errors to gRPC statuses: a domain error by its kind, the rest by what they mean. The gRPC
+/// interceptor (<see cref="UnexpectedErrors"/>) and the Akka.Remote adapter (Remote.ApiActor) both answer with it.</summary>
 public static class Errors
 {
     public static StatusCode ToStatusCode(ErrorKind kind) => kind switch
@@ -17,14 +18,18 @@ public static class Errors
         _ => StatusCode.Internal,
     };
 
-    public static RpcException ToRpc(Exception e) => e switch
+    public static Status ToStatus(Exception e) => e switch
     {
-        RpcException r => r,
-        GardenException g => new RpcException(new Status(ToStatusCode(g.Kind), g.Message)),
-        Akka.Actor.AskTimeoutException => new RpcException(new Status(StatusCode.DeadlineExceeded, "gardend did not answer in time")),
-        OperationCanceledException => new RpcException(new Status(StatusCode.Cancelled, "cancelled")),
-        _ => new RpcException(new Status(StatusCode.Internal, e.Message)),
+        AggregateException { InnerExceptions.Count: 1 } a => ToStatus(a.InnerException!),
+        RpcException r => r.Status,
+        GardenException g => new Status(ToStatusCode(g.Kind), g.Message),
+        Akka.Actor.AskTimeoutException => new Status(StatusCode.DeadlineExceeded, "gardend did not answer in time"),
+        OperationCanceledException => new Status(StatusCode.Cancelled, "cancelled"),
+        _ => new Status(StatusCode.Internal, e.Message),
     };
 
-    public static string ToCodeName(ErrorKind kind) => ToStatusCode(kind).ToString();
+    public static RpcException ToRpc(Exception e) => e as RpcException ?? new RpcException(ToStatus(e));
+
+    /// <summary>True for what no domain rule explains (a bug, a race not foreseen): worth a line in the log.</summary>
+    public static bool IsUnexpected(Exception e) => ToStatus(e).StatusCode is StatusCode.Internal or StatusCode.Unknown;
 }

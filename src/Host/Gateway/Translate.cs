@@ -2,14 +2,15 @@ using System.Collections.Immutable;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Linux.Network;
-using Api = Garden.Protocol.Api;
 
 namespace Garden.Host.Gateway;
 
-/// <summary>Protobuf ↔ domain records. No decisions here: validation belongs to the actors.</summary>
+/// <summary>Protobuf ↔ domain records: shapes only, and whether a message the domain needs is present at all. Every value
+/// is checked by the domain (src/Actors/Validation), not here. The protobuf types are written
+/// <c>Protocol.Api.X</c>: most share a name with the domain record they become.</summary>
 public static class Translate
 {
-    public static ContainerSpec ToDomain(Api.ContainerSpec? s) => s is null
+    public static ContainerSpec ToDomain(Protocol.Api.ContainerSpec? s) => s is null
         ? new ContainerSpec("", "", [], ImmutableDictionary<string, string>.Empty, false)
         : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits),
             NetworkRequest: s.Network,
@@ -21,49 +22,40 @@ public static class Translate
     /// <summary>Milliseconds as sent; beyond what a TimeSpan holds becomes the largest one (refused by the actors as out of range).</summary>
     public static TimeSpan Millis(ulong ms) => ms > (ulong)TimeSpan.MaxValue.TotalMilliseconds / 2 ? TimeSpan.MaxValue : TimeSpan.FromMilliseconds(ms);
 
-    public static Api.ContainerEvent ToApi(Garden.Actors.Events.ContainerEvent e) => new()
+    public static Protocol.Api.ContainerEvent ToApi(Garden.Actors.Events.ContainerEvent e) => new()
     {
         Handle = e.Handle, Kind = e.Kind, ProcessId = e.ProcessId ?? "", ExitCode = e.ExitCode ?? 0, AtUnixMs = e.At.ToUnixTimeMilliseconds(),
         Detail = e.Detail,
     };
 
-    private static int Port(uint p) => p > int.MaxValue ? int.MaxValue : (int)p;
+    /// <summary>A port as sent; beyond what an int holds becomes the largest one (refused by the domain as out of range).</summary>
+    public static int Port(uint p) => p > int.MaxValue ? int.MaxValue : (int)p;
 
-    /// <summary>A rule as sent: "a.b.c.d", "a.b.c.d/n" or start-end addresses; ports with end 0 = one port.</summary>
-    public static NetOutRule ToDomain(Api.NetOutRule r, string field = "rule")
-    {
-        try
-        {
-            if (!Enum.IsDefined(r.Protocol)) throw new NetworkSpecException($"{field} protocol", $"{(int)r.Protocol} is not all, tcp, udp or icmp");
-            return new NetOutRule(
-                (NetProtocol)(int)r.Protocol,
-                [.. r.Networks.Select(n => Ipv4Range.Parse(n.Start, n.End, $"{field} network"))],
-                [.. r.Ports.Select(p => PortRange.Create(Port(p.Start), Port(p.End), $"{field} port"))],
-                r.Icmp is null ? null : (int)Math.Min(r.Icmp.Type, int.MaxValue),
-                r.Icmp is null || r.Icmp.Code < 0 ? null : r.Icmp.Code,
-                r.Log).Validated();
-        }
-        catch (NetworkSpecException e)
-        {
-            throw GardenException.Invalid(e.Field, e.Problem);
-        }
-    }
+    /// <summary>A rule as sent: "a.b.c.d", "a.b.c.d/n" or start-end addresses; ports with end 0 = one port; an ICMP code
+    /// below 0 = every code. <paramref name="field"/> names the rule in errors.</summary>
+    public static NetOutRule ToDomain(Protocol.Api.NetOutRule r, string field = "rule") => NetworkRequests.Rule(
+        (int)r.Protocol,
+        r.Networks.Select(n => (n.Start, n.End)),
+        r.Ports.Select(p => (Port(p.Start), Port(p.End))),
+        r.Icmp is null ? null : (int)Math.Min(r.Icmp.Type, int.MaxValue),
+        r.Icmp is null || r.Icmp.Code < 0 ? null : r.Icmp.Code,
+        r.Log, field);
 
     /// <summary>0 (or absent) means "not limited" / "leave as is".</summary>
-    public static Limits ToDomain(Api.Limits? l) => l is null ? Limits.None : new(
+    public static Limits ToDomain(Protocol.Api.Limits? l) => l is null ? Limits.None : new(
         l.MemoryBytes == 0 ? null : l.MemoryBytes, l.CpuWeight == 0 ? null : l.CpuWeight, l.CpuQuota == 0 ? null : l.CpuQuota,
         l.Pids == 0 ? null : l.Pids, l.DiskBytes == 0 ? null : l.DiskBytes,
         l.BandwidthRate == 0 ? null : l.BandwidthRate, l.BandwidthBurst == 0 ? null : l.BandwidthBurst);
 
-    public static Api.Limits ToApi(Limits l) => new()
+    public static Protocol.Api.Limits ToApi(Limits l) => new()
     {
         MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
         BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0,
     };
 
-    public static Api.ContainerMetrics ToApi(ContainerMetrics m)
+    public static Protocol.Api.ContainerMetrics ToApi(ContainerMetrics m)
     {
-        var r = new Api.ContainerMetrics
+        var r = new Protocol.Api.ContainerMetrics
         {
             Handle = m.Handle,
             MemoryUsageBytes = m.Cgroup.MemoryUsageBytes,
@@ -84,7 +76,11 @@ public static class Translate
         return r;
     }
 
-    public static ProcessSpec ToDomain(Api.ProcessSpec? s)
+    /// <summary>A terminal size, which a SetTty must carry.</summary>
+    public static TtySize ToDomain(Protocol.Api.TtySpec? size) =>
+        size is null ? throw GardenException.Invalid("size", "missing") : new TtySize(size.Rows, size.Cols);
+
+    public static ProcessSpec ToDomain(Protocol.Api.ProcessSpec? s)
     {
         if (s is null) throw GardenException.Invalid("spec", "missing");
         return new ProcessSpec(s.Id, s.Path, [.. s.Args], [.. s.Env], s.Dir, s.User,
@@ -92,9 +88,9 @@ public static class Translate
             s.Tty is null ? null : new TtySize(s.Tty.Rows, s.Tty.Cols));
     }
 
-    public static Api.ContainerInfo ToApi(ContainerInfo i)
+    public static Protocol.Api.ContainerInfo ToApi(ContainerInfo i)
     {
-        var r = new Api.ContainerInfo
+        var r = new Protocol.Api.ContainerInfo
         {
             Handle = i.Handle,
             State = ContainerState.Describe(i.State),
@@ -109,16 +105,16 @@ public static class Translate
             r.HostIp = n.Gateway.ToString();
             r.ContainerIp = n.Address.ToString();
         }
-        r.MappedPorts.AddRange((i.MappedPorts ?? []).Select(m => new Api.PortMapping { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort }));
-        r.BindMounts.AddRange((i.BindMounts.IsDefault ? [] : i.BindMounts).Select(b => new Api.BindMount { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
+        r.MappedPorts.AddRange((i.MappedPorts ?? []).Select(m => new Protocol.Api.PortMapping { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort }));
+        r.BindMounts.AddRange((i.BindMounts.IsDefault ? [] : i.BindMounts).Select(b => new Protocol.Api.BindMount { Src = b.Source, Dst = b.Destination, ReadOnly = b.ReadOnly }));
         r.GraceTimeMs = (ulong)i.GraceTime.TotalMilliseconds;
         r.OomKills = i.OomKills;
         r.LastOomUnixMs = i.LastOom?.ToUnixTimeMilliseconds() ?? 0;
         if (i.UserNamespace is { } userns)
         {
-            r.UserNamespace = new Api.UserNamespace();
-            r.UserNamespace.UidMap.AddRange(userns.Uids.Select(m => new Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
-            r.UserNamespace.GidMap.AddRange(userns.Gids.Select(m => new Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
+            r.UserNamespace = new Protocol.Api.UserNamespace();
+            r.UserNamespace.UidMap.AddRange(userns.Uids.Select(m => new Protocol.Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
+            r.UserNamespace.GidMap.AddRange(userns.Gids.Select(m => new Protocol.Api.IdMap { ContainerId = m.ContainerId, HostId = m.HostId, Size = m.Size }));
         }
         r.Events.AddRange(i.Events);
         r.ProcessIds.AddRange(i.ProcessIds);

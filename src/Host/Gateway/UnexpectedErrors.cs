@@ -3,16 +3,16 @@ using Grpc.Core.Interceptors;
 
 namespace Garden.Host.Gateway;
 
-/// <summary>Whatever a handler throws that is not already an RpcException (a bug, a race not foreseen) is logged with its
-/// cause and answered as Internal with its message, never as gRPC's bare "Unknown: Exception was thrown by handler".</summary>
+/// <summary>The one place gRPC calls map errors out: whatever a handler throws — a <see cref="Garden.Actors.GardenException"/>
+/// from the domain, an ask that timed out, a bug — becomes its status (<see cref="Errors"/>), never gRPC's bare "Unknown:
+/// Exception was thrown by handler". What no domain rule explains is logged with its cause.</summary>
 public sealed class UnexpectedErrors(ILogger<UnexpectedErrors> log) : Interceptor
 {
     private RpcException Map(Exception e, ServerCallContext context)
     {
-        if (e is RpcException r) return r;
         if (e is OperationCanceledException && context.CancellationToken.IsCancellationRequested)
             return new RpcException(new Status(StatusCode.Cancelled, "cancelled by the client"));
-        log.LogError(e, "{Method} failed", context.Method);
+        if (Errors.IsUnexpected(e)) log.LogError(e, "{Method} failed", context.Method);
         return Errors.ToRpc(e);
     }
 

@@ -93,10 +93,11 @@ public sealed class ApiActor : ReceiveActor
         _ => message.GetType().FullName ?? message.GetType().Name,
     };
 
-    /// <summary>GardenService's errors are RpcExceptions already mapped from domain errors (Errors.ToRpc).</summary>
+    /// <summary>The one place Akka.Remote maps errors out: whatever a GardenService method threw (a GardenException from
+    /// the domain, most often) as the status gRPC would answer with (<see cref="Errors"/>).</summary>
     public static ApiError ToApiError(Exception e)
     {
-        var rpc = Errors.ToRpc(e is AggregateException { InnerExceptions.Count: 1 } a ? a.InnerException! : e);
-        return new ApiError { Code = rpc.StatusCode.ToString(), Message = rpc.Status.Detail };
+        var status = Errors.ToStatus(e);
+        return new ApiError { Code = status.StatusCode.ToString(), Message = status.Detail };
     }
 }

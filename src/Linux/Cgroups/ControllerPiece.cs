@@ -31,27 +31,23 @@ internal abstract class ControllerPiece(string hierarchy, string parent)
     public abstract void Metrics(string handle, MetricsBuilder m);
 }
 
-/// <summary>The version-independent rules of a limit: checked before anything is written.</summary>
+/// <summary>The version-independent arithmetic of a limit. What a limit may be is the domain's to decide (Garden.Actors'
+/// Limits, one set of ranges for every entry); here only what the files cannot take is refused, before anything is
+/// written, as a caller's bug.</summary>
 internal static class LimitRules
 {
-    public const ulong MinMemory = 1UL << 20;         // 1 MiB: below this nothing starts
-    public const ulong MaxMemory = 1UL << 60;         // 1 EiB: anything above is a mistake
     public const ulong UnlimitedMemory = 1UL << 62;   // v1 reports "unlimited" as LONG_MAX rounded down to a page
     public const ulong MinShares = 2, MaxShares = 262144;
-    public const double MaxQuota = 1024;              // CPUs
-    public const ulong MaxPids = 4194304;             // PID_MAX_LIMIT
     public const long CfsPeriodUs = 100_000, MinCfsQuotaUs = 1000;
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> for a value no cgroup file of any version can take: a
+    /// weight outside cpu.shares' range (the v2 conversion needs it), a quota that is not a positive number of CPUs.</summary>
     public static void Validate(ResourceLimits l)
     {
-        if (l.MemoryBytes is { } m && (m < MinMemory || m > MaxMemory))
-            throw new CgroupLimitException($"MemoryBytes {m} is out of range ({MinMemory}..{MaxMemory})");
         if (l.CpuWeight is { } w && (w < MinShares || w > MaxShares))
-            throw new CgroupLimitException($"CpuWeight {w} is out of range ({MinShares}..{MaxShares}, in cpu.shares units)");
-        if (l.CpuQuota is { } q && (double.IsNaN(q) || q <= 0 || q > MaxQuota))
-            throw new CgroupLimitException($"CpuQuota {q} is out of range (>0..{MaxQuota} CPUs)");
-        if (l.Pids is { } p && (p < 1 || p > MaxPids))
-            throw new CgroupLimitException($"Pids {p} is out of range (1..{MaxPids})");
+            throw new ArgumentOutOfRangeException(nameof(l), $"CpuWeight {w} is not a cpu.shares value ({MinShares}..{MaxShares})");
+        if (l.CpuQuota is { } q && (!double.IsFinite(q) || q <= 0 || q * CfsPeriodUs > long.MaxValue))
+            throw new ArgumentOutOfRangeException(nameof(l), $"CpuQuota {q} is not a positive number of CPUs");
     }
 
     /// <summary>A fraction of a CPU as CFS quota in µs per <see cref="CfsPeriodUs"/>, at least <see cref="MinCfsQuotaUs"/>.</summary>

@@ -120,12 +120,12 @@ internal abstract class OomWatch : IDisposable
 /// <summary>cgroup v1: an eventfd registered through cgroup.event_control on memory.oom_control.</summary>
 internal sealed class OomWatchV1 : OomWatch
 {
-    private readonly SafeEventfdHandle _efd;
+    private readonly SafeFd _efd;
 
     public OomWatchV1(string cgroupDir, Action onOomKill) : base(cgroupDir, onOomKill)
     {
         var baseline = ReadOomKills() ?? throw new DirectoryNotFoundException($"no memory cgroup {cgroupDir}");
-        _efd = Sys.Eventfd(0, EventfdFlags.CloExec);
+        _efd = Sys.Eventfd(0);
         try
         {
             using var oomControl = File.OpenHandle(Path.Combine(cgroupDir, "memory.oom_control"), FileMode.Open, FileAccess.Read);
@@ -162,12 +162,12 @@ internal sealed class OomWatchV1 : OomWatch
 /// change; inotify works on cgroupfs and on the regular files of a fake cgroupfs alike).</summary>
 internal sealed class OomWatchV2 : OomWatch
 {
-    private readonly SafeInotifyHandle _inotify;
+    private readonly SafeFd _inotify;
     private readonly int _wd;
 
     public OomWatchV2(string cgroupDir, Action onOomKill) : base(cgroupDir, onOomKill)
     {
-        _inotify = Sys.InotifyInit(InotifyInitFlags.CloExec);
+        _inotify = Sys.InotifyInit();
         try
         {
             _wd = Sys.InotifyAddWatch(_inotify, Path.Combine(cgroupDir, "memory.events"), InotifyMask.Modify);

@@ -1,4 +1,5 @@
 using Garden.Linux.Interop;
+using Tmds.Linux;
 
 namespace Garden.Linux.Disk;
 
@@ -12,14 +13,14 @@ internal static class LoopDevice
     /// <summary>Binds <paramref name="backing"/> to a free loop device with autoclear (and direct I/O) set. The returned
     /// handle keeps the device alive: with autoclear, closing it before the filesystem is mounted detaches the device again,
     /// which is exactly the undo a failed create wants.</summary>
-    public static (string Path, SafeFdHandle Handle) Attach(SafeFdHandle backing, string backingPath, uint blockSize)
+    public static (string Path, SafeFd Handle) Attach(SafeFd backing, string backingPath, uint blockSize)
     {
-        using var control = Sys.Open(Control, OpenFlags.ReadWrite);
+        using var control = Sys.Open(Control, LibC.O_RDWR);
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
             var n = Sys.LoopControlGetFree(control);
             var path = $"/dev/loop{n}";
-            var loop = Sys.TryOpen(path, OpenFlags.ReadWrite);
+            var loop = Sys.TryOpen(path, LibC.O_RDWR);
             if (loop is null) continue; // removed between GET_FREE and open
             try
             {
@@ -28,7 +29,7 @@ internal static class LoopDevice
                 {
                     bound = Sys.LoopConfigure(loop, path, backing, LoopFlags.AutoClear | LoopFlags.DirectIo, blockSize);
                 }
-                catch (LinuxException e) when (e.Errno == Sys.EINVAL)
+                catch (LinuxException e) when (e.Errno == LibC.EINVAL)
                 {
                     // A backing file system without O_DIRECT support: bind buffered.
                     bound = Sys.LoopConfigure(loop, path, backing, LoopFlags.AutoClear, blockSize);
@@ -42,7 +43,7 @@ internal static class LoopDevice
             }
             loop.Dispose(); // EBUSY: another process took it between GET_FREE and LOOP_CONFIGURE
         }
-        throw new LinuxException("ioctl(LOOP_CONFIGURE)", backingPath, Sys.EBUSY);
+        throw new LinuxException("ioctl(LOOP_CONFIGURE)", backingPath, LibC.EBUSY);
     }
 
     /// <summary>The loop devices (/dev/loopN) whose backing file is <paramref name="backingPath"/> (canonical path),
@@ -69,14 +70,14 @@ internal static class LoopDevice
     /// still busy file system) the kernel detaches it at their last close.</summary>
     public static void Detach(string devicePath)
     {
-        using var loop = Sys.TryOpen(devicePath, OpenFlags.ReadOnly);
+        using var loop = Sys.TryOpen(devicePath, LibC.O_RDONLY);
         if (loop is null) return;
         Sys.LoopClearFd(loop, devicePath);
     }
 
     public static void SetCapacity(string devicePath)
     {
-        using var loop = Sys.Open(devicePath, OpenFlags.ReadOnly);
+        using var loop = Sys.Open(devicePath, LibC.O_RDONLY);
         Sys.LoopSetCapacity(loop, devicePath);
     }
 }

@@ -1,4 +1,5 @@
 using Garden.Linux.Interop;
+using Tmds.Linux;
 using Garden.Linux.Process;
 
 namespace Garden.Linux.Disk;
@@ -39,11 +40,11 @@ public sealed class LoopDiskQuota : IDiskQuota
             throw new DiskQuotaException($"{handle} already has a disk mounted at {mountPoint}");
         await RemoveLeftoversAsync(image, mountPoint).ConfigureAwait(false); // a create or destroy cut short by a crash
 
-        SafeFdHandle? loop = null;
+        SafeFd? loop = null;
         var mounted = false;
         try
         {
-            using (var file = Sys.Open(image, OpenFlags.ReadWrite | OpenFlags.Create | OpenFlags.Exclusive, 0b110_000_000))
+            using (var file = Sys.Open(image, LibC.O_RDWR | LibC.O_CREAT | LibC.O_EXCL, (ushort)(LibC.S_IRUSR | LibC.S_IWUSR)))
             {
                 Sys.Ftruncate(file, (long)bytes, image); // sparse: takes no host space until written
 
@@ -57,7 +58,7 @@ public sealed class LoopDiskQuota : IDiskQuota
                 (device, loop) = LoopDevice.Attach(file, image, BlockSize);
                 Directory.CreateDirectory(mountPoint);
                 // noinit_itable: the inode tables are holes, already zero; no background thread writing them out.
-                Sys.Mount(device, mountPoint, "ext4", MountFlags.NoSuid | MountFlags.NoDev, "noinit_itable");
+                Sys.Mount(device, mountPoint, "ext4", LibC.MS_NOSUID | LibC.MS_NODEV, "noinit_itable");
                 mounted = true;
             }
             return mountPoint;
@@ -67,7 +68,7 @@ public sealed class LoopDiskQuota : IDiskQuota
             // Undo in reverse: unmount, let autoclear detach the device (closing our handle), remove the file.
             try
             {
-                if (mounted) Sys.Unmount(mountPoint, UnmountFlags.None);
+                if (mounted) Sys.Unmount(mountPoint, 0);
                 loop?.Dispose();
                 loop = null;
                 await RemoveLeftoversAsync(image, mountPoint).ConfigureAwait(false);
@@ -136,7 +137,7 @@ public sealed class LoopDiskQuota : IDiskQuota
 
     private static void SetLength(string image, ulong bytes)
     {
-        using var file = Sys.Open(image, OpenFlags.ReadWrite);
+        using var file = Sys.Open(image, LibC.O_RDWR);
         Sys.Ftruncate(file, (long)bytes, image);
     }
 
@@ -150,13 +151,13 @@ public sealed class LoopDiskQuota : IDiskQuota
             {
                 try
                 {
-                    Sys.Unmount(mountPoint, UnmountFlags.None);
+                    Sys.Unmount(mountPoint, 0);
                 }
-                catch (LinuxException e) when (e.Errno == Sys.EBUSY)
+                catch (LinuxException e) when (e.Errno == LibC.EBUSY)
                 {
                     // Something still has files open there: detach it from the tree now; the file system (and with
                     // autoclear, the loop device) goes when the last user lets go.
-                    Sys.Unmount(mountPoint, UnmountFlags.Detach);
+                    Sys.Unmount(mountPoint, LibC.MNT_DETACH);
                 }
             }
             await RemoveLeftoversAsync(image, mountPoint).ConfigureAwait(false);

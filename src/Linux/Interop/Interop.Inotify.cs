@@ -1,24 +1,10 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
-/// <summary>An inotify instance; reading it yields the events of its watches.</summary>
-internal sealed class SafeInotifyHandle : SafeHandleZeroOrMinusOneIsInvalid
-{
-    public SafeInotifyHandle(int fd) : base(ownsHandle: true) => SetHandle(fd);
-
-    protected override bool ReleaseHandle() => Sys.Close((int)handle) == 0;
-}
-
-[Flags]
-internal enum InotifyInitFlags
-{
-    None = 0,
-    NonBlock = 0x800,  // IN_NONBLOCK
-    CloExec = 0x80000, // IN_CLOEXEC
-}
-
+/// <summary>The event bits of sys/inotify.h (Tmds.LibC has no inotify).</summary>
 [Flags]
 internal enum InotifyMask : uint
 {
@@ -35,87 +21,61 @@ internal enum InotifyMask : uint
 internal static unsafe partial class Sys
 {
     [LibraryImport("libc", EntryPoint = "inotify_init1", SetLastError = true)]
-    private static partial int InotifyInit1(int flags);
+    private static partial int InotifyInit1Raw(int flags);
 
-    [LibraryImport("libc", EntryPoint = "inotify_add_watch", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int InotifyAddWatchRaw(int fd, string path, uint mask);
+    [LibraryImport("libc", EntryPoint = "inotify_add_watch", SetLastError = true)]
+    private static partial int InotifyAddWatchRaw(int fd, byte* path, uint mask);
 
     [LibraryImport("libc", EntryPoint = "inotify_rm_watch", SetLastError = true)]
     private static partial int InotifyRmWatchRaw(int fd, int wd);
 
-    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
-    private static partial nint InotifyReadRaw(int fd, byte* buffer, nuint count);
-
-    public static SafeInotifyHandle InotifyInit(InotifyInitFlags flags)
+    /// <summary>inotify_init1(IN_CLOEXEC): an inotify instance; reading it yields the events of its watches.</summary>
+    public static SafeFd InotifyInit()
     {
-        var fd = InotifyInit1((int)flags);
+        var fd = InotifyInit1Raw(LibC.O_CLOEXEC); // IN_CLOEXEC is O_CLOEXEC
         if (fd < 0) throw LastError("inotify_init1");
-        return new SafeInotifyHandle(fd);
+        return new SafeFd(fd);
     }
 
     /// <summary>Watches a path; returns the watch descriptor (not a file descriptor).</summary>
-    public static int InotifyAddWatch(SafeInotifyHandle inotify, string path, InotifyMask mask)
+    public static int InotifyAddWatch(SafeFd inotify, string path, InotifyMask mask)
     {
-        var added = false;
-        inotify.DangerousAddRef(ref added);
-        try
+        using var fd = new FdRef(inotify);
+        fixed (byte* p = Utf8z(path, "inotify_add_watch"))
         {
-            var wd = InotifyAddWatchRaw((int)inotify.DangerousGetHandle(), path, (uint)mask);
+            var wd = InotifyAddWatchRaw(fd.Fd, p, (uint)mask);
             if (wd < 0) throw LastError("inotify_add_watch", path);
             return wd;
-        }
-        finally
-        {
-            if (added) inotify.DangerousRelease();
         }
     }
 
     /// <summary>Removes a watch (the kernel queues IN_IGNORED for it, waking a blocked reader);
     /// false if the watch was already gone (EINVAL: its file was deleted).</summary>
-    public static bool InotifyRmWatch(SafeInotifyHandle inotify, int wd)
+    public static bool InotifyRmWatch(SafeFd inotify, int wd)
     {
-        var added = false;
-        inotify.DangerousAddRef(ref added);
-        try
-        {
-            if (InotifyRmWatchRaw((int)inotify.DangerousGetHandle(), wd) == 0) return true;
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == EINVAL) return false;
-            throw new LinuxException("inotify_rm_watch", wd.ToString(), errno);
-        }
-        finally
-        {
-            if (added) inotify.DangerousRelease();
-        }
+        using var fd = new FdRef(inotify);
+        if (InotifyRmWatchRaw(fd.Fd, wd) == 0) return true;
+        var errno = Errno;
+        if (errno == LibC.EINVAL) return false;
+        throw new LinuxException("inotify_rm_watch", wd.ToString(CultureInfo.InvariantCulture), errno);
     }
 
     /// <summary>Blocks until events are queued; returns the union of their masks (names are not needed by callers
     /// that watch single files).</summary>
-    public static InotifyMask InotifyRead(SafeInotifyHandle inotify)
+    public static InotifyMask InotifyRead(SafeFd inotify)
     {
         const int headerSize = 16; // struct inotify_event { int wd; u32 mask; u32 cookie; u32 len; char name[]; }
         var buffer = stackalloc byte[4096];
-        var added = false;
-        inotify.DangerousAddRef(ref added);
-        try
+        using var fd = new FdRef(inotify);
+        long n;
+        while ((n = LibC.read(fd.Fd, buffer, 4096)) < 0)
+            if (Errno != LibC.EINTR) throw LastError("read", "inotify");
+        var mask = InotifyMask.None;
+        for (long off = 0; off + headerSize <= n;)
         {
-            nint n;
-            while ((n = InotifyReadRaw((int)inotify.DangerousGetHandle(), buffer, 4096)) < 0)
-            {
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno != EINTR) throw new LinuxException("read", "inotify", errno);
-            }
-            var mask = InotifyMask.None;
-            for (nint off = 0; off + headerSize <= n;)
-            {
-                mask |= (InotifyMask)(*(uint*)(buffer + off + 4));
-                off += headerSize + (nint)(*(uint*)(buffer + off + 12));
-            }
-            return mask;
+            mask |= (InotifyMask)(*(uint*)(buffer + off + 4));
+            off += headerSize + *(uint*)(buffer + off + 12);
         }
-        finally
-        {
-            if (added) inotify.DangerousRelease();
-        }
+        return mask;
     }
 }

@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
-/// <summary>lo_flags of linux/loop.h.</summary>
+/// <summary>lo_flags of linux/loop.h (Tmds.LibC has no loop device header).</summary>
 [Flags]
 internal enum LoopFlags : uint
 {
@@ -46,110 +47,62 @@ internal unsafe struct LoopConfig
 
 internal static unsafe partial class Sys
 {
-    public const int ENXIO = 6, ENOTTY = 25, ENOSPC = 28;
-
-    private const nuint LOOP_CLR_FD = 0x4C01;
-    private const nuint LOOP_GET_STATUS64 = 0x4C05;
-    private const nuint LOOP_SET_CAPACITY = 0x4C07;
-    private const nuint LOOP_CONFIGURE = 0x4C0A;
-    private const nuint LOOP_CTL_GET_FREE = 0x4C82;
-
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int LoopIoctlPtr(int fd, nuint request, void* arg);
-
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int LoopIoctlLong(int fd, nuint request, nint arg);
+    // ioctl requests of linux/loop.h
+    private const int LOOP_CLR_FD = 0x4C01;
+    private const int LOOP_GET_STATUS64 = 0x4C05;
+    private const int LOOP_SET_CAPACITY = 0x4C07;
+    private const int LOOP_CONFIGURE = 0x4C0A;
+    private const int LOOP_CTL_GET_FREE = 0x4C82;
 
     /// <summary>The number of a free loop device (the kernel creates it if needed); /dev/loop-control must be open.</summary>
-    public static int LoopControlGetFree(SafeFdHandle control)
+    public static int LoopControlGetFree(SafeFd control)
     {
-        var added = false;
-        control.DangerousAddRef(ref added);
-        try
-        {
-            var n = LoopIoctlLong((int)control.DangerousGetHandle(), LOOP_CTL_GET_FREE, 0);
-            if (n < 0) throw LastError("ioctl(LOOP_CTL_GET_FREE)", "/dev/loop-control");
-            return n;
-        }
-        finally
-        {
-            if (added) control.DangerousRelease();
-        }
+        using var fd = new FdRef(control);
+        var n = LibC.ioctl(fd.Fd, LOOP_CTL_GET_FREE, 0);
+        if (n < 0) throw LastError("ioctl(LOOP_CTL_GET_FREE)", "/dev/loop-control");
+        return n;
     }
 
     /// <summary>Binds a backing file to a loop device and sets its flags in one step (LOOP_CONFIGURE, Linux 5.8+).
     /// Returns false when someone else bound the device first (EBUSY): take another free one.</summary>
-    public static bool LoopConfigure(SafeFdHandle loop, string loopPath, SafeFdHandle backing, LoopFlags flags, uint blockSize)
+    public static bool LoopConfigure(SafeFd loop, string loopPath, SafeFd backing, LoopFlags flags, uint blockSize)
     {
-        bool addedLoop = false, addedBacking = false;
-        loop.DangerousAddRef(ref addedLoop);
-        backing.DangerousAddRef(ref addedBacking);
-        try
-        {
-            var config = new LoopConfig { Fd = (uint)backing.DangerousGetHandle(), BlockSize = blockSize };
-            config.Info.Flags = flags;
-            if (LoopIoctlPtr((int)loop.DangerousGetHandle(), LOOP_CONFIGURE, &config) == 0) return true;
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == EBUSY) return false;
-            throw new LinuxException("ioctl(LOOP_CONFIGURE)", loopPath, errno);
-        }
-        finally
-        {
-            if (addedBacking) backing.DangerousRelease();
-            if (addedLoop) loop.DangerousRelease();
-        }
+        using var lfd = new FdRef(loop);
+        using var bfd = new FdRef(backing);
+        var config = new LoopConfig { Fd = (uint)bfd.Fd, BlockSize = blockSize };
+        config.Info.Flags = flags;
+        if (LibC.ioctl(lfd.Fd, LOOP_CONFIGURE, &config) == 0) return true;
+        var errno = Errno;
+        if (errno == LibC.EBUSY) return false;
+        throw new LinuxException("ioctl(LOOP_CONFIGURE)", loopPath, errno);
     }
 
     /// <summary>Makes the loop device pick up a new size of its backing file.</summary>
-    public static void LoopSetCapacity(SafeFdHandle loop, string loopPath)
+    public static void LoopSetCapacity(SafeFd loop, string loopPath)
     {
-        var added = false;
-        loop.DangerousAddRef(ref added);
-        try
-        {
-            ThrowIfError(LoopIoctlLong((int)loop.DangerousGetHandle(), LOOP_SET_CAPACITY, 0), "ioctl(LOOP_SET_CAPACITY)", loopPath);
-        }
-        finally
-        {
-            if (added) loop.DangerousRelease();
-        }
+        using var fd = new FdRef(loop);
+        ThrowIfError(LibC.ioctl(fd.Fd, LOOP_SET_CAPACITY, 0), "ioctl(LOOP_SET_CAPACITY)", loopPath);
     }
 
     /// <summary>Detaches the backing file; a device that is already free (ENXIO) counts as done. If the device is still
     /// open elsewhere the kernel turns on autoclear instead and detaches it at the last close.</summary>
-    public static void LoopClearFd(SafeFdHandle loop, string loopPath)
+    public static void LoopClearFd(SafeFd loop, string loopPath)
     {
-        var added = false;
-        loop.DangerousAddRef(ref added);
-        try
-        {
-            if (LoopIoctlLong((int)loop.DangerousGetHandle(), LOOP_CLR_FD, 0) == 0) return;
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == ENXIO) return;
-            throw new LinuxException("ioctl(LOOP_CLR_FD)", loopPath, errno);
-        }
-        finally
-        {
-            if (added) loop.DangerousRelease();
-        }
+        using var fd = new FdRef(loop);
+        if (LibC.ioctl(fd.Fd, LOOP_CLR_FD, 0) == 0) return;
+        var errno = Errno;
+        if (errno == LibC.ENXIO) return;
+        throw new LinuxException("ioctl(LOOP_CLR_FD)", loopPath, errno);
     }
 
     /// <summary>The status of a bound loop device, or null when it is free (ENXIO).</summary>
-    public static LoopInfo64? LoopGetStatus(SafeFdHandle loop, string loopPath)
+    public static LoopInfo64? LoopGetStatus(SafeFd loop, string loopPath)
     {
-        var added = false;
-        loop.DangerousAddRef(ref added);
-        try
-        {
-            LoopInfo64 info;
-            if (LoopIoctlPtr((int)loop.DangerousGetHandle(), LOOP_GET_STATUS64, &info) == 0) return info;
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno == ENXIO) return null;
-            throw new LinuxException("ioctl(LOOP_GET_STATUS64)", loopPath, errno);
-        }
-        finally
-        {
-            if (added) loop.DangerousRelease();
-        }
+        using var fd = new FdRef(loop);
+        LoopInfo64 info;
+        if (LibC.ioctl(fd.Fd, LOOP_GET_STATUS64, &info) == 0) return info;
+        var errno = Errno;
+        if (errno == LibC.ENXIO) return null;
+        throw new LinuxException("ioctl(LOOP_GET_STATUS64)", loopPath, errno);
     }
 }

@@ -1,7 +1,9 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
+/// <summary>MOUNT_ATTR_* of linux/mount.h (Tmds.LibC has no mount_setattr).</summary>
 [Flags]
 internal enum MountAttr : ulong
 {
@@ -25,32 +27,29 @@ internal struct MountAttrStruct
 
 internal static unsafe partial class Sys
 {
-    private const uint AT_EMPTY_PATH = 0x1000;
-
-    [LibraryImport("libc", EntryPoint = "mount_setattr", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int MountSetattrRaw(int dirfd, string path, uint flags, MountAttrStruct* attr, nuint size);
+    [LibraryImport("libc", EntryPoint = "mount_setattr", SetLastError = true)]
+    private static partial int MountSetattrRaw(int dirfd, byte* path, uint flags, MountAttrStruct* attr, nuint size);
 
     /// <summary>mount_setattr(2) on a detached tree: sets <paramref name="set"/>; with <see cref="MountAttr.Idmap"/> the
     /// tree shows every file's owner through the mapping of the user namespace <paramref name="userns"/> (an idmapped mount).</summary>
-    public static void MountSetattr(SafeMountTreeHandle tree, MountAttr set, SafeHandle? userns, string what)
+    public static void MountSetattr(SafeFd tree, MountAttr set, SafeFd? userns, string what)
     {
-        bool treeRef = false, nsRef = false;
-        tree.DangerousAddRef(ref treeRef);
-        try
+        using var treeFd = new FdRef(tree);
+        var attr = new MountAttrStruct { AttrSet = set };
+        if (userns is null)
         {
-            var attr = new MountAttrStruct { AttrSet = set };
-            if (userns is not null)
-            {
-                userns.DangerousAddRef(ref nsRef);
-                attr.UsernsFd = (ulong)userns.DangerousGetHandle();
-            }
-            if (MountSetattrRaw((int)tree.DangerousGetHandle(), "", AT_EMPTY_PATH, &attr, (nuint)sizeof(MountAttrStruct)) < 0)
-                throw LastError("mount_setattr", what);
+            SetattrEmptyPath(treeFd.Fd, &attr, what);
+            return;
         }
-        finally
-        {
-            if (nsRef) userns!.DangerousRelease();
-            if (treeRef) tree.DangerousRelease();
-        }
+        using var nsFd = new FdRef(userns);
+        attr.UsernsFd = (ulong)nsFd.Fd;
+        SetattrEmptyPath(treeFd.Fd, &attr, what);
+    }
+
+    private static void SetattrEmptyPath(int tree, MountAttrStruct* attr, string what)
+    {
+        byte empty = 0;
+        if (MountSetattrRaw(tree, &empty, (uint)LibC.AT_EMPTY_PATH, attr, (nuint)sizeof(MountAttrStruct)) < 0)
+            throw LastError("mount_setattr", what);
     }
 }

@@ -1,27 +1,22 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
-internal static partial class Sys
+internal static unsafe partial class Sys
 {
-    private const uint MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+    private const uint MOVE_MOUNT_F_EMPTY_PATH = 0x4; // linux/mount.h; Tmds.LibC has no move_mount
 
-    [LibraryImport("libc", EntryPoint = "move_mount", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int MoveMountRaw(int fromDirfd, string fromPath, int toDirfd, string toPath, uint flags);
+    [LibraryImport("libc", EntryPoint = "move_mount", SetLastError = true)]
+    private static partial int MoveMountRaw(int fromDirfd, byte* fromPath, int toDirfd, byte* toPath, uint flags);
 
     /// <summary>move_mount(2): attaches a detached tree (from open_tree) at <paramref name="target"/>.</summary>
-    public static void MoveMount(SafeMountTreeHandle tree, string target)
+    public static void MoveMount(SafeFd tree, string target)
     {
-        var added = false;
-        tree.DangerousAddRef(ref added);
-        try
-        {
-            if (MoveMountRaw((int)tree.DangerousGetHandle(), "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        using var fd = new FdRef(tree);
+        byte empty = 0;
+        fixed (byte* t = Utf8z(target, "move_mount"))
+            if (MoveMountRaw(fd.Fd, &empty, LibC.AT_FDCWD, t, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 throw LastError("move_mount", target);
-        }
-        finally
-        {
-            if (added) tree.DangerousRelease();
-        }
     }
 }

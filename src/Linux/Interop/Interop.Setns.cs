@@ -1,18 +1,14 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
-/// <summary>The namespace types setns(2) takes (the CLONE_NEW* flags).</summary>
-internal enum NamespaceType
-{
-    Network = 0x40000000,
-}
-
 internal static partial class Sys
 {
-    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
-    private static partial int SetnsRaw(SafeFdHandle fd, NamespaceType type);
-
-    /// <summary>setns(2): moves the calling thread (only it) into the namespace the fd refers to.</summary>
-    public static void Setns(SafeFdHandle fd, NamespaceType type, string path) => ThrowIfError(SetnsRaw(fd, type), "setns", path);
+    /// <summary>setns(2) with a <c>LibC.CLONE_NEW*</c> type: moves the calling thread (only it) into the namespace the fd
+    /// refers to.</summary>
+    public static void Setns(SafeFd ns, int nstype, string path)
+    {
+        using var fd = new FdRef(ns);
+        ThrowIfError(LibC.setns(fd.Fd, nstype), "setns", path);
+    }
 }

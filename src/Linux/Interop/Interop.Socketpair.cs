@@ -1,17 +1,14 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
 internal static unsafe partial class Sys
 {
-    [LibraryImport("libc", EntryPoint = "socketpair", SetLastError = true)]
-    private static partial int SocketpairRaw(int domain, int type, int protocol, int* fds);
-
     /// <summary>socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected ends.</summary>
-    public static (SafeSocketFd A, SafeSocketFd B) SocketPair()
+    public static (SafeFd A, SafeFd B) SocketPair()
     {
         var fds = stackalloc int[2];
-        if (SocketpairRaw(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) throw LastError("socketpair");
-        return (new SafeSocketFd(fds[0]), new SafeSocketFd(fds[1]));
+        if (LibC.socketpair(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0, fds) < 0) throw LastError("socketpair");
+        return (new SafeFd(fds[0]), new SafeFd(fds[1]));
     }
 }

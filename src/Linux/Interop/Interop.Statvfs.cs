@@ -1,34 +1,17 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Garden.Linux.Interop;
 
-/// <summary>struct statvfs of glibc on 64-bit Linux (x86_64, aarch64): eleven unsigned longs and six spare ints.</summary>
-[StructLayout(LayoutKind.Sequential)]
-internal struct StatvfsBuf
-{
-    public ulong Bsize;
-    public ulong Frsize;
-    public ulong Blocks;
-    public ulong Bfree;
-    public ulong Bavail;
-    public ulong Files;
-    public ulong Ffree;
-    public ulong Favail;
-    public ulong Fsid;
-    public ulong Flag;
-    public ulong Namemax;
-    public unsafe fixed int Spare[6];
-}
+/// <summary>What statvfs(3) says of a file system, in fragments of <see cref="Frsize"/> bytes.</summary>
+internal readonly record struct FsStats(ulong Frsize, ulong Blocks, ulong Bfree, ulong Bavail);
 
 internal static unsafe partial class Sys
 {
-    [LibraryImport("libc", EntryPoint = "statvfs", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int StatvfsRaw(string path, StatvfsBuf* buf);
-
-    public static StatvfsBuf Statvfs(string path)
+    public static FsStats Statvfs(string path)
     {
-        StatvfsBuf buf;
-        ThrowIfError(StatvfsRaw(path, &buf), "statvfs", path);
-        return buf;
+        statvfs buf;
+        fixed (byte* p = Utf8z(path, "statvfs"))
+            ThrowIfError(LibC.statvfs(p, &buf), "statvfs", path);
+        return new FsStats(buf.f_frsize, buf.f_blocks, buf.f_bfree, buf.f_bavail);
     }
 }

@@ -121,8 +121,12 @@ public static partial class FirewallRules
         /// <summary>Containers' own chains to delete (no nat chain when it never existed).</summary>
         public IReadOnlyCollection<(string OutChain, string? NatChain)> Remove { get; init; } = [];
         public IReadOnlySet<string> JumpsPresent { get; init; } = new HashSet<string>();
-        /// <summary>Delete the shared chains and the jumps into them (no container has rules any more).</summary>
+        /// <summary>Delete the shared chains and the jumps into them (no container has rules any more: at gardend's stop or
+        /// the startup prune, never at a Destroy).</summary>
         public bool RemoveShared { get; init; }
+        /// <summary>The shared chains do not exist and are not made: only containers' own chains are removed (no jump is
+        /// inserted into a chain that is not there).</summary>
+        public bool NoShared { get; init; }
     }
 
     /// <summary>The fixed rules of a shared chain: before the containers' entries, and after them. Container interfaces are
@@ -229,7 +233,8 @@ public static partial class FirewallRules
                     foreach (var e in plan.Insert) foreach (var l in Lines(e)) sb.Append(Insert(l, head)).Append('\n');
                 foreach (var f in apply)
                     foreach (var l in table == "filter" ? OutRules(o, f) : NatRules(f)) sb.Append(l).Append('\n');
-                foreach (var h in hooks.Where(h => !plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
+                if (!plan.NoShared)
+                    foreach (var h in hooks.Where(h => !plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-I {h.Builtin} 1 -j {Chain(p, h.Suffix)}\n");
             }
             foreach (var r in removed) sb.Append($"-X {r}\n");
             if (plan.RemoveShared)

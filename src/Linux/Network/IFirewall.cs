@@ -20,15 +20,22 @@ public interface IFirewall
     /// had to re-apply.</summary>
     Task<bool> EnsureAsync(ContainerFirewall container, CancellationToken ct);
 
-    /// <summary>Removes every rule and chain of the container; what is gone already counts as done.</summary>
+    /// <summary>Removes every rule and chain of the container; what is gone already counts as done. The shared chains, the
+    /// jumps into them and the IPv6 guard stay, even when it was the last container (see <see cref="ReleaseSharedAsync"/>).</summary>
     Task RemoveAsync(ContainerNetwork network, CancellationToken ct);
 
     /// <summary>Removes the rules and chains of every handle not in <paramref name="liveHandles"/> (what a crash left);
-    /// returns the handles whose rules were removed.</summary>
+    /// when none of the live handles has rules left, the shared chains, their jumps and the IPv6 guard go too.
+    /// Returns the handles whose rules were removed.</summary>
     Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct);
 
     /// <summary>The handles that have rules in the kernel now.</summary>
     Task<IReadOnlySet<string>> InstalledAsync(CancellationToken ct);
+
+    /// <summary>At gardend's orderly stop: removes the shared chains, the jumps into them and the IPv6 guard when no container
+    /// has anything left in the kernel (no entry in the shared chains, no chain of its own); leaves everything as it is
+    /// otherwise (containers outlive gardend). True when it removed them.</summary>
+    Task<bool> ReleaseSharedAsync(CancellationToken ct);
 }
 
 /// <summary>The kernel refused a firewall change; nothing of it was applied.</summary>

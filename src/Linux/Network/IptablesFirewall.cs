@@ -5,9 +5,13 @@ namespace Garden.Linux.Network;
 /// <summary>The firewall with iptables (the host's default backend): every change is one `iptables-restore --noflush`
 /// batch, so it applies whole or not at all and never touches chains that are not ours. What the kernel holds of ours
 /// is read once (iptables-save) and then kept in step with each batch; after a failed batch it is read again and the
-/// change tried once more. The shared chains and the jumps into them exist while at least one container has rules, and so
-/// does the IPv6 guard (<see cref="Ip6Rules"/>, one `ip6tables-restore` batch run alongside the IPv4 one when it has to
-/// be made or removed; never on a host whose kernel has no IPv6).</summary>
+/// change tried once more. The shared chains, the jumps into them and the IPv6 guard (<see cref="Ip6Rules"/>, one
+/// `ip6tables-restore` batch run alongside the IPv4 one when it has to be made or removed; never on a host whose kernel has
+/// no IPv6) are made with the first container's rules and then stay for as long as gardend runs, with or without
+/// containers: they match only our own interfaces, so without containers they match nothing, and making and removing them
+/// at every first Create and last Destroy cost an nf_tables transaction each way (~10 ms). A Destroy is one batch that
+/// deletes only the container's entries and chains. They go at gardend's orderly stop when no container has rules left
+/// (<see cref="ReleaseSharedAsync"/>), and at the startup prune when no live container has rules.</summary>
 public sealed class IptablesFirewall : IFirewall
 {
     private readonly FirewallOptions _options;
@@ -160,9 +164,10 @@ public sealed class IptablesFirewall : IFirewall
                 var entries = await EntriesAsync(ct).ConfigureAwait(false);
                 var next = new Dictionary<string, FirewallRules.Entry>(entries);
                 var had = next.Remove(network.Handle, out var old);
-                await RemoveCoreAsync(next, had && attempt == 0 ? [old!] : [],
-                    [(network.OutChain, _chains.Contains(network.NatChain) ? network.NatChain : null)],
-                    rebuild: attempt > 0, network.Handle, ct).ConfigureAwait(false);
+                var nat = _chains.Contains(network.NatChain) ? network.NatChain : null;
+                if (!had && nat is null && !_chains.Contains(network.OutChain)) return; // nothing of it in the kernel: no batch
+                await RemoveCoreAsync(next, had && attempt == 0 ? [old!] : [], [(network.OutChain, nat)],
+                    removeShared: false, rebuild: attempt > 0, network.Handle, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
         }
         finally
@@ -190,7 +195,8 @@ public sealed class IptablesFirewall : IFirewall
             var remove = orphans.Select(c => c.StartsWith(p + "-o-", StringComparison.Ordinal)
                 ? (c, Present(p + "-n-" + c[(p.Length + 3)..]))
                 : (Present(p + "-o-" + c[(p.Length + 3)..]) ?? p + "-o-" + c[(p.Length + 3)..], (string?)c)).Distinct().ToList();
-            await RemoveCoreAsync(next, [], remove, rebuild: true, "leftover containers", ct).ConfigureAwait(false);
+            // No live container has rules: the shared chains, their jumps and the IPv6 guard go too (the first Create makes them again).
+            await RemoveCoreAsync(next, [], remove, removeShared: next.Count == 0, rebuild: true, "leftover containers", ct).ConfigureAwait(false);
             return dead;
         }
         finally
@@ -213,20 +219,53 @@ public sealed class IptablesFirewall : IFirewall
         }
     }
 
-    private async Task RemoveCoreAsync(Dictionary<string, FirewallRules.Entry> next, IReadOnlyCollection<FirewallRules.Entry> delete,
-        IReadOnlyList<(string, string?)> chains, bool rebuild, string what, CancellationToken ct)
+    public async Task<bool> ReleaseSharedAsync(CancellationToken ct)
     {
-        var removeShared = next.Count == 0;
-        var v4 = !(removeShared && _jumps.Count == 0 && _chains.Count == 0);
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var released = false;
+            await RetryOnceAsync(async _ =>
+            {
+                _entries = null; // decided on what the kernel holds now, not on this instance's view
+                var entries = await EntriesAsync(ct).ConfigureAwait(false);
+                // A container's entry or a chain of its own: a container (perhaps one whose rules an operator half flushed)
+                // still counts on the shared chains, and outlives gardend. Startup's prune decides with the journal.
+                if (entries.Count > 0 || _chains.Any(c => !_shared.Contains(c))) return;
+                if (_jumps.Count == 0 && _chains.Count == 0 && !_v6.Any) return; // nothing of ours in the kernel
+                await RemoveCoreAsync([], [], [], removeShared: true, rebuild: false, "shared chains (no container has rules)", ct)
+                    .ConfigureAwait(false);
+                released = true;
+            }).ConfigureAwait(false);
+            return released;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>One batch (and one IPv6 batch when the guard goes): deletes the entries in <paramref name="delete"/> and the
+    /// containers' own <paramref name="chains"/>. With <paramref name="removeShared"/> the shared chains, the jumps into
+    /// them and the IPv6 guard go too; otherwise they stay, and are repaired (rebuilt from <paramref name="next"/>) when
+    /// the view is in doubt or one of them is missing; when none of them exists at all, none is made: only the containers'
+    /// own chains are removed.</summary>
+    private async Task RemoveCoreAsync(Dictionary<string, FirewallRules.Entry> next, IReadOnlyCollection<FirewallRules.Entry> delete,
+        IReadOnlyList<(string, string?)> chains, bool removeShared, bool rebuild, string what, CancellationToken ct)
+    {
+        var anyShared = _jumps.Count > 0 || _shared.Any(_chains.Contains);
+        var keepShared = !removeShared && anyShared;
+        var v4 = !removeShared || _jumps.Count > 0 || _chains.Count > 0;
         var v6 = removeShared && _v6.Any;
         if (!v4 && !v6) return; // nothing of ours in the kernel
         var plan = new FirewallRules.Plan
         {
             RemoveShared = removeShared,
-            RebuildShared = !removeShared && (rebuild || !SharedExist),
-            CreateShared = !removeShared && !SharedExist,
+            NoShared = !removeShared && !anyShared,
+            RebuildShared = keepShared && (rebuild || !SharedExist),
+            CreateShared = keepShared && !SharedExist,
             Entries = next.Values,
-            Delete = removeShared || rebuild || !SharedExist ? [] : delete,
+            Delete = !keepShared || rebuild || !SharedExist ? [] : delete,
             Remove = chains,
             JumpsPresent = _jumps,
         };
@@ -250,7 +289,7 @@ public sealed class IptablesFirewall : IFirewall
             _chains = [];
             _counts = [];
         }
-        else
+        else if (keepShared)
         {
             _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
             _chains.UnionWith(_shared);

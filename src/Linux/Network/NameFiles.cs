@@ -42,7 +42,6 @@ public sealed record NameFiles(string HostsPath, string ResolvPath, string Hostn
     /// <see cref="Owner"/>.</summary>
     public void Write(Ipv4 address)
     {
-        if (!OperatingSystem.IsLinux()) throw new PlatformNotSupportedException("name files are written on Linux only");
         File.WriteAllText(HostsPath, Hosts(address));
         File.WriteAllText(ResolvPath, Resolv());
         foreach (var file in new[] { HostsPath, ResolvPath })

@@ -1,4 +1,5 @@
 using Garden.Linux.Interop;
+using Tmds.Linux;
 
 namespace Garden.Linux.Network;
 
@@ -15,8 +16,8 @@ internal static class NetnsSysctl
         {
             try
             {
-                using (var ns = Sys.Open(netnsPath, OpenFlags.ReadOnly))
-                    Sys.Setns(ns, NamespaceType.Network, netnsPath);
+                using (var ns = Sys.Open(netnsPath, LibC.O_RDONLY))
+                    Sys.Setns(ns, LibC.CLONE_NEWNET, netnsPath);
                 foreach (var (path, value) in values) File.WriteAllText(path, value);
                 done.SetResult();
             }

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Garden.Linux.Interop;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Garden.Linux.Process;
 
@@ -40,8 +41,7 @@ public static class Command
 
     public static async Task<CommandResult> RunAsync(string path, IReadOnlyList<string> args, CommandOutput output, CancellationToken ct = default)
     {
-        int outRead = -1, errRead = -1;
-        int pid = Spawn(path, args, output, ref outRead, ref errRead);
+        var (pid, outRead, errRead) = Spawn(path, args, output);
         var stdoutTask = ReadAllAsync(outRead);
         var stderrTask = ReadAllAsync(errRead);
         var exit = await Task.Factory.StartNew(() => Sys.WaitForChild(pid), CancellationToken.None,
@@ -59,46 +59,43 @@ public static class Command
 
     /// <summary>Reads a pipe to its end on a thread of its own: blocking pipe reads on pool threads starve the pool
     /// on a 2-core host (a spawn then waits hundreds of ms for a thread).</summary>
-    private static Task<string> ReadAllAsync(int fd)
+    private static Task<string> ReadAllAsync(SafeFd? pipe)
     {
-        if (fd < 0) return Task.FromResult("");
+        if (pipe is null) return Task.FromResult("");
+        var file = new SafeFileHandle(pipe.DangerousGetHandle(), ownsHandle: true); // the FileStream owns the fd from here
+        pipe.SetHandleAsInvalid();
         return Task.Factory.StartNew(() =>
         {
-            using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, 1);
+            using var stream = new FileStream(file, FileAccess.Read, 1);
             using var reader = new StreamReader(stream, Encoding.UTF8);
             return reader.ReadToEnd();
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    private static unsafe int Spawn(string path, IReadOnlyList<string> args, CommandOutput output, ref int outRead, ref int errRead)
+    /// <summary>Starts the program; returns its pid and the read ends of the pipes of its captured stdout and stderr.</summary>
+    private static unsafe (int Pid, SafeFd? Stdout, SafeFd? Stderr) Spawn(string path, IReadOnlyList<string> args, CommandOutput output)
     {
         var fa = stackalloc byte[Sys.SpawnStructSize];
         var attr = stackalloc byte[Sys.SpawnStructSize];
-        var sigs = stackalloc byte[Sys.SpawnStructSize];
-        int* outPipe = stackalloc int[2] { -1, -1 };
-        int* errPipe = stackalloc int[2] { -1, -1 };
+        SafeFd? outRead = null, errRead = null;
         var allocated = new List<IntPtr>();
-        var dups = new List<int>();
+        var childEnds = new List<SafeFd>(); // write ends and duplicates: the child gets copies, ours close after the spawn
         try
         {
             Sys.FileActionsInit(fa);
             Sys.SpawnAttrInit(attr);
-            Sys.FileActionsAddOpen(fa, 0, "/dev/null", Sys.O_RDONLY, 0);
-            ConnectOutput(fa, 1, output.StdoutFile, outPipe);
-            ConnectOutput(fa, 2, output.StderrFile, errPipe);
+            Sys.FileActionsAddOpen(fa, 0, "/dev/null", LibC.O_RDONLY, 0);
+            outRead = ConnectOutput(fa, 1, output.StdoutFile, childEnds);
+            errRead = ConnectOutput(fa, 2, output.StderrFile, childEnds);
             var extra = output.ExtraFiles ?? [];
             for (var i = 0; i < extra.Count; i++)
             {
                 // Duplicate above the target range first: dup2(3, 3) would keep FD_CLOEXEC set.
                 var high = Sys.FcntlDupCloexec(extra[i], 100);
-                dups.Add(high);
+                childEnds.Add(high);
                 Sys.FileActionsAddDup2(fa, high, 3 + i);
             }
-            Sys.SigEmptySet(sigs);
-            Sys.SpawnAttrSetSigMask(attr, sigs);
-            Sys.SigFillSet(sigs);
-            Sys.SpawnAttrSetSigDefault(attr, sigs);
-            Sys.SpawnAttrSetFlags(attr, (short)(Sys.POSIX_SPAWN_SETSIGMASK | Sys.POSIX_SPAWN_SETSIGDEF));
+            Sys.SpawnAttrResetSignals(attr);
 
             var argv = stackalloc byte*[args.Count + 2];
             argv[0] = Utf8(path, allocated);
@@ -114,30 +111,34 @@ public static class Command
             int pid;
             var rc = Sys.PosixSpawn(&pid, argv[0], fa, attr, argv, envp);
             if (rc != 0) throw new LinuxException("posix_spawn", path, rc);
-            outRead = outPipe[0];
-            errRead = errPipe[0];
-            outPipe[0] = errPipe[0] = -1;
-            return pid;
+            var spawned = (pid, outRead, errRead);
+            outRead = errRead = null;
+            return spawned;
         }
         finally
         {
             Sys.FileActionsDestroy(fa);
             Sys.SpawnAttrDestroy(attr);
-            foreach (var fd in dups.Concat([outPipe[0], outPipe[1], errPipe[0], errPipe[1]]))
-                if (fd >= 0) Sys.Close(fd);
+            foreach (var fd in childEnds) fd.Dispose();
+            outRead?.Dispose();
+            errRead?.Dispose();
             foreach (var p in allocated) Marshal.FreeHGlobal(p);
         }
     }
 
-    private static unsafe void ConnectOutput(void* fa, int fd, string? file, int* pipe)
+    /// <summary>Points the child's <paramref name="fd"/> at a file (created 0600, truncated) or at the write end of a new
+    /// pipe, whose read end is returned.</summary>
+    private static unsafe SafeFd? ConnectOutput(void* fa, int fd, string? file, List<SafeFd> childEnds)
     {
         if (file is not null)
         {
-            Sys.FileActionsAddOpen(fa, fd, file, Sys.O_WRONLY | Sys.O_CREAT | Sys.O_TRUNC, 0x180);
-            return;
+            Sys.FileActionsAddOpen(fa, fd, file, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_TRUNC, (ushort)(LibC.S_IRUSR | LibC.S_IWUSR));
+            return null;
         }
-        Sys.ThrowIfError(Sys.Pipe2(pipe, Sys.O_CLOEXEC), "pipe2");
-        Sys.FileActionsAddDup2(fa, pipe[1], fd);
+        var (read, write) = Sys.Pipe();
+        childEnds.Add(write);
+        Sys.FileActionsAddDup2(fa, write, fd);
+        return read;
     }
 
     private static unsafe byte* Utf8(string s, List<IntPtr> allocated)

@@ -1,5 +1,6 @@
 using Garden.Linux.Disk;
 using Garden.Linux.Interop;
+using Tmds.Linux;
 
 namespace Garden.Linux.Rootfs;
 
@@ -41,7 +42,7 @@ public sealed class OverlayRootfs : IRootfsProvider
             if (userns is not null)
             {
                 Directory.CreateDirectory(paths.LowerMount);
-                using (var ns = Sys.Open(userns.UserNamespacePath, OpenFlags.ReadOnly))
+                using (var ns = Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY))
                 using (var tree = Sys.OpenTreeClone(lower))
                 {
                     Sys.MountSetattr(tree, MountAttr.Idmap | MountAttr.NoSuid | MountAttr.NoDev, ns, lower);
@@ -51,13 +52,13 @@ public sealed class OverlayRootfs : IRootfsProvider
                 lower = paths.LowerMount;
             }
             var data = $"lowerdir={Escape(lower)},upperdir={Escape(upper)},workdir={Escape(work)}";
-            Sys.Mount("overlay", target, "overlay", MountFlags.NoSuid | MountFlags.NoDev, data);
+            Sys.Mount("overlay", target, "overlay", LibC.MS_NOSUID | LibC.MS_NODEV, data);
         }
         finally
         {
             if (idmapped)
             {
-                Sys.Unmount(paths.LowerMount, UnmountFlags.Detach);
+                Sys.Unmount(paths.LowerMount, LibC.MNT_DETACH);
                 DeleteEmptyDir(paths.LowerMount);
             }
         }
@@ -67,7 +68,7 @@ public sealed class OverlayRootfs : IRootfsProvider
     public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
         foreach (var mount in new[] { paths.MountPoint, paths.LowerMount, paths.LegacyMountPoint })
-            if (Directory.Exists(mount)) Sys.Unmount(mount, UnmountFlags.Detach);
+            if (Directory.Exists(mount)) Sys.Unmount(mount, LibC.MNT_DETACH);
         foreach (var dir in new[] { paths.MountDir, paths.LegacyMountPoint, Path.Combine(paths.Depot, "upper"), Path.Combine(paths.Depot, "work") })
             DeleteTree(dir);
         return Task.CompletedTask;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Garden.Linux.Interop;
 using Garden.Linux.Process;
+using Tmds.Linux;
 
 namespace Garden.Linux.Runtime;
 
@@ -25,7 +26,7 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         var id = spec.Handle;
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
-        using var cgroup = spec.ProcessCgroupDir is { } dir ? Sys.Open(dir, OpenFlags.Directory) : null;
+        using var cgroup = spec.ProcessCgroupDir is { } dir ? Sys.Open(dir, LibC.O_RDONLY | LibC.O_DIRECTORY) : null;
         // gardend appends the agent's log here (it follows the agent over its socket); the agent gets no descriptor of it
         new FileStream(spec.AgentLogPath, new FileStreamOptions
         {
@@ -47,9 +48,9 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
 
     /// <summary>A pidfd for the container's init, if this instance started it and it still runs
     /// (checked by its cgroup, so a reused pid is never signalled).</summary>
-    private SafePidfdHandle? InitPidfd(string id) => InitPidfd(id, out _);
+    private SafeFd? InitPidfd(string id) => InitPidfd(id, out _);
 
-    private SafePidfdHandle? InitPidfd(string id, out int pid)
+    private SafeFd? InitPidfd(string id, out int pid)
     {
         pid = 0;
         if (!_bundles.TryGetValue(id, out var bundle)) return null;
@@ -66,7 +67,7 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         try
         {
             // A pidfd of an exited (not yet reaped) init polls readable: that container does not run.
-            if (!Sys.WaitPidfd(pidfd, 0)
+            if (!Sys.PollReadable(pidfd, 0, $"pidfd of {id}")
                 && File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + id, StringComparison.Ordinal)
                                                                 || l.Contains("/" + id + "/", StringComparison.Ordinal))) return pidfd;
         }
@@ -127,11 +128,11 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
     {
         using var pidfd = InitPidfd(id) ?? await StatePidfd(id, ct).ConfigureAwait(false);
         if (pidfd is null) return true;
-        return await Task.Factory.StartNew(() => Sys.WaitPidfd(pidfd, (int)timeout.TotalMilliseconds), ct,
+        return await Task.Factory.StartNew(() => Sys.PollReadable(pidfd, (int)timeout.TotalMilliseconds, $"pidfd of {id}"), ct,
             TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
     }
 
-    private async Task<SafePidfdHandle?> StatePidfd(string id, CancellationToken ct)
+    private async Task<SafeFd?> StatePidfd(string id, CancellationToken ct)
     {
         var state = await StateAsync(id, ct).ConfigureAwait(false);
         if (state is null || state.Status == OciStatus.Stopped || state.Pid <= 0) return null;

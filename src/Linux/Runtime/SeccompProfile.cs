@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using Tmds.Linux;
 
 namespace Garden.Linux.Runtime;
 
@@ -20,13 +21,9 @@ namespace Garden.Linux.Runtime;
 /// allowed without namespace flags the way clone is, and ENOSYS makes glibc (2.34+) fall back to clone, which is.</para></summary>
 public static class SeccompProfile
 {
-    public const int EPERM = 1;
-    public const int ENOSYS = 38;
-    public const int AF_VSOCK = 40;
-
-    /// <summary>CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET:
-    /// clone is allowed only when none of them is set.</summary>
-    public const ulong CloneNamespaceFlags = 0x7E020000;
+    /// <summary>The namespace flags of clone: it is allowed only when none of them is set.</summary>
+    public static readonly ulong CloneNamespaceFlags = (ulong)(LibC.CLONE_NEWNS | LibC.CLONE_NEWCGROUP | LibC.CLONE_NEWUTS
+        | LibC.CLONE_NEWIPC | LibC.CLONE_NEWUSER | LibC.CLONE_NEWPID | LibC.CLONE_NEWNET);
 
     /// <summary>Allowed on every architecture, whatever the arguments (Docker's unconditional list, without io_uring,
     /// plus what Docker allows from kernel 4.8 on and with CAP_SYS_CHROOT, which unprivileged containers hold).</summary>
@@ -129,10 +126,10 @@ public static class SeccompProfile
         {
             Rule(Allowed.Concat(x86 ? AllowedX86 : AllowedArm), "SCMP_ACT_ALLOW"),
             // Every address family but AF_VSOCK.
-            Rule(["socket"], "SCMP_ACT_ALLOW", null, Arg(0, AF_VSOCK, "SCMP_CMP_NE")),
+            Rule(["socket"], "SCMP_ACT_ALLOW", null, Arg(0, (ulong)(int)LibC.AF_VSOCK, "SCMP_CMP_NE")),
             // clone only without a namespace flag: (flags & CloneNamespaceFlags) == 0.
             Rule(["clone"], "SCMP_ACT_ALLOW", null, Arg(0, CloneNamespaceFlags, "SCMP_CMP_MASKED_EQ", 0)),
-            Rule(["clone3"], "SCMP_ACT_ERRNO", ENOSYS),
+            Rule(["clone3"], "SCMP_ACT_ERRNO", LibC.ENOSYS),
         };
         // One rule per value: the arguments of one rule are ANDed.
         foreach (var p in Personalities) syscalls.Add(Rule(["personality"], "SCMP_ACT_ALLOW", null, Arg(0, p, "SCMP_CMP_EQ")));
@@ -140,7 +137,7 @@ public static class SeccompProfile
         return new JsonObject
         {
             ["defaultAction"] = "SCMP_ACT_ERRNO",
-            ["defaultErrnoRet"] = EPERM,
+            ["defaultErrnoRet"] = LibC.EPERM,
             ["architectures"] = Names(Architectures(arch)),
             ["syscalls"] = syscalls,
         };

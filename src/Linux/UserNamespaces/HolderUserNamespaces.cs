@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using Garden.Linux.Interop;
 using Garden.Linux.Process;
+using Tmds.Linux;
 
 namespace Garden.Linux.UserNamespaces;
 
@@ -104,7 +105,7 @@ public sealed class HolderUserNamespaces(string holderBinary) : IUserNamespaces
             control.Dispose();
             if (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false) == run) return;
             using (var pidfd = Pid > 0 ? Sys.PidfdOpen(Pid) : null)
-                if (pidfd is not null) Sys.PidfdSendSignal(pidfd, 9);
+                if (pidfd is not null) Sys.PidfdSendSignal(pidfd, LibC.SIGKILL);
             await run.ConfigureAwait(false);
         }
     }

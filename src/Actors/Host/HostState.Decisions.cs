@@ -1,0 +1,129 @@
+using System.Collections.Immutable;
+using Garden.Linux.Host;
+using Garden.Linux.Network;
+using Garden.Protocol.Journal;
+
+namespace Garden.Actors.Host;
+
+/// <summary>A Create the host admitted: the spec the container is made from (handle, rootfs, limits, grace time, bind
+/// mounts resolved, network and user namespace taken from the pools), and the record that registers it.</summary>
+public sealed record Admission(ContainerSpec Spec, ContainerRegistered Registered);
+
+/// <summary>A NetIn the host admitted: the mapping the container is to apply, and the record that reserves its host port.</summary>
+public sealed record NetInReservation(string Handle, PortMapping Mapping, PortsReserved Reserved);
+
+/// <summary>The host's decisions: plain functions of the state, a request, the settings and what the host machine says
+/// (<see cref="IHostResources"/>: whether a path exists, whether a port is bound). Each returns the records to journal,
+/// or throws the <see cref="GardenException"/> the client gets. The actor runs them off its thread (they may ask the
+/// kernel), one at a time, and journals what they return.</summary>
+public sealed partial record HostState
+{
+    /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds. (A per-container
+    /// user id pool limits unprivileged containers only: its own error says when it is empty.)</summary>
+    public static int MaxContainers(GardenSettings settings) =>
+        settings.Network.Enabled ? Math.Min(settings.MaxContainers, settings.Network.PoolCapacity) : settings.MaxContainers;
+
+    /// <summary>Admits a Create: checks every field (<c>Validation/</c>), fills in the defaults, checks the handle is free
+    /// and there is room, and takes a network, host ports and a user id range from the pools.</summary>
+    public Admission Admit(ContainerSpec request, GardenSettings settings, IHostResources host)
+    {
+        var spec = request;
+        if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
+        Names.Validate("handle", spec.Handle);
+        if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = settings.DefaultRootfs };
+        Throw(EnvEntries.Problem(spec.Env));
+        Throw(spec.LimitsOrNone.Problem());
+        spec = spec with
+        {
+            Limits = settings.DefaultLimits.With(spec.LimitsOrNone), // garden.default-limits, where it names none
+            BindMounts = ResolvedBindMounts(spec.BindMountsOrEmpty, settings, host),
+            GraceTime = spec.GraceTime ?? settings.DefaultGraceTime,
+        };
+        Throw(GraceTime.Problem(spec.GraceTime.Value));
+        if (Containers.ContainsKey(spec.Handle))
+            throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
+        var max = MaxContainers(settings);
+        if (Containers.Count >= max)
+            throw new GardenException(ErrorKind.ResourceExhausted, max < settings.MaxContainers
+                ? $"max containers reached ({max}, what the subnet pool {settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
+                : $"max containers reached ({max}); destroy one or raise garden.max-containers");
+        spec = WithNetwork(spec, settings.Network, host);
+        var (mapping, block) = new UserIdPool(settings.UserNamespace).Allocate(this, spec.Privileged);
+        spec = spec with { UserNamespace = mapping };
+
+        var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = NextIncarnation };
+        if (spec.Network is not null) registered.Network = ToRecord(spec.Network);
+        registered.Ports.AddRange(spec.NetInOrEmpty.Select(m => (uint)m.HostPort));
+        if (block is { } b) registered.IdRange = ToRecord(b);
+        return new Admission(spec, registered);
+    }
+
+    /// <summary>Admits a NetIn of a container with a network: a free host port (0 = one from the pool) for the container
+    /// port. The port is journaled as reserved before the container applies it, and returned (<see cref="ReturnPort"/>)
+    /// if the container cannot.</summary>
+    public NetInReservation ReserveNetIn(string handle, int hostPort, int containerPort, NetworkSettings network, IHostResources host)
+    {
+        if (!Containers.ContainsKey(handle)) throw GardenException.UnknownHandle(handle);
+        if (!Networks.ContainsKey(handle)) throw new GardenException(ErrorKind.FailedPrecondition, $"container {handle} has no network");
+        Throw(NetworkRequests.ContainerPortProblem(containerPort));
+        var port = new NetworkPool(network).TakePorts(this, [hostPort], host.TcpPortInUse)[0];
+        var reserved = new PortsReserved { Handle = handle };
+        reserved.Ports.Add((uint)port);
+        return new NetInReservation(handle, new PortMapping(port, containerPort), reserved);
+    }
+
+    /// <summary>The record that gives a reserved host port back (a NetIn the container refused), or null when the
+    /// container is gone (its release gave back all its ports).</summary>
+    public PortsReturned? ReturnPort(string handle, int port)
+    {
+        if (!Containers.ContainsKey(handle) || !PortsOf(handle).Contains(port)) return null;
+        var returned = new PortsReturned { Handle = handle };
+        returned.Ports.Add((uint)port);
+        return returned;
+    }
+
+    /// <summary>The record that frees a handle and everything it holds of the pools, or null when it is not registered.</summary>
+    public ContainerReleased? Release(string handle) =>
+        Containers.ContainsKey(handle) ? new ContainerReleased { Handle = handle } : null;
+
+    private static void Throw(GardenException? problem)
+    {
+        if (problem is not null) throw problem;
+    }
+
+    /// <summary>The bind mounts, checked (<see cref="BindMount.Problem"/>), each source resolved to the path that was
+    /// checked, which is the one mounted.</summary>
+    private static ImmutableArray<BindMount> ResolvedBindMounts(ImmutableArray<BindMount> mounts, GardenSettings settings, IHostResources host)
+    {
+        if (mounts.IsEmpty) return mounts;
+        var hostOnly = settings.HostOnlyPaths.Select(p => host.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
+        var resolved = ImmutableArray.CreateBuilder<BindMount>(mounts.Length);
+        foreach (var (mount, i) in mounts.Select((m, i) => (m, i)))
+        {
+            Throw(mount.Problem(i, host.ResolvePath, hostOnly));
+            resolved.Add(mount with { Source = host.ResolvePath(mount.Source)! });
+        }
+        return resolved.MoveToImmutable();
+    }
+
+    /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>
+    private ContainerSpec WithNetwork(ContainerSpec spec, NetworkSettings network, IHostResources host)
+    {
+        var asks = spec.NetworkRequest.Length > 0 || !spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty || spec.LimitsOrNone.BandwidthRate is not null;
+        if (!network.Enabled)
+        {
+            if (asks) throw GardenException.Invalid("network", "networking is disabled on this daemon (garden.network.enabled = off)");
+            return spec;
+        }
+        foreach (var m in spec.NetInOrEmpty) Throw(NetworkRequests.ContainerPortProblem(m.ContainerPort));
+        Throw(NetworkRequests.RulesProblem(spec.NetOutOrEmpty, "net-out"));
+        var pool = new NetworkPool(network);
+        var allocation = pool.Allocate(this, spec.NetworkRequest);
+        var ports = pool.TakePorts(this, spec.NetInOrEmpty.Select(m => m.HostPort), host.TcpPortInUse);
+        return spec with
+        {
+            Network = allocation,
+            NetIn = [.. spec.NetInOrEmpty.Select((m, i) => m with { HostPort = ports[i] })],
+        };
+    }
+}

@@ -1,0 +1,74 @@
+using System.Collections.Immutable;
+
+namespace Garden.Actors;
+
+/// <summary>An environment: KEY=VALUE entries with a non-empty KEY (a container's, at create, and a process's, at run).</summary>
+public static class EnvEntries
+{
+    public static GardenException? Problem(IEnumerable<string> env)
+    {
+        foreach (var e in env)
+            if (!e.Contains('=') || e.StartsWith('=')) return GardenException.Invalid("env", $"{Names.Quote(e)} is not KEY=VALUE");
+        return null;
+    }
+}
+
+/// <summary>Resource limits of a process (setrlimit(2)): the names a Run, and garden.default-rlimits, may use. A name is
+/// given as "nofile", "NOFILE" or "RLIMIT_NOFILE". (The agent maps each to its resource number.)</summary>
+public static class RlimitNames
+{
+    public static readonly ImmutableArray<string> Known =
+        ["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
+         "rttime", "sigpending", "stack"];
+
+    /// <summary>"nofile" for "nofile", "NOFILE" and "RLIMIT_NOFILE"; null when the name is none of <see cref="Known"/>.</summary>
+    public static string? Canonical(string name)
+    {
+        var n = name.StartsWith("rlimit_", StringComparison.OrdinalIgnoreCase) ? name[7..] : name;
+        n = n.ToLowerInvariant();
+        return Known.Contains(n) ? n : null;
+    }
+
+    public static GardenException? Problem(RlimitSpec r)
+    {
+        if (Canonical(r.Name) is not { } name)
+            return GardenException.Invalid("rlimit", $"{Names.Quote(r.Name)} is not a resource limit (one of {string.Join(", ", Known)})");
+        if (r.Soft > r.Hard)
+            return GardenException.Invalid($"rlimit {name}", $"the soft limit {r.Soft} is above the hard limit {r.Hard}");
+        return null;
+    }
+
+    public static GardenException? Problem(IEnumerable<RlimitSpec> rlimits) => rlimits.Select(r => Problem(r)).FirstOrDefault(p => p is not null);
+}
+
+/// <summary>Signal numbers a client may send to a process.</summary>
+public static class Signals
+{
+    public const int Max = 64; // SIGRTMAX
+
+    public static GardenException? Problem(int signal) =>
+        signal is < 1 or > Max ? GardenException.Invalid("signal", $"{signal} is not a signal number (1-{Max})") : null;
+}
+
+public sealed partial record TtySize
+{
+    public const uint Max = 10_000;
+
+    /// <summary>A resize: at least one and at most <see cref="Max"/> rows and columns.</summary>
+    public GardenException? Problem() =>
+        Rows is 0 or > Max || Cols is 0 or > Max
+            ? GardenException.Invalid("tty", $"{Rows}x{Cols} is out of range (1 to {Max} rows and columns)")
+            : null;
+}
+
+public sealed partial record ProcessSpec
+{
+    /// <summary>What is wrong with a process to run, or null: its id (when it names one; empty = generated), its path,
+    /// its env and its rlimits.</summary>
+    public GardenException? Problem()
+    {
+        if (Id.Length > 0 && Names.Problem(Id) is { } badId) return GardenException.Invalid("process id", $"{Names.Quote(Id)} {badId}");
+        if (Path.Length == 0) return GardenException.Invalid("path", "must not be empty");
+        return EnvEntries.Problem(Env) ?? RlimitNames.Problem(Rlimits);
+    }
+}

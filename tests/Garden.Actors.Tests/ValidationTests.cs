@@ -1,0 +1,118 @@
+using Garden.Actors.Container;
+using Garden.Linux.Network;
+using Xunit;
+
+namespace Garden.Actors.Tests;
+
+/// <summary>The domain's one validator per concept (src/Actors/Validation), and the check of every request the host routes.</summary>
+public sealed class ValidationTests
+{
+    private static ProcessSpec Proc(string id = "", string path = "/bin/true", string[]? env = null, RlimitSpec[]? rlimits = null) =>
+        new(id, path, [], [.. env ?? []], "", "", [.. rlimits ?? []], null);
+
+    private static void Refused(GardenException? problem, string startsWith)
+    {
+        Assert.NotNull(problem);
+        Assert.Equal(ErrorKind.InvalidArgument, problem.Kind);
+        Assert.StartsWith(startsWith, problem.Message);
+    }
+
+    [Theory]
+    [InlineData("nofile", "nofile")]
+    [InlineData("NOFILE", "nofile")]
+    [InlineData("RLIMIT_NOFILE", "nofile")]
+    [InlineData("rlimit_as", "as")]
+    [InlineData("nofiles", null)]
+    [InlineData("RLIMIT_", null)]
+    [InlineData("", null)]
+    public void Rlimit_names_are_read_in_every_spelling_and_unknown_ones_are_null(string name, string? canonical) =>
+        Assert.Equal(canonical, RlimitNames.Canonical(name));
+
+    [Fact]
+    public void A_process_is_checked_id_path_env_and_rlimits()
+    {
+        Assert.Null(Proc().Problem());
+        Assert.Null(Proc("job-1", env: ["A=b", "EMPTY="], rlimits: [new RlimitSpec("RLIMIT_NOFILE", 10, 20)]).Problem());
+        Refused(Proc("bad id").Problem(), "process id: \"bad id\"");
+        Refused(Proc(path: "").Problem(), "path:");
+        Refused(Proc(env: ["NOEQUALS"]).Problem(), "env: \"NOEQUALS\"");
+        Refused(Proc(env: ["=x"]).Problem(), "env:");
+        Refused(Proc(rlimits: [new RlimitSpec("nofiles", 1, 1)]).Problem(), "rlimit: \"nofiles\" is not a resource limit");
+        Refused(Proc(rlimits: [new RlimitSpec("nproc", 20, 10)]).Problem(), "rlimit nproc: the soft limit 20 is above the hard limit 10");
+    }
+
+    [Theory]
+    [InlineData(0, "signal: 0 is not a signal number")]
+    [InlineData(65, "signal: 65")]
+    [InlineData(-9, "signal: -9")]
+    public void Signals_outside_1_to_64_are_refused(int signal, string message)
+    {
+        Refused(Signals.Problem(signal), message);
+        Assert.Null(Signals.Problem(9));
+        Assert.Null(Signals.Problem(64));
+    }
+
+    [Theory]
+    [InlineData(0u, 80u)]
+    [InlineData(24u, 0u)]
+    [InlineData(10_001u, 80u)]
+    public void A_tty_resize_outside_1_to_10000_is_refused(uint rows, uint cols)
+    {
+        Refused(new TtySize(rows, cols).Problem(), $"tty: {rows}x{cols}");
+        Assert.Null(new TtySize(24, 80).Problem());
+    }
+
+    [Fact]
+    public void A_NetOut_rule_is_read_from_its_parts_and_refused_naming_the_rule_and_field()
+    {
+        var rule = NetworkRequests.Rule(1, [("10.0.0.0/8", "")], [(80, 0)], null, null, log: true, "rule 1");
+        Assert.Equal(NetProtocol.Tcp, rule.Protocol);
+        Assert.Equal([new PortRange(80, 80)], rule.Ports);
+        GardenException Bad(Action a) => Assert.Throws<GardenException>(a);
+        Assert.StartsWith("rule 2 protocol: 9", Bad(() => NetworkRequests.Rule(9, [], [], null, null, false, "rule 2")).Message);
+        Assert.StartsWith("rule 1 network: \"not-an-ip\"", Bad(() => NetworkRequests.Rule(0, [("not-an-ip", "")], [], null, null, false, "rule 1")).Message);
+        Assert.StartsWith("rule 1 port:", Bad(() => NetworkRequests.Rule(1, [], [(70000, 0)], null, null, false, "rule 1")).Message);
+        Assert.StartsWith("ports:", Bad(() => NetworkRequests.Rule(3, [], [(80, 0)], null, null, false, "rule 1")).Message);
+    }
+
+    [Theory]
+    [InlineData("", null)]
+    [InlineData("10.20.0.10", "10.20.0.8/30 10.20.0.10")]
+    [InlineData("10.20.0.0/24", "10.20.0.0/24 ")]
+    [InlineData(" 10.20.0.9/24 ", "10.20.0.0/24 10.20.0.9")]
+    public void A_network_request_is_read_as_a_subnet_and_maybe_an_address(string request, string? expected)
+    {
+        var parsed = NetworkRequests.Parse(request);
+        Assert.Equal(expected, parsed is { } p ? $"{p.Subnet} {p.Address}" : null);
+    }
+
+    [Fact]
+    public void Every_routed_request_is_checked_before_it_reaches_its_container()
+    {
+        Refused(Requests.Problem(new RunProcess("h", Proc(path: ""), false)), "path:");
+        Refused(Requests.Problem(new AttachProcess("h", "../p", 0)), "process id:");
+        Refused(Requests.Problem(new SignalProcess("h", "p", 99)), "signal:");
+        Refused(Requests.Problem(new SignalProcess("h", "p\n", 9)), "process id: \"p\\n\"");
+        Refused(Requests.Problem(new SetProcessTty("h", "p", new TtySize(0, 0))), "tty:");
+        Refused(Requests.Problem(new SetProperty("h", "", "v")), "key:");
+        Refused(Requests.Problem(new SetLimits("h", new Limits(Pids: 0))), "pids:");
+        Refused(Requests.Problem(new SetGraceTime("h", TimeSpan.FromSeconds(-1))), "grace time:");
+        Refused(Requests.Problem(new NetIn("h", 0, 0)), "container port:");
+        Refused(Requests.Problem(new NetIn("h", -1, 80)), "host port:");
+        Refused(Requests.Problem(new NetOut("h", [])), "rules: no rule given");
+        Refused(Requests.Problem(new NetOut("h", [new NetOutRule(NetProtocol.All, [], [], IcmpType: 3)])), "icmp:");
+        Assert.Null(Requests.Problem(new GetInfo("h")));
+        Assert.Null(Requests.Problem(new SignalProcess("h", "p", 15)));
+        Assert.Null(Requests.Problem(new NetIn("h", 0, 80)));
+    }
+
+    [Theory]
+    [InlineData("nofiles = 10", "garden.default-rlimits.nofiles: rlimit: \"nofiles\" is not a resource limit")]
+    [InlineData("nofile = lots", "garden.default-rlimits.nofile: \"lots\" is not a number")]
+    public void Default_rlimits_are_checked_at_start_like_a_runs_own(string setting, string message)
+    {
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => GardenSettings.Create(
+            Akka.Configuration.ConfigurationFactory.ParseString($"garden.default-rlimits {{ {setting} }}")));
+        Assert.StartsWith(message, e.Message);
+    }
+}
