@@ -177,7 +177,7 @@ public sealed class GraceEventsTests : TestKit
             Ask<PropertiesResult>(new GetProperties("busy")); // 1.6 s of requests, never 600 ms apart
         }
         Assert.True(Exists("busy"));
-        // A List asks every container for its summary, but that is no request for this one: polled by List.
+        // A List is answered by the host from its directory, asking no container: polling it keeps none alive.
         AwaitAssert(() => Assert.DoesNotContain("busy", Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty)).Handles),
             TimeSpan.FromSeconds(5));
         Assert.DoesNotContain("busy", _runtime.Containers);

@@ -165,6 +165,25 @@ public sealed class HostActorTests : TestKit
     }
 
     [Fact]
+    public async Task A_List_right_after_an_answer_sees_the_change_it_answered()
+    {
+        // the container tells the host's directory before it answers: no waiting here
+        string[] List(params (string, string)[] f) => _host.Ask<ContainerList>(
+            new ListContainers(f.ToImmutableDictionary(p => p.Item1, p => p.Item2)), TimeSpan.FromSeconds(5)).Result.Handles.ToArray();
+        var h = Create("seen", ("env", "dev"));
+        Assert.Equal([h], List(("env", "dev")));
+        await _host.Ask<Done>(new SetProperty(h, "env", "prod"), TimeSpan.FromSeconds(5));
+        Assert.Equal([h], List(("env", "prod")));
+        Assert.Empty(List(("env", "dev")));
+        await _host.Ask<Done>(new RemoveProperty(h, "env"), TimeSpan.FromSeconds(5));
+        Assert.Empty(List(("env", "prod")));
+        await _host.Ask<Done>(new StopContainer(h, Kill: true), TimeSpan.FromSeconds(5));
+        Assert.Equal([h], List()); // a stopped container is listed
+        await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
+        Assert.Empty(List());
+    }
+
+    [Fact]
     public async Task Properties_can_be_set_read_and_removed()
     {
         var h = Create("p", ("a", "1"));
