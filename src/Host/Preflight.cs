@@ -23,8 +23,15 @@ public static class Preflight
         }
         StateDir.Close(garden); // 0700, secrets 0600: before the journal is opened or any actor writes
         var socket = settings.Gateway.Socket;
-        Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
-        File.Delete(socket); // a socket left by a killed daemon blocks the bind
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
+            File.Delete(socket); // a socket left by a killed daemon blocks the bind
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupFailure(1, $"garden.gateway.socket {socket}: {e.Message}");
+        }
         try
         {
             JournalFile.Prepare(garden.JournalPath);

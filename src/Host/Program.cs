@@ -34,7 +34,12 @@ try
 {
     await app.RunAsync();
 }
-catch (IOException e) // the socket cannot be bound, the Akka.Remote port is taken
+catch (StartupFailure e) // the Akka.Remote port is taken
+{
+    Console.Error.WriteLine($"gardend: {e.Message}");
+    return e.ExitCode;
+}
+catch (IOException e) // the socket cannot be bound
 {
     Console.Error.WriteLine($"gardend: {e.Message}");
     return 1;

@@ -20,8 +20,15 @@ public sealed class RemoteEndpoint(AkkaRemote remote, GardendSettings settings, 
         var config = ConfigurationFactory.ParseString($"akka.loggers = [\"{typeof(AkkaLogger).AssemblyQualifiedName}\"]")
             .WithFallback(remote.ToAkkaConfig())
             .WithFallback(settings.Akka);
-        _endpoint = ActorSystem.Create(AkkaRemote.SystemName,
-            BootstrapSetup.Create().WithConfig(config).And(new LoggerFactorySetup(logging)));
+        try
+        {
+            _endpoint = ActorSystem.Create(AkkaRemote.SystemName,
+                BootstrapSetup.Create().WithConfig(config).And(new LoggerFactorySetup(logging)));
+        }
+        catch (Exception e) when (e.GetBaseException() is System.Net.Sockets.SocketException or Akka.Remote.RemoteTransportException)
+        {
+            throw new StartupFailure(1, $"{AkkaRemote.Flag} {remote.Address}: cannot listen: {e.GetBaseException().Message}");
+        }
         Wiring.WireRemote(_endpoint, services.GetRequiredService<GatewayContext>());
         Console.WriteLine($"gardend: Akka.Remote API at {remote.Address}/user/host" +
                           (remote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
