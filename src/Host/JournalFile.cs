@@ -8,6 +8,17 @@ public static class JournalFile
 {
     public static string ConnectionString(string path) => new SqliteConnectionStringBuilder { DataSource = path }.ToString();
 
+    /// <summary>The journal and snapshot store (Akka.Persistence.Sql on SQLite, chosen in this assembly's reference.conf)
+    /// pointed at <paramref name="path"/>.</summary>
+    public static Akka.Configuration.Config AkkaConfig(string path)
+    {
+        var db = ConnectionString(path).Replace("\\", "\\\\").Replace("\"", "\\\"");
+        return Akka.Configuration.ConfigurationFactory.ParseString($"""
+            akka.persistence.journal.sql.connection-string = "{db}"
+            akka.persistence.snapshot-store.sql.connection-string = "{db}"
+            """);
+    }
+
     /// <summary>Creates the directory, opens the database, switches it to WAL (durable across a crash of the
     /// process, one writer at a time) and runs SQLite's quick check; throws with the file's name on any problem.</summary>
     public static void Prepare(string path)

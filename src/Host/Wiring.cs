@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Hosting;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
@@ -48,20 +49,59 @@ public static class Wiring
         }
     }
 
-    public static IActorRef WireActors(ActorSystem system, GardenSettings settings, ContainerEffects effects) =>
-        system.ActorOf(HostActor.Props(settings, effects, new HostResources()), "containers");
+    /// <summary>gardend: the generic host that owns, in this order, <see cref="GardendLifetime"/>, the actor system
+    /// (Akka.Hosting), the Akka.Remote endpoint when configured, and Kestrel serving gRPC; it stops them in reverse on
+    /// SIGTERM or when the actor system ends on its own. Call after <see cref="Preflight.Run"/>.</summary>
+    public static WebApplication WireGardend(GardendSettings settings)
+    {
+        var effects = WireLinux(settings.Garden);
+        var builder = WebApplication.CreateSlimBuilder();
+        WireLogging(builder.Logging);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddSingleton(effects);
+        builder.Services.AddSingleton<GardendLifetime>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<GardendLifetime>());
+        WireActors(builder.Services, settings, effects);
+        if (settings.Remote is { } remote)
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Remote.RemoteEndpoint>(sp, remote));
+        return WireGateway(builder, settings.Gateway);
+    }
+
+    /// <summary>One log: Microsoft.Extensions.Logging's console, one line per entry. Akka's events come in through
+    /// <see cref="AkkaLogger"/> (category Akka), filtered at the source by <c>akka.loglevel</c> (INFO by default);
+    /// ASP.NET Core, Kestrel and gRPC say only warnings and errors.</summary>
+    public static void WireLogging(ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        logging.SetMinimumLevel(LogLevel.Warning);
+        logging.AddFilter(AkkaLogger.Category, LogLevel.Trace);
+    }
+
+    /// <summary>gardend's actor system (Akka.Hosting), local only: /user/containers, the HostActor, registered as
+    /// <see cref="HostActor"/> in the ActorRegistry. Its journal is the one <see cref="GardendSettings.Akka"/> names.</summary>
+    public static void WireActors(IServiceCollection services, GardendSettings settings, ContainerEffects effects) =>
+        services.AddAkka(Remote.AkkaRemote.SystemName, (akka, sp) => akka
+            .AddHocon(settings.Akka, HoconAddMode.Prepend)
+            .ConfigureLoggers(l => l.ClearLoggers().AddLogger<AkkaLogger>())
+            .WithActors((system, registry) =>
+            {
+                sp.GetRequiredService<GardendLifetime>().ActorSystemStarted(system);
+                Akka.Persistence.Sql.SqlPersistence.Get(system); // before any persistent actor starts
+                registry.Register<HostActor>(system.ActorOf(HostActor.Props(settings.Garden, effects, new HostResources()), "containers"));
+            }));
 
     /// <summary>/user/host of the Akka.Remote endpoint (an ActorSystem of its own, see AkkaRemote.Hardening): the API,
     /// performed by the same GardenService as gRPC, on the actors of gardend's own local-only system.</summary>
     public static IActorRef WireRemote(ActorSystem endpoint, GatewayContext context) =>
         endpoint.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "host");
 
-    public static WebApplication WireGateway(WebApplicationBuilder builder, string socketPath, GatewayContext context)
+    /// <summary>gRPC on the Unix socket, after the actor system has started (Kestrel is the last hosted service).</summary>
+    public static WebApplication WireGateway(WebApplicationBuilder builder, GatewaySettings gateway)
     {
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddSingleton(context);
+        builder.Services.AddSingleton(sp => new GatewayContext(
+            sp.GetRequiredService<IReadOnlyActorRegistry>().Get<HostActor>(), gateway.AskTimeout, sp.GetRequiredService<ActorSystem>()));
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = 16 * 1024 * 1024;
@@ -70,7 +110,7 @@ public static class Wiring
         });
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.ListenUnixSocket(socketPath, l => l.Protocols = HttpProtocols.Http2);
+            k.ListenUnixSocket(gateway.Socket, l => l.Protocols = HttpProtocols.Http2);
             k.Limits.Http2.MaxStreamsPerConnection = 1000;
             k.Limits.Http2.InitialConnectionWindowSize = 4 * 1024 * 1024;
             k.Limits.Http2.InitialStreamWindowSize = 2 * 1024 * 1024;

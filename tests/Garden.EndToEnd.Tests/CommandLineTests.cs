@@ -96,6 +96,15 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
     }
 
     [Fact]
+    public async Task Gardend_refuses_a_socket_path_it_cannot_use_naming_it_and_exits_1()
+    {
+        await using var d = new Gardend();
+        Directory.CreateDirectory(Path.Combine(d.Socket, "in-the-way"));
+        Assert.Equal(1, await d.StartExpectingExitAsync());
+        Assert.Contains($"gardend: garden.gateway.socket {d.Socket}: ", d.Log);
+    }
+
+    [Fact]
     public async Task Gardend_help_lists_its_flags_and_starts_nothing()
     {
         await using var d = new Gardend { ExtraArgs = ["--help"] };

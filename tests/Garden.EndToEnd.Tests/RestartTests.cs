@@ -82,6 +82,8 @@ public sealed class RestartTests
             await d.CliAsync("create", "--handle", h);
             await d.CliAsync("run", h, "--detach", "--id", "p", "--", "sh", "-c", "sleep 1; echo still running; exit 2");
             await d.StopAsync(kill: false);
+            Assert.Equal(0, d.ExitCode);
+            Assert.Contains("gardend stopping; containers keep running", d.Log);
             Assert.False(File.Exists(d.Socket));
             var state = await Command.RunAsync("/usr/sbin/runc", ["state", h]);
             Assert.Contains("\"running\"", state.Stdout);
@@ -224,9 +226,59 @@ public sealed class RestartTests
             var journal = Path.Combine(d.StateDir, "journal.db");
             await File.WriteAllTextAsync(journal, "this is not a SQLite database, it is garbage");
             var exit = await d.StartExpectingExitAsync();
-            Assert.NotEqual(0, exit);
+            Assert.Equal(3, exit);
             Assert.Contains(journal, d.Log);
             Assert.Contains("journal", d.Log);
+        }
+        finally
+        {
+            await d.DisposeAsync();
+        }
+    }
+
+    /// <summary>A journal SQLite reads (it passes the start's check) but the actors cannot recover from: tables of another
+    /// shape. The actor system stops itself (HostActor.JournalUnreadable), and with it the whole daemon, with exit 3.</summary>
+    [Fact]
+    public async Task A_journal_the_actors_cannot_recover_from_stops_gardend_with_exit_3_naming_the_file()
+    {
+        var d = new Gardend("akka.persistence.journal.sql.recovery-event-timeout = 3s");
+        try
+        {
+            Directory.CreateDirectory(d.StateDir);
+            var journal = Path.Combine(d.StateDir, "journal.db");
+            using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={journal};Pooling=False"))
+            {
+                db.Open();
+                using var create = db.CreateCommand();
+                create.CommandText = "CREATE TABLE journal (x INTEGER); CREATE TABLE snapshot (x INTEGER);";
+                create.ExecuteNonQuery();
+            }
+            Assert.Equal(3, await d.StartExpectingExitAsync());
+            Assert.Contains($"the journal {journal} cannot be read", d.Log);
+            Assert.False(File.Exists(d.Socket));
+        }
+        finally
+        {
+            await d.DisposeAsync();
+        }
+    }
+
+    /// <summary>One log: Akka's events come out through gardend's logger (one line each, the actor as the source),
+    /// never in Akka's own console format; and at SIGTERM the gateway says it stops before the actor system does.</summary>
+    [Fact]
+    public async Task Akka_logs_in_gardend_s_one_log_and_sigterm_stops_the_gateway_before_the_actors()
+    {
+        var d = await Daemon();
+        try
+        {
+            await d.StopAsync();
+            Assert.Equal(0, d.ExitCode);
+            var log = d.Log;
+            Assert.Matches(@"(?m)^\S+ info: Akka\[0\] \[akka://garden/user/containers\] gardend \S+ recovered 0 container\(s\)", log);
+            Assert.DoesNotMatch(@"(?m)^\[(DEBUG|INFO|WARNING|ERROR)\]\[", log);
+            var stopping = log.IndexOf("gardend stopping; containers keep running", StringComparison.Ordinal);
+            var shutdown = log.IndexOf("CoordinatedShutdown invoked", StringComparison.Ordinal);
+            Assert.True(stopping >= 0 && shutdown > stopping, log);
         }
         finally
         {

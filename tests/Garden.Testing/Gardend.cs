@@ -126,6 +126,9 @@ public sealed class Gardend : IAsyncDisposable
 
     public int Pid => _process?.Id ?? 0;
 
+    /// <summary>The exit code of the last start's gardend, once it has exited; null while it runs.</summary>
+    public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
+
     /// <summary>True while the gardend process of the last start runs.</summary>
     public bool Running => _process is { HasExited: false };
 

@@ -76,6 +76,17 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         finally { await D.CliAsync("destroy", h); }
     }
 
+    /// <summary>A local user who can reach the socket's path (its directory is traversable here) still cannot drive
+    /// the daemon: the socket is 0600, root's alone, from the moment gardend says it serves.</summary>
+    [Fact]
+    public async Task A_local_user_cannot_drive_the_daemon_through_its_socket()
+    {
+        Assert.Equal(0, (await D.CliAsync("ping")).ExitCode);
+        Assert.Equal((UnixFileMode)0b110_000_000, Mode(D.Socket));
+        var r = await HostUser.NobodyAsync(TestPaths.CliBinary, "--socket", D.Socket, "ping");
+        Assert.True(r.ExitCode != 0 && r.Stderr.Contains("Permission denied"), r.ToString());
+    }
+
     private static async Task<byte[]> ReadSharedAsync(string path)
     {
         await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);

@@ -1,0 +1,44 @@
+namespace Garden.Host;
+
+/// <summary>What must hold before the actor system starts, in this order: the agent binary exists, the mount dir is
+/// prepared, the state dir is closed (0700, secrets 0600), the socket's directory exists without a stale socket, and the
+/// journal is readable. Each failure is a <see cref="StartupFailure"/> naming what was wrong.</summary>
+public static class Preflight
+{
+    public const int ExitJournalUnreadable = 3;
+
+    public static void Run(GardendSettings settings)
+    {
+        var garden = settings.Garden;
+        if (!File.Exists(garden.AgentBinary))
+            throw new StartupFailure(1, $"agent binary {garden.AgentBinary} not found (run `make install`, or set garden.agent-binary)");
+        // The mount dir first: when it sits in the socket's dir, that dir is made traversable (0711) rather than 0700.
+        try
+        {
+            Garden.Linux.Rootfs.OverlayRootfs.PrepareMountDir(garden.MountDir);
+        }
+        catch (Exception e) when (e is Garden.Linux.Rootfs.RootfsException or IOException or UnauthorizedAccessException)
+        {
+            throw new StartupFailure(1, e.Message);
+        }
+        StateDir.Close(garden); // 0700, secrets 0600: before the journal is opened or any actor writes
+        var socket = settings.Gateway.Socket;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
+            File.Delete(socket); // a socket left by a killed daemon blocks the bind
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupFailure(1, $"garden.gateway.socket {socket}: {e.Message}");
+        }
+        try
+        {
+            JournalFile.Prepare(garden.JournalPath);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new StartupFailure(ExitJournalUnreadable, e.Message);
+        }
+    }
+}
