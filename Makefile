@@ -22,7 +22,7 @@ deps:
 
 build: $(OUT)/.built
 
-# out/cli-jit: the same CLI sources JIT-compiled (src/Cli/Jit), which the NativeAOT `garden` runs for akka.tcp://
+# out/cli-jit: the CLI's assembly on the JIT with the Akka.Remote client (src/Cli/Jit), which the NativeAOT `garden` runs for akka.tcp://
 # addresses (Akka.NET does not run under NativeAOT); installed to $(LIBDIR)/cli-jit.
 $(OUT)/.built: $(SOURCES)
 	$(DOTNET) publish src/Agent/Garden.Agent.csproj -c Release -o $(OUT)/bin --nologo -v:q

@@ -5,9 +5,10 @@ using Grpc.Core;
 namespace Garden.Cli;
 
 /// <summary>Akka.Remote addresses (akka.tcp://garden@HOST:PORT). Akka.NET needs the JIT (reflection, dynamic code), so the
-/// NativeAOT `garden` hands such a command to the JIT build of this same code (src/Cli/Jit, compiled with GARDEN_REMOTE),
-/// installed next to it: out/cli-jit/garden.dll, or PREFIX/lib/garden-actors/cli-jit/garden.dll. The commands are the
-/// same code on both: only the CallInvoker under the generated client differs. (Tried first: src/Cli/Jit published with
+/// NativeAOT `garden` hands such a command to the JIT build (src/Cli/Jit: this assembly run on the JIT, with the Akka.Remote
+/// client set in <see cref="ConnectAkka"/>), installed next to it: out/cli-jit/garden-jit.dll, or
+/// PREFIX/lib/garden-actors/cli-jit/garden-jit.dll. The commands are the same code on both: only the CallInvoker under the
+/// generated client differs. (Tried first: src/Cli/Jit published with
 /// PublishAot=true builds, with trim/AOT warnings from Akka, and fails at the first ActorSystem with "'akka.actor.provider'
 /// is not a valid type name: 'Akka.Remote.RemoteActorRefProvider, Akka.Remote'" — Akka resolves its HOCON type names,
 /// serializers and extensions by reflection.)</summary>
@@ -15,24 +16,16 @@ internal static class RemoteCli
 {
     public const string JitEnvironmentVariable = "GARDEN_CLI_JIT";
 
-#if GARDEN_REMOTE
-    public const bool Supported = true;
-#else
-    public const bool Supported = false;
-#endif
+    /// <summary>The Akka.Remote connection for an akka.tcp:// address: set by the JIT build (src/Cli/Jit) before it runs the
+    /// command; null in the NativeAOT binary, which references no Akka.</summary>
+    public static Func<GardenAddress, Connection>? ConnectAkka { get; set; }
+
+    public static bool Supported => ConnectAkka is not null;
 
     /// <summary>The invoker for the address: gRPC over the socket, or (JIT build only) Akka.Remote.</summary>
     public static Connection CreateInvoker(GardenAddress address)
     {
-#if GARDEN_REMOTE
-        if (address.IsAkka)
-        {
-            var (system, invoker) = Garden.Protocol.Client.AkkaGardenClient.CreateInvoker(address.AkkaAddress!, TimeSpan.FromSeconds(60),
-                // stdout and stderr belong to the command (a process's output): Akka's own log stays quiet
-                Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = OFF\nakka.stdout-loglevel = OFF"));
-            return new Connection(invoker, () => system.Terminate().Wait(TimeSpan.FromSeconds(5)));
-        }
-#endif
+        if (address.IsAkka && ConnectAkka is not null) return ConnectAkka(address);
         var channel = GardenChannel.Create(address);
         return new Connection(channel.CreateCallInvoker(), channel.Dispose);
     }
@@ -49,8 +42,8 @@ internal static class RemoteCli
         var dll = FindJitBuild();
         if (dll is null)
         {
-            output.Error("Akka.Remote addresses need the JIT build of garden (cli-jit/garden.dll next to this binary, " +
-                         $"or {JitEnvironmentVariable}=/path/to/garden.dll): run `make build` / `make install`");
+            output.Error("Akka.Remote addresses need the JIT build of garden (cli-jit/garden-jit.dll next to this binary, " +
+                         $"or {JitEnvironmentVariable}=/path/to/garden-jit.dll): run `make build` / `make install`");
             return Cli.Failure;
         }
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false };
@@ -78,8 +71,8 @@ internal static class RemoteCli
         if (exe is null) return null;
         foreach (var candidate in new[]
                  {
-                     Path.Combine(exe, "..", "cli-jit", "garden.dll"),                    // out/bin/garden → out/cli-jit
-                     Path.Combine(exe, "..", "lib", "garden-actors", "cli-jit", "garden.dll"), // PREFIX/bin → PREFIX/lib/garden-actors
+                     Path.Combine(exe, "..", "cli-jit", "garden-jit.dll"),                // out/bin/garden → out/cli-jit
+                     Path.Combine(exe, "..", "lib", "garden-actors", "cli-jit", "garden-jit.dll"), // PREFIX/bin → PREFIX/lib/garden-actors
                  })
             if (File.Exists(candidate)) return Path.GetFullPath(candidate);
         return null;

@@ -5,10 +5,6 @@ using Google.Protobuf.Reflection;
 
 namespace Garden.Protocol.Remote;
 
-/// <summary>Marks the messages that travel over Akka.Remote: every message of garden.proto (the public API) and of
-/// remote.proto (errors, end of stream). Bound to <see cref="ApiSerializer"/> in this assembly's reference.conf.</summary>
-public interface IApiMessage : IMessage;
-
 /// <summary>Akka.Remote bytes of the API: the protobuf encoding, named by the message's protobuf full name
 /// ("garden.v1.CreateRequest"). A client in any language that speaks protobuf can read them, and no CLR type name
 /// crosses the wire (Akka's default would let a peer name any type to deserialize).</summary>

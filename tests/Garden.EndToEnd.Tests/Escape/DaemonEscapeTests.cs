@@ -215,7 +215,7 @@ public sealed class DaemonEscapeTests
                 akka.actor.provider = remote
                 akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
                 akka.remote.dot-netty.tcp.port = 0
-                """).WithFallback(ProtocolConfig.Default()));
+                """).WithFallback(AkkaGardenClient.TransportDefaults));
             object reply;
             try
             {
