@@ -411,12 +411,15 @@ public sealed partial class GardenJsonContext : JsonSerializerContext
     /// <c>\u003c</c> for &lt; and the like; both are valid JSON, any parser reads either). The default encoder would
     /// write every non-ASCII character and even a quote or an apostrophe as <c>\uXXXX</c>: correct, but unreadable
     /// in an error message.</summary>
-    public static GardenJsonContext Wire { get; } = CreateWire();
+    public static GardenJsonContext Wire => WireHolder.Instance;
 
-    private static GardenJsonContext CreateWire()
+    // a class of its own: the generated Default is a static of this class initialized after any static declared here
+    private static class WireHolder
     {
-        var options = new JsonSerializerOptions(Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-        options.TypeInfoResolver = null;
-        return new GardenJsonContext(options);
+        public static readonly GardenJsonContext Instance = new(new JsonSerializerOptions(Default.Options)
+        {
+            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            TypeInfoResolver = null,
+        });
     }
 }

@@ -1,4 +1,4 @@
-using Garden.Protocol.Api;
+using Api = Garden.Protocol.Api;
 
 namespace Garden.Host.GardenHttp;
 
@@ -9,49 +9,49 @@ namespace Garden.Host.GardenHttp;
 /// payloads become.</summary>
 public interface IGardenHttpBackend
 {
-    Task<PingResponse> PingAsync(PingRequest request, CancellationToken ct);
-    Task<CapacityResponse> CapacityAsync(CapacityRequest request, CancellationToken ct);
-    Task<CreateResponse> CreateAsync(CreateRequest request, CancellationToken ct);
-    Task<DestroyResponse> DestroyAsync(DestroyRequest request, CancellationToken ct);
-    Task<ListResponse> ListAsync(ListRequest request, CancellationToken ct);
-    Task<Protocol.Api.ContainerInfo> InfoAsync(InfoRequest request, CancellationToken ct);
+    Task<Api.PingResponse> PingAsync(Api.PingRequest request, CancellationToken ct);
+    Task<Api.CapacityResponse> CapacityAsync(Api.CapacityRequest request, CancellationToken ct);
+    Task<Api.CreateResponse> CreateAsync(Api.CreateRequest request, CancellationToken ct);
+    Task<Api.DestroyResponse> DestroyAsync(Api.DestroyRequest request, CancellationToken ct);
+    Task<Api.ListResponse> ListAsync(Api.ListRequest request, CancellationToken ct);
+    Task<Api.ContainerInfo> InfoAsync(Api.InfoRequest request, CancellationToken ct);
     /// <summary>An entry for every handle asked, failed ones with their error: the call itself does not fail for one.</summary>
-    Task<BulkInfoResponse> BulkInfoAsync(BulkInfoRequest request, CancellationToken ct);
-    Task<StopResponse> StopAsync(Protocol.Api.StopRequest request, CancellationToken ct);
-    Task<ContainerMetrics> MetricsAsync(MetricsRequest request, CancellationToken ct);
-    Task<BulkMetricsResponse> BulkMetricsAsync(BulkMetricsRequest request, CancellationToken ct);
+    Task<Api.BulkInfoResponse> BulkInfoAsync(Api.BulkInfoRequest request, CancellationToken ct);
+    Task<Api.StopResponse> StopAsync(Api.StopRequest request, CancellationToken ct);
+    Task<Api.ContainerMetrics> MetricsAsync(Api.MetricsRequest request, CancellationToken ct);
+    Task<Api.BulkMetricsResponse> BulkMetricsAsync(Api.BulkMetricsRequest request, CancellationToken ct);
     /// <summary>The limits as the container was given them (Garden's current-limits routes echo the request, they do
     /// not read the kernel).</summary>
-    Task<LimitsResponse> CurrentLimitsAsync(CurrentLimitsRequest request, CancellationToken ct);
-    Task<Protocol.Api.NetInResponse> NetInAsync(Protocol.Api.NetInRequest request, CancellationToken ct);
-    Task<NetOutResponse> NetOutAsync(NetOutRequest request, CancellationToken ct);
-    Task<NetOutResponse> BulkNetOutAsync(BulkNetOutRequest request, CancellationToken ct);
-    Task<PropertiesResponse> PropertiesAsync(PropertiesRequest request, CancellationToken ct);
-    Task<GetPropertyResponse> GetPropertyAsync(GetPropertyRequest request, CancellationToken ct);
-    Task<SetPropertyResponse> SetPropertyAsync(SetPropertyRequest request, CancellationToken ct);
-    Task<RemovePropertyResponse> RemovePropertyAsync(RemovePropertyRequest request, CancellationToken ct);
-    Task<SetGraceTimeResponse> SetGraceTimeAsync(SetGraceTimeRequest request, CancellationToken ct);
+    Task<Api.LimitsResponse> CurrentLimitsAsync(Api.CurrentLimitsRequest request, CancellationToken ct);
+    Task<Api.NetInResponse> NetInAsync(Api.NetInRequest request, CancellationToken ct);
+    Task<Api.NetOutResponse> NetOutAsync(Api.NetOutRequest request, CancellationToken ct);
+    Task<Api.NetOutResponse> BulkNetOutAsync(Api.BulkNetOutRequest request, CancellationToken ct);
+    Task<Api.PropertiesResponse> PropertiesAsync(Api.PropertiesRequest request, CancellationToken ct);
+    Task<Api.GetPropertyResponse> GetPropertyAsync(Api.GetPropertyRequest request, CancellationToken ct);
+    Task<Api.SetPropertyResponse> SetPropertyAsync(Api.SetPropertyRequest request, CancellationToken ct);
+    Task<Api.RemovePropertyResponse> RemovePropertyAsync(Api.RemovePropertyRequest request, CancellationToken ct);
+    Task<Api.SetGraceTimeResponse> SetGraceTimeAsync(Api.SetGraceTimeRequest request, CancellationToken ct);
 
     /// <summary>Extracts <paramref name="archive"/> (the request body, read as it arrives) into the container; answers
     /// when it is extracted. <paramref name="request"/> carries handle, path and user, no data.</summary>
-    Task<StreamInResponse> StreamInAsync(StreamInRequest request, Stream archive, CancellationToken ct);
+    Task<Api.StreamInResponse> StreamInAsync(Api.StreamInRequest request, Stream archive, CancellationToken ct);
 
     /// <summary>The tar of a path. Fails from the Task (answered as an error) when nothing can be sent; a failure once
     /// bytes flow is an exception from the stream's reads (the client then sees the body end early, never a short
     /// but valid tar). The layer disposes the stream.</summary>
-    Task<Stream> StreamOutAsync(StreamOutRequest request, CancellationToken ct);
+    Task<Stream> StreamOutAsync(Api.StreamOutRequest request, CancellationToken ct);
 
     /// <summary>Starts a process and answers once it has started (every failure to start is an error of this call,
     /// which the client sees as Run's error). <c>request.Detach</c> is false and <c>request.Stdin</c> unset.</summary>
-    Task<IGardenProcess> RunAsync(RunRequest request, CancellationToken ct);
+    Task<IGardenProcess> RunAsync(Api.RunRequest request, CancellationToken ct);
 
     /// <summary>Attaches to a running or exited process (exited: its events end with the exit at once).</summary>
-    Task<IGardenProcess> AttachAsync(AttachRequest request, CancellationToken ct);
+    Task<IGardenProcess> AttachAsync(Api.AttachRequest request, CancellationToken ct);
 
     /// <summary>Garden's TERM (15) and KILL (9), from a Run/Attach connection.</summary>
-    Task<SignalResponse> SignalAsync(SignalRequest request, CancellationToken ct);
+    Task<Api.SignalResponse> SignalAsync(Api.SignalRequest request, CancellationToken ct);
 
-    Task<SetTtyResponse> SetTtyAsync(SetTtyRequest request, CancellationToken ct);
+    Task<Api.SetTtyResponse> SetTtyAsync(Api.SetTtyRequest request, CancellationToken ct);
 
     /// <summary>Garden's grace time counts only while no request touches the container: the layer calls this as a
     /// request naming a container begins and disposes the result when it ends; a Run or Attach holds it for as long as
@@ -69,7 +69,7 @@ public interface IGardenProcess : IAsyncDisposable
     /// <summary>Output (stdout, stderr, in the order produced), OutputMissed, and last Exited (exit_code: 128+N when
     /// killed by signal N). Ends without Exited only when the stream broke (the layer tells the client so) or is
     /// cancelled.</summary>
-    IAsyncEnumerable<ProcessEvent> Events { get; }
+    IAsyncEnumerable<Api.ProcessEvent> Events { get; }
 
     Task WriteStdinAsync(ReadOnlyMemory<byte> data, CancellationToken ct);
 
