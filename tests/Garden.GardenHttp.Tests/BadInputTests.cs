@@ -135,7 +135,7 @@ public sealed class BadInputTests
             await TestServer.Eventually(() => t.Server.Connections >= 200, "all slow connections accepted");
             var clock = Stopwatch.StartNew();
             await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => StillServes(t)));
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"20 pings took {clock.Elapsed} beside 200 slow clients");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"20 pings took {clock.Elapsed} beside 200 slow clients");
         }
         finally
         {

@@ -167,6 +167,26 @@ public sealed class ProcessStreamTests
     }
 
     [Fact]
+    public async Task After_the_exit_status_the_server_reads_what_the_client_still_sends_instead_of_resetting()
+    {
+        // Closing a socket with unread bytes makes the kernel answer with a reset, and a reset can destroy an answer the
+        // client has not read yet. The server stops sending (FIN) and drains until the client closes.
+        await using var t = TestServer.Tcp(Options());
+        var (main, p, _) = await StartAsync(t, GoRun, RunHead);
+        await using var _m = main;
+        p.Exit(0);
+        Assert.Equal("{\"process_id\":\"p1\",\"exit_status\":0}\n", await main.ReadLineAsync());
+        var late = Encoding.UTF8.GetBytes("{\"process_id\":\"p1\",\"source\":0,\"data\":\"late\"}\n");
+        await main.Socket.SendAsync(late, System.Net.Sockets.SocketFlags.None);
+        await Task.Delay(300);
+        await main.Socket.SendAsync(late, System.Net.Sockets.SocketFlags.None);
+        await Task.Delay(300);
+        var buffer = new byte[16];
+        Assert.Equal(0, await main.Socket.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None));   // a clean end, no reset
+        Assert.Empty(p.Stdin);   // and nothing after the exit reached the process
+    }
+
+    [Fact]
     public async Task Output_before_the_stream_requests_is_held_and_after_the_exit_a_late_request_still_gets_it()
     {
         await using var t = TestServer.Tcp(Options());

@@ -11,6 +11,7 @@ public sealed class HttpConnection : IAsyncDisposable
     private readonly NetworkStream _stream;
     private readonly GardenHttpOptions _options;
     private readonly CancellationTokenSource _aborted;
+    private bool _lingered;
 
     public HttpConnection(Socket socket, GardenHttpOptions options, CancellationToken stopping)
     {
@@ -95,6 +96,10 @@ public sealed class HttpConnection : IAsyncDisposable
         return line;
     }
 
+    /// <summary>A lingering end done by whoever read the connection last (a Run/Attach stream reads the client's
+    /// payloads to the end itself): <see cref="LingerAsync"/> then does nothing more.</summary>
+    public void Lingered() => _lingered = true;
+
     /// <summary>Stops sending (the client sees the end of the answer) and keeps reading.</summary>
     public void ShutdownSend()
     {
@@ -114,6 +119,8 @@ public sealed class HttpConnection : IAsyncDisposable
     /// which can destroy the answer before the client read it.</summary>
     public async Task LingerAsync()
     {
+        if (_lingered) return;
+        _lingered = true;
         ShutdownSend();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Aborted);
         timeout.CancelAfter(_options.LingerTimeout);

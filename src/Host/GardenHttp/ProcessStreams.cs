@@ -132,6 +132,7 @@ public sealed class ProcessStreams(IGardenHttpBackend backend, GardenHttpOptions
             // dropped (closing on unread bytes would reset the connection and could destroy the exit status in flight).
             conn.ShutdownSend();
             await Task.WhenAny(input, Task.Delay(options.LingerTimeout, stop.Token));
+            conn.Lingered();
         }
         finally
         {
