@@ -64,7 +64,7 @@ public sealed class GardenHttpServer : IAsyncDisposable
     /// a live one or any other file is not.</summary>
     public void Start(EndPoint endpoint)
     {
-        if (_listener is not null) throw new InvalidOperationException("the Garden HTTP server is already started");
+        if (_listener is not null) throw new InvalidOperationException("a Garden HTTP server starts once (make a new one to listen again)");
         Socket listener;
         if (endpoint is UnixDomainSocketEndPoint unix)
         {

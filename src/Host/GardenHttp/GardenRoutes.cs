@@ -94,7 +94,6 @@ public static class GardenRoutes
             if (pathMatched.Count == 0) throw new HttpProblem(404, $"no such route: {method} {HttpRequestHead.Printable(rawPath)}");
             throw new HttpProblem(405, $"{method} is not allowed on {HttpRequestHead.Printable(rawPath)} (allowed: {string.Join(", ", pathMatched.Select(r => r.Method).Distinct())})");
         }
-        // a literal route of another method does not shadow a parameter route of this one, but a literal of this method does
         var parameters = new Dictionary<string, string>();
         for (var i = 0; i < best.Segments.Length; i++)
             if (best.Segments[i].StartsWith(':')) parameters[best.Segments[i][1..]] = segments[i];
