@@ -7,6 +7,25 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 log=$(mktemp /tmp/garden-test-log.XXXXXX)
 status=0
 
+# What the tests may have left on the host: they keep everything under /tmp/garden-test-* and cgroups under
+# garden-test-*; networks are named with the prefixes te?? (test daemons) and tl?? (Linux tests), their netns teo*.
+# Anything listed after the run and not before it is a leak of this run (a killed earlier run's leftovers are
+# reported, not counted: scripts/clean-test-leftovers.sh removes them).
+leftovers() {
+  grep ' /tmp/garden-test-' /proc/self/mountinfo | awk '{print "mount " $5}'
+  runc list 2>/dev/null | grep '/tmp/garden-test-' | awk '{print "runc-container " $1}'
+  cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep '/tmp/garden-test-' | sed 's/^/loop-device /'
+  find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'garden-test-*' 2>/dev/null | sed 's/^/cgroup /'
+  ls /sys/class/net | grep -E '^t[el][0-9a-z]{2}' | sed 's/^/network-link /'
+  ls /run/netns 2>/dev/null | grep -E '^t[el]' | sed 's/^/netns /'
+  iptables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | sed 's/ \[[0-9:]*\]$//; s/^/iptables /'
+  ip6tables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | sed 's/ \[[0-9:]*\]$//; s/^/ip6tables /'
+  # A user namespace holder (garden-agent ns-holder) lives only while its gardend creates a container.
+  pgrep -f 'garden-agent ns-holder$' | sed 's/^/userns-holder /'
+}
+before=$(mktemp /tmp/garden-test-before.XXXXXX)
+leftovers | sort > "$before"
+
 dotnet build Garden.Actors.sln -c Release --nologo -v:q 2>&1 | tail -n 20 || status=1
 
 if [ $status -eq 0 ]; then
@@ -18,34 +37,20 @@ fi
 passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 
-# What the tests may have left on the host: they keep everything under /tmp/garden-test-* and
-# cgroups under garden-test-*; any entry here is a leak.
-leaks=""
-m=$(grep -c ' /tmp/garden-test-' /proc/self/mountinfo); [ "$m" -gt 0 ] && leaks="$leaks $m-mounts"
-r=$(runc list 2>/dev/null | grep -c '/tmp/garden-test-'); [ "$r" -gt 0 ] && leaks="$leaks $r-runc-containers"
-l=$(cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c '/tmp/garden-test-'); [ "$l" -gt 0 ] && leaks="$leaks $l-loop-devices"
-c=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name 'garden-test-*' 2>/dev/null | wc -l); [ "$c" -gt 0 ] && leaks="$leaks $c-cgroups"
-# Networks of the tests are named with the prefixes te?? (test daemons) and tl?? (Linux tests), their own netns teo*.
-n=$(ls /sys/class/net | grep -cE '^t[el][0-9a-z]{2}'); [ "$n" -gt 0 ] && leaks="$leaks $n-network-links"
-s=$(ls /run/netns 2>/dev/null | grep -cE '^t[el]'); [ "$s" -gt 0 ] && leaks="$leaks $s-netns"
-f=$(iptables-save 2>/dev/null | grep -cE '(^:| -j | -[io] )t[el][0-9a-z]{2}'); [ "$f" -gt 0 ] && leaks="$leaks $f-iptables-lines"
-f6=$(ip6tables-save 2>/dev/null | grep -cE '(^:| -j | -[io] )t[el][0-9a-z]{2}'); [ "$f6" -gt 0 ] && leaks="$leaks $f6-ip6tables-lines"
-# A user namespace holder (garden-agent ns-holder) lives only while its gardend creates a container.
-u=$(pgrep -fc 'garden-agent ns-holder$'); [ "$u" -gt 0 ] && leaks="$leaks $u-userns-holders"
+after=$(mktemp /tmp/garden-test-after.XXXXXX)
+leftovers | sort > "$after"
+leaks=$(comm -13 "$before" "$after")
+old=$(comm -12 "$before" "$after" | wc -l)
+[ "$old" -gt 0 ] && echo "note: $old leftovers of an earlier run were there before this one (scripts/clean-test-leftovers.sh)"
 if [ -n "$leaks" ]; then
-  echo "leak check FAILED:$leaks"
-  grep ' /tmp/garden-test-' /proc/self/mountinfo | head
-  runc list 2>/dev/null | grep '/tmp/garden-test-' | head
-  ls /sys/class/net | grep -E '^t[el][0-9a-z]{2}' | head
-  ls /run/netns 2>/dev/null | grep -E '^t[el]' | head
-  iptables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | head
-  ip6tables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | head
-  pgrep -fa 'garden-agent ns-holder$' | head
+  echo "leak check FAILED: $(echo "$leaks" | awk '{print $1}' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}')"
+  echo "$leaks" | head -n 30
   failed=$((failed + 1)); status=1
 else
   echo "leak check passed: no mounts, loop devices, runc containers, cgroups, network links, namespaces, iptables or ip6tables rules or user namespace holders of the tests are left"
   passed=$((passed + 1))
 fi
+rm -f "$before" "$after"
 rm -f "$log"
 [ "$failed" -gt 0 ] && status=1
 [ "$passed" -eq 0 ] && status=1
