@@ -27,7 +27,7 @@ public sealed class RestartTests
 
     private static JsonElement Json(CliResult r) => JsonDocument.Parse(r.Stdout).RootElement;
 
-    [Fact]
+    [InstallFact]
     public async Task After_kill_9_every_container_and_process_is_there_output_and_exit_codes_included()
     {
         var d = await Daemon();
@@ -72,7 +72,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Sigterm_stops_gardend_and_leaves_containers_running()
     {
         var d = await Daemon();
@@ -96,7 +96,7 @@ public sealed class RestartTests
         }
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("create-registered")]
     [InlineData("create-rootfs")]
     [InlineData("create-runtime")]
@@ -128,7 +128,7 @@ public sealed class RestartTests
         }
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("destroy-started")]
     [InlineData("destroy-runtime")]
     public async Task A_daemon_killed_in_the_middle_of_destroy_finishes_it_after_restart(string point)
@@ -154,7 +154,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Containers_whose_runc_state_or_init_vanished_while_down_are_reported_and_can_be_destroyed()
     {
         var d = await Daemon();
@@ -193,7 +193,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Destroy_containers_on_start_leaves_a_clean_host()
     {
         var d = await Daemon();
@@ -214,7 +214,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_corrupt_journal_stops_gardend_with_an_error_naming_the_file()
     {
         var d = new Gardend();

@@ -35,7 +35,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         return h;
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Nobody_cannot_read_the_journal_or_a_bundle_that_hold_a_creates_secret()
     {
         var h = await CreateWithSecret();
@@ -87,7 +87,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
     private static string ReadWal(string journal) =>
         File.Exists(journal + "-wal") ? System.Text.Encoding.UTF8.GetString(ReadSharedAsync(journal + "-wal").GetAwaiter().GetResult()) : "";
 
-    [Fact]
+    [InstallFact]
     public async Task Nobody_cannot_run_a_setuid_root_file_a_container_planted_in_its_rootfs()
     {
         var tool = AttackTool.Path("euid");
@@ -125,7 +125,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_state_dir_an_earlier_build_left_open_is_closed_at_start()
     {
         var d = new Gardend();
@@ -159,7 +159,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         finally { await d.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_bind_mount_of_the_state_dir_or_the_api_socket_is_refused_before_anything_is_made()
     {
         // control: a bind mount the container may have does reach the host path
