@@ -156,7 +156,7 @@ public sealed class LimitsTests() : ActorTest("limits")
         Ask<ContainerCreated>(Create("own", new Limits(Pids: 7, CpuWeight: 100)));
         Assert.Equal(new Limits(MemoryBytes: 64UL << 20, Pids: 50, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("plain")).Limits);
         Assert.Equal(new Limits(MemoryBytes: 64UL << 20, CpuWeight: 100, Pids: 7, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("own")).Limits);
-        Assert.Equal(new Garden.Linux.Cgroups.ResourceLimits(64UL << 20, null, null, 50), Cgroups.Read("plain")); // in the kernel
+        Assert.Equal(new Garden.Linux.Cgroups.ResourceLimits(64UL << 20, FakeCgroups.DefaultCpuWeight, null, 50), Cgroups.Read("plain")); // in the kernel
         Assert.Equal(2, Disk.Count);
     }
 

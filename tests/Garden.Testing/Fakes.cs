@@ -228,8 +228,20 @@ public sealed class FakeCgroups(CallLog log, FakeOciRuntime? runtime = null) : I
             limits.CpuQuota ?? now.CpuQuota, limits.Pids ?? now.Pids);
     }
 
-    public ResourceLimits Read(string handle) => _limits.GetValueOrDefault(handle, ResourceLimits.None);
-    public CgroupMetrics Metrics(string handle) => new(0, null, new Dictionary<string, ulong>(), 0, 0, 0, 0, 0, null);
+    /// <summary>The weight a cgroup has when none was set (v1's default cpu.shares): like the kernel, the fake always reads one.</summary>
+    public const ulong DefaultCpuWeight = 1024;
+
+    public ResourceLimits Read(string handle)
+    {
+        var l = _limits.GetValueOrDefault(handle, ResourceLimits.None);
+        return l with { CpuWeight = l.CpuWeight ?? DefaultCpuWeight };
+    }
+
+    public CgroupMetrics Metrics(string handle)
+    {
+        var l = _limits.GetValueOrDefault(handle, ResourceLimits.None);
+        return new(0, l.MemoryBytes, new Dictionary<string, ulong>(), 0, 0, 0, 0, 0, l.Pids);
+    }
 }
 
 /// <summary>An in-memory agent: processes are scripted by the test (output chunks then an exit code).</summary>
