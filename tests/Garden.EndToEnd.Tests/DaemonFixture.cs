@@ -38,8 +38,8 @@ public static class Host
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
             if (line.Contains($"/{handle}/")) found.Add($"mount: {line}");
         if (Directory.Exists($"/run/runc/{handle}")) found.Add($"runc state /run/runc/{handle}");
-        foreach (var ctrl in new[] { "memory", "pids", "cpu", "devices", "freezer" })
-            if (Directory.Exists($"/sys/fs/cgroup/{ctrl}/{d.CgroupParent}/{handle}")) found.Add($"cgroup {ctrl}/{d.CgroupParent}/{handle}");
+        // the container's cgroup in any hierarchy (v1) or in the tree (v2), as the product lays them out
+        found.AddRange(HostCgroups.Existing(d.CgroupParent, handle).Select(dir => $"cgroup {dir}"));
         if (Directory.Exists(Path.Combine(d.StateDir, "depot", handle))) found.Add("depot dir");
         return found;
     }

@@ -174,7 +174,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             Assert.Equal(300ul, U(changed.GetProperty("limits"), "cpuWeight"));
             var read = await Json("limit", h);
             Assert.Equal(128UL << 20, U(read.GetProperty("limits"), "memoryBytes"));
-            Assert.Equal("134217728", File.ReadAllText($"/sys/fs/cgroup/memory/{D.CgroupParent}/{h}/memory.limit_in_bytes").Trim());
+            Assert.Equal("134217728", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, HostCgroups.MemoryLimitFile)).Trim());
 
             var bad = await D.CliAsync("limit", h, "--memory", "1K");
             Assert.Equal(1, bad.ExitCode);

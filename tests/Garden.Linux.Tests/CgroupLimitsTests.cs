@@ -224,6 +224,7 @@ public sealed class CgroupLimitsV2FakeTests : IDisposable
 
 /// <summary>cgroup v1 for real (root, hybrid host): limits, refusals, OOM kill notification, pids and cpu accounting,
 /// with real processes in throwaway cgroups under garden-test-cg-&lt;pid&gt;-limits.</summary>
+[Requires(Needs.CgroupV1)]
 public sealed class CgroupLimitsV1RealTests : IDisposable
 {
     private const ulong MiB = 1 << 20;

@@ -90,7 +90,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         try
         {
             // pid is the agent's view; find the host pid by the container's cgroup
-            var dir = Directory.GetDirectories("/sys/fs/cgroup/pids").Select(d => Path.Combine(d, C.Handle, "work")).Single(Directory.Exists);
+            var dir = Directory.GetDirectories(HostCgroups.Hierarchy("pids")).Select(d => Path.Combine(d, C.Handle, "work")).Single(Directory.Exists);
             var procs = File.ReadAllLines(Path.Combine(dir, "cgroup.procs"));
             Assert.Contains(procs, p => File.ReadAllText($"/proc/{p}/cmdline").StartsWith("/bin/sleep"));
             Assert.Equal("4294967294", await Stat("%u", Path.Combine(dir, "cgroup.procs")));

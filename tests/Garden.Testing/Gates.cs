@@ -16,6 +16,9 @@ public enum Needs
     /// <summary>What `make build` and `make install` put in place: gardend, the agent and the CLI in out/, the default
     /// rootfs, runc.</summary>
     Install = 2,
+
+    /// <summary>A cgroup v1 host (tests of the v1 files themselves; v2 is tested against a fake cgroupfs).</summary>
+    CgroupV1 = 4,
 }
 
 /// <summary>Decides whether the machine has what a test needs, and says what is missing.</summary>
@@ -32,6 +35,8 @@ public static class Gate
     {
         if (needs.HasFlag(Needs.Root) && !IsRoot)
             return "needs root (the real kernel: cgroups, mounts, namespaces); run as root, as `make test` does, or `make unit` for the tests that need none";
+        if (needs.HasFlag(Needs.CgroupV1) && HostCgroups.Unified)
+            return "needs a cgroup v1 host (this one is cgroup v2: the v2 layout is tested against a fake cgroupfs and by the cgroup contract)";
         if (needs.HasFlag(Needs.Install))
             foreach (var (what, present, how) in Installed())
                 if (!present)

@@ -77,7 +77,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         var pidsMax = (await Json("metrics", H)).GetProperty("pidsMax");
         Assert.Equal("20", pidsMax.ValueKind == JsonValueKind.String ? pidsMax.GetString() : pidsMax.GetRawText());
         // (on the process cgroup, whose pids.max the agent once held open: `echo max > /proc/1/fd/N` lifted it)
-        Assert.Equal("20", File.ReadAllText($"/sys/fs/cgroup/pids/{D.CgroupParent}/{H}/work/pids.max").Trim());
+        Assert.Equal("20", File.ReadAllText(HostCgroups.Dir("pids", D.CgroupParent, H, "work", "pids.max")).Trim());
     }
 
     [InstallTheory]
@@ -111,7 +111,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         for (int fd = 0; fd < 3; fd++) Assert.Equal("/dev/null", targets[fd]);
         // fd 3 is the listening socket, fd 4 the process cgroup's directory: nothing else names a place on the host
         Assert.StartsWith("socket:", targets[3]);
-        Assert.Equal($"/sys/fs/cgroup/pids/{D.CgroupParent}/{H}/work", targets[4]);
+        Assert.Equal(HostCgroups.Dir("pids", D.CgroupParent, H, "work"), targets[4]);
         foreach (var (fd, target) in targets.Where(t => t.Key > 4))
             Assert.True(!target.StartsWith('/') || target == "/dev/null" || target == "/dev/urandom" || target.StartsWith("/dev/pts/"),
                 $"fd {fd} leads to {target}");
