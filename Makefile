@@ -1,4 +1,5 @@
-# Garden.Actors — `make run` sets up and runs the daemon; `make test` sets up and runs every test.
+# Garden.Actors — `make run` sets up and runs the daemon; `make test` sets up and runs every test; `make unit` runs the
+# tests that need neither root nor an install.
 SHELL := /bin/bash
 PREFIX ?= /usr/local
 ROOTFS ?= $(PREFIX)/share/garden-actors/rootfs
@@ -11,7 +12,7 @@ export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 DEBS := runc busybox-static iptables iproute2 e2fsprogs file
 SOURCES := $(shell find src -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.conf' -o -name '*.c' | grep -v '/obj/\|/bin/') Directory.Packages.props Directory.Build.props
 
-.PHONY: install deps build run test bench clean uninstall
+.PHONY: install deps build run test unit bench clean uninstall
 
 install: deps $(OUT)/.installed $(ROOTFS)/.garden-rootfs
 
@@ -51,6 +52,12 @@ run: install
 
 test: install
 	bash scripts/test.sh
+
+# The tests that need neither root nor an install (no out/, no rootfs, no runc): the actors on fakes, the CLI's parser,
+# the Linux logic on fakes and fake cgroupfs, the agent client. Gated tests carry a "Needs" trait (tests/Garden.Testing/Gates.cs).
+unit:
+	@command -v $(DOTNET) >/dev/null || { echo "make: the .NET SDK (dotnet) is required" >&2; exit 1; }
+	$(DOTNET) test Garden.Unit.slnf -c Release --nologo -v:q --filter "Needs!=root&Needs!=install"
 
 bench: install
 	bash bench/run.sh

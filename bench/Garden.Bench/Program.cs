@@ -354,6 +354,9 @@ try
         };
     }
 
+    // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
+    json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
+
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");

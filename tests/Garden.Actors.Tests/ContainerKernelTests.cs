@@ -13,30 +13,25 @@ namespace Garden.Actors.Tests;
 /// the steps in flight), the destroyer's idempotence, and the log every step leaves.</summary>
 public sealed class ContainerKernelTests : IDisposable
 {
-    private readonly CallLog _log = new();
     private readonly string _stateDir = TestPaths.NewTempDir("kernel");
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeRootfs _rootfs;
-    private readonly FakeNetwork _network;
-    private readonly FakeFirewall _firewall;
-    private readonly FakeUserNamespaces _userns;
-    private readonly FakeOomNotifier _oom = new();
-    private readonly FakeAgent _agent;
+    private readonly FakeEffects _fakes = new();
     private readonly RecordingLog _lines = new();
     private readonly GardenSettings _settings;
 
     public ContainerKernelTests()
     {
-        _runtime = new FakeOciRuntime(_log);
-        _rootfs = new FakeRootfs(_log);
-        _network = new FakeNetwork(_log);
-        _firewall = new FakeFirewall(_log);
-        _userns = new FakeUserNamespaces(_log);
-        _agent = new FakeAgent(_log);
         Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
         _settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
             $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\", destroy-grace = 1s }}"));
     }
+
+    private CallLog Calls => _fakes.Calls;
+    private FakeOciRuntime Runtime => _fakes.Runtime;
+    private FakeRootfs Rootfs => _fakes.Rootfs;
+    private FakeNetwork Network => _fakes.Network;
+    private FakeFirewall Firewall => _fakes.Firewall;
+    private FakeUserNamespaces UserNamespaces => _fakes.UserNamespaces;
+    private FakeOomNotifier Oom => _fakes.Oom;
 
     public void Dispose() => Directory.Delete(_stateDir, recursive: true);
 
@@ -53,9 +48,7 @@ public sealed class ContainerKernelTests : IDisposable
     private ContainerKernel Kernel(string handle, INetworkPlumbing? network = null, IRootfsProvider? rootfs = null)
     {
         var paths = ContainerPaths.For(_settings, handle);
-        var effects = new ContainerEffects(_runtime, rootfs ?? _rootfs, new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log), _oom,
-            network ?? _network, _firewall, _userns);
-        return new ContainerKernel(new KernelContext(handle, paths, effects, _agent, _settings, _lines), () => { });
+        return new ContainerKernel(new KernelContext(handle, paths, _fakes.Effects(rootfs, network), _fakes.Agent, _settings, _lines), () => { });
     }
 
     private ContainerSpec Spec(string handle, string? rootfs = null) =>
@@ -97,18 +90,18 @@ public sealed class ContainerKernelTests : IDisposable
     {
         var kernel = Kernel("c");
         Assert.Equal(Path.Combine(_settings.MountDirFor("c"), "rootfs"), await kernel.RunAsync(new Effect.Create(Spec("c"))));
-        var calls = _log.All.ToList();
-        Assert.Equal("userns create c 0 4294967294 1, 1 1 4294967293", calls[0]);
-        Assert.True(calls.IndexOf("network up c 10.9.0.2") < calls.IndexOf("run c"));
-        Assert.True(calls.IndexOf("rootfs create c") < calls.IndexOf("run c"));
-        Assert.True(calls.IndexOf("run c") < calls.IndexOf("cgroup apply c")); // limits go into the cgroup runc made
-        Assert.Equal(0, _userns.Held); // the holder goes once runc has joined
-        Assert.True(_oom.Watching("c")); // followed from its create on
+        var calls = Calls.All.ToList();
+        Assert.Equal(new Call.UserNamespaceMade("c", Garden.Linux.UserNamespaces.IdMapping.Garden), calls[0]);
+        Assert.True(calls.IndexOf(new Call.NetworkSetUp("c", Ipv4.Parse("10.9.0.2", "t"))) < calls.IndexOf(new Call.Ran("c")));
+        Assert.True(calls.IndexOf(new Call.RootfsCreated("c")) < calls.IndexOf(new Call.Ran("c")));
+        Assert.True(calls.IndexOf(new Call.Ran("c")) < calls.IndexOf(new Call.CgroupApplied("c"))); // limits go into the cgroup runc made
+        Assert.Equal(0, UserNamespaces.Held); // the holder goes once runc has joined
+        Assert.True(Oom.Watching("c")); // followed from its create on
         // the name files are the container's own, mounted read-only before any mount of the caller
-        var files = _network.NameFiles["c"];
+        var files = Network.NameFiles["c"];
         Assert.Equal(Path.Combine(Depot("c"), "hosts"), files.HostsPath);
         Assert.Contains("10.9.0.2 c\n", File.ReadAllText(files.HostsPath));
-        Assert.Equal([("/etc/hosts", true), ("/etc/resolv.conf", true)], _runtime.Bundles["c"].BindMounts!.Take(2).Select(m => (m.Destination, m.ReadOnly)));
+        Assert.Equal([("/etc/hosts", true), ("/etc/resolv.conf", true)], Runtime.Bundles["c"].BindMounts!.Take(2).Select(m => (m.Destination, m.ReadOnly)));
 
         var lines = _lines.Lines.ToList();
         Assert.Contains(lines, l => l.StartsWith("INFO create starting (rootfs "));
@@ -120,22 +113,23 @@ public sealed class ContainerKernelTests : IDisposable
     public async Task A_step_that_fails_while_another_is_in_flight_waits_for_it_then_the_one_destroyer_releases_everything()
     {
         var gate = new TaskCompletionSource();
-        var kernel = Kernel("f", network: new SlowNetwork(_network, gate.Task));
+        var kernel = Kernel("f", network: new SlowNetwork(Network, gate.Task));
         // the rootfs fails (its base does not exist) while the network is still being set up
         var create = kernel.RunAsync(new Effect.Create(Spec("f", rootfs: "/nonexistent-garden-test-base")));
-        await Task.Delay(200);
+        Assert.True(SpinWait.SpinUntil(() => Calls.Count(new Call.RootfsCreated("f")) == 1, 5000)); // the rootfs step has failed
+        await Task.Delay(100);
         Assert.False(create.IsCompleted); // tearing down under a step still running would race
-        Assert.DoesNotContain(_log.All, c => c.StartsWith("kill f", StringComparison.Ordinal));
+        Assert.DoesNotContain(Calls.All, c => c is Call.Killed { Handle: "f" });
         gate.SetResult();
         var e = await Assert.ThrowsAsync<RootfsException>(() => create);
         Assert.Contains("/nonexistent-garden-test-base", e.Message);
         // what was made is gone: the network set up meanwhile, the holder, the depot; and the teardown was Destroy's own
-        Assert.Empty(_network.Handles);
-        Assert.Equal(0, _userns.Held);
+        Assert.Empty(Network.Handles);
+        Assert.Equal(0, UserNamespaces.Held);
         Assert.False(Directory.Exists(Depot("f")));
-        Assert.Contains("kill f 9", _log.All);
-        Assert.Contains("cgroup release f", _log.All);
-        Assert.Contains("rootfs destroy f", _log.All);
+        Assert.Contains(new Call.Killed("f", 9), Calls.All);
+        Assert.Contains(new Call.CgroupReleased("f"), Calls.All);
+        Assert.Contains(new Call.RootfsDestroyed("f"), Calls.All);
         Assert.Contains(_lines.Lines, l => l.StartsWith("WARNING rootfs (idmapped base) failed after "));
         Assert.Contains(_lines.Lines, l => l.StartsWith("WARNING create failed after "));
     }
@@ -143,23 +137,23 @@ public sealed class ContainerKernelTests : IDisposable
     [Fact]
     public async Task A_runtime_that_fails_after_the_firewall_went_up_leaves_no_rule_link_or_mount()
     {
-        _runtime.FailRunWith = "exec format error";
+        Runtime.FailRunWith = "exec format error";
         var kernel = Kernel("r");
         var e = await Assert.ThrowsAsync<Garden.Linux.Runtime.OciRuntimeException>(() => kernel.RunAsync(new Effect.Create(Spec("r"))));
         Assert.Contains("exec format error", e.Message);
-        Assert.Null(_firewall.Of("r"));
-        Assert.Empty(_network.Handles);
-        Assert.Equal(0, _rootfs.MountedCount);
-        Assert.Equal(0, _userns.Held);
-        Assert.False(_oom.Watching("r"));
+        Assert.Null(Firewall.Of("r"));
+        Assert.Empty(Network.Handles);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Equal(0, UserNamespaces.Held);
+        Assert.False(Oom.Watching("r"));
         Assert.False(Directory.Exists(Depot("r")));
     }
 
     [Fact]
     public async Task A_create_whose_teardown_fails_too_says_both()
     {
-        _runtime.FailRunWith = "exec format error";
-        var kernel = Kernel("s", rootfs: new StuckRootfs(_rootfs));
+        Runtime.FailRunWith = "exec format error";
+        var kernel = Kernel("s", rootfs: new StuckRootfs(Rootfs));
         var e = await Assert.ThrowsAsync<CreateUndoFailedException>(() => kernel.RunAsync(new Effect.Create(Spec("s"))));
         Assert.Contains("exec format error", e.Cause.Message);
         Assert.Equal("umount: target is busy", e.Teardown.Message);
@@ -178,12 +172,12 @@ public sealed class ContainerKernelTests : IDisposable
         await kernel.RunAsync(new Effect.Create(Spec("d")));
         await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("d").Network));
         await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("d").Network));
-        Assert.Empty(_runtime.Containers);
-        Assert.Equal(0, _rootfs.MountedCount);
-        Assert.Empty(_network.Handles);
-        Assert.Null(_firewall.Of("d"));
-        Assert.False(_oom.Watching("d"));
+        Assert.Empty(Runtime.Containers);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Empty(Network.Handles);
+        Assert.Null(Firewall.Of("d"));
+        Assert.False(Oom.Watching("d"));
         Assert.False(Directory.Exists(Depot("d")));
-        Assert.Equal(2, _log.Count("delete d")); // the second asked again, and found nothing to remove
+        Assert.Equal(2, Calls.Count(new Call.Deleted("d"))); // the second asked again, and found nothing to remove
     }
 }

@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
@@ -13,67 +12,21 @@ namespace Garden.Actors.Tests;
 
 /// <summary>Bind mounts (validated before anything is made, journaled in the spec), grace time (the container's own
 /// timer, paused while a client is attached, journaled, fresh after a restart), and the events published on the EventStream.</summary>
-public sealed class GraceEventsTests : TestKit
+public sealed class GraceEventsTests() : ActorTest("grace")
 {
-    private readonly CallLog _log = new();
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeAgent _agent;
-    private readonly string _stateDir = TestPaths.NewTempDir("grace");
     private readonly string _data = TestPaths.NewTempDir("grace-data"); // not under the state dir: no bind mount may reach that
-    private readonly ContainerEffects _effects;
-    private IActorRef _host;
-
-    public GraceEventsTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _runtime = new FakeOciRuntime(_log);
-        _agent = new FakeAgent(_log);
-        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log),
-            new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
-        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-        _host = StartHost();
-    }
 
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-        Directory.Delete(_data, recursive: true);
+        if (disposing) Directory.Delete(_data, recursive: true);
     }
-
-    private IActorRef StartHost(string extra = "") => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\", stop-grace = 1s, destroy-grace = 1s, {extra} }}")),
-        _effects, new FakeHostResources()), "host");
-
-    private void Restart(string extra = "")
-    {
-        Watch(_host);
-        Sys.Stop(_host);
-        ExpectTerminated(_host);
-        _host = StartHost(extra);
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
-    }
-
-    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
-
-    private GardenException Error(object msg) => Assert.IsType<GardenException>(
-        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
 
     private static CreateContainer Create(string handle, TimeSpan? grace = null, params BindMount[] mounts) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false, BindMounts: [.. mounts], GraceTime: grace));
 
-    private bool Exists(string handle)
-    {
-        try
-        {
-            Ask<ContainerInfo>(new GetInfo(handle));
-            return true;
-        }
-        catch (GardenException e) when (e.Kind == ErrorKind.NotFound)
-        {
-            return false;
-        }
-    }
+    /// <summary>The container's armed grace timer (it is armed before the container answers a request).</summary>
+    private VirtualScheduler.Timer GraceTimer(string handle) => ArmedTimer(handle, "GraceTimeUp");
 
     // ---- bind mounts ----
 
@@ -82,7 +35,7 @@ public sealed class GraceEventsTests : TestKit
     {
         var data = _data;
         Ask<ContainerCreated>(Create("bm", null, new BindMount(data, "/mnt/data/../ro", true), new BindMount(data, "/mnt/rw", false)));
-        var mounts = _runtime.Bundles["bm"].BindMounts!;
+        var mounts = Runtime.Bundles["bm"].BindMounts!;
         Assert.Equal([new(data, "/mnt/ro", true), new(data, "/mnt/rw", false)], mounts.TakeLast(2));
         Restart();
         var info = Ask<ContainerInfo>(new GetInfo("bm"));
@@ -108,7 +61,7 @@ public sealed class GraceEventsTests : TestKit
         Assert.StartsWith(field, e.Message);
         Assert.Contains(why, e.Message);
         Assert.Contains($"\"{shown}\"", e.Message);
-        Assert.Empty(_log.All);
+        Assert.Empty(Calls.All);
         Assert.False(Exists("bad"));
     }
 
@@ -123,22 +76,22 @@ public sealed class GraceEventsTests : TestKit
     {
         var socket = Path.Combine(_data, "api.sock");
         File.WriteAllText(socket, "");
-        Directory.CreateDirectory(Path.Combine(_stateDir, "depot", "x"));
-        Directory.CreateDirectory(Path.Combine(_stateDir, "sockets"));
-        File.WriteAllText(Path.Combine(_stateDir, "journal.db"), "");
-        if (!File.Exists(Path.Combine(_data, "link-to-state"))) File.CreateSymbolicLink(Path.Combine(_data, "link-to-state"), _stateDir);
+        Directory.CreateDirectory(Path.Combine(StateDir, "depot", "x"));
+        Directory.CreateDirectory(Path.Combine(StateDir, "sockets"));
+        File.WriteAllText(Path.Combine(StateDir, "journal.db"), "");
+        if (!File.Exists(Path.Combine(_data, "link-to-state"))) File.CreateSymbolicLink(Path.Combine(_data, "link-to-state"), StateDir);
         Restart($"gateway.socket = \"{socket}\"");
-        string Fill(string t) => t.Replace("STATE", _stateDir).Replace("DATA", _data).Replace("SOCKET", socket);
+        string Fill(string t) => t.Replace("STATE", StateDir).Replace("DATA", _data).Replace("SOCKET", socket);
         var e = Error(Create("bad", null, new BindMount(Fill(src), "/mnt", true)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith("bind mount 1 src", e.Message);
         Assert.Contains(Fill(why), e.Message);
         Assert.Contains("only gardend may use", e.Message);
-        Assert.DoesNotContain(_log.All, c => c.Contains("bad"));
+        Assert.DoesNotContain(Calls.All, c => c.Names("bad"));
         Assert.False(Exists("bad"));
         // the probe sees a mount that is allowed: a sibling of the state dir is fine
         Ask<ContainerCreated>(Create("fine", null, new BindMount(_data, "/mnt", true)));
-        Assert.Equal(_data, _runtime.Bundles["fine"].BindMounts!.Last().Source);
+        Assert.Equal(_data, Runtime.Bundles["fine"].BindMounts!.Last().Source);
     }
 
     [Fact]
@@ -148,10 +101,10 @@ public sealed class GraceEventsTests : TestKit
         var target = Directory.CreateDirectory(Path.Combine(_data, "target")).FullName;
         File.CreateSymbolicLink(link, target);
         Ask<ContainerCreated>(Create("resolved", null, new BindMount(link, "/mnt", true)));
-        Assert.Equal(target, _runtime.Bundles["resolved"].BindMounts!.Last().Source);
+        Assert.Equal(target, Runtime.Bundles["resolved"].BindMounts!.Last().Source);
     }
 
-    // ---- grace time ----
+    // ---- grace time (virtual time: the clock moves only when the test advances it) ----
 
     [Fact]
     public void An_idle_container_is_reaped_after_its_grace_time_and_the_reason_is_published()
@@ -161,10 +114,16 @@ public sealed class GraceEventsTests : TestKit
         Ask<ContainerCreated>(Create("idle", TimeSpan.FromMilliseconds(300)));
         events.ExpectMsg<ContainerEvent>(e => e.Kind == ContainerEvent.Created && e.Handle == "idle");
         Assert.Equal(TimeSpan.FromMilliseconds(300), Ask<ContainerInfo>(new GetInfo("idle")).GraceTime);
+        var timer = GraceTimer("idle");
+        Assert.Equal(TimeSpan.FromMilliseconds(300), timer.Delay);
+        Clock.Advance(TimeSpan.FromMilliseconds(299));
+        Assert.True(timer.Armed); // not a moment early
+        Assert.Contains("idle", Runtime.Containers);
+        Clock.Advance(TimeSpan.FromMilliseconds(1));
         events.ExpectMsg<ContainerEvent>(e => e.Kind == ContainerEvent.Reaped && e.Handle == "idle", TimeSpan.FromSeconds(5));
         events.ExpectMsg<ContainerEvent>(e => e.Kind == ContainerEvent.Destroyed && e.Handle == "idle", TimeSpan.FromSeconds(5));
         AwaitAssert(() => Assert.False(Exists("idle")), TimeSpan.FromSeconds(5));
-        Assert.Contains("delete idle", _log.All);
+        Assert.Contains(new Call.Deleted("idle"), Calls.All);
     }
 
     [Fact]
@@ -173,29 +132,38 @@ public sealed class GraceEventsTests : TestKit
         Ask<ContainerCreated>(Create("busy", TimeSpan.FromMilliseconds(600)));
         for (var i = 0; i < 8; i++)
         {
-            Thread.Sleep(200);
+            Clock.Advance(TimeSpan.FromMilliseconds(200));
             Ask<PropertiesResult>(new GetProperties("busy")); // 1.6 s of requests, never 600 ms apart
+            Assert.Equal(Clock.Now + TimeSpan.FromMilliseconds(600), GraceTimer("busy").Due); // counted from this request
         }
         Assert.True(Exists("busy"));
+        Assert.Contains("busy", Runtime.Containers);
         // A List is answered by the host from its directory, asking no container: polling it keeps none alive.
-        AwaitAssert(() => Assert.DoesNotContain("busy", Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty)).Handles),
-            TimeSpan.FromSeconds(5));
-        Assert.DoesNotContain("busy", _runtime.Containers);
+        var due = GraceTimer("busy").Due;
+        Clock.Advance(TimeSpan.FromMilliseconds(300));
+        Assert.Contains("busy", List());
+        Assert.Equal(due, GraceTimer("busy").Due);
+        Clock.Advance(TimeSpan.FromMilliseconds(300));
+        AwaitAssert(() => Assert.DoesNotContain("busy", List()), TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain("busy", Runtime.Containers);
         AwaitAssert(() => Assert.False(Exists("busy")), TimeSpan.FromSeconds(5));
     }
 
     [Fact]
     public async Task A_container_with_an_attached_client_is_not_reaped_until_the_client_goes()
     {
-        _agent.Behaviour = _ => ("hello", 0);
+        Agent.Behaviour = _ => ("hello", 0);
         Ask<ContainerCreated>(Create("held", TimeSpan.FromMilliseconds(300)));
-        var started = await _host.Ask<ProcessStarted>(new RunProcess("held", new ProcessSpec("p", "/bin/x", [], [], "", "", [], null), false),
-            TimeSpan.FromSeconds(5));
+        var started = await AskAsync<ProcessStarted>(new RunProcess("held", new ProcessSpec("p", "/bin/x", [], [], "", "", [], null), false));
         Assert.NotNull(started.Stream);
-        await Task.Delay(1200); // four grace times, with a client attached and no request
-        Assert.Contains("held", _runtime.Containers);
+        // with a client attached the timer is off: four grace times pass, with no request
+        AwaitAssert(() => Assert.Empty(ArmedTimers("held", "GraceTimeUp")));
+        Clock.Advance(TimeSpan.FromMilliseconds(1200));
+        Assert.Contains("held", Runtime.Containers);
         await started.Stream!.DisposeAsync(); // the client goes: the timer starts again
-        AwaitAssert(() => Assert.DoesNotContain("held", _runtime.Containers), TimeSpan.FromSeconds(5));
+        Assert.Equal(TimeSpan.FromMilliseconds(300), GraceTimer("held").Delay);
+        Clock.Advance(TimeSpan.FromMilliseconds(300));
+        AwaitAssert(() => Assert.DoesNotContain("held", Runtime.Containers), TimeSpan.FromSeconds(5));
         AwaitAssert(() => Assert.False(Exists("held")), TimeSpan.FromSeconds(5));
     }
 
@@ -206,9 +174,13 @@ public sealed class GraceEventsTests : TestKit
         Ask<ContainerCreated>(Create("forever", TimeSpan.Zero));
         Ask<ContainerCreated>(Create("default"));
         Assert.Equal(TimeSpan.FromMilliseconds(400), Ask<ContainerInfo>(new GetInfo("default")).GraceTime);
-        AwaitAssert(() => Assert.DoesNotContain("default", _runtime.Containers), TimeSpan.FromSeconds(5));
-        Assert.True(Exists("forever"));
+        Assert.Equal(TimeSpan.FromMilliseconds(400), GraceTimer("default").Delay);
         Assert.Equal(TimeSpan.Zero, Ask<ContainerInfo>(new GetInfo("forever")).GraceTime);
+        Assert.Empty(ArmedTimers("forever", "GraceTimeUp"));
+        Clock.Advance(TimeSpan.FromDays(1));
+        AwaitAssert(() => Assert.DoesNotContain("default", Runtime.Containers), TimeSpan.FromSeconds(5));
+        Assert.True(Exists("forever"));
+        Assert.Contains("forever", Runtime.Containers);
     }
 
     [Fact]
@@ -220,10 +192,16 @@ public sealed class GraceEventsTests : TestKit
         Restart();
         Assert.Equal(TimeSpan.FromSeconds(30), Ask<ContainerInfo>(new GetInfo("later")).GraceTime);
         Ask<Done>(new SetGraceTime("later", TimeSpan.FromMilliseconds(300)));
+        Clock.Advance(TimeSpan.FromMilliseconds(250));
         Restart(); // the recovered container counts its grace time from its recovery
-        Assert.Contains("later", _runtime.Containers);
-        // (polled without asking the container: every request would restart its timer)
-        AwaitAssert(() => Assert.DoesNotContain("later", _runtime.Containers), TimeSpan.FromSeconds(5));
+        Assert.Contains("later", Runtime.Containers);
+        // (looked at without asking the container: every request would restart its timer)
+        var timer = GraceTimer("later");
+        Assert.Equal(Clock.Now + TimeSpan.FromMilliseconds(300), timer.Due);
+        Clock.Advance(TimeSpan.FromMilliseconds(299));
+        Assert.True(timer.Armed);
+        Clock.Advance(TimeSpan.FromMilliseconds(1));
+        AwaitAssert(() => Assert.DoesNotContain("later", Runtime.Containers), TimeSpan.FromSeconds(5));
         AwaitAssert(() => Assert.False(Exists("later")), TimeSpan.FromSeconds(5));
         var e = Error(Create("bad", TimeSpan.FromDays(30)));
         Assert.StartsWith("grace time", e.Message);
@@ -242,8 +220,7 @@ public sealed class GraceEventsTests : TestKit
 
         Ask<ContainerCreated>(Create("other"));
         Ask<ContainerCreated>(Create("ev"));
-        var started = await _host.Ask<ProcessStarted>(new RunProcess("ev", new ProcessSpec("p1", "/bin/x", [], [], "", "", [], null), false),
-            TimeSpan.FromSeconds(5));
+        var started = await AskAsync<ProcessStarted>(new RunProcess("ev", new ProcessSpec("p1", "/bin/x", [], [], "", "", [], null), false));
         await using (var stream = started.Stream!)
             while (await stream.ReadAsync(CancellationToken.None) is { } evt && evt.KindCase != Garden.Protocol.Agent.AgentEvent.KindOneofCase.Exited) { }
         Ask<Done>(new StopContainer("ev", Kill: true));
@@ -271,14 +248,13 @@ public sealed class GraceEventsTests : TestKit
     {
         var mine = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, mine.Writer, "quiet");
-        _agent.Behaviour = _ => ("", 5);
+        Agent.Behaviour = _ => ("", 5);
         Ask<ContainerCreated>(Create("quiet"));
-        await _host.Ask<ProcessStarted>(new RunProcess("quiet", new ProcessSpec("bg", "/bin/x", [], [], "", "", [], null), Detach: true),
-            TimeSpan.FromSeconds(5));
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        ContainerEvent e;
-        do e = await mine.Reader.ReadAsync(cts.Token);
-        while (e.Kind != ContainerEvent.ProcessExited);
+        await AskAsync<ProcessStarted>(new RunProcess("quiet", new ProcessSpec("bg", "/bin/x", [], [], "", "", [], null), Detach: true));
+        // the exit watch looks the process up in the agent once a second
+        Assert.Equal(TimeSpan.FromSeconds(1), ArmedTimer("quiet", "ExitWatchTick").Interval);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        var e = await NextExit(mine);
         Assert.Equal(("bg", (int?)5), (e.ProcessId, e.ExitCode));
         Sys.Stop(subscriber);
     }
@@ -287,19 +263,26 @@ public sealed class GraceEventsTests : TestKit
     public async Task A_process_of_an_earlier_daemon_gets_its_exited_event_after_a_restart()
     {
         Ask<ContainerCreated>(Create("old"));
-        await _host.Ask<ProcessStarted>(new RunProcess("old", new ProcessSpec("long", "/bin/x", [], [], "", "", [], null), Detach: true),
-            TimeSpan.FromSeconds(5));
-        _agent.KeepRunning("long");
+        await AskAsync<ProcessStarted>(new RunProcess("old", new ProcessSpec("long", "/bin/x", [], [], "", "", [], null), Detach: true));
+        Agent.KeepRunning("long");
         Restart();
         var mine = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, mine.Writer, "old");
-        await Task.Delay(200);
-        await _agent.SignalAsync("long", 9, CancellationToken.None); // it ends while nobody follows it
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        ContainerEvent e;
-        do e = await mine.Reader.ReadAsync(cts.Token);
-        while (e.Kind != ContainerEvent.ProcessExited);
+        // the new incarnation found the process running in the agent and watches it
+        ArmedTimer("old", "ExitWatchTick");
+        await Agent.SignalAsync("long", 9, CancellationToken.None); // it ends while nobody follows it
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        var e = await NextExit(mine);
         Assert.Equal("long", e.ProcessId);
         Sys.Stop(subscriber);
+    }
+
+    private static async Task<ContainerEvent> NextExit(System.Threading.Channels.Channel<ContainerEvent> events)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        ContainerEvent e;
+        do e = await events.Reader.ReadAsync(cts.Token);
+        while (e.Kind != ContainerEvent.ProcessExited);
+        return e;
     }
 }

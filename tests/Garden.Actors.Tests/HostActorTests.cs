@@ -1,60 +1,26 @@
 using System.Collections.Immutable;
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
 using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
-using Garden.Linux.Host;
 using Garden.Protocol.Agent;
+using Garden.Linux.Network;
+using Garden.Linux.UserNamespaces;
 using Garden.Testing;
 using Xunit;
 
 namespace Garden.Actors.Tests;
 
-public sealed class HostActorTests : TestKit
+public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
 {
-    private readonly CallLog _log = new();
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeRootfs _rootfs;
-    private readonly FakeAgent _agent;
-    private readonly string _stateDir = Directory.CreateTempSubdirectory("garden-test-actors-").FullName;
-    private readonly string _baseRootfs;
-    private readonly IActorRef _host;
-
-    public HostActorTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _runtime = new FakeOciRuntime(_log);
-        _rootfs = new FakeRootfs(_log);
-        _agent = new FakeAgent(_log);
-        _baseRootfs = Directory.CreateDirectory(Path.Combine(_stateDir, "base")).FullName;
-        var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-            $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_baseRootfs}\", max-containers = 3, stop-grace = 1s, destroy-grace = 1s }}"));
-        var effects = new ContainerEffects(_runtime, _rootfs, new FakeCgroups(_log), _agent, new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
-        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
     private static ContainerSpec Spec(string handle = "", params (string, string)[] props) =>
         new(handle, "", [], props.ToImmutableDictionary(p => p.Item1, p => p.Item2), false);
 
     private static ProcessSpec Proc(string path, string id = "") => new(id, path, [], [], "", "", [], null);
 
-    private string Create(string handle = "", params (string, string)[] props) =>
-        _host.Ask<ContainerCreated>(new CreateContainer(Spec(handle, props)), TimeSpan.FromSeconds(5)).Result.Handle;
-
-    private GardenException Error(object msg)
-    {
-        var e = Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult());
-        return Assert.IsType<GardenException>(e);
-    }
+    private string Create(string handle = "", params (string, string)[] props) => Ask<ContainerCreated>(new CreateContainer(Spec(handle, props))).Handle;
 
     [Fact]
     public void Create_mounts_the_rootfs_then_starts_the_runtime_and_generates_a_handle()
@@ -63,14 +29,16 @@ public sealed class HostActorTests : TestKit
         Assert.Equal(11, handle.Length);
         // its user namespace first (the network and rootfs need it); the network's links are made while the rootfs
         // mounts, its rules while runc starts: both links and rootfs come before run
-        var calls = _log.All.ToList();
+        var calls = Calls.All.ToList();
         Assert.Equal(6, calls.Count);
-        Assert.Contains($"cgroup apply {handle}", calls); // garden.default-limits: pids
-        Assert.Equal($"userns create {handle} 0 4294967294 1, 1 1 4294967293", calls[0]);
-        Assert.True(calls.IndexOf($"rootfs create {handle}") < calls.IndexOf($"run {handle}"), string.Join(", ", calls));
-        Assert.True(calls.IndexOf($"network up {handle} 10.254.0.2") is >= 0 and var up && up < calls.IndexOf($"run {handle}"), string.Join(", ", calls));
-        Assert.Contains($"firewall apply {handle} in=0 out=0", calls);
-        Assert.Contains(handle, _runtime.Containers);
+        Assert.Contains(new Call.CgroupApplied(handle), calls); // garden.default-limits: pids
+        Assert.Equal("0 4294967294 1, 1 1 4294967293", IdMapping.Garden.ToString());
+        Assert.Equal(new Call.UserNamespaceMade(handle, IdMapping.Garden), calls[0]);
+        Assert.True(calls.IndexOf(new Call.RootfsCreated(handle)) < calls.IndexOf(new Call.Ran(handle)), string.Join(", ", calls));
+        Assert.True(calls.IndexOf(new Call.NetworkSetUp(handle, Ipv4.Parse("10.254.0.2", "t"))) is >= 0 and var up && up < calls.IndexOf(new Call.Ran(handle)),
+            string.Join(", ", calls));
+        Assert.Contains(new Call.FirewallApplied(handle, 0, 0), calls);
+        Assert.Contains(handle, Runtime.Containers);
     }
 
     [Fact]
@@ -80,7 +48,7 @@ public sealed class HostActorTests : TestKit
         var e = Error(new CreateContainer(Spec("dup")));
         Assert.Equal(ErrorKind.AlreadyExists, e.Kind);
         Assert.Contains("dup", e.Message);
-        Assert.Equal(1, _log.Count("run "));
+        Assert.Equal(1, Calls.Count<Call.Ran>());
     }
 
     [Theory]
@@ -94,7 +62,7 @@ public sealed class HostActorTests : TestKit
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith("handle:", e.Message);
         Assert.Contains(handle, e.Message);
-        Assert.Empty(_log.All);
+        Assert.Empty(Calls.All);
     }
 
     [Fact]
@@ -103,22 +71,22 @@ public sealed class HostActorTests : TestKit
         var e = Error(new CreateContainer(Spec("r") with { Rootfs = "/does/not/exist" }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("/does/not/exist", e.Message);
-        Assert.Equal(0, _log.Count("run "));
+        Assert.Equal(0, Calls.Count<Call.Ran>());
     }
 
     [Fact]
     public void A_failed_create_undoes_its_steps_in_reverse_and_frees_the_handle()
     {
-        _runtime.FailRunWith = "exec format error";
+        Runtime.FailRunWith = "exec format error";
         var e = Error(new CreateContainer(Spec("broken")));
         Assert.Equal(ErrorKind.Internal, e.Kind);
         Assert.Contains("exec format error", e.Message);
-        Assert.Equal(0, _rootfs.MountedCount);
-        Assert.Empty(_runtime.Containers);
-        Assert.False(Directory.Exists(Path.Combine(_stateDir, "depot", "broken")));
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Empty(Runtime.Containers);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "broken")));
         AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("broken")).Kind));
 
-        _runtime.FailRunWith = null;
+        Runtime.FailRunWith = null;
         Assert.Equal("broken", Create("broken"));
     }
 
@@ -140,7 +108,7 @@ public sealed class HostActorTests : TestKit
             Assert.StartsWith("rlimit:", Error(new RunProcess(handle, Proc("/bin/true") with { Rlimits = [new RlimitSpec("nofiles", 1, 1)] }, false)).Message);
             Assert.StartsWith("env:", Error(new RunProcess(handle, Proc("/bin/true") with { Env = ["X"] }, false)).Message);
         }
-        Assert.Equal(0, _log.Count("spawn"));
+        Assert.Equal(0, Calls.Count<Call.Spawned>());
     }
 
     [Fact]
@@ -156,8 +124,6 @@ public sealed class HostActorTests : TestKit
         Create("x", ("env", "prod"), ("team", "a"));
         Create("y", ("env", "prod"), ("team", "b"));
         Create("z", ("env", "dev"));
-        string[] List(params (string, string)[] f) => _host.Ask<ContainerList>(
-            new ListContainers(f.ToImmutableDictionary(p => p.Item1, p => p.Item2)), TimeSpan.FromSeconds(5)).Result.Handles.ToArray();
         Assert.Equal(["x", "y", "z"], List());
         Assert.Equal(["x", "y"], List(("env", "prod")));
         Assert.Equal(["y"], List(("env", "prod"), ("team", "b")));
@@ -168,18 +134,16 @@ public sealed class HostActorTests : TestKit
     public async Task A_List_right_after_an_answer_sees_the_change_it_answered()
     {
         // the container tells the host's directory before it answers: no waiting here
-        string[] List(params (string, string)[] f) => _host.Ask<ContainerList>(
-            new ListContainers(f.ToImmutableDictionary(p => p.Item1, p => p.Item2)), TimeSpan.FromSeconds(5)).Result.Handles.ToArray();
         var h = Create("seen", ("env", "dev"));
         Assert.Equal([h], List(("env", "dev")));
-        await _host.Ask<Done>(new SetProperty(h, "env", "prod"), TimeSpan.FromSeconds(5));
+        await AskAsync<Done>(new SetProperty(h, "env", "prod"));
         Assert.Equal([h], List(("env", "prod")));
         Assert.Empty(List(("env", "dev")));
-        await _host.Ask<Done>(new RemoveProperty(h, "env"), TimeSpan.FromSeconds(5));
+        await AskAsync<Done>(new RemoveProperty(h, "env"));
         Assert.Empty(List(("env", "prod")));
-        await _host.Ask<Done>(new StopContainer(h, Kill: true), TimeSpan.FromSeconds(5));
+        await AskAsync<Done>(new StopContainer(h, Kill: true));
         Assert.Equal([h], List()); // a stopped container is listed
-        await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
+        await AskAsync<ContainerDestroyed>(new DestroyContainer(h));
         Assert.Empty(List());
     }
 
@@ -187,10 +151,10 @@ public sealed class HostActorTests : TestKit
     public async Task Properties_can_be_set_read_and_removed()
     {
         var h = Create("p", ("a", "1"));
-        await _host.Ask<Done>(new SetProperty(h, "b", "2"), TimeSpan.FromSeconds(5));
-        Assert.Equal("2", (await _host.Ask<PropertyValue>(new GetProperty(h, "b"), TimeSpan.FromSeconds(5))).Value);
-        await _host.Ask<Done>(new RemoveProperty(h, "a"), TimeSpan.FromSeconds(5));
-        var props = (await _host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5))).Properties;
+        await AskAsync<Done>(new SetProperty(h, "b", "2"));
+        Assert.Equal("2", (await AskAsync<PropertyValue>(new GetProperty(h, "b"))).Value);
+        await AskAsync<Done>(new RemoveProperty(h, "a"));
+        var props = (await AskAsync<PropertiesResult>(new GetProperties(h))).Properties;
         Assert.Equal(new Dictionary<string, string> { ["b"] = "2" }, props);
         Assert.Equal(ErrorKind.NotFound, Error(new GetProperty(h, "a")).Kind);
     }
@@ -199,8 +163,8 @@ public sealed class HostActorTests : TestKit
     public async Task Run_streams_output_then_the_exit_code()
     {
         var h = Create("run");
-        _agent.Behaviour = s => ($"hello from {s.Path}\n", 7);
-        var started = await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/echo"), false), TimeSpan.FromSeconds(5));
+        Agent.Behaviour = s => ($"hello from {s.Path}\n", 7);
+        var started = await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/echo"), false));
         Assert.NotNull(started.Stream);
         var output = await started.Stream!.ReadAsync(default);
         Assert.Equal("hello from /bin/echo\n", output!.Output.Data.ToStringUtf8());
@@ -221,7 +185,7 @@ public sealed class HostActorTests : TestKit
     public async Task Duplicate_process_id_is_AlreadyExists()
     {
         var h = Create("dupproc");
-        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "job"), true), TimeSpan.FromSeconds(5));
+        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "job"), true));
         Assert.Equal(ErrorKind.AlreadyExists, Error(new RunProcess(h, Proc("/bin/true", "job"), true)).Kind);
     }
 
@@ -229,9 +193,9 @@ public sealed class HostActorTests : TestKit
     public async Task Attach_replays_a_detached_process_and_gives_its_exit_code()
     {
         var h = Create("att");
-        _agent.Behaviour = _ => ("abcdef", 3);
-        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/x", "p1"), true), TimeSpan.FromSeconds(5));
-        var attached = await _host.Ask<ProcessAttached>(new AttachProcess(h, "p1", 2), TimeSpan.FromSeconds(5));
+        Agent.Behaviour = _ => ("abcdef", 3);
+        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/x", "p1"), true));
+        var attached = await AskAsync<ProcessAttached>(new AttachProcess(h, "p1", 2));
         var chunk = await attached.Stream.ReadAsync(default);
         Assert.Equal(2ul, chunk!.Output.Offset);
         Assert.Equal("cdef", chunk.Output.Data.ToStringUtf8());
@@ -243,14 +207,14 @@ public sealed class HostActorTests : TestKit
     public async Task A_stopped_container_refuses_new_processes_but_stays()
     {
         var h = Create("stop");
-        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/sleep", "s"), true), TimeSpan.FromSeconds(5));
-        _agent.KeepRunning("s");
-        await _host.Ask<Done>(new StopContainer(h, Kill: false), TimeSpan.FromSeconds(5));
-        Assert.Equal(1, _log.Count("signal all 15"));
+        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/sleep", "s"), true));
+        Agent.KeepRunning("s");
+        await AskAsync<Done>(new StopContainer(h, Kill: false));
+        Assert.Equal(1, Calls.Count(new Call.SignalledAll(15)));
         var e = Error(new RunProcess(h, Proc("/bin/true"), true));
         Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
         Assert.Contains("stopped", e.Message);
-        var info = await _host.Ask<ContainerInfo>(new GetInfo(h), TimeSpan.FromSeconds(5));
+        var info = await AskAsync<ContainerInfo>(new GetInfo(h));
         Assert.Equal(ContainerLifecycle.Stopped, info.State);
     }
 
@@ -258,13 +222,17 @@ public sealed class HostActorTests : TestKit
     public async Task Destroy_kills_deletes_and_unmounts_then_forgets_the_handle()
     {
         var h = Create("gone");
-        await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
-        var calls = _log.All.ToList();
-        var released = calls.IndexOf("cgroup release gone");
-        Assert.Equal(["signal all 9", "kill gone 9", "delete gone", "cgroup release gone"], calls.Skip(released - 3).Take(4));
+        await AskAsync<ContainerDestroyed>(new DestroyContainer(h));
+        var calls = Calls.All.ToList();
+        var released = calls.IndexOf(new Call.CgroupReleased("gone"));
+        Assert.Equal([new Call.SignalledAll(9), new Call.Killed("gone", 9), new Call.Deleted("gone"), new Call.CgroupReleased("gone")],
+            calls.Skip(released - 3).Take(4));
         // then, in parallel, the rules, the network and the rootfs
-        Assert.Equal(["firewall remove gone", "network down gone", "rootfs destroy gone"], calls.Skip(released + 1).Order());
-        Assert.Empty(_runtime.Containers);
+        var rest = calls.Skip(released + 1).ToList();
+        Assert.Equal(3, rest.Count);
+        Assert.Equal(new HashSet<Call> { new Call.FirewallRemoved("gone"), new Call.NetworkTornDown("gone"), new Call.RootfsDestroyed("gone") },
+            rest.ToHashSet());
+        Assert.Empty(Runtime.Containers);
         AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo(h)).Kind));
         Assert.Equal(ErrorKind.NotFound, Error(new DestroyContainer(h)).Kind);
     }
@@ -273,15 +241,15 @@ public sealed class HostActorTests : TestKit
     public async Task Destroy_works_when_the_agent_is_gone()
     {
         var h = Create("dead");
-        _agent.Reachable = false;
-        await _host.Ask<ContainerDestroyed>(new DestroyContainer(h), TimeSpan.FromSeconds(5));
-        Assert.Empty(_runtime.Containers);
+        Agent.Reachable = false;
+        await AskAsync<ContainerDestroyed>(new DestroyContainer(h));
+        Assert.Empty(Runtime.Containers);
     }
 
     [Fact]
     public async Task Capacity_reports_the_host_and_the_configured_maximum()
     {
-        var c = await _host.Ask<Capacity>(GetCapacity.Instance, TimeSpan.FromSeconds(5));
+        var c = await AskAsync<Capacity>(GetCapacity.Instance);
         Assert.Equal(new Capacity(1024, 2048, 3), c);
     }
 
@@ -290,12 +258,12 @@ public sealed class HostActorTests : TestKit
     {
         var h = Create("tty");
         var spec = new ProcessSpec("t1", "/bin/sh", [], [], "", "", [], new TtySize(24, 80));
-        await _host.Ask<ProcessStarted>(new RunProcess(h, spec, Detach: true), TimeSpan.FromSeconds(5));
-        await _host.Ask<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)), TimeSpan.FromSeconds(5));
-        Assert.Equal((50u, 132u), _agent.TtyOf("t1"));
+        await AskAsync<ProcessStarted>(new RunProcess(h, spec, Detach: true));
+        await AskAsync<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)));
+        Assert.Equal((50u, 132u), Agent.TtyOf("t1"));
         Assert.Equal(ErrorKind.InvalidArgument, Error(new SetProcessTty(h, "t1", new TtySize(0, 80))).Kind);
         Assert.Equal(ErrorKind.NotFound, Error(new SetProcessTty(h, "nope", new TtySize(10, 10))).Kind);
-        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true), TimeSpan.FromSeconds(5));
+        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true));
         Assert.Contains("no terminal", Error(new SetProcessTty(h, "plain", new TtySize(10, 10))).Message);
     }
 }

@@ -13,7 +13,7 @@ using Xunit;
 namespace Garden.Actors.Tests;
 
 /// <summary>Journal write failures (Akka.Persistence.TestKit's TestJournal): the caller gets a clear error and nothing changes.</summary>
-public sealed class JournalFailureTests : Akka.TestKit.Xunit2.TestKit
+public sealed class JournalFailureTests() : ActorTest("journal", persistence: TestJournalConfig)
 {
     private const string TestJournalConfig = """
         akka.persistence {
@@ -43,56 +43,37 @@ public sealed class JournalFailureTests : Akka.TestKit.Xunit2.TestKit
         finally { await Journal.OnWrite.Pass(); }
     }
 
-    private readonly CallLog _log = new();
-    private readonly string _stateDir = TestPaths.NewTempDir("journal");
-    private readonly IActorRef _host;
-
-    public JournalFailureTests() : base(ProtocolConfig.Default().WithFallback(TestJournalConfig))
-    {
-        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-        var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-            $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\" }}"));
-        var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
-        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "host");
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
     [Fact]
     public async Task A_failed_journal_write_is_an_error_to_the_caller_and_the_change_is_not_made()
     {
-        await AwaitAssertAsync(() => _host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)));
-        await _host.Ask<ContainerCreated>(new CreateContainer(new ContainerSpec("j", "", [], ImmutableDictionary<string, string>.Empty.Add("k", "old"), false)), TimeSpan.FromSeconds(5));
+        await AwaitAssertAsync(() => Host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)));
+        await Host.Ask<ContainerCreated>(new CreateContainer(new ContainerSpec("j", "", [], ImmutableDictionary<string, string>.Empty.Add("k", "old"), false)), TimeSpan.FromSeconds(5));
 
         await WithJournalWrite(w => w.Fail(), async () =>
         {
-            var e = await Assert.ThrowsAsync<GardenException>(() => _host.Ask<Done>(new SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5)));
+            var e = await Assert.ThrowsAsync<GardenException>(() => Host.Ask<Done>(new SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5)));
             Assert.Equal(ErrorKind.Internal, e.Kind);
             Assert.Contains("journal write failed", e.Message);
         });
 
         // the container actor stopped on the failure; the host recovered it from its journal: the old value holds
         await AwaitAssertAsync(async () =>
-            Assert.Equal("old", (await _host.Ask<PropertyValue>(new GetProperty("j", "k"), TimeSpan.FromSeconds(1))).Value),
+            Assert.Equal("old", (await Host.Ask<PropertyValue>(new GetProperty("j", "k"), TimeSpan.FromSeconds(1))).Value),
             TimeSpan.FromSeconds(5));
-        await _host.Ask<Done>(new SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5));
-        Assert.Equal("new", (await _host.Ask<PropertyValue>(new GetProperty("j", "k"), TimeSpan.FromSeconds(5))).Value);
+        await Host.Ask<Done>(new SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5));
+        Assert.Equal("new", (await Host.Ask<PropertyValue>(new GetProperty("j", "k"), TimeSpan.FromSeconds(5))).Value);
     }
 
     [Fact]
     public async Task A_create_whose_registration_cannot_be_journaled_fails_and_touches_nothing()
     {
-        await AwaitAssertAsync(() => _host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)));
+        await AwaitAssertAsync(() => Host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)));
         await WithJournalWrite(w => w.Reject(), async () =>
         {
-            await Assert.ThrowsAnyAsync<Exception>(() => _host.Ask<ContainerCreated>(
+            await Assert.ThrowsAnyAsync<Exception>(() => Host.Ask<ContainerCreated>(
                 new CreateContainer(new ContainerSpec("nope", "", [], ImmutableDictionary<string, string>.Empty, false)), TimeSpan.FromSeconds(3)));
         });
-        Assert.Equal(0, _log.Count("run "));
+        Assert.Equal(0, Calls.Count<Call.Ran>());
     }
 }
 

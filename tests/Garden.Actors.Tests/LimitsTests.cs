@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
 using static Garden.Actors.Host.HostProtocol;
@@ -9,51 +8,8 @@ using Xunit;
 
 namespace Garden.Actors.Tests;
 
-public sealed class LimitsTests : TestKit
+public sealed class LimitsTests() : ActorTest("limits")
 {
-    private readonly CallLog _log = new();
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeCgroups _cgroups;
-    private readonly FakeDiskQuota _disk;
-    private readonly FakeOomNotifier _oom = new();
-    private readonly string _stateDir = TestPaths.NewTempDir("limits");
-    private readonly ContainerEffects _effects;
-    private IActorRef _host;
-
-    public LimitsTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _runtime = new FakeOciRuntime(_log);
-        _cgroups = new FakeCgroups(_log, _runtime);
-        _disk = new FakeDiskQuota(_log);
-        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), _cgroups, new FakeAgent(_log), _disk, _oom, new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
-        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-        _host = StartHost();
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
-    private IActorRef StartHost(string extra = "") => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\"\n{extra} }}")), _effects, new FakeHostResources()), "host");
-
-    private void Restart(string extra = "")
-    {
-        Watch(_host);
-        Sys.Stop(_host);
-        ExpectTerminated(_host);
-        _host = StartHost(extra);
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
-    }
-
-    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
-
-    private GardenException Error(object msg) => Assert.IsType<GardenException>(
-        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
-
     private static CreateContainer Create(string handle, Limits limits) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false, limits));
 
@@ -63,8 +19,8 @@ public sealed class LimitsTests : TestKit
     public void Create_applies_every_limit_and_info_shows_them()
     {
         Ask<ContainerCreated>(Create("lim", Asked));
-        Assert.Contains("disk create lim 1073741824", _log.All);
-        Assert.Contains("cgroup apply lim", _log.All);
+        Assert.Contains(new Call.DiskCreated("lim", 1073741824), Calls.All);
+        Assert.Contains(new Call.CgroupApplied("lim"), Calls.All);
         Assert.Equal(Asked, Ask<ContainerInfo>(new GetInfo("lim")).Limits);
         Assert.Equal(Asked, Ask<LimitsInForce>(new GetLimits("lim")).Limits); // read back from the (fake) kernel
     }
@@ -78,7 +34,7 @@ public sealed class LimitsTests : TestKit
         var e = Error(Create("bad", new Limits(MemoryBytes: memory, DiskBytes: disk, Pids: pids)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith(field, e.Message);
-        Assert.Empty(_log.All);
+        Assert.Empty(Calls.All);
     }
 
     [Fact]
@@ -87,7 +43,7 @@ public sealed class LimitsTests : TestKit
         Ask<ContainerCreated>(Create("live", Asked));
         var inForce = Ask<LimitsInForce>(new SetLimits("live", new Limits(MemoryBytes: 128UL << 20, DiskBytes: 2UL << 30))).Limits;
         Assert.Equal(Asked with { MemoryBytes = 128UL << 20, DiskBytes = 2UL << 30 }, inForce);
-        Assert.Contains("disk resize live 2147483648", _log.All);
+        Assert.Contains(new Call.DiskResized("live", 2147483648), Calls.All);
         Restart();
         Assert.Equal(inForce, Ask<ContainerInfo>(new GetInfo("live")).Limits);
     }
@@ -111,21 +67,21 @@ public sealed class LimitsTests : TestKit
         var e = Error(new SetLimits("nodisk", new Limits(DiskBytes: 1UL << 30)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("disk", e.Message);
-        Assert.Equal(0, _disk.Count);
+        Assert.Equal(0, Disk.Count);
     }
 
     [Fact]
     public void An_oom_kill_becomes_an_event_that_survives_a_restart_and_the_watch_is_rearmed()
     {
         Ask<ContainerCreated>(Create("oom", new Limits(MemoryBytes: 32UL << 20)));
-        Assert.True(_oom.Kill("oom"));
+        Assert.True(Oom.Kill("oom"));
         AwaitAssert(() => Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerInfo>(new GetInfo("oom")).Events));
         Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("oom")).State);
         Restart();
         Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerInfo>(new GetInfo("oom")).Events);
-        Assert.True(_oom.Watching("oom"));
+        Assert.True(Oom.Watching("oom"));
         Ask<ContainerDestroyed>(new DestroyContainer("oom"));
-        Assert.False(_oom.Watching("oom"));
+        Assert.False(Oom.Watching("oom"));
     }
 
     [Fact]
@@ -133,7 +89,7 @@ public sealed class LimitsTests : TestKit
     {
         Ask<ContainerCreated>(Create("gone", Asked));
         Ask<ContainerDestroyed>(new DestroyContainer("gone"));
-        Assert.Equal(0, _disk.Count);
+        Assert.Equal(0, Disk.Count);
     }
 
     [Fact]
@@ -143,16 +99,22 @@ public sealed class LimitsTests : TestKit
         Ask<ContainerCreated>(Create("storm", new Limits(MemoryBytes: 32UL << 20)));
         var events = CreateTestProbe();
         Sys.EventStream.Subscribe(events, typeof(Garden.Actors.Events.ContainerEvent));
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (var i = 0; i < 500; i++) _oom.Kill("storm");
+        for (var i = 0; i < 500; i++) Oom.Kill("storm");
         // the first kill is reported at once; the 499 after it in one record when the interval ends
         var first = events.FishForMessage<Garden.Actors.Events.ContainerEvent>(e => e.Kind == Garden.Actors.Events.ContainerEvent.OutOfMemory);
         Assert.Equal("1 kill so far", first.Detail);
+        var flush = ArmedTimer("storm", "OomFlush");
+        Assert.Equal(TimeSpan.FromSeconds(1), flush.Delay); // the interval from the first report (no time has passed since)
+        Clock.Advance(flush.Delay - TimeSpan.FromMilliseconds(1));
+        Assert.True(flush.Armed);
+        Clock.Advance(TimeSpan.FromMilliseconds(1));
         var second = events.FishForMessage<Garden.Actors.Events.ContainerEvent>(e => e.Kind == Garden.Actors.Events.ContainerEvent.OutOfMemory,
             TimeSpan.FromSeconds(3));
         Assert.Equal("500 kills so far", second.Detail);
-        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(900), $"second report after {clock.Elapsed}");
-        events.ExpectNoMsg(TimeSpan.FromMilliseconds(1500)); // nothing more to report: no record, no event
+        // nothing more to report: no timer, no record, no event
+        Assert.Empty(ArmedTimers("storm", "OomFlush"));
+        Clock.Advance(TimeSpan.FromMilliseconds(1500));
+        events.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         var info = Ask<ContainerInfo>(new GetInfo("storm"));
         Assert.Single(info.Events, ContainerState.OutOfMemoryEvent);
         Assert.Equal(500UL, info.OomKills);
@@ -194,8 +156,8 @@ public sealed class LimitsTests : TestKit
         Ask<ContainerCreated>(Create("own", new Limits(Pids: 7, CpuWeight: 100)));
         Assert.Equal(new Limits(MemoryBytes: 64UL << 20, Pids: 50, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("plain")).Limits);
         Assert.Equal(new Limits(MemoryBytes: 64UL << 20, CpuWeight: 100, Pids: 7, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("own")).Limits);
-        Assert.Equal(new Garden.Linux.Cgroups.ResourceLimits(64UL << 20, null, null, 50), _cgroups.Read("plain")); // in the kernel
-        Assert.Equal(2, _disk.Count);
+        Assert.Equal(new Garden.Linux.Cgroups.ResourceLimits(64UL << 20, FakeCgroups.DefaultCpuWeight, null, 50), Cgroups.Read("plain")); // in the kernel
+        Assert.Equal(2, Disk.Count);
     }
 
     [Theory]

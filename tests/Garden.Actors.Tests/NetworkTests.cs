@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
 using static Garden.Actors.Host.HostProtocol;
@@ -11,63 +10,16 @@ using Xunit;
 namespace Garden.Actors.Tests;
 
 /// <summary>Pools, NetIn and NetOut at the actor level (fake plumbing and firewall; the real ones have contract tests).</summary>
-public sealed class NetworkTests : TestKit
+// A pool of three /30s and a pool of three host ports.
+public sealed class NetworkTests() : ActorTest("network", """
+    network {
+      pool = "10.9.0.0/28"
+      port-pool { start = 40000, size = 3 }
+      allow-networks = ["10.1.0.0/16"]
+    }
+    max-containers = 10
+    """)
 {
-    private readonly CallLog _log = new();
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeNetwork _network;
-    private readonly FakeFirewall _firewall;
-    private readonly FakeHostResources _resources = new();
-    private readonly string _stateDir = TestPaths.NewTempDir("network");
-    private readonly ContainerEffects _effects;
-    private IActorRef _host;
-
-    public NetworkTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _runtime = new FakeOciRuntime(_log);
-        _network = new FakeNetwork(_log);
-        _firewall = new FakeFirewall(_log);
-        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), new FakeAgent(_log),
-            new FakeDiskQuota(_log), new FakeOomNotifier(), _network, _firewall, new FakeUserNamespaces(_log));
-        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-        _host = StartHost();
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
-    // A pool of three /30s and a pool of three host ports.
-    private IActorRef StartHost() => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-        $$"""
-        garden {
-          state-dir = "{{_stateDir}}", default-rootfs = "{{_stateDir}}/base"
-          network {
-            pool = "10.9.0.0/28"
-            port-pool { start = 40000, size = 3 }
-            allow-networks = ["10.1.0.0/16"]
-          }
-          max-containers = 10
-        }
-        """)), _effects, _resources), "host");
-
-    private void Restart()
-    {
-        Watch(_host);
-        Sys.Stop(_host);
-        ExpectTerminated(_host);
-        _host = StartHost();
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
-    }
-
-    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
-
-    private GardenException Error(object msg) => Assert.IsType<GardenException>(
-        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
-
     private static CreateContainer Create(string handle, string network = "", ImmutableArray<PortMapping> netIn = default) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false, NetworkRequest: network, NetIn: netIn));
 
@@ -83,8 +35,8 @@ public sealed class NetworkTests : TestKit
         Assert.Equal("10.9.0.2 in 10.9.0.0/30", Info("a").Network!.ToString());
         Assert.Equal("10.9.0.6 in 10.9.0.4/30", Info("b").Network!.ToString());
         Assert.Equal(4UL, Ask<Capacity>(GetCapacity.Instance).MaxContainers); // 16 addresses / 4, below max-containers 10
-        Assert.NotNull(_firewall.Of("a"));
-        Assert.Contains("a", _network.Handles);
+        Assert.NotNull(Firewall.Of("a"));
+        Assert.Contains("a", Network.Handles);
     }
 
     [Fact]
@@ -95,8 +47,8 @@ public sealed class NetworkTests : TestKit
         Assert.Equal(ErrorKind.ResourceExhausted, e.Kind);
         Assert.Contains("pool", e.Message);
         Ask<ContainerDestroyed>(new DestroyContainer("b"));
-        Assert.DoesNotContain("b", _network.Handles);
-        Assert.Null(_firewall.Of("b"));
+        Assert.DoesNotContain("b", Network.Handles);
+        Assert.Null(Firewall.Of("b"));
         AwaitAssert(() => Ask<ContainerCreated>(Create("e")), TimeSpan.FromSeconds(5)); // the host releases b just after the reply
         Assert.Equal("10.9.0.6 in 10.9.0.4/30", Info("e").Network!.ToString());
     }
@@ -136,7 +88,7 @@ public sealed class NetworkTests : TestKit
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith("network", e.Message.Replace("invalid ", ""));
         Assert.Contains(why, e.Message);
-        Assert.Empty(_network.Handles);
+        Assert.Empty(Network.Handles);
         Ask<ContainerCreated>(Create("x")); // the handle stayed free (refused before it was registered)
     }
 
@@ -146,9 +98,9 @@ public sealed class NetworkTests : TestKit
         Ask<ContainerCreated>(Create("a", netIn: [new PortMapping(0, 8080)]));
         Assert.Equal([new PortMapping(40000, 8080)], Info("a").MappedPorts!);
         Assert.Equal(new PortMapping(40001, 22), Ask<NetInInForce>(new NetIn("a", 0, 22)).Mapping);
-        Assert.Equal(2, _firewall.Of("a")!.NetIn.Count);
+        Assert.Equal(2, Firewall.Of("a")!.NetIn.Count);
 
-        _resources.BusyPorts.Add(40002);
+        Resources.BusyPorts.Add(40002);
         var exhausted = Error(new NetIn("a", 0, 23));
         Assert.Equal(ErrorKind.ResourceExhausted, exhausted.Kind);
         var mapped = Error(new NetIn("a", 40000, 9));
@@ -157,14 +109,14 @@ public sealed class NetworkTests : TestKit
         var busy = Error(new NetIn("a", 40002, 9));
         Assert.Contains("in use on the host", busy.Message);
         Assert.Contains("container port", Error(new NetIn("a", 0, 70000)).Message);
-        Assert.Equal(2, _firewall.Of("a")!.NetIn.Count);
+        Assert.Equal(2, Firewall.Of("a")!.NetIn.Count);
     }
 
     [Fact]
     public void A_NetIn_the_firewall_refuses_gives_its_port_back()
     {
         Ask<ContainerCreated>(Create("a"));
-        _firewall.FailNextApply = new FirewallException("iptables-restore refused it");
+        Firewall.FailNextApply = new FirewallException("iptables-restore refused it");
         var e = Error(new NetIn("a", 0, 80));
         Assert.Contains("refused", e.Message);
         Assert.Empty(Info("a").MappedPorts!);
@@ -176,10 +128,10 @@ public sealed class NetworkTests : TestKit
     {
         Ask<ContainerCreated>(Create("a"));
         var gate = new TaskCompletionSource();
-        _firewall.ApplyGate = gate.Task;
-        var first = _host.Ask<NetInInForce>(new NetIn("a", 0, 80), TimeSpan.FromSeconds(5));
-        var second = _host.Ask<NetInInForce>(new NetIn("a", 0, 81), TimeSpan.FromSeconds(5));
-        var third = _host.Ask<object>(new NetIn("a", 40000, 82), TimeSpan.FromSeconds(5));
+        Firewall.ApplyGate = gate.Task;
+        var first = Host.Ask<NetInInForce>(new NetIn("a", 0, 80), TimeSpan.FromSeconds(5));
+        var second = Host.Ask<NetInInForce>(new NetIn("a", 0, 81), TimeSpan.FromSeconds(5));
+        var third = Host.Ask<object>(new NetIn("a", 40000, 82), TimeSpan.FromSeconds(5));
         await Task.Delay(200);
         Assert.False(first.IsCompleted || second.IsCompleted || third.IsCompleted); // the container has not applied them yet
         gate.SetResult();
@@ -196,9 +148,9 @@ public sealed class NetworkTests : TestKit
         Ask<ContainerCreated>(Create("a"));
         Ask<ContainerCreated>(Create("b"));
         var gate = new TaskCompletionSource();
-        _firewall.ApplyGate = gate.Task;
-        var change = _host.Ask<Done>(new NetOut("a", [Tcp("10.2.0.0/24", 80)]), TimeSpan.FromSeconds(5)); // "a" waits for iptables
-        var list = _host.Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty), TimeSpan.FromMilliseconds(500));
+        Firewall.ApplyGate = gate.Task;
+        var change = Host.Ask<Done>(new NetOut("a", [Tcp("10.2.0.0/24", 80)]), TimeSpan.FromSeconds(5)); // "a" waits for iptables
+        var list = Host.Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty), TimeSpan.FromMilliseconds(500));
         Assert.Equal(["a", "b"], (await list).Handles.ToArray());
         Assert.False(change.IsCompleted);
         gate.SetResult();
@@ -210,12 +162,12 @@ public sealed class NetworkTests : TestKit
     {
         Ask<ContainerCreated>(Create("a"));
         Ask<Done>(new NetOut("a", [Tcp("10.2.0.0/24", 80)]));
-        Assert.Single(_firewall.Of("a")!.NetOut);
+        Assert.Single(Firewall.Of("a")!.NetOut);
         var bad = new NetOutRule(NetProtocol.Icmp, [], [new PortRange(80, 80)]);
         var e = Error(new NetOut("a", [Tcp("10.3.0.1", 443), bad]));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("ports need protocol tcp or udp", e.Message);
-        Assert.Single(_firewall.Of("a")!.NetOut);
+        Assert.Single(Firewall.Of("a")!.NetOut);
     }
 
     [Fact]
@@ -223,9 +175,9 @@ public sealed class NetworkTests : TestKit
     {
         Ask<ContainerCreated>(Create("a", netIn: [new PortMapping(0, 8080)]));
         Ask<Done>(new NetOut("a", [Tcp("10.2.0.0/24", 80)]));
-        _firewall.Flush("a"); // the kernel lost them (a crash, an operator's flush)
+        Firewall.Flush("a"); // the kernel lost them (a crash, an operator's flush)
         Restart();
-        var fw = _firewall.Of("a");
+        var fw = Firewall.Of("a");
         Assert.NotNull(fw);
         Assert.Single(fw.NetOut);
         Assert.Equal([new PortMapping(40000, 8080)], fw.NetIn);
@@ -238,7 +190,7 @@ public sealed class NetworkTests : TestKit
     public void A_container_whose_network_vanished_while_the_daemon_was_down_is_reported_broken()
     {
         Ask<ContainerCreated>(Create("a"));
-        _network.Vanish("a");
+        Network.Vanish("a");
         Restart();
         var info = Info("a");
         Assert.Equal(ContainerLifecycle.Broken, info.State);
@@ -249,11 +201,11 @@ public sealed class NetworkTests : TestKit
     [Fact]
     public void A_failed_network_setup_undoes_the_create_and_frees_the_address()
     {
-        _network.FailNextSetUp = new NetworkException("ip refused it");
+        Network.FailNextSetUp = new NetworkException("ip refused it");
         var e = Error(Create("a"));
         Assert.Contains("ip refused it", e.Message);
-        Assert.Empty(_network.Handles);
-        Assert.Null(_firewall.Of("a"));
+        Assert.Empty(Network.Handles);
+        Assert.Null(Firewall.Of("a"));
         AwaitAssert(() => Ask<ContainerCreated>(Create("a")), TimeSpan.FromSeconds(5)); // the handle is released just after the reply
         Assert.Equal("10.9.0.2 in 10.9.0.0/30", Info("a").Network!.ToString());
     }

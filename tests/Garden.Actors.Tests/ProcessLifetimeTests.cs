@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using Akka.Actor;
-using Akka.TestKit.Xunit2;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
@@ -14,41 +13,17 @@ namespace Garden.Actors.Tests;
 
 /// <summary>Bounded growth on the daemon's side: a ProcessActor goes once its process is done, a later attach goes through
 /// the agent (without a second "process exited" event), and the exit watcher has one List out at a time.</summary>
-public sealed class ProcessLifetimeTests : TestKit
+public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
 {
-    private readonly CallLog _log = new();
-    private readonly FakeAgent _agent;
-    private readonly string _stateDir = Directory.CreateTempSubdirectory("garden-test-actors-").FullName;
-    private readonly IActorRef _host;
-
-    public ProcessLifetimeTests() : base(Garden.Protocol.Journal.ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _agent = new FakeAgent(_log);
-        var baseRootfs = Directory.CreateDirectory(Path.Combine(_stateDir, "base")).FullName;
-        var settings = GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-            $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{baseRootfs}\", stop-grace = 1s, destroy-grace = 1s }}"));
-        var effects = new ContainerEffects(new FakeOciRuntime(_log), new FakeRootfs(_log), new FakeCgroups(_log), _agent,
-            new FakeDiskQuota(_log), new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
-        _host = Sys.ActorOf(HostActor.Props(settings, effects, new FakeHostResources()), "containers");
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
     private string Create(string handle) =>
-        _host.Ask<ContainerCreated>(new CreateContainer(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false)),
-            TimeSpan.FromSeconds(5)).Result.Handle;
+        Ask<ContainerCreated>(new CreateContainer(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false))).Handle;
 
     private static ProcessSpec Proc(string id) => new(id, "/bin/x", [], [], "", "", [], null);
 
     /// <summary>The ProcessActors of a container now (their names are "id~n").</summary>
     private async Task<List<string>> ProcessActors(string handle)
     {
-        var container = (await Sys.ActorSelection($"/user/containers/{handle}~*").Ask<ActorIdentity>(new Identify(1), TimeSpan.FromSeconds(3))).Subject!;
+        var container = (await Sys.ActorSelection($"/user/host/{handle}~*").Ask<ActorIdentity>(new Identify(1), TimeSpan.FromSeconds(3))).Subject!;
         var names = new List<string>();
         for (int n = 1; n <= 20; n++)
             foreach (var id in new[] { "p1", "p2", "bg" })
@@ -59,10 +34,19 @@ public sealed class ProcessLifetimeTests : TestKit
         return names;
     }
 
-    private async Task<List<ContainerEvent>> Exits(System.Threading.Channels.Channel<ContainerEvent> events, TimeSpan wait)
+    /// <summary>The exits published while the exit watch has its turns: it ticks (virtual time) until it has nothing left
+    /// to watch and stops; then a moment for what it published to arrive.</summary>
+    private async Task<List<ContainerEvent>> Exits(System.Threading.Channels.Channel<ContainerEvent> events, string handle)
     {
+        for (var i = 0; i < 20 && ArmedTimers(handle, "ExitWatchTick").Count > 0; i++)
+        {
+            Clock.Advance(TimeSpan.FromSeconds(1));
+            await Host.Ask<PropertiesResult>(new GetProperties(handle), TimeSpan.FromSeconds(5)); // the tick was taken
+            await Task.Delay(20); // its List answered (a tick while one is out is skipped: the next one goes)
+        }
+        Assert.Empty(ArmedTimers(handle, "ExitWatchTick")); // the watch ended: nothing it could still publish
         var seen = new List<ContainerEvent>();
-        using var cts = new CancellationTokenSource(wait);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
         try
         {
             while (true)
@@ -83,8 +67,8 @@ public sealed class ProcessLifetimeTests : TestKit
         var h = Create("att");
         var events = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
-        _agent.Behaviour = _ => ("out", 3);
-        var started = await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
+        Agent.Behaviour = _ => ("out", 3);
+        var started = await Host.Ask<ProcessStarted>(new RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
         Assert.Equal(["p1~1"], await ProcessActors(h));
         while (await started.Stream!.ReadAsync(default) is { } e && e.KindCase != Protocol.Agent.AgentEvent.KindOneofCase.Exited)
         {
@@ -93,13 +77,13 @@ public sealed class ProcessLifetimeTests : TestKit
         await AwaitAssertAsync(async () => Assert.Empty(await ProcessActors(h)), TimeSpan.FromSeconds(5));
 
         // a late attach: a new actor for it, the exit code from the agent, and no second event
-        var attached = await _host.Ask<ProcessAttached>(new AttachProcess(h, "p1", 0), TimeSpan.FromSeconds(5));
+        var attached = await Host.Ask<ProcessAttached>(new AttachProcess(h, "p1", 0), TimeSpan.FromSeconds(5));
         Protocol.Agent.AgentEvent? last = null;
         while (await attached.Stream.ReadAsync(default) is { } e) last = e;
         Assert.Equal(3, last!.Exited.ExitCode);
         await attached.Stream.DisposeAsync();
         await AwaitAssertAsync(async () => Assert.Empty(await ProcessActors(h)), TimeSpan.FromSeconds(5));
-        var exits = await Exits(events, TimeSpan.FromSeconds(2.5)); // the exit watcher has had its turn too
+        var exits = await Exits(events, h); // the exit watcher has had its turns too
         Assert.Single(exits);
         Sys.Stop(subscriber);
     }
@@ -110,9 +94,10 @@ public sealed class ProcessLifetimeTests : TestKit
         var h = Create("det");
         var events = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
-        _agent.Behaviour = _ => ("", 7);
-        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("bg"), Detach: true), TimeSpan.FromSeconds(5));
-        var exits = await Exits(events, TimeSpan.FromSeconds(2.5));
+        Agent.Behaviour = _ => ("", 7);
+        await Host.Ask<ProcessStarted>(new RunProcess(h, Proc("bg"), Detach: true), TimeSpan.FromSeconds(5));
+        ArmedTimer(h, "ExitWatchTick"); // nobody follows it: the exit watch looks for it
+        var exits = await Exits(events, h);
         Assert.Equal(("bg", (int?)7), (exits.Single().ProcessId, exits.Single().ExitCode));
         await AwaitAssertAsync(async () => Assert.Empty(await ProcessActors(h)), TimeSpan.FromSeconds(5));
         Sys.Stop(subscriber);
@@ -125,14 +110,18 @@ public sealed class ProcessLifetimeTests : TestKit
         var events = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
         var frozen = new TaskCompletionSource();
-        _agent.ListGate = frozen.Task;
-        int before = _agent.ListCalls;
-        await _host.Ask<ProcessStarted>(new RunProcess(h, Proc("p2"), Detach: true), TimeSpan.FromSeconds(5));
-        await Task.Delay(4500); // four ticks while the agent does not answer
-        Assert.Equal(1, _agent.ListCalls - before);
-        _agent.ListGate = null;
+        Agent.ListGate = frozen.Task;
+        int before = Agent.ListCalls;
+        await Host.Ask<ProcessStarted>(new RunProcess(h, Proc("p2"), Detach: true), TimeSpan.FromSeconds(5));
+        Assert.Equal(TimeSpan.FromSeconds(1), ArmedTimer(h, "ExitWatchTick").Interval);
+        for (var i = 0; i < 4; i++) Clock.Advance(TimeSpan.FromSeconds(1)); // four ticks while the agent does not answer
+        await Host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5)); // the container has taken them
+        await AwaitConditionAsync(() => Task.FromResult(Agent.ListCalls - before >= 1), TimeSpan.FromSeconds(5));
+        await Task.Delay(200); // a second List, had it been started, would have reached the agent by now
+        Assert.Equal(1, Agent.ListCalls - before);
+        Agent.ListGate = null;
         frozen.SetResult();
-        var exits = await Exits(events, TimeSpan.FromSeconds(2.5));
+        var exits = await Exits(events, h);
         Assert.Equal("p2", exits.Single().ProcessId);
         Sys.Stop(subscriber);
     }

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Persistence;
-using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
@@ -16,55 +15,12 @@ namespace Garden.Actors.Tests;
 /// <summary>A journal holding records this daemon cannot apply (a handle an earlier build let in, a record whose values do
 /// not parse, one the serializer could not read) quarantines those containers — broken, with the reason, destroyable —
 /// and the daemon serves the rest. Planted straight into the journal while the host is down, then a new incarnation starts.</summary>
-public sealed class QuarantineTests : TestKit
+public sealed class QuarantineTests() : ActorTest("quarantine", "recovery-timeout = 10s")
 {
-    private readonly CallLog _log = new();
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeAgent _agent;
-    private readonly string _stateDir = TestPaths.NewTempDir("quarantine");
-    private readonly ContainerEffects _effects;
-    private IActorRef _host;
-
-    public QuarantineTests() : base(ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _runtime = new FakeOciRuntime(_log);
-        _agent = new FakeAgent(_log);
-        _effects = new ContainerEffects(_runtime, new FakeRootfs(_log), new FakeCgroups(_log, _runtime), _agent, new FakeDiskQuota(_log),
-            new FakeOomNotifier(), new FakeNetwork(_log), new FakeFirewall(_log), new FakeUserNamespaces(_log));
-        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-        _host = StartHost();
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
-    private IActorRef StartHost() => Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-        $"garden {{ state-dir = \"{_stateDir}\", default-rootfs = \"{_stateDir}/base\", stop-grace = 1s, destroy-grace = 1s, recovery-timeout = 10s }}")),
-        _effects, new FakeHostResources()));
-
-    private void Restart(Action whileDown)
-    {
-        Watch(_host);
-        Sys.Stop(_host);
-        ExpectTerminated(_host);
-        whileDown();
-        _host = StartHost();
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(10));
-    }
-
-    private T Ask<T>(object msg) => _host.Ask<T>(msg, TimeSpan.FromSeconds(15)).GetAwaiter().GetResult();
-
-    private GardenException Error(object msg) => Assert.IsType<GardenException>(
-        Assert.ThrowsAny<Exception>(() => _host.Ask<object>(msg, TimeSpan.FromSeconds(15)).GetAwaiter().GetResult()));
+    protected override TimeSpan AskTimeout => TimeSpan.FromSeconds(15);
 
     private void Create(string handle) => Ask<ContainerCreated>(new CreateContainer(
         new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false)));
-
-    private ImmutableArray<string> List() => Ask<ContainerList>(new ListContainers(ImmutableDictionary<string, string>.Empty)).Handles;
 
     /// <summary>Appends records to a journal as a persistent actor of that id would (after its existing ones).</summary>
     private void Plant(string persistenceId, params object[] records)
@@ -114,7 +70,7 @@ public sealed class QuarantineTests : TestKit
         // serving: the healthy container as before, the others broken with the reason
         Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("good")).State);
         Ask<ProcessStarted>(new RunProcess("good", new ProcessSpec("p1", "/bin/true", [], [], "", "", [], null), Detach: true));
-        Assert.Equal(["badnet", "evil\n", "good", "unparsed", "unread"], List().ToArray());
+        Assert.Equal(["badnet", "evil\n", "good", "unparsed", "unread"], List());
         var published = new Dictionary<string, string>();
         while (published.Count < 4)
         {
@@ -134,7 +90,7 @@ public sealed class QuarantineTests : TestKit
         IsBroken("unparsed", "(NetOutAdded) cannot be applied");
         Assert.Equal(ErrorKind.FailedPrecondition,
             Error(new RunProcess("unread", new ProcessSpec("", "/bin/true", [], [], "", "", [], null), false)).Kind);
-        Assert.DoesNotContain(_log.All, c => c.Contains("evil")); // nothing of a bad name reaches the kernel
+        Assert.DoesNotContain(Calls.All, c => c.Names("evil")); // nothing of a bad name reaches the kernel
 
         // a second restart finds the same records and adds nothing: broken stays broken, without a second note
         Restart(whileDown: () => { });
@@ -143,11 +99,11 @@ public sealed class QuarantineTests : TestKit
         // each can be destroyed, and stays gone
         foreach (var h in new[] { "evil\n", "badnet", "unread", "unparsed" })
             Ask<ContainerDestroyed>(new DestroyContainer(h));
-        AwaitAssert(() => Assert.Equal(["good"], List().ToArray()), TimeSpan.FromSeconds(5));
-        Assert.DoesNotContain(_log.All, c => c.Contains("evil"));
-        Assert.Contains("delete unread", _log.All);
+        AwaitAssert(() => Assert.Equal(["good"], List()), TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(Calls.All, c => c.Names("evil"));
+        Assert.Contains(new Call.Deleted("unread"), Calls.All);
         Restart(whileDown: () => { });
-        Assert.Equal(["good"], List().ToArray());
+        Assert.Equal(["good"], List());
         Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("evil\n")).Kind);
     }
 
@@ -166,6 +122,6 @@ public sealed class QuarantineTests : TestKit
         // the container actor did not crash: it still serves, with its state
         Ask<ProcessStarted>(new RunProcess("ok", spec with { Id = "fine" }, Detach: true));
         Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("ok")).State);
-        Assert.Equal(1, _log.Count("run ok"));
+        Assert.Equal(1, Calls.Count(new Call.Ran("ok")));
     }
 }

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Persistence;
-using Akka.TestKit.Xunit2;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
 using static Garden.Actors.Host.HostProtocol;
@@ -17,70 +16,16 @@ namespace Garden.Actors.Tests;
 /// <summary>User namespaces at the actor level (fakes for the holder, rootfs, cgroups, network): what a Create decides
 /// and hands to each effect, the per-container pool across create, destroy and a restart, and an earlier build's
 /// container (journaled without a user namespace) that must keep running as it was made.</summary>
-public sealed class UserNamespaceTests : TestKit
+public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \"10.9.0.0/24\"", startHost: false)
 {
-    private readonly CallLog _log = new();
-    private readonly FakeOciRuntime _runtime;
-    private readonly FakeRootfs _rootfs;
-    private readonly FakeCgroups _cgroups;
-    private readonly FakeNetwork _network;
-    private readonly FakeUserNamespaces _userns;
-    private readonly string _stateDir = TestPaths.NewTempDir("userns");
-    private readonly ContainerEffects _effects;
     private string _extra = "";
-    private IActorRef? _host;
-
-
-    public UserNamespaceTests() : base(ProtocolConfig.Default().WithFallback(
-        "akka.persistence.snapshot-store.plugin = \"akka.persistence.snapshot-store.inmem\""))
-    {
-        _runtime = new FakeOciRuntime(_log);
-        _rootfs = new FakeRootfs(_log);
-        _cgroups = new FakeCgroups(_log, _runtime);
-        _network = new FakeNetwork(_log);
-        _userns = new FakeUserNamespaces(_log);
-        _effects = new ContainerEffects(_runtime, _rootfs, _cgroups, new FakeAgent(_log), new FakeDiskQuota(_log), new FakeOomNotifier(),
-            _network, new FakeFirewall(_log), _userns);
-        Directory.CreateDirectory(Path.Combine(_stateDir, "base"));
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        base.Dispose(disposing);
-        Directory.Delete(_stateDir, recursive: true);
-    }
-
-    private IActorRef Host => _host ??= StartHost();
-
-    private IActorRef StartHost()
-    {
-        var host = Sys.ActorOf(HostActor.Props(GardenSettings.Create(Akka.Configuration.ConfigurationFactory.ParseString(
-            $$"""
-            garden {
-              state-dir = "{{_stateDir}}", default-rootfs = "{{_stateDir}}/base", stop-grace = 1s, destroy-grace = 1s
-              network.pool = "10.9.0.0/24"
-              {{_extra}}
-            }
-            """)), _effects, new FakeHostResources()), "host");
-        AwaitAssert(() => host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)).GetAwaiter().GetResult(), TimeSpan.FromSeconds(5));
-        return host;
-    }
 
     private void PerContainer(int ranges) =>
         _extra = $"user-namespace {{ mapping = per-container, per-container {{ first-host-id = {0x7e00_0000u}, ranges = {ranges} }} }}";
 
-    private void Restart()
-    {
-        Watch(Host);
-        Sys.Stop(Host);
-        ExpectTerminated(Host);
-        _host = StartHost();
-    }
+    private void Start() => StartHost(_extra);
 
-    private T Ask<T>(object msg) => Host.Ask<T>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
-
-    private GardenException Error(object msg) => Assert.IsType<GardenException>(
-        Assert.ThrowsAny<Exception>(() => Host.Ask<object>(msg, TimeSpan.FromSeconds(5)).GetAwaiter().GetResult()));
+    private void Restart() => Restart(_extra);
 
     private static CreateContainer Create(string handle, bool privileged = false) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, privileged));
@@ -90,21 +35,22 @@ public sealed class UserNamespaceTests : TestKit
     [Fact]
     public void A_create_gets_gardens_mapping_and_every_effect_is_given_its_user_namespace()
     {
+        Start();
         Ask<ContainerCreated>(Create("u"));
-        Assert.Equal(IdMapping.Garden, _userns.Made["u"]);
+        Assert.Equal(IdMapping.Garden, UserNamespaces.Made["u"]);
         Assert.Equal(IdMapping.Garden, Info("u").UserNamespace);
         Assert.False(Info("u").EarlierHostRoot);
         // the network's namespace is the holder's, the rootfs is idmapped for container root, the work cgroup is its,
         // and runc joins the same user namespace
-        var bundle = _runtime.Bundles["u"];
+        var bundle = Runtime.Bundles["u"];
         Assert.NotNull(bundle.UserNamespace);
         Assert.Equal(IdMapping.Garden, bundle.UserNamespace!.Mapping);
         var pid = int.Parse(bundle.UserNamespace.Path.Split('/')[2]);
-        Assert.Equal(pid, _network.NetnsOf["u"]);
-        Assert.Equal(new UserNamespaceRoot(bundle.UserNamespace.Path, 4294967294, 4294967294), _rootfs.Owners["u"]);
-        Assert.Equal(new CgroupOwner(4294967294, 4294967294), _cgroups.Delegated["u"]);
+        Assert.Equal(pid, Network.NetnsOf["u"]);
+        Assert.Equal(new UserNamespaceRoot(bundle.UserNamespace.Path, 4294967294, 4294967294), Rootfs.Owners["u"]);
+        Assert.Equal(new CgroupOwner(4294967294, 4294967294), Cgroups.Delegated["u"]);
         // the holder is let go once runc has joined
-        Assert.Equal(0, _userns.Held);
+        Assert.Equal(0, UserNamespaces.Held);
         // the mount point is in the mount dir, not the depot
         Assert.Equal("/run/garden-actors/mounts/u/rootfs", Info("u").ContainerPath);
     }
@@ -112,37 +58,40 @@ public sealed class UserNamespaceTests : TestKit
     [Fact]
     public void A_privileged_create_gets_no_user_namespace_and_nothing_is_delegated()
     {
+        Start();
         Ask<ContainerCreated>(Create("p", privileged: true));
-        Assert.False(_userns.Made.ContainsKey("p"));
+        Assert.False(UserNamespaces.Made.ContainsKey("p"));
         Assert.Null(Info("p").UserNamespace);
         Assert.True(Info("p").Privileged);
         Assert.False(Info("p").EarlierHostRoot);
-        Assert.Null(_runtime.Bundles["p"].UserNamespace);
-        Assert.Null(_network.NetnsOf["p"]);
-        Assert.Null(_rootfs.Owners["p"]);
-        Assert.Null(_cgroups.Delegated["p"]);
+        Assert.Null(Runtime.Bundles["p"].UserNamespace);
+        Assert.Null(Network.NetnsOf["p"]);
+        Assert.Null(Rootfs.Owners["p"]);
+        Assert.Null(Cgroups.Delegated["p"]);
     }
 
     [Fact]
     public void A_user_namespace_that_cannot_be_made_fails_the_create_and_leaves_nothing()
     {
-        _userns.FailNext = new UserNamespaceException("user namespace of x: unshare refused");
+        Start();
+        UserNamespaces.FailNext = new UserNamespaceException("user namespace of x: unshare refused");
         var e = Error(Create("x"));
         Assert.Equal(ErrorKind.Internal, e.Kind);
         Assert.Contains("unshare refused", e.Message);
-        Assert.Equal(0, _rootfs.MountedCount);
-        Assert.Empty(_runtime.Containers);
-        Assert.Empty(_network.Handles);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Empty(Runtime.Containers);
+        Assert.Empty(Network.Handles);
         AwaitAssert(() => Ask<ContainerCreated>(Create("x")), TimeSpan.FromSeconds(5)); // nothing was kept
     }
 
     [Fact]
     public void A_failed_runtime_start_lets_the_holder_go_too()
     {
-        _runtime.FailRunWith = "boom";
+        Start();
+        Runtime.FailRunWith = "boom";
         Error(Create("f"));
-        Assert.Equal(0, _userns.Held);
-        Assert.Equal(0, _rootfs.MountedCount);
+        Assert.Equal(0, UserNamespaces.Held);
+        Assert.Equal(0, Rootfs.MountedCount);
     }
 
     private uint RangeOf(string handle) => Info(handle).UserNamespace!.Uids.Single().HostId;
@@ -151,12 +100,13 @@ public sealed class UserNamespaceTests : TestKit
     public void Per_container_ranges_never_overlap_across_create_destroy_and_restart()
     {
         PerContainer(ranges: 2);
+        Start();
         Ask<ContainerCreated>(Create("a"));
         Ask<ContainerCreated>(Create("b"));
         Assert.Equal(0x7e00_0000u, RangeOf("a"));
         Assert.Equal(0x7e01_0000u, RangeOf("b"));
-        Assert.Equal(IdMapping.PerContainer(0x7e00_0000), _userns.Made["a"]);
-        Assert.Equal(new CgroupOwner(0x7e00_0000, 0x7e00_0000), _cgroups.Delegated["a"]);
+        Assert.Equal(IdMapping.PerContainer(0x7e00_0000), UserNamespaces.Made["a"]);
+        Assert.Equal(new CgroupOwner(0x7e00_0000, 0x7e00_0000), Cgroups.Delegated["a"]);
         var full = Error(Create("c"));
         Assert.Equal(ErrorKind.ResourceExhausted, full.Kind);
         Assert.Contains("user id pool is exhausted", full.Message);
@@ -183,6 +133,7 @@ public sealed class UserNamespaceTests : TestKit
     [Fact]
     public void The_mapping_in_force_stays_with_the_container_when_the_setting_changes()
     {
+        Start();
         Ask<ContainerCreated>(Create("g"));
         PerContainer(ranges: 2);
         Restart();
@@ -214,9 +165,9 @@ public sealed class UserNamespaceTests : TestKit
     [Fact]
     public async Task A_container_of_an_earlier_build_without_a_user_namespace_reattaches_as_host_root_and_destroys_its_old_mount()
     {
-        var depot = Path.Combine(_stateDir, "depot", "old");
+        var depot = Path.Combine(StateDir, "depot", "old");
         var legacy = new RootfsPaths("/run/garden-actors/mounts/old", depot);
-        var spec = new ContainerSpecRecord { Handle = "old", Rootfs = Path.Combine(_stateDir, "base"), Limits = new LimitsRecord() };
+        var spec = new ContainerSpecRecord { Handle = "old", Rootfs = Path.Combine(StateDir, "base"), Limits = new LimitsRecord() };
         Sys.ActorOf(Props.Create(() => new EarlierBuild("host", new object[] { new ContainerRegistered { Handle = "old", Incarnation = 1 } })))
             .Tell("go", TestActor);
         ExpectMsg("host");
@@ -227,18 +178,19 @@ public sealed class UserNamespaceTests : TestKit
         }))).Tell("go", TestActor);
         ExpectMsg("container-old-1");
         // the kernel kept running it: runc knows it, its root is mounted where that build mounted it
-        await _runtime.RunAsync(new Garden.Linux.Runtime.BundleSpec("old", legacy.LegacyMountPoint, "/a", "/s", "/l", "/c", false, []), "/b", default);
-        _rootfs.MountLegacy(legacy);
+        await Runtime.RunAsync(new Garden.Linux.Runtime.BundleSpec("old", legacy.LegacyMountPoint, "/a", "/s", "/l", "/c", false, []), "/b", default);
+        Rootfs.MountLegacy(legacy);
 
+        Start();
         var info = Info("old");
         Assert.Equal(ContainerLifecycle.Active, info.State);
         Assert.True(info.EarlierHostRoot);
         Assert.Null(info.UserNamespace);
         Assert.False(info.Privileged);
         Assert.Equal(legacy.LegacyMountPoint, info.ContainerPath);
-        Assert.Empty(_userns.Made);
+        Assert.Empty(UserNamespaces.Made);
 
         Ask<ContainerDestroyed>(new DestroyContainer("old"));
-        Assert.Equal(0, _rootfs.MountedCount);
+        Assert.Equal(0, Rootfs.MountedCount);
     }
 }

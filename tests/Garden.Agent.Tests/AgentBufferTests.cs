@@ -1,7 +1,8 @@
 using System.Text;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
-using static Garden.Agent.Tests.AgentTestExtensions;
+using Garden.Testing;
+using static Garden.Testing.AgentRuns;
 
 namespace Garden.Agent.Tests;
 
@@ -21,7 +22,7 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
         return Encoding.ASCII.GetBytes(sb.ToString());
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Full_buffer_blocks_the_process_until_a_reader_attaches_then_every_byte_arrives_in_order()
     {
         const int lines = 700_000; // ~4.9 MB
@@ -63,7 +64,7 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
         Assert.True(expected.AsSpan().SequenceEqual(got.ToArray()), "output differs");
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Attaching_from_an_evicted_offset_gets_output_missed_then_the_rest()
     {
         var expected = Seq(100_000); // ~590 KB through a 64 KiB buffer
@@ -87,7 +88,7 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
         Assert.Equal(0, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task An_exited_process_keeps_only_the_tail_of_delivered_output()
     {
         var expected = Seq(100_000); // ~590 KB, all delivered through the default 1 MiB buffer
@@ -104,7 +105,7 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
         Assert.Equal(0, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Unsent_output_is_never_dropped_even_when_the_process_exits()
     {
         // the output is smaller than pipe + buffer: the process exits with everything still unsent

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
 using Garden.Testing;
-using static Garden.Agent.Tests.AgentTestExtensions;
+using static Garden.Testing.AgentRuns;
 
 namespace Garden.Agent.Tests;
 
@@ -30,7 +30,7 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
         return await Client.RunAsync(Cmd(NewId("attack"), "/bin/agent_reach", args));
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("readlink")]
     [InlineData("openw")]
     [InlineData("getfd")]
@@ -47,7 +47,7 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
         Assert.Equal(1, (await Client.PingAsync(None)).AgentPid);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_keeps_no_host_file_its_stdio_is_dev_null()
     {
         // runc hands the agent a host file as stderr (here: StderrPath); once it runs, 0, 1 and 2 are /dev/null
@@ -68,7 +68,7 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
         Assert.Equal("", await File.ReadAllTextAsync(agent.StderrPath));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Log_lines_wait_for_a_follower_and_overflow_is_counted()
     {
         using var own = new AgentFixture();
@@ -88,7 +88,7 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
 
     private const int AgentLogMaxLines = 4096;
 
-    [Fact]
+    [InstallFact]
     public async Task A_peer_outside_the_container_that_is_not_the_host_root_is_refused()
     {
         using var own = new AgentFixture();
@@ -104,7 +104,7 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
         Assert.Equal(0, Run(probe, "connect-path", own.SocketPath).ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Exits_reported_to_the_daemon_are_forgotten_beyond_the_recent_ones()
     {
         using var own = new AgentFixture();
@@ -127,7 +127,7 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
         Assert.True(rss < 30 * 1024, $"agent RSS after 300 runs: {rss} kB");
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Unread_output_of_exits_the_daemon_saw_is_bounded()
     {
         using var own = new AgentFixture();

@@ -1,5 +1,6 @@
 using Garden.Linux.Agent;
-using static Garden.Agent.Tests.AgentTestExtensions;
+using Garden.Testing;
+using static Garden.Testing.AgentRuns;
 
 namespace Garden.Agent.Tests;
 
@@ -11,7 +12,7 @@ public sealed class AgentIsolationTests(AgentFixture agent) : IClassFixture<Agen
 
     private static string NewId(string name) => $"{name}-{Guid.NewGuid():N}"[..20];
 
-    [Fact]
+    [InstallFact]
     public async Task Children_get_oom_score_adj_0_whatever_the_agent_has()
     {
         string agentAdj = $"/proc/{agent.AgentHostPid}/oom_score_adj";
@@ -51,7 +52,7 @@ public sealed class AgentIsolationTests(AgentFixture agent) : IClassFixture<Agen
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_peer_inside_the_container_is_refused()
     {
         // busybox nc cannot speak AF_UNIX: a tiny static client does (connect, send a ping frame, report what came back)
@@ -68,7 +69,7 @@ public sealed class AgentIsolationTests(AgentFixture agent) : IClassFixture<Agen
         Assert.Equal(1, (await Client.PingAsync(None)).AgentPid);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Sigterm_stops_the_agent()
     {
         // a throwaway agent, not the shared one

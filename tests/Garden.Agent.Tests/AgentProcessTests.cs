@@ -2,7 +2,8 @@ using System.Net.Sockets;
 using System.Text;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
-using static Garden.Agent.Tests.AgentTestExtensions;
+using Garden.Testing;
+using static Garden.Testing.AgentRuns;
 
 namespace Garden.Agent.Tests;
 
@@ -14,7 +15,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
 
     private static string NewId(string name) => $"{name}-{Guid.NewGuid():N}"[..20];
 
-    [Fact]
+    [InstallFact]
     public async Task Ping_answers_as_pid_1()
     {
         var pong = await Client.PingAsync(None);
@@ -22,7 +23,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.False(string.IsNullOrEmpty(pong.Version));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Echo_prints_and_exits_zero()
     {
         var r = await Client.RunAsync(Cmd(NewId("echo"), "/bin/echo", "hello", "world"));
@@ -31,14 +32,14 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(0, r.Signal);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Exit_code_is_reported()
     {
         var r = await Client.RunAsync(Cmd(NewId("exit"), "sh", "-c", "exit 7"));
         Assert.Equal(7, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Stderr_is_its_own_stream_with_shared_offsets()
     {
         var r = await Client.RunAsync(Cmd(NewId("err"), "sh", "-c", "echo out; echo err >&2; echo out2"));
@@ -53,7 +54,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(13ul, expected);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Killed_by_signal_reports_128_plus_signal()
     {
         var id = NewId("kill");
@@ -67,21 +68,21 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         await Client.SignalAsync(id, 15, None);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Signal_to_unknown_process_is_not_found()
     {
         var e = await Assert.ThrowsAsync<AgentException>(() => Client.SignalAsync("no-such-process", 15, None));
         Assert.Equal(ErrorCode.NotFound, e.Code);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Attach_to_unknown_process_is_not_found()
     {
         var e = await Assert.ThrowsAsync<AgentException>(() => Client.AttachAsync("no-such-process", 0, None));
         Assert.Equal(ErrorCode.NotFound, e.Code);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Duplicate_id_is_already_exists()
     {
         var id = NewId("dup");
@@ -90,7 +91,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(ErrorCode.AlreadyExists, e.Code);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Stdin_round_trips_through_cat()
     {
         var r = await Client.RunAsync(Cmd(NewId("cat"), "cat"), stdin: "line one\nline two\n");
@@ -98,7 +99,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(0, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Without_keep_stdin_the_process_reads_eof()
     {
         var r = await Client.RunAsync(Cmd(NewId("cat0"), "cat"));
@@ -106,7 +107,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(0, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Non_executable_path_is_not_executable()
     {
         var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(Cmd(NewId("nx"), "/etc/passwd"), None));
@@ -122,7 +123,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal("executable file not found in $PATH: no-such-command", e.Message);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Missing_working_directory_is_bad_directory()
     {
         var spec = Cmd(NewId("dir"), "pwd");
@@ -132,7 +133,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Contains("/no/such/dir", e.Message);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Unknown_user_is_no_such_user()
     {
         var spec = Cmd(NewId("user"), "id");
@@ -142,7 +143,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Contains("nosuchuser", e.Message);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task User_vcap_runs_as_1000_in_its_home()
     {
         var spec = Cmd(NewId("vcap"), "sh", "-c", "id -u; id -g; pwd; echo $HOME $USER");
@@ -152,7 +153,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(0, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Numeric_user_and_group()
     {
         var spec = Cmd(NewId("uidgid"), "sh", "-c", "id -u; id -g; pwd");
@@ -162,14 +163,14 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal("65534\n65534\n/\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Root_is_the_default_user_with_default_path()
     {
         var r = await Client.RunAsync(Cmd(NewId("root"), "sh", "-c", "id -u; pwd; echo $PATH"));
         Assert.Equal("0\n/root\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Env_is_passed()
     {
         var spec = Cmd(NewId("env"), "sh", "-c", "echo $FOO; echo $HOME");
@@ -179,7 +180,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal("bar baz\n/tmp\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Rlimit_nofile_is_applied()
     {
         var spec = Cmd(NewId("rlim"), "sh", "-c", "ulimit -n; ulimit -Hn");
@@ -188,7 +189,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal("123\n456\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Unknown_rlimit_is_invalid()
     {
         var spec = Cmd(NewId("rlim"), "true");
@@ -198,7 +199,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Contains("bogus", e.Message);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Tty_is_a_pty_with_the_requested_size()
     {
         var spec = Cmd(NewId("tty"), "sh", "-c", "tty; stty size");
@@ -211,7 +212,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(0, r.ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Tty_resize_and_input()
     {
         var spec = Cmd(NewId("ttyrs"), "sh", "-c", "read x; echo got $x; stty size");
@@ -228,7 +229,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Contains("50 132", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task SetTty_resizes_a_detached_process_terminal_and_refuses_one_without()
     {
         var id = NewId("settty");
@@ -254,7 +255,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(ErrorCode.NotFound, missing.Code);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Several_processes_at_once()
     {
         var runs = Enumerable.Range(0, 16).Select(i =>
@@ -267,7 +268,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Attach_after_exit_replays_output_and_exit_code()
     {
         var id = NewId("replay");
@@ -300,7 +301,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Background_grandchild_holding_the_pipe_does_not_delay_exit_for_long()
     {
         var started = DateTime.UtcNow;
@@ -310,7 +311,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(4), $"took {DateTime.UtcNow - started}");
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Zombies_are_reaped()
     {
         var r = await Client.RunAsync(Cmd(NewId("zomb"), "sh", "-c", "sleep 0 & exec sleep 0.3"));
@@ -326,14 +327,14 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Fail($"zombies left: {states}");
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Child_has_empty_signal_mask_and_default_dispositions()
     {
         var r = await Client.RunAsync(Cmd(NewId("sig"), "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"));
         Assert.Equal("SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Child_is_session_leader_and_inherits_no_agent_fds()
     {
         var r = await Client.RunAsync(Cmd(NewId("fds"), "sh", "-c", "ls /proc/self/fd; cut -d' ' -f6 /proc/self/stat; echo $$"));
@@ -343,7 +344,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(lines[5], lines[4]); // cut runs in sh's session, whose id is sh's pid: sh is the session leader
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Malformed_frame_gets_invalid_and_the_agent_keeps_serving()
     {
         using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
@@ -369,7 +370,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal(1, (await Client.PingAsync(None)).AgentPid);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Daemon_disconnecting_mid_stream_does_not_hurt_the_agent()
     {
         var id = NewId("yes");
@@ -385,7 +386,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Equal("ok\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Many_concurrent_connections()
     {
         var pings = Enumerable.Range(0, 200).Select(_ => Client.PingAsync(None)).ToArray();
@@ -393,7 +394,7 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.All(pings, p => Assert.Equal(1, p.Result.AgentPid));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Several_attached_readers_each_get_the_full_stream()
     {
         var id = NewId("multi");

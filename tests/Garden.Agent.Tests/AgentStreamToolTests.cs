@@ -2,7 +2,8 @@ using System.Diagnostics;
 using System.Formats.Tar;
 using System.Text;
 using Garden.Protocol.Agent;
-using static Garden.Agent.Tests.AgentTestExtensions;
+using Garden.Testing;
+using static Garden.Testing.AgentRuns;
 
 namespace Garden.Agent.Tests;
 
@@ -66,7 +67,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         return list;
     }
 
-    [Fact]
+    [InstallFact]
     public void Extracts_files_dirs_symlinks_owners_modes_and_materializes_hard_links()
     {
         var dest = Path.Combine(_dir, "a", "b"); // missing: created
@@ -85,7 +86,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.Equal("1", AgentFixture.Run("stat", "-c", "%h", Path.Combine(dest, "hard")).Trim()); // a copy, not a link
     }
 
-    [Fact]
+    [InstallFact]
     public void Ownership_is_the_entry_numeric_uid_and_gid_when_root()
     {
         var e = File("f", "x");
@@ -96,7 +97,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.Equal("1234:4321", AgentFixture.Run("stat", "-c", "%u:%g", Path.Combine(_dir, "f")).Trim());
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("../up", "'..'")]
     [InlineData("a/../../up", "'..'")]
     [InlineData("/abs", "absolute")]
@@ -110,7 +111,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.False(System.IO.File.Exists(Path.Combine(_dir, "up")));
     }
 
-    [Fact]
+    [InstallFact]
     public void A_symlink_in_the_destination_is_never_followed_for_a_parent_or_the_last_component()
     {
         var dest = Path.Combine(_dir, "d");
@@ -137,7 +138,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.False(System.IO.File.Exists(Path.Combine(dest, "h")));
     }
 
-    [Fact]
+    [InstallFact]
     public void Not_a_tar_and_empty_input_are_bad_input()
     {
         var garbage = Tool("stream-in", _dir, Encoding.UTF8.GetBytes(new string('x', 2000)));
@@ -148,7 +149,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.Equal((int)ToolExit.ToolUsage, Tool("stream-in", "", []).ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public void Stream_out_keeps_symlinks_and_writes_hard_links_as_files()
     {
         var src = Path.Combine(_dir, "src");
@@ -172,7 +173,7 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.Contains("does not exist", missing.Stderr);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_runs_its_own_tools_inside_its_root()
     {
         var spec = Cmd($"tar-{Guid.NewGuid():N}"[..16], "/.garden/agent", "stream-in", "/tmp/in");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Garden.Testing;
 
 namespace Garden.Cli.Tests;
 
@@ -44,7 +45,7 @@ public class BinaryTests
         return (p.ExitCode, stdout.Result, stderr.Result, sw.Elapsed);
     }
 
-    [Fact]
+    [InstallFact(Root = false)]
     public void Version_starts_and_exits_zero()
     {
         var r = Run("--version");
@@ -53,7 +54,7 @@ public class BinaryTests
         Assert.Equal("", r.Stderr);
     }
 
-    [Fact]
+    [InstallFact(Root = false)]
     public void Unreachable_daemon_is_one_line_and_exit_1()
     {
         var r = Run("--socket", "/nonexistent/x.sock", "ping");
@@ -63,7 +64,7 @@ public class BinaryTests
         Assert.Equal("", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact(Root = false)]
     public void Unreachable_daemon_for_run_exits_125()
     {
         var r = Run("--socket", "/nonexistent/x.sock", "run", "h", "--", "true");
@@ -71,7 +72,7 @@ public class BinaryTests
         Assert.Contains("cannot reach gardend", r.Stderr);
     }
 
-    [Fact]
+    [InstallFact(Root = false)]
     public void Bad_usage_exits_2_naming_the_flag()
     {
         var r = Run("create", "--bogus");
@@ -80,7 +81,7 @@ public class BinaryTests
         Assert.Equal(125, Run("run", "h", "--bogus", "--", "true").Code);
     }
 
-    [Fact]
+    [InstallFact(Root = false)]
     public void Help_lists_the_commands()
     {
         var r = Run("--help");

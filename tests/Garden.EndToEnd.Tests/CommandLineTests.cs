@@ -12,7 +12,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
 
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
 
-    [Fact]
+    [InstallFact]
     public async Task Values_garden_passes_on_are_refused_by_the_daemon_naming_the_field_and_the_value()
     {
         var h = Unique("cli");
@@ -58,7 +58,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_syntax_error_is_garden_s_own_one_line_naming_the_argument_and_nothing_reaches_the_daemon()
     {
         var bad = Unique("clisyn");
@@ -77,7 +77,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
         Assert.DoesNotContain(bad, (await D.CliAsync("list")).Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Gardend_refuses_a_bad_flag_naming_it_and_exits_2()
     {
         foreach (var (extra, mention) in new (string[], string)[]
@@ -95,7 +95,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Gardend_refuses_a_socket_path_it_cannot_use_naming_it_and_exits_1()
     {
         await using var d = new Gardend();
@@ -104,7 +104,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
         Assert.Contains($"gardend: garden.gateway.socket {d.Socket}: ", d.Log);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Gardend_help_lists_its_flags_and_starts_nothing()
     {
         await using var d = new Gardend { ExtraArgs = ["--help"] };
@@ -113,7 +113,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
         Assert.False(Directory.Exists(d.StateDir));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Gardend_flags_win_over_the_config_file()
     {
         // The file names another socket and state dir; the flags (which every test daemon gets) are what it uses.

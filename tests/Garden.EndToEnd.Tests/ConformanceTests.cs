@@ -14,10 +14,9 @@ namespace Garden.EndToEnd.Tests;
 public sealed class RemoteDaemonFixture : IAsyncLifetime
 {
     public int AkkaPort { get; } = FreePort();
-    public Gardend Daemon { get; }
+    private Gardend? _daemon;
+    public Gardend Daemon => _daemon ?? throw new InvalidOperationException(Gate.Unmet(Needs.Root | Needs.Install) ?? "gardend not started");
     public string AkkaAddress => $"akka.tcp://garden@127.0.0.1:{AkkaPort}";
-
-    public RemoteDaemonFixture() => Daemon = new Gardend($"garden.akka-remote.address = \"127.0.0.1:{AkkaPort}\"");
 
     public static int FreePort()
     {
@@ -26,10 +25,17 @@ public sealed class RemoteDaemonFixture : IAsyncLifetime
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    public Task InitializeAsync() => Daemon.StartAsync();
+    /// <summary>Starts gardend; on a machine without root or an install the tests are skipped ([InstallFact]): nothing starts.</summary>
+    public async Task InitializeAsync()
+    {
+        if (Gate.Unmet(Needs.Root | Needs.Install) is not null) return;
+        _daemon = new Gardend($"garden.akka-remote.address = \"127.0.0.1:{AkkaPort}\"");
+        await _daemon.StartAsync();
+    }
 
     public async Task DisposeAsync()
     {
+        if (_daemon is null) return;
         var list = await Daemon.CliAsync("list");
         foreach (var h in list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             await Daemon.CliAsync("destroy", h);
@@ -58,7 +64,7 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
 
     private static ProcessSpec Sh(string script) => new() { Path = "/bin/sh", Args = { "-c", script } };
 
-    [Fact]
+    [InstallFact]
     public async Task Ping_and_capacity_answer()
     {
         Assert.False(string.IsNullOrEmpty((await Client.PingAsync()).Version));
@@ -67,7 +73,7 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
         Assert.True(c.MaxContainers > 0);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Create_info_list_properties_destroy()
     {
         var handle = NewHandle("life");
@@ -98,7 +104,7 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
         Assert.Equal("NotFound", gone.Code);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Run_streams_output_and_exit_code_and_takes_stdin()
     {
         var handle = await Client.CreateAsync(new ContainerSpec { Handle = NewHandle("run") });
@@ -139,7 +145,7 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Errors_are_the_same_on_both_transports()
     {
         var notFound = await Assert.ThrowsAsync<GardenClientException>(() => Client.InfoAsync("cf-no-such-handle"));
@@ -169,7 +175,7 @@ public sealed class AkkaConformanceTests(RemoteDaemonFixture fixture) : Conforma
 
     /// <summary>A raw remote actor sending an API message that is no request gets an ApiError; anything that is not an
     /// API message (here a string) is not even deserialized (see AkkaRemote.Hardening): no answer. The daemon keeps serving.</summary>
-    [Fact]
+    [InstallFact]
     public async Task Unknown_message_gets_ApiError_and_the_daemon_carries_on()
     {
         var (system, _) = AkkaGardenClient.CreateInvoker(Fixture.AkkaAddress, TimeSpan.FromSeconds(30));
@@ -192,7 +198,7 @@ public sealed class AkkaConformanceTests(RemoteDaemonFixture fixture) : Conforma
 
     /// <summary>A client whose ActorSystem ends mid-run: gardend ends that stream (DeathWatch), the process stays
     /// attachable, and the daemon serves the next client.</summary>
-    [Fact]
+    [InstallFact]
     public async Task A_client_that_vanishes_mid_run_leaves_the_daemon_serving()
     {
         var handle = await Client.CreateAsync(new ContainerSpec { Handle = $"cf-gone-{Guid.NewGuid():N}"[..20] });
@@ -224,7 +230,7 @@ public sealed class AkkaConformanceTests(RemoteDaemonFixture fixture) : Conforma
 /// <summary>How gardend is started with Akka.Remote, and the CLI over it.</summary>
 public sealed class AkkaRemoteStartupTests
 {
-    [Fact]
+    [InstallFact]
     public async Task A_non_loopback_address_without_TLS_is_refused_naming_the_flag()
     {
         await using var d = new Gardend { ExtraArgs = ["--akka-remote", $"0.0.0.0:{RemoteDaemonFixture.FreePort()}"] };
@@ -234,7 +240,7 @@ public sealed class AkkaRemoteStartupTests
         Assert.Contains("garden.akka-remote.tls.certificate-path", d.Log);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_flag_turns_it_on_and_the_client_reaches_it()
     {
         var port = RemoteDaemonFixture.FreePort();
@@ -246,7 +252,7 @@ public sealed class AkkaRemoteStartupTests
     }
 
     /// <summary>A non-loopback address with a certificate: gardend serves it over TLS, and a client with a certificate reaches it.</summary>
-    [Fact]
+    [InstallFact]
     public async Task A_non_loopback_address_with_TLS_serves_a_client_with_a_certificate()
     {
         var ip = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
@@ -281,7 +287,7 @@ public sealed class AkkaRemoteStartupTests
         Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)}: {err}");
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_client_of_an_address_where_nothing_listens_fails_at_once_with_Unavailable()
     {
         await using var client = AkkaGardenClient.Connect($"akka.tcp://garden@127.0.0.1:{RemoteDaemonFixture.FreePort()}", TimeSpan.FromSeconds(30));
@@ -291,7 +297,7 @@ public sealed class AkkaRemoteStartupTests
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_port_already_in_use_stops_gardend_with_exit_1_naming_the_address()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);
@@ -303,7 +309,7 @@ public sealed class AkkaRemoteStartupTests
         Assert.False(File.Exists(d.Socket));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Off_by_default()
     {
         await using var d = new Gardend();
@@ -318,7 +324,7 @@ public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<Re
     private Task<CliResult> Garden(params string[] args) =>
         fixture.Daemon.CliAsync(["--socket", fixture.AkkaAddress, .. args]);
 
-    [Fact]
+    [InstallFact]
     public async Task Ping_create_run_destroy_through_the_cli()
     {
         var ping = await Garden("ping");
@@ -346,7 +352,7 @@ public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<Re
     }
 
     /// <summary>The client- and server-streaming rpcs (StreamIn, StreamOut) over Akka.Remote, through the CLI.</summary>
-    [Fact]
+    [InstallFact]
     public async Task Stream_in_and_out_through_the_cli()
     {
         var handle = $"cf-tar-{Guid.NewGuid():N}"[..20];

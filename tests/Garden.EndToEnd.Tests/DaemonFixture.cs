@@ -6,12 +6,21 @@ namespace Garden.EndToEnd.Tests;
 /// <summary>One real gardend per test class (classes run in parallel, each against its own daemon).</summary>
 public sealed class DaemonFixture : IAsyncLifetime
 {
-    public Gardend Daemon { get; } = new();
+    private Gardend? _daemon;
 
-    public Task InitializeAsync() => Daemon.StartAsync();
+    public Gardend Daemon => _daemon ?? throw new InvalidOperationException(Gate.Unmet(Needs.Root | Needs.Install) ?? "gardend not started");
+
+    /// <summary>Starts gardend; on a machine without root or an install the tests are skipped ([InstallFact]): nothing starts.</summary>
+    public async Task InitializeAsync()
+    {
+        if (Gate.Unmet(Needs.Root | Needs.Install) is not null) return;
+        _daemon = new Gardend();
+        await _daemon.StartAsync();
+    }
 
     public async Task DisposeAsync()
     {
+        if (_daemon is null) return;
         // Destroy whatever a failed test left, so the host is clean even then.
         var list = await Daemon.CliAsync("list");
         foreach (var h in list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -29,8 +38,8 @@ public static class Host
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
             if (line.Contains($"/{handle}/")) found.Add($"mount: {line}");
         if (Directory.Exists($"/run/runc/{handle}")) found.Add($"runc state /run/runc/{handle}");
-        foreach (var ctrl in new[] { "memory", "pids", "cpu", "devices", "freezer" })
-            if (Directory.Exists($"/sys/fs/cgroup/{ctrl}/{d.CgroupParent}/{handle}")) found.Add($"cgroup {ctrl}/{d.CgroupParent}/{handle}");
+        // the container's cgroup in any hierarchy (v1) or in the tree (v2), as the product lays them out
+        found.AddRange(HostCgroups.Existing(d.CgroupParent, handle).Select(dir => $"cgroup {dir}"));
         if (Directory.Exists(Path.Combine(d.StateDir, "depot", handle))) found.Add("depot dir");
         return found;
     }

@@ -14,7 +14,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
 
     private async Task<bool> Exists(string handle) => (await D.CliAsync("info", handle)).ExitCode == 0;
 
-    [Fact]
+    [InstallFact]
     public async Task A_read_only_mount_is_readable_not_writable_and_a_read_write_one_writes_to_the_host()
     {
         // Shared as a user shares a directory: world-readable (a temp dir is 0700, which container root, an unprivileged
@@ -62,7 +62,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_missing_or_forbidden_bind_mount_is_a_clear_error_and_nothing_is_made()
     {
         var h = Unique("nobind");
@@ -78,7 +78,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task An_idle_container_is_reaped_after_its_grace_time()
     {
         var h = Unique("idle");
@@ -96,7 +96,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task An_attached_client_keeps_a_container_past_its_grace_time_and_grace_time_can_be_changed()
     {
         var h = Unique("held");
@@ -122,7 +122,7 @@ public sealed class GraceEventsTests(DaemonFixture fx) : IClassFixture<DaemonFix
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Events_shows_created_process_exited_and_destroyed_for_a_handle()
     {
         var h = Unique("ev");

@@ -9,7 +9,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
 
     private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
 
-    [Fact]
+    [InstallFact]
     public async Task Ping_and_capacity_answer_with_real_figures()
     {
         var ping = await D.CliAsync("ping");
@@ -24,7 +24,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         Assert.Equal(64ul, ulong.Parse(json.GetProperty("maxContainers").ToString()));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Create_info_list_destroy_and_nothing_is_left()
     {
         var handle = Unique("life");
@@ -49,7 +49,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         Assert.Contains("unknown handle", again.Stderr);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_generated_handle_is_printed()
     {
         var create = await D.CliAsync("create");
@@ -59,7 +59,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         Assert.Equal(0, (await D.CliAsync("destroy", handle)).ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task List_filters_by_properties()
     {
         var tag = Guid.NewGuid().ToString("N")[..8];
@@ -80,7 +80,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Properties_set_get_rm()
     {
         var h = Unique("prop");
@@ -98,7 +98,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Bad_create_input_gets_clear_errors_and_leaves_nothing()
     {
         var h = Unique("dup");
@@ -127,7 +127,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Unknown_handles_are_NotFound_everywhere()
     {
         foreach (var args in new[] { new[] { "info", "ghost" }, ["destroy", "ghost"], ["stop", "ghost"], ["run", "ghost", "--", "true"],
@@ -139,7 +139,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Stop_keeps_the_container_but_refuses_new_processes()
     {
         var h = Unique("stop");
@@ -160,7 +160,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Stop_kill_kills_at_once_even_a_process_that_ignores_TERM()
     {
         var h = Unique("kill");
@@ -175,7 +175,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Destroy_of_a_container_with_running_processes_releases_everything()
     {
         var h = Unique("busy");

@@ -43,7 +43,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             .Where(b => b.StartsWith(dir, StringComparison.Ordinal))
             .ToList();
 
-    [Fact]
+    [InstallFact]
     public async Task A_memory_hog_is_oom_killed_the_event_appears_and_the_container_keeps_serving()
     {
         var h = await Create("oom", "--memory", "32M");
@@ -64,7 +64,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_fork_bomb_stops_at_the_pids_limit()
     {
         var h = await Create("pids", "--pids", "20");
@@ -91,7 +91,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_cpu_quota_of_a_fifth_holds()
     {
         var h = await Create("quota", "--cpu-quota", "0.2");
@@ -105,7 +105,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Two_spinning_containers_on_one_cpu_share_it_by_weight()
     {
         var light = await Create("light", "--cpu-weight", "256");
@@ -124,7 +124,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", light, heavy); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Writing_past_the_disk_limit_fails_inside_and_the_host_is_untouched()
     {
         var h = await Create("disk", "--disk", "64M");
@@ -162,7 +162,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Live_changes_are_read_back_from_the_kernel()
     {
         var h = await Create("live", "--memory", "64M", "--pids", "100");
@@ -174,7 +174,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             Assert.Equal(300ul, U(changed.GetProperty("limits"), "cpuWeight"));
             var read = await Json("limit", h);
             Assert.Equal(128UL << 20, U(read.GetProperty("limits"), "memoryBytes"));
-            Assert.Equal("134217728", File.ReadAllText($"/sys/fs/cgroup/memory/{D.CgroupParent}/{h}/memory.limit_in_bytes").Trim());
+            Assert.Equal("134217728", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, HostCgroups.MemoryLimitFile)).Trim());
 
             var bad = await D.CliAsync("limit", h, "--memory", "1K");
             Assert.Equal(1, bad.ExitCode);
@@ -184,7 +184,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Bad_limits_at_create_are_refused_naming_the_value_and_leave_nothing()
     {
         var h = Unique("badlim");
@@ -197,7 +197,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_create_naming_no_pids_limit_gets_the_default_in_the_kernel()
     {
         var h = await Create("defpids");
@@ -213,7 +213,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
 /// <summary>Limits and OOM notification after kill -9 (a daemon of its own).</summary>
 public sealed class LimitsRestartTests
 {
-    [Fact]
+    [InstallFact]
     public async Task Limits_and_oom_notification_survive_a_kill_9()
     {
         var d = new Gardend();
@@ -242,7 +242,7 @@ public sealed class LimitsRestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Gardend_refuses_to_start_with_a_default_limit_out_of_range_naming_the_setting()
     {
         await using var d = new Gardend("garden.default-limits.memory = 1M");

@@ -22,7 +22,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
     // ---------------------------------------------------------------------------------------------------------------
     // NetIn
 
-    [Fact]
+    [InstallFact]
     public async Task NetIn_from_the_hosts_loopback_reaches_a_server_in_the_container()
     {
         var h = Unique("netin");
@@ -60,7 +60,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task NetIn_from_an_outside_host_reaches_the_container_through_the_hosts_address()
     {
         var h = Unique("outin");
@@ -94,7 +94,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
     // ---------------------------------------------------------------------------------------------------------------
     // NetOut and isolation
 
-    [Fact]
+    [InstallFact]
     public async Task NetOut_opens_exactly_the_rule_and_everything_else_stays_refused()
     {
         var h = Unique("netout");
@@ -126,7 +126,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Containers_cannot_reach_each_other_nor_the_host_but_the_host_reaches_them()
     {
         var a = Unique("isoa");
@@ -188,7 +188,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
     // ---------------------------------------------------------------------------------------------------------------
     // Bandwidth
 
-    [Fact]
+    [InstallFact]
     public async Task A_bandwidth_limit_slows_a_transfer_into_the_container_and_is_read_back()
     {
         var h = Unique("bw");
@@ -228,7 +228,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
     // ---------------------------------------------------------------------------------------------------------------
     // Bad input
 
-    [Fact]
+    [InstallFact]
     public async Task Bad_network_input_is_refused_naming_the_field_and_the_daemon_keeps_serving()
     {
         var a = Unique("bada");
@@ -278,7 +278,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
     // ---------------------------------------------------------------------------------------------------------------
     // Nothing left behind (daemons of their own: they count every kernel object of their prefix)
 
-    [Fact]
+    [InstallFact]
     public async Task Destroy_and_a_hundred_create_destroy_cycles_leave_no_link_namespace_or_chain()
     {
         await using var d = new Gardend();
@@ -339,7 +339,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_daemon_killed_after_plumbing_a_network_leaves_nothing_after_restart()
     {
         await using var d = new Gardend("garden.fault.crash-at = \"create-network\"");
@@ -376,7 +376,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task After_kill_9_a_restart_restores_flushed_rules_and_removes_orphans_while_netin_keeps_serving()
     {
         await using var d = new Gardend();
@@ -433,7 +433,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_shared_chains_outlive_the_last_container_while_gardend_runs_and_go_when_it_stops_without_containers()
     {
         await using var d = new Gardend();

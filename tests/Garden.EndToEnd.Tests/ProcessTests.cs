@@ -14,6 +14,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         public async Task InitializeAsync()
         {
             await Fixture.InitializeAsync();
+            if (Gate.Unmet(Needs.Root | Needs.Install) is not null) return; // its tests are skipped
             var r = await Fixture.Daemon.CliAsync("create", "--handle", Handle, "--env", "CONTAINER_VAR=from-spec");
             if (r.ExitCode != 0) throw new InvalidOperationException(r.ToString());
         }
@@ -24,7 +25,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
     private Gardend D => fx.Fixture.Daemon;
     private string H => fx.Handle;
 
-    [Fact]
+    [InstallFact]
     public async Task Echo_prints_and_exits_zero()
     {
         var r = await D.CliAsync("run", H, "--", "echo", "hi");
@@ -32,7 +33,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("hi\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Stdin_reaches_the_process()
     {
         var r = await D.CliAsync(["run", H, "--", "cat"], stdin: "x\nsecond line\n");
@@ -40,14 +41,14 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("x\nsecond line\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_exit_code_is_the_process_exit_code()
     {
         Assert.Equal(7, (await D.CliAsync("run", H, "--", "sh", "-c", "exit 7")).ExitCode);
         Assert.Equal(137, (await D.CliAsync("run", H, "--", "sh", "-c", "kill -9 $$")).ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Stdout_and_stderr_stay_apart()
     {
         var r = await D.CliAsync("run", H, "--", "sh", "-c", "echo out; echo err >&2");
@@ -55,7 +56,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("err\n", r.Stderr);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Detach_then_attach_from_another_client_replays_from_offset_zero()
     {
         var detach = await D.CliAsync("run", H, "--detach", "--id", "counter", "--", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.1; done; exit 4");
@@ -70,14 +71,14 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("line 2\nline 3\n", again.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_generated_process_id_is_printed_on_detach()
     {
         var r = await D.CliAsync("run", H, "--detach", "--", "true");
         Assert.Matches("^[a-z0-9]{11}$", r.Stdout.Trim());
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Several_processes_run_at_once_and_the_container_outlives_them()
     {
         var runs = Enumerable.Range(0, 6).Select(i => D.CliAsync("run", H, "--", "sh", "-c", $"sleep 0.3; echo {i}")).ToList();
@@ -86,7 +87,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("after\n", (await D.CliAsync("run", H, "--", "echo", "after")).Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task User_by_name_or_uid_and_home_directory_as_default_dir()
     {
         var vcap = await D.CliAsync("run", H, "--user", "vcap", "--", "sh", "-c", "id -u; id -g; pwd; echo $HOME");
@@ -99,21 +100,21 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("/tmp\n", dir.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Environment_comes_from_the_container_and_the_process()
     {
         var r = await D.CliAsync("run", H, "--env", "PROC_VAR=from-run", "--", "sh", "-c", "echo $CONTAINER_VAR $PROC_VAR");
         Assert.Equal("from-spec from-run\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Rlimits_apply_to_the_process()
     {
         var r = await D.CliAsync("run", H, "--rlimit", "nofile=123", "--", "sh", "-c", "ulimit -n");
         Assert.Equal("123\n", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Tty_gives_a_terminal_of_the_asked_size()
     {
         var r = await D.CliAsync("run", H, "--tty", "--", "sh", "-c", "tty; stty size");
@@ -121,7 +122,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Matches(@"^/dev/pts/\d+\r?\n24 80\r?\n$", r.Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Signal_by_name_reaches_the_process()
     {
         var id = (await D.CliAsync("run", H, "--detach", "--", "sleep", "100")).Stdout.Trim();
@@ -132,7 +133,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal(137, (await D.CliAsync("attach", H, usr)).ExitCode);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Bad_process_input_gets_its_own_errors()
     {
         var missing = await D.CliAsync("run", H, "--", "/no/such/binary");
@@ -160,7 +161,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal("ok\n", (await D.CliAsync("run", H, "--", "echo", "ok")).Stdout);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_client_that_disconnects_mid_stream_leaves_the_process_and_the_daemon_running()
     {
         using var cli = D.StartCli("run", H, "--id", "ticker", "--", "sh", "-c", "i=0; while [ $i -lt 30 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done");
@@ -177,7 +178,7 @@ public sealed class ProcessTests(ProcessTests.Container fx) : IClassFixture<Proc
         Assert.Equal(Enumerable.Range(0, 30).Select(i => $"tick {i}"), lines);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Info_lists_running_processes()
     {
         var id = (await D.CliAsync("run", H, "--detach", "--", "sleep", "100")).Stdout.Trim();

@@ -27,7 +27,7 @@ public sealed class RestartTests
 
     private static JsonElement Json(CliResult r) => JsonDocument.Parse(r.Stdout).RootElement;
 
-    [Fact]
+    [InstallFact]
     public async Task After_kill_9_every_container_and_process_is_there_output_and_exit_codes_included()
     {
         var d = await Daemon();
@@ -72,7 +72,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Sigterm_stops_gardend_and_leaves_containers_running()
     {
         var d = await Daemon();
@@ -98,7 +98,7 @@ public sealed class RestartTests
         }
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("create-registered")]
     [InlineData("create-rootfs")]
     [InlineData("create-runtime")]
@@ -130,7 +130,7 @@ public sealed class RestartTests
         }
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("destroy-started")]
     [InlineData("destroy-runtime")]
     public async Task A_daemon_killed_in_the_middle_of_destroy_finishes_it_after_restart(string point)
@@ -156,7 +156,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Containers_whose_runc_state_or_init_vanished_while_down_are_reported_and_can_be_destroyed()
     {
         var d = await Daemon();
@@ -195,7 +195,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Destroy_containers_on_start_leaves_a_clean_host()
     {
         var d = await Daemon();
@@ -216,7 +216,7 @@ public sealed class RestartTests
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_corrupt_journal_stops_gardend_with_an_error_naming_the_file()
     {
         var d = new Gardend();
@@ -238,7 +238,7 @@ public sealed class RestartTests
 
     /// <summary>A journal SQLite reads (it passes the start's check) but the actors cannot recover from: tables of another
     /// shape. The actor system stops itself (HostActor.JournalUnreadable), and with it the whole daemon, with exit 3.</summary>
-    [Fact]
+    [InstallFact]
     public async Task A_journal_the_actors_cannot_recover_from_stops_gardend_with_exit_3_naming_the_file()
     {
         var d = new Gardend("akka.persistence.journal.sql.recovery-event-timeout = 3s");
@@ -265,7 +265,7 @@ public sealed class RestartTests
 
     /// <summary>One log: Akka's events come out through gardend's logger (one line each, the actor as the source),
     /// never in Akka's own console format; and at SIGTERM the gateway says it stops before the actor system does.</summary>
-    [Fact]
+    [InstallFact]
     public async Task Akka_logs_in_gardend_s_one_log_and_sigterm_stops_the_gateway_before_the_actors()
     {
         var d = await Daemon();

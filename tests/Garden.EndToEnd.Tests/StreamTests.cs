@@ -80,7 +80,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
 
     private static string Text(TarEntry e) => new StreamReader(e.DataStream!).ReadToEnd();
 
-    [Fact]
+    [InstallFact]
     public async Task A_tree_round_trips_with_modes_owners_symlinks_and_a_materialized_hardlink()
     {
         var h = await Create("stream");
@@ -130,7 +130,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Dot_dot_and_absolute_entries_are_refused_naming_the_entry()
     {
         var h = await Create("escape");
@@ -154,7 +154,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("/")]
     [InlineData("/..")]
     [InlineData("/tmp")]
@@ -183,7 +183,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_symlink_from_the_archive_itself_is_not_followed_by_later_entries()
     {
         var h = await Create("archlink");
@@ -203,7 +203,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_directory_swapped_for_a_symlink_mid_extraction_does_not_redirect_writes()
     {
         var h = await Create("swap");
@@ -232,7 +232,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Bad_input_gets_clear_errors_and_the_daemon_carries_on()
     {
         var h = await Create("badin");
@@ -280,7 +280,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task An_archive_larger_than_the_disk_limit_fails_clearly_and_leaves_no_partial_file()
     {
         var h = await Create("sdisk", "--disk", "32M");
@@ -309,7 +309,7 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
     }
 
     /// <summary>The tools stream: an archive three times the container's memory limit goes in and out whole.</summary>
-    [Fact]
+    [InstallFact]
     public async Task An_archive_larger_than_the_memory_limit_streams_in_and_out()
     {
         // 96 MiB through a 64 MiB container: larger than the limit, with room for the page cache of what is written

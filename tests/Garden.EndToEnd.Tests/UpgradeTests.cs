@@ -37,7 +37,7 @@ public sealed class UpgradeTests
         return (gardend, agent);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_current_build_takes_over_containers_and_processes_of_the_pinned_earlier_build()
     {
         var (oldGardend, oldAgent) = await BuildOldAsync();

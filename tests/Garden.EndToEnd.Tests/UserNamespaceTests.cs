@@ -35,7 +35,7 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
 
     internal static async Task<string> Owner(string path) => (await Command.RunAsync("/usr/bin/stat", ["-c", "%u:%g", path])).Stdout.Trim();
 
-    [Fact]
+    [InstallFact]
     public async Task A_plain_create_is_unprivileged_with_gardens_mapping_shown_in_info()
     {
         var h = await Create("userns");
@@ -76,7 +76,7 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
         Assert.False(Directory.Exists(Path.Combine(D.MountDir, h)));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task What_container_root_writes_belongs_on_the_host_to_its_unprivileged_uid_disk_limit_and_stream_in_included()
     {
         var plain = await Create("owner");
@@ -125,7 +125,7 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_privileged_container_is_host_root_with_every_capability_gardend_holds()
     {
         // Before: runc refused the fixed list of every capability (with CAP_SYS_RESOURCE, which this host's bounding set lacks).
@@ -148,7 +148,7 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_bind_mount_source_in_a_directory_container_root_cannot_enter_is_mounted_all_the_same()
     {
         // runc opens bind-mount sources as host root before it joins the user namespace (as it does for the agent,
@@ -172,7 +172,7 @@ public sealed class UserNamespaceTests(DaemonFixture fx) : IClassFixture<DaemonF
         }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Networking_hosts_resolv_and_a_tty_work_unprivileged()
     {
         var h = await Create("netns");
@@ -220,7 +220,7 @@ public sealed class PerContainerUserNamespaceTests
         return hostStart;
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Ranges_never_overlap_across_create_destroy_and_restart_and_an_empty_pool_is_a_clear_error()
     {
         await using var d = new Gardend($$"""garden.user-namespace { mapping = per-container, per-container { first-host-id = {{First}}, ranges = 3 } }""");

@@ -224,6 +224,7 @@ public sealed class CgroupLimitsV2FakeTests : IDisposable
 
 /// <summary>cgroup v1 for real (root, hybrid host): limits, refusals, OOM kill notification, pids and cpu accounting,
 /// with real processes in throwaway cgroups under garden-test-cg-&lt;pid&gt;-limits.</summary>
+[Requires(Needs.CgroupV1)]
 public sealed class CgroupLimitsV1RealTests : IDisposable
 {
     private const ulong MiB = 1 << 20;
@@ -297,7 +298,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         foreach (var c in Controllers) Assert.False(Directory.Exists(Path.Combine(Root, c, _parent)), $"{c}/{_parent} left behind");
     }
 
-    [Fact]
+    [RootFact]
     public void Apply_and_Read_round_trip_memory_cpu_and_pids()
     {
         var h = Leaf("roundtrip");
@@ -324,7 +325,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         Assert.Equal(new ResourceLimits(16 * MiB, 512, 1.5, 3), _m.Read(h));
     }
 
-    [Fact]
+    [RootFact]
     public void Lowering_memory_below_what_a_process_holds_is_refused_and_the_old_limits_stay()
     {
         var h = Leaf("refuse");
@@ -343,7 +344,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         Assert.Equal("268435456", Contents("memory", h, "memory.memsw.limit_in_bytes"));
     }
 
-    [Fact]
+    [RootFact]
     public void A_memory_hog_is_oom_killed_and_the_notifier_calls_back_exactly_once()
     {
         var h = Leaf("oom");
@@ -361,7 +362,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         Assert.Equal(32 * MiB, metrics.MemoryLimitBytes);
     }
 
-    [Fact]
+    [RootFact]
     public void Removing_a_watched_cgroup_does_not_call_back()
     {
         var h = Leaf("removed");
@@ -378,7 +379,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         Assert.Equal(0, calls);
     }
 
-    [Fact]
+    [RootFact]
     public void Disposing_a_watch_stops_it_without_calling_back()
     {
         var h = Leaf("disposed");
@@ -394,7 +395,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         Assert.Equal(0, calls);
     }
 
-    [Fact]
+    [RootFact]
     public void Forks_stop_at_pids_max()
     {
         var h = Leaf("pids");
@@ -413,7 +414,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         Assert.NotEqual("max 0", Contents("pids", h, "pids.events"));
     }
 
-    [Fact]
+    [RootFact]
     public void Metrics_show_cpu_and_memory_usage_after_work()
     {
         var h = Leaf("busy");

@@ -62,7 +62,7 @@ public sealed class CgroupManagerTests : IDisposable
             Assert.False(Directory.Exists(Path.Combine(_root, c, "garden-test-v1")));
     }
 
-    [Fact]
+    [GatedFact(Needs = Needs.Root | Needs.CgroupV1)] // the host's cgroupfs, v1's layout
     public void Real_v1_host_release_removes_a_real_cgroup()
     {
         var parent = $"garden-test-cg-{Environment.ProcessId}";
@@ -77,7 +77,7 @@ public sealed class CgroupManagerTests : IDisposable
     private static uint Owner(string path) =>
         uint.Parse(Garden.Linux.Process.Command.RunAsync("/usr/bin/stat", ["-c", "%u", path]).Result.Stdout.Trim());
 
-    [Fact]
+    [RootFact] // chown needs CAP_CHOWN
     public void V2_delegation_gives_container_root_the_cgroup_procs_of_work_and_of_the_common_ancestor_only()
     {
         File.WriteAllText(Path.Combine(_root, "cgroup.controllers"), "cpu memory pids");
@@ -98,7 +98,7 @@ public sealed class CgroupManagerTests : IDisposable
         Assert.Equal(0u, Owner(Path.Combine(c1, "pids.max")));
     }
 
-    [Fact]
+    [GatedFact(Needs = Needs.Root | Needs.CgroupV1)] // the host's cgroupfs, v1's layout
     public void Real_v1_delegation_gives_container_root_the_work_cgroups_procs_and_nothing_else()
     {
         var parent = $"garden-test-cgd-{Environment.ProcessId}";

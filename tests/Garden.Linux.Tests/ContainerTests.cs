@@ -1,6 +1,7 @@
 using System.Text;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
+using Garden.Testing;
 using Xunit;
 
 namespace Garden.Linux.Tests;
@@ -29,7 +30,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
 {
     private IAgentClient Agent => fixture.Container.Agent;
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_is_pid_1_and_the_hostname_is_the_handle_tail()
     {
         var (output, exit) = await Agent.ShAsync("cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname");
@@ -40,7 +41,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.Equal(handle.Length <= 49 ? handle : handle[^49..], lines[1]);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Only_loopback_is_in_the_network_namespace_and_it_is_up()
     {
         var (output, _) = await Agent.ShAsync("ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags");
@@ -49,7 +50,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.Equal("0x9", lines[^1]); // IFF_UP | IFF_LOOPBACK
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Proc_dev_pts_shm_are_mounted_and_sys_is_read_only()
     {
         var (output, exit) = await Agent.ShAsync("grep -E ' (/proc|/dev|/dev/pts|/dev/shm|/sys) ' /proc/mounts | cut -d' ' -f2,3,4");
@@ -65,7 +66,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.Contains("Read-only file system", write);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Kernel_paths_are_masked()
     {
         // Masked paths read as empty inside, where the host shows content (whichever of them this kernel has).
@@ -79,7 +80,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.Equal("0", firmware.Trim());
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Processes_run_with_the_default_capabilities_not_sys_admin()
     {
         var (output, _) = await Agent.ShAsync("grep CapBnd /proc/self/status; mount -t tmpfs x /mnt 2>&1 && echo mounted || echo refused");
@@ -89,7 +90,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.Contains("refused", output);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_binary_is_read_only_and_the_root_is_writable()
     {
         var (output, _) = await Agent.ShAsync("echo x > /.garden/agent; echo rc=$?; echo data > /etc/new-file && cat /etc/new-file");
@@ -97,7 +98,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.Contains("data", output);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Environment_of_the_container_reaches_the_init_and_only_the_host_sees_it()
     {
         var state = await fixture.Container.Runtime.StateAsync(fixture.Container.Handle, default);
@@ -109,7 +110,7 @@ public sealed class ContainerTests(RealContainerFixture fixture) : IClassFixture
         Assert.DoesNotContain("FROM_CONTAINER=yes", output.Split('\n'));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Signal_all_reaches_grandchildren_and_spares_the_agent()
     {
         var req = new SpawnRequest { Id = "family", Path = "/bin/sh" };

@@ -17,13 +17,16 @@ public abstract class RootfsContract : IDisposable
     protected string Depot => Path.Combine(Dir, "depot");
     protected RootfsPaths Paths => new(Path.Combine(Dir, "mounts", "c"), Depot);
 
+    /// <summary>The base the root is made of: the installed default rootfs (a fake needs only a directory).</summary>
+    protected virtual string Base => TestPaths.DefaultRootfs;
+
     public void Dispose()
     {
         Provider.DestroyAsync("c", Paths, default).Wait();
         Directory.Delete(Dir, true);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_missing_base_is_a_RootfsException_naming_it()
     {
         var e = await Assert.ThrowsAsync<RootfsException>(() => Provider.CreateAsync("c", "/no/such/rootfs", Paths, null, null, default));
@@ -31,10 +34,10 @@ public abstract class RootfsContract : IDisposable
         Assert.False(Provider.IsMounted(Paths.MountPoint));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Create_mounts_and_destroy_unmounts_idempotently()
     {
-        var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);
+        var root = await Provider.CreateAsync("c", Base, Paths, null, null, default);
         Assert.Equal(Paths.MountPoint, root);
         Assert.True(Provider.IsMounted(Paths.MountPoint));
         await Provider.DestroyAsync("c", Paths, default);
@@ -43,11 +46,12 @@ public abstract class RootfsContract : IDisposable
     }
 }
 
+[RequiresRoot]
 public sealed class RealRootfsContract : RootfsContract
 {
     protected override IRootfsProvider Provider { get; } = new OverlayRootfs();
 
-    [Fact]
+    [GatedFact]
     public async Task Writes_land_in_the_container_layer_never_in_the_base()
     {
         var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);
@@ -62,7 +66,7 @@ public sealed class RealRootfsContract : RootfsContract
         Assert.True(File.Exists(Path.Combine(TestPaths.DefaultRootfs, "etc", "hosts")));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task The_root_is_mounted_nosuid_and_nodev_in_a_0700_dir_of_its_owner()
     {
         var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);
@@ -72,7 +76,7 @@ public sealed class RealRootfsContract : RootfsContract
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Paths.MountDir));
     }
 
-    [Fact]
+    [InstallFact] // the user namespace holder is the agent binary
     public async Task With_a_user_namespace_the_base_is_seen_through_its_mapping_and_the_layer_is_container_roots()
     {
         var mapping = IdMapping.PerContainer(0x7fff_0000);
@@ -102,6 +106,8 @@ public sealed class RealRootfsContract : RootfsContract
 public sealed class FakeRootfsContract : RootfsContract
 {
     protected override IRootfsProvider Provider { get; } = new FakeRootfs(new CallLog());
+
+    protected override string Base => Directory.CreateDirectory(Path.Combine(Dir, "base")).FullName;
 }
 
 /// <summary>The agent contract: the real agent in a real container, and FakeAgent.</summary>
@@ -117,14 +123,14 @@ public abstract class AgentContract
 
     private string Id() => $"p{Guid.NewGuid():N}"[..12];
 
-    [Fact]
+    [GatedFact]
     public async Task Ping_answers()
     {
         var pong = await Agent.PingAsync(default);
         Assert.Equal(1, pong.AgentPid);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_spawned_process_is_listed_and_attach_gives_its_exit()
     {
         var id = Id();
@@ -137,7 +143,7 @@ public abstract class AgentContract
         Assert.Contains((await Agent.ListAsync(default)), p => p.Id == id && p.Exited);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_duplicate_id_is_ALREADY_EXISTS()
     {
         var id = Id();
@@ -146,14 +152,14 @@ public abstract class AgentContract
         Assert.Equal(ErrorCode.AlreadyExists, e.Code);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Unknown_ids_are_NOT_FOUND()
     {
         Assert.Equal(ErrorCode.NotFound, (await Assert.ThrowsAsync<AgentException>(() => Agent.AttachAsync("nope", 0, default))).Code);
         Assert.Equal(ErrorCode.NotFound, (await Assert.ThrowsAsync<AgentException>(() => Agent.SignalAsync("nope", 15, default))).Code);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_missing_executable_is_NOT_EXECUTABLE_naming_the_path()
     {
         var e = await Assert.ThrowsAsync<AgentException>(() => Agent.SpawnAsync(Spawn(Id(), "/missing/tool"), default));
@@ -162,6 +168,7 @@ public abstract class AgentContract
     }
 }
 
+[RequiresInstall]
 public sealed class RealAgentContract(RealContainerFixture fixture) : AgentContract, IClassFixture<RealContainerFixture>
 {
     protected override IAgentClient Agent => fixture.Container.Agent;
@@ -175,8 +182,16 @@ public sealed class FakeAgentContract : AgentContract
 public sealed class RealContainerFixture : IAsyncLifetime
 {
     public RealContainer Container { get; private set; } = null!;
-    public async Task InitializeAsync() => Container = await RealContainer.StartAsync("fixture");
-    public async Task DisposeAsync() => await Container.DisposeAsync();
+    // on a machine without root or an install its tests are skipped ([RequiresInstall], [InstallFact]): nothing to start
+    public async Task InitializeAsync()
+    {
+        if (Gate.Unmet(Needs.Root | Needs.Install) is null) Container = await RealContainer.StartAsync("fixture");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Container is not null) await Container.DisposeAsync();
+    }
 }
 
 /// <summary>The OCI runtime contract, against runc and FakeOciRuntime.</summary>
@@ -184,7 +199,7 @@ public abstract class OciRuntimeContract
 {
     protected abstract Task<(IOciRuntime Runtime, BundleSpec Spec, string BundleDir, Func<Task> Cleanup)> PrepareAsync();
 
-    [Fact]
+    [GatedFact]
     public async Task Run_kill_wait_delete_and_unknown_ids_are_not_errors()
     {
         var (runtime, spec, bundle, cleanup) = await PrepareAsync();
@@ -212,6 +227,7 @@ public abstract class OciRuntimeContract
     }
 }
 
+[RequiresInstall]
 public sealed class RealOciRuntimeContract : OciRuntimeContract
 {
     protected override async Task<(IOciRuntime, BundleSpec, string, Func<Task>)> PrepareAsync()

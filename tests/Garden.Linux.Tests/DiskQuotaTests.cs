@@ -89,7 +89,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.False(Directory.Exists(Path.Combine(depot, "disk")));
     }
 
-    [Fact]
+    [RootFact]
     public unsafe void The_kernel_structs_have_the_sizes_of_the_headers()
     {
         Assert.Equal(232, sizeof(LoopInfo64));
@@ -97,14 +97,14 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(112, sizeof(statvfs)); // Tmds.LibC's, as glibc lays it out on 64-bit Linux
     }
 
-    [Fact]
+    [RootFact]
     public void Mountinfo_escapes_are_undone()
     {
         Assert.Equal("/tmp/a b\\c", MountTable.Unescape(@"/tmp/a\040b\134c"));
         Assert.Equal("/plain", MountTable.Unescape("/plain"));
     }
 
-    [Fact]
+    [RootFact]
     public async Task A_64MiB_limit_is_a_mounted_ext4_of_about_that_size()
     {
         var depot = Depot("c1");
@@ -131,7 +131,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.InRange(quota.Usage(depot)!.Value.Used, used + 10 * MiB, used + 12 * MiB);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Writing_past_the_limit_fails_with_ENOSPC_and_the_host_does_not_fill_up()
     {
         var depot = Depot("c1");
@@ -159,7 +159,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         AssertGone(depot);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Growing_works_online_while_a_file_is_open_and_written()
     {
         var depot = Depot("c1");
@@ -188,7 +188,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(size, quota.Usage(depot)!.Value.Size);
     }
 
-    [Fact]
+    [RootFact]
     public async Task A_grow_the_kernel_refuses_changes_nothing()
     {
         var depot = Depot("c1");
@@ -207,7 +207,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.Equal((64 * MiB / 512).ToString(), File.ReadAllText($"/sys/block/{Path.GetFileName(device)}/size").Trim());
     }
 
-    [Fact]
+    [RootFact]
     public async Task Shrinking_is_refused_and_nothing_changes()
     {
         var depot = Depot("c1");
@@ -221,7 +221,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.Equal((long)(64 * MiB), new FileInfo(Path.Combine(depot, "disk.img")).Length);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Destroy_leaves_nothing_behind_and_a_second_destroy_is_fine()
     {
         var depot = Depot("c1");
@@ -235,7 +235,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.True(Directory.Exists(depot), "the depot dir itself belongs to the caller");
     }
 
-    [Fact]
+    [RootFact]
     public async Task Destroy_of_a_depot_that_never_had_a_disk_is_fine()
     {
         var depot = Depot("none");
@@ -246,7 +246,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.Null(quota.Usage(depot));
     }
 
-    [Fact]
+    [RootFact]
     public async Task Destroy_after_a_crash_with_everything_still_mounted_cleans_up()
     {
         var depot = Depot("c1");
@@ -257,7 +257,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         AssertGone(depot);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Destroy_after_a_crash_between_unmount_and_detach_cleans_up()
     {
         var depot = Depot("c1");
@@ -275,7 +275,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         AssertGone(depot);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Destroy_while_a_process_holds_a_file_open_detaches_lazily()
     {
         var depot = Depot("c1");
@@ -300,7 +300,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.Empty(LoopsUnder(depot));
     }
 
-    [Fact]
+    [RootFact]
     public async Task A_too_small_limit_is_refused_clearly()
     {
         var depot = Depot("c1");
@@ -314,7 +314,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         Assert.True(quota.IsMounted(Depot("c2")));
     }
 
-    [Fact]
+    [RootFact]
     public async Task A_failed_create_undoes_its_steps()
     {
         var depot = Depot("c1");
@@ -332,7 +332,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         await Assert.ThrowsAsync<DiskQuotaException>(() => quota.CreateAsync("c1", depot, 64 * MiB, CancellationToken.None));
     }
 
-    [Fact]
+    [RootFact]
     public async Task A_backing_file_on_tmpfs_works()
     {
         var tmpfs = Depot("tmpfs");
@@ -354,7 +354,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    [Fact]
+    [RootFact]
     public async Task Two_containers_at_once_get_different_loop_devices()
     {
         var a = Depot("a");
@@ -372,7 +372,7 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         AssertGone(b);
     }
 
-    [Fact]
+    [RootFact]
     public async Task Create_and_destroy_of_a_1GiB_limit_are_quick()
     {
         var creates = new List<double>();
@@ -404,7 +404,7 @@ public abstract class DiskQuotaContract : IDisposable
     protected readonly string Root = Sys.Realpath(TestPaths.NewTempDir("disk"));
     protected abstract IDiskQuota Quota { get; }
 
-    [Fact]
+    [GatedFact]
     public async Task Create_resize_usage_destroy()
     {
         var depot = Path.Combine(Root, "c1");
@@ -436,6 +436,7 @@ public abstract class DiskQuotaContract : IDisposable
     }
 }
 
+[RequiresRoot]
 public sealed class RealDiskQuotaContract : DiskQuotaContract
 {
     protected override IDiskQuota Quota { get; } = new LoopDiskQuota();

@@ -56,7 +56,7 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
         foreach (var n in Made) await Plumbing.TearDownAsync(n, default);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task SetUp_makes_the_network_and_TearDown_removes_it_idempotently()
     {
         var n = Net("a", 0);
@@ -68,7 +68,7 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
         await Plumbing.TearDownAsync(n, default);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Name_files_give_the_container_its_name_and_the_configured_or_reachable_host_name_servers()
     {
         var dir = TestPaths.NewTempDir("names");
@@ -97,7 +97,7 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
         }
     }
 
-    [Fact]
+    [GatedFact]
     public async Task SetUp_over_leftovers_of_a_crashed_create_starts_afresh()
     {
         var n = Net("a", 1);
@@ -106,7 +106,7 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
         Assert.True(Plumbing.Exists(n));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Bandwidth_is_set_read_back_and_removed()
     {
         var n = Net("a", 2);
@@ -118,7 +118,7 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
         Assert.Null(await Plumbing.ReadBandwidthAsync(n, default));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Prune_removes_what_belongs_to_no_live_container()
     {
         var live = Net("live", 3);
@@ -131,11 +131,12 @@ public abstract class NetworkPlumbingContract : IAsyncLifetime
     }
 }
 
+[RequiresRoot]
 public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
 {
     protected override INetworkPlumbing Plumbing { get; } = new IpPlumbing();
 
-    [Fact]
+    [GatedFact]
     public async Task Name_files_are_world_readable_and_read_only_for_everyone_else()
     {
         var dir = TestPaths.NewTempDir("names-mode");
@@ -164,7 +165,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         return !Link(link);
     }
 
-    [Fact]
+    [InstallFact] // the user namespace holder is the agent binary
     public async Task The_namespace_of_a_user_namespace_holder_is_bound_as_the_containers_and_removed_like_one()
     {
         var n = Net("u", 9);
@@ -183,7 +184,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         Assert.True(await GoneSoon(n.HostVeth));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_slash_30_has_no_bridge_the_host_end_of_the_veth_is_the_gateway()
     {
         var n = Net("a", 8);
@@ -198,7 +199,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         Assert.True(await GoneSoon(n.HostVeth));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task The_container_end_is_eth0_with_its_address_route_and_mtu_and_the_host_end_sits_on_the_bridge()
     {
         var n = Net("a", 5, prefixLength: 29);
@@ -219,7 +220,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         Assert.False(File.Exists(n.NetnsPath));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Containers_of_one_subnet_share_its_bridge_until_the_last_one_leaves()
     {
         var a = Net("a", 6, prefixLength: 28);
@@ -236,7 +237,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         Assert.True(await GoneSoon(b.HostVeth));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task No_link_of_a_container_network_has_IPv6_neither_a_bridge_nor_either_end_of_a_veth()
     {
         var bridged = Net("a", 9, prefixLength: 29);
@@ -258,7 +259,7 @@ public sealed class RealNetworkPlumbingContract : NetworkPlumbingContract
         }
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Counters_count_what_the_container_receives_and_sends()
     {
         var n = Net("a", 7);
@@ -306,7 +307,7 @@ public abstract class FirewallContract : IAsyncLifetime
     /// <summary>The shared chains, the jumps into them and the IPv6 guard: "all" there, "none" of it, or what is partly there.</summary>
     protected abstract Task<string> SharedAsync();
 
-    [Fact]
+    [GatedFact]
     public async Task Apply_installs_and_Remove_uninstalls_idempotently()
     {
         var n = Net("a", 0);
@@ -322,7 +323,7 @@ public abstract class FirewallContract : IAsyncLifetime
     /// <summary>Loses the container's own out chain rules the way an operator's flush would.</summary>
     protected abstract Task LoseRulesAsync(ContainerNetwork n);
 
-    [Fact]
+    [GatedFact]
     public async Task Ensure_leaves_intact_rules_alone_and_puts_back_lost_ones()
     {
         var n = Net("e", 6);
@@ -335,7 +336,7 @@ public abstract class FirewallContract : IAsyncLifetime
         Assert.False(await Firewall.EnsureAsync(rules, default));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task An_inconsistent_rule_is_refused_naming_the_field_and_changes_nothing()
     {
         var n = Net("a", 1);
@@ -345,7 +346,7 @@ public abstract class FirewallContract : IAsyncLifetime
         Assert.DoesNotContain("a", await Firewall.InstalledAsync(default));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Prune_removes_the_rules_of_handles_that_are_not_live()
     {
         var live = Net("live", 2);
@@ -360,7 +361,7 @@ public abstract class FirewallContract : IAsyncLifetime
         Assert.Equal("all", await SharedAsync()); // a live container has rules
     }
 
-    [Fact]
+    [GatedFact]
     public async Task The_shared_chains_outlive_the_last_container_and_go_with_Release_only_when_no_container_has_rules()
     {
         var a = Net("sa", 11);
@@ -388,7 +389,7 @@ public abstract class FirewallContract : IAsyncLifetime
         Assert.Equal("none", await SharedAsync());
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Prune_with_no_live_container_left_with_rules_removes_the_shared_chains()
     {
         var a = Net("pa", 13);
@@ -401,6 +402,7 @@ public abstract class FirewallContract : IAsyncLifetime
     }
 }
 
+[RequiresRoot]
 public sealed class RealFirewallContract : FirewallContract
 {
     private readonly IptablesFirewall _firewall;
@@ -466,7 +468,7 @@ public sealed class RealFirewallContract : FirewallContract
         public void Dispose() => Directory.Delete(_dir, recursive: true);
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Destroying_the_last_container_is_one_batch_of_its_own_entries_and_chains_and_leaves_the_shared_chains_alone()
     {
         using var recorded = new RecordedRestore();
@@ -526,7 +528,7 @@ public sealed class RealFirewallContract : FirewallContract
 
     private List<string> Ours(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + "b+")).ToList();
 
-    [Fact]
+    [GatedFact]
     public async Task Rules_are_commented_with_the_handle_in_chains_of_our_own_and_Release_after_the_last_removal_leaves_nothing()
     {
         var n = Net("web", 4);
@@ -558,7 +560,7 @@ public sealed class RealFirewallContract : FirewallContract
 
     private List<string> Ours6(string save) => save.Split('\n').Where(l => l.Contains(Prefix + "-") || l.Contains(Prefix + ":")).ToList();
 
-    [Fact]
+    [GatedFact]
     public async Task The_IPv6_guard_drops_everything_of_our_links_stays_after_the_last_container_and_goes_with_Release()
     {
         var a = Net("six-a", 8);
@@ -600,7 +602,7 @@ public sealed class RealFirewallContract : FirewallContract
         Assert.Empty(Ours6(await Save6()));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_guard_left_without_containers_is_removed_by_Prune()
     {
         var a = Net("left", 10);
@@ -612,7 +614,7 @@ public sealed class RealFirewallContract : FirewallContract
         Assert.Empty(await next.PruneAsync(new HashSet<string>(), default));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_container_of_the_pool_without_NetIn_has_no_nat_rule_and_gets_its_DNAT_chain_with_a_NetIn()
     {
         var n = Net("pooled", 7);
@@ -631,7 +633,7 @@ public sealed class RealFirewallContract : FirewallContract
         Assert.Empty(Ours(await Save()));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task A_fresh_instance_reads_what_the_kernel_holds_and_a_flushed_chain_is_rebuilt_by_Apply()
     {
         var n = Net("keep", 5);
@@ -649,7 +651,7 @@ public sealed class RealFirewallContract : FirewallContract
         Assert.Empty(Ours(await Save()));
     }
 
-    [Fact]
+    [GatedFact]
     public async Task Release_keeps_the_shared_chains_while_a_container_has_a_chain_of_its_own_left()
     {
         var n = Net("half", 16);

@@ -49,7 +49,7 @@ public sealed class NetworkEscapeTests : IAsyncLifetime
     private Task<CommandResult> Attack(string dst, int port) =>
         Command.RunAsync("/usr/sbin/ip", ["netns", "exec", _n.Netns, AttackTool.Path("rawsyn"), dst, port.ToString()]);
 
-    [Fact]
+    [RootFact]
     public async Task A_raw_SYN_to_127_0_0_1_reaches_a_loopback_service_without_the_firewall_and_nothing_with_it()
     {
         using var listener = new ProbeListener(IPAddress.Loopback);
@@ -71,7 +71,7 @@ public sealed class NetworkEscapeTests : IAsyncLifetime
         Assert.Empty(await after.WaitAsync(TimeSpan.FromSeconds(1)));
     }
 
-    [Fact]
+    [RootFact]
     public async Task IPv6_to_the_host_is_dropped_by_the_plumbing_and_by_the_firewall_each_on_its_own()
     {
         using var listener = new ProbeListener(IPAddress.IPv6Any);

@@ -89,7 +89,7 @@ public sealed class SeccompContainerTests
         return "/tmp/" + name;
     }
 
-    [Fact]
+    [InstallFact]
     public async Task An_unprivileged_container_is_filtered_nested_namespaces_and_keyrings_fail_with_EPERM_and_ordinary_work_goes_on()
     {
         await using var c = await RealContainer.StartAsync("seccomp");
@@ -128,7 +128,7 @@ public sealed class SeccompContainerTests
 
     /// <summary>The probe's control: without the filter (the host itself) the same program makes a user namespace and
     /// reaches the keyring, so its "contained" above is the filter's doing.</summary>
-    [Fact]
+    [InstallFact]
     public async Task The_probe_escapes_where_there_is_no_filter()
     {
         var host = await Garden.Linux.Process.Command.RunAsync(AttackTool.Path("syscalls"), []);
@@ -138,7 +138,7 @@ public sealed class SeccompContainerTests
     }
 
     /// <summary>A privileged container has no filter (and the capabilities gardend holds).</summary>
-    [Fact]
+    [InstallFact]
     public async Task A_privileged_container_is_not_filtered()
     {
         var c = await RealContainer.StartAsync("seccompp", privileged: true);

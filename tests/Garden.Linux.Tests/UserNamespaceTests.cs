@@ -16,7 +16,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
     private static string Status(string status, string field) =>
         status.Split('\n').Single(l => l.StartsWith(field + ":", StringComparison.Ordinal))[(field.Length + 1)..].Trim();
 
-    [Fact]
+    [InstallFact]
     public async Task The_uid_and_gid_maps_inside_are_gardens()
     {
         var (output, exit) = await C.Agent.ShAsync("cat /proc/self/uid_map; echo --; cat /proc/self/gid_map");
@@ -27,7 +27,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         Assert.Equal(["0 4294967294 1", "1 1 4294967293"], Lines(parts[1]));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Container_root_is_an_unprivileged_host_uid_that_sees_its_root_as_its_own()
     {
         // the agent (PID 1) as the host sees it
@@ -40,7 +40,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         Assert.Equal(["0", "0:0", "0:0", "0:0", "0:0", "ok"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Files_container_root_writes_belong_to_its_host_uid()
     {
         var (_, exit) = await C.Agent.ShAsync("echo x > /written-by-root; mkdir -p /etc/copied-up && echo y >> /etc/passwd");
@@ -54,7 +54,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         Assert.Equal("1000:1000", await Owner(Path.Combine(upper, "home/vcap/mine")));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Root_has_gardens_capabilities_and_a_non_root_user_none()
     {
         var (root, _) = await C.Agent.ShAsync("cat /proc/self/status");
@@ -69,7 +69,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         Assert.Equal("00000000a80425fb", Status(vcap, "CapBnd"));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Container_root_cannot_touch_what_the_host_root_owns()
     {
         // sysrq-trigger is read-only; /proc/sys too; and a host-root-owned file bind-mounted in is not root's to change
@@ -81,7 +81,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         Assert.Contains("65534", output); // host root is no one in the container's namespace: the overflow uid
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_moves_its_processes_into_the_work_cgroup_delegated_to_container_root()
     {
         var req = new SpawnRequest { Id = "cg-" + Guid.NewGuid().ToString("N")[..8], Path = "/bin/sleep" };
@@ -90,7 +90,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         try
         {
             // pid is the agent's view; find the host pid by the container's cgroup
-            var dir = Directory.GetDirectories("/sys/fs/cgroup/pids").Select(d => Path.Combine(d, C.Handle, "work")).Single(Directory.Exists);
+            var dir = Directory.GetDirectories(HostCgroups.Hierarchy("pids")).Select(d => Path.Combine(d, C.Handle, "work")).Single(Directory.Exists);
             var procs = File.ReadAllLines(Path.Combine(dir, "cgroup.procs"));
             Assert.Contains(procs, p => File.ReadAllText($"/proc/{p}/cmdline").StartsWith("/bin/sleep"));
             Assert.Equal("4294967294", await Stat("%u", Path.Combine(dir, "cgroup.procs")));
@@ -105,7 +105,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
         Assert.True(pid > 1);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_tty_works_in_the_user_namespace()
     {
         var req = new SpawnRequest { Id = "tty-" + Guid.NewGuid().ToString("N")[..8], Path = "/bin/sh", Tty = true, Rows = 24, Cols = 80 };
@@ -136,7 +136,7 @@ public sealed class UserNamespaceTests(RealContainerFixture fixture) : IClassFix
 /// <summary>Containers started one by one: a per-container range, and privileged ones.</summary>
 public sealed class UserNamespaceVariantTests
 {
-    [Fact]
+    [InstallFact]
     public async Task A_per_container_mapping_maps_65536_ids_from_its_own_host_range()
     {
         await using var c = await RealContainer.StartAsync("perct", mapping: IdMapping.PerContainer(0x7ffe_0000));
@@ -148,7 +148,7 @@ public sealed class UserNamespaceVariantTests
         Assert.Equal($"{0x7ffe_0000u}", File.ReadAllLines($"/proc/{c.InitPid}/status").Single(l => l.StartsWith("Uid:")).Split('\t')[1]);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_privileged_container_is_host_root_with_every_capability_gardend_holds()
     {
         await using var c = await RealContainer.StartAsync("priv", privileged: true);
@@ -162,7 +162,7 @@ public sealed class UserNamespaceVariantTests
         Assert.Equal(File.ReadAllText("/proc/self/uid_map"), File.ReadAllText($"/proc/{c.InitPid}/uid_map"));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Each_container_gets_a_session_keyring_of_its_own()
     {
         // privileged: the seccomp profile of unprivileged containers refuses keyctl altogether

@@ -9,13 +9,66 @@ using Google.Protobuf;
 
 namespace Garden.Testing;
 
-/// <summary>Records every call; each fake has a contract test that also runs against the real implementation.</summary>
+/// <summary>A call a fake took, as a typed record: tests assert on the record (its type and values), never on log text.
+/// Calls for one container derive from <see cref="OfContainer"/>; the agent fake serves every container, so its calls
+/// name processes.</summary>
+public abstract record Call
+{
+    /// <summary>True when one of its names (handle, process id, path) contains <paramref name="text"/>.</summary>
+    public bool Names(string text) => GetType().GetProperties()
+        .Where(p => p.PropertyType == typeof(string))
+        .Any(p => p.GetValue(this) is string v && v.Contains(text, StringComparison.Ordinal));
+
+    /// <summary>A call for one container, whichever fake took it.</summary>
+    public abstract record OfContainer(string Handle) : Call;
+
+    // the OCI runtime
+    public sealed record Ran(string Handle) : OfContainer(Handle);
+    public sealed record Adopted(string Handle) : OfContainer(Handle);
+    public sealed record Killed(string Handle, int Signal) : OfContainer(Handle);
+    public sealed record Deleted(string Handle) : OfContainer(Handle);
+
+    // the rootfs, the user namespace, the cgroups
+    public sealed record RootfsCreated(string Handle) : OfContainer(Handle);
+    public sealed record RootfsDestroyed(string Handle) : OfContainer(Handle);
+    public sealed record UserNamespaceMade(string Handle, Garden.Linux.UserNamespaces.IdMapping Mapping) : OfContainer(Handle);
+    public sealed record CgroupApplied(string Handle) : OfContainer(Handle);
+    public sealed record CgroupReleased(string Handle) : OfContainer(Handle);
+
+    // the network, the firewall, the disk
+    public sealed record NetworkSetUp(string Handle, Garden.Linux.Network.Ipv4 Address) : OfContainer(Handle);
+    public sealed record NetworkTornDown(string Handle) : OfContainer(Handle);
+    public sealed record BandwidthSet(string Handle, ulong? RateBytes) : OfContainer(Handle);
+    public sealed record FirewallApplied(string Handle, int NetIn, int NetOut) : OfContainer(Handle);
+    public sealed record FirewallRemoved(string Handle) : OfContainer(Handle);
+    public sealed record SharedFirewallReleased : Call;
+    public sealed record DiskCreated(string Handle, ulong Bytes) : OfContainer(Handle);
+    public sealed record DiskResized(string Handle, ulong Bytes) : OfContainer(Handle);
+    public sealed record DiskDestroyed(string Handle) : OfContainer(Handle);
+
+    // the agent
+    public sealed record Spawned(string ProcessId, string Path) : Call;
+    public sealed record Signalled(string ProcessId, int Number) : Call;
+    public sealed record SignalledAll(int Number) : Call;
+    public sealed record TtyResized(string ProcessId, uint Rows, uint Cols) : Call;
+}
+
+/// <summary>Records every call the fakes take, in order; each fake has a contract test that also runs against the real
+/// implementation.</summary>
 public sealed class CallLog
 {
-    private readonly ConcurrentQueue<string> _calls = new();
-    public void Add(string call) => _calls.Enqueue(call);
-    public IReadOnlyList<string> All => _calls.ToList();
-    public int Count(string prefix) => _calls.Count(c => c.StartsWith(prefix, StringComparison.Ordinal));
+    private readonly ConcurrentQueue<Call> _calls = new();
+    public void Add(Call call) => _calls.Enqueue(call);
+    public IReadOnlyList<Call> All => _calls.ToList();
+
+    /// <summary>How many calls equal <paramref name="call"/>.</summary>
+    public int Count(Call call) => _calls.Count(c => c.Equals(call));
+
+    /// <summary>How many calls of type <typeparamref name="T"/> (that match <paramref name="where"/>) there were.</summary>
+    public int Count<T>(Func<T, bool>? where = null) where T : Call => _calls.OfType<T>().Count(c => where?.Invoke(c) ?? true);
+
+    /// <summary>The calls of one container, in order.</summary>
+    public IReadOnlyList<Call.OfContainer> Of(string handle) => _calls.OfType<Call.OfContainer>().Where(c => c.Handle == handle).ToList();
 }
 
 public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
@@ -33,7 +86,7 @@ public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
 
     public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
     {
-        log.Add($"run {spec.Handle}");
+        log.Add(new Call.Ran(spec.Handle));
         Bundles[spec.Handle] = spec;
         if (RunGate is { } gate) await gate;
         if (FailRunWith is { } why) throw new OciRuntimeException("run", spec.Handle, why);
@@ -41,7 +94,7 @@ public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
             throw new OciRuntimeException("run", spec.Handle, $"container with id exists: {spec.Handle}");
     }
 
-    public void Adopt(string id, string bundleDir) => log.Add($"adopt {id}");
+    public void Adopt(string id, string bundleDir) => log.Add(new Call.Adopted(id));
 
     /// <summary>Makes a container vanish from the runtime (as if runc's state were deleted behind our back).</summary>
     public void Forget(string id) => _containers.TryRemove(id, out _);
@@ -54,7 +107,7 @@ public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
 
     public Task KillAsync(string id, int signal, bool all, CancellationToken ct)
     {
-        log.Add($"kill {id} {signal}");
+        log.Add(new Call.Killed(id, signal));
         if (signal == 9 && _containers.ContainsKey(id)) _containers[id] = OciStatus.Stopped;
         return Task.CompletedTask;
     }
@@ -64,7 +117,7 @@ public sealed class FakeOciRuntime(CallLog log) : IOciRuntime
 
     public Task DeleteAsync(string id, CancellationToken ct)
     {
-        log.Add($"delete {id}");
+        log.Add(new Call.Deleted(id));
         if (_containers.TryGetValue(id, out var s) && s != OciStatus.Stopped)
             throw new OciRuntimeException("delete", id, "cannot delete container that is not stopped");
         _containers.TryRemove(id, out _);
@@ -84,7 +137,7 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
     public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
         CancellationToken ct)
     {
-        log.Add($"rootfs create {handle}");
+        log.Add(new Call.RootfsCreated(handle));
         if (!Directory.Exists(baseRootfs)) throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
         Owners[handle] = userns;
         _mounted[paths.MountPoint] = true;
@@ -93,7 +146,7 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
 
     public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
-        log.Add($"rootfs destroy {handle}");
+        log.Add(new Call.RootfsDestroyed(handle));
         _mounted.TryRemove(paths.MountPoint, out _);
         _mounted.TryRemove(paths.LegacyMountPoint, out _);
         return Task.CompletedTask;
@@ -128,7 +181,7 @@ public sealed class FakeUserNamespaces(CallLog log) : Garden.Linux.UserNamespace
             FailNext = null;
             throw e;
         }
-        log.Add($"userns create {handle} {mapping}");
+        log.Add(new Call.UserNamespaceMade(handle, mapping));
         Made[handle] = mapping;
         Interlocked.Increment(ref _held);
         return Task.FromResult<Garden.Linux.UserNamespaces.IUserNamespaceHolder>(new Holder(this, mapping, Interlocked.Increment(ref _pid)));
@@ -162,21 +215,33 @@ public sealed class FakeCgroups(CallLog log, FakeOciRuntime? runtime = null) : I
         Delegated[handle] = delegateTo;
         return null;
     }
-    public void Release(string handle) => log.Add($"cgroup release {handle}");
+    public void Release(string handle) => log.Add(new Call.CgroupReleased(handle));
     public bool Exists(string handle) => runtime is null || runtime.Containers.Contains(handle);
 
     private readonly ConcurrentDictionary<string, ResourceLimits> _limits = new();
 
     public void Apply(string handle, ResourceLimits limits)
     {
-        log.Add($"cgroup apply {handle}");
+        log.Add(new Call.CgroupApplied(handle));
         var now = _limits.GetValueOrDefault(handle, ResourceLimits.None);
         _limits[handle] = new ResourceLimits(limits.MemoryBytes ?? now.MemoryBytes, limits.CpuWeight ?? now.CpuWeight,
             limits.CpuQuota ?? now.CpuQuota, limits.Pids ?? now.Pids);
     }
 
-    public ResourceLimits Read(string handle) => _limits.GetValueOrDefault(handle, ResourceLimits.None);
-    public CgroupMetrics Metrics(string handle) => new(0, null, new Dictionary<string, ulong>(), 0, 0, 0, 0, 0, null);
+    /// <summary>The weight a cgroup has when none was set (v1's default cpu.shares): like the kernel, the fake always reads one.</summary>
+    public const ulong DefaultCpuWeight = 1024;
+
+    public ResourceLimits Read(string handle)
+    {
+        var l = _limits.GetValueOrDefault(handle, ResourceLimits.None);
+        return l with { CpuWeight = l.CpuWeight ?? DefaultCpuWeight };
+    }
+
+    public CgroupMetrics Metrics(string handle)
+    {
+        var l = _limits.GetValueOrDefault(handle, ResourceLimits.None);
+        return new(0, l.MemoryBytes, new Dictionary<string, ulong>(), 0, 0, 0, 0, 0, l.Pids);
+    }
 }
 
 /// <summary>An in-memory agent: processes are scripted by the test (output chunks then an exit code).</summary>
@@ -206,7 +271,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
     public Task<Spawned> SpawnAsync(SpawnRequest spec, CancellationToken ct)
     {
         Check();
-        log.Add($"spawn {spec.Id} {spec.Path}");
+        log.Add(new Call.Spawned(spec.Id, spec.Path));
         if (spec.Path.StartsWith("/missing", StringComparison.Ordinal))
             throw new AgentException(ErrorCode.NotExecutable, $"{spec.Path}: no such file or directory");
         var (output, exit) = Behaviour(spec);
@@ -231,7 +296,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
     public Task SignalAsync(string processId, int signal, CancellationToken ct)
     {
         Check();
-        log.Add($"signal {processId} {signal}");
+        log.Add(new Call.Signalled(processId, signal));
         if (!_processes.TryGetValue(processId, out var p)) throw new AgentException(ErrorCode.NotFound, $"no process {processId}");
         p.Running = false;
         return Task.CompletedTask;
@@ -243,7 +308,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         if (!_processes.TryGetValue(processId, out var p)) throw new AgentException(ErrorCode.NotFound, $"no process {processId}");
         if (p.Tty is null) throw new AgentException(ErrorCode.Invalid, $"process {processId} has no terminal to resize");
         if (rows == 0 || cols == 0) throw new AgentException(ErrorCode.Invalid, $"a terminal of {rows}x{cols} has no room");
-        log.Add($"tty {processId} {rows}x{cols}");
+        log.Add(new Call.TtyResized(processId, rows, cols));
         p.Tty = (rows, cols);
         return Task.CompletedTask;
     }
@@ -251,7 +316,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
     public Task SignalAllAsync(int signal, CancellationToken ct)
     {
         Check();
-        log.Add($"signal all {signal}");
+        log.Add(new Call.SignalledAll(signal));
         foreach (var p in _processes.Values) p.Running = false;
         return Task.CompletedTask;
     }
@@ -377,7 +442,7 @@ public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlum
             FailNextSetUp = null;
             throw e;
         }
-        log.Add($"network up {network.Handle} {network.Address}");
+        log.Add(new Call.NetworkSetUp(network.Handle, network.Address));
         _up[network.Netns] = network;
         return Task.CompletedTask;
     }
@@ -395,7 +460,7 @@ public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlum
 
     public Task TearDownAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
     {
-        if (_up.TryRemove(network.Netns, out _)) log.Add($"network down {network.Handle}");
+        if (_up.TryRemove(network.Netns, out _)) log.Add(new Call.NetworkTornDown(network.Handle));
         _bandwidth.TryRemove(network.Netns, out _);
         return Task.CompletedTask;
     }
@@ -406,7 +471,7 @@ public sealed class FakeNetwork(CallLog log) : Garden.Linux.Network.INetworkPlum
 
     public Task SetBandwidthAsync(Garden.Linux.Network.ContainerNetwork network, Garden.Linux.Network.Bandwidth? limit, CancellationToken ct)
     {
-        log.Add($"bandwidth {network.Handle} {limit?.RateBytes}");
+        log.Add(new Call.BandwidthSet(network.Handle, limit?.RateBytes));
         if (limit is { } l) _bandwidth[network.Netns] = l;
         else _bandwidth.TryRemove(network.Netns, out _);
         return Task.CompletedTask;
@@ -458,7 +523,7 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
             FailNextApply = null;
             throw e;
         }
-        log.Add($"firewall apply {container.Network.Handle} in={container.NetIn.Count} out={container.NetOut.Count}");
+        log.Add(new Call.FirewallApplied(container.Network.Handle, container.NetIn.Count, container.NetOut.Count));
         lock (_shared)
         {
             _rules[container.Network.Handle] = container;
@@ -477,7 +542,7 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
 
     public Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
     {
-        if (_rules.TryRemove(network.Handle, out _)) log.Add($"firewall remove {network.Handle}");
+        if (_rules.TryRemove(network.Handle, out _)) log.Add(new Call.FirewallRemoved(network.Handle));
         return Task.CompletedTask;
     }
 
@@ -498,7 +563,7 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
         {
             if (!SharedExist || !_rules.IsEmpty) return Task.FromResult(false);
             SharedExist = false;
-            log.Add("firewall release shared");
+            log.Add(new Call.SharedFirewallReleased());
             return Task.FromResult(true);
         }
     }
@@ -519,7 +584,7 @@ public sealed class FakeDiskQuota(CallLog log) : Garden.Linux.Disk.IDiskQuota
 
     public Task<string> CreateAsync(string handle, string depotDir, ulong bytes, CancellationToken ct)
     {
-        log.Add($"disk create {handle} {bytes}");
+        log.Add(new Call.DiskCreated(handle, bytes));
         _disks[depotDir] = bytes;
         return Task.FromResult(Path.Combine(depotDir, "disk"));
     }
@@ -528,14 +593,14 @@ public sealed class FakeDiskQuota(CallLog log) : Garden.Linux.Disk.IDiskQuota
     {
         var now = _disks[depotDir];
         if (bytes < now) throw new Garden.Linux.Disk.DiskQuotaException($"cannot shrink the disk limit of {handle} from {now} to {bytes}");
-        log.Add($"disk resize {handle} {bytes}");
+        log.Add(new Call.DiskResized(handle, bytes));
         _disks[depotDir] = bytes;
         return Task.CompletedTask;
     }
 
     public Task DestroyAsync(string handle, string depotDir, CancellationToken ct)
     {
-        if (_disks.TryRemove(depotDir, out _)) log.Add($"disk destroy {handle}");
+        if (_disks.TryRemove(depotDir, out _)) log.Add(new Call.DiskDestroyed(handle));
         return Task.CompletedTask;
     }
 
@@ -572,4 +637,39 @@ public sealed class FakeOomNotifier : Garden.Linux.Cgroups.IOomNotifier
     {
         public void Dispose() => a();
     }
+}
+
+/// <summary>Every fake a container's effects are made of, on one call log: the runtime (whose containers own the cgroups,
+/// as runc's do), rootfs, cgroups, agent, disk, OOM notifier, network, firewall and user namespaces; and the host's
+/// figures.</summary>
+public sealed class FakeEffects
+{
+    public FakeEffects()
+    {
+        Runtime = new FakeOciRuntime(Calls);
+        Rootfs = new FakeRootfs(Calls);
+        Cgroups = new FakeCgroups(Calls, Runtime);
+        Agent = new FakeAgent(Calls);
+        Disk = new FakeDiskQuota(Calls);
+        Network = new FakeNetwork(Calls);
+        Firewall = new FakeFirewall(Calls);
+        UserNamespaces = new FakeUserNamespaces(Calls);
+    }
+
+    public CallLog Calls { get; } = new();
+    public FakeOciRuntime Runtime { get; }
+    public FakeRootfs Rootfs { get; }
+    public FakeCgroups Cgroups { get; }
+    public FakeAgent Agent { get; }
+    public FakeDiskQuota Disk { get; }
+    public FakeOomNotifier Oom { get; } = new();
+    public FakeNetwork Network { get; }
+    public FakeFirewall Firewall { get; }
+    public FakeUserNamespaces UserNamespaces { get; }
+    public FakeHostResources Resources { get; } = new();
+
+    /// <summary>The effects made of these fakes; <paramref name="rootfs"/> or <paramref name="network"/> put a wrapper
+    /// of the test's in place of the fake.</summary>
+    public Garden.Actors.Container.ContainerEffects Effects(IRootfsProvider? rootfs = null, Garden.Linux.Network.INetworkPlumbing? network = null) =>
+        new(Runtime, rootfs ?? Rootfs, Cgroups, Agent, Disk, Oom, network ?? Network, Firewall, UserNamespaces);
 }

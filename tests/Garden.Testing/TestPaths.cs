@@ -25,11 +25,14 @@ public static class TestPaths
         }
     }
 
+    /// <summary>Where `make install` puts the default rootfs.</summary>
+    public const string InstalledRootfs = "/usr/local/share/garden-actors/rootfs";
+
     public static string DefaultRootfs
     {
         get
         {
-            var dir = Environment.GetEnvironmentVariable("GARDEN_TEST_ROOTFS") ?? "/usr/local/share/garden-actors/rootfs";
+            var dir = Environment.GetEnvironmentVariable("GARDEN_TEST_ROOTFS") ?? InstalledRootfs;
             if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir} missing: run `make install` first");
             return dir;
         }

@@ -377,12 +377,13 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                 AskAgent(() => _agent.SetTtyAsync(tty.ProcessId, tty.Size.Rows, tty.Size.Cols, CancellationToken.None), asker, "terminal resize", tty.ProcessId);
                 return;
             case OomKilled:
-                var (report, wait) = _oom.Killed(DateTime.UtcNow, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                // paced on the ActorSystem's clock, the one its timers run on (virtual in the actor tests)
+                var (report, wait) = _oom.Killed(Context.System.Scheduler.Now.UtcDateTime, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 if (report is { } now) Run(new Effect.CountOomKills(now.Kills, now.AtUnixMs), []);
                 else if (wait is { } until) Timers.StartSingleTimer(OomTimer, OomFlush.Instance, until);
                 return;
             case OomFlush:
-                if (_oom.Due(DateTime.UtcNow) is { } due) Run(new Effect.CountOomKills(due.Kills, due.AtUnixMs), []);
+                if (_oom.Due(Context.System.Scheduler.Now.UtcDateTime) is { } due) Run(new Effect.CountOomKills(due.Kills, due.AtUnixMs), []);
                 return;
         }
     }

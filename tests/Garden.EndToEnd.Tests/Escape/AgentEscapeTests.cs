@@ -20,12 +20,15 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
 {
     public sealed class Container : IAsyncLifetime
     {
-        public Gardend Daemon { get; } = new("garden.agent-call-timeout = 2s");
+        private Gardend? _daemon;
+        public Gardend Daemon => _daemon ?? throw new InvalidOperationException(Gate.Unmet(Needs.Root | Needs.Install) ?? "gardend not started");
         public string Handle { get; } = $"esc-{Guid.NewGuid():N}"[..12];
 
         public async Task InitializeAsync()
         {
-            await Daemon.StartAsync();
+            if (Gate.Unmet(Needs.Root | Needs.Install) is not null) return; // its tests are skipped
+            _daemon = new Gardend("garden.agent-call-timeout = 2s");
+            await _daemon.StartAsync();
             var attack = Path.GetDirectoryName(AttackTool.Path("agent_reach"))!;
             var r = await Daemon.CliAsync("create", "--handle", Handle, "--pids", "20", "--bind-mount", $"{attack}:/attack");
             if (r.ExitCode != 0) throw new InvalidOperationException(r.ToString());
@@ -33,6 +36,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
 
         public async Task DisposeAsync()
         {
+            if (_daemon is null) return;
             var list = await Daemon.CliAsync("list");
             foreach (var h in list.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)) await Daemon.CliAsync("destroy", h);
             await Daemon.DisposeAsync();
@@ -73,10 +77,10 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         var pidsMax = (await Json("metrics", H)).GetProperty("pidsMax");
         Assert.Equal("20", pidsMax.ValueKind == JsonValueKind.String ? pidsMax.GetString() : pidsMax.GetRawText());
         // (on the process cgroup, whose pids.max the agent once held open: `echo max > /proc/1/fd/N` lifted it)
-        Assert.Equal("20", File.ReadAllText($"/sys/fs/cgroup/pids/{D.CgroupParent}/{H}/work/pids.max").Trim());
+        Assert.Equal("20", File.ReadAllText(HostCgroups.Dir("pids", D.CgroupParent, H, "work", "pids.max")).Trim());
     }
 
-    [Theory]
+    [InstallTheory]
     [InlineData("readlink")]   // where /proc/1/fd/N leads
     [InlineData("openw")]      // open("/proc/1/fd/N", O_WRONLY): how `echo max > /proc/1/fd/N` lifted the pids limit
     [InlineData("getfd")]      // pidfd_open(1) + pidfd_getfd: the listening socket, the runc log
@@ -98,7 +102,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         await StillServing();
     }
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_holds_no_host_file_and_its_log_reaches_the_host_through_gardend()
     {
         int pid = AgentPid(D, H);
@@ -107,7 +111,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         for (int fd = 0; fd < 3; fd++) Assert.Equal("/dev/null", targets[fd]);
         // fd 3 is the listening socket, fd 4 the process cgroup's directory: nothing else names a place on the host
         Assert.StartsWith("socket:", targets[3]);
-        Assert.Equal($"/sys/fs/cgroup/pids/{D.CgroupParent}/{H}/work", targets[4]);
+        Assert.Equal(HostCgroups.Dir("pids", D.CgroupParent, H, "work"), targets[4]);
         foreach (var (fd, target) in targets.Where(t => t.Key > 4))
             Assert.True(!target.StartsWith('/') || target == "/dev/null" || target == "/dev/urandom" || target.StartsWith("/dev/pts/"),
                 $"fd {fd} leads to {target}");
@@ -128,7 +132,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         Assert.Equal(size, new FileInfo(runcLog).Length);
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_frozen_agent_fails_calls_within_the_deadline_without_leaking_descriptors()
     {
         var h = $"frz-{Guid.NewGuid():N}"[..12];
@@ -171,7 +175,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
             .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
 
-    [Fact]
+    [InstallFact]
     public async Task The_agent_stays_small_after_many_runs_and_unread_outputs()
     {
         var h = $"rss-{Guid.NewGuid():N}"[..12];

@@ -55,7 +55,7 @@ public sealed class DaemonEscapeTests
     private static async Task<string> State(Gardend d, string handle) =>
         (await Json(d, "info", handle)).GetProperty("state").GetString()!;
 
-    [Fact]
+    [InstallFact]
     public async Task A_handle_or_process_id_ending_in_a_newline_is_invalid_and_the_daemon_keeps_serving()
     {
         await using var own = new OwnDaemon(new Gardend());
@@ -115,7 +115,7 @@ public sealed class DaemonEscapeTests
         return (string)q.ExecuteScalar()!;
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_journal_with_records_gardend_cannot_apply_quarantines_those_containers_and_gardend_serves_the_rest()
     {
         await using var own = new OwnDaemon(new Gardend());
@@ -162,7 +162,7 @@ public sealed class DaemonEscapeTests
     /// <summary>A peer of the Akka.Remote endpoint with Akka's defaults (JSON, CLR type names): whatever it sends to
     /// whichever path — the internal DestroyContainer, PoisonPill, Kill, a Terminate system message — nothing happens,
     /// gardend serves on both transports and still stops on SIGTERM. Control: the same peer's API request does destroy.</summary>
-    [Fact]
+    [InstallFact]
     public async Task A_raw_akka_peer_cannot_reach_the_containers_or_stop_an_actor()
     {
         var port = RemoteDaemonFixture.FreePort();
@@ -236,7 +236,7 @@ public sealed class DaemonEscapeTests
         Assert.Same(stop, await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(30)))); // SIGTERM still ends it
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_container_looping_on_oom_kills_journals_a_handful_of_records_and_info_shows_one_event_with_a_count()
     {
         await using var own = new OwnDaemon(new Gardend());

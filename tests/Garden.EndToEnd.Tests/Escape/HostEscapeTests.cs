@@ -35,7 +35,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         return h;
     }
 
-    [Fact]
+    [InstallFact]
     public async Task Nobody_cannot_read_the_journal_or_a_bundle_that_hold_a_creates_secret()
     {
         var h = await CreateWithSecret();
@@ -78,7 +78,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
 
     /// <summary>A local user who can reach the socket's path (its directory is traversable here) still cannot drive
     /// the daemon: the socket is 0600, root's alone, from the moment gardend says it serves.</summary>
-    [Fact]
+    [InstallFact]
     public async Task A_local_user_cannot_drive_the_daemon_through_its_socket()
     {
         Assert.Equal(0, (await D.CliAsync("ping")).ExitCode);
@@ -98,7 +98,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
     private static string ReadWal(string journal) =>
         File.Exists(journal + "-wal") ? System.Text.Encoding.UTF8.GetString(ReadSharedAsync(journal + "-wal").GetAwaiter().GetResult()) : "";
 
-    [Fact]
+    [InstallFact]
     public async Task Nobody_cannot_run_a_setuid_root_file_a_container_planted_in_its_rootfs()
     {
         var tool = AttackTool.Path("euid");
@@ -136,7 +136,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         finally { await D.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_state_dir_an_earlier_build_left_open_is_closed_at_start()
     {
         var d = new Gardend();
@@ -170,7 +170,7 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         finally { await d.CliAsync("destroy", h); }
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_bind_mount_of_the_state_dir_or_the_api_socket_is_refused_before_anything_is_made()
     {
         // control: a bind mount the container may have does reach the host path

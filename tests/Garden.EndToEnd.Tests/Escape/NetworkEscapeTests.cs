@@ -30,7 +30,7 @@ public sealed class NetworkEscapeTests(DaemonFixture fx) : IClassFixture<DaemonF
         return Net.Info(await D.CliAsync("--json", "info", h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_raw_SYN_from_a_container_to_the_hosts_127_0_0_1_gets_no_answer_and_NetIn_from_loopback_still_works()
     {
         var h = Unique("lo-esc");
@@ -74,7 +74,7 @@ public sealed class NetworkEscapeTests(DaemonFixture fx) : IClassFixture<DaemonF
         Assert.Empty(Host.Leftovers(D, h));
     }
 
-    [Fact]
+    [InstallFact]
     public async Task A_host_listener_on_IPv6_any_is_out_of_reach_of_a_container()
     {
         var h = Unique("v6-esc");

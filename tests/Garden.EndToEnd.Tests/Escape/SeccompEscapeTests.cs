@@ -14,7 +14,7 @@ public sealed class SeccompEscapeTests(DaemonFixture fx) : IClassFixture<DaemonF
 
     private static string AttackDir => Path.GetDirectoryName(AttackTool.Path("syscalls"))!;
 
-    [Fact]
+    [InstallFact]
     public async Task An_unprivileged_container_cannot_make_a_user_namespace_nor_reach_the_keyring_and_everything_else_works()
     {
         var h = Unique("seccomp");
