@@ -31,7 +31,7 @@ public sealed partial record HostState
         if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
         Names.Validate("handle", spec.Handle);
         if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = settings.DefaultRootfs };
-        Throw(EnvEntries.Problem(spec.Env));
+        Throw(EnvEntries.Problem(spec.Env) ?? ExecArgs.Problem([], spec.Env));
         Throw(spec.LimitsOrNone.Problem());
         spec = spec with
         {

@@ -1,0 +1,259 @@
+using Garden.Protocol.Api;
+using Garden.Protocol.Client;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.EndToEnd.Tests;
+
+/// <summary>Where Garden's API says what a server does and ours once did otherwise (issue 12): a missing working directory
+/// is made, a limit beyond what the kernel takes is refused naming it, an environment too large for execve is the caller's
+/// error naming env, Info and CurrentLimits report one thing, and a bad network rule is quoted whole. Over gRPC and the CLI,
+/// against a real gardend: what a user sees.</summary>
+public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>, IAsyncLifetime
+{
+    private Gardend D => fx.Daemon;
+    private IGardenClient _client = null!;
+
+    public Task InitializeAsync()
+    {
+        if (Gate.Unmet(Needs.Root | Needs.Install) is null) _client = GrpcGardenClient.ForUnixSocket(D.Socket);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_client is not null) await _client.DisposeAsync();
+    }
+
+    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+
+    private async Task<string> Create(string prefix, params string[] flags)
+    {
+        var h = Unique(prefix);
+        var r = await D.CliAsync(["create", "--handle", h, .. flags]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return h;
+    }
+
+    private static ProcessSpec Sh(string script, string user = "", string dir = "") =>
+        new() { Path = "sh", Args = { "-c", script }, User = user, Dir = dir };
+
+    private async Task<ProcessResult> Run(string handle, ProcessSpec spec)
+    {
+        using var call = await _client.RunAsync(handle, spec);
+        return await call.WaitAsync();
+    }
+
+    // ---- 1. working directory ----
+
+    [InstallFact]
+    public async Task A_missing_working_directory_is_made_with_its_parents_owned_by_the_user()
+    {
+        var h = await Create("wdir");
+        try
+        {
+            // vcap may not write in /opt: the directories are made for it (as Garden and guardian do), and belong to it
+            var vcap = await Run(h, Sh("pwd; stat -c '%U %G %a' /opt/work /opt/work/deeper; touch x && echo wrote", "vcap", "/opt/work/deeper"));
+            Assert.Equal("/opt/work/deeper\nvcap vcap 755\nvcap vcap 755\nwrote\n", vcap.StdoutText);
+            Assert.Equal(0, vcap.ExitCode);
+
+            // what existed keeps its owner and mode
+            var root = await Run(h, Sh("pwd; stat -c '%U %a' /tmp /root/new", "", "/tmp/../root/new"));
+            Assert.Equal("/root/new\nroot 1777\nroot 755\n", root.StdoutText);
+
+            // the CLI the same way
+            var cli = await D.CliAsync("run", h, "--user", "1234:5678", "--dir", "/home/someone/else", "--", "sh", "-c", "pwd; stat -c '%u:%g' .");
+            Assert.Equal("/home/someone/else\n1234:5678\n", cli.Stdout);
+
+            // a file in the way is the caller's error, naming the directory
+            var file = await Assert.ThrowsAsync<GardenClientException>(() => Run(h, Sh("true", "", "/etc/passwd/sub")));
+            Assert.Equal("InvalidArgument", file.Code);
+            Assert.StartsWith("dir: ", file.Detail);
+            Assert.Contains("/etc/passwd/sub", file.Detail);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    /// <summary>The attack: the agent makes the directory as the container's root and the process starts there, so a path
+    /// through /proc's magic links (the agent's own descriptors: its socket, the host cgroup directory it holds) or a
+    /// symlink a process of the container planted towards them must not lead the mkdir, or the process's working
+    /// directory, out of the container's root.</summary>
+    [InstallFact]
+    public async Task A_working_directory_through_proc_magic_links_is_refused_and_makes_nothing_on_the_host()
+    {
+        var h = await Create("wdirx");
+        try
+        {
+            Assert.Equal(0, (await Run(h, Sh("ln -s /proc/1/fd /tmp/agentfds; ln -s /proc/self/fd /tmp/selffds"))).ExitCode);
+            for (var fd = 0; fd < 12; fd++)
+                foreach (var dir in new[] { $"/proc/1/fd/{fd}/escape", $"/tmp/agentfds/{fd}/escape", $"/proc/self/fd/{fd}", $"/tmp/selffds/{fd}",
+                                            $"/proc/self/fd/{fd}/escape", $"/proc/1/cwd/../escape-{fd}" })
+                {
+                    try
+                    {
+                        var r = await Run(h, Sh("pwd -P; ls -d /sys/fs/cgroup 2>/dev/null; ls cgroup.procs pids.max 2>/dev/null; true", "", dir));
+                        // only a path that stays an ordinary directory of the container may run (/proc/1/cwd is a magic link too)
+                        Assert.Fail($"{dir}: ran ({r.StdoutText.Trim()})");
+                    }
+                    catch (GardenClientException e)
+                    {
+                        Assert.True(e.Code == "InvalidArgument" && e.Detail.StartsWith("dir: ", StringComparison.Ordinal), $"{dir}: {e.Code} {e.Detail}");
+                    }
+                }
+            foreach (var cgroup in HostCgroups.Existing(D.CgroupParent, h))
+                Assert.Empty(Directory.EnumerateDirectories(cgroup, "escape*", SearchOption.AllDirectories));
+            Assert.Equal("ok\n", (await Run(h, Sh("echo ok"))).StdoutText);   // the agent still serves
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    // ---- 2. limits beyond what the kernel takes ----
+
+    [InstallFact]
+    public async Task A_memory_or_pids_limit_of_2_to_the_64_minus_1_is_refused_naming_the_field_and_0_means_none()
+    {
+        foreach (var (limits, field) in new (Limits, string)[]
+                 {
+                     (new Limits { MemoryBytes = ulong.MaxValue }, "memory"),
+                     (new Limits { Pids = ulong.MaxValue }, "pids"),
+                     (new Limits { DiskBytes = ulong.MaxValue }, "disk"),
+                     (new Limits { CpuWeight = ulong.MaxValue }, "cpu weight"),
+                 })
+        {
+            var handle = Unique("lim64");
+            var e = await Assert.ThrowsAsync<GardenClientException>(() => _client.CreateAsync(new ContainerSpec { Handle = handle, Limits = limits }));
+            Assert.Equal("InvalidArgument", e.Code);
+            Assert.StartsWith($"{field}: ", e.Detail);
+            Assert.Contains("18446744073709551615", e.Detail.Replace(",", ""));
+            Assert.Empty(Host.Leftovers(D, handle));
+        }
+
+        var h = Unique("lim0");
+        await _client.CreateAsync(new ContainerSpec { Handle = h, Limits = new Limits { MemoryBytes = 0, Pids = 100 } });
+        try
+        {
+            var before = await _client.CurrentLimitsAsync(h);
+            Assert.Equal(0UL, before.MemoryBytes);   // 0 = no limit, as in Garden
+            foreach (var (change, field) in new (Limits, string)[]
+                     {
+                         (new Limits { MemoryBytes = ulong.MaxValue }, "memory"),
+                         (new Limits { Pids = ulong.MaxValue }, "pids"),
+                     })
+            {
+                var e = await Assert.ThrowsAsync<GardenClientException>(() => _client.LimitAsync(h, change));
+                Assert.Equal("InvalidArgument", e.Code);
+                Assert.StartsWith($"{field}: ", e.Detail);
+            }
+            Assert.Equal(before, await _client.CurrentLimitsAsync(h));
+            Assert.Equal(before, await _client.LimitAsync(h, new Limits()));   // all 0: nothing changes
+        }
+        finally { await _client.DestroyAsync(h); }
+    }
+
+    // ---- 3. an environment too large for execve ----
+
+    [InstallFact]
+    public async Task An_environment_or_arguments_too_large_for_execve_are_refused_naming_env_or_args()
+    {
+        var h = await Create("bigenv");
+        try
+        {
+            // one string longer than the kernel takes (MAX_ARG_STRLEN, 128 KiB)
+            var one = Sh("true");
+            one.Env.Add("BIG=" + new string('x', 200 << 10));
+            var e = await Assert.ThrowsAsync<GardenClientException>(() => Run(h, one));
+            Assert.Equal("InvalidArgument", e.Code);
+            Assert.StartsWith("env: ", e.Detail);
+
+            // many strings, together beyond the budget
+            var many = Sh("true");
+            for (var i = 0; i < 40; i++) many.Env.Add($"V{i}=" + new string('y', 100 << 10));
+            e = await Assert.ThrowsAsync<GardenClientException>(() => Run(h, many));
+            Assert.Equal("InvalidArgument", e.Code);
+            Assert.StartsWith("env: ", e.Detail);
+
+            var args = new ProcessSpec { Path = "true" };
+            for (var i = 0; i < 40; i++) args.Args.Add(new string('z', 100 << 10));
+            e = await Assert.ThrowsAsync<GardenClientException>(() => Run(h, args));
+            Assert.Equal("InvalidArgument", e.Code);
+            Assert.StartsWith("args: ", e.Detail);
+
+            // within the budget, but a small stack limit shrinks what execve takes (a quarter of it, at least 128 KiB):
+            // the kernel's E2BIG is the caller's error too, naming env and args
+            var small = Sh("true");
+            small.Rlimits.Add(new Rlimit { Name = "stack", Soft = 256 << 10, Hard = 256 << 10 });
+            for (var i = 0; i < 4; i++) small.Env.Add($"S{i}=" + new string('s', 100 << 10));
+            e = await Assert.ThrowsAsync<GardenClientException>(() => Run(h, small));
+            Assert.Equal("InvalidArgument", e.Code);
+            Assert.StartsWith("env", e.Detail);
+            Assert.Contains("too large", e.Detail);
+
+            var fine = Sh("echo ${#FINE}");
+            fine.Env.Add("FINE=" + new string('f', 100 << 10));
+            Assert.Equal($"{100 << 10}\n", (await Run(h, fine)).StdoutText);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    // ---- 4. Info's limits and CurrentLimits ----
+
+    [InstallFact]
+    public async Task Info_and_CurrentLimits_report_the_limits_as_given_0_for_none()
+    {
+        var h = Unique("liminfo");
+        await _client.CreateAsync(new ContainerSpec { Handle = h, Limits = new Limits { DiskBytes = 64UL << 20, MemoryBytes = 100_000_000 } });
+        try
+        {
+            var current = await _client.CurrentLimitsAsync(h);
+            Assert.Equal(current, (await _client.InfoAsync(h)).Limits);
+            Assert.Equal(64UL << 20, current.DiskBytes);        // not the file system's size (smaller: ext4's own blocks)
+            Assert.Equal(100_000_000UL, current.MemoryBytes);  // not the page-rounded value in the cgroup
+            Assert.Equal(0UL, current.CpuWeight);               // none given: not the kernel's default shares
+            Assert.Equal(1024UL, current.Pids);                 // garden.default-limits gave it
+
+            var changed = await _client.LimitAsync(h, new Limits { CpuWeight = 300 });
+            Assert.Equal(300UL, changed.CpuWeight);
+            Assert.Equal(64UL << 20, changed.DiskBytes);
+            Assert.Equal(changed, await _client.CurrentLimitsAsync(h));
+            Assert.Equal(changed, (await _client.InfoAsync(h)).Limits);
+        }
+        finally { await _client.DestroyAsync(h); }
+    }
+
+    // ---- 5. network rules quoted whole ----
+
+    [InstallFact]
+    public async Task A_bad_network_value_is_quoted_whole()
+    {
+        var h = await Create("badnet");
+        try
+        {
+            foreach (var (start, end, whole) in new[]
+                     {
+                         ("not-an-ip", "", "not-an-ip"), ("10.0.0.1", "not-an-ip", "10.0.0.1-not-an-ip"), ("10.0.0.0/33", "", "10.0.0.0/33"),
+                         ("1.2.3", "", "1.2.3"), ("10.0.0.9", "10.0.0.1", "10.0.0.9-10.0.0.1"), ("1.2.3.4/x-y", "", "1.2.3.4/x-y"),
+                     })
+            {
+                var rule = new NetOutRule { Networks = { new IpRange { Start = start, End = end } } };
+                var e = await Assert.ThrowsAsync<GardenClientException>(() => _client.NetOutAsync(h, rule));
+                Assert.Equal("InvalidArgument", e.Code);
+                Assert.Contains("network", e.Detail);
+                Assert.Contains($"\"{whole}\"", e.Detail);
+            }
+
+            var create = Unique("badnet");
+            foreach (var network in new[] { "not-a-network", "10.1.2.3/x-y", "10.0.0.0/33" })
+            {
+                var e = await Assert.ThrowsAsync<GardenClientException>(() => _client.CreateAsync(new ContainerSpec { Handle = create, Network = network }));
+                Assert.Equal("InvalidArgument", e.Code);
+                Assert.Contains($"\"{network}\"", e.Detail);
+            }
+            var netOutAtCreate = await Assert.ThrowsAsync<GardenClientException>(() => _client.CreateAsync(new ContainerSpec
+            {
+                Handle = create, NetOut = { new NetOutRule { Networks = { new IpRange { Start = "not-an-ip" } } } },
+            }));
+            Assert.Contains("\"not-an-ip\"", netOutAtCreate.Detail);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+}
