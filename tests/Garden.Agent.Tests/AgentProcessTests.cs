@@ -124,13 +124,28 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
     }
 
     [InstallFact]
-    public async Task Missing_working_directory_is_bad_directory()
+    public async Task A_missing_working_directory_is_made_owned_by_the_user()
     {
-        var spec = Cmd(NewId("dir"), "pwd");
-        spec.Dir = "/no/such/dir";
-        var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(spec, None));
-        Assert.Equal(ErrorCode.BadDirectory, e.Code);
-        Assert.Contains("/no/such/dir", e.Message);
+        var dir = $"/tmp/{NewId("made")}/sub";
+        var spec = Cmd(NewId("dir"), "sh", "-c", "pwd; stat -c '%u:%g %a' . ..");
+        spec.Dir = dir;
+        spec.User = "vcap";
+        var r = await Client.RunAsync(spec);
+        Assert.Equal($"{dir}\n1000:1000 755\n1000:1000 755\n", r.Stdout);
+    }
+
+    [InstallFact]
+    public async Task A_working_directory_that_cannot_be_made_is_bad_directory()
+    {
+        foreach (var (dir, why) in new[] { ("/etc/passwd/sub", "Not a directory"), ("/proc/self/fd/0", "/proc link"), ("/proc/1/cwd/x", "/proc link") })
+        {
+            var spec = Cmd(NewId("dir"), "pwd");
+            spec.Dir = dir;
+            var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(spec, None));
+            Assert.Equal(ErrorCode.BadDirectory, e.Code);
+            Assert.Contains(dir, e.Message);
+            Assert.Contains(why, e.Message);
+        }
     }
 
     [InstallFact]
