@@ -135,4 +135,12 @@ public sealed class ValidationTests
     [InlineData(3UL << 20, null, "memory: 3 MiB is out of range")]
     public void A_limit_beyond_what_the_kernel_takes_is_refused_naming_the_value_as_sent(ulong? memory, ulong? pids, string message) =>
         Refused(new Limits(MemoryBytes: memory, Pids: pids).Problem(), message);
+    [Fact]
+    public void A_process_s_environment_is_the_container_s_with_its_own_replacing_a_key_in_place()
+    {
+        Assert.Equal(["CONTAINER_ENV=1", "TEST=hello", "FRUIT=banana"],
+            EnvEntries.Merge(["CONTAINER_ENV=1", "TEST=hi"], ["TEST=hello", "FRUIT=banana"]).ToArray());
+        Assert.Equal(["A=3", "B=2"], EnvEntries.Merge(["A=1", "B=2", "A=3"], []).ToArray());
+        Assert.Equal(["A=", "PATH=/x"], EnvEntries.Merge(["A=1"], ["A=", "PATH=/x"]).ToArray());
+    }
 }

@@ -256,4 +256,32 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         }
         finally { await D.CliAsync("destroy", h); }
     }
+    // ---- what GATS's Lifecycle specs look for ----
+
+    [InstallFact]
+    public async Task Pid_1_is_garden_init_and_a_duplicate_handle_is_in_use_in_Garden_s_words()
+    {
+        var h = await Create("init");
+        try
+        {
+            Assert.Equal("Name:\tgarden-init\n", (await Run(h, new ProcessSpec { Path = "head", Args = { "-n1", "/proc/1/status" } })).StdoutText);
+            var dup = await Assert.ThrowsAsync<GardenClientException>(() => _client.CreateAsync(new ContainerSpec { Handle = h }));
+            Assert.Equal("AlreadyExists", dup.Code);
+            Assert.Equal($"Handle '{h}' already in use", dup.Detail);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+    [InstallFact]
+    public async Task A_process_s_env_replaces_the_container_s_entry_of_the_same_key_in_place()
+    {
+        var h = Unique("envmerge");
+        await _client.CreateAsync(new ContainerSpec { Handle = h, Env = { "CONTAINER_ENV=1", "TEST=hi" } });
+        try
+        {
+            var env = await Run(h, new ProcessSpec { Path = "env", Env = { "TEST=hello", "FRUIT=banana" } });
+            Assert.StartsWith("CONTAINER_ENV=1\nTEST=hello\nFRUIT=banana\n", env.StdoutText);
+            Assert.Single(env.StdoutText.Split('\n'), l => l.StartsWith("TEST=", StringComparison.Ordinal));
+        }
+        finally { await _client.DestroyAsync(h); }
+    }
 }

@@ -242,14 +242,14 @@ public sealed partial record ContainerState
         return Decision.Run(new Effect.AddNetOut(net, NetIn, NetOut.AddRange(rules), rules));
     }
 
-    /// <summary>A Run with its id (a fresh one when it names none), the container's environment before its own, and the
+    /// <summary>A Run with its id (a fresh one when it names none), the container's environment merged with its own, and the
     /// daemon's default rlimits where it names none of them.</summary>
     private Decision Run(RunProcess msg)
     {
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
         static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
-        var env = (Spec?.Env ?? []).AddRange(spec.Env);
+        var env = EnvEntries.Merge(Spec?.Env ?? [], spec.Env);
         if (ExecArgs.Problem(spec.Args, env) is { } tooLarge) return Decision.Fail(tooLarge);   // with the container's env
         return Decision.HandOn(msg with
         {

@@ -41,7 +41,7 @@ public sealed partial record HostState
         };
         Throw(GraceTime.Problem(spec.GraceTime.Value));
         if (Containers.ContainsKey(spec.Handle))
-            throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
+            throw new GardenException(ErrorKind.AlreadyExists, $"Handle '{spec.Handle}' already in use");
         var max = MaxContainers(settings);
         if (Containers.Count >= max)
             throw new GardenException(ErrorKind.ResourceExhausted, max < settings.MaxContainers

@@ -5,6 +5,26 @@ namespace Garden.Actors;
 /// <summary>An environment: KEY=VALUE entries with a non-empty KEY (a container's, at create, and a process's, at run).</summary>
 public static class EnvEntries
 {
+    /// <summary>The environment a process gets: the container's, then the process's, a later KEY replacing an earlier one
+    /// in its place (Garden's rule: container CONTAINER_ENV=1 TEST=hi with process TEST=hello FRUIT=banana gives
+    /// CONTAINER_ENV=1 TEST=hello FRUIT=banana). Never two entries of one KEY: getenv would find the container's first.</summary>
+    public static System.Collections.Immutable.ImmutableArray<string> Merge(IEnumerable<string> container, IEnumerable<string> process)
+    {
+        var merged = new List<string>();
+        var at = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var e in container.Concat(process))
+        {
+            var key = e.IndexOf('=') is var i and >= 0 ? e[..i] : e;
+            if (at.TryGetValue(key, out var index)) merged[index] = e;
+            else
+            {
+                at[key] = merged.Count;
+                merged.Add(e);
+            }
+        }
+        return [.. merged];
+    }
+
     public static GardenException? Problem(IEnumerable<string> env)
     {
         foreach (var e in env)

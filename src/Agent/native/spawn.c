@@ -135,6 +135,8 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
     // whoever started the agent would lead outside.
     if (argc < 1 || argv == NULL) return;
     if (argc > 1 && (strncmp(argv[1], "--", 2) != 0 || strcmp(argv[1], "--version") == 0)) return;
+    // PID 1 of a Garden container is called garden-init (/proc/1/status, ps), as guardian's init is: GATS looks for it.
+    prctl(PR_SET_NAME, "garden-init", 0, 0, 0);
     // every "--NAME-fd N" names a descriptor handed over on purpose (--listen-fd, --cgroup-fd, and any later one)
     int keep[8], nkeep = 0;
     for (int i = 1; i + 1 < argc; i++)
