@@ -9,6 +9,8 @@ namespace Garden.Agent;
 internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    /// <summary>Garden's PATH for every user but root: no sbin directories.</summary>
+    public const string UserPath = "/usr/local/bin:/usr/bin:/bin";
     public const int DefaultBufferBytes = 1024 * 1024;
 
     public ManagedProcess Spawn(SpawnRequest req)
@@ -199,7 +201,7 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
         bool Has(string key) => env.Any(e => e.StartsWith(key + "=", StringComparison.Ordinal));
         if (!Has("HOME")) env.Add("HOME=" + creds.Home);
         if (!Has("USER") && creds.Name != null) env.Add("USER=" + creds.Name);
-        if (!Has("PATH")) env.Add("PATH=" + DefaultPath);
+        if (!Has("PATH")) env.Add("PATH=" + (creds.Uid == 0 ? DefaultPath : UserPath));
         return env;
     }
 

@@ -135,6 +135,19 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
     }
 
     [InstallFact]
+    public async Task A_user_other_than_root_gets_Garden_s_path_without_sbin()
+    {
+        var spec = Cmd(NewId("path"), "sh", "-c", "echo $PATH");
+        spec.User = "vcap";
+        Assert.Equal("/usr/local/bin:/usr/bin:/bin\n", (await Client.RunAsync(spec)).Stdout);
+        var ifconfig = Cmd(NewId("sbin"), "ifconfig");
+        ifconfig.User = "vcap";
+        var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(ifconfig, None));
+        Assert.Equal(ErrorCode.NotExecutable, e.Code);
+        Assert.Equal(0, (await Client.RunAsync(Cmd(NewId("sbin"), "ifconfig", "lo"))).ExitCode);   // root's PATH has sbin
+    }
+
+    [InstallFact]
     public async Task A_working_directory_that_cannot_be_made_is_bad_directory()
     {
         foreach (var (dir, why) in new[] { ("/etc/passwd/sub", "Not a directory"), ("/proc/self/fd/0", "/proc link"), ("/proc/1/cwd/x", "/proc link") })

@@ -284,4 +284,16 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         }
         finally { await _client.DestroyAsync(h); }
     }
+    [InstallFact]
+    public async Task Sys_is_read_only_in_a_privileged_container_too()
+    {
+        var h = Unique("privsys");
+        await _client.CreateAsync(new ContainerSpec { Handle = h, Privileged = true });
+        try
+        {
+            var mounts = (await Run(h, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText;
+            Assert.Contains("sysfs /sys sysfs ro,", mounts);
+        }
+        finally { await _client.DestroyAsync(h); }
+    }
 }

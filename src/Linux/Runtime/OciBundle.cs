@@ -167,7 +167,7 @@ public static class OciBundle
             M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
             M("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
             M("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
-            M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", spec.Privileged ? "rw" : "ro"),
+            M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),   // read-only, privileged too (Garden's)
             M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),
         ];
         foreach (var b in spec.BindMounts ?? [])
