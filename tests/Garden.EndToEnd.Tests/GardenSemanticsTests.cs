@@ -285,15 +285,23 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         finally { await _client.DestroyAsync(h); }
     }
     [InstallFact]
-    public async Task Sys_is_read_only_in_a_privileged_container_too()
+    public async Task A_privileged_container_has_a_read_only_sys_and_dev_fuse_an_ordinary_one_no_fuse()
     {
         var h = Unique("privsys");
         await _client.CreateAsync(new ContainerSpec { Handle = h, Privileged = true });
+        var plain = await Create("plainfuse");
         try
         {
             var mounts = (await Run(h, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText;
             Assert.Contains("sysfs /sys sysfs ro,", mounts);
+            var fuse = await Run(h, Sh("ls -l /dev/fuse; exec 3<>/dev/fuse && echo opened"));
+            Assert.Matches(@"\Acrw-rw-rw- +1 root +root +10, +229 .*/dev/fuse\nopened\n\z", fuse.StdoutText);
+            Assert.NotEqual(0, (await Run(plain, Sh("ls /dev/fuse"))).ExitCode);
         }
-        finally { await _client.DestroyAsync(h); }
+        finally
+        {
+            await D.CliAsync("destroy", plain);
+            await _client.DestroyAsync(h);
+        }
     }
 }

@@ -127,6 +127,19 @@ public static class OciBundle
         };
         // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none.
         if (!spec.Privileged) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+        // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
+        else
+        {
+            var linux = config["linux"]!.AsObject();
+            linux["devices"] = new JsonArray(new JsonObject
+            {
+                ["path"] = "/dev/fuse", ["type"] = "c", ["major"] = 10, ["minor"] = 229, ["fileMode"] = 438, ["uid"] = 0, ["gid"] = 0,
+            });
+            linux["resources"]!["devices"]!.AsArray().Add(new JsonObject
+            {
+                ["allow"] = true, ["type"] = "c", ["major"] = 10, ["minor"] = 229, ["access"] = "rwm",
+            });
+        }
         if (spec.UserNamespace is { } userns)
         {
             var linux = config["linux"]!.AsObject();
