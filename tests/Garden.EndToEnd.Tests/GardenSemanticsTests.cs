@@ -304,4 +304,28 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
             await _client.DestroyAsync(h);
         }
     }
+    [InstallFact]
+    public async Task A_relative_stream_in_path_is_relative_to_the_user_s_home()
+    {
+        var h = await Create("relstream");
+        var tar = Path.Combine(D.Dir, $"{h}.tar");
+        try
+        {
+            using (var f = File.Create(tar))
+            using (var w = new System.Formats.Tar.TarWriter(f))
+                w.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "some-dir/some-file")
+                    { DataStream = new MemoryStream("some-body"u8.ToArray()), Mode = (UnixFileMode)0b110_100_100 });
+            var psi = new System.Diagnostics.ProcessStartInfo("bash", ["-c", $"exec \"$0\" --socket \"$1\" stream-in {h} . --user vcap < \"$2\"", TestPaths.CliBinary, D.Socket, tar])
+                { RedirectStandardError = true };
+            using (var p = System.Diagnostics.Process.Start(psi)!)
+            {
+                var err = await p.StandardError.ReadToEndAsync();
+                await p.WaitForExitAsync();
+                Assert.True(p.ExitCode == 0, err);
+            }
+            var r = await Run(h, Sh("cat some-dir/some-file; stat -c ' %U' /home/vcap/some-dir/some-file", "vcap"));
+            Assert.Equal("some-body vcap\n", r.StdoutText);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
 }
