@@ -328,4 +328,31 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         }
         finally { await D.CliAsync("destroy", h); }
     }
+    /// <summary>GATS's reading of /proc/self/mountinfo: every cgroup hierarchy mounted read-only in an ordinary container,
+    /// none in a privileged one; and the container cannot write its own limits through them.</summary>
+    [InstallFact]
+    public async Task An_ordinary_container_sees_its_cgroups_read_only_a_privileged_one_none()
+    {
+        var h = await Create("cgmount", "--pids", "77");
+        var priv = Unique("cgpriv");
+        await _client.CreateAsync(new ContainerSpec { Handle = priv, Privileged = true });
+        try
+        {
+            var mountinfo = (await Run(h, new ProcessSpec { Path = "grep", Args = { "cgroup", "/proc/self/mountinfo" } })).StdoutText;
+            var options = System.Text.RegularExpressions.Regex.Matches(mountinfo, @".*\s/sys/fs/cgroup/[^\s]*\s([^\s]*) - cgroup cgroup *\s([^\s]*)")
+                .Where(m => m.Groups[1].Value.Contains("ro")).SelectMany(m => m.Groups[2].Value.Split(',')).ToHashSet();
+            foreach (var c in new[] { "cpu", "cpuacct", "memory", "devices", "freezer", "pids" })
+                Assert.True(options.Contains(c), $"{c} not mounted read-only:\n{mountinfo}");
+            // the pids limit is on the cgroup its processes run in, below the container's: readable, not writable
+            var write = await Run(h, Sh("for f in $(find /sys/fs/cgroup/pids -name pids.max); do echo max > $f && echo wrote $f; done 2>/dev/null; " +
+                                        "find /sys/fs/cgroup/pids -name pids.max | xargs cat | sort -u"));
+            Assert.Equal("77\nmax\n", write.StdoutText);
+            Assert.DoesNotContain(" cgroup ", (await Run(priv, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText);
+        }
+        finally
+        {
+            await D.CliAsync("destroy", h);
+            await _client.DestroyAsync(priv);
+        }
+    }
 }

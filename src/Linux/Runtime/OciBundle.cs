@@ -183,6 +183,9 @@ public static class OciBundle
             M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),   // read-only, privileged too (Garden's)
             M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),
         ];
+        // An ordinary container sees its own cgroups read-only at /sys/fs/cgroup (runc binds each hierarchy's directory of
+        // the container there), as in Garden; a privileged one gets none.
+        if (!spec.Privileged) mounts.Add(M("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"));
         foreach (var b in spec.BindMounts ?? [])
             mounts.Add(M(b.Destination, "bind", b.Source, "rbind", b.ReadOnly ? "ro" : "rw", "nosuid", "nodev"));
         return mounts;
