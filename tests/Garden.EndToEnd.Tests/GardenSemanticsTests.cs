@@ -355,4 +355,17 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
             await _client.DestroyAsync(priv);
         }
     }
+    /// <summary>GATS's disk limit of 10 MiB: a process writes 7 MiB into it; 10 MiB more do not fit.</summary>
+    [InstallFact]
+    public async Task A_10_MiB_disk_limit_holds_7_MiB_of_files()
+    {
+        var h = await Create("smalldisk", "--disk", "10M");
+        try
+        {
+            Assert.Equal(0, (await Run(h, Sh("dd if=/dev/zero of=/root/test bs=1M count=7"))).ExitCode);
+            Assert.NotEqual(0, (await Run(h, Sh("dd if=/dev/zero of=/root/more bs=1M count=10"))).ExitCode);
+            Assert.Equal(10UL << 20, (await _client.CurrentLimitsAsync(h)).DiskBytes);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
 }

@@ -5,7 +5,7 @@ namespace Garden.Actors;
 public sealed partial record Limits
 {
     public const ulong MinMemory = 4UL << 20, MaxMemory = 64UL << 40;
-    public const ulong MinDisk = 16UL << 20, MaxDisk = 64UL << 40;
+    public const ulong MinDisk = 8UL << 20, MaxDisk = 64UL << 40;   // MinDisk: LoopDiskQuota.MinimumBytes
     public const ulong MaxPids = 4_194_304;
     public const ulong MinCpuWeight = 2, MaxCpuWeight = 262_144;
     public const double MaxCpuQuota = 1024;
