@@ -31,4 +31,19 @@ public sealed class ContainerLogTests() : ActorTest("logs")
             EventFilter.Warning(start: "create failed after ", source: "container bad").ExpectOne(() =>
                 Assert.ThrowsAny<Exception>(() => Host.Ask<HostProtocol.ContainerCreated>(Create("bad"), TimeSpan.FromSeconds(5)).GetAwaiter().GetResult())));
     }
+
+    [Fact]
+    public void The_host_logs_a_container_actor_that_stopped_unexpectedly_under_that_container()
+    {
+        Ask<HostProtocol.ContainerCreated>(Create("rs"));
+        var child = Sys.ActorSelection(Host.Path / "rs~*");
+        for (var i = 1; i <= 3; i++)
+        {
+            EventFilter.Warning(start: "container actor stopped unexpectedly; recovering it from its journal", source: "container rs")
+                .ExpectOne(() => child.Tell(PoisonPill.Instance));
+            Assert.Equal("rs", Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("rs")).Handle);
+        }
+        EventFilter.Error(start: "container actor stopped 3 times; leaving it down", source: "container rs")
+            .ExpectOne(() => child.Tell(PoisonPill.Instance));
+    }
 }

@@ -501,12 +501,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _respawns[handle] = attempts;
         if (attempts > MaxRespawns)
         {
-            _log.Error("[{0}] container actor stopped {1} times; leaving it down until gardend restarts", handle, MaxRespawns);
+            ContainerLog.For(Context.System, handle).Error(null, "container actor stopped {0} times; leaving it down until gardend restarts", MaxRespawns);
             _directory = _directory.Without(handle);
             AbandonNetIns(handle);
             return;
         }
-        _log.Warning("[{0}] container actor stopped unexpectedly; recovering it from its journal", handle);
+        ContainerLog.For(Context.System, handle).Warning("container actor stopped unexpectedly; recovering it from its journal");
         Spawn(handle, incarnation, fresh: false);
         NextNetIn(handle);
     }
