@@ -1,5 +1,7 @@
 using System.Collections.Immutable;
 using Garden.Actors;
+using Garden.Actors.Container;
+using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
 using Garden.Protocol.Api;
@@ -42,12 +44,12 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     }
 
     public override async Task<ContainerInfo> Info(InfoRequest request, ServerCallContext context) =>
-        Translate.ToApi(await Ask<Actors.Container.ContainerInfo>(new Actors.Container.GetInfo(request.Handle)));
+        Translate.ToApi(await Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo(request.Handle)));
 
     public override async Task<BulkInfoResponse> BulkInfo(BulkInfoRequest request, ServerCallContext context)
     {
         var r = new BulkInfoResponse();
-        foreach (var (h, info, error) in await AskEach<Actors.Container.ContainerInfo>(request.Handles, h => new Actors.Container.GetInfo(h)))
+        foreach (var (h, info, error) in await AskEach<ContainerProtocol.ContainerInfo>(request.Handles, h => new ContainerProtocol.GetInfo(h)))
             r.Infos[h] = error is { } e
                 ? new BulkInfoEntry { Error = e.Detail, ErrorCode = e.StatusCode.ToString() }
                 : new BulkInfoEntry { Info = Translate.ToApi(info!) };
@@ -57,7 +59,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     public override async Task<BulkMetricsResponse> BulkMetrics(BulkMetricsRequest request, ServerCallContext context)
     {
         var r = new BulkMetricsResponse();
-        foreach (var (h, metrics, error) in await AskEach<Actors.Container.ContainerMetrics>(request.Handles, h => new Actors.Container.GetMetrics(h)))
+        foreach (var (h, metrics, error) in await AskEach<ContainerProtocol.ContainerMetrics>(request.Handles, h => new ContainerProtocol.GetMetrics(h)))
             r.Metrics[h] = error is { } e
                 ? new BulkMetricsEntry { Error = e.Detail, ErrorCode = e.StatusCode.ToString() }
                 : new BulkMetricsEntry { Metrics = Translate.ToApi(metrics!) };
@@ -80,78 +82,78 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
 
     public override async Task<StopResponse> Stop(StopRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.StopContainer(request.Handle, request.Kill));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.StopContainer(request.Handle, request.Kill));
         return new StopResponse();
     }
 
     public override async Task<SignalResponse> Signal(SignalRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SignalProcess(request.Handle, request.ProcessId, request.Signal));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SignalProcess(request.Handle, request.ProcessId, request.Signal));
         return new SignalResponse();
     }
 
     public override async Task<PropertiesResponse> Properties(PropertiesRequest request, ServerCallContext context)
     {
         var r = new PropertiesResponse();
-        r.Properties.Add((await Ask<Actors.Container.PropertiesResult>(new Actors.Container.GetProperties(request.Handle))).Properties);
+        r.Properties.Add((await Ask<ContainerProtocol.PropertiesResult>(new ContainerProtocol.GetProperties(request.Handle))).Properties);
         return r;
     }
 
     public override async Task<GetPropertyResponse> GetProperty(GetPropertyRequest request, ServerCallContext context) =>
-        new() { Value = (await Ask<Actors.Container.PropertyValue>(new Actors.Container.GetProperty(request.Handle, request.Key))).Value };
+        new() { Value = (await Ask<ContainerProtocol.PropertyValue>(new ContainerProtocol.GetProperty(request.Handle, request.Key))).Value };
 
     public override async Task<SetPropertyResponse> SetProperty(SetPropertyRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SetProperty(request.Handle, request.Key, request.Value));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SetProperty(request.Handle, request.Key, request.Value));
         return new SetPropertyResponse();
     }
 
     public override async Task<RemovePropertyResponse> RemoveProperty(RemovePropertyRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.RemoveProperty(request.Handle, request.Key));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.RemoveProperty(request.Handle, request.Key));
         return new RemovePropertyResponse();
     }
 
     public override async Task<LimitsResponse> Limit(LimitRequest request, ServerCallContext context)
     {
-        var inForce = await Ask<Actors.Container.LimitsInForce>(new Actors.Container.SetLimits(request.Handle, Translate.ToDomain(request.Limits)));
+        var inForce = await Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits(request.Handle, Translate.ToDomain(request.Limits)));
         return new LimitsResponse { Limits = Translate.ToApi(inForce.Limits) };
     }
 
     public override async Task<LimitsResponse> CurrentLimits(CurrentLimitsRequest request, ServerCallContext context) =>
-        new() { Limits = Translate.ToApi((await Ask<Actors.Container.LimitsInForce>(new Actors.Container.GetLimits(request.Handle))).Limits) };
+        new() { Limits = Translate.ToApi((await Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits(request.Handle))).Limits) };
 
     public override async Task<Protocol.Api.ContainerMetrics> Metrics(MetricsRequest request, ServerCallContext context) =>
-        Translate.ToApi(await Ask<Actors.Container.ContainerMetrics>(new Actors.Container.GetMetrics(request.Handle)));
+        Translate.ToApi(await Ask<ContainerProtocol.ContainerMetrics>(new ContainerProtocol.GetMetrics(request.Handle)));
 
     public override async Task<SetTtyResponse> SetTty(SetTtyRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SetProcessTty(request.Handle, request.ProcessId, Translate.ToDomain(request.Size)));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SetProcessTty(request.Handle, request.ProcessId, Translate.ToDomain(request.Size)));
         return new SetTtyResponse();
     }
 
     public override async Task<NetInResponse> NetIn(NetInRequest request, ServerCallContext context)
     {
-        var m = (await Ask<Actors.Container.NetInInForce>(new Actors.Container.NetIn(request.Handle,
+        var m = (await Ask<ContainerProtocol.NetInInForce>(new ContainerProtocol.NetIn(request.Handle,
             Translate.Port(request.HostPort), Translate.Port(request.ContainerPort)))).Mapping;
         return new NetInResponse { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort };
     }
 
     public override async Task<NetOutResponse> NetOut(NetOutRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.NetOut(request.Handle, request.Rule is null ? [] : [Translate.ToDomain(request.Rule, "rule 1")]));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.NetOut(request.Handle, request.Rule is null ? [] : [Translate.ToDomain(request.Rule, "rule 1")]));
         return new NetOutResponse();
     }
 
     public override async Task<NetOutResponse> BulkNetOut(BulkNetOutRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.NetOut(request.Handle, [.. request.Rules.Select((r, i) => Translate.ToDomain(r, $"rule {i + 1}"))]));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.NetOut(request.Handle, [.. request.Rules.Select((r, i) => Translate.ToDomain(r, $"rule {i + 1}"))]));
         return new NetOutResponse();
     }
 
     public override async Task<SetGraceTimeResponse> SetGraceTime(SetGraceTimeRequest request, ServerCallContext context)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SetGraceTime(request.Handle, Translate.Millis(request.GraceTimeMs)));
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SetGraceTime(request.Handle, Translate.Millis(request.GraceTimeMs)));
         return new SetGraceTimeResponse();
     }
 
@@ -160,7 +162,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     public override async Task Events(EventsRequest request, IServerStreamWriter<Protocol.Api.ContainerEvent> responseStream,
         ServerCallContext context)
     {
-        var channel = System.Threading.Channels.Channel.CreateBounded<Actors.Events.ContainerEvent>(
+        var channel = System.Threading.Channels.Channel.CreateBounded<EventsProtocol.ContainerEvent>(
             new System.Threading.Channels.BoundedChannelOptions(4096)
             {
                 FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, SingleReader = true,
@@ -195,7 +197,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     {
         if (!await requestStream.MoveNext(context.CancellationToken)) throw NoFirstMessage("run", "carry handle and spec");
         var first = requestStream.Current;
-        var started = await Ask<Actors.Process.ProcessStarted>(new Actors.Container.RunProcess(first.Handle, Translate.ToDomain(first.Spec), first.Detach));
+        var started = await Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(first.Handle, Translate.ToDomain(first.Spec), first.Detach));
         // The stream counts as an attached client (the container's grace timer pauses) until it is disposed, whatever happens.
         await using var stream = started.Stream;
         await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = started.ProcessId } });
@@ -208,7 +210,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     {
         if (!await requestStream.MoveNext(context.CancellationToken)) throw NoFirstMessage("attach", "name handle and process");
         var first = requestStream.Current;
-        var attached = await Ask<ProcessAttached>(new Actors.Container.AttachProcess(first.Handle, first.ProcessId, first.FromOffset));
+        var attached = await Ask<ProcessProtocol.ProcessAttached>(new ContainerProtocol.AttachProcess(first.Handle, first.ProcessId, first.FromOffset));
         await using var stream = attached.Stream;
         await responseStream.WriteAsync(new ProcessEvent { Started = new Protocol.Api.ProcessStarted { ProcessId = first.ProcessId } });
         await Pump(first.Handle, stream, requestStream, r => r.Stdin, responseStream, context);
@@ -247,9 +249,9 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
             await responseStream.WriteAsync(new StreamOutChunk { Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(data) });
     }
 
-    private async Task<FileTransfer> StartTransfer(Actors.Container.RunProcess run, string operation, string path)
+    private async Task<FileTransfer> StartTransfer(ContainerProtocol.RunProcess run, string operation, string path)
     {
-        var started = await Ask<Actors.Process.ProcessStarted>(run);
+        var started = await Ask<ProcessProtocol.ProcessStarted>(run);
         return new FileTransfer(started.Stream!, run.Handle, operation, path);
     }
 
@@ -257,7 +259,7 @@ public sealed class GardenService(GatewayContext gw) : Protocol.Api.Garden.Garde
     /// will read the rest of its archive or send the rest of theirs.</summary>
     private IDisposable Abandoned(FileTransfer transfer, string handle) => new Finally(() =>
     {
-        if (!transfer.Finished) gw.Host.Tell(new Actors.Container.SignalProcess(handle, transfer.ProcessId, 9), Akka.Actor.ActorRefs.NoSender);
+        if (!transfer.Finished) gw.Host.Tell(new ContainerProtocol.SignalProcess(handle, transfer.ProcessId, 9), Akka.Actor.ActorRefs.NoSender);
     });
 
     private sealed class Finally(Action action) : IDisposable
