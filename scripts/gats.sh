@@ -36,6 +36,28 @@ fi
 dir=$(mktemp -d /tmp/garden-gats-XXXXXX); chmod 711 "$dir"   # container root (an unprivileged host uid) must reach its root
 id=${dir##*-}
 suffix=$(printf '%s' "$id" | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9' | cut -c1-2); [ ${#suffix} -eq 2 ] || suffix=00
+# GATS's rootfs: the default one and an `adduser` (its specs make users with `adduser -D NAME`; Debian's busybox-static,
+# which the default rootfs is made of, lacks that applet). A copy, so the installed rootfs stays as it is.
+cp -a "$rootfs" "$dir/rootfs"; rootfs=$dir/rootfs
+cat > "$rootfs/usr/sbin/adduser" <<'ADDUSER'
+#!/bin/sh
+# adduser [-D] [-h HOME] [-s SHELL] [-u UID] NAME: busybox's, as far as Garden's suite uses it. The next free uid from 1000,
+# a group of the same name and id, a home directory owned by the user.
+home= shell=/bin/sh uid=
+while [ $# -gt 1 ]; do
+  case "$1" in -D) shift ;; -h) home=$2; shift 2 ;; -s) shell=$2; shift 2 ;; -u) uid=$2; shift 2 ;; *) shift ;; esac
+done
+name=$1
+[ -n "$name" ] || { echo "usage: adduser [-D] [-h HOME] [-s SHELL] [-u UID] NAME" >&2; exit 1; }
+if grep -q "^$name:" /etc/passwd; then echo "adduser: user '$name' in use" >&2; exit 1; fi
+[ -n "$uid" ] || uid=$(awk -F: 'BEGIN { n = 1000 } { if ($3 >= n && $3 < 60000) n = $3 + 1 } END { print n }' /etc/passwd /etc/group)
+[ -n "$home" ] || home=/home/$name
+echo "$name:x:$uid:$uid:$name:$home:$shell" >> /etc/passwd
+grep -q "^$name:" /etc/group || echo "$name:x:$uid:" >> /etc/group
+mkdir -p "$home" && chown "$uid:$uid" "$home" && chmod 755 "$home"
+ADDUSER
+chmod 755 "$rootfs/usr/sbin/adduser"
+
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sock=$dir/garden.sock
 cat > "$dir/gardend.conf" <<EOF
