@@ -135,6 +135,24 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
     }
 
     [InstallFact]
+    public async Task A_user_other_than_root_can_reopen_its_own_stdio()
+    {
+        // /proc/self/fd/N, where /dev/stdout and the others lead: a reopened pipe is checked against the pipe's owner
+        var spec = Cmd(NewId("stdio"), "sh", "-c", "echo -n potato >/proc/self/fd/1; echo -n cake >/proc/self/fd/2; stat -c ' %u' /dev/null");
+        spec.User = "vcap";
+        var r = await Client.RunAsync(spec);
+        Assert.Equal(("potato 0\n", "cake", 0), (r.Stdout, r.Stderr, r.ExitCode));   // /dev/null stays root's
+    }
+
+    [InstallFact]
+    public async Task A_numeric_user_not_in_passwd_has_no_supplementary_groups()
+    {
+        var spec = Cmd(NewId("bigid"), "id");
+        spec.User = "1000000000:1000000000";
+        Assert.Equal("uid=1000000000 gid=1000000000\n", (await Client.RunAsync(spec)).Stdout);
+    }
+
+    [InstallFact]
     public async Task A_user_other_than_root_gets_Garden_s_path_without_sbin()
     {
         var spec = Cmd(NewId("path"), "sh", "-c", "echo $PATH");

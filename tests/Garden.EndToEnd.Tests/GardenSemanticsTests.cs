@@ -348,6 +348,8 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
                                         "find /sys/fs/cgroup/pids -name pids.max | xargs cat | sort -u"));
             Assert.Equal("77\nmax\n", write.StdoutText);
             Assert.DoesNotContain(" cgroup ", (await Run(priv, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText);
+            Assert.Contains("tmpfs /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime",
+                (await Run(h, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText);   // GATS reads it so
         }
         finally
         {
@@ -381,6 +383,18 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
             var fits = await Run(h, Sh("dd if=/dev/urandom of=/dev/shm/almost-too-big bs=1M count=58"));
             Assert.True(fits.ExitCode == 0, fits.StderrText);
             Assert.NotEqual(0, (await Run(h, Sh("rm /dev/shm/almost-too-big; dd if=/dev/urandom of=/dev/shm/too-big bs=1M count=65"))).ExitCode);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+    /// <summary>GATS's /dev/stdin, /dev/stdout and /dev/stderr as a user other than root: the process's pipes are its own.</summary>
+    [InstallFact]
+    public async Task A_user_other_than_root_can_use_dev_stdin_stdout_and_stderr()
+    {
+        var h = await Create("devstdio");
+        try
+        {
+            var r = await D.CliAsync(["run", h, "--user", "vcap", "--", "sh", "-c", "cat /dev/stdin; echo -n potato >/dev/stdout; echo -n cake >/dev/stderr"], stdin: "in\n");
+            Assert.Equal((0, "in\npotato", "cake"), (r.ExitCode, r.Stdout, r.Stderr));
         }
         finally { await D.CliAsync("destroy", h); }
     }

@@ -316,6 +316,16 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
 
         if (req->set_creds)
         {
+            // The process's own stdio (pipes or pty, fresh for this process) belongs to its user, as runc gives it, so a
+            // user other than root may open /dev/stdin, /dev/stdout, /dev/stderr (/proc/self/fd/N reopens the pipe,
+            // which is checked against the pipe's owner and mode 0600). Not /dev/null, nor any other device or file.
+            for (int fd = 0; fd <= 2; fd++)
+            {
+                struct stat st;
+                if (fstat(fd, &st) == 0 && st.st_uid != req->uid
+                    && (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && major(st.st_rdev) >= 136 && major(st.st_rdev) <= 143)))
+                    fchown(fd, req->uid, req->gid);
+            }
             if (syscall(SYS_setgroups, (long)req->ngroups, req->groups) != 0) fail(wfd, STAGE_CREDS, errno);
             if (syscall(SYS_setresgid, (long)req->gid, (long)req->gid, (long)req->gid) != 0) fail(wfd, STAGE_CREDS, errno);
             if (syscall(SYS_setresuid, (long)req->uid, (long)req->uid, (long)req->uid) != 0) fail(wfd, STAGE_CREDS, errno);
