@@ -398,4 +398,21 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         }
         finally { await D.CliAsync("destroy", h); }
     }
+    /// <summary>GATS: container root may overwrite /etc/hosts and /etc/resolv.conf, another user may not. The attack:
+    /// the files come from the host, so with a disk limit they live on the container's disk, and writing into them is
+    /// held to that limit like any other write.</summary>
+    [InstallFact]
+    public async Task Container_root_may_rewrite_etc_hosts_and_resolv_conf_within_its_disk_limit_another_user_may_not()
+    {
+        var h = await Create("etchosts", "--disk", "16M");
+        try
+        {
+            Assert.Equal(0, (await Run(h, Sh("echo NONSENSE > /etc/hosts && echo NONSENSE > /etc/resolv.conf"))).ExitCode);
+            Assert.Equal("NONSENSE\n", (await Run(h, Sh("cat /etc/hosts"))).StdoutText);
+            Assert.NotEqual(0, (await Run(h, Sh("echo x > /etc/hosts", "vcap"))).ExitCode);
+            Assert.NotEqual(0, (await Run(h, Sh("dd if=/dev/zero of=/etc/hosts bs=1M count=64"))).ExitCode);
+            Assert.True(new FileInfo(Path.Combine(D.StateDir, "depot", h, "hosts")).Exists is false, "the hosts file is in the depot, outside the disk");
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
 }
