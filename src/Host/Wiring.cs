@@ -93,15 +93,18 @@ public static class Wiring
             }));
 
     /// <summary>/user/host of the Akka.Remote endpoint (an ActorSystem of its own, see AkkaRemote.Hardening): the API,
-    /// performed by the same GardenService as gRPC, on the actors of gardend's own local-only system.</summary>
-    public static IActorRef WireRemote(ActorSystem endpoint, GatewayContext context) =>
-        endpoint.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "host");
+    /// performed by the same core as gRPC (<see cref="ApiCore.IGardenApi"/>), on the actors of gardend's own local-only system.</summary>
+    public static IActorRef WireRemote(ActorSystem endpoint, ApiCore.IGardenApi api) =>
+        endpoint.ActorOf(Remote.ApiActor.Props(api), "host");
 
     /// <summary>gRPC on the Unix socket, after the actor system has started (Kestrel is the last hosted service).</summary>
     public static WebApplication WireGateway(WebApplicationBuilder builder, GatewaySettings gateway)
     {
         builder.Services.AddSingleton(sp => new GatewayContext(
             sp.GetRequiredService<IReadOnlyActorRegistry>().Get<HostActor>(), gateway.AskTimeout, sp.GetRequiredService<ActorSystem>()));
+        // the API core every front door adapts: gRPC here, Akka.Remote (RemoteEndpoint), Garden HTTP (GardenHttpEndpoint)
+        builder.Services.AddSingleton<ApiCore.IGardenApi>(sp => new ApiCore.GardenApi(sp.GetRequiredService<GatewayContext>(),
+            sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = 16 * 1024 * 1024;

@@ -1,6 +1,6 @@
 using Garden.Protocol.Api;
 
-namespace Garden.Host.Api;
+namespace Garden.Host.ApiCore;
 
 /// <summary>gardend's API, transport-neutral: one method per rpc of garden.proto, garden.v1 messages in and out, server
 /// streams as <see cref="IAsyncEnumerable{T}"/>, client streams (stdin, an archive) as an <see cref="IAsyncEnumerable{T}"/>
