@@ -213,7 +213,7 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
 
             var one = await Client.MetricsAsync(handle);
             Assert.Equal(handle, one.Handle);
-            Assert.True(one.PidsCurrent >= 1); // the agent
+            Assert.True(one.MemoryUsageBytes > 0);
         }
         finally
         {
