@@ -50,7 +50,7 @@ public static class Wiring
     }
 
     /// <summary>gardend: the generic host that owns, in this order, <see cref="GardendLifetime"/>, the actor system
-    /// (Akka.Hosting), the Akka.Remote endpoint when configured, and Kestrel serving gRPC; it stops them in reverse on
+    /// (Akka.Hosting), the Akka.Remote endpoint and the Garden HTTP server when configured, and Kestrel serving gRPC; it stops them in reverse on
     /// SIGTERM or when the actor system ends on its own. Call after <see cref="Preflight.Run"/>.</summary>
     public static WebApplication WireGardend(GardendSettings settings)
     {
@@ -65,6 +65,8 @@ public static class Wiring
         WireActors(builder.Services, settings, effects);
         if (settings.Remote is { } remote)
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Remote.RemoteEndpoint>(sp, remote));
+        if (settings.GardenHttp is { } gardenHttp)
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.GardenHttpEndpoint>(sp, gardenHttp));
         return WireGateway(builder, settings.Gateway);
     }
 
