@@ -130,7 +130,7 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
             }
 
             // The sleep: attaching in the very moment the process exits once failed over gRPC with Unknown "Exception was
-            // thrown by handler" — an exception from the process stream in GardenService.Pump is not mapped by Errors.ToRpc.
+            // thrown by handler" — an exception from the process stream was not mapped by Errors.ToRpc.
             using (var detached = await Client.RunAsync(handle, Sh("sleep 0.5; echo later; exit 3"), detach: true))
             {
                 using var attached = await Client.AttachAsync(handle, detached.ProcessId);
@@ -543,6 +543,46 @@ public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<Re
         {
             var destroy = await Garden("destroy", handle);
             Assert.True(destroy.ExitCode == 0, destroy.ToString());
+        }
+    }
+
+    /// <summary>`garden events` over Akka.Remote (it failed with "Could not get HttpContext from ServerCallContext" when
+    /// Akka.Remote borrowed gRPC's handlers): a container's created and destroyed reach it.</summary>
+    [InstallFact]
+    public async Task Events_through_the_cli()
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(TestPaths.CliBinary)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            ArgumentList = { "--socket", fixture.AkkaAddress, "events" },
+        };
+        using var cli = System.Diagnostics.Process.Start(psi)!;
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        cli.OutputDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
+        cli.BeginOutputReadLine();
+        try
+        {
+            // the CLI subscribes some time after it starts (JIT, Akka's association): a container a round until one is seen
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
+            string? seen = null;
+            while (seen is null && DateTime.UtcNow < deadline && !cli.HasExited)
+            {
+                var handle = $"cf-evc-{Guid.NewGuid():N}"[..20];
+                Assert.Equal(0, (await Garden("create", "--handle", handle)).ExitCode);
+                Assert.Equal(0, (await Garden("destroy", handle)).ExitCode);
+                for (var i = 0; i < 20 && seen is null; i++)
+                {
+                    await Task.Delay(100);
+                    if (lines.Any(l => l.Contains($" {handle} destroyed"))) seen = handle;
+                }
+            }
+            Assert.True(seen is not null, $"no event through `garden events` over Akka.Remote; exited: {cli.HasExited}; stderr: " +
+                (cli.HasExited ? await cli.StandardError.ReadToEndAsync() : "") + "; stdout: " + string.Join("\n", lines));
+            Assert.Contains(lines, l => l.Contains($" {seen} created"));
+        }
+        finally
+        {
+            if (!cli.HasExited) cli.Kill();
         }
     }
 
