@@ -1,86 +1,55 @@
 using System.Runtime.InteropServices;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
 
 namespace Garden.Cli;
 
-/// <summary>The few libc calls the CLI needs: raw stdin reads, isatty and the window size.
-/// The CLI is a standalone AOT host binary and cannot reference src/Linux, so they live here.</summary>
+/// <summary>The few libc calls the CLI needs: raw stdin reads, isatty and the window size. Tmds.LibC has them, with
+/// their constants and structs; only cfmakeraw(3), which it lacks, is imported here. (The CLI is a standalone AOT
+/// host binary and does not reference src/Linux.)</summary>
 internal static partial class Terminal
 {
     private const int StdinFd = 0;
     private const int StdoutFd = 1;
-    private const nuint TIOCGWINSZ = 0x5413;
-    private const int EINTR = 4;
-    private const int EAGAIN = 11;
-    private const int EPIPE = 32;
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct WinSize
-    {
-        public ushort Rows, Cols, XPixel, YPixel;
-    }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int isatty(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial nint read(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial nint write(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial int ioctl(int fd, nuint request, WinSize* size);
+    [LibraryImport("libc")]
+    private static unsafe partial void cfmakeraw(termios* termios);
 
     public static bool StdoutIsTerminal => isatty(StdoutFd) == 1;
 
     public static bool StdinIsTerminal => isatty(StdinFd) == 1;
-
-    // struct termios is 60 bytes on Linux/glibc; a larger buffer leaves room to spare.
-    private const int TermiosSize = 128;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial int tcgetattr(int fd, byte* termios);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static unsafe partial int tcsetattr(int fd, int when, byte* termios);
-
-    [LibraryImport("libc")]
-    private static unsafe partial void cfmakeraw(byte* termios);
 
     /// <summary>Puts the terminal on stdin in raw mode (keys go to the process as typed, ^C included) until disposed;
     /// null when stdin is not a terminal.</summary>
     public static unsafe IDisposable? RawStdin()
     {
         if (!StdinIsTerminal) return null;
-        var saved = new byte[TermiosSize];
-        var raw = new byte[TermiosSize];
-        fixed (byte* s = saved, r = raw)
-        {
-            if (tcgetattr(StdinFd, s) != 0) return null;
-            Buffer.MemoryCopy(s, r, TermiosSize, TermiosSize);
-            cfmakeraw(r);
-            if (tcsetattr(StdinFd, 0, r) != 0) return null;
-        }
+        termios saved, raw;
+        if (tcgetattr(StdinFd, &saved) != 0) return null;
+        raw = saved;
+        cfmakeraw(&raw);
+        if (tcsetattr(StdinFd, (int)TCSANOW, &raw) != 0) return null;
         return new Restore(saved);
     }
 
-    private sealed class Restore(byte[] saved) : IDisposable
+    private sealed class Restore(termios saved) : IDisposable
     {
         private int _done;
 
         public unsafe void Dispose()
         {
             if (Interlocked.Exchange(ref _done, 1) == 1) return;
-            fixed (byte* s = saved) tcsetattr(StdinFd, 0, s);
+            var s = saved;
+            tcsetattr(StdinFd, (int)TCSANOW, &s);
         }
     }
 
     /// <summary>Rows and columns of the terminal on stdout; 24x80 when stdout is not a terminal.</summary>
     public static unsafe (uint Rows, uint Cols) WindowSize()
     {
-        WinSize ws;
-        if (isatty(StdoutFd) == 1 && ioctl(StdoutFd, TIOCGWINSZ, &ws) == 0 && ws.Rows > 0 && ws.Cols > 0)
-            return (ws.Rows, ws.Cols);
+        winsize ws;
+        if (isatty(StdoutFd) == 1 && ioctl(StdoutFd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+            return (ws.ws_row, ws.ws_col);
         return (24, 80);
     }
 
@@ -91,11 +60,11 @@ internal static partial class Terminal
         {
             while (true)
             {
-                nint n = read(StdinFd, p, (nuint)buffer.Length);
+                long n = read(StdinFd, p, buffer.Length);
                 if (n >= 0) return (int)n;
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EINTR) continue;
-                throw new IOException($"read(stdin) failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+                int err = errno;
+                if (err == EINTR) continue;
+                throw new IOException($"read(stdin) failed: {Marshal.GetPInvokeErrorMessage(err)}", err);
             }
         }
     }
@@ -110,13 +79,13 @@ internal static partial class Terminal
             int done = 0;
             while (done < data.Length)
             {
-                nint n = write(fd, p + done, (nuint)(data.Length - done));
+                long n = write(fd, p + done, data.Length - done);
                 if (n >= 0) { done += (int)n; continue; }
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN) { Thread.Sleep(1); continue; }   // a non-blocking fd inherited from the caller
-                if (errno == EPIPE) return;
-                throw new IOException($"write(fd {fd}) failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+                int err = errno;
+                if (err == EINTR) continue;
+                if (err == EAGAIN) { Thread.Sleep(1); continue; }   // a non-blocking fd inherited from the caller
+                if (err == EPIPE) return;
+                throw new IOException($"write(fd {fd}) failed: {Marshal.GetPInvokeErrorMessage(err)}", err);
             }
         }
     }

@@ -2,7 +2,6 @@ using System.Collections.Immutable;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Kernel;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Network;
@@ -55,31 +54,31 @@ public sealed class ContainerStateTests
     {
         var fresh = ContainerState.Empty("h");
         Assert.Equal(ContainerPhase.New, fresh.Phase);
-        Assert.Equal(ErrorKind.NotFound, Refused(fresh, new GetInfo("h")).Kind);
-        var create = Decide(fresh, new CreateContainer(Spec));
+        Assert.Equal(ErrorKind.NotFound, Refused(fresh, new ContainerProtocol.GetInfo("h")).Kind);
+        var create = Decide(fresh, new HostProtocol.CreateContainer(Spec));
         Assert.IsType<CreateStarted>(Assert.Single(create.Events));
         Assert.Equal(new Effect.Create(Spec), create.Effect);
         Assert.True(create.Await); // answered by the create's outcome
 
         var gone = In(ContainerLifecycle.Destroyed);
         Assert.Equal(ContainerPhase.Gone, gone.Phase);
-        Assert.Equal("unknown handle: h", Refused(gone, new DestroyContainer("h")).Message);
-        Assert.Equal(ErrorKind.AlreadyExists, Refused(Active(), new CreateContainer(Spec)).Kind);
+        Assert.Equal("unknown handle: h", Refused(gone, new HostProtocol.DestroyContainer("h")).Message);
+        Assert.Equal(ErrorKind.AlreadyExists, Refused(Active(), new HostProtocol.CreateContainer(Spec)).Kind);
     }
 
     [Fact]
     public void A_stopped_container_runs_no_new_process_and_a_second_stop_is_done_at_once()
     {
         var stopped = In(ContainerLifecycle.Stopped, "stopped");
-        var run = Refused(stopped, new RunProcess("h", Proc(), true));
+        var run = Refused(stopped, new ContainerProtocol.RunProcess("h", Proc(), true));
         Assert.Equal(ErrorKind.FailedPrecondition, run.Kind);
         Assert.Equal("container h is stopped: it runs no new processes", run.Message);
-        var stop = Decide(stopped, new StopContainer("h", Kill: false));
+        var stop = Decide(stopped, new ContainerProtocol.StopContainer("h", Kill: false));
         Assert.Empty(stop.Events);
-        Assert.Equal(Done.Instance, stop.Reply);
+        Assert.Equal(HostProtocol.Done.Instance, stop.Reply);
         // but its processes can still be attached to, and it can be destroyed
-        Assert.NotNull(Decide(stopped, new AttachProcess("h", "p", 0)).Forward);
-        Assert.IsType<Effect.Destroy>(Decide(stopped, new DestroyContainer("h")).Effect);
+        Assert.NotNull(Decide(stopped, new ContainerProtocol.AttachProcess("h", "p", 0)).Forward);
+        Assert.IsType<Effect.Destroy>(Decide(stopped, new HostProtocol.DestroyContainer("h")).Effect);
     }
 
     [Fact]
@@ -88,31 +87,31 @@ public sealed class ContainerStateTests
         var broken = In(ContainerLifecycle.Broken, "cgroup gone");
         foreach (var command in new object[]
                  {
-                     new RunProcess("h", Proc(), true), new StopContainer("h", false), new SetLimits("h", new Limits(Pids: 5)),
-                     new SignalProcess("h", "p", 9), new NetOut("h", []),
+                     new ContainerProtocol.RunProcess("h", Proc(), true), new ContainerProtocol.StopContainer("h", false), new ContainerProtocol.SetLimits("h", new Limits(Pids: 5)),
+                     new ContainerProtocol.SignalProcess("h", "p", 9), new ContainerProtocol.NetOut("h", []),
                  })
         {
             var e = Refused(broken, command);
             Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
             Assert.Equal("container h is broken (cgroup gone); destroy it", e.Message);
         }
-        Assert.Equal(Effect.ListProcesses.Instance, Decide(broken, new GetInfo("h")).Effect);
-        Assert.IsType<PropertiesResult>(Decide(broken, new GetProperties("h")).Reply);
-        Assert.IsType<Effect.Destroy>(Decide(broken, new DestroyContainer("h")).Effect);
+        Assert.Equal(Effect.ListProcesses.Instance, Decide(broken, new ContainerProtocol.GetInfo("h")).Effect);
+        Assert.IsType<ContainerProtocol.PropertiesResult>(Decide(broken, new ContainerProtocol.GetProperties("h")).Reply);
+        Assert.IsType<Effect.Destroy>(Decide(broken, new HostProtocol.DestroyContainer("h")).Effect);
     }
 
     [Fact]
     public void While_being_destroyed_a_second_destroy_joins_the_first_and_info_needs_no_agent()
     {
         var destroying = In(ContainerLifecycle.Destroying);
-        var again = Decide(destroying, new DestroyContainer("h"));
+        var again = Decide(destroying, new HostProtocol.DestroyContainer("h"));
         Assert.True(again.Await);
         Assert.Empty(again.Events);
         Assert.Null(again.Effect);
-        var info = Assert.IsType<ContainerInfo>(Decide(destroying, new GetInfo("h")).Reply);
+        var info = Assert.IsType<ContainerProtocol.ContainerInfo>(Decide(destroying, new ContainerProtocol.GetInfo("h")).Reply);
         Assert.Empty(info.ProcessIds);
-        Assert.Equal("container h is being destroyed", Refused(destroying, new GetProperties("h")).Message);
-        Assert.Equal(Decision.None, Decide(destroying, new GraceTimeUp(1))); // its grace time no longer matters
+        Assert.Equal("container h is being destroyed", Refused(destroying, new ContainerProtocol.GetProperties("h")).Message);
+        Assert.Equal(Decision.None, Decide(destroying, new ContainerProtocol.GraceTimeUp(1))); // its grace time no longer matters
     }
 
     [Theory]
@@ -124,8 +123,8 @@ public sealed class ContainerStateTests
         var s = phase == ContainerPhase.Creating ? Creating() : Active();
         foreach (var command in new object[]
                  {
-                     new GetInfo("h"), new SetProperty("h", "k", "v"), new SetLimits("h", new Limits(Pids: 5)), new RunProcess("h", Proc(), true),
-                     new StopContainer("h", false), new DestroyContainer("h"), OomKilled.Instance,
+                     new ContainerProtocol.GetInfo("h"), new ContainerProtocol.SetProperty("h", "k", "v"), new ContainerProtocol.SetLimits("h", new Limits(Pids: 5)), new ContainerProtocol.RunProcess("h", Proc(), true),
+                     new ContainerProtocol.StopContainer("h", false), new HostProtocol.DestroyContainer("h"), ContainerProtocol.OomKilled.Instance,
                  })
             Assert.True(s.Decide(phase, command, Now).Stash, $"{command.GetType().Name} in {phase}");
     }
@@ -134,11 +133,11 @@ public sealed class ContainerStateTests
     public void While_stopping_queries_and_process_requests_are_served_and_changes_wait()
     {
         var stopping = In(ContainerLifecycle.Stopping);
-        Assert.Equal(ErrorKind.FailedPrecondition, Refused(stopping, new RunProcess("h", Proc(), true)).Kind);
-        Assert.True(Decide(stopping, new SetLimits("h", new Limits(Pids: 5))).Stash);
-        Assert.True(Decide(stopping, new DestroyContainer("h")).Stash);
-        Assert.NotNull(Decide(stopping, new SignalProcess("h", "p", 15)).Forward);
-        Assert.Single(Decide(stopping, new SetProperty("h", "k", "v")).Events);
+        Assert.Equal(ErrorKind.FailedPrecondition, Refused(stopping, new ContainerProtocol.RunProcess("h", Proc(), true)).Kind);
+        Assert.True(Decide(stopping, new ContainerProtocol.SetLimits("h", new Limits(Pids: 5))).Stash);
+        Assert.True(Decide(stopping, new HostProtocol.DestroyContainer("h")).Stash);
+        Assert.NotNull(Decide(stopping, new ContainerProtocol.SignalProcess("h", "p", 15)).Forward);
+        Assert.Single(Decide(stopping, new ContainerProtocol.SetProperty("h", "k", "v")).Events);
     }
 
     // ---- requests ----
@@ -147,19 +146,19 @@ public sealed class ContainerStateTests
     public void Properties_are_journaled_and_missing_ones_are_NotFound_naming_the_key()
     {
         var s = Active();
-        var set = Decide(s, new SetProperty("h", "k", "v"));
+        var set = Decide(s, new ContainerProtocol.SetProperty("h", "k", "v"));
         Assert.Equal(new PropertySet { Key = "k", Value = "v" }, Assert.Single(set.Events));
-        Assert.Equal(Done.Instance, set.Reply);
-        var missing = Refused(s, new RemoveProperty("h", "nope"));
+        Assert.Equal(HostProtocol.Done.Instance, set.Reply);
+        var missing = Refused(s, new ContainerProtocol.RemoveProperty("h", "nope"));
         Assert.Equal(ErrorKind.NotFound, missing.Kind);
         Assert.Contains("\"nope\"", missing.Message);
-        Assert.Equal(new PropertyValue("v"), Decide(s.Apply(set.Events[0]), new GetProperty("h", "k")).Reply);
+        Assert.Equal(new ContainerProtocol.PropertyValue("v"), Decide(s.Apply(set.Events[0]), new ContainerProtocol.GetProperty("h", "k")).Reply);
     }
 
     [Fact]
     public void A_grace_time_is_journaled_and_logged()
     {
-        var d = Decide(Active(), new SetGraceTime("h", TimeSpan.FromSeconds(3)));
+        var d = Decide(Active(), new ContainerProtocol.SetGraceTime("h", TimeSpan.FromSeconds(3)));
         Assert.Equal(3000UL, Assert.IsType<GraceTimeChanged>(Assert.Single(d.Events)).GraceTimeMs);
         Assert.Equal([Note.Info("grace time set to 00:00:03")], d.Notes.ToArray());
     }
@@ -168,10 +167,10 @@ public sealed class ContainerStateTests
     public void A_live_limit_change_is_checked_against_the_container_then_applied_and_journaled_as_read_back()
     {
         var s = Active(Spec with { Limits = new Limits(Pids: 10) });
-        Assert.Contains("can only be set at create", Refused(s, new SetLimits("h", new Limits(DiskBytes: 1UL << 30))).Message);
-        Assert.Equal("bandwidth: container h has no network to limit", Refused(s, new SetLimits("h", new Limits(BandwidthRate: 1 << 20))).Message);
+        Assert.Contains("can only be set at create", Refused(s, new ContainerProtocol.SetLimits("h", new Limits(DiskBytes: 1UL << 30))).Message);
+        Assert.Equal("bandwidth: container h has no network to limit", Refused(s, new ContainerProtocol.SetLimits("h", new Limits(BandwidthRate: 1 << 20))).Message);
 
-        var change = Decide(s, new SetLimits("h", new Limits(MemoryBytes: 64UL << 20)));
+        var change = Decide(s, new ContainerProtocol.SetLimits("h", new Limits(MemoryBytes: 64UL << 20)));
         Assert.Empty(change.Events); // nothing is journaled before the kernel holds it
         Assert.Equal(new Effect.ChangeLimits(new Limits(MemoryBytes: 64UL << 20), new Limits(Pids: 10), null), change.Effect);
         Assert.True(change.Effect!.Holds);
@@ -179,7 +178,7 @@ public sealed class ContainerStateTests
         var inForce = new Limits(MemoryBytes: 64UL << 20, Pids: 10);
         var done = s.Decide(ContainerPhase.Changing, new EffectDone(change.Effect, inForce), Now);
         Assert.Equal(inForce, ContainerState.FromRecord(Assert.IsType<LimitsChanged>(Assert.Single(done.Events)).Limits));
-        Assert.Equal(new LimitsInForce(inForce), done.Reply);
+        Assert.Equal(new ContainerProtocol.LimitsInForce(inForce), done.Reply);
 
         var refused = s.Decide(ContainerPhase.Changing, new EffectFailed(change.Effect, new CgroupLimitException("memory: 64 MiB is below what the container uses")), Now);
         Assert.Empty(refused.Events);
@@ -191,18 +190,18 @@ public sealed class ContainerStateTests
     {
         var s = Active(Spec with { Network = Net, NetIn = [new PortMapping(61001, 80)] });
         var mapping = new PortMapping(61002, 22);
-        var netIn = Decide(s, new ApplyNetIn("h", mapping));
+        var netIn = Decide(s, new ContainerProtocol.ApplyNetIn("h", mapping));
         var effect = Assert.IsType<Effect.AddNetIn>(netIn.Effect);
         Assert.Equal([new PortMapping(61001, 80), mapping], effect.NetIn);
         var done = s.Decide(ContainerPhase.Changing, new EffectDone(effect, null), Now);
         Assert.Equal(mapping, ContainerState.FromRecord(Assert.IsType<NetInAdded>(Assert.Single(done.Events)).Mapping));
-        Assert.Equal(new NetInInForce(mapping), done.Reply);
+        Assert.Equal(new ContainerProtocol.NetInInForce(mapping), done.Reply);
 
         var rule = new NetOutRule(NetProtocol.Tcp, [], [new PortRange(80, 80)]);
-        var netOut = Assert.IsType<Effect.AddNetOut>(Decide(s, new NetOut("h", [rule])).Effect);
+        var netOut = Assert.IsType<Effect.AddNetOut>(Decide(s, new ContainerProtocol.NetOut("h", [rule])).Effect);
         Assert.Equal([rule], netOut.NetOut.ToArray());
-        Assert.Equal(ErrorKind.FailedPrecondition, Refused(Active(), new ApplyNetIn("h", mapping)).Kind); // no network
-        Assert.Equal(ErrorKind.FailedPrecondition, Refused(Active(), new NetOut("h", [rule])).Kind);
+        Assert.Equal(ErrorKind.FailedPrecondition, Refused(Active(), new ContainerProtocol.ApplyNetIn("h", mapping)).Kind); // no network
+        Assert.Equal(ErrorKind.FailedPrecondition, Refused(Active(), new ContainerProtocol.NetOut("h", [rule])).Kind);
 
         var refused = s.Decide(ContainerPhase.Changing, new EffectFailed(effect, new FirewallException("iptables-restore refused it")), Now);
         Assert.Equal("container h: firewall change failed: iptables-restore refused it", refused.Error!.Message);
@@ -214,7 +213,7 @@ public sealed class ContainerStateTests
     {
         var s = Active() with { Defaults = new ContainerDefaults("/m", [new RlimitSpec("nofile", 8192, 8192), new RlimitSpec("as", 1, 1)]) };
         var spec = Proc("") with { Env = ["B=2"], Rlimits = [new RlimitSpec("RLIMIT_NOFILE", 10, 10)] };
-        var run = Assert.IsType<RunProcess>(Decide(s, new RunProcess("h", spec, true)).Forward);
+        var run = Assert.IsType<ContainerProtocol.RunProcess>(Decide(s, new ContainerProtocol.RunProcess("h", spec, true)).Forward);
         Assert.Equal(11, run.Spec.Id.Length);
         Assert.Equal(["A=1", "B=2"], run.Spec.Env.ToArray());
         Assert.Equal([new RlimitSpec("RLIMIT_NOFILE", 10, 10), new RlimitSpec("as", 1, 1)], run.Spec.Rlimits.ToArray());
@@ -227,7 +226,7 @@ public sealed class ContainerStateTests
         var s = Active();
         foreach (var command in new object[]
                  {
-                     new AttachProcess("h", "p", 0), new SignalProcess("h", "p", 9), new SetProcessTty("h", "p", new TtySize(24, 80)),
+                     new ContainerProtocol.AttachProcess("h", "p", 0), new ContainerProtocol.SignalProcess("h", "p", 9), new ContainerProtocol.SetProcessTty("h", "p", new TtySize(24, 80)),
                  })
         {
             var d = Decide(s, command);
@@ -240,36 +239,36 @@ public sealed class ContainerStateTests
     public void Stop_and_destroy_journal_the_transition_first_and_their_outcome_after()
     {
         var s = Active(Spec with { Network = Net });
-        var stop = Decide(s, new StopContainer("h", Kill: true));
+        var stop = Decide(s, new ContainerProtocol.StopContainer("h", Kill: true));
         Assert.Equal(ContainerState.Changed(ContainerLifecycle.Stopping), Assert.Single(stop.Events));
         Assert.Equal(new Effect.Stop(Kill: true), stop.Effect);
         var stopping = s.Apply(stop.Events[0]);
         var stopped = Decide(stopping, new EffectDone(stop.Effect!, null));
         Assert.Equal(ContainerState.Changed(ContainerLifecycle.Stopped, "stopped"), Assert.Single(stopped.Events));
-        Assert.Equal([(ContainerEvent.Stopped, "")], stopped.Publish.ToArray());
+        Assert.Equal([(EventsProtocol.ContainerEvent.Stopped, "")], stopped.Publish.ToArray());
 
-        var destroy = Decide(s, new DestroyContainer("h"));
+        var destroy = Decide(s, new HostProtocol.DestroyContainer("h"));
         Assert.Equal(new Effect.Destroy(Graceful: true, Net), destroy.Effect);
         var destroying = s.Apply(destroy.Events[0]);
         var gone = Decide(destroying, new EffectDone(destroy.Effect!, null));
         Assert.Equal(ContainerLifecycle.Destroyed, destroying.Apply(gone.Events[0]).Lifecycle);
-        Assert.Equal(new ContainerDestroyed("h"), gone.Reply);
+        Assert.Equal(new HostProtocol.ContainerDestroyed("h"), gone.Reply);
 
         var failed = Decide(destroying, new EffectFailed(destroy.Effect!, new IOException("device busy")));
         Assert.Equal(ContainerState.Changed(ContainerLifecycle.Broken, "destroy failed: device busy"), Assert.Single(failed.Events));
         Assert.Equal("destroy h failed: device busy", failed.Error!.Message);
-        Assert.Equal([(ContainerEvent.Broken, "destroy failed: device busy")], failed.Publish.ToArray());
+        Assert.Equal([(EventsProtocol.ContainerEvent.Broken, "destroy failed: device busy")], failed.Publish.ToArray());
     }
 
     [Fact]
     public void An_idle_container_is_reaped_like_a_destroy_with_the_reason_but_not_while_it_stops()
     {
-        var reap = Decide(Active(), new GraceTimeUp(1));
-        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Destroying, ContainerEvent.Reaped), Assert.Single(reap.Events));
+        var reap = Decide(Active(), new ContainerProtocol.GraceTimeUp(1));
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Destroying, EventsProtocol.ContainerEvent.Reaped), Assert.Single(reap.Events));
         Assert.IsType<Effect.Destroy>(reap.Effect);
         Assert.False(reap.Await); // nobody asked
-        Assert.Equal([(ContainerEvent.Reaped, "")], reap.Publish.ToArray());
-        Assert.Equal(Decision.None, Decide(In(ContainerLifecycle.Stopping), new GraceTimeUp(1)));
+        Assert.Equal([(EventsProtocol.ContainerEvent.Reaped, "")], reap.Publish.ToArray());
+        Assert.Equal(Decision.None, Decide(In(ContainerLifecycle.Stopping), new ContainerProtocol.GraceTimeUp(1)));
     }
 
     // ---- a create's outcome ----
@@ -281,8 +280,8 @@ public sealed class ContainerStateTests
         var d = Decide(Creating(), new EffectDone(create, "/mnt/h/rootfs"));
         var completed = Assert.IsType<CreateCompleted>(Assert.Single(d.Events));
         Assert.Equal(("/mnt/h/rootfs", Now.ToUnixTimeMilliseconds()), (completed.RootfsMount, completed.CreatedUnixMs));
-        Assert.Equal(new ContainerCreated("h"), d.Reply);
-        Assert.Equal([(ContainerEvent.Created, "")], d.Publish.ToArray());
+        Assert.Equal(new HostProtocol.ContainerCreated("h"), d.Reply);
+        Assert.Equal([(EventsProtocol.ContainerEvent.Created, "")], d.Publish.ToArray());
     }
 
     [Fact]
@@ -304,7 +303,7 @@ public sealed class ContainerStateTests
         Assert.Contains("umount: busy", broken.Events.Last());
         Assert.EndsWith("destroy it", broken.Events.Last());
         Assert.Equal("container h: create failed: runc: exec format error", d.Error!.Message); // the caller hears what failed
-        Assert.IsType<Effect.Destroy>(Decide(broken, new DestroyContainer("h")).Effect);
+        Assert.IsType<Effect.Destroy>(Decide(broken, new HostProtocol.DestroyContainer("h")).Effect);
     }
 
     // ---- recovery ----
@@ -345,7 +344,7 @@ public sealed class ContainerStateTests
         var first = Active().Recover("journal record 3 cannot be applied");
         var broken = Active().Apply(Assert.Single(first.Events));
         Assert.Equal("journal record 3 cannot be applied; destroy it", broken.Events.Last());
-        Assert.Equal([(ContainerEvent.Broken, "journal record 3 cannot be applied; destroy it")], first.Publish.ToArray());
+        Assert.Equal([(EventsProtocol.ContainerEvent.Broken, "journal record 3 cannot be applied; destroy it")], first.Publish.ToArray());
         Assert.Null(first.Effect); // nothing of it reaches the kernel
         var again = broken.Recover("journal record 3 cannot be applied");
         Assert.Empty(again.Events);
@@ -373,13 +372,13 @@ public sealed class ContainerStateTests
         var lost = new KernelFindings(true, true, true, true, CgroupPresent: false);
         var d = Active().Decide(ContainerPhase.Recovering, new EffectDone(reconcile, lost), Now);
         Assert.Equal([typeof(Reconciled), typeof(LifecycleChanged)], d.Events.Select(e => e.GetType()));
-        Assert.Equal([(ContainerEvent.Broken, "cgroup gone")], d.Publish.ToArray());
+        Assert.Equal([(EventsProtocol.ContainerEvent.Broken, "cgroup gone")], d.Publish.ToArray());
         var alreadyBroken = In(ContainerLifecycle.Broken, "cgroup gone").Decide(ContainerPhase.Recovering, new EffectDone(reconcile, lost), Now);
         Assert.IsType<Reconciled>(Assert.Single(alreadyBroken.Events));
 
         var whole = new KernelFindings(true, true, true, true, true);
         var midStop = In(ContainerLifecycle.Stopping).Decide(ContainerPhase.Recovering, new EffectDone(reconcile, whole), Now);
-        Assert.Equal([(ContainerEvent.Reattached, "")], midStop.Publish.ToArray());
+        Assert.Equal([(EventsProtocol.ContainerEvent.Reattached, "")], midStop.Publish.ToArray());
         Assert.Equal(new Effect.Stop(Kill: true), midStop.Effect);
 
         // a reconcile that could not read the kernel finds nothing
@@ -396,7 +395,7 @@ public sealed class ContainerStateTests
         var d = Decide(Active(), new EffectDone(report, 7UL));
         var record = Assert.IsType<OutOfMemory>(Assert.Single(d.Events));
         Assert.Equal((42L, 7UL, 3UL), (record.AtUnixMs, record.OomKills, record.Kills));
-        Assert.Equal([(ContainerEvent.OutOfMemory, "7 kills so far")], d.Publish.ToArray());
+        Assert.Equal([(EventsProtocol.ContainerEvent.OutOfMemory, "7 kills so far")], d.Publish.ToArray());
         Assert.Equal("3 kills so far", Decide(Active(), new EffectFailed(report, new IOException("gone"))).Publish.Single().Detail);
         Assert.Equal(Decision.None, Decide(In(ContainerLifecycle.Destroying), new EffectDone(report, 7UL)));
     }

@@ -3,7 +3,6 @@ using Akka.Actor;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Testing;
 using Xunit;
@@ -22,7 +21,7 @@ public sealed class GraceEventsTests() : ActorTest("grace")
         if (disposing) Directory.Delete(_data, recursive: true);
     }
 
-    private static CreateContainer Create(string handle, TimeSpan? grace = null, params BindMount[] mounts) =>
+    private static HostProtocol.CreateContainer Create(string handle, TimeSpan? grace = null, params BindMount[] mounts) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false, BindMounts: [.. mounts], GraceTime: grace));
 
     /// <summary>The container's armed grace timer (it is armed before the container answers a request).</summary>
@@ -34,11 +33,11 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     public void Bind_mounts_go_into_the_bundle_after_the_containers_own_and_survive_a_restart()
     {
         var data = _data;
-        Ask<ContainerCreated>(Create("bm", null, new BindMount(data, "/mnt/data/../ro", true), new BindMount(data, "/mnt/rw", false)));
+        Ask<HostProtocol.ContainerCreated>(Create("bm", null, new BindMount(data, "/mnt/data/../ro", true), new BindMount(data, "/mnt/rw", false)));
         var mounts = Runtime.Bundles["bm"].BindMounts!;
         Assert.Equal([new(data, "/mnt/ro", true), new(data, "/mnt/rw", false)], mounts.TakeLast(2));
         Restart();
-        var info = Ask<ContainerInfo>(new GetInfo("bm"));
+        var info = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("bm"));
         Assert.Equal([new BindMount(data, "/mnt/data/../ro", true), new BindMount(data, "/mnt/rw", false)], info.BindMounts.ToArray());
     }
 
@@ -90,7 +89,7 @@ public sealed class GraceEventsTests() : ActorTest("grace")
         Assert.DoesNotContain(Calls.All, c => c.Names("bad"));
         Assert.False(Exists("bad"));
         // the probe sees a mount that is allowed: a sibling of the state dir is fine
-        Ask<ContainerCreated>(Create("fine", null, new BindMount(_data, "/mnt", true)));
+        Ask<HostProtocol.ContainerCreated>(Create("fine", null, new BindMount(_data, "/mnt", true)));
         Assert.Equal(_data, Runtime.Bundles["fine"].BindMounts!.Last().Source);
     }
 
@@ -100,7 +99,7 @@ public sealed class GraceEventsTests() : ActorTest("grace")
         var link = Path.Combine(_data, "link");
         var target = Directory.CreateDirectory(Path.Combine(_data, "target")).FullName;
         File.CreateSymbolicLink(link, target);
-        Ask<ContainerCreated>(Create("resolved", null, new BindMount(link, "/mnt", true)));
+        Ask<HostProtocol.ContainerCreated>(Create("resolved", null, new BindMount(link, "/mnt", true)));
         Assert.Equal(target, Runtime.Bundles["resolved"].BindMounts!.Last().Source);
     }
 
@@ -110,18 +109,18 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     public void An_idle_container_is_reaped_after_its_grace_time_and_the_reason_is_published()
     {
         var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(ContainerEvent));
-        Ask<ContainerCreated>(Create("idle", TimeSpan.FromMilliseconds(300)));
-        events.ExpectMsg<ContainerEvent>(e => e.Kind == ContainerEvent.Created && e.Handle == "idle");
-        Assert.Equal(TimeSpan.FromMilliseconds(300), Ask<ContainerInfo>(new GetInfo("idle")).GraceTime);
+        Sys.EventStream.Subscribe(events, typeof(EventsProtocol.ContainerEvent));
+        Ask<HostProtocol.ContainerCreated>(Create("idle", TimeSpan.FromMilliseconds(300)));
+        events.ExpectMsg<EventsProtocol.ContainerEvent>(e => e.Kind == EventsProtocol.ContainerEvent.Created && e.Handle == "idle");
+        Assert.Equal(TimeSpan.FromMilliseconds(300), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("idle")).GraceTime);
         var timer = GraceTimer("idle");
         Assert.Equal(TimeSpan.FromMilliseconds(300), timer.Delay);
         Clock.Advance(TimeSpan.FromMilliseconds(299));
         Assert.True(timer.Armed); // not a moment early
         Assert.Contains("idle", Runtime.Containers);
         Clock.Advance(TimeSpan.FromMilliseconds(1));
-        events.ExpectMsg<ContainerEvent>(e => e.Kind == ContainerEvent.Reaped && e.Handle == "idle", TimeSpan.FromSeconds(5));
-        events.ExpectMsg<ContainerEvent>(e => e.Kind == ContainerEvent.Destroyed && e.Handle == "idle", TimeSpan.FromSeconds(5));
+        events.ExpectMsg<EventsProtocol.ContainerEvent>(e => e.Kind == EventsProtocol.ContainerEvent.Reaped && e.Handle == "idle", TimeSpan.FromSeconds(5));
+        events.ExpectMsg<EventsProtocol.ContainerEvent>(e => e.Kind == EventsProtocol.ContainerEvent.Destroyed && e.Handle == "idle", TimeSpan.FromSeconds(5));
         AwaitAssert(() => Assert.False(Exists("idle")), TimeSpan.FromSeconds(5));
         Assert.Contains(new Call.Deleted("idle"), Calls.All);
     }
@@ -129,11 +128,11 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     [Fact]
     public void Requests_restart_the_timer()
     {
-        Ask<ContainerCreated>(Create("busy", TimeSpan.FromMilliseconds(600)));
+        Ask<HostProtocol.ContainerCreated>(Create("busy", TimeSpan.FromMilliseconds(600)));
         for (var i = 0; i < 8; i++)
         {
             Clock.Advance(TimeSpan.FromMilliseconds(200));
-            Ask<PropertiesResult>(new GetProperties("busy")); // 1.6 s of requests, never 600 ms apart
+            Ask<ContainerProtocol.PropertiesResult>(new ContainerProtocol.GetProperties("busy")); // 1.6 s of requests, never 600 ms apart
             Assert.Equal(Clock.Now + TimeSpan.FromMilliseconds(600), GraceTimer("busy").Due); // counted from this request
         }
         Assert.True(Exists("busy"));
@@ -153,8 +152,8 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     public async Task A_container_with_an_attached_client_is_not_reaped_until_the_client_goes()
     {
         Agent.Behaviour = _ => ("hello", 0);
-        Ask<ContainerCreated>(Create("held", TimeSpan.FromMilliseconds(300)));
-        var started = await AskAsync<ProcessStarted>(new RunProcess("held", new ProcessSpec("p", "/bin/x", [], [], "", "", [], null), false));
+        Ask<HostProtocol.ContainerCreated>(Create("held", TimeSpan.FromMilliseconds(300)));
+        var started = await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess("held", new ProcessSpec("p", "/bin/x", [], [], "", "", [], null), false));
         Assert.NotNull(started.Stream);
         // with a client attached the timer is off: four grace times pass, with no request
         AwaitAssert(() => Assert.Empty(ArmedTimers("held", "GraceTimeUp")));
@@ -171,11 +170,11 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     public void Zero_grace_time_never_reaps_and_the_daemon_default_applies_when_create_names_none()
     {
         Restart("default-grace-time = 400ms");
-        Ask<ContainerCreated>(Create("forever", TimeSpan.Zero));
-        Ask<ContainerCreated>(Create("default"));
-        Assert.Equal(TimeSpan.FromMilliseconds(400), Ask<ContainerInfo>(new GetInfo("default")).GraceTime);
+        Ask<HostProtocol.ContainerCreated>(Create("forever", TimeSpan.Zero));
+        Ask<HostProtocol.ContainerCreated>(Create("default"));
+        Assert.Equal(TimeSpan.FromMilliseconds(400), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("default")).GraceTime);
         Assert.Equal(TimeSpan.FromMilliseconds(400), GraceTimer("default").Delay);
-        Assert.Equal(TimeSpan.Zero, Ask<ContainerInfo>(new GetInfo("forever")).GraceTime);
+        Assert.Equal(TimeSpan.Zero, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("forever")).GraceTime);
         Assert.Empty(ArmedTimers("forever", "GraceTimeUp"));
         Clock.Advance(TimeSpan.FromDays(1));
         AwaitAssert(() => Assert.DoesNotContain("default", Runtime.Containers), TimeSpan.FromSeconds(5));
@@ -186,12 +185,12 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     [Fact]
     public void SetGraceTime_is_journaled_and_after_a_restart_the_timer_starts_afresh()
     {
-        Ask<ContainerCreated>(Create("later"));
-        Ask<Done>(new SetGraceTime("later", TimeSpan.FromSeconds(30)));
-        Assert.Equal(TimeSpan.FromSeconds(30), Ask<ContainerInfo>(new GetInfo("later")).GraceTime);
+        Ask<HostProtocol.ContainerCreated>(Create("later"));
+        Ask<HostProtocol.Done>(new ContainerProtocol.SetGraceTime("later", TimeSpan.FromSeconds(30)));
+        Assert.Equal(TimeSpan.FromSeconds(30), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("later")).GraceTime);
         Restart();
-        Assert.Equal(TimeSpan.FromSeconds(30), Ask<ContainerInfo>(new GetInfo("later")).GraceTime);
-        Ask<Done>(new SetGraceTime("later", TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(TimeSpan.FromSeconds(30), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("later")).GraceTime);
+        Ask<HostProtocol.Done>(new ContainerProtocol.SetGraceTime("later", TimeSpan.FromMilliseconds(300)));
         Clock.Advance(TimeSpan.FromMilliseconds(250));
         Restart(); // the recovered container counts its grace time from its recovery
         Assert.Contains("later", Runtime.Containers);
@@ -213,44 +212,44 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     [Fact]
     public async Task Events_are_published_once_journaled_and_a_subscriber_sees_only_its_handle()
     {
-        var mine = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var mine = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, mine.Writer, "ev");
         var all = CreateTestProbe();
-        Sys.EventStream.Subscribe(all, typeof(ContainerEvent));
+        Sys.EventStream.Subscribe(all, typeof(EventsProtocol.ContainerEvent));
 
-        Ask<ContainerCreated>(Create("other"));
-        Ask<ContainerCreated>(Create("ev"));
-        var started = await AskAsync<ProcessStarted>(new RunProcess("ev", new ProcessSpec("p1", "/bin/x", [], [], "", "", [], null), false));
+        Ask<HostProtocol.ContainerCreated>(Create("other"));
+        Ask<HostProtocol.ContainerCreated>(Create("ev"));
+        var started = await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess("ev", new ProcessSpec("p1", "/bin/x", [], [], "", "", [], null), false));
         await using (var stream = started.Stream!)
             while (await stream.ReadAsync(CancellationToken.None) is { } evt && evt.KindCase != Garden.Protocol.Agent.AgentEvent.KindOneofCase.Exited) { }
-        Ask<Done>(new StopContainer("ev", Kill: true));
-        Ask<ContainerDestroyed>(new DestroyContainer("ev"));
+        Ask<HostProtocol.Done>(new ContainerProtocol.StopContainer("ev", Kill: true));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("ev"));
 
-        var seen = new List<ContainerEvent>();
+        var seen = new List<EventsProtocol.ContainerEvent>();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         while (seen.Count < 4) seen.Add(await mine.Reader.ReadAsync(cts.Token));
         // the process's actor and the container's publish independently: "process exited" and "stopped" may come either way
-        Assert.Equal(ContainerEvent.Created, seen[0].Kind);
-        Assert.Equal([ContainerEvent.ProcessExited, ContainerEvent.Stopped], seen.Skip(1).Take(2).Select(e => e.Kind).Order());
-        Assert.Equal(ContainerEvent.Destroyed, seen[3].Kind);
+        Assert.Equal(EventsProtocol.ContainerEvent.Created, seen[0].Kind);
+        Assert.Equal([EventsProtocol.ContainerEvent.ProcessExited, EventsProtocol.ContainerEvent.Stopped], seen.Skip(1).Take(2).Select(e => e.Kind).Order());
+        Assert.Equal(EventsProtocol.ContainerEvent.Destroyed, seen[3].Kind);
         Assert.All(seen, e => Assert.Equal("ev", e.Handle));
-        var exited = seen.Single(e => e.Kind == ContainerEvent.ProcessExited);
+        var exited = seen.Single(e => e.Kind == EventsProtocol.ContainerEvent.ProcessExited);
         Assert.Equal(("p1", (int?)0), (exited.ProcessId, exited.ExitCode));
-        all.FishForMessage<ContainerEvent>(e => e.Handle == "other"); // the unfiltered subscriber saw the other one too
+        all.FishForMessage<EventsProtocol.ContainerEvent>(e => e.Handle == "other"); // the unfiltered subscriber saw the other one too
 
         Sys.Stop(subscriber);
         Restart();
-        all.FishForMessage<ContainerEvent>(e => e.Kind == ContainerEvent.Reattached && e.Handle == "other", TimeSpan.FromSeconds(5));
+        all.FishForMessage<EventsProtocol.ContainerEvent>(e => e.Kind == EventsProtocol.ContainerEvent.Reattached && e.Handle == "other", TimeSpan.FromSeconds(5));
     }
 
     [Fact]
     public async Task A_detached_process_nobody_attaches_to_still_gets_its_exited_event()
     {
-        var mine = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var mine = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, mine.Writer, "quiet");
         Agent.Behaviour = _ => ("", 5);
-        Ask<ContainerCreated>(Create("quiet"));
-        await AskAsync<ProcessStarted>(new RunProcess("quiet", new ProcessSpec("bg", "/bin/x", [], [], "", "", [], null), Detach: true));
+        Ask<HostProtocol.ContainerCreated>(Create("quiet"));
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess("quiet", new ProcessSpec("bg", "/bin/x", [], [], "", "", [], null), Detach: true));
         // the exit watch looks the process up in the agent once a second
         Assert.Equal(TimeSpan.FromSeconds(1), ArmedTimer("quiet", "ExitWatchTick").Interval);
         Clock.Advance(TimeSpan.FromSeconds(1));
@@ -262,11 +261,11 @@ public sealed class GraceEventsTests() : ActorTest("grace")
     [Fact]
     public async Task A_process_of_an_earlier_daemon_gets_its_exited_event_after_a_restart()
     {
-        Ask<ContainerCreated>(Create("old"));
-        await AskAsync<ProcessStarted>(new RunProcess("old", new ProcessSpec("long", "/bin/x", [], [], "", "", [], null), Detach: true));
+        Ask<HostProtocol.ContainerCreated>(Create("old"));
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess("old", new ProcessSpec("long", "/bin/x", [], [], "", "", [], null), Detach: true));
         Agent.KeepRunning("long");
         Restart();
-        var mine = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var mine = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, mine.Writer, "old");
         // the new incarnation found the process running in the agent and watches it
         ArmedTimer("old", "ExitWatchTick");
@@ -277,12 +276,12 @@ public sealed class GraceEventsTests() : ActorTest("grace")
         Sys.Stop(subscriber);
     }
 
-    private static async Task<ContainerEvent> NextExit(System.Threading.Channels.Channel<ContainerEvent> events)
+    private static async Task<EventsProtocol.ContainerEvent> NextExit(System.Threading.Channels.Channel<EventsProtocol.ContainerEvent> events)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        ContainerEvent e;
+        EventsProtocol.ContainerEvent e;
         do e = await events.Reader.ReadAsync(cts.Token);
-        while (e.Kind != ContainerEvent.ProcessExited);
+        while (e.Kind != EventsProtocol.ContainerEvent.ProcessExited);
         return e;
     }
 }

@@ -3,7 +3,6 @@ using Akka.Actor;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Protocol.Agent;
 using Garden.Linux.Network;
@@ -20,7 +19,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
 
     private static ProcessSpec Proc(string path, string id = "") => new(id, path, [], [], "", "", [], null);
 
-    private string Create(string handle = "", params (string, string)[] props) => Ask<ContainerCreated>(new CreateContainer(Spec(handle, props))).Handle;
+    private string Create(string handle = "", params (string, string)[] props) => Ask<HostProtocol.ContainerCreated>(new HostProtocol.CreateContainer(Spec(handle, props))).Handle;
 
     [Fact]
     public void Create_mounts_the_rootfs_then_starts_the_runtime_and_generates_a_handle()
@@ -45,7 +44,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public void Duplicate_handle_is_AlreadyExists_and_touches_nothing()
     {
         Create("dup");
-        var e = Error(new CreateContainer(Spec("dup")));
+        var e = Error(new HostProtocol.CreateContainer(Spec("dup")));
         Assert.Equal(ErrorKind.AlreadyExists, e.Kind);
         Assert.Contains("dup", e.Message);
         Assert.Equal(1, Calls.Count<Call.Ran>());
@@ -58,7 +57,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     [InlineData("slash/inside")]
     public void Invalid_handle_is_InvalidArgument_naming_the_handle(string handle)
     {
-        var e = Error(new CreateContainer(Spec(handle)));
+        var e = Error(new HostProtocol.CreateContainer(Spec(handle)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith("handle:", e.Message);
         Assert.Contains(handle, e.Message);
@@ -68,7 +67,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     [Fact]
     public void Missing_rootfs_is_InvalidArgument_naming_the_rootfs()
     {
-        var e = Error(new CreateContainer(Spec("r") with { Rootfs = "/does/not/exist" }));
+        var e = Error(new HostProtocol.CreateContainer(Spec("r") with { Rootfs = "/does/not/exist" }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("/does/not/exist", e.Message);
         Assert.Equal(0, Calls.Count<Call.Ran>());
@@ -78,13 +77,13 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public void A_failed_create_undoes_its_steps_in_reverse_and_frees_the_handle()
     {
         Runtime.FailRunWith = "exec format error";
-        var e = Error(new CreateContainer(Spec("broken")));
+        var e = Error(new HostProtocol.CreateContainer(Spec("broken")));
         Assert.Equal(ErrorKind.Internal, e.Kind);
         Assert.Contains("exec format error", e.Message);
         Assert.Equal(0, Rootfs.MountedCount);
         Assert.Empty(Runtime.Containers);
         Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "broken")));
-        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("broken")).Kind));
+        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("broken")).Kind));
 
         Runtime.FailRunWith = null;
         Assert.Equal("broken", Create("broken"));
@@ -93,7 +92,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     [Fact]
     public void Unknown_handle_is_NotFound()
     {
-        var e = Error(new GetInfo("nope"));
+        var e = Error(new ContainerProtocol.GetInfo("nope"));
         Assert.Equal(ErrorKind.NotFound, e.Kind);
         Assert.Contains("nope", e.Message);
     }
@@ -104,9 +103,9 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
         var h = Create("v");
         foreach (var handle in new[] { h, "nope" })
         {
-            Assert.StartsWith("signal:", Error(new SignalProcess(handle, "p", 0)).Message);
-            Assert.StartsWith("rlimit:", Error(new RunProcess(handle, Proc("/bin/true") with { Rlimits = [new RlimitSpec("nofiles", 1, 1)] }, false)).Message);
-            Assert.StartsWith("env:", Error(new RunProcess(handle, Proc("/bin/true") with { Env = ["X"] }, false)).Message);
+            Assert.StartsWith("signal:", Error(new ContainerProtocol.SignalProcess(handle, "p", 0)).Message);
+            Assert.StartsWith("rlimit:", Error(new ContainerProtocol.RunProcess(handle, Proc("/bin/true") with { Rlimits = [new RlimitSpec("nofiles", 1, 1)] }, false)).Message);
+            Assert.StartsWith("env:", Error(new ContainerProtocol.RunProcess(handle, Proc("/bin/true") with { Env = ["X"] }, false)).Message);
         }
         Assert.Equal(0, Calls.Count<Call.Spawned>());
     }
@@ -115,7 +114,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public void Max_containers_is_ResourceExhausted()
     {
         Create("a"); Create("b"); Create("c");
-        Assert.Equal(ErrorKind.ResourceExhausted, Error(new CreateContainer(Spec("d"))).Kind);
+        Assert.Equal(ErrorKind.ResourceExhausted, Error(new HostProtocol.CreateContainer(Spec("d"))).Kind);
     }
 
     [Fact]
@@ -136,14 +135,14 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
         // the container tells the host's directory before it answers: no waiting here
         var h = Create("seen", ("env", "dev"));
         Assert.Equal([h], List(("env", "dev")));
-        await AskAsync<Done>(new SetProperty(h, "env", "prod"));
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.SetProperty(h, "env", "prod"));
         Assert.Equal([h], List(("env", "prod")));
         Assert.Empty(List(("env", "dev")));
-        await AskAsync<Done>(new RemoveProperty(h, "env"));
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.RemoveProperty(h, "env"));
         Assert.Empty(List(("env", "prod")));
-        await AskAsync<Done>(new StopContainer(h, Kill: true));
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.StopContainer(h, Kill: true));
         Assert.Equal([h], List()); // a stopped container is listed
-        await AskAsync<ContainerDestroyed>(new DestroyContainer(h));
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer(h));
         Assert.Empty(List());
     }
 
@@ -151,12 +150,12 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public async Task Properties_can_be_set_read_and_removed()
     {
         var h = Create("p", ("a", "1"));
-        await AskAsync<Done>(new SetProperty(h, "b", "2"));
-        Assert.Equal("2", (await AskAsync<PropertyValue>(new GetProperty(h, "b"))).Value);
-        await AskAsync<Done>(new RemoveProperty(h, "a"));
-        var props = (await AskAsync<PropertiesResult>(new GetProperties(h))).Properties;
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.SetProperty(h, "b", "2"));
+        Assert.Equal("2", (await AskAsync<ContainerProtocol.PropertyValue>(new ContainerProtocol.GetProperty(h, "b"))).Value);
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.RemoveProperty(h, "a"));
+        var props = (await AskAsync<ContainerProtocol.PropertiesResult>(new ContainerProtocol.GetProperties(h))).Properties;
         Assert.Equal(new Dictionary<string, string> { ["b"] = "2" }, props);
-        Assert.Equal(ErrorKind.NotFound, Error(new GetProperty(h, "a")).Kind);
+        Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetProperty(h, "a")).Kind);
     }
 
     [Fact]
@@ -164,7 +163,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     {
         var h = Create("run");
         Agent.Behaviour = s => ($"hello from {s.Path}\n", 7);
-        var started = await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/echo"), false));
+        var started = await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("/bin/echo"), false));
         Assert.NotNull(started.Stream);
         var output = await started.Stream!.ReadAsync(default);
         Assert.Equal("hello from /bin/echo\n", output!.Output.Data.ToStringUtf8());
@@ -176,7 +175,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public void Run_of_a_missing_executable_is_InvalidArgument_naming_the_path()
     {
         var h = Create("noexec");
-        var e = Error(new RunProcess(h, Proc("/missing/tool"), false));
+        var e = Error(new ContainerProtocol.RunProcess(h, Proc("/missing/tool"), false));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("/missing/tool", e.Message);
     }
@@ -185,8 +184,8 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public async Task Duplicate_process_id_is_AlreadyExists()
     {
         var h = Create("dupproc");
-        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "job"), true));
-        Assert.Equal(ErrorKind.AlreadyExists, Error(new RunProcess(h, Proc("/bin/true", "job"), true)).Kind);
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("/bin/true", "job"), true));
+        Assert.Equal(ErrorKind.AlreadyExists, Error(new ContainerProtocol.RunProcess(h, Proc("/bin/true", "job"), true)).Kind);
     }
 
     [Fact]
@@ -194,27 +193,27 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     {
         var h = Create("att");
         Agent.Behaviour = _ => ("abcdef", 3);
-        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/x", "p1"), true));
-        var attached = await AskAsync<ProcessAttached>(new AttachProcess(h, "p1", 2));
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("/bin/x", "p1"), true));
+        var attached = await AskAsync<ProcessProtocol.ProcessAttached>(new ContainerProtocol.AttachProcess(h, "p1", 2));
         var chunk = await attached.Stream.ReadAsync(default);
         Assert.Equal(2ul, chunk!.Output.Offset);
         Assert.Equal("cdef", chunk.Output.Data.ToStringUtf8());
         Assert.Equal(3, (await attached.Stream.ReadAsync(default))!.Exited.ExitCode);
-        Assert.Equal(ErrorKind.NotFound, Error(new AttachProcess(h, "nope", 0)).Kind);
+        Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.AttachProcess(h, "nope", 0)).Kind);
     }
 
     [Fact]
     public async Task A_stopped_container_refuses_new_processes_but_stays()
     {
         var h = Create("stop");
-        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/sleep", "s"), true));
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("/bin/sleep", "s"), true));
         Agent.KeepRunning("s");
-        await AskAsync<Done>(new StopContainer(h, Kill: false));
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.StopContainer(h, Kill: false));
         Assert.Equal(1, Calls.Count(new Call.SignalledAll(15)));
-        var e = Error(new RunProcess(h, Proc("/bin/true"), true));
+        var e = Error(new ContainerProtocol.RunProcess(h, Proc("/bin/true"), true));
         Assert.Equal(ErrorKind.FailedPrecondition, e.Kind);
         Assert.Contains("stopped", e.Message);
-        var info = await AskAsync<ContainerInfo>(new GetInfo(h));
+        var info = await AskAsync<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo(h));
         Assert.Equal(ContainerLifecycle.Stopped, info.State);
     }
 
@@ -222,7 +221,7 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     public async Task Destroy_kills_deletes_and_unmounts_then_forgets_the_handle()
     {
         var h = Create("gone");
-        await AskAsync<ContainerDestroyed>(new DestroyContainer(h));
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer(h));
         var calls = Calls.All.ToList();
         var released = calls.IndexOf(new Call.CgroupReleased("gone"));
         Assert.Equal([new Call.SignalledAll(9), new Call.Killed("gone", 9), new Call.Deleted("gone"), new Call.CgroupReleased("gone")],
@@ -233,8 +232,8 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
         Assert.Equal(new HashSet<Call> { new Call.FirewallRemoved("gone"), new Call.NetworkTornDown("gone"), new Call.RootfsDestroyed("gone") },
             rest.ToHashSet());
         Assert.Empty(Runtime.Containers);
-        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo(h)).Kind));
-        Assert.Equal(ErrorKind.NotFound, Error(new DestroyContainer(h)).Kind);
+        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo(h)).Kind));
+        Assert.Equal(ErrorKind.NotFound, Error(new HostProtocol.DestroyContainer(h)).Kind);
     }
 
     [Fact]
@@ -242,15 +241,15 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     {
         var h = Create("dead");
         Agent.Reachable = false;
-        await AskAsync<ContainerDestroyed>(new DestroyContainer(h));
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer(h));
         Assert.Empty(Runtime.Containers);
     }
 
     [Fact]
     public async Task Capacity_reports_the_host_and_the_configured_maximum()
     {
-        var c = await AskAsync<Capacity>(GetCapacity.Instance);
-        Assert.Equal(new Capacity(1024, 2048, 3), c);
+        var c = await AskAsync<HostProtocol.Capacity>(HostProtocol.GetCapacity.Instance);
+        Assert.Equal(new HostProtocol.Capacity(1024, 2048, 3), c);
     }
 
     [Fact]
@@ -258,12 +257,12 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     {
         var h = Create("tty");
         var spec = new ProcessSpec("t1", "/bin/sh", [], [], "", "", [], new TtySize(24, 80));
-        await AskAsync<ProcessStarted>(new RunProcess(h, spec, Detach: true));
-        await AskAsync<Done>(new SetProcessTty(h, "t1", new TtySize(50, 132)));
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, spec, Detach: true));
+        await AskAsync<HostProtocol.Done>(new ContainerProtocol.SetProcessTty(h, "t1", new TtySize(50, 132)));
         Assert.Equal((50u, 132u), Agent.TtyOf("t1"));
-        Assert.Equal(ErrorKind.InvalidArgument, Error(new SetProcessTty(h, "t1", new TtySize(0, 80))).Kind);
-        Assert.Equal(ErrorKind.NotFound, Error(new SetProcessTty(h, "nope", new TtySize(10, 10))).Kind);
-        await AskAsync<ProcessStarted>(new RunProcess(h, Proc("/bin/true", "plain"), Detach: true));
-        Assert.Contains("no terminal", Error(new SetProcessTty(h, "plain", new TtySize(10, 10))).Message);
+        Assert.Equal(ErrorKind.InvalidArgument, Error(new ContainerProtocol.SetProcessTty(h, "t1", new TtySize(0, 80))).Kind);
+        Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.SetProcessTty(h, "nope", new TtySize(10, 10))).Kind);
+        await AskAsync<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("/bin/true", "plain"), Detach: true));
+        Assert.Contains("no terminal", Error(new ContainerProtocol.SetProcessTty(h, "plain", new TtySize(10, 10))).Message);
     }
 }

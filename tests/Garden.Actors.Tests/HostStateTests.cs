@@ -4,7 +4,6 @@ using Garden.Linux.Network;
 using Garden.Protocol.Journal;
 using Garden.Testing;
 using Xunit;
-using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Tests;
 
@@ -169,15 +168,15 @@ public sealed class HostStateTests : IDisposable
     {
         static ImmutableDictionary<string, string> P(params (string, string)[] p) => p.ToImmutableDictionary(x => x.Item1, x => x.Item2);
         var d = ContainerDirectory.Empty
-            .With(new ContainerChanged("x", ContainerLifecycle.Active, P(("env", "prod"), ("team", "a"))))
-            .With(new ContainerChanged("y", ContainerLifecycle.Stopped, P(("env", "prod"))))
-            .With(new ContainerChanged("z", ContainerLifecycle.Broken, P()))
-            .With(new ContainerChanged("new", ContainerLifecycle.Creating, P(("env", "prod"))))
-            .With(new ContainerChanged("old", ContainerLifecycle.Destroying, P(("env", "prod"))));
+            .With(new HostProtocol.ContainerChanged("x", ContainerLifecycle.Active, P(("env", "prod"), ("team", "a"))))
+            .With(new HostProtocol.ContainerChanged("y", ContainerLifecycle.Stopped, P(("env", "prod"))))
+            .With(new HostProtocol.ContainerChanged("z", ContainerLifecycle.Broken, P()))
+            .With(new HostProtocol.ContainerChanged("new", ContainerLifecycle.Creating, P(("env", "prod"))))
+            .With(new HostProtocol.ContainerChanged("old", ContainerLifecycle.Destroying, P(("env", "prod"))));
         Assert.Equal(["x", "y", "z"], d.List(P()).ToArray());
         Assert.Equal(["x", "y"], d.List(P(("env", "prod"))).ToArray());
         Assert.Equal(["x"], d.List(P(("env", "prod"), ("team", "a"))).ToArray());
-        d = d.With(new ContainerChanged("y", ContainerLifecycle.Stopped, P(("env", "dev")))).Without("x");
+        d = d.With(new HostProtocol.ContainerChanged("y", ContainerLifecycle.Stopped, P(("env", "dev")))).Without("x");
         Assert.Empty(d.List(P(("env", "prod"))));
     }
 }

@@ -3,7 +3,6 @@ using Akka.Actor;
 using Akka.Persistence.TestKit;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Linux.Host;
 using Garden.Protocol.Journal;
 using Garden.Testing;
@@ -46,32 +45,32 @@ public sealed class JournalFailureTests() : ActorTest("journal", persistence: Te
     [Fact]
     public async Task A_failed_journal_write_is_an_error_to_the_caller_and_the_change_is_not_made()
     {
-        await AwaitAssertAsync(() => Host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)));
-        await Host.Ask<ContainerCreated>(new CreateContainer(new ContainerSpec("j", "", [], ImmutableDictionary<string, string>.Empty.Add("k", "old"), false)), TimeSpan.FromSeconds(5));
+        await AwaitAssertAsync(() => Host.Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance, TimeSpan.FromSeconds(1)));
+        await Host.Ask<HostProtocol.ContainerCreated>(new HostProtocol.CreateContainer(new ContainerSpec("j", "", [], ImmutableDictionary<string, string>.Empty.Add("k", "old"), false)), TimeSpan.FromSeconds(5));
 
         await WithJournalWrite(w => w.Fail(), async () =>
         {
-            var e = await Assert.ThrowsAsync<GardenException>(() => Host.Ask<Done>(new SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5)));
+            var e = await Assert.ThrowsAsync<GardenException>(() => Host.Ask<HostProtocol.Done>(new ContainerProtocol.SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5)));
             Assert.Equal(ErrorKind.Internal, e.Kind);
             Assert.Contains("journal write failed", e.Message);
         });
 
         // the container actor stopped on the failure; the host recovered it from its journal: the old value holds
         await AwaitAssertAsync(async () =>
-            Assert.Equal("old", (await Host.Ask<PropertyValue>(new GetProperty("j", "k"), TimeSpan.FromSeconds(1))).Value),
+            Assert.Equal("old", (await Host.Ask<ContainerProtocol.PropertyValue>(new ContainerProtocol.GetProperty("j", "k"), TimeSpan.FromSeconds(1))).Value),
             TimeSpan.FromSeconds(5));
-        await Host.Ask<Done>(new SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5));
-        Assert.Equal("new", (await Host.Ask<PropertyValue>(new GetProperty("j", "k"), TimeSpan.FromSeconds(5))).Value);
+        await Host.Ask<HostProtocol.Done>(new ContainerProtocol.SetProperty("j", "k", "new"), TimeSpan.FromSeconds(5));
+        Assert.Equal("new", (await Host.Ask<ContainerProtocol.PropertyValue>(new ContainerProtocol.GetProperty("j", "k"), TimeSpan.FromSeconds(5))).Value);
     }
 
     [Fact]
     public async Task A_create_whose_registration_cannot_be_journaled_fails_and_touches_nothing()
     {
-        await AwaitAssertAsync(() => Host.Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)));
+        await AwaitAssertAsync(() => Host.Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance, TimeSpan.FromSeconds(1)));
         await WithJournalWrite(w => w.Reject(), async () =>
         {
-            await Assert.ThrowsAnyAsync<Exception>(() => Host.Ask<ContainerCreated>(
-                new CreateContainer(new ContainerSpec("nope", "", [], ImmutableDictionary<string, string>.Empty, false)), TimeSpan.FromSeconds(3)));
+            await Assert.ThrowsAnyAsync<Exception>(() => Host.Ask<HostProtocol.ContainerCreated>(
+                new HostProtocol.CreateContainer(new ContainerSpec("nope", "", [], ImmutableDictionary<string, string>.Empty, false)), TimeSpan.FromSeconds(3)));
         });
         Assert.Equal(0, Calls.Count<Call.Ran>());
     }

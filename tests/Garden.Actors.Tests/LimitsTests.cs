@@ -1,8 +1,8 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Garden.Actors.Container;
+using Garden.Actors.Events;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Testing;
 using Xunit;
 
@@ -10,7 +10,7 @@ namespace Garden.Actors.Tests;
 
 public sealed class LimitsTests() : ActorTest("limits")
 {
-    private static CreateContainer Create(string handle, Limits limits) =>
+    private static HostProtocol.CreateContainer Create(string handle, Limits limits) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false, limits));
 
     private static readonly Limits Asked = new(MemoryBytes: 64UL << 20, CpuWeight: 512, CpuQuota: 0.5, Pids: 100, DiskBytes: 1UL << 30);
@@ -18,11 +18,11 @@ public sealed class LimitsTests() : ActorTest("limits")
     [Fact]
     public void Create_applies_every_limit_and_info_shows_them()
     {
-        Ask<ContainerCreated>(Create("lim", Asked));
+        Ask<HostProtocol.ContainerCreated>(Create("lim", Asked));
         Assert.Contains(new Call.DiskCreated("lim", 1073741824), Calls.All);
         Assert.Contains(new Call.CgroupApplied("lim"), Calls.All);
-        Assert.Equal(Asked, Ask<ContainerInfo>(new GetInfo("lim")).Limits);
-        Assert.Equal(Asked, Ask<LimitsInForce>(new GetLimits("lim")).Limits); // read back from the (fake) kernel
+        Assert.Equal(Asked, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("lim")).Limits);
+        Assert.Equal(Asked, Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits("lim")).Limits); // read back from the (fake) kernel
     }
 
     [Theory]
@@ -40,31 +40,31 @@ public sealed class LimitsTests() : ActorTest("limits")
     [Fact]
     public void A_live_change_is_applied_read_back_and_journaled()
     {
-        Ask<ContainerCreated>(Create("live", Asked));
-        var inForce = Ask<LimitsInForce>(new SetLimits("live", new Limits(MemoryBytes: 128UL << 20, DiskBytes: 2UL << 30))).Limits;
+        Ask<HostProtocol.ContainerCreated>(Create("live", Asked));
+        var inForce = Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits("live", new Limits(MemoryBytes: 128UL << 20, DiskBytes: 2UL << 30))).Limits;
         Assert.Equal(Asked with { MemoryBytes = 128UL << 20, DiskBytes = 2UL << 30 }, inForce);
         Assert.Contains(new Call.DiskResized("live", 2147483648), Calls.All);
         Restart();
-        Assert.Equal(inForce, Ask<ContainerInfo>(new GetInfo("live")).Limits);
+        Assert.Equal(inForce, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("live")).Limits);
     }
 
     [Fact]
     public void Shrinking_the_disk_is_refused_and_the_limits_stay()
     {
-        Ask<ContainerCreated>(Create("shrink", Asked));
-        var e = Error(new SetLimits("shrink", new Limits(DiskBytes: 512UL << 20)));
+        Ask<HostProtocol.ContainerCreated>(Create("shrink", Asked));
+        var e = Error(new ContainerProtocol.SetLimits("shrink", new Limits(DiskBytes: 512UL << 20)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("shrink", e.Message);
-        Assert.Equal(Asked, Ask<ContainerInfo>(new GetInfo("shrink")).Limits);
-        var none = Error(new SetLimits("shrink", new Limits(Pids: 0)));
+        Assert.Equal(Asked, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("shrink")).Limits);
+        var none = Error(new ContainerProtocol.SetLimits("shrink", new Limits(Pids: 0)));
         Assert.Contains("pids", none.Message);
     }
 
     [Fact]
     public void A_disk_limit_cannot_be_added_after_create()
     {
-        Ask<ContainerCreated>(Create("nodisk", Limits.None));
-        var e = Error(new SetLimits("nodisk", new Limits(DiskBytes: 1UL << 30)));
+        Ask<HostProtocol.ContainerCreated>(Create("nodisk", Limits.None));
+        var e = Error(new ContainerProtocol.SetLimits("nodisk", new Limits(DiskBytes: 1UL << 30)));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.Contains("disk", e.Message);
         Assert.Equal(0, Disk.Count);
@@ -73,22 +73,22 @@ public sealed class LimitsTests() : ActorTest("limits")
     [Fact]
     public void An_oom_kill_becomes_an_event_that_survives_a_restart_and_the_watch_is_rearmed()
     {
-        Ask<ContainerCreated>(Create("oom", new Limits(MemoryBytes: 32UL << 20)));
+        Ask<HostProtocol.ContainerCreated>(Create("oom", new Limits(MemoryBytes: 32UL << 20)));
         Assert.True(Oom.Kill("oom"));
-        AwaitAssert(() => Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerInfo>(new GetInfo("oom")).Events));
-        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("oom")).State);
+        AwaitAssert(() => Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("oom")).Events));
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("oom")).State);
         Restart();
-        Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerInfo>(new GetInfo("oom")).Events);
+        Assert.Contains(ContainerState.OutOfMemoryEvent, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("oom")).Events);
         Assert.True(Oom.Watching("oom"));
-        Ask<ContainerDestroyed>(new DestroyContainer("oom"));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("oom"));
         Assert.False(Oom.Watching("oom"));
     }
 
     [Fact]
     public void Destroy_releases_the_disk()
     {
-        Ask<ContainerCreated>(Create("gone", Asked));
-        Ask<ContainerDestroyed>(new DestroyContainer("gone"));
+        Ask<HostProtocol.ContainerCreated>(Create("gone", Asked));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("gone"));
         Assert.Equal(0, Disk.Count);
     }
 
@@ -96,31 +96,31 @@ public sealed class LimitsTests() : ActorTest("limits")
     public void A_storm_of_oom_kills_is_one_event_with_a_count_journaled_at_most_once_per_interval()
     {
         Restart("oom-event-interval = 1s");
-        Ask<ContainerCreated>(Create("storm", new Limits(MemoryBytes: 32UL << 20)));
+        Ask<HostProtocol.ContainerCreated>(Create("storm", new Limits(MemoryBytes: 32UL << 20)));
         var events = CreateTestProbe();
-        Sys.EventStream.Subscribe(events, typeof(Garden.Actors.Events.ContainerEvent));
+        Sys.EventStream.Subscribe(events, typeof(EventsProtocol.ContainerEvent));
         for (var i = 0; i < 500; i++) Oom.Kill("storm");
         // the first kill is reported at once; the 499 after it in one record when the interval ends
-        var first = events.FishForMessage<Garden.Actors.Events.ContainerEvent>(e => e.Kind == Garden.Actors.Events.ContainerEvent.OutOfMemory);
+        var first = events.FishForMessage<EventsProtocol.ContainerEvent>(e => e.Kind == EventsProtocol.ContainerEvent.OutOfMemory);
         Assert.Equal("1 kill so far", first.Detail);
         var flush = ArmedTimer("storm", "OomFlush");
         Assert.Equal(TimeSpan.FromSeconds(1), flush.Delay); // the interval from the first report (no time has passed since)
         Clock.Advance(flush.Delay - TimeSpan.FromMilliseconds(1));
         Assert.True(flush.Armed);
         Clock.Advance(TimeSpan.FromMilliseconds(1));
-        var second = events.FishForMessage<Garden.Actors.Events.ContainerEvent>(e => e.Kind == Garden.Actors.Events.ContainerEvent.OutOfMemory,
+        var second = events.FishForMessage<EventsProtocol.ContainerEvent>(e => e.Kind == EventsProtocol.ContainerEvent.OutOfMemory,
             TimeSpan.FromSeconds(3));
         Assert.Equal("500 kills so far", second.Detail);
         // nothing more to report: no timer, no record, no event
         Assert.Empty(ArmedTimers("storm", "OomFlush"));
         Clock.Advance(TimeSpan.FromMilliseconds(1500));
         events.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
-        var info = Ask<ContainerInfo>(new GetInfo("storm"));
+        var info = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("storm"));
         Assert.Single(info.Events, ContainerState.OutOfMemoryEvent);
         Assert.Equal(500UL, info.OomKills);
         Assert.NotNull(info.LastOom);
         Restart("oom-event-interval = 1s");
-        info = Ask<ContainerInfo>(new GetInfo("storm"));
+        info = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("storm"));
         Assert.Single(info.Events, ContainerState.OutOfMemoryEvent);
         Assert.Equal(500UL, info.OomKills);
     }
@@ -149,13 +149,13 @@ public sealed class LimitsTests() : ActorTest("limits")
     [Fact]
     public void Default_limits_fill_in_what_a_create_names_none_of()
     {
-        Ask<ContainerCreated>(Create("builtin", Limits.None));
-        Assert.Equal(new Limits(Pids: 1024), Ask<ContainerInfo>(new GetInfo("builtin")).Limits); // the documented default
+        Ask<HostProtocol.ContainerCreated>(Create("builtin", Limits.None));
+        Assert.Equal(new Limits(Pids: 1024), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("builtin")).Limits); // the documented default
         Restart("default-limits { pids = 50, memory = 64M, disk = 32M }");
-        Ask<ContainerCreated>(Create("plain", Limits.None));
-        Ask<ContainerCreated>(Create("own", new Limits(Pids: 7, CpuWeight: 100)));
-        Assert.Equal(new Limits(MemoryBytes: 64UL << 20, Pids: 50, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("plain")).Limits);
-        Assert.Equal(new Limits(MemoryBytes: 64UL << 20, CpuWeight: 100, Pids: 7, DiskBytes: 32UL << 20), Ask<ContainerInfo>(new GetInfo("own")).Limits);
+        Ask<HostProtocol.ContainerCreated>(Create("plain", Limits.None));
+        Ask<HostProtocol.ContainerCreated>(Create("own", new Limits(Pids: 7, CpuWeight: 100)));
+        Assert.Equal(new Limits(MemoryBytes: 64UL << 20, Pids: 50, DiskBytes: 32UL << 20), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("plain")).Limits);
+        Assert.Equal(new Limits(MemoryBytes: 64UL << 20, CpuWeight: 100, Pids: 7, DiskBytes: 32UL << 20), Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("own")).Limits);
         Assert.Equal(new Garden.Linux.Cgroups.ResourceLimits(64UL << 20, FakeCgroups.DefaultCpuWeight, null, 50), Cgroups.Read("plain")); // in the kernel
         Assert.Equal(2, Disk.Count);
     }

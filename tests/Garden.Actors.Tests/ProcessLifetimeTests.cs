@@ -4,7 +4,6 @@ using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Process;
 using Garden.Testing;
 using Xunit;
@@ -16,7 +15,7 @@ namespace Garden.Actors.Tests;
 public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
 {
     private string Create(string handle) =>
-        Ask<ContainerCreated>(new CreateContainer(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false))).Handle;
+        Ask<HostProtocol.ContainerCreated>(new HostProtocol.CreateContainer(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, false))).Handle;
 
     private static ProcessSpec Proc(string id) => new(id, "/bin/x", [], [], "", "", [], null);
 
@@ -36,23 +35,23 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
 
     /// <summary>The exits published while the exit watch has its turns: it ticks (virtual time) until it has nothing left
     /// to watch and stops; then a moment for what it published to arrive.</summary>
-    private async Task<List<ContainerEvent>> Exits(System.Threading.Channels.Channel<ContainerEvent> events, string handle)
+    private async Task<List<EventsProtocol.ContainerEvent>> Exits(System.Threading.Channels.Channel<EventsProtocol.ContainerEvent> events, string handle)
     {
         for (var i = 0; i < 20 && ArmedTimers(handle, "ExitWatchTick").Count > 0; i++)
         {
             Clock.Advance(TimeSpan.FromSeconds(1));
-            await Host.Ask<PropertiesResult>(new GetProperties(handle), TimeSpan.FromSeconds(5)); // the tick was taken
+            await Host.Ask<ContainerProtocol.PropertiesResult>(new ContainerProtocol.GetProperties(handle), TimeSpan.FromSeconds(5)); // the tick was taken
             await Task.Delay(20); // its List answered (a tick while one is out is skipped: the next one goes)
         }
         Assert.Empty(ArmedTimers(handle, "ExitWatchTick")); // the watch ended: nothing it could still publish
-        var seen = new List<ContainerEvent>();
+        var seen = new List<EventsProtocol.ContainerEvent>();
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
         try
         {
             while (true)
             {
                 var e = await events.Reader.ReadAsync(cts.Token);
-                if (e.Kind == ContainerEvent.ProcessExited) seen.Add(e);
+                if (e.Kind == EventsProtocol.ContainerEvent.ProcessExited) seen.Add(e);
             }
         }
         catch (OperationCanceledException)
@@ -65,10 +64,10 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
     public async Task The_actor_of_an_attached_run_goes_when_its_client_does_and_an_attach_after_still_gets_the_exit()
     {
         var h = Create("att");
-        var events = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
         Agent.Behaviour = _ => ("out", 3);
-        var started = await Host.Ask<ProcessStarted>(new RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
+        var started = await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
         Assert.Equal(["p1~1"], await ProcessActors(h));
         while (await started.Stream!.ReadAsync(default) is { } e && e.KindCase != Protocol.Agent.AgentEvent.KindOneofCase.Exited)
         {
@@ -77,7 +76,7 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
         await AwaitAssertAsync(async () => Assert.Empty(await ProcessActors(h)), TimeSpan.FromSeconds(5));
 
         // a late attach: a new actor for it, the exit code from the agent, and no second event
-        var attached = await Host.Ask<ProcessAttached>(new AttachProcess(h, "p1", 0), TimeSpan.FromSeconds(5));
+        var attached = await Host.Ask<ProcessProtocol.ProcessAttached>(new ContainerProtocol.AttachProcess(h, "p1", 0), TimeSpan.FromSeconds(5));
         Protocol.Agent.AgentEvent? last = null;
         while (await attached.Stream.ReadAsync(default) is { } e) last = e;
         Assert.Equal(3, last!.Exited.ExitCode);
@@ -92,10 +91,10 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
     public async Task The_actor_of_a_detached_run_goes_once_the_exit_watcher_has_published_its_exit()
     {
         var h = Create("det");
-        var events = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
         Agent.Behaviour = _ => ("", 7);
-        await Host.Ask<ProcessStarted>(new RunProcess(h, Proc("bg"), Detach: true), TimeSpan.FromSeconds(5));
+        await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("bg"), Detach: true), TimeSpan.FromSeconds(5));
         ArmedTimer(h, "ExitWatchTick"); // nobody follows it: the exit watch looks for it
         var exits = await Exits(events, h);
         Assert.Equal(("bg", (int?)7), (exits.Single().ProcessId, exits.Single().ExitCode));
@@ -107,15 +106,15 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
     public async Task The_exit_watcher_has_one_list_out_at_a_time()
     {
         var h = Create("slow");
-        var events = System.Threading.Channels.Channel.CreateUnbounded<ContainerEvent>();
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
         var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
         var frozen = new TaskCompletionSource();
         Agent.ListGate = frozen.Task;
         int before = Agent.ListCalls;
-        await Host.Ask<ProcessStarted>(new RunProcess(h, Proc("p2"), Detach: true), TimeSpan.FromSeconds(5));
+        await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p2"), Detach: true), TimeSpan.FromSeconds(5));
         Assert.Equal(TimeSpan.FromSeconds(1), ArmedTimer(h, "ExitWatchTick").Interval);
         for (var i = 0; i < 4; i++) Clock.Advance(TimeSpan.FromSeconds(1)); // four ticks while the agent does not answer
-        await Host.Ask<PropertiesResult>(new GetProperties(h), TimeSpan.FromSeconds(5)); // the container has taken them
+        await Host.Ask<ContainerProtocol.PropertiesResult>(new ContainerProtocol.GetProperties(h), TimeSpan.FromSeconds(5)); // the container has taken them
         await AwaitConditionAsync(() => Task.FromResult(Agent.ListCalls - before >= 1), TimeSpan.FromSeconds(5));
         await Task.Delay(200); // a second List, had it been started, would have reached the agent by now
         Assert.Equal(1, Agent.ListCalls - before);

@@ -2,7 +2,6 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Testing;
 using Xunit;
 
@@ -12,28 +11,28 @@ namespace Garden.Actors.Tests;
 /// this ActorSystem), with the fakes standing for a kernel that kept running.</summary>
 public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\ndestroy-containers-on-start = off")
 {
-    private void Create(string handle, params (string, string)[] props) => Ask<ContainerCreated>(new CreateContainer(
+    private void Create(string handle, params (string, string)[] props) => Ask<HostProtocol.ContainerCreated>(new HostProtocol.CreateContainer(
         new ContainerSpec(handle, "", ["E=1"], props.ToImmutableDictionary(p => p.Item1, p => p.Item2), false)));
 
     [Fact]
     public void A_restarted_host_reattaches_with_the_same_handle_properties_and_state()
     {
         Create("keep", ("a", "1"));
-        Ask<Done>(new SetProperty("keep", "b", "2"));
-        Ask<Done>(new SetProperty("keep", "c", "3"));
-        Ask<Done>(new RemoveProperty("keep", "a"));
+        Ask<HostProtocol.Done>(new ContainerProtocol.SetProperty("keep", "b", "2"));
+        Ask<HostProtocol.Done>(new ContainerProtocol.SetProperty("keep", "c", "3"));
+        Ask<HostProtocol.Done>(new ContainerProtocol.RemoveProperty("keep", "a"));
         Create("halt");
-        Ask<Done>(new StopContainer("halt", Kill: true));
-        var before = Ask<ContainerInfo>(new GetInfo("keep"));
+        Ask<HostProtocol.Done>(new ContainerProtocol.StopContainer("halt", Kill: true));
+        var before = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("keep"));
 
         Restart();
 
-        var after = Ask<ContainerInfo>(new GetInfo("keep"));
+        var after = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("keep"));
         Assert.Equal(before.Handle, after.Handle);
         Assert.Equal(ContainerLifecycle.Active, after.State);
         Assert.Equal(before.Properties, after.Properties);
         Assert.Equal(before.Events, after.Events);
-        Assert.Equal(ContainerLifecycle.Stopped, Ask<ContainerInfo>(new GetInfo("halt")).State);
+        Assert.Equal(ContainerLifecycle.Stopped, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("halt")).State);
         Assert.Equal(["halt", "keep"], List());
         Assert.Contains(new Call.Adopted("keep"), Calls.All);
         Assert.Equal(2, Runtime.Containers.Count);
@@ -46,14 +45,14 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
         Create("vanish");
         Runtime.Forget("vanish");
         Restart();
-        var info = Ask<ContainerInfo>(new GetInfo("vanish"));
+        var info = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("vanish"));
         Assert.Equal(ContainerLifecycle.Broken, info.State);
         Assert.Contains(info.Events, e => e.Contains("runc state vanished"));
-        var run = Error(new RunProcess("vanish", new ProcessSpec("", "/bin/true", [], [], "", "", [], null), false));
+        var run = Error(new ContainerProtocol.RunProcess("vanish", new ProcessSpec("", "/bin/true", [], [], "", "", [], null), false));
         Assert.Equal(ErrorKind.FailedPrecondition, run.Kind);
-        Ask<ContainerDestroyed>(new DestroyContainer("vanish"));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("vanish"));
         Assert.Equal(0, Rootfs.MountedCount);
-        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("vanish")).Kind));
+        AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("vanish")).Kind));
     }
 
     [Fact]
@@ -62,11 +61,11 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
         Create("orphan");
         Runtime.StopInit("orphan");
         Restart();
-        var info = Ask<ContainerInfo>(new GetInfo("orphan"));
+        var info = Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("orphan"));
         Assert.Equal(ContainerLifecycle.Broken, info.State);
         Assert.Contains(info.Events, e => e.Contains("container init gone"));
         Restart(); // broken stays broken, without a second note
-        Assert.Single(Ask<ContainerInfo>(new GetInfo("orphan")).Events, e => e.Contains("container init gone"));
+        Assert.Single(Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("orphan")).Events, e => e.Contains("container init gone"));
     }
 
     [Fact]
@@ -74,7 +73,7 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
     {
         var gate = new TaskCompletionSource();
         Runtime.RunGate = gate.Task;
-        Host.Tell(new CreateContainer(new ContainerSpec("half", "", [], ImmutableDictionary<string, string>.Empty, false)));
+        Host.Tell(new HostProtocol.CreateContainer(new ContainerSpec("half", "", [], ImmutableDictionary<string, string>.Empty, false)));
         AwaitCondition(() => Calls.Count(new Call.Ran("half")) == 1);
         // The daemon dies while runc is starting the container: the container comes up with nobody to record it.
         Restart(waitUntilServing: false, whileDown: () =>
@@ -83,10 +82,10 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
             gate.SetResult();
             AwaitCondition(() => Runtime.Containers.Contains("half"));
         });
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
+        AwaitAssert(() => Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance), TimeSpan.FromSeconds(5));
         AwaitAssert(() =>
         {
-            Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("half")).Kind);
+            Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("half")).Kind);
             Assert.Equal(0, Rootfs.MountedCount);
             Assert.Empty(Runtime.Containers);
         }, TimeSpan.FromSeconds(5));
@@ -100,13 +99,13 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
         var gate = new TaskCompletionSource();
         Agent.PingGate = gate.Task;
         Restart(waitUntilServing: false);
-        var e = Error(Ping.Instance);
+        var e = Error(HostProtocol.Ping.Instance);
         Assert.Equal(ErrorKind.Unavailable, e.Kind);
         Assert.Contains("recovering", e.Message);
-        Assert.Equal(ErrorKind.Unavailable, Error(new GetInfo("slow")).Kind);
+        Assert.Equal(ErrorKind.Unavailable, Error(new ContainerProtocol.GetInfo("slow")).Kind);
         gate.SetResult();
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
-        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerInfo>(new GetInfo("slow")).State);
+        AwaitAssert(() => Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance), TimeSpan.FromSeconds(5));
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("slow")).State);
     }
 
     [Fact]
@@ -115,7 +114,7 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
         Create("x1");
         Create("x2");
         Restart("destroy-containers-on-start = on", waitUntilServing: false);
-        AwaitAssert(() => Ask<Pong>(Ping.Instance), TimeSpan.FromSeconds(5));
+        AwaitAssert(() => Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance), TimeSpan.FromSeconds(5));
         Assert.Empty(List());
         Assert.Empty(Runtime.Containers);
         Assert.Equal(0, Rootfs.MountedCount);
@@ -125,11 +124,11 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
     public void A_destroyed_handle_stays_gone_after_a_restart_and_can_be_reused()
     {
         Create("reuse", ("gen", "1"));
-        Ask<ContainerDestroyed>(new DestroyContainer("reuse"));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("reuse"));
         Restart();
-        Assert.Equal(ErrorKind.NotFound, Error(new GetInfo("reuse")).Kind);
+        Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("reuse")).Kind);
         Create("reuse", ("gen", "2"));
         Restart();
-        Assert.Equal("2", Ask<PropertyValue>(new GetProperty("reuse", "gen")).Value);
+        Assert.Equal("2", Ask<ContainerProtocol.PropertyValue>(new ContainerProtocol.GetProperty("reuse", "gen")).Value);
     }
 }

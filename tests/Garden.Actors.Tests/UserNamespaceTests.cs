@@ -3,7 +3,6 @@ using Akka.Actor;
 using Akka.Persistence;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Rootfs;
 using Garden.Linux.UserNamespaces;
@@ -27,16 +26,16 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
 
     private void Restart() => Restart(_extra);
 
-    private static CreateContainer Create(string handle, bool privileged = false) =>
+    private static HostProtocol.CreateContainer Create(string handle, bool privileged = false) =>
         new(new ContainerSpec(handle, "", [], ImmutableDictionary<string, string>.Empty, privileged));
 
-    private ContainerInfo Info(string handle) => Ask<ContainerInfo>(new GetInfo(handle));
+    private ContainerProtocol.ContainerInfo Info(string handle) => Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo(handle));
 
     [Fact]
     public void A_create_gets_gardens_mapping_and_every_effect_is_given_its_user_namespace()
     {
         Start();
-        Ask<ContainerCreated>(Create("u"));
+        Ask<HostProtocol.ContainerCreated>(Create("u"));
         Assert.Equal(IdMapping.Garden, UserNamespaces.Made["u"]);
         Assert.Equal(IdMapping.Garden, Info("u").UserNamespace);
         Assert.False(Info("u").EarlierHostRoot);
@@ -59,7 +58,7 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
     public void A_privileged_create_gets_no_user_namespace_and_nothing_is_delegated()
     {
         Start();
-        Ask<ContainerCreated>(Create("p", privileged: true));
+        Ask<HostProtocol.ContainerCreated>(Create("p", privileged: true));
         Assert.False(UserNamespaces.Made.ContainsKey("p"));
         Assert.Null(Info("p").UserNamespace);
         Assert.True(Info("p").Privileged);
@@ -81,7 +80,7 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
         Assert.Equal(0, Rootfs.MountedCount);
         Assert.Empty(Runtime.Containers);
         Assert.Empty(Network.Handles);
-        AwaitAssert(() => Ask<ContainerCreated>(Create("x")), TimeSpan.FromSeconds(5)); // nothing was kept
+        AwaitAssert(() => Ask<HostProtocol.ContainerCreated>(Create("x")), TimeSpan.FromSeconds(5)); // nothing was kept
     }
 
     [Fact]
@@ -101,8 +100,8 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
     {
         PerContainer(ranges: 2);
         Start();
-        Ask<ContainerCreated>(Create("a"));
-        Ask<ContainerCreated>(Create("b"));
+        Ask<HostProtocol.ContainerCreated>(Create("a"));
+        Ask<HostProtocol.ContainerCreated>(Create("b"));
         Assert.Equal(0x7e00_0000u, RangeOf("a"));
         Assert.Equal(0x7e01_0000u, RangeOf("b"));
         Assert.Equal(IdMapping.PerContainer(0x7e00_0000), UserNamespaces.Made["a"]);
@@ -112,20 +111,20 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
         Assert.Contains("user id pool is exhausted", full.Message);
 
         // the pool is full: c is created only once a's range is back (the host releases it just after the reply)
-        Ask<ContainerDestroyed>(new DestroyContainer("a"));
-        AwaitAssert(() => Ask<ContainerCreated>(Create("c")), TimeSpan.FromSeconds(5));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("a"));
+        AwaitAssert(() => Ask<HostProtocol.ContainerCreated>(Create("c")), TimeSpan.FromSeconds(5));
         Assert.Equal(0x7e00_0000u, RangeOf("c"));
 
         Restart();
         Assert.Equal(0x7e01_0000u, RangeOf("b"));
         Assert.Equal(0x7e00_0000u, RangeOf("c"));
         Assert.Equal(ErrorKind.ResourceExhausted, Error(Create("d")).Kind); // neither is handed out again
-        Ask<ContainerCreated>(Create("priv", privileged: true)); // takes no range
+        Ask<HostProtocol.ContainerCreated>(Create("priv", privileged: true)); // takes no range
         Assert.Null(Info("priv").UserNamespace);
 
         Restart();
-        Ask<ContainerDestroyed>(new DestroyContainer("b"));
-        AwaitAssert(() => Ask<ContainerCreated>(Create("d")), TimeSpan.FromSeconds(5));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("b"));
+        AwaitAssert(() => Ask<HostProtocol.ContainerCreated>(Create("d")), TimeSpan.FromSeconds(5));
         Assert.Equal(0x7e01_0000u, RangeOf("d"));
         Assert.Equal(0x7e00_0000u, RangeOf("c"));
     }
@@ -134,11 +133,11 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
     public void The_mapping_in_force_stays_with_the_container_when_the_setting_changes()
     {
         Start();
-        Ask<ContainerCreated>(Create("g"));
+        Ask<HostProtocol.ContainerCreated>(Create("g"));
         PerContainer(ranges: 2);
         Restart();
         Assert.Equal(IdMapping.Garden, Info("g").UserNamespace);
-        Ask<ContainerCreated>(Create("n"));
+        Ask<HostProtocol.ContainerCreated>(Create("n"));
         Assert.Equal(0x7e00_0000u, RangeOf("n"));
     }
 
@@ -190,7 +189,7 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
         Assert.Equal(legacy.LegacyMountPoint, info.ContainerPath);
         Assert.Empty(UserNamespaces.Made);
 
-        Ask<ContainerDestroyed>(new DestroyContainer("old"));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("old"));
         Assert.Equal(0, Rootfs.MountedCount);
     }
 }

@@ -89,21 +89,21 @@ public sealed class ValidationTests
     [Fact]
     public void Every_routed_request_is_checked_before_it_reaches_its_container()
     {
-        Refused(Requests.Problem(new RunProcess("h", Proc(path: ""), false)), "path:");
-        Refused(Requests.Problem(new AttachProcess("h", "../p", 0)), "process id:");
-        Refused(Requests.Problem(new SignalProcess("h", "p", 99)), "signal:");
-        Refused(Requests.Problem(new SignalProcess("h", "p\n", 9)), "process id: \"p\\n\"");
-        Refused(Requests.Problem(new SetProcessTty("h", "p", new TtySize(0, 0))), "tty:");
-        Refused(Requests.Problem(new SetProperty("h", "", "v")), "key:");
-        Refused(Requests.Problem(new SetLimits("h", new Limits(Pids: 0))), "pids:");
-        Refused(Requests.Problem(new SetGraceTime("h", TimeSpan.FromSeconds(-1))), "grace time:");
-        Refused(Requests.Problem(new NetIn("h", 0, 0)), "container port:");
-        Refused(Requests.Problem(new NetIn("h", -1, 80)), "host port:");
-        Refused(Requests.Problem(new NetOut("h", [])), "rules: no rule given");
-        Refused(Requests.Problem(new NetOut("h", [new NetOutRule(NetProtocol.All, [], [], IcmpType: 3)])), "icmp:");
-        Assert.Null(Requests.Problem(new GetInfo("h")));
-        Assert.Null(Requests.Problem(new SignalProcess("h", "p", 15)));
-        Assert.Null(Requests.Problem(new NetIn("h", 0, 80)));
+        Refused(Requests.Problem(new ContainerProtocol.RunProcess("h", Proc(path: ""), false)), "path:");
+        Refused(Requests.Problem(new ContainerProtocol.AttachProcess("h", "../p", 0)), "process id:");
+        Refused(Requests.Problem(new ContainerProtocol.SignalProcess("h", "p", 99)), "signal:");
+        Refused(Requests.Problem(new ContainerProtocol.SignalProcess("h", "p\n", 9)), "process id: \"p\\n\"");
+        Refused(Requests.Problem(new ContainerProtocol.SetProcessTty("h", "p", new TtySize(0, 0))), "tty:");
+        Refused(Requests.Problem(new ContainerProtocol.SetProperty("h", "", "v")), "key:");
+        Refused(Requests.Problem(new ContainerProtocol.SetLimits("h", new Limits(Pids: 0))), "pids:");
+        Refused(Requests.Problem(new ContainerProtocol.SetGraceTime("h", TimeSpan.FromSeconds(-1))), "grace time:");
+        Refused(Requests.Problem(new ContainerProtocol.NetIn("h", 0, 0)), "container port:");
+        Refused(Requests.Problem(new ContainerProtocol.NetIn("h", -1, 80)), "host port:");
+        Refused(Requests.Problem(new ContainerProtocol.NetOut("h", [])), "rules: no rule given");
+        Refused(Requests.Problem(new ContainerProtocol.NetOut("h", [new NetOutRule(NetProtocol.All, [], [], IcmpType: 3)])), "icmp:");
+        Assert.Null(Requests.Problem(new ContainerProtocol.GetInfo("h")));
+        Assert.Null(Requests.Problem(new ContainerProtocol.SignalProcess("h", "p", 15)));
+        Assert.Null(Requests.Problem(new ContainerProtocol.NetIn("h", 0, 80)));
     }
 
     [Theory]

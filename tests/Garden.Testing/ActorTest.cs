@@ -4,7 +4,6 @@ using Akka.Configuration;
 using Garden.Actors;
 using Garden.Actors.Container;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Xunit;
 
 namespace Garden.Testing;
@@ -99,7 +98,7 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>Waits until the host answers Ping (while it recovers it answers Unavailable).</summary>
-    protected void AwaitServing() => AwaitAssert(() => Ask<Pong>(Ping.Instance, TimeSpan.FromSeconds(1)), AskTimeout * 2);
+    protected void AwaitServing() => AwaitAssert(() => Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance, TimeSpan.FromSeconds(1)), AskTimeout * 2);
 
     /// <summary>The daemon dies (its actors stop without any cleanup; the fakes, like the kernel, keep what they hold) and a
     /// new incarnation starts on the same journal. <paramref name="whileDown"/> runs between the two.</summary>
@@ -127,7 +126,7 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
     {
         try
         {
-            Ask<ContainerInfo>(new GetInfo(handle));
+            Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo(handle));
             return true;
         }
         catch (GardenException e) when (e.Kind == ErrorKind.NotFound)
@@ -138,7 +137,7 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
 
     /// <summary>The host's List with a property filter (answered by the host: no container is asked).</summary>
     protected string[] List(params (string Key, string Value)[] filter) =>
-        [.. Ask<ContainerList>(new ListContainers(filter.ToImmutableDictionary(p => p.Key, p => p.Value))).Handles];
+        [.. Ask<HostProtocol.ContainerList>(new HostProtocol.ListContainers(filter.ToImmutableDictionary(p => p.Key, p => p.Value))).Handles];
 
     /// <summary>Waits until a timer of the container's actor with a message of type <paramref name="messageType"/> is
     /// armed, and returns it (the only one).</summary>

@@ -3,7 +3,6 @@ using Akka.Actor;
 using Akka.Persistence;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Kernel;
 using Garden.Actors.Process;
 using Garden.Linux.Agent;
@@ -44,7 +43,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private int _eventsSinceSnapshot;
     private int _clients;          // clients attached to its processes (Run and Attach streams open)
     private long _graceGeneration; // a grace timer message of an earlier start is stale (it may wait in the stash)
-    private ContainerChanged? _told; // what the host's List last heard of it
+    private HostProtocol.ContainerChanged? _told; // what the host's List last heard of it
 
     private sealed record InFlight(Effect Effect, List<IActorRef> Waiters);
 
@@ -60,7 +59,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
 
     private sealed record ExitsSeen(IReadOnlyList<ProcessEntry>? Processes, IReadOnlyCollection<string> Asked);
     private sealed record RunningFound(IReadOnlyList<string> Ids);
-    private sealed record AttachResolved(AttachProcess Request, ProcessEntry? Entry, IActorRef ReplyTo);
+    private sealed record AttachResolved(ContainerProtocol.AttachProcess Request, ProcessEntry? Entry, IActorRef ReplyTo);
 
     public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects,
         string? quarantine = null)
@@ -73,7 +72,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         var paths = ContainerPaths.For(settings, Names.Problem(handle) is null ? handle : Names.ActorName(handle));
         _agent = effects.Agents.Connect(paths.AgentSocket);
         var self = Self;
-        _kernel = new ContainerKernel(new KernelContext(handle, paths, effects, _agent, settings, _log), () => self.Tell(OomKilled.Instance));
+        _kernel = new ContainerKernel(new KernelContext(handle, paths, effects, _agent, settings, _log), () => self.Tell(ContainerProtocol.OomKilled.Instance));
         _oom = new OomThrottle(settings.OomEventInterval);
         _state = ContainerState.Empty(handle) with { Defaults = new ContainerDefaults(paths.Rootfs.MountPoint, settings.DefaultRlimits) };
         PersistenceId = HostState.PersistenceIdOf(handle, incarnation);
@@ -153,9 +152,9 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case SaveSnapshotSuccess s: DeleteSnapshots(new SnapshotSelectionCriteria(s.Metadata.SequenceNr - 1)); break;
             case SaveSnapshotFailure f: _log.Warning("snapshot failed: {0}", f.Cause.Message); break;
             case DeleteSnapshotsSuccess or DeleteSnapshotsFailure: break;
-            case ProcessSpawned s when WatchesExits: WatchExit(s.ProcessId); break;
-            case ProcessSpawned: break;
-            case ProcessIdle i:
+            case ProcessProtocol.ProcessSpawned s when WatchesExits: WatchExit(s.ProcessId); break;
+            case ProcessProtocol.ProcessSpawned: break;
+            case ProcessProtocol.ProcessIdle i:
                 if (_processes.Idle(i.ProcessId, i.Actor, i.Handled, i.ExitKnown)) Context.Stop(i.Actor);
                 break;
             case RunningFound r when WatchesExits:
@@ -166,7 +165,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case ExitsSeen e: OnExitsSeen(e); break;
             case AttachResolved a: OnAttachResolved(a); break;
             case Terminated t: _processes.Forget(t.ActorRef); break;
-            case IContainerCommand or OomKilled or OomFlush or GraceTimeUp or CreateContainer:
+            case IContainerCommand or ContainerProtocol.OomKilled or ContainerProtocol.OomFlush or ContainerProtocol.GraceTimeUp or HostProtocol.CreateContainer:
                 Execute(_state.Decide(Phase, message, DateTimeOffset.UtcNow), Sender.IsNobody() ? [] : [Sender]);
                 break;
             default:
@@ -199,7 +198,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         {
             TellHost(); // before any answer: a List right after it sees the change
             foreach (var note in d.Notes) _log.Write(note);
-            foreach (var (kind, detail) in d.Publish) Context.System.EventStream.Publish(ContainerEvent.Now(Handle, kind, detail));
+            foreach (var (kind, detail) in d.Publish) Context.System.EventStream.Publish(EventsProtocol.ContainerEvent.Now(Handle, kind, detail));
             if (d.Effect is { } effect) Run(effect, d.Await ? [.. askers] : []);
             Settle(before, lifecycle, grace); // the host hears first (a container gone is released before its last answer is out)
             if (!d.Await && (d.Error is not null ? new Status.Failure(d.Error) : d.Reply) is { } answer)
@@ -254,7 +253,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             _gone = true;
             _awaitingReady = false;
             Timers.CancelAll();
-            Context.Parent.Tell(new ContainerGone(Handle));
+            Context.Parent.Tell(new HostProtocol.ContainerGone(Handle));
         }
         else if (now is not (ContainerPhase.Recovering or ContainerPhase.Destroying)
                  && (_awaitingReady || (before == ContainerPhase.Destroying && now == ContainerPhase.Broken)))
@@ -263,7 +262,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             _awaitingReady = false;
             RestartGraceTimer(); // after a restart the grace time starts afresh
             if (healthy && _state.Lifecycle is ContainerLifecycle.Active or ContainerLifecycle.Stopped) WatchRunningProcesses();
-            Context.Parent.Tell(new ContainerReady(Handle, healthy)); // a recovering host stops waiting for it
+            Context.Parent.Tell(new HostProtocol.ContainerReady(Handle, healthy)); // a recovering host stops waiting for it
         }
         Stash.UnstashAll(); // the table decides again what waits
     }
@@ -272,7 +271,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private void TellHost()
     {
         if (_told is { } t && t.Lifecycle == _state.Lifecycle && t.Properties == _state.Properties) return;
-        _told = new ContainerChanged(Handle, _state.Lifecycle, _state.Properties);
+        _told = new HostProtocol.ContainerChanged(Handle, _state.Lifecycle, _state.Properties);
         Context.Parent.Tell(_told);
     }
 
@@ -312,13 +311,13 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case IContainerCommand:
                 RestartGraceTimer();
                 break;
-            case ClientsChanged c:
+            case ProcessProtocol.ClientsChanged c:
                 _clients = Math.Max(0, _clients + c.Delta);
                 RestartGraceTimer();
                 return true;
-            case GraceTimeUp up when up.Generation != _graceGeneration:
+            case ContainerProtocol.GraceTimeUp up when up.Generation != _graceGeneration:
                 return true; // stale: restarted since
-            case GraceTimeUp when _clients > 0 || Phase is ContainerPhase.Changing or ContainerPhase.Stopping:
+            case ContainerProtocol.GraceTimeUp when _clients > 0 || Phase is ContainerPhase.Changing or ContainerPhase.Stopping:
                 RestartGraceTimer();
                 return true;
         }
@@ -337,7 +336,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             Timers.Cancel(GraceTimer);
             return;
         }
-        Timers.StartSingleTimer(GraceTimer, new GraceTimeUp(_graceGeneration), _state.GraceTime);
+        Timers.StartSingleTimer(GraceTimer, new ContainerProtocol.GraceTimeUp(_graceGeneration), _state.GraceTime);
     }
 
     // ---- the process side and the OOM reports (handed on by Decide) ----
@@ -348,7 +347,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     {
         switch (command)
         {
-            case RunProcess run:
+            case ContainerProtocol.RunProcess run:
                 if (_processes.Find(run.Spec.Id) is not null)
                 {
                     asker.Tell(new Status.Failure(new GardenException(ErrorKind.AlreadyExists, $"process {run.Spec.Id} already exists in container {Handle}")));
@@ -356,9 +355,9 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                 }
                 NewProcessActor(run.Spec.Id);
                 // the actor reports ProcessSpawned once the agent runs it, and the exit watcher takes it from there
-                _processes.Send(run.Spec.Id, new StartProcess(run.Spec, run.Detach, asker), asker);
+                _processes.Send(run.Spec.Id, new ProcessProtocol.StartProcess(run.Spec, run.Detach, asker), asker);
                 return;
-            case AttachProcess attach:
+            case ContainerProtocol.AttachProcess attach:
                 if (_processes.Send(attach.ProcessId, attach, asker)) return;
                 // A process with no actor here (an earlier daemon's, or one that is done): ask the agent, which keeps recent exits.
                 var self = Self;
@@ -369,20 +368,20 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                     else asker.Tell(new Status.Failure(GardenErrors.From(t.Exception!.GetBaseException(), handle, "attach", attach.ProcessId)));
                 });
                 return;
-            case SignalProcess signal:
+            case ContainerProtocol.SignalProcess signal:
                 if (_processes.Send(signal.ProcessId, signal, asker)) return;
                 AskAgent(() => _agent.SignalAsync(signal.ProcessId, signal.Signal, CancellationToken.None), asker, "signal", signal.ProcessId);
                 return;
-            case SetProcessTty tty:
+            case ContainerProtocol.SetProcessTty tty:
                 AskAgent(() => _agent.SetTtyAsync(tty.ProcessId, tty.Size.Rows, tty.Size.Cols, CancellationToken.None), asker, "terminal resize", tty.ProcessId);
                 return;
-            case OomKilled:
+            case ContainerProtocol.OomKilled:
                 // paced on the ActorSystem's clock, the one its timers run on (virtual in the actor tests)
                 var (report, wait) = _oom.Killed(Context.System.Scheduler.Now.UtcDateTime, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 if (report is { } now) Run(new Effect.CountOomKills(now.Kills, now.AtUnixMs), []);
-                else if (wait is { } until) Timers.StartSingleTimer(OomTimer, OomFlush.Instance, until);
+                else if (wait is { } until) Timers.StartSingleTimer(OomTimer, ContainerProtocol.OomFlush.Instance, until);
                 return;
-            case OomFlush:
+            case ContainerProtocol.OomFlush:
                 if (_oom.Due(Context.System.Scheduler.Now.UtcDateTime) is { } due) Run(new Effect.CountOomKills(due.Kills, due.AtUnixMs), []);
                 return;
         }
@@ -391,7 +390,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private void AskAgent(Func<Task> call, IActorRef asker, string operation, string processId)
     {
         var handle = Handle;
-        Task.Run(call).ContinueWith(t => t.IsCompletedSuccessfully ? (object)Done.Instance
+        Task.Run(call).ContinueWith(t => t.IsCompletedSuccessfully ? (object)HostProtocol.Done.Instance
                 : new Status.Failure(GardenErrors.From(t.Exception!.GetBaseException(), handle, operation, processId)))
             .PipeTo(asker);
     }
@@ -470,14 +469,14 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         foreach (var f in _processes.Listed(msg.Processes, msg.Asked))
         {
             if (f.Actor is not null)
-                _processes.Send(f.Id, f.Gone ? ProcessGone.Instance : new ProcessExitSeen(f.Exit!.ExitCode, f.Exit.Signal), Self);
+                _processes.Send(f.Id, f.Gone ? ProcessProtocol.ProcessGone.Instance : new ProcessProtocol.ProcessExitSeen(f.Exit!.ExitCode, f.Exit.Signal), Self);
             else if (f.Gone)
                 _log.Warning("process {0}: the agent forgot it before its exit was seen here", f.Id);
             else
             {
                 // a process of an earlier daemon, or one whose actor is gone: its exit needs no actor to be told
                 _log.Info("process {0} exited with {1}", f.Id, f.Exit!.ExitCode);
-                Context.System.EventStream.Publish(new ContainerEvent(Handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, f.Id, f.Exit.ExitCode));
+                Context.System.EventStream.Publish(new EventsProtocol.ContainerEvent(Handle, EventsProtocol.ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, f.Id, f.Exit.ExitCode));
             }
         }
     }

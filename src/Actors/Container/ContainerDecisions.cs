@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 using Garden.Actors.Kernel;
 using Garden.Actors.Process;
 using Garden.Linux.Network;
@@ -52,42 +51,42 @@ public sealed partial record ContainerState
         }
         return command switch
         {
-            CreateContainer c => new Decision
+            HostProtocol.CreateContainer c => new Decision
             {
                 Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec), Await = true,
             },
-            GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
-            GetLimits => Decision.Run(new Effect.ReadLimits(Network)),
-            GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs)),
-            GetProperties => Decision.Answer(new PropertiesResult(Properties)),
-            GetProperty p => Properties.TryGetValue(p.Key, out var v) ? Decision.Answer(new PropertyValue(v)) : Decision.Fail(NoProperty(p.Key)),
-            SetProperty p => Decision.Journal(new PropertySet { Key = p.Key, Value = p.Value }, Done.Instance),
-            RemoveProperty p => Properties.ContainsKey(p.Key)
-                ? Decision.Journal(new PropertyRemoved { Key = p.Key }, Done.Instance)
+            ContainerProtocol.GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
+            ContainerProtocol.GetLimits => Decision.Run(new Effect.ReadLimits(Network)),
+            ContainerProtocol.GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs)),
+            ContainerProtocol.GetProperties => Decision.Answer(new ContainerProtocol.PropertiesResult(Properties)),
+            ContainerProtocol.GetProperty p => Properties.TryGetValue(p.Key, out var v) ? Decision.Answer(new ContainerProtocol.PropertyValue(v)) : Decision.Fail(NoProperty(p.Key)),
+            ContainerProtocol.SetProperty p => Decision.Journal(new PropertySet { Key = p.Key, Value = p.Value }, HostProtocol.Done.Instance),
+            ContainerProtocol.RemoveProperty p => Properties.ContainsKey(p.Key)
+                ? Decision.Journal(new PropertyRemoved { Key = p.Key }, HostProtocol.Done.Instance)
                 : Decision.Fail(NoProperty(p.Key)),
-            SetGraceTime g => Decision.Journal(new GraceTimeChanged { GraceTimeMs = (ulong)g.GraceTime.TotalMilliseconds }, Done.Instance) with
+            ContainerProtocol.SetGraceTime g => Decision.Journal(new GraceTimeChanged { GraceTimeMs = (ulong)g.GraceTime.TotalMilliseconds }, HostProtocol.Done.Instance) with
             {
                 Notes = [Note.Info($"grace time set to {Actors.GraceTime.Describe(g.GraceTime)}")],
             },
-            SetLimits l => ChangeLimits(l.Change),
-            ApplyNetIn n => Network is { } net
+            ContainerProtocol.SetLimits l => ChangeLimits(l.Change),
+            ContainerProtocol.ApplyNetIn n => Network is { } net
                 ? Decision.Run(new Effect.AddNetIn(net, NetIn.Add(n.Mapping), NetOut, n.Mapping))
                 : Decision.Fail(NoNetwork()),
-            NetOut n => AddNetOut(n.Rules),
-            RunProcess r => Run(r),
-            AttachProcess or SignalProcess or SetProcessTty => Decision.HandOn(command),
-            StopContainer s => phase == ContainerPhase.Stopped
-                ? Decision.Answer(Done.Instance)
+            ContainerProtocol.NetOut n => AddNetOut(n.Rules),
+            ContainerProtocol.RunProcess r => Run(r),
+            ContainerProtocol.AttachProcess or ContainerProtocol.SignalProcess or ContainerProtocol.SetProcessTty => Decision.HandOn(command),
+            ContainerProtocol.StopContainer s => phase == ContainerPhase.Stopped
+                ? Decision.Answer(HostProtocol.Done.Instance)
                 : new Decision { Events = [Changed(ContainerLifecycle.Stopping)], Effect = new Effect.Stop(s.Kill), Await = true },
-            DestroyContainer => phase == ContainerPhase.Destroying
+            HostProtocol.DestroyContainer => phase == ContainerPhase.Destroying
                 ? new Decision { Await = true } // joins the destroy in flight
                 : new Decision { Events = [Changed(ContainerLifecycle.Destroying)], Effect = new Effect.Destroy(true, Network), Await = true },
-            GraceTimeUp => new Decision
+            ContainerProtocol.GraceTimeUp => new Decision
             {
-                Events = [Changed(ContainerLifecycle.Destroying, ContainerEvent.Reaped)], Effect = new Effect.Destroy(true, Network),
-                Publish = [(ContainerEvent.Reaped, "")], Notes = [Note.Info($"reaped: idle for its grace time ({GraceTime})")],
+                Events = [Changed(ContainerLifecycle.Destroying, EventsProtocol.ContainerEvent.Reaped)], Effect = new Effect.Destroy(true, Network),
+                Publish = [(EventsProtocol.ContainerEvent.Reaped, "")], Notes = [Note.Info($"reaped: idle for its grace time ({GraceTime})")],
             },
-            OomKilled or OomFlush => Decision.HandOn(command),
+            ContainerProtocol.OomKilled or ContainerProtocol.OomFlush => Decision.HandOn(command),
             _ => throw new InvalidOperationException($"{command.GetType().Name} has a kind but no decision"),
         };
     }
@@ -103,7 +102,7 @@ public sealed partial record ContainerState
             return new Decision
             {
                 Events = Lifecycle == ContainerLifecycle.Broken && Events.Contains(reason) ? [] : [Changed(ContainerLifecycle.Broken, reason)],
-                Publish = [(ContainerEvent.Broken, reason)], Notes = [Note.Error($"broken: {reason}")],
+                Publish = [(EventsProtocol.ContainerEvent.Broken, reason)], Notes = [Note.Error($"broken: {reason}")],
             };
         }
         switch (PlanRecovery())
@@ -135,7 +134,7 @@ public sealed partial record ContainerState
                 return new Decision
                 {
                     Events = [new CreateCompleted { RootfsMount = (string)value!, CreatedUnixMs = now.ToUnixTimeMilliseconds() }],
-                    Reply = new ContainerCreated(Handle), Publish = [(ContainerEvent.Created, "")],
+                    Reply = new HostProtocol.ContainerCreated(Handle), Publish = [(EventsProtocol.ContainerEvent.Created, "")],
                 };
             case Effect.Create when error is CreateUndoFailedException undo:
                 // something of it may be left: it stays, broken, for a Destroy to finish
@@ -143,7 +142,7 @@ public sealed partial record ContainerState
                 return new Decision
                 {
                     Events = [Changed(ContainerLifecycle.Broken, left)], Error = GardenErrors.From(undo.Cause, Handle, "create"),
-                    Publish = [(ContainerEvent.Broken, left)],
+                    Publish = [(EventsProtocol.ContainerEvent.Broken, left)],
                 };
             case Effect.Create:
                 return new Decision { Events = [Changed(ContainerLifecycle.Destroyed)], Error = GardenErrors.From(error!, Handle, "create") };
@@ -153,30 +152,30 @@ public sealed partial record ContainerState
                 // an agent that fails the stop runs nothing more for us: the container is stopped all the same
                 return new Decision
                 {
-                    Events = [Changed(ContainerLifecycle.Stopped, "stopped")], Reply = Done.Instance, Publish = [(ContainerEvent.Stopped, "")],
+                    Events = [Changed(ContainerLifecycle.Stopped, "stopped")], Reply = HostProtocol.Done.Instance, Publish = [(EventsProtocol.ContainerEvent.Stopped, "")],
                     Notes = error is null ? [] : [Note.Warning($"stop: the agent failed ({error.Message}); stopped all the same")],
                 };
             case Effect.Destroy when error is null:
                 return new Decision
                 {
-                    Events = [Changed(ContainerLifecycle.Destroyed)], Reply = new ContainerDestroyed(Handle), Publish = [(ContainerEvent.Destroyed, "")],
+                    Events = [Changed(ContainerLifecycle.Destroyed)], Reply = new HostProtocol.ContainerDestroyed(Handle), Publish = [(EventsProtocol.ContainerEvent.Destroyed, "")],
                 };
             case Effect.Destroy:
                 var why = $"destroy failed: {error!.Message}";
                 return new Decision
                 {
-                    Events = [Changed(ContainerLifecycle.Broken, why)], Publish = [(ContainerEvent.Broken, why)],
+                    Events = [Changed(ContainerLifecycle.Broken, why)], Publish = [(EventsProtocol.ContainerEvent.Broken, why)],
                     Error = new GardenException(ErrorKind.Internal, $"destroy {Handle} failed: {error.Message}", error),
                 };
             case Effect.ChangeLimits when error is null:
                 var inForce = (Limits)value!;
-                return Decision.Journal(new LimitsChanged { Limits = ToRecord(inForce) }, new LimitsInForce(inForce));
+                return Decision.Journal(new LimitsChanged { Limits = ToRecord(inForce) }, new ContainerProtocol.LimitsInForce(inForce));
             case Effect.AddNetIn a when error is null:
-                return Decision.Journal(new NetInAdded { Mapping = ToRecord(a.Mapping) }, new NetInInForce(a.Mapping));
+                return Decision.Journal(new NetInAdded { Mapping = ToRecord(a.Mapping) }, new ContainerProtocol.NetInInForce(a.Mapping));
             case Effect.AddNetOut o when error is null:
                 var added = new NetOutAdded();
                 added.Rules.AddRange(o.Rules.Select(ToRecord));
-                return Decision.Journal(added, Done.Instance);
+                return Decision.Journal(added, HostProtocol.Done.Instance);
             case Effect.ListProcesses when error is null:
                 return Decision.Answer(Info((ImmutableArray<string>)value!));
             case Effect.ListProcesses:
@@ -184,7 +183,7 @@ public sealed partial record ContainerState
                 // container whose agent does not answer gets an error naming it, not a list of processes that may be wrong.
                 return Lifecycle == ContainerLifecycle.Broken ? Decision.Answer(Info([])) : Decision.Fail(GardenErrors.From(error!, Handle, "listing processes"));
             case Effect.ReadLimits when error is null:
-                return Decision.Answer(new LimitsInForce((Limits)value!));
+                return Decision.Answer(new ContainerProtocol.LimitsInForce((Limits)value!));
             case Effect.ReadMetrics when error is null:
                 return Decision.Answer(value!);
             case Effect.CountOomKills c:
@@ -210,10 +209,10 @@ public sealed partial record ContainerState
             return new Decision
             {
                 Events = Lifecycle == ContainerLifecycle.Broken ? [found] : [found, Changed(ContainerLifecycle.Broken, problem)],
-                Publish = [(ContainerEvent.Broken, problem)], Notes = couldNotRead.Add(Note.Warning($"reconcile: {problem}")),
+                Publish = [(EventsProtocol.ContainerEvent.Broken, problem)], Notes = couldNotRead.Add(Note.Warning($"reconcile: {problem}")),
             };
         }
-        var reattached = new Decision { Publish = [(ContainerEvent.Reattached, "")], Notes = [Note.Info("reconcile: reattached")] };
+        var reattached = new Decision { Publish = [(EventsProtocol.ContainerEvent.Reattached, "")], Notes = [Note.Info("reconcile: reattached")] };
         // died mid-stop: finish it (KILL whatever is left)
         return Lifecycle == ContainerLifecycle.Stopping ? reattached with { Effect = new Effect.Stop(Kill: true) } : reattached;
     }
@@ -225,7 +224,7 @@ public sealed partial record ContainerState
         var after = Apply(evt).OomKills;
         return new Decision
         {
-            Events = [evt], Publish = [(ContainerEvent.OutOfMemory, $"{after} kill{(after == 1 ? "" : "s")} so far")],
+            Events = [evt], Publish = [(EventsProtocol.ContainerEvent.OutOfMemory, $"{after} kill{(after == 1 ? "" : "s")} so far")],
             Notes = [Note.Warning($"out of memory: the kernel killed {report.Kills} process(es) since the last report ({total} so far)")],
         };
     }
@@ -247,7 +246,7 @@ public sealed partial record ContainerState
 
     /// <summary>A Run with its id (a fresh one when it names none), the container's environment before its own, and the
     /// daemon's default rlimits where it names none of them.</summary>
-    private Decision Run(RunProcess msg)
+    private Decision Run(ContainerProtocol.RunProcess msg)
     {
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
         static string Key(string name) => RlimitNames.Canonical(name) ?? name;
@@ -266,7 +265,7 @@ public sealed partial record ContainerState
 
     private GardenException NoNetwork() => new(ErrorKind.FailedPrecondition, $"container {Handle} has no network");
 
-    public ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
+    public ContainerProtocol.ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
         RootfsMount, processIds, Properties, Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
         Limits with { BandwidthBurst = Limits.ToBandwidth()?.BurstBytes }, Network, NetIn,
         Spec?.BindMountsOrEmpty ?? [], GraceTime, OomKills,

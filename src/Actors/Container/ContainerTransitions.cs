@@ -1,5 +1,4 @@
 using Garden.Actors.Host;
-using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Container;
 
@@ -57,17 +56,17 @@ public static class ContainerTransitions
     /// <summary>The kind of a request; null for a message that is not one.</summary>
     public static CommandKind? KindOf(object command) => command switch
     {
-        CreateContainer => CommandKind.Create,
-        GetInfo => CommandKind.Info,
-        GetLimits or GetMetrics or GetProperties or GetProperty => CommandKind.Read,
-        SetProperty or RemoveProperty or SetGraceTime => CommandKind.Edit,
-        SetLimits or ApplyNetIn or NetOut => CommandKind.Change,
-        RunProcess => CommandKind.Run,
-        AttachProcess or SignalProcess or SetProcessTty => CommandKind.Process,
-        StopContainer => CommandKind.Stop,
-        DestroyContainer => CommandKind.Destroy,
-        GraceTimeUp => CommandKind.Reap,
-        OomKilled or OomFlush => CommandKind.Oom,
+        HostProtocol.CreateContainer => CommandKind.Create,
+        ContainerProtocol.GetInfo => CommandKind.Info,
+        ContainerProtocol.GetLimits or ContainerProtocol.GetMetrics or ContainerProtocol.GetProperties or ContainerProtocol.GetProperty => CommandKind.Read,
+        ContainerProtocol.SetProperty or ContainerProtocol.RemoveProperty or ContainerProtocol.SetGraceTime => CommandKind.Edit,
+        ContainerProtocol.SetLimits or ContainerProtocol.ApplyNetIn or ContainerProtocol.NetOut => CommandKind.Change,
+        ContainerProtocol.RunProcess => CommandKind.Run,
+        ContainerProtocol.AttachProcess or ContainerProtocol.SignalProcess or ContainerProtocol.SetProcessTty => CommandKind.Process,
+        ContainerProtocol.StopContainer => CommandKind.Stop,
+        HostProtocol.DestroyContainer => CommandKind.Destroy,
+        ContainerProtocol.GraceTimeUp => CommandKind.Reap,
+        ContainerProtocol.OomKilled or ContainerProtocol.OomFlush => CommandKind.Oom,
         _ => null,
     };
 

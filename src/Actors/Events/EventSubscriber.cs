@@ -8,13 +8,13 @@ namespace Garden.Actors.Events;
 /// published after the call began is missed) and stops it when the client goes; stopping unsubscribes it.</summary>
 public sealed class EventSubscriber : ReceiveActor
 {
-    public EventSubscriber(ChannelWriter<ContainerEvent> writer, string? handle)
+    public EventSubscriber(ChannelWriter<EventsProtocol.ContainerEvent> writer, string? handle)
     {
         // The channel drops the oldest event when a client falls far behind: a slow reader never holds up the daemon.
-        Receive<ContainerEvent>(e => handle is null || e.Handle == handle, e => writer.TryWrite(e));
+        Receive<EventsProtocol.ContainerEvent>(e => handle is null || e.Handle == handle, e => writer.TryWrite(e));
     }
 
-    public static Props Props(ChannelWriter<ContainerEvent> writer, string? handle) =>
+    public static Props Props(ChannelWriter<EventsProtocol.ContainerEvent> writer, string? handle) =>
         Akka.Actor.Props.Create(() => new EventSubscriber(writer, handle));
 
     protected override void PostStop()
@@ -28,10 +28,10 @@ public sealed class EventSubscriber : ReceiveActor
 public static class EventFeed
 {
     /// <summary>Starts a subscriber and subscribes it before returning; stop the returned actor to end the subscription.</summary>
-    public static IActorRef Subscribe(ActorSystem system, ChannelWriter<ContainerEvent> writer, string? handle)
+    public static IActorRef Subscribe(ActorSystem system, ChannelWriter<EventsProtocol.ContainerEvent> writer, string? handle)
     {
         var subscriber = system.ActorOf(EventSubscriber.Props(writer, handle));
-        system.EventStream.Subscribe(subscriber, typeof(ContainerEvent));
+        system.EventStream.Subscribe(subscriber, typeof(EventsProtocol.ContainerEvent));
         return subscriber;
     }
 }

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Host;
 
@@ -11,7 +10,7 @@ public sealed record ContainerDirectory(ImmutableDictionary<string, ContainerDir
 
     public static readonly ContainerDirectory Empty = new(ImmutableDictionary<string, Entry>.Empty);
 
-    internal ContainerDirectory With(ContainerChanged c) => new(Entries.SetItem(c.Handle, new Entry(c.Lifecycle, c.Properties)));
+    internal ContainerDirectory With(HostProtocol.ContainerChanged c) => new(Entries.SetItem(c.Handle, new Entry(c.Lifecycle, c.Properties)));
 
     public ContainerDirectory Without(string handle) => new(Entries.Remove(handle));
 

@@ -5,7 +5,6 @@ using Garden.Actors.Container;
 using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Protocol.Journal;
-using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Host;
 
@@ -43,7 +42,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>Per container, the NetIn its actor is applying (one at a time: its answer is the next NetInInForce or
     /// Status.Failure from it), and the NetIns waiting for it.</summary>
     private readonly Dictionary<string, (PortMapping Mapping, IActorRef ReplyTo)> _netIns = new();
-    private readonly Dictionary<string, Queue<(NetIn Request, IActorRef ReplyTo)>> _netInQueue = new();
+    private readonly Dictionary<string, Queue<(ContainerProtocol.NetIn Request, IActorRef ReplyTo)>> _netInQueue = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -199,12 +198,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Recovering()
     {
-        Command<ContainerReady>(msg =>
+        Command<HostProtocol.ContainerReady>(msg =>
         {
             (msg.Healthy ? _found.Reattached : _found.Broken).Add(msg.Handle);
             Settle(msg.Handle);
         });
-        Command<ContainerGone>(msg => Release(msg.Handle, () =>
+        Command<HostProtocol.ContainerGone>(msg => Release(msg.Handle, () =>
         {
             _found.Released.Add(msg.Handle);
             Settle(msg.Handle);
@@ -247,7 +246,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             foreach (var (handle, child) in _children)
             {
                 _pending.Add(handle);
-                child.Tell(new DestroyContainer(handle));
+                child.Tell(new HostProtocol.DestroyContainer(handle));
             }
             Become(DestroyingAll);
             return;
@@ -259,7 +258,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void DestroyingAll()
     {
-        Command<ContainerGone>(msg => Release(msg.Handle, () =>
+        Command<HostProtocol.ContainerGone>(msg => Release(msg.Handle, () =>
         {
             if (_pending.Remove(msg.Handle) && _pending.Count == 0)
             {
@@ -267,7 +266,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 Become(Serving);
             }
         }));
-        Command<ContainerDestroyed>(_ => { });
+        Command<HostProtocol.ContainerDestroyed>(_ => { });
         Command<Status.Failure>(f => _log.Error(f.Cause, "destroy at start failed"));
         ChildBookkeeping();
         CommandAny(_ => Sender.Tell(new Status.Failure(new GardenException(ErrorKind.Unavailable,
@@ -278,8 +277,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Serving()
     {
-        Command<CreateContainer>(msg => Decide(state => state.Admit(msg.Spec, _settings, _resources)));
-        Command<NetIn>(AddNetIn);
+        Command<HostProtocol.CreateContainer>(msg => Decide(state => state.Admit(msg.Spec, _settings, _resources)));
+        Command<ContainerProtocol.NetIn>(AddNetIn);
         ServingCommands();
     }
 
@@ -288,32 +287,32 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void Deciding()
     {
         Command<Decided>(Commit);
-        Command<CreateContainer>(_ => Stash.Stash());
-        Command<NetIn>(_ => Stash.Stash());
+        Command<HostProtocol.CreateContainer>(_ => Stash.Stash());
+        Command<ContainerProtocol.NetIn>(_ => Stash.Stash());
         ServingCommands();
     }
 
     private void ServingCommands()
     {
-        Command<Ping>(_ => Sender.Tell(new Pong(Version)));
-        Command<GetCapacity>(_ =>
+        Command<HostProtocol.Ping>(_ => Sender.Tell(new HostProtocol.Pong(Version)));
+        Command<HostProtocol.GetCapacity>(_ =>
         {
             var (resources, stateDir, max) = (_resources, _settings.StateDir, (ulong)HostState.MaxContainers(_settings));
-            Task.Run(() => new Capacity(resources.MemoryBytes(), resources.DiskBytes(stateDir), max)).PipeTo(Sender); // reads /proc
+            Task.Run(() => new HostProtocol.Capacity(resources.MemoryBytes(), resources.DiskBytes(stateDir), max)).PipeTo(Sender); // reads /proc
         });
-        Command<ListContainers>(msg => Sender.Tell(new ContainerList(_directory.List(msg.Filter))));
+        Command<HostProtocol.ListContainers>(msg => Sender.Tell(new HostProtocol.ContainerList(_directory.List(msg.Filter))));
         Command<IContainerCommand>(Route);
-        Command<NetInInForce>(answer => NetInAnswered(Sender, answer, null));
+        Command<ContainerProtocol.NetInInForce>(answer => NetInAnswered(Sender, answer, null));
         Command<Status.Failure>(failure => NetInAnswered(Sender, null, failure.Cause));
-        Command<ContainerGone>(msg => Release(msg.Handle, () => { }));
-        Command<ContainerReady>(_ => { });
+        Command<HostProtocol.ContainerGone>(msg => Release(msg.Handle, () => { }));
+        Command<HostProtocol.ContainerReady>(_ => { });
         ChildBookkeeping();
     }
 
     /// <summary>What every behaviour does with its children: their List entries, and their deaths.</summary>
     private void ChildBookkeeping()
     {
-        Command<ContainerChanged>(msg =>
+        Command<HostProtocol.ContainerChanged>(msg =>
         {
             if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) _directory = _directory.With(msg);
         });
@@ -350,7 +349,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 {
                     _settings.Faults.Hit("create-registered");
                     Spawn(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
-                    _children[a.Spec.Handle].Tell(new CreateContainer(a.Spec), decided.ReplyTo);
+                    _children[a.Spec.Handle].Tell(new HostProtocol.CreateContainer(a.Spec), decided.ReplyTo);
                     DecisionDone();
                 });
                 break;
@@ -358,7 +357,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 Record(r.Reserved, () =>
                 {
                     _netIns[r.Handle] = (r.Mapping, decided.ReplyTo);
-                    child.Tell(new ApplyNetIn(r.Handle, r.Mapping));
+                    child.Tell(new ContainerProtocol.ApplyNetIn(r.Handle, r.Mapping));
                     DecisionDone();
                 });
                 break;
@@ -381,9 +380,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     // ---- NetIn: the host reserves a port, the container applies it, the host keeps or returns it ----
 
-    private void AddNetIn(NetIn msg) => AddNetIn(msg, Sender);
+    private void AddNetIn(ContainerProtocol.NetIn msg) => AddNetIn(msg, Sender);
 
-    private void AddNetIn(NetIn msg, IActorRef replyTo)
+    private void AddNetIn(ContainerProtocol.NetIn msg, IActorRef replyTo)
     {
         if (Requests.Problem(msg) is { } problem)
         {
@@ -407,7 +406,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>A container's answer to the <see cref="ApplyNetIn"/> it was sent: the port stays reserved, or it is
     /// journaled as returned; then the client gets the answer.</summary>
-    private void NetInAnswered(IActorRef child, NetInInForce? applied, Exception? error)
+    private void NetInAnswered(IActorRef child, ContainerProtocol.NetInInForce? applied, Exception? error)
     {
         if (!_handles.TryGetValue(child, out var handle) || !_netIns.Remove(handle, out var inFlight))
         {
@@ -502,12 +501,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _respawns[handle] = attempts;
         if (attempts > MaxRespawns)
         {
-            _log.Error("[{0}] container actor stopped {1} times; leaving it down until gardend restarts", handle, MaxRespawns);
+            ContainerLog.For(Context.System, handle).Error(null, "container actor stopped {0} times; leaving it down until gardend restarts", MaxRespawns);
             _directory = _directory.Without(handle);
             AbandonNetIns(handle);
             return;
         }
-        _log.Warning("[{0}] container actor stopped unexpectedly; recovering it from its journal", handle);
+        ContainerLog.For(Context.System, handle).Warning("container actor stopped unexpectedly; recovering it from its journal");
         Spawn(handle, incarnation, fresh: false);
         NextNetIn(handle);
     }

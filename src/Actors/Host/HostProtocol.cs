@@ -10,8 +10,8 @@ public interface IContainerCommand
 }
 
 /// <summary>The messages of the <see cref="HostActor"/>: what clients ask it, what it answers, and what its containers tell
-/// it. Nested, so no message shares a name with a garden.v1 protobuf type (refer to them as <c>HostProtocol.Ping</c>, or
-/// <c>using static</c> inside the actors).</summary>
+/// it. Nested, so no message shares a name with a garden.v1 protobuf type: refer to them qualified, <c>HostProtocol.Ping</c>
+/// (as to <c>ContainerProtocol.X</c>, <c>ProcessProtocol.X</c> and <c>EventsProtocol.ContainerEvent</c>).</summary>
 public static class HostProtocol
 {
     public sealed record Ping
@@ -47,12 +47,12 @@ public static class HostProtocol
     public sealed record BulkInfo(ImmutableArray<string> Handles);
 
     /// <summary>Per handle: the info, or the error that handle got.</summary>
-    public sealed record BulkInfoResult(ImmutableDictionary<string, Container.ContainerInfo> Infos,
+    public sealed record BulkInfoResult(ImmutableDictionary<string, Container.ContainerProtocol.ContainerInfo> Infos,
         ImmutableDictionary<string, GardenException> Errors);
 
     public sealed record BulkMetrics(ImmutableArray<string> Handles);
 
-    public sealed record BulkMetricsResult(ImmutableDictionary<string, Container.ContainerMetrics> Metrics,
+    public sealed record BulkMetricsResult(ImmutableDictionary<string, Container.ContainerProtocol.ContainerMetrics> Metrics,
         ImmutableDictionary<string, GardenException> Errors);
 
     /// <summary>Reply for requests that return nothing but success.</summary>

@@ -90,7 +90,7 @@ public sealed class ContainerKernel
             case Effect.ReadMetrics m:
                 var usage = fx.Disk.Usage(_k.Paths.Depot);
                 var net = _k.Network(m.Network);
-                return new ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Handle), usage?.Used ?? 0, usage?.Size ?? 0,
+                return new ContainerProtocol.ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Handle), usage?.Used ?? 0, usage?.Size ?? 0,
                     m.CreatedUnixMs == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(m.CreatedUnixMs),
                     net is null ? default : fx.Network.Counters(net));
             case Effect.CountOomKills:

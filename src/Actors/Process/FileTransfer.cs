@@ -17,18 +17,18 @@ public static class FileTransfers
     public const string AgentPath = "/.garden/agent";
 
     /// <summary>Runs `stream-in PATH` as user; its stdin is the archive. Relative paths are relative to the container's /.</summary>
-    public static RunProcess StreamIn(string handle, string path, string user) => Tool(handle, "stream-in", path, user);
+    public static ContainerProtocol.RunProcess StreamIn(string handle, string path, string user) => Tool(handle, "stream-in", path, user);
 
     /// <summary>Runs `stream-out PATH` as user; its stdout is the archive.</summary>
-    public static RunProcess StreamOut(string handle, string path, string user) => Tool(handle, "stream-out", path, user);
+    public static ContainerProtocol.RunProcess StreamOut(string handle, string path, string user) => Tool(handle, "stream-out", path, user);
 
-    private static RunProcess Tool(string handle, string tool, string path, string user)
+    private static ContainerProtocol.RunProcess Tool(string handle, string tool, string path, string user)
     {
         if (path.Length == 0) throw GardenException.Invalid("path", "must not be empty");
         if (path.Contains('\0')) throw GardenException.Invalid("path", "contains a NUL byte");
         var spec = new ProcessSpec($"{tool}-{Names.Generate()}", AgentPath, [tool, path], [], "/", user,
             ImmutableArray<RlimitSpec>.Empty, null);
-        return new RunProcess(handle, spec, Detach: false);
+        return new ContainerProtocol.RunProcess(handle, spec, Detach: false);
     }
 }
 

@@ -15,7 +15,7 @@ internal sealed class ObservedStream : IProcessStream
     {
         this.inner = inner;
         this.owner = owner;
-        owner.Tell(StreamOpened.Instance);
+        owner.Tell(ProcessProtocol.StreamOpened.Instance);
     }
 
     public string ProcessId => inner.ProcessId;
@@ -24,7 +24,7 @@ internal sealed class ObservedStream : IProcessStream
     {
         var evt = await inner.ReadAsync(ct).ConfigureAwait(false);
         if (evt?.KindCase == AgentEvent.KindOneofCase.Exited)
-            owner.Tell(new ExitObserved(evt.Exited.ExitCode, evt.Exited.Signal));
+            owner.Tell(new ProcessProtocol.ExitObserved(evt.Exited.ExitCode, evt.Exited.Signal));
         return evt;
     }
 
@@ -35,7 +35,7 @@ internal sealed class ObservedStream : IProcessStream
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _closed, 1) == 1) return;
-        owner.Tell(StreamClosed.Instance);
+        owner.Tell(ProcessProtocol.StreamClosed.Instance);
         await inner.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -4,7 +4,6 @@ using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Linux.Agent;
 using Garden.Protocol.Agent;
-using static Garden.Actors.Host.HostProtocol;
 
 namespace Garden.Actors.Process;
 
@@ -34,28 +33,28 @@ public sealed class ProcessActor : ReceiveActor
         _log = ContainerLog.For(Context.System, handle);
         if (exitKnown is not null) ExitCode = exitKnown.ExitCode;
 
-        Receive<StartProcess>(msg =>
+        Receive<ProcessProtocol.StartProcess>(msg =>
         {
             _handled++;
             Start(msg);
         });
-        Receive<AttachProcess>(msg =>
+        Receive<ContainerProtocol.AttachProcess>(msg =>
         {
             _handled++;
             Attach(msg);
         });
-        Receive<SignalProcess>(msg =>
+        Receive<ContainerProtocol.SignalProcess>(msg =>
         {
             _handled++;
             Signal(msg);
             ReportIfIdle();
         });
-        Receive<ProcessExitSeen>(e =>
+        Receive<ProcessProtocol.ProcessExitSeen>(e =>
         {
             _handled++;
             Exited(e.ExitCode);
         });
-        Receive<ProcessGone>(_ =>
+        Receive<ProcessProtocol.ProcessGone>(_ =>
         {
             _handled++;
             if (ExitCode is null)
@@ -65,26 +64,26 @@ public sealed class ProcessActor : ReceiveActor
             }
             ReportIfIdle();
         });
-        Receive<ExitObserved>(e => Exited(e.ExitCode));
-        Receive<ProcessOpDone>(done =>
+        Receive<ProcessProtocol.ExitObserved>(e => Exited(e.ExitCode));
+        Receive<ProcessProtocol.ProcessOpDone>(done =>
         {
             _inFlight--;
-            if (done.Spawned) Context.Parent.Tell(new ProcessSpawned(_id));
+            if (done.Spawned) Context.Parent.Tell(new ProcessProtocol.ProcessSpawned(_id));
             if (done.StartFailed) _gone = true;
             ReportIfIdle();
         });
         // Counted from the streams themselves (opened when a client got one, closed when it went), so a Run or an Attach
         // that failed never counts; the container pauses its grace timer while any client is attached.
-        Receive<StreamOpened>(_ =>
+        Receive<ProcessProtocol.StreamOpened>(_ =>
         {
             _attached++;
-            Context.Parent.Tell(new ClientsChanged(+1));
+            Context.Parent.Tell(new ProcessProtocol.ClientsChanged(+1));
         });
-        Receive<StreamClosed>(_ =>
+        Receive<ProcessProtocol.StreamClosed>(_ =>
         {
             if (_attached == 0) return;
             _attached--;
-            Context.Parent.Tell(new ClientsChanged(-1));
+            Context.Parent.Tell(new ProcessProtocol.ClientsChanged(-1));
             ReportIfIdle();
         });
     }
@@ -94,7 +93,7 @@ public sealed class ProcessActor : ReceiveActor
         if (ExitCode is null)
         {
             _log.Info("process {0} exited with {1}", _id, exitCode);
-            Context.System.EventStream.Publish(new ContainerEvent(_handle, ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, exitCode));
+            Context.System.EventStream.Publish(new EventsProtocol.ContainerEvent(_handle, EventsProtocol.ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, exitCode));
         }
         ExitCode = exitCode;
         ReportIfIdle();
@@ -104,13 +103,13 @@ public sealed class ProcessActor : ReceiveActor
     private void ReportIfIdle()
     {
         if (_attached == 0 && _inFlight == 0 && (ExitCode is not null || _gone))
-            Context.Parent.Tell(new ProcessIdle(_id, Self, _handled, ExitCode is not null || _gone));
+            Context.Parent.Tell(new ProcessProtocol.ProcessIdle(_id, Self, _handled, ExitCode is not null || _gone));
     }
 
     protected override void PostStop()
     {
         // A process actor that goes (its container is destroyed) releases the clients it counted.
-        if (_attached > 0) Context.Parent.Tell(new ClientsChanged(-_attached));
+        if (_attached > 0) Context.Parent.Tell(new ProcessProtocol.ClientsChanged(-_attached));
         base.PostStop();
     }
 
@@ -120,7 +119,7 @@ public sealed class ProcessActor : ReceiveActor
     public static Props Props(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null) =>
         Akka.Actor.Props.Create(() => new ProcessActor(agent, handle, id, exitKnown));
 
-    private void Start(StartProcess msg)
+    private void Start(ProcessProtocol.StartProcess msg)
     {
         var request = ToSpawnRequest(msg.Spec, msg.Detach);
         var self = Self;
@@ -129,19 +128,19 @@ public sealed class ProcessActor : ReceiveActor
         var agent = _agent;
         Task<object> work = msg.Detach
             ? Task.Run(() => agent.SpawnAsync(request, CancellationToken.None))
-                .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, null) : Fail(t.Exception!))
+                .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessStarted(_id, null) : Fail(t.Exception!))
             : Task.Run(() => agent.SpawnAttachedAsync(request, CancellationToken.None))
-                .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessStarted(_id, Observe(t.Result, self)) : Fail(t.Exception!));
+                .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessStarted(_id, Observe(t.Result, self)) : Fail(t.Exception!));
         work.ContinueWith(t =>
         {
             // the stream (if any) has told this actor it is open before the client gets it
-            bool ok = t.Result is ProcessStarted;
-            self.Tell(new ProcessOpDone(Spawned: ok, StartFailed: !ok));
+            bool ok = t.Result is ProcessProtocol.ProcessStarted;
+            self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: ok, StartFailed: !ok));
             return t.Result;
         }).PipeTo(msg.ReplyTo);
     }
 
-    private void Attach(AttachProcess msg)
+    private void Attach(ContainerProtocol.AttachProcess msg)
     {
         var self = Self;
         _inFlight++;
@@ -149,20 +148,20 @@ public sealed class ProcessActor : ReceiveActor
         Task.Run(() => agent.AttachAsync(id, msg.FromOffset, CancellationToken.None))
             .ContinueWith(t =>
             {
-                object reply = t.IsCompletedSuccessfully ? new ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!);
+                object reply = t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!);
                 // NotFound: the agent forgot it meanwhile; this actor has nothing left to do then
                 bool forgotten = t.Exception?.GetBaseException() is AgentException { Code: ErrorCode.NotFound };
-                self.Tell(new ProcessOpDone(Spawned: false, StartFailed: forgotten));
+                self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: false, StartFailed: forgotten));
                 return reply;
             })
             .PipeTo(Sender);
     }
 
-    private void Signal(SignalProcess msg)
+    private void Signal(ContainerProtocol.SignalProcess msg)
     {
         var (agent, id) = (_agent, _id);
         Task.Run(() => agent.SignalAsync(id, msg.Signal, CancellationToken.None))
-            .ContinueWith(t => t.IsCompletedSuccessfully ? Done.Instance : Fail(t.Exception!))
+            .ContinueWith(t => t.IsCompletedSuccessfully ? HostProtocol.Done.Instance : Fail(t.Exception!))
             .PipeTo(Sender);
     }
 

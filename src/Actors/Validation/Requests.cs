@@ -11,15 +11,15 @@ public static class Requests
     /// <summary>What is wrong with the request, naming the field and the value; null when it may go to its container.</summary>
     public static GardenException? Problem(IContainerCommand command) => command switch
     {
-        RunProcess r => r.Spec.Problem(),
-        AttachProcess a => ProcessIdProblem(a.ProcessId),
-        SignalProcess s => ProcessIdProblem(s.ProcessId) ?? Signals.Problem(s.Signal),
-        SetProcessTty t => ProcessIdProblem(t.ProcessId) ?? t.Size.Problem(),
-        SetProperty p => p.Key.Length == 0 ? GardenException.Invalid("key", "must not be empty") : null,
-        SetLimits l => l.Change.Problem(),
-        SetGraceTime g => GraceTime.Problem(g.GraceTime),
-        NetIn n => NetworkRequests.HostPortProblem(n.HostPort) ?? NetworkRequests.ContainerPortProblem(n.ContainerPort),
-        NetOut o => o.Rules.IsDefaultOrEmpty ? GardenException.Invalid("rules", "no rule given") : NetworkRequests.RulesProblem(o.Rules),
+        ContainerProtocol.RunProcess r => r.Spec.Problem(),
+        ContainerProtocol.AttachProcess a => ProcessIdProblem(a.ProcessId),
+        ContainerProtocol.SignalProcess s => ProcessIdProblem(s.ProcessId) ?? Signals.Problem(s.Signal),
+        ContainerProtocol.SetProcessTty t => ProcessIdProblem(t.ProcessId) ?? t.Size.Problem(),
+        ContainerProtocol.SetProperty p => p.Key.Length == 0 ? GardenException.Invalid("key", "must not be empty") : null,
+        ContainerProtocol.SetLimits l => l.Change.Problem(),
+        ContainerProtocol.SetGraceTime g => GraceTime.Problem(g.GraceTime),
+        ContainerProtocol.NetIn n => NetworkRequests.HostPortProblem(n.HostPort) ?? NetworkRequests.ContainerPortProblem(n.ContainerPort),
+        ContainerProtocol.NetOut o => o.Rules.IsDefaultOrEmpty ? GardenException.Invalid("rules", "no rule given") : NetworkRequests.RulesProblem(o.Rules),
         _ => null,
     };
 

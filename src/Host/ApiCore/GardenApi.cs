@@ -2,6 +2,8 @@ using System.Collections.Immutable;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Garden.Actors;
+using Garden.Actors.Container;
+using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
 using Garden.Host.Gateway;
@@ -44,12 +46,12 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
     }
 
     public async Task<Protocol.Api.ContainerInfo> InfoAsync(InfoRequest request, CancellationToken ct = default) =>
-        Translate.ToApi(await Ask<Actors.Container.ContainerInfo>(new Actors.Container.GetInfo(request.Handle), ct));
+        Translate.ToApi(await Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo(request.Handle), ct));
 
     public async Task<BulkInfoResponse> BulkInfoAsync(BulkInfoRequest request, CancellationToken ct = default)
     {
         var r = new BulkInfoResponse();
-        foreach (var (h, info, error) in await AskEach<Actors.Container.ContainerInfo>(request.Handles, h => new Actors.Container.GetInfo(h), ct))
+        foreach (var (h, info, error) in await AskEach<ContainerProtocol.ContainerInfo>(request.Handles, h => new ContainerProtocol.GetInfo(h), ct))
             r.Infos[h] = error is { } e
                 ? new BulkInfoEntry { Error = e.Detail, ErrorCode = e.StatusCode.ToString() }
                 : new BulkInfoEntry { Info = Translate.ToApi(info!) };
@@ -59,7 +61,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
     public async Task<BulkMetricsResponse> BulkMetricsAsync(BulkMetricsRequest request, CancellationToken ct = default)
     {
         var r = new BulkMetricsResponse();
-        foreach (var (h, metrics, error) in await AskEach<Actors.Container.ContainerMetrics>(request.Handles, h => new Actors.Container.GetMetrics(h), ct))
+        foreach (var (h, metrics, error) in await AskEach<ContainerProtocol.ContainerMetrics>(request.Handles, h => new ContainerProtocol.GetMetrics(h), ct))
             r.Metrics[h] = error is { } e
                 ? new BulkMetricsEntry { Error = e.Detail, ErrorCode = e.StatusCode.ToString() }
                 : new BulkMetricsEntry { Metrics = Translate.ToApi(metrics!) };
@@ -84,78 +86,78 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
 
     public async Task<StopResponse> StopAsync(StopRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.StopContainer(request.Handle, request.Kill), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.StopContainer(request.Handle, request.Kill), ct);
         return new StopResponse();
     }
 
     public async Task<SignalResponse> SignalAsync(SignalRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SignalProcess(request.Handle, request.ProcessId, request.Signal), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SignalProcess(request.Handle, request.ProcessId, request.Signal), ct);
         return new SignalResponse();
     }
 
     public async Task<PropertiesResponse> PropertiesAsync(PropertiesRequest request, CancellationToken ct = default)
     {
         var r = new PropertiesResponse();
-        r.Properties.Add((await Ask<Actors.Container.PropertiesResult>(new Actors.Container.GetProperties(request.Handle), ct)).Properties);
+        r.Properties.Add((await Ask<ContainerProtocol.PropertiesResult>(new ContainerProtocol.GetProperties(request.Handle), ct)).Properties);
         return r;
     }
 
     public async Task<GetPropertyResponse> GetPropertyAsync(GetPropertyRequest request, CancellationToken ct = default) =>
-        new() { Value = (await Ask<Actors.Container.PropertyValue>(new Actors.Container.GetProperty(request.Handle, request.Key), ct)).Value };
+        new() { Value = (await Ask<ContainerProtocol.PropertyValue>(new ContainerProtocol.GetProperty(request.Handle, request.Key), ct)).Value };
 
     public async Task<SetPropertyResponse> SetPropertyAsync(SetPropertyRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SetProperty(request.Handle, request.Key, request.Value), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SetProperty(request.Handle, request.Key, request.Value), ct);
         return new SetPropertyResponse();
     }
 
     public async Task<RemovePropertyResponse> RemovePropertyAsync(RemovePropertyRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.RemoveProperty(request.Handle, request.Key), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.RemoveProperty(request.Handle, request.Key), ct);
         return new RemovePropertyResponse();
     }
 
     public async Task<LimitsResponse> LimitAsync(LimitRequest request, CancellationToken ct = default)
     {
-        var inForce = await Ask<Actors.Container.LimitsInForce>(new Actors.Container.SetLimits(request.Handle, Translate.ToDomain(request.Limits)), ct);
+        var inForce = await Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits(request.Handle, Translate.ToDomain(request.Limits)), ct);
         return new LimitsResponse { Limits = Translate.ToApi(inForce.Limits) };
     }
 
     public async Task<LimitsResponse> CurrentLimitsAsync(CurrentLimitsRequest request, CancellationToken ct = default) =>
-        new() { Limits = Translate.ToApi((await Ask<Actors.Container.LimitsInForce>(new Actors.Container.GetLimits(request.Handle), ct)).Limits) };
+        new() { Limits = Translate.ToApi((await Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits(request.Handle), ct)).Limits) };
 
     public async Task<Protocol.Api.ContainerMetrics> MetricsAsync(MetricsRequest request, CancellationToken ct = default) =>
-        Translate.ToApi(await Ask<Actors.Container.ContainerMetrics>(new Actors.Container.GetMetrics(request.Handle), ct));
+        Translate.ToApi(await Ask<ContainerProtocol.ContainerMetrics>(new ContainerProtocol.GetMetrics(request.Handle), ct));
 
     public async Task<SetTtyResponse> SetTtyAsync(SetTtyRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SetProcessTty(request.Handle, request.ProcessId, Translate.ToDomain(request.Size)), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SetProcessTty(request.Handle, request.ProcessId, Translate.ToDomain(request.Size)), ct);
         return new SetTtyResponse();
     }
 
     public async Task<NetInResponse> NetInAsync(NetInRequest request, CancellationToken ct = default)
     {
-        var m = (await Ask<Actors.Container.NetInInForce>(new Actors.Container.NetIn(request.Handle,
+        var m = (await Ask<ContainerProtocol.NetInInForce>(new ContainerProtocol.NetIn(request.Handle,
             Translate.Port(request.HostPort), Translate.Port(request.ContainerPort)), ct)).Mapping;
         return new NetInResponse { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort };
     }
 
     public async Task<NetOutResponse> NetOutAsync(NetOutRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.NetOut(request.Handle, request.Rule is null ? [] : [Translate.ToDomain(request.Rule, "rule 1")]), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.NetOut(request.Handle, request.Rule is null ? [] : [Translate.ToDomain(request.Rule, "rule 1")]), ct);
         return new NetOutResponse();
     }
 
     public async Task<NetOutResponse> BulkNetOutAsync(BulkNetOutRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.NetOut(request.Handle, [.. request.Rules.Select((r, i) => Translate.ToDomain(r, $"rule {i + 1}"))]), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.NetOut(request.Handle, [.. request.Rules.Select((r, i) => Translate.ToDomain(r, $"rule {i + 1}"))]), ct);
         return new NetOutResponse();
     }
 
     public async Task<SetGraceTimeResponse> SetGraceTimeAsync(SetGraceTimeRequest request, CancellationToken ct = default)
     {
-        await Ask<HostProtocol.Done>(new Actors.Container.SetGraceTime(request.Handle, Translate.Millis(request.GraceTimeMs)), ct);
+        await Ask<HostProtocol.Done>(new ContainerProtocol.SetGraceTime(request.Handle, Translate.Millis(request.GraceTimeMs)), ct);
         return new SetGraceTimeResponse();
     }
 
@@ -166,7 +168,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
     /// gardend's stop if it is never enumerated.</summary>
     public IAsyncEnumerable<Protocol.Api.ContainerEvent> Events(EventsRequest request, CancellationToken ct = default)
     {
-        var channel = Channel.CreateBounded<Actors.Events.ContainerEvent>(new BoundedChannelOptions(4096)
+        var channel = Channel.CreateBounded<EventsProtocol.ContainerEvent>(new BoundedChannelOptions(4096)
         {
             FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true,
         });
@@ -176,7 +178,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
         return ReadEvents(channel.Reader, ended, unsubscribe, subscriber);
     }
 
-    private async IAsyncEnumerable<Protocol.Api.ContainerEvent> ReadEvents(ChannelReader<Actors.Events.ContainerEvent> reader,
+    private async IAsyncEnumerable<Protocol.Api.ContainerEvent> ReadEvents(ChannelReader<EventsProtocol.ContainerEvent> reader,
         CancellationTokenSource ended, CancellationTokenRegistration unsubscribe, Akka.Actor.IActorRef subscriber,
         [EnumeratorCancellation] CancellationToken enumeration = default)
     {
@@ -186,7 +188,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
         {
             while (true)
             {
-                Actors.Events.ContainerEvent e;
+                EventsProtocol.ContainerEvent e;
                 try
                 {
                     if (!await reader.WaitToReadAsync(both.Token)) yield break;
@@ -210,14 +212,14 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
 
     public async Task<IApiProcess> RunAsync(RunRequest request, CancellationToken ct = default)
     {
-        var started = await Ask<Actors.Process.ProcessStarted>(
-            new Actors.Container.RunProcess(request.Handle, Translate.ToDomain(request.Spec), request.Detach), ct);
+        var started = await Ask<ProcessProtocol.ProcessStarted>(
+            new ContainerProtocol.RunProcess(request.Handle, Translate.ToDomain(request.Spec), request.Detach), ct);
         return new ApiProcess(request.Handle, started.ProcessId, started.Stream);
     }
 
     public async Task<IApiProcess> AttachAsync(AttachRequest request, CancellationToken ct = default)
     {
-        var attached = await Ask<ProcessAttached>(new Actors.Container.AttachProcess(request.Handle, request.ProcessId, request.FromOffset), ct);
+        var attached = await Ask<ProcessProtocol.ProcessAttached>(new ContainerProtocol.AttachProcess(request.Handle, request.ProcessId, request.FromOffset), ct);
         return new ApiProcess(request.Handle, request.ProcessId, attached.Stream);
     }
 
@@ -357,9 +359,9 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
             yield return new StreamOutChunk { Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(data) };
     }
 
-    private async Task<FileTransfer> StartTransfer(Actors.Container.RunProcess run, string operation, string path, CancellationToken ct)
+    private async Task<FileTransfer> StartTransfer(ContainerProtocol.RunProcess run, string operation, string path, CancellationToken ct)
     {
-        var started = await Ask<Actors.Process.ProcessStarted>(run, ct);
+        var started = await Ask<ProcessProtocol.ProcessStarted>(run, ct);
         return new FileTransfer(started.Stream!, run.Handle, operation, path);
     }
 
@@ -367,7 +369,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
     /// will read the rest of its archive or send the rest of theirs.</summary>
     private IDisposable Abandoned(FileTransfer transfer, string handle) => new Finally(() =>
     {
-        if (!transfer.Finished) gw.Host.Tell(new Actors.Container.SignalProcess(handle, transfer.ProcessId, 9), Akka.Actor.ActorRefs.NoSender);
+        if (!transfer.Finished) gw.Host.Tell(new ContainerProtocol.SignalProcess(handle, transfer.ProcessId, 9), Akka.Actor.ActorRefs.NoSender);
     });
 
     private sealed class Finally(Action action) : IDisposable

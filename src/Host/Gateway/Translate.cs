@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Garden.Actors;
 using Garden.Actors.Container;
+using Garden.Actors.Events;
 using Garden.Linux.Network;
 
 namespace Garden.Host.Gateway;
@@ -22,7 +23,7 @@ public static class Translate
     /// <summary>Milliseconds as sent; beyond what a TimeSpan holds becomes the largest one (refused by the actors as out of range).</summary>
     public static TimeSpan Millis(ulong ms) => ms > (ulong)TimeSpan.MaxValue.TotalMilliseconds / 2 ? TimeSpan.MaxValue : TimeSpan.FromMilliseconds(ms);
 
-    public static Protocol.Api.ContainerEvent ToApi(Garden.Actors.Events.ContainerEvent e) => new()
+    public static Protocol.Api.ContainerEvent ToApi(EventsProtocol.ContainerEvent e) => new()
     {
         Handle = e.Handle, Kind = e.Kind, ProcessId = e.ProcessId ?? "", ExitCode = e.ExitCode ?? 0, AtUnixMs = e.At.ToUnixTimeMilliseconds(),
         Detail = e.Detail,
@@ -53,7 +54,7 @@ public static class Translate
         BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0,
     };
 
-    public static Protocol.Api.ContainerMetrics ToApi(ContainerMetrics m)
+    public static Protocol.Api.ContainerMetrics ToApi(ContainerProtocol.ContainerMetrics m)
     {
         var r = new Protocol.Api.ContainerMetrics
         {
@@ -88,7 +89,7 @@ public static class Translate
             s.Tty is null ? null : new TtySize(s.Tty.Rows, s.Tty.Cols));
     }
 
-    public static Protocol.Api.ContainerInfo ToApi(ContainerInfo i)
+    public static Protocol.Api.ContainerInfo ToApi(ContainerProtocol.ContainerInfo i)
     {
         var r = new Protocol.Api.ContainerInfo
         {

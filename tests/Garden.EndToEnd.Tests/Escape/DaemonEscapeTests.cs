@@ -2,6 +2,7 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Dispatch.SysMsg;
+using Garden.Actors.Host;
 using Garden.Protocol.Client;
 using Garden.Protocol.Journal;
 using Garden.Testing;
@@ -186,7 +187,7 @@ public sealed class DaemonEscapeTests
             var provider = ((ExtendedActorSystem)peer).Provider;
             IActorRef Direct(string path) => provider.ResolveActorRef($"{address}{path}");
             ActorSelection Selected(string path) => peer.ActorSelection($"{address}{path}");
-            var destroy = new Garden.Actors.Host.HostProtocol.DestroyContainer(target); // JSON, by CLR type name
+            var destroy = new HostProtocol.DestroyContainer(target); // JSON, by CLR type name
             Assert.Equal(1, peer.Serialization.FindSerializerFor(destroy).Identifier);
             foreach (var path in new[] { "/user/containers", "/user/host", "/user", "/system" })
             {
