@@ -102,10 +102,10 @@ public static class Wiring
     /// <summary>gRPC on the Unix socket, after the actor system has started (Kestrel is the last hosted service).</summary>
     public static WebApplication WireGateway(WebApplicationBuilder builder, GatewaySettings gateway)
     {
-        builder.Services.AddSingleton(sp => new GatewayContext(
+        builder.Services.AddSingleton(sp => new ApiCore.GatewayContext(
             sp.GetRequiredService<IReadOnlyActorRegistry>().Get<HostActor>(), gateway.AskTimeout, sp.GetRequiredService<ActorSystem>()));
         // the API core every front door adapts: gRPC here, Akka.Remote (RemoteEndpoint), Garden HTTP (GardenHttpEndpoint)
-        builder.Services.AddSingleton<ApiCore.IGardenApi>(sp => new ApiCore.GardenApi(sp.GetRequiredService<GatewayContext>(),
+        builder.Services.AddSingleton<ApiCore.IGardenApi>(sp => new ApiCore.GardenApi(sp.GetRequiredService<ApiCore.GatewayContext>(),
             sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
         builder.Services.AddGrpc(o =>
         {

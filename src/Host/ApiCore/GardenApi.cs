@@ -6,7 +6,7 @@ using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Actors.Process;
-using Garden.Host.Gateway;
+
 using Garden.Protocol.Api;
 
 namespace Garden.Host.ApiCore;
@@ -69,7 +69,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
     }
 
     /// <summary>A bulk request: each named container is asked at once; per handle its answer or its error as a status (the
-    /// protocol's bulk entries carry the status code name, <see cref="Errors"/>).</summary>
+    /// protocol's bulk entries carry the status code name, <see cref="Gateway.Errors"/>).</summary>
     private async Task<(string Handle, T? Answer, Grpc.Core.Status? Error)[]> AskEach<T>(IEnumerable<string> handles, Func<string, object> message,
         CancellationToken ct) where T : class =>
         await Task.WhenAll(handles.Distinct().Select(async h =>
@@ -80,7 +80,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
             }
             catch (Exception e)
             {
-                return (h, (T?)null, (Grpc.Core.Status?)Errors.ToStatus(e));
+                return (h, (T?)null, (Grpc.Core.Status?)Gateway.Errors.ToStatus(e));
             }
         }));
 
