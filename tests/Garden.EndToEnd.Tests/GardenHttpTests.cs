@@ -78,6 +78,18 @@ public sealed class GardenHttpTests
     }
 
     [InstallFact]
+    public async Task A_port_already_in_use_stops_gardend_with_exit_1_naming_the_address()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        await using var d = new Gardend { ExtraArgs = ["--garden-http", $"127.0.0.1:{port}"] };
+        Assert.Equal(1, await d.StartExpectingExitAsync());
+        Assert.Contains($"gardend: --garden-http 127.0.0.1:{port}: cannot listen: ", d.Log);
+        Assert.False(File.Exists(d.Socket));
+    }
+
+    [InstallFact]
     public async Task Off_by_default()
     {
         await using var d = new Gardend();
