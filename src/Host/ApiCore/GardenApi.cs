@@ -240,11 +240,8 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    // e.g. attaching just as the process exits and the agent drops the connection: say so, not "Unknown"
-                    throw e is IOException or System.Net.Sockets.SocketException or Garden.Linux.Agent.AgentUnavailableException
-                        ? new GardenException(ErrorKind.Unavailable,
-                            $"process {processId}: the connection to the container's agent broke ({e.Message}); attach again", e)
-                        : GardenErrors.From(e, handle, "process", processId);
+                    // the one map of what the effects layer throws (an agent that went away mid-stream, ...)
+                    throw GardenErrors.From(e, handle, "reading the process's output", processId);
                 }
                 if (evt is null)
                     throw new GardenException(ErrorKind.Unavailable,
