@@ -47,10 +47,10 @@ public sealed class GardenHttpTests
     }
 
     [InstallFact]
-    public async Task A_non_loopback_address_is_refused_with_exit_1_naming_the_setting()
+    public async Task A_non_loopback_address_is_refused_with_exit_2_naming_the_setting()
     {
         await using var d = new Gardend { ExtraArgs = ["--garden-http", $"0.0.0.0:{RemoteDaemonFixture.FreePort()}"] };
-        Assert.Equal(1, await d.StartExpectingExitAsync());
+        Assert.Equal(2, await d.StartExpectingExitAsync());
         Assert.Contains("gardend: --garden-http 0.0.0.0:", d.Log);
         Assert.Contains("not a loopback address", d.Log);
         Assert.Contains("garden.garden-http.allow-non-loopback = on", d.Log);

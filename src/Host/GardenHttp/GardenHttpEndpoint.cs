@@ -15,8 +15,9 @@ public sealed record GardenHttpFrontDoor(EndPoint EndPoint, string Address)
 
     public bool IsLocalOnly => GardenHttpServer.IsLocalOnly(EndPoint);
 
-    /// <summary>null when off (the default). Throws <see cref="StartupFailure"/>: exit 2 for a malformed address, exit 1
-    /// for a TCP address that is not loopback without allow-non-loopback — both naming the flag and the setting.</summary>
+    /// <summary>null when off (the default). Throws <see cref="StartupFailure"/>: exit 2 (a refused setting, as for
+    /// --akka-remote) for a malformed address and for a TCP address that is not loopback without allow-non-loopback —
+    /// both naming the flag and the setting.</summary>
     public static GardenHttpFrontDoor? FromConfig(Config config)
     {
         var address = config.GetString("garden.garden-http.address", "");
@@ -32,7 +33,7 @@ public sealed record GardenHttpFrontDoor(EndPoint EndPoint, string Address)
         }
         var door = new GardenHttpFrontDoor(endpoint, address.Trim());
         if (!door.IsLocalOnly && !config.GetBoolean("garden.garden-http.allow-non-loopback", false))
-            throw new StartupFailure(1,
+            throw new StartupFailure(2,
                 $"{Flag} {address}: {((IPEndPoint)endpoint).Address} is not a loopback address, and Garden's HTTP API has no " +
                 "authentication: whoever reaches the port controls every container. Use 127.0.0.1:PORT or a unix socket path, " +
                 "or set garden.garden-http.allow-non-loopback = on to serve it on this address anyway");
