@@ -4,12 +4,15 @@ using Akka.Configuration;
 
 namespace Garden.Host;
 
-/// <summary>gardend's command line (System.CommandLine): --state-dir, --socket, --config FILE, --akka-remote, each declared
+/// <summary>gardend's command line (System.CommandLine): --state-dir, --socket, --config FILE, --akka-remote, --garden-http, each declared
 /// once with its help. Flags override the file, the file the defaults (<see cref="BuildConfig"/>).</summary>
 public sealed record GardendOptions(string? StateDir, string? Socket, string? ConfigFile)
 {
     /// <summary>--akka-remote HOST:PORT (garden.akka-remote.address); null = as configured (off by default).</summary>
     public string? AkkaRemote { get; init; }
+
+    /// <summary>--garden-http ADDRESS (garden.garden-http.address); null = as configured (off by default).</summary>
+    public string? GardenHttp { get; init; }
 
     private static readonly Option<string?> StateDirFlag = Flag("--state-dir", "DIR",
         "journal and container files (default /var/lib/garden-actors; garden.state-dir)");
@@ -20,17 +23,21 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
         "also serve the API over Akka.Remote at akka.tcp://garden@HOST:PORT/user/host (default off; garden.akka-remote.address). " +
         "It has no authentication: on 127.0.0.1 any local user can create containers; any other address requires TLS " +
         "(garden.akka-remote.tls)");
+    private static readonly Option<string?> GardenHttpFlag = Flag("--garden-http", "ADDRESS",
+        "also serve Garden's HTTP+JSON API (gaol, Garden's Go client) at HOST:PORT or a unix socket path (mode 0600) " +
+        "(default off; garden.garden-http.address). It has no authentication; an address other than loopback is refused " +
+        "unless garden.garden-http.allow-non-loopback = on");
     private static readonly HelpOption HelpFlag = new("--help", "-h")
     {
         Description = "this help",
         Action = new HelpAction { MaxWidth = 110 },
     };
-    private static readonly Option<string?>[] Flags = [StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag];
+    private static readonly Option<string?>[] Flags = [StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, GardenHttpFlag];
 
     private static readonly Command CommandLine = new("gardend",
-        "The Garden.Actors daemon: serves the Garden API over gRPC on a Unix socket (and Akka.Remote when asked).")
+        "The Garden.Actors daemon: serves the Garden API over gRPC on a Unix socket (and Akka.Remote, Garden HTTP when asked).")
     {
-        StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, HelpFlag,
+        StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, GardenHttpFlag, HelpFlag,
     };
 
     /// <summary>No response files, no bundling: every word is what it says.</summary>
@@ -65,6 +72,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
         return new GardendOptions(result.GetValue(StateDirFlag), result.GetValue(SocketFlag), result.GetValue(ConfigFlag))
         {
             AkkaRemote = result.GetValue(AkkaRemoteFlag),
+            GardenHttp = result.GetValue(GardenHttpFlag),
         };
     }
 
@@ -79,6 +87,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
         if (StateDir is not null) overrides.Add($"garden.state-dir = {Quote(Path.GetFullPath(StateDir))}");
         if (Socket is not null) overrides.Add($"garden.gateway.socket = {Quote(Path.GetFullPath(Socket))}");
         if (AkkaRemote is not null) overrides.Add($"garden.akka-remote.address = {Quote(AkkaRemote)}");
+        if (GardenHttp is not null) overrides.Add($"garden.garden-http.address = {Quote(GardenHttp)}");
         if (overrides.Count > 0) config = ConfigurationFactory.ParseString(string.Join("\n", overrides));
         if (ConfigFile is not null)
         {

@@ -10,6 +10,9 @@ namespace Garden.Host;
 /// (<see cref="AkkaRemote"/>, null when off) and the HOCON the actor system starts with, which names the journal.</summary>
 public sealed record GardendSettings(GardenSettings Garden, GatewaySettings Gateway, AkkaRemote? Remote, Config Akka)
 {
+    /// <summary>Garden's HTTP API (<c>--garden-http</c>, <c>garden.garden-http</c>); null when off (the default).</summary>
+    public global::Garden.Host.GardenHttp.GardenHttpFrontDoor? GardenHttp { get; init; }
+
     /// <summary>Throws <see cref="StartupFailure"/> (exit 2) naming the setting or flag that is wrong.</summary>
     public static GardendSettings Load(GardendOptions options)
     {
@@ -34,7 +37,11 @@ public sealed record GardendSettings(GardenSettings Garden, GatewaySettings Gate
         try
         {
             var garden = GardenSettings.Create(config);
-            return new GardendSettings(garden, GatewaySettings.From(config), remote, JournalFile.AkkaConfig(garden.JournalPath).WithFallback(config));
+            var gardenHttp = global::Garden.Host.GardenHttp.GardenHttpFrontDoor.FromConfig(config);
+            return new GardendSettings(garden, GatewaySettings.From(config), remote, JournalFile.AkkaConfig(garden.JournalPath).WithFallback(config))
+            {
+                GardenHttp = gardenHttp,
+            };
         }
         catch (ConfigurationException e)
         {

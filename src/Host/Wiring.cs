@@ -50,7 +50,7 @@ public static class Wiring
     }
 
     /// <summary>gardend: the generic host that owns, in this order, <see cref="GardendLifetime"/>, the actor system
-    /// (Akka.Hosting), the Akka.Remote endpoint when configured, and Kestrel serving gRPC; it stops them in reverse on
+    /// (Akka.Hosting), the Akka.Remote endpoint and the Garden HTTP server when configured, and Kestrel serving gRPC; it stops them in reverse on
     /// SIGTERM or when the actor system ends on its own. Call after <see cref="Preflight.Run"/>.</summary>
     public static WebApplication WireGardend(GardendSettings settings)
     {
@@ -65,6 +65,8 @@ public static class Wiring
         WireActors(builder.Services, settings, effects);
         if (settings.Remote is { } remote)
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Remote.RemoteEndpoint>(sp, remote));
+        if (settings.GardenHttp is { } gardenHttp)
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.GardenHttpEndpoint>(sp, gardenHttp));
         return WireGateway(builder, settings.Gateway);
     }
 
@@ -93,15 +95,18 @@ public static class Wiring
             }));
 
     /// <summary>/user/host of the Akka.Remote endpoint (an ActorSystem of its own, see AkkaRemote.Hardening): the API,
-    /// performed by the same GardenService as gRPC, on the actors of gardend's own local-only system.</summary>
-    public static IActorRef WireRemote(ActorSystem endpoint, GatewayContext context) =>
-        endpoint.ActorOf(Remote.ApiActor.Props(new GardenService(context)), "host");
+    /// performed by the same core as gRPC (<see cref="ApiCore.IGardenApi"/>), on the actors of gardend's own local-only system.</summary>
+    public static IActorRef WireRemote(ActorSystem endpoint, ApiCore.IGardenApi api) =>
+        endpoint.ActorOf(Remote.ApiActor.Props(api), "host");
 
     /// <summary>gRPC on the Unix socket, after the actor system has started (Kestrel is the last hosted service).</summary>
     public static WebApplication WireGateway(WebApplicationBuilder builder, GatewaySettings gateway)
     {
-        builder.Services.AddSingleton(sp => new GatewayContext(
+        builder.Services.AddSingleton(sp => new ApiCore.GatewayContext(
             sp.GetRequiredService<IReadOnlyActorRegistry>().Get<HostActor>(), gateway.AskTimeout, sp.GetRequiredService<ActorSystem>()));
+        // the API core every front door adapts: gRPC here, Akka.Remote (RemoteEndpoint), Garden HTTP (GardenHttpEndpoint)
+        builder.Services.AddSingleton<ApiCore.IGardenApi>(sp => new ApiCore.GardenApi(sp.GetRequiredService<ApiCore.GatewayContext>(),
+            sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = 16 * 1024 * 1024;

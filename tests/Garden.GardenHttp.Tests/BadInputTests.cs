@@ -169,13 +169,15 @@ public sealed class BadInputTests
     [Fact]
     public async Task An_upload_sent_slowly_but_steadily_is_not_cut_off()
     {
-        await using var t = TestServer.Tcp(Quick);
+        // an idle timeout ten times the gap between chunks (a loaded test machine may stall a sender for a few hundred
+        // ms), and the upload as a whole longer than every timeout
+        await using var t = TestServer.Tcp(Quick with { StreamBodyIdleTimeout = TimeSpan.FromSeconds(1) });
         await using var c = await t.ConnectAsync();
         await c.SendAsync("PUT /containers/h/files?destination=%2F HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
-        for (var i = 0; i < 8; i++)   // 8 x 200 ms: longer than every timeout, never idle for one
+        for (var i = 0; i < 8; i++)   // 8 x 150 ms, never idle for the timeout
         {
             await c.SendAsync("1\r\nx\r\n");
-            await Task.Delay(200);
+            await Task.Delay(150);
         }
         await c.SendAsync("0\r\n\r\n");
         Assert.Equal(200, RawResponse.Parse(await c.ReadToEndAsync()).Status);

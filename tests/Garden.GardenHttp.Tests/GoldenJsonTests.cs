@@ -108,12 +108,27 @@ public sealed class GoldenJsonTests
     [InlineData("error.generic", ErrorKind.AlreadyExists, "Handle 'h1' already in use", null, 409)]
     public void Errors_carry_the_type_and_field_the_Go_client_maps_back(string golden, ErrorKind kind, string message, string? pid, int status)
     {
-        var (code, error) = GardenErrors.From(new GardenException(kind, message), pid);
+        // the two not-found errors as the domain makes them (GardenException.Subject says which, not the message)
+        var e = golden switch
+        {
+            "error.containerNotFound" => GardenException.UnknownHandle("foo"),
+            "error.processNotFound" => GardenException.UnknownProcess("h1", "idontexist"),
+            _ => new GardenException(kind, message),
+        };
+        Assert.Equal(message, e.Message);
+        var (code, error) = GardenErrors.From(e, pid);
         Assert.Equal(status, code);
         var expected = JsonSerializer.Deserialize(Golden.Json(golden), J.GardenError)!;
         // the Go client ignores Message for the two not-found errors (it rebuilds it from Handle / ProcessID); ours says more
         Assert.Equal(expected with { Message = error.Message }, error);
         if (golden is not ("error.processNotFound")) Assert.Equal(Golden.Json(golden), Write(error, J.GardenError));
+    }
+
+    [Fact]
+    public void A_NotFound_that_only_reads_like_an_unknown_handle_stays_generic()
+    {
+        var (status, e) = GardenErrors.From(new GardenException(ErrorKind.NotFound, "unknown handle: made up by hand"));
+        Assert.Equal((404, "", ""), (status, e.Type, e.Handle));
     }
 
     [Fact]

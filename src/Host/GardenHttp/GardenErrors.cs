@@ -20,12 +20,6 @@ public static class GardenErrors
     public const string Unrecoverable = "UnrecoverableError";
     public const string ExecutableNotFound = "ExecutableNotFoundError";
 
-    // The texts of GardenException.UnknownHandle and GardenException.UnknownProcess: NotFound also says "no such
-    // property" or "no such tool", which must stay generic errors (ContainerNotFoundError would make the client report
-    // "unknown handle: " for a missing property).
-    private const string UnknownHandlePrefix = "unknown handle: ";
-    private const string UnknownProcessPrefix = "unknown process ";
-
     /// <summary>An error from the backend or from this layer as Garden says it. <paramref name="processId"/> is the
     /// process a route names (Attach), which a ProcessNotFoundError must carry.
     /// <list type="bullet">
@@ -48,10 +42,13 @@ public static class GardenErrors
             case GardenException g:
                 return g.Kind switch
                 {
-                    ErrorKind.NotFound when g.Message.StartsWith(UnknownHandlePrefix, StringComparison.Ordinal) =>
-                        (404, new GardenError { Type = ContainerNotFound, Message = g.Message, Handle = g.Message[UnknownHandlePrefix.Length..] }),
-                    ErrorKind.NotFound when g.Message.StartsWith(UnknownProcessPrefix, StringComparison.Ordinal) =>
-                        (404, new GardenError { Type = ProcessNotFound, Message = g.Message, ProcessID = processId ?? ProcessIdOf(g.Message) }),
+                    // by what was not found (GardenException.UnknownHandle / UnknownProcess), not by the message: NotFound also
+                    // says "no such property" or "no such tool", which must stay generic errors (ContainerNotFoundError would
+                    // make the client report "unknown handle: " for a missing property)
+                    ErrorKind.NotFound when g.Subject == NotFoundSubject.Container =>
+                        (404, new GardenError { Type = ContainerNotFound, Message = g.Message, Handle = g.Handle ?? "" }),
+                    ErrorKind.NotFound when g.Subject == NotFoundSubject.Process =>
+                        (404, new GardenError { Type = ProcessNotFound, Message = g.Message, ProcessID = processId ?? g.ProcessId ?? "" }),
                     ErrorKind.NotFound => (404, Generic(g.Message)),
                     ErrorKind.Unavailable => (503, new GardenError { Type = ServiceUnavailable, Message = g.Message }),
                     ErrorKind.InvalidArgument when g.Message.Contains("executable file not found", StringComparison.Ordinal) =>
@@ -70,12 +67,4 @@ public static class GardenErrors
 
     /// <summary>A bulk entry's error: generic, as guardian sends them (<c>garden.NewError(err.Error())</c>).</summary>
     public static GardenError? OfEntry(string error) => error.Length == 0 ? null : Generic(error);
-
-    /// <summary>"unknown process ID in container H" → ID.</summary>
-    private static string ProcessIdOf(string message)
-    {
-        var rest = message[UnknownProcessPrefix.Length..];
-        var end = rest.LastIndexOf(" in container ", StringComparison.Ordinal);
-        return end < 0 ? rest : rest[..end];
-    }
 }

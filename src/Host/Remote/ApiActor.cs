@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
-using Garden.Host.Gateway;
+using Garden.Host.ApiCore;
 using Garden.Protocol.Remote;
 using Google.Protobuf;
 using Grpc.Core;
@@ -11,18 +11,18 @@ namespace Garden.Host.Remote;
 /// response message or an <see cref="ApiError"/>. A streaming rpc (Run, Attach, StreamIn, StreamOut) is a session with
 /// the sending actor: its first request opens it, its later messages (stdin, archive bytes) and a final
 /// <see cref="StreamEnd"/> go to the same session, which answers with response messages and then StreamEnd or ApiError.
-/// Every request is performed by GardenService, exactly as over gRPC.</summary>
+/// Every request is performed by the API core (<see cref="IGardenApi"/>, through <see cref="ApiCalls"/>), as over gRPC.</summary>
 public sealed class ApiActor : ReceiveActor
 {
-    private readonly GardenService _service;
+    private readonly IGardenApi _api;
     private readonly Dictionary<IActorRef, IActorRef> _sessions = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public static Props Props(GardenService service) => Akka.Actor.Props.Create(() => new ApiActor(service));
+    public static Props Props(IGardenApi api) => Akka.Actor.Props.Create(() => new ApiActor(api));
 
-    public ApiActor(GardenService service)
+    public ApiActor(IGardenApi api)
     {
-        _service = service;
+        _api = api;
         Receive<Terminated>(t =>
         {
             foreach (var client in _sessions.Where(s => s.Value.Equals(t.ActorRef)).Select(s => s.Key).ToList())
@@ -59,7 +59,19 @@ public sealed class ApiActor : ReceiveActor
             session.Forward(message);
             return;
         }
-        if (message is not IMessage request || !ApiMethods.ByRequest.TryGetValue(message.GetType(), out var method))
+        if (ApiCalls.Streaming(_api, message) is { } call)
+        {
+            if (Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters))
+            {
+                _log.Warning("api: {0} without a sender: a stream needs an actor to answer to", Describe(message));
+                return;
+            }
+            var s = Context.ActorOf(StreamSessionActor.Props(call, Sender));
+            Context.Watch(s);
+            _sessions[Sender] = s;
+            return;
+        }
+        if (ApiCalls.Unary(_api, message, CancellationToken.None) is not { } reply)
         {
             _log.Warning("api: unknown message {0} from {1}", Describe(message), Sender);
             Sender.Tell(new ApiError
@@ -69,21 +81,7 @@ public sealed class ApiActor : ReceiveActor
             });
             return;
         }
-        if (method.IsStreaming)
-        {
-            if (Sender.IsNobody() || Sender.Equals(Context.System.DeadLetters))
-            {
-                _log.Warning("api: {0} without a sender: a stream needs an actor to answer to", method.Descriptor.InputType.FullName);
-                return;
-            }
-            var s = Context.ActorOf(StreamSessionActor.Props(_service, method, request, Sender));
-            Context.Watch(s);
-            _sessions[Sender] = s;
-            return;
-        }
-        var context = new ActorCallContext(method.Path, Sender.Path.ToString(), CancellationToken.None);
-        method.InvokeUnary(_service, request, context)
-            .PipeTo(Sender, Self, success: r => r, failure: ToApiError);
+        reply.PipeTo(Sender, Self, success: r => r, failure: ApiCalls.ToApiError);
     }
 
     private static string Describe(object message) => message switch
@@ -92,12 +90,4 @@ public sealed class ApiActor : ReceiveActor
         null => "null",
         _ => message.GetType().FullName ?? message.GetType().Name,
     };
-
-    /// <summary>The one place Akka.Remote maps errors out: whatever a GardenService method threw (a GardenException from
-    /// the domain, most often) as the status gRPC would answer with (<see cref="Errors"/>).</summary>
-    public static ApiError ToApiError(Exception e)
-    {
-        var status = Errors.ToStatus(e);
-        return new ApiError { Code = status.StatusCode.ToString(), Message = status.Detail };
-    }
 }

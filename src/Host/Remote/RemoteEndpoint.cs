@@ -29,7 +29,7 @@ public sealed class RemoteEndpoint(AkkaRemote remote, GardendSettings settings, 
         {
             throw new StartupFailure(1, $"{AkkaRemote.Flag} {remote.Address}: cannot listen: {e.GetBaseException().Message}");
         }
-        Wiring.WireRemote(_endpoint, services.GetRequiredService<GatewayContext>());
+        Wiring.WireRemote(_endpoint, services.GetRequiredService<Garden.Host.ApiCore.IGardenApi>());
         Console.WriteLine($"gardend: Akka.Remote API at {remote.Address}/user/host" +
                           (remote.CertificatePath is null ? " (no TLS: loopback only)" : " (TLS)"));
         return Task.CompletedTask;

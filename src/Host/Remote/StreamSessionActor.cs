@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Akka.Actor;
-using Garden.Host.Gateway;
 using Garden.Protocol.Remote;
 using Google.Protobuf;
 using Grpc.Core;
@@ -18,23 +17,21 @@ public sealed class StreamSessionActor : ReceiveActor
     private readonly CancellationTokenSource _cancel = new();
     private readonly IActorRef _client;
 
-    public static Props Props(GardenService service, ApiMethod method, IMessage first, IActorRef client) =>
-        Akka.Actor.Props.Create(() => new StreamSessionActor(service, method, first, client));
+    public static Props Props(StreamCall call, IActorRef client) => Akka.Actor.Props.Create(() => new StreamSessionActor(call, client));
 
-    public StreamSessionActor(GardenService service, ApiMethod method, IMessage first, IActorRef client)
+    public StreamSessionActor(StreamCall call, IActorRef client)
     {
         _client = client;
         Context.Watch(client);
-        _requests.Writer.TryWrite(first);
         var self = Self;
-        var context = new ActorCallContext(method.Path, client.Path.ToString(), _cancel.Token);
-        Task.Run(() => method.InvokeStreaming(service, first, _requests.Reader, m => client.Tell(m, self), context))
+        var token = _cancel.Token;
+        Task.Run(() => call.Perform(_requests.Reader, m => client.Tell(m, self), token))
             .ContinueWith(t => new Finished(t.Exception), TaskScheduler.Default)
             .PipeTo(self);
 
         Receive<Finished>(f =>
         {
-            _client.Tell(f.Error is null ? new StreamEnd() : ApiActor.ToApiError(f.Error));
+            _client.Tell(f.Error is null ? new StreamEnd() : ApiCalls.ToApiError(f.Error));
             Context.Stop(Self);
         });
         Receive<Terminated>(t => t.ActorRef.Equals(_client), _ =>
@@ -44,11 +41,11 @@ public sealed class StreamSessionActor : ReceiveActor
             _requests.Writer.TryComplete();
         });
         Receive<StreamEnd>(_ => _requests.Writer.TryComplete());
-        Receive<IMessage>(m => m.GetType() == method.RequestType, m => _requests.Writer.TryWrite(m));
+        Receive<IMessage>(m => m.GetType() == call.RequestType, m => _requests.Writer.TryWrite(m));
         ReceiveAny(m => _client.Tell(new ApiError
         {
             Code = nameof(StatusCode.InvalidArgument),
-            Message = $"{method.Descriptor.Name} stream: expected {method.Descriptor.InputType.FullName} or garden.remote.v1.StreamEnd, " +
+            Message = $"{call.Name} stream: expected {call.RequestName} or garden.remote.v1.StreamEnd, " +
                       $"received {(m is IMessage p ? p.Descriptor.FullName : m?.GetType().FullName)}",
         }));
     }

@@ -105,6 +105,54 @@ public class GardenClient(Api.Garden.GardenClient stub, Action? dispose = null) 
     public Task NetOutAsync(string handle, NetOutRule rule, CancellationToken ct = default) =>
         Call(() => Stub.NetOutAsync(new NetOutRequest { Handle = handle, Rule = rule }, cancellationToken: ct).ResponseAsync);
 
+    public Task BulkNetOutAsync(string handle, IEnumerable<NetOutRule> rules, CancellationToken ct = default) =>
+        Call(() => Stub.BulkNetOutAsync(new BulkNetOutRequest { Handle = handle, Rules = { rules } }, cancellationToken: ct).ResponseAsync);
+
+    public Task<BulkMetricsResponse> BulkMetricsAsync(IEnumerable<string> handles, CancellationToken ct = default) =>
+        Call(() => Stub.BulkMetricsAsync(new BulkMetricsRequest { Handles = { handles } }, cancellationToken: ct).ResponseAsync);
+
+    public Task SetTtyAsync(string handle, string processId, TtySpec size, CancellationToken ct = default) =>
+        Call(() => Stub.SetTtyAsync(new SetTtyRequest { Handle = handle, ProcessId = processId, Size = size }, cancellationToken: ct).ResponseAsync);
+
+    public Task SetGraceTimeAsync(string handle, TimeSpan graceTime, CancellationToken ct = default) =>
+        Call(() => Stub.SetGraceTimeAsync(new SetGraceTimeRequest { Handle = handle, GraceTimeMs = (ulong)graceTime.TotalMilliseconds },
+            cancellationToken: ct).ResponseAsync);
+
+    /// <summary>The first message names the destination, the next ones carry the tar in pieces of 64 KiB.</summary>
+    public Task StreamInAsync(string handle, string path, Stream archive, string user = "", CancellationToken ct = default) => Call(async () =>
+    {
+        using var call = Stub.StreamIn(cancellationToken: ct);
+        await call.RequestStream.WriteAsync(new StreamInRequest { Handle = handle, Path = path, User = user }).ConfigureAwait(false);
+        var buffer = new byte[64 * 1024];
+        int n;
+        while ((n = await archive.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            await call.RequestStream.WriteAsync(new StreamInRequest { Data = Google.Protobuf.ByteString.CopyFrom(buffer, 0, n) }).ConfigureAwait(false);
+        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        await call.ResponseAsync.ConfigureAwait(false);
+    });
+
+    public Task StreamOutAsync(string handle, string path, Stream destination, string user = "", CancellationToken ct = default) => Call(async () =>
+    {
+        using var call = Stub.StreamOut(new StreamOutRequest { Handle = handle, Path = path, User = user }, cancellationToken: ct);
+        while (await call.ResponseStream.MoveNext(ct).ConfigureAwait(false))
+            await destination.WriteAsync(call.ResponseStream.Current.Data.Memory, ct).ConfigureAwait(false);
+    });
+
+    public Task<EventStream> EventsAsync(string handle = "", CancellationToken ct = default) => Call(async () =>
+    {
+        var call = Stub.Events(new EventsRequest { Handle = handle }, cancellationToken: ct);
+        try
+        {
+            await call.ResponseHeadersAsync.ConfigureAwait(false); // gardend has subscribed
+            return new EventStream(call, call.ResponseStream);
+        }
+        catch
+        {
+            call.Dispose();
+            throw;
+        }
+    });
+
     public virtual ValueTask DisposeAsync()
     {
         dispose?.Invoke();

@@ -36,6 +36,18 @@ public interface IGardenClient : IAsyncDisposable
     Task<ContainerMetrics> MetricsAsync(string handle, CancellationToken ct = default);
     Task<NetInResponse> NetInAsync(string handle, uint hostPort, uint containerPort, CancellationToken ct = default);
     Task NetOutAsync(string handle, NetOutRule rule, CancellationToken ct = default);
+    Task BulkNetOutAsync(string handle, IEnumerable<NetOutRule> rules, CancellationToken ct = default);
+    Task<BulkMetricsResponse> BulkMetricsAsync(IEnumerable<string> handles, CancellationToken ct = default);
+    Task SetTtyAsync(string handle, string processId, TtySpec size, CancellationToken ct = default);
+    /// <summary>0 = the container is never reaped.</summary>
+    Task SetGraceTimeAsync(string handle, TimeSpan graceTime, CancellationToken ct = default);
+    /// <summary>Extracts the tar read from <paramref name="archive"/> into <paramref name="path"/> (a directory) in the container.</summary>
+    Task StreamInAsync(string handle, string path, Stream archive, string user = "", CancellationToken ct = default);
+    /// <summary>Writes the tar of <paramref name="path"/> in the container to <paramref name="destination"/>.</summary>
+    Task StreamOutAsync(string handle, string path, Stream destination, string user = "", CancellationToken ct = default);
+    /// <summary>Returns once gardend has subscribed: every event published after this returns is in the stream.
+    /// handle "" = every container.</summary>
+    Task<EventStream> EventsAsync(string handle = "", CancellationToken ct = default);
 }
 
 /// <summary>What a finished process left: its output and exit.</summary>

@@ -50,3 +50,23 @@ public sealed class ProcessCall : IDisposable
 
     public void Dispose() => _call.Dispose();
 }
+
+/// <summary>A subscribed event stream (<see cref="IGardenClient.EventsAsync"/>): events in the order published, until
+/// disposed or gardend stops.</summary>
+public sealed class EventStream : IDisposable
+{
+    private readonly IDisposable _call;
+    private readonly IAsyncStreamReader<ContainerEvent> _events;
+
+    internal EventStream(IDisposable call, IAsyncStreamReader<ContainerEvent> events)
+    {
+        _call = call;
+        _events = events;
+    }
+
+    /// <summary>The next event; null when gardend ended the stream.</summary>
+    public async Task<ContainerEvent?> NextAsync(CancellationToken ct = default) =>
+        await GardenClient.Call(async () => await _events.MoveNext(ct).ConfigureAwait(false) ? _events.Current : null).ConfigureAwait(false);
+
+    public void Dispose() => _call.Dispose();
+}

@@ -95,7 +95,8 @@ public sealed class AkkaCallInvoker(ActorSystem system, ActorPath api, TimeSpan 
         var stream = Open<TResponse>(method, options);
         stream.Send(request!);
         stream.Send(new StreamEnd());
-        return new(stream.Reader, Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], stream.Dispose);
+        // Events: gardend answers Subscribed first, which is what gRPC's response headers say
+        return new(stream.Reader, stream.Headers(request is Api.EventsRequest), () => Status.DefaultSuccess, () => [], stream.Dispose);
     }
 
     public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(

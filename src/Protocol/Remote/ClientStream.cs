@@ -19,6 +19,7 @@ internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where
     private readonly Channel<object> _responses = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly IActorRef _actor;
     private readonly CancellationTokenRegistration _cancellation;
+    private readonly TaskCompletionSource<Metadata> _headers = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ClientStream(ActorSystem system, ActorSelection api, string name, TimeSpan identifyTimeout, CancellationToken ct, Task reachable)
     {
@@ -28,7 +29,7 @@ internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where
                 _responses.Writer.TryWrite(new ApiError { Code = e.StatusCode.ToString(), Message = e.Status.Detail });
         }, TaskScheduler.Default);
         _actor = system.ActorOf(Props.Create(() => new StreamClientActor(api, name, identifyTimeout, _responses.Writer)));
-        Reader = new ResponseReader(_responses.Reader, name);
+        Reader = new ResponseReader(_responses.Reader, name, _headers);
         _cancellation = ct.Register(() =>
         {
             _responses.Writer.TryWrite(new ApiError { Code = nameof(StatusCode.Cancelled), Message = $"{name}: cancelled" });
@@ -38,6 +39,28 @@ internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where
 
     public IAsyncStreamReader<TResponse> Reader { get; }
 
+    /// <summary>Completes when gardend says the stream is subscribed (<see cref="Subscribed"/>, Events), or fails with the
+    /// call's error; for the other streams it is complete at once.</summary>
+    public Task<Metadata> Headers(bool awaitSubscribed)
+    {
+        if (!awaitSubscribed) return Task.FromResult(new Metadata());
+        ((ResponseReader)Reader).HeadersRead = WaitForHeaders();
+        return _headers.Task;
+    }
+
+    /// <summary>Reads ahead until Subscribed arrives (it is the first message gardend sends on an Events stream).</summary>
+    private async Task WaitForHeaders()
+    {
+        try
+        {
+            await ((ResponseReader)Reader).PeekHeadersAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _headers.TrySetException(e);
+        }
+    }
+
     public void Send(object message) => _actor.Tell(new StreamClientActor.Outgoing(message));
 
     public void Dispose()
@@ -46,17 +69,42 @@ internal sealed class ClientStream<TResponse> : IClientStream, IDisposable where
         _actor.Tell(PoisonPill.Instance);
     }
 
-    private sealed class ResponseReader(ChannelReader<object> channel, string name) : IAsyncStreamReader<TResponse>
+    private sealed class ResponseReader(ChannelReader<object> channel, string name, TaskCompletionSource<Metadata> headers)
+        : IAsyncStreamReader<TResponse>
     {
+        private object? _peeked;
+
+        /// <summary>Done once the read-ahead for Subscribed is over (MoveNext reads only then: one reader at a time).</summary>
+        public Task HeadersRead { get; set; } = Task.CompletedTask;
+
         public TResponse Current { get; private set; } = null!;
+
+        /// <summary>Consumes Subscribed when it is first; anything else (an error) is kept for MoveNext and fails the headers.</summary>
+        public async Task PeekHeadersAsync()
+        {
+            while (await channel.WaitToReadAsync().ConfigureAwait(false))
+            {
+                if (!channel.TryRead(out var m)) continue;
+                if (m is Subscribed) { headers.TrySetResult(new Metadata()); return; }
+                _peeked = m;
+                if (m is ApiError e) throw AkkaCallInvoker.ToRpc(e);
+                headers.TrySetResult(new Metadata());
+                return;
+            }
+            throw new RpcException(new Status(StatusCode.Internal, $"{name}: the stream ended before it was subscribed"));
+        }
 
         public async Task<bool> MoveNext(CancellationToken cancellationToken)
         {
-            while (await channel.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            await HeadersRead.WaitAsync(cancellationToken).ConfigureAwait(false);
+            while (_peeked is not null || await channel.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (!channel.TryRead(out var m)) continue;
+                object? m = _peeked;
+                _peeked = null;
+                if (m is null && !channel.TryRead(out m)) continue;
                 switch (m)
                 {
+                    case Subscribed: continue;
                     case TResponse r: Current = r; return true;
                     case ApiError e: throw AkkaCallInvoker.ToRpc(e);
                     case StreamEnd: return false;

@@ -4,7 +4,7 @@ using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Linux.Network;
 
-namespace Garden.Host.Gateway;
+namespace Garden.Host.ApiCore;
 
 /// <summary>Protobuf ↔ domain records: shapes only, and whether a message the domain needs is present at all. Every value
 /// is checked by the domain (src/Actors/Validation), not here. The protobuf types are written
