@@ -415,4 +415,19 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         }
         finally { await D.CliAsync("destroy", h); }
     }
+    [InstallFact]
+    public async Task Streaming_in_as_an_unknown_user_is_an_error_streaming_in_naming_the_user()
+    {
+        var h = await Create("streamuser");
+        try
+        {
+            var e = await Assert.ThrowsAsync<GardenClientException>(() => _client.StreamInAsync(h, "/tmp", new MemoryStream(new byte[1024]), "batman"));
+            Assert.Equal("InvalidArgument", e.Code);
+            Assert.StartsWith("error streaming in: user: ", e.Detail);
+            Assert.Contains("batman", e.Detail);
+            var o = await Assert.ThrowsAsync<GardenClientException>(() => _client.StreamOutAsync(h, "/tmp", new MemoryStream(), "batman"));
+            Assert.StartsWith("error streaming out: user: ", o.Detail);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
 }
