@@ -20,8 +20,11 @@ File.SetUnixFileMode(dir, (UnixFileMode)0b111_001_001);
 var socket = Path.Combine(dir, "garden.sock");
 File.WriteAllText(Path.Combine(dir, "bench.conf"),
     $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\", mount-dir = \"{dir}/mounts\" }}\n" +
+    // DEBUG: the timing lines of a Run ("run: ... finished in N ms"), read back below for the per-step breakdown
+    "akka.loglevel = DEBUG\n" +
     (Environment.GetEnvironmentVariable("BENCH_EXTRA_CONF") ?? ""));
-var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? "/dev/null";
+// gardend's log: the kernel steps of each container ("[container H] NAME finished in N ms") are read from it
+var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? Path.Combine(dir, "gardend.log");
 Process StartDaemon(string stateDir, string configFile)
 {
     var p = Process.Start(new ProcessStartInfo("dotnet", [gardendDll, "--state-dir", stateDir, "--socket", socket, "--config", configFile])
@@ -64,13 +67,16 @@ try
     {
         ["create"] = ([], []), ["run"] = ([], []), ["destroy"] = ([], []),
     };
+    var measured = new HashSet<string>();
+    var runStarted = new List<double>();
     for (var i = 0; i < reps; i++)
     {
         var sw = Stopwatch.StartNew();
         var handle = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         results["create"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
+        measured.Add(handle);
         sw.Restart();
-        await RunTrue(client, handle);
+        await RunTrue(client, handle, sw, runStarted);
         results["run"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
         sw.Restart();
         await client.DestroyAsync(new DestroyRequest { Handle = handle });
@@ -99,6 +105,33 @@ try
             ["runc_p50_ms"] = Math.Round(P(r, 0.5), 3), ["runc_p90_ms"] = Math.Round(P(r, 0.9), 3),
             ["ratio"] = Math.Round(ratio, 3),
         };
+    }
+
+    // ---- where the time goes: each kernel step of Create and Destroy and the timing lines of a Run, from gardend's log
+    //      (median over the repetitions, per step), beside what the client sees from outside ----
+    {
+        await Task.Delay(1000); // the log is written by an actor: let the last lines arrive
+        var breakdown = Breakdown.Read(daemonLog, measured);
+        var outside = new Dictionary<string, Dictionary<string, double>>
+        {
+            ["create"] = new() { ["client round trip"] = P(results["create"].Gardend, 0.5) },
+            ["run"] = new() { ["client round trip"] = P(results["run"].Gardend, 0.5), ["client: Started event"] = P(runStarted, 0.5) },
+            ["destroy"] = new() { ["client round trip"] = P(results["destroy"].Gardend, 0.5) },
+        };
+        var steps = new JsonObject();
+        Console.WriteLine("breakdown (p50 ms per step over the repetitions; parallel steps overlap; \"create\"/\"destroy\" is the whole kernel effect):");
+        foreach (var op in new[] { "create", "run", "destroy" })
+        {
+            var o = new JsonObject();
+            foreach (var (name, ms) in outside[op]) o[name] = Math.Round(ms, 3);
+            foreach (var (name, xs) in breakdown.GetValueOrDefault(op, []).OrderByDescending(kv => P(kv.Value, 0.5)))
+                o[name] = Math.Round(P(xs, 0.5), 3);
+            var runcMs = P(results[op].Runc, 0.5);
+            o["runc"] = Math.Round(runcMs, 3);
+            steps[op] = o;
+            Console.WriteLine($"  {op}: " + string.Join("; ", o.Select(kv => $"{kv.Key} {kv.Value}")));
+        }
+        json["breakdown"] = steps;
     }
 
     // ---- user namespaces: Create (the default, unprivileged, measured above) vs privileged (host root, no user namespace),
@@ -392,17 +425,21 @@ static async Task WaitForPing(Garden.Protocol.Api.Garden.GardenClient client, in
     throw new TimeoutException("gardend did not answer");
 }
 
-static async Task RunTrue(Garden.Protocol.Api.Garden.GardenClient client, string handle)
+static async Task RunTrue(Garden.Protocol.Api.Garden.GardenClient client, string handle, Stopwatch? clock = null, List<double>? started = null)
 {
     using var call = client.Run();
     await call.RequestStream.WriteAsync(new RunRequest { Handle = handle, Spec = new ProcessSpec { Path = "/bin/true" } });
     await call.RequestStream.CompleteAsync();
     while (await call.ResponseStream.MoveNext(default))
+    {
+        if (call.ResponseStream.Current.KindCase == ProcessEvent.KindOneofCase.Started && clock is not null)
+            started?.Add(clock.Elapsed.TotalMilliseconds);
         if (call.ResponseStream.Current.KindCase == ProcessEvent.KindOneofCase.Exited)
         {
             if (call.ResponseStream.Current.Exited.ExitCode != 0) throw new InvalidOperationException("/bin/true failed");
             return;
         }
+    }
     throw new InvalidOperationException("no exit");
 }
 
@@ -426,6 +463,34 @@ static async Task<long> RunOutput(Garden.Protocol.Api.Garden.GardenClient client
         }
     }
     throw new InvalidOperationException("no exit");
+}
+
+/// <summary>gardend's step lines ("[container H] NAME finished in N ms", the Run timing lines "run: NAME finished in N ms"
+/// at DEBUG) of the given containers, by operation (create, run, destroy) and step name.</summary>
+static partial class Breakdown
+{
+    [System.Text.RegularExpressions.GeneratedRegex(@"\[container (?<h>[^\]]+)\](?:\[[^\]]*\])*\s*(?<step>.+?) finished in (?<ms>[0-9.]+) ms")]
+    private static partial System.Text.RegularExpressions.Regex Line();
+
+    public static Dictionary<string, Dictionary<string, List<double>>> Read(string log, HashSet<string> handles)
+    {
+        var ops = new Dictionary<string, Dictionary<string, List<double>>>();
+        if (!File.Exists(log)) return ops;
+        foreach (var text in File.ReadLines(log))
+        {
+            var m = Line().Match(text);
+            if (!m.Success || !handles.Contains(m.Groups["h"].Value)) continue;
+            var step = m.Groups["step"].Value;
+            if (step.StartsWith("user namespace", StringComparison.Ordinal)) step = "user namespace";
+            var op = step.StartsWith("run: ", StringComparison.Ordinal) ? "run"
+                : step is "destroy" or "processes" || step.EndsWith(" removal", StringComparison.Ordinal) ? "destroy"
+                : "create";
+            if (op == "run") step = step["run: ".Length..];
+            var steps = ops.TryGetValue(op, out var s) ? s : ops[op] = [];
+            (steps.TryGetValue(step, out var xs) ? xs : steps[step] = []).Add(double.Parse(m.Groups["ms"].Value, System.Globalization.CultureInfo.InvariantCulture));
+        }
+        return ops;
+    }
 }
 
 static class Runc

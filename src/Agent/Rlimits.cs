@@ -24,6 +24,9 @@ internal static class Rlimits
         ["rttime"] = 15,
     };
 
+    /// <summary>The names the agent knows (a test ties them to the daemon's list, Garden.Actors' RlimitNames.Known).</summary>
+    public static IReadOnlyCollection<string> Names => Resources.Keys;
+
     /// <summary>Maps "nofile" (also "RLIMIT_NOFILE") to its resource number; unknown → INVALID.</summary>
     public static int Resource(string name)
     {

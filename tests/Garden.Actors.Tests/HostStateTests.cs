@@ -142,6 +142,51 @@ public sealed class HostStateTests : IDisposable
     }
 
     [Fact]
+    public void The_decisions_read_only_the_facts_they_are_given()
+    {
+        // Paths and ports that exist nowhere: the decision takes the facts' word for them, it asks no host.
+        var settings = Settings();
+        var facts = HostFacts.None with
+        {
+            Paths = ImmutableDictionary<string, string?>.Empty
+                .AddRange(settings.HostOnlyPaths.Select(p => KeyValuePair.Create(p, (string?)p)))
+                .Add("/no/such/link", "/no/such/target"),
+            Ports = ImmutableDictionary<int, bool>.Empty.Add(40000, true).Add(40001, false),
+        };
+        var a = HostState.Empty.Admit(Spec("x", netIn: [new PortMapping(0, 80)]) with { BindMounts = [new BindMount("/no/such/link", "/mnt", true)] },
+            settings, facts);
+        Assert.Equal("/no/such/target", a.Spec.BindMountsOrEmpty.Single().Source);
+        Assert.Equal([new PortMapping(40001, 80)], a.Spec.NetInOrEmpty.ToArray());
+        var state = HostState.Empty.Apply(a.Registered);
+        Assert.Contains("in use on the host", Refused(() => state.ReserveNetIn("x", 40000, 81, settings.Network, facts)).Message);
+        // A fact the gathering did not collect is a bug, not a guess.
+        Assert.Throws<InvalidOperationException>(() => state.ReserveNetIn("x", 40002, 81, settings.Network, HostFacts.None));
+    }
+
+    [Fact]
+    public void The_facts_for_a_create_ask_the_host_about_its_own_paths_and_ports_and_only_as_far_into_the_pool_as_needed()
+    {
+        var asked = new List<int>();
+        var host = new CountingHost(_host, asked);
+        _host.BusyPorts.Add(40000);
+        var settings = Settings("network.port-pool.size = 100");
+        var facts = HostFacts.ForCreate(HostState.Empty, Spec("x", netIn: [new PortMapping(0, 80), new PortMapping(40003, 81)]), settings, host);
+        Assert.Equal([40003, 40000, 40001], asked); // the named port, then the pool up to its first free port
+        Assert.True(facts.TcpPortInUse(40000));
+        Assert.False(facts.TcpPortInUse(40001));
+        Assert.Empty(facts.Paths); // no bind mounts: no path to resolve
+        Assert.Empty(HostFacts.ForCreate(HostState.Empty, Spec("y", netIn: [new PortMapping(0, 80)]), Settings("network.enabled = off"), host).Ports);
+    }
+
+    private sealed class CountingHost(FakeHostResources inner, List<int> asked) : Garden.Linux.Host.IHostResources
+    {
+        public ulong MemoryBytes() => inner.MemoryBytes();
+        public ulong DiskBytes(string path) => inner.DiskBytes(path);
+        public bool TcpPortInUse(int port) { asked.Add(port); return inner.TcpPortInUse(port); }
+        public string? ResolvePath(string path) => inner.ResolvePath(path);
+    }
+
+    [Fact]
     public void A_NetIn_of_a_container_without_a_network_is_FailedPrecondition()
     {
         var settings = Settings("network.enabled = off");
@@ -179,4 +224,15 @@ public sealed class HostStateTests : IDisposable
         d = d.With(new HostProtocol.ContainerChanged("y", ContainerLifecycle.Stopped, P(("env", "dev")))).Without("x");
         Assert.Empty(d.List(P(("env", "prod"))));
     }
+}
+
+/// <summary>The actor's order in one call: gather the facts from the (fake) host, then decide from them.</summary>
+internal static class GatherThenDecide
+{
+    public static Admission Admit(this HostState state, ContainerSpec spec, GardenSettings settings, FakeHostResources host) =>
+        state.Admit(spec, settings, HostFacts.ForCreate(state, spec, settings, host));
+
+    public static NetInReservation ReserveNetIn(this HostState state, string handle, int hostPort, int containerPort,
+        NetworkSettings network, FakeHostResources host) =>
+        state.ReserveNetIn(handle, hostPort, containerPort, network, HostFacts.ForNetIn(state, hostPort, network, host));
 }

@@ -180,6 +180,7 @@ public class ParserTests
     [InlineData("rlimit_nproc=5", "RLIMIT_NPROC", 5UL, 5UL)]
     [InlineData("core=unlimited", "RLIMIT_CORE", ulong.MaxValue, ulong.MaxValue)]
     [InlineData("as=100:infinity", "RLIMIT_AS", 100UL, ulong.MaxValue)]
+    [InlineData("nofile=20:10", "RLIMIT_NOFILE", 20UL, 10UL)] // syntax only: the daemon refuses soft above hard (CommandLineTests)
     public void Rlimit_forms(string text, string name, ulong soft, ulong hard) =>
         Assert.Equal(new RlimitArg(name, soft, hard), Values.Rlimit("--rlimit", text));
 
@@ -188,7 +189,6 @@ public class ParserTests
     [InlineData("no-file=1", "'no-file' in 'no-file=1' is not an rlimit name")]
     [InlineData("nofile=abc", "'nofile=abc'")]
     [InlineData("nofile=-1", "'nofile=-1'")]
-    [InlineData("nofile=20:10", "soft limit above hard")]
     [InlineData("nofile=1:", "'nofile=1:'")]
     public void Bad_rlimits_are_named(string text, string expected)
     {

@@ -36,6 +36,7 @@ public sealed class CommandLineTests(DaemonFixture fx) : IClassFixture<DaemonFix
                 (1, ["signal", h, "any", "65"], ["signal", "65"]),
                 (1, ["grace-time", h, "99999d"], ["grace time"]),
                 (125, ["run", h, "--rlimit", "bogus=1", "--", "true"], ["BOGUS"]),
+                (125, ["run", h, "--rlimit", "nofile=20:10", "--", "true"], ["rlimit nofile", "soft limit 20", "hard limit 10"]),
             ];
             foreach (var (exit, args, mentions) in refusals)
             {

@@ -73,7 +73,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             var bomb = await D.CliAsync("run", h, "--", "sh", "-c", "i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done 2>&1 | head -1; echo forked");
             Assert.Contains("fork", bomb.Stdout + bomb.Stderr, StringComparison.OrdinalIgnoreCase);
             var m = await Json("metrics", h);
-            Assert.True(U(m, "pidsCurrent") <= 20, m.ToString());
+            Assert.True(U(m, "pidsCurrent") <= 21, m.ToString()); // the limit's 20 and the agent, which is outside it
             Assert.Equal(20ul, U(m, "pidsMax"));
 
             // The agent is outside the limit: it still answers, and refuses a new process clearly while a bomb holds it.
@@ -82,7 +82,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             do refused = await D.CliAsync("run", h, "--detach", "--", "sleep", "30");
             while (refused.ExitCode == 0 && ++tries < 25);
             Assert.NotEqual(0, refused.ExitCode);
-            Assert.Equal(20ul, U(await Json("metrics", h), "pidsCurrent"));
+            Assert.Equal(21ul, U(await Json("metrics", h), "pidsCurrent"));
             Assert.Contains("pids limit", refused.Stderr);
             Assert.Equal(0, (await D.CliAsync("limit", h, "--pids", "40")).ExitCode);
             Assert.Equal(0, (await D.CliAsync("run", h, "--", "killall", "sleep")).ExitCode);
@@ -207,6 +207,30 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             Assert.Equal(1024UL, U(await Json("metrics", h), "pidsMax")); // read back from the kernel
         }
         finally { await D.CliAsync("destroy", h); }
+    }
+
+    [InstallFact]
+    public async Task Metrics_count_the_agent_and_every_process_and_show_memory_in_use()
+    {
+        foreach (var flags in new[] { Array.Empty<string>(), ["--privileged"], ["--pids", "50"] })
+        {
+            var h = await Create("pidcount", flags);
+            try
+            {
+                var idle = await Json("metrics", h);
+                Assert.True(U(idle, "pidsCurrent") == 1, $"{string.Join(' ', flags)}: an idle container has its agent, PID 1: {idle}");
+                Assert.True(U(idle, "memoryUsageBytes") > 0, idle.ToString());
+                Assert.Equal(0, (await D.CliAsync("run", h, "--detach", "--", "sleep", "100")).ExitCode);
+                Assert.Equal(0, (await D.CliAsync("run", h, "--detach", "--", "sleep", "100")).ExitCode);
+                var busy = await Json("metrics", h);
+                Assert.True(U(busy, "pidsCurrent") == 3, $"{string.Join(' ', flags)}: agent and two sleeps: {busy}");
+                var rss = U(busy.GetProperty("memoryStat"), "total_rss"); // cgroup v1's memory.stat, as on this host
+                Assert.True(rss > 0 && U(busy, "memoryUsageBytes") >= rss, busy.ToString());
+                var text = await D.CliAsync("metrics", h);
+                Assert.Contains("pids:     3 of", text.Stdout);
+            }
+            finally { await D.CliAsync("destroy", h); }
+        }
     }
 }
 

@@ -162,6 +162,22 @@ public sealed class CgroupLimitsV2FakeTests : IDisposable
     }
 
     [Fact]
+    public void Pids_current_is_the_processes_under_the_limit_plus_the_agent_as_one_process_not_its_threads()
+    {
+        // v2: the agent in init (its pids.current counts its threads), the container's processes in work.
+        Directory.CreateDirectory(Path.Combine(_dir, "init"));
+        Directory.CreateDirectory(Path.Combine(_dir, "work"));
+        Write("pids.current", "14\n");
+        File.WriteAllText(Path.Combine(_dir, "init", "pids.current"), "12\n");
+        File.WriteAllText(Path.Combine(_dir, "init", "cgroup.procs"), "4242\n");
+        File.WriteAllText(Path.Combine(_dir, "work", "pids.current"), "2\n");
+        File.WriteAllText(Path.Combine(_dir, "work", "pids.max"), "50\n");
+        var x = Manager().Metrics("c1");
+        Assert.Equal(3UL, x.PidsCurrent);
+        Assert.Equal(50UL, x.PidsMax);
+    }
+
+    [Fact]
     public void Swap_max_is_skipped_when_swap_accounting_is_off()
     {
         File.Delete(Path.Combine(_dir, "memory.swap.max"));

@@ -672,5 +672,6 @@ public sealed class FakeEffects
     /// <summary>The effects made of these fakes; <paramref name="rootfs"/> or <paramref name="network"/> put a wrapper
     /// of the test's in place of the fake.</summary>
     public Garden.Actors.Container.ContainerEffects Effects(IRootfsProvider? rootfs = null, Garden.Linux.Network.INetworkPlumbing? network = null) =>
-        new(Runtime, rootfs ?? Rootfs, Cgroups, Agent, Disk, Oom, network ?? Network, Firewall, UserNamespaces);
+        new(Runtime, rootfs ?? Rootfs, Cgroups, Agent, Disk, Oom, network ?? Network, Firewall, UserNamespaces,
+            new Garden.Linux.Host.Depot()); // the real one, on the test's temp state dir
 }

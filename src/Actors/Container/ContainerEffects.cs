@@ -3,6 +3,7 @@ using System.Text;
 using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Disk;
+using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
@@ -20,7 +21,8 @@ public sealed record ContainerEffects(
     IOomNotifier Oom,
     INetworkPlumbing Network,
     IFirewall Firewall,
-    IUserNamespaces UserNamespaces);
+    IUserNamespaces UserNamespaces,
+    IDepot Depot);
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog, string MountDir)

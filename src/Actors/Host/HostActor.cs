@@ -13,8 +13,9 @@ namespace Garden.Actors.Host;
 /// List reads, and the router of every container request.
 /// Start: recover the registry, record this daemon's version, start every ContainerActor (each recovers and reconciles
 /// itself), and answer Unavailable until all are ready or the recovery budget is spent.
-/// Serving: a Create or a NetIn is decided by <see cref="HostState.Admit"/> / <see cref="HostState.ReserveNetIn"/> off the
-/// actor's thread (they ask the kernel whether paths exist and ports are bound), one at a time, then journaled; any other
+/// Serving: a Create or a NetIn is decided by <see cref="HostState.Admit"/> / <see cref="HostState.ReserveNetIn"/> from the
+/// <see cref="HostFacts"/> gathered first off the actor's thread (whether paths exist and ports are bound), one at a time,
+/// then journaled; any other
 /// request about a container is checked (<see cref="Requests.Problem"/>) and forwarded to it.
 /// Supervision: a ContainerActor that throws is stopped, never restarted in place; if it stopped without being gone
 /// (a journal write failed, a bug), it is started again from its journal, which reconciles it with the kernel.</summary>
@@ -277,7 +278,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Serving()
     {
-        Command<HostProtocol.CreateContainer>(msg => Decide(state => state.Admit(msg.Spec, _settings, _resources)));
+        Command<HostProtocol.CreateContainer>(msg =>
+        {
+            var (settings, resources) = (_settings, _resources);
+            Decide(state => state.Admit(msg.Spec, settings, HostFacts.ForCreate(state, msg.Spec, settings, resources)));
+        });
         Command<ContainerProtocol.NetIn>(AddNetIn);
         ServingCommands();
     }
@@ -328,8 +333,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         else child.Forward(msg);
     }
 
-    /// <summary>Runs a decision of <see cref="HostState"/> off the actor's thread on the state as it is now; its outcome
-    /// comes back as <see cref="Decided"/>. One at a time.</summary>
+    /// <summary>Runs a decision of <see cref="HostState"/> with the facts it gathers first (they ask the kernel) off the
+    /// actor's thread, on the state as it is now; its outcome comes back as <see cref="Decided"/>. One at a time.</summary>
     private void Decide(Func<HostState, object> decide, IActorRef? replyTo = null)
     {
         var state = _state;
@@ -400,8 +405,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             queue.Enqueue((msg, replyTo));
             return;
         }
-        var network = _settings.Network;
-        Decide(state => state.ReserveNetIn(msg.Handle, msg.HostPort, msg.ContainerPort, network, _resources), replyTo);
+        var (network, resources) = (_settings.Network, _resources);
+        Decide(state => state.ReserveNetIn(msg.Handle, msg.HostPort, msg.ContainerPort, network,
+            HostFacts.ForNetIn(state, msg.HostPort, network, resources)), replyTo);
     }
 
     /// <summary>A container's answer to the <see cref="ApplyNetIn"/> it was sent: the port stays reserved, or it is

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Protocol.Journal;
 
@@ -12,10 +11,10 @@ public sealed record Admission(ContainerSpec Spec, ContainerRegistered Registere
 /// <summary>A NetIn the host admitted: the mapping the container is to apply, and the record that reserves its host port.</summary>
 public sealed record NetInReservation(string Handle, PortMapping Mapping, PortsReserved Reserved);
 
-/// <summary>The host's decisions: plain functions of the state, a request, the settings and what the host machine says
-/// (<see cref="IHostResources"/>: whether a path exists, whether a port is bound). Each returns the records to journal,
-/// or throws the <see cref="GardenException"/> the client gets. The actor runs them off its thread (they may ask the
-/// kernel), one at a time, and journals what they return.</summary>
+/// <summary>The host's decisions: pure functions of the state, a request, the settings and what the host machine said
+/// (<see cref="HostFacts"/>, gathered before: where paths lead, which ports are bound). Each returns the records to
+/// journal, or throws the <see cref="GardenException"/> the client gets. The actor runs them one at a time, and journals
+/// what they return.</summary>
 public sealed partial record HostState
 {
     /// <summary>Most containers at once: the configured maximum, and no more than the subnet pool holds. (A per-container
@@ -25,7 +24,7 @@ public sealed partial record HostState
 
     /// <summary>Admits a Create: checks every field (<c>Validation/</c>), fills in the defaults, checks the handle is free
     /// and there is room, and takes a network, host ports and a user id range from the pools.</summary>
-    public Admission Admit(ContainerSpec request, GardenSettings settings, IHostResources host)
+    public Admission Admit(ContainerSpec request, GardenSettings settings, HostFacts host)
     {
         var spec = request;
         if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
@@ -61,7 +60,7 @@ public sealed partial record HostState
     /// <summary>Admits a NetIn of a container with a network: a free host port (0 = one from the pool) for the container
     /// port. The port is journaled as reserved before the container applies it, and returned (<see cref="ReturnPort"/>)
     /// if the container cannot.</summary>
-    public NetInReservation ReserveNetIn(string handle, int hostPort, int containerPort, NetworkSettings network, IHostResources host)
+    public NetInReservation ReserveNetIn(string handle, int hostPort, int containerPort, NetworkSettings network, HostFacts host)
     {
         if (!Containers.ContainsKey(handle)) throw GardenException.UnknownHandle(handle);
         if (!Networks.ContainsKey(handle)) throw new GardenException(ErrorKind.FailedPrecondition, $"container {handle} has no network");
@@ -93,7 +92,7 @@ public sealed partial record HostState
 
     /// <summary>The bind mounts, checked (<see cref="BindMount.Problem"/>), each source resolved to the path that was
     /// checked, which is the one mounted.</summary>
-    private static ImmutableArray<BindMount> ResolvedBindMounts(ImmutableArray<BindMount> mounts, GardenSettings settings, IHostResources host)
+    private static ImmutableArray<BindMount> ResolvedBindMounts(ImmutableArray<BindMount> mounts, GardenSettings settings, HostFacts host)
     {
         if (mounts.IsEmpty) return mounts;
         var hostOnly = settings.HostOnlyPaths.Select(p => host.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
@@ -107,7 +106,7 @@ public sealed partial record HostState
     }
 
     /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>
-    private ContainerSpec WithNetwork(ContainerSpec spec, NetworkSettings network, IHostResources host)
+    private ContainerSpec WithNetwork(ContainerSpec spec, NetworkSettings network, HostFacts host)
     {
         var asks = spec.NetworkRequest.Length > 0 || !spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty || spec.LimitsOrNone.BandwidthRate is not null;
         if (!network.Enabled)

@@ -42,8 +42,8 @@ public sealed record NetworkPool(NetworkSettings Settings)
     }
 
     /// <summary>Host ports for NetIn requests: 0 takes the lowest free port of the pool; any other port must be free
-    /// (not mapped by another NetIn, and nothing on the host listening on it: <paramref name="inUseOnHost"/>, which may
-    /// touch the kernel, so this runs off the actor's thread).</summary>
+    /// (not mapped by another NetIn, and nothing on the host listening on it: <paramref name="inUseOnHost"/>, read from
+    /// the <see cref="HostFacts"/> gathered before).</summary>
     public IReadOnlyList<int> TakePorts(HostState state, IEnumerable<int> requested, Func<int, bool> inUseOnHost)
     {
         var mine = state.Ports.Values.SelectMany(p => p).ToHashSet();

@@ -26,7 +26,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
         var net = k.Network(spec.Network);
         try
         {
-            await k.Step("depot", () => Depot.Create(k.Paths)).ConfigureAwait(false);
+            await k.Step("depot", () => fx.Depot.Create(k.Paths.Depot, Path.GetDirectoryName(k.Paths.AgentSocket)!)).ConfigureAwait(false);
             if (spec.UserNamespace is { } mapping)
             {
                 userns = await k.Step($"user namespace {mapping}", () => fx.UserNamespaces.CreateAsync(k.Handle, mapping, ct)).ConfigureAwait(false);
@@ -139,26 +139,8 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
     /// <summary>The last lines the agent wrote to its stderr (runc's log) before it pointed it at /dev/null: why it did not start.</summary>
     private string AgentStartupErrors()
     {
-        try
-        {
-            var lines = File.ReadLines(Path.Combine(k.Paths.Bundle, "runc-run.log"))
-                .Where(l => l.StartsWith("garden-agent:", StringComparison.Ordinal)).TakeLast(3).ToList();
-            return lines.Count == 0 ? "" : $" ({string.Join("; ", lines)})";
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-    }
-}
-
-/// <summary>A container's depot (<c>depot/&lt;handle&gt;</c>) and the directory of the agents' sockets: root's only.</summary>
-internal static class Depot
-{
-    public static void Create(ContainerPaths paths)
-    {
-        const UnixFileMode rootOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-        Directory.CreateDirectory(paths.Depot, rootOnly);
-        Directory.CreateDirectory(Path.GetDirectoryName(paths.AgentSocket)!, rootOnly);
+        var lines = k.Fx.Depot.StartupErrors(k.Paths.Bundle)
+            .Where(l => l.StartsWith("garden-agent:", StringComparison.Ordinal)).TakeLast(3).ToList();
+        return lines.Count == 0 ? "" : $" ({string.Join("; ", lines)})";
     }
 }

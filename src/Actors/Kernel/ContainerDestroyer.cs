@@ -68,8 +68,7 @@ public sealed class ContainerDestroyer(KernelContext k)
         if (k.Fx.Rootfs.IsMounted(k.Paths.Rootfs.MountPoint) || k.Fx.Rootfs.IsMounted(k.Paths.Rootfs.LegacyMountPoint)
             || k.Fx.Disk.IsMounted(k.Paths.Depot))
             throw new GardenException(ErrorKind.Internal, $"container {k.Handle}: rootfs or disk still mounted, depot kept");
-        if (File.Exists(k.Paths.AgentSocket)) File.Delete(k.Paths.AgentSocket);
-        OverlayRootfs.DeleteTree(k.Paths.Depot);
+        k.Fx.Depot.Delete(k.Paths.Depot, k.Paths.AgentSocket);
     }
 }
 

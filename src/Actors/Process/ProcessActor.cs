@@ -22,6 +22,7 @@ public sealed class ProcessActor : ReceiveActor
     private int _inFlight;   // starts and attaches whose reply is not out yet
     private int _handled;    // messages taken from the container (see ProcessIdle)
     private bool _gone;      // never started, or forgotten by the agent: no exit will come
+    private System.Diagnostics.Stopwatch? _sinceStart; // for the debug timing lines of a Run (make bench reads them)
 
     /// <param name="exitKnown">The process had exited and its exit was published before this actor (an attach to a recent
     /// exit): it is not published again.</param>
@@ -93,6 +94,7 @@ public sealed class ProcessActor : ReceiveActor
         if (ExitCode is null)
         {
             _log.Info("process {0} exited with {1}", _id, exitCode);
+            if (_sinceStart is { } clock) _log.Debug("run: exit seen finished in {0:0.00} ms", clock.Elapsed.TotalMilliseconds);
             Context.System.EventStream.Publish(new EventsProtocol.ContainerEvent(_handle, EventsProtocol.ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, _id, exitCode));
         }
         ExitCode = exitCode;
@@ -126,6 +128,8 @@ public sealed class ProcessActor : ReceiveActor
         _inFlight++;
         _log.Info("process {0} starting: {1}", _id, msg.Spec.Path);
         var agent = _agent;
+        var clock = _sinceStart = System.Diagnostics.Stopwatch.StartNew();
+        var log = _log;
         Task<object> work = msg.Detach
             ? Task.Run(() => agent.SpawnAsync(request, CancellationToken.None))
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessStarted(_id, null) : Fail(t.Exception!))
@@ -135,6 +139,8 @@ public sealed class ProcessActor : ReceiveActor
         {
             // the stream (if any) has told this actor it is open before the client gets it
             bool ok = t.Result is ProcessProtocol.ProcessStarted;
+            // connect to the agent, send the spawn, the agent forks/execs and answers Spawned
+            if (ok) log.Debug("run: agent spawn finished in {0:0.00} ms", clock.Elapsed.TotalMilliseconds);
             self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: ok, StartFailed: !ok));
             return t.Result;
         }).PipeTo(msg.ReplyTo);

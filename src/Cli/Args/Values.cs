@@ -62,9 +62,7 @@ public static class Values
         else
         {
             soft = RlimitValue(flag, text, value[..colon]);
-            hard = RlimitValue(flag, text, value[(colon + 1)..]);
-            if (soft > hard)
-                throw new UsageException($"{flag}: soft limit above hard limit in '{text}'");
+            hard = RlimitValue(flag, text, value[(colon + 1)..]); // soft above hard is the daemon's to refuse
         }
         return new RlimitArg("RLIMIT_" + name, soft, hard);
     }

@@ -45,7 +45,7 @@ public static class CgroupManager
             .Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).ToHashSet();
         var pieces = new List<ControllerPiece>();
         if (offered.Contains("cpu")) pieces.Add(new CpuV2(root, parent));
-        if (offered.Contains("pids")) pieces.Add(new Pids(root, parent));
+        if (offered.Contains("pids")) pieces.Add(new Pids(root, parent, CgroupTree.InitDir));
         if (offered.Contains("memory")) pieces.Add(new MemoryV2(root, parent));
         return pieces;
     }

@@ -10,6 +10,9 @@ namespace Garden.Linux.Runtime;
 /// its init inherits them, and a pipe would never see EOF.</summary>
 public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOciRuntime
 {
+    /// <summary>The file in the bundle that gets runc's stderr, which its init inherits: the agent's startup errors.</summary>
+    public const string StartupLog = "runc-run.log";
+
     private readonly string runcPath = Command.Resolve(runc);
 
     // Bundles of containers this instance started: their init pid is in the pid file, so kill and wait
@@ -35,7 +38,7 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         }).Dispose();
         // runc's stdout and stderr, which its init inherits: the agent points them at /dev/null once it runs, so only its
         // startup errors land in this file
-        var stderrFile = Path.Combine(bundleDir, "runc-run.log");
+        var stderrFile = Path.Combine(bundleDir, StartupLog);
         // No --no-new-keyring: each container gets a session keyring of its own instead of sharing gardend's.
         var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();

@@ -134,6 +134,8 @@ public static class SeccompProfile
         // One rule per value: the arguments of one rule are ANDed.
         foreach (var p in Personalities) syscalls.Add(Rule(["personality"], "SCMP_ACT_ALLOW", null, Arg(0, p, "SCMP_CMP_EQ")));
 
+        // No "flags": runc 1.1.5 refuses any (SECCOMP_FILTER_FLAG_SPEC_ALLOW included), and this host's CPU offers no SSBD
+        // for seccomp to turn on (spec_store_bypass: Vulnerable; the kernel's default is prctl) — measured for issue 13.
         return new JsonObject
         {
             ["defaultAction"] = "SCMP_ACT_ERRNO",
