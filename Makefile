@@ -12,7 +12,7 @@ export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 DEBS := runc busybox-static iptables iproute2 e2fsprogs file
 SOURCES := $(shell find src -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.conf' -o -name '*.c' | grep -v '/obj/\|/bin/') Directory.Packages.props Directory.Build.props
 
-.PHONY: install deps build run test unit bench clean uninstall
+.PHONY: install deps build run test unit bench clean uninstall gats
 
 install: deps $(OUT)/.installed $(ROOTFS)/.garden-rootfs
 
@@ -52,6 +52,11 @@ run: install
 
 test: install
 	bash scripts/test.sh
+
+# Garden's own integration suite (GATS, ../shared/gats) against a gardend of its own serving Garden's HTTP API on a free
+# loopback port; prints GATS's summary line. GATS_ARGS passes ginkgo flags: make gats GATS_ARGS="-ginkgo.focus=Lifecycle"
+gats: build
+	bash scripts/gats.sh $(GATS_ARGS)
 
 # The tests that need neither root nor an install (no out/, no rootfs, no runc): the actors on fakes, the CLI's parser,
 # the Linux logic on fakes and fake cgroupfs, the agent client. Gated tests carry a "Needs" trait (tests/Garden.Testing/Gates.cs).

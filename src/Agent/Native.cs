@@ -62,6 +62,9 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_stdio_to_devnull")]
     internal static partial int StdioToDevNull();
 
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_make_dir", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int MakeDir(string path, uint uid, uint gid);
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_spawn")]
     internal static partial int Spawn(SpawnReq* req, out int pid, out int stage);
 

@@ -9,6 +9,8 @@ namespace Garden.Agent;
 internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    /// <summary>Garden's PATH for every user but root: no sbin directories.</summary>
+    public const string UserPath = "/usr/local/bin:/usr/bin:/bin";
     public const int DefaultBufferBytes = 1024 * 1024;
 
     public ManagedProcess Spawn(SpawnRequest req)
@@ -22,6 +24,7 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
         string path = ResolvePath(req.Path, env);
         string dir = req.Dir;
         if (string.IsNullOrEmpty(dir)) dir = Directory.Exists(creds.Home) ? creds.Home : "/";
+        else MakeWorkingDirectory(dir, creds);
 
         var rlimits = req.Rlimits.Select(r => (Resource: Rlimits.Resource(r.Name), r.Soft, r.Hard)).ToArray();
         int bufferBytes = req.BufferBytes > 0 ? (int)Math.Min(req.BufferBytes, 1u << 30) : DefaultBufferBytes;
@@ -144,27 +147,46 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
             if (table.Contains(req.Id)) throw new AgentErrorException(ErrorCode.AlreadyExists, $"process {req.Id} already exists");
             int err = Native.Spawn(&r, out int pid, out int stage);
             if (pid > 0) table.ChildForked();
-            if (err != 0) throw SpawnError((Native.Stage)stage, err, path, dir, rlimits);
+            if (err != 0) throw SpawnError((Native.Stage)stage, err, path, dir, rlimits, argv, env);
             process = new ManagedProcess(req.Id, pid, req.Tty, bufferBytes, stdinWrite, ptyMaster, outputs);
             table.AddLocked(process);
             return pid;
         }
     }
 
+    /// <summary>A working directory that does not exist is made, with its parents, owned by the process's user (Garden's
+    /// and guardian's rule: the process starts there even where its user may not write). Resolved in the container's root
+    /// and never through a /proc magic link (native/spawn.c, gardenspawn_make_dir).</summary>
+    private static void MakeWorkingDirectory(string dir, Credentials creds)
+    {
+        if (dir.Contains('\0')) throw new AgentErrorException(ErrorCode.BadDirectory, "the working directory holds a NUL byte");
+        int err = Native.MakeDir(dir, creds.Uid, creds.Gid);
+        if (err != 0) throw new AgentErrorException(ErrorCode.BadDirectory, $"cannot make working directory {dir}: {DirErrorText(err)}");
+    }
+
+    /// <summary>ELOOP from a working directory: mostly a /proc link of a process, which is never followed.</summary>
+    private static string DirErrorText(int errno) => errno == LibC.ELOOP
+        ? "it leads through a /proc link of a process (never followed) or too many symbolic links"
+        : Native.ErrorText(errno);
+
     /// <summary>What execve answers when the program is missing or not runnable: the client's error, not the agent's.</summary>
     private static readonly int[] NotExecutable =
         [LibC.ENOENT, LibC.EACCES, LibC.ENOEXEC, LibC.ENOTDIR, LibC.EISDIR, LibC.ELOOP, LibC.ENAMETOOLONG, LibC.EPERM];
 
     private static AgentErrorException SpawnError(Native.Stage stage, int errno, string path, string dir,
-        (int Resource, ulong Soft, ulong Hard)[] rlimits)
+        (int Resource, ulong Soft, ulong Hard)[] rlimits, List<string> argv, List<string> env)
     {
         string text = Native.ErrorText(errno);
+        static long Bytes(List<string> strings) => strings.Sum(s => (long)Encoding.UTF8.GetByteCount(s) + 1 + sizeof(long));
         return stage switch
         {
+            // the caller's error: the daemon checks a budget before it asks, but the kernel's is a quarter of the stack limit
+            Native.Stage.Exec when errno == LibC.E2BIG => new AgentErrorException(ErrorCode.Invalid,
+                $"env: the environment ({env.Count} entries, {Bytes(env)} bytes) and the arguments ({argv.Count}, {Bytes(argv)} bytes) are too large for execve ({text}); a quarter of the stack limit is what it takes"),
             Native.Stage.Exec => NotExecutable.Contains(errno)
                 ? new AgentErrorException(ErrorCode.NotExecutable, $"cannot execute {path}: {text}")
                 : new AgentErrorException(ErrorCode.Internal, $"execve {path}: {text}"),
-            Native.Stage.Chdir => new AgentErrorException(ErrorCode.BadDirectory, $"cannot use working directory {dir}: {text}"),
+            Native.Stage.Chdir => new AgentErrorException(ErrorCode.BadDirectory, $"cannot use working directory {dir}: {DirErrorText(errno)}"),
             Native.Stage.Rlimit => new AgentErrorException(ErrorCode.Invalid, $"setrlimit: {text}"),
             Native.Stage.Creds => new AgentErrorException(ErrorCode.Internal, $"cannot switch user: {text}"),
             Native.Stage.Pids => new AgentErrorException(ErrorCode.PidsLimit, "the container is at its pids limit"),
@@ -179,7 +201,7 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
         bool Has(string key) => env.Any(e => e.StartsWith(key + "=", StringComparison.Ordinal));
         if (!Has("HOME")) env.Add("HOME=" + creds.Home);
         if (!Has("USER") && creds.Name != null) env.Add("USER=" + creds.Name);
-        if (!Has("PATH")) env.Add("PATH=" + DefaultPath);
+        if (!Has("PATH")) env.Add("PATH=" + (creds.Uid == 0 ? DefaultPath : UserPath));
         return env;
     }
 

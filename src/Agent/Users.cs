@@ -53,7 +53,8 @@ internal static class Users
             }
         }
 
-        var supplementary = new List<uint> { gid };
+        // A uid without an entry in /etc/passwd has no supplementary groups (runc's and Garden's: `id` shows none).
+        var supplementary = entry is null ? new List<uint>() : new List<uint> { gid };
         if (entry != null)
         {
             foreach (var g in groups)

@@ -97,11 +97,11 @@ public sealed class ContainerKernelTests : IDisposable
         Assert.True(calls.IndexOf(new Call.Ran("c")) < calls.IndexOf(new Call.CgroupApplied("c"))); // limits go into the cgroup runc made
         Assert.Equal(0, UserNamespaces.Held); // the holder goes once runc has joined
         Assert.True(Oom.Watching("c")); // followed from its create on
-        // the name files are the container's own, mounted read-only before any mount of the caller
+        // the name files are the container's own, mounted writable (container root may rewrite them, as in Garden) before any mount of the caller
         var files = Network.NameFiles["c"];
         Assert.Equal(Path.Combine(Depot("c"), "hosts"), files.HostsPath);
         Assert.Contains("10.9.0.2 c\n", File.ReadAllText(files.HostsPath));
-        Assert.Equal([("/etc/hosts", true), ("/etc/resolv.conf", true)], Runtime.Bundles["c"].BindMounts!.Take(2).Select(m => (m.Destination, m.ReadOnly)));
+        Assert.Equal([("/etc/hosts", false), ("/etc/resolv.conf", false)], Runtime.Bundles["c"].BindMounts!.Take(2).Select(m => (m.Destination, m.ReadOnly)));
 
         var lines = _lines.Lines.ToList();
         Assert.Contains(lines, l => l.StartsWith("INFO create starting (rootfs "));

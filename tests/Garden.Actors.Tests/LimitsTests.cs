@@ -22,7 +22,23 @@ public sealed class LimitsTests() : ActorTest("limits")
         Assert.Contains(new Call.DiskCreated("lim", 1073741824), Calls.All);
         Assert.Contains(new Call.CgroupApplied("lim"), Calls.All);
         Assert.Equal(Asked, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("lim")).Limits);
-        Assert.Equal(Asked, Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits("lim")).Limits); // read back from the (fake) kernel
+        Assert.Equal(Asked, Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits("lim")).Limits);
+    }
+
+    /// <summary>Info and CurrentLimits report one thing, the limits as given (0/null for none), not what the kernel reads
+    /// back: here the fake kernel reads an unset CPU weight as its default, as cgroup v1's cpu.shares does.</summary>
+    [Fact]
+    public void Info_and_current_limits_both_report_the_limits_as_given_not_the_kernel_s()
+    {
+        var given = new Limits(MemoryBytes: 100_000_000, Pids: 100);
+        Ask<HostProtocol.ContainerCreated>(Create("given", given));
+        Assert.Equal(FakeCgroups.DefaultCpuWeight, Cgroups.Read("given").CpuWeight);
+        Assert.Equal(given, Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits("given")).Limits);
+        Assert.Equal(given, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("given")).Limits);
+        var changed = Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits("given", new Limits(CpuWeight: 300))).Limits;
+        Assert.Equal(given with { CpuWeight = 300 }, changed);
+        Assert.Equal(changed, Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits("given")).Limits);
+        Assert.Equal(changed, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("given")).Limits);
     }
 
     [Theory]
@@ -38,7 +54,7 @@ public sealed class LimitsTests() : ActorTest("limits")
     }
 
     [Fact]
-    public void A_live_change_is_applied_read_back_and_journaled()
+    public void A_live_change_is_applied_and_journaled_as_given()
     {
         Ask<HostProtocol.ContainerCreated>(Create("live", Asked));
         var inForce = Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits("live", new Limits(MemoryBytes: 128UL << 20, DiskBytes: 2UL << 30))).Limits;

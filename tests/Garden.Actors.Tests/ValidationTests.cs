@@ -115,4 +115,32 @@ public sealed class ValidationTests
             Akka.Configuration.ConfigurationFactory.ParseString($"garden.default-rlimits {{ {setting} }}")));
         Assert.StartsWith(message, e.Message);
     }
+    [Fact]
+    public void Arguments_and_environment_beyond_what_execve_takes_are_refused_naming_env_or_args()
+    {
+        var string128K = new string('x', ExecArgs.MaxString);
+        Assert.Null(ExecArgs.Problem([], ["A=" + string128K[2..]]));
+        Refused(ExecArgs.Problem([], ["A=" + string128K]), "env: \"A=xxx");
+        Refused(ExecArgs.Problem([string128K + "x"], []), "args: ");
+        var many = Enumerable.Range(0, 9).Select(i => $"V{i}=" + new string('y', 120_000)).ToArray();
+        Assert.Null(ExecArgs.Problem([], many[..8]));
+        Refused(ExecArgs.Problem([], many), "env: the environment (9 entries");
+        Refused(ExecArgs.Problem(many, ["A=1"]), "args: ");
+        Refused(Proc(env: many).Problem(), "env: ");
+    }
+
+    [Theory]
+    [InlineData(ulong.MaxValue, null, "memory: 18446744073709551615 bytes is out of range")]
+    [InlineData(null, ulong.MaxValue, "pids: 18446744073709551615 is out of range")]
+    [InlineData(3UL << 20, null, "memory: 3 MiB is out of range")]
+    public void A_limit_beyond_what_the_kernel_takes_is_refused_naming_the_value_as_sent(ulong? memory, ulong? pids, string message) =>
+        Refused(new Limits(MemoryBytes: memory, Pids: pids).Problem(), message);
+    [Fact]
+    public void A_process_s_environment_is_the_container_s_with_its_own_replacing_a_key_in_place()
+    {
+        Assert.Equal(["CONTAINER_ENV=1", "TEST=hello", "FRUIT=banana"],
+            EnvEntries.Merge(["CONTAINER_ENV=1", "TEST=hi"], ["TEST=hello", "FRUIT=banana"]).ToArray());
+        Assert.Equal(["A=3", "B=2"], EnvEntries.Merge(["A=1", "B=2", "A=3"], []).ToArray());
+        Assert.Equal(["A=", "PATH=/x"], EnvEntries.Merge(["A=1"], ["A=", "PATH=/x"]).ToArray());
+    }
 }

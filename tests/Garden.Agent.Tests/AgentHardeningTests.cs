@@ -157,8 +157,17 @@ public sealed class AgentHardeningTests(AgentFixture agent) : IClassFixture<Agen
         Assert.True(rss < 30 * 1024, $"agent RSS after 40 unread 1 MiB outputs: {rss} kB");
     }
 
-    private static int Children(int pid) => Directory.GetDirectories($"/proc/{pid}/task")
-        .Sum(t => File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+    private static int Children(int pid) => Directory.GetDirectories($"/proc/{pid}/task").Sum(t =>
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return 0;   // a thread of the agent ended between the listing and the read: it has no children
+        }
+    });
 
     internal static long VmRssKb(int pid) =>
         long.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))

@@ -124,13 +124,59 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
     }
 
     [InstallFact]
-    public async Task Missing_working_directory_is_bad_directory()
+    public async Task A_missing_working_directory_is_made_owned_by_the_user()
     {
-        var spec = Cmd(NewId("dir"), "pwd");
-        spec.Dir = "/no/such/dir";
-        var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(spec, None));
-        Assert.Equal(ErrorCode.BadDirectory, e.Code);
-        Assert.Contains("/no/such/dir", e.Message);
+        var dir = $"/tmp/{NewId("made")}/sub";
+        var spec = Cmd(NewId("dir"), "sh", "-c", "pwd; stat -c '%u:%g %a' . ..");
+        spec.Dir = dir;
+        spec.User = "vcap";
+        var r = await Client.RunAsync(spec);
+        Assert.Equal($"{dir}\n1000:1000 755\n1000:1000 755\n", r.Stdout);
+    }
+
+    [InstallFact]
+    public async Task A_user_other_than_root_can_reopen_its_own_stdio()
+    {
+        // /proc/self/fd/N, where /dev/stdout and the others lead: a reopened pipe is checked against the pipe's owner
+        var spec = Cmd(NewId("stdio"), "sh", "-c", "echo -n potato >/proc/self/fd/1; echo -n cake >/proc/self/fd/2; stat -c ' %u' /dev/null");
+        spec.User = "vcap";
+        var r = await Client.RunAsync(spec);
+        Assert.Equal(("potato 0\n", "cake", 0), (r.Stdout, r.Stderr, r.ExitCode));   // /dev/null stays root's
+    }
+
+    [InstallFact]
+    public async Task A_numeric_user_not_in_passwd_has_no_supplementary_groups()
+    {
+        var spec = Cmd(NewId("bigid"), "id");
+        spec.User = "1000000000:1000000000";
+        Assert.Equal("uid=1000000000 gid=1000000000\n", (await Client.RunAsync(spec)).Stdout);
+    }
+
+    [InstallFact]
+    public async Task A_user_other_than_root_gets_Garden_s_path_without_sbin()
+    {
+        var spec = Cmd(NewId("path"), "sh", "-c", "echo $PATH");
+        spec.User = "vcap";
+        Assert.Equal("/usr/local/bin:/usr/bin:/bin\n", (await Client.RunAsync(spec)).Stdout);
+        var ifconfig = Cmd(NewId("sbin"), "ifconfig");
+        ifconfig.User = "vcap";
+        var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(ifconfig, None));
+        Assert.Equal(ErrorCode.NotExecutable, e.Code);
+        Assert.Equal(0, (await Client.RunAsync(Cmd(NewId("sbin"), "ifconfig", "lo"))).ExitCode);   // root's PATH has sbin
+    }
+
+    [InstallFact]
+    public async Task A_working_directory_that_cannot_be_made_is_bad_directory()
+    {
+        foreach (var (dir, why) in new[] { ("/etc/passwd/sub", "Not a directory"), ("/proc/self/fd/0", "/proc link"), ("/proc/1/cwd/x", "/proc link") })
+        {
+            var spec = Cmd(NewId("dir"), "pwd");
+            spec.Dir = dir;
+            var e = await Assert.ThrowsAsync<AgentException>(() => Client.SpawnAsync(spec, None));
+            Assert.Equal(ErrorCode.BadDirectory, e.Code);
+            Assert.Contains(dir, e.Message);
+            Assert.Contains(why, e.Message);
+        }
     }
 
     [InstallFact]

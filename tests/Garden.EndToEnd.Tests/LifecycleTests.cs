@@ -107,7 +107,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         {
             var dup = await D.CliAsync("create", "--handle", h);
             Assert.Equal(1, dup.ExitCode);
-            Assert.Contains("already exists", dup.Stderr);
+            Assert.Contains($"Handle '{h}' already in use", dup.Stderr);   // Garden's words
 
             var bad = await D.CliAsync("create", "--handle", "no/slashes");
             Assert.Equal(1, bad.ExitCode);

@@ -163,7 +163,7 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
     }
 
     [InstallFact]
-    public async Task Live_changes_are_read_back_from_the_kernel()
+    public async Task Live_changes_reach_the_kernel_and_are_reported_as_given()
     {
         var h = await Create("live", "--memory", "64M", "--pids", "100");
         try

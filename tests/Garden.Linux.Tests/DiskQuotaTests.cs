@@ -310,11 +310,34 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
         var e = await Assert.ThrowsAsync<DiskQuotaException>(() => quota.CreateAsync("c1", depot, 1 * MiB, CancellationToken.None));
         Assert.Contains("c1", e.Message);
         Assert.Contains("1048576", e.Message);
-        Assert.Contains("16 MiB", e.Message);
+        Assert.Contains("8 MiB", e.Message);
         Assert.False(File.Exists(Path.Combine(depot, "disk.img")));
 
         await quota.CreateAsync("c2", Depot("c2"), LoopDiskQuota.MinimumBytes, CancellationToken.None);
         Assert.True(quota.IsMounted(Depot("c2")));
+    }
+
+    /// <summary>A small disk has no journal (ext4's smallest, 4 MiB, would take most of it): 10 MiB holds 7 MiB of files,
+    /// as Garden's suite expects; a large one keeps its journal.</summary>
+    [RootFact]
+    public async Task A_small_disk_goes_without_a_journal_and_holds_most_of_its_size()
+    {
+        var small = await quota.CreateAsync("c1", Depot("c1"), 10 * MiB, CancellationToken.None);
+        await File.WriteAllBytesAsync(Path.Combine(small, "seven"), new byte[7 * MiB]);
+        await Assert.ThrowsAsync<IOException>(() => File.WriteAllBytesAsync(Path.Combine(small, "three-more"), new byte[3 * MiB]));
+        var large = await quota.CreateAsync("c2", Depot("c2"), 64 * MiB, CancellationToken.None);
+        Assert.Contains("has_journal", Features(Path.Combine(Depot("c2"), "disk.img")));
+        Assert.DoesNotContain("has_journal", Features(Path.Combine(Depot("c1"), "disk.img")));
+        Assert.True(quota.IsMounted(Depot("c2")) && large.Length > 0);
+    }
+
+    private static string Features(string image)
+    {
+        var psi = new ProcessStartInfo("dumpe2fs", ["-h", image]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return output.Split('\n').Single(l => l.StartsWith("Filesystem features:", StringComparison.Ordinal));
     }
 
     [RootFact]

@@ -25,7 +25,7 @@ public sealed class OciBundleTests
     }
 
     [Fact]
-    public void Masks_kernel_paths_and_mounts_sys_read_only_unless_privileged()
+    public void Masks_kernel_paths_and_mounts_sys_read_only_privileged_too()
     {
         var masked = Config().GetProperty("linux").GetProperty("maskedPaths").EnumerateArray().Select(e => e.GetString()).ToList();
         Assert.Contains("/proc/kcore", masked);
@@ -36,7 +36,19 @@ public sealed class OciBundleTests
         string SysOptions(bool p) => string.Join(",", Config(p).GetProperty("mounts").EnumerateArray()
             .First(m => m.GetProperty("destination").GetString() == "/sys").GetProperty("options").EnumerateArray().Select(o => o.GetString()));
         Assert.Contains("ro", SysOptions(false).Split(','));
-        Assert.Contains("rw", SysOptions(true).Split(','));
+        Assert.Contains("ro", SysOptions(true).Split(','));   // Garden's: privileged too
+    }
+
+    [Fact]
+    public void Only_a_privileged_container_gets_dev_fuse()
+    {
+        static string Devices(bool p) => Config(p).GetProperty("linux").TryGetProperty("devices", out var d) ? d.ToString() : "";
+        Assert.Equal("", Devices(false));
+        Assert.Contains("\"/dev/fuse\"", Devices(true));
+        var allowed = Config(true).GetProperty("linux").GetProperty("resources").GetProperty("devices").EnumerateArray().ToList();
+        Assert.False(allowed[0].GetProperty("allow").GetBoolean());   // everything denied first, then fuse alone allowed
+        Assert.Equal((true, 10, 229), (allowed[1].GetProperty("allow").GetBoolean(), allowed[1].GetProperty("major").GetInt32(), allowed[1].GetProperty("minor").GetInt32()));
+        Assert.Single(Config(false).GetProperty("linux").GetProperty("resources").GetProperty("devices").EnumerateArray());
     }
 
     [Fact]

@@ -586,7 +586,8 @@ public sealed class FakeDiskQuota(CallLog log) : Garden.Linux.Disk.IDiskQuota
     {
         log.Add(new Call.DiskCreated(handle, bytes));
         _disks[depotDir] = bytes;
-        return Task.FromResult(Path.Combine(depotDir, "disk"));
+        // the real one mounts its file system there: a directory the container's files may be written into
+        return Task.FromResult(Directory.CreateDirectory(Path.Combine(depotDir, "disk")).FullName);
     }
 
     public Task ResizeAsync(string handle, string depotDir, ulong bytes, CancellationToken ct)

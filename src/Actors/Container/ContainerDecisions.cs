@@ -56,7 +56,7 @@ public sealed partial record ContainerState
                 Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec), Await = true,
             },
             ContainerProtocol.GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
-            ContainerProtocol.GetLimits => Decision.Run(new Effect.ReadLimits(Network)),
+            ContainerProtocol.GetLimits => Decision.Answer(new ContainerProtocol.LimitsInForce(LimitsAsGiven)),
             ContainerProtocol.GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs)),
             ContainerProtocol.GetProperties => Decision.Answer(new ContainerProtocol.PropertiesResult(Properties)),
             ContainerProtocol.GetProperty p => Properties.TryGetValue(p.Key, out var v) ? Decision.Answer(new ContainerProtocol.PropertyValue(v)) : Decision.Fail(NoProperty(p.Key)),
@@ -167,9 +167,9 @@ public sealed partial record ContainerState
                     Events = [Changed(ContainerLifecycle.Broken, why)], Publish = [(EventsProtocol.ContainerEvent.Broken, why)],
                     Error = new GardenException(ErrorKind.Internal, $"destroy {Handle} failed: {error.Message}", error),
                 };
-            case Effect.ChangeLimits when error is null:
-                var inForce = (Limits)value!;
-                return Decision.Journal(new LimitsChanged { Limits = ToRecord(inForce) }, new ContainerProtocol.LimitsInForce(inForce));
+            case Effect.ChangeLimits l when error is null:
+                var given = l.Current.With(l.Change);
+                return Decision.Journal(new LimitsChanged { Limits = ToRecord(given) }, new ContainerProtocol.LimitsInForce((this with { Limits = given }).LimitsAsGiven));
             case Effect.AddNetIn a when error is null:
                 return Decision.Journal(new NetInAdded { Mapping = ToRecord(a.Mapping) }, new ContainerProtocol.NetInInForce(a.Mapping));
             case Effect.AddNetOut o when error is null:
@@ -182,8 +182,6 @@ public sealed partial record ContainerState
                 // A broken container's agent is often gone: its info (and the reason in its events) still matters. A serving
                 // container whose agent does not answer gets an error naming it, not a list of processes that may be wrong.
                 return Lifecycle == ContainerLifecycle.Broken ? Decision.Answer(Info([])) : Decision.Fail(GardenErrors.From(error!, Handle, "listing processes"));
-            case Effect.ReadLimits when error is null:
-                return Decision.Answer(new ContainerProtocol.LimitsInForce((Limits)value!));
             case Effect.ReadMetrics when error is null:
                 return Decision.Answer(value!);
             case Effect.CountOomKills c:
@@ -195,7 +193,6 @@ public sealed partial record ContainerState
 
     private static string Reading(Effect effect) => effect switch
     {
-        Effect.ReadLimits => "reading limits",
         Effect.ReadMetrics => "reading metrics",
         _ => effect.GetType().Name,
     };
@@ -244,18 +241,20 @@ public sealed partial record ContainerState
         return Decision.Run(new Effect.AddNetOut(net, NetIn, NetOut.AddRange(rules), rules));
     }
 
-    /// <summary>A Run with its id (a fresh one when it names none), the container's environment before its own, and the
+    /// <summary>A Run with its id (a fresh one when it names none), the container's environment merged with its own, and the
     /// daemon's default rlimits where it names none of them.</summary>
     private Decision Run(ContainerProtocol.RunProcess msg)
     {
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
         static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
+        var env = EnvEntries.Merge(Spec?.Env ?? [], spec.Env);
+        if (ExecArgs.Problem(spec.Args, env) is { } tooLarge) return Decision.Fail(tooLarge);   // with the container's env
         return Decision.HandOn(msg with
         {
             Spec = spec with
             {
-                Env = (Spec?.Env ?? []).AddRange(spec.Env),
+                Env = env,
                 Rlimits = spec.Rlimits.AddRange(Defaults.Rlimits.Where(d => !asked.Contains(Key(d.Name)))),
             },
         });
@@ -265,9 +264,17 @@ public sealed partial record ContainerState
 
     private GardenException NoNetwork() => new(ErrorKind.FailedPrecondition, $"container {Handle} has no network");
 
+    /// <summary>The one definition of a container's limits as Info and CurrentLimits (and a Limit's answer) report them:
+    /// as given — by the Create, garden.default-limits where it named none, and every Limit since — with null (0 on the
+    /// wire) for none, as Garden's CurrentXLimits echo what the container was given. Not the kernel's read-back: that
+    /// differs in ways no caller asked for (a disk file system's size is less than the limit by ext4's own blocks, memory
+    /// is rounded to pages, an unset CPU weight reads as the kernel's default 1024); Metrics shows what the kernel holds.
+    /// One exception: a bandwidth limit given without a burst shows the burst it got (<see cref="Limits.ToBandwidth"/>).</summary>
+    public Limits LimitsAsGiven => Limits with { BandwidthBurst = Limits.ToBandwidth()?.BurstBytes };
+
     public ContainerProtocol.ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
         RootfsMount, processIds, Properties, Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
-        Limits with { BandwidthBurst = Limits.ToBandwidth()?.BurstBytes }, Network, NetIn,
+        LimitsAsGiven, Network, NetIn,
         Spec?.BindMountsOrEmpty ?? [], GraceTime, OomKills,
         LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(LastOomUnixMs),
         Spec?.UserNamespace);

@@ -30,9 +30,10 @@ public sealed record ContainerPaths(string Depot, string Bundle, string AgentSoc
     /// <summary>Where its root is mounted (and where builds before user namespaces mounted it).</summary>
     public RootfsPaths Rootfs => new(MountDir, Depot);
 
-    /// <summary>The container's /etc/hosts and /etc/resolv.conf, bind-mounted read-only.</summary>
-    public string Hosts => Path.Combine(Depot, "hosts");
-    public string Resolv => Path.Combine(Depot, "resolv.conf");
+    /// <summary>The container's /etc/hosts and /etc/resolv.conf, bind-mounted (writable by container root, as in Garden)
+    /// from <paramref name="dir"/>: the container's disk when it has a disk limit (what it writes into them counts
+    /// against it), else its depot, like the upper layer.</summary>
+    public static (string Hosts, string Resolv) NameFiles(string dir) => (Path.Combine(dir, "hosts"), Path.Combine(dir, "resolv.conf"));
 
     public static ContainerPaths For(GardenSettings settings, string handle)
     {

@@ -74,7 +74,7 @@ public static class ContainerTransitions
     public static GardenException Refusal(Verdict verdict, ContainerState state) => verdict switch
     {
         Verdict.UnknownHandle => GardenException.UnknownHandle(state.Handle),
-        Verdict.AlreadyExists => new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {state.Handle}"),
+        Verdict.AlreadyExists => new GardenException(ErrorKind.AlreadyExists, $"Handle '{state.Handle}' already in use"),
         Verdict.CannotRun => new GardenException(ErrorKind.FailedPrecondition,
             $"container {state.Handle} is {ContainerState.Describe(state.Lifecycle)}: it runs no new processes"),
         Verdict.BeingDestroyed => new GardenException(ErrorKind.FailedPrecondition, $"container {state.Handle} is being destroyed"),

@@ -30,7 +30,7 @@ public sealed partial record HostState
         if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
         Names.Validate("handle", spec.Handle);
         if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = settings.DefaultRootfs };
-        Throw(EnvEntries.Problem(spec.Env));
+        Throw(EnvEntries.Problem(spec.Env) ?? ExecArgs.Problem([], spec.Env));
         Throw(spec.LimitsOrNone.Problem());
         spec = spec with
         {
@@ -40,7 +40,7 @@ public sealed partial record HostState
         };
         Throw(GraceTime.Problem(spec.GraceTime.Value));
         if (Containers.ContainsKey(spec.Handle))
-            throw new GardenException(ErrorKind.AlreadyExists, $"handle already exists: {spec.Handle}");
+            throw new GardenException(ErrorKind.AlreadyExists, $"Handle '{spec.Handle}' already in use");
         var max = MaxContainers(settings);
         if (Containers.Count >= max)
             throw new GardenException(ErrorKind.ResourceExhausted, max < settings.MaxContainers

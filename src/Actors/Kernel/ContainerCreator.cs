@@ -41,9 +41,12 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             var networkUp = Task.CompletedTask;
             if (net is not null)
             {
-                var names = new NameFiles(k.Paths.Hosts, k.Paths.Resolv, OciBundle.Hostname(k.Handle), k.Settings.Network.DnsServers, root);
-                mounts.Add(new BindMountSpec(names.HostsPath, "/etc/hosts", ReadOnly: true));
-                mounts.Add(new BindMountSpec(names.ResolvPath, "/etc/resolv.conf", ReadOnly: true));
+                // Container root may rewrite them (Garden's rule; they are its own, 0644), so they live where its writes
+                // are counted: on its disk when it has a disk limit.
+                var (hosts, resolv) = ContainerPaths.NameFiles(layer ?? k.Paths.Depot);
+                var names = new NameFiles(hosts, resolv, OciBundle.Hostname(k.Handle), k.Settings.Network.DnsServers, root);
+                mounts.Add(new BindMountSpec(names.HostsPath, "/etc/hosts", ReadOnly: false));
+                mounts.Add(new BindMountSpec(names.ResolvPath, "/etc/resolv.conf", ReadOnly: false));
                 var netnsOf = userns?.Pid;
                 networkUp = Task.Run(() => k.Step("network", async () =>
                 {

@@ -78,15 +78,13 @@ public sealed class ContainerKernel
                     await fx.Disk.ResizeAsync(_k.Handle, _k.Paths.Depot, disk, CancellationToken.None).ConfigureAwait(false);
                 if (l.Change.BandwidthRate is not null && _k.Network(l.Network) is { } limited)
                     await fx.Network.SetBandwidthAsync(limited, l.Current.With(l.Change).ToBandwidth(), CancellationToken.None).ConfigureAwait(false);
-                return await ReadLimitsAsync(l.Network).ConfigureAwait(false);
+                return null;
             case Effect.ChangeFirewall f:
                 await fx.Firewall.ApplyAsync(KernelContext.Firewall(_k.Network(f.Network)!, f.NetIn, f.NetOut), CancellationToken.None).ConfigureAwait(false);
                 return null;
             case Effect.ListProcesses:
                 var processes = await _k.Agent.ListAsync(CancellationToken.None).ConfigureAwait(false);
                 return processes.Where(p => !p.Exited).Select(p => p.Id).ToImmutableArray();
-            case Effect.ReadLimits r:
-                return await ReadLimitsAsync(r.Network).ConfigureAwait(false);
             case Effect.ReadMetrics m:
                 var usage = fx.Disk.Usage(_k.Paths.Depot);
                 var net = _k.Network(m.Network);
@@ -98,15 +96,6 @@ public sealed class ContainerKernel
             default:
                 throw new ArgumentOutOfRangeException(nameof(effect), effect.GetType().Name, "not an effect of a container");
         }
-    }
-
-    /// <summary>What the kernel holds now: the cgroup's limits, the disk's size, the bandwidth limit.</summary>
-    private async Task<Limits> ReadLimitsAsync(NetworkAllocation? network)
-    {
-        var cg = _k.Fx.Cgroups.Read(_k.Handle);
-        var disk = _k.Fx.Disk.Usage(_k.Paths.Depot);
-        var bandwidth = _k.Network(network) is { } net ? await _k.Fx.Network.ReadBandwidthAsync(net, CancellationToken.None).ConfigureAwait(false) : null;
-        return new Limits(cg.MemoryBytes, cg.CpuWeight, cg.CpuQuota, cg.Pids, disk?.Size, bandwidth?.RateBytes, bandwidth?.BurstBytes);
     }
 
     /// <summary>Follows the live container: the kernel's OOM notification (re-armed after a restart) and the agent's log

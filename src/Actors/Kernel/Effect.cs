@@ -58,8 +58,8 @@ public abstract record Effect
         public override string Detail => Graceful ? "" : " (undo)";
     }
 
-    /// <summary>Writes every non-null field of <paramref name="Change"/> (cgroup, disk size, bandwidth); the outcome is
-    /// the <see cref="Limits"/> read back from the kernel.</summary>
+    /// <summary>Writes every non-null field of <paramref name="Change"/> (cgroup, disk size, bandwidth); the container then
+    /// holds <c>Current.With(Change)</c> as given (ContainerState.LimitsAsGiven).</summary>
     public sealed record ChangeLimits(Limits Change, Limits Current, NetworkAllocation? Network) : Effect
     {
         public override bool Transition => true;
@@ -93,9 +93,6 @@ public abstract record Effect
     {
         public static readonly ListProcesses Instance = new();
     }
-
-    /// <summary>The limits in force, read back from the kernel.</summary>
-    public sealed record ReadLimits(NetworkAllocation? Network) : Effect;
 
     /// <summary>Memory, CPU, pids, disk, network counters and age (<c>ContainerMetrics</c>).</summary>
     public sealed record ReadMetrics(NetworkAllocation? Network, long CreatedUnixMs) : Effect;

@@ -16,7 +16,8 @@ public static class FileTransfers
 {
     public const string AgentPath = "/.garden/agent";
 
-    /// <summary>Runs `stream-in PATH` as user; its stdin is the archive. Relative paths are relative to the container's /.</summary>
+    /// <summary>Runs `stream-in PATH` as user; its stdin is the archive. A relative path is relative to the user's home (the
+    /// tool starts where any process of that user does: Garden's "default run directory"), or / when it has none.</summary>
     public static ContainerProtocol.RunProcess StreamIn(string handle, string path, string user) => Tool(handle, "stream-in", path, user);
 
     /// <summary>Runs `stream-out PATH` as user; its stdout is the archive.</summary>
@@ -26,7 +27,7 @@ public static class FileTransfers
     {
         if (path.Length == 0) throw GardenException.Invalid("path", "must not be empty");
         if (path.Contains('\0')) throw GardenException.Invalid("path", "contains a NUL byte");
-        var spec = new ProcessSpec($"{tool}-{Names.Generate()}", AgentPath, [tool, path], [], "/", user,
+        var spec = new ProcessSpec($"{tool}-{Names.Generate()}", AgentPath, [tool, path], [], "", user,
             ImmutableArray<RlimitSpec>.Empty, null);
         return new ContainerProtocol.RunProcess(handle, spec, Detach: false);
     }

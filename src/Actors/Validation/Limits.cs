@@ -5,7 +5,7 @@ namespace Garden.Actors;
 public sealed partial record Limits
 {
     public const ulong MinMemory = 4UL << 20, MaxMemory = 64UL << 40;
-    public const ulong MinDisk = 16UL << 20, MaxDisk = 64UL << 40;
+    public const ulong MinDisk = 8UL << 20, MaxDisk = 64UL << 40;   // MinDisk: LoopDiskQuota.MinimumBytes
     public const ulong MaxPids = 4_194_304;
     public const ulong MinCpuWeight = 2, MaxCpuWeight = 262_144;
     public const double MaxCpuQuota = 1024;
@@ -14,7 +14,9 @@ public sealed partial record Limits
     /// <summary>The first value out of range, as an error naming the field and the value; null when all are fine.</summary>
     public GardenException? Problem()
     {
-        static string Size(ulong b) => b >= 1UL << 30 && b % (1UL << 30) == 0 ? $"{b >> 30} GiB" : b >= 1UL << 20 ? $"{b / (double)(1 << 20):0.##} MiB" : $"{b} bytes";
+        // a whole number of GiB or MiB as such, anything else in bytes as sent (2^64-1 reads 18446744073709551615, not a rounded size)
+        static string Size(ulong b) => b >= 1UL << 30 && b % (1UL << 30) == 0 ? $"{b >> 30} GiB"
+            : b >= 1UL << 20 && b % (1UL << 20) == 0 ? $"{b >> 20} MiB" : $"{b} bytes";
         if (MemoryBytes is { } m && (m < MinMemory || m > MaxMemory))
             return GardenException.Invalid("memory", $"{Size(m)} is out of range ({Size(MinMemory)} to {Size(MaxMemory)}: a container needs a few MiB to start)");
         if (DiskBytes is { } d && (d < MinDisk || d > MaxDisk))

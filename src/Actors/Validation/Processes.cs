@@ -5,11 +5,60 @@ namespace Garden.Actors;
 /// <summary>An environment: KEY=VALUE entries with a non-empty KEY (a container's, at create, and a process's, at run).</summary>
 public static class EnvEntries
 {
+    /// <summary>The environment a process gets: the container's, then the process's, a later KEY replacing an earlier one
+    /// in its place (Garden's rule: container CONTAINER_ENV=1 TEST=hi with process TEST=hello FRUIT=banana gives
+    /// CONTAINER_ENV=1 TEST=hello FRUIT=banana). Never two entries of one KEY: getenv would find the container's first.</summary>
+    public static System.Collections.Immutable.ImmutableArray<string> Merge(IEnumerable<string> container, IEnumerable<string> process)
+    {
+        var merged = new List<string>();
+        var at = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var e in container.Concat(process))
+        {
+            var key = e.IndexOf('=') is var i and >= 0 ? e[..i] : e;
+            if (at.TryGetValue(key, out var index)) merged[index] = e;
+            else
+            {
+                at[key] = merged.Count;
+                merged.Add(e);
+            }
+        }
+        return [.. merged];
+    }
+
     public static GardenException? Problem(IEnumerable<string> env)
     {
         foreach (var e in env)
             if (!e.Contains('=') || e.StartsWith('=')) return GardenException.Invalid("env", $"{Names.Quote(e)} is not KEY=VALUE");
         return null;
+    }
+}
+
+/// <summary>How much execve(2) takes, checked before a process is spawned, so that a too large environment is the caller's
+/// InvalidArgument naming <c>env</c> (or <c>args</c>), not the kernel's E2BIG from deep inside a spawn. The kernel's rules:
+/// one string (an argument or an entry KEY=VALUE) at most MAX_ARG_STRLEN, 128 KiB with its NUL; all of them together
+/// (their bytes, NULs and one pointer each) within a quarter of the process's stack limit, 2 MiB with the usual 8 MiB.
+/// The bound here: each string at most <see cref="MaxString"/> bytes, and the arguments and the environment (the
+/// container's and the process's, as the process gets it) together at most <see cref="MaxTotal"/>, half of those 2 MiB,
+/// leaving room for what the agent adds (HOME, USER, PATH). What still does not fit — a Run that asks for a small stack
+/// rlimit shrinks the kernel's budget, never below 128 KiB — comes back from the agent as E2BIG and becomes the same
+/// error (GardenErrors).</summary>
+public static class ExecArgs
+{
+    public const int MaxString = (128 << 10) - 1;
+    public const int MaxTotal = 1 << 20;
+
+    /// <summary>What is wrong with these arguments and this environment for execve, or null.</summary>
+    public static GardenException? Problem(IReadOnlyCollection<string> args, IReadOnlyCollection<string> env)
+    {
+        static long Bytes(string s) => System.Text.Encoding.UTF8.GetByteCount(s) + 1 + sizeof(long);
+        foreach (var (field, strings) in new[] { ("env", env), ("args", args) })
+            foreach (var s in strings)
+                if (System.Text.Encoding.UTF8.GetByteCount(s) is var n && n > MaxString)
+                    return GardenException.Invalid(field, $"{Names.Quote(s[..32] + "...")} is {n} bytes long; execve takes at most {MaxString} bytes in one string");
+        long envBytes = env.Sum(Bytes), argBytes = args.Sum(Bytes);
+        if (envBytes + argBytes <= MaxTotal) return null;
+        return GardenException.Invalid(envBytes >= argBytes ? "env" : "args",
+            $"the environment ({env.Count} entries, {envBytes} bytes) and the arguments ({args.Count}, {argBytes} bytes) are too large for execve: at most {MaxTotal} bytes together, counting a NUL and a pointer for each string");
     }
 }
 
@@ -69,6 +118,6 @@ public sealed partial record ProcessSpec
     {
         if (Id.Length > 0 && Names.Problem(Id) is { } badId) return GardenException.Invalid("process id", $"{Names.Quote(Id)} {badId}");
         if (Path.Length == 0) return GardenException.Invalid("path", "must not be empty");
-        return EnvEntries.Problem(Env) ?? RlimitNames.Problem(Rlimits);
+        return EnvEntries.Problem(Env) ?? ExecArgs.Problem(Args, Env) ?? RlimitNames.Problem(Rlimits);
     }
 }

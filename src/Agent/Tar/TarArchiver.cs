@@ -25,7 +25,9 @@ internal static class TarArchiver
             string dir = trimmed.Length == 0 ? "/" : trimmed;
             if (FstatAt(AT_FDCWD, dir, out var st, 0) != 0) throw Missing(Errno, path);
             if (!S_ISDIR(st.st_mode)) throw new ToolException(ToolExit.ToolBadInput, $"path {path} is not a directory (a trailing / means its contents)");
-            AddChildren(writer, dir, "");
+            // as `tar -C dir .` writes it, and Garden's suite reads it: "./" (the directory itself: its mode and owner), then "./x"
+            writer.WriteEntry(Entry(TarEntryType.Directory, "./", st));
+            AddChildren(writer, dir, "./");
             return;
         }
         if (FstatAt(AT_FDCWD, trimmed, out _, AT_SYMLINK_NOFOLLOW) != 0) throw Missing(Errno, path);

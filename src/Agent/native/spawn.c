@@ -26,6 +26,34 @@
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER _IO('T', 0x41)
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+// openat2(2)'s struct open_how and the one resolve flag used here (linux/openat2.h, kept out for older headers).
+typedef struct
+{
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+} garden_open_how;
+#define GARDEN_RESOLVE_NO_MAGICLINKS 0x02
+
+// Opens a directory the way a working directory is resolved here: symlinks are followed (inside the container's root,
+// which is the agent's "/"), but never a /proc magic link (/proc/PID/fd/N, /proc/PID/cwd, /proc/PID/root): through those
+// a path would reach whatever a process holds open, e.g. the agent's host cgroup directory. fd, or -1 with errno.
+// O_PATH, so it needs only search permission along the path, like chdir.
+static int open_dir_no_magic(int dirfd, const char* path, int flags)
+{
+    garden_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)(flags | O_DIRECTORY | O_CLOEXEC);
+    how.resolve = GARDEN_RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    // a kernel before 5.6 has no openat2: the plain open, without the magic-link fence
+    if (fd < 0 && errno == ENOSYS) fd = openat(dirfd, path, flags | O_DIRECTORY | O_CLOEXEC);
+    return fd;
+}
 
 // Failure stages reported to the parent (must match Native.cs).
 enum
@@ -107,6 +135,8 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
     // whoever started the agent would lead outside.
     if (argc < 1 || argv == NULL) return;
     if (argc > 1 && (strncmp(argv[1], "--", 2) != 0 || strcmp(argv[1], "--version") == 0)) return;
+    // PID 1 of a Garden container is called garden-init (/proc/1/status, ps), as guardian's init is: GATS looks for it.
+    prctl(PR_SET_NAME, "garden-init", 0, 0, 0);
     // every "--NAME-fd N" names a descriptor handed over on purpose (--listen-fd, --cgroup-fd, and any later one)
     int keep[8], nkeep = 0;
     for (int i = 1; i + 1 < argc; i++)
@@ -286,6 +316,16 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
 
         if (req->set_creds)
         {
+            // The process's own stdio (pipes or pty, fresh for this process) belongs to its user, as runc gives it, so a
+            // user other than root may open /dev/stdin, /dev/stdout, /dev/stderr (/proc/self/fd/N reopens the pipe,
+            // which is checked against the pipe's owner and mode 0600). Not /dev/null, nor any other device or file.
+            for (int fd = 0; fd <= 2; fd++)
+            {
+                struct stat st;
+                if (fstat(fd, &st) == 0 && st.st_uid != req->uid
+                    && (S_ISFIFO(st.st_mode) || (S_ISCHR(st.st_mode) && major(st.st_rdev) >= 136 && major(st.st_rdev) <= 143)))
+                    fchown(fd, req->uid, req->gid);
+            }
             if (syscall(SYS_setgroups, (long)req->ngroups, req->groups) != 0) fail(wfd, STAGE_CREDS, errno);
             if (syscall(SYS_setresgid, (long)req->gid, (long)req->gid, (long)req->gid) != 0) fail(wfd, STAGE_CREDS, errno);
             if (syscall(SYS_setresuid, (long)req->uid, (long)req->uid, (long)req->uid) != 0) fail(wfd, STAGE_CREDS, errno);
@@ -294,7 +334,15 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
             prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         }
 
-        if (req->dir != NULL && req->dir[0] != '\0' && chdir(req->dir) != 0) fail(wfd, STAGE_CHDIR, errno);
+        // As the process's user (its own search permissions), and never through a /proc magic link: at this point the
+        // child still holds the agent's descriptors (CLOEXEC closes them only at exec), and /proc/self/fd/N would make one
+        // of them, the host cgroup directory, the process's working directory.
+        if (req->dir != NULL && req->dir[0] != '\0')
+        {
+            int dfd = open_dir_no_magic(AT_FDCWD, req->dir, O_PATH);
+            if (dfd < 0 || fchdir(dfd) != 0) fail(wfd, STAGE_CHDIR, errno);
+            close(dfd);
+        }
 
         sigset_t empty;
         sigemptyset(&empty);
@@ -595,4 +643,63 @@ int32_t gardenspawn_wait_readable(int32_t fd)
         if (r > 0) return 0;
         if (r < 0 && errno != EINTR) return errno;
     }
+}
+
+// Makes the directory PATH and its missing parents for a process's working directory, as Garden does: as the agent (the
+// container's root, so also where the process's user may not write), each directory it makes owned by uid:gid with mode
+// 0755; what exists is left as it is. Every component is resolved from the last one's fd (from the agent's root, the
+// container's, for an absolute path) without following a /proc magic link, and a directory just made is opened O_NOFOLLOW
+// before it is given away: neither a symlink a process of the container plants (or swaps in meanwhile) nor a magic link
+// leads the mkdir or the chown outside the container's own files. 0, or errno.
+int32_t gardenspawn_make_dir(const char* path, uint32_t uid, uint32_t gid)
+{
+    int done = open_dir_no_magic(AT_FDCWD, path, O_PATH);
+    if (done >= 0)
+    {
+        close(done);
+        return 0;
+    }
+    if (errno != ENOENT) return errno;
+
+    size_t len = strlen(path);
+    if (len >= 4096) return ENAMETOOLONG;
+    char buf[4096];
+    memcpy(buf, path, len + 1);
+    int cur = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) return errno;
+    char* save = NULL;
+    for (char* comp = strtok_r(buf, "/", &save); comp != NULL; comp = strtok_r(NULL, "/", &save))
+    {
+        int next = -1;
+        for (int attempt = 0; next < 0; attempt++)
+        {
+            next = open_dir_no_magic(cur, comp, O_PATH);
+            if (next >= 0) break;
+            int e = errno;
+            if (e != ENOENT || attempt > 0)
+            {
+                close(cur);
+                return e;
+            }
+            if (mkdirat(cur, comp, 0700) != 0)
+            {
+                e = errno;
+                if (e == EEXIST) continue;   // made meanwhile (or a dangling symlink: then ENOENT again)
+                close(cur);
+                return e;
+            }
+            next = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (next < 0 || fchown(next, uid, gid) != 0 || fchmod(next, 0755) != 0)
+            {
+                e = errno;
+                if (next >= 0) close(next);
+                close(cur);
+                return e;
+            }
+        }
+        close(cur);
+        cur = next;
+    }
+    close(cur);
+    return 0;
 }

@@ -358,7 +358,16 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
 
     private async Task<FileTransfer> StartTransfer(ContainerProtocol.RunProcess run, string operation, string path, CancellationToken ct)
     {
-        var started = await Ask<ProcessProtocol.ProcessStarted>(run, ct);
+        ProcessProtocol.ProcessStarted started;
+        try
+        {
+            started = await Ask<ProcessProtocol.ProcessStarted>(run, ct);
+        }
+        catch (GardenException e) when (e.Kind == ErrorKind.InvalidArgument)
+        {
+            // the tool could not start (an unknown user): in Garden's words, which its clients and suite look for
+            throw new GardenException(e.Kind, $"error {(operation == "stream-in" ? "streaming in" : "streaming out")}: {e.Message}", e);
+        }
         return new FileTransfer(started.Stream!, run.Handle, operation, path);
     }
 

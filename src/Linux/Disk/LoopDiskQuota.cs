@@ -9,8 +9,13 @@ namespace Garden.Linux.Disk;
 /// at <c>depotDir/disk</c>. Growing is online (LOOP_SET_CAPACITY, then resize2fs); shrinking is refused.</summary>
 public sealed class LoopDiskQuota : IDiskQuota
 {
-    /// <summary>The smallest limit: below this the journal and metadata leave next to nothing for files.</summary>
-    public const ulong MinimumBytes = 16UL << 20;
+    /// <summary>The smallest limit: below this the metadata leaves next to nothing for files.</summary>
+    public const ulong MinimumBytes = 8UL << 20;
+
+    /// <summary>From this size on the file system has a journal. ext4's smallest journal with 4 KiB blocks is 4 MiB, which
+    /// would take most of a small limit (a 10 MiB disk would hold 5 MiB of files; Garden's suite writes 7 MiB into one).
+    /// A container's disk lives as long as the container, which a host crash ends anyway, so a small one goes without.</summary>
+    public const ulong JournalFromBytes = 64UL << 20;
 
     private const uint BlockSize = 4096;
     private const string ImageName = "disk.img";
@@ -30,7 +35,7 @@ public sealed class LoopDiskQuota : IDiskQuota
     public async Task<string> CreateAsync(string handle, string depotDir, ulong bytes, CancellationToken ct)
     {
         if (bytes < MinimumBytes)
-            throw new DiskQuotaException($"disk limit of {handle}: {bytes} bytes is below the minimum of {MinimumBytes} bytes (16 MiB)");
+            throw new DiskQuotaException($"disk limit of {handle}: {bytes} bytes is below the minimum of {MinimumBytes} bytes (8 MiB)");
         if (bytes > long.MaxValue)
             throw new DiskQuotaException($"disk limit of {handle}: {bytes} bytes is too large");
 
@@ -52,6 +57,7 @@ public sealed class LoopDiskQuota : IDiskQuota
                     ["-q", "-F", "-m", "0", "-b", BlockSize.ToString(),
                      // A fresh sparse file reads as zeros: nothing to zero or discard, so skip all of it.
                      "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                     .. bytes < JournalFromBytes ? (string[])["-O", "^has_journal"] : [],
                      image], ct).ConfigureAwait(false);
 
                 string device;

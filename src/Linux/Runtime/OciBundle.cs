@@ -127,6 +127,19 @@ public static class OciBundle
         };
         // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none.
         if (!spec.Privileged) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+        // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
+        else
+        {
+            var linux = config["linux"]!.AsObject();
+            linux["devices"] = new JsonArray(new JsonObject
+            {
+                ["path"] = "/dev/fuse", ["type"] = "c", ["major"] = 10, ["minor"] = 229, ["fileMode"] = 438, ["uid"] = 0, ["gid"] = 0,
+            });
+            linux["resources"]!["devices"]!.AsArray().Add(new JsonObject
+            {
+                ["allow"] = true, ["type"] = "c", ["major"] = 10, ["minor"] = 229, ["access"] = "rwm",
+            });
+        }
         if (spec.UserNamespace is { } userns)
         {
             var linux = config["linux"]!.AsObject();
@@ -165,11 +178,14 @@ public static class OciBundle
             M("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             M("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
             M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
-            M("/dev/shm", "tmpfs", "shm", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+            M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),   // "tmpfs /dev/shm tmpfs" in /proc/mounts, as Garden's
             M("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
-            M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", spec.Privileged ? "rw" : "ro"),
+            M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),   // read-only, privileged too (Garden's)
             M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),
         ];
+        // An ordinary container sees its own cgroups read-only at /sys/fs/cgroup (runc binds each hierarchy's directory of
+        // the container there), as in Garden; a privileged one gets none.
+        if (!spec.Privileged) mounts.Add(M("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"));
         foreach (var b in spec.BindMounts ?? [])
             mounts.Add(M(b.Destination, "bind", b.Source, "rbind", b.ReadOnly ? "ro" : "rw", "nosuid", "nodev"));
         return mounts;
