@@ -27,7 +27,12 @@ internal sealed class MemoryV2(string tree, string parent, ulong agentAllowance)
             return;
         }
         var outer = LimitRules.WithAllowance(bytes, agentAllowance);
-        var now = CgroupFile.ReadMax(Path.Combine(limited, "memory.max"));
+        ulong? now;
+        try { now = CgroupFile.ReadMax(Path.Combine(limited, "memory.max")); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            throw new CgroupLimitException($"MemoryBytes: cannot read {Path.Combine(limited, "memory.max")}: {e.Message}", e);
+        }
         if (now is null || bytes > now)
         {
             Write(Dir(handle), outer, w);
