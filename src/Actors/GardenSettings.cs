@@ -36,6 +36,10 @@ public sealed record GardenSettings(
     /// are counted into the next one (garden.oom-event-interval).</summary>
     public TimeSpan OomEventInterval { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>What a container's cgroup (agent and processes) may use beyond the memory limit asked, which is on its
+    /// processes' own cgroup (garden.agent-memory-allowance).</summary>
+    public ulong AgentMemoryAllowance { get; init; } = 32UL << 20;
+
     /// <summary>gardend's API socket (garden.gateway.socket), when it has one: no bind mount may expose it.</summary>
     public string ApiSocket { get; init; } = "";
 
@@ -115,6 +119,7 @@ public sealed record GardenSettings(
         {
             DefaultLimits = DefaultLimitsOf(c),
             OomEventInterval = PositiveTime(c, "oom-event-interval"),
+            AgentMemoryAllowance = AllowanceOf(c),
             ApiSocket = c.GetString("gateway.socket", ""),
         };
     }
@@ -132,6 +137,24 @@ public sealed record GardenSettings(
             return r;
         }),
     ];
+
+    /// <summary>garden.agent-memory-allowance: a size of at least 8M (the agent alone is about 6 MiB resident).</summary>
+    private static ulong AllowanceOf(Config c)
+    {
+        const string path = "agent-memory-allowance";
+        long? bytes;
+        try
+        {
+            bytes = c.GetByteSize(path);
+        }
+        catch (Exception e) when (e is FormatException or ConfigurationException or OverflowException or ArgumentException)
+        {
+            bytes = null;
+        }
+        if (bytes is null or < 8L << 20 or > 1L << 40)
+            throw new ConfigurationException($"garden.{path}: \"{c.GetString(path)}\" is not a size from 8M to 1T (e.g. 32M)");
+        return (ulong)bytes;
+    }
 
     /// <summary>garden.default-limits: memory and disk are sizes (512M, 1G), pids a count; 0 = no default for that one.
     /// Each is checked against the same ranges as a Create's own limits.</summary>

@@ -45,6 +45,7 @@ internal static unsafe partial class Native
         public int CgroupProcsFd;
         public int PidsCurrentFd;
         public int PidsMaxFd;
+        public int MemoryProcsFd;
     }
 
     [LibraryImport(Lib, EntryPoint = "gardenspawn_open_cgroup")]

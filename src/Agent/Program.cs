@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 namespace Garden.Agent;
 
-/// <summary>garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N]: PID 1 of a container; serves the daemon on a Unix
+/// <summary>garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N]: PID 1 of a container; serves the daemon on a Unix
 /// socket. garden-agent stream-in DEST | stream-out PATH: the file tools (<see cref="Tar.TarTool"/>).
 /// Out of the container's reach: not dumpable (native/spawn.c clears it before the runtime starts), so no process in the
 /// container may ptrace it, open or copy its descriptors through /proc/1/fd or pidfd_getfd, or read its memory; and it
@@ -16,7 +16,7 @@ internal static class Program
         // the file tools: the daemon runs this binary as an ordinary process of the container
         if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";
-        int listenFd = -1, cgroupFd = -1;
+        int listenFd = -1, cgroupFd = -1, memoryCgroupFd = -1;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -34,11 +34,16 @@ internal static class Program
                     cgroupFd = cfd;
                     i++;
                     break;
+                // v1: the process cgroup in the memory hierarchy, where the memory limit is
+                case "--memory-cgroup-fd" when i + 1 < args.Length && int.TryParse(args[i + 1], out var mfd):
+                    memoryCgroupFd = mfd;
+                    i++;
+                    break;
                 case "--version":
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N]");
                     return 2;
             }
         }
@@ -82,12 +87,13 @@ internal static class Program
             return Fail($"cannot listen on {socketPath}: {e.Message}");
         }
 
-        ProcessCgroup? cgroup = null;
-        if (cgroupFd >= 0)
+        ProcessCgroup? cgroup = null, memoryCgroup = null;
+        if (cgroupFd >= 0 || memoryCgroupFd >= 0)
         {
             try
             {
-                cgroup = ProcessCgroup.Open(cgroupFd);
+                if (cgroupFd >= 0) cgroup = ProcessCgroup.Open(cgroupFd);
+                if (memoryCgroupFd >= 0) memoryCgroup = ProcessCgroup.Open(memoryCgroupFd);
             }
             catch (IOException e)
             {
@@ -104,7 +110,7 @@ internal static class Program
 
         var table = new ProcessTable();
         table.StartReaper();
-        var server = new Server(table, new Spawner(table, cgroup), hostRoot);
+        var server = new Server(table, new Spawner(table, cgroup, memoryCgroup), hostRoot);
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
     }

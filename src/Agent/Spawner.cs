@@ -5,8 +5,9 @@ using Tmds.Linux;
 
 namespace Garden.Agent;
 
-/// <summary>Turns a SpawnRequest into a running <see cref="ManagedProcess"/>: user, env, dir, rlimits, pipes or pty.</summary>
-internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
+/// <summary>Turns a SpawnRequest into a running <see cref="ManagedProcess"/>: user, env, dir, rlimits, pipes or pty.
+/// <paramref name="memoryCgroup"/>: on cgroup v1 the process cgroup of the memory hierarchy, which each process joins too.</summary>
+internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, ProcessCgroup? memoryCgroup = null)
 {
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     /// <summary>Garden's PATH for every user but root: no sbin directories.</summary>
@@ -116,6 +117,14 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
                 throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's process cgroup: {Native.ErrorText(cerr)}");
         }
         using var closeCgroupFiles = cgroupFiles;
+        ProcessCgroup.Files? memoryFiles = null;
+        if (memoryCgroup is not null)
+        {
+            memoryFiles = memoryCgroup.OpenFiles(out int merr);
+            if (memoryFiles is null)
+                throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's memory cgroup: {Native.ErrorText(merr)}");
+        }
+        using var closeMemoryFiles = memoryFiles;
         var r = new Native.SpawnReq
         {
             Path = arena.Str(path),
@@ -140,6 +149,7 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null)
             CgroupProcsFd = cgroupFiles?.Procs ?? -1,
             PidsCurrentFd = cgroupFiles?.PidsCurrent ?? -1,
             PidsMaxFd = cgroupFiles?.PidsMax ?? -1,
+            MemoryProcsFd = memoryFiles?.Procs ?? -1,
         };
 
         lock (table.Gate)

@@ -22,7 +22,7 @@ public static class Wiring
     public static ContainerEffects WireLinux(GardenSettings settings) => new(
         Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot),
         Rootfs: new OverlayRootfs(),
-        Cgroups: CgroupManager.Create(settings.CgroupParent),
+        Cgroups: CgroupManager.Create(settings.CgroupParent, agentMemoryAllowance: settings.AgentMemoryAllowance),
         Agents: new AgentConnector(settings.AgentCallTimeout),
         Disk: new LoopDiskQuota(),
         Oom: OomNotifier.Create(settings.CgroupParent),

@@ -189,4 +189,23 @@ public sealed class LimitsTests() : ActorTest("limits")
             Akka.Configuration.ConfigurationFactory.ParseString($"garden {{ default-limits {{ {setting} }} }}")));
         Assert.Contains(message, e.Message);
     }
+    [Theory]
+    [InlineData("1M")]
+    [InlineData("lots")]
+    [InlineData("-32M")]
+    [InlineData("2T")]
+    public void A_bad_agent_memory_allowance_stops_the_start_naming_the_setting(string value)
+    {
+        var e = Assert.ThrowsAny<Akka.Configuration.ConfigurationException>(() => GardenSettings.Create(
+            Akka.Configuration.ConfigurationFactory.ParseString($"garden {{ agent-memory-allowance = \"{value}\" }}")));
+        Assert.Contains($"garden.agent-memory-allowance: \"{value}\" is not a size from 8M to 1T", e.Message);
+    }
+
+    [Fact]
+    public void The_agent_memory_allowance_is_32_MiB_unless_set()
+    {
+        Assert.Equal(32UL << 20, GardenSettings.Create(Akka.Configuration.ConfigurationFactory.Empty).AgentMemoryAllowance);
+        Assert.Equal(64UL << 20, GardenSettings.Create(
+            Akka.Configuration.ConfigurationFactory.ParseString("garden { agent-memory-allowance = 64M }")).AgentMemoryAllowance);
+    }
 }

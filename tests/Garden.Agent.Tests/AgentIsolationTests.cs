@@ -13,7 +13,9 @@ public sealed class AgentIsolationTests(AgentFixture agent) : IClassFixture<Agen
     private static string NewId(string name) => $"{name}-{Guid.NewGuid():N}"[..20];
 
     [InstallFact]
-    public async Task Children_get_oom_score_adj_0_whatever_the_agent_has()
+    /// <summary>Every child gets oom_score_adj 500 (native/spawn.c), whatever the agent has: not the daemon's protection,
+    /// and, with the agent's own value untouched, the OOM killer prefers any process of the container to its agent.</summary>
+    public async Task Children_get_oom_score_adj_500_whatever_the_agent_has()
     {
         string agentAdj = $"/proc/{agent.AgentHostPid}/oom_score_adj";
         // the daemon (with CAP_SYS_RESOURCE) gives agents a negative value; without that capability a test can only raise it
@@ -24,19 +26,19 @@ public sealed class AgentIsolationTests(AgentFixture agent) : IClassFixture<Agen
         }
         catch (UnauthorizedAccessException)
         {
-            adj = "500";
+            adj = "200";
             await File.WriteAllTextAsync(agentAdj, adj);
         }
         Assert.Equal(adj, (await File.ReadAllTextAsync(agentAdj)).Trim());
         try
         {
             var r = await Client.RunAsync(Cmd(NewId("oom"), "cat", "/proc/self/oom_score_adj"));
-            Assert.Equal("0\n", r.Stdout);
+            Assert.Equal("500\n", r.Stdout);
 
             var spec = Cmd(NewId("oomv"), "cat", "/proc/self/oom_score_adj");
             spec.User = "vcap";
             r = await Client.RunAsync(spec);
-            Assert.Equal("0\n", r.Stdout);
+            Assert.Equal("500\n", r.Stdout);
 
             Assert.Equal(adj, (await File.ReadAllTextAsync(agentAdj)).Trim());
         }

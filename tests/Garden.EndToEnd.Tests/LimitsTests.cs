@@ -64,6 +64,81 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
+    /// <summary>GATS's "provides /dev/shm as tmpfs": under a 64 MiB limit 58 MiB in /dev/shm (tmpfs pages, charged to the
+    /// cgroup but in no process's RSS) fit beside the processes, 65 MiB do not. With the agent inside the limited cgroup,
+    /// the OOM killer found no process bigger than the agent (about 6 MiB) and killed it, and the container broke.</summary>
+    [InstallFact]
+    public async Task A_64_MiB_memory_limit_holds_58_MiB_in_dev_shm_not_65_and_the_container_survives()
+    {
+        var h = await Create("shm64", "--memory", "64M");
+        try
+        {
+            var fits = await D.CliAsync("run", h, "--", "dd", "if=/dev/urandom", "of=/dev/shm/almost-too-big", "bs=1M", "count=58");
+            Assert.True(fits.ExitCode == 0, fits.ToString());
+            Assert.Equal("still here\n", (await D.CliAsync("run", h, "--", "echo", "still here")).Stdout);
+            var tooBig = await D.CliAsync("run", h, "--", "sh", "-c",
+                "rm /dev/shm/almost-too-big; dd if=/dev/urandom of=/dev/shm/too-big bs=1M count=65");
+            Assert.NotEqual(0, tooBig.ExitCode);
+            Assert.Equal(0, (await D.CliAsync("run", h, "--", "rm", "-f", "/dev/shm/too-big")).ExitCode);
+            Assert.Equal("still here\n", (await D.CliAsync("run", h, "--", "echo", "still here")).Stdout);
+            var info = await Json("info", h);
+            Assert.Equal("active", info.GetProperty("state").GetString());
+            Assert.Equal(64UL << 20, U(info.GetProperty("limits"), "memoryBytes"));
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    /// <summary>What the memory sits in while held in tmpfs makes no process big: the OOM killer must still pick a process
+    /// of the container, not its agent, however often it is pushed there; the agent stays PID 1 with the same pid on the
+    /// host, and the kills are counted in metrics.</summary>
+    [InstallFact]
+    public async Task Filling_the_limit_from_tmpfs_kills_a_process_never_the_agent_and_oom_kills_count_it()
+    {
+        var h = await Create("shmoom", "--memory", "32M");
+        try
+        {
+            var agentBefore = AgentHostPid(h);
+            // 30 MiB in tmpfs stay charged; then a hog asks for more than is left: it is the victim (exit 137)
+            Assert.Equal(0, (await D.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/dev/shm/held", "bs=1M", "count=30")).ExitCode);
+            var hog = await D.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=16M", "count=1");
+            Assert.Equal(137, hog.ExitCode);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (U(await Json("metrics", h), "oomKills") < 1 && DateTime.UtcNow < deadline) await Task.Delay(100);
+            Assert.True(U(await Json("metrics", h), "oomKills") >= 1);
+            Assert.Equal(0, (await D.CliAsync("run", h, "--", "rm", "/dev/shm/held")).ExitCode);
+            Assert.Equal("still here\n", (await D.CliAsync("run", h, "--", "echo", "still here")).Stdout);
+            Assert.Equal(agentBefore, AgentHostPid(h));
+            Assert.Equal("active", (await Json("info", h)).GetProperty("state").GetString());
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    /// <summary>The split as the kernel holds it: a process runs in the container's work cgroup of every hierarchy (the
+    /// memory limit asked is there), with oom_score_adj raised above the agent's so the agent is the last victim.</summary>
+    [InstallFact]
+    public async Task Processes_run_under_the_limit_asked_in_their_own_cgroup_and_are_likelier_oom_victims_than_the_agent()
+    {
+        var h = await Create("memsplit", "--memory", "48M");
+        try
+        {
+            var r = await D.CliAsync("run", h, "--", "sh", "-c", "cat /proc/self/oom_score_adj; grep -E ':(memory|pids):' /proc/self/cgroup");
+            Assert.True(r.ExitCode == 0, r.ToString());
+            var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal("500", lines[0]);
+            Assert.Contains(lines, l => l.Contains(":memory:") && l.EndsWith("/work", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains(":pids:") && l.EndsWith("/work", StringComparison.Ordinal));
+            Assert.NotEqual("500", File.ReadAllText($"/proc/{AgentHostPid(h)}/oom_score_adj").Trim());
+            Assert.Equal($"{48 << 20}", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, "work", HostCgroups.MemoryLimitFile)).Trim());
+            Assert.Equal($"{(48 + 32) << 20}", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, HostCgroups.MemoryLimitFile)).Trim());
+            Assert.Equal(48UL << 20, U(await Json("metrics", h), "memoryLimitBytes"));
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    /// <summary>The agent's pid on the host: the one process of the container's memory cgroup outside work.</summary>
+    private string AgentHostPid(string h) =>
+        Assert.Single(File.ReadAllLines(HostCgroups.Dir("memory", D.CgroupParent, h, "cgroup.procs")), l => l.Length > 0);
+
     [InstallFact]
     public async Task A_fork_bomb_stops_at_the_pids_limit()
     {
@@ -174,7 +249,9 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             Assert.Equal(300ul, U(changed.GetProperty("limits"), "cpuWeight"));
             var read = await Json("limit", h);
             Assert.Equal(128UL << 20, U(read.GetProperty("limits"), "memoryBytes"));
-            Assert.Equal("134217728", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, HostCgroups.MemoryLimitFile)).Trim());
+            // the processes' cgroup has the limit asked; the container's (agent + processes) that plus the agent's 32 MiB
+            Assert.Equal("134217728", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, "work", HostCgroups.MemoryLimitFile)).Trim());
+            Assert.Equal($"{(128 + 32) << 20}", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, h, HostCgroups.MemoryLimitFile)).Trim());
 
             var bad = await D.CliAsync("limit", h, "--memory", "1K");
             Assert.Equal(1, bad.ExitCode);
@@ -219,12 +296,21 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             {
                 var idle = await Json("metrics", h);
                 Assert.True(U(idle, "pidsCurrent") == 1, $"{string.Join(' ', flags)}: an idle container has its agent, PID 1: {idle}");
-                Assert.True(U(idle, "memoryUsageBytes") > 0, idle.ToString());
+                // memory in use is the processes' (the cgroup the limit is on), not the agent's: none run yet
+                Assert.True(U(idle, "memoryUsageBytes") < 1UL << 20, idle.ToString());
                 Assert.Equal(0, (await D.CliAsync("run", h, "--detach", "--", "sleep", "100")).ExitCode);
                 Assert.Equal(0, (await D.CliAsync("run", h, "--detach", "--", "sleep", "100")).ExitCode);
                 var busy = await Json("metrics", h);
                 Assert.True(U(busy, "pidsCurrent") == 3, $"{string.Join(' ', flags)}: agent and two sleeps: {busy}");
-                var rss = U(busy.GetProperty("memoryStat"), "total_rss"); // cgroup v1's memory.stat, as on this host
+                // cgroup v1's memory.stat, as on this host: the kernel flushes its counters every 2 s, so two sleeps' few
+                // pages may show a moment later (usage_in_bytes is exact at once)
+                var deadline = DateTime.UtcNow.AddSeconds(5);
+                while (U(busy.GetProperty("memoryStat"), "total_rss") == 0 && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(200);
+                    busy = await Json("metrics", h);
+                }
+                var rss = U(busy.GetProperty("memoryStat"), "total_rss");
                 Assert.True(rss > 0 && U(busy, "memoryUsageBytes") >= rss, busy.ToString());
                 var text = await D.CliAsync("metrics", h);
                 Assert.Contains("pids:     3 of", text.Stdout);

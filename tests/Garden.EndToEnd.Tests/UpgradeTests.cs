@@ -78,6 +78,22 @@ public sealed class UpgradeTests
             Assert.Equal(137, (await d.CliAsync("attach", h, "sleeper")).ExitCode);
             Assert.Equal("new daemon\n", (await d.CliAsync("run", h, "--", "echo", "new daemon")).Stdout);
 
+            // made before the processes' cgroup held the memory limit (its agent shares the container's cgroup with them):
+            // a live limit lands on the container's own cgroup, is read back from there, and its OOM kills are seen
+            var limited = await d.CliAsync("limit", h, "--memory", "48M");
+            Assert.True(limited.ExitCode == 0, limited.ToString());
+            Assert.Equal($"{48 << 20}", File.ReadAllText(HostCgroups.Dir("memory", d.CgroupParent, h, HostCgroups.MemoryLimitFile)).Trim());
+            Assert.False(File.Exists(HostCgroups.Dir("memory", d.CgroupParent, h, "work", HostCgroups.MemoryLimitFile)));
+            var metrics = JsonDocument.Parse((await d.CliAsync("--json", "metrics", h)).Stdout).RootElement;
+            Assert.Equal($"{48 << 20}", metrics.GetProperty("memoryLimitBytes").ToString());
+            Assert.Equal(137, (await d.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1")).ExitCode);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            string events;
+            do events = (await d.CliAsync("info", h)).Stdout;
+            while (!events.Contains("out of memory") && DateTime.UtcNow < deadline && await Task.Delay(100).ContinueWith(_ => true));
+            Assert.Contains("out of memory", events);
+            Assert.Equal("still here\n", (await d.CliAsync("run", h, "--", "echo", "still here")).Stdout);
+
             var fresh = $"{h}-new";
             Assert.Equal(0, (await d.CliAsync("create", "--handle", fresh)).ExitCode);
             Assert.StartsWith("0 4294967294 1", string.Join(' ', (await d.CliAsync("run", fresh, "--", "cat", "/proc/self/uid_map")).Stdout

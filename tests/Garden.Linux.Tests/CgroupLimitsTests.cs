@@ -271,7 +271,7 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
     private string Contents(string controller, string leaf, string file) => File.ReadAllText(FileOf(controller, leaf, file)).Trim();
 
     /// <summary>Starts `sh -c script` held at a `read` until it sits in the leaf in every controller, then lets it go.</summary>
-    private System.Diagnostics.Process StartIn(string leaf, string script)
+    private System.Diagnostics.Process StartIn(string leaf, string script, string below = "")
     {
         var p = new System.Diagnostics.Process
         {
@@ -285,7 +285,11 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         };
         p.Start();
         _processes.Add(p);
-        foreach (var c in Controllers) File.WriteAllText(FileOf(c, leaf, "cgroup.procs"), p.Id.ToString());
+        foreach (var c in Controllers)
+        {
+            var sub = c is "memory" or "pids" ? below : "";
+            File.WriteAllText(FileOf(c, leaf, Path.Combine(sub, "cgroup.procs")), p.Id.ToString());
+        }
         p.StandardInput.WriteLine("go");
         p.StandardInput.Flush();
         return p;
@@ -376,6 +380,38 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         var metrics = _m.Metrics(h);
         Assert.Equal(1UL, metrics.OomKills);
         Assert.Equal(32 * MiB, metrics.MemoryLimitBytes);
+    }
+
+    /// <summary>A container made now: its processes in work (memory and pids), the limit asked there, the container's own
+    /// cgroup (the agent's) the limit plus the agent's allowance; the kill happens in work, where v1 counts it and the
+    /// notifier watches.</summary>
+    [RootFact]
+    public void With_a_process_cgroup_the_memory_limit_is_on_work_the_container_gets_the_allowance_more_and_kills_there_are_seen()
+    {
+        var h = Leaf("split");
+        Assert.NotNull(_m.PrepareProcessCgroup(h));
+        Assert.Equal(Path.Combine(Root, "memory", _parent, h, "work"), _m.MemoryProcessCgroup(h));
+        _m.Apply(h, new ResourceLimits(MemoryBytes: 32 * MiB));
+        Assert.Equal($"{32 * MiB}", Contents("memory", h, "work/memory.limit_in_bytes"));
+        Assert.Equal($"{32 * MiB}", Contents("memory", h, "work/memory.memsw.limit_in_bytes"));
+        Assert.Equal($"{64 * MiB}", Contents("memory", h, "memory.limit_in_bytes"));
+        Assert.Equal($"{64 * MiB}", Contents("memory", h, "memory.memsw.limit_in_bytes"));
+        Assert.Equal(32 * MiB, _m.Read(h).MemoryBytes);
+
+        var calls = 0;
+        using var watch = OomNotifier.Create(_parent, Root).Watch(h, () => Interlocked.Increment(ref calls));
+        var hog = StartIn(h, "exec perl -e '$x = \"a\" x (200 << 20); sleep 5'", below: "work");
+        Assert.True(hog.WaitForExit(30_000));
+        Assert.Equal(137, hog.ExitCode);
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref calls) >= 1, 10_000), "no OOM callback");
+        var metrics = _m.Metrics(h);
+        Assert.Equal(1UL, metrics.OomKills);
+        Assert.Equal(32 * MiB, metrics.MemoryLimitBytes);
+        Assert.Equal("0", CgroupFile.ReadKey(FileOf("memory", h, "memory.oom_control"), "oom_kill").ToString());
+
+        _m.Apply(h, new ResourceLimits(MemoryBytes: 128 * MiB));
+        Assert.Equal($"{160 * MiB}", Contents("memory", h, "memory.limit_in_bytes"));
+        Assert.Equal($"{128 * MiB}", Contents("memory", h, "work/memory.limit_in_bytes"));
     }
 
     [RootFact]

@@ -72,7 +72,8 @@ public sealed class RealContainer : IAsyncDisposable
     /// exists only while it is held).</summary>
     public BundleSpec Spec(string? processCgroup = null, string? usernsPath = null) => new(Handle, RootfsPath, TestPaths.AgentBinary, SocketPath,
         Path.Combine(Dir, "agent.log"), Cgroups.PathFor(Handle), Privileged, ["FROM_CONTAINER=yes"], processCgroup,
-        UserNamespace: usernsPath is null || Mapping is null ? null : new BundleUserNamespace(usernsPath, Mapping));
+        UserNamespace: usernsPath is null || Mapping is null ? null : new BundleUserNamespace(usernsPath, Mapping),
+        MemoryCgroupDir: processCgroup is null ? null : Cgroups.MemoryProcessCgroup(Handle));
 
     /// <summary>Every step runs even if an earlier one failed; the first failure is rethrown at the end.</summary>
     public async ValueTask DisposeAsync()

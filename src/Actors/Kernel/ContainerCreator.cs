@@ -79,7 +79,8 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             var processCgroup = fx.Cgroups.PrepareProcessCgroup(k.Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
             var bundle = new BundleSpec(k.Handle, rootfs, k.Settings.AgentBinary, k.Paths.AgentSocket, k.Paths.AgentLog,
                 fx.Cgroups.PathFor(k.Handle), spec.Privileged, spec.Env, processCgroup, net?.NetnsPath, mounts,
-                userns is null ? null : new BundleUserNamespace(userns.UserNamespacePath, userns.Mapping));
+                userns is null ? null : new BundleUserNamespace(userns.UserNamespacePath, userns.Mapping),
+                fx.Cgroups.MemoryProcessCgroup(k.Handle));
             await k.Step("runtime", () => fx.Runtime.RunAsync(bundle, k.Paths.Bundle, ct)).ConfigureAwait(false);
             // runc has joined the namespaces: the container, its mounts and the bound netns keep them from now on.
             if (userns is not null)

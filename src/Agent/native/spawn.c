@@ -92,7 +92,13 @@ typedef struct
     int32_t cgroup_procs_fd;    // cgroup.procs of the container's process cgroup, or -1
     int32_t pids_current_fd;    // its pids.current and pids.max, or -1
     int32_t pids_max_fd;
+    int32_t memory_procs_fd;    // cgroup.procs of the process cgroup in v1's memory hierarchy, or -1 (v2: one tree)
 } garden_spawn_req;
+
+// What a spawned process's oom_score_adj is raised to: of everything in a container at its memory limit, the agent (PID 1,
+// a few MiB) is the last the kernel's OOM killer should choose. Raising it needs no privilege; a process may not lower it
+// again without CAP_SYS_RESOURCE (which containers lack) below its oom_score_adj_min.
+#define CHILD_OOM_SCORE_ADJ "500"
 
 // The agent is PID 1 of a container and shares uid 0 (and the capabilities) of the container's root: while it is
 // dumpable, any root process in the container may ptrace it, read /proc/1/fd/* links, open them, or copy its descriptors
@@ -268,6 +274,8 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
                 if (max >= 0 && cur > max) fail(wfd, STAGE_PIDS, EAGAIN);
             }
         }
+        // And into its memory cgroup (v1, where that is another hierarchy): the memory limit is there, not on the agent.
+        if (req->memory_procs_fd >= 0 && write(req->memory_procs_fd, "0", 1) < 0) fail(wfd, STAGE_CGROUP, errno);
 
         if (setsid() < 0) fail(wfd, STAGE_SETUP, errno);
 
@@ -298,11 +306,12 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
             }
         }
 
-        // Children must not inherit the agent's oom_score_adj.
+        // Children must not inherit the agent's oom_score_adj, and are preferred to it as the OOM killer's victim. A vfork
+        // child writing its own oom_score_adj changes only its own (the kernel skips the processes sharing its mm then).
         int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         if (oom >= 0)
         {
-            write_all(oom, "0", 1);
+            write_all(oom, CHILD_OOM_SCORE_ADJ, sizeof CHILD_OOM_SCORE_ADJ - 1);
             close(oom);
         }
 

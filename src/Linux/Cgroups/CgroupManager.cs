@@ -8,10 +8,15 @@ namespace Garden.Linux.Cgroups;
 /// The rest of the code never branches on the version.</summary>
 public static class CgroupManager
 {
-    public static ICgroupManager Create(string parent, string cgroupRoot = "/sys/fs/cgroup") =>
+    /// <summary>The agent's share of a container's memory by default (garden.agent-memory-allowance): the agent is about
+    /// 6 MiB resident; the container's cgroup gets the memory limit asked plus this.</summary>
+    public const ulong DefaultAgentMemoryAllowance = 32UL << 20;
+
+    public static ICgroupManager Create(string parent, string cgroupRoot = "/sys/fs/cgroup",
+        ulong agentMemoryAllowance = DefaultAgentMemoryAllowance) =>
         IsUnified(cgroupRoot)
-            ? new CgroupTree(parent, [cgroupRoot], V2Pieces(parent, cgroupRoot), unified: true)
-            : new CgroupTree(parent, V1Hierarchies(cgroupRoot), V1Pieces(parent, cgroupRoot), unified: false);
+            ? new CgroupTree(parent, [cgroupRoot], V2Pieces(parent, cgroupRoot, agentMemoryAllowance), unified: true)
+            : new CgroupTree(parent, V1Hierarchies(cgroupRoot), V1Pieces(parent, cgroupRoot, agentMemoryAllowance), unified: false);
 
     internal static bool IsUnified(string cgroupRoot) => File.Exists(Path.Combine(cgroupRoot, "cgroup.controllers"));
 
@@ -22,7 +27,7 @@ public static class CgroupManager
 
     /// <summary>v1: one piece per mounted controller hierarchy (a comounted "cpu,cpuacct" is reached through its
     /// "cpu" and "cpuacct" links).</summary>
-    private static IReadOnlyList<ControllerPiece> V1Pieces(string parent, string root)
+    private static IReadOnlyList<ControllerPiece> V1Pieces(string parent, string root, ulong allowance)
     {
         var pieces = new List<ControllerPiece>();
         void Add(string controller, Func<string, string, ControllerPiece> make)
@@ -34,26 +39,27 @@ public static class CgroupManager
         Add("cpu", (h, p) => new CpuV1(h, p));
         Add("cpuacct", (h, p) => new CpuacctV1(h, p));
         Add("pids", (h, p) => new Pids(h, p));
-        Add("memory", (h, p) => new MemoryV1(h, p));
+        Add("memory", (h, p) => new MemoryV1(h, p, allowance));
         return pieces;
     }
 
     /// <summary>v2: one piece per controller file set, for the controllers the tree offers.</summary>
-    private static IReadOnlyList<ControllerPiece> V2Pieces(string parent, string root)
+    private static IReadOnlyList<ControllerPiece> V2Pieces(string parent, string root, ulong allowance)
     {
         var offered = File.ReadAllText(Path.Combine(root, "cgroup.controllers"))
             .Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).ToHashSet();
         var pieces = new List<ControllerPiece>();
         if (offered.Contains("cpu")) pieces.Add(new CpuV2(root, parent));
         if (offered.Contains("pids")) pieces.Add(new Pids(root, parent, CgroupTree.InitDir));
-        if (offered.Contains("memory")) pieces.Add(new MemoryV2(root, parent));
+        if (offered.Contains("memory")) pieces.Add(new MemoryV2(root, parent, allowance));
         return pieces;
     }
 }
 
 /// <summary>A container's cgroup is parent/handle in each hierarchy (v1: every mounted controller; v2: the unified tree);
 /// limits and metrics are the sum of the controller pieces. The container's processes (not its agent) run in the child
-/// <see cref="ProcessDir"/>, where the pids limit applies. On v1 the agent stays in parent/handle itself; on v2 a cgroup
+/// <see cref="ProcessDir"/>, where the pids limit and the memory limit apply (the container's own cgroup, agent included,
+/// gets the memory limit plus the agent's allowance). On v1 the agent stays in parent/handle itself; on v2 a cgroup
 /// with enabled controllers may hold no processes, so there the agent runs in the leaf <see cref="InitDir"/>.</summary>
 internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchies, IReadOnlyList<ControllerPiece> pieces, bool unified)
     : ICgroupManager
@@ -69,31 +75,43 @@ internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchie
         var work = Path.Combine(pids.Dir(handle), ProcessDir);
         if (unified)
         {
-            // The pids controller must be enabled down to the container's cgroup for its child to have pids.max.
+            // The pids (and memory) controllers must be enabled down to the container's cgroup for its child to have
+            // pids.max (and memory.max).
+            var enable = pieces.Any(p => p is MemoryV2) ? "+pids +memory" : "+pids";
             Directory.CreateDirectory(pids.Dir(handle));
             var root = hierarchies[0];
             var dir = root;
             foreach (var part in new[] { parent, handle })
             {
-                File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), "+pids");
+                File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), enable);
                 dir = Path.Combine(dir, part);
             }
-            File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), "+pids");
+            File.AppendAllText(Path.Combine(dir, "cgroup.subtree_control"), enable);
         }
         Directory.CreateDirectory(work);
+        var memoryWork = MemoryWork(handle);
+        if (memoryWork is not null) Directory.CreateDirectory(memoryWork);
         if (delegateTo is { } owner)
         {
-            // The agent opens work/cgroup.procs through a descriptor of work: it must be able to search work whatever
-            // gardend's umask made it (the directory stays root's: container root may not make cgroups in it).
-            File.SetUnixFileMode(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-            // Writing a pid into cgroup.procs needs write access to that file (v1 and v2); v2 also wants it on the
-            // cgroup.procs of the common ancestor of source (the agent's init) and destination (work): the container's.
-            Sys.Lchown(Path.Combine(work, "cgroup.procs"), owner.Uid, owner.Gid);
+            foreach (var w in memoryWork is null ? [work] : new[] { work, memoryWork })
+            {
+                // The agent opens work/cgroup.procs through a descriptor of work: it must be able to search work whatever
+                // gardend's umask made it (the directory stays root's: container root may not make cgroups in it).
+                File.SetUnixFileMode(w, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                    | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+                // Writing a pid into cgroup.procs needs write access to that file (v1 and v2); v2 also wants it on the
+                // cgroup.procs of the common ancestor of source (the agent's init) and destination (work): the container's.
+                Sys.Lchown(Path.Combine(w, "cgroup.procs"), owner.Uid, owner.Gid);
+            }
             if (unified) Sys.Lchown(Path.Combine(pids.Dir(handle), "cgroup.procs"), owner.Uid, owner.Gid);
         }
         return work;
     }
+
+    public string? MemoryProcessCgroup(string handle) => MemoryWork(handle) is { } dir && Directory.Exists(dir) ? dir : null;
+
+    private string? MemoryWork(string handle) =>
+        !unified && pieces.OfType<MemoryV1>().FirstOrDefault() is { } memory ? Path.Combine(memory.Dir(handle), ProcessDir) : null;
 
     public void Release(string handle)
     {

@@ -53,6 +53,11 @@ internal static class LimitRules
     /// <summary>A fraction of a CPU as CFS quota in µs per <see cref="CfsPeriodUs"/>, at least <see cref="MinCfsQuotaUs"/>.</summary>
     public static long QuotaUs(double cpus) => Math.Max(MinCfsQuotaUs, (long)Math.Round(cpus * CfsPeriodUs));
 
+    /// <summary>The container's memory limit for a limit of <paramref name="bytes"/> on its processes: that plus the agent's
+    /// allowance (saturating; the kernel clamps a limit above its maximum to unlimited's page count).</summary>
+    public static ulong WithAllowance(ulong bytes, ulong allowance) =>
+        bytes > ulong.MaxValue - allowance ? ulong.MaxValue : bytes + allowance;
+
     /// <summary>cpu.shares → cgroup2 cpu.weight, as runc converts it.</summary>
     public static ulong SharesToWeight(ulong shares) => 1 + ((shares - 2) * 9999) / 262142;
 

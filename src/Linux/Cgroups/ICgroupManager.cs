@@ -15,6 +15,12 @@ public interface ICgroupManager
     /// every limit stay root's).</summary>
     string? PrepareProcessCgroup(string handle, CgroupOwner? delegateTo = null);
 
+    /// <summary>cgroup v1 only (one hierarchy per controller): the processes' cgroup in the memory hierarchy, where the
+    /// memory limit applies, which <see cref="PrepareProcessCgroup"/> makes beside the pids one; the agent moves each process
+    /// into both. Null on v2 (one tree: the directory <see cref="PrepareProcessCgroup"/> returns) or without a memory
+    /// controller.</summary>
+    string? MemoryProcessCgroup(string handle) => null;
+
     /// <summary>Removes the container's cgroup wherever it is left, and the parent when no container uses it any more.</summary>
     void Release(string handle);
 

@@ -3,13 +3,22 @@ using Garden.Linux.Interop;
 namespace Garden.Linux.Cgroups;
 
 /// <summary>Chooses the OOM notification mechanism once, like <see cref="CgroupManager.Create"/>:
-/// v1 an eventfd registered on memory.oom_control, v2 inotify on memory.events.</summary>
+/// v1 an eventfd registered on memory.oom_control, v2 inotify on memory.events. It watches the container's process
+/// cgroup (<see cref="CgroupTree.ProcessDir"/>), where the memory limit is and the kills happen (v1 counts a kill only
+/// in the victim's own cgroup, and notifies an OOM of the container's cgroup to its children too); a container made before
+/// that cgroup had a memory limit is watched on its own cgroup, where its limit is.</summary>
 public static class OomNotifier
 {
     public static IOomNotifier Create(string parent, string cgroupRoot = "/sys/fs/cgroup") =>
         CgroupManager.IsUnified(cgroupRoot)
-            ? new Notifier((handle, cb) => new OomWatchV2(Path.Combine(cgroupRoot, parent, handle), cb))
-            : new Notifier((handle, cb) => new OomWatchV1(Path.Combine(cgroupRoot, "memory", parent, handle), cb));
+            ? new Notifier((handle, cb) => new OomWatchV2(Limited(Path.Combine(cgroupRoot, parent, handle), "memory.events"), cb))
+            : new Notifier((handle, cb) => new OomWatchV1(Limited(Path.Combine(cgroupRoot, "memory", parent, handle), "memory.oom_control"), cb));
+
+    internal static string Limited(string container, string file)
+    {
+        var work = Path.Combine(container, CgroupTree.ProcessDir);
+        return File.Exists(Path.Combine(work, file)) ? work : container;
+    }
 
     private sealed class Notifier(Func<string, Action, IDisposable> watch) : IOomNotifier
     {

@@ -16,7 +16,8 @@ public sealed record BundleSpec(
     string? ProcessCgroupDir = null,
     string? NetnsPath = null,
     IReadOnlyList<BindMountSpec>? BindMounts = null,
-    BundleUserNamespace? UserNamespace = null);
+    BundleUserNamespace? UserNamespace = null,
+    string? MemoryCgroupDir = null); // v1: the process cgroup in the memory hierarchy (the memory limit is there)
 
 /// <summary>A user namespace runc joins by path (gardend made it, with its network namespace, before runc starts);
 /// runc still wants its mappings in the config.</summary>
@@ -30,15 +31,21 @@ public sealed record BindMountSpec(string Source, string Destination, bool ReadO
 public static class OciBundle
 {
     public const string AgentPathInContainer = "/.garden/agent";
-    /// <summary>The agent gets its listening socket as fd 3 (runc --preserve-fds) and the directory of the cgroup its
-    /// processes go into as fd 4; nothing else of the host. Its log goes to gardend over the socket (FollowLog), not
-    /// through a descriptor, and the agent is not dumpable: nothing in the container can reach these fds.</summary>
-    public static int PreservedFds(BundleSpec spec) => spec.ProcessCgroupDir is null ? 1 : 2;
+    /// <summary>The agent gets its listening socket as fd 3 (runc --preserve-fds), then the directory of the cgroup its
+    /// processes go into (fd 4) and, on cgroup v1, that cgroup's directory in the memory hierarchy (the next fd); nothing
+    /// else of the host. Its log goes to gardend over the socket (FollowLog), not through a descriptor, and the agent is
+    /// not dumpable: nothing in the container can reach these fds. <see cref="CgroupDirs"/> lists them in fd order.</summary>
+    public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count;
+
+    public static IReadOnlyList<string> CgroupDirs(BundleSpec spec) =>
+        new[] { spec.ProcessCgroupDir, spec.MemoryCgroupDir }.OfType<string>().ToList();
 
     private static JsonArray AgentArgs(BundleSpec spec)
     {
         var args = new JsonArray(AgentPathInContainer, "--listen-fd", "3");
-        if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add("4"); }
+        var fd = 4;
+        if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add((fd++).ToString()); }
+        if (spec.MemoryCgroupDir is not null) { args.Add("--memory-cgroup-fd"); args.Add((fd++).ToString()); }
         return args;
     }
     public const int HostnameMax = 49;

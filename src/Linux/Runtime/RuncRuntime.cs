@@ -29,7 +29,9 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         var id = spec.Handle;
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
-        using var cgroup = spec.ProcessCgroupDir is { } dir ? Sys.Open(dir, LibC.O_RDONLY | LibC.O_DIRECTORY) : null;
+        var cgroups = new List<SafeFd>();
+        using var closeCgroups = new Disposables(cgroups);
+        foreach (var dir in OciBundle.CgroupDirs(spec)) cgroups.Add(Sys.Open(dir, LibC.O_RDONLY | LibC.O_DIRECTORY));
         // gardend appends the agent's log here (it follows the agent over its socket); the agent gets no descriptor of it
         new FileStream(spec.AgentLogPath, new FileStreamOptions
         {
@@ -43,10 +45,18 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
-                cgroup is null ? [listener] : [listener, cgroup]), ct)
+                [listener, .. cgroups]), ct)
             .ConfigureAwait(false);
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
         _bundles[id] = bundleDir;
+    }
+
+    private sealed class Disposables(List<SafeFd> fds) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var fd in fds) fd.Dispose();
+        }
     }
 
     /// <summary>A pidfd for the container's init, if this instance started it and it still runs

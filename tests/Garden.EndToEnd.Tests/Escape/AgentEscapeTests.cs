@@ -30,7 +30,7 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
             _daemon = new Gardend("garden.agent-call-timeout = 2s");
             await _daemon.StartAsync();
             var attack = Path.GetDirectoryName(AttackTool.Path("agent_reach"))!;
-            var r = await Daemon.CliAsync("create", "--handle", Handle, "--pids", "20", "--bind-mount", $"{attack}:/attack");
+            var r = await Daemon.CliAsync("create", "--handle", Handle, "--pids", "20", "--memory", "256M", "--bind-mount", $"{attack}:/attack");
             if (r.ExitCode != 0) throw new InvalidOperationException(r.ToString());
         }
 
@@ -78,6 +78,8 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         Assert.Equal("20", pidsMax.ValueKind == JsonValueKind.String ? pidsMax.GetString() : pidsMax.GetRawText());
         // (on the process cgroup, whose pids.max the agent once held open: `echo max > /proc/1/fd/N` lifted it)
         Assert.Equal("20", File.ReadAllText(HostCgroups.Dir("pids", D.CgroupParent, H, "work", "pids.max")).Trim());
+        // and the memory limit, on the processes' cgroup (v1: whose directory in the memory hierarchy the agent holds)
+        Assert.Equal($"{256 << 20}", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, H, "work", HostCgroups.MemoryLimitFile)).Trim());
     }
 
     [InstallTheory]
@@ -109,10 +111,13 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         var targets = Directory.GetFileSystemEntries($"/proc/{pid}/fd").ToDictionary(f => int.Parse(Path.GetFileName(f)),
             f => new FileInfo(f).LinkTarget ?? "");
         for (int fd = 0; fd < 3; fd++) Assert.Equal("/dev/null", targets[fd]);
-        // fd 3 is the listening socket, fd 4 the process cgroup's directory: nothing else names a place on the host
+        // fd 3 is the listening socket, fd 4 the process cgroup's directory and, on v1, fd 5 that cgroup's directory in
+        // the memory hierarchy: nothing else names a place on the host
         Assert.StartsWith("socket:", targets[3]);
         Assert.Equal(HostCgroups.Dir("pids", D.CgroupParent, H, "work"), targets[4]);
-        foreach (var (fd, target) in targets.Where(t => t.Key > 4))
+        var last = 4;
+        if (!HostCgroups.Unified) Assert.Equal(HostCgroups.Dir("memory", D.CgroupParent, H, "work"), targets[last = 5]);
+        foreach (var (fd, target) in targets.Where(t => t.Key > last))
             Assert.True(!target.StartsWith('/') || target == "/dev/null" || target == "/dev/urandom" || target.StartsWith("/dev/pts/"),
                 $"fd {fd} leads to {target}");
 
