@@ -370,22 +370,6 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
         }
         finally { await D.CliAsync("destroy", h); }
     }
-    /// <summary>GATS's memory limit of 64 MiB: 58 MiB in /dev/shm (charged to the container) fit beside the processes,
-    /// 65 MiB do not. Fails today: the agent (about 6 MiB resident) is in the memory cgroup the limit is on, so the
-    /// kernel's OOM killer, finding no process bigger, kills the agent (garden-init) and the container breaks. The fix is
-    /// the pids limit's arrangement for memory too: the limit on the processes' own cgroup (`work`), the agent outside it.</summary>
-    [InstallFact(Skip = "known bug: the memory limit counts the agent, and a container at its limit OOM-kills its agent (see summary)")]
-    public async Task A_64_MiB_memory_limit_holds_58_MiB_in_dev_shm_not_65()
-    {
-        var h = await Create("shm64", "--memory", "64M");
-        try
-        {
-            var fits = await Run(h, Sh("dd if=/dev/urandom of=/dev/shm/almost-too-big bs=1M count=58"));
-            Assert.True(fits.ExitCode == 0, fits.StderrText);
-            Assert.NotEqual(0, (await Run(h, Sh("rm /dev/shm/almost-too-big; dd if=/dev/urandom of=/dev/shm/too-big bs=1M count=65"))).ExitCode);
-        }
-        finally { await D.CliAsync("destroy", h); }
-    }
     /// <summary>GATS's /dev/stdin, /dev/stdout and /dev/stderr as a user other than root: the process's pipes are its own.</summary>
     [InstallFact]
     public async Task A_user_other_than_root_can_use_dev_stdin_stdout_and_stderr()
