@@ -68,6 +68,8 @@ public static class Wiring
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Remote.RemoteEndpoint>(sp, remote));
         if (settings.GardenHttp is { } gardenHttp)
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.GardenHttpEndpoint>(sp, gardenHttp));
+        if (settings.GardenDebug is { } debug)
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.DebugVarsEndpoint>(sp, debug));
         return WireGateway(builder, settings.Gateway);
     }
 
