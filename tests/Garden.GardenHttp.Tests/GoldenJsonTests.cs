@@ -343,7 +343,7 @@ public sealed class GoldenJsonTests
         var m = new Api.ContainerMetrics
         {
             MemoryUsageBytes = 1000, CpuUsageNs = 30, CpuUserNs = 31, CpuSystemNs = 32, DiskUsedBytes = 33, PidsCurrent = 39, PidsMax = 0,
-            AgeSeconds = 41, RxBytes = 37, TxBytes = 38,
+            AgeSeconds = 41, RxBytes = 37, TxBytes = 38, DiskImageBytes = 2000, DiskTotalBytes = 2033,
         };
         m.MemoryStat.Add(new Dictionary<string, ulong> { ["cache"] = 3, ["rss"] = 12, ["total_inactive_file"] = 100, ["hierarchical_memory_limit"] = ulong.MaxValue });
         var g = GardenConvert.FromMetrics(m);
@@ -353,6 +353,8 @@ public sealed class GoldenJsonTests
         Assert.Equal((39UL, 0UL), (g.PidStat.Current, g.PidStat.Max));   // 0 = no pid limit, as GATS wants
         Assert.Equal((37UL, 38UL), (g.NetworkStat!.RxBytes, g.NetworkStat.TxBytes));
         Assert.Equal(41_000_000_000L, g.Age);
+        // exclusive: what the container wrote; total: that and its image (the base rootfs)
+        Assert.Equal((2033UL, 33UL), (g.DiskStat.TotalBytesUsed, g.DiskStat.ExclusiveBytesUsed));
         Assert.Contains("\"hierarchical_memory_limit\":18446744073709551615,", Write(g, J.Metrics));   // an integer, never 1.8e19
         // cgroup v2 names
         var v2 = new Api.ContainerMetrics();

@@ -88,9 +88,15 @@ public sealed class ContainerKernel
             case Effect.ReadMetrics m:
                 var usage = fx.Disk.Usage(_k.Paths.Depot);
                 var net = _k.Network(m.Network);
+                // the image: the shared base rootfs, walked once per base (Garden's total disk use counts it)
+                // (a base gone from under a running container leaves its image uncounted, not its metrics unreadable)
+                ulong image = 0;
+                if (fx.BaseSizes is { } sizes && m.BaseRootfs.Length > 0)
+                    try { image = await sizes.SizeAsync(m.BaseRootfs).ConfigureAwait(false); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _k.Log.Warning("the size of its base rootfs {0}: {1}", m.BaseRootfs, e.Message); }
                 return new ContainerProtocol.ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Handle), usage?.Used ?? 0, usage?.Size ?? 0,
                     m.CreatedUnixMs == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(m.CreatedUnixMs),
-                    net is null ? default : fx.Network.Counters(net));
+                    net is null ? default : fx.Network.Counters(net), image);
             case Effect.CountOomKills:
                 return fx.Cgroups.Metrics(_k.Handle).OomKills;
             default:

@@ -69,6 +69,8 @@ public static class Translate
             PidsMax = m.Cgroup.PidsMax ?? 0,
             DiskUsedBytes = m.DiskUsedBytes,
             DiskLimitBytes = m.DiskLimitBytes,
+            DiskImageBytes = m.BaseRootfsBytes,
+            DiskTotalBytes = m.DiskUsedBytes + m.BaseRootfsBytes,
             AgeSeconds = (ulong)Math.Max(0, m.Age.TotalSeconds),
             RxBytes = m.Network.RxBytes,
             TxBytes = m.Network.TxBytes,

@@ -209,7 +209,7 @@ public static class GardenConvert
 
     /// <summary>MemoryStat from memory.stat (cgroup v1 names; v2's anon/file/file_mapped fill rss/cache/mapped_file and,
     /// v2 being hierarchical, their total_ twins); TotalUsageTowardLimit = usage − total_inactive_file, as guardian
-    /// computes it. Disk: one figure (the container's writable layer) for both total and exclusive. Age from whole
+    /// computes it. Disk: exclusive = the container's writable layer, total = that and its image (the base rootfs). Age from whole
     /// seconds.</summary>
     public static Metrics FromMetrics(Api.ContainerMetrics m)
     {
@@ -234,7 +234,7 @@ public static class GardenConvert
                 TotalUsageTowardLimit = m.MemoryUsageBytes > inactiveFile ? m.MemoryUsageBytes - inactiveFile : 0,
             },
             CPUStat = new ContainerCPUStat { Usage = m.CpuUsageNs, User = m.CpuUserNs, System = m.CpuSystemNs },
-            DiskStat = new ContainerDiskStat { TotalBytesUsed = m.DiskUsedBytes, ExclusiveBytesUsed = m.DiskUsedBytes },
+            DiskStat = new ContainerDiskStat { TotalBytesUsed = m.DiskTotalBytes, ExclusiveBytesUsed = m.DiskUsedBytes },
             NetworkStat = new ContainerNetworkStat { RxBytes = m.RxBytes, TxBytes = m.TxBytes },
             PidStat = new ContainerPidStat { Current = m.PidsCurrent, Max = m.PidsMax },
             Age = m.AgeSeconds > long.MaxValue / 1_000_000_000 ? long.MaxValue : (long)m.AgeSeconds * 1_000_000_000,
