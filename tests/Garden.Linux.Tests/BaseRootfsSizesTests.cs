@@ -1,4 +1,5 @@
 using Garden.Linux.Rootfs;
+using Xunit;
 
 namespace Garden.Linux.Tests;
 
