@@ -232,7 +232,7 @@ public sealed partial record ContainerState
             return Decision.Fail(GardenException.Invalid("disk", $"container {Handle} was created without a disk limit; a disk limit can only be set at create"));
         if (change.BandwidthRate is not null && Network is null)
             return Decision.Fail(GardenException.Invalid("bandwidth", $"container {Handle} has no network to limit"));
-        return Decision.Run(new Effect.ChangeLimits(change, Limits, Network));
+        return Decision.Run(new Effect.ChangeLimits(change, Limits, Network, Spec?.Rootfs ?? ""));
     }
 
     private Decision AddNetOut(ImmutableArray<NetOutRule> rules)

@@ -60,7 +60,7 @@ public abstract record Effect
 
     /// <summary>Writes every non-null field of <paramref name="Change"/> (cgroup, disk size, bandwidth); the container then
     /// holds <c>Current.With(Change)</c> as given (ContainerState.LimitsAsGiven).</summary>
-    public sealed record ChangeLimits(Limits Change, Limits Current, NetworkAllocation? Network) : Effect
+    public sealed record ChangeLimits(Limits Change, Limits Current, NetworkAllocation? Network, string BaseRootfs = "") : Effect
     {
         public override bool Transition => true;
         public override bool Holds => true;

@@ -66,8 +66,16 @@ public static class GardenConvert
             // weight is the current name, limit_in_shares the deprecated one; guardian takes limit_in_shares when weight is 0
             CpuWeight = cpu is null ? 0 : cpu.Weight != 0 ? cpu.Weight : cpu.LimitInShares,
             Pids = l?.Pid?.Max ?? 0,
-            // byte_hard is the limit (guardian's image plugins enforce only it; inode limits are not kept by anyone here)
+            // byte_hard is the limit (guardian's image plugins enforce only it; inode limits are not kept by anyone here);
+            // Garden's scope 0 is total (the image counts against it), 1 exclusive
             DiskBytes = l?.Disk?.ByteHard ?? 0,
+            DiskScope = l?.Disk is not { ByteHard: > 0 } d ? Api.DiskScope.Unspecified
+                : d.Scope switch
+                {
+                    0 => Api.DiskScope.Total,
+                    1 => Api.DiskScope.Exclusive,
+                    _ => throw GardenException.Invalid("limits.disk_limits.scope", $"{d.Scope} is neither 0 (total) nor 1 (exclusive)"),
+                },
             BandwidthRate = l?.Bandwidth?.RateInBytesPerSecond ?? 0,
             BandwidthBurst = l?.Bandwidth?.BurstRateInBytesPerSecond ?? 0,
         };
@@ -250,7 +258,10 @@ public static class GardenConvert
     /// stays unset (struct equality with what was created must hold).</summary>
     public static CPULimits FromCpu(Api.LimitsResponse r) => new() { LimitInShares = r.Limits?.CpuWeight ?? 0 };
 
-    public static DiskLimits FromDisk(Api.LimitsResponse r) => new() { ByteHard = r.Limits?.DiskBytes ?? 0 };
+    public static DiskLimits FromDisk(Api.LimitsResponse r) => new()
+    {
+        ByteHard = r.Limits?.DiskBytes ?? 0, Scope = (byte)(r.Limits?.DiskScope == Api.DiskScope.Exclusive ? 1 : 0),
+    };
 
     public static MemoryLimits FromMemory(Api.LimitsResponse r) => new() { LimitInBytes = r.Limits?.MemoryBytes ?? 0 };
 
