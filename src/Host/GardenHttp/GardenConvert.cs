@@ -260,7 +260,8 @@ public static class GardenConvert
 
     public static DiskLimits FromDisk(Api.LimitsResponse r) => new()
     {
-        ByteHard = r.Limits?.DiskBytes ?? 0, Scope = (byte)(r.Limits?.DiskScope == Api.DiskScope.Exclusive ? 1 : 0),
+        // a limit not given as total (gRPC's unspecified included) is exclusive: Garden's scope 1
+        ByteHard = r.Limits?.DiskBytes ?? 0, Scope = (byte)(r.Limits is { DiskBytes: > 0, DiskScope: not Api.DiskScope.Total } ? 1 : 0),
     };
 
     public static MemoryLimits FromMemory(Api.LimitsResponse r) => new() { LimitInBytes = r.Limits?.MemoryBytes ?? 0 };
