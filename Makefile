@@ -55,7 +55,10 @@ test: install
 
 # Garden's own integration suite (GATS, ../shared/gats) against a gardend of its own serving Garden's HTTP API on a free
 # loopback port; prints GATS's summary line. GATS_ARGS passes ginkgo flags: make gats GATS_ARGS="-ginkgo.focus=Lifecycle"
+# GATS's "can be contacted after a NetIn" runs `nc HOST PORT` on the host: netcat-openbsd (Debian's default nc), only for gats.
+GATS_DEBS := netcat-openbsd
 gats: build
+	@command -v nc >/dev/null || { echo "installing: $(GATS_DEBS) (a host nc for GATS)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(GATS_DEBS) >/dev/null; }
 	bash scripts/gats.sh $(GATS_ARGS)
 
 # The tests that need neither root nor an install (no out/, no rootfs, no runc): the actors on fakes, the CLI's parser,

@@ -7,6 +7,7 @@
 # and skips the specs that need a registry image); then destroys what is left, stops gardend (SIGTERM: it removes its
 # shared firewall chains) and removes the temporary dir. Prints GATS's summary line last and exits with its status.
 # GATS's report, failures.txt and gardend.log are left in $GATS_OUT (default ./out/gats).
+# Its debug endpoint (garden.garden-http.debug-address) on another free loopback port, passed as GATS reads it: GDN_DEBUG_PORT.
 # Environment: GARDEN_ROOTFS (default /usr/local/share/garden-actors/rootfs), GATS_RUN (the run script), GATS_OUT.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,7 +59,11 @@ mkdir -p "$home" && chown "$uid:$uid" "$home" && chmod 755 "$home"
 ADDUSER
 chmod 755 "$rootfs/usr/sbin/adduser"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+# gardend's debug endpoint (gdn's expvar, GET /debug/vars), which GATS's "Debug" spec reads at GDN_BIND_IP:GDN_DEBUG_PORT
+debug_port=$(free_port); while [ "$debug_port" = "$port" ]; do debug_port=$(free_port); done
+export GDN_DEBUG_PORT=$debug_port
 sock=$dir/garden.sock
 cat > "$dir/gardend.conf" <<EOF
 garden {
@@ -66,6 +71,7 @@ garden {
   default-rootfs = "$rootfs"
   mount-dir = "$dir/mounts"
   cgroup-parent = "garden-gats-$id"
+  garden-http.debug-address = "127.0.0.1:$debug_port"
   network {
     prefix = "gg$suffix"
     pool = "10.251.0.0/22"

@@ -48,8 +48,21 @@ public sealed record NetworkAllocation(Ipv4Cidr Subnet, Ipv4 Address)
 /// <summary>A container's resource limits; null = not limited (in a live change: leave as is). Their ranges:
 /// <see cref="Problem"/> (Validation/Limits.cs).</summary>
 public sealed partial record Limits(ulong? MemoryBytes = null, ulong? CpuWeight = null, double? CpuQuota = null, ulong? Pids = null, ulong? DiskBytes = null,
-    ulong? BandwidthRate = null, ulong? BandwidthBurst = null)
+    ulong? BandwidthRate = null, ulong? BandwidthBurst = null, DiskScope? DiskScope = null)
 {
+    /// <summary>The room the container's own disk gets for a disk limit of <paramref name="disk"/>: all of it (exclusive),
+    /// or what is left once its image (<paramref name="imageBytes"/>, the base rootfs) is taken off (total). A total limit
+    /// that leaves less than <see cref="MinDisk"/> is InvalidArgument naming the field.</summary>
+    public ulong DiskRoom(ulong disk, ulong imageBytes)
+    {
+        if (DiskScope != Garden.Actors.DiskScope.Total) return disk;
+        if (disk < imageBytes || disk - imageBytes < MinDisk)
+            throw GardenException.Invalid("disk", $"a total-scope limit of {disk} bytes leaves {(disk < imageBytes ? 0 : disk - imageBytes)} bytes " +
+                $"once the image (the base rootfs, {imageBytes} bytes) is counted; the container's own disk needs at least {MinDisk} bytes " +
+                $"(ask for at least {imageBytes + MinDisk}, or an exclusive scope)");
+        return disk - imageBytes;
+    }
+
     public static readonly Limits None = new();
 
     public bool IsEmpty => this == None;
@@ -57,7 +70,8 @@ public sealed partial record Limits(ulong? MemoryBytes = null, ulong? CpuWeight 
     /// <summary>These limits with every field <paramref name="change"/> sets replaced.</summary>
     public Limits With(Limits change) => new(change.MemoryBytes ?? MemoryBytes, change.CpuWeight ?? CpuWeight,
         change.CpuQuota ?? CpuQuota, change.Pids ?? Pids, change.DiskBytes ?? DiskBytes,
-        change.BandwidthRate ?? BandwidthRate, change.BandwidthRate is null ? BandwidthBurst : change.BandwidthBurst);
+        change.BandwidthRate ?? BandwidthRate, change.BandwidthRate is null ? BandwidthBurst : change.BandwidthBurst,
+        change.DiskScope ?? DiskScope);
 
     /// <summary>The bandwidth limit for the kernel (a burst of an eighth of a second's worth, at least 64 KiB, when none
     /// was asked for), or null when not limited.</summary>
@@ -67,6 +81,10 @@ public sealed partial record Limits(ulong? MemoryBytes = null, ulong? CpuWeight 
 
     public Garden.Linux.Cgroups.ResourceLimits ToCgroup() => new(MemoryBytes, CpuWeight, CpuQuota, Pids);
 }
+
+/// <summary>What a disk limit covers (Garden's DiskLimitScope): only what the container writes (exclusive, the default
+/// here), or that and its image, the base rootfs (total, Garden's default).</summary>
+public enum DiskScope { Exclusive = 0, Total = 1 }
 
 public sealed record RlimitSpec(string Name, ulong Soft, ulong Hard);
 

@@ -13,6 +13,9 @@ public sealed record GardendSettings(GardenSettings Garden, GatewaySettings Gate
     /// <summary>Garden's HTTP API (<c>--garden-http</c>, <c>garden.garden-http</c>); null when off (the default).</summary>
     public global::Garden.Host.GardenHttp.GardenHttpFrontDoor? GardenHttp { get; init; }
 
+    /// <summary>The debug endpoint (<c>garden.garden-http.debug-address</c>, GET /debug/vars); null when off (the default).</summary>
+    public global::Garden.Host.GardenHttp.GardenDebugDoor? GardenDebug { get; init; }
+
     /// <summary>Throws <see cref="StartupFailure"/> (exit 2) naming the setting or flag that is wrong.</summary>
     public static GardendSettings Load(GardendOptions options)
     {
@@ -41,6 +44,7 @@ public sealed record GardendSettings(GardenSettings Garden, GatewaySettings Gate
             return new GardendSettings(garden, GatewaySettings.From(config), remote, JournalFile.AkkaConfig(garden.JournalPath).WithFallback(config))
             {
                 GardenHttp = gardenHttp,
+                GardenDebug = global::Garden.Host.GardenHttp.GardenDebugDoor.FromConfig(config),
             };
         }
         catch (ConfigurationException e)

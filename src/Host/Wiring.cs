@@ -30,7 +30,8 @@ public static class Wiring
         Firewall: new IptablesFirewall(settings.Network.Firewall),
         // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
-        Depot: new Depot());
+        Depot: new Depot(),
+        BaseSizes: new BaseRootfsSizes());
 
     /// <summary>At an orderly stop, once the actors have stopped: the firewall's shared chains, the jumps into them and the
     /// IPv6 guard, which stay while gardend runs, go when no container has rules left. Containers outlive gardend: when one
@@ -68,6 +69,8 @@ public static class Wiring
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Remote.RemoteEndpoint>(sp, remote));
         if (settings.GardenHttp is { } gardenHttp)
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.GardenHttpEndpoint>(sp, gardenHttp));
+        if (settings.GardenDebug is { } debug)
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.DebugVarsEndpoint>(sp, debug));
         return WireGateway(builder, settings.Gateway);
     }
 

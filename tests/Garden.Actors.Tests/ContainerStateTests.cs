@@ -172,7 +172,7 @@ public sealed class ContainerStateTests
 
         var change = Decide(s, new ContainerProtocol.SetLimits("h", new Limits(MemoryBytes: 64UL << 20)));
         Assert.Empty(change.Events); // nothing is journaled before the kernel holds it
-        Assert.Equal(new Effect.ChangeLimits(new Limits(MemoryBytes: 64UL << 20), new Limits(Pids: 10), null), change.Effect);
+        Assert.Equal(new Effect.ChangeLimits(new Limits(MemoryBytes: 64UL << 20), new Limits(Pids: 10), null, Spec.Rootfs), change.Effect);
         Assert.True(change.Effect!.Holds);
 
         // what the container was given, the earlier limits with the change: not what the kernel would read back

@@ -41,6 +41,51 @@ public sealed class LimitsTests() : ActorTest("limits")
         Assert.Equal(changed, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("given")).Limits);
     }
 
+    /// <summary>Garden's total scope: the image (the base rootfs, 3 MiB in the fakes) counts against the limit, so the
+    /// container's own disk gets the rest, at create and on resize; exclusive (and unspecified) gets all of it.</summary>
+    [Fact]
+    public void A_total_disk_limit_takes_the_image_off_the_container_s_disk_an_exclusive_one_does_not()
+    {
+        var total = new Limits(DiskBytes: 1UL << 30, DiskScope: DiskScope.Total);
+        Ask<HostProtocol.ContainerCreated>(Create("tot", total));
+        Assert.Contains(new Call.DiskCreated("tot", (1UL << 30) - (3UL << 20)), Calls.All);
+        var given = Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.GetLimits("tot")).Limits;
+        Assert.Equal((total.DiskBytes, DiskScope.Total), (given.DiskBytes, given.DiskScope));   // the limit as given, not the room
+        Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits("tot", new Limits(DiskBytes: 2UL << 30)));
+        Assert.Contains(new Call.DiskResized("tot", (2UL << 30) - (3UL << 20)), Calls.All);
+
+        Ask<HostProtocol.ContainerCreated>(Create("excl", new Limits(DiskBytes: 1UL << 30, DiskScope: DiskScope.Exclusive)));
+        Assert.Contains(new Call.DiskCreated("excl", 1UL << 30), Calls.All);
+        // total → exclusive on a live container: the same limit, the image's room given back; the other way would shrink
+        // the disk, which a mounted ext4 cannot do
+        Ask<ContainerProtocol.LimitsInForce>(new ContainerProtocol.SetLimits("tot", new Limits(DiskScope: DiskScope.Exclusive)));
+        Assert.Contains(new Call.DiskResized("tot", 2UL << 30), Calls.All);
+        var shrink = Error(new ContainerProtocol.SetLimits("excl", new Limits(DiskScope: DiskScope.Total)));
+        Assert.Equal(ErrorKind.InvalidArgument, shrink.Kind);
+        Assert.Contains("shrink", shrink.Message);
+    }
+
+    [Fact]
+    public void A_total_disk_limit_the_image_leaves_too_little_of_is_refused_naming_disk_and_the_image()
+    {
+        var e = Error(Create("small", new Limits(DiskBytes: 10UL << 20, DiskScope: DiskScope.Total)));   // 7 MiB left < 8 MiB
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("disk", e.Message);
+        Assert.Contains($"{3UL << 20} bytes", e.Message);
+        Assert.DoesNotContain(Calls.All, c => c is Call.DiskCreated { Handle: "small" });
+        Ask<HostProtocol.ContainerCreated>(Create("small-ok", new Limits(DiskBytes: 10UL << 20)));   // exclusive: fine
+    }
+
+    [Fact]
+    public void The_scope_is_journaled_with_the_limits()
+    {
+        foreach (var scope in new DiskScope?[] { null, DiskScope.Exclusive, DiskScope.Total })
+        {
+            var l = new Limits(DiskBytes: 1UL << 30, DiskScope: scope);
+            Assert.Equal(l, ContainerState.FromRecord(ContainerState.ToRecord(l)));
+        }
+    }
+
     [Theory]
     [InlineData(1UL, null, null, "memory")]
     [InlineData(null, 1024UL, null, "disk")]

@@ -97,6 +97,51 @@ public sealed class GardenHttpTests
         Assert.DoesNotContain("Garden HTTP API", d.Log);
     }
 
+    /// <summary>Garden's disk scope through its own API: total (0, Garden's default) takes the image off the room the
+    /// container's disk gets, exclusive (1) does not; a total limit the image leaves too little of is refused naming disk.
+    /// And the debug endpoint: gardend's own memory numbers at GET /debug/vars.</summary>
+    [InstallFact]
+    public async Task A_total_disk_limit_counts_the_image_an_exclusive_one_does_not_and_debug_vars_are_served()
+    {
+        var port = RemoteDaemonFixture.FreePort();
+        var debugPort = RemoteDaemonFixture.FreePort();
+        await using var d = new Gardend($"garden.garden-http.debug-address = \"127.0.0.1:{debugPort}\"") { ExtraArgs = ["--garden-http", $"127.0.0.1:{port}"] };
+        await d.StartAsync();
+        var g = new GardenWire(new IPEndPoint(IPAddress.Loopback, port));
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var (total, exclusive) = ($"gh-tot-{id}", $"gh-exc-{id}");
+        try
+        {
+            Assert.Equal(200, (await g.RequestAsync("POST", "/containers", "{\"handle\":\"" + total + "\",\"limits\":{\"disk_limits\":{\"byte_hard\":33554432}}}")).Status);
+            Assert.Equal(200, (await g.RequestAsync("POST", "/containers", "{\"handle\":\"" + exclusive + "\",\"limits\":{\"disk_limits\":{\"byte_hard\":33554432,\"scope\":1}}}")).Status);
+            async Task<JsonElement> Metrics(string h) => JsonDocument.Parse((await d.CliAsync("--json", "metrics", h)).Stdout).RootElement;
+            ulong U(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? ulong.Parse(v.ToString()) : 0;
+            var (t, x) = (await Metrics(total), await Metrics(exclusive));
+            var image = U(t, "diskImageBytes");
+            Assert.True(image > 1UL << 20, t.ToString());
+            // the total container's file system is smaller by about the image (ext4 keeps a share of either for itself)
+            var less = U(x, "diskLimitBytes") - U(t, "diskLimitBytes");
+            Assert.InRange(less, image * 8 / 10, image * 11 / 10);
+            var limits = await g.RequestAsync("GET", $"/containers/{exclusive}/limits/disk");
+            Assert.Contains("\"scope\":1", limits.Body);
+
+            var small = await g.RequestAsync("POST", "/containers", "{\"handle\":\"gh-small-" + id + "\",\"limits\":{\"disk_limits\":{\"byte_hard\":9437184}}}");
+            Assert.NotEqual(200, small.Status);
+            Assert.Contains("disk", small.Body);
+            Assert.Contains($"{image} bytes", small.Body);
+        }
+        finally
+        {
+            await g.RequestAsync("DELETE", $"/containers/{total}");
+            await g.RequestAsync("DELETE", $"/containers/{exclusive}");
+        }
+
+        using var http = new HttpClient();
+        var vars = JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{debugPort}/debug/vars")).RootElement;
+        Assert.True(vars.GetProperty("memstats").GetProperty("Alloc").GetUInt64() > 0, vars.ToString());
+        Assert.Contains(vars.GetProperty("cmdline").EnumerateArray(), a => a.GetString()!.EndsWith("gardend.dll"));
+    }
+
     /// <summary>create → stream in → run (stdin, stdout, stderr, exit status) → stream out → info → destroy, and the
     /// errors Garden's client maps back to its types.</summary>
     private static async Task Lifecycle(GardenWire g, string handle)

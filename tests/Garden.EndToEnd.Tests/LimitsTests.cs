@@ -287,6 +287,27 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
     }
 
     [InstallFact]
+    public async Task Total_disk_use_is_the_image_and_what_the_container_wrote_exclusive_only_what_it_wrote()
+    {
+        // the image: the regular files of the default rootfs (symlinks not followed), counted here independently
+        var image = new DirectoryInfo(TestPaths.DefaultRootfs)
+            .EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
+            .Sum(f => f.Length);
+        var h = await Create("disktotal", "--disk", "32M");
+        try
+        {
+            var fresh = await Json("metrics", h);
+            Assert.Equal((ulong)image, U(fresh, "diskImageBytes"));
+            Assert.Equal(U(fresh, "diskUsedBytes") + (ulong)image, U(fresh, "diskTotalBytes"));
+            Assert.Equal(0, (await D.CliAsync("run", h, "--", "dd", "if=/dev/zero", "of=/tmp/f", "bs=1M", "count=4")).ExitCode);
+            var after = await Json("metrics", h);
+            Assert.True(U(after, "diskUsedBytes") >= U(fresh, "diskUsedBytes") + (4UL << 20), after.ToString());
+            Assert.Equal(U(after, "diskUsedBytes") + (ulong)image, U(after, "diskTotalBytes"));   // the image counted once, not again
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [InstallFact]
     public async Task Metrics_count_the_agent_and_every_process_and_show_memory_in_use()
     {
         foreach (var flags in new[] { Array.Empty<string>(), ["--privileged"], ["--pids", "50"] })

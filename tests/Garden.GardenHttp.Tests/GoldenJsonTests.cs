@@ -161,6 +161,7 @@ public sealed class GoldenJsonTests
         Assert.Equal(new Api.Limits
         {
             BandwidthRate = 1000, BandwidthBurst = 2000, CpuWeight = 50, DiskBytes = 67108864, MemoryBytes = 134217728, Pids = 50,
+            DiskScope = Api.DiskScope.Exclusive,   // Garden's scope 1
         }, c.Limits);
         var rule = Assert.Single(c.NetOut);
         Assert.Equal(Api.NetOutRule.Types.Protocol.Tcp, rule.Protocol);
@@ -343,7 +344,7 @@ public sealed class GoldenJsonTests
         var m = new Api.ContainerMetrics
         {
             MemoryUsageBytes = 1000, CpuUsageNs = 30, CpuUserNs = 31, CpuSystemNs = 32, DiskUsedBytes = 33, PidsCurrent = 39, PidsMax = 0,
-            AgeSeconds = 41, RxBytes = 37, TxBytes = 38,
+            AgeSeconds = 41, RxBytes = 37, TxBytes = 38, DiskImageBytes = 2000, DiskTotalBytes = 2033,
         };
         m.MemoryStat.Add(new Dictionary<string, ulong> { ["cache"] = 3, ["rss"] = 12, ["total_inactive_file"] = 100, ["hierarchical_memory_limit"] = ulong.MaxValue });
         var g = GardenConvert.FromMetrics(m);
@@ -353,6 +354,8 @@ public sealed class GoldenJsonTests
         Assert.Equal((39UL, 0UL), (g.PidStat.Current, g.PidStat.Max));   // 0 = no pid limit, as GATS wants
         Assert.Equal((37UL, 38UL), (g.NetworkStat!.RxBytes, g.NetworkStat.TxBytes));
         Assert.Equal(41_000_000_000L, g.Age);
+        // exclusive: what the container wrote; total: that and its image (the base rootfs)
+        Assert.Equal((2033UL, 33UL), (g.DiskStat.TotalBytesUsed, g.DiskStat.ExclusiveBytesUsed));
         Assert.Contains("\"hierarchical_memory_limit\":18446744073709551615,", Write(g, J.Metrics));   // an integer, never 1.8e19
         // cgroup v2 names
         var v2 = new Api.ContainerMetrics();
@@ -362,13 +365,28 @@ public sealed class GoldenJsonTests
     }
 
     [Fact]
+    public void Garden_s_disk_scope_0_is_total_1_exclusive_anything_else_is_refused_naming_the_field()
+    {
+        Api.Limits Disk(string limits) => GardenConvert.ToCreate(JsonSerializer.Deserialize("{\"limits\":{\"disk_limits\":" + limits + "}}", J.ContainerSpec)!).Spec.Limits;
+        Assert.Equal((67108864UL, Api.DiskScope.Total), (Disk("{\"byte_hard\":67108864}").DiskBytes, Disk("{\"byte_hard\":67108864}").DiskScope));
+        Assert.Equal(Api.DiskScope.Exclusive, Disk("{\"byte_hard\":67108864,\"scope\":1}").DiskScope);
+        Assert.Equal(Api.DiskScope.Unspecified, Disk("{\"scope\":0}").DiskScope);   // no limit: nothing to scope
+        var e = Assert.Throws<GardenException>(() => Disk("{\"byte_hard\":67108864,\"scope\":2}"));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.Contains("limits.disk_limits.scope", e.Message);
+        // and back: exclusive is scope 1, total (Garden's default, 0) is left out
+        Assert.Equal("{\"byte_hard\":3,\"scope\":1}", Write(GardenConvert.FromDisk(new Api.LimitsResponse { Limits = new Api.Limits { DiskBytes = 3, DiskScope = Api.DiskScope.Exclusive } }), J.DiskLimits));
+        Assert.Equal("{\"byte_hard\":3}", Write(GardenConvert.FromDisk(new Api.LimitsResponse { Limits = new Api.Limits { DiskBytes = 3, DiskScope = Api.DiskScope.Total } }), J.DiskLimits));
+    }
+
+    [Fact]
     public void Current_limits_echo_what_was_given_cpu_as_limit_in_shares()
     {
         var l = new Api.LimitsResponse { Limits = new Api.Limits { CpuWeight = 50, MemoryBytes = 134217728, BandwidthRate = 1, BandwidthBurst = 2, DiskBytes = 3 } };
         Assert.Equal(Golden.Json("limits.cpu.shares"), Write(GardenConvert.FromCpu(l), J.CPULimits));
         Assert.Equal(Golden.Json("limits.memory"), Write(GardenConvert.FromMemory(l), J.MemoryLimits));
         Assert.Equal("{\"rate\":1,\"burst\":2}", Write(GardenConvert.FromBandwidth(l), J.BandwidthLimits));
-        Assert.Equal("{\"byte_hard\":3}", Write(GardenConvert.FromDisk(l), J.DiskLimits));
+        Assert.Equal("{\"byte_hard\":3,\"scope\":1}", Write(GardenConvert.FromDisk(l), J.DiskLimits));   // unspecified = exclusive
         var none = new Api.LimitsResponse { Limits = new Api.Limits() };
         Assert.Equal("{}", Write(GardenConvert.FromDisk(none), J.DiskLimits));
         Assert.Equal("{}", Write(GardenConvert.FromBandwidth(none), J.BandwidthLimits));

@@ -668,10 +668,20 @@ public sealed class FakeEffects
     public FakeFirewall Firewall { get; }
     public FakeUserNamespaces UserNamespaces { get; }
     public FakeHostResources Resources { get; } = new();
+    public FakeBaseSizes BaseSizes { get; } = new();
 
     /// <summary>The effects made of these fakes; <paramref name="rootfs"/> or <paramref name="network"/> put a wrapper
     /// of the test's in place of the fake.</summary>
     public Garden.Actors.Container.ContainerEffects Effects(IRootfsProvider? rootfs = null, Garden.Linux.Network.INetworkPlumbing? network = null) =>
         new(Runtime, rootfs ?? Rootfs, Cgroups, Agent, Disk, Oom, network ?? Network, Firewall, UserNamespaces,
-            new Garden.Linux.Host.Depot()); // the real one, on the test's temp state dir
+            new Garden.Linux.Host.Depot(), // the real one, on the test's temp state dir
+            BaseSizes);
+}
+
+/// <summary>Every base rootfs is <see cref="Bytes"/> big (3 MiB unless a test says otherwise).</summary>
+public sealed class FakeBaseSizes : Garden.Linux.Rootfs.IBaseRootfsSizes
+{
+    public ulong Bytes { get; set; } = 3UL << 20;
+
+    public Task<ulong> SizeAsync(string baseRootfs) => Task.FromResult(Bytes);
 }

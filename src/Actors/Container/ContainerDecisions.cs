@@ -57,7 +57,7 @@ public sealed partial record ContainerState
             },
             ContainerProtocol.GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
             ContainerProtocol.GetLimits => Decision.Answer(new ContainerProtocol.LimitsInForce(LimitsAsGiven)),
-            ContainerProtocol.GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs)),
+            ContainerProtocol.GetMetrics => Decision.Run(new Effect.ReadMetrics(Network, CreatedUnixMs, Spec?.Rootfs ?? "")),
             ContainerProtocol.GetProperties => Decision.Answer(new ContainerProtocol.PropertiesResult(Properties)),
             ContainerProtocol.GetProperty p => Properties.TryGetValue(p.Key, out var v) ? Decision.Answer(new ContainerProtocol.PropertyValue(v)) : Decision.Fail(NoProperty(p.Key)),
             ContainerProtocol.SetProperty p => Decision.Journal(new PropertySet { Key = p.Key, Value = p.Value }, HostProtocol.Done.Instance),
@@ -232,7 +232,7 @@ public sealed partial record ContainerState
             return Decision.Fail(GardenException.Invalid("disk", $"container {Handle} was created without a disk limit; a disk limit can only be set at create"));
         if (change.BandwidthRate is not null && Network is null)
             return Decision.Fail(GardenException.Invalid("bandwidth", $"container {Handle} has no network to limit"));
-        return Decision.Run(new Effect.ChangeLimits(change, Limits, Network));
+        return Decision.Run(new Effect.ChangeLimits(change, Limits, Network, Spec?.Rootfs ?? ""));
     }
 
     private Decision AddNetOut(ImmutableArray<NetOutRule> rules)

@@ -22,7 +22,8 @@ public sealed record ContainerEffects(
     INetworkPlumbing Network,
     IFirewall Firewall,
     IUserNamespaces UserNamespaces,
-    IDepot Depot);
+    IDepot Depot,
+    IBaseRootfsSizes? BaseSizes = null);
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog, string MountDir)

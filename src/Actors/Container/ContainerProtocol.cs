@@ -74,7 +74,8 @@ public static class ContainerProtocol
         ulong DiskUsedBytes,
         ulong DiskLimitBytes,
         TimeSpan Age,
-        NetCounters Network = default);
+        NetCounters Network = default,
+        ulong BaseRootfsBytes = 0);
 
     /// <summary>DNAT a host port (0 = one from the pool) to a container port. The HostActor takes the port from its pool and
     /// sends the container <see cref="ApplyNetIn"/> with the port it took; the container answers the host (NetInInForce or

@@ -138,13 +138,14 @@ public sealed partial record ContainerState(
     public static LimitsRecord ToRecord(Limits l) => new()
     {
         MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
-        BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0,
+        BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0, DiskScope = l.DiskScope switch { DiskScope.Total => 1u, DiskScope.Exclusive => 2u, _ => 0u },
     };
 
     public static Limits FromRecord(LimitsRecord? r) => r is null ? Limits.None : new(
         r.MemoryBytes == 0 ? null : r.MemoryBytes, r.CpuWeight == 0 ? null : r.CpuWeight, r.CpuQuota == 0 ? null : r.CpuQuota,
         r.Pids == 0 ? null : r.Pids, r.DiskBytes == 0 ? null : r.DiskBytes,
-        r.BandwidthRate == 0 ? null : r.BandwidthRate, r.BandwidthBurst == 0 ? null : r.BandwidthBurst);
+        r.BandwidthRate == 0 ? null : r.BandwidthRate, r.BandwidthBurst == 0 ? null : r.BandwidthBurst,
+        r.DiskScope switch { 1 => DiskScope.Total, 2 => DiskScope.Exclusive, _ => null });
 
     public static PortMappingRecord ToRecord(PortMapping m) => new() { HostPort = (uint)m.HostPort, ContainerPort = (uint)m.ContainerPort };
 

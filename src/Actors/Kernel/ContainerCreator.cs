@@ -33,8 +33,11 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
                 k.Log.Debug("user namespace held by pid {0}", userns.Pid);
             }
             var root = userns is null ? null : new UserNamespaceRoot(userns.UserNamespacePath, userns.Mapping.RootUid, userns.Mapping.RootGid);
-            var layer = spec.LimitsOrNone.DiskBytes is { } disk
-                ? await k.Step("disk", () => fx.Disk.CreateAsync(k.Handle, k.Paths.Depot, disk, ct)).ConfigureAwait(false)
+            var asked = spec.LimitsOrNone;
+            // a total-scope limit leaves the container's disk what its image (the base rootfs) does not take
+            var layer = asked.DiskBytes is { } disk
+                ? await k.Step("disk", async () => await fx.Disk.CreateAsync(k.Handle, k.Paths.Depot,
+                    asked.DiskRoom(disk, asked.DiskScope == DiskScope.Total ? await k.ImageBytesAsync(spec.Rootfs).ConfigureAwait(false) : 0), ct).ConfigureAwait(false)).ConfigureAwait(false)
                 : null;
 
             List<BindMountSpec> mounts = [];

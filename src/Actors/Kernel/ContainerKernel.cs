@@ -74,8 +74,13 @@ public sealed class ContainerKernel
                 return null;
             case Effect.ChangeLimits l:
                 fx.Cgroups.Apply(_k.Handle, l.Change.ToCgroup());
-                if (l.Change.DiskBytes is { } disk && disk != l.Current.DiskBytes)
-                    await fx.Disk.ResizeAsync(_k.Handle, _k.Paths.Depot, disk, CancellationToken.None).ConfigureAwait(false);
+                var after = l.Current.With(l.Change);
+                if (after.DiskBytes is { } disk && (disk != l.Current.DiskBytes || after.DiskScope != l.Current.DiskScope))
+                {
+                    // a total-scope limit leaves the container's disk what its image does not take
+                    var room = after.DiskRoom(disk, after.DiskScope == DiskScope.Total ? await _k.ImageBytesAsync(l.BaseRootfs).ConfigureAwait(false) : 0);
+                    await fx.Disk.ResizeAsync(_k.Handle, _k.Paths.Depot, room, CancellationToken.None).ConfigureAwait(false);
+                }
                 if (l.Change.BandwidthRate is not null && _k.Network(l.Network) is { } limited)
                     await fx.Network.SetBandwidthAsync(limited, l.Current.With(l.Change).ToBandwidth(), CancellationToken.None).ConfigureAwait(false);
                 return null;
@@ -88,9 +93,15 @@ public sealed class ContainerKernel
             case Effect.ReadMetrics m:
                 var usage = fx.Disk.Usage(_k.Paths.Depot);
                 var net = _k.Network(m.Network);
+                // the image: the shared base rootfs, walked once per base (Garden's total disk use counts it)
+                // (a base gone from under a running container leaves its image uncounted, not its metrics unreadable)
+                ulong image = 0;
+                if (m.BaseRootfs.Length > 0)
+                    try { image = await _k.ImageBytesAsync(m.BaseRootfs).ConfigureAwait(false); }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _k.Log.Warning("the size of its base rootfs {0}: {1}", m.BaseRootfs, e.Message); }
                 return new ContainerProtocol.ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Handle), usage?.Used ?? 0, usage?.Size ?? 0,
                     m.CreatedUnixMs == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(m.CreatedUnixMs),
-                    net is null ? default : fx.Network.Counters(net));
+                    net is null ? default : fx.Network.Counters(net), image);
             case Effect.CountOomKills:
                 return fx.Cgroups.Metrics(_k.Handle).OomKills;
             default:

@@ -60,7 +60,7 @@ public abstract record Effect
 
     /// <summary>Writes every non-null field of <paramref name="Change"/> (cgroup, disk size, bandwidth); the container then
     /// holds <c>Current.With(Change)</c> as given (ContainerState.LimitsAsGiven).</summary>
-    public sealed record ChangeLimits(Limits Change, Limits Current, NetworkAllocation? Network) : Effect
+    public sealed record ChangeLimits(Limits Change, Limits Current, NetworkAllocation? Network, string BaseRootfs = "") : Effect
     {
         public override bool Transition => true;
         public override bool Holds => true;
@@ -95,7 +95,7 @@ public abstract record Effect
     }
 
     /// <summary>Memory, CPU, pids, disk, network counters and age (<c>ContainerMetrics</c>).</summary>
-    public sealed record ReadMetrics(NetworkAllocation? Network, long CreatedUnixMs) : Effect;
+    public sealed record ReadMetrics(NetworkAllocation? Network, long CreatedUnixMs, string BaseRootfs = "") : Effect;
 
     /// <summary>The cgroup's own count of OOM kills (0 when it cannot be read), for a report of
     /// <paramref name="Kills"/> kills, the last at <paramref name="AtUnixMs"/>.</summary>

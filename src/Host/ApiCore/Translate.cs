@@ -46,12 +46,25 @@ public static class Translate
     public static Limits ToDomain(Protocol.Api.Limits? l) => l is null ? Limits.None : new(
         l.MemoryBytes == 0 ? null : l.MemoryBytes, l.CpuWeight == 0 ? null : l.CpuWeight, l.CpuQuota == 0 ? null : l.CpuQuota,
         l.Pids == 0 ? null : l.Pids, l.DiskBytes == 0 ? null : l.DiskBytes,
-        l.BandwidthRate == 0 ? null : l.BandwidthRate, l.BandwidthBurst == 0 ? null : l.BandwidthBurst);
+        l.BandwidthRate == 0 ? null : l.BandwidthRate, l.BandwidthBurst == 0 ? null : l.BandwidthBurst,
+        l.DiskScope switch
+        {
+            Protocol.Api.DiskScope.Unspecified => null,
+            Protocol.Api.DiskScope.Exclusive => DiskScope.Exclusive,
+            Protocol.Api.DiskScope.Total => DiskScope.Total,
+            var other => throw GardenException.Invalid("limits.disk_scope", $"{(int)other} is neither 1 (exclusive) nor 2 (total)"),
+        });
 
     public static Protocol.Api.Limits ToApi(Limits l) => new()
     {
         MemoryBytes = l.MemoryBytes ?? 0, CpuWeight = l.CpuWeight ?? 0, CpuQuota = l.CpuQuota ?? 0, Pids = l.Pids ?? 0, DiskBytes = l.DiskBytes ?? 0,
         BandwidthRate = l.BandwidthRate ?? 0, BandwidthBurst = l.BandwidthBurst ?? 0,
+        DiskScope = l.DiskScope switch
+        {
+            DiskScope.Total => Protocol.Api.DiskScope.Total,
+            DiskScope.Exclusive => Protocol.Api.DiskScope.Exclusive,
+            _ => Protocol.Api.DiskScope.Unspecified,
+        },
     };
 
     public static Protocol.Api.ContainerMetrics ToApi(ContainerProtocol.ContainerMetrics m)
@@ -69,6 +82,8 @@ public static class Translate
             PidsMax = m.Cgroup.PidsMax ?? 0,
             DiskUsedBytes = m.DiskUsedBytes,
             DiskLimitBytes = m.DiskLimitBytes,
+            DiskImageBytes = m.BaseRootfsBytes,
+            DiskTotalBytes = m.DiskUsedBytes + m.BaseRootfsBytes,
             AgeSeconds = (ulong)Math.Max(0, m.Age.TotalSeconds),
             RxBytes = m.Network.RxBytes,
             TxBytes = m.Network.TxBytes,

@@ -66,8 +66,16 @@ public static class GardenConvert
             // weight is the current name, limit_in_shares the deprecated one; guardian takes limit_in_shares when weight is 0
             CpuWeight = cpu is null ? 0 : cpu.Weight != 0 ? cpu.Weight : cpu.LimitInShares,
             Pids = l?.Pid?.Max ?? 0,
-            // byte_hard is the limit (guardian's image plugins enforce only it; inode limits are not kept by anyone here)
+            // byte_hard is the limit (guardian's image plugins enforce only it; inode limits are not kept by anyone here);
+            // Garden's scope 0 is total (the image counts against it), 1 exclusive
             DiskBytes = l?.Disk?.ByteHard ?? 0,
+            DiskScope = l?.Disk is not { ByteHard: > 0 } d ? Api.DiskScope.Unspecified
+                : d.Scope switch
+                {
+                    0 => Api.DiskScope.Total,
+                    1 => Api.DiskScope.Exclusive,
+                    _ => throw GardenException.Invalid("limits.disk_limits.scope", $"{d.Scope} is neither 0 (total) nor 1 (exclusive)"),
+                },
             BandwidthRate = l?.Bandwidth?.RateInBytesPerSecond ?? 0,
             BandwidthBurst = l?.Bandwidth?.BurstRateInBytesPerSecond ?? 0,
         };
@@ -209,7 +217,7 @@ public static class GardenConvert
 
     /// <summary>MemoryStat from memory.stat (cgroup v1 names; v2's anon/file/file_mapped fill rss/cache/mapped_file and,
     /// v2 being hierarchical, their total_ twins); TotalUsageTowardLimit = usage − total_inactive_file, as guardian
-    /// computes it. Disk: one figure (the container's writable layer) for both total and exclusive. Age from whole
+    /// computes it. Disk: exclusive = the container's writable layer, total = that and its image (the base rootfs). Age from whole
     /// seconds.</summary>
     public static Metrics FromMetrics(Api.ContainerMetrics m)
     {
@@ -234,7 +242,7 @@ public static class GardenConvert
                 TotalUsageTowardLimit = m.MemoryUsageBytes > inactiveFile ? m.MemoryUsageBytes - inactiveFile : 0,
             },
             CPUStat = new ContainerCPUStat { Usage = m.CpuUsageNs, User = m.CpuUserNs, System = m.CpuSystemNs },
-            DiskStat = new ContainerDiskStat { TotalBytesUsed = m.DiskUsedBytes, ExclusiveBytesUsed = m.DiskUsedBytes },
+            DiskStat = new ContainerDiskStat { TotalBytesUsed = m.DiskTotalBytes, ExclusiveBytesUsed = m.DiskUsedBytes },
             NetworkStat = new ContainerNetworkStat { RxBytes = m.RxBytes, TxBytes = m.TxBytes },
             PidStat = new ContainerPidStat { Current = m.PidsCurrent, Max = m.PidsMax },
             Age = m.AgeSeconds > long.MaxValue / 1_000_000_000 ? long.MaxValue : (long)m.AgeSeconds * 1_000_000_000,
@@ -250,7 +258,11 @@ public static class GardenConvert
     /// stays unset (struct equality with what was created must hold).</summary>
     public static CPULimits FromCpu(Api.LimitsResponse r) => new() { LimitInShares = r.Limits?.CpuWeight ?? 0 };
 
-    public static DiskLimits FromDisk(Api.LimitsResponse r) => new() { ByteHard = r.Limits?.DiskBytes ?? 0 };
+    public static DiskLimits FromDisk(Api.LimitsResponse r) => new()
+    {
+        // a limit not given as total (gRPC's unspecified included) is exclusive: Garden's scope 1
+        ByteHard = r.Limits?.DiskBytes ?? 0, Scope = (byte)(r.Limits is { DiskBytes: > 0, DiskScope: not Api.DiskScope.Total } ? 1 : 0),
+    };
 
     public static MemoryLimits FromMemory(Api.LimitsResponse r) => new() { LimitInBytes = r.Limits?.MemoryBytes ?? 0 };
 
