@@ -74,7 +74,7 @@ public sealed class ApiHttpBackend(IGardenApi api) : IGardenHttpBackend
     }
 
     /// <summary>StreamOut's pieces as a read-only stream; a failure of the tool surfaces from a read.</summary>
-    private sealed class ChunkStream(IAsyncEnumerator<Api.StreamOutChunk> chunks, ReadOnlyMemory<byte>? first) : Stream
+    private sealed class ChunkStream(IAsyncEnumerator<Api.StreamOutChunk> chunks, ReadOnlyMemory<byte>? first) : ReadOnlyStream
     {
         private ReadOnlyMemory<byte> _current = first ?? ReadOnlyMemory<byte>.Empty;
         private bool _ended = first is null;
@@ -93,11 +93,6 @@ public sealed class ApiHttpBackend(IGardenApi api) : IGardenHttpBackend
             return n;
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
-
         private int _disposed;
 
         /// <summary>Ends the tool if it still runs (the core kills an abandoned transfer).</summary>
@@ -112,15 +107,5 @@ public sealed class ApiHttpBackend(IGardenApi api) : IGardenHttpBackend
             if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0) chunks.DisposeAsync().AsTask().GetAwaiter().GetResult();
             base.Dispose(disposing);
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -7,7 +7,7 @@ namespace Garden.Host.GardenHttp;
 /// <see cref="ConnectionReader"/> so that what follows it stays there. Each read waits at most
 /// <paramref name="idleTimeout"/> for a byte (a stalled upload ends as an <see cref="HttpProblem"/> 408); the whole
 /// read is also cancelled by <paramref name="aborted"/>.</summary>
-public sealed class RequestBody(ConnectionReader reader, HttpRequestHead head, TimeSpan idleTimeout, CancellationToken aborted) : Stream
+public sealed class RequestBody(ConnectionReader reader, HttpRequestHead head, TimeSpan idleTimeout, CancellationToken aborted) : ReadOnlyStream
 {
     private const int MaxChunkLine = 4096;
     private long _remaining = head.Chunked ? 0 : head.ContentLength ?? 0;   // of the body, or of the current chunk
@@ -107,17 +107,4 @@ public sealed class RequestBody(ConnectionReader reader, HttpRequestHead head, T
             throw new HttpProblem(400, "malformed chunked body: a line of more than 4096 bytes");
         }
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -58,6 +58,22 @@ internal static class LimitRules
     public static ulong WithAllowance(ulong bytes, ulong allowance) =>
         bytes > ulong.MaxValue - allowance ? ulong.MaxValue : bytes + allowance;
 
+    /// <summary>Writes a nested pair of limits (the container's around its processes') in the order each write is valid:
+    /// growing, the outer first; shrinking, the inner first (each cgroup reclaims under its own limit).</summary>
+    public static void OuterAndInner(bool growing, Action outer, Action inner)
+    {
+        if (growing)
+        {
+            outer();
+            inner();
+        }
+        else
+        {
+            inner();
+            outer();
+        }
+    }
+
     /// <summary>cpu.shares → cgroup2 cpu.weight, as runc converts it.</summary>
     public static ulong SharesToWeight(ulong shares) => 1 + ((shares - 2) * 9999) / 262142;
 

@@ -27,17 +27,8 @@ internal sealed class MemoryV1(string hierarchy, string parent, ulong agentAllow
             return;
         }
         var outer = LimitRules.WithAllowance(bytes, agentAllowance);
-        // Growing: the container first, then the processes'; shrinking: the processes' first (each reclaims under its own).
-        if (bytes > w.ReadULong(Path.Combine(limited, "memory.limit_in_bytes"), "MemoryBytes"))
-        {
-            Write(Dir(handle), outer, w);
-            Write(limited, bytes, w);
-        }
-        else
-        {
-            Write(limited, bytes, w);
-            Write(Dir(handle), outer, w);
-        }
+        LimitRules.OuterAndInner(bytes > w.ReadULong(Path.Combine(limited, "memory.limit_in_bytes"), "MemoryBytes"),
+            () => Write(Dir(handle), outer, w), () => Write(limited, bytes, w));
     }
 
     private static void Write(string dir, ulong bytes, LimitWriter w)

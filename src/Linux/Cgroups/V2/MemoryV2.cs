@@ -33,16 +33,8 @@ internal sealed class MemoryV2(string tree, string parent, ulong agentAllowance)
         {
             throw new CgroupLimitException($"MemoryBytes: cannot read {Path.Combine(limited, "memory.max")}: {e.Message}", e);
         }
-        if (now is null || bytes > now)
-        {
-            Write(Dir(handle), outer, w);
-            Write(limited, bytes, w);
-        }
-        else
-        {
-            Write(limited, bytes, w);
-            Write(Dir(handle), outer, w);
-        }
+        LimitRules.OuterAndInner(now is null || bytes > now,
+            () => Write(Dir(handle), outer, w), () => Write(limited, bytes, w));
     }
 
     private static void Write(string dir, ulong bytes, LimitWriter w)
