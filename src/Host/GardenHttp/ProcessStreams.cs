@@ -286,21 +286,26 @@ public sealed class ProcessStreams(IGardenHttpBackend backend, GardenHttpOptions
     /// never an error: the Go client treats a failed stream request as the process's end.</summary>
     public async Task ServeOutputAsync(HttpConnection conn, RouteMatch m, bool stderr)
     {
+        // The reader's place is claimed before the head goes out: a client that has read its head owns the stream, and
+        // a second request for it, even one answered first, gets the head and the end.
+        OutputBuffer? buffer = null;
+        if (_sessions.TryGetValue(m["streamid"], out var session) && session.Handle == m.Handle && session.ProcessId == m["pid"])
+        {
+            var candidate = stderr ? session.Stderr : session.Stdout;
+            if (candidate.TryAttachReader()) buffer = candidate;
+        }
+        else
+            log.LogDebug("garden-http: no stream {Stream} of {Process} in {Handle} (unknown or expired)", m["streamid"], m["pid"], m.Handle);
         try
         {
             await conn.WriteAsync(HttpWire.HijackHead(200, null));
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
         {
+            buffer?.DetachReader();
             return;
         }
-        if (!_sessions.TryGetValue(m["streamid"], out var session) || session.Handle != m.Handle || session.ProcessId != m["pid"])
-        {
-            log.LogDebug("garden-http: no stream {Stream} of {Process} in {Handle} (unknown or expired)", m["streamid"], m["pid"], m.Handle);
-            return;
-        }
-        var buffer = stderr ? session.Stderr : session.Stdout;
-        if (!buffer.TryAttachReader()) return;
+        if (buffer is null) return;
         // The client never writes on this connection: a read that ends means it went away, and its output is dropped
         // from then on rather than held for nobody.
         using var gone = CancellationTokenSource.CreateLinkedTokenSource(conn.Aborted);
