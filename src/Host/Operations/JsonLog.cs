@@ -27,10 +27,13 @@ public sealed partial class JsonLog
     public static JsonLog Install()
     {
         var log = new JsonLog(Console.OpenStandardOutput(), Console.OpenStandardError());
-        Console.SetOut(TextWriter.Synchronized(new LineWriter(log, "info", toStderr: false)));
-        Console.SetError(TextWriter.Synchronized(new LineWriter(log, "error", toStderr: true)));
+        Console.SetOut(log.Lines("info", toStderr: false));
+        Console.SetError(log.Lines("error", toStderr: true));
         return log;
     }
+
+    /// <summary>A writer whose every line becomes one object of category gardend (a leading "gardend: " dropped).</summary>
+    public TextWriter Lines(string level, bool toStderr) => TextWriter.Synchronized(new LineWriter(this, level, toStderr));
 
     public void Write(string level, string category, string message, string? source = null, Exception? exception = null,
         bool toStderr = false, DateTimeOffset? at = null)
