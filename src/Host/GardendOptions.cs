@@ -67,7 +67,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
     {
         var result = CommandLine.Parse(args, Parsing);
         if (result.GetResult(HelpFlag) is not null) throw new HelpRequested();
-        if (result.GetResult(VersionFlag) is not null && result.UnmatchedTokens.Count == 0) throw new VersionRequested();
+        if (result.GetValue(VersionFlag) && result.UnmatchedTokens.Count == 0) throw new VersionRequested();
         if (result.UnmatchedTokens.FirstOrDefault() is { } unknown) throw new ArgumentException($"unknown argument: {unknown}");
         foreach (var flag in Flags)
         {
