@@ -21,14 +21,15 @@ public sealed record MetricsDoor(IPEndPoint EndPoint)
 /// <summary>Serves <c>GET /metrics</c> (Prometheus' text format) from <see cref="PrometheusMetrics.Registry"/> on a Kestrel of
 /// its own (prometheus-net's <see cref="KestrelMetricServer"/>): nothing of the gRPC gateway is reachable on this port.
 /// Before each scrape, the per-container families and the journal's size are read (<see cref="ContainerGauges"/>).</summary>
-public sealed class MetricsEndpoint(MetricsDoor door, PrometheusMetrics metrics, GardenApi core, GardendSettings settings,
+public sealed class MetricsEndpoint(MetricsDoor door, PrometheusMetrics metrics, IServiceProvider services, GardendSettings settings,
     ILogger<MetricsEndpoint> log) : IHostedService
 {
     private KestrelMetricServer? _server;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var gauges = new ContainerGauges(metrics.Registry, core, settings.Garden.JournalPath, log);
+        // the API core is made once the actor system runs (this service starts after it)
+        var gauges = new ContainerGauges(metrics.Registry, services.GetRequiredService<GardenApi>(), settings.Garden.JournalPath, log);
         metrics.Registry.AddBeforeCollectCallback(gauges.ReadAsync);
         _server = new KestrelMetricServer(new KestrelMetricServerOptions
         {

@@ -54,7 +54,7 @@ public sealed class SdNotify : IDisposable
 /// socket answers: once the host has started Kestrel on it, the API core is pinged until the recovery has finished
 /// (a Ping during recovery is Unavailable), and only then <c>READY=1</c> is sent. <c>STOPPING=1</c> goes out as the stop
 /// begins (SIGTERM).</summary>
-public sealed class Readiness(SdNotify notify, GardenApi api, GardendSettings settings, IHostApplicationLifetime lifetime,
+public sealed class Readiness(SdNotify notify, IServiceProvider services, GardendSettings settings, IHostApplicationLifetime lifetime,
     ILogger<Readiness> log) : IHostedService
 {
     private readonly CancellationTokenSource _stopping = new();
@@ -74,6 +74,7 @@ public sealed class Readiness(SdNotify notify, GardenApi api, GardendSettings se
 
     private async Task AnnounceAsync()
     {
+        var api = services.GetRequiredService<GardenApi>(); // made once the actor system runs
         Send($"STATUS=recovering; gRPC on unix:{settings.Gateway.Socket}");
         while (!_stopping.IsCancellationRequested)
         {
