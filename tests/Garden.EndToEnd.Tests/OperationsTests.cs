@@ -191,31 +191,78 @@ public sealed class ReadinessTests
             return text;
         }
 
-        var starting = d.StartAsync(); // waits until ping answers, in parallel with the notifications
-        CliResult? pingAtReady = null;
-        while (true)
+        // Ready means the gRPC socket answers: the first ping after READY=1 succeeds, at once, no retry. Twice: at a
+        // first start, and at a restart with a container to recover (until recovered, every request is Unavailable).
+        async Task StartAndAwaitReady()
         {
-            var datagram = await Next(TimeSpan.FromSeconds(60));
-            Assert.EndsWith("\n", datagram);
-            if (!datagram.Split('\n').Contains("READY=1")) continue;
-            pingAtReady = await d.CliAsync("ping"); // at once, no retry: ready means it answers
-            break;
+            var starting = d.StartAsync(); // waits until ping answers, in parallel with the notifications
+            CliResult pingAtReady;
+            while (true)
+            {
+                var datagram = await Next(TimeSpan.FromSeconds(60));
+                Assert.EndsWith("\n", datagram);
+                if (!datagram.Split('\n').Contains("READY=1")) continue;
+                pingAtReady = await d.CliAsync("ping");
+                break;
+            }
+            await starting;
+            Assert.True(pingAtReady.ExitCode == 0, $"ping right after READY=1: {pingAtReady}\nnotifications: {string.Join(" | ", received)}\n{d.Log}");
+            Assert.Contains(received, r => r.Contains("STATUS=serving on unix:" + d.Socket));
         }
-        await starting;
-        Assert.True(pingAtReady.ExitCode == 0, $"ping right after READY=1: {pingAtReady}\nnotifications: {string.Join(" | ", received)}\n{d.Log}");
-        Assert.Contains(received, r => r.Contains("STATUS=serving on unix:" + d.Socket));
+
+        async Task StopAndAwaitStopping()
+        {
+            await d.StopAsync(); // SIGTERM
+            Assert.Equal(0, d.ExitCode);
+            while (!(await Next(TimeSpan.FromSeconds(5))).Split('\n').Contains("STOPPING=1")) { }
+        }
+
+        await StartAndAwaitReady();
 
         // a container under a gardend started with NOTIFY_SOCKET: runc is given none (it would wait for the container's own)
         var h = "notify-" + Guid.NewGuid().ToString("N")[..8];
         var created = await d.CliAsync(["create", "--handle", h], timeout: TimeSpan.FromSeconds(30));
         Assert.True(created.ExitCode == 0, created.ToString());
-        Assert.Equal("ok\n", (await d.CliAsync("run", h, "--", "echo", "ok")).Stdout);
-        Assert.Equal(0, (await d.CliAsync("destroy", h)).ExitCode);
+        try
+        {
+            Assert.Equal("ok\n", (await d.CliAsync("run", h, "--", "echo", "ok")).Stdout);
 
-        await d.StopAsync(); // SIGTERM
-        Assert.Equal(0, d.ExitCode);
-        var stopping = await Next(TimeSpan.FromSeconds(5));
-        Assert.Contains("STOPPING=1", stopping.Split('\n'));
+            // KillMode's premise (dist/gardend.service.in): the container's init is in none of gardend's cgroups. In every
+            // hierarchy gardend is in (name=systemd and the unified one of a hybrid host included), the agent is in the
+            // container's own cgroup, so the unit's cgroup (wherever gardend sits) never holds it.
+            var agent = AgentOf(d, h);
+            var own = File.ReadAllLines($"/proc/{d.Pid}/cgroup").Select(l => l[..l.LastIndexOf(':')]).Order().ToList();
+            var agents = File.ReadAllLines($"/proc/{agent}/cgroup");
+            Assert.Equal(own, agents.Select(l => l[..l.LastIndexOf(':')]).Order().ToList());
+            Assert.All(agents, l => Assert.EndsWith($":/{d.CgroupParent}/{h}", l));
+
+            await StopAndAwaitStopping();
+            received.Clear();
+            await StartAndAwaitReady(); // recovers the container first
+            Assert.Contains(h, (await d.CliAsync("list")).Stdout);
+            Assert.Equal(agent, AgentOf(d, h)); // the same agent: the container lived through the restart
+        }
+        finally
+        {
+            await d.CliAsync("destroy", h);
+        }
+        await StopAndAwaitStopping();
+    }
+
+    /// <summary>The host pid of a container's agent: the process running /.garden/agent in its cgroup.</summary>
+    private static int AgentOf(Gardend d, string handle)
+    {
+        foreach (var dir in Directory.GetDirectories("/proc").Where(p => int.TryParse(Path.GetFileName(p), out _)))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(dir, "cmdline")).StartsWith("/.garden/agent\0", StringComparison.Ordinal)) continue;
+                if (File.ReadAllText(Path.Combine(dir, "cgroup")).Contains($"/{d.CgroupParent}/{handle}\n", StringComparison.Ordinal))
+                    return int.Parse(Path.GetFileName(dir), CultureInfo.InvariantCulture);
+            }
+            catch (IOException) { } // gone meanwhile
+        }
+        throw new Xunit.Sdk.XunitException($"no agent of {handle} found");
     }
 }
 
