@@ -314,3 +314,27 @@ public sealed class JsonLogTests
         Assert.Contains("garden.log.format (--log-format): \"xml\" is neither text nor json", d.Log);
     }
 }
+
+/// <summary>The metrics listener's bad input: gardend refuses to start, naming the setting, and leaves nothing running.</summary>
+public sealed class MetricsListenerTests
+{
+    [InstallFact]
+    public async Task A_metrics_port_in_use_stops_the_start_naming_the_setting()
+    {
+        using var taken = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        await using var d = new Gardend($"garden.metrics.address = \"127.0.0.1:{port}\"");
+        Assert.Equal(1, await d.StartExpectingExitAsync());
+        Assert.Contains($"garden.metrics.address: cannot listen on 127.0.0.1:{port}", d.Log);
+    }
+
+    [InstallFact]
+    public async Task A_metrics_address_off_loopback_is_refused_unless_allowed()
+    {
+        await using var d = new Gardend($"garden.metrics.address = \"0.0.0.0:{RemoteDaemonFixture.FreePort()}\"");
+        Assert.Equal(2, await d.StartExpectingExitAsync());
+        Assert.Contains("is not a loopback address", d.Log);
+        Assert.Contains("garden.metrics.allow-non-loopback = on", d.Log);
+    }
+}
