@@ -98,21 +98,22 @@ public sealed class OperationsTests(MetricsDaemonFixture fx) : IClassFixture<Met
             Assert.NotNull(Sample(scrape, "garden_recovery_duration_seconds"));
             // OOM kills: the daemon's count and the container's
             Assert.True(Value(scrape, "garden_oom_kills_total") >= 1, "OOM kill counted");
-            Assert.True(Value(scrape, $"garden_container_oom_kills{{handle=\"{h}\"}}") >= 1);
+            Assert.True(Value(scrape, $"garden_container_oom_kills_total{{handle=\"{h}\"}}") >= 1);
             // per container: memory (the 8 MiB in /dev/shm), its limit, CPU, pids, disk, network
             Assert.True(Value(scrape, $"garden_container_memory_bytes{{handle=\"{h}\"}}") >= 8 * 1024 * 1024, "memory held in tmpfs");
             Assert.Equal(32 * 1024 * 1024, Value(scrape, $"garden_container_memory_limit_bytes{{handle=\"{h}\"}}"));
-            Assert.True(Value(scrape, $"garden_container_cpu_seconds{{handle=\"{h}\"}}") > 0, "the dd runs used CPU");
+            Assert.True(Value(scrape, $"garden_container_cpu_seconds_total{{handle=\"{h}\"}}") > 0, "the dd runs used CPU");
             Assert.True(Value(scrape, $"garden_container_pids{{handle=\"{h}\"}}") >= 1, "the agent at least");
             Assert.Equal(1024, Value(scrape, $"garden_container_pids_max{{handle=\"{h}\"}}")); // garden.default-limits.pids
             Assert.NotNull(Sample(scrape, $"garden_container_disk_bytes{{handle=\"{h}\"}}"));
             Assert.NotNull(Sample(scrape, $"garden_container_disk_limit_bytes{{handle=\"{h}\"}}"));
-            Assert.NotNull(Sample(scrape, $"garden_container_network_receive_bytes{{handle=\"{h}\"}}"));
-            Assert.NotNull(Sample(scrape, $"garden_container_network_transmit_bytes{{handle=\"{h}\"}}"));
+            Assert.NotNull(Sample(scrape, $"garden_container_network_receive_bytes_total{{handle=\"{h}\"}}"));
+            Assert.NotNull(Sample(scrape, $"garden_container_network_transmit_bytes_total{{handle=\"{h}\"}}"));
             // agent round trips: every run spawned through the agent
             Assert.True(Value(scrape, "garden_agent_round_trip_seconds_count{call=\"spawn\"}") >= 3, "agent spawns timed");
             Assert.True(Value(scrape, "garden_agent_round_trip_seconds_sum{call=\"spawn\"}") > 0);
             Assert.Contains("# TYPE garden_operation_duration_seconds histogram", scrape);
+            Assert.Contains("# TYPE garden_container_cpu_seconds_total counter", scrape);
         }
         finally
         {
@@ -120,6 +121,7 @@ public sealed class OperationsTests(MetricsDaemonFixture fx) : IClassFixture<Met
         }
         var after = await Scrape();
         Assert.Null(Sample(after, $"garden_container_memory_bytes{{handle=\"{h}\"}}")); // a destroyed container's series go
+        Assert.Null(Sample(after, $"garden_container_cpu_seconds_total{{handle=\"{h}\"}}"));
         Assert.True(Value(after, "garden_operation_duration_seconds_count{operation=\"destroy\"}") >= 1);
     }
 

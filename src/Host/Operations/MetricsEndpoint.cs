@@ -64,7 +64,8 @@ public sealed class ContainerGauges
     private readonly GardenApi _core;
     private readonly string _journal;
     private readonly ILogger _log;
-    private readonly Gauge _memory, _memoryLimit, _cpu, _pids, _pidsMax, _disk, _diskLimit, _rx, _tx, _oom, _journalBytes;
+    private readonly Gauge _memory, _memoryLimit, _pids, _pidsMax, _disk, _diskLimit, _journalBytes;
+    private readonly Counter _cpu, _rx, _tx, _oom;
     private readonly SemaphoreSlim _one = new(1, 1); // scrapes at once read one after the other
     private HashSet<string> _known = [];
 
@@ -75,20 +76,31 @@ public sealed class ContainerGauges
         _log = log;
         var f = Metrics.WithCustomRegistry(registry);
         Gauge G(string name, string help) => f.CreateGauge(name, help, "handle");
+        Counter C(string name, string help) => f.CreateCounter(name, help, "handle");
         _memory = G("garden_container_memory_bytes", "Memory in use by the container's processes (their cgroup, tmpfs included; not the agent).");
         _memoryLimit = G("garden_container_memory_limit_bytes", "The memory limit the kernel holds (0 = none).");
-        _cpu = G("garden_container_cpu_seconds", "CPU time the container has used (cpuacct), in seconds; a counter, read from the kernel.");
+        _cpu = C("garden_container_cpu_seconds_total", "CPU time the container has used (cpuacct), in seconds.");
         _pids = G("garden_container_pids", "Processes in the container (its agent included).");
         _pidsMax = G("garden_container_pids_max", "The pids limit (0 = none).");
         _disk = G("garden_container_disk_bytes", "Bytes the container wrote to its own disk (its disk-limited layer).");
         _diskLimit = G("garden_container_disk_limit_bytes", "The size of the container's disk (0 = no disk limit).");
-        _rx = G("garden_container_network_receive_bytes", "Bytes the container received (a counter, read from its veth).");
-        _tx = G("garden_container_network_transmit_bytes", "Bytes the container sent (a counter, read from its veth).");
-        _oom = G("garden_container_oom_kills", "OOM kills in the container since it was created (journaled: survives restarts).");
+        _rx = C("garden_container_network_receive_bytes_total", "Bytes the container received (read from its veth).");
+        _tx = C("garden_container_network_transmit_bytes_total", "Bytes the container sent (read from its veth).");
+        _oom = C("garden_container_oom_kills_total", "OOM kills in the container since it was created (journaled: survives restarts).");
         _journalBytes = f.CreateGauge("garden_journal_size_bytes", "Size of the journal on disk (journal.db, -wal and -shm).");
     }
 
-    private IEnumerable<Gauge> PerContainer => [_memory, _memoryLimit, _cpu, _pids, _pidsMax, _disk, _diskLimit, _rx, _tx, _oom];
+    private IEnumerable<Collector<Gauge.Child>> Gauges => [_memory, _memoryLimit, _pids, _pidsMax, _disk, _diskLimit];
+
+    private IEnumerable<Collector<Counter.Child>> Counters => [_cpu, _rx, _tx, _oom];
+
+    /// <summary>A counter the kernel (or the journal) keeps: set to what it reads. A value below the last one is a new
+    /// container under the same handle since the last scrape: the series starts again (a counter reset).</summary>
+    private static void Count(Counter counter, string handle, double value)
+    {
+        if (value < counter.WithLabels(handle).Value) counter.RemoveLabelled(handle);
+        counter.WithLabels(handle).IncTo(value);
+    }
 
     public async Task ReadAsync(CancellationToken ct)
     {
@@ -126,17 +138,20 @@ public sealed class ContainerGauges
             seen.Add(handle);
             _memory.WithLabels(handle).Set(m.MemoryUsageBytes);
             _memoryLimit.WithLabels(handle).Set(m.MemoryLimitBytes);
-            _cpu.WithLabels(handle).Set(m.CpuUsageNs / 1e9);
+            Count(_cpu, handle, m.CpuUsageNs / 1e9);
             _pids.WithLabels(handle).Set(m.PidsCurrent);
             _pidsMax.WithLabels(handle).Set(m.PidsMax);
             _disk.WithLabels(handle).Set(m.DiskUsedBytes);
             _diskLimit.WithLabels(handle).Set(m.DiskLimitBytes);
-            _rx.WithLabels(handle).Set(m.RxBytes);
-            _tx.WithLabels(handle).Set(m.TxBytes);
-            _oom.WithLabels(handle).Set(m.OomKills);
+            Count(_rx, handle, m.RxBytes);
+            Count(_tx, handle, m.TxBytes);
+            Count(_oom, handle, m.OomKills);
         }
         foreach (var gone in _known.Except(seen))
-            foreach (var g in PerContainer) g.RemoveLabelled(gone);
+        {
+            foreach (var g in Gauges) g.RemoveLabelled(gone);
+            foreach (var c in Counters) c.RemoveLabelled(gone);
+        }
         _known = seen;
     }
 }

@@ -49,7 +49,7 @@ public sealed class PrometheusMetrics : IGardenMetrics
         _recoverySeconds = f.CreateGauge("garden_recovery_duration_seconds", "How long the last recovery took.");
         _oomKills = f.CreateCounter("garden_oom_kills_total",
             "OOM kills the kernel reported in containers since gardend started (each notification; per container: " +
-            "garden_container_oom_kills).");
+            "garden_container_oom_kills_total).");
         _agentCalls = f.CreateHistogram("garden_agent_round_trip_seconds",
             "Calls to the in-container agents, by call: from sending the request to its answer (a stream: to its first event).",
             ["call"], new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) }); // 0.1 ms .. 3.3 s
