@@ -23,7 +23,12 @@ public sealed record ContainerEffects(
     IFirewall Firewall,
     IUserNamespaces UserNamespaces,
     IDepot Depot,
-    IBaseRootfsSizes? BaseSizes = null);
+    IBaseRootfsSizes? BaseSizes = null,
+    IGardenMetrics? Metrics = null)
+{
+    /// <summary>Where the actors report what happens (<see cref="NoMetrics"/> when the composition root gives none).</summary>
+    public IGardenMetrics Metered => Metrics ?? NoMetrics.Instance;
+}
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog, string MountDir)
