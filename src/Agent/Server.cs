@@ -14,6 +14,12 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
     public const string Version = "0.1.0";
     private const int SendBatchBytes = 256 * 1024;
 
+    /// <summary>Output frames carry at most this much (small pipe reads are merged up to it): every reader parses a frame's
+    /// data into an array of its own (gardend, and gRPC's clients after it, message by message), and below .NET's
+    /// large-object threshold (85,000 bytes) those arrays die young instead of piling up until a full collection.
+    /// Measured: 256 KiB frames made the agent-alone probe's client slower (400 MB/s against 500-1200).</summary>
+    private const int OutputFrameBytes = 64 * 1024;
+
     private long _connections;
 
     public async Task RunAsync(Socket listener)
@@ -259,7 +265,13 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
                 {
                     var first = slices[i];
                     run.Clear();
-                    for (; i < slices.Count && slices[i].Stream == first.Stream; i++) run.Add(slices[i].Data);
+                    int bytes = 0;
+                    for (; i < slices.Count && slices[i].Stream == first.Stream
+                           && (run.Count == 0 || bytes + slices[i].Data.Length <= OutputFrameBytes); i++)
+                    {
+                        run.Add(slices[i].Data);
+                        bytes += slices[i].Data.Length;
+                    }
                     at += StreamFrames.WriteOutput(buf.AsSpan(at), first.Stream, first.Offset, CollectionsMarshal.AsSpan(run));
                 }
                 if (exited != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), exited);
