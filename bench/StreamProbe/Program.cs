@@ -35,11 +35,12 @@ void Add(string k, double v) { (results.TryGetValue(k, out var l) ? l : results[
 // CPU seconds spent since the last call by the client (this process) and by gardend: on a shared machine, the cost per
 // MB is steadier than the rate
 int daemonPid = 0;
+string serverName = "";
 double lastClient = 0, lastDaemon = 0;
 string Cpu()
 {
     double client = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, daemon = daemonPid == 0 ? 0 : CpuOf(daemonPid);
-    var text = daemonPid == 0 ? "" : $"(cpu: client {client - lastClient:F2}s, gardend {daemon - lastDaemon:F2}s)";
+    var text = daemonPid == 0 ? "" : $"(cpu: client {client - lastClient:F2}s, {serverName} {daemon - lastDaemon:F2}s)";
     (lastClient, lastDaemon) = (client, daemon);
     return text;
 }
@@ -70,8 +71,10 @@ try
     {
         using var sandbox = new AgentSandbox(agentBin, TestPaths.DefaultRootfs);
         var client = sandbox.Client;
+        (daemonPid, serverName) = (sandbox.AgentHostPid, "agent");
         for (var r = 0; r < reps; r++)
         {
+            Cpu();
             using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             var sw = Stopwatch.StartNew();
             var spec = AgentRuns.Cmd($"in-{r}", "/.garden/agent", "stream-in", "/bench");
@@ -99,6 +102,7 @@ try
                 }
             Add("agent stream-out", got / (double)(1 << 20) / sw.Elapsed.TotalSeconds);
             if (r == 0) await client.RunAsync(AgentRuns.Cmd("mkbig", "/bin/sh", "-c", "cat /bench/tree/* > /big"), timeoutSeconds: 120);
+            Cpu();
             sw.Restart();
             got = 0;
             await using (var s = await client.SpawnAttachedAsync(AgentRuns.Cmd($"cat-{r}", "/bin/cat", "/big"), cts.Token))
@@ -131,7 +135,7 @@ try
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         try
         {
-            daemonPid = gardend.Pid;
+            (daemonPid, serverName) = (gardend.Pid, "gardend");
             for (var r = 0; r < reps; r++)
             {
                 Cpu();
