@@ -110,7 +110,10 @@ internal static class Program
 
         var table = new ProcessTable();
         table.StartReaper();
-        var server = new Server(table, new Spawner(table, cgroup, memoryCgroup), hostRoot);
+        var spawner = new Spawner(table, cgroup, memoryCgroup);
+        // the fork server in the work cgroups, started now so its one cgroup move is not on a Run's path
+        spawner.StartSpawnerInBackground();
+        var server = new Server(table, spawner, hostRoot);
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
     }
