@@ -257,7 +257,8 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
         stage = 0;
         if (!EnsureSpawnerLocked()) return Native.SpawnerUseDirect;
         int err = Native.SpawnerSpawn(_spawnerSock!.Value, _spawnerPidfd!.Value, r, SpawnerTimeoutMs, out pid, out stage, out int discard);
-        if (discard != 0)
+        if (discard == 2) AgentLog.Error($"spawner pid {_spawnerPid} refused a request as malformed; it starts directly");
+        else if (discard != 0)
         {
             AgentLog.Info($"spawner pid {_spawnerPid} is gone or stopped answering; " +
                 (err == Native.SpawnerUseDirect ? "this process starts directly" : "this process had started"));

@@ -817,8 +817,9 @@ static size_t spawner_size(const spawner_wire* h)
 static uint64_t spawner_buf[SPAWNER_MAX_MSG / sizeof(uint64_t)];
 static char* spawner_ptrs[SPAWNER_MAX_STRINGS + 2];
 
-// Splits n NUL-terminated strings from s (len bytes) into out[0..n-1], out[n] = NULL. 0, or -1 when they do not fit.
-static int spawner_split(char* s, size_t len, int n, char** out)
+// Splits n NUL-terminated strings from the start of s (len bytes) into out[0..n-1], out[n] = NULL. The bytes they take,
+// or -1 when they do not fit.
+static ssize_t spawner_split(char* s, size_t len, int n, char** out)
 {
     size_t at = 0;
     for (int i = 0; i < n; i++)
@@ -830,7 +831,7 @@ static int spawner_split(char* s, size_t len, int n, char** out)
         at = (size_t)(end - s) + 1;
     }
     out[n] = NULL;
-    return at == len ? 0 : -1;
+    return (ssize_t)at;
 }
 
 // Checks one received message and points req into it. 0, or EINVAL.
@@ -859,11 +860,11 @@ static int spawner_parse(size_t n, const int* fds, garden_spawn_req* req)
     p += h->dir_len;
     if (path[h->path_len - 1] != '\0' || memchr(path, '\0', h->path_len - 1) != NULL) return EINVAL;
     if (dir[h->dir_len - 1] != '\0' || memchr(dir, '\0', h->dir_len - 1) != NULL) return EINVAL;
-    if (spawner_split(p, h->strings_len, h->nargv, spawner_ptrs) != 0) return EINVAL;
-    // env after argv's NULL: split the rest into the following slots
-    size_t argv_bytes = 0;
-    for (int i = 0; i < h->nargv; i++) argv_bytes += strlen(spawner_ptrs[i]) + 1;
-    if (spawner_split(p + argv_bytes, h->strings_len - argv_bytes, h->nenv, spawner_ptrs + h->nargv + 1) != 0) return EINVAL;
+    // argv, its NULL, then env after it in the same array; together they take exactly strings_len bytes
+    ssize_t argv_bytes = spawner_split(p, h->strings_len, h->nargv, spawner_ptrs);
+    if (argv_bytes < 0) return EINVAL;
+    ssize_t env_bytes = spawner_split(p + argv_bytes, h->strings_len - (size_t)argv_bytes, h->nenv, spawner_ptrs + h->nargv + 1);
+    if (env_bytes < 0 || (size_t)(argv_bytes + env_bytes) != h->strings_len) return EINVAL;
 
     req->path = path;
     req->argv = spawner_ptrs;
@@ -1081,7 +1082,7 @@ static void* spawner_pack(const garden_spawn_req* req, size_t* out_len)
 // Returns 0 with *out_pid (started), an errno with *out_stage (and *out_pid when the child exists and failed before
 // execve, as gardenspawn_spawn), or SPAWNER_USE_DIRECT: nothing was started, run it through gardenspawn_spawn.
 // *out_discard is set to 1 when the spawner is gone or was killed here (it stopped answering within timeout_ms): the
-// caller closes sock and starts another one later.
+// caller closes sock and starts another one later; to 2 when it refused the request as malformed (and stays).
 int32_t gardenspawn_spawner_spawn(int32_t sock, int32_t spawner_pidfd, const garden_spawn_req* req, int32_t timeout_ms,
     int32_t* out_pid, int32_t* out_stage, int32_t* out_discard)
 {
@@ -1213,7 +1214,9 @@ int32_t gardenspawn_spawner_spawn(int32_t sock, int32_t spawner_pidfd, const gar
     }
     if (have_reply && reply.err == EINVAL)
     {
-        // refused as malformed (a bug, not the caller's): the direct path takes it; the spawner stays
+        // refused as malformed (a bug, not the caller's): the direct path takes it; the spawner stays (*out_discard 2
+        // tells the caller to log it)
+        *out_discard = 2;
         return SPAWNER_USE_DIRECT;
     }
     // gone or killed before it forked anything
