@@ -79,6 +79,9 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_spawner_spawn")]
     internal static partial int SpawnerSpawn(int sock, int spawnerPidfd, SpawnReq* req, int timeoutMs, out int pid, out int stage, out int discard);
 
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_take_early_spawner")]
+    internal static partial void TakeEarlySpawner(out int sock, out int pid);
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_pidfd_open")]
     internal static partial int PidfdOpen(int pid);
 

@@ -177,8 +177,38 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
     private int _spawnerPid;
     private long _spawnerStarted = long.MinValue;
 
-    /// <summary>Starts the spawner off the Run path (at the agent's start): its one cgroup move is paid here.</summary>
-    public void StartSpawnerInBackground() => ThreadPool.UnsafeQueueUserWorkItem(_ =>
+    /// <summary>Takes over the spawner the agent's constructor forked before the runtime started (native/spawn.c,
+    /// spawner_fork_early), if there is one; otherwise starts one off the Run path. Called before the reaper starts, so
+    /// the first spawner's pid cannot have been reaped (and reused) before its pidfd is taken.</summary>
+    public void AdoptOrStartSpawner()
+    {
+        Native.TakeEarlySpawner(out int sock, out int pid);
+        if (sock >= 0)
+        {
+            var agentSock = new Fd(sock);
+            int pidfd = Native.PidfdOpen(pid);
+            if (pidfd >= 0)
+            {
+                lock (table.Gate)
+                {
+                    _spawnerSock = agentSock;
+                    _spawnerPidfd = new Fd(pidfd);
+                    _spawnerPid = pid;
+                    _spawnerStarted = Environment.TickCount64;
+                }
+                table.ChildForked();
+                AgentLog.Info($"spawner pid {pid} started");
+                return;
+            }
+            // it exits on the EOF of its socket
+            agentSock.Dispose();
+            AgentLog.Error($"spawner: pidfd_open: {Native.ErrorText(-pidfd)}");
+        }
+        StartSpawnerInBackground();
+    }
+
+    /// <summary>Starts the spawner off the Run path: its one cgroup move is paid here.</summary>
+    private void StartSpawnerInBackground() => ThreadPool.UnsafeQueueUserWorkItem(_ =>
     {
         try
         {

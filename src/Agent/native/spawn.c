@@ -140,6 +140,7 @@ static void close_all_but(int lo, const int* keep, int nkeep)
 
 // glibc calls constructors with the program's arguments.
 __attribute__((noreturn)) static void spawner_main(void);
+static void spawner_fork_early(int cgroup_fd, int memory_fd);
 
 __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc, char** argv, char** envp)
 {
@@ -176,6 +177,14 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
             keep[j - 1] = t;
         }
     close_all_but(3, keep, nkeep);
+
+    int cgroup_fd = -1, memory_fd = -1;
+    for (int i = 1; i + 1 < argc; i++)
+    {
+        if (strcmp(argv[i], "--cgroup-fd") == 0) cgroup_fd = parse_fd(argv[i + 1]);
+        else if (strcmp(argv[i], "--memory-cgroup-fd") == 0) memory_fd = parse_fd(argv[i + 1]);
+    }
+    spawner_fork_early(cgroup_fd, memory_fd);
 }
 
 // 0, or errno. Called again by the agent at start (a check that the constructor ran) and after every spawn.
@@ -1223,4 +1232,67 @@ int32_t gardenspawn_spawner_spawn(int32_t sock, int32_t spawner_pidfd, const gar
     *out_discard = 1;
     spawner_kill(spawner_pidfd);
     return SPAWNER_USE_DIRECT;
+}
+
+// ---- the first spawner: forked by the agent's constructor ----
+//
+// A container's first Run comes right after its Create, while a spawner started by the agent's runtime would still be
+// moving into the work cgroups (that move is the RCU grace period this is all about). So the first spawner is forked
+// here, before the .NET runtime starts: the agent is still one thread with a few pages of its own, so a plain fork
+// gives the spawner a small mm of its own, as an exec would. Its cgroup moves then overlap the runtime's start, the
+// agent's setup and the rest of the Create, and they come right after runc's own moves of the agent (a move shortly
+// after another does not wait for a grace period). Nothing of the container runs yet: the child holds the agent's
+// descriptors (runc's stdio, the listening socket, the cgroup directories) only until it has moved, then keeps its
+// socket (as fd 0) and /dev/null. When anything here fails, the agent starts one later through the direct path.
+
+static int early_spawner_sock = -1;
+static int early_spawner_pid = -1;
+
+static int move_self(int dirfd)
+{
+    int procs = openat(dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+    if (procs < 0) return -1;
+    ssize_t n = write(procs, "0", 1);
+    close(procs);
+    return n == 1 ? 0 : -1;
+}
+
+static void spawner_fork_early(int cgroup_fd, int memory_fd)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
+    int size = 2 * SPAWNER_MAX_MSG;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    pid_t pid = fork();
+    if (pid < 0)
+    {
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    if (pid == 0)
+    {
+        // into the work cgroups: pids (v2: the one tree), then v1's memory hierarchy
+        if (cgroup_fd >= 0 && move_self(cgroup_fd) != 0) _exit(3);
+        if (memory_fd >= 0 && move_self(memory_fd) != 0) _exit(3);
+        // the socket as fd 0, the container's /dev/null (the character device 1:3, nothing a rootfs put there) as 1 and 2
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        struct stat st;
+        if (nul < 0 || fstat(nul, &st) != 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3) _exit(3);
+        if (dup2(sv[1], 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) _exit(3);
+        syscall(SYS_close_range, 3U, ~0U, 0U);
+        spawner_main();
+    }
+    close(sv[1]);
+    early_spawner_sock = sv[0];
+    early_spawner_pid = pid;
+}
+
+// The agent's side of the first spawner, once: its socket (CLOEXEC) and pid, or -1s when there is none.
+void gardenspawn_take_early_spawner(int32_t* out_sock, int32_t* out_pid)
+{
+    *out_sock = early_spawner_sock;
+    *out_pid = early_spawner_pid;
+    early_spawner_sock = -1;
+    early_spawner_pid = -1;
 }

@@ -50,9 +50,11 @@ internal sealed class Pids(string hierarchy, string parent, string agentDir = ""
         var work = WorkDir(handle);
         if (Directory.Exists(work))
         {
-            // the spawner is the agent's: one process with it (a spawner just killed is not there to subtract)
+            // The spawner is the agent's: one process with it (a spawner just killed is not there to subtract). The agent's
+            // cgroup holds the agent and, for a few milliseconds each, a process on its way into work (the spawner as it
+            // starts, a process the direct path starts): the agent is one process.
             var tasks = CgroupFile.ReadULong(Path.Combine(work, "pids.current"));
-            m.PidsCurrent = tasks - Math.Min(tasks, SpawnerReserve) + AgentProcesses(handle);
+            m.PidsCurrent = tasks - Math.Min(tasks, SpawnerReserve) + Math.Min(AgentProcesses(handle), 1);
         }
         else m.PidsCurrent = CgroupFile.ReadULong(Path.Combine(Dir(handle), "pids.current"));
         m.PidsMax = ReadLimit(handle);
