@@ -849,7 +849,7 @@ static int spawner_parse(size_t n, const int* fds, garden_spawn_req* req)
     spawner_wire* h = (spawner_wire*)spawner_buf;
     if (n < sizeof *h || h->magic != SPAWNER_MAGIC || h->total != n) return EINVAL;
     if (h->ngroups < 0 || h->ngroups > SPAWNER_MAX_GROUPS || h->nrlimits < 0 || h->nrlimits > SPAWNER_MAX_RLIMITS
-        || h->nargv < 1 || h->nenv < 0 || h->nargv + h->nenv > SPAWNER_MAX_STRINGS
+        || h->nargv < 1 || h->nenv < 0 || h->nargv > SPAWNER_MAX_STRINGS || h->nenv > SPAWNER_MAX_STRINGS - h->nargv
         || h->path_len < 2 || h->dir_len < 1 || h->path_len > SPAWNER_MAX_MSG || h->dir_len > SPAWNER_MAX_MSG
         || h->strings_len > SPAWNER_MAX_MSG || spawner_size(h) != n)
         return EINVAL;
