@@ -154,9 +154,11 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
     //
     // A Run used to move each new child into the container's work cgroups (pids, and memory on v1) before exec: on cgroup
     // v1 a move waits for an RCU grace period, ~10 ms and up to 77, most of a Run. The spawner is moved there once, when
-    // it starts, and forks every process there: a child is born in its parent's cgroups. It is this binary exec'd again
-    // (an mm of its own: the OOM killer of the work memory cgroup may take it, never the agent with it), started here
-    // through the direct path, which is also what a spawn falls back to whenever the spawner cannot serve it. A Run never
+    // it starts, and forks every process there: a child is born in its parent's cgroups. It has an mm of its own (the OOM
+    // killer of the work memory cgroup may take it, never the agent with it): the first one is forked by the agent's ELF
+    // constructor before the .NET runtime starts (spawner_fork_early) and moves itself while the Create goes on; a later
+    // one is this binary exec'd again through the direct path, which is also what a spawn falls back to whenever the
+    // spawner cannot serve it. A Run never
     // fails because the spawner died: container root may kill or stop it (it is not PID 1); the agent then notices EOF
     // or a timeout, kills it, runs that request directly, and starts another spawner on a later spawn, at most once a
     // second (a container killing it in a loop gets the direct path, not an agent busy restarting it).
@@ -285,7 +287,18 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
     {
         pid = -1;
         stage = 0;
-        if (!EnsureSpawnerLocked()) return Native.SpawnerUseDirect;
+        bool running;
+        try
+        {
+            running = EnsureSpawnerLocked();
+        }
+        catch (AgentErrorException e)
+        {
+            // (socketpair, /dev/null or the cgroup files failed): the direct path says what it says for this request
+            AgentLog.Error($"spawner: cannot start it: {e.Message}");
+            running = false;
+        }
+        if (!running) return Native.SpawnerUseDirect;
         int err = Native.SpawnerSpawn(_spawnerSock!.Value, _spawnerPidfd!.Value, r, SpawnerTimeoutMs, out pid, out stage, out int discard);
         if (discard == 2) AgentLog.Error($"spawner pid {_spawnerPid} refused a request as malformed; it starts directly");
         else if (discard != 0)
