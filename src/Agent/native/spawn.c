@@ -755,11 +755,13 @@ int32_t gardenspawn_make_dir(const char* path, uint32_t uid, uint32_t gid)
 // out (bench/probes/cgroup_move.c, bench/FINDINGS-run.md). The direct path above moves every new child into the work
 // cgroups (pids, and memory on v1) before exec, so a Run cost about 10 ms where a fork+exec costs 1.4.
 //
-// What: a small process that LIVES in the work cgroups (moved there once, by the direct path, when it starts: off the
-// Run path) and forks each process the agent asks for. A child is born in its parent's cgroups, so nothing moves. It is
-// this binary exec'd again (/proc/self/exe, argv[1] SPAWNER_ARG): the constructor above sends it here before the .NET
-// runtime starts, so it is a pure C loop with an mm of its own of a few hundred KiB. Not a CLONE_VM sibling of the
-// agent: in the work memory cgroup at its limit, the OOM killer scores and kills by mm, and would take the agent along.
+// What: a small process that LIVES in the work cgroups (moved there once, when it starts: off the Run path) and forks
+// each process the agent asks for. A child is born in its parent's cgroups, so nothing moves. It never runs the .NET
+// runtime: a pure C loop with an mm of its own of a few hundred KiB. The first one is forked by the agent's constructor
+// before the runtime starts and moves itself (spawner_fork_early, at the end of this file); a later one (after container
+// root killed the first) is this binary exec'd again by the direct path (/proc/self/exe, argv[1] SPAWNER_ARG, which the
+// constructor above sends here). Not a CLONE_VM sibling of the agent: in the work memory cgroup at its limit, the OOM
+// killer scores and kills by mm, and would take the agent along.
 //
 // Each child is forked with CLONE_PARENT: its parent is the agent, whose reaper collects its exit as for any process
 // (and in a container the agent is PID 1 anyway). The child runs child_exec as a vfork child of the agent would, and
