@@ -139,7 +139,7 @@ static void close_all_but(int lo, const int* keep, int nkeep)
 }
 
 // glibc calls constructors with the program's arguments.
-__attribute__((noreturn)) static void spawner_main(void);
+__attribute__((noreturn)) static void spawner_main(int pdeathsig);
 static void spawner_fork_early(int cgroup_fd, int memory_fd);
 
 __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc, char** argv, char** envp)
@@ -148,7 +148,7 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     // The agent's fork server (see spawner_main): a pure C loop that never returns, so the .NET runtime never starts in it.
-    if (argc == 2 && argv != NULL && argv[1] != NULL && strcmp(argv[1], SPAWNER_ARG) == 0) spawner_main();
+    if (argc == 2 && argv != NULL && argv[1] != NULL && strcmp(argv[1], SPAWNER_ARG) == 0) spawner_main(0);
 
     // As the agent (not one of its file tools, nor any mode named by a first argument without "--"): no descriptor but stdio
     // and the ones named on the command line survives into the runtime. runc closes the rest already; a stray one of
@@ -779,7 +779,8 @@ int32_t gardenspawn_make_dir(const char* path, uint32_t uid, uint32_t gid)
 // process of the container may ptrace it, read its memory or reach its descriptors through /proc - and it holds nothing
 // but its socket and /dev/null: the direct path that starts it marks every other descriptor CLOEXEC, and it closes
 // everything from 3 up again. It blocks every signal it can (a stray `kill -TERM -1` in the container does not end
-// it), dies with the agent (PR_SET_PDEATHSIG, and EOF on its socket), and forks only what a request asks. Container
+// it), dies with the agent (EOF on its socket; PR_SET_PDEATHSIG for the first one, see spawner_main), and forks only
+// what a request asks. Container
 // root can still SIGKILL or SIGSTOP it (it is not PID 1): the agent then sees EOF or a timeout, kills it, runs that
 // request through the direct path, and starts a new spawner later (Spawner.cs).
 
@@ -898,13 +899,16 @@ static int spawner_parse(size_t n, const int* fds, garden_spawn_req* req)
     return 0;
 }
 
-__attribute__((noreturn)) static void spawner_main(void)
+// pdeathsig: the signal for when the agent's thread that made this spawner exits (PR_SET_PDEATHSIG; the kernel's
+// "parent" is that thread, not the process): SIGKILL for the first spawner, forked by the agent's main thread, which lives
+// as long as the agent; 0 for one the agent started later from a thread of its pool, which may retire long before the
+// agent. Either way it dies with the agent: EOF on its socket (the agent's end closes with the agent's last thread) ends
+// the loop below, and in a container the agent is PID 1, whose exit kills everything in its pid namespace.
+__attribute__((noreturn)) static void spawner_main(int pdeathsig)
 {
     const int sock = 0;
     prctl(PR_SET_NAME, "garden-spawner", 0, 0, 0);
-    // Dies with the agent (whose end of the socket also closes then). The agent is PID 1 in a container, where getppid()
-    // cannot tell whether it already died before this line; EOF on the socket covers that case.
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (pdeathsig != 0) prctl(PR_SET_PDEATHSIG, pdeathsig, 0, 0, 0);
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -1283,7 +1287,7 @@ static void spawner_fork_early(int cgroup_fd, int memory_fd)
         if (nul < 0 || fstat(nul, &st) != 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3) _exit(3);
         if (dup2(sv[1], 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) _exit(3);
         syscall(SYS_close_range, 3U, ~0U, 0U);
-        spawner_main();
+        spawner_main(SIGKILL);
     }
     close(sv[1]);
     early_spawner_sock = sv[0];
