@@ -46,7 +46,11 @@ internal static unsafe partial class Native
         public int PidsCurrentFd;
         public int PidsMaxFd;
         public int MemoryProcsFd;
+        public int KeepOomScore;
     }
+
+    /// <summary>What <see cref="SpawnerSpawn"/> returns when nothing was started: the direct path (<see cref="Spawn"/>) takes it.</summary>
+    internal const int SpawnerUseDirect = -1;
 
     [LibraryImport(Lib, EntryPoint = "gardenspawn_open_cgroup")]
     internal static partial int OpenCgroup(int dirfd, out int procs, out int current, out int max);
@@ -68,6 +72,18 @@ internal static unsafe partial class Native
 
     [LibraryImport(Lib, EntryPoint = "gardenspawn_spawn")]
     internal static partial int Spawn(SpawnReq* req, out int pid, out int stage);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_socketpair")]
+    internal static partial int SocketPair(out int agentEnd, out int spawnerEnd);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_spawner_spawn")]
+    internal static partial int SpawnerSpawn(int sock, int spawnerPidfd, SpawnReq* req, int timeoutMs, out int pid, out int stage, out int discard);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_take_early_spawner")]
+    internal static partial void TakeEarlySpawner(out int sock, out int pid);
+
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_pidfd_open")]
+    internal static partial int PidfdOpen(int pid);
 
     [LibraryImport(Lib, EntryPoint = "gardenspawn_openpty")]
     internal static partial int OpenPty(out int master, out int slave, ushort rows, ushort cols);

@@ -109,8 +109,12 @@ internal static class Program
             $"serving uid {hostRoot.Uid} from outside the container");
 
         var table = new ProcessTable();
+        var spawner = new Spawner(table, cgroup, memoryCgroup);
+        // the fork server in the work cgroups (forked before the runtime started, or started now), so its one cgroup
+        // move is not on a Run's path; before the reaper, which could otherwise reap its pid before it is adopted
+        spawner.AdoptOrStartSpawner();
         table.StartReaper();
-        var server = new Server(table, new Spawner(table, cgroup, memoryCgroup), hostRoot);
+        var server = new Server(table, spawner, hostRoot);
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
     }

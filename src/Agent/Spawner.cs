@@ -83,8 +83,8 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
             }
 
             int pid = ForkExec(req, creds, path, dir, env, rlimits, childIn, childOut, childErr, ttyFd, bufferBytes,
-                stdinWrite, ptyMaster, outputs, out var process);
-            AgentLog.Info($"process {req.Id} pid {pid} started: {path} user {creds.Uid}:{creds.Gid} dir {dir} tty {req.Tty}");
+                stdinWrite, ptyMaster, outputs, out var process, out bool viaSpawner);
+            AgentLog.Info($"process {req.Id} pid {pid} started {(viaSpawner ? "by the spawner" : "directly")}: {path} user {creds.Uid}:{creds.Gid} dir {dir} tty {req.Tty}");
             if (req.Tty && !req.KeepStdin) process.CloseStdin();
             return process;
         }
@@ -103,28 +103,12 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
 
     private unsafe int ForkExec(SpawnRequest req, Credentials creds, string path, string dir, List<string> env,
         (int Resource, ulong Soft, ulong Hard)[] rlimits, int childIn, int childOut, int childErr, int ttyFd, int bufferBytes,
-        Fd? stdinWrite, Fd? ptyMaster, Fd[] outputs, out ManagedProcess process)
+        Fd? stdinWrite, Fd? ptyMaster, Fd[] outputs, out ManagedProcess process, out bool viaSpawner)
     {
         var argv = new List<string>(req.Args.Count + 1) { req.Path };
         argv.AddRange(req.Args);
 
         using var arena = new NativeArena();
-        ProcessCgroup.Files? cgroupFiles = null;
-        if (cgroup is not null)
-        {
-            cgroupFiles = cgroup.OpenFiles(out int cerr);
-            if (cgroupFiles is null)
-                throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's process cgroup: {Native.ErrorText(cerr)}");
-        }
-        using var closeCgroupFiles = cgroupFiles;
-        ProcessCgroup.Files? memoryFiles = null;
-        if (memoryCgroup is not null)
-        {
-            memoryFiles = memoryCgroup.OpenFiles(out int merr);
-            if (memoryFiles is null)
-                throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's memory cgroup: {Native.ErrorText(merr)}");
-        }
-        using var closeMemoryFiles = memoryFiles;
         var r = new Native.SpawnReq
         {
             Path = arena.Str(path),
@@ -146,22 +130,216 @@ internal sealed class Spawner(ProcessTable table, ProcessCgroup? cgroup = null, 
             RlHard = arena.Array(rlimits.Select(x => x.Hard).ToArray()),
             Rows = (ushort)Math.Min(req.Rows, ushort.MaxValue),
             Cols = (ushort)Math.Min(req.Cols, ushort.MaxValue),
-            CgroupProcsFd = cgroupFiles?.Procs ?? -1,
-            PidsCurrentFd = cgroupFiles?.PidsCurrent ?? -1,
-            PidsMaxFd = cgroupFiles?.PidsMax ?? -1,
-            MemoryProcsFd = memoryFiles?.Procs ?? -1,
+            CgroupProcsFd = -1,
+            PidsCurrentFd = -1,
+            PidsMaxFd = -1,
+            MemoryProcsFd = -1,
         };
 
         lock (table.Gate)
         {
             if (table.Contains(req.Id)) throw new AgentErrorException(ErrorCode.AlreadyExists, $"process {req.Id} already exists");
-            int err = Native.Spawn(&r, out int pid, out int stage);
+            int err = SpawnerSpawnLocked(&r, out int pid, out int stage);
+            viaSpawner = err != Native.SpawnerUseDirect;
+            if (!viaSpawner) err = DirectSpawnLocked(&r, out pid, out stage);
             if (pid > 0) table.ChildForked();
             if (err != 0) throw SpawnError((Native.Stage)stage, err, path, dir, rlimits, argv, env);
             process = new ManagedProcess(req.Id, pid, req.Tty, bufferBytes, stdinWrite, ptyMaster, outputs);
             table.AddLocked(process);
             return pid;
         }
+    }
+
+    // ---- the spawner (native/spawn.c, spawner_main): the fork server in the work cgroups ----
+    //
+    // A Run used to move each new child into the container's work cgroups (pids, and memory on v1) before exec: on cgroup
+    // v1 a move waits for an RCU grace period, ~10 ms and up to 77, most of a Run. The spawner is moved there once, when
+    // it starts, and forks every process there: a child is born in its parent's cgroups. It has an mm of its own (the OOM
+    // killer of the work memory cgroup may take it, never the agent with it): the first one is forked by the agent's ELF
+    // constructor before the .NET runtime starts (spawner_fork_early) and moves itself while the Create goes on; a later
+    // one is this binary exec'd again through the direct path, which is also what a spawn falls back to whenever the
+    // spawner cannot serve it. A Run never
+    // fails because the spawner died: container root may kill or stop it (it is not PID 1); the agent then notices EOF
+    // or a timeout, kills it, runs that request directly, and starts another spawner on a later spawn, at most once a
+    // second (a container killing it in a loop gets the direct path, not an agent busy restarting it).
+    //
+    // v2: the same spawner in the one work cgroup. clone3(CLONE_INTO_CGROUP) would need no spawner there, but the
+    // container's seccomp filter answers clone3 with ENOSYS (it cannot look into clone3's flags), and the agent runs under
+    // that filter: one design for both.
+
+    /// <summary>How long the spawner may take to fork (to send the child's pid through the error pipe, or close it)
+    /// before the agent takes it for stopped or stuck and kills it.</summary>
+    internal const int SpawnerTimeoutMs = 2000;
+
+    /// <summary>At most one spawner start per this long.</summary>
+    internal const int SpawnerRestartMs = 1000;
+
+    private Fd? _spawnerSock;
+    private Fd? _spawnerPidfd;
+    private int _spawnerPid;
+    private long _spawnerStarted = long.MinValue;
+
+    /// <summary>Takes over the spawner the agent's constructor forked before the runtime started (native/spawn.c,
+    /// spawner_fork_early), if there is one; otherwise starts one off the Run path. Called before the reaper starts, so
+    /// the first spawner's pid cannot have been reaped (and reused) before its pidfd is taken.</summary>
+    public void AdoptOrStartSpawner()
+    {
+        Native.TakeEarlySpawner(out int sock, out int pid);
+        if (sock >= 0)
+        {
+            var agentSock = new Fd(sock);
+            int pidfd = Native.PidfdOpen(pid);
+            if (pidfd >= 0)
+            {
+                lock (table.Gate)
+                {
+                    _spawnerSock = agentSock;
+                    _spawnerPidfd = new Fd(pidfd);
+                    _spawnerPid = pid;
+                    _spawnerStarted = Environment.TickCount64;
+                }
+                table.ChildForked();
+                AgentLog.Info($"spawner pid {pid} started");
+                return;
+            }
+            // it exits on the EOF of its socket
+            agentSock.Dispose();
+            AgentLog.Error($"spawner: pidfd_open: {Native.ErrorText(-pidfd)}");
+        }
+        StartSpawnerInBackground();
+    }
+
+    /// <summary>Starts the spawner off the Run path: its one cgroup move is paid here.</summary>
+    private void StartSpawnerInBackground() => ThreadPool.UnsafeQueueUserWorkItem(_ =>
+    {
+        try
+        {
+            lock (table.Gate) EnsureSpawnerLocked();
+        }
+        catch (Exception e)
+        {
+            AgentLog.Error($"spawner: {e.Message}");
+        }
+    }, null);
+
+    /// <summary>Caller holds table.Gate. The spawner runs, or was started now; false when it cannot (then the direct path).</summary>
+    private unsafe bool EnsureSpawnerLocked()
+    {
+        if (_spawnerSock is not null) return true;
+        long now = Environment.TickCount64;
+        if (_spawnerStarted != long.MinValue && now - _spawnerStarted < SpawnerRestartMs) return false;
+        _spawnerStarted = now;
+
+        Check(Native.SocketPair(out int agentEnd, out int spawnerEnd), "socketpair");
+        var agentSock = new Fd(agentEnd);
+        using var spawnerSock = new Fd(spawnerEnd);
+        int nul = Native.OpenDevNull(1);
+        if (nul < 0)
+        {
+            agentSock.Dispose();
+            Check(-nul, "open /dev/null");
+        }
+        using var devNull = new Fd(nul);
+        using var arena = new NativeArena();
+        // its only descriptors: the socket as stdin, /dev/null as stdout and stderr; root of the container as the agent
+        // is, in the agent's working directory, with the agent's oom_score_adj (the container's processes are likelier
+        // victims), no environment. /proc/self/exe: the vfork child shares the agent's mm, so that is the agent's own
+        // binary whatever a process of the container did to /.garden/agent.
+        var r = new Native.SpawnReq
+        {
+            Path = arena.Str("/proc/self/exe"),
+            Argv = arena.StrArray(["garden-spawner", "spawner"]),
+            Envp = arena.StrArray([]),
+            Dir = null,
+            StdinFd = spawnerSock.Value,
+            StdoutFd = devNull.Value,
+            StderrFd = devNull.Value,
+            TtyFd = -1,
+            SetCreds = 0,
+            KeepOomScore = 1,
+        };
+        int err = DirectSpawnLocked(&r, out int pid, out int stage);
+        if (pid > 0) table.ChildForked();
+        if (err != 0)
+        {
+            agentSock.Dispose();
+            AgentLog.Error($"spawner: cannot start it (stage {(Native.Stage)stage}): {Native.ErrorText(err)}; processes start directly");
+            return false;
+        }
+        int pidfd = Native.PidfdOpen(pid);
+        if (pidfd < 0)
+        {
+            // without a pidfd it could not be killed safely later: it exits on the EOF of its socket
+            agentSock.Dispose();
+            AgentLog.Error($"spawner: pidfd_open: {Native.ErrorText(-pidfd)}; processes start directly");
+            return false;
+        }
+        _spawnerSock = agentSock;
+        _spawnerPidfd = new Fd(pidfd);
+        _spawnerPid = pid;
+        AgentLog.Info($"spawner pid {pid} started");
+        return true;
+    }
+
+    /// <summary>Caller holds table.Gate. A spawn through the spawner; <see cref="Native.SpawnerUseDirect"/> when nothing
+    /// was started and the direct path is to take it.</summary>
+    private unsafe int SpawnerSpawnLocked(Native.SpawnReq* r, out int pid, out int stage)
+    {
+        pid = -1;
+        stage = 0;
+        bool running;
+        try
+        {
+            running = EnsureSpawnerLocked();
+        }
+        catch (AgentErrorException e)
+        {
+            // (socketpair, /dev/null or the cgroup files failed): the direct path says what it says for this request
+            AgentLog.Error($"spawner: cannot start it: {e.Message}");
+            running = false;
+        }
+        if (!running) return Native.SpawnerUseDirect;
+        int err = Native.SpawnerSpawn(_spawnerSock!.Value, _spawnerPidfd!.Value, r, SpawnerTimeoutMs, out pid, out stage, out int discard);
+        if (discard == 2) AgentLog.Error($"spawner pid {_spawnerPid} refused a request as malformed; it starts directly");
+        else if (discard != 0)
+        {
+            AgentLog.Info($"spawner pid {_spawnerPid} is gone or stopped answering; " +
+                (err == Native.SpawnerUseDirect ? "this process starts directly" : "this process had started"));
+            _spawnerSock.Dispose();
+            _spawnerPidfd.Dispose();
+            _spawnerSock = null;
+            _spawnerPidfd = null;
+            _spawnerPid = 0;
+        }
+        return err;
+    }
+
+    /// <summary>Caller holds table.Gate. The direct path: a vfork child of the agent moves itself into the work cgroups
+    /// (and checks the pids limit there) before exec. The cgroup files are opened for this one spawn only.</summary>
+    private unsafe int DirectSpawnLocked(Native.SpawnReq* r, out int pid, out int stage)
+    {
+        ProcessCgroup.Files? cgroupFiles = null;
+        if (cgroup is not null)
+        {
+            cgroupFiles = cgroup.OpenFiles(out int cerr);
+            if (cgroupFiles is null)
+                throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's process cgroup: {Native.ErrorText(cerr)}");
+        }
+        using var closeCgroupFiles = cgroupFiles;
+        ProcessCgroup.Files? memoryFiles = null;
+        if (memoryCgroup is not null)
+        {
+            memoryFiles = memoryCgroup.OpenFiles(out int merr);
+            if (memoryFiles is null)
+                throw new AgentErrorException(ErrorCode.Internal, $"cannot open the container's memory cgroup: {Native.ErrorText(merr)}");
+        }
+        using var closeMemoryFiles = memoryFiles;
+        var direct = *r;
+        direct.CgroupProcsFd = cgroupFiles?.Procs ?? -1;
+        direct.PidsCurrentFd = cgroupFiles?.PidsCurrent ?? -1;
+        direct.PidsMaxFd = cgroupFiles?.PidsMax ?? -1;
+        direct.MemoryProcsFd = memoryFiles?.Procs ?? -1;
+        return Native.Spawn(&direct, out pid, out stage);
     }
 
     /// <summary>A working directory that does not exist is made, with its parents, owned by the process's user (Garden's

@@ -135,9 +135,15 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
         finally { await D.CliAsync("destroy", h); }
     }
 
-    /// <summary>The agent's pid on the host: the one process of the container's memory cgroup outside work.</summary>
-    private string AgentHostPid(string h) =>
-        Assert.Single(File.ReadAllLines(HostCgroups.Dir("memory", D.CgroupParent, h, "cgroup.procs")), l => l.Length > 0);
+    /// <summary>The agent's pid on the host (runc's pid file in the container's bundle), which must be in the container's
+    /// memory cgroup outside work. (Not "the one process there": the agent's spawner starts there too and moves into work
+    /// a few milliseconds later, possibly after a Create returned.)</summary>
+    private string AgentHostPid(string h)
+    {
+        var pid = File.ReadAllText(Path.Combine(D.StateDir, "depot", h, "bundle", "init.pid")).Trim();
+        Assert.Contains(pid, File.ReadAllLines(HostCgroups.Dir("memory", D.CgroupParent, h, "cgroup.procs")));
+        return pid;
+    }
 
     [InstallFact]
     public async Task A_fork_bomb_stops_at_the_pids_limit()

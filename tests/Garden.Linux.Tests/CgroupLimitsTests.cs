@@ -170,11 +170,29 @@ public sealed class CgroupLimitsV2FakeTests : IDisposable
         Write("pids.current", "14\n");
         File.WriteAllText(Path.Combine(_dir, "init", "pids.current"), "12\n");
         File.WriteAllText(Path.Combine(_dir, "init", "cgroup.procs"), "4242\n");
-        File.WriteAllText(Path.Combine(_dir, "work", "pids.current"), "2\n");
-        File.WriteAllText(Path.Combine(_dir, "work", "pids.max"), "50\n");
+        // two processes and the agent's spawner, which counts with the agent as its one process
+        File.WriteAllText(Path.Combine(_dir, "work", "pids.current"), "3\n");
+        File.WriteAllText(Path.Combine(_dir, "work", "pids.max"), "51\n");
         var x = Manager().Metrics("c1");
         Assert.Equal(3UL, x.PidsCurrent);
         Assert.Equal(50UL, x.PidsMax);
+        // no spawner in work (none started yet, or container root killed it): nothing goes below the agent
+        File.WriteAllText(Path.Combine(_dir, "work", "pids.current"), "0\n");
+        Assert.Equal(1UL, Manager().Metrics("c1").PidsCurrent);
+    }
+
+    [Fact]
+    public void The_process_cgroup_holds_the_pids_limit_asked_plus_the_spawner_s_slot_and_reads_back_the_limit_asked()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "work"));
+        File.WriteAllText(Path.Combine(_dir, "work", "pids.max"), "max\n");
+        var m = Manager();
+        m.Apply("c1", new ResourceLimits(Pids: 20));
+        Assert.Equal("21", File.ReadAllText(Path.Combine(_dir, "work", "pids.max")).Trim());
+        Assert.Equal(20UL, m.Read("c1").Pids);
+        // the kernel's largest limit leaves no room for one more: unlimited then (no more tasks can exist anyway)
+        m.Apply("c1", new ResourceLimits(Pids: 4_194_304));
+        Assert.Equal("max", File.ReadAllText(Path.Combine(_dir, "work", "pids.max")).Trim());
     }
 
     [Fact]

@@ -76,8 +76,9 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         // the pids limit is where it was, on the host's side
         var pidsMax = (await Json("metrics", H)).GetProperty("pidsMax");
         Assert.Equal("20", pidsMax.ValueKind == JsonValueKind.String ? pidsMax.GetString() : pidsMax.GetRawText());
-        // (on the process cgroup, whose pids.max the agent once held open: `echo max > /proc/1/fd/N` lifted it)
-        Assert.Equal("20", File.ReadAllText(HostCgroups.Dir("pids", D.CgroupParent, H, "work", "pids.max")).Trim());
+        // (on the process cgroup, whose pids.max the agent once held open: `echo max > /proc/1/fd/N` lifted it; the
+        // limit asked plus the slot of the agent's spawner, which lives there)
+        Assert.Equal("21", File.ReadAllText(HostCgroups.Dir("pids", D.CgroupParent, H, "work", "pids.max")).Trim());
         // and the memory limit, on the processes' cgroup (v1: whose directory in the memory hierarchy the agent holds)
         Assert.Equal($"{256 << 20}", File.ReadAllText(HostCgroups.Dir("memory", D.CgroupParent, H, "work", HostCgroups.MemoryLimitFile)).Trim());
     }
