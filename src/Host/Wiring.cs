@@ -8,6 +8,7 @@ using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Disk;
 using Garden.Linux.Host;
+using Garden.Linux.Images;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
@@ -31,7 +32,18 @@ public static class Wiring
         // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
         Depot: new Depot(),
-        BaseSizes: new BaseRootfsSizes());
+        BaseSizes: new BaseRootfsSizes(),
+        Images: WireImages(settings));
+
+    /// <summary>The image store under the state dir, over one HttpClient for registries; what a crash left half-done in
+    /// its tmp/ goes now, before any pull.</summary>
+    public static LayerStore WireImages(GardenSettings settings)
+    {
+        var store = new LayerStore(settings.ImageStoreDir, settings.ImageStoreMaxBytes,
+            new ImageSources(ImageSources.Client(), settings.InsecureRegistries));
+        foreach (var leftover in store.RemoveLeftovers()) Console.WriteLine($"gardend: image store: removed {leftover} (left by a crash)");
+        return store;
+    }
 
     /// <summary>At an orderly stop, once the actors have stopped: the firewall's shared chains, the jumps into them and the
     /// IPv6 guard, which stay while gardend runs, go when no container has rules left. Containers outlive gardend: when one

@@ -29,6 +29,7 @@ internal static class HostCommands
         {
             Handle = cmd.Handle ?? "",
             Rootfs = cmd.Rootfs ?? "",
+            Image = cmd.Image ?? "",
             Privileged = cmd.Privileged,
             Network = cmd.Network ?? "",
         };
