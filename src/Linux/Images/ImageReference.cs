@@ -64,10 +64,9 @@ public sealed partial record ImageReference(ImageKind Kind, string Path, string 
 
     private static (string Path, string Tag) SplitTag(string rest)
     {
-        var colon = rest.IndexOf(':', rest.LastIndexOf('/') + 1);
-        if (colon < 0) return (rest, "");
-        // docker-archive's NAME:TAG has a colon in the file part and after it; the tag is after the first colon past the last /
-        return (rest[..colon], rest[(colon + 1)..]);
+        // as skopeo reads them: the path ends at the first colon (docker-archive's NAME:TAG has slashes and a colon of its own)
+        var colon = rest.IndexOf(':');
+        return colon < 0 ? (rest, "") : (rest[..colon], rest[(colon + 1)..]);
     }
 
     private static ImageReference ParseRegistry(string text, string rest)

@@ -30,7 +30,7 @@ public static class LayerEntries
         if (last.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
         {
             var target = last[WhiteoutPrefix.Length..];
-            if (target.Length == 0) throw new ImageException($"layer entry \"{name}\": a whiteout naming nothing");
+            if (target is "" or "." or "..") throw new ImageException($"layer entry \"{name}\": a whiteout of \"{target}\" (it would leave the layer or name its directory)");
             return (Kind.Whiteout, parent.Length == 0 ? target : parent + "/" + target);
         }
         return (Kind.Entry, string.Join('/', parts));
