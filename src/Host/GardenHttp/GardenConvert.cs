@@ -25,11 +25,12 @@ public static class GardenConvert
         var s = new Api.ContainerSpec
         {
             Handle = spec.Handle ?? "",
-            Rootfs = Rootfs(spec.RootFSPath, spec.Image?.URI),
             Privileged = spec.Privileged,
             Network = spec.Network ?? "",
             Limits = ToLimits(spec.Limits),
         };
+        var root = Rootfs(spec.RootFSPath, spec.Image?.URI);
+        if (Garden.Linux.Images.ImageReference.IsImage(root)) s.Image = root; else s.Rootfs = root;
         if (spec.GraceTime < 0) throw GardenException.Invalid("grace_time", $"{spec.GraceTime}ns is negative");
         if (spec.GraceTime > 0) s.GraceTimeMs = Millis(spec.GraceTime);
         s.Env.AddRange(Strings(spec.Env));
@@ -49,7 +50,7 @@ public static class GardenConvert
         var (field, uri) = string.IsNullOrEmpty(imageUri) ? ("rootfs", rootfsPath ?? "") : ("image.uri", imageUri);
         if (uri.Length == 0 || uri.StartsWith('/')) return uri;
         if (uri.StartsWith("raw://", StringComparison.Ordinal) && uri.Length > 6 && uri[6] == '/') return uri[6..];
-        if (Garden.Linux.Images.ImageReference.IsImage(uri)) return uri;
+        if (uri.Split("://")[0] is "docker" or "oci" or "oci-archive" or "docker-archive") return uri;   // the daemon reads the rest
         throw GardenException.Invalid(field,
             $"\"{uri}\" is neither a directory path nor an image (docker://HOST/NAME:TAG, oci:///layout:TAG, oci-archive:///file.tar, docker-archive:///file.tar)");
     }

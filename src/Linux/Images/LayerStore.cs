@@ -134,9 +134,13 @@ public sealed class LayerStore : IImageStore
             await using (var blob = await source.OpenBlobAsync(layer, CancellationToken.None).ConfigureAwait(false))
             {
                 try { bytes = await LayerUnpacker.UnpackAsync(blob, layer, diffId, fs, CancellationToken.None).ConfigureAwait(false); }
-                catch (Exception e) when (e is IOException or HttpRequestException && e is not ImageException)
+                catch (Exception e) when (e is IOException or HttpRequestException)
                 {
                     throw new ImageException($"{source.Name}: layer {layer.Digest}: the transfer broke off: {e.Message}", e);
+                }
+                catch (ImageException e) when (!e.Message.StartsWith(source.Name, StringComparison.Ordinal))
+                {
+                    throw new ImageException($"{source.Name}: {e.Message}", e);
                 }
             }
             await File.WriteAllTextAsync(Path.Combine(tmp, "size"), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)).ConfigureAwait(false);
