@@ -160,11 +160,11 @@ public sealed class ImageTests(ImageFixture fx) : IClassFixture<ImageFixture>
     {
         await using var registry = new FakeRegistry(Images.Layout) { DropLayerAfter = 50_000 };
         // a daemon of its own that keeps no unused layer (max-bytes 0): a layer already in the store is not fetched again
-        var d = new Gardend($$"""
+        await using var own = new OwnDaemon(new Gardend($$"""
             garden.registry.insecure = ["{{registry.Host}}"]
             garden.image-store.max-bytes = 0
-            """);
-        await using var _ = d;
+            """));
+        var d = own.D;
         await d.StartAsync();
         var top = Images.Manifest().Layers[^1];
         var corrupt = await d.CliAsync("create", "--image", $"oci://{Images.CorruptCopy(top)}:{TestImages.Tag}");
@@ -187,8 +187,8 @@ public sealed class ImageTests(ImageFixture fx) : IClassFixture<ImageFixture>
     public async Task The_layer_store_survives_kill_9_mid_pull()
     {
         await using var registry = new FakeRegistry(Images.Layout) { LayerChunkDelay = TimeSpan.FromMilliseconds(15) };
-        var d = new Gardend($$"""garden { registry { insecure = ["{{registry.Host}}"] } }""");
-        await using var _ = d;
+        await using var own = new OwnDaemon(new Gardend($$"""garden { registry { insecure = ["{{registry.Host}}"] } }"""));
+        var d = own.D;
         await d.StartAsync();
         var reference = $"docker://{registry.Host}/test/img:v1";
         var tmp = Path.Combine(d.StateDir, "images", "tmp");
@@ -220,5 +220,19 @@ public sealed class ImageTests(ImageFixture fx) : IClassFixture<ImageFixture>
         Assert.Empty(Host.Leftovers(d, h));
         Assert.Empty(Host.Leftovers(d, h2));
         Assert.Empty(Directory.GetFileSystemEntries(tmp));
+    }
+
+    /// <summary>A daemon of the test's own: whatever a failing test left in it is destroyed before it stops.</summary>
+    private sealed class OwnDaemon(Gardend d) : IAsyncDisposable
+    {
+        public Gardend D => d;
+
+        public async ValueTask DisposeAsync()
+        {
+            if (d.Running)
+                foreach (var h in (await d.CliAsync("list")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                    await d.CliAsync("destroy", h);
+            await d.DisposeAsync();
+        }
     }
 }
