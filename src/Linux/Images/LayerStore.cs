@@ -83,7 +83,7 @@ public sealed class LayerStore : IImageStore
         try
         {
             for (var i = 0; i < keys.Count; i++)
-                await EnsureLayerAsync(source, image.Layers[i], diffIds[i], ct).ConfigureAwait(false);
+                await EnsureLayerAsync(source, image.Layers[i], diffIds[i], [.. diffIds.Take(i).Reverse().Select(LayerDir)], ct).ConfigureAwait(false);
             ulong bytes = 0;
             foreach (var key in keys)
             {
@@ -113,16 +113,16 @@ public sealed class LayerStore : IImageStore
     }
 
     /// <summary>The layer in layers/ (unpacked by this call, or by a pull already at it: each layer is downloaded once).</summary>
-    private async Task EnsureLayerAsync(IImageSource source, Descriptor layer, string diffId, CancellationToken ct)
+    private async Task EnsureLayerAsync(IImageSource source, Descriptor layer, string diffId, IReadOnlyList<string> below, CancellationToken ct)
     {
         var key = diffId[7..];
         if (Directory.Exists(Path.Combine(Layers, key))) return;
-        var lazy = _unpacking.GetOrAdd(key, _ => new Lazy<Task>(() => UnpackAsync(source, layer, diffId, key)));
+        var lazy = _unpacking.GetOrAdd(key, _ => new Lazy<Task>(() => UnpackAsync(source, layer, diffId, key, below)));
         try { await lazy.Value.WaitAsync(ct).ConfigureAwait(false); }
         finally { _unpacking.TryRemove(new KeyValuePair<string, Lazy<Task>>(key, lazy)); }
     }
 
-    private async Task UnpackAsync(IImageSource source, Descriptor layer, string diffId, string key)
+    private async Task UnpackAsync(IImageSource source, Descriptor layer, string diffId, string key, IReadOnlyList<string> below)
     {
         var tmp = Path.Combine(Tmp, $"layer-{key[..12]}-{Guid.NewGuid():N}");
         var fs = Path.Combine(tmp, "fs");
@@ -133,7 +133,7 @@ public sealed class LayerStore : IImageStore
             long bytes;
             await using (var blob = await source.OpenBlobAsync(layer, CancellationToken.None).ConfigureAwait(false))
             {
-                try { bytes = await LayerUnpacker.UnpackAsync(blob, layer, diffId, fs, CancellationToken.None).ConfigureAwait(false); }
+                try { bytes = await LayerUnpacker.UnpackAsync(blob, layer, diffId, fs, CancellationToken.None, below).ConfigureAwait(false); }
                 catch (Exception e) when (e is IOException or HttpRequestException)
                 {
                     throw new ImageException($"{source.Name}: layer {layer.Digest}: the transfer broke off: {e.Message}", e);

@@ -15,8 +15,12 @@ public static class LayerUnpacker
     /// <summary>Unpacks <paramref name="blob"/> into <paramref name="root"/> (which must exist and be empty). Returns the
     /// bytes the layer takes. Throws an <see cref="ImageException"/> when the blob is not what its digests say or an entry
     /// is refused; what was unpacked so far is the caller's to remove.</summary>
-    public static async Task<long> UnpackAsync(Stream blob, Descriptor layer, string diffId, string root, CancellationToken ct)
+    /// <param name="below">the image's layers under this one, top first: a directory this layer's tar does not name but
+    /// needs (the parent of a file it adds) gets the owner and mode it has there, as it would in a unpack over them.</param>
+    public static async Task<long> UnpackAsync(Stream blob, Descriptor layer, string diffId, string root, CancellationToken ct,
+        IReadOnlyList<string>? below = null)
     {
+        var ctx = new Context(root, below ?? []);
         var what = $"layer {layer.Digest}";
         if (layer.MediaType.Contains("zstd", StringComparison.Ordinal))
             throw new ImageException($"{what}: zstd-compressed layers are not supported ({layer.MediaType})");
@@ -32,7 +36,7 @@ public static class LayerUnpacker
         {
             await using var reader = new TarReader(uncompressed, leaveOpen: true);
             while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
-                bytes += await ApplyAsync(root, entry, ct).ConfigureAwait(false);
+                bytes += await ApplyAsync(ctx, entry, ct).ConfigureAwait(false);
             // the rest (the tar's zero blocks, gzip's trailer) counts in both digests
             await uncompressed.CopyToAsync(Stream.Null, ct).ConfigureAwait(false);
             await compressed.CopyToAsync(Stream.Null, ct).ConfigureAwait(false);
@@ -50,8 +54,9 @@ public static class LayerUnpacker
         return bytes;
     }
 
-    private static async Task<long> ApplyAsync(string root, TarEntry entry, CancellationToken ct)
+    private static async Task<long> ApplyAsync(Context ctx, TarEntry entry, CancellationToken ct)
     {
+        var root = ctx.Root;
         var (kind, rel) = LayerEntries.Classify(entry.Name);
         var what = $"layer entry \"{entry.Name}\"";
         switch (kind)
@@ -60,14 +65,14 @@ public static class LayerUnpacker
                 return 0;
             case LayerEntries.Kind.Opaque:
             {
-                if (rel.Length > 0) EnsureParents(root, rel, what);
+                if (rel.Length > 0) EnsureParents(ctx, rel, what);
                 if (rel.Length > 0 && !IsRealDirectory(Path.Combine(root, rel))) MakeDirectory(Path.Combine(root, rel), what);
                 Sys.Lsetxattr(rel.Length == 0 ? root : Path.Combine(root, rel), "trusted.overlay.opaque", "y"u8);
                 return 0;
             }
             case LayerEntries.Kind.Whiteout:
             {
-                EnsureParents(root, rel, what);
+                EnsureParents(ctx, rel, what);
                 var path = Path.Combine(root, rel);
                 RemoveExisting(path);
                 Sys.MknodWhiteout(path);
@@ -75,7 +80,7 @@ public static class LayerUnpacker
             }
         }
         var target = Path.Combine(root, rel);
-        EnsureParents(root, rel, what);
+        EnsureParents(ctx, rel, what);
         var uid = (uint)entry.Uid;
         var gid = (uint)entry.Gid;
         switch (entry.EntryType)
@@ -109,7 +114,7 @@ public static class LayerUnpacker
             case TarEntryType.HardLink:
             {
                 var linked = LayerEntries.LinkTarget(entry.Name, entry.LinkName);
-                EnsureParents(root, linked, what, create: false);
+                EnsureParents(ctx, linked, what, create: false);
                 var source = Path.Combine(root, linked);
                 var info = new FileInfo(source);
                 if (info.LinkTarget is not null || !info.Exists)
@@ -125,9 +130,11 @@ public static class LayerUnpacker
 
     /// <summary>Makes sure every parent of <paramref name="rel"/> is a real directory inside <paramref name="root"/>
     /// (made 0755 root-owned when missing, as the tar names it later). A symlink or a file on the way is refused.</summary>
-    private static string EnsureParents(string root, string rel, string what, bool create = true)
+    private sealed record Context(string Root, IReadOnlyList<string> Below);
+
+    private static string EnsureParents(Context ctx, string rel, string what, bool create = true)
     {
-        var dir = root;
+        var dir = ctx.Root;
         var parts = rel.Split('/');
         for (var i = 0; i < parts.Length - 1; i++)
         {
@@ -139,8 +146,32 @@ public static class LayerUnpacker
             if (File.Exists(dir)) throw new ImageException($"{what}: its parent \"{string.Join('/', parts.Take(i + 1))}\" is not a directory");
             if (!create) throw new ImageException($"{what}: \"{string.Join('/', parts.Take(i + 1))}\" does not exist in this layer");
             MakeDirectory(dir, what);
+            if (AsBelow(ctx.Below, parts.Take(i + 1).ToArray()) is { } was)
+            {
+                Sys.Lchown(dir, was.Uid, was.Gid);
+                File.SetUnixFileMode(dir, (UnixFileMode)(was.Mode & 0xFFF));
+            }
         }
         return dir;
+    }
+
+    /// <summary>The owner and mode of the directory <paramref name="parts"/> in the topmost layer below that has it as a
+    /// real directory (every step a directory, no symlink followed), or null.</summary>
+    private static (uint Uid, uint Gid, uint Mode)? AsBelow(IReadOnlyList<string> below, string[] parts)
+    {
+        foreach (var layer in below)
+        {
+            (uint Uid, uint Gid, uint Mode)? found = null;
+            var path = layer;
+            foreach (var part in parts)
+            {
+                path = Path.Combine(path, part);
+                found = Sys.LstatOwner(path);
+                if (found is not { } f || (f.Mode & Sys.S_IFMT) != Sys.S_IFDIR) { found = null; break; }
+            }
+            if (found is not null) return found;
+        }
+        return null;
     }
 
     private static bool IsRealDirectory(string path)

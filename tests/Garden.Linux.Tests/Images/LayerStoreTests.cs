@@ -197,11 +197,35 @@ public sealed class LayerStoreTests : IAsyncLifetime
         finally { Garden.Linux.Interop.Sys.Unmount(merged, Tmds.Linux.LibC.MNT_DETACH); }
     }
 
+    [RootFact]
+    public async Task A_directory_a_layer_needs_but_does_not_name_keeps_its_owner_and_mode_from_the_layers_below()
+    {
+        var lower = Path.Combine(_dir, "below");
+        var host = Path.Combine(_dir, "host-dir");   // a directory of the host, owned and moded unlike any default
+        Directory.CreateDirectory(host);
+        Garden.Linux.Interop.Sys.Lchown(host, 4321, 4321);
+        File.SetUnixFileMode(host, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherExecute);
+        Assert.Null(await Unpack(w =>
+        {
+            w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "home/") { Mode = (UnixFileMode)0x1ed });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "home/vcap/") { Mode = (UnixFileMode)0x1c0, Uid = 1000, Gid = 1001 });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "etc") { LinkName = host });
+        }, lower));
+        var upper = Path.Combine(_dir, "above");
+        Assert.Null(await Unpack(w =>
+        {
+            w.WriteEntry(TarFile("home/vcap/app", "x"));
+            w.WriteEntry(TarFile("etc/x/y", "y"));   // "etc" below is a symlink: never followed to the host
+        }, upper, [lower]));
+        Assert.Equal("1000:1001 700", await Stat("%u:%g %a", Path.Combine(upper, "home/vcap")));
+        Assert.Equal("0:0 755", await Stat("%u:%g %a", Path.Combine(upper, "etc")));
+    }
+
     private static PaxTarEntry TarFile(string name, string content) =>
         new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
 
     /// <summary>Unpacks a tar written by <paramref name="write"/> (with its true digests); returns the refusal, or null.</summary>
-    private async Task<ImageException?> Unpack(Action<TarWriter> write, string? root = null)
+    private async Task<ImageException?> Unpack(Action<TarWriter> write, string? root = null, IReadOnlyList<string>? below = null)
     {
         if (_dir.Length == 0) _dir = TestPaths.NewTempDir("layers");
         var tar = new MemoryStream();
@@ -212,7 +236,7 @@ public sealed class LayerStoreTests : IAsyncLifetime
         Directory.CreateDirectory(root);
         try
         {
-            await LayerUnpacker.UnpackAsync(new MemoryStream(bytes), new Descriptor("application/vnd.oci.image.layer.v1.tar", digest, bytes.Length), digest, root, default);
+            await LayerUnpacker.UnpackAsync(new MemoryStream(bytes), new Descriptor("application/vnd.oci.image.layer.v1.tar", digest, bytes.Length), digest, root, default, below);
             return null;
         }
         catch (ImageException e) { return e; }
