@@ -122,6 +122,23 @@ public sealed class ImageTests(ImageFixture fx) : IClassFixture<ImageFixture>
     }
 
     [InstallFact]
+    public async Task A_privileged_container_from_an_image_sees_the_same_files_and_owners()
+    {
+        var h = Unique("priv");
+        var created = await D.CliAsync("create", "--handle", h, "--privileged", "--image", References()[2]);
+        Assert.True(created.ExitCode == 0, created.ToString());
+        try
+        {
+            var r = await D.CliAsync("run", h, "--", "sh", "-c", Show);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Equal(["dir", "keep", "owned", "layer three", "from-image", "/srv", "1000", "1000:1000 640", "gone", "drwxr-xr-x"],
+                r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+        finally { Assert.Equal(0, (await D.CliAsync("destroy", h)).ExitCode); }
+        Assert.Empty(Host.Leftovers(D, h));
+    }
+
+    [InstallFact]
     public async Task Bad_references_missing_tags_and_corrupt_blobs_are_clear_errors_that_leave_nothing()
     {
         var configCorrupt = Images.CorruptCopy(Images.Manifest().Config);
