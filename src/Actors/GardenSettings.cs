@@ -49,6 +49,9 @@ public sealed record GardenSettings(
     /// <summary>garden.registry.insecure: registry hosts (host or host:port) fetched over plain HTTP.</summary>
     public System.Collections.Immutable.ImmutableArray<string> InsecureRegistries { get; init; } = [];
 
+    /// <summary>garden.registry.stall-timeout: a registry that sends nothing this long fails the pull.</summary>
+    public TimeSpan RegistryStallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Where the image store keeps its layers: &lt;state-dir&gt;/images.</summary>
     public string ImageStoreDir => Path.Combine(StateDir, "images");
 
@@ -131,6 +134,7 @@ public sealed record GardenSettings(
             AgentMemoryAllowance = AllowanceOf(c),
             ImageStoreMaxBytes = ImageStoreMaxOf(c),
             InsecureRegistries = [.. c.GetStringList("registry.insecure") ?? []],
+            RegistryStallTimeout = PositiveTime(c, "registry.stall-timeout"),
             ApiSocket = c.GetString("gateway.socket", ""),
         };
     }

@@ -40,7 +40,7 @@ public static class Wiring
     public static LayerStore WireImages(GardenSettings settings)
     {
         var store = new LayerStore(settings.ImageStoreDir, settings.ImageStoreMaxBytes,
-            new ImageSources(ImageSources.Client(), settings.InsecureRegistries));
+            new ImageSources(ImageSources.Client(), settings.InsecureRegistries, settings.RegistryStallTimeout));
         foreach (var leftover in store.RemoveLeftovers()) Console.WriteLine($"gardend: image store: removed {leftover} (left by a crash)");
         return store;
     }

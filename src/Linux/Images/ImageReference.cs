@@ -69,8 +69,18 @@ public sealed partial record ImageReference(ImageKind Kind, string Path, string 
         return colon < 0 ? (rest, "") : (rest[..colon], rest[(colon + 1)..]);
     }
 
+    /// <summary>docker:///NAME (Garden's and Docker's way to name Docker Hub): its registry, with library/ for a bare name.</summary>
+    public const string DockerHub = "registry-1.docker.io";
+
     private static ImageReference ParseRegistry(string text, string rest)
     {
+        if (rest.StartsWith('/') && rest.Length > 1)
+        {
+            var hubName = rest[1..];
+            var end = hubName.IndexOfAny([':', '@']);
+            var repository = end < 0 ? hubName : hubName[..end];
+            rest = DockerHub + "/" + (repository.Contains('/') ? hubName : "library/" + hubName);
+        }
         var slash = rest.IndexOf('/');
         if (slash <= 0) throw Bad(text, "names no host: docker://HOST[:PORT]/NAME[:TAG|@DIGEST]");
         var host = rest[..slash];

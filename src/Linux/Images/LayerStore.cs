@@ -256,11 +256,14 @@ public sealed class LayerStore : IImageStore
 }
 
 /// <summary>The sources the references name: registries over one HttpClient, layouts and archives on disk.</summary>
-public sealed class ImageSources(HttpClient http, IReadOnlyCollection<string> insecure) : IImageSources
+public sealed class ImageSources(HttpClient http, IReadOnlyCollection<string> insecure, TimeSpan? stall = null) : IImageSources
 {
+    /// <summary>How long a registry may send nothing (garden.registry.stall-timeout).</summary>
+    public TimeSpan Stall { get; } = stall ?? TimeSpan.FromSeconds(60);
+
     public IImageSource Open(ImageReference reference, string scratch) => reference.Kind switch
     {
-        ImageKind.Registry => new RegistrySource(reference, http, insecure),
+        ImageKind.Registry => new RegistrySource(reference, http, insecure, Stall),
         ImageKind.OciLayout => new OciLayoutSource(reference.Path, reference.Tag, reference.ToString()),
         ImageKind.OciArchive => new OciArchiveSource(reference.Path, reference.Tag, scratch, reference.ToString()),
         ImageKind.DockerArchive => new DockerArchiveSource(reference.Path, reference.Tag, scratch, reference.ToString()),

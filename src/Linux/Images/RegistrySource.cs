@@ -6,8 +6,9 @@ namespace Garden.Linux.Images;
 
 /// <summary>A registry (Registry HTTP API v2): the manifest by tag or digest (an index resolved to this platform), blobs by
 /// digest. A 401 with a Bearer challenge is answered with an anonymous token from its realm (service and scope as the
-/// challenge says) and the request is sent once more. HTTPS unless the host is in garden.registry.insecure.</summary>
-public sealed class RegistrySource(ImageReference reference, HttpClient http, IReadOnlyCollection<string> insecure) : IImageSource
+/// challenge says) and the request is sent once more. HTTPS unless the host is in garden.registry.insecure. A registry that
+/// sends nothing for <c>stall</c> (no answer, or a body that stops) fails the pull, naming it.</summary>
+public sealed class RegistrySource(ImageReference reference, HttpClient http, IReadOnlyCollection<string> insecure, TimeSpan stall) : IImageSource
 {
     private readonly Uri _base = reference.RegistryBase(insecure);
     private string? _token;
@@ -45,7 +46,7 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
         {
             if (response.StatusCode == HttpStatusCode.NotFound) throw new ImageException($"{Name}: blob {blob.Digest} not found in {reference.Name} at {reference.Host}");
             await EnsureOkAsync(response, $"blob {blob.Digest}", ct).ConfigureAwait(false);
-            return new ResponseStream(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false), response);
+            return new ResponseStream(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false), response, stall);
         }
         catch
         {
@@ -63,9 +64,14 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
             foreach (var a in accept) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(a));
             if (_token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
             HttpResponseMessage response;
-            try { response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false); }
+            using var answer = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            answer.CancelAfter(stall);
+            try { response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, answer.Token).ConfigureAwait(false); }
             catch (HttpRequestException e) { throw new ImageException($"{Name}: cannot reach {_base}: {e.Message}", e); }
-            catch (TaskCanceledException e) when (!ct.IsCancellationRequested) { throw new ImageException($"{Name}: {_base} did not answer in time", e); }
+            catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+            {
+                throw new ImageException($"{Name}: {_base} did not answer within {stall.TotalSeconds:0.#}s", e);
+            }
             if (response.StatusCode != HttpStatusCode.Unauthorized || attempt > 0) return response;
             var challenge = response.Headers.WwwAuthenticate.FirstOrDefault(h => h.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase));
             response.Dispose();
@@ -78,7 +84,16 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
     private async Task<string> TokenAsync(IReadOnlyDictionary<string, string> challenge, CancellationToken ct)
     {
         var uri = RegistryAuth.TokenUri(challenge, $"repository:{reference.Name}:pull", Name);
-        using var response = await http.GetAsync(uri, ct).ConfigureAwait(false);
+        using var answer = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        answer.CancelAfter(stall);
+        HttpResponseMessage response;
+        try { response = await http.GetAsync(uri, answer.Token).ConfigureAwait(false); }
+        catch (HttpRequestException e) { throw new ImageException($"{Name}: cannot reach the token service {uri.GetLeftPart(UriPartial.Path)}: {e.Message}", e); }
+        catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw new ImageException($"{Name}: the token service {uri.GetLeftPart(UriPartial.Path)} did not answer within {stall.TotalSeconds:0.#}s", e);
+        }
+        using var _ = response;
         if (!response.IsSuccessStatusCode) throw new ImageException($"{Name}: the token service {uri.GetLeftPart(UriPartial.Path)} answered {(int)response.StatusCode} {response.ReasonPhrase}");
         var bytes = await ReadLimitedAsync(response, ct).ConfigureAwait(false);
         try
@@ -117,7 +132,7 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     /// <summary>The body of a response, disposing the response with it.</summary>
-    private sealed class ResponseStream(Stream inner, HttpResponseMessage response) : Stream
+    private sealed class ResponseStream(Stream inner, HttpResponseMessage response, TimeSpan stall) : Stream
     {
         public override bool CanRead => true;
         public override bool CanSeek => false;
@@ -126,8 +141,19 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
         public override int Read(Span<byte> buffer) => inner.Read(buffer);
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => inner.ReadAsync(buffer, ct);
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => inner.ReadAsync(buffer, offset, count, ct);
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+        {
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            idle.CancelAfter(stall);
+            try { return await inner.ReadAsync(buffer, idle.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+            {
+                throw new IOException($"the registry sent nothing for {stall.TotalSeconds:0.#}s", e);
+            }
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+            ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
         public override void Flush() { }
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();

@@ -10,6 +10,8 @@ public sealed class ImageReferenceTests
     [InlineData("docker://127.0.0.1:5000/test/img:v1", "127.0.0.1:5000", "test/img", "v1", "")]
     [InlineData("docker://registry.example.com/library/busybox", "registry.example.com", "library/busybox", "latest", "")]
     [InlineData("docker://localhost:5000/a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "localhost:5000", "a", "", "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
+    [InlineData("docker:///busybox", "registry-1.docker.io", "library/busybox", "latest", "")]
+    [InlineData("docker:///cfgarden/garden-busybox:1.0", "registry-1.docker.io", "cfgarden/garden-busybox", "1.0", "")]
     public void Registry_references_name_host_repository_and_tag_or_digest(string text, string host, string name, string tag, string digest)
     {
         var r = ImageReference.Parse(text);
@@ -30,7 +32,6 @@ public sealed class ImageReferenceTests
 
     [Theory]
     [InlineData("docker://busybox", "names no host")]
-    [InlineData("docker:///busybox", "names no host")]
     [InlineData("docker://127.0.0.1:5000/Test/img", "not a valid repository name")]
     [InlineData("docker://127.0.0.1:5000/img:bad tag!", "not a valid tag")]
     [InlineData("docker://127.0.0.1:5000/img@sha256:abc", "not a sha256 digest")]

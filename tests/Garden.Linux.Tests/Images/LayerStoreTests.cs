@@ -118,6 +118,18 @@ public sealed class LayerStoreTests : IAsyncLifetime
     }
 
     [InstallFact]
+    public async Task A_registry_that_stops_sending_fails_the_pull_after_the_stall_timeout_and_leaves_nothing()
+    {
+        await using var registry = new FakeRegistry(Images.Layout) { LayerChunkDelay = TimeSpan.FromSeconds(3) };
+        var dir = Path.Combine(_dir, "stalled");
+        var store = new LayerStore(dir, 1UL << 40, new ImageSources(ImageSources.Client(), ["127.0.0.1"], TimeSpan.FromSeconds(1)));
+        var e = await Assert.ThrowsAsync<ImageException>(() => store.PullAsync("s", ImageReference.Parse($"docker://{registry.Host}/test/img:v1"), default));
+        Assert.Contains("the registry sent nothing for 1s", e.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(dir, "tmp")));
+        Assert.Empty(Directory.GetDirectories(Path.Combine(dir, "layers")));
+    }
+
+    [InstallFact]
     public async Task Leftovers_of_a_crash_are_removed_at_start_and_unused_layers_go_beyond_the_limit()
     {
         var store = Store(max: 0);
