@@ -36,12 +36,14 @@ public static class Wiring
         Images: WireImages(settings));
 
     /// <summary>The image store under the state dir, over one HttpClient for registries; what a crash left half-done in
-    /// its tmp/ goes now, before any pull.</summary>
+    /// its tmp/ goes now, before any pull, and layers beyond its limit that no living container holds.</summary>
     public static LayerStore WireImages(GardenSettings settings)
     {
         var store = new LayerStore(settings.ImageStoreDir, settings.ImageStoreMaxBytes,
-            new ImageSources(ImageSources.Client(), settings.InsecureRegistries, settings.RegistryStallTimeout));
+            new ImageSources(ImageSources.Client(), settings.InsecureRegistries, settings.RegistryStallTimeout),
+            live: handle => Directory.Exists(settings.DepotFor(handle)));
         foreach (var leftover in store.RemoveLeftovers()) Console.WriteLine($"gardend: image store: removed {leftover} (left by a crash)");
+        store.CollectAsync().GetAwaiter().GetResult();   // refs of containers that are gone, and the size limit as configured now
         return store;
     }
 

@@ -39,8 +39,13 @@ public sealed class LayerStore : IImageStore
     private readonly Dictionary<string, int> _pinned = [];
     private readonly SemaphoreSlim _lock = new(1, 1);
 
-    public LayerStore(string root, ulong maxBytes, IImageSources sources)
+    private readonly Func<string, bool> _live;
+
+    /// <param name="live">whether a handle's container still exists (its depot: made before its pull, removed after its
+    /// release). A ref of a handle that does not (a crash between a destroy's release and its end) holds nothing.</param>
+    public LayerStore(string root, ulong maxBytes, IImageSources sources, Func<string, bool>? live = null)
     {
+        _live = live ?? (_ => true);
         _root = Path.GetFullPath(root);
         _maxBytes = maxBytes;
         _sources = sources;
@@ -61,7 +66,7 @@ public sealed class LayerStore : IImageStore
     public IReadOnlyList<string> RemoveLeftovers()
     {
         var removed = new List<string>();
-        foreach (var entry in Directory.EnumerateFileSystemEntries(Tmp))
+        foreach (var entry in Directory.EnumerateFiles(Refs, "*.tmp").Concat(Directory.EnumerateFileSystemEntries(Tmp)))
         {
             Delete(entry);
             removed.Add(entry);
@@ -181,7 +186,12 @@ public sealed class LayerStore : IImageStore
         await _lock.WaitAsync().ConfigureAwait(false);
         try
         {
-            var held = Directory.EnumerateFiles(Refs, "*.json").Select(ReadRef).Where(r => r is not null).SelectMany(r => r!.Layers).ToHashSet();
+            var held = new HashSet<string>();
+            foreach (var file in Directory.EnumerateFiles(Refs, "*.json"))
+            {
+                if (!_live(Path.GetFileNameWithoutExtension(file))) { File.Delete(file); continue; }
+                if (ReadRef(file) is { } r) held.UnionWith(r.Layers);
+            }
             lock (_pinned) held.UnionWith(_pinned.Keys);
             var layers = Directory.EnumerateDirectories(Layers).Select(d =>
             {

@@ -141,6 +141,16 @@ public sealed class LayerStoreTests : IAsyncLifetime
         await store.ReleaseAsync("a", default);
         Assert.Empty(Layers());             // max-bytes 0: nothing unused is kept
         await store.ReleaseAsync("a", default);   // again: done already
+
+        // a ref left by a container that is gone (a crash between a destroy's release and its end) holds nothing
+        await store.PullAsync("gone", Oci(Images.Layout), default);
+        File.WriteAllText(Path.Combine(StoreDir, "refs", "half.json.tmp"), "{");
+        var restarted = new LayerStore(StoreDir, 0, new ImageSources(ImageSources.Client(), []), live: h => h != "gone");
+        Assert.Single(restarted.RemoveLeftovers());
+        Assert.Equal(3, Layers().Length);
+        await restarted.CollectAsync();
+        Assert.Empty(Layers());
+        Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(StoreDir, "refs")));
     }
 
     // ---------------------------------------------------------------- attacks: layers that try to leave their directory
