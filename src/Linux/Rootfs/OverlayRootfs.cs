@@ -43,17 +43,20 @@ public sealed class OverlayRootfs : IRootfsProvider
         var idmapped = new List<string>();
         try
         {
-            if (userns is not null)
+            if (userns is not null || baseRootfs.FromImage)
             {
-                // one idmapped view per layer: a plain base at LowerMount itself (as before images), layers at LowerMount/N
-                using var ns = Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY);
+                // one view per layer: idmapped for a user namespace; for an image also when privileged, so that the mount
+                // options name short paths (a page holds them all: LowerMount/N instead of the store's long ones). A plain
+                // base is at LowerMount itself (as before images), an image's layers at LowerMount/N.
+                using var ns = userns is null ? null : Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY);
+                if (baseRootfs.FromImage) Directory.CreateDirectory(paths.LowerMount);
                 for (var i = 0; i < lowers.Count; i++)
                 {
                     var view = baseRootfs.FromImage ? Path.Combine(paths.LowerMount, i.ToString(System.Globalization.CultureInfo.InvariantCulture)) : paths.LowerMount;
                     Directory.CreateDirectory(view);
                     using (var tree = Sys.OpenTreeClone(lowers[i]))
                     {
-                        Sys.MountSetattr(tree, MountAttr.Idmap | MountAttr.NoSuid | MountAttr.NoDev, ns, lowers[i]);
+                        Sys.MountSetattr(tree, (ns is null ? MountAttr.None : MountAttr.Idmap) | MountAttr.NoSuid | MountAttr.NoDev, ns, lowers[i]);
                         Sys.MoveMount(tree, view);
                     }
                     idmapped.Add(view);
