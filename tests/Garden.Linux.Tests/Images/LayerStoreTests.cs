@@ -181,6 +181,36 @@ public sealed class LayerStoreTests : IAsyncLifetime
     }
 
     [RootFact]
+    public async Task Device_nodes_of_a_layer_are_not_made()
+    {
+        var root = Path.Combine(_dir, "devices");
+        Assert.Null(await Unpack(w =>
+        {
+            w.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "dev/mem") { DeviceMajor = 1, DeviceMinor = 1, Mode = (UnixFileMode)0x1b6 });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.BlockDevice, "dev/sda") { DeviceMajor = 8, DeviceMinor = 0 });
+            w.WriteEntry(TarFile("etc/ok", "ok"));
+        }, root));
+        Assert.False(File.Exists(Path.Combine(root, "dev/mem")));
+        Assert.False(File.Exists(Path.Combine(root, "dev/sda")));
+        Assert.True(File.Exists(Path.Combine(root, "etc/ok")));
+    }
+
+    [InstallFact]
+    public async Task A_docker_archive_naming_a_layer_outside_itself_is_refused()
+    {
+        var archive = Path.Combine(_dir, "evil.tar");
+        await using (var f = File.Create(archive))
+        await using (var w = new TarWriter(f, TarEntryFormat.Pax))
+        {
+            await w.WriteEntryAsync(TarFile("manifest.json", "[{\"Config\":\"config.json\",\"RepoTags\":[\"evil:1\"],\"Layers\":[\"../../../../etc/passwd\"]}]"));
+            await w.WriteEntryAsync(TarFile("config.json", "{}"));
+        }
+        var e = await Assert.ThrowsAsync<ImageException>(() => Store().PullAsync("x", ImageReference.Parse($"docker-archive://{archive}"), default));
+        Assert.Contains("\"..\"", e.Message);
+        Assert.Empty(Tmp());
+    }
+
+    [RootFact]
     public async Task Absolute_and_dotdot_names_are_refused()
     {
         Assert.Contains("absolute path", (await Unpack(w => w.WriteEntry(TarFile("/tmp/garden-test-evil", "x"))))!.Message);
