@@ -139,6 +139,24 @@ public sealed class ImageTests(ImageFixture fx) : IClassFixture<ImageFixture>
     }
 
     [InstallFact]
+    public async Task With_per_container_id_ranges_image_files_keep_their_owners_inside()
+    {
+        await using var own = new OwnDaemon(new Gardend("garden.user-namespace.mapping = per-container"));
+        var d = own.D;
+        await d.StartAsync();
+        var h = Unique("range");
+        var created = await d.CliAsync("create", "--handle", h, "--image", References()[1]);
+        Assert.True(created.ExitCode == 0, created.ToString());
+        var r = await d.CliAsync("run", h, "--", "sh", "-c", "stat -c '%u:%g' /srv/owned /bin/busybox; id -u; cat /srv/owned; head -c 1 /proc/self/uid_map >/dev/null; awk '{print $2}' /proc/self/uid_map");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["1000:1000", "0:0", "1000", "hello"], lines[..4]);
+        Assert.NotEqual("0", lines[4]);   // container root is not host root: a range of its own
+        Assert.Equal(0, (await d.CliAsync("destroy", h)).ExitCode);
+        Assert.Empty(Host.Leftovers(d, h));
+    }
+
+    [InstallFact]
     public async Task Bad_references_missing_tags_and_corrupt_blobs_are_clear_errors_that_leave_nothing()
     {
         var configCorrupt = Images.CorruptCopy(Images.Manifest().Config);
