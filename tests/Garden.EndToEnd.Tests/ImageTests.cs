@@ -133,6 +133,12 @@ public sealed class ImageTests(ImageFixture fx) : IClassFixture<ImageFixture>
             Assert.True(r.ExitCode == 0, r.ToString());
             Assert.Equal(["dir", "keep", "owned", "layer three", "from-image", "/srv", "1000", "1000:1000 640", "gone", "drwxr-xr-x"],
                 r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            // its image's size (its layers', as the store counted them) is the disk its image takes in Metrics
+            var metrics = JsonDocument.Parse((await D.CliAsync("--json", "metrics", h)).Stdout).RootElement;
+            var image = ulong.Parse(metrics.GetProperty("diskImageBytes").ToString());
+            using var held = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(D.StateDir, "images", "refs", h + ".json")));
+            Assert.Equal(held.RootElement.GetProperty("bytes").GetUInt64(), image);
+            Assert.InRange(image, 1_000_000UL, 50_000_000UL);
         }
         finally { Assert.Equal(0, (await D.CliAsync("destroy", h)).ExitCode); }
         Assert.Empty(Host.Leftovers(D, h));
