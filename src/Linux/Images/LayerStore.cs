@@ -129,6 +129,8 @@ public sealed class LayerStore : IImageStore
 
     private async Task UnpackAsync(IImageSource source, Descriptor layer, string diffId, string key, IReadOnlyList<string> below)
     {
+        // a pull that looked before another's rename and asks after it finished: the layer is there now
+        if (Directory.Exists(Path.Combine(Layers, key))) return;
         var tmp = Path.Combine(Tmp, $"layer-{key[..12]}-{Guid.NewGuid():N}");
         var fs = Path.Combine(tmp, "fs");
         Directory.CreateDirectory(fs, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
