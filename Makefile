@@ -12,6 +12,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 DEBS := runc busybox-static iptables iproute2 e2fsprogs file
+# images: the tests build images with umoci, copy them with skopeo and serve them from a local docker-registry
+DEBS += docker-registry skopeo umoci
 SOURCES := $(shell find src -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.conf' -o -name '*.c' | grep -v '/obj/\|/bin/') Directory.Packages.props Directory.Build.props
 
 .PHONY: install deps build run test unit bench clean uninstall gats

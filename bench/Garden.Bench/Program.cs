@@ -22,6 +22,8 @@ File.WriteAllText(Path.Combine(dir, "bench.conf"),
     $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\", mount-dir = \"{dir}/mounts\" }}\n" +
     // DEBUG: the timing lines of a Run ("run: ... finished in N ms"), read back below for the per-step breakdown
     "akka.loglevel = DEBUG\n" +
+    // the image rows pull from a docker-registry on 127.0.0.1 over plain HTTP
+    "garden.registry.insecure = [\"127.0.0.1\"]\n" +
     (Environment.GetEnvironmentVariable("BENCH_EXTRA_CONF") ?? ""));
 // gardend's log: the kernel steps of each container ("[container H] NAME finished in N ms") are read from it
 var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? Path.Combine(dir, "gardend.log");
@@ -50,6 +52,11 @@ try
 {
     var client = new Garden.Protocol.Api.Garden.GardenClient(Channel(socket));
     await WaitForPing(client);
+    if (Environment.GetEnvironmentVariable("BENCH_ONLY") == "images")   // the image rows alone (bench/run.sh runs everything)
+    {
+        Console.WriteLine(await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps));
+        return;
+    }
 
     // warm up both sides (JIT, page cache)
     for (var i = 0; i < 3; i++)
@@ -470,6 +477,8 @@ try
             ["kill9_all_info_ms"] = Math.Round(allInfo, 1), ["destroy_all_s"] = Math.Round(destroyAll, 2), ["cgroups_left"] = left,
         };
     }
+
+    json["images"] = await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps);
 
     // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
     json["agent"] = await AgentProbes.RunAsync(agent, rootfs);

@@ -21,6 +21,7 @@ public static class GardenErrors
         GardenException g => g,
         AggregateException { InnerExceptions.Count: 1 } a => From(a.InnerExceptions[0], handle, operation, processId),
         RootfsException r => GardenException.Invalid("rootfs", r.Message),
+        Garden.Linux.Images.ImageException i => GardenException.Invalid("image", i.Message),
         CgroupLimitException c => new GardenException(ErrorKind.InvalidArgument, c.Message, c),
         DiskQuotaException d => GardenException.Invalid("disk", d.Message),
         NetworkSpecException n => GardenException.Invalid(n.Field, n.Problem),

@@ -43,6 +43,18 @@ public sealed record GardenSettings(
     /// <summary>gardend's API socket (garden.gateway.socket), when it has one: no bind mount may expose it.</summary>
     public string ApiSocket { get; init; } = "";
 
+    /// <summary>garden.image-store.max-bytes: above it, layers no container holds are removed (least recently used first).</summary>
+    public ulong ImageStoreMaxBytes { get; init; } = 10UL << 30;
+
+    /// <summary>garden.registry.insecure: registry hosts (host or host:port) fetched over plain HTTP.</summary>
+    public System.Collections.Immutable.ImmutableArray<string> InsecureRegistries { get; init; } = [];
+
+    /// <summary>garden.registry.stall-timeout: a registry that sends nothing this long fails the pull.</summary>
+    public TimeSpan RegistryStallTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Where the image store keeps its layers: &lt;state-dir&gt;/images.</summary>
+    public string ImageStoreDir => Path.Combine(StateDir, "images");
+
     /// <summary>Host paths only gardend may use, so no bind mount source may be one of them or inside one: the state dir
     /// (journal, depot, the agents' sockets), the containers' root mount points and the API socket.</summary>
     public IReadOnlyList<string> HostOnlyPaths =>
@@ -120,6 +132,9 @@ public sealed record GardenSettings(
             DefaultLimits = DefaultLimitsOf(c),
             OomEventInterval = PositiveTime(c, "oom-event-interval"),
             AgentMemoryAllowance = AllowanceOf(c),
+            ImageStoreMaxBytes = ImageStoreMaxOf(c),
+            InsecureRegistries = [.. c.GetStringList("registry.insecure") ?? []],
+            RegistryStallTimeout = PositiveTime(c, "registry.stall-timeout"),
             ApiSocket = c.GetString("gateway.socket", ""),
         };
     }
@@ -137,6 +152,18 @@ public sealed record GardenSettings(
             return r;
         }),
     ];
+
+    /// <summary>garden.image-store.max-bytes: a size (0 = keep no layer that no container holds).</summary>
+    private static ulong ImageStoreMaxOf(Config c)
+    {
+        const string path = "image-store.max-bytes";
+        try
+        {
+            if (c.GetByteSize(path) is { } b and >= 0) return (ulong)b;
+        }
+        catch (Exception e) when (e is FormatException or ConfigurationException or OverflowException or ArgumentException) { }
+        throw new ConfigurationException($"garden.{path}: \"{c.GetString(path)}\" is not a size (e.g. 10G, or 0)");
+    }
 
     /// <summary>garden.agent-memory-allowance: a size of at least 8M (the agent alone is about 6 MiB resident).</summary>
     private static ulong AllowanceOf(Config c)

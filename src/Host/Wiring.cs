@@ -8,6 +8,7 @@ using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Disk;
 using Garden.Linux.Host;
+using Garden.Linux.Images;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
@@ -33,7 +34,20 @@ public static class Wiring
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
         Depot: new Depot(),
         BaseSizes: new BaseRootfsSizes(),
-        Metrics: metrics);
+        Metrics: metrics,
+        Images: WireImages(settings));
+
+    /// <summary>The image store under the state dir, over one HttpClient for registries; what a crash left half-done in
+    /// its tmp/ goes now, before any pull, and layers beyond its limit that no living container holds.</summary>
+    public static LayerStore WireImages(GardenSettings settings)
+    {
+        var store = new LayerStore(settings.ImageStoreDir, settings.ImageStoreMaxBytes,
+            new ImageSources(ImageSources.Client(), settings.InsecureRegistries, settings.RegistryStallTimeout),
+            live: handle => Directory.Exists(settings.DepotFor(handle)));
+        foreach (var leftover in store.RemoveLeftovers()) Console.WriteLine($"gardend: image store: removed {leftover} (left by a crash)");
+        store.CollectAsync().GetAwaiter().GetResult();   // refs of containers that are gone, and the size limit as configured now
+        return store;
+    }
 
     /// <summary>At an orderly stop, once the actors have stopped: the firewall's shared chains, the jumps into them and the
     /// IPv6 guard, which stay while gardend runs, go when no container has rules left. Containers outlive gardend: when one

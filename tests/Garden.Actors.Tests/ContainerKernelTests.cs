@@ -79,7 +79,7 @@ public sealed class ContainerKernelTests : IDisposable
     /// <summary>A rootfs that cannot be removed (a mount still busy).</summary>
     private sealed class StuckRootfs(FakeRootfs inner) : IRootfsProvider
     {
-        public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns, CancellationToken ct) =>
+        public Task<string> CreateAsync(string handle, RootfsLayers baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns, CancellationToken ct) =>
             inner.CreateAsync(handle, baseRootfs, paths, layerDir, userns, ct);
         public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct) => throw new IOException("umount: target is busy");
         public bool IsMounted(string mountPoint) => inner.IsMounted(mountPoint);
@@ -89,7 +89,7 @@ public sealed class ContainerKernelTests : IDisposable
     public async Task A_create_makes_each_piece_in_order_and_logs_each_step_with_its_duration()
     {
         var kernel = Kernel("c");
-        Assert.Equal(Path.Combine(_settings.MountDirFor("c"), "rootfs"), await kernel.RunAsync(new Effect.Create(Spec("c"))));
+        Assert.Equal(new CreatedRoot(Path.Combine(_settings.MountDirFor("c"), "rootfs"), null), await kernel.RunAsync(new Effect.Create(Spec("c"))));
         var calls = Calls.All.ToList();
         Assert.Equal(new Call.UserNamespaceMade("c", Garden.Linux.UserNamespaces.IdMapping.Garden), calls[0]);
         Assert.True(calls.IndexOf(new Call.NetworkSetUp("c", Ipv4.Parse("10.9.0.2", "t"))) < calls.IndexOf(new Call.Ran("c")));

@@ -286,6 +286,31 @@ public sealed class ContainerStateTests
     }
 
     [Fact]
+    public void A_create_from_an_image_journals_its_config_whose_env_dir_and_user_become_run_defaults_and_survive_a_snapshot()
+    {
+        var image = new ContainerImage("oci:///l:v1", "sha256:" + new string('d', 64), ["A=image", "I=1"], "/srv", "1000:1000", ["/bin/sh"], ["-c", "echo hi"]);
+        var d = Decide(Creating(), new EffectDone(new Effect.Create(Spec), new CreatedRoot("/mnt/h/rootfs", image)));
+        var completed = Assert.IsType<CreateCompleted>(Assert.Single(d.Events));
+        Assert.Equal("/srv", completed.Image.WorkingDir);
+        foreach (var s in new[] { Creating().Apply(completed), ContainerState.Empty("h").Apply(Creating().Apply(completed).ToSnapshot()) })
+        {
+            // the image's env under the container's (A=1 wins) under the Run's own; its dir and user where the Run names none
+            var run = Assert.IsType<ContainerProtocol.RunProcess>(Decide(s, new ContainerProtocol.RunProcess("h", Proc("x") with { Env = ["B=2"] }, true)).Forward);
+            Assert.Equal(["A=1", "B=2", "I=1"], run.Spec.Env.OrderBy(e => e, StringComparer.Ordinal).ToArray());
+            Assert.Equal(("/srv", "1000:1000"), (run.Spec.Dir, run.Spec.User));
+            var own = Assert.IsType<ContainerProtocol.RunProcess>(Decide(s, new ContainerProtocol.RunProcess("h", Proc("y") with { Dir = "/", User = "root" }, true)).Forward);
+            Assert.Equal(("/", "root"), (own.Spec.Dir, own.Spec.User));
+            var info = s.Info([]);
+            Assert.Equal("[\"/bin/sh\"]", info.Properties["garden.image.entrypoint"]);
+            Assert.Equal("[\"-c\",\"echo hi\"]", info.Properties["garden.image.cmd"]);
+            Assert.False(s.Properties.ContainsKey("garden.image.cmd"));   // shown, not stored among its own
+        }
+        // a container from a directory has no image defaults
+        var plain = Assert.IsType<ContainerProtocol.RunProcess>(Decide(Active(), new ContainerProtocol.RunProcess("h", Proc("z"), true)).Forward);
+        Assert.Equal(("", ""), (plain.Spec.Dir, plain.Spec.User));
+    }
+
+    [Fact]
     public void A_failed_create_releases_the_handle_with_the_error_in_the_callers_terms()
     {
         var d = Decide(Creating(), new EffectFailed(new Effect.Create(Spec), new RootfsException("rootfs /r does not exist")));

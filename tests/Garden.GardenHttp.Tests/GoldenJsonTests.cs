@@ -197,10 +197,20 @@ public sealed class GoldenJsonTests
     }
 
     [Theory]
-    [InlineData("docker:///busybox")]
-    [InlineData("oci:///tmp/image")]
+    [InlineData("docker://127.0.0.1:5000/busybox:v1")]
+    [InlineData("oci:///tmp/image:v1")]
+    [InlineData("oci-archive:///tmp/image.tar")]
+    [InlineData("docker-archive:///tmp/image.tar")]
+    public void An_image_uri_with_an_image_scheme_is_the_create_s_image(string uri)
+    {
+        var spec = GardenConvert.ToCreate(new ContainerSpec { Image = new ImageRef { URI = uri } }).Spec;
+        Assert.Equal((uri, ""), (spec.Image, spec.Rootfs));
+    }
+
+    [Theory]
+    [InlineData("http://example.com/image")]
     [InlineData("relative/dir")]
-    public void An_image_that_is_not_a_directory_is_refused_at_once(string uri)
+    public void An_image_that_is_neither_a_directory_nor_an_image_is_refused_at_once(string uri)
     {
         var e = Assert.Throws<GardenException>(() => GardenConvert.ToCreate(new ContainerSpec { Image = new ImageRef { URI = uri } }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);

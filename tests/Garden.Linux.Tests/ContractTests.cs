@@ -52,6 +52,28 @@ public sealed class RealRootfsContract : RootfsContract
     protected override IRootfsProvider Provider { get; } = new OverlayRootfs();
 
     [GatedFact]
+    public async Task An_image_of_many_layers_with_long_paths_is_stacked_top_first_and_goes_without_a_trace()
+    {
+        // 40 layers whose paths alone (8 KiB) would not fit in the mount options' page: the overlay names short views
+        var layers = Enumerable.Range(0, 40).Select(i =>
+        {
+            var dir = Path.Combine(Dir, "layers", new string((char)('a' + i % 26), 150) + i, "fs");
+            Directory.CreateDirectory(Path.Combine(dir, "etc"));
+            File.WriteAllText(Path.Combine(dir, "etc", "layer"), $"{i}");
+            File.WriteAllText(Path.Combine(dir, $"only-{i}"), "");
+            return dir;
+        }).ToList();
+        var root = await Provider.CreateAsync("c", new RootfsLayers(layers, FromImage: true), Paths, null, null, default);
+        Assert.Equal("39", File.ReadAllText(Path.Combine(root, "etc", "layer")));   // the top layer wins
+        Assert.True(File.Exists(Path.Combine(root, "only-0")) && File.Exists(Path.Combine(root, "only-39")));
+        Assert.False(Garden.Linux.Disk.MountTable.HasMountsBelow(Paths.LowerMount));   // the views went once the overlay held them
+        await Provider.DestroyAsync("c", Paths, default);
+        Assert.False(Garden.Linux.Disk.MountTable.HasMountsBelow(Paths.MountDir));
+        Assert.False(Directory.Exists(Paths.MountDir));
+        Assert.Equal("0", File.ReadAllText(Path.Combine(layers[0], "etc", "layer")));
+    }
+
+    [GatedFact]
     public async Task Writes_land_in_the_container_layer_never_in_the_base()
     {
         var root = await Provider.CreateAsync("c", TestPaths.DefaultRootfs, Paths, null, null, default);

@@ -134,11 +134,12 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
     /// <summary>The user namespace root each container's rootfs was made for (null: none).</summary>
     public ConcurrentDictionary<string, UserNamespaceRoot?> Owners { get; } = new();
 
-    public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
+    public Task<string> CreateAsync(string handle, RootfsLayers baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
         CancellationToken ct)
     {
         log.Add(new Call.RootfsCreated(handle));
-        if (!Directory.Exists(baseRootfs)) throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
+        foreach (var dir in baseRootfs.Dirs)
+            if (!Directory.Exists(dir)) throw new RootfsException($"rootfs {dir} does not exist or is not a directory");
         Owners[handle] = userns;
         _mounted[paths.MountPoint] = true;
         return Task.FromResult(paths.MountPoint);

@@ -133,7 +133,9 @@ public sealed partial record ContainerState
             case Effect.Create when error is null:
                 return new Decision
                 {
-                    Events = [new CreateCompleted { RootfsMount = (string)value!, CreatedUnixMs = now.ToUnixTimeMilliseconds() }],
+                    Events = [value is Kernel.CreatedRoot made
+                        ? new CreateCompleted { RootfsMount = made.Mount, CreatedUnixMs = now.ToUnixTimeMilliseconds(), Image = made.Image?.ToRecord() }
+                        : new CreateCompleted { RootfsMount = (string)value!, CreatedUnixMs = now.ToUnixTimeMilliseconds() }],
                     Reply = new HostProtocol.ContainerCreated(Handle), Publish = [(EventsProtocol.ContainerEvent.Created, "")],
                 };
             case Effect.Create when error is CreateUndoFailedException undo:
@@ -248,7 +250,9 @@ public sealed partial record ContainerState
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
         static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
-        var env = EnvEntries.Merge(Spec?.Env ?? [], spec.Env);
+        // the image's config gives defaults: its Env under the container's, its WorkingDir and User where the Run names none
+        var env = EnvEntries.Merge(Image is { } image ? EnvEntries.Merge(image.Env, Spec?.Env ?? []) : Spec?.Env ?? [], spec.Env);
+        if (Image is { } i) spec = spec with { Dir = spec.Dir.Length > 0 ? spec.Dir : i.WorkingDir, User = spec.User.Length > 0 ? spec.User : i.User };
         if (ExecArgs.Problem(spec.Args, env) is { } tooLarge) return Decision.Fail(tooLarge);   // with the container's env
         return Decision.HandOn(msg with
         {
@@ -273,7 +277,7 @@ public sealed partial record ContainerState
     public Limits LimitsAsGiven => Limits with { BandwidthBurst = Limits.ToBandwidth()?.BurstBytes };
 
     public ContainerProtocol.ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
-        RootfsMount, processIds, Properties, Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
+        RootfsMount, processIds, Image is null ? Properties : Properties.SetItems(Image.InfoProperties()), Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
         LimitsAsGiven, Network, NetIn,
         Spec?.BindMountsOrEmpty ?? [], GraceTime, OomKills,
         LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(LastOomUnixMs),

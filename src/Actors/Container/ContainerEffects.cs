@@ -24,7 +24,8 @@ public sealed record ContainerEffects(
     IUserNamespaces UserNamespaces,
     IDepot Depot,
     IBaseRootfsSizes? BaseSizes = null,
-    IGardenMetrics? Metrics = null)
+    IGardenMetrics? Metrics = null,
+    Garden.Linux.Images.IImageStore? Images = null)
 {
     /// <summary>Where the actors report what happens (<see cref="NoMetrics"/> when the composition root gives none).</summary>
     public IGardenMetrics Metered => Metrics ?? NoMetrics.Instance;

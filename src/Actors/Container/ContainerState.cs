@@ -21,7 +21,8 @@ public sealed partial record ContainerState(
     ImmutableList<NetOutRule> NetOut,
     TimeSpan GraceTime = default,
     ulong OomKills = 0,
-    long LastOomUnixMs = 0)
+    long LastOomUnixMs = 0,
+    ContainerImage? Image = null)
 {
     /// <summary>Garden's event text, once in Events however many kills there were (clients match it exactly); how many
     /// and when the last one was are <see cref="OomKills"/> and <see cref="LastOomUnixMs"/>.</summary>
@@ -48,7 +49,7 @@ public sealed partial record ContainerState(
         GraceTimeChanged g => this with { GraceTime = TimeSpan.FromMilliseconds(g.GraceTimeMs) },
         NetInAdded n => this with { NetIn = NetIn.Add(FromRecord(n.Mapping)) },
         NetOutAdded n => this with { NetOut = NetOut.AddRange(n.Rules.Select(FromRecord)) },
-        CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active, CreatedUnixMs = c.CreatedUnixMs },
+        CreateCompleted c => this with { Rootfs = c.RootfsMount, Lifecycle = ContainerLifecycle.Active, CreatedUnixMs = c.CreatedUnixMs, Image = ContainerImage.From(c.Image) },
         LimitsChanged l => this with { Limits = FromRecord(l.Limits) },
         OutOfMemory o => this with
         {
@@ -76,6 +77,7 @@ public sealed partial record ContainerState(
             CreatedUnixMs = s.CreatedUnixMs,
             NetIn = [.. s.NetIn.Select(FromRecord)], NetOut = [.. s.NetOut.Select(FromRecord)],
             GraceTime = TimeSpan.FromMilliseconds(s.GraceTimeMs),
+            Image = ContainerImage.From(s.Image),
         },
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown container event"),
     };
@@ -88,6 +90,7 @@ public sealed partial record ContainerState(
             GraceTimeMs = (ulong)GraceTime.TotalMilliseconds, OomKills = OomKills, LastOomUnixMs = LastOomUnixMs,
         };
         if (Spec is not null) s.Spec = ToRecord(Spec);
+        if (Image is not null) s.Image = Image.ToRecord();
         s.Properties.Add(Properties);
         s.Events.AddRange(Events);
         s.NetIn.AddRange(NetIn.Select(ToRecord));
@@ -181,3 +184,32 @@ public sealed partial record ContainerState(
 }
 
 public enum RecoveryPlan { Reconcile, Undo, Release }
+
+/// <summary>The image a container was made from: its reference and manifest digest, and its config's defaults (Env,
+/// WorkingDir, User for every Run; Entrypoint and Cmd shown in Info).</summary>
+public sealed record ContainerImage(string Reference, string Digest, ImmutableArray<string> Env, string WorkingDir, string User,
+    ImmutableArray<string> Entrypoint, ImmutableArray<string> Cmd)
+{
+    public static ContainerImage? From(ImageRecord? r) => r is null ? null
+        : new(r.Reference, r.ManifestDigest, [.. r.Env], r.WorkingDir, r.User, [.. r.Entrypoint], [.. r.Cmd]);
+
+    public ImageRecord ToRecord()
+    {
+        var r = new ImageRecord { Reference = Reference, ManifestDigest = Digest, WorkingDir = WorkingDir, User = User };
+        r.Env.AddRange(Env);
+        r.Entrypoint.AddRange(Entrypoint);
+        r.Cmd.AddRange(Cmd);
+        return r;
+    }
+
+    /// <summary>Info's properties for it (read-only: not stored among the container's own).</summary>
+    public IEnumerable<KeyValuePair<string, string>> InfoProperties()
+    {
+        yield return new("garden.image.reference", Reference);
+        yield return new("garden.image.digest", Digest);
+        yield return new("garden.image.entrypoint", System.Text.Json.JsonSerializer.Serialize(Entrypoint.ToArray()));
+        yield return new("garden.image.cmd", System.Text.Json.JsonSerializer.Serialize(Cmd.ToArray()));
+        if (WorkingDir.Length > 0) yield return new("garden.image.working-dir", WorkingDir);
+        if (User.Length > 0) yield return new("garden.image.user", User);
+    }
+}

@@ -30,6 +30,11 @@ public sealed partial record HostState
         if (spec.Handle.Length == 0) spec = spec with { Handle = Names.Generate() };
         Names.Validate("handle", spec.Handle);
         if (spec.Rootfs.Length == 0) spec = spec with { Rootfs = settings.DefaultRootfs };
+        if (Garden.Linux.Images.ImageReference.IsImage(spec.Rootfs))
+        {
+            try { Garden.Linux.Images.ImageReference.Parse(spec.Rootfs); }
+            catch (Garden.Linux.Images.ImageException e) { throw GardenException.Invalid("image", e.Message); }
+        }
         Throw(EnvEntries.Problem(spec.Env) ?? ExecArgs.Problem([], spec.Env));
         Throw(spec.LimitsOrNone.Problem());
         spec = spec with

@@ -1,6 +1,7 @@
 using Garden.Actors.Container;
 using Garden.Linux.Agent;
 using Garden.Linux.Cgroups;
+using Garden.Linux.Images;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
 using Garden.Linux.Runtime;
@@ -17,7 +18,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
 {
     /// <summary>Returns where the root is mounted. On failure throws what failed (a
     /// <see cref="CreateUndoFailedException"/> when the teardown failed too).</summary>
-    public async Task<string> CreateAsync(ContainerSpec spec)
+    public async Task<CreatedRoot> CreateAsync(ContainerSpec spec)
     {
         var ct = CancellationToken.None;
         var fx = k.Fx;
@@ -33,6 +34,17 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
                 k.Log.Debug("user namespace held by pid {0}", userns.Pid);
             }
             var root = userns is null ? null : new UserNamespaceRoot(userns.UserNamespacePath, userns.Mapping.RootUid, userns.Mapping.RootGid);
+            // an image's layers come first (before the disk: a total-scope limit counts them)
+            RootfsLayers lower = spec.Rootfs;
+            PulledImage? image = null;
+            if (ImageReference.IsImage(spec.Rootfs))
+            {
+                var images = fx.Images ?? throw new GardenException(ErrorKind.FailedPrecondition, "this gardend has no image store");
+                var reference = ImageReference.Parse(spec.Rootfs);
+                image = await k.Step($"image {reference}", () => images.PullAsync(k.Handle, reference, ct)).ConfigureAwait(false);
+                k.Settings.Faults.Hit("create-image");
+                lower = new RootfsLayers(image.LayerDirs, FromImage: true);
+            }
             var asked = spec.LimitsOrNone;
             // a total-scope limit leaves the container's disk what its image (the base rootfs) does not take
             var layer = asked.DiskBytes is { } disk
@@ -60,7 +72,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             }
 
             var rootfs = await k.Step(root is null ? "rootfs" : "rootfs (idmapped base)",
-                () => fx.Rootfs.CreateAsync(k.Handle, spec.Rootfs, k.Paths.Rootfs, layer, root, ct)).ConfigureAwait(false);
+                () => fx.Rootfs.CreateAsync(k.Handle, lower, k.Paths.Rootfs, layer, root, ct)).ConfigureAwait(false);
             k.Settings.Faults.Hit("create-rootfs");
             await networkUp.ConfigureAwait(false);
 
@@ -97,7 +109,9 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Handle, limits)).ConfigureAwait(false);
             await k.Step("agent", WaitForAgentAsync).ConfigureAwait(false);
             await firewallUp.ConfigureAwait(false);
-            return rootfs;
+            return new CreatedRoot(rootfs, image is null ? null
+                : new ContainerImage(image.Reference, image.ManifestDigest, image.Config.Env, image.Config.WorkingDir, image.Config.User,
+                    image.Config.Entrypoint, image.Config.Cmd));
         }
         catch (Exception failure)
         {
@@ -148,3 +162,6 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
         return lines.Count == 0 ? "" : $" ({string.Join("; ", lines)})";
     }
 }
+
+/// <summary>What a Create made: where the root is mounted, and the image it came from (null: a directory).</summary>
+public sealed record CreatedRoot(string Mount, ContainerImage? Image);

@@ -42,6 +42,8 @@ public sealed class ContainerDestroyer(KernelContext k)
             {
                 await k.Fx.Rootfs.DestroyAsync(k.Handle, k.Paths.Rootfs, CancellationToken.None).ConfigureAwait(false);
                 await k.Fx.Disk.DestroyAsync(k.Handle, k.Paths.Depot, CancellationToken.None).ConfigureAwait(false);
+                // its root is unmounted: the image's layers are no longer its
+                if (k.Fx.Images is { } images) await images.ReleaseAsync(k.Handle, CancellationToken.None).ConfigureAwait(false);
             })),
         ];
         if (k.Network(network) is { } net)

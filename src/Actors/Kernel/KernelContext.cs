@@ -19,7 +19,8 @@ public sealed record KernelContext(string Handle, ContainerPaths Paths, Containe
     /// <summary>The bytes of the container's image (its base rootfs), walked once per base and cached; 0 without a walker
     /// (fakes) or a base.</summary>
     public Task<ulong> ImageBytesAsync(string baseRootfs) =>
-        Fx.BaseSizes is { } sizes && baseRootfs.Length > 0 ? sizes.SizeAsync(baseRootfs) : Task.FromResult(0UL);
+        Garden.Linux.Images.ImageReference.IsImage(baseRootfs) ? Task.FromResult(Fx.Images?.BytesOf(Handle) ?? 0UL)   // its layers'
+        : Fx.BaseSizes is { } sizes && baseRootfs.Length > 0 ? sizes.SizeAsync(baseRootfs) : Task.FromResult(0UL);
 
     /// <summary>Runs one named step: "NAME starting" (debug), then "NAME finished in N ms", or "NAME failed after N ms: why".</summary>
     public async Task<T> Step<T>(string name, Func<Task<T>> work)

@@ -32,7 +32,8 @@ public sealed record CreateCommand(
     string? Network = null,
     IReadOnlyList<PortMappingArg>? NetIn = null,
     IReadOnlyList<BindMountArg>? BindMounts = null,
-    TimeSpan? GraceTime = null) : CliCommand("create");
+    TimeSpan? GraceTime = null,
+    string? Image = null) : CliCommand("create");
 
 /// <summary>garden grace-time HANDLE DURATION (zero = never reaped).</summary>
 public sealed record GraceTimeCommand(string Handle, TimeSpan GraceTime) : CliCommand("grace-time");

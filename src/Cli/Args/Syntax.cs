@@ -68,6 +68,10 @@ public static class Syntax
             (flag, text) => text.Length == 0 ? throw new UsageException($"flag {flag} needs a directory")
                 // the daemon resolves paths in its own working directory: send an absolute one
                 : text.Contains("://", StringComparison.Ordinal) ? text : Path.GetFullPath(text));
+        var image = Flag<string?>("--image", "REF",
+            "an image: docker://HOST[:PORT]/NAME[:TAG|@DIGEST], oci:///LAYOUT[:TAG], oci-archive:///FILE.tar[:TAG], docker-archive:///FILE.tar[:NAME:TAG]",
+            (flag, text) => text.Length == 0 ? throw new UsageException($"flag {flag} needs an image reference")
+                : text.Contains("://", StringComparison.Ordinal) ? text : Path.GetFullPath(text));
         var env = Many("--env", "K=V", "an environment variable of every process", EnvironmentVariable);
         var properties = Many("--property", "K=V", "a property (the last one given for a K wins)", Values.KeyValue);
         var privileged = Switch("--privileged", "container root is host root: no user namespace");
@@ -90,9 +94,9 @@ public static class Syntax
         return new GardenCommand("create", "create a container, print its handle",
             r => new CreateCommand(r.GetValue(handle), r.GetValue(rootfs), r.GetValue(env) ?? [],
                 Properties(r.GetValue(properties)), r.GetValue(privileged), limits.Read(r), r.GetValue(network),
-                r.GetValue(netIn) ?? [], r.GetValue(mounts) ?? [], r.GetValue(grace)))
+                r.GetValue(netIn) ?? [], r.GetValue(mounts) ?? [], r.GetValue(grace), r.GetValue(image)))
         {
-            handle, rootfs, env, properties, privileged, network, netIn, mounts, grace,
+            handle, rootfs, image, env, properties, privileged, network, netIn, mounts, grace,
         }.With(limits.All);
     }
 

@@ -53,6 +53,7 @@ internal static class HostCommands
         {
             Handle = cmd.Handle ?? "",
             Rootfs = cmd.Rootfs ?? "",
+            Image = cmd.Image ?? "",
             Privileged = cmd.Privileged,
             Network = cmd.Network ?? "",
         };

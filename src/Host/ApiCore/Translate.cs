@@ -11,9 +11,15 @@ namespace Garden.Host.ApiCore;
 /// <c>Protocol.Api.X</c>: most share a name with the domain record they become.</summary>
 public static class Translate
 {
+    /// <summary>The spec's root: its image (a reference with a scheme, or a directory) or its rootfs, not both.</summary>
+    private static string RootfsOrImage(Protocol.Api.ContainerSpec s) =>
+        s.Image.Length == 0 ? s.Rootfs
+        : s.Rootfs.Length > 0 ? throw GardenException.Invalid("image", $"give either image or rootfs, not both (image \"{s.Image}\", rootfs \"{s.Rootfs}\")")
+        : s.Image;
+
     public static ContainerSpec ToDomain(Protocol.Api.ContainerSpec? s) => s is null
         ? new ContainerSpec("", "", [], ImmutableDictionary<string, string>.Empty, false)
-        : new ContainerSpec(s.Handle, s.Rootfs, [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits),
+        : new ContainerSpec(s.Handle, RootfsOrImage(s), [.. s.Env], s.Properties.ToImmutableDictionary(), s.Privileged, ToDomain(s.Limits),
             NetworkRequest: s.Network,
             NetIn: [.. s.NetIn.Select(m => new PortMapping(Port(m.HostPort), Port(m.ContainerPort)))],
             NetOut: [.. s.NetOut.Select((r, i) => ToDomain(r, $"net-out[{i}]"))],

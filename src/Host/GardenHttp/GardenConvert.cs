@@ -25,11 +25,12 @@ public static class GardenConvert
         var s = new Api.ContainerSpec
         {
             Handle = spec.Handle ?? "",
-            Rootfs = Rootfs(spec.RootFSPath, spec.Image?.URI),
             Privileged = spec.Privileged,
             Network = spec.Network ?? "",
             Limits = ToLimits(spec.Limits),
         };
+        var root = Rootfs(spec.RootFSPath, spec.Image?.URI);
+        if (Garden.Linux.Images.ImageReference.IsImage(root)) s.Image = root; else s.Rootfs = root;
         if (spec.GraceTime < 0) throw GardenException.Invalid("grace_time", $"{spec.GraceTime}ns is negative");
         if (spec.GraceTime > 0) s.GraceTimeMs = Millis(spec.GraceTime);
         s.Env.AddRange(Strings(spec.Env));
@@ -40,8 +41,8 @@ public static class GardenConvert
         return new Api.CreateRequest { Spec = s };
     }
 
-    /// <summary>image.uri (or the deprecated rootfs): empty = the default rootfs; a directory path as is; anything with
-    /// a scheme is an image to fetch, which this gardend cannot.</summary>
+    /// <summary>image.uri (or the deprecated rootfs): empty = the default rootfs; a directory path as is (raw:///dir too);
+    /// docker://, oci://, oci-archive:// and docker-archive:// an image to fetch (checked by the daemon).</summary>
     private static string Rootfs(string? rootfsPath, string? imageUri)
     {
         if (!string.IsNullOrEmpty(rootfsPath) && !string.IsNullOrEmpty(imageUri))
@@ -49,8 +50,9 @@ public static class GardenConvert
         var (field, uri) = string.IsNullOrEmpty(imageUri) ? ("rootfs", rootfsPath ?? "") : ("image.uri", imageUri);
         if (uri.Length == 0 || uri.StartsWith('/')) return uri;
         if (uri.StartsWith("raw://", StringComparison.Ordinal) && uri.Length > 6 && uri[6] == '/') return uri[6..];
+        if (uri.Split("://")[0] is "docker" or "oci" or "oci-archive" or "docker-archive") return uri;   // the daemon reads the rest
         throw GardenException.Invalid(field,
-            $"\"{uri}\" is not a directory path: this gardend runs containers from a directory (no image registry, no image plugin)");
+            $"\"{uri}\" is neither a directory path nor an image (docker://HOST/NAME:TAG, oci:///layout:TAG, oci-archive:///file.tar, docker-archive:///file.tar)");
     }
 
     private static Api.Limits ToLimits(Limits? l)

@@ -7,7 +7,7 @@ public interface IRootfsProvider
     /// The read-write layer goes to <paramref name="layerDir"/> (a disk-limited filesystem), else into the depot. With
     /// <paramref name="userns"/>, the base is seen through an idmapped mount of that user namespace (container root sees
     /// it root-owned) and the layer belongs to container root's host ids.</summary>
-    Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
+    Task<string> CreateAsync(string handle, RootfsLayers baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
         CancellationToken ct);
 
     /// <summary>Unmounts and removes the root (where this build mounts it and where earlier builds did); what is
@@ -30,6 +30,15 @@ public sealed record RootfsPaths(string MountDir, string Depot)
 
     /// <summary>Where builds before user namespaces mounted the root (their containers keep it there).</summary>
     public string LegacyMountPoint => Path.Combine(Depot, "rootfs");
+}
+
+/// <summary>The read-only layers under a container's root, bottom first: one base directory (a plain rootfs, which must
+/// look like one), or the layers of an image (each an unpacked layer of the image store).</summary>
+public sealed record RootfsLayers(IReadOnlyList<string> Dirs, bool FromImage)
+{
+    public static implicit operator RootfsLayers(string baseRootfs) => new([baseRootfs], false);
+
+    public override string ToString() => string.Join(':', Dirs);
 }
 
 /// <summary>A container's user namespace (its path while held) and its root's ids on the host.</summary>

@@ -11,13 +11,16 @@ namespace Garden.Linux.Rootfs;
 /// host uid. The idmapped mount is unmounted again once the overlay holds it (overlayfs keeps a private clone of each layer).</summary>
 public sealed class OverlayRootfs : IRootfsProvider
 {
-    public Task<string> CreateAsync(string handle, string baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
+    public Task<string> CreateAsync(string handle, RootfsLayers baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
         CancellationToken ct)
     {
-        if (!Directory.Exists(baseRootfs))
-            throw new RootfsException($"rootfs {baseRootfs} does not exist or is not a directory");
-        if (!File.Exists(Path.Combine(baseRootfs, "bin/sh")) && !Directory.Exists(Path.Combine(baseRootfs, "bin")) && !Directory.Exists(Path.Combine(baseRootfs, "usr")))
-            throw new RootfsException($"rootfs {baseRootfs} does not look like a root filesystem (no bin/ or usr/)");
+        if (baseRootfs.Dirs.Count == 0) throw new RootfsException("a rootfs needs at least one layer");
+        foreach (var dir in baseRootfs.Dirs)
+            if (!Directory.Exists(dir))
+                throw new RootfsException($"rootfs {(baseRootfs.FromImage ? "layer " : "")}{dir} does not exist or is not a directory");
+        var single = baseRootfs.Dirs[0];
+        if (!baseRootfs.FromImage && !File.Exists(Path.Combine(single, "bin/sh")) && !Directory.Exists(Path.Combine(single, "bin")) && !Directory.Exists(Path.Combine(single, "usr")))
+            throw new RootfsException($"rootfs {single} does not look like a root filesystem (no bin/ or usr/)");
         var (uid, gid) = userns is null ? (0u, 0u) : (userns.Uid, userns.Gid);
         var upper = Path.Combine(layerDir ?? paths.Depot, "upper");
         var work = Path.Combine(layerDir ?? paths.Depot, "work");
@@ -35,38 +38,52 @@ public sealed class OverlayRootfs : IRootfsProvider
         var target = paths.MountPoint;
         Directory.CreateDirectory(target);
 
-        var lower = Path.GetFullPath(baseRootfs);
-        var idmapped = false;
+        // overlayfs takes the top layer first
+        var lowers = baseRootfs.Dirs.Select(Path.GetFullPath).Reverse().ToList();
+        var idmapped = new List<string>();
         try
         {
-            if (userns is not null)
+            if (userns is not null || baseRootfs.FromImage)
             {
-                Directory.CreateDirectory(paths.LowerMount);
-                using (var ns = Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY))
-                using (var tree = Sys.OpenTreeClone(lower))
+                // one view per layer: idmapped for a user namespace; for an image also when privileged, so that the mount
+                // options name short paths (a page holds them all: LowerMount/N instead of the store's long ones). A plain
+                // base is at LowerMount itself (as before images), an image's layers at LowerMount/N.
+                using var ns = userns is null ? null : Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY);
+                if (baseRootfs.FromImage) Directory.CreateDirectory(paths.LowerMount);
+                for (var i = 0; i < lowers.Count; i++)
                 {
-                    Sys.MountSetattr(tree, MountAttr.Idmap | MountAttr.NoSuid | MountAttr.NoDev, ns, lower);
-                    Sys.MoveMount(tree, paths.LowerMount);
+                    var view = baseRootfs.FromImage ? Path.Combine(paths.LowerMount, i.ToString(System.Globalization.CultureInfo.InvariantCulture)) : paths.LowerMount;
+                    Directory.CreateDirectory(view);
+                    using (var tree = Sys.OpenTreeClone(lowers[i]))
+                    {
+                        Sys.MountSetattr(tree, (ns is null ? MountAttr.None : MountAttr.Idmap) | MountAttr.NoSuid | MountAttr.NoDev, ns, lowers[i]);
+                        Sys.MoveMount(tree, view);
+                    }
+                    idmapped.Add(view);
+                    lowers[i] = view;
                 }
-                idmapped = true;
-                lower = paths.LowerMount;
             }
-            var data = $"lowerdir={Escape(lower)},upperdir={Escape(upper)},workdir={Escape(work)}";
+            var data = $"lowerdir={string.Join(':', lowers.Select(Escape))},upperdir={Escape(upper)},workdir={Escape(work)}";
             Sys.Mount("overlay", target, "overlay", LibC.MS_NOSUID | LibC.MS_NODEV, data);
         }
         finally
         {
-            if (idmapped)
+            foreach (var view in idmapped)
             {
-                Sys.Unmount(paths.LowerMount, LibC.MNT_DETACH);
-                DeleteEmptyDir(paths.LowerMount);
+                Sys.Unmount(view, LibC.MNT_DETACH);
+                DeleteEmptyDir(view);
             }
+            if (idmapped.Count > 0 && baseRootfs.FromImage) DeleteEmptyDir(paths.LowerMount);
         }
         return Task.FromResult(target);
     }
 
     public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
+        // an image's idmapped layer views (LowerMount/N) first: a crash may have left them mounted, and the tree is removed below
+        if (Directory.Exists(paths.LowerMount))
+            foreach (var view in Directory.GetDirectories(paths.LowerMount))
+                if (MountTable.IsMountPoint(view)) Sys.Unmount(view, LibC.MNT_DETACH);
         foreach (var mount in new[] { paths.MountPoint, paths.LowerMount, paths.LegacyMountPoint })
             if (Directory.Exists(mount)) Sys.Unmount(mount, LibC.MNT_DETACH);
         foreach (var dir in new[] { paths.MountDir, paths.LegacyMountPoint, Path.Combine(paths.Depot, "upper"), Path.Combine(paths.Depot, "work") })
