@@ -17,6 +17,7 @@ internal static class Program
         if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";
         int listenFd = -1, cgroupFd = -1, memoryCgroupFd = -1;
+        bool pea = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -39,11 +40,15 @@ internal static class Program
                     memoryCgroupFd = mfd;
                     i++;
                     break;
+                // the init of a pea (a process with its own root, sharing its container's pid namespace): not PID 1
+                case "--pea":
+                    pea = true;
+                    break;
                 case "--version":
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N] [--pea]");
                     return 2;
             }
         }
@@ -110,7 +115,7 @@ internal static class Program
 
         var table = new ProcessTable();
         table.StartReaper();
-        var server = new Server(table, new Spawner(table, cgroup, memoryCgroup), hostRoot);
+        var server = new Server(table, new Spawner(table, cgroup, memoryCgroup), hostRoot, pea);
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
     }

@@ -31,7 +31,8 @@ public static class Wiring
         // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
         Depot: new Depot(),
-        BaseSizes: new BaseRootfsSizes());
+        BaseSizes: new BaseRootfsSizes(),
+        Host: new HostResources());
 
     /// <summary>At an orderly stop, once the actors have stopped: the firewall's shared chains, the jumps into them and the
     /// IPv6 guard, which stay while gardend runs, go when no container has rules left. Containers outlive gardend: when one

@@ -23,7 +23,8 @@ public sealed record ContainerEffects(
     IFirewall Firewall,
     IUserNamespaces UserNamespaces,
     IDepot Depot,
-    IBaseRootfsSizes? BaseSizes = null);
+    IBaseRootfsSizes? BaseSizes = null,
+    IHostResources? Host = null); // resolves a pea's image path (null: taken as given, for fakes)
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog, string MountDir)

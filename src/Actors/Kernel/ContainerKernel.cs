@@ -32,6 +32,9 @@ public sealed class ContainerKernel
 
     public KernelContext Context => _k;
 
+    /// <summary>The container's peas (processes with a root of their own).</summary>
+    public PeaKernel Peas => _destroyer.Peas;
+
     /// <summary>Runs the effect and returns its outcome (see each effect). A transition is logged as a step.</summary>
     public async Task<object?> RunAsync(Effect effect)
     {
