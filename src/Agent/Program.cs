@@ -17,7 +17,7 @@ internal static class Program
         if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";
         int listenFd = -1, cgroupFd = -1, memoryCgroupFd = -1;
-        bool pea = false;
+        bool pea = false; // see s_pea
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -42,7 +42,7 @@ internal static class Program
                     break;
                 // the init of a pea (a process with its own root, sharing its container's pid namespace): not PID 1
                 case "--pea":
-                    pea = true;
+                    pea = s_pea = true;
                     break;
                 case "--version":
                     Console.WriteLine($"garden-agent {Server.Version}");
@@ -127,8 +127,17 @@ internal static class Program
         return 1;
     }
 
+    /// <summary>A pea's agent lives until gardend releases the pea (SIGKILL): a TERM to every process of its container (a
+    /// Stop, kill(-1) from the container's agent) must not take its process's exit report away with it.</summary>
+    private static bool s_pea;
+
     private static void OnTerminate(PosixSignalContext ctx)
     {
+        if (s_pea)
+        {
+            ctx.Cancel = true;
+            return;
+        }
         AgentLog.Info($"{ctx.Signal}: exiting");
         ctx.Cancel = true;
         Environment.Exit(0);

@@ -154,6 +154,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case DeleteSnapshotsSuccess or DeleteSnapshotsFailure: break;
             case ProcessProtocol.ProcessSpawned s when WatchesExits: WatchExit(s.ProcessId); break;
             case ProcessProtocol.ProcessSpawned: break;
+            case ProcessProtocol.PeaGone g: Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, g.ProcessId, Running: false)); break;
             case ProcessProtocol.ProcessIdle i:
                 if (_processes.Idle(i.ProcessId, i.Actor, i.Handled, i.ExitKnown)) Context.Stop(i.Actor);
                 break;
@@ -355,6 +356,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                 }
                 // a pea (its own root) gets a ProcessActor that makes it first (Kernel/PeaKernel)
                 NewProcessActor(run.Spec.Id, pea: run.Spec.IsPea ? new ProcessProtocol.PeaLink(_kernel.Peas, _state.Spec, Adopted: false) : null);
+                if (run.Spec.IsPea) Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, run.Spec.Id, Running: true));
                 // the actor reports ProcessSpawned once the agent runs it, and the exit watcher takes it from there
                 _processes.Send(run.Spec.Id, new ProcessProtocol.StartProcess(run.Spec, run.Detach, asker), asker);
                 return;
@@ -445,6 +447,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             {
                 _log.Info("pea {0}: found after a restart", id);
                 NewProcessActor(id, pea: new ProcessProtocol.PeaLink(_kernel.Peas, _state.Spec, Adopted: true));
+                Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, id, Running: true));
             }
         var self = Self;
         Task.Run(() => _agent.ListAsync(CancellationToken.None)).ContinueWith(t =>

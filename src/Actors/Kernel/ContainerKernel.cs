@@ -68,7 +68,11 @@ public sealed class ContainerKernel
                 if (r.Watch && findings.Problem is null) StartWatches();
                 return findings;
             case Effect.Stop s:
-                await ProcessStopper.StopAllAsync(_k.Agent, s.Kill ? TimeSpan.Zero : _k.Settings.StopGrace).ConfigureAwait(false);
+                // its peas' processes first, each through its own agent (which reports their exits); the container's agent
+                // would KILL the peas' agents with everything else in the pid namespace
+                var grace = s.Kill ? TimeSpan.Zero : _k.Settings.StopGrace;
+                await Task.WhenAll(Peas.Existing().Select(id => ProcessStopper.StopAllAsync(Peas.AgentOf(id), grace))).ConfigureAwait(false);
+                await ProcessStopper.StopAllAsync(_k.Agent, grace).ConfigureAwait(false);
                 return null;
             case Effect.Destroy d:
                 _k.Settings.Faults.Hit("destroy-started");

@@ -94,6 +94,7 @@ public sealed class ProcessActor : ReceiveActor
         {
             _peaReleasing = false;
             _peaReleased = true;
+            Context.Parent.Tell(new ProcessProtocol.PeaGone(_id));
             ReportIfIdle();
         });
         Receive<ProcessProtocol.ProcessOpDone>(done =>

@@ -59,6 +59,9 @@ public static class ProcessProtocol
     /// <summary>A pea's own exit watch (its agent is not the container's, whose exit watcher does not see it).</summary>
     internal sealed record PeaExitPoll(int? ExitCode, bool Gone);
 
+    /// <summary>Sent by a pea's ProcessActor to its container once the pea is released.</summary>
+    internal sealed record PeaGone(string ProcessId);
+
     /// <summary>The pea's release finished (or failed: it is logged, and a restart or the container's destroy retries).</summary>
     internal sealed record PeaReleased
     {

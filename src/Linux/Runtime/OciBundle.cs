@@ -215,7 +215,11 @@ public static class OciBundle
             M("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             M("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
             M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
-            M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),   // "tmpfs /dev/shm tmpfs" in /proc/mounts, as Garden's
+            // "tmpfs /dev/shm tmpfs" in /proc/mounts, as Garden's. A pea's has no size of its own, as Garden's peas (its
+            // pages are charged to its memory cgroup like any; GATS fills a pea's with 65 MB).
+            spec.Join is null
+                ? M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k")
+                : M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777"),
             M("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
             M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),   // read-only, privileged too (Garden's)
             M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),
