@@ -193,14 +193,14 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
         try
         {
             var missing = await D.CliAsync("run", h, "--image", "/no/such/image", "--", "true");
-            Assert.Equal(1, missing.ExitCode);
+            Assert.Equal(125, missing.ExitCode);
             Assert.Contains("/no/such/image", missing.Stderr);
             Assert.Contains("image", missing.Stderr);
             var relative = await D.CliAsync("run", h, "--image", "relative/dir", "--", "true");
-            Assert.Equal(1, relative.ExitCode);
+            Assert.Equal(125, relative.ExitCode);
             Assert.Contains("relative/dir", relative.Stderr);
             var notRootfs = await D.CliAsync("run", h, "--image", fx.Daemon.Daemon.Dir + "/../", "--", "true");
-            Assert.Equal(1, notRootfs.ExitCode);
+            Assert.Equal(125, notRootfs.ExitCode);
             var noExe = await D.CliAsync("run", h, "--image", Image, "--", "does-not-exist");
             Assert.NotEqual(0, noExe.ExitCode);
             Assert.Contains("does-not-exist", noExe.Stderr);
@@ -211,6 +211,40 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
         finally
         {
             await Destroy(h);
+        }
+    }
+
+    [InstallFact]
+    public async Task After_kill_9_a_running_pea_is_still_there_and_one_that_exited_meanwhile_is_released()
+    {
+        await using var d = new Gardend();
+        await d.StartAsync();
+        var h = Unique("pea-restart");
+        Assert.Equal(0, (await d.CliAsync("create", "--handle", h)).ExitCode);
+        try
+        {
+            await d.CliAsync("run", h, "--detach", "--id", "long", "--image", Image, "--", "sh", "-c", "echo before; sleep 1000");
+            await d.CliAsync("run", h, "--detach", "--id", "short", "--image", Image, "--", "sh", "-c", "sleep 1; exit 3");
+            await Task.Delay(500);
+            await d.StopAsync(kill: true);
+            await Task.Delay(2000); // "short" exits while no gardend runs
+            await d.StartAsync();
+
+            var attach = d.CliAsync("attach", h, "long");
+            await Task.Delay(1000);
+            Assert.Equal(0, (await d.CliAsync("signal", h, "long", "KILL")).ExitCode);
+            var done = await attach;
+            Assert.Equal(137, done.ExitCode);
+            Assert.Equal("before\n", done.Stdout);
+            // both are released: "long" once its exit was seen, "short" when the restarted gardend found it exited
+            for (var i = 0; i < 50 && Directory.Exists(Path.Combine(d.StateDir, "depot", h, "peas")); i++) await Task.Delay(200);
+            Assert.False(Directory.Exists(Path.Combine(d.StateDir, "depot", h, "peas")), "the peas' files are left");
+            Assert.DoesNotContain(File.ReadLines("/proc/self/mountinfo"), l => l.Contains($"/.peas/{h}/", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await d.CliAsync("destroy", h);
+            Assert.Empty(Host.Leftovers(d, h));
         }
     }
 
@@ -225,12 +259,12 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
         {
             // "/" would give the pea the host's root, gardend's journal included, read through the idmapped lower layer
             var root = await D.CliAsync("run", h, "--image", "/", "--", "cat", D.StateDir + "/journal.db");
-            Assert.Equal(1, root.ExitCode);
+            Assert.Equal(125, root.ExitCode);
             Assert.Contains("only gardend may use", root.Stderr);
             // a symlink to the state dir is resolved first
             File.CreateSymbolicLink(link, D.StateDir);
             var viaLink = await D.CliAsync("run", h, "--image", link, "--", "ls");
-            Assert.Equal(1, viaLink.ExitCode);
+            Assert.Equal(125, viaLink.ExitCode);
             Assert.Contains(D.StateDir, viaLink.Stderr);
             Assert.Empty(PeaLeftovers(h));
         }
