@@ -39,6 +39,7 @@ namespace Garden.Actors.Kernel;
 public sealed class PeaKernel(KernelContext k)
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new();
+    private volatile bool _closed; // the container is being destroyed: no new pea
 
     /// <summary>Where one pea's files live.</summary>
     public sealed record PeaPaths(string Dir, string Bundle, string Socket, string AgentLog, RootfsPaths Rootfs, string RuntimeId);
@@ -84,6 +85,8 @@ public sealed class PeaKernel(KernelContext k)
         await gate.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (_closed)
+                throw new GardenException(ErrorKind.FailedPrecondition, $"container {k.Handle} is being destroyed: process {id} was not started");
             if (Directory.Exists(p.Dir))
                 throw new GardenException(ErrorKind.AlreadyExists, $"process {id} already exists in container {k.Handle}");
             var image = ResolveImage(process.Image);
@@ -159,8 +162,13 @@ public sealed class PeaKernel(KernelContext k)
         }
     }
 
-    /// <summary>Every pea of the container (its Destroy, and a restart that finds the container gone).</summary>
-    public Task DestroyAllAsync() => Task.WhenAll(Existing().Select(id => DestroyAsync(id, killFirst: true)));
+    /// <summary>Every pea of the container (its Destroy, and a restart that finds the container gone); no pea starts after
+    /// it. A pea whose start is in flight is waited for (its gate) and released too.</summary>
+    public Task DestroyAllAsync()
+    {
+        _closed = true;
+        return Task.WhenAll(Existing().Union(_gates.Keys).Select(id => DestroyAsync(id, killFirst: true)));
+    }
 
     private async Task ReleaseAsync(string id, PeaPaths p, bool killFirst)
     {
