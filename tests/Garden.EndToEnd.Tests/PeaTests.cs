@@ -178,7 +178,28 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
             Assert.Equal("33554432\n", own.Stdout);
             var over = await D.CliAsync("run", h, "--image", Image, "--pea-memory", "32M", "--", "dd", "if=/dev/zero", "of=/dev/shm/big", "bs=1M", "count=40");
             Assert.NotEqual(0, over.ExitCode);
+            // outside the container's pids limit, a cgroup of its own gets the daemon's default one (1024)
+            var pids = await D.CliAsync("run", h, "--image", Image, "--pea-memory", "512M", "--", "cat", "/sys/fs/cgroup/pids/pids.max");
+            Assert.Equal("1024\n", pids.Stdout);
             await AssertNoPeaLeftovers(h);
+        }
+        finally
+        {
+            await Destroy(h);
+        }
+    }
+
+    [InstallFact]
+    public async Task Attack_a_pea_cannot_fill_the_host_past_its_containers_disk_limit()
+    {
+        var h = await Create("--disk", "64M");
+        try
+        {
+            var fill = await D.CliAsync("run", h, "--image", Image, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100");
+            Assert.NotEqual(0, fill.ExitCode);
+            Assert.Contains("No space left on device", fill.Stderr);
+            await AssertNoPeaLeftovers(h);
+            Assert.False(Directory.Exists(Path.Combine(D.StateDir, "depot", h, "disk", "peas", "x")));
         }
         finally
         {

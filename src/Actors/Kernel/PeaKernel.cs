@@ -33,9 +33,11 @@ namespace Garden.Actors.Kernel;
 /// <para>Lifetime: a pea is released (its agent killed, runc's container deleted with its cgroup, its root unmounted,
 /// its files removed) once its process has exited and its exit was seen (<see cref="Process.ProcessActor"/>), when its
 /// container is destroyed (its process is KILLed first, so a client waiting for it gets 137), when its start fails, and
-/// after a restart when its agent no longer answers. Its files: <c>depot/HANDLE/peas/ID</c> (bundle, read-write layer;
-/// what a restart finds there is the list of peas), its root at <c>MOUNT-DIR/.peas/HANDLE/ID/rootfs</c>, its agent's socket
-/// beside the containers'. Every step is idempotent and one pea's steps never run at once.</para></summary>
+/// after a restart when its agent no longer answers. Its files: <c>depot/HANDLE/peas/ID</c> (bundle, and its read-write
+/// layer unless its container has a disk limit: then that is on the container's disk, <c>depot/HANDLE/disk/peas/ID</c>, so
+/// a pea fills its container's disk and never the host's; what a restart finds in <c>depot/HANDLE/peas</c> is the list
+/// of peas), its root at <c>MOUNT-DIR/.peas/HANDLE/ID/rootfs</c>, its agent's socket beside the containers'. A pea with a
+/// cgroup of its own is outside its container's pids limit: it gets <c>garden.default-limits.pids</c> unless it names one. Every step is idempotent and one pea's steps never run at once.</para></summary>
 public sealed class PeaKernel(KernelContext k)
 {
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new();
@@ -100,8 +102,11 @@ public sealed class PeaKernel(KernelContext k)
                 Directory.CreateDirectory(p.Dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 var mapping = container.Privileged ? null : container.UserNamespace;
                 var root = mapping is null ? null : new UserNamespaceRoot(ns + "user", mapping.RootUid, mapping.RootGid);
+                // its read-write layer on its container's disk when that has a disk limit (outside the container's own
+                // layer, which is the container's "/"): what a pea writes counts against it as the container's writes do
+                var layer = LayerOnDisk(id);
                 var rootfs = await k.Step($"pea {id}: rootfs {image}",
-                    () => k.Fx.Rootfs.CreateAsync(p.RuntimeId, image, p.Rootfs, null, root, CancellationToken.None)).ConfigureAwait(false);
+                    () => k.Fx.Rootfs.CreateAsync(p.RuntimeId, image, p.Rootfs, layer, root, CancellationToken.None)).ConfigureAwait(false);
 
                 // the container's own /etc/hosts and /etc/resolv.conf (on its disk when it has a disk limit), the same files
                 var nameDir = k.Fx.Disk.IsMounted(k.Paths.Depot) ? Path.Combine(k.Paths.Depot, "disk") : k.Paths.Depot;
@@ -120,7 +125,9 @@ public sealed class PeaKernel(KernelContext k)
                     k.Fx.Cgroups.ChildPathFor(k.Handle, p.RuntimeId), container.Privileged, [], processCgroup, NetnsPath: null, mounts,
                     mapping is null ? null : new BundleUserNamespace(ns + "user", mapping), memoryCgroup,
                     new BundleJoin(mapping is null ? null : ns + "user", ns + "net", ns + "ipc", ns + "pid", ns + "uts"),
-                    own is null ? null : new BundleResources(own.MemoryBytes, own.CpuWeight, own.Pids));
+                    own is null ? null : new BundleResources(own.MemoryBytes, own.CpuWeight,
+                        // a cgroup of its own is outside the container's pids limit: it gets the daemon's default unless it names one
+                        own.Pids > 0 ? own.Pids : k.Settings.DefaultLimits.Pids ?? 0));
                 await k.Step($"pea {id}: runtime", () => k.Fx.Runtime.RunAsync(bundle, p.Bundle, CancellationToken.None)).ConfigureAwait(false);
                 var agent = k.Fx.Agents.Connect(p.Socket);
                 await k.Step($"pea {id}: agent", () => WaitForAgentAsync(agent, p)).ConfigureAwait(false);
@@ -201,7 +208,8 @@ public sealed class PeaKernel(KernelContext k)
             throw new GardenException(ErrorKind.Internal, $"pea {id} of {k.Handle}: its root is still mounted at {p.Rootfs.MountPoint}");
         try { File.Delete(p.Socket); } catch (IOException) { }
         OverlayRootfs.DeleteTree(p.Dir);
-        foreach (var dir in new[] { MountDirOfContainer, PeasDir })
+        if (LayerOnDisk(id) is { } layer) OverlayRootfs.DeleteTree(layer);
+        foreach (var dir in new[] { MountDirOfContainer, PeasDir, Path.Combine(k.Paths.Depot, "disk", "peas") })
         {
             try { Directory.Delete(dir); } catch (IOException) { } // not empty (another pea) or gone
         }
@@ -242,6 +250,11 @@ public sealed class PeaKernel(KernelContext k)
             }
         }
     }
+
+    /// <summary>Where a pea's read-write layer lives when its container has a disk limit (its disk is mounted at
+    /// depot/disk), else null (in the pea's own dir in the depot, as the container's own layer then).</summary>
+    private string? LayerOnDisk(string id) =>
+        k.Fx.Disk.IsMounted(k.Paths.Depot) ? Path.Combine(k.Paths.Depot, "disk", "peas", id) : null;
 
     private SemaphoreSlim Gate(string id) => _gates.GetOrAdd(id, _ => new SemaphoreSlim(1, 1));
 }

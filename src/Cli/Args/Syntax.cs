@@ -152,7 +152,7 @@ public static class Syntax
         var image = Text("--image", "DIR", "run it as a pea: in a root of its own, an overlay of this host directory, sharing " +
             "the container's other namespaces (network, pid, user, ipc, uts) and, unless --pea-memory, its limits");
         var peaMemory = Flag<ulong?>("--pea-memory", "SIZE", "with --image: a cgroup of the pea's own, inside the container's, " +
-            "with this memory limit (0 = none of its own)", (flag, text) => Values.Size(flag, text));
+            "with this memory limit", (flag, text) => Values.Size(flag, text));
         return new GardenCommand("run", "run a process, stream its output, exit with its exit code", r =>
         {
             var words = r.GetValue(command) ?? [];
