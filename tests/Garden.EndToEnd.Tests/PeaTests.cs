@@ -137,6 +137,7 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
                 "sh", "-c", "trap 'echo termed; exit 42' TERM; echo ready; while true; do sleep 0.1; done");
             Assert.Equal(0, run.ExitCode);
             Assert.NotEmpty(PeaLeftovers(h)); // it runs
+            Assert.Contains("trapper", (await D.CliAsync("--json", "info", h)).Stdout); // one of its container's processes
             var attach = D.CliAsync("attach", h, "trapper");
             await Task.Delay(1000);
             Assert.Equal(0, (await D.CliAsync("signal", h, "trapper", "TERM")).ExitCode);

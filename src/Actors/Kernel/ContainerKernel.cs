@@ -96,7 +96,20 @@ public sealed class ContainerKernel
                 return null;
             case Effect.ListProcesses:
                 var processes = await _k.Agent.ListAsync(CancellationToken.None).ConfigureAwait(false);
-                return processes.Where(p => !p.Exited).Select(p => p.Id).ToImmutableArray();
+                var running = processes.Where(p => !p.Exited).Select(p => p.Id).ToList();
+                // and its peas' processes, each known to the pea's own agent
+                foreach (var id in Peas.Existing())
+                {
+                    try
+                    {
+                        if ((await Peas.AgentOf(id).ListAsync(CancellationToken.None).ConfigureAwait(false)).Any(p => p.Id == id && !p.Exited))
+                            running.Add(id);
+                    }
+                    catch (Exception e) when (e is Garden.Linux.Agent.AgentUnavailableException or Garden.Linux.Agent.AgentException)
+                    {
+                    }
+                }
+                return running.ToImmutableArray();
             case Effect.ReadMetrics m:
                 var usage = fx.Disk.Usage(_k.Paths.Depot);
                 var net = _k.Network(m.Network);
