@@ -217,8 +217,10 @@ public sealed class ProcessActor : ReceiveActor
         // a pea is made first (its own root, its own agent: Kernel/PeaKernel), and the process spawned by its agent
         if (_pea is { Adopted: false } pea)
         {
-            var container = pea.Container ?? throw new InvalidOperationException("a pea needs its container's spec");
-            _agent = Task.Run(() => pea.Peas.CreateAsync(msg.Spec, container));
+            _agent = pea.Container is { } container
+                ? Task.Run(() => pea.Peas.CreateAsync(msg.Spec, container))
+                : Task.FromException<IAgentClient>(new GardenException(ErrorKind.FailedPrecondition,
+                    $"container {_handle} has no spec to make a pea from (it is not created yet)"));
         }
         var agentTask = _agent;
         var isPea = _pea is not null;
