@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 ROOTFS ?= $(PREFIX)/share/garden-actors/rootfs
 LIBDIR ?= $(PREFIX)/lib/garden-actors
+# gardend.service (dist/gardend.service.in with @PREFIX@ filled in) goes here; `systemctl enable --now gardend` starts it
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 OUT := $(CURDIR)/out
 DOTNET ?= dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
@@ -32,7 +34,7 @@ $(OUT)/.built: $(SOURCES)
 	$(DOTNET) publish src/Host/Garden.Host.csproj -c Release -o $(OUT)/gardend --nologo -v:q
 	@touch $@
 
-$(OUT)/.installed: $(OUT)/.built
+$(OUT)/.installed: $(OUT)/.built dist/gardend.service.in
 	install -d $(PREFIX)/bin $(LIBDIR)
 	rm -rf $(LIBDIR)/gardend.new && cp -a $(OUT)/gardend $(LIBDIR)/gardend.new && rm -rf $(LIBDIR)/gardend && mv $(LIBDIR)/gardend.new $(LIBDIR)/gardend
 	printf '#!/bin/sh\nexec %s %s/gardend/gardend.dll "$$@"\n' "$$(command -v $(DOTNET))" "$(LIBDIR)" > $(PREFIX)/bin/gardend.tmp
@@ -41,6 +43,9 @@ $(OUT)/.installed: $(OUT)/.built
 	rm -rf $(LIBDIR)/cli-jit.new && cp -a $(OUT)/cli-jit $(LIBDIR)/cli-jit.new && rm -rf $(LIBDIR)/cli-jit && mv $(LIBDIR)/cli-jit.new $(LIBDIR)/cli-jit
 	install -m 755 $(OUT)/bin/garden $(PREFIX)/bin/garden.tmp && mv $(PREFIX)/bin/garden.tmp $(PREFIX)/bin/garden
 	install -d /etc/garden-actors && [ -e /etc/garden-actors/gardend.conf ] || install -m 644 hocon/gardend.conf /etc/garden-actors/gardend.conf
+	install -d $(SYSTEMD_UNIT_DIR) && sed 's|@PREFIX@|$(PREFIX)|g' dist/gardend.service.in > $(SYSTEMD_UNIT_DIR)/gardend.service.tmp
+	chmod 644 $(SYSTEMD_UNIT_DIR)/gardend.service.tmp && mv $(SYSTEMD_UNIT_DIR)/gardend.service.tmp $(SYSTEMD_UNIT_DIR)/gardend.service
+	@if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@touch $@
 
 $(ROOTFS)/.garden-rootfs: scripts/make-rootfs.sh
@@ -75,4 +80,4 @@ clean:
 	find . -name bin -o -name obj | grep -E '/(src|tests|bench)/' | xargs rm -rf
 
 uninstall:
-	rm -rf $(LIBDIR) $(PREFIX)/bin/gardend $(PREFIX)/bin/garden $(PREFIX)/bin/garden-agent $(ROOTFS)
+	rm -rf $(LIBDIR) $(PREFIX)/bin/gardend $(PREFIX)/bin/garden $(PREFIX)/bin/garden-agent $(ROOTFS) $(SYSTEMD_UNIT_DIR)/gardend.service

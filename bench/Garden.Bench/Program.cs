@@ -387,9 +387,94 @@ try
         };
     }
 
+    // ---- parallel: 10 Creates at once through gardend vs 10 runc create+start at once; containers per second ----
+    {
+        const int width = 10;
+        var rounds = Math.Max(3, reps / 6);
+        var gardendRates = new List<double>();
+        var runcRates = new List<double>();
+        for (var r = 0; r < rounds; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            var hs = await Task.WhenAll(Enumerable.Range(0, width).Select(async _ =>
+                (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle));
+            gardendRates.Add(width / sw.Elapsed.TotalSeconds);
+            await Task.WhenAll(hs.Select(async h => await client.DestroyAsync(new DestroyRequest { Handle = h })));
+
+            var ids = Enumerable.Range(0, width).Select(i => $"bench-par-{Environment.ProcessId}-{r}-{i}").ToList();
+            sw.Restart();
+            await Task.WhenAll(ids.Select(id => Runc.CreateStart(dir, rootfs, id)));
+            runcRates.Add(width / sw.Elapsed.TotalSeconds);
+            await Task.WhenAll(ids.Select(Runc.Destroy));
+        }
+        double g = P(gardendRates, 0.5), rr = P(runcRates, 0.5);
+        Console.WriteLine($"parallel: {width} Creates at once, {rounds} rounds: gardend {g:F1} containers/s, runc {rr:F1}/s, ratio {g / rr:F3} (target >= 0.9)");
+        json["parallel"] = new JsonObject
+        {
+            ["width"] = width, ["rounds"] = rounds,
+            ["gardend_containers_per_s"] = Math.Round(g, 2), ["runc_containers_per_s"] = Math.Round(rr, 2), ["ratio"] = Math.Round(g / rr, 3),
+        };
+    }
+
+    // ---- density (opt-in, BENCH_DENSITY=N, e.g. 250; takes minutes): N networked containers each running a process:
+    //      gardend's RSS, host memory per container (PSS of its agent, and of everything in its cgroup), then kill -9 of
+    //      gardend and the time until every container answers Info; everything destroyed and counted afterwards ----
+    if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_DENSITY"), out var density) && density > 0)
+    {
+        StopDaemon(daemon);
+        daemon = StartDaemon(Path.Combine(dir, "state-density"), Path.Combine(dir, "bench.conf"));
+        await WaitForPing(client);
+        var handles = new List<string>();
+        var sw = Stopwatch.StartNew();
+        for (var i = 0; i < density; i++)
+        {
+            var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec { Handle = $"density-{i}" } })).Handle;
+            using var run = client.Run();
+            await run.RequestStream.WriteAsync(new RunRequest { Handle = h, Detach = true, Spec = new ProcessSpec { Id = "p", Path = "/bin/sleep", Args = { "100000" } } });
+            await run.RequestStream.CompleteAsync();
+            while (await run.ResponseStream.MoveNext(default)) { }
+            handles.Add(h);
+        }
+        var createAll = sw.Elapsed.TotalSeconds;
+        await Task.Delay(2000); // let the allocations of the creates settle
+        var rssMb = Density.RssKb(daemon.Id) / 1024.0;
+        var (agents, agentPssKb, allPssKb) = Density.PssInCgroup("garden-bench");
+        double agentMb = agents == 0 ? 0 : agentPssKb / 1024.0 / agents, perContainerMb = allPssKb / 1024.0 / density;
+        daemon.Kill(); // SIGKILL
+        daemon.WaitForExit();
+        sw.Restart();
+        daemon = StartDaemon(Path.Combine(dir, "state-density"), Path.Combine(dir, "bench.conf"));
+        await WaitForPing(client, pollMs: 5);
+        await Task.WhenAll(handles.Select(async h =>
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                try { await client.InfoAsync(new InfoRequest { Handle = h }); return; }
+                catch (RpcException) when (attempt < 2000) { await Task.Delay(5); }
+            }
+        }));
+        var allInfo = sw.Elapsed.TotalMilliseconds;
+        var rssAfterMb = Density.RssKb(daemon.Id) / 1024.0;
+        sw.Restart();
+        foreach (var h in handles) await client.DestroyAsync(new DestroyRequest { Handle = h });
+        var destroyAll = sw.Elapsed.TotalSeconds;
+        var left = Density.CgroupsLeft("garden-bench");
+        Console.WriteLine($"density: {density} networked containers created in {createAll:F1} s; gardend RSS {rssMb:F0} MB ({rssAfterMb:F0} MB after the restart); " +
+                          $"agent PSS {agentMb:F2} MB per container, everything in a container's cgroup {perContainerMb:F2} MB; " +
+                          $"kill -9 -> all {density} answer Info after {allInfo:F0} ms; destroyed in {destroyAll:F1} s, {left} container cgroups left");
+        json["density"] = new JsonObject
+        {
+            ["containers"] = density, ["create_all_s"] = Math.Round(createAll, 2),
+            ["gardend_rss_mb"] = Math.Round(rssMb, 1), ["gardend_rss_after_restart_mb"] = Math.Round(rssAfterMb, 1),
+            ["agent_pss_mb_per_container"] = Math.Round(agentMb, 3), ["container_pss_mb_per_container"] = Math.Round(perContainerMb, 3),
+            ["kill9_all_info_ms"] = Math.Round(allInfo, 1), ["destroy_all_s"] = Math.Round(destroyAll, 2), ["cgroups_left"] = left,
+        };
+    }
+
     // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
     json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
 
+    Summary.Print(json);
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");
@@ -546,5 +631,83 @@ static class Runc
         var o = await p.StandardOutput.ReadToEndAsync();
         await p.WaitForExitAsync();
         return o;
+    }
+}
+
+/// <summary>Host-side memory numbers for the density run, read from /proc.</summary>
+static class Density
+{
+    public static long RssKb(int pid) => Field($"/proc/{pid}/status", "VmRSS:");
+
+    /// <summary>Agents (comm garden-agent) and all processes whose v1 memory cgroup (or v2 cgroup) is under
+    /// /<paramref name="parent"/>/: how many agents, their PSS in kB, and everyone's PSS in kB.</summary>
+    public static (int Agents, long AgentPssKb, long AllPssKb) PssInCgroup(string parent)
+    {
+        int agents = 0;
+        long agentPss = 0, all = 0;
+        foreach (var d in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(d), out _)) continue;
+            try
+            {
+                var cg = File.ReadAllText(Path.Combine(d, "cgroup"));
+                if (!cg.Split('\n').Any(l => (l.Contains(":memory:") || l.StartsWith("0::", StringComparison.Ordinal)) && l.Contains($"/{parent}/"))) continue;
+                var pss = Field(Path.Combine(d, "smaps_rollup"), "Pss:");
+                all += pss;
+                if (File.ReadAllText(Path.Combine(d, "comm")).Trim() == "garden-agent") { agents++; agentPss += pss; }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // gone meanwhile
+        }
+        return (agents, agentPss, all);
+    }
+
+    public static int CgroupsLeft(string parent)
+    {
+        var n = 0;
+        foreach (var root in new[] { "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup" })
+        {
+            var dir = Path.Combine(root, parent);
+            if (Directory.Exists(dir)) n += Directory.GetDirectories(dir).Length;
+        }
+        return n;
+    }
+
+    private static long Field(string file, string name)
+    {
+        foreach (var line in File.ReadLines(file))
+            if (line.StartsWith(name, StringComparison.Ordinal))
+                return long.Parse(line[name.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        return 0;
+    }
+}
+
+/// <summary>Issue 13's table: every measured row beside its goal.</summary>
+static class Summary
+{
+    public static void Print(JsonObject json)
+    {
+        string N(string path, string fmt = "F2")
+        {
+            JsonNode? node = json;
+            foreach (var part in path.Split('.')) node = node?[part];
+            return node is null ? "not measured"
+                : double.Parse(node.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture).ToString(fmt, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var rows = new List<(string Measure, string Now, string Goal)>
+        {
+            ("create -> running vs runc create+start", N("create.ratio", "F3") + "x", "<= 1.15x"),
+            ("run /bin/true -> exit vs runc exec", $"{N("run.ratio", "F3")}x ({N("run.gardend_p50_ms")} ms)", "<= 0.1x"),
+            ("destroy vs runc kill+delete", N("destroy.ratio", "F3") + "x", "<= 1.0x"),
+            ($"kill -9 with {N("reattach.containers", "F0")} containers -> all attachable", N("reattach.all_attachable_ms", "F0") + " ms", "<= 1000 ms"),
+            ("StreamIn / StreamOut / Run stdout", $"{N("files.stream_in_mb_per_s", "F0")} / {N("files.stream_out_mb_per_s", "F0")} / {N("files.run_cat_stdout_mb_per_s", "F0")} MB/s", ">= 400 MB/s each"),
+            ($"density ({N("density.containers", "F0")}): gardend RSS / per-container agent PSS / kill -9 -> all Info",
+                $"{N("density.gardend_rss_mb", "F0")} MB / {N("density.agent_pss_mb_per_container")} MB / {N("density.kill9_all_info_ms", "F0")} ms",
+                "<= 150 MB / <= 1.5 MB / <= 2000 ms"),
+            ("10 creates in parallel vs runc's", N("parallel.ratio", "F3") + "x", ">= 0.9x"),
+        };
+        Console.WriteLine();
+        Console.WriteLine($"| {"measure",-72} | {"now",-40} | goal |");
+        Console.WriteLine($"|{new string('-', 74)}|{new string('-', 42)}|------|");
+        foreach (var (m, now, goal) in rows) Console.WriteLine($"| {m,-72} | {now,-40} | {goal} |");
     }
 }

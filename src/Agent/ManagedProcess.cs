@@ -8,8 +8,17 @@ internal sealed class ManagedProcess
 {
     private const int ReadSize = 64 * 1024;
 
+    /// <summary>Stdin pieces queued for the process at most (each up to a frame: 256 KiB from gardend's file transfers).</summary>
+    private const int StdinQueue = 8;
+
+    /// <summary>Stdin pieces at least this big are copied into a reused buffer of <see cref="StdinBufferBytes"/>; smaller
+    /// ones (a terminal's keystrokes) into an array of their own size.</summary>
+    private const int StdinPooledMin = 16 * 1024;
+    private const int StdinBufferBytes = 256 * 1024;
+
     private readonly Fd? _ptyMaster;   // kept for resize (tty only)
-    private readonly Channel<(ReadOnlyMemory<byte> Data, bool Close)>? _stdin;
+    private readonly Channel<(byte[] Buffer, int Length)>? _stdin;
+    private readonly Stack<byte[]> _stdinSpare = new(); // at most StdinQueue + 1 buffers, only while stdin streams
     private int _stdinClosed;
 
     public ManagedProcess(string id, int pid, bool tty, int bufferBytes, Fd? stdinWrite, Fd? ptyMaster, Fd[] outputs)
@@ -30,7 +39,7 @@ internal sealed class ManagedProcess
 
         if (stdinWrite != null)
         {
-            _stdin = Channel.CreateBounded<(ReadOnlyMemory<byte>, bool)>(new BoundedChannelOptions(16) { SingleReader = true });
+            _stdin = Channel.CreateBounded<(byte[], int)>(new BoundedChannelOptions(StdinQueue) { SingleReader = true });
             var t = new Thread(() => StdinLoop(stdinWrite), 256 * 1024) { IsBackground = true, Name = $"in-{id}" };
             t.Start();
         }
@@ -88,17 +97,46 @@ internal sealed class ManagedProcess
         CloseStdin();
     }
 
-    public async ValueTask WriteStdinAsync(ReadOnlyMemory<byte> data, bool close, CancellationToken ct)
+    /// <summary>Queues a copy of data for the process's stdin (the caller's buffer is free when this returns, before
+    /// the returned task completes); waits while the queue is full (backpressure on the connection).</summary>
+    public ValueTask WriteStdinAsync(ReadOnlySpan<byte> data, bool close, CancellationToken ct)
     {
-        if (_stdin == null || Volatile.Read(ref _stdinClosed) != 0) return;
+        if (_stdin == null || Volatile.Read(ref _stdinClosed) != 0) return ValueTask.CompletedTask;
+        if (data.Length == 0)
+        {
+            if (close) CloseStdin();
+            return ValueTask.CompletedTask;
+        }
+        var buffer = RentStdin(data.Length);
+        data.CopyTo(buffer);
+        return QueueStdinAsync(buffer, data.Length, close, ct);
+    }
+
+    private async ValueTask QueueStdinAsync(byte[] buffer, int length, bool close, CancellationToken ct)
+    {
         try
         {
-            if (data.Length > 0) await _stdin.Writer.WriteAsync((data, false), ct);
+            await _stdin!.Writer.WriteAsync((buffer, length), ct);
             if (close) CloseStdin();
         }
         catch (ChannelClosedException)
         {
         }
+    }
+
+    private byte[] RentStdin(int length)
+    {
+        if (length < StdinPooledMin || length > StdinBufferBytes) return new byte[length];
+        lock (_stdinSpare)
+            if (_stdinSpare.TryPop(out var spare)) return spare;
+        return new byte[StdinBufferBytes];
+    }
+
+    private void ReturnStdin(byte[] buffer)
+    {
+        if (buffer.Length != StdinBufferBytes) return;
+        lock (_stdinSpare)
+            if (_stdinSpare.Count <= StdinQueue) _stdinSpare.Push(buffer);
     }
 
     /// <summary>Closes the process's stdin after what was queued (for a tty: sends EOF).</summary>
@@ -168,17 +206,15 @@ internal sealed class ManagedProcess
             {
                 while (reader.TryRead(out var item))
                 {
-                    if (item.Data.Length > 0)
+                    long r;
+                    fixed (byte* p = item.Buffer) r = Native.WriteAll(fd.Value, p, item.Length);
+                    if (r < 0)
                     {
-                        long r;
-                        fixed (byte* p = item.Data.Span) r = Native.WriteAll(fd.Value, p, item.Data.Length);
-                        if (r < 0)
-                        {
-                            // EPIPE: the process closed its stdin; drop the rest
-                            Volatile.Write(ref _stdinClosed, 1);
-                            return;
-                        }
+                        // EPIPE: the process closed its stdin; drop the rest
+                        Volatile.Write(ref _stdinClosed, 1);
+                        return;
                     }
+                    ReturnStdin(item.Buffer);
                 }
             }
             if (Tty)
@@ -195,6 +231,7 @@ internal sealed class ManagedProcess
         finally
         {
             fd.Dispose();
+            lock (_stdinSpare) _stdinSpare.Clear();
         }
     }
 }

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Garden.Protocol.Agent;
 using Tmds.Linux;
 using Google.Protobuf;
@@ -11,6 +13,12 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
 {
     public const string Version = "0.1.0";
     private const int SendBatchBytes = 256 * 1024;
+
+    /// <summary>Output frames carry at most this much (small pipe reads are merged up to it): every reader parses a frame's
+    /// data into an array of its own (gardend, and gRPC's clients after it, message by message), and below .NET's
+    /// large-object threshold (85,000 bytes) those arrays die young instead of piling up until a full collection.
+    /// Measured: 256 KiB frames made the agent-alone probe's client slower (400 MB/s against 500-1200).</summary>
+    private const int OutputFrameBytes = 64 * 1024;
 
     private long _connections;
 
@@ -232,37 +240,56 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         }
     }
 
-    /// <summary>True once Exited was written: the process's exit reached the daemon.</summary>
+    /// <summary>True once Exited was written: the process's exit reached the daemon. Each batch is one send: a gap, then
+    /// the output as one frame per run of one stream (however many pipe reads it took), then the exit once everything is
+    /// out; the bytes are copied once, from the buffer's chunks into the send buffer.</summary>
     private static async Task<bool> SendLoopAsync(FrameSocket conn, ManagedProcess p, long pos, CancellationToken ct)
     {
         var slices = new List<OutputBuffer.Slice>();
-        var frames = new List<IMessage>();
+        var run = new List<ReadOnlyMemory<byte>>();
         while (true)
         {
             var snap = p.Output.Take(pos, SendBatchBytes, slices);
-            frames.Clear();
-            if (snap.Missed)
+            var missed = snap.Missed
+                ? new AgentEvent { Missed = new OutputMissed { From = (ulong)snap.MissedFrom, To = (ulong)snap.MissedTo } }
+                : null;
+            var exited = snap.Exit != null ? new AgentEvent { Exited = snap.Exit } : null;
+            if (missed == null && exited == null && slices.Count == 0)
             {
-                frames.Add(new AgentEvent { Missed = new OutputMissed { From = (ulong)snap.MissedFrom, To = (ulong)snap.MissedTo } });
-            }
-            foreach (var s in slices)
-            {
-                frames.Add(new AgentEvent
-                {
-                    Output = new OutputChunk { Stream = s.Stream, Offset = (ulong)s.Offset, Data = UnsafeByteOperations.UnsafeWrap(s.Data) },
-                });
-            }
-            if (snap.Exit != null) frames.Add(new AgentEvent { Exited = snap.Exit });
-
-            if (frames.Count > 0)
-            {
-                await conn.WriteManyAsync(frames, ct);
-                pos = snap.NewPosition;
-                if (slices.Count > 0) p.Output.MarkSent(pos);
-                if (snap.Exit != null) return true;
+                await snap.Changed.WaitAsync(ct);
                 continue;
             }
-            await snap.Changed.WaitAsync(ct);
+
+            int size = (missed != null ? 4 + missed.CalculateSize() : 0) + (exited != null ? 4 + exited.CalculateSize() : 0);
+            foreach (var s in slices) size += s.Data.Length + StreamFrames.OutputOverhead;
+            var buf = ArrayPool<byte>.Shared.Rent(size);
+            try
+            {
+                int at = 0;
+                if (missed != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), missed);
+                for (int i = 0; i < slices.Count;)
+                {
+                    var first = slices[i];
+                    run.Clear();
+                    int bytes = 0;
+                    for (; i < slices.Count && slices[i].Stream == first.Stream
+                           && (run.Count == 0 || bytes + slices[i].Data.Length <= OutputFrameBytes); i++)
+                    {
+                        run.Add(slices[i].Data);
+                        bytes += slices[i].Data.Length;
+                    }
+                    at += StreamFrames.WriteOutput(buf.AsSpan(at), first.Stream, first.Offset, CollectionsMarshal.AsSpan(run));
+                }
+                if (exited != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), exited);
+                await conn.WriteFramedAsync(buf.AsMemory(0, at), ct);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buf);
+            }
+            pos = snap.NewPosition;
+            if (slices.Count > 0) p.Output.MarkSent(pos);
+            if (exited != null) return true;
         }
     }
 
@@ -275,6 +302,13 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
             {
                 var frame = await conn.ReadFrameAsync(gone.Token);
                 if (frame == null) break;
+                if (StreamFrames.TryReadInput(frame.Value.Span, out var data, out bool close))
+                {
+                    // stdin, the common frame of a stream: its bytes go from the receive buffer to the process's stdin
+                    // writer with one copy (WriteStdinAsync copies before the next read reuses the buffer)
+                    await p.WriteStdinAsync(frame.Value.Span[data], close, gone.Token);
+                    continue;
+                }
                 AgentRequest req;
                 try
                 {
@@ -287,8 +321,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
                 switch (req.KindCase)
                 {
                     case AgentRequest.KindOneofCase.Input:
-                        // the parsed ByteString owns a fresh copy of the frame: queue it as is rather than copying it again
-                        await p.WriteStdinAsync(req.Input.Data.Memory, req.Input.Close, gone.Token);
+                        await p.WriteStdinAsync(req.Input.Data.Span, req.Input.Close, gone.Token);
                         break;
                     case AgentRequest.KindOneofCase.Resize:
                         p.Resize(req.Resize.Rows, req.Resize.Cols);

@@ -43,7 +43,7 @@ namespace Garden.Cli
                 case HelpCommand help:
                     output.Line(Usage.For(help.Topic));
                     return 0;
-                case VersionCommand:
+                case VersionCommand { Server: false }:
                     output.Line("garden " + Version());
                     return 0;
             }
@@ -65,6 +65,7 @@ namespace Garden.Cli
         private static Task<int> Dispatch(CliContext ctx, CliCommand command) => command switch
         {
             PingCommand => HostCommands.PingAsync(ctx),
+            VersionCommand => HostCommands.VersionAsync(ctx, Version()),
             CapacityCommand => HostCommands.CapacityAsync(ctx),
             CreateCommand c => HostCommands.CreateAsync(ctx, c),
             ListCommand c => HostCommands.ListAsync(ctx, c),

@@ -14,6 +14,9 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
     /// <summary>--garden-http ADDRESS (garden.garden-http.address); null = as configured (off by default).</summary>
     public string? GardenHttp { get; init; }
 
+    /// <summary>--log-format text|json (garden.log.format); null = as configured (text by default).</summary>
+    public string? LogFormat { get; init; }
+
     private static readonly Option<string?> StateDirFlag = Flag("--state-dir", "DIR",
         "journal and container files (default /var/lib/garden-actors; garden.state-dir)");
     private static readonly Option<string?> SocketFlag = Flag("--socket", "PATH",
@@ -27,17 +30,21 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
         "also serve Garden's HTTP+JSON API (gaol, Garden's Go client) at HOST:PORT or a unix socket path (mode 0600) " +
         "(default off; garden.garden-http.address). It has no authentication; an address other than loopback is refused " +
         "unless garden.garden-http.allow-non-loopback = on");
+    private static readonly Option<string?> LogFormatFlag = Flag("--log-format", "text|json",
+        "text: one line per entry (the default); json: one JSON object per line with timestamp, level, message and, where " +
+        "known, handle and operation (garden.log.format)");
+    private static readonly Option<bool> VersionFlag = new("--version") { Description = "print gardend's version and exit" };
     private static readonly HelpOption HelpFlag = new("--help", "-h")
     {
         Description = "this help",
         Action = new HelpAction { MaxWidth = 110 },
     };
-    private static readonly Option<string?>[] Flags = [StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, GardenHttpFlag];
+    private static readonly Option<string?>[] Flags = [StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, GardenHttpFlag, LogFormatFlag];
 
     private static readonly Command CommandLine = new("gardend",
         "The Garden.Actors daemon: serves the Garden API over gRPC on a Unix socket (and Akka.Remote, Garden HTTP when asked).")
     {
-        StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, GardenHttpFlag, HelpFlag,
+        StateDirFlag, SocketFlag, ConfigFlag, AkkaRemoteFlag, GardenHttpFlag, LogFormatFlag, VersionFlag, HelpFlag,
     };
 
     /// <summary>No response files, no bundling: every word is what it says.</summary>
@@ -60,6 +67,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
     {
         var result = CommandLine.Parse(args, Parsing);
         if (result.GetResult(HelpFlag) is not null) throw new HelpRequested();
+        if (result.GetValue(VersionFlag) && result.UnmatchedTokens.Count == 0) throw new VersionRequested();
         if (result.UnmatchedTokens.FirstOrDefault() is { } unknown) throw new ArgumentException($"unknown argument: {unknown}");
         foreach (var flag in Flags)
         {
@@ -73,6 +81,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
         {
             AkkaRemote = result.GetValue(AkkaRemoteFlag),
             GardenHttp = result.GetValue(GardenHttpFlag),
+            LogFormat = result.GetValue(LogFormatFlag),
         };
     }
 
@@ -88,6 +97,7 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
         if (Socket is not null) overrides.Add($"garden.gateway.socket = {Quote(Path.GetFullPath(Socket))}");
         if (AkkaRemote is not null) overrides.Add($"garden.akka-remote.address = {Quote(AkkaRemote)}");
         if (GardenHttp is not null) overrides.Add($"garden.garden-http.address = {Quote(GardenHttp)}");
+        if (LogFormat is not null) overrides.Add($"garden.log.format = {Quote(LogFormat)}");
         if (overrides.Count > 0) config = ConfigurationFactory.ParseString(string.Join("\n", overrides));
         if (ConfigFile is not null)
         {
@@ -109,3 +119,14 @@ public sealed record GardendOptions(string? StateDir, string? Socket, string? Co
 }
 
 public sealed class HelpRequested : Exception;
+
+public sealed class VersionRequested : Exception;
+
+/// <summary>gardend's version: the build's informational version (the release and, when built from git, the commit).</summary>
+public static class GardendVersion
+{
+    public static string Text { get; } =
+        typeof(GardendVersion).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+        ?? Garden.Actors.Host.HostActor.Version;
+}

@@ -16,6 +16,12 @@ public sealed record GardendSettings(GardenSettings Garden, GatewaySettings Gate
     /// <summary>The debug endpoint (<c>garden.garden-http.debug-address</c>, GET /debug/vars); null when off (the default).</summary>
     public global::Garden.Host.GardenHttp.GardenDebugDoor? GardenDebug { get; init; }
 
+    /// <summary>The metrics listener (<c>garden.metrics.address</c>); null when off (the default).</summary>
+    public Operations.MetricsDoor? Metrics { get; init; }
+
+    /// <summary><c>garden.log.format</c> (<c>--log-format</c>): true for JSON lines, false for text (the default).</summary>
+    public bool JsonLogs { get; init; }
+
     /// <summary>Throws <see cref="StartupFailure"/> (exit 2) naming the setting or flag that is wrong.</summary>
     public static GardendSettings Load(GardendOptions options)
     {
@@ -45,6 +51,13 @@ public sealed record GardendSettings(GardenSettings Garden, GatewaySettings Gate
             {
                 GardenHttp = gardenHttp,
                 GardenDebug = global::Garden.Host.GardenHttp.GardenDebugDoor.FromConfig(config),
+                Metrics = Operations.MetricsDoor.FromConfig(config),
+                JsonLogs = config.GetString("garden.log.format", "text").Trim() switch
+                {
+                    "text" => false,
+                    "json" => true,
+                    var other => throw new StartupFailure(2, $"garden.log.format (--log-format): \"{other}\" is neither text nor json"),
+                },
             };
         }
         catch (ConfigurationException e)

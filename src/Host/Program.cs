@@ -1,4 +1,8 @@
 using Garden.Host;
+using Garden.Host.Operations;
+
+// systemd's NOTIFY_SOCKET is read and removed first, before any child process (runc would act on it) can inherit it
+using var notify = SdNotify.FromEnvironment();
 
 GardendOptions options;
 try
@@ -8,6 +12,11 @@ try
 catch (HelpRequested)
 {
     Console.WriteLine(GardendOptions.Usage);
+    return 0;
+}
+catch (VersionRequested)
+{
+    Console.WriteLine($"gardend {GardendVersion.Text}");
     return 0;
 }
 catch (ArgumentException e)
@@ -20,8 +29,9 @@ WebApplication app;
 try
 {
     var settings = GardendSettings.Load(options);
+    var json = settings.JsonLogs ? JsonLog.Install() : null; // from here on, every line out is a JSON object
     Preflight.Run(settings); // journal, state dir, mount dir and socket dir ready before the actor system starts
-    app = Wiring.WireGardend(settings);
+    app = Wiring.WireGardend(settings, notify, json);
 }
 catch (StartupFailure e)
 {

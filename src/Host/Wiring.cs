@@ -19,11 +19,12 @@ namespace Garden.Host;
 /// <summary>The one composition root: the only place that creates concrete Linux types and wires them.</summary>
 public static class Wiring
 {
-    public static ContainerEffects WireLinux(GardenSettings settings) => new(
+    /// <summary>The Linux effects; with <paramref name="metrics"/>, the actors report to it and every agent call is timed.</summary>
+    public static ContainerEffects WireLinux(GardenSettings settings, IGardenMetrics? metrics = null) => new(
         Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot),
         Rootfs: new OverlayRootfs(),
         Cgroups: CgroupManager.Create(settings.CgroupParent, agentMemoryAllowance: settings.AgentMemoryAllowance),
-        Agents: new AgentConnector(settings.AgentCallTimeout),
+        Agents: metrics is null ? new AgentConnector(settings.AgentCallTimeout) : new Operations.TimedAgents(new AgentConnector(settings.AgentCallTimeout), metrics),
         Disk: new LoopDiskQuota(),
         Oom: OomNotifier.Create(settings.CgroupParent),
         Network: new IpPlumbing(),
@@ -32,6 +33,7 @@ public static class Wiring
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
         Depot: new Depot(),
         BaseSizes: new BaseRootfsSizes(),
+        Metrics: metrics,
         Host: new HostResources());
 
     /// <summary>At an orderly stop, once the actors have stopped: the firewall's shared chains, the jumps into them and the
@@ -55,11 +57,15 @@ public static class Wiring
     /// <summary>gardend: the generic host that owns, in this order, <see cref="GardendLifetime"/>, the actor system
     /// (Akka.Hosting), the Akka.Remote endpoint and the Garden HTTP server when configured, and Kestrel serving gRPC; it stops them in reverse on
     /// SIGTERM or when the actor system ends on its own. Call after <see cref="Preflight.Run"/>.</summary>
-    public static WebApplication WireGardend(GardendSettings settings)
+    /// <param name="notify">systemd's notification socket when gardend was started by a Type=notify unit.</param>
+    /// <param name="json">JSON lines (<c>garden.log.format = json</c>), installed by Program before anything is logged; null for text.</param>
+    public static WebApplication WireGardend(GardendSettings settings, Operations.SdNotify? notify = null, Operations.JsonLog? json = null)
     {
-        var effects = WireLinux(settings.Garden);
+        // metrics only when a listener asks for them (garden.metrics.address): otherwise nothing is counted
+        var metrics = settings.Metrics is null ? null : new Operations.PrometheusMetrics();
+        var effects = WireLinux(settings.Garden, metrics);
         var builder = WebApplication.CreateSlimBuilder();
-        WireLogging(builder.Logging);
+        WireLogging(builder.Logging, json);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.Services.AddSingleton(settings);
         builder.Services.AddSingleton(effects);
@@ -72,16 +78,25 @@ public static class Wiring
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.GardenHttpEndpoint>(sp, gardenHttp));
         if (settings.GardenDebug is { } debug)
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<GardenHttp.DebugVarsEndpoint>(sp, debug));
-        return WireGateway(builder, settings.Gateway);
+        if (metrics is not null)
+        {
+            builder.Services.AddSingleton(metrics);
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Operations.MetricsEndpoint>(sp, settings.Metrics!));
+        }
+        if (notify is not null)
+            builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Operations.Readiness>(sp, notify));
+        return WireGateway(builder, settings.Gateway, metrics);
     }
 
-    /// <summary>One log: Microsoft.Extensions.Logging's console, one line per entry. Akka's events come in through
+    /// <summary>One log: Microsoft.Extensions.Logging's console, one line per entry (or one JSON object per line, when
+    /// <paramref name="json"/> is given). Akka's events come in through
     /// <see cref="AkkaLogger"/> (category Akka), filtered at the source by <c>akka.loglevel</c> (INFO by default);
     /// ASP.NET Core, Kestrel and gRPC say only warnings and errors.</summary>
-    public static void WireLogging(ILoggingBuilder logging)
+    public static void WireLogging(ILoggingBuilder logging, Operations.JsonLog? json = null)
     {
         logging.ClearProviders();
-        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        if (json is not null) logging.AddProvider(new Operations.JsonLoggerProvider(json));
+        else logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
         logging.SetMinimumLevel(LogLevel.Warning);
         logging.AddFilter(AkkaLogger.Category, LogLevel.Trace);
     }
@@ -105,13 +120,17 @@ public static class Wiring
         endpoint.ActorOf(Remote.ApiActor.Props(api), "host");
 
     /// <summary>gRPC on the Unix socket, after the actor system has started (Kestrel is the last hosted service).</summary>
-    public static WebApplication WireGateway(WebApplicationBuilder builder, GatewaySettings gateway)
+    public static WebApplication WireGateway(WebApplicationBuilder builder, GatewaySettings gateway, IGardenMetrics? metrics = null)
     {
         builder.Services.AddSingleton(sp => new ApiCore.GatewayContext(
             sp.GetRequiredService<IReadOnlyActorRegistry>().Get<HostActor>(), gateway.AskTimeout, sp.GetRequiredService<ActorSystem>()));
-        // the API core every front door adapts: gRPC here, Akka.Remote (RemoteEndpoint), Garden HTTP (GardenHttpEndpoint)
-        builder.Services.AddSingleton<ApiCore.IGardenApi>(sp => new ApiCore.GardenApi(sp.GetRequiredService<ApiCore.GatewayContext>(),
+        // the API core every front door adapts: gRPC here, Akka.Remote (RemoteEndpoint), Garden HTTP (GardenHttpEndpoint);
+        // measured when there are metrics (the metrics' own reads and readiness's pings use the core unmeasured)
+        builder.Services.AddSingleton(sp => new ApiCore.GardenApi(sp.GetRequiredService<ApiCore.GatewayContext>(),
             sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
+        builder.Services.AddSingleton<ApiCore.IGardenApi>(sp => metrics is null
+            ? sp.GetRequiredService<ApiCore.GardenApi>()
+            : new ApiCore.MeteredGardenApi(sp.GetRequiredService<ApiCore.GardenApi>(), metrics));
         builder.Services.AddGrpc(o =>
         {
             o.MaxReceiveMessageSize = 16 * 1024 * 1024;

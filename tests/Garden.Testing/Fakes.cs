@@ -669,13 +669,44 @@ public sealed class FakeEffects
     public FakeUserNamespaces UserNamespaces { get; }
     public FakeHostResources Resources { get; } = new();
     public FakeBaseSizes BaseSizes { get; } = new();
+    public RecordingMetrics Metrics { get; } = new();
 
     /// <summary>The effects made of these fakes; <paramref name="rootfs"/> or <paramref name="network"/> put a wrapper
     /// of the test's in place of the fake.</summary>
     public Garden.Actors.Container.ContainerEffects Effects(IRootfsProvider? rootfs = null, Garden.Linux.Network.INetworkPlumbing? network = null) =>
         new(Runtime, rootfs ?? Rootfs, Cgroups, Agent, Disk, Oom, network ?? Network, Firewall, UserNamespaces,
             new Garden.Linux.Host.Depot(), // the real one, on the test's temp state dir
-            BaseSizes);
+            BaseSizes, Metrics);
+}
+
+/// <summary>The actors' metrics, as told (<see cref="Garden.Actors.IGardenMetrics"/>): what the last census said, the
+/// counts of journal writes, recoveries and OOM kills.</summary>
+public sealed class RecordingMetrics : Garden.Actors.IGardenMetrics
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, int> _journaled = new();
+    private readonly List<string> _oomKilled = new();
+    private IReadOnlyDictionary<Garden.Actors.ContainerLifecycle, int> _census = new Dictionary<Garden.Actors.ContainerLifecycle, int>();
+
+    public int Recoveries { get; private set; }
+
+    public int Journaled(string writer) { lock (_lock) return _journaled.GetValueOrDefault(writer); }
+
+    public int InState(Garden.Actors.ContainerLifecycle state) { lock (_lock) return _census.GetValueOrDefault(state); }
+
+    public IReadOnlyList<string> OomKilled() { lock (_lock) return [.. _oomKilled]; }
+
+    public void Journaled(string writer, int events) { lock (_lock) _journaled[writer] = _journaled.GetValueOrDefault(writer) + events; }
+
+    public void ContainersByState(IReadOnlyDictionary<Garden.Actors.ContainerLifecycle, int> counts) { lock (_lock) _census = counts; }
+
+    public void Recovered(int reattached, int broken, int released, int unfinished, TimeSpan took) { lock (_lock) Recoveries++; }
+
+    public void OomKilled(string handle) { lock (_lock) _oomKilled.Add(handle); }
+
+    public void Operation(string kind, TimeSpan took, string? errorCode) { }
+
+    public void AgentCall(string call, TimeSpan took, bool failed) { }
 }
 
 /// <summary>Every base rootfs is <see cref="Bytes"/> big (3 MiB unless a test says otherwise).</summary>

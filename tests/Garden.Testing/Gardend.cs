@@ -32,6 +32,9 @@ public sealed class Gardend : IAsyncDisposable
     /// <summary>More gardend flags (e.g. --akka-remote 127.0.0.1:PORT), after the ones every instance gets.</summary>
     public IReadOnlyList<string> ExtraArgs { get; set; } = [];
 
+    /// <summary>Environment variables set for gardend (e.g. NOTIFY_SOCKET), besides the test process's own.</summary>
+    public IReadOnlyDictionary<string, string> EnvironmentVariables { get; set; } = new Dictionary<string, string>();
+
     private static int _instances;
 
     /// <summary>This instance's network: its own name prefix ("te" + two characters), its own /24 of 10.252.0.0/16
@@ -117,6 +120,7 @@ public sealed class Gardend : IAsyncDisposable
         foreach (var a in new[] { DllPath ?? TestPaths.GardendDll, "--state-dir", StateDir, "--socket", Socket, "--config", ConfigFile })
             psi.ArgumentList.Add(a);
         foreach (var a in ExtraArgs) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in EnvironmentVariables) psi.Environment[k] = v;
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };

@@ -34,6 +34,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private readonly bool _fresh;
     private readonly ProcessRegistry _processes = new();
     private readonly OomThrottle _oom;
+    private readonly IGardenMetrics _metrics;
     private ContainerState _state;
     private string? _quarantine;   // why its journal cannot be trusted (the first record it could not apply), or null
     private InFlight? _inFlight;   // the transition running in the kernel, and who waits for its outcome
@@ -74,6 +75,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         var self = Self;
         _kernel = new ContainerKernel(new KernelContext(handle, paths, effects, _agent, settings, _log), () => self.Tell(ContainerProtocol.OomKilled.Instance));
         _oom = new OomThrottle(settings.OomEventInterval);
+        _metrics = effects.Metered;
         _state = ContainerState.Empty(handle) with { Defaults = new ContainerDefaults(paths.Rootfs.MountPoint, settings.DefaultRlimits) };
         PersistenceId = HostState.PersistenceIdOf(handle, incarnation);
     }
@@ -214,6 +216,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         var left = d.Events.Length;
         PersistAll(d.Events, e =>
         {
+            _metrics.Journaled("container", 1);
             _state = _state.Apply(e);
             if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
             {
@@ -380,6 +383,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                 AskAgent(() => _agent.SetTtyAsync(tty.ProcessId, tty.Size.Rows, tty.Size.Cols, CancellationToken.None), asker, "terminal resize", tty.ProcessId);
                 return;
             case ContainerProtocol.OomKilled:
+                _metrics.OomKilled(Handle);
                 // paced on the ActorSystem's clock, the one its timers run on (virtual in the actor tests)
                 var (report, wait) = _oom.Killed(Context.System.Scheduler.Now.UtcDateTime, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
                 if (report is { } now) Run(new Effect.CountOomKills(now.Kills, now.AtUnixMs), []);

@@ -24,7 +24,12 @@ public sealed record ContainerEffects(
     IUserNamespaces UserNamespaces,
     IDepot Depot,
     IBaseRootfsSizes? BaseSizes = null,
-    IHostResources? Host = null); // resolves a pea's image path (null: taken as given, for fakes)
+    IGardenMetrics? Metrics = null,
+    IHostResources? Host = null) // resolves a pea's image path (null: taken as given, for fakes)
+{
+    /// <summary>Where the actors report what happens (<see cref="NoMetrics"/> when the composition root gives none).</summary>
+    public IGardenMetrics Metered => Metrics ?? NoMetrics.Instance;
+}
 
 /// <summary>Where one container's files live on the host.</summary>
 public sealed record ContainerPaths(string Depot, string Bundle, string AgentSocket, string AgentLog, string MountDir)

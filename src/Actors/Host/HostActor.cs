@@ -112,8 +112,16 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
     }
 
+    /// <summary>The directory changed: List answers from it, and the metrics count it by state.</summary>
+    private void Directory(ContainerDirectory directory)
+    {
+        _directory = directory;
+        _effects.Metered.ContainersByState(ContainerCensus.Count(directory.Entries.Values.Select(e => e.Lifecycle)));
+    }
+
     private void Record(IJournalRecord evt, Action then) => Persist(evt, e =>
     {
+        _effects.Metered.Journaled("host", 1);
         _state = _state.Apply(e);
         if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
         {
@@ -231,6 +239,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void FinishRecovery()
     {
         Timers.Cancel("recovery-budget");
+        _effects.Metered.Recovered(_found.Reattached.Count, _found.Broken.Count, _found.Released.Count, _found.Unfinished.Count,
+            _recoveryClock.Elapsed);
         if (_found.Reattached.Count + _found.Broken.Count + _found.Released.Count + _found.Unfinished.Count == 0)
         {
             Serve();
@@ -320,7 +330,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.ContainerChanged>(msg =>
         {
-            if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) _directory = _directory.With(msg);
+            if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) Directory(_directory.With(msg));
         });
         Command<Terminated>(OnTerminated);
         Command<HostProtocol.PeaChanged>(msg =>
@@ -499,7 +509,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 Context.Stop(child);
             }
             _respawns.Remove(handle);
-            _directory = _directory.Without(handle);
+            Directory(_directory.Without(handle));
             AbandonNetIns(handle);
             then();
         });
@@ -520,7 +530,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (attempts > MaxRespawns)
         {
             ContainerLog.For(Context.System, handle).Error(null, "container actor stopped {0} times; leaving it down until gardend restarts", MaxRespawns);
-            _directory = _directory.Without(handle);
+            Directory(_directory.Without(handle));
             AbandonNetIns(handle);
             return;
         }

@@ -45,10 +45,10 @@ public sealed class FileTransfer(IProcessStream process, string handle, string o
     /// <summary>False until the tool's exit was seen: a transfer the client abandoned still has a tool to kill.</summary>
     public bool Finished { get; private set; }
 
-    /// <summary>Pieces of at most this size reach the agent: below .NET's large-object threshold, so the agent (which
-    /// counts against the container's memory limit) recycles them in its youngest generation instead of piling up large
-    /// objects until a full collection.</summary>
-    private const int AgentFrameBytes = 64 * 1024;
+    /// <summary>Pieces of at most this size reach the agent: the size of the buffers the agent reuses for a process's
+    /// stdin (it copies each piece once, into one of a few buffers of its own, so big pieces make no garbage in a
+    /// process that counts against the container's memory limit).</summary>
+    private const int AgentFrameBytes = 256 * 1024;
 
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct)
     {

@@ -10,7 +10,8 @@ public sealed record Invocation(GlobalOptions Globals, CliCommand Command);
 public abstract record CliCommand(string Name);
 
 public sealed record HelpCommand(string? Topic) : CliCommand("help");
-public sealed record VersionCommand() : CliCommand("version");
+/// <summary><c>garden --version</c>: this client's version; <c>garden version</c> (<paramref name="Server"/>): also gardend's, asked over the API.</summary>
+public sealed record VersionCommand(bool Server = false) : CliCommand("version");
 public sealed record PingCommand() : CliCommand("ping");
 public sealed record CapacityCommand() : CliCommand("capacity");
 

@@ -301,7 +301,9 @@ public static class Syntax
         return new("help", "print this help, or a command's", r => new HelpCommand(r.GetValue(topic))) { topic };
     }
 
-    private static GardenCommand VersionCommand() => new("version", "print garden's version", _ => new VersionCommand());
+    private static GardenCommand VersionCommand() => new("version",
+        "print garden's version and gardend's (asked over the API; exit 1, after garden's, when gardend does not answer)",
+        _ => new VersionCommand(Server: true));
 
     /// <summary>The resource flags of create and limit.</summary>
     private sealed class LimitFlags

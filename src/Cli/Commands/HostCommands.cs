@@ -6,6 +6,30 @@ namespace Garden.Cli.Commands;
 /// <summary>ping, capacity, create, list, destroy.</summary>
 internal static class HostCommands
 {
+    /// <summary>Both ends: garden's version (printed first, so it shows even when gardend does not answer) and gardend's,
+    /// from Ping (its full build; the release alone from a gardend older than that field). --json: {"client", "server"}.</summary>
+    public static async Task<int> VersionAsync(CliContext ctx, string client)
+    {
+        if (!ctx.Output.Json) ctx.Output.Line($"garden {client} (client)");
+        var response = await ctx.Client.PingAsync(new PingRequest());
+        var server = string.IsNullOrEmpty(response.Build) ? response.Version : response.Build;
+        if (!ctx.Output.Json)
+        {
+            ctx.Output.Line($"gardend {server} (server)");
+            return 0;
+        }
+        using var buffer = new MemoryStream();
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("client", client);
+            json.WriteString("server", server);
+            json.WriteEndObject();
+        }
+        ctx.Output.Line(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        return 0;
+    }
+
     public static async Task<int> PingAsync(CliContext ctx)
     {
         var response = await ctx.Client.PingAsync(new PingRequest());

@@ -20,7 +20,7 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
     private Task<T> Ask<T>(object message, CancellationToken ct) => Akka.Actor.Futures.Ask<T>(gw.Host, message, gw.AskTimeout, ct);
 
     public async Task<PingResponse> PingAsync(PingRequest request, CancellationToken ct = default) =>
-        new() { Version = (await Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance, ct)).Version };
+        new() { Version = (await Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance, ct)).Version, Build = GardendVersion.Text };
 
     public async Task<CapacityResponse> CapacityAsync(CapacityRequest request, CancellationToken ct = default)
     {

@@ -20,24 +20,9 @@ public sealed record GardenDebugDoor(IPEndPoint EndPoint, string Address)
     /// that is not HOST:PORT, or not loopback without allow-non-loopback.</summary>
     public static GardenDebugDoor? FromConfig(Config config)
     {
-        var address = config.GetString(Setting, "");
-        if (string.IsNullOrWhiteSpace(address)) return null;
-        EndPoint endpoint;
-        try
-        {
-            endpoint = GardenHttpServer.ParseAddress(address);
-        }
-        catch (ArgumentException e)
-        {
-            throw new StartupFailure(2, $"{Setting}: {e.Message}");
-        }
-        if (endpoint is not IPEndPoint ip)
-            throw new StartupFailure(2, $"{Setting} = \"{address}\": the debug endpoint is HOST:PORT (TCP), not a unix socket");
-        if (!IPAddress.IsLoopback(ip.Address) && !config.GetBoolean("garden.garden-http.allow-non-loopback", false))
-            throw new StartupFailure(2,
-                $"{Setting} = \"{address}\": {ip.Address} is not a loopback address, and the debug endpoint has no authentication. " +
-                "Use 127.0.0.1:PORT, or set garden.garden-http.allow-non-loopback = on to serve it on this address anyway");
-        return new GardenDebugDoor(ip, address.Trim());
+        if (LoopbackTcp.FromConfig(config, Setting, "garden.garden-http.allow-non-loopback", "the debug endpoint",
+                "the debug endpoint has no authentication") is not { } ip) return null;
+        return new GardenDebugDoor(ip, config.GetString(Setting, "").Trim());
     }
 }
 

@@ -263,8 +263,10 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
             return ev;
         }
 
+        /// <summary>The data is wrapped, not copied: the frame is serialized into the send buffer before this returns, and
+        /// nothing keeps the message after.</summary>
         public ValueTask WriteStdinAsync(ReadOnlyMemory<byte> data, CancellationToken ct) =>
-            frames.WriteAsync(new AgentRequest { Input = new StdinInput { Data = ByteString.CopyFrom(data.Span) } }, ct);
+            frames.WriteAsync(new AgentRequest { Input = new StdinInput { Data = UnsafeByteOperations.UnsafeWrap(data) } }, ct);
 
         public ValueTask CloseStdinAsync(CancellationToken ct) =>
             frames.WriteAsync(new AgentRequest { Input = new StdinInput { Close = true } }, ct);

@@ -1,3 +1,4 @@
+using Garden.Linux.Interop;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -228,20 +229,12 @@ public sealed partial class IpPlumbing : INetworkPlumbing
     private static async Task RunBatchAsync(string tool, string path, string? netns, string batch, bool force, string what,
         CancellationToken ct, bool check)
     {
-        var file = Path.Combine(Path.GetTempPath(), $"garden-{tool}-{Environment.ProcessId}-{Guid.NewGuid():N}.batch");
-        await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
-        try
-        {
-            var args = new List<string>();
-            if (netns is not null) args.AddRange(["-n", netns]);
-            if (force) args.Add("-force");
-            args.AddRange(["-batch", file]);
-            var result = await Command.RunAsync(path, args, ct).ConfigureAwait(false);
-            if (check && !result.Succeeded) throw new NetworkException($"{what}: {tool} refused it ({result.ExitCode}): {result.Stderr.Trim()}");
-        }
-        finally
-        {
-            File.Delete(file);
-        }
+        using var file = Sys.MemfdWithContent($"garden-{tool}-batch", batch);
+        var args = new List<string>();
+        if (netns is not null) args.AddRange(["-n", netns]);
+        if (force) args.Add("-force");
+        args.AddRange(["-batch", "/proc/self/fd/3"]);
+        var result = await Command.RunAsync(path, args, new CommandOutput(ExtraFiles: [file]), ct).ConfigureAwait(false);
+        if (check && !result.Succeeded) throw new NetworkException($"{what}: {tool} refused it ({result.ExitCode}): {result.Stderr.Trim()}");
     }
 }

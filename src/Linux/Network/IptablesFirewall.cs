@@ -1,3 +1,4 @@
+using Garden.Linux.Interop;
 using Garden.Linux.Process;
 
 namespace Garden.Linux.Network;
@@ -322,21 +323,13 @@ public sealed class IptablesFirewall : IFirewall
 
     private async Task RestoreAsync(string tool, string name, string batch, string what, CancellationToken ct)
     {
-        var file = Path.Combine(Path.GetTempPath(), $"garden-{name}-{Environment.ProcessId}-{Guid.NewGuid():N}.rules");
-        await File.WriteAllTextAsync(file, batch, ct).ConfigureAwait(false);
-        try
+        using var file = Sys.MemfdWithContent($"garden-{name}", batch);
+        // -w takes an optional number: give one, or it swallows the file name.
+        var result = await Command.RunAsync(tool, ["--noflush", "-w", "10", "/proc/self/fd/3"], new CommandOutput(ExtraFiles: [file]), ct).ConfigureAwait(false);
+        if (!result.Succeeded)
         {
-            // -w takes an optional number: give one, or it swallows the file name.
-            var result = await Command.RunAsync(tool, ["--noflush", "-w", "10", file], ct).ConfigureAwait(false);
-            if (!result.Succeeded)
-            {
-                _entries = null; // the kernel may hold something else than we thought: read it again next time
-                throw new FirewallException($"{name} refused the {what} ({result.ExitCode}): {result.Stderr.Trim()}");
-            }
-        }
-        finally
-        {
-            File.Delete(file);
+            _entries = null; // the kernel may hold something else than we thought: read it again next time
+            throw new FirewallException($"{name} refused the {what} ({result.ExitCode}): {result.Stderr.Trim()}");
         }
     }
 

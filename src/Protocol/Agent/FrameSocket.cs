@@ -94,6 +94,32 @@ public sealed class FrameSocket(Socket socket) : IDisposable
         }
     }
 
+    /// <summary>Sends bytes that are already whole frames (length prefixes included), with one send under the write lock:
+    /// for an encoder that builds its frames straight into its own buffer (the agent's output frames).</summary>
+    public async ValueTask WriteFramedAsync(ReadOnlyMemory<byte> frames, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            int sent = 0;
+            while (sent < frames.Length) sent += await socket.SendAsync(frames[sent..], SocketFlags.None, ct);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Writes one frame (length prefix and message) at the start of dest; returns the bytes written.</summary>
+    public static int WriteFrame(Span<byte> dest, IMessage message)
+    {
+        int size = message.CalculateSize();
+        if (size > MaxFrame) throw new ArgumentException($"frame of {size} bytes exceeds {MaxFrame}");
+        BinaryPrimitives.WriteInt32BigEndian(dest, size);
+        message.WriteTo(dest.Slice(4, size));
+        return 4 + size;
+    }
+
     public void Dispose()
     {
         try

@@ -46,10 +46,14 @@ public sealed class SeccompEscapeTests(DaemonFixture fx) : IClassFixture<DaemonF
             Assert.Matches(@"^/dev/pts/\d+\r?\n24 80\r?\n$", tty.Stdout);
             var tcp = await D.CliAsync("run", h, "--", "sh", "-c", "(nc -l -p 7070 -e echo served &); sleep 0.3; nc 127.0.0.1 7070 </dev/null");
             Assert.Equal("served\n", tcp.Stdout);
-            var tar = Path.Combine(TestPaths.NewTempDir("seccomp-tar"), "x.tar");
-            var outTar = await Net.RunWithInput("/bin/sh", ["-c", $"{TestPaths.CliBinary} --socket {D.Socket} stream-out {h} /tmp/f > {tar}"], null);
-            Ok(outTar);
-            Ok(await Net.RunWithInput("/bin/sh", ["-c", $"{TestPaths.CliBinary} --socket {D.Socket} stream-in {h} /copied < {tar}"], null));
+            var tarDir = TestPaths.NewTempDir("seccomp-tar");
+            try
+            {
+                var tar = Path.Combine(tarDir, "x.tar");
+                Ok(await Net.RunWithInput("/bin/sh", ["-c", $"{TestPaths.CliBinary} --socket {D.Socket} stream-out {h} /tmp/f > {tar}"], null));
+                Ok(await Net.RunWithInput("/bin/sh", ["-c", $"{TestPaths.CliBinary} --socket {D.Socket} stream-in {h} /copied < {tar}"], null));
+            }
+            finally { Directory.Delete(tarDir, recursive: true); }
             Assert.Equal("hi\n", (await D.CliAsync("run", h, "--", "cat", "/copied/f")).Stdout);
         }
         finally { await D.CliAsync("destroy", h); }
