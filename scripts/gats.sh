@@ -58,6 +58,8 @@ grep -q "^$name:" /etc/group || echo "$name:x:$uid:" >> /etc/group
 mkdir -p "$home" && chown "$uid:$uid" "$home" && chmod 755 "$home"
 ADDUSER
 chmod 755 "$rootfs/usr/sbin/adduser"
+# and Alpine's `operator` (uid 11, gid 0), which GATS's peas spec "when a username is provided" runs as
+grep -q '^operator:' "$rootfs/etc/passwd" || echo 'operator:x:11:0:operator:/root:/sbin/nologin' >> "$rootfs/etc/passwd"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)

@@ -100,6 +100,16 @@ public sealed partial record ProcessSpec(
     string Dir,
     string User,
     ImmutableArray<RlimitSpec> Rlimits,
-    TtySize? Tty);
+    TtySize? Tty,
+    string Image = "",
+    PeaLimits? PeaLimits = null)
+{
+    /// <summary>A pea: a process with a root filesystem of its own (see <c>Kernel/PeaKernel</c>).</summary>
+    public bool IsPea => Image.Length > 0;
+}
+
+/// <summary>A pea's own limits (0 = none), in a cgroup of its own inside its container's; null on a pea = it shares
+/// its container's.</summary>
+public sealed record PeaLimits(ulong MemoryBytes, ulong CpuWeight, ulong Pids);
 
 public enum ContainerLifecycle { Creating, Active, Stopping, Stopped, Destroying, Destroyed, Broken }

@@ -17,6 +17,7 @@ internal static class Program
         if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";
         int listenFd = -1, cgroupFd = -1, memoryCgroupFd = -1;
+        bool pea = false; // see s_pea
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -39,11 +40,15 @@ internal static class Program
                     memoryCgroupFd = mfd;
                     i++;
                     break;
+                // the init of a pea (a process with its own root, sharing its container's pid namespace): not PID 1
+                case "--pea":
+                    pea = s_pea = true;
+                    break;
                 case "--version":
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N] [--pea]");
                     return 2;
             }
         }
@@ -114,7 +119,7 @@ internal static class Program
         // move is not on a Run's path; before the reaper, which could otherwise reap its pid before it is adopted
         spawner.AdoptOrStartSpawner();
         table.StartReaper();
-        var server = new Server(table, spawner, hostRoot);
+        var server = new Server(table, spawner, hostRoot, pea);
         server.RunAsync(listener).GetAwaiter().GetResult();
         return 0;
     }
@@ -126,8 +131,17 @@ internal static class Program
         return 1;
     }
 
+    /// <summary>A pea's agent lives until gardend releases the pea (SIGKILL): a TERM to every process of its container (a
+    /// Stop, kill(-1) from the container's agent) must not take its process's exit report away with it.</summary>
+    private static bool s_pea;
+
     private static void OnTerminate(PosixSignalContext ctx)
     {
+        if (s_pea)
+        {
+            ctx.Cancel = true;
+            return;
+        }
         AgentLog.Info($"{ctx.Signal}: exiting");
         ctx.Cancel = true;
         Environment.Exit(0);

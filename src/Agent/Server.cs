@@ -9,7 +9,7 @@ namespace Garden.Agent;
 
 /// <summary>Serves the daemon on the agent's Unix socket: one connection per operation. Only the host's root, from outside
 /// the container, is served (<see cref="HostRoot"/>).</summary>
-internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostRoot)
+internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostRoot, bool pea = false)
 {
     public const string Version = "0.1.0";
     private const int SendBatchBytes = 256 * 1024;
@@ -150,8 +150,14 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         if (req.All)
         {
             if (req.Signal <= 0 || req.Signal > 64) throw new AgentErrorException(ErrorCode.Invalid, $"bad signal {req.Signal}");
-            // As PID 1 of the container, kill(-1) reaches every process in it except the agent itself.
-            int e = Native.Kill(-1, req.Signal);
+            // As PID 1 of the container, kill(-1) reaches every process in it except the agent itself. A pea's agent is
+            // not PID 1 (it shares its container's pid namespace): kill(-1) would reach the container's processes, so it
+            // signals only its own ones.
+            int e = 0;
+            if (!pea) e = Native.Kill(-1, req.Signal);
+            else
+                foreach (var own in table.All())
+                    if (own.Output.Exit == null && Native.Kill(own.Pid, req.Signal) is var err and not 0 && err != LibC.ESRCH) e = err;
             if (e != 0 && e != LibC.ESRCH) throw new AgentErrorException(ErrorCode.Internal, $"kill -1: {Native.ErrorText(e)}");
             AgentLog.Info($"every process: signal {req.Signal}");
             await conn.WriteAsync(new AgentEvent { Ack = new Ack() }, default);

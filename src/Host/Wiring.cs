@@ -35,7 +35,8 @@ public static class Wiring
         Depot: new Depot(),
         BaseSizes: new BaseRootfsSizes(),
         Metrics: metrics,
-        Images: WireImages(settings));
+        Images: WireImages(settings),
+        Host: new HostResources());
 
     /// <summary>The image store under the state dir, over one HttpClient for registries; what a crash left half-done in
     /// its tmp/ goes now, before any pull, and layers beyond its limit that no living container holds.</summary>

@@ -143,4 +143,36 @@ public sealed class ValidationTests
         Assert.Equal(["A=3", "B=2"], EnvEntries.Merge(["A=1", "B=2", "A=3"], []).ToArray());
         Assert.Equal(["A=", "PATH=/x"], EnvEntries.Merge(["A=1"], ["A=", "PATH=/x"]).ToArray());
     }
+
+    [Fact]
+    public void A_pea_image_must_be_absolute_and_limits_need_an_image()
+    {
+        Assert.Null((Proc() with { Image = "/images/a" }).Problem());
+        Refused((Proc() with { Image = "images/a" }).Problem(), "image:");
+        Refused((Proc() with { PeaLimits = new PeaLimits(1 << 20, 0, 0) }).Problem(), "pea_limits:");
+    }
+
+    [Fact]
+    public void A_pea_image_may_neither_be_hold_nor_lie_inside_what_only_gardend_uses()
+    {
+        string[] hostOnly = ["/var/lib/garden", "/run/garden/garden.sock"];
+        var dir = Directory.CreateTempSubdirectory("garden-test-peaimage-").FullName;
+        try
+        {
+            Assert.Null(PeaImage.Problem(dir, dir, hostOnly));
+            Refused(PeaImage.Problem("/", "/", hostOnly), "image:");                      // holds the state dir
+            Refused(PeaImage.Problem("/var", "/var", hostOnly), "image:");
+            Refused(PeaImage.Problem("/var/lib/garden/depot", "/var/lib/garden/depot", hostOnly), "image:");  // inside it
+            var viaLink = PeaImage.Problem("/tmp/innocent", "/var/lib/garden", hostOnly);   // a symlink resolved to it
+            Refused(viaLink, "image:");
+            Assert.Contains("/tmp/innocent", viaLink!.Message);
+            Assert.Contains("that is /var/lib/garden", viaLink.Message);
+            Refused(PeaImage.Problem("/no/such", null, hostOnly), "image:");
+            Refused(PeaImage.Problem("rel", "rel", hostOnly), "image:");
+        }
+        finally
+        {
+            Directory.Delete(dir);
+        }
+    }
 }

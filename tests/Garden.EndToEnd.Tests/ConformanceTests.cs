@@ -146,6 +146,48 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
     }
 
     [InstallFact]
+    public async Task A_pea_runs_in_its_own_root_with_output_exit_code_and_attach_and_a_bad_image_is_refused()
+    {
+        var handle = await Client.CreateAsync(new ContainerSpec { Handle = NewHandle("pea") });
+        try
+        {
+            // the default rootfs as the pea's image: its own overlay, its own mount namespace
+            var image = TestPaths.DefaultRootfs;
+            var spec = Sh("readlink /proc/self/ns/mnt; echo err >&2; exit 5");
+            spec.Image = image;
+            string peaMnt;
+            using (var run = await Client.RunAsync(handle, spec))
+            {
+                var result = await run.WaitAsync();
+                Assert.Equal(5, result.ExitCode);
+                Assert.Equal("err\n", result.StderrText);
+                peaMnt = result.StdoutText;
+            }
+            using (var run = await Client.RunAsync(handle, Sh("readlink /proc/self/ns/mnt")))
+                Assert.NotEqual(peaMnt, (await run.WaitAsync()).StdoutText);
+
+            var detachedSpec = Sh("sleep 0.5; echo later; exit 3");
+            detachedSpec.Image = image;
+            using (var detached = await Client.RunAsync(handle, detachedSpec, detach: true))
+            {
+                using var attached = await Client.AttachAsync(handle, detached.ProcessId);
+                var result = await attached.WaitAsync();
+                Assert.Equal("later\n", result.StdoutText);
+                Assert.Equal(3, result.ExitCode);
+            }
+
+            var bad = Sh("true");
+            bad.Image = "/no/such/pea/image";
+            var e = await Assert.ThrowsAnyAsync<Exception>(async () => (await Client.RunAsync(handle, bad)).Dispose());
+            Assert.Contains("/no/such/pea/image", e.Message);
+        }
+        finally
+        {
+            await Client.DestroyAsync(handle);
+        }
+    }
+
+    [InstallFact]
     public async Task Errors_are_the_same_on_both_transports()
     {
         var notFound = await Assert.ThrowsAsync<GardenClientException>(() => Client.InfoAsync("cf-no-such-handle"));

@@ -286,14 +286,44 @@ public sealed class GoldenJsonTests
         Assert.Equal("1000000000:1000000000", GardenConvert.ToRun("h", Read("run.uidgid", J.ProcessSpec)).Spec.User);
     }
 
-    [Theory]
-    [InlineData("run.pea", "image.uri:")]
-    [InlineData("run.bindmounts-no-image", "bind_mounts:")]
-    public void Processes_with_their_own_image_or_bind_mounts_are_refused(string golden, string field)
+    [Fact]
+    public void A_process_with_its_own_image_is_a_pea_and_its_limits_its_own()
     {
-        var e = Assert.Throws<GardenException>(() => GardenConvert.ToRun("h", Read(golden, J.ProcessSpec)));
+        var p = GardenConvert.ToRun("h", Read("run.pea", J.ProcessSpec)).Spec;
+        Assert.Equal("/var/pea", p.Image);
+        // OverrideContainerLimits present but empty: limits of its own, none set
+        Assert.NotNull(p.PeaLimits);
+        Assert.Equal((0UL, 0UL), (p.PeaLimits.MemoryBytes, p.PeaLimits.CpuWeight));
+        // absent: it shares its container's
+        var shared = GardenConvert.ToRun("h", new ProcessSpec { Path = "ls", Image = new ImageRef { URI = "/var/pea" } }).Spec;
+        Assert.Null(shared.PeaLimits);
+        var own = GardenConvert.ToRun("h", new ProcessSpec
+        {
+            Path = "ls", Image = new ImageRef { URI = "raw:///var/pea" },
+            OverrideContainerLimits = new ProcessLimits { Memory = new MemoryLimits { LimitInBytes = 32 << 20 }, CPU = new CPULimits { LimitInShares = 512 } },
+        }).Spec;
+        Assert.Equal(("/var/pea", 32UL << 20, 512UL), (own.Image, own.PeaLimits.MemoryBytes, own.PeaLimits.CpuWeight));
+        // no image: an ordinary process, whatever limits it names
+        Assert.Equal("", GardenConvert.ToRun("h", Read("run.minimal", J.ProcessSpec)).Spec.Image);
+    }
+
+    [Theory]
+    [InlineData("docker:///cfgarden/hello", "image.uri:")]
+    [InlineData("relative/dir", "image.uri:")]
+    public void A_pea_image_that_is_not_a_directory_path_is_refused(string uri, string field)
+    {
+        var e = Assert.Throws<GardenException>(() => GardenConvert.ToRun("h", new ProcessSpec { Path = "ls", Image = new ImageRef { URI = uri } }));
         Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
         Assert.StartsWith(field, e.Message);
+        Assert.Contains(uri, e.Message);
+    }
+
+    [Fact]
+    public void Bind_mounts_of_a_process_are_refused()
+    {
+        var e = Assert.Throws<GardenException>(() => GardenConvert.ToRun("h", Read("run.bindmounts-no-image", J.ProcessSpec)));
+        Assert.Equal(ErrorKind.InvalidArgument, e.Kind);
+        Assert.StartsWith("bind_mounts:", e.Message);
     }
 
     [Fact]

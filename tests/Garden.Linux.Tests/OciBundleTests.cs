@@ -108,4 +108,26 @@ public sealed class OciBundleTests
         Assert.False(c.GetProperty("process").GetProperty("terminal").GetBoolean());
         Assert.Equal("/garden-x/h1", c.GetProperty("linux").GetProperty("cgroupsPath").GetString());
     }
+
+    [Fact]
+    public void A_pea_joins_its_containers_namespaces_makes_only_a_mount_one_and_sets_no_hostname()
+    {
+        var mapping = Garden.Linux.UserNamespaces.IdMapping.Garden;
+        var c = JsonDocument.Parse(OciBundle.ToJson(new BundleSpec("h1+pea+p1", "/r", "/a", "/s", "/l", "/garden-x/h1/h1+pea+p1", false, [],
+            UserNamespace: new BundleUserNamespace("/proc/7/ns/user", mapping),
+            Join: new BundleJoin("/proc/7/ns/user", "/proc/7/ns/net", "/proc/7/ns/ipc", "/proc/7/ns/pid", "/proc/7/ns/uts"),
+            Resources: new BundleResources(32 << 20, 0, 0)))).RootElement;
+        var ns = c.GetProperty("linux").GetProperty("namespaces").EnumerateArray()
+            .Select(n => (n.GetProperty("type").GetString(), n.TryGetProperty("path", out var p) ? p.GetString() : null)).ToList();
+        Assert.Equal([("user", "/proc/7/ns/user"), ("pid", "/proc/7/ns/pid"), ("network", "/proc/7/ns/net"), ("ipc", "/proc/7/ns/ipc"),
+            ("uts", "/proc/7/ns/uts"), ("mount", null)], ns);
+        Assert.False(c.TryGetProperty("hostname", out _));
+        Assert.Contains("--pea", c.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(32L << 20, c.GetProperty("linux").GetProperty("resources").GetProperty("memory").GetProperty("limit").GetInt64());
+        // as contained as a container: its seccomp filter, no_new_privs, its capabilities, its masked paths
+        Assert.True(c.GetProperty("linux").TryGetProperty("seccomp", out _));
+        Assert.True(c.GetProperty("process").GetProperty("noNewPrivileges").GetBoolean());
+        Assert.Equal(OciBundle.DefaultCapabilities, c.GetProperty("process").GetProperty("capabilities").GetProperty("bounding").EnumerateArray().Select(e => e.GetString()!));
+        Assert.Contains("/proc/kcore", c.GetProperty("linux").GetProperty("maskedPaths").EnumerateArray().Select(e => e.GetString()));
+    }
 }

@@ -156,6 +156,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case DeleteSnapshotsSuccess or DeleteSnapshotsFailure: break;
             case ProcessProtocol.ProcessSpawned s when WatchesExits: WatchExit(s.ProcessId); break;
             case ProcessProtocol.ProcessSpawned: break;
+            case ProcessProtocol.PeaGone g: Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, g.ProcessId, Running: false)); break;
             case ProcessProtocol.ProcessIdle i:
                 if (_processes.Idle(i.ProcessId, i.Actor, i.Handled, i.ExitKnown)) Context.Stop(i.Actor);
                 break;
@@ -356,7 +357,9 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                     asker.Tell(new Status.Failure(new GardenException(ErrorKind.AlreadyExists, $"process {run.Spec.Id} already exists in container {Handle}")));
                     return;
                 }
-                NewProcessActor(run.Spec.Id);
+                // a pea (its own root) gets a ProcessActor that makes it first (Kernel/PeaKernel)
+                NewProcessActor(run.Spec.Id, pea: run.Spec.IsPea ? new ProcessProtocol.PeaLink(_kernel.Peas, _state.Spec, Adopted: false) : null);
+                if (run.Spec.IsPea) Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, run.Spec.Id, Running: true));
                 // the actor reports ProcessSpawned once the agent runs it, and the exit watcher takes it from there
                 _processes.Send(run.Spec.Id, new ProcessProtocol.StartProcess(run.Spec, run.Detach, asker), asker);
                 return;
@@ -376,6 +379,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                 AskAgent(() => _agent.SignalAsync(signal.ProcessId, signal.Signal, CancellationToken.None), asker, "signal", signal.ProcessId);
                 return;
             case ContainerProtocol.SetProcessTty tty:
+                if (_processes.Send(tty.ProcessId, tty, asker)) return; // its actor knows its agent (a pea's is not the container's)
                 AskAgent(() => _agent.SetTtyAsync(tty.ProcessId, tty.Size.Rows, tty.Size.Cols, CancellationToken.None), asker, "terminal resize", tty.ProcessId);
                 return;
             case ContainerProtocol.OomKilled:
@@ -400,8 +404,8 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     }
 
     /// <summary>A new ProcessActor for id (exitKnown: it exited and its exit was published before).</summary>
-    private void NewProcessActor(string id, Exited? exitKnown = null) =>
-        _processes.Add(id, Context.Watch(Context.ActorOf(ProcessActor.Props(_agent, Handle, id, exitKnown), _processes.NameFor(id))));
+    private void NewProcessActor(string id, Exited? exitKnown = null, ProcessProtocol.PeaLink? pea = null) =>
+        _processes.Add(id, Context.Watch(Context.ActorOf(ProcessActor.Props(_agent, Handle, id, exitKnown, pea), _processes.NameFor(id))));
 
     /// <summary>A ProcessActor that throws is stopped, not restarted in place: its counts of clients and of messages would
     /// be wrong. Its process lives on in the agent; the next request for it gets a new actor (see <see cref="ProcessRegistry.Forget"/>).</summary>
@@ -440,6 +444,15 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     /// so do those that exited while no daemon ran (the agent says nobody has seen their exit).</summary>
     private void WatchRunningProcesses()
     {
+        // the peas an earlier gardend started (their files say which): each gets its actor, which watches its exit and
+        // releases it (at once when its agent is gone)
+        foreach (var id in _kernel.Peas.Existing())
+            if (_processes.Find(id) is null)
+            {
+                _log.Info("pea {0}: found after a restart", id);
+                NewProcessActor(id, pea: new ProcessProtocol.PeaLink(_kernel.Peas, _state.Spec, Adopted: true));
+                Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, id, Running: true));
+            }
         var self = Self;
         Task.Run(() => _agent.ListAsync(CancellationToken.None)).ContinueWith(t =>
         {

@@ -248,6 +248,8 @@ public sealed partial record ContainerState
     private Decision Run(ContainerProtocol.RunProcess msg)
     {
         var spec = msg.Spec.Id.Length == 0 ? msg.Spec with { Id = Names.Generate() } : msg.Spec;
+        // a pea starts in its image's root, as guardian's do, not in its user's home (which its image may not have)
+        if (spec.IsPea && spec.Dir.Length == 0) spec = spec with { Dir = "/" };
         static string Key(string name) => RlimitNames.Canonical(name) ?? name;
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
         // the image's config gives defaults: its Env under the container's, its WorkingDir and User where the Run names none

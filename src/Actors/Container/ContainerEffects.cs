@@ -25,7 +25,8 @@ public sealed record ContainerEffects(
     IDepot Depot,
     IBaseRootfsSizes? BaseSizes = null,
     IGardenMetrics? Metrics = null,
-    Garden.Linux.Images.IImageStore? Images = null)
+    Garden.Linux.Images.IImageStore? Images = null,
+    IHostResources? Host = null) // resolves a pea's image path (null: taken as given, for fakes)
 {
     /// <summary>Where the actors report what happens (<see cref="NoMetrics"/> when the composition root gives none).</summary>
     public IGardenMetrics Metered => Metrics ?? NoMetrics.Instance;

@@ -28,6 +28,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly GardenSettings _settings;
     private readonly ContainerEffects _effects;
     private readonly IHostResources _resources;
+    private readonly Dictionary<string, string> _peas = new(); // a running pea's process id → its container's handle (not journaled: the containers tell it again after a restart)
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> _children = new();
     private readonly Dictionary<IActorRef, string> _handles = new();
@@ -332,6 +333,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) Directory(_directory.With(msg));
         });
         Command<Terminated>(OnTerminated);
+        Command<HostProtocol.PeaChanged>(msg =>
+        {
+            if (msg.Running) _peas[msg.ProcessId] = msg.Handle;
+            else if (_peas.TryGetValue(msg.ProcessId, out var h) && h == msg.Handle) _peas.Remove(msg.ProcessId);
+        });
         Snapshots();
     }
 
@@ -339,6 +345,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void Route(IContainerCommand msg)
     {
         if (Requests.Problem(msg) is { } problem) Sender.Tell(new Status.Failure(problem));
+        // Metrics of a pea, asked by its process id: its container's (a pea that shares its container's limits runs its
+        // process in the container's process cgroup)
+        else if (msg is ContainerProtocol.GetMetrics m && !_children.ContainsKey(m.Handle) && _peas.TryGetValue(m.Handle, out var owner)
+                 && _children.TryGetValue(owner, out var container))
+            container.Forward(m with { Handle = owner });
         else if (!_children.TryGetValue(msg.Handle, out var child)) Sender.Tell(new Status.Failure(GardenException.UnknownHandle(msg.Handle)));
         else child.Forward(msg);
     }
@@ -484,6 +495,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>Journals that the handle is free, then stops its actor.</summary>
     private void Release(string handle, Action then)
     {
+        foreach (var pea in _peas.Where(p => p.Value == handle).Select(p => p.Key).ToList()) _peas.Remove(pea);
         if (_state.Release(handle) is not { } released)
         {
             then();

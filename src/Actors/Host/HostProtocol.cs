@@ -69,6 +69,10 @@ public static class HostProtocol
     /// <summary>A container is gone (destroyed, a failed create undone, or nothing to recover): the host releases its handle.</summary>
     internal sealed record ContainerGone(string Handle);
 
+    /// <summary>A pea (a process with its own root) of a container started or was found after a restart (Running), or was
+    /// released: Garden's clients ask for a pea's metrics by its process id, as if it were a container.</summary>
+    internal sealed record PeaChanged(string Handle, string ProcessId, bool Running);
+
     /// <summary>What List needs to know of a container, told by the container when it recovers and whenever its lifecycle
     /// or properties change (before it answers the request that changed them, so a List after that answer sees it).</summary>
     internal sealed record ContainerChanged(string Handle, ContainerLifecycle Lifecycle, ImmutableDictionary<string, string> Properties);

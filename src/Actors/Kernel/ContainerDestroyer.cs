@@ -9,6 +9,9 @@ namespace Garden.Actors.Kernel;
 /// what is gone already counts as done — so it may run on a container of which anything, or nothing, was made.</summary>
 public sealed class ContainerDestroyer(KernelContext k)
 {
+    /// <summary>The container's peas, which its teardown releases first.</summary>
+    public PeaKernel Peas { get; } = new(k);
+
     /// <param name="graceful">TERM the container's processes and give them the destroy grace first; else the
     /// runtime's KILL ends them (nothing is asked of an agent that may not be there).</param>
     /// <param name="network">the container's place on the network, if it has one</param>
@@ -23,6 +26,9 @@ public sealed class ContainerDestroyer(KernelContext k)
             if (agentLog is not null) await agentLog.DisposeAsync().ConfigureAwait(false);
             return;
         }
+        // Its peas first: each one's process is KILLed through its own agent, which reports 137 to whoever waits (Garden's),
+        // before the container's agent would kill their agents with everything else in the pid namespace.
+        await k.Step("peas removal", Peas.DestroyAllAsync).ConfigureAwait(false);
         if (graceful) await k.Step("processes", () => ProcessStopper.StopAllAsync(k.Agent, k.Settings.DestroyGrace)).ConfigureAwait(false);
         else k.Fx.Runtime.Adopt(k.Handle, k.Paths.Bundle);
         try

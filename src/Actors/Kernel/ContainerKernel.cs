@@ -32,6 +32,9 @@ public sealed class ContainerKernel
 
     public KernelContext Context => _k;
 
+    /// <summary>The container's peas (processes with a root of their own).</summary>
+    public PeaKernel Peas => _destroyer.Peas;
+
     /// <summary>Runs the effect and returns its outcome (see each effect). A transition is logged as a step.</summary>
     public async Task<object?> RunAsync(Effect effect)
     {
@@ -65,7 +68,11 @@ public sealed class ContainerKernel
                 if (r.Watch && findings.Problem is null) StartWatches();
                 return findings;
             case Effect.Stop s:
-                await ProcessStopper.StopAllAsync(_k.Agent, s.Kill ? TimeSpan.Zero : _k.Settings.StopGrace).ConfigureAwait(false);
+                // its peas' processes first, each through its own agent (which reports their exits); the container's agent
+                // would KILL the peas' agents with everything else in the pid namespace
+                var grace = s.Kill ? TimeSpan.Zero : _k.Settings.StopGrace;
+                await Task.WhenAll(Peas.Existing().Select(id => ProcessStopper.StopAllAsync(Peas.AgentOf(id), grace))).ConfigureAwait(false);
+                await ProcessStopper.StopAllAsync(_k.Agent, grace).ConfigureAwait(false);
                 return null;
             case Effect.Destroy d:
                 _k.Settings.Faults.Hit("destroy-started");
@@ -89,7 +96,20 @@ public sealed class ContainerKernel
                 return null;
             case Effect.ListProcesses:
                 var processes = await _k.Agent.ListAsync(CancellationToken.None).ConfigureAwait(false);
-                return processes.Where(p => !p.Exited).Select(p => p.Id).ToImmutableArray();
+                var running = processes.Where(p => !p.Exited).Select(p => p.Id).ToList();
+                // and its peas' processes, each known to the pea's own agent
+                foreach (var id in Peas.Existing())
+                {
+                    try
+                    {
+                        if ((await Peas.AgentOf(id).ListAsync(CancellationToken.None).ConfigureAwait(false)).Any(p => p.Id == id && !p.Exited))
+                            running.Add(id);
+                    }
+                    catch (Exception e) when (e is Garden.Linux.Agent.AgentUnavailableException or Garden.Linux.Agent.AgentException)
+                    {
+                    }
+                }
+                return running.ToImmutableArray();
             case Effect.ReadMetrics m:
                 var usage = fx.Disk.Usage(_k.Paths.Depot);
                 var net = _k.Network(m.Network);

@@ -14,7 +14,10 @@ namespace Garden.Actors.Process;
 /// the agent's recent exits (a new actor for it), or gets NotFound once the agent forgot the process.</summary>
 public sealed class ProcessActor : ReceiveActor
 {
-    private readonly IAgentClient _agent;
+    private Task<IAgentClient> _agent;          // a pea's once it is made (ProcessProtocol.PeaLink)
+    private readonly ProcessProtocol.PeaLink? _pea;
+    private bool _peaReleasing, _peaReleased;
+    private readonly CancellationTokenSource _stopping = new();
     private readonly string _handle;
     private readonly string _id;
     private readonly ContainerLog _log;
@@ -26,9 +29,11 @@ public sealed class ProcessActor : ReceiveActor
 
     /// <param name="exitKnown">The process had exited and its exit was published before this actor (an attach to a recent
     /// exit): it is not published again.</param>
-    public ProcessActor(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null)
+    public ProcessActor(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null,
+        ProcessProtocol.PeaLink? pea = null)
     {
-        _agent = agent;
+        _pea = pea;
+        _agent = Task.FromResult(pea is { Adopted: true } ? pea.Peas.AgentOf(id) : agent);
         _handle = handle;
         _id = id;
         _log = ContainerLog.For(Context.System, handle);
@@ -66,6 +71,32 @@ public sealed class ProcessActor : ReceiveActor
             ReportIfIdle();
         });
         Receive<ProcessProtocol.ExitObserved>(e => Exited(e.ExitCode));
+        Receive<PeaSpawned>(_ => WatchPeaExit());
+        Receive<ContainerProtocol.SetProcessTty>(msg =>
+        {
+            _handled++;
+            var (agentTask, pid) = (_agent, _id);
+            Task.Run(async () => await (await agentTask.ConfigureAwait(false)).SetTtyAsync(pid, msg.Size.Rows, msg.Size.Cols, CancellationToken.None).ConfigureAwait(false))
+                .ContinueWith(t => t.IsCompletedSuccessfully ? HostProtocol.Done.Instance : Fail(t.Exception!))
+                .PipeTo(Sender);
+        });
+        Receive<ProcessProtocol.PeaExitPoll>(poll =>
+        {
+            if (poll.ExitCode is { } code) Exited(code);
+            else if (poll.Gone && ExitCode is null)
+            {
+                _log.Warning("process {0}: its pea's agent is gone before its exit was seen here", _id);
+                _gone = true;
+                ReportIfIdle();
+            }
+        });
+        Receive<ProcessProtocol.PeaReleased>(_ =>
+        {
+            _peaReleasing = false;
+            _peaReleased = true;
+            Context.Parent.Tell(new ProcessProtocol.PeaGone(_id));
+            ReportIfIdle();
+        });
         Receive<ProcessProtocol.ProcessOpDone>(done =>
         {
             _inFlight--;
@@ -89,6 +120,12 @@ public sealed class ProcessActor : ReceiveActor
         });
     }
 
+    /// <summary>A pea's process runs: its exit is watched here (<see cref="WatchPeaExit"/>).</summary>
+    private sealed record PeaSpawned
+    {
+        public static readonly PeaSpawned Instance = new();
+    }
+
     private void Exited(int exitCode)
     {
         if (ExitCode is null)
@@ -105,11 +142,60 @@ public sealed class ProcessActor : ReceiveActor
     private void ReportIfIdle()
     {
         if (_attached == 0 && _inFlight == 0 && (ExitCode is not null || _gone))
+        {
+            // a pea is released once nobody needs it any more (its process exited, no client reads it)
+            if (_pea is not null && !_peaReleased)
+            {
+                if (_peaReleasing) return;
+                _peaReleasing = true;
+                var (peas, pid, log, self) = (_pea.Peas, _id, _log, Self);
+                Task.Run(() => peas.DestroyAsync(pid, killFirst: false)).ContinueWith(t =>
+                {
+                    if (!t.IsCompletedSuccessfully) log.Error(t.Exception!.GetBaseException(), "pea {0}: release failed: {1}", pid, t.Exception!.GetBaseException().Message);
+                    self.Tell(ProcessProtocol.PeaReleased.Instance);
+                });
+                return;
+            }
             Context.Parent.Tell(new ProcessProtocol.ProcessIdle(_id, Self, _handled, ExitCode is not null || _gone));
+        }
+    }
+
+    protected override void PreStart()
+    {
+        // a pea an earlier gardend started: its exit is watched here from the start
+        if (_pea is { Adopted: true }) WatchPeaExit();
+        base.PreStart();
+    }
+
+    /// <summary>Asks the pea's agent every second until its process has exited (or the agent is gone): nobody else sees
+    /// a detached pea's exit. Stops with the actor.</summary>
+    private void WatchPeaExit()
+    {
+        var (agentTask, id, self, ct) = (_agent, _id, Self, _stopping.Token);
+        Task.Run(async () =>
+        {
+            var agent = await agentTask.ConfigureAwait(false);
+            var unanswered = 0;
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    var entry = (await agent.ListAsync(ct).ConfigureAwait(false)).FirstOrDefault(p => p.Id == id);
+                    unanswered = 0;
+                    if (entry is null) { self.Tell(new ProcessProtocol.PeaExitPoll(null, Gone: true)); return; }
+                    if (entry.Exited) { self.Tell(new ProcessProtocol.PeaExitPoll(entry.Exit?.ExitCode ?? 0, Gone: false)); return; }
+                }
+                catch (OperationCanceledException) { return; }
+                catch (AgentUnavailableException) when (++unanswered < 3) { }
+                catch (Exception) { self.Tell(new ProcessProtocol.PeaExitPoll(null, Gone: true)); return; }
+                try { await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
+            }
+        });
     }
 
     protected override void PostStop()
     {
+        _stopping.Cancel();
         // A process actor that goes (its container is destroyed) releases the clients it counted.
         if (_attached > 0) Context.Parent.Tell(new ProcessProtocol.ClientsChanged(-_attached));
         base.PostStop();
@@ -118,8 +204,9 @@ public sealed class ProcessActor : ReceiveActor
     /// <summary>Known once a stream or the container's exit watcher saw the exit; null while running or unknown.</summary>
     private int? ExitCode { get; set; }
 
-    public static Props Props(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null) =>
-        Akka.Actor.Props.Create(() => new ProcessActor(agent, handle, id, exitKnown));
+    public static Props Props(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null,
+        ProcessProtocol.PeaLink? pea = null) =>
+        Akka.Actor.Props.Create(() => new ProcessActor(agent, handle, id, exitKnown, pea));
 
     private void Start(ProcessProtocol.StartProcess msg)
     {
@@ -127,13 +214,22 @@ public sealed class ProcessActor : ReceiveActor
         var self = Self;
         _inFlight++;
         _log.Info("process {0} starting: {1}", _id, msg.Spec.Path);
-        var agent = _agent;
+        // a pea is made first (its own root, its own agent: Kernel/PeaKernel), and the process spawned by its agent
+        if (_pea is { Adopted: false } pea)
+        {
+            _agent = pea.Container is { } container
+                ? Task.Run(() => pea.Peas.CreateAsync(msg.Spec, container))
+                : Task.FromException<IAgentClient>(new GardenException(ErrorKind.FailedPrecondition,
+                    $"container {_handle} has no spec to make a pea from (it is not created yet)"));
+        }
+        var agentTask = _agent;
+        var isPea = _pea is not null;
         var clock = _sinceStart = System.Diagnostics.Stopwatch.StartNew();
         var log = _log;
         Task<object> work = msg.Detach
-            ? Task.Run(() => agent.SpawnAsync(request, CancellationToken.None))
+            ? Task.Run(async () => await (await agentTask.ConfigureAwait(false)).SpawnAsync(request, CancellationToken.None).ConfigureAwait(false))
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessStarted(_id, null) : Fail(t.Exception!))
-            : Task.Run(() => agent.SpawnAttachedAsync(request, CancellationToken.None))
+            : Task.Run(async () => await (await agentTask.ConfigureAwait(false)).SpawnAttachedAsync(request, CancellationToken.None).ConfigureAwait(false))
                 .ContinueWith(t => t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessStarted(_id, Observe(t.Result, self)) : Fail(t.Exception!));
         work.ContinueWith(t =>
         {
@@ -141,7 +237,8 @@ public sealed class ProcessActor : ReceiveActor
             bool ok = t.Result is ProcessProtocol.ProcessStarted;
             // connect to the agent, send the spawn, the agent forks/execs and answers Spawned
             if (ok) log.Debug("run: agent spawn finished in {0:0.00} ms", clock.Elapsed.TotalMilliseconds);
-            self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: ok, StartFailed: !ok));
+            self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: ok && !isPea, StartFailed: !ok));
+            if (ok && isPea) self.Tell(PeaSpawned.Instance);
             return t.Result;
         }).PipeTo(msg.ReplyTo);
     }
@@ -150,8 +247,8 @@ public sealed class ProcessActor : ReceiveActor
     {
         var self = Self;
         _inFlight++;
-        var (agent, id) = (_agent, _id);
-        Task.Run(() => agent.AttachAsync(id, msg.FromOffset, CancellationToken.None))
+        var (agentTask, id) = (_agent, _id);
+        Task.Run(async () => await (await agentTask.ConfigureAwait(false)).AttachAsync(id, msg.FromOffset, CancellationToken.None).ConfigureAwait(false))
             .ContinueWith(t =>
             {
                 object reply = t.IsCompletedSuccessfully ? new ProcessProtocol.ProcessAttached(Observe(t.Result, self)) : Fail(t.Exception!);
@@ -165,8 +262,8 @@ public sealed class ProcessActor : ReceiveActor
 
     private void Signal(ContainerProtocol.SignalProcess msg)
     {
-        var (agent, id) = (_agent, _id);
-        Task.Run(() => agent.SignalAsync(id, msg.Signal, CancellationToken.None))
+        var (agentTask, id) = (_agent, _id);
+        Task.Run(async () => await (await agentTask.ConfigureAwait(false)).SignalAsync(id, msg.Signal, CancellationToken.None).ConfigureAwait(false))
             .ContinueWith(t => t.IsCompletedSuccessfully ? HostProtocol.Done.Instance : Fail(t.Exception!))
             .PipeTo(Sender);
     }

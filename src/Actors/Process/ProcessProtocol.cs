@@ -51,6 +51,23 @@ public static class ProcessProtocol
     /// </summary>
     internal sealed record ProcessIdle(string ProcessId, Akka.Actor.IActorRef Actor, int Handled, bool ExitKnown);
 
+    /// <summary>What a ProcessActor of a pea (a process with its own root, <see cref="Kernel.PeaKernel"/>) needs: the
+    /// container's peas and its spec (to make the pea), or <paramref name="Adopted"/>: the pea runs already (an earlier
+    /// gardend started it).</summary>
+    public sealed record PeaLink(Kernel.PeaKernel Peas, ContainerSpec? Container, bool Adopted);
+
+    /// <summary>A pea's own exit watch (its agent is not the container's, whose exit watcher does not see it).</summary>
+    internal sealed record PeaExitPoll(int? ExitCode, bool Gone);
+
+    /// <summary>Sent by a pea's ProcessActor to its container once the pea is released.</summary>
+    internal sealed record PeaGone(string ProcessId);
+
+    /// <summary>The pea's release finished (or failed: it is logged, and a restart or the container's destroy retries).</summary>
+    internal sealed record PeaReleased
+    {
+        public static readonly PeaReleased Instance = new();
+    }
+
     /// <summary>A start or an attach of the ProcessActor finished (its reply went to the client).</summary>
     internal sealed record ProcessOpDone(bool Spawned, bool StartFailed);
 

@@ -118,6 +118,32 @@ public sealed partial record ProcessSpec
     {
         if (Id.Length > 0 && Names.Problem(Id) is { } badId) return GardenException.Invalid("process id", $"{Names.Quote(Id)} {badId}");
         if (Path.Length == 0) return GardenException.Invalid("path", "must not be empty");
+        // a pea's image: a host directory, absolute (where it may be is checked where it is resolved: Kernel/PeaKernel)
+        if (IsPea && (Image[0] != '/' || Image.Contains('\0')))
+            return GardenException.Invalid("image", $"\"{Image}\" is not an absolute directory path on the host");
+        if (!IsPea && PeaLimits is not null)
+            return GardenException.Invalid("pea_limits", "limits of a process need a process image (image): an ordinary process shares its container's");
         return EnvEntries.Problem(Env) ?? ExecArgs.Problem(Args, Env) ?? RlimitNames.Problem(Rlimits);
+    }
+}
+
+/// <summary>Where a pea's image (a host directory) may be.</summary>
+public static class PeaImage
+{
+    /// <summary>What is wrong with <paramref name="image"/> (as asked; <paramref name="resolved"/>: its canonical path, or
+    /// null when it does not exist), or null. Besides existing, it must neither be, nor lie inside, nor hold one of
+    /// <paramref name="hostOnly"/> (resolved): a pea's root is an overlay of it that the pea reads as its own, so an image
+    /// of "/" or of a parent of the state dir would give it gardend's journal and sockets.</summary>
+    public static GardenException? Problem(string image, string? resolved, IReadOnlyCollection<string> hostOnly)
+    {
+        if (image.Length == 0 || image[0] != '/')
+            return GardenException.Invalid("image", $"\"{image}\" is not an absolute directory path on the host");
+        var spelled = resolved is null || resolved == image ? "" : $" (that is {resolved})";
+        if (resolved is null || !Directory.Exists(resolved))
+            return GardenException.Invalid("image", $"\"{image}\"{spelled} does not exist on the host or is not a directory");
+        if (hostOnly.FirstOrDefault(root => BindMount.IsAtOrUnder(resolved, root) || BindMount.IsAtOrUnder(root, resolved)) is { } forbidden)
+            return GardenException.Invalid("image", $"\"{image}\"{spelled} is, holds or lies inside {forbidden}, which only gardend may use: " +
+                "a pea must not reach the daemon's state, journal or sockets");
+        return null;
     }
 }

@@ -71,7 +71,14 @@ public sealed record RunCommand(
     bool Tty,
     bool Detach,
     string Path,
-    IReadOnlyList<string> Args) : CliCommand("run");
+    IReadOnlyList<string> Args) : CliCommand("run")
+{
+    /// <summary>A pea's image (a host directory), or null.</summary>
+    public string? Image { get; init; }
+
+    /// <summary>A pea's own memory limit (its own cgroup), or null: it shares its container's limits.</summary>
+    public ulong? PeaMemory { get; init; }
+}
 
 public sealed record AttachCommand(string Handle, string ProcessId, ulong FromOffset) : CliCommand("attach");
 public sealed record SignalCommand(string Handle, string ProcessId, int Signal) : CliCommand("signal");

@@ -153,16 +153,24 @@ public static class Syntax
             Values.Rlimit);
         var tty = Switch("--tty", "a terminal: raw mode while the process runs, and its window size follows ours");
         var detach = Switch("--detach", "print the process id and return at once");
+        var image = Text("--image", "DIR", "run it as a pea: in a root of its own, an overlay of this host directory, sharing " +
+            "the container's other namespaces (network, pid, user, ipc, uts) and, unless --pea-memory, its limits");
+        var peaMemory = Flag<ulong?>("--pea-memory", "SIZE", "with --image: a cgroup of the pea's own, inside the container's, " +
+            "with this memory limit", (flag, text) => Values.Size(flag, text));
         return new GardenCommand("run", "run a process, stream its output, exit with its exit code", r =>
         {
             var words = r.GetValue(command) ?? [];
             if (words.Count == 0 || words[0].Length == 0)
                 throw new UsageException("run: missing the command to run (garden run HANDLE [flags] -- CMD [ARGS...])");
             return new RunCommand(r.GetValue(handle)!, r.GetValue(id), r.GetValue(user), r.GetValue(dir), r.GetValue(env) ?? [],
-                r.GetValue(rlimits) ?? [], r.GetValue(tty), r.GetValue(detach), words[0], words[1..]);
+                r.GetValue(rlimits) ?? [], r.GetValue(tty), r.GetValue(detach), words[0], words[1..])
+            {
+                Image = r.GetValue(image),
+                PeaMemory = r.GetValue(peaMemory),
+            };
         })
         {
-            handle, command, id, user, dir, env, rlimits, tty, detach,
+            handle, command, id, user, dir, env, rlimits, tty, detach, image, peaMemory,
         };
     }
 

@@ -37,7 +37,9 @@ internal static class ProcessCommands
             Path = cmd.Path,
             Dir = cmd.Dir ?? "",
             User = cmd.User ?? "",
+            Image = cmd.Image ?? "",
         };
+        if (cmd.PeaMemory is { } memory) spec.PeaLimits = new PeaLimits { MemoryBytes = memory };
         spec.Args.Add(cmd.Args);
         spec.Env.Add(cmd.Env);
         spec.Rlimits.Add(cmd.Rlimits.Select(r => new Rlimit { Name = r.Name, Soft = r.Soft, Hard = r.Hard }));

@@ -107,7 +107,8 @@ public static class Translate
         if (s is null) throw GardenException.Invalid("spec", "missing");
         return new ProcessSpec(s.Id, s.Path, [.. s.Args], [.. s.Env], s.Dir, s.User,
             [.. s.Rlimits.Select(r => new RlimitSpec(r.Name, r.Soft, r.Hard))],
-            s.Tty is null ? null : new TtySize(s.Tty.Rows, s.Tty.Cols));
+            s.Tty is null ? null : new TtySize(s.Tty.Rows, s.Tty.Cols),
+            s.Image, s.PeaLimits is { } l ? new PeaLimits(l.MemoryBytes, l.CpuWeight, l.Pids) : null);
     }
 
     public static Protocol.Api.ContainerInfo ToApi(ContainerProtocol.ContainerInfo i)

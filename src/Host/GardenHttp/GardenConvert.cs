@@ -8,8 +8,8 @@ namespace Garden.Host.GardenHttp;
 /// JSON field names:
 /// <list type="bullet">
 /// <item>a memory or pid limit of 2^64-1 (Go's "unlimited" idiom) is refused, never read as a limit;</item>
-/// <item>an image URI that is not a directory path (docker://, oci://) and a process's own image (a "pea") are refused
-/// — this gardend has neither an image plugin nor peas;</item>
+/// <item>an image URI that is not a directory path (docker://, oci://) is refused — this gardend has no image plugin —,
+/// for a container's image and a process's own (a "pea");</item>
 /// <item>durations are nanoseconds (Garden) → milliseconds (ours), rounded up so that a short grace time is not 0 = never;</item>
 /// <item>Signal 0/1 → TERM/KILL; a TTY without a size is 80x24.</item>
 /// </list></summary>
@@ -126,11 +126,10 @@ public static class GardenConvert
 
     public static Api.RunRequest ToRun(string handle, ProcessSpec spec)
     {
-        if (!string.IsNullOrEmpty(spec.Image?.URI))
-            throw GardenException.Invalid("image.uri",
-                $"a process with its own image (\"{spec.Image.URI}\") is not supported: run it in the container's own root filesystem");
+        // A process's own image makes it a pea: a directory path, as a Create's rootfs (no registry, no image plugin).
+        var image = string.IsNullOrEmpty(spec.Image?.URI) ? "" : Rootfs(null, spec.Image.URI);
         if (spec.BindMounts is { Count: > 0 })
-            throw GardenException.Invalid("bind_mounts", "bind mounts of a process need a process image (image.uri), and processes with their own image are not supported");
+            throw GardenException.Invalid("bind_mounts", "bind mounts of a process (a pea's) are not supported: give them to the container at its Create");
         var p = new Api.ProcessSpec
         {
             Id = spec.ID ?? "",
@@ -142,6 +141,14 @@ public static class GardenConvert
         p.Args.AddRange(Strings(spec.Args));
         p.Env.AddRange(Strings(spec.Env));
         p.Rlimits.AddRange(Rlimits(spec.Limits));
+        p.Image = image;
+        // OverrideContainerLimits: absent = the pea shares its container's limits; present (even empty) = its own
+        if (image.Length > 0 && spec.OverrideContainerLimits is { } own)
+        {
+            if (own.Memory?.LimitInBytes == Unlimited)
+                throw GardenException.Invalid("limits.memory_limits.limit_in_bytes", "18446744073709551615 (2^64-1) is not a limit; leave it out (or 0) for none");
+            p.PeaLimits = new Api.PeaLimits { MemoryBytes = own.Memory?.LimitInBytes ?? 0, CpuWeight = own.CPU is { } cpu ? (cpu.Weight != 0 ? cpu.Weight : cpu.LimitInShares) : 0 };
+        }
         return new Api.RunRequest { Handle = handle, Spec = p };
     }
 

@@ -68,6 +68,9 @@ internal sealed class CgroupTree(string parent, IReadOnlyList<string> hierarchie
 
     public string PathFor(string handle) => unified ? $"/{parent}/{handle}/{InitDir}" : $"/{parent}/{handle}";
 
+    // beside init on v2 (a cgroup with processes has no children there)
+    public string ChildPathFor(string handle, string child) => $"/{parent}/{handle}/{child}";
+
     public string? PrepareProcessCgroup(string handle, CgroupOwner? delegateTo = null)
     {
         var pids = pieces.OfType<Pids>().FirstOrDefault();

@@ -7,6 +7,10 @@ public interface ICgroupManager
     /// <summary>The absolute cgroup path (linux.cgroupsPath) of a container.</summary>
     string PathFor(string handle);
 
+    /// <summary>The cgroup path of a child of the container's own cgroup (a pea's, which runc makes and removes), under
+    /// the container's limits.</summary>
+    string ChildPathFor(string handle, string child) => $"{PathFor(handle)}/{child}";
+
     /// <summary>Creates the cgroup the container's processes run in (the pids limit applies there, so the agent's own
     /// threads never count against it and a fork bomb cannot starve the agent) and returns its directory, for the agent
     /// to move each process it spawns into; null when no pids controller is mounted. Call before the runtime starts.

@@ -17,7 +17,16 @@ public sealed record BundleSpec(
     string? NetnsPath = null,
     IReadOnlyList<BindMountSpec>? BindMounts = null,
     BundleUserNamespace? UserNamespace = null,
-    string? MemoryCgroupDir = null); // v1: the process cgroup in the memory hierarchy (the memory limit is there)
+    string? MemoryCgroupDir = null, // v1: the process cgroup in the memory hierarchy (the memory limit is there)
+    BundleJoin? Join = null,
+    BundleResources? Resources = null);
+
+/// <summary>A pea's: the namespaces of its container it joins by path (<c>/proc/INIT/ns/*</c>) instead of making its own;
+/// it makes only a mount namespace (its own root). User is null for a privileged container (it has none).</summary>
+public sealed record BundleJoin(string? User, string Network, string Ipc, string Pid, string Uts);
+
+/// <summary>Limits runc writes into the cgroup it makes (a pea's own); 0 = none.</summary>
+public sealed record BundleResources(ulong MemoryBytes, ulong CpuShares, ulong Pids);
 
 /// <summary>A user namespace runc joins by path (gardend made it, with its network namespace, before runc starts);
 /// runc still wants its mappings in the config.</summary>
@@ -46,6 +55,7 @@ public static class OciBundle
         var fd = 4;
         if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add((fd++).ToString()); }
         if (spec.MemoryCgroupDir is not null) { args.Add("--memory-cgroup-fd"); args.Add((fd++).ToString()); }
+        if (spec.Join is not null) args.Add("--pea");
         return args;
     }
     public const int HostnameMax = 49;
@@ -117,7 +127,6 @@ public static class OciBundle
                 ["noNewPrivileges"] = !spec.Privileged,
             },
             ["root"] = new JsonObject { ["path"] = spec.RootfsPath, ["readonly"] = false },
-            ["hostname"] = Hostname(spec.Handle),
             ["mounts"] = Mounts(spec),
             ["linux"] = new JsonObject
             {
@@ -132,6 +141,15 @@ public static class OciBundle
                 ["rootfsPropagation"] = "private",
             },
         };
+        // A pea shares its container's uts namespace: it sets no hostname of its own.
+        if (spec.Join is null) config["hostname"] = Hostname(spec.Handle);
+        if (spec.Resources is { } r)
+        {
+            var resources = config["linux"]!["resources"]!.AsObject();
+            if (r.MemoryBytes > 0) resources["memory"] = new JsonObject { ["limit"] = r.MemoryBytes, ["swap"] = r.MemoryBytes };
+            if (r.CpuShares > 0) resources["cpu"] = new JsonObject { ["shares"] = r.CpuShares };
+            if (r.Pids > 0) resources["pids"] = new JsonObject { ["limit"] = r.Pids };
+        }
         // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none.
         if (!spec.Privileged) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
         // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
@@ -161,6 +179,18 @@ public static class OciBundle
     private static JsonArray Namespaces(BundleSpec spec)
     {
         var ns = new JsonArray();
+        if (spec.Join is { } join)
+        {
+            // a pea: its container's namespaces (the user one first, as below), and a mount namespace of its own
+            JsonObject J(string type, string path) => new() { ["type"] = type, ["path"] = path };
+            if (join.User is not null) ns.Add(J("user", join.User));
+            ns.Add(J("pid", join.Pid));
+            ns.Add(J("network", join.Network));
+            ns.Add(J("ipc", join.Ipc));
+            ns.Add(J("uts", join.Uts));
+            ns.Add(new JsonObject { ["type"] = "mount" });
+            return ns;
+        }
         if (spec.UserNamespace is { } userns) ns.Add(new JsonObject { ["type"] = "user", ["path"] = userns.Path });
         ns.Add(new JsonObject { ["type"] = "pid" });
         ns.Add(spec.NetnsPath is null ? new JsonObject { ["type"] = "network" } : new JsonObject { ["type"] = "network", ["path"] = spec.NetnsPath });
@@ -185,7 +215,11 @@ public static class OciBundle
             M("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             M("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
             M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
-            M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),   // "tmpfs /dev/shm tmpfs" in /proc/mounts, as Garden's
+            // "tmpfs /dev/shm tmpfs" in /proc/mounts, as Garden's. A pea's has no size of its own, as Garden's peas (its
+            // pages are charged to its memory cgroup like any; GATS fills a pea's with 65 MB).
+            spec.Join is null
+                ? M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k")
+                : M("/dev/shm", "tmpfs", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777"),
             M("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
             M("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),   // read-only, privileged too (Garden's)
             M(AgentPathInContainer, "bind", spec.AgentBinary, "bind", "ro", "nosuid", "nodev"),

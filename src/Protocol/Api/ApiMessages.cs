@@ -44,6 +44,7 @@ public sealed partial class StopResponse : IApiMessage;
 public sealed partial class Rlimit : IApiMessage;
 public sealed partial class TtySpec : IApiMessage;
 public sealed partial class ProcessSpec : IApiMessage;
+public sealed partial class PeaLimits : IApiMessage;
 public sealed partial class StdinChunk : IApiMessage;
 public sealed partial class RunRequest : IApiMessage;
 public sealed partial class AttachRequest : IApiMessage;
