@@ -120,6 +120,24 @@ public sealed class HostStateTests : IDisposable
     }
 
     [Fact]
+    public void Admit_refuses_a_rootfs_that_is_holds_or_lies_inside_the_daemons_own_paths()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "state", "depot"));
+        var link = Path.Combine(_dir, "innocent");
+        File.CreateSymbolicLink(link, Path.Combine(_dir, "state"));
+        foreach (var rootfs in new[] { "/", _dir, Path.Combine(_dir, "state"), Path.Combine(_dir, "state", "depot"), link })
+        {
+            var e = Refused(() => HostState.Empty.Admit(Spec("r") with { Rootfs = rootfs }, Settings(), _host));
+            Assert.StartsWith("rootfs:", e.Message);
+            Assert.Contains("only gardend may use", e.Message);
+        }
+        var own = Directory.CreateDirectory(Path.Combine(_dir, "rootfs")).FullName;
+        Assert.Equal(own, HostState.Empty.Admit(Spec("ok") with { Rootfs = own }, Settings(), _host).Spec.Rootfs);
+        // one that does not exist is the rootfs step's to refuse (naming it), as before
+        Assert.Equal("/no/such/rootfs", HostState.Empty.Admit(Spec("gone") with { Rootfs = "/no/such/rootfs" }, Settings(), _host).Spec.Rootfs);
+    }
+
+    [Fact]
     public void A_NetIn_reserves_a_free_port_and_a_refused_one_gives_it_back()
     {
         var state = Admitted(HostState.Empty, Spec("a"));
@@ -150,7 +168,8 @@ public sealed class HostStateTests : IDisposable
         {
             Paths = ImmutableDictionary<string, string?>.Empty
                 .AddRange(settings.HostOnlyPaths.Select(p => KeyValuePair.Create(p, (string?)p)))
-                .Add("/no/such/link", "/no/such/target"),
+                .Add("/no/such/link", "/no/such/target")
+                .Add(settings.DefaultRootfs, "/no/such/rootfs"),
             Ports = ImmutableDictionary<int, bool>.Empty.Add(40000, true).Add(40001, false),
         };
         var a = HostState.Empty.Admit(Spec("x", netIn: [new PortMapping(0, 80)]) with { BindMounts = [new BindMount("/no/such/link", "/mnt", true)] },
@@ -174,7 +193,8 @@ public sealed class HostStateTests : IDisposable
         Assert.Equal([40003, 40000, 40001], asked); // the named port, then the pool up to its first free port
         Assert.True(facts.TcpPortInUse(40000));
         Assert.False(facts.TcpPortInUse(40001));
-        Assert.Empty(facts.Paths); // no bind mounts: no path to resolve
+        // no bind mounts: only the rootfs and the daemon's own paths, to check the one is not among the others
+        Assert.Equal(settings.HostOnlyPaths.Append(settings.DefaultRootfs).Order(), facts.Paths.Keys.Order());
         Assert.Empty(HostFacts.ForCreate(HostState.Empty, Spec("y", netIn: [new PortMapping(0, 80)]), Settings("network.enabled = off"), host).Ports);
     }
 

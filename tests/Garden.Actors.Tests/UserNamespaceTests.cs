@@ -166,7 +166,7 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
     {
         var depot = Path.Combine(StateDir, "depot", "old");
         var legacy = new RootfsPaths("/run/garden-actors/mounts/old", depot);
-        var spec = new ContainerSpecRecord { Handle = "old", Rootfs = Path.Combine(StateDir, "base"), Limits = new LimitsRecord() };
+        var spec = new ContainerSpecRecord { Handle = "old", Rootfs = BaseRootfs, Limits = new LimitsRecord() };
         Sys.ActorOf(Props.Create(() => new EarlierBuild("host", new object[] { new ContainerRegistered { Handle = "old", Incarnation = 1 } })))
             .Tell("go", TestActor);
         ExpectMsg("host");

@@ -343,10 +343,11 @@ public sealed class GardenSemanticsTests(DaemonFixture fx) : IClassFixture<Daemo
                 .Where(m => m.Groups[1].Value.Contains("ro")).SelectMany(m => m.Groups[2].Value.Split(',')).ToHashSet();
             foreach (var c in new[] { "cpu", "cpuacct", "memory", "devices", "freezer", "pids" })
                 Assert.True(options.Contains(c), $"{c} not mounted read-only:\n{mountinfo}");
-            // the pids limit is on the cgroup its processes run in, below the container's: readable, not writable
+            // the pids limit is on the cgroup its processes run in, below the container's: readable, not writable. It reads
+            // 78: the limit asked plus the one slot of the agent's spawner, which lives there (README, "the spawner").
             var write = await Run(h, Sh("for f in $(find /sys/fs/cgroup/pids -name pids.max); do echo max > $f && echo wrote $f; done 2>/dev/null; " +
                                         "find /sys/fs/cgroup/pids -name pids.max | xargs cat | sort -u"));
-            Assert.Equal("77\nmax\n", write.StdoutText);
+            Assert.Equal("78\nmax\n", write.StdoutText);
             Assert.DoesNotContain(" cgroup ", (await Run(priv, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText);
             Assert.Contains("tmpfs /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime",
                 (await Run(h, new ProcessSpec { Path = "cat", Args = { "/proc/mounts" } })).StdoutText);   // GATS reads it so

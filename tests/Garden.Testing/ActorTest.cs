@@ -39,14 +39,19 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
     {
         _settings = settings;
         StateDir = TestPaths.NewTempDir(name);
-        BaseRootfs = Directory.CreateDirectory(Path.Combine(StateDir, "base")).FullName;
+        // beside the state dir, not in it: a rootfs inside gardend's own paths is refused (RootDirectory)
+        BaseRootfs = TestPaths.NewTempDir(name + "-base");
         if (startHost) StartHost();
     }
 
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing) Directory.Delete(StateDir, recursive: true);
+        if (disposing)
+        {
+            Directory.Delete(StateDir, recursive: true);
+            Directory.Delete(BaseRootfs, recursive: true);
+        }
     }
 
     /// <summary>The fakes behind the host's effects; <see cref="Calls"/> is their log.</summary>

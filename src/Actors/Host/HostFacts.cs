@@ -22,18 +22,19 @@ public sealed record HostFacts(ImmutableDictionary<string, string?> Paths, Immut
         ? used
         : throw new InvalidOperationException($"the host was not asked about port {port} before the decision");
 
-    /// <summary>The facts <see cref="HostState.Admit"/> reads for <paramref name="request"/>: its bind mount sources and
-    /// the daemon's own paths, resolved; its host ports and enough of the port pool for its NetIns that ask for any port.</summary>
+    /// <summary>The facts <see cref="HostState.Admit"/> reads for <paramref name="request"/>: its bind mount sources, its
+    /// rootfs directory and the daemon's own paths, resolved; its host ports and enough of the port pool for its NetIns that ask for any port.</summary>
     public static HostFacts ForCreate(HostState state, ContainerSpec request, GardenSettings settings, IHostResources host)
     {
         var paths = ImmutableDictionary.CreateBuilder<string, string?>();
         var mounts = request.BindMountsOrEmpty;
-        if (!mounts.IsEmpty)
-        {
+        var rootfs = request.Rootfs.Length > 0 ? request.Rootfs : settings.DefaultRootfs;
+        var rootDir = !Garden.Linux.Images.ImageReference.IsImage(rootfs);
+        if (!mounts.IsEmpty || rootDir)
             foreach (var p in settings.HostOnlyPaths) paths[p] = host.ResolvePath(p);
-            foreach (var m in mounts)
-                if (m.Source.Length > 0 && m.Source[0] == '/') paths[m.Source] = host.ResolvePath(m.Source);
-        }
+        if (rootDir) paths[rootfs] = host.ResolvePath(rootfs);
+        foreach (var m in mounts)
+            if (m.Source.Length > 0 && m.Source[0] == '/') paths[m.Source] = host.ResolvePath(m.Source);
         var ports = settings.Network.Enabled
             ? PortsFor(state, request.NetInOrEmpty.Select(m => m.HostPort).ToList(), settings.Network, host)
             : ImmutableDictionary<int, bool>.Empty;

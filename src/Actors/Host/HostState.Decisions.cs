@@ -35,6 +35,8 @@ public sealed partial record HostState
             try { Garden.Linux.Images.ImageReference.Parse(spec.Rootfs); }
             catch (Garden.Linux.Images.ImageException e) { throw GardenException.Invalid("image", e.Message); }
         }
+        else if (host.ResolvePath(spec.Rootfs) is { } rootfs)   // one that does not exist fails with the rootfs step, naming it
+            Throw(RootDirectory.Problem("rootfs", spec.Rootfs, rootfs, HostOnly(settings, host)));
         Throw(EnvEntries.Problem(spec.Env) ?? ExecArgs.Problem([], spec.Env));
         Throw(spec.LimitsOrNone.Problem());
         spec = spec with
@@ -100,7 +102,7 @@ public sealed partial record HostState
     private static ImmutableArray<BindMount> ResolvedBindMounts(ImmutableArray<BindMount> mounts, GardenSettings settings, HostFacts host)
     {
         if (mounts.IsEmpty) return mounts;
-        var hostOnly = settings.HostOnlyPaths.Select(p => host.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
+        var hostOnly = HostOnly(settings, host);
         var resolved = ImmutableArray.CreateBuilder<BindMount>(mounts.Length);
         foreach (var (mount, i) in mounts.Select((m, i) => (m, i)))
         {
@@ -109,6 +111,10 @@ public sealed partial record HostState
         }
         return resolved.MoveToImmutable();
     }
+
+    /// <summary>The paths only gardend may use (state dir, mount dir, sockets), resolved.</summary>
+    private static List<string> HostOnly(GardenSettings settings, HostFacts host) =>
+        settings.HostOnlyPaths.Select(p => host.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
 
     /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>
     private ContainerSpec WithNetwork(ContainerSpec spec, NetworkSettings network, HostFacts host)

@@ -141,9 +141,23 @@ public static class PeaImage
         var spelled = resolved is null || resolved == image ? "" : $" (that is {resolved})";
         if (resolved is null || !Directory.Exists(resolved))
             return GardenException.Invalid("image", $"\"{image}\"{spelled} does not exist on the host or is not a directory");
+        return RootDirectory.Problem("image", image, resolved, hostOnly);
+    }
+}
+
+/// <summary>A host directory that becomes a root file system (a Create's rootfs, a pea's image): the lower layer of an
+/// overlay its container reads as its own.</summary>
+public static class RootDirectory
+{
+    /// <summary>What is wrong with <paramref name="path"/> (<paramref name="resolved"/>: its canonical path), or null: it
+    /// must neither be, nor lie inside, nor hold one of <paramref name="hostOnly"/> (resolved), or a root of "/" or of a
+    /// parent of the state dir would give the container gardend's journal (every container's environment) and sockets.</summary>
+    public static GardenException? Problem(string field, string path, string resolved, IReadOnlyCollection<string> hostOnly)
+    {
+        var spelled = resolved == path ? "" : $" (that is {resolved})";
         if (hostOnly.FirstOrDefault(root => BindMount.IsAtOrUnder(resolved, root) || BindMount.IsAtOrUnder(root, resolved)) is { } forbidden)
-            return GardenException.Invalid("image", $"\"{image}\"{spelled} is, holds or lies inside {forbidden}, which only gardend may use: " +
-                "a pea must not reach the daemon's state, journal or sockets");
+            return GardenException.Invalid(field, $"\"{path}\"{spelled} is, holds or lies inside {forbidden}, which only gardend may use: " +
+                "a container must not reach the daemon's state, journal or sockets");
         return null;
     }
 }

@@ -200,6 +200,26 @@ public sealed class HostEscapeTests(DaemonFixture fx) : IClassFixture<DaemonFixt
         }
     }
 
+    /// <summary>A rootfs is the lower layer of the root its container reads as its own: a rootfs of "/" (or of a parent of
+    /// the state dir, or of a path inside it) would give container root the journal (every container's environment),
+    /// the other containers' depots and the API socket. Refused naming the rootfs, before anything is made.</summary>
+    [InstallFact]
+    public async Task A_rootfs_of_the_hosts_root_or_the_state_dir_is_refused_before_anything_is_made()
+    {
+        var link = Path.Combine(Control(), "innocent-root");
+        if (!File.Exists(link) && !Directory.Exists(link)) File.CreateSymbolicLink(link, "/");
+        foreach (var rootfs in new[] { "/", link, Path.GetDirectoryName(D.StateDir)!, D.StateDir, Path.Combine(D.StateDir, "depot") })
+        {
+            var h = Unique("rootbad");
+            var r = await D.CliAsync("create", "--handle", h, "--rootfs", rootfs);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("rootfs", r.Stderr);
+            Assert.Contains("only gardend may use", r.Stderr);
+            Assert.Empty(Host.Leftovers(D, h));
+            Assert.DoesNotContain(h, (await D.CliAsync("list")).Stdout);
+        }
+    }
+
     /// <summary>Destroys what a failed test left on its own daemon (starting it again if it is down), then disposes it.</summary>
     private sealed class DaemonGuard(Gardend d) : IAsyncDisposable
     {
