@@ -60,6 +60,11 @@ ADDUSER
 chmod 755 "$rootfs/usr/sbin/adduser"
 # and Alpine's `operator` (uid 11, gid 0), which GATS's peas spec "when a username is provided" runs as
 grep -q '^operator:' "$rootfs/etc/passwd" || echo 'operator:x:11:0:operator:/root:/sbin/nologin' >> "$rootfs/etc/passwd"
+# GATS's TEST_ROOTFS is, upstream, an Alpine image, and its peas spec "runs a process in its own rootfs" reads the image's
+# identity from /etc/os-release (the container and the pea use that same image there, so the spec checks the fixture, not
+# which root the pea has: tests/Garden.EndToEnd.Tests/PeaTests.cs checks that with two different roots). The copy gets
+# Alpine's NAME line, marked as this fixture's, beside the adduser and operator above.
+[ -e "$rootfs/etc/os-release" ] || printf 'NAME="Alpine Linux"\nID=alpine\n# not Alpine: the busybox rootfs of Garden.Actors, dressed as GATS'"'"'s fixture (scripts/gats.sh)\n' > "$rootfs/etc/os-release"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)

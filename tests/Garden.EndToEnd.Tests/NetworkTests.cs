@@ -293,7 +293,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Ok(await d.CliAsync("create", "--handle", one, "--net-in", "0:8080", "--bandwidth", "1M"));
             Ok(await d.CliAsync("net-in", one, "0:8081"));
             Ok(await d.CliAsync("net-out", one, "--network", "10.0.0.0/8", "--port", "80-90", "--protocol", "tcp", "--log"));
-            Assert.NotEmpty(await Kernel.ContainerLeftovers(d.NetworkPrefix)); // the check sees them while they exist
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(d.NetworkPrefix, settle: false)); // the check sees them while they exist
             Ok(await d.CliAsync("destroy", one));
             Assert.Empty(await Kernel.ContainerLeftovers(d.NetworkPrefix));
 
@@ -351,7 +351,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Assert.NotEqual(0, create.ExitCode);
             await d.WaitForExitAsync();
             // The crash came after the veth and the namespace were made: there is something to clean.
-            Assert.NotEmpty(await Kernel.Leftovers(d.NetworkPrefix));
+            Assert.NotEmpty(await Kernel.Leftovers(d.NetworkPrefix, settle: false));
 
             d.Configure("");
             await d.StartAsync();
@@ -456,13 +456,13 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Assert.Contains(shared, l => l.StartsWith("ip6 filter: -A INPUT -j "));
             // The next first container finds them there; and it still gets its rules.
             Ok(await d.CliAsync("create", "--handle", b, "--net-in", "0:8080"));
-            Assert.NotEmpty(await Kernel.ContainerLeftovers(p));
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(p, settle: false));
             Assert.Equal(shared, await Kernel.Shared(p));
 
             // gardend stops while a container runs: the container keeps its rules, and the shared chains it needs.
             await d.StopAsync();
             Assert.Contains("gardend stopping", d.Log);
-            Assert.NotEmpty(await Kernel.ContainerLeftovers(p));
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(p, settle: false));
             Assert.Equal(shared, await Kernel.Shared(p));
 
             await d.StartAsync();
@@ -614,11 +614,19 @@ internal static class Kernel
     private static Regex ChainName(string prefix) => new($"(?<![A-Za-z0-9]){Regex.Escape(prefix)}-");
 
     /// <summary>Links, namespaces, iptables lines (both tables) and ip6tables lines of the prefix; empty = a clean host.</summary>
-    public static async Task<List<string>> Leftovers(string prefix)
+    public static async Task<List<string>> Leftovers(string prefix, bool settle = true)
     {
         var found = new List<string>();
-        found.AddRange(Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>()
-            .Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => $"link {n}"));
+        // A container's host-side veth goes with its network namespace, which the kernel frees in a work queue of its own
+        // (cleanup_net) once the last process in it is reaped: under load that can be a moment after Destroy answered. A link
+        // that is still there after 5 s is held by something and reported.
+        var links = Links(prefix);
+        for (var waited = 0; settle && links.Count > 0 && waited < 5000; waited += 100)
+        {
+            await Task.Delay(100);
+            links = Links(prefix);
+        }
+        found.AddRange(links);
         if (Directory.Exists("/run/netns"))
             found.AddRange(Directory.GetFileSystemEntries("/run/netns").Select(Path.GetFileName).OfType<string>()
                 .Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => $"netns {n}"));
@@ -628,6 +636,10 @@ internal static class Kernel
         found.AddRange((await Save6()).Split('\n').Where(l => chain.IsMatch(l)).Select(l => $"ip6 filter: {l}"));
         return found;
     }
+
+    private static List<string> Links(string prefix) =>
+        Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).OfType<string>()
+            .Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Select(n => $"link {n}").ToList();
 
     private static readonly string[] SharedSuffixes = ["forward", "input", "prerouting", "output", "postrouting"];
 
@@ -647,12 +659,12 @@ internal static class Kernel
     }
 
     /// <summary>What a container left: <see cref="Leftovers"/> but the shared chains, which stay while gardend runs.</summary>
-    public static async Task<List<string>> ContainerLeftovers(string prefix) =>
-        (await Leftovers(prefix)).Where(l => !IsShared(prefix, l)).ToList();
+    public static async Task<List<string>> ContainerLeftovers(string prefix, bool settle = true) =>
+        (await Leftovers(prefix, settle)).Where(l => !IsShared(prefix, l)).ToList();
 
     /// <summary>The shared chains with their fixed rules, the jumps into them, and the IPv6 guard, as the kernel shows them.</summary>
     public static async Task<List<string>> Shared(string prefix) =>
-        (await Leftovers(prefix)).Where(l => IsShared(prefix, l)).ToList();
+        (await Leftovers(prefix, settle: false)).Where(l => IsShared(prefix, l)).ToList();
 
     public static IEnumerable<string> SharedJumps(string prefix) =>
         new[] { ("filter", "FORWARD", "forward"), ("filter", "INPUT", "input"), ("nat", "PREROUTING", "prerouting"), ("nat", "OUTPUT", "output"),

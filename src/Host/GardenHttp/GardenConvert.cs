@@ -128,6 +128,9 @@ public static class GardenConvert
     {
         // A process's own image makes it a pea: a directory path, as a Create's rootfs (no registry, no image plugin).
         var image = string.IsNullOrEmpty(spec.Image?.URI) ? "" : Rootfs(null, spec.Image.URI);
+        if (image.Length > 0 && image[0] != '/')
+            throw GardenException.Invalid("image.uri", $"\"{spec.Image!.URI}\": a process's own image (a pea) is a directory path " +
+                "(raw:///DIR or /DIR); image references (docker://, oci://, ...) are for a container's Create");
         if (spec.BindMounts is { Count: > 0 })
             throw GardenException.Invalid("bind_mounts", "bind mounts of a process (a pea's) are not supported: give them to the container at its Create");
         var p = new Api.ProcessSpec
