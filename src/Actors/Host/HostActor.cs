@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Garden.Actors.Container;
+using Garden.Actors.Kernel;
 using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Protocol.Journal;
@@ -44,6 +45,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// Status.Failure from it), and the NetIns waiting for it.</summary>
     private readonly Dictionary<string, (PortMapping Mapping, IActorRef ReplyTo)> _netIns = new();
     private readonly Dictionary<string, Queue<(ContainerProtocol.NetIn Request, IActorRef ReplyTo)>> _netInQueue = new();
+    /// <summary>Creates of a handle whose release still runs: each is taken up again once it finished.</summary>
+    private readonly Dictionary<string, List<(HostProtocol.CreateContainer Request, IActorRef ReplyTo)>> _awaitingRelease = new();
+    /// <summary>The releases running now (a pending one not in it waits for its retry).</summary>
+    private readonly HashSet<string> _releasing = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -77,6 +82,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record LeftoversPruned(Exception? Error);
+
+    /// <summary>The release of a container that is gone ended (<paramref name="Error"/>: it failed, and is tried again).</summary>
+    private sealed record ReleaseEnded(string Handle, Exception? Error);
+
+    private sealed record RetryRelease(string Handle);
 
     /// <summary>What a decision made off the actor's thread came to: an <see cref="Admission"/>, a
     /// <see cref="NetInReservation"/>, or the error for the client.</summary>
@@ -193,6 +203,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void SpawnRecovered()
     {
+        if (_state.Releasing.Count > 0)
+            _log.Info("finishing the release of {0} container(s) an earlier gardend destroyed: {1}", _state.Releasing.Count, string.Join(", ", _state.Releasing.Keys));
+        foreach (var handle in _state.Releasing.Keys) StartRelease(handle);
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -290,6 +303,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.CreateContainer>(msg =>
         {
+            if (_releasing.Contains(msg.Spec.Handle))
+            {
+                // its paths are the handle's: the new one is made once the old one's are removed
+                if (!_awaitingRelease.TryGetValue(msg.Spec.Handle, out var waiting)) _awaitingRelease[msg.Spec.Handle] = waiting = [];
+                waiting.Add((msg, Sender));
+                return;
+            }
             var (settings, resources) = (_settings, _resources);
             Decide(state => state.Admit(msg.Spec, settings, HostFacts.ForCreate(state, msg.Spec, settings, resources)));
         });
@@ -332,6 +352,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) Directory(_directory.With(msg));
         });
         Command<Terminated>(OnTerminated);
+        Command<ReleaseEnded>(OnReleaseEnded);
+        Command<RetryRelease>(r =>
+        {
+            if (_state.Releasing.ContainsKey(r.Handle)) StartRelease(r.Handle);
+        });
         Snapshots();
     }
 
@@ -481,7 +506,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _handles[child] = handle;
     }
 
-    /// <summary>Journals that the handle is free, then stops its actor.</summary>
+    /// <summary>Journals that the handle is free, stops its actor, and starts releasing what the container still holds
+    /// (pending in the journal: a restart finishes it).</summary>
     private void Release(string handle, Action then)
     {
         if (_state.Release(handle) is not { } released)
@@ -491,6 +517,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
         Record(released, () =>
         {
+            StartRelease(handle);
             if (_children.Remove(handle, out var child))
             {
                 _handles.Remove(child);
@@ -502,6 +529,47 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             then();
         });
     }
+
+    /// <summary>Releases, off the actor's thread, what a container that is gone still holds (<see cref="ContainerDestroyer.ReleaseAsync"/>,
+    /// idempotent); its end comes back as <see cref="ReleaseEnded"/>.</summary>
+    private void StartRelease(string handle)
+    {
+        if (!_releasing.Add(handle)) return;
+        var paths = ContainerPaths.For(_settings, handle);
+        var log = ContainerLog.For(Context.System, handle);
+        var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+        var network = _state.Networks.GetValueOrDefault(handle);
+        var faults = _settings.Faults;
+        Task.Run(async () =>
+            {
+                faults.Hit("release-started");
+                await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
+            })
+            .ContinueWith(t => new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
+            .PipeTo(Self);
+    }
+
+    private void OnReleaseEnded(ReleaseEnded ended)
+    {
+        _releasing.Remove(ended.Handle);
+        if (ended.Error is not null)
+        {
+            // what it holds of the pools stays taken; a Create of its handle is refused until it is released
+            ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed; trying again in {0}", ReleaseRetry);
+            if (_awaitingRelease.Remove(ended.Handle, out var refused))
+                foreach (var (request, replyTo) in refused) Self.Tell(request, replyTo);
+            Timers.StartSingleTimer("release-" + ended.Handle, new RetryRelease(ended.Handle), ReleaseRetry);
+            return;
+        }
+        if (_state.ReleaseDone(ended.Handle) is not { } done) return;
+        Record(done, () =>
+        {
+            if (_awaitingRelease.Remove(ended.Handle, out var waiting))
+                foreach (var (request, replyTo) in waiting) Self.Tell(request, replyTo);
+        });
+    }
+
+    private static readonly TimeSpan ReleaseRetry = TimeSpan.FromSeconds(5);
 
     private void OnTerminated(Terminated t)
     {
