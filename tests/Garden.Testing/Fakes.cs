@@ -541,10 +541,13 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
         return true;
     }
 
-    public Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
+    /// <summary>When set, every Remove waits for it (a slow iptables-restore).</summary>
+    public Task? RemoveGate { get; set; }
+
+    public async Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
     {
+        if (RemoveGate is { } gate) await gate.WaitAsync(ct);
         if (_rules.TryRemove(network.Handle, out _)) log.Add(new Call.FirewallRemoved(network.Handle));
-        return Task.CompletedTask;
     }
 
     public Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)
