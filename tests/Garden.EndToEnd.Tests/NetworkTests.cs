@@ -293,7 +293,7 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Ok(await d.CliAsync("create", "--handle", one, "--net-in", "0:8080", "--bandwidth", "1M"));
             Ok(await d.CliAsync("net-in", one, "0:8081"));
             Ok(await d.CliAsync("net-out", one, "--network", "10.0.0.0/8", "--port", "80-90", "--protocol", "tcp", "--log"));
-            Assert.NotEmpty(await Kernel.ContainerLeftovers(d.NetworkPrefix)); // the check sees them while they exist
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(d.NetworkPrefix, settle: false)); // the check sees them while they exist
             Ok(await d.CliAsync("destroy", one));
             Assert.Empty(await Kernel.ContainerLeftovers(d.NetworkPrefix));
 
@@ -456,13 +456,13 @@ public sealed class NetworkTests(DaemonFixture fx) : IClassFixture<DaemonFixture
             Assert.Contains(shared, l => l.StartsWith("ip6 filter: -A INPUT -j "));
             // The next first container finds them there; and it still gets its rules.
             Ok(await d.CliAsync("create", "--handle", b, "--net-in", "0:8080"));
-            Assert.NotEmpty(await Kernel.ContainerLeftovers(p));
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(p, settle: false));
             Assert.Equal(shared, await Kernel.Shared(p));
 
             // gardend stops while a container runs: the container keeps its rules, and the shared chains it needs.
             await d.StopAsync();
             Assert.Contains("gardend stopping", d.Log);
-            Assert.NotEmpty(await Kernel.ContainerLeftovers(p));
+            Assert.NotEmpty(await Kernel.ContainerLeftovers(p, settle: false));
             Assert.Equal(shared, await Kernel.Shared(p));
 
             await d.StartAsync();
@@ -646,9 +646,19 @@ internal static class Kernel
                (!line.Contains("--comment ", StringComparison.Ordinal) || Regex.IsMatch(line, $@"--comment ""?{p}:"));
     }
 
-    /// <summary>What a container left: <see cref="Leftovers"/> but the shared chains, which stay while gardend runs.</summary>
-    public static async Task<List<string>> ContainerLeftovers(string prefix) =>
-        (await Leftovers(prefix)).Where(l => !IsShared(prefix, l)).ToList();
+    /// <summary>What a container left: <see cref="Leftovers"/> but the shared chains, which stay while gardend runs. A
+    /// Destroy answers before its rules and links are removed: unless <paramref name="settle"/> is false, what is found is
+    /// looked for again for up to 5 s until it is gone.</summary>
+    public static async Task<List<string>> ContainerLeftovers(string prefix, bool settle = true)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (true)
+        {
+            var found = (await Leftovers(prefix)).Where(l => !IsShared(prefix, l)).ToList();
+            if (!settle || found.Count == 0 || DateTime.UtcNow >= deadline) return found;
+            await Task.Delay(50);
+        }
+    }
 
     /// <summary>The shared chains with their fixed rules, the jumps into them, and the IPv6 guard, as the kernel shows them.</summary>
     public static async Task<List<string>> Shared(string prefix) =>

@@ -49,6 +49,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, List<(HostProtocol.CreateContainer Request, IActorRef ReplyTo)>> _awaitingRelease = new();
     /// <summary>The releases running now (a pending one not in it waits for its retry).</summary>
     private readonly HashSet<string> _releasing = new();
+    /// <summary>The same, as tasks a stopping gardend waits for (read by the shutdown task, off the actor's thread).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _releaseTasks = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -62,6 +64,22 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId => "host";
+
+    protected override void PreStart()
+    {
+        base.PreStart();
+        // A stopping gardend lets the releases in flight end (a restart would finish them, but nothing should wait for
+        // it); the phase's timeout bounds the wait.
+        var tasks = _releaseTasks;
+        CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceStop, "garden-finish-releases",
+            () => Task.WhenAll(tasks.Values).ContinueWith(_ => Akka.Done.Instance));
+    }
+
+    protected override void PostStop()
+    {
+        _releaseTasks.Clear(); // a host that stopped waits for nothing (its journal keeps what is pending)
+        base.PostStop();
+    }
 
     public static string Version { get; } =
         typeof(HostActor).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -540,12 +558,17 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
         var network = _state.Networks.GetValueOrDefault(handle);
         var faults = _settings.Faults;
-        Task.Run(async () =>
+        var release = Task.Run(async () =>
+        {
+            faults.Hit("release-started");
+            await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
+        });
+        _releaseTasks[handle] = release;
+        release.ContinueWith(t =>
             {
-                faults.Hit("release-started");
-                await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
+                _releaseTasks.TryRemove(new KeyValuePair<string, Task>(handle, release));
+                return new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException());
             })
-            .ContinueWith(t => new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
             .PipeTo(Self);
     }
 
