@@ -296,6 +296,26 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     }
 
     [Fact]
+    public async Task A_release_that_fails_keeps_what_it_holds_and_is_tried_again()
+    {
+        Create("busy");
+        Rootfs.FailNextDestroy = new Garden.Linux.Rootfs.RootfsException("umount: target is busy");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("busy"));
+        Assert.Empty(List());
+        // its depot and mount point are the handle's: a Create of it is refused, saying why, until they are gone
+        AwaitAssert(() =>
+        {
+            var e = Error(new HostProtocol.CreateContainer(Spec("busy")));
+            Assert.Equal(ErrorKind.Unavailable, e.Kind);
+            Assert.Contains("still being released", e.Message);
+        });
+        Assert.Equal(1, Rootfs.MountedCount);
+        Clock.Advance(TimeSpan.FromSeconds(5)); // the retry
+        AwaitAssert(() => Assert.Equal(0, Rootfs.MountedCount));
+        AwaitAssert(() => Assert.Equal("busy", Create("busy")));
+    }
+
+    [Fact]
     public async Task Destroy_works_when_the_agent_is_gone()
     {
         var h = Create("dead");

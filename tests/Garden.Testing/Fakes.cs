@@ -145,8 +145,14 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
         return Task.FromResult(paths.MountPoint);
     }
 
+    private Exception? _failNextDestroy;
+
+    /// <summary>Set to make the next Destroy fail (as a busy mount would: nothing unmounted).</summary>
+    public Exception? FailNextDestroy { get => _failNextDestroy; set => _failNextDestroy = value; }
+
     public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
+        if (Interlocked.Exchange(ref _failNextDestroy, null) is { } e) return Task.FromException(e);
         log.Add(new Call.RootfsDestroyed(handle));
         _mounted.TryRemove(paths.MountPoint, out _);
         _mounted.TryRemove(paths.LegacyMountPoint, out _);

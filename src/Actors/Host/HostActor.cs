@@ -49,6 +49,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, List<(HostProtocol.CreateContainer Request, IActorRef ReplyTo)>> _awaitingRelease = new();
     /// <summary>The releases running now (a pending one not in it waits for its retry).</summary>
     private readonly HashSet<string> _releasing = new();
+    /// <summary>Per pending release, how many times it failed (its next try waits longer each time).</summary>
+    private readonly Dictionary<string, int> _releaseFailures = new();
     /// <summary>The same, as tasks a stopping gardend waits for (read by the shutdown task, off the actor's thread).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _releaseTasks = new();
 
@@ -578,12 +580,15 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (ended.Error is not null)
         {
             // what it holds of the pools stays taken; a Create of its handle is refused until it is released
-            ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed; trying again in {0}", ReleaseRetry);
+            var failures = _releaseFailures[ended.Handle] = _releaseFailures.GetValueOrDefault(ended.Handle) + 1;
+            var wait = ReleaseRetry(failures);
+            ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed ({0} time(s)); trying again in {1}", failures, wait);
             if (_awaitingRelease.Remove(ended.Handle, out var refused))
                 foreach (var (request, replyTo) in refused) Self.Tell(request, replyTo);
-            Timers.StartSingleTimer("release-" + ended.Handle, new RetryRelease(ended.Handle), ReleaseRetry);
+            Timers.StartSingleTimer("release-" + ended.Handle, new RetryRelease(ended.Handle), wait);
             return;
         }
+        _releaseFailures.Remove(ended.Handle);
         if (_state.ReleaseDone(ended.Handle) is not { } done) return;
         Record(done, () =>
         {
@@ -592,7 +597,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private static readonly TimeSpan ReleaseRetry = TimeSpan.FromSeconds(5);
+    /// <summary>5 s after the first failure, twice as long after each next one, at most 5 min.</summary>
+    private static TimeSpan ReleaseRetry(int failures) => TimeSpan.FromSeconds(Math.Min(300, 5 * Math.Pow(2, Math.Min(failures - 1, 10))));
 
     private void OnTerminated(Terminated t)
     {
