@@ -98,6 +98,7 @@ public sealed class PeaActorTests : ActorTest
         var containerKilled = calls.IndexOf(new Call.Killed("pd", 9));
         Assert.True(peaDeleted >= 0 && containerKilled > peaDeleted, string.Join("\n", calls));
         Assert.Empty(Runtime.Containers);
-        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", h)));
+        // the depot goes with the release that follows the reply
+        await AwaitAssertAsync(() => Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", h))), TimeSpan.FromSeconds(10));
     }
 }
