@@ -1,4 +1,5 @@
 using Garden.Host.ApiCore;
+using Garden.Linux.IO;
 using Api = Garden.Protocol.Api;
 
 namespace Garden.Host.GardenHttp;

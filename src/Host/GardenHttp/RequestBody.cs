@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Garden.Linux.IO;
 
 namespace Garden.Host.GardenHttp;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Garden.Linux.IO;
 
 namespace Garden.Linux.Images;
 
@@ -132,13 +133,8 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     /// <summary>The body of a response, disposing the response with it.</summary>
-    private sealed class ResponseStream(Stream inner, HttpResponseMessage response, TimeSpan stall) : Stream
+    private sealed class ResponseStream(Stream inner, HttpResponseMessage response, TimeSpan stall) : ReadOnlyStream
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
         public override int Read(Span<byte> buffer) => inner.Read(buffer);
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
@@ -152,12 +148,6 @@ public sealed class RegistrySource(ImageReference reference, HttpClient http, IR
             }
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
-            ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         protected override void Dispose(bool disposing)
         {
             if (disposing) { inner.Dispose(); response.Dispose(); }

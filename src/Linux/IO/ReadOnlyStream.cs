@@ -1,7 +1,9 @@
-namespace Garden.Host.GardenHttp;
+namespace Garden.Linux.IO;
 
 /// <summary>A forward-only, read-only stream whose one real member is <see cref="ReadAsync(Memory{byte}, CancellationToken)"/>:
-/// the array and synchronous reads bridge to it, and everything a read-only, unseekable stream does not do throws.</summary>
+/// the array and synchronous reads bridge to it (a subclass with a cheaper synchronous read overrides it), and everything a
+/// read-only, unseekable stream does not do throws. Garden HTTP's request bodies and StreamOut chunks, the image layer
+/// streams.</summary>
 public abstract class ReadOnlyStream : Stream
 {
     public abstract override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default);
