@@ -60,6 +60,11 @@ public sealed record GardenSettings(
     public IReadOnlyList<string> HostOnlyPaths =>
         ApiSocket.Length == 0 ? [StateDir, MountDir] : [StateDir, MountDir, ApiSocket];
 
+    /// <summary><see cref="HostOnlyPaths"/> as the host resolves them (<paramref name="resolve"/>: realpath, null when
+    /// a path does not exist yet, which then counts as spelled).</summary>
+    public List<string> ResolvedHostOnlyPaths(Func<string, string?> resolve) =>
+        HostOnlyPaths.Select(p => resolve(p) ?? Path.GetFullPath(p)).ToList();
+
     public string JournalPath => Path.Combine(StateDir, "journal.db");
 
     public string DepotDir => Path.Combine(StateDir, "depot");

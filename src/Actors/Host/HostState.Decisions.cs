@@ -36,7 +36,7 @@ public sealed partial record HostState
             catch (Garden.Linux.Images.ImageException e) { throw GardenException.Invalid("image", e.Message); }
         }
         else if (host.ResolvePath(spec.Rootfs) is { } rootfs)   // one that does not exist fails with the rootfs step, naming it
-            Throw(RootDirectory.Problem("rootfs", spec.Rootfs, rootfs, HostOnly(settings, host)));
+            Throw(RootDirectory.Problem("rootfs", spec.Rootfs, rootfs, settings.ResolvedHostOnlyPaths(host.ResolvePath)));
         Throw(EnvEntries.Problem(spec.Env) ?? ExecArgs.Problem([], spec.Env));
         Throw(spec.LimitsOrNone.Problem());
         spec = spec with
@@ -102,7 +102,7 @@ public sealed partial record HostState
     private static ImmutableArray<BindMount> ResolvedBindMounts(ImmutableArray<BindMount> mounts, GardenSettings settings, HostFacts host)
     {
         if (mounts.IsEmpty) return mounts;
-        var hostOnly = HostOnly(settings, host);
+        var hostOnly = settings.ResolvedHostOnlyPaths(host.ResolvePath);
         var resolved = ImmutableArray.CreateBuilder<BindMount>(mounts.Length);
         foreach (var (mount, i) in mounts.Select((m, i) => (m, i)))
         {
@@ -111,10 +111,6 @@ public sealed partial record HostState
         }
         return resolved.MoveToImmutable();
     }
-
-    /// <summary>The paths only gardend may use (state dir, mount dir, sockets), resolved.</summary>
-    private static List<string> HostOnly(GardenSettings settings, HostFacts host) =>
-        settings.HostOnlyPaths.Select(p => host.ResolvePath(p) ?? Path.GetFullPath(p)).ToList();
 
     /// <summary>The spec with its network taken from the pools: an address, and a host port for each NetIn.</summary>
     private ContainerSpec WithNetwork(ContainerSpec spec, NetworkSettings network, HostFacts host)

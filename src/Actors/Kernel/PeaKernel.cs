@@ -223,7 +223,7 @@ public sealed class PeaKernel(KernelContext k)
     {
         var host = k.Fx.Host;
         var resolved = host is null ? image : host.ResolvePath(image);
-        var hostOnly = k.Settings.HostOnlyPaths.Select(h => host?.ResolvePath(h) ?? Path.GetFullPath(h)).ToList();
+        var hostOnly = k.Settings.ResolvedHostOnlyPaths(h => host?.ResolvePath(h));
         if (PeaImage.Problem(image, resolved, hostOnly) is { } problem) throw problem;
         return resolved!;
     }
