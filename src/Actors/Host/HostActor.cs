@@ -49,6 +49,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>Admitted Creates whose registration is being journaled (in order): the next Create is decided meanwhile,
     /// on the state with these applied; each container starts once its registration is in the journal.</summary>
     private readonly List<ContainerRegistered> _admitting = new();
+    /// <summary>Their containers' actors, started while the registration is written (an actor's start asks the journal
+    /// for its highest sequence number, a round trip of its own); none is routed to or told its Create before then.</summary>
+    private readonly Dictionary<string, IActorRef> _starting = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -340,7 +343,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.ContainerChanged>(msg =>
         {
-            if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) Directory(_directory.With(msg));
+            if ((_children.TryGetValue(msg.Handle, out var child) || _starting.TryGetValue(msg.Handle, out child)) && child.Equals(Sender))
+                Directory(_directory.With(msg));
         });
         Command<Terminated>(OnTerminated);
         Command<HostProtocol.PeaChanged>(msg =>
@@ -385,12 +389,14 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 // while their registrations are written, in one batch when they come together); the container starts
                 // once its own is in the journal.
                 _admitting.Add(a.Registered);
+                _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
                 PersistAsync(a.Registered, e => Recorded(e, () =>
                 {
                     _admitting.Remove(a.Registered);
                     _settings.Faults.Hit("create-registered");
-                    Spawn(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
-                    _children[a.Spec.Handle].Tell(new HostProtocol.CreateContainer(a.Spec), decided.ReplyTo);
+                    var child = _starting.Remove(a.Spec.Handle, out var started) ? started : NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
+                    Adopt(a.Spec.Handle, child);
+                    child.Tell(new HostProtocol.CreateContainer(a.Spec), decided.ReplyTo);
                 }));
                 DecisionDone();
                 break;
@@ -496,13 +502,21 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     // ---- children ----
 
-    private void Spawn(string handle, long incarnation, bool fresh)
+    private void Spawn(string handle, long incarnation, bool fresh) => Adopt(handle, NewChild(handle, incarnation, fresh));
+
+    private IActorRef NewChild(string handle, long incarnation, bool fresh)
     {
         // The actor's name never throws, whatever the handle: one an earlier build let into the journal gets an actor too,
         // which reports itself broken and can be destroyed.
         var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects, _quarantined.GetValueOrDefault(handle)),
             $"{Names.ActorName(handle)}~{incarnation}");
         Context.Watch(child);
+        return child;
+    }
+
+    /// <summary>From now on its requests go to it.</summary>
+    private void Adopt(string handle, IActorRef child)
+    {
         _children[handle] = child;
         _handles[child] = handle;
     }
@@ -532,7 +546,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void OnTerminated(Terminated t)
     {
-        if (!_handles.Remove(t.ActorRef, out var handle)) return; // released: stopped by us
+        if (!_handles.Remove(t.ActorRef, out var handle))
+        {
+            // released (stopped by us), or one still starting, which is started again when its registration is written
+            foreach (var (h, _) in _starting.Where(s => s.Value.Equals(t.ActorRef)).ToList()) _starting.Remove(h);
+            return;
+        }
         _children.Remove(handle);
         // A NetIn it was applying is answered with an error; its port stays reserved (whether the container journaled the
         // mapping before it stopped is not known here) and is given back with the container.
