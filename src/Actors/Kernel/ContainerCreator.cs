@@ -10,9 +10,10 @@ using Garden.Linux.UserNamespaces;
 namespace Garden.Actors.Kernel;
 
 /// <summary>Makes a container, in order: its depot; its user namespace (held until runc has joined it: the network,
-/// the idmapped rootfs and runc all need it); its disk; its network's links while its rootfs mounts; its firewall rules
-/// and bandwidth while runc starts it (no process of the user runs before Create returns); its limits; and then waits
-/// for its agent. When any step fails, the steps still in flight are awaited and the one
+/// the idmapped rootfs and runc all need it); its disk; its network's links, then its firewall rules and bandwidth, while
+/// its rootfs mounts and runc starts it (runc joins the holder's network namespace; a privileged container's runc waits
+/// for the links, whose step makes its namespace; no process of the user runs before Create returns); its limits; and
+/// then waits for its agent. When any step fails, the steps still in flight are awaited and the one
 /// <see cref="ContainerDestroyer"/> releases whatever was made (guardian's gardener.Create with its deferred destroy).</summary>
 public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroyer)
 {
