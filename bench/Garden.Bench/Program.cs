@@ -493,7 +493,7 @@ try
         Console.WriteLine($"parallel: {width} Creates at once, {rounds} rounds: gardend {g:F1} containers/s, runc {rr:F1}/s, ratio {g / rr:F3} (target >= 0.9); " +
                           $"runc with gardend's config {f:F1}/s (gardend / that {g / f:F3}); CPU per container: gardend and its children {gardendCpu / n:F0} ms " +
                           $"(gardend's own {gardendOwnCpu / n:F0}), " +
-                          $"runc {runcCpu / n:F0} ms, runc with gardend's config {floorCpu / n:F0} ms");
+                          $"runc {runcCpu / n:F0} ms, runc with gardend's config {floorCpu / n:F0} ms; gardend by round: {string.Join(" ", gardendRates.Select(x => x.ToString("F1")))}");
         json["parallel"] = new JsonObject
         {
             ["width"] = width, ["rounds"] = rounds,
