@@ -48,11 +48,15 @@ static void StopDaemon(Process p)
 }
 var daemon = StartDaemon(Path.Combine(dir, "state"), Path.Combine(dir, "bench.conf"));
 var json = new JsonObject();
+// BENCH_ONLY=create,parallel,...: only those rows (bench/run.sh runs every row). "create" is the create/run/destroy loop with its
+// breakdown, the runc-with-gardend's-config floor and the persist row; "parallel" the 10-at-once row; "images" the image rows.
+var only = (Environment.GetEnvironmentVariable("BENCH_ONLY") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
+bool Want(string row) => only.Count == 0 || only.Contains(row);
 try
 {
     var client = new Garden.Protocol.Api.Garden.GardenClient(Channel(socket));
     await WaitForPing(client);
-    if (Environment.GetEnvironmentVariable("BENCH_ONLY") == "images")   // the image rows alone (bench/run.sh runs everything)
+    if (only.SetEquals(["images"]))   // the image rows alone (bench/run.sh runs everything)
     {
         Console.WriteLine(await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps));
         return;
@@ -76,7 +80,8 @@ try
     };
     var measured = new HashSet<string>();
     var runStarted = new List<double>();
-    for (var i = 0; i < reps; i++)
+    var main = Want("create") || Want("run") || Want("destroy") || only.Count == 0;
+    for (var i = 0; main && i < reps; i++)
     {
         var sw = Stopwatch.StartNew();
         var handle = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
@@ -102,7 +107,7 @@ try
     }
 
     Console.WriteLine($"{"op",-8} {"gardend p50",12} {"p90",8} {"runc p50",10} {"p90",8} {"ratio",7}   ({reps} repetitions; runc: create+start / exec / kill+wait+delete)");
-    foreach (var (op, (g, r)) in results)
+    foreach (var (op, (g, r)) in results.Where(_ => main))
     {
         var ratio = P(g, 0.5) / P(r, 0.5);
         Console.WriteLine($"{op,-8} {P(g, 0.5),12:F2} {P(g, 0.9),8:F2} {P(r, 0.5),10:F2} {P(r, 0.9),8:F2} {ratio,7:F3}");
@@ -116,6 +121,7 @@ try
 
     // ---- where the time goes: each kernel step of Create and Destroy and the timing lines of a Run, from gardend's log
     //      (median over the repetitions, per step), beside what the client sees from outside ----
+    if (main)
     {
         await Task.Delay(1000); // the log is written by an actor: let the last lines arrive
         var breakdown = Breakdown.Read(daemonLog, measured);
@@ -141,9 +147,43 @@ try
         json["breakdown"] = steps;
     }
 
+    // ---- the floor: raw runc with gardend's own kind of config (OciBundle's: user namespace with the same mapping, seccomp
+    //      allow-list, capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
+    //      of gardend's: create+start (two runc calls, as the runc row) and `runc run --detach` (one call, what gardend makes) ----
+    if (Want("create"))
+    {
+        var createStart = new List<double>();
+        var runDetach = new List<double>();
+        for (var i = 0; i < reps; i++)
+        {
+            var id = $"bench-floor-{Environment.ProcessId}-{i}";
+            var sw = Stopwatch.StartNew();
+            await Runc.CreateStart(dir, rootfs, id, Runc.GardenConfig(rootfs, id, agent));
+            createStart.Add(sw.Elapsed.TotalMilliseconds);
+            await Runc.Destroy(id);
+            id += "-run";
+            sw.Restart();
+            await Runc.RunDetached(dir, rootfs, id, Runc.GardenConfig(rootfs, id, agent));
+            runDetach.Add(sw.Elapsed.TotalMilliseconds);
+            await Runc.Destroy(id);
+        }
+        double cs = P(createStart, 0.5), rd = P(runDetach, 0.5), plain = P(results["create"].Runc, 0.5);
+        var gardendCreate = P(results["create"].Gardend, 0.5);
+        Console.WriteLine($"floor: runc with gardend's config (user namespace, seccomp, caps, mounts): create+start p50 {cs:F2} ms (p90 {P(createStart, 0.9):F2}), " +
+                          $"run --detach p50 {rd:F2} ms (p90 {P(runDetach, 0.9):F2}); plain runc create+start {plain:F2} ms; gardend Create {gardendCreate:F2} ms = {gardendCreate / cs:F3}x the floor");
+        json["floor"] = new JsonObject
+        {
+            ["runc_gardend_config_create_start_p50_ms"] = Math.Round(cs, 3), ["runc_gardend_config_create_start_p90_ms"] = Math.Round(P(createStart, 0.9), 3),
+            ["runc_gardend_config_run_detach_p50_ms"] = Math.Round(rd, 3), ["runc_gardend_config_run_detach_p90_ms"] = Math.Round(P(runDetach, 0.9), 3),
+            ["runc_plain_create_start_p50_ms"] = Math.Round(plain, 3),
+            ["gardend_create_vs_floor"] = Math.Round(gardendCreate / cs, 3),
+        };
+    }
+
     // ---- user namespaces: Create (the default, unprivileged, measured above) vs privileged (host root, no user namespace),
     //      and its two parts measured alone: the namespace holder (spawn, unshare, uid/gid maps, exit) and the idmapped
     //      base under the overlay (open_tree + mount_setattr + move_mount + its unmount), against a plain overlay ----
+    if (main && Want("userns"))
     {
         var privileged = new List<double>();
         for (var i = 0; i < reps; i++)
@@ -200,6 +240,7 @@ try
     }
 
     // ---- limits: a live memory change, and Create with a disk limit versus without ----
+    if (main && Want("limits"))
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec { Limits = new Limits { MemoryBytes = 256UL << 20 } } })).Handle;
         var limit = new List<double>();
@@ -238,6 +279,7 @@ try
     }
 
     // ---- persist cost: one journaled event (SetProperty), and Create against the SQLite journal vs an in-memory one ----
+    if (main && (Want("create") || Want("persist")))
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         var setProperty = new List<double>();
@@ -277,6 +319,7 @@ try
     }
 
     // ---- network cost: Create and Destroy with a network (the default, measured above) vs the same daemon without ----
+    if (main && Want("network"))
     {
         var offConf = Path.Combine(dir, "nonet.conf");
         File.WriteAllText(offConf, File.ReadAllText(Path.Combine(dir, "bench.conf")) + "\ngarden.network.enabled = off\n");
@@ -309,6 +352,7 @@ try
     }
 
     // ---- reattach: N containers each running a process, kill -9, start again: until Ping, until all attachable ----
+    if (Want("reattach"))
     {
         var n = int.Parse(Environment.GetEnvironmentVariable("BENCH_REATTACH_CONTAINERS") ?? "100");
         daemon = StartDaemon(Path.Combine(dir, "state-reattach"), Path.Combine(dir, "bench.conf"));
@@ -344,7 +388,13 @@ try
     }
 
     // ---- files and output: StreamIn/StreamOut of a 200 MB tree (200 files of 1 MB), stdout of `cat` of a 200 MB file ----
+    if (Want("files"))
     {
+        if (daemon.HasExited)
+        {
+            daemon = StartDaemon(Path.Combine(dir, "state-files"), Path.Combine(dir, "bench.conf"));
+            await WaitForPing(client);
+        }
         const int files = 200, fileBytes = 1 << 20;
         const double mb = files * (double)fileBytes / (1 << 20);
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
@@ -394,32 +444,64 @@ try
         };
     }
 
-    // ---- parallel: 10 Creates at once through gardend vs 10 runc create+start at once; containers per second ----
+    // ---- parallel: 10 Creates at once through gardend vs 10 runc create+start at once; containers per second. Beside it
+    //      the floor (10 runc at once with gardend's config, as the floor row) and the CPU each container costs: gardend's
+    //      own and its children's (runc, ip, iptables, the namespace holder), from /proc/PID/stat; runc's from this
+    //      process's children (the runc calls). On 2 cores, containers per second is bounded by 2 s / CPU per container. ----
+    if (Want("parallel"))
     {
+        if (daemon.HasExited)
+        {
+            daemon = StartDaemon(Path.Combine(dir, "state-parallel"), Path.Combine(dir, "bench.conf"));
+            await WaitForPing(client);
+        }
         const int width = 10;
         var rounds = Math.Max(3, reps / 6);
         var gardendRates = new List<double>();
         var runcRates = new List<double>();
+        var floorRates = new List<double>();
+        double gardendCpu = 0, gardendOwnCpu = 0, runcCpu = 0, floorCpu = 0;
         for (var r = 0; r < rounds; r++)
         {
+            var cpu = Cpu.Ms(daemon.Id);
+            var own = Cpu.Own(daemon.Id);
             var sw = Stopwatch.StartNew();
             var hs = await Task.WhenAll(Enumerable.Range(0, width).Select(async _ =>
                 (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle));
             gardendRates.Add(width / sw.Elapsed.TotalSeconds);
+            gardendCpu += Cpu.Ms(daemon.Id) - cpu;
+            gardendOwnCpu += Cpu.Own(daemon.Id) - own;
             await Task.WhenAll(hs.Select(async h => await client.DestroyAsync(new DestroyRequest { Handle = h })));
 
             var ids = Enumerable.Range(0, width).Select(i => $"bench-par-{Environment.ProcessId}-{r}-{i}").ToList();
+            cpu = Cpu.Ms(Environment.ProcessId);
             sw.Restart();
             await Task.WhenAll(ids.Select(id => Runc.CreateStart(dir, rootfs, id)));
             runcRates.Add(width / sw.Elapsed.TotalSeconds);
+            runcCpu += Cpu.Ms(Environment.ProcessId) - cpu;
+            await Task.WhenAll(ids.Select(Runc.Destroy));
+
+            ids = Enumerable.Range(0, width).Select(i => $"bench-parfloor-{Environment.ProcessId}-{r}-{i}").ToList();
+            cpu = Cpu.Ms(Environment.ProcessId);
+            sw.Restart();
+            await Task.WhenAll(ids.Select(id => Runc.CreateStart(dir, rootfs, id, Runc.GardenConfig(rootfs, id, agent))));
+            floorRates.Add(width / sw.Elapsed.TotalSeconds);
+            floorCpu += Cpu.Ms(Environment.ProcessId) - cpu;
             await Task.WhenAll(ids.Select(Runc.Destroy));
         }
-        double g = P(gardendRates, 0.5), rr = P(runcRates, 0.5);
-        Console.WriteLine($"parallel: {width} Creates at once, {rounds} rounds: gardend {g:F1} containers/s, runc {rr:F1}/s, ratio {g / rr:F3} (target >= 0.9)");
+        double g = P(gardendRates, 0.5), rr = P(runcRates, 0.5), f = P(floorRates, 0.5), n = rounds * width;
+        Console.WriteLine($"parallel: {width} Creates at once, {rounds} rounds: gardend {g:F1} containers/s, runc {rr:F1}/s, ratio {g / rr:F3} (target >= 0.9); " +
+                          $"runc with gardend's config {f:F1}/s (gardend / that {g / f:F3}); CPU per container: gardend and its children {gardendCpu / n:F0} ms " +
+                          $"(gardend's own {gardendOwnCpu / n:F0}), " +
+                          $"runc {runcCpu / n:F0} ms, runc with gardend's config {floorCpu / n:F0} ms; gardend by round: {string.Join(" ", gardendRates.Select(x => x.ToString("F1")))}");
         json["parallel"] = new JsonObject
         {
             ["width"] = width, ["rounds"] = rounds,
             ["gardend_containers_per_s"] = Math.Round(g, 2), ["runc_containers_per_s"] = Math.Round(rr, 2), ["ratio"] = Math.Round(g / rr, 3),
+            ["runc_gardend_config_containers_per_s"] = Math.Round(f, 2), ["ratio_vs_runc_gardend_config"] = Math.Round(g / f, 3),
+            ["gardend_cpu_ms_per_container"] = Math.Round(gardendCpu / n, 1), ["gardend_own_cpu_ms_per_container"] = Math.Round(gardendOwnCpu / n, 1),
+            ["runc_cpu_ms_per_container"] = Math.Round(runcCpu / n, 1),
+            ["runc_gardend_config_cpu_ms_per_container"] = Math.Round(floorCpu / n, 1),
         };
     }
 
@@ -478,10 +560,10 @@ try
         };
     }
 
-    json["images"] = await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps);
+    if (Want("images")) json["images"] = await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps);
 
     // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
-    json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
+    if (Want("agent")) json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
 
     Summary.Print(json);
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
@@ -590,13 +672,42 @@ static partial class Breakdown
 static class Runc
 {
     // The same rootfs, read-only, with a long sleep as init: the plainest container runc can run.
-    public static async Task CreateStart(string dir, string rootfs, string id)
+    public static async Task CreateStart(string dir, string rootfs, string id, string? config = null)
     {
         var bundle = Path.Combine(dir, id);
         Directory.CreateDirectory(bundle);
-        File.WriteAllText(Path.Combine(bundle, "config.json"), Config(rootfs, id));
+        File.WriteAllText(Path.Combine(bundle, "config.json"), config ?? Config(rootfs, id));
         await Run("runc", "create", "--bundle", bundle, id);
         await Run("runc", "start", id);
+    }
+
+    /// <summary>`runc run --detach` (one runc call, as gardend starts its containers); stdio /dev/null, as gardend's.</summary>
+    public static async Task RunDetached(string dir, string rootfs, string id, string config)
+    {
+        var bundle = Path.Combine(dir, id);
+        Directory.CreateDirectory(bundle);
+        File.WriteAllText(Path.Combine(bundle, "config.json"), config);
+        // its init inherits runc's stdio (a pipe would never end): /dev/null through sh's exec (about 1 ms of the measure)
+        await Run("sh", "-c", $"exec runc run --detach --bundle '{bundle}' '{id}' </dev/null >/dev/null 2>&1");
+    }
+
+    /// <summary>gardend's own config for an unprivileged container (OciBundle: user namespace with Garden's mapping made by
+    /// runc, the seccomp allow-list, Garden's capabilities, masked and read-only paths, /dev/shm, mqueue, the cgroup mount),
+    /// with /bin/sleep as init instead of the agent (and without its bind mount), a read-only root (the shared base, not
+    /// gardend's overlay) and a network namespace of runc's own.</summary>
+    public static string GardenConfig(string rootfs, string id, string agent)
+    {
+        var spec = new Garden.Linux.Runtime.BundleSpec(id, rootfs, agent, "", "", $"/garden-bench-runc/{id}", Privileged: false, [],
+            UserNamespace: new Garden.Linux.Runtime.BundleUserNamespace("", Garden.Linux.UserNamespaces.IdMapping.Garden));
+        var config = JsonNode.Parse(Garden.Linux.Runtime.OciBundle.ToJson(spec))!.AsObject();
+        config["process"]!["args"] = new JsonArray("/bin/sleep", "100000");
+        config["root"]!["readonly"] = true;
+        // the agent's bind mount goes (its mount point is host root's, which a user namespace without gardend's idmapped
+        // base cannot open; sleep is init here)
+        var mounts = config["mounts"]!.AsArray();
+        foreach (var m in mounts.Where(m => (string?)m!["destination"] == Garden.Linux.Runtime.OciBundle.AgentPathInContainer).ToList()) mounts.Remove(m);
+        foreach (var ns in config["linux"]!["namespaces"]!.AsArray()) ns!.AsObject().Remove("path"); // runc makes the user namespace
+        return config.ToJsonString();
     }
 
     public static Task Exec(string id) => Run("runc", "exec", id, "/bin/true");
@@ -640,6 +751,25 @@ static class Runc
         var o = await p.StandardOutput.ReadToEndAsync();
         await p.WaitForExitAsync();
         return o;
+    }
+}
+
+/// <summary>CPU time of a process and of its reaped children (utime + stime + cutime + cstime of /proc/PID/stat), in ms.</summary>
+static class Cpu
+{
+    public static double Ms(int pid) => Own(pid) + Children(pid);
+
+    /// <summary>utime + stime (fields 14, 15).</summary>
+    public static double Own(int pid) => Fields(pid, 11, 2);
+
+    /// <summary>cutime + cstime (fields 16, 17): its children that it reaped.</summary>
+    public static double Children(int pid) => Fields(pid, 13, 2);
+
+    private static double Fields(int pid, int from, int count)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // fields[0] is field 3 (state)
+        return Enumerable.Range(from, count).Sum(i => long.Parse(fields[i], System.Globalization.CultureInfo.InvariantCulture)) * 1000.0 / 100; // USER_HZ
     }
 }
 

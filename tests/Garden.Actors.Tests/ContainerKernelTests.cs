@@ -92,7 +92,9 @@ public sealed class ContainerKernelTests : IDisposable
         Assert.Equal(new CreatedRoot(Path.Combine(_settings.MountDirFor("c"), "rootfs"), null), await kernel.RunAsync(new Effect.Create(Spec("c"))));
         var calls = Calls.All.ToList();
         Assert.Equal(new Call.UserNamespaceMade("c", Garden.Linux.UserNamespaces.IdMapping.Garden), calls[0]);
-        Assert.True(calls.IndexOf(new Call.NetworkSetUp("c", Ipv4.Parse("10.9.0.2", "t"))) < calls.IndexOf(new Call.Ran("c")));
+        Assert.True(calls.IndexOf(new Call.NetworkSetUp("c", Ipv4.Parse("10.9.0.2", "t"))) is >= 0 and var up && up < calls.IndexOf(new Call.FirewallApplied("c", 0, 0)));
+        // runc joins the network namespace of the user namespace's holder, which `ip netns attach` binds for later
+        Assert.Matches(@"\A/proc/[0-9]+/ns/net\z", Runtime.Bundles["c"].NetnsPath);
         Assert.True(calls.IndexOf(new Call.RootfsCreated("c")) < calls.IndexOf(new Call.Ran("c")));
         Assert.True(calls.IndexOf(new Call.Ran("c")) < calls.IndexOf(new Call.CgroupApplied("c"))); // limits go into the cgroup runc made
         Assert.Equal(0, UserNamespaces.Held); // the holder goes once runc has joined
@@ -107,6 +109,42 @@ public sealed class ContainerKernelTests : IDisposable
         Assert.Contains(lines, l => l.StartsWith("INFO create starting (rootfs "));
         foreach (var step in new[] { "depot", "rootfs (idmapped base)", "network", "firewall", "runtime", "limits", "agent", "create" })
             Assert.Contains(lines, l => l.StartsWith($"INFO {step} finished in ") && l.EndsWith(" ms"));
+    }
+
+    [Fact]
+    public async Task Unprivileged_runc_starts_while_the_links_are_made_and_the_create_waits_for_them()
+    {
+        var gate = new TaskCompletionSource();
+        var kernel = Kernel("p", network: new SlowNetwork(Network, gate.Task));
+        var create = kernel.RunAsync(new Effect.Create(Spec("p")));
+        // runc runs while the network is still being set up (it joins the holder's namespace)...
+        Assert.True(SpinWait.SpinUntil(() => Calls.Count(new Call.Ran("p")) == 1, 5000));
+        await Task.Delay(50);
+        // ...but the Create does not answer, the rules wait for the links, and the holder stays until the namespace is bound
+        Assert.False(create.IsCompleted);
+        Assert.Null(Firewall.Of("p"));
+        Assert.Equal(1, UserNamespaces.Held);
+        Assert.DoesNotContain(Calls.All, c => c is Call.NetworkSetUp { Handle: "p" });
+        gate.SetResult();
+        await create;
+        Assert.Contains(Calls.All, c => c is Call.NetworkSetUp { Handle: "p" });
+        Assert.NotNull(Firewall.Of("p"));
+        Assert.Equal(0, UserNamespaces.Held);
+    }
+
+    [Fact]
+    public async Task A_privileged_runc_waits_for_the_namespace_the_network_step_makes()
+    {
+        var gate = new TaskCompletionSource();
+        var kernel = Kernel("q", network: new SlowNetwork(Network, gate.Task));
+        var create = kernel.RunAsync(new Effect.Create(Spec("q") with { Privileged = true, UserNamespace = null }));
+        await Task.Delay(100);
+        Assert.Equal(0, Calls.Count(new Call.Ran("q"))); // `ip netns add` makes its namespace: runc needs it first
+        gate.SetResult();
+        await create;
+        var calls = Calls.All.ToList();
+        Assert.True(calls.IndexOf(new Call.NetworkSetUp("q", Ipv4.Parse("10.9.0.2", "t"))) < calls.IndexOf(new Call.Ran("q")));
+        Assert.Equal(ContainerNetwork.NetnsDir, Path.GetDirectoryName(Runtime.Bundles["q"].NetnsPath));
     }
 
     [Fact]

@@ -26,18 +26,37 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     {
         var handle = Create();
         Assert.Equal(11, handle.Length);
-        // its user namespace first (the network and rootfs need it); the network's links are made while the rootfs
-        // mounts, its rules while runc starts: both links and rootfs come before run
+        // its user namespace first (the network and rootfs need it); the network's links, then its rules, are made while
+        // the rootfs mounts and runc starts (runc joins the namespace through the holder): all of it before the answer
         var calls = Calls.All.ToList();
         Assert.Equal(6, calls.Count);
         Assert.Contains(new Call.CgroupApplied(handle), calls); // garden.default-limits: pids
         Assert.Equal("0 4294967294 1, 1 1 4294967293", IdMapping.Garden.ToString());
         Assert.Equal(new Call.UserNamespaceMade(handle, IdMapping.Garden), calls[0]);
         Assert.True(calls.IndexOf(new Call.RootfsCreated(handle)) < calls.IndexOf(new Call.Ran(handle)), string.Join(", ", calls));
-        Assert.True(calls.IndexOf(new Call.NetworkSetUp(handle, Ipv4.Parse("10.254.0.2", "t"))) is >= 0 and var up && up < calls.IndexOf(new Call.Ran(handle)),
-            string.Join(", ", calls));
-        Assert.Contains(new Call.FirewallApplied(handle, 0, 0), calls);
+        Assert.True(calls.IndexOf(new Call.NetworkSetUp(handle, Ipv4.Parse("10.254.0.2", "t"))) is >= 0 and var up
+                    && up < calls.IndexOf(new Call.FirewallApplied(handle, 0, 0)), string.Join(", ", calls));
         Assert.Contains(handle, Runtime.Containers);
+    }
+
+    [Fact]
+    public async Task Creates_sent_at_once_are_admitted_one_after_another_on_the_pools_the_earlier_ones_took()
+    {
+        // four at once against max-containers = 3: the next Create is decided while the registrations before it are still
+        // being journaled, on the state with them applied, so three get three different addresses and one is refused
+        var asks = Enumerable.Range(0, 4).Select(i => Host.Ask<object>(new HostProtocol.CreateContainer(Spec($"at-once-{i}")), AskTimeout)).ToList();
+        var answers = await Task.WhenAll(asks.Select(async a => { try { return await a; } catch (Exception e) { return e; } }));
+        var created = answers.OfType<HostProtocol.ContainerCreated>().Select(c => c.Handle).ToList();
+        Assert.Equal(3, created.Count);
+        Assert.Equal(ErrorKind.ResourceExhausted, Assert.IsType<GardenException>(Assert.Single(answers.OfType<Exception>()).GetBaseException()).Kind);
+        var addresses = Calls.All.OfType<Call.NetworkSetUp>().Select(n => n.Address).ToList();
+        Assert.Equal(3, addresses.Count);
+        Assert.Equal(3, addresses.Distinct().Count());
+        // every registration is in the journal: a restarted host knows all three, with the same addresses
+        Restart();
+        Assert.Equal(created.Order(), List().Order());
+        foreach (var h in created) await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer(h));
+        Assert.Empty(List());
     }
 
     [Fact]

@@ -15,7 +15,8 @@ namespace Garden.Actors.Host;
 /// itself), and answer Unavailable until all are ready or the recovery budget is spent.
 /// Serving: a Create or a NetIn is decided by <see cref="HostState.Admit"/> / <see cref="HostState.ReserveNetIn"/> from the
 /// <see cref="HostFacts"/> gathered first off the actor's thread (whether paths exist and ports are bound), one at a time,
-/// then journaled; any other
+/// then journaled (a Create's registration without holding the next decision back: the next one sees the pools it took);
+/// any other
 /// request about a container is checked (<see cref="Requests.Problem"/>) and forwarded to it.
 /// Supervision: a ContainerActor that throws is stopped, never restarted in place; if it stopped without being gone
 /// (a journal write failed, a bug), it is started again from its journal, which reconciles it with the kernel.</summary>
@@ -45,6 +46,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// Status.Failure from it), and the NetIns waiting for it.</summary>
     private readonly Dictionary<string, (PortMapping Mapping, IActorRef ReplyTo)> _netIns = new();
     private readonly Dictionary<string, Queue<(ContainerProtocol.NetIn Request, IActorRef ReplyTo)>> _netInQueue = new();
+    /// <summary>Admitted Creates whose registration is being journaled (in order): the next Create is decided meanwhile,
+    /// on the state with these applied; each container starts once its registration is in the journal.</summary>
+    private readonly List<ContainerRegistered> _admitting = new();
+    /// <summary>Their containers' actors, started while the registration is written (an actor's start asks the journal
+    /// for its highest sequence number, a round trip of its own); none is routed to or told its Create before then.</summary>
+    private readonly Dictionary<string, IActorRef> _starting = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -119,7 +126,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _effects.Metered.ContainersByState(ContainerCensus.Count(directory.Entries.Values.Select(e => e.Lifecycle)));
     }
 
-    private void Record(IJournalRecord evt, Action then) => Persist(evt, e =>
+    private void Record(IJournalRecord evt, Action then) => Persist(evt, e => Recorded(e, then));
+
+    private void Recorded(IJournalRecord e, Action then)
     {
         _effects.Metered.Journaled("host", 1);
         _state = _state.Apply(e);
@@ -129,7 +138,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             SaveSnapshot(_state.ToSnapshot());
         }
         then();
-    });
+    }
+
+    /// <summary>The state the next decision sees: the journaled one with the admissions still being written applied,
+    /// so the pools they took stay taken (every id, address, port and user id range is handed out once).</summary>
+    private HostState DecidingState => _admitting.Count == 0 ? _state : _admitting.Aggregate(_state, (s, r) => s.Apply(r));
 
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
@@ -330,7 +343,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.ContainerChanged>(msg =>
         {
-            if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) Directory(_directory.With(msg));
+            if ((_children.TryGetValue(msg.Handle, out var child) || _starting.TryGetValue(msg.Handle, out child)) && child.Equals(Sender))
+                Directory(_directory.With(msg));
         });
         Command<Terminated>(OnTerminated);
         Command<HostProtocol.PeaChanged>(msg =>
@@ -358,7 +372,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// actor's thread, on the state as it is now; its outcome comes back as <see cref="Decided"/>. One at a time.</summary>
     private void Decide(Func<HostState, object> decide, IActorRef? replyTo = null)
     {
-        var state = _state;
+        var state = DecidingState;
         var reply = replyTo ?? Sender;
         Task.Run(() => decide(state))
             .ContinueWith(t => new Decided(t.IsCompletedSuccessfully ? t.Result : t.Exception!.GetBaseException(), reply))
@@ -371,13 +385,20 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         switch (decided.Outcome)
         {
             case Admission a:
-                Record(a.Registered, () =>
+                // Journaled without holding the next decision back (PersistAsync: Creates are admitted one after another
+                // while their registrations are written, in one batch when they come together); the container starts
+                // once its own is in the journal.
+                _admitting.Add(a.Registered);
+                _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
+                PersistAsync(a.Registered, e => Recorded(e, () =>
                 {
+                    _admitting.Remove(a.Registered);
                     _settings.Faults.Hit("create-registered");
-                    Spawn(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
-                    _children[a.Spec.Handle].Tell(new HostProtocol.CreateContainer(a.Spec), decided.ReplyTo);
-                    DecisionDone();
-                });
+                    var child = _starting.Remove(a.Spec.Handle, out var started) ? started : NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
+                    Adopt(a.Spec.Handle, child);
+                    child.Tell(new HostProtocol.CreateContainer(a.Spec), decided.ReplyTo);
+                }));
+                DecisionDone();
                 break;
             case NetInReservation r when _children.TryGetValue(r.Handle, out var child) && _state.Containers.ContainsKey(r.Handle):
                 Record(r.Reserved, () =>
@@ -481,13 +502,21 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     // ---- children ----
 
-    private void Spawn(string handle, long incarnation, bool fresh)
+    private void Spawn(string handle, long incarnation, bool fresh) => Adopt(handle, NewChild(handle, incarnation, fresh));
+
+    private IActorRef NewChild(string handle, long incarnation, bool fresh)
     {
         // The actor's name never throws, whatever the handle: one an earlier build let into the journal gets an actor too,
         // which reports itself broken and can be destroyed.
         var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects, _quarantined.GetValueOrDefault(handle)),
             $"{Names.ActorName(handle)}~{incarnation}");
         Context.Watch(child);
+        return child;
+    }
+
+    /// <summary>From now on its requests go to it.</summary>
+    private void Adopt(string handle, IActorRef child)
+    {
         _children[handle] = child;
         _handles[child] = handle;
     }
@@ -517,7 +546,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void OnTerminated(Terminated t)
     {
-        if (!_handles.Remove(t.ActorRef, out var handle)) return; // released: stopped by us
+        if (!_handles.Remove(t.ActorRef, out var handle))
+        {
+            // released (stopped by us), or one still starting, which is started again when its registration is written
+            foreach (var (h, _) in _starting.Where(s => s.Value.Equals(t.ActorRef)).ToList()) _starting.Remove(h);
+            return;
+        }
         _children.Remove(handle);
         // A NetIn it was applying is answered with an error; its port stays reserved (whether the container journaled the
         // mapping before it stopped is not known here) and is given back with the container.

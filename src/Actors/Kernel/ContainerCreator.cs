@@ -10,9 +10,10 @@ using Garden.Linux.UserNamespaces;
 namespace Garden.Actors.Kernel;
 
 /// <summary>Makes a container, in order: its depot; its user namespace (held until runc has joined it: the network,
-/// the idmapped rootfs and runc all need it); its disk; its network's links while its rootfs mounts; its firewall rules
-/// and bandwidth while runc starts it (no process of the user runs before Create returns); its limits; and then waits
-/// for its agent. When any step fails, the steps still in flight are awaited and the one
+/// the idmapped rootfs and runc all need it); its disk; its network's links, then its firewall rules and bandwidth, while
+/// its rootfs mounts and runc starts it (runc joins the holder's network namespace; a privileged container's runc waits
+/// for the links, whose step makes its namespace; no process of the user runs before Create returns); its limits; and
+/// then waits for its agent. When any step fails, the steps still in flight are awaited and the one
 /// <see cref="ContainerDestroyer"/> releases whatever was made (guardian's gardener.Create with its deferred destroy).</summary>
 public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroyer)
 {
@@ -54,6 +55,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
 
             List<BindMountSpec> mounts = [];
             var networkUp = Task.CompletedTask;
+            var namesWritten = Task.CompletedTask;
             if (net is not null)
             {
                 // Container root may rewrite them (Garden's rule; they are its own, 0644), so they live where its writes
@@ -63,40 +65,52 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
                 mounts.Add(new BindMountSpec(names.HostsPath, "/etc/hosts", ReadOnly: false));
                 mounts.Add(new BindMountSpec(names.ResolvPath, "/etc/resolv.conf", ReadOnly: false));
                 var netnsOf = userns?.Pid;
-                networkUp = Task.Run(() => k.Step("network", async () =>
-                {
-                    await fx.Network.WriteNameFilesAsync(net, names, ct).ConfigureAwait(false);
-                    await fx.Network.SetUpAsync(net, ct, netnsOf).ConfigureAwait(false);
-                }));
+                // runc bind-mounts the name files: they are written before it starts
+                namesWritten = Task.Run(() => fx.Network.WriteNameFilesAsync(net, names, ct));
+                inFlight.Add(namesWritten);
+                // the links, and then the firewall rules and bandwidth, while the rootfs mounts and (unprivileged) runc
+                // starts: no process of the user runs before Create returns, which waits for them
+                networkUp = Task.Run(() => k.Step("network", () => fx.Network.SetUpAsync(net, ct, netnsOf)));
                 inFlight.Add(networkUp);
             }
 
             var rootfs = await k.Step(root is null ? "rootfs" : "rootfs (idmapped base)",
                 () => fx.Rootfs.CreateAsync(k.Handle, lower, k.Paths.Rootfs, layer, root, ct)).ConfigureAwait(false);
             k.Settings.Faults.Hit("create-rootfs");
-            await networkUp.ConfigureAwait(false);
+            await namesWritten.ConfigureAwait(false);
 
             var firewallUp = Task.CompletedTask;
             if (net is not null)
             {
-                k.Settings.Faults.Hit("create-network");
                 var bandwidth = spec.LimitsOrNone.ToBandwidth();
-                firewallUp = Task.Run(() => k.Step("firewall", async () =>
+                var links = networkUp;
+                firewallUp = Task.Run(async () =>
                 {
-                    await fx.Firewall.ApplyAsync(KernelContext.Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), ct).ConfigureAwait(false);
-                    if (bandwidth is { } b) await fx.Network.SetBandwidthAsync(net, b, ct).ConfigureAwait(false);
-                }));
+                    await links.ConfigureAwait(false);
+                    k.Settings.Faults.Hit("create-network");
+                    await k.Step("firewall", async () =>
+                    {
+                        await fx.Firewall.ApplyAsync(KernelContext.Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), ct).ConfigureAwait(false);
+                        if (bandwidth is { } b) await fx.Network.SetBandwidthAsync(net, b, ct).ConfigureAwait(false);
+                    }).ConfigureAwait(false);
+                });
                 inFlight.Add(firewallUp);
+                // Unprivileged: the network namespace is the user namespace holder's, which runc joins through the holder
+                // (alive until runc has joined), so runc need not wait for the links. Privileged: `ip netns add` makes it.
+                if (userns is null) await networkUp.ConfigureAwait(false);
             }
 
             // The caller's mounts (validated by the host) go after the container's own: one over /etc brings its own hosts file.
             mounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountSpec(b.Source, b.NormalDestination, b.ReadOnly)));
             var processCgroup = fx.Cgroups.PrepareProcessCgroup(k.Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
             var bundle = new BundleSpec(k.Handle, rootfs, k.Settings.AgentBinary, k.Paths.AgentSocket, k.Paths.AgentLog,
-                fx.Cgroups.PathFor(k.Handle), spec.Privileged, spec.Env, processCgroup, net?.NetnsPath, mounts,
+                fx.Cgroups.PathFor(k.Handle), spec.Privileged, spec.Env, processCgroup,
+                net is null ? null : userns is null ? net.NetnsPath : $"/proc/{userns.Pid}/ns/net", mounts,
                 userns is null ? null : new BundleUserNamespace(userns.UserNamespacePath, userns.Mapping),
                 fx.Cgroups.MemoryProcessCgroup(k.Handle));
             await k.Step("runtime", () => fx.Runtime.RunAsync(bundle, k.Paths.Bundle, ct)).ConfigureAwait(false);
+            // the network namespace is bound at its path (`ip netns attach` of the holder) before the holder goes
+            await networkUp.ConfigureAwait(false);
             // runc has joined the namespaces: the container, its mounts and the bound netns keep them from now on.
             if (userns is not null)
             {

@@ -36,7 +36,11 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             await TearDownAsync(n, ct, wait: true).ConfigureAwait(false); // what a crashed create (or a destroy still settling) left
         Directory.CreateDirectory(ContainerNetwork.NetnsDir);
         var len = n.Subnet.PrefixLength;
-        await _bridges.WaitAsync(ct).ConfigureAwait(false);
+        // One at a time where links are shared: a bridge is made by its first container and deleted with its last. A
+        // container of its own (a /30, the default) shares nothing with another's setup: parallel Creates do not queue here.
+        // (PruneAsync, which also takes the lock, runs before the daemon serves.)
+        var shared = n.Bridged;
+        if (shared) await _bridges.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             var host = new StringBuilder();
@@ -67,7 +71,7 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         }
         finally
         {
-            _bridges.Release();
+            if (shared) _bridges.Release();
         }
         await DisableContainerIpv6Async(n, ct).ConfigureAwait(false);
         var inside = $"""
