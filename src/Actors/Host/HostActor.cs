@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Garden.Actors.Container;
+using Garden.Actors.Kernel;
 using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Protocol.Journal;
@@ -45,6 +46,14 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// Status.Failure from it), and the NetIns waiting for it.</summary>
     private readonly Dictionary<string, (PortMapping Mapping, IActorRef ReplyTo)> _netIns = new();
     private readonly Dictionary<string, Queue<(ContainerProtocol.NetIn Request, IActorRef ReplyTo)>> _netInQueue = new();
+    /// <summary>Creates of a handle whose release still runs: each is taken up again once it finished.</summary>
+    private readonly Dictionary<string, List<(HostProtocol.CreateContainer Request, IActorRef ReplyTo)>> _awaitingRelease = new();
+    /// <summary>The releases running now (a pending one not in it waits for its retry).</summary>
+    private readonly HashSet<string> _releasing = new();
+    /// <summary>Per pending release, how many times it failed (its next try waits longer each time).</summary>
+    private readonly Dictionary<string, int> _releaseFailures = new();
+    /// <summary>The same, as tasks a stopping gardend waits for (read by the shutdown task, off the actor's thread).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _releaseTasks = new();
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -58,6 +67,22 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId => "host";
+
+    protected override void PreStart()
+    {
+        base.PreStart();
+        // A stopping gardend lets the releases in flight end (a restart would finish them, but nothing should wait for
+        // it); the phase's timeout bounds the wait.
+        var tasks = _releaseTasks;
+        CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceStop, "garden-finish-releases",
+            () => Task.WhenAll(tasks.Values).ContinueWith(_ => Akka.Done.Instance));
+    }
+
+    protected override void PostStop()
+    {
+        _releaseTasks.Clear(); // a host that stopped waits for nothing (its journal keeps what is pending)
+        base.PostStop();
+    }
 
     public static string Version { get; } =
         typeof(HostActor).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -78,6 +103,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record LeftoversPruned(Exception? Error);
+
+    /// <summary>The release of a container that is gone ended (<paramref name="Error"/>: it failed, and is tried again).</summary>
+    private sealed record ReleaseEnded(string Handle, Exception? Error);
+
+    private sealed record RetryRelease(string Handle);
 
     /// <summary>What a decision made off the actor's thread came to: an <see cref="Admission"/>, a
     /// <see cref="NetInReservation"/>, or the error for the client.</summary>
@@ -194,6 +224,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void SpawnRecovered()
     {
+        if (_state.Releasing.Count > 0)
+            _log.Info("finishing the release of {0} container(s) an earlier gardend destroyed: {1}", _state.Releasing.Count, string.Join(", ", _state.Releasing.Keys));
+        foreach (var handle in _state.Releasing.Keys) StartRelease(handle);
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -291,6 +324,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.CreateContainer>(msg =>
         {
+            if (_releasing.Contains(msg.Spec.Handle))
+            {
+                // its paths are the handle's: the new one is made once the old one's are removed
+                if (!_awaitingRelease.TryGetValue(msg.Spec.Handle, out var waiting)) _awaitingRelease[msg.Spec.Handle] = waiting = [];
+                waiting.Add((msg, Sender));
+                return;
+            }
             var (settings, resources) = (_settings, _resources);
             Decide(state => state.Admit(msg.Spec, settings, HostFacts.ForCreate(state, msg.Spec, settings, resources)));
         });
@@ -337,6 +377,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         {
             if (msg.Running) _peas[msg.ProcessId] = msg.Handle;
             else if (_peas.TryGetValue(msg.ProcessId, out var h) && h == msg.Handle) _peas.Remove(msg.ProcessId);
+        });
+        Command<ReleaseEnded>(OnReleaseEnded);
+        Command<RetryRelease>(r =>
+        {
+            if (_state.Releasing.ContainsKey(r.Handle)) StartRelease(r.Handle);
         });
         Snapshots();
     }
@@ -492,7 +537,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _handles[child] = handle;
     }
 
-    /// <summary>Journals that the handle is free, then stops its actor.</summary>
+    /// <summary>Journals that the handle is free, stops its actor, and starts releasing what the container still holds
+    /// (pending in the journal: a restart finishes it).</summary>
     private void Release(string handle, Action then)
     {
         foreach (var pea in _peas.Where(p => p.Value == handle).Select(p => p.Key).ToList()) _peas.Remove(pea);
@@ -503,6 +549,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
         Record(released, () =>
         {
+            StartRelease(handle);
             if (_children.Remove(handle, out var child))
             {
                 _handles.Remove(child);
@@ -514,6 +561,56 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             then();
         });
     }
+
+    /// <summary>Releases, off the actor's thread, what a container that is gone still holds (<see cref="ContainerDestroyer.ReleaseAsync"/>,
+    /// idempotent); its end comes back as <see cref="ReleaseEnded"/>.</summary>
+    private void StartRelease(string handle)
+    {
+        if (!_releasing.Add(handle)) return;
+        var paths = ContainerPaths.For(_settings, handle);
+        var log = ContainerLog.For(Context.System, handle);
+        var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+        var network = _state.Networks.GetValueOrDefault(handle);
+        var faults = _settings.Faults;
+        var release = Task.Run(async () =>
+        {
+            faults.Hit("release-started");
+            await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
+        });
+        _releaseTasks[handle] = release;
+        release.ContinueWith(t =>
+            {
+                _releaseTasks.TryRemove(new KeyValuePair<string, Task>(handle, release));
+                return new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException());
+            })
+            .PipeTo(Self);
+    }
+
+    private void OnReleaseEnded(ReleaseEnded ended)
+    {
+        _releasing.Remove(ended.Handle);
+        if (ended.Error is not null)
+        {
+            // what it holds of the pools stays taken; a Create of its handle is refused until it is released
+            var failures = _releaseFailures[ended.Handle] = _releaseFailures.GetValueOrDefault(ended.Handle) + 1;
+            var wait = ReleaseRetry(failures);
+            ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed ({0} time(s)); trying again in {1}", failures, wait);
+            if (_awaitingRelease.Remove(ended.Handle, out var refused))
+                foreach (var (request, replyTo) in refused) Self.Tell(request, replyTo);
+            Timers.StartSingleTimer("release-" + ended.Handle, new RetryRelease(ended.Handle), wait);
+            return;
+        }
+        _releaseFailures.Remove(ended.Handle);
+        if (_state.ReleaseDone(ended.Handle) is not { } done) return;
+        Record(done, () =>
+        {
+            if (_awaitingRelease.Remove(ended.Handle, out var waiting))
+                foreach (var (request, replyTo) in waiting) Self.Tell(request, replyTo);
+        });
+    }
+
+    /// <summary>5 s after the first failure, twice as long after each next one, at most 5 min.</summary>
+    private static TimeSpan ReleaseRetry(int failures) => TimeSpan.FromSeconds(Math.Min(300, 5 * Math.Pow(2, Math.Min(failures - 1, 10))));
 
     private void OnTerminated(Terminated t)
     {
