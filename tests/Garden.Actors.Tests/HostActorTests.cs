@@ -316,6 +316,78 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     }
 
     [Fact]
+    public async Task A_stopping_host_answers_once_every_pending_release_ended_and_was_journaled()
+    {
+        var slowRules = new TaskCompletionSource();
+        Firewall.RemoveGate = slowRules.Task;
+        Create("late");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("late"));
+        // gardend stops (CoordinatedShutdown's service-stop asks this) while the release still removes the rules
+        var finished = AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance);
+        await Task.Delay(300);
+        Assert.False(finished.IsCompleted);
+        Assert.True(Directory.Exists(Path.Combine(StateDir, "depot", "late")));
+
+        slowRules.SetResult();
+        await finished;
+        // answered after everything went, the depot last, and after ReleaseFinished was journaled: a next start has
+        // nothing to finish
+        Assert.Contains(new Call.FirewallRemoved("late"), Calls.All);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "late")));
+        Assert.Equal(1, Calls.Count(new Call.RootfsDestroyed("late")));
+        Restart();
+        await Task.Delay(300);
+        Assert.Equal(1, Calls.Count(new Call.RootfsDestroyed("late"))); // (a pending one would be released again)
+    }
+
+    [Fact]
+    public async Task A_stopping_host_waits_for_a_destroy_in_flight_and_its_release()
+    {
+        // the question comes before the container is gone: the client's answer and the SIGTERM may overtake the
+        // journal writes that free its handle and start its release
+        var slowAgent = new TaskCompletionSource();
+        Create("inflight");
+        Agent.ListGate = slowAgent.Task;
+        var lists = Agent.ListCalls;
+        var destroy = AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("inflight"));
+        AwaitAssert(() => Assert.True(Agent.ListCalls > lists)); // its processes are being stopped
+        var finished = AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance);
+        await Task.Delay(300);
+        Assert.False(finished.IsCompleted);
+
+        slowAgent.SetResult();
+        await destroy;
+        await finished;
+        Assert.Contains(new Call.FirewallRemoved("inflight"), Calls.All);
+        Assert.Contains(new Call.NetworkTornDown("inflight"), Calls.All);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "inflight")));
+    }
+
+    [Fact]
+    public async Task A_stopping_host_tries_a_failed_release_again_at_once_instead_of_after_its_backoff()
+    {
+        Create("stuck");
+        Rootfs.FailNextDestroy = new Garden.Linux.Rootfs.RootfsException("umount: target is busy");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("stuck"));
+        AwaitAssert(() => Assert.Equal(ErrorKind.Unavailable, Error(new HostProtocol.CreateContainer(Spec("stuck"))).Kind));
+        Assert.Equal(1, Rootfs.MountedCount); // failed once; its retry is 5 s away (the virtual clock does not move)
+
+        await AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "stuck")));
+    }
+
+    [Fact]
+    public async Task A_stopping_host_with_nothing_pending_answers_at_once()
+    {
+        Create("idle");
+        await AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance, TimeSpan.FromSeconds(1));
+        Assert.Contains("idle", List()); // it only waits: it stops nothing
+    }
+
+    [Fact]
     public async Task Destroy_works_when_the_agent_is_gone()
     {
         var h = Create("dead");

@@ -52,8 +52,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> _releasing = new();
     /// <summary>Per pending release, how many times it failed (its next try waits longer each time).</summary>
     private readonly Dictionary<string, int> _releaseFailures = new();
-    /// <summary>The same, as tasks a stopping gardend waits for (read by the shutdown task, off the actor's thread).</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _releaseTasks = new();
+    /// <summary>Who asked, as gardend stops, to be told once every release has ended (<see cref="HostProtocol.FinishReleases"/>).</summary>
+    private readonly List<IActorRef> _finishWaiters = [];
+    /// <summary>gardend is stopping: releases are not left to a retry minutes away.</summary>
+    private bool _stopping;
+    /// <summary>Completed when this actor stops: a shutdown task waiting for its answer waits no longer.</summary>
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -71,16 +75,26 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     protected override void PreStart()
     {
         base.PreStart();
-        // A stopping gardend lets the releases in flight end (a restart would finish them, but nothing should wait for
-        // it); the phase's timeout bounds the wait.
-        var tasks = _releaseTasks;
-        CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceStop, "garden-finish-releases",
-            () => Task.WhenAll(tasks.Values).ContinueWith(_ => Akka.Done.Instance));
+        // A stopping gardend (SIGTERM, once the gateways stopped) ends every pending release before it exits: a gardend
+        // stopped for good leaves nothing on the host. It asks this actor, so the question queues behind a container gone
+        // whose release is still being journaled (the client may have its answer and have sent the SIGTERM meanwhile).
+        // akka.coordinated-shutdown.phases.service-stop.timeout bounds the wait; what is left then stays pending in the
+        // journal and the next start finishes it.
+        var (self, stopped) = (Self, _stopped.Task);
+        CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceStop, "garden-finish-releases", async () =>
+        {
+            var finished = self.Ask<HostProtocol.Done>(HostProtocol.FinishReleases.Instance, Timeout.InfiniteTimeSpan);
+            await Task.WhenAny(finished, stopped).ConfigureAwait(false); // a host that stopped answers nothing
+            return Akka.Done.Instance;
+        });
     }
 
     protected override void PostStop()
     {
-        _releaseTasks.Clear(); // a host that stopped waits for nothing (its journal keeps what is pending)
+        if (_state.Releasing.Count > 0)
+            _log.Warning("stopped with {0} release(s) pending: the next start finishes them: {1}", _state.Releasing.Count,
+                string.Join(", ", _state.Releasing.Keys));
+        _stopped.TrySetResult();
         base.PostStop();
     }
 
@@ -371,7 +385,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Command<HostProtocol.ContainerChanged>(msg =>
         {
             if (_children.TryGetValue(msg.Handle, out var child) && child.Equals(Sender)) Directory(_directory.With(msg));
+            AnswerIfReleasesFinished();
         });
+        Command<HostProtocol.FinishReleases>(_ => FinishReleases(Sender));
         Command<Terminated>(OnTerminated);
         Command<HostProtocol.PeaChanged>(msg =>
         {
@@ -572,18 +588,42 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
         var network = _state.Networks.GetValueOrDefault(handle);
         var faults = _settings.Faults;
-        var release = Task.Run(async () =>
-        {
-            faults.Hit("release-started");
-            await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
-        });
-        _releaseTasks[handle] = release;
-        release.ContinueWith(t =>
+        Task.Run(async () =>
             {
-                _releaseTasks.TryRemove(new KeyValuePair<string, Task>(handle, release));
-                return new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException());
+                faults.Hit("release-started");
+                await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
             })
+            .ContinueWith(t => new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
             .PipeTo(Self);
+    }
+
+    /// <summary>gardend is stopping (<see cref="HostProtocol.FinishReleases"/>): every pending release runs now, and
+    /// <paramref name="replyTo"/> hears once they all ended and no destroy is in flight.</summary>
+    private void FinishReleases(IActorRef replyTo)
+    {
+        _stopping = true;
+        _finishWaiters.Add(replyTo);
+        foreach (var handle in _state.Releasing.Keys.Where(h => !_releasing.Contains(h)).ToList())
+        {
+            Timers.Cancel("release-" + handle); // not minutes from now: gardend is about to exit
+            StartRelease(handle);
+        }
+        var destroying = Destroying().ToList();
+        if (_state.Releasing.Count + destroying.Count > 0)
+            _log.Info("stopping: finishing {0} release(s) and {1} destroy(s) first: {2}", _state.Releasing.Count, destroying.Count,
+                string.Join(", ", _state.Releasing.Keys.Concat(destroying)));
+        AnswerIfReleasesFinished();
+    }
+
+    /// <summary>Containers being destroyed, or destroyed and not yet released (their ContainerGone on its way).</summary>
+    private IEnumerable<string> Destroying() =>
+        _directory.Entries.Where(e => e.Value.Lifecycle is ContainerLifecycle.Destroying or ContainerLifecycle.Destroyed).Select(e => e.Key);
+
+    private void AnswerIfReleasesFinished()
+    {
+        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any()) return;
+        foreach (var waiter in _finishWaiters) waiter.Tell(HostProtocol.Done.Instance);
+        _finishWaiters.Clear();
     }
 
     private void OnReleaseEnded(ReleaseEnded ended)
@@ -593,7 +633,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         {
             // what it holds of the pools stays taken; a Create of its handle is refused until it is released
             var failures = _releaseFailures[ended.Handle] = _releaseFailures.GetValueOrDefault(ended.Handle) + 1;
-            var wait = ReleaseRetry(failures);
+            var wait = _stopping ? TimeSpan.FromSeconds(1) : ReleaseRetry(failures);
             ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed ({0} time(s)); trying again in {1}", failures, wait);
             if (_awaitingRelease.Remove(ended.Handle, out var refused))
                 foreach (var (request, replyTo) in refused) Self.Tell(request, replyTo);
@@ -606,6 +646,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         {
             if (_awaitingRelease.Remove(ended.Handle, out var waiting))
                 foreach (var (request, replyTo) in waiting) Self.Tell(request, replyTo);
+            AnswerIfReleasesFinished();
         });
     }
 
