@@ -78,4 +78,44 @@ public sealed class DestroyTests
             await Kernel.Scrub(d.NetworkPrefix);
         }
     }
+
+    [InstallFact]
+    public async Task A_gardend_stopped_right_after_destroys_answered_releases_everything_before_it_exits()
+    {
+        // systemctl stop after destroys: the daemon is stopped for good, so nothing may be left for a next start
+        var d = new Gardend();
+        await d.StartAsync();
+        var handles = Enumerable.Range(0, 3).Select(_ => Unique("stop")).ToList();
+        try
+        {
+            foreach (var h in handles)
+            {
+                Ok(await d.CliAsync("create", "--handle", h, "--net-in", "0:8080", "--disk", "64M"));
+                Ok(await d.CliAsync("run", h, "--detach", "--", "sleep", "1000"));
+            }
+            var destroys = handles.Select(h => d.CliAsync("destroy", h)).ToList();
+            await Task.WhenAny(destroys); // SIGTERM at the first answer: the others may still be in flight
+            await d.StopAsync();
+            Assert.Equal(0, d.ExitCode);
+            foreach (var r in await Task.WhenAll(destroys)) Ok(r);
+
+            // gone from the host before gardend exited, the shared chains too (no container has rules left)
+            foreach (var h in handles) Assert.Empty(Host.Leftovers(d, h, settle: false));
+            Assert.Empty(await Kernel.Leftovers(d.NetworkPrefix));
+            Assert.DoesNotContain(File.ReadAllText("/proc/self/mountinfo").Split('\n'), l => l.Contains($" {d.Dir}/", StringComparison.Ordinal));
+            foreach (var backing in Directory.GetDirectories("/sys/block", "loop*").Select(b => Path.Combine(b, "loop", "backing_file")).Where(File.Exists))
+                Assert.DoesNotContain(d.Dir, File.ReadAllText(backing));
+            Assert.Contains("no container has firewall rules left", d.Log);
+
+            // and journaled as finished: the next start has no release to finish
+            await d.StartAsync();
+            Assert.DoesNotContain("finishing the release", d.Log);
+        }
+        finally
+        {
+            foreach (var h in handles) await d.CliAsync("destroy", h);
+            await d.DisposeAsync();
+            await Kernel.Scrub(d.NetworkPrefix);
+        }
+    }
 }
