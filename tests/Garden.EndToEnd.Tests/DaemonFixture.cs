@@ -45,6 +45,18 @@ public static class Host
         }
     }
 
+    /// <summary>Waits (up to 10 s) until gardend's log says the release of a destroyed container ended: what it held of the
+    /// pools (its address, host ports, user id range) is free again from then on (a Destroy answers before).</summary>
+    public static async Task ReleaseFinished(Gardend d, string handle)
+    {
+        var line = $"[container {handle}] release finished";
+        for (var waited = 0; !d.Log.Contains(line, StringComparison.Ordinal); waited += 50)
+        {
+            if (waited >= 10_000) throw new TimeoutException($"no '{line}' in gardend's log after 10 s:\n{d.Log}");
+            await Task.Delay(50);
+        }
+    }
+
     private static List<string> Found(Gardend d, string handle)
     {
         var found = new List<string>();
