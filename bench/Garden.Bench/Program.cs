@@ -140,6 +140,13 @@ try
         }
         json["breakdown"] = steps;
     }
+    if (Environment.GetEnvironmentVariable("BENCH_ONLY") == "lifecycle")   // create/run/destroy and their breakdown alone
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
+        File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"written {resultsFile}");
+        return;
+    }
 
     // ---- user namespaces: Create (the default, unprivileged, measured above) vs privileged (host root, no user namespace),
     //      and its two parts measured alone: the namespace holder (spawn, unshare, uid/gid maps, exit) and the idmapped
