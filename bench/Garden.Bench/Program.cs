@@ -584,7 +584,7 @@ static partial class Breakdown
             var step = m.Groups["step"].Value;
             if (step.StartsWith("user namespace", StringComparison.Ordinal)) step = "user namespace";
             var op = step.StartsWith("run: ", StringComparison.Ordinal) ? "run"
-                : step is "destroy" or "processes" || step.EndsWith(" removal", StringComparison.Ordinal) ? "destroy"
+                : step is "destroy" or "processes" or "release" || step.EndsWith(" removal", StringComparison.Ordinal) ? "destroy"
                 : "create";
             if (op == "run") step = step["run: ".Length..];
             var steps = ops.TryGetValue(op, out var s) ? s : ops[op] = [];
