@@ -146,6 +146,13 @@ try
         }
         json["breakdown"] = steps;
     }
+    if (Environment.GetEnvironmentVariable("BENCH_ONLY") == "lifecycle")   // create/run/destroy and their breakdown alone
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
+        File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"written {resultsFile}");
+        return;
+    }
 
     // ---- the floor: raw runc with gardend's own kind of config (OciBundle's: user namespace with the same mapping, seccomp
     //      allow-list, capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
@@ -659,7 +666,7 @@ static partial class Breakdown
             var step = m.Groups["step"].Value;
             if (step.StartsWith("user namespace", StringComparison.Ordinal)) step = "user namespace";
             var op = step.StartsWith("run: ", StringComparison.Ordinal) ? "run"
-                : step is "destroy" or "processes" || step.EndsWith(" removal", StringComparison.Ordinal) ? "destroy"
+                : step is "destroy" or "processes" or "release" || step.EndsWith(" removal", StringComparison.Ordinal) ? "destroy"
                 : "create";
             if (op == "run") step = step["run: ".Length..];
             var steps = ops.TryGetValue(op, out var s) ? s : ops[op] = [];

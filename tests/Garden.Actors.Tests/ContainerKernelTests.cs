@@ -218,4 +218,25 @@ public sealed class ContainerKernelTests : IDisposable
         Assert.False(Directory.Exists(Depot("d")));
         Assert.Equal(2, Calls.Count(new Call.Deleted("d"))); // the second asked again, and found nothing to remove
     }
+
+    [Fact]
+    public async Task A_stop_only_destroy_leaves_nothing_running_and_the_rest_to_the_release()
+    {
+        var kernel = Kernel("s");
+        await kernel.RunAsync(new Effect.Create(Spec("s")));
+        await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("s").Network, StopOnly: true));
+        // nothing can run: runc forgot it, its cgroup is gone
+        Assert.Empty(Runtime.Containers);
+        Assert.Contains(new Call.CgroupReleased("s"), Calls.All);
+        Assert.False(Oom.Watching("s"));
+        // what is left is the release's
+        Assert.Equal(1, Rootfs.MountedCount);
+        Assert.NotNull(Firewall.Of("s"));
+        await new ContainerDestroyer(kernel.Context).ReleaseAsync(Spec("s").Network);
+        await new ContainerDestroyer(kernel.Context).ReleaseAsync(Spec("s").Network); // idempotent
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Empty(Network.Handles);
+        Assert.Null(Firewall.Of("s"));
+        Assert.False(Directory.Exists(Depot("s")));
+    }
 }

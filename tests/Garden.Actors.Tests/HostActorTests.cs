@@ -241,6 +241,9 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
     {
         var h = Create("gone");
         await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer(h));
+        // the answer comes once nothing runs; the rest is released right after it
+        AwaitAssert(() => Assert.Contains(new Call.RootfsDestroyed("gone"), Calls.All));
+        AwaitAssert(() => Assert.Contains(new Call.NetworkTornDown("gone"), Calls.All));
         var calls = Calls.All.ToList();
         var released = calls.IndexOf(new Call.CgroupReleased("gone"));
         Assert.Equal([new Call.SignalledAll(9), new Call.Killed("gone", 9), new Call.Deleted("gone"), new Call.CgroupReleased("gone")],
@@ -253,6 +256,154 @@ public sealed class HostActorTests() : ActorTest("actors", "max-containers = 3")
         Assert.Empty(Runtime.Containers);
         AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo(h)).Kind));
         Assert.Equal(ErrorKind.NotFound, Error(new HostProtocol.DestroyContainer(h)).Kind);
+    }
+
+    [Fact]
+    public async Task Destroy_answers_once_nothing_runs_and_the_pools_stay_taken_until_the_release_ended()
+    {
+        var slowRules = new TaskCompletionSource();
+        Firewall.RemoveGate = slowRules.Task; // iptables-restore takes its time
+        Create("first");
+        Assert.Contains(new Call.NetworkSetUp("first", Ipv4.Parse("10.254.0.2", "t")), Calls.All);
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("first"));
+        // answered: its processes are dead and runc forgot it; its handle is free and nothing shows it any more
+        Assert.Empty(Runtime.Containers);
+        Assert.Contains(new Call.CgroupReleased("first"), Calls.All);
+        Assert.DoesNotContain(new Call.FirewallRemoved("first"), Calls.All);
+        Assert.Empty(List());
+        Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("first")).Kind);
+        Assert.Equal(ErrorKind.NotFound, Error(new HostProtocol.DestroyContainer("first")).Kind);
+        // its address is still its own while its rules and links are removed: a new container gets another one
+        Create("second");
+        Assert.Contains(new Call.NetworkSetUp("second", Ipv4.Parse("10.254.0.6", "t")), Calls.All);
+
+        slowRules.SetResult();
+        AwaitAssert(() => Assert.Contains(new Call.FirewallRemoved("first"), Calls.All));
+        AwaitAssert(() => Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "first"))));
+        // released: its address is back in the pool
+        AwaitAssert(() =>
+        {
+            var third = $"third{Guid.NewGuid():N}"[..12];
+            Create(third);
+            Assert.Contains(new Call.NetworkSetUp(third, Ipv4.Parse("10.254.0.2", "t")), Calls.All);
+        });
+    }
+
+    [Fact]
+    public async Task A_create_of_a_handle_still_being_released_waits_for_the_release_and_is_not_undone_by_it()
+    {
+        var slowRules = new TaskCompletionSource();
+        Firewall.RemoveGate = slowRules.Task;
+        Create("again");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("again"));
+        var create = AskAsync<HostProtocol.ContainerCreated>(new HostProtocol.CreateContainer(Spec("again")));
+        // other containers are made meanwhile
+        Create("other");
+        Assert.False(create.IsCompleted);
+        Assert.Equal(1, Calls.Count(new Call.RootfsCreated("again")));
+
+        slowRules.SetResult();
+        Assert.Equal("again", (await create).Handle);
+        var calls = Calls.All.ToList();
+        Assert.True(calls.IndexOf(new Call.FirewallRemoved("again")) < calls.LastIndexOf(new Call.RootfsCreated("again")), string.Join(", ", calls));
+        // the new one is whole: its root, its runtime container, its depot
+        Assert.Equal(1, Calls.Count(new Call.RootfsDestroyed("again")));
+        Assert.Contains("again", Runtime.Containers);
+        Assert.True(Directory.Exists(Path.Combine(StateDir, "depot", "again")));
+        Assert.Equal(ContainerLifecycle.Active, (await AskAsync<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("again"))).State);
+        Assert.Equal(["again", "other"], List());
+    }
+
+    [Fact]
+    public async Task A_release_that_fails_keeps_what_it_holds_and_is_tried_again()
+    {
+        Create("busy");
+        Rootfs.FailNextDestroy = new Garden.Linux.Rootfs.RootfsException("umount: target is busy");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("busy"));
+        Assert.Empty(List());
+        // its depot and mount point are the handle's: a Create of it is refused, saying why, until they are gone
+        AwaitAssert(() =>
+        {
+            var e = Error(new HostProtocol.CreateContainer(Spec("busy")));
+            Assert.Equal(ErrorKind.Unavailable, e.Kind);
+            Assert.Contains("still being released", e.Message);
+        });
+        Assert.Equal(1, Rootfs.MountedCount);
+        Clock.Advance(TimeSpan.FromSeconds(5)); // the retry
+        AwaitAssert(() => Assert.Equal(0, Rootfs.MountedCount));
+        AwaitAssert(() => Assert.Equal("busy", Create("busy")));
+    }
+
+    [Fact]
+    public async Task A_stopping_host_answers_once_every_pending_release_ended_and_was_journaled()
+    {
+        var slowRules = new TaskCompletionSource();
+        Firewall.RemoveGate = slowRules.Task;
+        Create("late");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("late"));
+        // gardend stops (CoordinatedShutdown's service-stop asks this) while the release still removes the rules
+        var finished = AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance);
+        await Task.Delay(300);
+        Assert.False(finished.IsCompleted);
+        Assert.True(Directory.Exists(Path.Combine(StateDir, "depot", "late")));
+
+        slowRules.SetResult();
+        await finished;
+        // answered after everything went, the depot last, and after ReleaseFinished was journaled: a next start has
+        // nothing to finish
+        Assert.Contains(new Call.FirewallRemoved("late"), Calls.All);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "late")));
+        Assert.Equal(1, Calls.Count(new Call.RootfsDestroyed("late")));
+        Restart();
+        await Task.Delay(300);
+        Assert.Equal(1, Calls.Count(new Call.RootfsDestroyed("late"))); // (a pending one would be released again)
+    }
+
+    [Fact]
+    public async Task A_stopping_host_waits_for_a_destroy_in_flight_and_its_release()
+    {
+        // the question comes before the container is gone: the client's answer and the SIGTERM may overtake the
+        // journal writes that free its handle and start its release
+        var slowAgent = new TaskCompletionSource();
+        Create("inflight");
+        Agent.ListGate = slowAgent.Task;
+        var lists = Agent.ListCalls;
+        var destroy = AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("inflight"));
+        AwaitAssert(() => Assert.True(Agent.ListCalls > lists)); // its processes are being stopped
+        var finished = AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance);
+        await Task.Delay(300);
+        Assert.False(finished.IsCompleted);
+
+        slowAgent.SetResult();
+        await destroy;
+        await finished;
+        Assert.Contains(new Call.FirewallRemoved("inflight"), Calls.All);
+        Assert.Contains(new Call.NetworkTornDown("inflight"), Calls.All);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "inflight")));
+    }
+
+    [Fact]
+    public async Task A_stopping_host_tries_a_failed_release_again_at_once_instead_of_after_its_backoff()
+    {
+        Create("stuck");
+        Rootfs.FailNextDestroy = new Garden.Linux.Rootfs.RootfsException("umount: target is busy");
+        await AskAsync<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("stuck"));
+        AwaitAssert(() => Assert.Equal(ErrorKind.Unavailable, Error(new HostProtocol.CreateContainer(Spec("stuck"))).Kind));
+        Assert.Equal(1, Rootfs.MountedCount); // failed once; its retry is 5 s away (the virtual clock does not move)
+
+        await AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "stuck")));
+    }
+
+    [Fact]
+    public async Task A_stopping_host_with_nothing_pending_answers_at_once()
+    {
+        Create("idle");
+        await AskAsync<HostProtocol.Done>(HostProtocol.FinishReleases.Instance, TimeSpan.FromSeconds(1));
+        Assert.Contains("idle", List()); // it only waits: it stops nothing
     }
 
     [Fact]

@@ -215,12 +215,32 @@ public sealed class HostStateTests : IDisposable
     }
 
     [Fact]
+    public void A_snapshot_keeps_the_pending_releases_and_what_they_hold()
+    {
+        var state = Admitted(HostState.Empty, Spec("a", netIn: [new PortMapping(0, 80)]));
+        state = state.Apply(state.Release("a")!);
+        var back = HostState.Empty.Apply(state.ToSnapshot());
+        Assert.Equal(state.Releasing, back.Releasing);
+        Assert.Equal(state.Networks["a"], back.Networks["a"]);
+        Assert.Equal(state.PortsOf("a"), back.PortsOf("a"));
+    }
+
+    [Fact]
     public void Release_frees_the_handle_and_everything_it_held()
     {
         var state = Admitted(HostState.Empty, Spec("a", netIn: [new PortMapping(0, 80)]));
         Assert.Null(state.Release("nope"));
         state = state.Apply(state.Release("a")!);
         Assert.Empty(state.Containers);
+        // its release is pending: what it held stays taken, and its handle cannot be made again until it ended
+        Assert.Equal(1, state.Releasing["a"]);
+        Assert.Equal("10.9.0.2 in 10.9.0.0/30", state.Networks["a"].ToString());
+        Assert.NotEmpty(state.PortsOf("a"));
+        Assert.Equal(ErrorKind.Unavailable, Refused(() => state.Admit(Spec("a"), Settings(), _host)).Kind);
+        Assert.Equal("10.9.0.6 in 10.9.0.4/30", state.Admit(Spec("b"), Settings(), _host).Spec.Network!.ToString());
+        Assert.Null(state.ReleaseDone("b"));
+        state = state.Apply(state.ReleaseDone("a")!);
+        Assert.Empty(state.Releasing);
         Assert.Empty(state.Networks);
         Assert.Empty(state.PortsOf("a"));
         var again = state.Admit(Spec("a", netIn: [new PortMapping(0, 80)]), Settings(), _host);

@@ -46,8 +46,8 @@ public sealed class NetworkTests() : ActorTest("network", """
         Assert.Equal(ErrorKind.ResourceExhausted, e.Kind);
         Assert.Contains("pool", e.Message);
         Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("b"));
-        Assert.DoesNotContain("b", Network.Handles);
-        Assert.Null(Firewall.Of("b"));
+        AwaitAssert(() => Assert.DoesNotContain("b", Network.Handles)); // released just after the reply
+        AwaitAssert(() => Assert.Null(Firewall.Of("b")));
         AwaitAssert(() => Ask<HostProtocol.ContainerCreated>(Create("e")), TimeSpan.FromSeconds(5)); // the host releases b just after the reply
         Assert.Equal("10.9.0.6 in 10.9.0.4/30", Info("e").Network!.ToString());
     }

@@ -51,8 +51,31 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
         var run = Error(new ContainerProtocol.RunProcess("vanish", new ProcessSpec("", "/bin/true", [], [], "", "", [], null), false));
         Assert.Equal(ErrorKind.FailedPrecondition, run.Kind);
         Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("vanish"));
-        Assert.Equal(0, Rootfs.MountedCount);
+        AwaitAssert(() => Assert.Equal(0, Rootfs.MountedCount)); // released right after the answer
         AwaitAssert(() => Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("vanish")).Kind));
+    }
+
+    [Fact]
+    public void A_release_cut_short_by_a_crash_is_finished_by_the_next_daemon_and_its_pools_wait_for_it()
+    {
+        Create("cut");
+        Firewall.RemoveGate = new TaskCompletionSource().Task; // the daemon dies while the rules are being removed
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("cut"));
+        Assert.Empty(Runtime.Containers);
+        Assert.NotNull(Firewall.Of("cut"));
+        Assert.True(Directory.Exists(Path.Combine(StateDir, "depot", "cut"))); // the depot goes last
+
+        Restart(whileDown: () => Firewall.RemoveGate = null);
+
+        Assert.Empty(List());
+        AwaitAssert(() => Assert.False(Directory.Exists(Path.Combine(StateDir, "depot", "cut"))));
+        Assert.Null(Firewall.Of("cut"));
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Empty(Network.Handles);
+        // finished and journaled: its handle and its address are free again, and stay free after one more restart
+        Restart();
+        Create("cut");
+        Assert.Equal(2, Calls.Count(new Call.NetworkSetUp("cut", Garden.Linux.Network.Ipv4.Parse("10.254.0.2", "t"))));
     }
 
     [Fact]

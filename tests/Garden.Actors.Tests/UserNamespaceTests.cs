@@ -130,6 +130,25 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
     }
 
     [Fact]
+    public void A_destroyed_containers_range_is_not_handed_out_before_its_release_ended()
+    {
+        PerContainer(ranges: 1);
+        Start();
+        var slowRules = new TaskCompletionSource();
+        Firewall.RemoveGate = slowRules.Task;
+        Ask<HostProtocol.ContainerCreated>(Create("a"));
+        Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("a"));
+        // answered, but its root and files may still be owned by its ids: no other container gets them yet
+        var full = Error(Create("b"));
+        Assert.Equal(ErrorKind.ResourceExhausted, full.Kind);
+        Assert.Contains("user id pool is exhausted", full.Message);
+
+        slowRules.SetResult();
+        AwaitAssert(() => Ask<HostProtocol.ContainerCreated>(Create("b")), TimeSpan.FromSeconds(5));
+        Assert.Equal(0x7e00_0000u, RangeOf("b"));
+    }
+
+    [Fact]
     public void The_mapping_in_force_stays_with_the_container_when_the_setting_changes()
     {
         Start();
@@ -190,6 +209,6 @@ public sealed class UserNamespaceTests() : ActorTest("userns", "network.pool = \
         Assert.Empty(UserNamespaces.Made);
 
         Ask<HostProtocol.ContainerDestroyed>(new HostProtocol.DestroyContainer("old"));
-        Assert.Equal(0, Rootfs.MountedCount);
+        AwaitAssert(() => Assert.Equal(0, Rootfs.MountedCount)); // released just after the reply
     }
 }

@@ -31,8 +31,33 @@ public sealed class DaemonFixture : IAsyncLifetime
 
 public static class Host
 {
-    /// <summary>Everything of ours on the host that names this handle: mounts, runc state, cgroups, depot.</summary>
-    public static List<string> Leftovers(Gardend d, string handle)
+    /// <summary>Everything of ours on the host that names this handle: mounts, runc state, cgroups, depot. A Destroy answers
+    /// once nothing runs in the container and its rootfs, depot and network go right after: unless
+    /// <paramref name="settle"/> is false, what is found is looked for again for up to 5 s until it is gone.</summary>
+    public static List<string> Leftovers(Gardend d, string handle, bool settle = true)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (true)
+        {
+            var found = Found(d, handle);
+            if (!settle || found.Count == 0 || DateTime.UtcNow >= deadline) return found;
+            Thread.Sleep(50);
+        }
+    }
+
+    /// <summary>Waits (up to 10 s) until gardend's log says the release of a destroyed container ended: what it held of the
+    /// pools (its address, host ports, user id range) is free again from then on (a Destroy answers before).</summary>
+    public static async Task ReleaseFinished(Gardend d, string handle)
+    {
+        var line = $"[container {handle}] release finished";
+        for (var waited = 0; !d.Log.Contains(line, StringComparison.Ordinal); waited += 50)
+        {
+            if (waited >= 10_000) throw new TimeoutException($"no '{line}' in gardend's log after 10 s:\n{d.Log}");
+            await Task.Delay(50);
+        }
+    }
+
+    private static List<string> Found(Gardend d, string handle)
     {
         var found = new List<string>();
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))

@@ -38,7 +38,7 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
         Assert.Equal("active", json.GetProperty("state").GetString());
         Assert.Equal("e2e", json.GetProperty("properties").GetProperty("owner").GetString());
         Assert.Contains(handle, (await D.CliAsync("list")).Stdout.Split('\n'));
-        Assert.NotEmpty(Host.Leftovers(D, handle)); // while it lives, it holds a mount, runc state, a cgroup
+        Assert.NotEmpty(Host.Leftovers(D, handle, settle: false)); // while it lives, it holds a mount, runc state, a cgroup
 
         var destroy = await D.CliAsync("destroy", handle);
         Assert.True(destroy.ExitCode == 0, destroy.ToString());

@@ -239,8 +239,8 @@ public sealed class LimitsTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
             Assert.Contains("shrink", shrink.Stderr);
         }
         finally { await D.CliAsync("destroy", h); }
+        Assert.Empty(Host.Leftovers(D, h)); // first: it waits for the release, which detaches the disk before the depot goes
         Assert.Empty(LoopDevicesBackedBy(D.StateDir));
-        Assert.Empty(Host.Leftovers(D, h));
     }
 
     [InstallFact]

@@ -658,9 +658,19 @@ internal static class Kernel
                (!line.Contains("--comment ", StringComparison.Ordinal) || Regex.IsMatch(line, $@"--comment ""?{p}:"));
     }
 
-    /// <summary>What a container left: <see cref="Leftovers"/> but the shared chains, which stay while gardend runs.</summary>
-    public static async Task<List<string>> ContainerLeftovers(string prefix, bool settle = true) =>
-        (await Leftovers(prefix, settle)).Where(l => !IsShared(prefix, l)).ToList();
+    /// <summary>What a container left: <see cref="Leftovers"/> but the shared chains, which stay while gardend runs. A
+    /// Destroy answers before its rules and links are removed: unless <paramref name="settle"/> is false, what is found is
+    /// looked for again for up to 5 s until it is gone.</summary>
+    public static async Task<List<string>> ContainerLeftovers(string prefix, bool settle = true)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (true)
+        {
+            var found = (await Leftovers(prefix, settle: false)).Where(l => !IsShared(prefix, l)).ToList();
+            if (!settle || found.Count == 0 || DateTime.UtcNow >= deadline) return found;
+            await Task.Delay(50);
+        }
+    }
 
     /// <summary>The shared chains with their fixed rules, the jumps into them, and the IPv6 guard, as the kernel shows them.</summary>
     public static async Task<List<string>> Shared(string prefix) =>

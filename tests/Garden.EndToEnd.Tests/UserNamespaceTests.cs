@@ -246,6 +246,7 @@ public sealed class PerContainerUserNamespaceTests
 
             Assert.Equal(0, (await d.CliAsync("destroy", a)).ExitCode);
             handles.Remove(a);
+            await Host.ReleaseFinished(d, a); // a Destroy answers before its release ends, which returns the range
             var c = await Create();
             Assert.Equal(First, await RangeOf(d, c)); // a's range came back to the pool
 

@@ -469,6 +469,42 @@ public sealed class RealFirewallContract : FirewallContract
     }
 
     [GatedFact]
+    public async Task Removals_that_queue_behind_one_another_go_in_one_batch()
+    {
+        using var recorded = new RecordedRestore();
+        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], []), iptablesRestore: recorded.Restore, ip6tablesRestore: recorded.Restore6);
+        var keep = Net("keep", 20);
+        var gone = new[] { Net("g1", 21), Net("g2", 22), Net("g3", 23), Net("g4", 24) };
+        try
+        {
+            await fw.ApplyAsync(new ContainerFirewall(keep, [new PortMapping(41020, 80)], []), default);
+            foreach (var (n, i) in gone.Select((n, i) => (n, i)))
+                await fw.ApplyAsync(new ContainerFirewall(n, [new PortMapping(41021 + i, 80)], [Tcp("10.1.0.0/24", 80)]), default);
+            recorded.Clear();
+
+            // four destroys at once: the first takes the lock, the three that queue behind it go together
+            await Task.WhenAll(gone.Select(n => fw.RemoveAsync(n, default)));
+            var batches = recorded.Batches();
+            Assert.Equal(2, batches.Count);
+            Assert.Equal(3, gone.Count(n => batches[1].Contains($"-X {n.OutChain}")));
+            var left = Ours(await Save());
+            foreach (var n in gone)
+            {
+                Assert.DoesNotContain(left, l => l.Contains(n.OutChain) || l.Contains(n.NatChain));
+                await fw.RemoveAsync(n, default); // idempotent: nothing of it left, no batch
+            }
+            Assert.Equal(2, recorded.Batches().Count);
+            Assert.Equal(["keep"], await fw.InstalledAsync(default));
+            Assert.Contains(left, l => l.Contains(keep.OutChain));
+        }
+        finally
+        {
+            foreach (var n in gone.Append(keep)) await fw.RemoveAsync(n, default);
+            await fw.ReleaseSharedAsync(default);
+        }
+    }
+
+    [GatedFact]
     public async Task Destroying_the_last_container_is_one_batch_of_its_own_entries_and_chains_and_leaves_the_shared_chains_alone()
     {
         using var recorded = new RecordedRestore();

@@ -145,8 +145,14 @@ public sealed class FakeRootfs(CallLog log) : IRootfsProvider
         return Task.FromResult(paths.MountPoint);
     }
 
+    private Exception? _failNextDestroy;
+
+    /// <summary>Set to make the next Destroy fail (as a busy mount would: nothing unmounted).</summary>
+    public Exception? FailNextDestroy { get => _failNextDestroy; set => _failNextDestroy = value; }
+
     public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
     {
+        if (Interlocked.Exchange(ref _failNextDestroy, null) is { } e) return Task.FromException(e);
         log.Add(new Call.RootfsDestroyed(handle));
         _mounted.TryRemove(paths.MountPoint, out _);
         _mounted.TryRemove(paths.LegacyMountPoint, out _);
@@ -541,10 +547,13 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
         return true;
     }
 
-    public Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
+    /// <summary>When set, every Remove waits for it (a slow iptables-restore).</summary>
+    public Task? RemoveGate { get; set; }
+
+    public async Task RemoveAsync(Garden.Linux.Network.ContainerNetwork network, CancellationToken ct)
     {
+        if (RemoveGate is { } gate) await gate.WaitAsync(ct);
         if (_rules.TryRemove(network.Handle, out _)) log.Add(new Call.FirewallRemoved(network.Handle));
-        return Task.CompletedTask;
     }
 
     public Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)

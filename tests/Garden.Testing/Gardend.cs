@@ -194,6 +194,12 @@ public sealed class Gardend : IAsyncDisposable
     {
         await StopAsync();
         _process?.Dispose();
+        // GARDEN_TEST_LOG_DIR=DIR keeps every test daemon's log there (DIR/<its dir name>.log), to read after a run
+        if (Environment.GetEnvironmentVariable("GARDEN_TEST_LOG_DIR") is { Length: > 0 } logs)
+            File.WriteAllText(Path.Combine(logs, Path.GetFileName(Dir) + ".log"), Log);
+        // Never recurse into what gardend left mounted (a container's root, its disk, a bind mount of a host directory):
+        // the leak check reports it instead.
+        if (File.ReadLines("/proc/self/mountinfo").Any(l => l.Contains($" {Dir}/", StringComparison.Ordinal))) return;
         try { Directory.Delete(Dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

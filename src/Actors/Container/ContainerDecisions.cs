@@ -80,10 +80,10 @@ public sealed partial record ContainerState
                 : new Decision { Events = [Changed(ContainerLifecycle.Stopping)], Effect = new Effect.Stop(s.Kill), Await = true },
             HostProtocol.DestroyContainer => phase == ContainerPhase.Destroying
                 ? new Decision { Await = true } // joins the destroy in flight
-                : new Decision { Events = [Changed(ContainerLifecycle.Destroying)], Effect = new Effect.Destroy(true, Network), Await = true },
+                : new Decision { Events = [Changed(ContainerLifecycle.Destroying)], Effect = new Effect.Destroy(true, Network, StopOnly: true), Await = true },
             ContainerProtocol.GraceTimeUp => new Decision
             {
-                Events = [Changed(ContainerLifecycle.Destroying, EventsProtocol.ContainerEvent.Reaped)], Effect = new Effect.Destroy(true, Network),
+                Events = [Changed(ContainerLifecycle.Destroying, EventsProtocol.ContainerEvent.Reaped)], Effect = new Effect.Destroy(true, Network, StopOnly: true),
                 Publish = [(EventsProtocol.ContainerEvent.Reaped, "")], Notes = [Note.Info($"reaped: idle for its grace time ({GraceTime})")],
             },
             ContainerProtocol.OomKilled or ContainerProtocol.OomFlush => Decision.HandOn(command),

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Garden.Actors.Container;
+using Garden.Actors.Kernel;
 using Garden.Linux.Host;
 using Garden.Linux.Network;
 using Garden.Protocol.Journal;
@@ -52,6 +53,18 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>Their containers' actors, started while the registration is written (an actor's start asks the journal
     /// for its highest sequence number, a round trip of its own); none is routed to or told its Create before then.</summary>
     private readonly Dictionary<string, IActorRef> _starting = new();
+    /// <summary>Creates of a handle whose release still runs: each is taken up again once it finished.</summary>
+    private readonly Dictionary<string, List<(HostProtocol.CreateContainer Request, IActorRef ReplyTo)>> _awaitingRelease = new();
+    /// <summary>The releases running now (a pending one not in it waits for its retry).</summary>
+    private readonly HashSet<string> _releasing = new();
+    /// <summary>Per pending release, how many times it failed (its next try waits longer each time).</summary>
+    private readonly Dictionary<string, int> _releaseFailures = new();
+    /// <summary>Who asked, as gardend stops, to be told once every release has ended (<see cref="HostProtocol.FinishReleases"/>).</summary>
+    private readonly List<IActorRef> _finishWaiters = [];
+    /// <summary>gardend is stopping: releases are not left to a retry minutes away.</summary>
+    private bool _stopping;
+    /// <summary>Completed when this actor stops: a shutdown task waiting for its answer waits no longer.</summary>
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public HostActor(GardenSettings settings, ContainerEffects effects, IHostResources resources)
     {
@@ -65,6 +78,32 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId => "host";
+
+    protected override void PreStart()
+    {
+        base.PreStart();
+        // A stopping gardend (SIGTERM, once the gateways stopped) ends every pending release before it exits: a gardend
+        // stopped for good leaves nothing on the host. It asks this actor, so the question queues behind a container gone
+        // whose release is still being journaled (the client may have its answer and have sent the SIGTERM meanwhile).
+        // akka.coordinated-shutdown.phases.service-stop.timeout bounds the wait; what is left then stays pending in the
+        // journal and the next start finishes it.
+        var (self, stopped) = (Self, _stopped.Task);
+        CoordinatedShutdown.Get(Context.System).AddTask(CoordinatedShutdown.PhaseServiceStop, "garden-finish-releases", async () =>
+        {
+            var finished = self.Ask<HostProtocol.Done>(HostProtocol.FinishReleases.Instance, Timeout.InfiniteTimeSpan);
+            await Task.WhenAny(finished, stopped).ConfigureAwait(false); // a host that stopped answers nothing
+            return Akka.Done.Instance;
+        });
+    }
+
+    protected override void PostStop()
+    {
+        if (_state.Releasing.Count > 0)
+            _log.Warning("stopped with {0} release(s) pending: the next start finishes them: {1}", _state.Releasing.Count,
+                string.Join(", ", _state.Releasing.Keys));
+        _stopped.TrySetResult();
+        base.PostStop();
+    }
 
     public static string Version { get; } =
         typeof(HostActor).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -85,6 +124,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     private sealed record LeftoversPruned(Exception? Error);
+
+    /// <summary>The release of a container that is gone ended (<paramref name="Error"/>: it failed, and is tried again).</summary>
+    private sealed record ReleaseEnded(string Handle, Exception? Error);
+
+    private sealed record RetryRelease(string Handle);
 
     /// <summary>What a decision made off the actor's thread came to: an <see cref="Admission"/>, a
     /// <see cref="NetInReservation"/>, or the error for the client.</summary>
@@ -207,6 +251,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void SpawnRecovered()
     {
+        if (_state.Releasing.Count > 0)
+            _log.Info("finishing the release of {0} container(s) an earlier gardend destroyed: {1}", _state.Releasing.Count, string.Join(", ", _state.Releasing.Keys));
+        foreach (var handle in _state.Releasing.Keys) StartRelease(handle);
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -304,6 +351,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.CreateContainer>(msg =>
         {
+            if (_releasing.Contains(msg.Spec.Handle))
+            {
+                // its paths are the handle's: the new one is made once the old one's are removed
+                if (!_awaitingRelease.TryGetValue(msg.Spec.Handle, out var waiting)) _awaitingRelease[msg.Spec.Handle] = waiting = [];
+                waiting.Add((msg, Sender));
+                return;
+            }
             var (settings, resources) = (_settings, _resources);
             Decide(state => state.Admit(msg.Spec, settings, HostFacts.ForCreate(state, msg.Spec, settings, resources)));
         });
@@ -345,12 +399,19 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         {
             if ((_children.TryGetValue(msg.Handle, out var child) || _starting.TryGetValue(msg.Handle, out child)) && child.Equals(Sender))
                 Directory(_directory.With(msg));
+            AnswerIfReleasesFinished();
         });
+        Command<HostProtocol.FinishReleases>(_ => FinishReleases(Sender));
         Command<Terminated>(OnTerminated);
         Command<HostProtocol.PeaChanged>(msg =>
         {
             if (msg.Running) _peas[msg.ProcessId] = msg.Handle;
             else if (_peas.TryGetValue(msg.ProcessId, out var h) && h == msg.Handle) _peas.Remove(msg.ProcessId);
+        });
+        Command<ReleaseEnded>(OnReleaseEnded);
+        Command<RetryRelease>(r =>
+        {
+            if (_state.Releasing.ContainsKey(r.Handle)) StartRelease(r.Handle);
         });
         Snapshots();
     }
@@ -521,7 +582,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _handles[child] = handle;
     }
 
-    /// <summary>Journals that the handle is free, then stops its actor.</summary>
+    /// <summary>Journals that the handle is free, stops its actor, and starts releasing what the container still holds
+    /// (pending in the journal: a restart finishes it).</summary>
     private void Release(string handle, Action then)
     {
         foreach (var pea in _peas.Where(p => p.Value == handle).Select(p => p.Key).ToList()) _peas.Remove(pea);
@@ -532,6 +594,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
         Record(released, () =>
         {
+            StartRelease(handle);
             if (_children.Remove(handle, out var child))
             {
                 _handles.Remove(child);
@@ -543,6 +606,81 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             then();
         });
     }
+
+    /// <summary>Releases, off the actor's thread, what a container that is gone still holds (<see cref="ContainerDestroyer.ReleaseAsync"/>,
+    /// idempotent); its end comes back as <see cref="ReleaseEnded"/>.</summary>
+    private void StartRelease(string handle)
+    {
+        if (!_releasing.Add(handle)) return;
+        var paths = ContainerPaths.For(_settings, handle);
+        var log = ContainerLog.For(Context.System, handle);
+        var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+        var network = _state.Networks.GetValueOrDefault(handle);
+        var faults = _settings.Faults;
+        Task.Run(async () =>
+            {
+                faults.Hit("release-started");
+                await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
+            })
+            .ContinueWith(t => new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
+            .PipeTo(Self);
+    }
+
+    /// <summary>gardend is stopping (<see cref="HostProtocol.FinishReleases"/>): every pending release runs now, and
+    /// <paramref name="replyTo"/> hears once they all ended and no destroy is in flight.</summary>
+    private void FinishReleases(IActorRef replyTo)
+    {
+        _stopping = true;
+        _finishWaiters.Add(replyTo);
+        foreach (var handle in _state.Releasing.Keys.Where(h => !_releasing.Contains(h)).ToList())
+        {
+            Timers.Cancel("release-" + handle); // not minutes from now: gardend is about to exit
+            StartRelease(handle);
+        }
+        var destroying = Destroying().ToList();
+        if (_state.Releasing.Count + destroying.Count > 0)
+            _log.Info("stopping: finishing {0} release(s) and {1} destroy(s) first: {2}", _state.Releasing.Count, destroying.Count,
+                string.Join(", ", _state.Releasing.Keys.Concat(destroying)));
+        AnswerIfReleasesFinished();
+    }
+
+    /// <summary>Containers being destroyed, or destroyed and not yet released (their ContainerGone on its way).</summary>
+    private IEnumerable<string> Destroying() =>
+        _directory.Entries.Where(e => e.Value.Lifecycle is ContainerLifecycle.Destroying or ContainerLifecycle.Destroyed).Select(e => e.Key);
+
+    private void AnswerIfReleasesFinished()
+    {
+        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any()) return;
+        foreach (var waiter in _finishWaiters) waiter.Tell(HostProtocol.Done.Instance);
+        _finishWaiters.Clear();
+    }
+
+    private void OnReleaseEnded(ReleaseEnded ended)
+    {
+        _releasing.Remove(ended.Handle);
+        if (ended.Error is not null)
+        {
+            // what it holds of the pools stays taken; a Create of its handle is refused until it is released
+            var failures = _releaseFailures[ended.Handle] = _releaseFailures.GetValueOrDefault(ended.Handle) + 1;
+            var wait = _stopping ? TimeSpan.FromSeconds(1) : ReleaseRetry(failures);
+            ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed ({0} time(s)); trying again in {1}", failures, wait);
+            if (_awaitingRelease.Remove(ended.Handle, out var refused))
+                foreach (var (request, replyTo) in refused) Self.Tell(request, replyTo);
+            Timers.StartSingleTimer("release-" + ended.Handle, new RetryRelease(ended.Handle), wait);
+            return;
+        }
+        _releaseFailures.Remove(ended.Handle);
+        if (_state.ReleaseDone(ended.Handle) is not { } done) return;
+        Record(done, () =>
+        {
+            if (_awaitingRelease.Remove(ended.Handle, out var waiting))
+                foreach (var (request, replyTo) in waiting) Self.Tell(request, replyTo);
+            AnswerIfReleasesFinished();
+        });
+    }
+
+    /// <summary>5 s after the first failure, twice as long after each next one, at most 5 min.</summary>
+    private static TimeSpan ReleaseRetry(int failures) => TimeSpan.FromSeconds(Math.Min(300, 5 * Math.Pow(2, Math.Min(failures - 1, 10))));
 
     private void OnTerminated(Terminated t)
     {

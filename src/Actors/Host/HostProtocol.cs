@@ -61,6 +61,14 @@ public static class HostProtocol
         public static readonly Done Instance = new();
     }
 
+    /// <summary>Asked by a stopping gardend (CoordinatedShutdown's service-stop): answered with <see cref="Done"/> once
+    /// no destroy is in flight and every pending release has ended and is journaled (<c>ReleaseFinished</c>). A release
+    /// waiting for its retry is tried again at once, and every failure from then on after a second.</summary>
+    internal sealed record FinishReleases
+    {
+        public static readonly FinishReleases Instance = new();
+    }
+
     // ---- what containers tell the host ----
 
     /// <summary>A recovered container has been reconciled with the kernel and serves.</summary>

@@ -48,6 +48,9 @@ public sealed partial record HostState
         Throw(GraceTime.Problem(spec.GraceTime.Value));
         if (Containers.ContainsKey(spec.Handle))
             throw new GardenException(ErrorKind.AlreadyExists, $"Handle '{spec.Handle}' already in use");
+        // (the host holds a Create of a handle whose release still runs until it finished: its paths are the handle's)
+        if (Releasing.ContainsKey(spec.Handle))
+            throw new GardenException(ErrorKind.Unavailable, $"Handle '{spec.Handle}' is still being released; try again");
         var max = MaxContainers(settings);
         if (Containers.Count >= max)
             throw new GardenException(ErrorKind.ResourceExhausted, max < settings.MaxContainers
@@ -88,9 +91,16 @@ public sealed partial record HostState
         return returned;
     }
 
-    /// <summary>The record that frees a handle and everything it holds of the pools, or null when it is not registered.</summary>
+    /// <summary>The record that frees a handle, or null when it is not registered. The container is gone but what it
+    /// made may be left (a Destroy answers once nothing runs in it): its release is pending, and what it holds of the
+    /// pools stays taken until <see cref="ReleaseDone"/>.</summary>
     public ContainerReleased? Release(string handle) =>
-        Containers.ContainsKey(handle) ? new ContainerReleased { Handle = handle } : null;
+        Containers.ContainsKey(handle) ? new ContainerReleased { Handle = handle, Pending = true } : null;
+
+    /// <summary>The record that ends the pending release of a handle and returns what it held to the pools, or null when
+    /// none is pending.</summary>
+    public ReleaseFinished? ReleaseDone(string handle) =>
+        Releasing.ContainsKey(handle) ? new ReleaseFinished { Handle = handle } : null;
 
     private static void Throw(GardenException? problem)
     {

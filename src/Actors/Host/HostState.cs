@@ -14,7 +14,8 @@ public sealed partial record HostState(
     ImmutableList<string> Versions,
     ImmutableDictionary<string, NetworkAllocation> Networks,
     ImmutableDictionary<string, ImmutableSortedSet<int>> Ports,
-    ImmutableDictionary<string, IdBlock>? IdRanges = null)
+    ImmutableDictionary<string, IdBlock>? IdRanges = null,
+    ImmutableDictionary<string, long>? PendingReleases = null)
 {
     public static readonly HostState Empty = new(ImmutableDictionary<string, long>.Empty, 1, [],
         ImmutableDictionary<string, NetworkAllocation>.Empty, ImmutableDictionary<string, ImmutableSortedSet<int>>.Empty,
@@ -22,6 +23,11 @@ public sealed partial record HostState(
 
     /// <summary>The host ids each container holds (per-container user namespaces).</summary>
     public ImmutableDictionary<string, IdBlock> IdBlocks => IdRanges ?? ImmutableDictionary<string, IdBlock>.Empty;
+
+    /// <summary>Handles that are free but whose release still runs (handle → incarnation): what they hold of the pools
+    /// (<see cref="Networks"/>, <see cref="Ports"/>, <see cref="IdBlocks"/>, still under the handle) stays taken until
+    /// their <see cref="ReleaseFinished"/>.</summary>
+    public ImmutableDictionary<string, long> Releasing => PendingReleases ?? ImmutableDictionary<string, long>.Empty;
 
     public HostState Apply(IMessage evt) => evt switch
     {
@@ -32,6 +38,16 @@ public sealed partial record HostState(
             Networks = r.Network is null ? Networks : Networks.SetItem(r.Handle, FromRecord(r.Network)),
             Ports = r.Ports.Count == 0 ? Ports : Ports.SetItem(r.Handle, [.. r.Ports.Select(p => (int)p)]),
             IdRanges = r.IdRange is null ? IdBlocks : IdBlocks.SetItem(r.Handle, FromRecord(r.IdRange)),
+        },
+        ContainerReleased { Pending: true } r => this with
+        {
+            Containers = Containers.Remove(r.Handle),
+            PendingReleases = Containers.TryGetValue(r.Handle, out var incarnation) ? Releasing.SetItem(r.Handle, incarnation) : Releasing,
+        },
+        ReleaseFinished f => this with
+        {
+            PendingReleases = Releasing.Remove(f.Handle), Networks = Networks.Remove(f.Handle), Ports = Ports.Remove(f.Handle),
+            IdRanges = IdBlocks.Remove(f.Handle),
         },
         ContainerReleased r => this with
         {
@@ -44,7 +60,7 @@ public sealed partial record HostState(
         HostSnapshot s => new HostState(s.Containers.ToImmutableDictionary(), s.NextIncarnation, [.. s.Versions],
             s.Networks.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)),
             s.Ports.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Ports.Select(p => (int)p).ToImmutableSortedSet()),
-            s.IdRanges.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value))),
+            s.IdRanges.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)), s.Releasing.ToImmutableDictionary()),
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown host event"),
     };
 
@@ -63,6 +79,7 @@ public sealed partial record HostState(
             s.Ports[h] = list;
         }
         foreach (var (h, b) in IdBlocks) s.IdRanges[h] = ToRecord(b);
+        s.Releasing.Add(Releasing);
         return s;
     }
 

@@ -10,6 +10,7 @@ public interface IJournalRecord : IMessage;
 public sealed partial class DaemonStarted : IJournalRecord;
 public sealed partial class ContainerRegistered : IJournalRecord;
 public sealed partial class ContainerReleased : IJournalRecord;
+public sealed partial class ReleaseFinished : IJournalRecord;
 public sealed partial class HostSnapshot : IJournalRecord;
 public sealed partial class RecoveryFinished : IJournalRecord;
 public sealed partial class CreateStarted : IJournalRecord;
@@ -55,6 +56,7 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
         ["ni"] = NetInAdded.Parser,
         ["no"] = NetOutAdded.Parser,
         ["gt"] = GraceTimeChanged.Parser,
+        ["cy"] = ReleaseFinished.Parser,
     };
 
     private static readonly Dictionary<Type, string> Manifests =

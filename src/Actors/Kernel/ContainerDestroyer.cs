@@ -12,11 +12,22 @@ public sealed class ContainerDestroyer(KernelContext k)
     /// <summary>The container's peas, which its teardown releases first.</summary>
     public PeaKernel Peas { get; } = new(k);
 
+    /// <summary>Stops the container (<see cref="StopAsync"/>), then releases everything it held (<see cref="ReleaseAsync"/>).</summary>
     /// <param name="graceful">TERM the container's processes and give them the destroy grace first; else the
     /// runtime's KILL ends them (nothing is asked of an agent that may not be there).</param>
     /// <param name="network">the container's place on the network, if it has one</param>
     /// <param name="agentLog">the follower of its agent's log: closed once the agent is gone and its last lines are in</param>
     public async Task DestroyAsync(bool graceful, NetworkAllocation? network, IAsyncDisposable? agentLog = null)
+    {
+        if (!await StopAsync(graceful, agentLog).ConfigureAwait(false)) return;
+        await ReleaseAsync(network).ConfigureAwait(false);
+    }
+
+    /// <summary>What a Destroy answers after: the container's processes are dead, the runtime has deleted it and its
+    /// cgroup is gone, so nothing can run in it any more and its name is free in the runtime. What is left of it (its
+    /// rootfs, disk, depot, firewall rules and network) is <see cref="ReleaseAsync"/>'s. False: the handle is not a valid
+    /// name, so nothing of it exists on the host.</summary>
+    public async Task<bool> StopAsync(bool graceful, IAsyncDisposable? agentLog = null)
     {
         if (Names.Problem(k.Handle) is not null)
         {
@@ -24,7 +35,7 @@ public sealed class ContainerDestroyer(KernelContext k)
             // have done it could not be started), and such a name must never reach runc or a path: nothing to release.
             k.Log.Warning("destroy: the handle is not a valid name; nothing of it exists on the host");
             if (agentLog is not null) await agentLog.DisposeAsync().ConfigureAwait(false);
-            return;
+            return false;
         }
         // Its peas first: each one's process is KILLed through its own agent, which reports 137 to whoever waits (Garden's),
         // before the container's agent would kill their agents with everything else in the pid namespace.
@@ -41,6 +52,15 @@ public sealed class ContainerDestroyer(KernelContext k)
             if (agentLog is not null) await agentLog.DisposeAsync().ConfigureAwait(false);
         }
         k.Settings.Faults.Hit("destroy-runtime");
+        return true;
+    }
+
+    /// <summary>Releases what a stopped container (<see cref="StopAsync"/>) still holds: its rootfs, disk and image
+    /// layers, its firewall rules and network (in parallel), then its depot. Idempotent: the host runs it after every
+    /// container that is gone, and again after a restart for each release its journal says is pending.</summary>
+    public async Task ReleaseAsync(NetworkAllocation? network)
+    {
+        if (Names.Problem(k.Handle) is not null) return; // nothing of it exists on the host (see StopAsync)
         // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
         List<Task> releases =
         [

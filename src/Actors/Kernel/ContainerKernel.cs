@@ -77,7 +77,8 @@ public sealed class ContainerKernel
             case Effect.Destroy d:
                 _k.Settings.Faults.Hit("destroy-started");
                 Interlocked.Exchange(ref _oomWatch, null)?.Dispose();
-                await _destroyer.DestroyAsync(d.Graceful, d.Network, Interlocked.Exchange(ref _agentLog, null)).ConfigureAwait(false);
+                if (d.StopOnly) await _destroyer.StopAsync(d.Graceful, Interlocked.Exchange(ref _agentLog, null)).ConfigureAwait(false);
+                else await _destroyer.DestroyAsync(d.Graceful, d.Network, Interlocked.Exchange(ref _agentLog, null)).ConfigureAwait(false);
                 return null;
             case Effect.ChangeLimits l:
                 fx.Cgroups.Apply(_k.Handle, l.Change.ToCgroup());

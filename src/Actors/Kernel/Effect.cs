@@ -50,8 +50,10 @@ public abstract record Effect
     }
 
     /// <summary>Releases everything the container holds (<see cref="ContainerDestroyer"/>). <paramref name="Graceful"/>:
-    /// its processes get the destroy grace first; else (finishing what an earlier daemon left) the runtime's KILL ends them.</summary>
-    public sealed record Destroy(bool Graceful, NetworkAllocation? Network) : Effect
+    /// its processes get the destroy grace first; else (finishing what an earlier daemon left) the runtime's KILL ends them.
+    /// <paramref name="StopOnly"/>: only until nothing can run in it (<see cref="ContainerDestroyer.StopAsync"/>); the
+    /// host releases the rest once it is gone (<see cref="ContainerDestroyer.ReleaseAsync"/>).</summary>
+    public sealed record Destroy(bool Graceful, NetworkAllocation? Network, bool StopOnly = false) : Effect
     {
         public override bool Transition => true;
         public override string Step => "destroy";

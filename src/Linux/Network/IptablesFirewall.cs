@@ -155,27 +155,64 @@ public sealed class IptablesFirewall : IFirewall
         return true;
     }
 
+    /// <summary>Removals waiting for the lock: whoever takes it next removes them all in one batch (one nf_tables
+    /// transaction for the destroys that came meanwhile, instead of one each).</summary>
+    private readonly List<(ContainerNetwork Network, TaskCompletionSource Done)> _removals = [];
+
     public async Task RemoveAsync(ContainerNetwork network, CancellationToken ct)
     {
+        var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_removals) _removals.Add((network, mine));
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await RetryOnceAsync(async attempt =>
+            List<(ContainerNetwork Network, TaskCompletionSource Done)> batch;
+            lock (_removals)
             {
-                var entries = await EntriesAsync(ct).ConfigureAwait(false);
-                var next = new Dictionary<string, FirewallRules.Entry>(entries);
-                var had = next.Remove(network.Handle, out var old);
-                var nat = _chains.Contains(network.NatChain) ? network.NatChain : null;
-                if (!had && nat is null && !_chains.Contains(network.OutChain)) return; // nothing of it in the kernel: no batch
-                await RemoveCoreAsync(next, had && attempt == 0 ? [old!] : [], [(network.OutChain, nat)],
-                    removeShared: false, rebuild: attempt > 0, network.Handle, ct).ConfigureAwait(false);
-            }).ConfigureAwait(false);
+                batch = [.. _removals];
+                _removals.Clear();
+            }
+            if (batch.Count > 0)
+            {
+                try
+                {
+                    await RemoveManyAsync([.. batch.Select(b => b.Network)], ct).ConfigureAwait(false);
+                    foreach (var (_, done) in batch) done.TrySetResult();
+                }
+                catch (Exception e)
+                {
+                    foreach (var (_, done) in batch) done.TrySetException(e);
+                }
+            }
         }
         finally
         {
             _lock.Release();
         }
+        await mine.Task.ConfigureAwait(false); // removed by this call, or by one that held the lock before it
     }
+
+    /// <summary>Removes the rules of <paramref name="networks"/> in one batch. Under the lock.</summary>
+    private Task RemoveManyAsync(IReadOnlyList<ContainerNetwork> networks, CancellationToken ct) => RetryOnceAsync(async attempt =>
+    {
+        var entries = await EntriesAsync(ct).ConfigureAwait(false);
+        var next = new Dictionary<string, FirewallRules.Entry>(entries);
+        List<FirewallRules.Entry> delete = [];
+        List<(string, string?)> chains = [];
+        List<string> handles = [];
+        foreach (var network in networks.DistinctBy(n => (n.Handle, n.OutChain)))
+        {
+            var had = next.Remove(network.Handle, out var old);
+            var nat = _chains.Contains(network.NatChain) ? network.NatChain : null;
+            if (!had && nat is null && !_chains.Contains(network.OutChain)) continue; // nothing of it in the kernel
+            if (had) delete.Add(old!);
+            chains.Add((network.OutChain, nat));
+            handles.Add(network.Handle);
+        }
+        if (chains.Count == 0) return; // no batch
+        await RemoveCoreAsync(next, attempt == 0 ? delete : [], chains, removeShared: false, rebuild: attempt > 0,
+            string.Join(", ", handles), ct).ConfigureAwait(false);
+    });
 
     public async Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)
     {
