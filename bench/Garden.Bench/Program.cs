@@ -58,6 +58,16 @@ try
         return;
     }
 
+    // BENCH_ONLY=run: the create/run/destroy rows, their breakdown and the Run probe; =files: the streams alone; =agent: the
+    // agent alone (AgentProbes)
+    var only = Environment.GetEnvironmentVariable("BENCH_ONLY");
+    if (only == "files") goto files;
+    if (only == "agent")
+    {
+        json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
+        goto done;
+    }
+
     // warm up both sides (JIT, page cache)
     for (var i = 0; i < 3; i++)
     {
@@ -139,6 +149,11 @@ try
             Console.WriteLine($"  {op}: " + string.Join("; ", o.Select(kv => $"{kv.Key} {kv.Value}")));
         }
         json["breakdown"] = steps;
+    }
+    if (only == "run")
+    {
+        json["run_probe"] = await RunProbe(client, reps);
+        goto done;
     }
 
     // ---- user namespaces: Create (the default, unprivileged, measured above) vs privileged (host root, no user namespace),
@@ -343,6 +358,7 @@ try
         foreach (var h in handles) await client.DestroyAsync(new DestroyRequest { Handle = h });
     }
 
+    files:
     // ---- files and output: StreamIn/StreamOut of a 200 MB tree (200 files of 1 MB), stdout of `cat` of a 200 MB file ----
     {
         const int files = 200, fileBytes = 1 << 20;
@@ -393,6 +409,7 @@ try
             ["run_cat_stdout_mb_per_s"] = Math.Round(catMbs, 1), ["tree_mb"] = mb, ["files"] = files,
         };
     }
+    if (only == "files") goto done;
 
     // ---- parallel: 10 Creates at once through gardend vs 10 runc create+start at once; containers per second ----
     {
@@ -483,6 +500,7 @@ try
     // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
     json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
 
+    done:
     Summary.Print(json);
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -508,6 +526,57 @@ static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://loca
         },
     },
 });
+
+/// <summary>What sits under a Run: a Ping round trip (gRPC over the unix socket alone), Run /bin/true again and again on
+/// one container (no Create before it), a detached Run (Started only: no exit to wait for), and a Run naming no container
+/// (the gRPC streaming call and one actor hop, no agent).</summary>
+static async Task<JsonObject> RunProbe(Garden.Protocol.Api.Garden.GardenClient client, int reps)
+{
+    var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+    var ping = new List<double>();
+    var again = new List<double>();
+    var started = new List<double>();
+    var detached = new List<double>();
+    for (var i = 0; i < 3 * reps; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        await client.PingAsync(new PingRequest());
+        ping.Add(sw.Elapsed.TotalMilliseconds);
+        sw.Restart();
+        await RunTrue(client, h, sw, started);
+        again.Add(sw.Elapsed.TotalMilliseconds);
+        sw.Restart();
+        using (var run = client.Run())
+        {
+            await run.RequestStream.WriteAsync(new RunRequest { Handle = h, Detach = true, Spec = new ProcessSpec { Path = "/bin/true" } });
+            await run.RequestStream.CompleteAsync();
+            while (await run.ResponseStream.MoveNext(default)) { }
+        }
+        detached.Add(sw.Elapsed.TotalMilliseconds);
+    }
+    // the gRPC streaming call alone, and one hop to the host actor: a Run that names no container fails there
+    var unknown = new List<double>();
+    for (var i = 0; i < 3 * reps; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        using var run = client.Run();
+        await run.RequestStream.WriteAsync(new RunRequest { Handle = "bench-no-such-container", Spec = new ProcessSpec { Path = "/bin/true" } });
+        await run.RequestStream.CompleteAsync();
+        try { while (await run.ResponseStream.MoveNext(default)) { } } catch (RpcException) { }
+        unknown.Add(sw.Elapsed.TotalMilliseconds);
+    }
+    await client.DestroyAsync(new DestroyRequest { Handle = h });
+    var o = new JsonObject
+    {
+        ["run_unknown_handle_p50_ms"] = Math.Round(P(unknown, 0.5), 3), ["run_unknown_handle_p10_ms"] = Math.Round(P(unknown, 0.1), 3),
+        ["ping_p50_ms"] = Math.Round(P(ping, 0.5), 3), ["ping_p10_ms"] = Math.Round(P(ping, 0.1), 3),
+        ["run_same_container_p50_ms"] = Math.Round(P(again, 0.5), 3), ["run_same_container_p10_ms"] = Math.Round(P(again, 0.1), 3),
+        ["run_same_container_started_p50_ms"] = Math.Round(P(started, 0.5), 3),
+        ["run_detached_p50_ms"] = Math.Round(P(detached, 0.5), 3), ["run_detached_p10_ms"] = Math.Round(P(detached, 0.1), 3),
+    };
+    Console.WriteLine("run probe: " + string.Join("; ", o.Select(kv => $"{kv.Key} {kv.Value}")));
+    return o;
+}
 
 static async Task WaitForPing(Garden.Protocol.Api.Garden.GardenClient client, int pollMs = 100)
 {
