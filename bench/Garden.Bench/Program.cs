@@ -85,6 +85,8 @@ try
         ["create"] = ([], []), ["run"] = ([], []), ["destroy"] = ([], []),
     };
     var measured = new HashSet<string>();
+    // BENCH_RUN_AFTER_MS: a pause between each Create and its Run (what of the first Run is the new container settling)
+    var runAfterMs = int.TryParse(Environment.GetEnvironmentVariable("BENCH_RUN_AFTER_MS"), out var after) ? after : 0;
     var runStarted = new List<double>();
     for (var i = 0; i < reps; i++)
     {
@@ -92,6 +94,7 @@ try
         var handle = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         results["create"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
         measured.Add(handle);
+        if (runAfterMs > 0) await Task.Delay(runAfterMs);
         sw.Restart();
         await RunTrue(client, handle, sw, runStarted);
         results["run"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
