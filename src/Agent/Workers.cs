@@ -42,15 +42,7 @@ internal static class Workers
         {
             while (true)
             {
-                var work = Interlocked.Exchange(ref _work, null);
-                try
-                {
-                    work?.Invoke();
-                }
-                catch (Exception e)
-                {
-                    AgentLog.Error($"worker: {e}");
-                }
+                RunOne();
                 lock (Idle)
                 {
                     if (Idle.Count >= MaxIdle) return;
@@ -63,6 +55,21 @@ internal static class Workers
                     if (Idle.Contains(this) && Remove(this)) return;
                 }
                 _ready.Wait();
+            }
+        }
+
+        /// <summary>In a frame of its own: an idle worker keeps no reference to its last work (a closure over a process
+        /// and its output buffer).</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private void RunOne()
+        {
+            try
+            {
+                Interlocked.Exchange(ref _work, null)?.Invoke();
+            }
+            catch (Exception e)
+            {
+                AgentLog.Error($"worker: {e}");
             }
         }
 
