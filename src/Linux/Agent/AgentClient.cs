@@ -71,7 +71,7 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
         FrameSocket? frames = null;
         try
         {
-            frames = await ConnectAsync(deadline.Token, stream: true);
+            frames = await ConnectAsync(deadline.Token);
             await WriteAsync(frames, request, deadline.Token);
             var ev = Expect(await ReadFirstAsync(frames, deadline.Token), AgentEvent.KindOneofCase.Spawned);
             return (frames, ev);
@@ -197,17 +197,11 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
         throw new AgentException(ErrorCode.Internal, $"agent answered {ev.KindCase}, expected {kind}");
     }
 
-    /// <summary>A process stream's connection may carry a file transfer's archive towards the agent in 256 KiB frames:
-    /// with the default send buffer (208 KiB here) a frame does not fit, and each one waits for the agent to read part of
-    /// it before the rest goes. Its send buffer holds a few frames instead (only charged while data is queued).</summary>
-    private const int StreamSendBufferBytes = 1024 * 1024;
-
-    private async Task<FrameSocket> ConnectAsync(CancellationToken ct, bool stream = false)
+    private async Task<FrameSocket> ConnectAsync(CancellationToken ct)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            if (stream) socket.SendBufferSize = StreamSendBufferBytes;
             await socket.ConnectAsync(new UnixDomainSocketEndPoint(SocketPath), ct);
             return new FrameSocket(socket);
         }
