@@ -48,7 +48,7 @@ static void StopDaemon(Process p)
 }
 var daemon = StartDaemon(Path.Combine(dir, "state"), Path.Combine(dir, "bench.conf"));
 var json = new JsonObject();
-// BENCH_ONLY=create,parallel,...: only those rows (bench/run.sh runs every row). "create" is the create/run/destroy loop with its
+// BENCH_ONLY=create,run,parallel,files,reattach,agent,...: only those rows (bench/run.sh runs every row). "create" is the create/run/destroy loop with its
 // breakdown, the runc-with-gardend's-config floor and the persist row; "parallel" the 10-at-once row; "images" the image rows.
 var only = (Environment.GetEnvironmentVariable("BENCH_ONLY") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
 bool Want(string row) => only.Count == 0 || only.Contains(row);
@@ -63,7 +63,7 @@ try
     }
 
     // warm up both sides (JIT, page cache)
-    for (var i = 0; i < 3; i++)
+    for (var i = 0; (only.Count == 0 || Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         await RunTrue(client, h);
@@ -79,6 +79,8 @@ try
         ["create"] = ([], []), ["run"] = ([], []), ["destroy"] = ([], []),
     };
     var measured = new HashSet<string>();
+    // BENCH_RUN_AFTER_MS: a pause between each Create and its Run (what of the first Run is the new container settling)
+    var runAfterMs = int.TryParse(Environment.GetEnvironmentVariable("BENCH_RUN_AFTER_MS"), out var after) ? after : 0;
     var runStarted = new List<double>();
     var main = Want("create") || Want("run") || Want("destroy") || only.Count == 0;
     for (var i = 0; main && i < reps; i++)
@@ -87,6 +89,7 @@ try
         var handle = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         results["create"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
         measured.Add(handle);
+        if (runAfterMs > 0) await Task.Delay(runAfterMs);
         sw.Restart();
         await RunTrue(client, handle, sw, runStarted);
         results["run"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
@@ -146,14 +149,6 @@ try
         }
         json["breakdown"] = steps;
     }
-    if (Environment.GetEnvironmentVariable("BENCH_ONLY") == "lifecycle")   // create/run/destroy and their breakdown alone
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
-        File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        Console.WriteLine($"written {resultsFile}");
-        return;
-    }
-
     // ---- the floor: raw runc with gardend's own kind of config (OciBundle's: user namespace with the same mapping, seccomp
     //      allow-list, capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
     //      of gardend's: create+start (two runc calls, as the runc row) and `runc run --detach` (one call, what gardend makes) ----
@@ -186,6 +181,9 @@ try
             ["gardend_create_vs_floor"] = Math.Round(gardendCreate / cs, 3),
         };
     }
+
+    // BENCH_ONLY=run: beside the create/run/destroy rows, the Run probe (Ping, Run on one container, detached Run, Run naming no container)
+    if (only.Contains("run")) json["run_probe"] = await RunProbe(client, reps);
 
     // ---- user namespaces: Create (the default, unprivileged, measured above) vs privileged (host root, no user namespace),
     //      and its two parts measured alone: the namespace holder (spawn, unshare, uid/gid maps, exit) and the idmapped
@@ -597,6 +595,57 @@ static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://loca
         },
     },
 });
+
+/// <summary>What sits under a Run: a Ping round trip (gRPC over the unix socket alone), Run /bin/true again and again on
+/// one container (no Create before it), a detached Run (Started only: no exit to wait for), and a Run naming no container
+/// (the gRPC streaming call and one actor hop, no agent).</summary>
+static async Task<JsonObject> RunProbe(Garden.Protocol.Api.Garden.GardenClient client, int reps)
+{
+    var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+    var ping = new List<double>();
+    var again = new List<double>();
+    var started = new List<double>();
+    var detached = new List<double>();
+    for (var i = 0; i < 3 * reps; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        await client.PingAsync(new PingRequest());
+        ping.Add(sw.Elapsed.TotalMilliseconds);
+        sw.Restart();
+        await RunTrue(client, h, sw, started);
+        again.Add(sw.Elapsed.TotalMilliseconds);
+        sw.Restart();
+        using (var run = client.Run())
+        {
+            await run.RequestStream.WriteAsync(new RunRequest { Handle = h, Detach = true, Spec = new ProcessSpec { Path = "/bin/true" } });
+            await run.RequestStream.CompleteAsync();
+            while (await run.ResponseStream.MoveNext(default)) { }
+        }
+        detached.Add(sw.Elapsed.TotalMilliseconds);
+    }
+    // the gRPC streaming call alone, and one hop to the host actor: a Run that names no container fails there
+    var unknown = new List<double>();
+    for (var i = 0; i < 3 * reps; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        using var run = client.Run();
+        await run.RequestStream.WriteAsync(new RunRequest { Handle = "bench-no-such-container", Spec = new ProcessSpec { Path = "/bin/true" } });
+        await run.RequestStream.CompleteAsync();
+        try { while (await run.ResponseStream.MoveNext(default)) { } } catch (RpcException) { }
+        unknown.Add(sw.Elapsed.TotalMilliseconds);
+    }
+    await client.DestroyAsync(new DestroyRequest { Handle = h });
+    var o = new JsonObject
+    {
+        ["run_unknown_handle_p50_ms"] = Math.Round(P(unknown, 0.5), 3), ["run_unknown_handle_p10_ms"] = Math.Round(P(unknown, 0.1), 3),
+        ["ping_p50_ms"] = Math.Round(P(ping, 0.5), 3), ["ping_p10_ms"] = Math.Round(P(ping, 0.1), 3),
+        ["run_same_container_p50_ms"] = Math.Round(P(again, 0.5), 3), ["run_same_container_p10_ms"] = Math.Round(P(again, 0.1), 3),
+        ["run_same_container_started_p50_ms"] = Math.Round(P(started, 0.5), 3),
+        ["run_detached_p50_ms"] = Math.Round(P(detached, 0.5), 3), ["run_detached_p10_ms"] = Math.Round(P(detached, 0.1), 3),
+    };
+    Console.WriteLine("run probe: " + string.Join("; ", o.Select(kv => $"{kv.Key} {kv.Value}")));
+    return o;
+}
 
 static async Task WaitForPing(Garden.Protocol.Api.Garden.GardenClient client, int pollMs = 100)
 {

@@ -33,15 +33,13 @@ internal sealed class ManagedProcess
         {
             var fd = outputs[i];
             var kind = i == 0 ? StreamKind.Stdout : StreamKind.Stderr;
-            var t = new Thread(() => ReadLoop(fd, kind), 256 * 1024) { IsBackground = true, Name = $"out-{id}-{i}" };
-            t.Start();
+            Workers.Run(() => ReadLoop(fd, kind));
         }
 
         if (stdinWrite != null)
         {
             _stdin = Channel.CreateBounded<(byte[], int)>(new BoundedChannelOptions(StdinQueue) { SingleReader = true });
-            var t = new Thread(() => StdinLoop(stdinWrite), 256 * 1024) { IsBackground = true, Name = $"in-{id}" };
-            t.Start();
+            Workers.Run(() => StdinLoop(stdinWrite));
         }
         else
         {

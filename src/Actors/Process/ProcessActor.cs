@@ -206,7 +206,21 @@ public sealed class ProcessActor : ReceiveActor
 
     public static Props Props(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown = null,
         ProcessProtocol.PeaLink? pea = null) =>
-        Akka.Actor.Props.Create(() => new ProcessActor(agent, handle, id, exitKnown, pea));
+        Akka.Actor.Props.CreateBy(new Producer(agent, handle, id, exitKnown, pea));
+
+    /// <summary>Makes the actor by a plain constructor call: a Run makes one ProcessActor, and <c>Props.Create</c> of an
+    /// expression evaluates the expression's arguments each time (measured with the rest of a Run's hops).</summary>
+    private sealed class Producer(IAgentClient agent, string handle, string id, Protocol.Agent.Exited? exitKnown,
+        ProcessProtocol.PeaLink? pea) : IIndirectActorProducer
+    {
+        public Type ActorType => typeof(ProcessActor);
+
+        public ActorBase Produce() => new ProcessActor(agent, handle, id, exitKnown, pea);
+
+        public void Release(ActorBase actor)
+        {
+        }
+    }
 
     private void Start(ProcessProtocol.StartProcess msg)
     {
