@@ -2,7 +2,7 @@ namespace Garden.Host;
 
 /// <summary>What must hold before the actor system starts, in this order: the agent binary exists, the mount dir is
 /// prepared, the state dir is closed (0700, secrets 0600), the socket's directory exists without a stale socket, and the
-/// journal is readable. Each failure is a <see cref="StartupFailure"/> naming what was wrong.</summary>
+/// journal is readable; with Garden's id mapping, the kernel's per-uid key quota holds a keyring per container. Each failure is a <see cref="StartupFailure"/> naming what was wrong.</summary>
 public static class Preflight
 {
     public const int ExitJournalUnreadable = 3;
@@ -32,6 +32,7 @@ public static class Preflight
         {
             throw new StartupFailure(1, $"garden.gateway.socket {socket}: {e.Message}");
         }
+        if (garden.UserNamespace.Mapping == Garden.Actors.UserNamespaceMode.Garden) RaiseKeyQuota(garden.MaxContainers);
         try
         {
             JournalFile.Prepare(garden.JournalPath);
@@ -39,6 +40,23 @@ public static class Preflight
         catch (InvalidDataException e)
         {
             throw new StartupFailure(ExitJournalUnreadable, e.Message);
+        }
+    }
+
+    /// <summary>Every unprivileged container's root is one host uid under Garden's mapping, and runc charges each one's
+    /// session keyring to it (<see cref="Garden.Linux.Host.KeyQuota"/>). Not raisable (a read-only /proc/sys): gardend
+    /// still starts, and says from which container on Creates will fail.</summary>
+    private static void RaiseKeyQuota(int maxContainers)
+    {
+        try
+        {
+            foreach (var line in new Garden.Linux.Host.KeyQuota().EnsureFor(maxContainers))
+                Console.Out.WriteLine($"gardend: raised {line} (one runc session keyring per container, all charged to container root's host uid 4294967294)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's key quota for {maxContainers} containers ({e.Message}); " +
+                                    "Creates beyond kernel.keys.maxkeys will fail with \"disk quota exceeded\"");
         }
     }
 }

@@ -340,3 +340,34 @@ public sealed class MetricsListenerTests
         Assert.Contains("garden.metrics.allow-non-loopback = on", d.Log);
     }
 }
+
+/// <summary>Under Garden's id mapping every unprivileged container's root is the host's uid 4294967294, and runc charges
+/// each container's session keyring to it: at the kernel's default quota (200 keys) about the 199th container failed to
+/// start ("unable to create session key: disk quota exceeded"), below garden.max-containers. gardend raises the quota.</summary>
+public sealed class KeyQuotaTests
+{
+    private const string Keys = "/proc/sys/kernel/keys";
+
+    [InstallFact]
+    public async Task A_start_raises_the_kernel_key_quota_to_a_keyring_per_container_and_says_so()
+    {
+        var (keys, bytes) = (File.ReadAllText($"{Keys}/maxkeys").Trim(), File.ReadAllText($"{Keys}/maxbytes").Trim());
+        try
+        {
+            // the kernel's defaults, as on a host gardend never ran on (the containers of tests running meanwhile hold far fewer)
+            File.WriteAllText($"{Keys}/maxkeys", "200");
+            File.WriteAllText($"{Keys}/maxbytes", "20000");
+            await using var d = new Gardend("garden.max-containers = 300");
+            await d.StartAsync();
+            Assert.Equal("500", File.ReadAllText($"{Keys}/maxkeys").Trim());
+            Assert.Equal("160000", File.ReadAllText($"{Keys}/maxbytes").Trim()); // 320 bytes a keyring
+            Assert.Contains("raised kernel.keys.maxkeys 200 -> 500", d.Log);
+        }
+        finally
+        {
+            // what was there before, if it was more
+            foreach (var (name, before) in new[] { ("maxkeys", keys), ("maxbytes", bytes) })
+                if (long.Parse(before) > long.Parse(File.ReadAllText($"{Keys}/{name}").Trim())) File.WriteAllText($"{Keys}/{name}", before);
+        }
+    }
+}
