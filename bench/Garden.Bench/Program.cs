@@ -52,10 +52,17 @@ try
 {
     var client = new Garden.Protocol.Api.Garden.GardenClient(Channel(socket));
     await WaitForPing(client);
-    if (Environment.GetEnvironmentVariable("BENCH_ONLY") == "images")   // the image rows alone (bench/run.sh runs everything)
+    // a selection of rows (bench/run.sh runs everything): images, reattach, density (250 unless BENCH_DENSITY says)
+    var only = Environment.GetEnvironmentVariable("BENCH_ONLY") is { Length: > 0 } selection ? selection : null;
+    if (only == "images")
     {
         Console.WriteLine(await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps));
         return;
+    }
+    if (only is "reattach" or "density")
+    {
+        StopDaemon(daemon); // each of these rows starts a daemon of its own on the same socket
+        goto Selected;
     }
 
     // warm up both sides (JIT, page cache)
@@ -309,6 +316,8 @@ try
     }
 
     // ---- reattach: N containers each running a process, kill -9, start again: until Ping, until all attachable ----
+    Selected:
+    if (only is null or "reattach")
     {
         var n = int.Parse(Environment.GetEnvironmentVariable("BENCH_REATTACH_CONTAINERS") ?? "100");
         daemon = StartDaemon(Path.Combine(dir, "state-reattach"), Path.Combine(dir, "bench.conf"));
@@ -344,6 +353,7 @@ try
     }
 
     // ---- files and output: StreamIn/StreamOut of a 200 MB tree (200 files of 1 MB), stdout of `cat` of a 200 MB file ----
+    if (only is null)
     {
         const int files = 200, fileBytes = 1 << 20;
         const double mb = files * (double)fileBytes / (1 << 20);
@@ -395,6 +405,7 @@ try
     }
 
     // ---- parallel: 10 Creates at once through gardend vs 10 runc create+start at once; containers per second ----
+    if (only is null)
     {
         const int width = 10;
         var rounds = Math.Max(3, reps / 6);
@@ -426,7 +437,8 @@ try
     // ---- density (opt-in, BENCH_DENSITY=N, e.g. 250; takes minutes): N networked containers each running a process:
     //      gardend's RSS, host memory per container (PSS of its agent, and of everything in its cgroup), then kill -9 of
     //      gardend and the time until every container answers Info; everything destroyed and counted afterwards ----
-    if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_DENSITY"), out var density) && density > 0)
+    var density = int.TryParse(Environment.GetEnvironmentVariable("BENCH_DENSITY"), out var dn) && dn > 0 ? dn : only == "density" ? 250 : 0;
+    if (density > 0 && only is null or "density")
     {
         StopDaemon(daemon);
         daemon = StartDaemon(Path.Combine(dir, "state-density"), Path.Combine(dir, "bench.conf"));
@@ -478,12 +490,17 @@ try
         };
     }
 
-    json["images"] = await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps);
+    if (only is null)
+    {
+        json["images"] = await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps);
 
-    // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
-    json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
+        // the agent alone, in a sandbox of its own (the probes that were in the agent tests)
+        json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
+    }
 
     Summary.Print(json);
+    // a selection writes its rows beside latest.json (latest-reattach.json ...), which stays the full run's
+    if (only is not null) resultsFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!, $"latest-{only}.json");
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");

@@ -38,6 +38,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, string> _quarantined = new();
     private readonly RecoveryFinished _found = new() { DaemonVersion = Version };
     private readonly System.Diagnostics.Stopwatch _recoveryClock = System.Diagnostics.Stopwatch.StartNew();
+    private TimeSpan _hostRecovered, _leftoversPruned; // on _recoveryClock: where the start's recovery went
     private HostState _state = HostState.Empty;
     private ContainerDirectory _directory = ContainerDirectory.Empty;
     private int _eventsSinceSnapshot;
@@ -157,6 +158,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        _hostRecovered = _recoveryClock.Elapsed;
         Record(new DaemonStarted { Version = Version, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, () =>
         {
             if (!_settings.Network.Enabled)
@@ -194,6 +196,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void SpawnRecovered()
     {
+        _leftoversPruned = _recoveryClock.Elapsed;
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -263,7 +266,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             Become(DestroyingAll);
             return;
         }
-        _log.Info("gardend {0} serving {1} container(s)", Version, _children.Count);
+        _log.Info("gardend {0} serving {1} container(s); recovery took {2:F0} ms: host journal {3:F0} ms, leftover networks {4:F0} ms, containers {5:F0} ms",
+            Version, _children.Count, _recoveryClock.Elapsed.TotalMilliseconds, _hostRecovered.TotalMilliseconds,
+            (_leftoversPruned - _hostRecovered).TotalMilliseconds, (_recoveryClock.Elapsed - _leftoversPruned).TotalMilliseconds);
         Become(Serving);
         Stash.UnstashAll();
     }
