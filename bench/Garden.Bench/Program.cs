@@ -665,7 +665,7 @@ static class Density
 {
     public static long RssKb(int pid) => Field($"/proc/{pid}/status", "VmRSS:");
 
-    /// <summary>Agents (comm garden-agent) and all processes whose v1 memory cgroup (or v2 cgroup) is under
+    /// <summary>Agents (comm garden-init, PID 1 of a container, or garden-agent) and all processes whose v1 memory cgroup (or v2 cgroup) is under
     /// /<paramref name="parent"/>/: how many agents, their PSS in kB, and everyone's PSS in kB.</summary>
     public static (int Agents, long AgentPssKb, long AllPssKb) PssInCgroup(string parent)
     {
@@ -680,7 +680,7 @@ static class Density
                 if (!cg.Split('\n').Any(l => (l.Contains(":memory:") || l.StartsWith("0::", StringComparison.Ordinal)) && l.Contains($"/{parent}/"))) continue;
                 var pss = Field(Path.Combine(d, "smaps_rollup"), "Pss:");
                 all += pss;
-                if (File.ReadAllText(Path.Combine(d, "comm")).Trim() == "garden-agent") { agents++; agentPss += pss; }
+                if (File.ReadAllText(Path.Combine(d, "comm")).Trim() is "garden-agent" or "garden-init") { agents++; agentPss += pss; }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // gone meanwhile
         }
