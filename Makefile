@@ -7,6 +7,8 @@ LIBDIR ?= $(PREFIX)/lib/garden-actors
 # gardend.service (dist/gardend.service.in with @PREFIX@ filled in) goes here; `systemctl enable --now gardend` starts it
 SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 OUT := $(CURDIR)/out
+# gardend is published ReadyToRun for this machine's runtime (its start is mostly JIT otherwise; see src/Host/Garden.Host.csproj)
+RID ?= linux-$(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
 DOTNET ?= dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
@@ -33,7 +35,7 @@ $(OUT)/.built: $(SOURCES)
 	$(DOTNET) publish src/Agent/Garden.Agent.csproj -c Release -o $(OUT)/bin --nologo -v:q
 	$(DOTNET) publish src/Cli/Garden.Cli.csproj -c Release -o $(OUT)/bin --nologo -v:q
 	$(DOTNET) publish src/Cli/Jit/Garden.Cli.Jit.csproj -c Release -o $(OUT)/cli-jit --nologo -v:q
-	$(DOTNET) publish src/Host/Garden.Host.csproj -c Release -o $(OUT)/gardend --nologo -v:q
+	$(DOTNET) publish src/Host/Garden.Host.csproj -c Release -r $(RID) --self-contained false -p:PublishReadyToRun=true -o $(OUT)/gardend --nologo -v:q
 	@touch $@
 
 $(OUT)/.installed: $(OUT)/.built dist/gardend.service.in

@@ -61,6 +61,8 @@ try
         Console.WriteLine(await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps));
         return;
     }
+    if (only.Count > 0 && only.IsSubsetOf(["reattach", "density"]))
+        StopDaemon(daemon); // each of these rows starts a daemon of its own on the same socket
 
     // warm up both sides (JIT, page cache)
     for (var i = 0; (only.Count == 0 || Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
@@ -513,7 +515,8 @@ try
     // ---- density (opt-in, BENCH_DENSITY=N, e.g. 250; takes minutes): N networked containers each running a process:
     //      gardend's RSS, host memory per container (PSS of its agent, and of everything in its cgroup), then kill -9 of
     //      gardend and the time until every container answers Info; everything destroyed and counted afterwards ----
-    if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_DENSITY"), out var density) && density > 0)
+    var density = int.TryParse(Environment.GetEnvironmentVariable("BENCH_DENSITY"), out var dn) && dn > 0 ? dn : only.Contains("density") ? 250 : 0;
+    if (density > 0 && (only.Count == 0 || only.Contains("density")))
     {
         StopDaemon(daemon);
         daemon = StartDaemon(Path.Combine(dir, "state-density"), Path.Combine(dir, "bench.conf"));
@@ -571,6 +574,8 @@ try
     if (Want("agent")) json["agent"] = await AgentProbes.RunAsync(agent, rootfs);
 
     Summary.Print(json);
+    // a selection writes its rows beside latest.json (latest-reattach.json ...), which stays the full run's
+    if (only.Count > 0) resultsFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!, $"latest-{string.Join('-', only.Order())}.json");
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");
@@ -834,7 +839,7 @@ static class Density
 {
     public static long RssKb(int pid) => Field($"/proc/{pid}/status", "VmRSS:");
 
-    /// <summary>Agents (comm garden-agent) and all processes whose v1 memory cgroup (or v2 cgroup) is under
+    /// <summary>Agents (comm garden-init, PID 1 of a container, or garden-agent) and all processes whose v1 memory cgroup (or v2 cgroup) is under
     /// /<paramref name="parent"/>/: how many agents, their PSS in kB, and everyone's PSS in kB.</summary>
     public static (int Agents, long AgentPssKb, long AllPssKb) PssInCgroup(string parent)
     {
@@ -849,7 +854,7 @@ static class Density
                 if (!cg.Split('\n').Any(l => (l.Contains(":memory:") || l.StartsWith("0::", StringComparison.Ordinal)) && l.Contains($"/{parent}/"))) continue;
                 var pss = Field(Path.Combine(d, "smaps_rollup"), "Pss:");
                 all += pss;
-                if (File.ReadAllText(Path.Combine(d, "comm")).Trim() == "garden-agent") { agents++; agentPss += pss; }
+                if (File.ReadAllText(Path.Combine(d, "comm")).Trim() is "garden-agent" or "garden-init") { agents++; agentPss += pss; }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // gone meanwhile
         }

@@ -26,7 +26,9 @@ public sealed class GardendLifetime(GardendSettings settings, ContainerEffects e
         lifetime.ApplicationStarted.Register(() =>
         {
             File.SetUnixFileMode(settings.Gateway.Socket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            Console.WriteLine($"gardend {HostActor.Version} serving on unix:{settings.Gateway.Socket} (state {settings.Garden.StateDir})");
+            Operations.StartClock.Mark("gRPC");
+            Console.WriteLine($"gardend {HostActor.Version} serving on unix:{settings.Gateway.Socket} (state {settings.Garden.StateDir}); " +
+                              $"started in {Operations.StartClock.Now:F0} ms: {Operations.StartClock.Describe()}");
         });
         lifetime.ApplicationStopping.Register(() => Console.WriteLine("gardend stopping; containers keep running"));
         return Task.CompletedTask;

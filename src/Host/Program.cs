@@ -1,6 +1,7 @@
 using Garden.Host;
 using Garden.Host.Operations;
 
+StartClock.Mark("runtime"); // the runtime's own start, up to Main
 // systemd's NOTIFY_SOCKET is read and removed first, before any child process (runc would act on it) can inherit it
 using var notify = SdNotify.FromEnvironment();
 
@@ -29,8 +30,10 @@ WebApplication app;
 try
 {
     var settings = GardendSettings.Load(options);
+    StartClock.Mark("settings");
     var json = settings.JsonLogs ? JsonLog.Install() : null; // from here on, every line out is a JSON object
     Preflight.Run(settings); // journal, state dir, mount dir and socket dir ready before the actor system starts
+    StartClock.Mark("preflight");
     app = Wiring.WireGardend(settings, notify, json);
 }
 catch (StartupFailure e)

@@ -78,6 +78,7 @@ public static class Wiring
         // metrics only when a listener asks for them (garden.metrics.address): otherwise nothing is counted
         var metrics = settings.Metrics is null ? null : new Operations.PrometheusMetrics();
         var effects = WireLinux(settings.Garden, metrics);
+        Operations.StartClock.Mark("linux effects");
         var builder = WebApplication.CreateSlimBuilder();
         WireLogging(builder.Logging, json);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
@@ -123,8 +124,10 @@ public static class Wiring
             .ConfigureLoggers(l => l.ClearLoggers().AddLogger<AkkaLogger>())
             .WithActors((system, registry) =>
             {
+                Operations.StartClock.Mark("actor system");
                 sp.GetRequiredService<GardendLifetime>().ActorSystemStarted(system);
                 Akka.Persistence.Sql.SqlPersistence.Get(system); // before any persistent actor starts
+                Operations.StartClock.Mark("journal plugin");
                 registry.Register<HostActor>(system.ActorOf(HostActor.Props(settings.Garden, effects, new HostResources()), "containers"));
             }));
 
@@ -160,6 +163,7 @@ public static class Wiring
         });
         var app = builder.Build();
         app.MapGrpcService<GardenService>();
+        Operations.StartClock.Mark("host built");
         return app;
     }
 }

@@ -40,6 +40,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, string> _quarantined = new();
     private readonly RecoveryFinished _found = new() { DaemonVersion = Version };
     private readonly System.Diagnostics.Stopwatch _recoveryClock = System.Diagnostics.Stopwatch.StartNew();
+    private TimeSpan _hostRecovered, _leftoversPruned; // on _recoveryClock: where the start's recovery went
     private HostState _state = HostState.Empty;
     private ContainerDirectory _directory = ContainerDirectory.Empty;
     private int _eventsSinceSnapshot;
@@ -214,6 +215,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void OnRecovered()
     {
+        _hostRecovered = _recoveryClock.Elapsed;
         Record(new DaemonStarted { Version = Version, StartedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }, () =>
         {
             if (!_settings.Network.Enabled)
@@ -251,6 +253,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void SpawnRecovered()
     {
+        _leftoversPruned = _recoveryClock.Elapsed;
         if (_state.Releasing.Count > 0)
             _log.Info("finishing the release of {0} container(s) an earlier gardend destroyed: {1}", _state.Releasing.Count, string.Join(", ", _state.Releasing.Keys));
         foreach (var handle in _state.Releasing.Keys) StartRelease(handle);
@@ -323,7 +326,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             Become(DestroyingAll);
             return;
         }
-        _log.Info("gardend {0} serving {1} container(s)", Version, _children.Count);
+        _log.Info("gardend {0} serving {1} container(s); recovery took {2:F0} ms: host journal {3:F0} ms, leftover networks {4:F0} ms, containers {5:F0} ms",
+            Version, _children.Count, _recoveryClock.Elapsed.TotalMilliseconds, _hostRecovered.TotalMilliseconds,
+            (_leftoversPruned - _hostRecovered).TotalMilliseconds, (_recoveryClock.Elapsed - _leftoversPruned).TotalMilliseconds);
         Become(Serving);
         Stash.UnstashAll();
     }
