@@ -651,6 +651,22 @@ public sealed class RealFirewallContract : FirewallContract
     }
 
     [GatedFact]
+    public async Task Jumps_a_second_daemon_of_the_same_prefix_doubled_are_all_removed_by_Prune()
+    {
+        var a = Net("twice", 11);
+        await Firewall.ApplyAsync(new ContainerFirewall(a, [], []), default);
+        // what a second gardend given the same prefix leaves: every jump into the shared chains and the IPv6 guard twice
+        foreach (var (table, builtin, suffix) in FirewallRules.Hooks)
+            await TestNet.Sh($"iptables -t {table} -I {builtin} 1 -j {Prefix}-{suffix}");
+        foreach (var (builtin, suffix) in Ip6Rules.Hooks)
+            await TestNet.Sh($"ip6tables -I {builtin} 1 -j {Prefix}-{suffix}");
+        var next = new IptablesFirewall(new FirewallOptions(Prefix, [], [])); // a restarted daemon whose container is gone
+        Assert.Equal(["twice"], await next.PruneAsync(new HashSet<string>(), default));
+        Assert.Empty(Ours(await Save()));
+        Assert.Empty(Ours6(await Save6()));
+    }
+
+    [GatedFact]
     public async Task A_container_of_the_pool_without_NetIn_has_no_nat_rule_and_gets_its_DNAT_chain_with_a_NetIn()
     {
         var n = Net("pooled", 7);

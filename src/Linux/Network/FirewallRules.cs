@@ -121,6 +121,8 @@ public static partial class FirewallRules
         /// <summary>Containers' own chains to delete (no nat chain when it never existed).</summary>
         public IReadOnlyCollection<(string OutChain, string? NatChain)> Remove { get; init; } = [];
         public IReadOnlySet<string> JumpsPresent { get; init; } = new HashSet<string>();
+        /// <summary>How many times a jump is there when more than once (see <see cref="KernelState"/>): a removal deletes every copy.</summary>
+        public IReadOnlyDictionary<string, int> JumpCopies { get; init; } = new Dictionary<string, int>();
         /// <summary>Delete the shared chains and the jumps into them (no container has rules any more: at gardend's stop or
         /// the startup prune, never at a Destroy).</summary>
         public bool RemoveShared { get; init; }
@@ -210,7 +212,9 @@ public static partial class FirewallRules
             var removed = plan.Remove.Select(r => table == "filter" ? r.OutChain : r.NatChain).OfType<string>().ToList();
 
             if (plan.RemoveShared)
-                foreach (var h in hooks.Where(h => plan.JumpsPresent.Contains(h.Builtin))) sb.Append($"-D {h.Builtin} -j {Chain(p, h.Suffix)}\n");
+                foreach (var h in hooks.Where(h => plan.JumpsPresent.Contains(h.Builtin)))
+                    for (var i = 0; i < Math.Max(1, plan.JumpCopies.GetValueOrDefault(h.Builtin)); i++)
+                        sb.Append($"-D {h.Builtin} -j {Chain(p, h.Suffix)}\n");
             if (plan.CreateShared || plan.RebuildShared || plan.RemoveShared)
                 foreach (var h in hooks) sb.Append($":{Chain(p, h.Suffix)} - [0:0]\n"); // creates, or flushes
             else
@@ -245,9 +249,11 @@ public static partial class FirewallRules
         return all.ToString();
     }
 
-    /// <summary>What the kernel holds of ours, read from iptables-save.</summary>
+    /// <summary>What the kernel holds of ours, read from iptables-save. <paramref name="JumpCopies"/>: how many times each
+    /// jump is there (more than once when two daemons were given one prefix): a removal deletes every copy, or the chain
+    /// stays referenced and cannot be deleted.</summary>
     public sealed record KernelState(IReadOnlySet<string> JumpsPresent, IReadOnlyDictionary<string, Entry> Entries, IReadOnlySet<string> Chains,
-        IReadOnlyDictionary<string, int> RuleCounts);
+        IReadOnlyDictionary<string, int> RuleCounts, IReadOnlyDictionary<string, int> JumpCopies);
 
     [GeneratedRegex(@"--comment (""[^""]*""|\S+)")]
     private static partial Regex CommentPattern();
@@ -258,6 +264,7 @@ public static partial class FirewallRules
         var filter = new Dictionary<string, List<string>>();
         var nat = new Dictionary<string, List<string>>();
         var jumps = new HashSet<string>();
+        var copies = new Dictionary<string, int>();
         var counts = new Dictionary<string, int>();
         var table = "";
         var shared = Hooks.Select(h => Chain(prefix, h.Suffix)).ToHashSet();
@@ -276,7 +283,11 @@ public static partial class FirewallRules
                 var name = line[1..].Split(' ')[0];
                 if (name.StartsWith(prefix + "-", StringComparison.Ordinal)) chains.Add(name);
             }
-            else if (jumpLines.TryGetValue(line, out var builtin)) jumps.Add(builtin);
+            else if (jumpLines.TryGetValue(line, out var builtin))
+            {
+                jumps.Add(builtin);
+                copies[builtin] = copies.GetValueOrDefault(builtin) + 1;
+            }
             else if (line.StartsWith("-A ") && shared.Contains(line.Split(' ')[1]) && CommentPattern().Match(line) is { Success: true } m &&
                      !m.Groups[1].Value.Trim('"').StartsWith(prefix + ":", StringComparison.Ordinal))
             {
@@ -295,6 +306,6 @@ public static partial class FirewallRules
                 lines.Select(l => l.Split(" -j ").Last()).FirstOrDefault(t => t.StartsWith(prefix + marker, StringComparison.Ordinal)) ?? "";
             entries[handle] = new Entry(handle, Target(f, "-o-"), Target(n, "-n-"), f, n);
         }
-        return new KernelState(jumps, entries, chains, counts);
+        return new KernelState(jumps, entries, chains, counts, copies);
     }
 }

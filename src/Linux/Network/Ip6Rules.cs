@@ -26,8 +26,11 @@ public static class Ip6Rules
         return rules;
     }
 
-    /// <summary>What the kernel holds of ours in ip6tables' filter table.</summary>
-    public sealed record KernelState(IReadOnlySet<string> JumpsPresent, IReadOnlySet<string> Chains, int RuleCount)
+    /// <summary>What the kernel holds of ours in ip6tables' filter table. <paramref name="JumpCopies"/>: how many times
+    /// each jump is there when more than once (two daemons given one prefix each put theirs in): a removal deletes every
+    /// copy, or the chain stays referenced and cannot be deleted.</summary>
+    public sealed record KernelState(IReadOnlySet<string> JumpsPresent, IReadOnlySet<string> Chains, int RuleCount,
+        IReadOnlyDictionary<string, int>? JumpCopies = null)
     {
         public static readonly KernelState Empty = new(new HashSet<string>(), new HashSet<string>(), 0);
 
@@ -45,6 +48,7 @@ public static class Ip6Rules
     public static KernelState Parse(string p, string save)
     {
         var jumps = new HashSet<string>();
+        var copies = new Dictionary<string, int>();
         var chains = new HashSet<string>();
         var count = 0;
         var jumpLines = Hooks.ToDictionary(h => $"-A {h.Builtin} -j {FirewallRules.Chain(p, h.Suffix)}", h => h.Builtin);
@@ -55,10 +59,14 @@ public static class Ip6Rules
             if (line.StartsWith('*')) table = line[1..];
             if (table != "filter") continue;
             if (line.StartsWith(':') && line[1..].Split(' ')[0] is var name && name.StartsWith(p + "-", StringComparison.Ordinal)) chains.Add(name);
-            else if (jumpLines.TryGetValue(line, out var builtin)) jumps.Add(builtin);
+            else if (jumpLines.TryGetValue(line, out var builtin))
+            {
+                jumps.Add(builtin);
+                copies[builtin] = copies.GetValueOrDefault(builtin) + 1;
+            }
             else if (line.StartsWith("-A " + p + "-", StringComparison.Ordinal)) count++;
         }
-        return new KernelState(jumps, chains, count);
+        return new KernelState(jumps, chains, count, copies);
     }
 
     /// <summary>(Re)builds the chains: declaring a chain creates it or flushes it; a missing jump is inserted first.</summary>
@@ -75,7 +83,9 @@ public static class Ip6Rules
     public static string Remove(string p, KernelState s)
     {
         var sb = new System.Text.StringBuilder("*filter\n");
-        foreach (var h in Hooks.Where(h => s.JumpsPresent.Contains(h.Builtin))) sb.Append($"-D {h.Builtin} -j {FirewallRules.Chain(p, h.Suffix)}\n");
+        foreach (var h in Hooks.Where(h => s.JumpsPresent.Contains(h.Builtin)))
+            for (var i = 0; i < Math.Max(1, s.JumpCopies?.GetValueOrDefault(h.Builtin) ?? 1); i++)
+                sb.Append($"-D {h.Builtin} -j {FirewallRules.Chain(p, h.Suffix)}\n");
         var chains = s.Chains.Order(StringComparer.Ordinal).ToList();
         foreach (var c in chains) sb.Append($":{c} - [0:0]\n");
         foreach (var c in chains) sb.Append($"-X {c}\n");

@@ -27,6 +27,8 @@ public sealed class IptablesFirewall : IFirewall
     private readonly IReadOnlyList<string> _shared;
     private Dictionary<string, FirewallRules.Entry>? _entries;
     private HashSet<string> _jumps = [];
+    /// <summary>Jumps the kernel held more than once when last read (a removal deletes every copy).</summary>
+    private IReadOnlyDictionary<string, int> _jumpCopies = new Dictionary<string, int>();
     private HashSet<string> _chains = [];
     private Dictionary<string, int> _counts = [];
     /// <summary>What this instance last applied per handle: a later change rebuilds only the table whose rules changed.</summary>
@@ -306,6 +308,7 @@ public sealed class IptablesFirewall : IFirewall
             Delete = !keepShared || rebuild || !SharedExist ? [] : delete,
             Remove = chains,
             JumpsPresent = _jumps,
+            JumpCopies = _jumpCopies,
         };
         await Task.WhenAll(
             v4 ? RestoreAsync(FirewallRules.Batch(_options, plan), $"removal of the rules of {what}", ct) : Task.CompletedTask,
@@ -324,6 +327,7 @@ public sealed class IptablesFirewall : IFirewall
         if (removeShared)
         {
             _jumps = [];
+            _jumpCopies = new Dictionary<string, int>();
             _chains = [];
             _counts = [];
         }
@@ -349,6 +353,7 @@ public sealed class IptablesFirewall : IFirewall
         }
         var state = FirewallRules.Parse(_options.Prefix, result.Stdout);
         _jumps = [.. state.JumpsPresent];
+        _jumpCopies = state.JumpCopies;
         _chains = [.. state.Chains];
         _counts = new Dictionary<string, int>(state.RuleCounts);
         return _entries = new Dictionary<string, FirewallRules.Entry>(state.Entries);
