@@ -29,6 +29,7 @@ catch (ArgumentException e)
 WebApplication app;
 try
 {
+    JournalWarmUp.Start(); // beside everything up to the host's recovery, on the other core
     var settings = GardendSettings.Load(options);
     StartClock.Mark("settings");
     var json = settings.JsonLogs ? JsonLog.Install() : null; // from here on, every line out is a JSON object
