@@ -56,16 +56,11 @@ try
 {
     var client = new Garden.Protocol.Api.Garden.GardenClient(Channel(socket));
     await WaitForPing(client);
-    if (only.SetEquals(["images"]))   // the image rows alone (bench/run.sh runs everything)
-    {
-        Console.WriteLine(await ImageBench.RunAsync(client, Path.Combine(dir, "state"), reps));
-        return;
-    }
     if (only.Count > 0 && only.IsSubsetOf(["reattach", "density"]))
         StopDaemon(daemon); // each of these rows starts a daemon of its own on the same socket
 
     // warm up both sides (JIT, page cache)
-    for (var i = 0; (only.Count == 0 || Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
+    for (var i = 0; (Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         await RunTrue(client, h);
@@ -84,7 +79,7 @@ try
     // BENCH_RUN_AFTER_MS: a pause between each Create and its Run (what of the first Run is the new container settling)
     var runAfterMs = int.TryParse(Environment.GetEnvironmentVariable("BENCH_RUN_AFTER_MS"), out var after) ? after : 0;
     var runStarted = new List<double>();
-    var main = Want("create") || Want("run") || Want("destroy") || only.Count == 0;
+    var main = Want("create") || Want("run") || Want("destroy");
     for (var i = 0; main && i < reps; i++)
     {
         var sw = Stopwatch.StartNew();

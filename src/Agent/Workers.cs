@@ -52,7 +52,11 @@ internal static class Workers
                 lock (Idle)
                 {
                     // still idle: nobody took it, it ends; taken meanwhile: its work is on its way
-                    if (Idle.Contains(this) && Remove(this)) return;
+                    if (Idle.Contains(this))
+                    {
+                        Remove(this);
+                        return;
+                    }
                 }
                 _ready.Wait();
             }
@@ -73,12 +77,12 @@ internal static class Workers
             }
         }
 
-        private static bool Remove(Worker w)
+        /// <summary>Caller holds the lock. Takes <paramref name="w"/> out of the idle stack, the others keep their order.</summary>
+        private static void Remove(Worker w)
         {
             var rest = Idle.Where(x => x != w).Reverse().ToArray();
             Idle.Clear();
             foreach (var x in rest) Idle.Push(x);
-            return true;
         }
     }
 }
