@@ -669,8 +669,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             var failures = _releaseFailures[ended.Handle] = _releaseFailures.GetValueOrDefault(ended.Handle) + 1;
             var wait = _stopping ? TimeSpan.FromSeconds(1) : ReleaseRetry(failures);
             ContainerLog.For(Context.System, ended.Handle).Error(ended.Error, "release failed ({0} time(s)); trying again in {1}", failures, wait);
-            if (_awaitingRelease.Remove(ended.Handle, out var refused))
-                foreach (var (request, replyTo) in refused) Self.Tell(request, replyTo);
+            TakeUpCreatesAwaiting(ended.Handle); // refused now (Unavailable), not held until the retry
             Timers.StartSingleTimer("release-" + ended.Handle, new RetryRelease(ended.Handle), wait);
             return;
         }
@@ -678,10 +677,16 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (_state.ReleaseDone(ended.Handle) is not { } done) return;
         Record(done, () =>
         {
-            if (_awaitingRelease.Remove(ended.Handle, out var waiting))
-                foreach (var (request, replyTo) in waiting) Self.Tell(request, replyTo);
+            TakeUpCreatesAwaiting(ended.Handle);
             AnswerIfReleasesFinished();
         });
+    }
+
+    /// <summary>The Creates of <paramref name="handle"/> held while its release ran are decided again, as they came.</summary>
+    private void TakeUpCreatesAwaiting(string handle)
+    {
+        if (_awaitingRelease.Remove(handle, out var waiting))
+            foreach (var (request, replyTo) in waiting) Self.Tell(request, replyTo);
     }
 
     /// <summary>5 s after the first failure, twice as long after each next one, at most 5 min.</summary>
