@@ -16,6 +16,8 @@ using Grpc.Net.Client;
 // Usage: Garden.StreamProbe [REPS] [hops: tool,agent,gardend]   (GARDEN_AGENT_BIN / a gardend via STREAMPROBE_GARDEND_DLL)
 var reps = args.Length > 0 ? int.Parse(args[0]) : 3;
 var hops = (args.Length > 1 ? args[1] : "tool,agent,gardend").Split(',');
+// STREAMPROBE_ROWS=in,out,cat (default all): which transfers each gardend rep makes (in: StreamIn; out and cat need in)
+var rows = (Environment.GetEnvironmentVariable("STREAMPROBE_ROWS") ?? "in,out,cat").Split(',');
 const int files = 200, fileBytes = 1 << 20;
 const double mb = files * (double)fileBytes / (1 << 20);
 var agentBin = TestPaths.AgentBinary;
@@ -36,12 +38,15 @@ void Add(string k, double v) { (results.TryGetValue(k, out var l) ? l : results[
 // MB is steadier than the rate
 int daemonPid = 0;
 string serverName = "";
-double lastClient = 0, lastDaemon = 0;
+double lastClient = 0, lastDaemon = 0, lastContainer = 0;
+string? containerCpu = null;
 string Cpu()
 {
     double client = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds, daemon = daemonPid == 0 ? 0 : CpuOf(daemonPid);
-    var text = daemonPid == 0 ? "" : $"(cpu: client {client - lastClient:F2}s, {serverName} {daemon - lastDaemon:F2}s)";
-    (lastClient, lastDaemon) = (client, daemon);
+    double container = containerCpu != null && File.Exists(containerCpu) ? long.Parse(File.ReadAllText(containerCpu).Trim()) / 1e9 : 0;
+    var text = daemonPid == 0 ? "" : $"(cpu: client {client - lastClient:F2}s, {serverName} {daemon - lastDaemon:F2}s" +
+        (containerCpu != null ? $", container {container - lastContainer:F2}s)" : ")");
+    (lastClient, lastDaemon, lastContainer) = (client, daemon, container);
     return text;
 }
 static double CpuOf(int pid)
@@ -133,6 +138,8 @@ try
             MaxReceiveMessageSize = 64 << 20,
         }));
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
+        // the container's own CPU (its agent and the file tool, cgroup v1 cpuacct), beside gardend's
+        containerCpu = Path.Combine("/sys/fs/cgroup/cpuacct", gardend.CgroupParent, h, "cpuacct.usage");
         try
         {
             (daemonPid, serverName) = (gardend.Pid, "gardend");
@@ -149,6 +156,11 @@ try
                     await call.ResponseAsync;
                 }
                 Add("gardend stream-in", mb / sw.Elapsed.TotalSeconds);
+                if (!rows.Contains("out") && !rows.Contains("cat"))
+                {
+                    await Run(client, h, "rm", "-rf", "/bench");
+                    continue;
+                }
                 sw.Restart();
                 long outBytes = 0;
                 using (var call = client.StreamOut(new StreamOutRequest { Handle = h, Path = "/bench/tree" }))

@@ -154,6 +154,8 @@ public static class Wiring
             o.EnableDetailedErrors = false;
             o.Interceptors.Add<UnexpectedErrors>();
         });
+        // bigger receive buffers than Kestrel's 4 KiB blocks for gRPC's uploads (Gateway/ReceiveBlocks.cs)
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IMemoryPoolFactory<byte>>(new ReceiveBlocks());
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.ListenUnixSocket(gateway.Socket, l => l.Protocols = HttpProtocols.Http2);

@@ -21,7 +21,10 @@ internal sealed class TarExtractor
     private readonly string _dest;
     private readonly bool _asRoot = Geteuid() == 0;
     private readonly List<(string[] Parts, string Name, uint Mode, DateTimeOffset Mtime)> _dirs = [];
-    private readonly byte[] _buffer = new byte[256 * 1024];
+    /// <summary>One write(2) per chunk of a file (a smaller one for its tail).</summary>
+    internal const int ChunkBytes = 256 * 1024;
+
+    private readonly byte[] _buffer = new byte[ChunkBytes];
 
     public TarExtractor(string dest)
     {
@@ -227,9 +230,12 @@ internal sealed class TarExtractor
         {
             if (data != null)
             {
+                // whole chunks: the archive arrives through a pipe in pieces of any size (8 KiB when the container's uid
+                // is over the kernel's pipe quota), and each write(2) into the overlay costs more than the bytes it moves
                 var buffer = _buffer;
+                long written = 0;
                 int n;
-                while ((n = data.Read(buffer, 0, buffer.Length)) > 0)
+                while ((n = data.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false)) > 0)
                 {
                     fixed (byte* p = buffer)
                     {
@@ -248,7 +254,14 @@ internal sealed class TarExtractor
                             off += (int)w;
                         }
                     }
+                    written += n;
+                    if (n < buffer.Length) break; // the entry's data ended (or the archive did: checked below)
                 }
+                // a regular file's data ends where its header says; short means the archive was cut inside it (the
+                // reader hands back what there was without a word), and a file shorter than its entry is no file of it
+                if (ReferenceEquals(data, entry.DataStream) && written != entry.Length)
+                    throw new ToolException(ToolExit.ToolBadInput,
+                        $"entry {name}: the archive ends inside this file ({written} of its {entry.Length} bytes)");
             }
             if (_asRoot && Fchown(fd, (uint)entry.Uid, (uint)entry.Gid) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: chown");
             if (Fchmod(fd, (ushort)((int)entry.Mode & 0xFFF)) != 0) throw ToolException.FromErrno(Errno, $"entry {name}: chmod");
