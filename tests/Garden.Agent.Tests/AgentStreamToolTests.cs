@@ -138,6 +138,47 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         Assert.False(System.IO.File.Exists(Path.Combine(dest, "h")));
     }
 
+    /// <summary>The extractor writes a file in chunks of 256 KiB (the tool's ChunkBytes) whatever sizes its stdin hands it:
+    /// sizes on either side of a chunk and of a tar block come out whole, byte for byte.</summary>
+    [InstallFact]
+    public void Files_of_sizes_around_the_write_chunk_come_out_whole()
+    {
+        const int chunk = 256 * 1024;
+        int[] sizes = [0, 1, 511, 512, 513, chunk - 1, chunk, chunk + 1, 3 * chunk + 7];
+        var contents = sizes.Select(n => { var b = new byte[n]; Random.Shared.NextBytes(b); return b; }).ToArray();
+        var tar = Tar(sizes.Select((n, i) => (TarEntry)new PaxTarEntry(TarEntryType.RegularFile, $"f{n}")
+        {
+            DataStream = new MemoryStream(contents[i]),
+        }).ToArray());
+        var r = Tool("stream-in", _dir, tar);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        for (int i = 0; i < sizes.Length; i++)
+            Assert.True(contents[i].AsSpan().SequenceEqual(System.IO.File.ReadAllBytes(Path.Combine(_dir, $"f{sizes[i]}"))),
+                $"f{sizes[i]} differs from its entry");
+    }
+
+    /// <summary>An archive cut inside a file's data (a client gone mid-stream) is refused naming the entry, and the file is
+    /// not left behind shorter than its entry says; what came whole before it stays.</summary>
+    [InstallTheory]
+    [InlineData(1)]
+    [InlineData(100_000)]
+    [InlineData(256 * 1024)]
+    [InlineData(300_000)]
+    public void An_archive_cut_inside_a_file_is_refused_and_leaves_no_part_of_it(int cutAfter)
+    {
+        var big = new byte[600_000];
+        Random.Shared.NextBytes(big);
+        var whole = Tar(File("first", "whole"), new PaxTarEntry(TarEntryType.RegularFile, "cut") { DataStream = new MemoryStream(big) });
+        // where "cut"'s data starts: the archive without it, less its two end-of-archive blocks, plus its headers
+        int dataStart = Tar(File("first", "whole"), new PaxTarEntry(TarEntryType.RegularFile, "cut")).Length - 1024;
+        var r = Tool("stream-in", _dir, whole[..(dataStart + cutAfter)]);
+        Assert.Equal((int)ToolExit.ToolBadInput, r.ExitCode);
+        Assert.Contains("entry cut: the archive ends inside this file", r.Stderr);
+        Assert.Contains($"{cutAfter} of its 600000 bytes", r.Stderr);
+        Assert.False(System.IO.File.Exists(Path.Combine(_dir, "cut")), "a partial file was left");
+        Assert.Equal("whole", System.IO.File.ReadAllText(Path.Combine(_dir, "first")));
+    }
+
     [InstallFact]
     public void Not_a_tar_and_empty_input_are_bad_input()
     {
