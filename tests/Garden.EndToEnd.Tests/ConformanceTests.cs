@@ -374,6 +374,88 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
         }
     }
 
+    /// <summary>The archive arrives in pieces of any size (each read of the caller's stream is one message): boundaries
+    /// inside a tar header, inside a file and across gardend's 256 KiB agent frames still make the same files; an archive
+    /// that stops inside a file is refused naming it, and leaves no short copy of it.</summary>
+    [InstallFact]
+    public async Task Stream_in_takes_an_archive_in_pieces_of_any_size_and_refuses_one_cut_inside_a_file()
+    {
+        var handle = await Client.CreateAsync(new ContainerSpec { Handle = NewHandle("pieces") });
+        try
+        {
+            int[] sizes = [0, 1, 513, 256 * 1024 - 1, 256 * 1024 + 1, 700_001];
+            var contents = sizes.Select(n => { var b = new byte[n]; Random.Shared.NextBytes(b); return b; }).ToArray();
+            using var archive = new MemoryStream();
+            await using (var tar = new System.Formats.Tar.TarWriter(archive, leaveOpen: true))
+                for (int i = 0; i < sizes.Length; i++)
+                    await tar.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, $"p/f{sizes[i]}")
+                    {
+                        DataStream = new MemoryStream(contents[i]),
+                    });
+            var bytes = archive.ToArray();
+            await Client.StreamInAsync(handle, "/tmp", new Pieces(bytes, [1, 3, 511, 512, 513, 4103, 65536, 200_000]));
+
+            using var back = new MemoryStream();
+            await Client.StreamOutAsync(handle, "/tmp/p", back);
+            back.Position = 0;
+            var got = new Dictionary<string, byte[]>();
+            using (var reader = new System.Formats.Tar.TarReader(back))
+                while (await reader.GetNextEntryAsync(copyData: true) is { } e)
+                    if (e.EntryType == System.Formats.Tar.TarEntryType.RegularFile)
+                    {
+                        using var data = new MemoryStream();
+                        if (e.DataStream is not null) await e.DataStream.CopyToAsync(data);
+                        got[Path.GetFileName(e.Name)] = data.ToArray();
+                    }
+            for (int i = 0; i < sizes.Length; i++)
+                Assert.True(got.TryGetValue($"f{sizes[i]}", out var b) && b.AsSpan().SequenceEqual(contents[i]), $"f{sizes[i]} did not come back whole");
+
+            // cut 1000 bytes into the last file's data (its headers end 700,001 bytes, padded to 700,416, plus the two end blocks
+            // before the archive's end)
+            int lastData = bytes.Length - 1024 - 700_416;
+            var cut = await Assert.ThrowsAsync<GardenClientException>(() =>
+                Client.StreamInAsync(handle, "/tmp/cut", new Pieces(bytes[..(lastData + 1000)], [65536])));
+            Assert.Equal("InvalidArgument", cut.Code);
+            Assert.Contains("f700001: the archive ends inside this file", cut.Detail);
+            using var cutBack = new MemoryStream();
+            await Client.StreamOutAsync(handle, "/tmp/cut/p", cutBack);
+            cutBack.Position = 0;
+            var names = new List<string>();
+            using (var reader = new System.Formats.Tar.TarReader(cutBack))
+                while (await reader.GetNextEntryAsync() is { } e) names.Add(e.Name);
+            Assert.DoesNotContain(names, n => n.EndsWith("f700001"));
+            Assert.Contains(names, n => n.EndsWith("f262145"));
+        }
+        finally
+        {
+            await Client.DestroyAsync(handle);
+        }
+    }
+
+    /// <summary>A stream whose reads return the next of <paramref name="pieces"/> bytes in turn (cycling).</summary>
+    private sealed class Pieces(byte[] data, int[] pieces) : Stream
+    {
+        private int _pos, _next;
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = Math.Min(Math.Min(count, pieces[_next++ % pieces.Length]), data.Length - _pos);
+            Array.Copy(data, _pos, buffer, offset, n);
+            _pos += n;
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => data.Length;
+        public override long Position { get => _pos; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     [InstallFact]
     public async Task Net_in_net_out_and_bulk_net_out()
     {
