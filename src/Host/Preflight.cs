@@ -32,7 +32,11 @@ public static class Preflight
         {
             throw new StartupFailure(1, $"garden.gateway.socket {socket}: {e.Message}");
         }
-        if (garden.UserNamespace.Mapping == Garden.Actors.UserNamespaceMode.Garden) RaiseKeyQuota(garden.MaxContainers);
+        if (garden.UserNamespace.Mapping == Garden.Actors.UserNamespaceMode.Garden)
+        {
+            RaiseKeyQuota(garden.MaxContainers);
+            RaisePipeQuota(garden.MaxContainers);
+        }
         try
         {
             JournalFile.Prepare(garden.JournalPath);
@@ -57,6 +61,22 @@ public static class Preflight
         {
             Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's key quota for {maxContainers} containers ({e.Message}); " +
                                     "Creates beyond kernel.keys.maxkeys will fail with \"disk quota exceeded\"");
+        }
+    }
+
+    /// <summary>The pipes of every unprivileged container count against one host uid's pipe quota under Garden's mapping
+    /// (<see cref="Garden.Linux.Host.PipeQuota"/>). Not raisable: gardend still starts, and says what that costs.</summary>
+    private static void RaisePipeQuota(int maxContainers)
+    {
+        try
+        {
+            if (new Garden.Linux.Host.PipeQuota().EnsureFor(maxContainers) is { } line)
+                Console.Out.WriteLine($"gardend: raised {line} (the pipes of every container are charged to container root's host uid 4294967294)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's pipe quota for {maxContainers} containers ({e.Message}); " +
+                                    "once the containers' pipes pass fs.pipe-user-pages-soft, new pipes get 8 KiB and streams slow down");
         }
     }
 }

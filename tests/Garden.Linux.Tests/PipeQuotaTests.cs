@@ -1,0 +1,41 @@
+using Garden.Linux.Host;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.Linux.Tests;
+
+/// <summary><see cref="PipeQuota"/> on a file standing for /proc/sys/fs/pipe-user-pages-soft (the real one is raised by
+/// gardend's start: PipeQuotaTests in the end-to-end tests).</summary>
+public sealed class PipeQuotaTests : IDisposable
+{
+    private readonly string _dir = TestPaths.NewTempDir("pipes");
+
+    private string File_ => Path.Combine(_dir, "pipe-user-pages-soft");
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void The_kernel_default_is_raised_by_a_share_per_container_and_the_change_is_said()
+    {
+        File.WriteAllText(File_, "16384\n");
+        Assert.Equal("fs.pipe-user-pages-soft 16384 -> 81920", new PipeQuota(File_).EnsureFor(256));
+        Assert.Equal("81920", File.ReadAllText(File_).Trim()); // 64 MiB + 1 MiB a container
+    }
+
+    [Fact]
+    public void A_higher_limit_is_never_lowered()
+    {
+        File.WriteAllText(File_, "1000000\n");
+        Assert.Null(new PipeQuota(File_).EnsureFor(256));
+        Assert.Equal("1000000", File.ReadAllText(File_).Trim());
+    }
+
+    [Fact]
+    public void A_value_that_is_not_a_number_is_an_error_naming_the_file()
+    {
+        File.WriteAllText(File_, "lots\n");
+        var e = Assert.Throws<InvalidDataException>(() => new PipeQuota(File_).EnsureFor(10));
+        Assert.Contains(File_, e.Message);
+        Assert.Contains("lots", e.Message);
+    }
+}
