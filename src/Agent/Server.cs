@@ -75,6 +75,9 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
             {
                 case AgentRequest.KindOneofCase.Ping:
                     await conn.WriteAsync(new AgentEvent { Pong = new Pong { AgentPid = Environment.ProcessId, Version = Version } }, default);
+                    // gardend's Create waits for this answer; the first Run comes right after it, and finds its threads
+                    // started (once per agent; after the answer, so the Create does not wait for them)
+                    if (Workers.Prestart() is var started and > 0) AgentLog.Info($"conn {n}: {started} idle workers started for the first process");
                     break;
                 case AgentRequest.KindOneofCase.List:
                     var list = table.List();
