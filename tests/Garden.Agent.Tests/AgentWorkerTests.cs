@@ -37,7 +37,7 @@ public sealed class AgentWorkerTests : IDisposable
     public async Task The_first_process_runs_on_workers_started_after_the_first_Ping_and_they_are_no_process_of_the_container()
     {
         // the sandbox waited for the agent's Pong: the workers are started right after it
-        _agent.WaitForLog("3 idle workers started for the first process");
+        _agent.WaitForLog("3 idle workers started for the first process, users read");
         var idle = WorkerThreads();
         Assert.Equal(3, idle.Count);
         // threads of the agent, not processes: its only child is the spawner, and the container's /proc lists no more
