@@ -7,7 +7,7 @@ namespace Garden.Agent;
 /// the largest part of the agent's spawn after the fork+exec). A worker that is done waits up to <see cref="IdleFor"/> for
 /// more work, at most <see cref="MaxIdle"/> of them, then ends: an agent with nothing running keeps no extra thread long.
 /// The first Run of a container would start all of its threads (0.1-0.6 ms each, measured, the first one the slowest): the
-/// agent starts them idle once it has answered gardend's first request (<see cref="Prestart"/>), while gardend finishes the
+/// agent starts them idle once it has answered gardend's first Ping (<see cref="Prestart"/>, from Server), while gardend finishes the
 /// Create, so that Run finds them waiting. They are threads of the agent, not processes: nothing in the container sees them
 /// (ps, the work cgroup's pids), and they end after <see cref="IdleFor"/> like any idle worker.
 /// </summary>
@@ -44,12 +44,6 @@ internal static class Workers
         lock (Idle) want = PerProcess - Idle.Count;
         for (int i = 0; i < want; i++) Start(new Worker(null));
         return Math.Max(want, 0);
-    }
-
-    /// <summary>How many workers wait for work now.</summary>
-    public static int IdleCount
-    {
-        get { lock (Idle) return Idle.Count; }
     }
 
     private static void Start(Worker w) => new Thread(w.Loop, 256 * 1024) { IsBackground = true, Name = "worker" }.Start();
