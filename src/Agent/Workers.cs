@@ -6,10 +6,10 @@ namespace Garden.Agent;
 /// once the new thread runs, which on a loaded host waits for a core (measured: the three threads of an attached Run were
 /// the largest part of the agent's spawn after the fork+exec). A worker that is done waits up to <see cref="IdleFor"/> for
 /// more work, at most <see cref="MaxIdle"/> of them, then ends: an agent with nothing running keeps no extra thread long.
-/// The first Run of a container would start all of its threads (0.1-0.6 ms each, measured, the first one the slowest): the
-/// agent starts them idle once it has answered gardend's first Ping (<see cref="Prestart"/>, from Server), while gardend finishes the
-/// Create, so that Run finds them waiting. They are threads of the agent, not processes: nothing in the container sees them
-/// (ps, the work cgroup's pids), and they end after <see cref="IdleFor"/> like any idle worker.
+/// The first Run of a container would start all of its threads (0.1-0.6 ms each, measured, the first one the slowest):
+/// the agent starts them idle once it has answered gardend's first Ping (<see cref="Prestart"/>, from Server), while
+/// gardend finishes the Create, so that Run finds them waiting. They are threads of the agent, not processes: nothing in
+/// the container sees them (ps, the work cgroup's pids), and they end after <see cref="IdleFor"/> like any idle worker.
 /// </summary>
 internal static class Workers
 {
