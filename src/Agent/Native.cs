@@ -58,6 +58,9 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_check_dir")]
     internal static partial int CheckDir(int fd);
 
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_file_version", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int FileVersion(string path, ulong* out6);
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_set_not_dumpable")]
     internal static partial int SetNotDumpable();
 

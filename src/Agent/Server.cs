@@ -75,6 +75,9 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
             {
                 case AgentRequest.KindOneofCase.Ping:
                     await conn.WriteAsync(new AgentEvent { Pong = new Pong { AgentPid = Environment.ProcessId, Version = Version } }, default);
+                    // gardend's Create waits for this answer; the first Run comes right after it, and finds its threads
+                    // started and the users read (once per agent; after the answer, so the Create does not wait for them)
+                    if (Interlocked.Exchange(ref _readied, 1) == 0) ReadyForTheFirstProcess(n);
                     break;
                 case AgentRequest.KindOneofCase.List:
                     var list = table.List();
@@ -131,6 +134,24 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
             AgentLog.Error($"conn {n}: {e}");
             await TrySendError(conn, ErrorCode.Internal, e.Message);
         }
+    }
+
+    private int _readied;
+
+    /// <summary>What a container's first process would otherwise do first: start its worker threads, read and parse
+    /// /etc/passwd and /etc/group (kept while they stay the same). Nothing of the container runs.</summary>
+    private static void ReadyForTheFirstProcess(long n)
+    {
+        int started = Workers.Prestart();
+        try
+        {
+            Users.Resolve("");
+        }
+        catch (AgentErrorException)
+        {
+            // no root in /etc/passwd: the first process's spawn says so
+        }
+        AgentLog.Info($"conn {n}: {started} idle workers started for the first process, users read");
     }
 
     private static async Task TrySendError(FrameSocket conn, ErrorCode code, string message)

@@ -6,12 +6,21 @@ namespace Garden.Agent;
 /// once the new thread runs, which on a loaded host waits for a core (measured: the three threads of an attached Run were
 /// the largest part of the agent's spawn after the fork+exec). A worker that is done waits up to <see cref="IdleFor"/> for
 /// more work, at most <see cref="MaxIdle"/> of them, then ends: an agent with nothing running keeps no extra thread long.
+/// The first Run of a container would start all of its threads (0.1-0.6 ms each, measured, the first one the slowest):
+/// the agent starts them idle once it has answered gardend's first Ping (<see cref="Prestart"/>, from Server), while
+/// gardend finishes the Create, so that Run finds them waiting. They are threads of the agent, not processes: nothing in
+/// the container sees them (ps, the work cgroup's pids), and they end after <see cref="IdleFor"/> like any idle worker.
 /// </summary>
 internal static class Workers
 {
     private const int MaxIdle = 4;
+
+    /// <summary>What one process takes at most: a stdout and a stderr reader and a stdin writer (a terminal: one reader).</summary>
+    public const int PerProcess = 3;
+
     private static readonly TimeSpan IdleFor = TimeSpan.FromSeconds(10);
     private static readonly Stack<Worker> Idle = new();
+    private static int _prestarted;
 
     /// <summary>Runs <paramref name="work"/> on a thread of its own (an idle worker, or a new one); the work must not throw.</summary>
     public static void Run(Action work)
@@ -23,19 +32,34 @@ internal static class Workers
             w.Give(work);
             return;
         }
-        w = new Worker(work);
-        new Thread(w.Loop, 256 * 1024) { IsBackground = true, Name = "worker" }.Start();
+        Start(new Worker(work));
     }
 
-    private sealed class Worker(Action first)
+    /// <summary>Once per agent: starts idle workers up to <see cref="PerProcess"/> (counting the idle ones), for the first
+    /// process. Returns how many it started.</summary>
+    public static int Prestart()
     {
-        private readonly SemaphoreSlim _ready = new(0);
+        if (Interlocked.Exchange(ref _prestarted, 1) != 0) return 0;
+        int want;
+        lock (Idle) want = PerProcess - Idle.Count;
+        for (int i = 0; i < want; i++) Start(new Worker(null));
+        return Math.Max(want, 0);
+    }
+
+    private static void Start(Worker w) => new Thread(w.Loop, 256 * 1024) { IsBackground = true, Name = "worker" }.Start();
+
+    private sealed class Worker(Action? first)
+    {
+        // No spinning before it blocks (spinCount 0): a worker goes idle when its process ends, right when the reaper and
+        // the connection that sends the exit need the cores; a SemaphoreSlim spun and yielded there (measured: ~65
+        // involuntary switches per worker per Run).
+        private readonly ManualResetEventSlim _ready = new(false, 0);
         private Action? _work = first;
 
         public void Give(Action work)
         {
             _work = work;
-            _ready.Release();
+            _ready.Set();
         }
 
         public void Loop()
@@ -48,7 +72,12 @@ internal static class Workers
                     if (Idle.Count >= MaxIdle) return;
                     Idle.Push(this);
                 }
-                if (_ready.Wait(IdleFor)) continue;
+                // Give is called once per time this worker is taken off the idle stack, so a Set is never lost by the Reset
+                if (_ready.Wait(IdleFor))
+                {
+                    _ready.Reset();
+                    continue;
+                }
                 lock (Idle)
                 {
                     // still idle: nobody took it, it ends; taken meanwhile: its work is on its way
@@ -59,6 +88,7 @@ internal static class Workers
                     }
                 }
                 _ready.Wait();
+                _ready.Reset();
             }
         }
 

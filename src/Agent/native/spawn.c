@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -455,6 +456,24 @@ int32_t gardenspawn_check_dir(int32_t fd)
     struct stat st;
     if (fstat(fd, &st) != 0) return errno;
     return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+// What tells one version of a file from another, for a cache of what was parsed from it (Users.cs): out[0..4] its device,
+// inode, size, mtime and ctime (ns, following symlinks), out[5] the time now (CLOCK_REALTIME, ns, the clock file times
+// come from). 0 or errno.
+int32_t gardenspawn_file_version(const char* path, uint64_t* out)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return errno;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    out[0] = (uint64_t)st.st_dev;
+    out[1] = (uint64_t)st.st_ino;
+    out[2] = (uint64_t)st.st_size;
+    out[3] = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+    out[4] = (uint64_t)st.st_ctim.tv_sec * 1000000000ull + (uint64_t)st.st_ctim.tv_nsec;
+    out[5] = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    return 0;
 }
 
 // Points fds 0, 1 and 2 at the container's /dev/null. runc hands the agent its own stdout and stderr, a host file (the
