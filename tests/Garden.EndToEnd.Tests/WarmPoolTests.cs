@@ -240,7 +240,8 @@ public sealed class WarmPoolTests
         {
             Ok(await d.CliAsync("create", "--handle", victim));
             var victimEntry = EntryOf(d, victim);
-            Ok(await d.CliAsync("run", victim, "--", "sh", "-c", "echo secret > /tmp/secret; echo secret > /root-secret"));
+            var token = Guid.NewGuid().ToString("N");
+            Ok(await d.CliAsync("run", victim, "--", "sh", "-c", $"echo {token} > /tmp/left; echo {token} > /left"));
             Ok(await d.CliAsync("run", victim, "--detach", "--", "sleep", "1000"));
             Ok(await d.CliAsync("destroy", victim));
             await Host.ReleaseFinished(d, victim);
@@ -251,16 +252,16 @@ public sealed class WarmPoolTests
             Assert.NotNull(attackerEntry);
             Assert.NotEqual(victimEntry, attackerEntry); // never reused
             var looked = await d.CliAsync("run", attacker, "--", "sh", "-c",
-                "cat /tmp/secret /root-secret 2>/dev/null; ls /tmp; ps -o pid,args; hostname; cat /etc/hosts");
+                "cat /tmp/left /left 2>/dev/null; ls / /tmp; ps -o pid,args; hostname; cat /etc/hosts");
             Ok(looked);
-            Assert.DoesNotContain("secret", looked.Stdout);
+            Assert.DoesNotContain(token, looked.Stdout);
             Assert.DoesNotContain("sleep", looked.Stdout);
             Assert.DoesNotContain(victim, looked.Stdout);
             Assert.DoesNotContain("_pool", looked.Stdout);
             // the other entry, still in the pool, runs only its agent: nothing of the attacker's is in it, and the
             // attacker's pid namespace holds only its own
             var ps = looked.Stdout.Split('\n').Where(l => Regex.IsMatch(l, @"^\s*\d+\s")).ToList();
-            Assert.All(ps, l => Assert.Matches(@"garden-agent|sh -c|ps -o", l));
+            Assert.All(ps, l => Assert.Matches(@"/.garden/agent|sh -c|ps -o", l));
         }
         finally
         {
