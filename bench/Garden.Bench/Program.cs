@@ -948,7 +948,9 @@ static class Pool
     {
         for (var waited = 0; waited < 60_000; waited += 20)
         {
-            var lines = Lines(log);
+            // the log holds every daemon the bench started: only the one serving now counts
+            var all = Lines(log);
+            var lines = all.Skip(all.FindLastIndex(l => l.Contains(" serving ", StringComparison.Ordinal) && l.Contains("recovery took", StringComparison.Ordinal)) + 1).ToList();
             var ready = lines.Count(l => l.Contains("warm pool: entry ready", StringComparison.Ordinal))
                         - lines.Count(l => l.Contains("taking warm pool entry", StringComparison.Ordinal));
             if (ready >= size) return;

@@ -187,6 +187,43 @@ public sealed class WarmPoolTests
         Assert.Empty(Host.OrphanedHolders());
     }
 
+    [InstallTheory]
+    [InlineData("create-registered")] // the registration took the entry; the container journaled nothing
+    [InlineData("create-take")]       // mid-take: renamed, nothing else applied
+    public async Task A_daemon_killed_while_a_create_takes_an_entry_leaves_nothing_of_it_after_restart(string point)
+    {
+        const string pool = "garden { warm-pool { size = 1 } }";
+        await using var d = new Gardend($"{pool}\ngarden.fault.crash-at = \"{point}\"");
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        var h = Unique("crash");
+        try
+        {
+            Assert.NotEqual(0, (await d.CliAsync("create", "--handle", h)).ExitCode);
+            await d.WaitForExitAsync();
+            var entries = EntriesNamed(d);
+            Assert.Single(entries);
+
+            d.Configure(pool);
+            await d.StartAsync();
+            Assert.Contains("unknown handle", (await d.CliAsync("info", h)).Stderr);
+            foreach (var entry in entries)
+            {
+                Assert.Empty(Host.Leftovers(d, entry));
+                Assert.DoesNotContain(entry, (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
+            }
+            Assert.Empty(Host.OrphanedHolders());
+            Ok(await d.CliAsync("create", "--handle", h)); // the handle is free again, and the pool serves again
+            await EntriesReady(d, 2);
+        }
+        finally
+        {
+            await d.CliAsync("destroy", h);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
     [InstallFact]
     public async Task A_create_the_pool_cannot_serve_is_made_the_normal_way()
     {

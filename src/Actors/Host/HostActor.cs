@@ -366,6 +366,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             {
                 _log.Info("gardend {0} serving; every earlier container destroyed", Version);
                 Become(Serving);
+                _serving = true;
+                MaybeRefill();
             }
         }));
         Command<HostProtocol.ContainerDestroyed>(_ => { });
@@ -430,6 +432,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if ((_children.TryGetValue(msg.Handle, out var child) || _starting.TryGetValue(msg.Handle, out child)) && child.Equals(Sender))
                 Directory(_directory.With(msg));
             AnswerIfReleasesFinished();
+            if (msg.Lifecycle != ContainerLifecycle.Creating) MaybeRefill(); // a Create ended: the pool's turn
         });
         Command<HostProtocol.FinishReleases>(_ => FinishReleases(Sender));
         Command<Terminated>(OnTerminated);
@@ -491,7 +494,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                     var child = _starting.Remove(a.Spec.Handle, out var started) ? started : NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);
                     Adopt(a.Spec.Handle, child);
                     child.Tell(new HostProtocol.CreateContainer(a.Spec, a.PoolEntry), decided.ReplyTo);
-                    MaybeRefill();
+                    // (the pool is refilled once this Create has ended: ContainerChanged)
                 }));
                 DecisionDone();
                 break;
@@ -601,10 +604,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     // ---- the warm pool: entries made ahead, the host's own until a Create takes one ----
 
     /// <summary>Makes the next pool entry when the pool is short (one at a time, never while a Create is decided, never
-    /// while gardend stops or after a failure's wait), and gives back what the pool holds beyond its room.</summary>
+    /// while gardend stops or after a failure's wait), and gives back what the pool holds beyond its room. Low priority:
+    /// an entry is started only while no user's Create is being admitted or made (it is tried again when one ends);
+    /// one already being made is not stopped for a Create that comes meanwhile.</summary>
     private void MaybeRefill()
     {
         if (_settings.WarmPoolSize == 0 || !_serving || _stopping || _poolMaking is not null || _deciding || Timers.IsTimerActive("pool-refill")) return;
+        if (_admitting.Count > 0 || _directory.Entries.Values.Any(e => e.Lifecycle == ContainerLifecycle.Creating)) return;
         var state = DecidingState;
         // a user's Create (not served by the pool) always finds a free place under max-containers
         if (state.Containers.Count + state.Pool.Count + 1 > HostState.MaxContainers(_settings) && state.ReadyPoolEntry() is { } surplus)
@@ -728,8 +734,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log) { Name = name };
         var network = _state.Networks.GetValueOrDefault(handle);
         var faults = _settings.Faults;
-        // a warm pool entry that was never taken still runs: it is stopped first (a container's actor stopped its own)
-        var pool = HostState.IsPoolName(handle);
+        // A warm pool entry still runs when it was never taken, or when gardend died after a Create took it and before
+        // the container journaled its Create (its actor then has nothing to undo): it is stopped first, idempotently (a
+        // container's actor stopped its own before it was gone).
+        var pool = HostState.IsPoolName(name);
         Task.Run(async () =>
             {
                 faults.Hit("release-started");

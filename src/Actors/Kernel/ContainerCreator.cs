@@ -162,6 +162,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             if (init is not { Status: OciStatus.Running, Pid: > 0 })
                 throw new GardenException(ErrorKind.Internal, $"warm pool entry {k.Name} does not run");
             await k.Step("hostname", () => hostnames.SetAsync(init.Pid, hostname)).ConfigureAwait(false);
+            k.Settings.Faults.Hit("create-take");
             if (k.Network(spec.Network) is { } net)
             {
                 // written in place: the files runc bind-mounted keep their inode (and their owner, container root)
