@@ -7,7 +7,7 @@ namespace Garden.Actors.Tests;
 
 /// <summary>The host with a warm pool of one, on fakes: it makes an entry ahead, a Create takes it (renamed, nothing of
 /// it made again), the pool is made again, a restart releases the entry it left untaken and keeps the container taken.</summary>
-public sealed class WarmPoolActorTests() : ActorTest("warmpool", "max-containers = 5\nwarm-pool { size = 1 }")
+public sealed class WarmPoolActorTests() : ActorTest("warmpool", "max-containers = 5\nwarm-pool.size = 1\nwarm-pool.refill-delay = 0s")
 {
     private static ContainerSpec Spec(string handle) => new(handle, "", [], ImmutableDictionary<string, string>.Empty, false);
 

@@ -73,6 +73,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private bool _deciding;
     /// <summary>Recovered and serving: only then is the pool made (a restart's work comes first).</summary>
     private bool _serving;
+    /// <summary>The refill delay passed with nothing in flight: the next MaybeRefill starts an entry.</summary>
+    private bool _refillDue;
     /// <summary>Completed when this actor stops: a shutdown task waiting for its answer waits no longer.</summary>
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -142,6 +144,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>A warm pool entry was made (<paramref name="Error"/>: it failed, and what was made is undone).</summary>
     private sealed record PoolEntryMade(string Name, Exception? Error);
+
+    /// <summary>The refill delay is up: an entry is started if nothing of a user's is in flight now.</summary>
+    private sealed record RefillDue
+    {
+        public static readonly RefillDue Instance = new();
+    }
 
     /// <summary>Time to make the next pool entry after a failed one.</summary>
     private sealed record RefillPool
@@ -444,6 +452,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Command<ReleaseEnded>(OnReleaseEnded);
         Command<PoolEntryMade>(OnPoolEntryMade);
         Command<RefillPool>(_ => MaybeRefill());
+        Command<RefillDue>(_ =>
+        {
+            _refillDue = !UserWorkInFlight();
+            MaybeRefill();
+        });
         Command<RetryRelease>(r =>
         {
             if (_state.Releasing.ContainsKey(r.Handle)) StartRelease(r.Handle);
@@ -610,7 +623,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void MaybeRefill()
     {
         if (_settings.WarmPoolSize == 0 || !_serving || _stopping || _poolMaking is not null || _deciding || Timers.IsTimerActive("pool-refill")) return;
-        if (_admitting.Count > 0 || _directory.Entries.Values.Any(e => e.Lifecycle == ContainerLifecycle.Creating)) return;
+        if (UserWorkInFlight()) return;
+        if (_settings.WarmPoolRefillDelay > TimeSpan.Zero && !_refillDue)
+        {
+            if (!Timers.IsTimerActive("pool-idle")) Timers.StartSingleTimer("pool-idle", RefillDue.Instance, _settings.WarmPoolRefillDelay);
+            return;
+        }
+        _refillDue = false;
         var state = DecidingState;
         // a user's Create (not served by the pool) always finds a free place under max-containers
         if (state.Containers.Count + state.Pool.Count + 1 > HostState.MaxContainers(_settings) && state.ReadyPoolEntry() is { } surplus)
@@ -622,6 +641,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _poolMaking = added.Name;
         Record(added, () => MakePoolEntry(added.Name));
     }
+
+    /// <summary>A user's Create being admitted or made, or a Destroy or a release running: the pool waits for them.</summary>
+    private bool UserWorkInFlight() =>
+        _admitting.Count > 0 || _releasing.Count > 0
+        || _directory.Entries.Values.Any(e => e.Lifecycle is ContainerLifecycle.Creating or ContainerLifecycle.Destroying or ContainerLifecycle.Destroyed);
 
     private void MakePoolEntry(string name)
     {
