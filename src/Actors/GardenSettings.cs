@@ -49,7 +49,7 @@ public sealed record GardenSettings(
 
     /// <summary>garden.warm-pool.refill-delay: how long the host waits, with no user's Create or Destroy in flight,
     /// before it makes the next pool entry (0 = at once).</summary>
-    public TimeSpan WarmPoolRefillDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+    public TimeSpan WarmPoolRefillDelay { get; init; }
 
     /// <summary>garden.image-store.max-bytes: above it, layers no container holds are removed (least recently used first).</summary>
     public ulong ImageStoreMaxBytes { get; init; } = 10UL << 30;
@@ -150,7 +150,7 @@ public sealed record GardenSettings(
             RegistryStallTimeout = PositiveTime(c, "registry.stall-timeout"),
             ApiSocket = c.GetString("gateway.socket", ""),
             WarmPoolSize = WarmPoolSizeOf(c),
-            WarmPoolRefillDelay = c.GetTimeSpan("warm-pool.refill-delay", TimeSpan.FromMilliseconds(100)),
+            WarmPoolRefillDelay = c.GetTimeSpan("warm-pool.refill-delay", TimeSpan.Zero),
         };
     }
 
