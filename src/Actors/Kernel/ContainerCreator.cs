@@ -160,7 +160,16 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             var hostname = OciBundle.Hostname(k.Handle);
             var init = await fx.Runtime.StateAsync(k.Name, ct).ConfigureAwait(false);
             if (init is not { Status: OciStatus.Running, Pid: > 0 })
-                throw new GardenException(ErrorKind.Internal, $"warm pool entry {k.Name} does not run");
+            {
+                // it died while pooled: what is left of it goes, and the container is made the normal way under the same
+                // name, network and ids (CreateAsync undoes itself if it fails); then renamed below like any entry
+                k.Log.Warning("warm pool entry {0} no longer runs: removing it and making the container anew", k.Name);
+                await destroyer.DestroyAsync(graceful: false, spec.Network).ConfigureAwait(false);
+                await CreateAsync(spec).ConfigureAwait(false);
+                init = await fx.Runtime.StateAsync(k.Name, ct).ConfigureAwait(false);
+                if (init is not { Status: OciStatus.Running, Pid: > 0 })
+                    throw new GardenException(ErrorKind.Internal, $"container {k.Handle} ({k.Name}) does not run after it was made anew");
+            }
             await k.Step("hostname", () => hostnames.SetAsync(init.Pid, hostname)).ConfigureAwait(false);
             k.Settings.Faults.Hit("create-take");
             if (k.Network(spec.Network) is { } net)
