@@ -225,6 +225,32 @@ public sealed class WarmPoolTests
     }
 
     [InstallFact]
+    public async Task An_entry_whose_agent_died_in_the_pool_is_made_anew_for_the_create_that_takes_it()
+    {
+        await using var d = PoolDaemon(1);
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        var entry = Assert.Single(EntriesNamed(d));
+        var state = await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["state", entry]);
+        var pid = System.Text.Json.JsonDocument.Parse(state.Stdout).RootElement.GetProperty("pid").GetInt32();
+        Run("kill", "-9", pid.ToString()); // the entry's agent (its init) dies while pooled
+        var h = Unique("revived");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", h));
+            Assert.Equal(entry, EntryOf(d, h));
+            Assert.Contains($"warm pool entry {entry} no longer runs", d.Log);
+            Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            var info = Net.Info(await d.CliAsync("--json", "info", h));
+            Assert.Matches($@"(?m)^{Regex.Escape(info.ContainerIp)} {Regex.Escape(h)}$", await Out(d, "run", h, "--", "cat", "/etc/hosts"));
+        }
+        finally { await d.CliAsync("destroy", h); }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+        Assert.Empty(Host.OrphanedHolders());
+    }
+
+    [InstallFact]
     public async Task A_create_the_pool_cannot_serve_is_made_the_normal_way()
     {
         await using var d = PoolDaemon(1);
