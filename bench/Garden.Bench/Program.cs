@@ -14,6 +14,11 @@ var rootfs = args[2];
 var resultsFile = args[3];
 var reps = args.Length > 4 ? int.Parse(args[4]) : 30;
 
+// BENCH_POOL=N: gardend keeps N containers made ahead (garden.warm-pool.size); the create and parallel rows say how many of
+// their Creates took one. BENCH_POOL_WAIT=1: each measured Create (and each parallel round) first waits, unmeasured, until
+// the pool is full again; without it the reps follow each other as they always do and the refill competes with them.
+var poolSize = int.TryParse(Environment.GetEnvironmentVariable("BENCH_POOL"), out var ps) ? ps : 0;
+var poolWait = poolSize > 0 && Environment.GetEnvironmentVariable("BENCH_POOL_WAIT") == "1";
 var dir = Directory.CreateTempSubdirectory("garden-bench-").FullName;
 // traversable (0711): container roots, unprivileged host uids, reach their root in the mount dir below
 File.SetUnixFileMode(dir, (UnixFileMode)0b111_001_001);
@@ -24,6 +29,7 @@ File.WriteAllText(Path.Combine(dir, "bench.conf"),
     "akka.loglevel = DEBUG\n" +
     // the image rows pull from a docker-registry on 127.0.0.1 over plain HTTP
     "garden.registry.insecure = [\"127.0.0.1\"]\n" +
+    (poolSize > 0 ? $"garden.warm-pool.size = {poolSize}\n" : "") +
     (Environment.GetEnvironmentVariable("BENCH_EXTRA_CONF") ?? ""));
 // gardend's log: the kernel steps of each container ("[container H] NAME finished in N ms") are read from it
 var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? Path.Combine(dir, "gardend.log");
@@ -82,6 +88,7 @@ try
     var main = Want("create") || Want("run") || Want("destroy");
     for (var i = 0; main && i < reps; i++)
     {
+        if (poolWait) await Pool.Full(daemonLog, poolSize);
         var sw = Stopwatch.StartNew();
         var handle = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         results["create"].Gardend.Add(sw.Elapsed.TotalMilliseconds);
@@ -117,6 +124,15 @@ try
             ["runc_p50_ms"] = Math.Round(P(r, 0.5), 3), ["runc_p90_ms"] = Math.Round(P(r, 0.9), 3),
             ["ratio"] = Math.Round(ratio, 3),
         };
+    }
+    if (main && poolSize > 0)
+    {
+        await Task.Delay(500);
+        var pooled = Pool.Taken(daemonLog, measured);
+        Console.WriteLine($"warm pool: size {poolSize}{(poolWait ? ", each Create waited (unmeasured) for a full pool" : ", no wait for the refill")}: {pooled} of {measured.Count} Creates took a pooled container");
+        ((JsonObject)json["create"]!)["pool_size"] = poolSize;
+        ((JsonObject)json["create"]!)["pool_wait"] = poolWait;
+        ((JsonObject)json["create"]!)["pooled"] = pooled;
     }
 
     // ---- where the time goes: each kernel step of Create and Destroy and the timing lines of a Run, from gardend's log
@@ -463,8 +479,10 @@ try
         var runcRates = new List<double>();
         var floorRates = new List<double>();
         double gardendCpu = 0, gardendOwnCpu = 0, runcCpu = 0, floorCpu = 0;
+        var parallelHandles = new HashSet<string>();
         for (var r = 0; r < rounds; r++)
         {
+            if (poolWait) await Pool.Full(daemonLog, poolSize);
             var cpu = Cpu.Ms(daemon.Id);
             var own = Cpu.Own(daemon.Id);
             var sw = Stopwatch.StartNew();
@@ -473,6 +491,7 @@ try
             gardendRates.Add(width / sw.Elapsed.TotalSeconds);
             gardendCpu += Cpu.Ms(daemon.Id) - cpu;
             gardendOwnCpu += Cpu.Own(daemon.Id) - own;
+            parallelHandles.UnionWith(hs);
             await Task.WhenAll(hs.Select(async h => await client.DestroyAsync(new DestroyRequest { Handle = h })));
 
             var ids = Enumerable.Range(0, width).Select(i => $"bench-par-{Environment.ProcessId}-{r}-{i}").ToList();
@@ -505,6 +524,15 @@ try
             ["runc_cpu_ms_per_container"] = Math.Round(runcCpu / n, 1),
             ["runc_gardend_config_cpu_ms_per_container"] = Math.Round(floorCpu / n, 1),
         };
+        if (poolSize > 0)
+        {
+            await Task.Delay(500);
+            var pooled = Pool.Taken(daemonLog, parallelHandles);
+            Console.WriteLine($"parallel: warm pool size {poolSize}{(poolWait ? ", each round waited (unmeasured) for a full pool" : ", no wait for the refill")}: {pooled} of {parallelHandles.Count} Creates took a pooled container");
+            ((JsonObject)json["parallel"]!)["pool_size"] = poolSize;
+            ((JsonObject)json["parallel"]!)["pool_wait"] = poolWait;
+            ((JsonObject)json["parallel"]!)["pooled"] = pooled;
+        }
     }
 
     // ---- density (opt-in, BENCH_DENSITY=N, e.g. 250; takes minutes): N networked containers each running a process:
@@ -904,5 +932,39 @@ static class Summary
         Console.WriteLine($"| {"measure",-72} | {"now",-40} | goal |");
         Console.WriteLine($"|{new string('-', 74)}|{new string('-', 42)}|------|");
         foreach (var (m, now, goal) in rows) Console.WriteLine($"| {m,-72} | {now,-40} | {goal} |");
+    }
+}
+
+/// <summary>The warm pool as gardend's log tells it: entries made ("warm pool: entry ready") and taken ("[container H]
+/// taking warm pool entry").</summary>
+static class Pool
+{
+    public static int Taken(string log, IReadOnlySet<string> handles) =>
+        Lines(log).Select(l => System.Text.RegularExpressions.Regex.Match(l, @"\[container (?<h>[^\]]+)\] taking warm pool entry"))
+            .Count(m => m.Success && handles.Contains(m.Groups["h"].Value));
+
+    /// <summary>Waits (up to 60 s) until as many entries are ready as the pool holds: made and not taken or released.</summary>
+    public static async Task Full(string log, int size)
+    {
+        for (var waited = 0; waited < 60_000; waited += 20)
+        {
+            // the log holds every daemon the bench started: only the one serving now counts
+            var all = Lines(log);
+            var lines = all.Skip(all.FindLastIndex(l => l.Contains(" serving ", StringComparison.Ordinal) && l.Contains("recovery took", StringComparison.Ordinal)) + 1).ToList();
+            var ready = lines.Count(l => l.Contains("warm pool: entry ready", StringComparison.Ordinal))
+                        - lines.Count(l => l.Contains("taking warm pool entry", StringComparison.Ordinal));
+            if (ready >= size) return;
+            await Task.Delay(20);
+        }
+        Console.WriteLine("warm pool: not full after 60 s; measuring anyway");
+    }
+
+    private static List<string> Lines(string log)
+    {
+        using var s = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var r = new StreamReader(s);
+        var lines = new List<string>();
+        while (r.ReadLine() is { } line) lines.Add(line);
+        return lines;
     }
 }

@@ -43,6 +43,14 @@ public sealed record GardenSettings(
     /// <summary>gardend's API socket (garden.gateway.socket), when it has one: no bind mount may expose it.</summary>
     public string ApiSocket { get; init; } = "";
 
+    /// <summary>garden.warm-pool.size: containers of the default shape gardend keeps made ahead (0 = none), for the Creates
+    /// that can be served by one (HostState.PoolProblem).</summary>
+    public int WarmPoolSize { get; init; }
+
+    /// <summary>garden.warm-pool.refill-delay: how long the host waits, with no user's Create or Destroy in flight,
+    /// before it makes the next pool entry (0 = at once).</summary>
+    public TimeSpan WarmPoolRefillDelay { get; init; }
+
     /// <summary>garden.image-store.max-bytes: above it, layers no container holds are removed (least recently used first).</summary>
     public ulong ImageStoreMaxBytes { get; init; } = 10UL << 30;
 
@@ -141,7 +149,16 @@ public sealed record GardenSettings(
             InsecureRegistries = [.. c.GetStringList("registry.insecure") ?? []],
             RegistryStallTimeout = PositiveTime(c, "registry.stall-timeout"),
             ApiSocket = c.GetString("gateway.socket", ""),
+            WarmPoolSize = WarmPoolSizeOf(c),
+            WarmPoolRefillDelay = c.GetTimeSpan("warm-pool.refill-delay", TimeSpan.Zero),
         };
+    }
+
+    private static int WarmPoolSizeOf(Config c)
+    {
+        var n = c.GetInt("warm-pool.size", 0);
+        if (n is < 0 or > 64) throw new ConfigurationException($"garden.warm-pool.size: {n} is not between 0 and 64");
+        return n;
     }
 
     /// <summary>garden.default-rlimits: NAME = N (soft and hard), each checked as a Run's own rlimits are.</summary>

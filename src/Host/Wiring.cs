@@ -36,7 +36,8 @@ public static class Wiring
         BaseSizes: new BaseRootfsSizes(),
         Metrics: metrics,
         Images: WireImages(settings),
-        Host: new HostResources());
+        Host: new HostResources(),
+        Hostnames: new UtsHostname());
 
     /// <summary>The image store under the state dir, over one HttpClient for registries; what a crash left half-done in
     /// its tmp/ goes now, before any pull, and layers beyond its limit that no living container holds.</summary>

@@ -24,6 +24,8 @@ public abstract record Call
 
     // the OCI runtime
     public sealed record Ran(string Handle) : OfContainer(Handle);
+    /// <summary>A container's UTS namespace (its init's pid) was given a hostname (a warm pool entry taken).</summary>
+    public sealed record HostnameSet(int Pid, string Hostname) : Call;
     public sealed record Adopted(string Handle) : OfContainer(Handle);
     public sealed record Killed(string Handle, int Signal) : OfContainer(Handle);
     public sealed record Deleted(string Handle) : OfContainer(Handle);
@@ -686,7 +688,19 @@ public sealed class FakeEffects
     public Garden.Actors.Container.ContainerEffects Effects(IRootfsProvider? rootfs = null, Garden.Linux.Network.INetworkPlumbing? network = null) =>
         new(Runtime, rootfs ?? Rootfs, Cgroups, Agent, Disk, Oom, network ?? Network, Firewall, UserNamespaces,
             new Garden.Linux.Host.Depot(), // the real one, on the test's temp state dir
-            BaseSizes, Metrics);
+            BaseSizes, Metrics, Hostnames: Hostnames);
+
+    public FakeHostnames Hostnames => new(Calls);
+}
+
+/// <summary>Records each hostname set (<see cref="Call.HostnameSet"/>).</summary>
+public sealed class FakeHostnames(CallLog log) : Garden.Linux.Runtime.IContainerHostname
+{
+    public Task SetAsync(int initPid, string hostname)
+    {
+        log.Add(new Call.HostnameSet(initPid, hostname));
+        return Task.CompletedTask;
+    }
 }
 
 /// <summary>The actors' metrics, as told (<see cref="Garden.Actors.IGardenMetrics"/>): what the last census said, the

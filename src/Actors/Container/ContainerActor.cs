@@ -62,18 +62,21 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private sealed record RunningFound(IReadOnlyList<string> Ids);
     private sealed record AttachResolved(ContainerProtocol.AttachProcess Request, ProcessEntry? Entry, IActorRef ReplyTo);
 
+    /// <param name="runtimeName">the name its kernel objects go by when it is not the handle (taken from the warm pool)</param>
     public ContainerActor(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects,
-        string? quarantine = null)
+        string? quarantine = null, string? runtimeName = null)
     {
         _settings = settings;
         _fresh = fresh;
         _quarantine = quarantine;
         _log = ContainerLog.For(Context.System, handle);
         // A handle that is not a valid name (an earlier build's journal) never names a host path: nothing was made for it.
-        var paths = ContainerPaths.For(settings, Names.Problem(handle) is null ? handle : Names.ActorName(handle));
+        var name = runtimeName ?? (Names.Problem(handle) is null ? handle : Names.ActorName(handle));
+        var paths = ContainerPaths.For(settings, name);
         _agent = effects.Agents.Connect(paths.AgentSocket);
         var self = Self;
-        _kernel = new ContainerKernel(new KernelContext(handle, paths, effects, _agent, settings, _log), () => self.Tell(ContainerProtocol.OomKilled.Instance));
+        _kernel = new ContainerKernel(new KernelContext(handle, paths, effects, _agent, settings, _log) { Name = runtimeName ?? handle },
+            () => self.Tell(ContainerProtocol.OomKilled.Instance));
         _oom = new OomThrottle(settings.OomEventInterval);
         _metrics = effects.Metered;
         _state = ContainerState.Empty(handle) with { Defaults = new ContainerDefaults(paths.Rootfs.MountPoint, settings.DefaultRlimits) };
@@ -81,8 +84,8 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     }
 
     public static Props Props(string handle, long incarnation, bool fresh, GardenSettings settings, ContainerEffects effects,
-        string? quarantine = null) =>
-        Akka.Actor.Props.Create(() => new ContainerActor(handle, incarnation, fresh, settings, effects, quarantine));
+        string? quarantine = null, string? runtimeName = null) =>
+        Akka.Actor.Props.Create(() => new ContainerActor(handle, incarnation, fresh, settings, effects, quarantine, runtimeName));
 
     public override string PersistenceId { get; }
 

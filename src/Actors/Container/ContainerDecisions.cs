@@ -53,7 +53,7 @@ public sealed partial record ContainerState
         {
             HostProtocol.CreateContainer c => new Decision
             {
-                Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec), Await = true,
+                Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec, c.PoolEntry is not null), Await = true,
             },
             ContainerProtocol.GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
             ContainerProtocol.GetLimits => Decision.Answer(new ContainerProtocol.LimitsInForce(LimitsAsGiven)),

@@ -26,7 +26,8 @@ public sealed record ContainerEffects(
     IBaseRootfsSizes? BaseSizes = null,
     IGardenMetrics? Metrics = null,
     Garden.Linux.Images.IImageStore? Images = null,
-    IHostResources? Host = null) // resolves a pea's image path (null: taken as given, for fakes)
+    IHostResources? Host = null, // resolves a pea's image path (null: taken as given, for fakes)
+    IContainerHostname? Hostnames = null) // renames a container taken from the warm pool (null: no pool can be served)
 {
     /// <summary>Where the actors report what happens (<see cref="NoMetrics"/> when the composition root gives none).</summary>
     public IGardenMetrics Metered => Metrics ?? NoMetrics.Instance;

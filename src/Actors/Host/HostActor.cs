@@ -64,6 +64,17 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly List<IActorRef> _finishWaiters = [];
     /// <summary>gardend is stopping: releases are not left to a retry minutes away.</summary>
     private bool _stopping;
+    /// <summary>The warm pool entry being made now (one at a time), or null.</summary>
+    private string? _poolMaking;
+    /// <summary>Failed makes of pool entries in a row (the next refill waits longer each time).</summary>
+    private int _poolFailures;
+    /// <summary>A Create or NetIn is being decided off the actor's thread on a copy of the state: no pool entry is
+    /// planned meanwhile (it would take from the pools the decision also sees as free).</summary>
+    private bool _deciding;
+    /// <summary>Recovered and serving: only then is the pool made (a restart's work comes first).</summary>
+    private bool _serving;
+    /// <summary>The refill delay passed with nothing in flight: the next MaybeRefill starts an entry.</summary>
+    private bool _refillDue;
     /// <summary>Completed when this actor stops: a shutdown task waiting for its answer waits no longer.</summary>
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -130,6 +141,21 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private sealed record ReleaseEnded(string Handle, Exception? Error);
 
     private sealed record RetryRelease(string Handle);
+
+    /// <summary>A warm pool entry was made (<paramref name="Error"/>: it failed, and what was made is undone).</summary>
+    private sealed record PoolEntryMade(string Name, Exception? Error);
+
+    /// <summary>The refill delay is up: an entry is started if nothing of a user's is in flight now.</summary>
+    private sealed record RefillDue
+    {
+        public static readonly RefillDue Instance = new();
+    }
+
+    /// <summary>Time to make the next pool entry after a failed one.</summary>
+    private sealed record RefillPool
+    {
+        public static readonly RefillPool Instance = new();
+    }
 
     /// <summary>What a decision made off the actor's thread came to: an <see cref="Admission"/>, a
     /// <see cref="NetInReservation"/>, or the error for the client.</summary>
@@ -226,8 +252,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             // Before any container reconciles (and before any Create): remove the firewall rules and network links that
             // belong to no container of the journal (what a crash mid-create or mid-destroy left, or containers released
             // since). Each container re-applies its own rules while it reconciles.
-            var live = _state.Containers.Keys.ToHashSet();
-            var networks = _state.Networks.Select(kv => _settings.Network.For(kv.Key, kv.Value)).ToList();
+            var live = _state.Containers.Keys.Select(_state.RuntimeOf).Concat(_state.Pool.Keys).ToHashSet();
+            var networks = _state.Networks.Select(kv => _settings.Network.For(_state.RuntimeOf(kv.Key), kv.Value)).ToList();
             var fx = _effects;
             var prefix = _settings.Network.Prefix;
             var log = _log;
@@ -257,6 +283,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (_state.Releasing.Count > 0)
             _log.Info("finishing the release of {0} container(s) an earlier gardend destroyed: {1}", _state.Releasing.Count, string.Join(", ", _state.Releasing.Keys));
         foreach (var handle in _state.Releasing.Keys) StartRelease(handle);
+        // An earlier gardend's warm pool is not handed out: each entry (made or half made) is released, and the pool is
+        // made again once this one serves. (None was taken: a taken entry is a container of the journal.)
+        if (_state.Pool.Count > 0)
+            _log.Info("releasing the {0} warm pool entr(ies) an earlier gardend left: {1}", _state.Pool.Count, string.Join(", ", _state.Pool.Keys));
+        foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -331,6 +362,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             (_leftoversPruned - _hostRecovered).TotalMilliseconds, (_recoveryClock.Elapsed - _leftoversPruned).TotalMilliseconds);
         Become(Serving);
         Stash.UnstashAll();
+        _serving = true;
+        MaybeRefill();
     }
 
     private void DestroyingAll()
@@ -341,6 +374,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             {
                 _log.Info("gardend {0} serving; every earlier container destroyed", Version);
                 Become(Serving);
+                _serving = true;
+                MaybeRefill();
             }
         }));
         Command<HostProtocol.ContainerDestroyed>(_ => { });
@@ -405,6 +440,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if ((_children.TryGetValue(msg.Handle, out var child) || _starting.TryGetValue(msg.Handle, out child)) && child.Equals(Sender))
                 Directory(_directory.With(msg));
             AnswerIfReleasesFinished();
+            if (msg.Lifecycle != ContainerLifecycle.Creating) MaybeRefill(); // a Create ended: the pool's turn
         });
         Command<HostProtocol.FinishReleases>(_ => FinishReleases(Sender));
         Command<Terminated>(OnTerminated);
@@ -414,6 +450,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             else if (_peas.TryGetValue(msg.ProcessId, out var h) && h == msg.Handle) _peas.Remove(msg.ProcessId);
         });
         Command<ReleaseEnded>(OnReleaseEnded);
+        Command<PoolEntryMade>(OnPoolEntryMade);
+        Command<RefillPool>(_ => MaybeRefill());
+        Command<RefillDue>(_ =>
+        {
+            _refillDue = !UserWorkInFlight();
+            MaybeRefill();
+        });
         Command<RetryRelease>(r =>
         {
             if (_state.Releasing.ContainsKey(r.Handle)) StartRelease(r.Handle);
@@ -443,6 +486,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Task.Run(() => decide(state))
             .ContinueWith(t => new Decided(t.IsCompletedSuccessfully ? t.Result : t.Exception!.GetBaseException(), reply))
             .PipeTo(Self);
+        _deciding = true;
         BecomeStacked(Deciding);
     }
 
@@ -455,14 +499,15 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 // while their registrations are written, in one batch when they come together); the container starts
                 // once its own is in the journal.
                 _admitting.Add(a.Registered);
-                _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
+                _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);
                 PersistAsync(a.Registered, e => Recorded(e, () =>
                 {
                     _admitting.Remove(a.Registered);
                     _settings.Faults.Hit("create-registered");
-                    var child = _starting.Remove(a.Spec.Handle, out var started) ? started : NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true);
+                    var child = _starting.Remove(a.Spec.Handle, out var started) ? started : NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);
                     Adopt(a.Spec.Handle, child);
-                    child.Tell(new HostProtocol.CreateContainer(a.Spec), decided.ReplyTo);
+                    child.Tell(new HostProtocol.CreateContainer(a.Spec, a.PoolEntry), decided.ReplyTo);
+                    // (the pool is refilled once this Create has ended: ContainerChanged)
                 }));
                 DecisionDone();
                 break;
@@ -481,14 +526,17 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             case Exception e:
                 decided.ReplyTo.Tell(new Status.Failure(e));
                 DecisionDone();
+                if (e.InnerException is PoolHoldsRoom) PoolGivesWay();
                 break;
         }
     }
 
     private void DecisionDone()
     {
+        _deciding = false;
         UnbecomeStacked();
         Stash.UnstashAll();
+        MaybeRefill();
     }
 
     // ---- NetIn: the host reserves a port, the container applies it, the host keeps or returns it ----
@@ -566,15 +614,102 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 replyTo.Tell(new Status.Failure(GardenException.UnknownHandle(handle)));
     }
 
+    // ---- the warm pool: entries made ahead, the host's own until a Create takes one ----
+
+    /// <summary>Makes the next pool entry when the pool is short (one at a time, never while a Create is decided, never
+    /// while gardend stops or after a failure's wait), and gives back what the pool holds beyond its room. Low priority:
+    /// an entry is started only while no user's Create is being admitted or made (it is tried again when one ends);
+    /// one already being made is not stopped for a Create that comes meanwhile.</summary>
+    private void MaybeRefill()
+    {
+        if (_settings.WarmPoolSize == 0 || !_serving || _stopping || _poolMaking is not null || _deciding || Timers.IsTimerActive("pool-refill")) return;
+        if (UserWorkInFlight()) return;
+        if (_settings.WarmPoolRefillDelay > TimeSpan.Zero && !_refillDue)
+        {
+            if (!Timers.IsTimerActive("pool-idle")) Timers.StartSingleTimer("pool-idle", RefillDue.Instance, _settings.WarmPoolRefillDelay);
+            return;
+        }
+        _refillDue = false;
+        var state = DecidingState;
+        // a user's Create (not served by the pool) always finds a free place under max-containers
+        if (state.Containers.Count + state.Pool.Count + 1 > HostState.MaxContainers(_settings) && state.ReadyPoolEntry() is { } surplus)
+        {
+            ReleasePoolEntry(surplus);
+            return;
+        }
+        if (state.PlanPoolEntry(_settings) is not { } added) return;
+        _poolMaking = added.Name;
+        Record(added, () => MakePoolEntry(added.Name));
+    }
+
+    /// <summary>A user's Create being admitted or made, or a Destroy or a release running: the pool waits for them.</summary>
+    private bool UserWorkInFlight() =>
+        _admitting.Count > 0 || _releasing.Count > 0
+        || _directory.Entries.Values.Any(e => e.Lifecycle is ContainerLifecycle.Creating or ContainerLifecycle.Destroying or ContainerLifecycle.Destroyed);
+
+    private void MakePoolEntry(string name)
+    {
+        var spec = _state.PoolEntrySpec(name, _settings);
+        var paths = ContainerPaths.For(_settings, name);
+        var log = ContainerLog.For(Context.System, name);
+        var k = new KernelContext(name, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+        log.Info("warm pool: making an entry (network {0}, user ids {1})", spec.Network?.Address.ToString() ?? "none",
+            _state.IdBlocks.TryGetValue(name, out var ids) ? ids.ToString() : "garden");
+        Task.Run(() => k.Step("pool entry", () => new ContainerCreator(k, new ContainerDestroyer(k)).CreateAsync(spec)))
+            .ContinueWith(t => new PoolEntryMade(name, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
+            .PipeTo(Self);
+    }
+
+    private void OnPoolEntryMade(PoolEntryMade made)
+    {
+        if (_poolMaking == made.Name) _poolMaking = null;
+        if (made.Error is not null)
+        {
+            // what was made is undone by the creator; the release returns what it held to the pools
+            var wait = TimeSpan.FromSeconds(Math.Min(300, 5 * Math.Pow(2, Math.Min(_poolFailures++, 6))));
+            ContainerLog.For(Context.System, made.Name).Error(made.Error, "warm pool: making the entry failed; the next try in {0}", wait);
+            Timers.StartSingleTimer("pool-refill", RefillPool.Instance, wait);
+            ReleasePoolEntry(made.Name);
+            return;
+        }
+        _poolFailures = 0;
+        if (_stopping || !_state.Pool.ContainsKey(made.Name))
+        {
+            ReleasePoolEntry(made.Name);
+            AnswerIfReleasesFinished();
+            return;
+        }
+        Record(new PoolEntryReady { Name = made.Name }, () =>
+        {
+            ContainerLog.For(Context.System, made.Name).Info("warm pool: entry ready ({0} of {1})", _state.Pool.Count(e => e.Value), _settings.WarmPoolSize);
+            MaybeRefill();
+        });
+    }
+
+    /// <summary>A Create was refused because the pool holds what it needs: the oldest ready entry is given back.</summary>
+    private void PoolGivesWay()
+    {
+        if (_state.ReadyPoolEntry() is { } entry) ReleasePoolEntry(entry);
+    }
+
+    /// <summary>Journals that an untaken entry leaves the pool and releases it (pending under its name, as a destroyed
+    /// container's release is: a restart finishes it). The one being made is released once it is made.</summary>
+    private void ReleasePoolEntry(string name)
+    {
+        if (name == _poolMaking || _state.ReleasePoolEntry(name) is not { } released) return;
+        Record(released, () => StartRelease(name));
+    }
+
     // ---- children ----
 
     private void Spawn(string handle, long incarnation, bool fresh) => Adopt(handle, NewChild(handle, incarnation, fresh));
 
-    private IActorRef NewChild(string handle, long incarnation, bool fresh)
+    private IActorRef NewChild(string handle, long incarnation, bool fresh, string? runtimeName = null)
     {
+        runtimeName ??= _state.Runtimes.GetValueOrDefault(handle);
         // The actor's name never throws, whatever the handle: one an earlier build let into the journal gets an actor too,
         // which reports itself broken and can be destroyed.
-        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects, _quarantined.GetValueOrDefault(handle)),
+        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects, _quarantined.GetValueOrDefault(handle), runtimeName),
             $"{Names.ActorName(handle)}~{incarnation}");
         Context.Watch(child);
         return child;
@@ -617,15 +752,21 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void StartRelease(string handle)
     {
         if (!_releasing.Add(handle)) return;
-        var paths = ContainerPaths.For(_settings, handle);
+        var name = _state.RuntimeOf(handle);
+        var paths = ContainerPaths.For(_settings, name);
         var log = ContainerLog.For(Context.System, handle);
-        var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+        var k = new KernelContext(handle, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log) { Name = name };
         var network = _state.Networks.GetValueOrDefault(handle);
         var faults = _settings.Faults;
+        // A warm pool entry still runs when it was never taken, or when gardend died after a Create took it and before
+        // the container journaled its Create (its actor then has nothing to undo): it is stopped first, idempotently (a
+        // container's actor stopped its own before it was gone).
+        var pool = HostState.IsPoolName(name);
         Task.Run(async () =>
             {
                 faults.Hit("release-started");
-                await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
+                if (pool) await k.Step("release", () => new ContainerDestroyer(k).DestroyAsync(graceful: false, network)).ConfigureAwait(false);
+                else await k.Step("release", () => new ContainerDestroyer(k).ReleaseAsync(network)).ConfigureAwait(false);
             })
             .ContinueWith(t => new ReleaseEnded(handle, t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException()))
             .PipeTo(Self);
@@ -637,6 +778,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         _stopping = true;
         _finishWaiters.Add(replyTo);
+        // the warm pool goes with gardend (one being made goes when it is made)
+        foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
         foreach (var handle in _state.Releasing.Keys.Where(h => !_releasing.Contains(h)).ToList())
         {
             Timers.Cancel("release-" + handle); // not minutes from now: gardend is about to exit
@@ -655,7 +798,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void AnswerIfReleasesFinished()
     {
-        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any()) return;
+        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any() || _poolMaking is not null || _state.Pool.Count > 0) return;
         foreach (var waiter in _finishWaiters) waiter.Tell(HostProtocol.Done.Instance);
         _finishWaiters.Clear();
     }
@@ -679,6 +822,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         {
             TakeUpCreatesAwaiting(ended.Handle);
             AnswerIfReleasesFinished();
+            MaybeRefill();
         });
     }
 

@@ -30,7 +30,8 @@ public static class HostProtocol
 
     /// <summary>From a client: the spec as asked (empty handle and rootfs = generated / the default). From the host to the
     /// new container: the spec as admitted (<see cref="HostState.Admit"/>).</summary>
-    public sealed record CreateContainer(ContainerSpec Spec);
+    /// <param name="PoolEntry">From the host to the new container: the warm pool entry it takes (its runtime name), or null.</param>
+    public sealed record CreateContainer(ContainerSpec Spec, string? PoolEntry = null);
 
     public sealed record ContainerCreated(string Handle);
 

@@ -1,12 +1,17 @@
 using System.Collections.Immutable;
 using Garden.Linux.Network;
+using Garden.Linux.UserNamespaces;
 using Garden.Protocol.Journal;
 
 namespace Garden.Actors.Host;
 
 /// <summary>A Create the host admitted: the spec the container is made from (handle, rootfs, limits, grace time, bind
 /// mounts resolved, network and user namespace taken from the pools), and the record that registers it.</summary>
-public sealed record Admission(ContainerSpec Spec, ContainerRegistered Registered);
+public sealed record Admission(ContainerSpec Spec, ContainerRegistered Registered)
+{
+    /// <summary>The warm pool entry the Create takes (its runtime name), or null: made the normal way.</summary>
+    public string? PoolEntry => Registered.RuntimeName.Length > 0 ? Registered.RuntimeName : null;
+}
 
 /// <summary>A NetIn the host admitted: the mapping the container is to apply, and the record that reserves its host port.</summary>
 public sealed record NetInReservation(string Handle, PortMapping Mapping, PortsReserved Reserved);
@@ -56,8 +61,21 @@ public sealed partial record HostState
             throw new GardenException(ErrorKind.ResourceExhausted, max < settings.MaxContainers
                 ? $"max containers reached ({max}, what the subnet pool {settings.Network.Pool} holds); destroy one or configure a larger garden.network.pool"
                 : $"max containers reached ({max}); destroy one or raise garden.max-containers");
-        spec = WithNetwork(spec, settings.Network, host);
-        var (mapping, block) = new UserIdPool(settings.UserNamespace).Allocate(this, spec.Privileged);
+        if (settings.WarmPoolSize > 0 && PoolProblem(spec, settings) is null && ReadyPoolEntry() is { } entry)
+            return Take(spec, entry, settings, host);
+        IdMapping? mapping;
+        IdBlock? block;
+        try
+        {
+            spec = WithNetwork(spec, settings.Network, host);
+            (mapping, block) = new UserIdPool(settings.UserNamespace).Allocate(this, spec.Privileged);
+        }
+        catch (GardenException e) when (e.Kind == ErrorKind.ResourceExhausted && Pool.Count > 0)
+        {
+            // the warm pool holds what this Create needs: the host gives an entry back (PoolGivesWay)
+            throw new GardenException(ErrorKind.Unavailable, $"{e.Message}; the warm pool is giving back what it holds, try again",
+                new PoolHoldsRoom());
+        }
         spec = spec with { UserNamespace = mapping };
 
         var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = NextIncarnation };
@@ -66,6 +84,95 @@ public sealed partial record HostState
         if (block is { } b) registered.IdRange = ToRecord(b);
         return new Admission(spec, registered);
     }
+
+    // ---- the warm pool ----
+
+    /// <summary>The name of pool entry <paramref name="number"/>: never a valid handle (a handle starts with a letter or
+    /// digit), never an actor name of an invalid one (those start with "_%"), and path-, runc- and cgroup-safe.</summary>
+    public static string PoolName(long number) => $"_pool-{number}";
+
+    public static bool IsPoolName(string name) =>
+        name.StartsWith("_pool-", StringComparison.Ordinal) && long.TryParse(name.AsSpan(6), System.Globalization.NumberStyles.None, null, out _);
+
+    /// <summary>Why a Create (as admitted so far: defaults filled in) cannot be served from the warm pool, or null when
+    /// it can. The pool holds containers of one shape: the default rootfs, unprivileged, the default network (a /30 of
+    /// the pool) or none when networking is off, no bind mounts, no disk limit, no bandwidth limit, no env (the agent's
+    /// environment is made with the container). What differs per Create and is applied on take: the handle (hostname,
+    /// /etc/hosts), properties, grace time, memory/cpu/pids limits, NetIn and NetOut rules.</summary>
+    public static string? PoolProblem(ContainerSpec spec, GardenSettings settings)
+    {
+        if (spec.Rootfs != settings.DefaultRootfs) return "not the default rootfs";
+        if (spec.Privileged) return "privileged";
+        if (spec.NetworkRequest.Length > 0) return "asks for a network of its own";
+        if (!spec.BindMountsOrEmpty.IsEmpty) return "has bind mounts";
+        if (spec.LimitsOrNone.DiskBytes is not null) return "has a disk limit";
+        if (spec.LimitsOrNone.BandwidthRate is not null) return "has a bandwidth limit";
+        if (!spec.Env.IsDefaultOrEmpty) return "has env";
+        if (!settings.Network.Enabled && (!spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty)) return "asks for net-in/net-out without networking";
+        return null;
+    }
+
+    /// <summary>The ready entry a Create takes: the oldest.</summary>
+    public string? ReadyPoolEntry() =>
+        Pool.Where(kv => kv.Value).Select(kv => kv.Key).OrderBy(n => n.Length).ThenBy(n => n, StringComparer.Ordinal).FirstOrDefault();
+
+    /// <summary>A Create served by a ready pool entry: the entry's network and user id range become the container's,
+    /// the NetIn host ports are taken as for any Create; one record registers it and takes the entry.</summary>
+    private Admission Take(ContainerSpec spec, string entry, GardenSettings settings, HostFacts host)
+    {
+        var network = Networks.GetValueOrDefault(entry);
+        var netIn = spec.NetInOrEmpty;
+        if (network is not null)
+        {
+            foreach (var m in netIn) Throw(NetworkRequests.ContainerPortProblem(m.ContainerPort));
+            Throw(NetworkRequests.RulesProblem(spec.NetOutOrEmpty, "net-out"));
+            var ports = new NetworkPool(settings.Network).TakePorts(this, netIn.Select(m => m.HostPort), host.TcpPortInUse);
+            netIn = [.. netIn.Select((m, i) => m with { HostPort = ports[i] })];
+        }
+        var block = IdBlocks.TryGetValue(entry, out var b) ? b : (IdBlock?)null;
+        spec = spec with
+        {
+            Network = network, NetIn = netIn,
+            UserNamespace = block is { } held ? IdMapping.PerContainer(held.HostStart) : IdMapping.Garden,
+        };
+        var registered = new ContainerRegistered { Handle = spec.Handle, Incarnation = NextIncarnation, RuntimeName = entry };
+        if (network is not null) registered.Network = ToRecord(network);
+        registered.Ports.AddRange(netIn.Select(m => (uint)m.HostPort));
+        if (block is { } taken) registered.IdRange = ToRecord(taken);
+        return new Admission(spec, registered);
+    }
+
+    /// <summary>The next entry to make, or null when the pool is full (garden.warm-pool.size) or there is no room: the pool
+    /// never holds what would leave fewer than one free place under max-containers, nor takes what the pools have not.</summary>
+    public PoolEntryAdded? PlanPoolEntry(GardenSettings settings)
+    {
+        if (Pool.Count >= settings.WarmPoolSize) return null;
+        if (Containers.Count + Pool.Count + 1 >= MaxContainers(settings)) return null;
+        try
+        {
+            var added = new PoolEntryAdded { Name = PoolName(NextIncarnation), Number = NextIncarnation };
+            if (settings.Network.Enabled) added.Network = ToRecord(new NetworkPool(settings.Network).Allocate(this, ""));
+            var (_, block) = new UserIdPool(settings.UserNamespace).Allocate(this, privileged: false);
+            if (block is { } b) added.IdRange = ToRecord(b);
+            return added;
+        }
+        catch (GardenException e) when (e.Kind == ErrorKind.ResourceExhausted)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The spec a pool entry is made with: the default shape, named by the entry (its hostname until taken).</summary>
+    public ContainerSpec PoolEntrySpec(string name, GardenSettings settings)
+    {
+        var block = IdBlocks.TryGetValue(name, out var b) ? b : (IdBlock?)null;
+        return new ContainerSpec(name, settings.DefaultRootfs, [], ImmutableDictionary<string, string>.Empty, Privileged: false,
+            Limits: Garden.Actors.Limits.None, Network: Networks.GetValueOrDefault(name),
+            UserNamespace: block is { } held ? IdMapping.PerContainer(held.HostStart) : IdMapping.Garden);
+    }
+
+    /// <summary>The record that gives an untaken entry back (its release then runs under its name), or null.</summary>
+    public PoolEntryReleased? ReleasePoolEntry(string name) => Pool.ContainsKey(name) ? new PoolEntryReleased { Name = name } : null;
 
     /// <summary>Admits a NetIn of a container with a network: a free host port (0 = one from the pool) for the container
     /// port. The port is journaled as reserved before the container applies it, and returned (<see cref="ReturnPort"/>)
@@ -143,3 +250,7 @@ public sealed partial record HostState
         };
     }
 }
+
+/// <summary>A Create the pools cannot serve because the warm pool holds what it needs: the client gets Unavailable
+/// (try again), and the host gives back a pool entry.</summary>
+public sealed class PoolHoldsRoom() : Exception("the warm pool holds what the Create needs");

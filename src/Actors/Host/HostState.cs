@@ -15,7 +15,9 @@ public sealed partial record HostState(
     ImmutableDictionary<string, NetworkAllocation> Networks,
     ImmutableDictionary<string, ImmutableSortedSet<int>> Ports,
     ImmutableDictionary<string, IdBlock>? IdRanges = null,
-    ImmutableDictionary<string, long>? PendingReleases = null)
+    ImmutableDictionary<string, long>? PendingReleases = null,
+    ImmutableDictionary<string, bool>? PoolEntries = null,
+    ImmutableDictionary<string, string>? RuntimeNames = null)
 {
     public static readonly HostState Empty = new(ImmutableDictionary<string, long>.Empty, 1, [],
         ImmutableDictionary<string, NetworkAllocation>.Empty, ImmutableDictionary<string, ImmutableSortedSet<int>>.Empty,
@@ -29,9 +31,26 @@ public sealed partial record HostState(
     /// their <see cref="ReleaseFinished"/>.</summary>
     public ImmutableDictionary<string, long> Releasing => PendingReleases ?? ImmutableDictionary<string, long>.Empty;
 
+    /// <summary>The warm pool (garden.warm-pool.size): entry name → ready (made, and a Create may take it). What each
+    /// holds of the pools is in <see cref="Networks"/> and <see cref="IdBlocks"/> under its name; it is not one of
+    /// <see cref="Containers"/> (a user's).</summary>
+    public ImmutableDictionary<string, bool> Pool => PoolEntries ?? ImmutableDictionary<string, bool>.Empty;
+
+    /// <summary>Handle → the name its kernel objects go by, where that is not the handle (a container taken from the pool).</summary>
+    public ImmutableDictionary<string, string> Runtimes => RuntimeNames ?? ImmutableDictionary<string, string>.Empty;
+
+    /// <summary>The name a container's (or a pool entry's) runc container, cgroup, depot, mount dir and socket go by.</summary>
+    public string RuntimeOf(string handle) => Runtimes.GetValueOrDefault(handle) ?? handle;
+
     public HostState Apply(IMessage evt) => evt switch
     {
         DaemonStarted d => this with { Versions = Versions.Add(d.Version) },
+        ContainerRegistered { RuntimeName.Length: > 0 } r when r.RuntimeName != r.Handle => (this with
+        {
+            // taken from the warm pool: the entry and what it held become the handle's
+            PoolEntries = Pool.Remove(r.RuntimeName), Networks = Networks.Remove(r.RuntimeName), IdRanges = IdBlocks.Remove(r.RuntimeName),
+            RuntimeNames = Runtimes.SetItem(r.Handle, r.RuntimeName),
+        }).Apply(new ContainerRegistered(r) { RuntimeName = "" }),
         ContainerRegistered r => this with
         {
             Containers = Containers.SetItem(r.Handle, r.Incarnation), NextIncarnation = Math.Max(NextIncarnation, r.Incarnation + 1),
@@ -39,6 +58,14 @@ public sealed partial record HostState(
             Ports = r.Ports.Count == 0 ? Ports : Ports.SetItem(r.Handle, [.. r.Ports.Select(p => (int)p)]),
             IdRanges = r.IdRange is null ? IdBlocks : IdBlocks.SetItem(r.Handle, FromRecord(r.IdRange)),
         },
+        PoolEntryAdded a => this with
+        {
+            PoolEntries = Pool.SetItem(a.Name, false), NextIncarnation = Math.Max(NextIncarnation, a.Number + 1),
+            Networks = a.Network is null ? Networks : Networks.SetItem(a.Name, FromRecord(a.Network)),
+            IdRanges = a.IdRange is null ? IdBlocks : IdBlocks.SetItem(a.Name, FromRecord(a.IdRange)),
+        },
+        PoolEntryReady r => Pool.ContainsKey(r.Name) ? this with { PoolEntries = Pool.SetItem(r.Name, true) } : this,
+        PoolEntryReleased r => this with { PoolEntries = Pool.Remove(r.Name), PendingReleases = Releasing.SetItem(r.Name, 0) },
         ContainerReleased { Pending: true } r => this with
         {
             Containers = Containers.Remove(r.Handle),
@@ -47,12 +74,12 @@ public sealed partial record HostState(
         ReleaseFinished f => this with
         {
             PendingReleases = Releasing.Remove(f.Handle), Networks = Networks.Remove(f.Handle), Ports = Ports.Remove(f.Handle),
-            IdRanges = IdBlocks.Remove(f.Handle),
+            IdRanges = IdBlocks.Remove(f.Handle), RuntimeNames = Runtimes.Remove(f.Handle),
         },
         ContainerReleased r => this with
         {
             Containers = Containers.Remove(r.Handle), Networks = Networks.Remove(r.Handle), Ports = Ports.Remove(r.Handle),
-            IdRanges = IdBlocks.Remove(r.Handle),
+            IdRanges = IdBlocks.Remove(r.Handle), RuntimeNames = Runtimes.Remove(r.Handle),
         },
         PortsReserved p => this with { Ports = Ports.SetItem(p.Handle, PortsOf(p.Handle).Union(p.Ports.Select(x => (int)x))) },
         PortsReturned p => this with { Ports = Ports.SetItem(p.Handle, PortsOf(p.Handle).Except(p.Ports.Select(x => (int)x))) },
@@ -60,7 +87,8 @@ public sealed partial record HostState(
         HostSnapshot s => new HostState(s.Containers.ToImmutableDictionary(), s.NextIncarnation, [.. s.Versions],
             s.Networks.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)),
             s.Ports.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Ports.Select(p => (int)p).ToImmutableSortedSet()),
-            s.IdRanges.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)), s.Releasing.ToImmutableDictionary()),
+            s.IdRanges.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)), s.Releasing.ToImmutableDictionary(),
+            s.Pool.ToImmutableDictionary(), s.RuntimeNames.ToImmutableDictionary()),
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown host event"),
     };
 
@@ -80,6 +108,8 @@ public sealed partial record HostState(
         }
         foreach (var (h, b) in IdBlocks) s.IdRanges[h] = ToRecord(b);
         s.Releasing.Add(Releasing);
+        s.Pool.Add(Pool);
+        s.RuntimeNames.Add(Runtimes);
         return s;
     }
 

@@ -11,6 +11,9 @@ public sealed partial class DaemonStarted : IJournalRecord;
 public sealed partial class ContainerRegistered : IJournalRecord;
 public sealed partial class ContainerReleased : IJournalRecord;
 public sealed partial class ReleaseFinished : IJournalRecord;
+public sealed partial class PoolEntryAdded : IJournalRecord;
+public sealed partial class PoolEntryReady : IJournalRecord;
+public sealed partial class PoolEntryReleased : IJournalRecord;
 public sealed partial class HostSnapshot : IJournalRecord;
 public sealed partial class RecoveryFinished : IJournalRecord;
 public sealed partial class CreateStarted : IJournalRecord;
@@ -57,6 +60,9 @@ public sealed class JournalSerializer(ExtendedActorSystem system) : SerializerWi
         ["no"] = NetOutAdded.Parser,
         ["gt"] = GraceTimeChanged.Parser,
         ["cy"] = ReleaseFinished.Parser,
+        ["p1"] = PoolEntryAdded.Parser,
+        ["p2"] = PoolEntryReady.Parser,
+        ["p3"] = PoolEntryReleased.Parser,
     };
 
     private static readonly Dictionary<Type, string> Manifests =

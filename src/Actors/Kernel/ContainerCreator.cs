@@ -31,7 +31,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             await k.Step("depot", () => fx.Depot.Create(k.Paths.Depot, Path.GetDirectoryName(k.Paths.AgentSocket)!)).ConfigureAwait(false);
             if (spec.UserNamespace is { } mapping)
             {
-                userns = await k.Step($"user namespace {mapping}", () => fx.UserNamespaces.CreateAsync(k.Handle, mapping, ct)).ConfigureAwait(false);
+                userns = await k.Step($"user namespace {mapping}", () => fx.UserNamespaces.CreateAsync(k.Name, mapping, ct)).ConfigureAwait(false);
                 k.Log.Debug("user namespace held by pid {0}", userns.Pid);
             }
             var root = userns is null ? null : new UserNamespaceRoot(userns.UserNamespacePath, userns.Mapping.RootUid, userns.Mapping.RootGid);
@@ -42,14 +42,14 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             {
                 var images = fx.Images ?? throw new GardenException(ErrorKind.FailedPrecondition, "this gardend has no image store");
                 var reference = ImageReference.Parse(spec.Rootfs);
-                image = await k.Step($"image {reference}", () => images.PullAsync(k.Handle, reference, ct)).ConfigureAwait(false);
+                image = await k.Step($"image {reference}", () => images.PullAsync(k.Name, reference, ct)).ConfigureAwait(false);
                 k.Settings.Faults.Hit("create-image");
                 lower = new RootfsLayers(image.LayerDirs, FromImage: true);
             }
             var asked = spec.LimitsOrNone;
             // a total-scope limit leaves the container's disk what its image (the base rootfs) does not take
             var layer = asked.DiskBytes is { } disk
-                ? await k.Step("disk", async () => await fx.Disk.CreateAsync(k.Handle, k.Paths.Depot,
+                ? await k.Step("disk", async () => await fx.Disk.CreateAsync(k.Name, k.Paths.Depot,
                     asked.DiskRoom(disk, asked.DiskScope == DiskScope.Total ? await k.ImageBytesAsync(spec.Rootfs).ConfigureAwait(false) : 0), ct).ConfigureAwait(false)).ConfigureAwait(false)
                 : null;
 
@@ -61,7 +61,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
                 // Container root may rewrite them (Garden's rule; they are its own, 0644), so they live where its writes
                 // are counted: on its disk when it has a disk limit.
                 var (hosts, resolv) = ContainerPaths.NameFiles(layer ?? k.Paths.Depot);
-                var names = new NameFiles(hosts, resolv, OciBundle.Hostname(k.Handle), k.Settings.Network.DnsServers, root);
+                var names = new NameFiles(hosts, resolv, OciBundle.Hostname(k.Name), k.Settings.Network.DnsServers, root);
                 mounts.Add(new BindMountSpec(names.HostsPath, "/etc/hosts", ReadOnly: false));
                 mounts.Add(new BindMountSpec(names.ResolvPath, "/etc/resolv.conf", ReadOnly: false));
                 var netnsOf = userns?.Pid;
@@ -75,7 +75,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             }
 
             var rootfs = await k.Step(root is null ? "rootfs" : "rootfs (idmapped base)",
-                () => fx.Rootfs.CreateAsync(k.Handle, lower, k.Paths.Rootfs, layer, root, ct)).ConfigureAwait(false);
+                () => fx.Rootfs.CreateAsync(k.Name, lower, k.Paths.Rootfs, layer, root, ct)).ConfigureAwait(false);
             k.Settings.Faults.Hit("create-rootfs");
             await namesWritten.ConfigureAwait(false);
 
@@ -102,12 +102,12 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
 
             // The caller's mounts (validated by the host) go after the container's own: one over /etc brings its own hosts file.
             mounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountSpec(b.Source, b.NormalDestination, b.ReadOnly)));
-            var processCgroup = fx.Cgroups.PrepareProcessCgroup(k.Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
-            var bundle = new BundleSpec(k.Handle, rootfs, k.Settings.AgentBinary, k.Paths.AgentSocket, k.Paths.AgentLog,
-                fx.Cgroups.PathFor(k.Handle), spec.Privileged, spec.Env, processCgroup,
+            var processCgroup = fx.Cgroups.PrepareProcessCgroup(k.Name, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
+            var bundle = new BundleSpec(k.Name, rootfs, k.Settings.AgentBinary, k.Paths.AgentSocket, k.Paths.AgentLog,
+                fx.Cgroups.PathFor(k.Name), spec.Privileged, spec.Env, processCgroup,
                 net is null ? null : userns is null ? net.NetnsPath : $"/proc/{userns.Pid}/ns/net", mounts,
                 userns is null ? null : new BundleUserNamespace(userns.UserNamespacePath, userns.Mapping),
-                fx.Cgroups.MemoryProcessCgroup(k.Handle));
+                fx.Cgroups.MemoryProcessCgroup(k.Name));
             await k.Step("runtime", () => fx.Runtime.RunAsync(bundle, k.Paths.Bundle, ct)).ConfigureAwait(false);
             // the network namespace is bound at its path (`ip netns attach` of the holder) before the holder goes
             await networkUp.ConfigureAwait(false);
@@ -120,7 +120,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             k.Settings.Faults.Hit("create-runtime");
             // runc made the cgroup; the limits go straight into its files before any process of the user runs.
             var limits = spec.LimitsOrNone.ToCgroup();
-            if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Handle, limits)).ConfigureAwait(false);
+            if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Name, limits)).ConfigureAwait(false);
             await k.Step("agent", WaitForAgentAsync).ConfigureAwait(false);
             await firewallUp.ConfigureAwait(false);
             return new CreatedRoot(rootfs, image is null ? null
@@ -139,6 +139,63 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             catch (Exception teardown)
             {
                 k.Log.Error(teardown, "create: undoing it failed: {0}", teardown.Message);
+                throw new CreateUndoFailedException(failure, teardown);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Takes the warm pool entry this container was given (<see cref="KernelContext.Name"/>), made ahead by
+    /// <see cref="CreateAsync"/> with the default shape: applies what differs per Create — its hostname (the handle, as
+    /// Garden sets it) and /etc/hosts, its limits, its firewall rules — and checks that its agent answers. On failure the
+    /// entry is destroyed like any half-made container.</summary>
+    public async Task<CreatedRoot> TakeAsync(ContainerSpec spec)
+    {
+        var ct = CancellationToken.None;
+        var fx = k.Fx;
+        try
+        {
+            k.Log.Info("taking warm pool entry {0}", k.Name);
+            var hostnames = fx.Hostnames ?? throw new GardenException(ErrorKind.Internal, "this gardend cannot rename a pooled container");
+            var hostname = OciBundle.Hostname(k.Handle);
+            var init = await fx.Runtime.StateAsync(k.Name, ct).ConfigureAwait(false);
+            if (init is not { Status: OciStatus.Running, Pid: > 0 })
+            {
+                // it died while pooled: what is left of it goes, and the container is made the normal way under the same
+                // name, network and ids (CreateAsync undoes itself if it fails); then renamed below like any entry
+                k.Log.Warning("warm pool entry {0} no longer runs: removing it and making the container anew", k.Name);
+                await destroyer.DestroyAsync(graceful: false, spec.Network).ConfigureAwait(false);
+                await CreateAsync(spec).ConfigureAwait(false);
+                init = await fx.Runtime.StateAsync(k.Name, ct).ConfigureAwait(false);
+                if (init is not { Status: OciStatus.Running, Pid: > 0 })
+                    throw new GardenException(ErrorKind.Internal, $"container {k.Handle} ({k.Name}) does not run after it was made anew");
+            }
+            await k.Step("hostname", () => hostnames.SetAsync(init.Pid, hostname)).ConfigureAwait(false);
+            k.Settings.Faults.Hit("create-take");
+            if (k.Network(spec.Network) is { } net)
+            {
+                // written in place: the files runc bind-mounted keep their inode (and their owner, container root)
+                var (hosts, resolv) = ContainerPaths.NameFiles(k.Paths.Depot);
+                await fx.Network.WriteNameFilesAsync(net, new NameFiles(hosts, resolv, hostname, k.Settings.Network.DnsServers, Owner: null), ct)
+                    .ConfigureAwait(false);
+                if (!spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty)
+                    await k.Step("firewall", () => fx.Firewall.ApplyAsync(KernelContext.Firewall(net, spec.NetInOrEmpty, spec.NetOutOrEmpty), ct))
+                        .ConfigureAwait(false);
+            }
+            var limits = spec.LimitsOrNone.ToCgroup();
+            if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Name, limits)).ConfigureAwait(false);
+            await k.Step("agent", WaitForAgentAsync).ConfigureAwait(false);
+            return new CreatedRoot(k.Paths.Rootfs.MountPoint, null);
+        }
+        catch (Exception failure)
+        {
+            try
+            {
+                await destroyer.DestroyAsync(graceful: false, spec.Network).ConfigureAwait(false);
+            }
+            catch (Exception teardown)
+            {
+                k.Log.Error(teardown, "take: undoing it failed: {0}", teardown.Message);
                 throw new CreateUndoFailedException(failure, teardown);
             }
             throw;

@@ -29,7 +29,7 @@ public sealed class ContainerDestroyer(KernelContext k)
     /// name, so nothing of it exists on the host.</summary>
     public async Task<bool> StopAsync(bool graceful, IAsyncDisposable? agentLog = null)
     {
-        if (Names.Problem(k.Handle) is not null)
+        if (Names.Problem(k.Name) is not null && !Garden.Actors.Host.HostState.IsPoolName(k.Name))
         {
             // No build ever made anything on the host under a handle that is not a valid name (the actor that would
             // have done it could not be started), and such a name must never reach runc or a path: nothing to release.
@@ -41,7 +41,7 @@ public sealed class ContainerDestroyer(KernelContext k)
         // before the container's agent would kill their agents with everything else in the pid namespace.
         await k.Step("peas removal", Peas.DestroyAllAsync).ConfigureAwait(false);
         if (graceful) await k.Step("processes", () => ProcessStopper.StopAllAsync(k.Agent, k.Settings.DestroyGrace)).ConfigureAwait(false);
-        else k.Fx.Runtime.Adopt(k.Handle, k.Paths.Bundle);
+        else k.Fx.Runtime.Adopt(k.Name, k.Paths.Bundle);
         try
         {
             await k.Step("runtime removal", RemoveFromRuntimeAsync).ConfigureAwait(false);
@@ -60,16 +60,16 @@ public sealed class ContainerDestroyer(KernelContext k)
     /// container that is gone, and again after a restart for each release its journal says is pending.</summary>
     public async Task ReleaseAsync(NetworkAllocation? network)
     {
-        if (Names.Problem(k.Handle) is not null) return; // nothing of it exists on the host (see StopAsync)
+        if (Names.Problem(k.Name) is not null && !Garden.Actors.Host.HostState.IsPoolName(k.Name)) return; // nothing of it exists on the host (see StopAsync)
         // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
         List<Task> releases =
         [
             Task.Run(() => k.Step("rootfs removal", async () =>
             {
-                await k.Fx.Rootfs.DestroyAsync(k.Handle, k.Paths.Rootfs, CancellationToken.None).ConfigureAwait(false);
-                await k.Fx.Disk.DestroyAsync(k.Handle, k.Paths.Depot, CancellationToken.None).ConfigureAwait(false);
+                await k.Fx.Rootfs.DestroyAsync(k.Name, k.Paths.Rootfs, CancellationToken.None).ConfigureAwait(false);
+                await k.Fx.Disk.DestroyAsync(k.Name, k.Paths.Depot, CancellationToken.None).ConfigureAwait(false);
                 // its root is unmounted: the image's layers are no longer its
-                if (k.Fx.Images is { } images) await images.ReleaseAsync(k.Handle, CancellationToken.None).ConfigureAwait(false);
+                if (k.Fx.Images is { } images) await images.ReleaseAsync(k.Name, CancellationToken.None).ConfigureAwait(false);
             })),
         ];
         if (k.Network(network) is { } net)
@@ -83,11 +83,11 @@ public sealed class ContainerDestroyer(KernelContext k)
 
     private async Task RemoveFromRuntimeAsync()
     {
-        await k.Fx.Runtime.KillAsync(k.Handle, 9, all: false, CancellationToken.None).ConfigureAwait(false);
-        if (!await k.Fx.Runtime.WaitStoppedAsync(k.Handle, TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false))
+        await k.Fx.Runtime.KillAsync(k.Name, 9, all: false, CancellationToken.None).ConfigureAwait(false);
+        if (!await k.Fx.Runtime.WaitStoppedAsync(k.Name, TimeSpan.FromSeconds(10), CancellationToken.None).ConfigureAwait(false))
             throw new GardenException(ErrorKind.Internal, $"container {k.Handle}: init did not exit 10s after SIGKILL");
-        await k.Fx.Runtime.DeleteAsync(k.Handle, CancellationToken.None).ConfigureAwait(false);
-        k.Fx.Cgroups.Release(k.Handle);
+        await k.Fx.Runtime.DeleteAsync(k.Name, CancellationToken.None).ConfigureAwait(false);
+        k.Fx.Cgroups.Release(k.Name);
     }
 
     private void DeleteDepot()

@@ -60,7 +60,9 @@ public sealed class ContainerKernel
         switch (effect)
         {
             case Effect.Create c:
-                var rootfs = await _creator.CreateAsync(c.Spec).ConfigureAwait(false);
+                var rootfs = c.FromPool
+                    ? await _creator.TakeAsync(c.Spec).ConfigureAwait(false)
+                    : await _creator.CreateAsync(c.Spec).ConfigureAwait(false);
                 StartWatches();
                 return rootfs;
             case Effect.Reconcile r:
@@ -81,13 +83,13 @@ public sealed class ContainerKernel
                 else await _destroyer.DestroyAsync(d.Graceful, d.Network, Interlocked.Exchange(ref _agentLog, null)).ConfigureAwait(false);
                 return null;
             case Effect.ChangeLimits l:
-                fx.Cgroups.Apply(_k.Handle, l.Change.ToCgroup());
+                fx.Cgroups.Apply(_k.Name, l.Change.ToCgroup());
                 var after = l.Current.With(l.Change);
                 if (after.DiskBytes is { } disk && (disk != l.Current.DiskBytes || after.DiskScope != l.Current.DiskScope))
                 {
                     // a total-scope limit leaves the container's disk what its image does not take
                     var room = after.DiskRoom(disk, after.DiskScope == DiskScope.Total ? await _k.ImageBytesAsync(l.BaseRootfs).ConfigureAwait(false) : 0);
-                    await fx.Disk.ResizeAsync(_k.Handle, _k.Paths.Depot, room, CancellationToken.None).ConfigureAwait(false);
+                    await fx.Disk.ResizeAsync(_k.Name, _k.Paths.Depot, room, CancellationToken.None).ConfigureAwait(false);
                 }
                 if (l.Change.BandwidthRate is not null && _k.Network(l.Network) is { } limited)
                     await fx.Network.SetBandwidthAsync(limited, l.Current.With(l.Change).ToBandwidth(), CancellationToken.None).ConfigureAwait(false);
@@ -120,11 +122,11 @@ public sealed class ContainerKernel
                 if (m.BaseRootfs.Length > 0)
                     try { image = await _k.ImageBytesAsync(m.BaseRootfs).ConfigureAwait(false); }
                     catch (Exception e) when (e is IOException or UnauthorizedAccessException) { _k.Log.Warning("the size of its base rootfs {0}: {1}", m.BaseRootfs, e.Message); }
-                return new ContainerProtocol.ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Handle), usage?.Used ?? 0, usage?.Size ?? 0,
+                return new ContainerProtocol.ContainerMetrics(_k.Handle, fx.Cgroups.Metrics(_k.Name), usage?.Used ?? 0, usage?.Size ?? 0,
                     m.CreatedUnixMs == 0 ? TimeSpan.Zero : DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeMilliseconds(m.CreatedUnixMs),
                     net is null ? default : fx.Network.Counters(net), image);
             case Effect.CountOomKills:
-                return fx.Cgroups.Metrics(_k.Handle).OomKills;
+                return fx.Cgroups.Metrics(_k.Name).OomKills;
             default:
                 throw new ArgumentOutOfRangeException(nameof(effect), effect.GetType().Name, "not an effect of a container");
         }
@@ -138,7 +140,7 @@ public sealed class ContainerKernel
         {
             try
             {
-                _oomWatch = _k.Fx.Oom.Watch(_k.Handle, _onOomKill);
+                _oomWatch = _k.Fx.Oom.Watch(_k.Name, _onOomKill);
             }
             catch (Exception e)
             {

@@ -10,8 +10,8 @@ public sealed class ContainerReconciler(KernelContext k)
 {
     public async Task<KernelFindings> ReconcileAsync(Effect.Reconcile r)
     {
-        k.Fx.Runtime.Adopt(k.Handle, k.Paths.Bundle);
-        var state = await k.Fx.Runtime.StateAsync(k.Handle, CancellationToken.None).ConfigureAwait(false);
+        k.Fx.Runtime.Adopt(k.Name, k.Paths.Bundle);
+        var state = await k.Fx.Runtime.StateAsync(k.Name, CancellationToken.None).ConfigureAwait(false);
         var running = state is { Status: OciStatus.Running };
         var agent = false;
         if (running)
@@ -33,6 +33,6 @@ public sealed class ContainerReconciler(KernelContext k)
             if (network && await k.Fx.Firewall.EnsureAsync(KernelContext.Firewall(net, r.NetIn, r.NetOut), CancellationToken.None).ConfigureAwait(false))
                 k.Log.Warning("reconcile: its firewall rules were missing or incomplete; re-applied");
         }
-        return new KernelFindings(state is not null, running, k.Fx.Rootfs.IsMounted(r.RootfsMount), agent, k.Fx.Cgroups.Exists(k.Handle), network);
+        return new KernelFindings(state is not null, running, k.Fx.Rootfs.IsMounted(r.RootfsMount), agent, k.Fx.Cgroups.Exists(k.Name), network);
     }
 }

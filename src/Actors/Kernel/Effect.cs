@@ -22,12 +22,13 @@ public abstract record Effect
     /// <summary>What the "starting" line adds, e.g. " (rootfs /x)".</summary>
     public virtual string Detail => "";
 
-    /// <summary>Makes the container (<see cref="ContainerCreator"/>); the outcome is the rootfs mount point.</summary>
-    public sealed record Create(ContainerSpec Spec) : Effect
+    /// <summary>Makes the container (<see cref="ContainerCreator"/>), or with <paramref name="FromPool"/> takes the warm
+    /// pool entry it was given (<see cref="ContainerCreator.TakeAsync"/>); the outcome is the rootfs mount point.</summary>
+    public sealed record Create(ContainerSpec Spec, bool FromPool = false) : Effect
     {
         public override bool Transition => true;
         public override string Step => "create";
-        public override string Detail => $" (rootfs {Spec.Rootfs})";
+        public override string Detail => FromPool ? $" (rootfs {Spec.Rootfs}, from the warm pool)" : $" (rootfs {Spec.Rootfs})";
     }
 
     /// <summary>After a restart: what the kernel holds of the container (<see cref="ContainerReconciler"/>); its rules

@@ -10,8 +10,12 @@ namespace Garden.Actors.Kernel;
 public sealed record KernelContext(string Handle, ContainerPaths Paths, ContainerEffects Fx, IAgentClient Agent,
     GardenSettings Settings, IContainerLog Log)
 {
+    /// <summary>The name its kernel objects go by (runc id, cgroup, depot, mount dir, socket, firewall comments, image
+    /// lease): the handle, or the warm pool entry's name for a container taken from the pool.</summary>
+    public string Name { get; init; } = Handle;
+
     public ContainerNetwork? Network(NetworkAllocation? allocation) =>
-        allocation is null ? null : Settings.Network.For(Handle, allocation);
+        allocation is null ? null : Settings.Network.For(Name, allocation);
 
     public static ContainerFirewall Firewall(ContainerNetwork network, IEnumerable<PortMapping> netIn, IEnumerable<NetOutRule> netOut) =>
         new(network, [.. netIn], [.. netOut]);
@@ -19,7 +23,7 @@ public sealed record KernelContext(string Handle, ContainerPaths Paths, Containe
     /// <summary>The bytes of the container's image (its base rootfs), walked once per base and cached; 0 without a walker
     /// (fakes) or a base.</summary>
     public Task<ulong> ImageBytesAsync(string baseRootfs) =>
-        Garden.Linux.Images.ImageReference.IsImage(baseRootfs) ? Task.FromResult(Fx.Images?.BytesOf(Handle) ?? 0UL)   // its layers'
+        Garden.Linux.Images.ImageReference.IsImage(baseRootfs) ? Task.FromResult(Fx.Images?.BytesOf(Name) ?? 0UL)   // its layers'
         : Fx.BaseSizes is { } sizes && baseRootfs.Length > 0 ? sizes.SizeAsync(baseRootfs) : Task.FromResult(0UL);
 
     /// <summary>Runs one named step: "NAME starting" (debug), then "NAME finished in N ms", or "NAME failed after N ms: why".</summary>

@@ -49,15 +49,15 @@ public sealed class PeaKernel(KernelContext k)
     private string PeasDir => Path.Combine(k.Paths.Depot, "peas");
 
     /// <summary>Mount dirs of peas live outside the container's own (its teardown deletes that tree).</summary>
-    private string MountDirOfContainer => Path.Combine(k.Settings.MountDir, ".peas", k.Handle);
+    private string MountDirOfContainer => Path.Combine(k.Settings.MountDir, ".peas", k.Name);
 
     public PeaPaths PathsOf(string id)
     {
         var dir = Path.Combine(PeasDir, id);
-        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(k.Handle + "/" + id)))[..16];
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(k.Name + "/" + id)))[..16];
         // '+' is in no handle or process id: a pea's runc id never names a container (and stays within NAME_MAX, for
         // runc's state dir and the cgroup named after it)
-        var runtimeId = k.Handle.Length + id.Length <= 200 ? $"{k.Handle}+pea+{id}" : $"pea+{hash}";
+        var runtimeId = k.Name.Length + id.Length <= 200 ? $"{k.Name}+pea+{id}" : $"pea+{hash}";
         return new PeaPaths(dir, Path.Combine(dir, "bundle"), Path.Combine(Path.GetDirectoryName(k.Paths.AgentSocket)!, "pea-" + hash + ".sock"),
             Path.Combine(dir, "agent.log"), new RootfsPaths(Path.Combine(MountDirOfContainer, id), dir), runtimeId);
     }
@@ -92,7 +92,7 @@ public sealed class PeaKernel(KernelContext k)
             if (Directory.Exists(p.Dir))
                 throw new GardenException(ErrorKind.AlreadyExists, $"process {id} already exists in container {k.Handle}");
             var image = ResolveImage(process.Image);
-            var init = await k.Fx.Runtime.StateAsync(k.Handle, CancellationToken.None).ConfigureAwait(false);
+            var init = await k.Fx.Runtime.StateAsync(k.Name, CancellationToken.None).ConfigureAwait(false);
             if (init is null || init.Status != OciStatus.Running || init.Pid <= 0)
                 throw new GardenException(ErrorKind.FailedPrecondition, $"container {k.Handle} does not run: no pea can join it");
             var ns = $"/proc/{init.Pid}/ns/";
@@ -118,11 +118,11 @@ public sealed class PeaKernel(KernelContext k)
                 // shared limits: the agent moves the process into the container's process cgroup; own: it stays in the pea's
                 var own = process.PeaLimits;
                 var processCgroup = own is null
-                    ? k.Fx.Cgroups.PrepareProcessCgroup(k.Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid))
+                    ? k.Fx.Cgroups.PrepareProcessCgroup(k.Name, root is null ? null : new CgroupOwner(root.Uid, root.Gid))
                     : null;
-                var memoryCgroup = own is null ? k.Fx.Cgroups.MemoryProcessCgroup(k.Handle) : null;
+                var memoryCgroup = own is null ? k.Fx.Cgroups.MemoryProcessCgroup(k.Name) : null;
                 var bundle = new BundleSpec(p.RuntimeId, rootfs, k.Settings.AgentBinary, p.Socket, p.AgentLog,
-                    k.Fx.Cgroups.ChildPathFor(k.Handle, p.RuntimeId), container.Privileged, [], processCgroup, NetnsPath: null, mounts,
+                    k.Fx.Cgroups.ChildPathFor(k.Name, p.RuntimeId), container.Privileged, [], processCgroup, NetnsPath: null, mounts,
                     mapping is null ? null : new BundleUserNamespace(ns + "user", mapping), memoryCgroup,
                     new BundleJoin(mapping is null ? null : ns + "user", ns + "net", ns + "ipc", ns + "pid", ns + "uts"),
                     own is null ? null : new BundleResources(own.MemoryBytes, own.CpuWeight,

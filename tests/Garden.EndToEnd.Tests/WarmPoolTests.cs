@@ -1,0 +1,339 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Garden.Testing;
+using Xunit;
+
+namespace Garden.EndToEnd.Tests;
+
+/// <summary>The warm pool (garden.warm-pool.size) on the real kernel: a Create served by a container made ahead is what
+/// a user sees of a normal one, the pool refills, SIGTERM leaves nothing of it, kill -9 and a restart neither leak an entry
+/// nor hand one out twice, and a Create the pool cannot serve is made the normal way. Each test has a daemon of its own
+/// (every other test's daemon runs with no pool).</summary>
+public sealed class WarmPoolTests
+{
+    private static string Unique(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+
+    private static Gardend PoolDaemon(int size) => new($$"""garden { warm-pool { size = {{size}} } }""");
+
+    /// <summary>Waits until gardend's log says <paramref name="count"/> pool entries were made since the start.</summary>
+    private static async Task EntriesReady(Gardend d, int count)
+    {
+        for (var waited = 0; Regex.Matches(d.Log, @"warm pool: entry ready").Count < count; waited += 50)
+        {
+            if (waited >= 30_000) throw new TimeoutException($"not {count} warm pool entries ready after 30 s:\n{d.Log}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The pool entry a Create took (from gardend's log), or null when it was made the normal way.</summary>
+    private static string? EntryOf(Gardend d, string handle) =>
+        Regex.Match(d.Log, $@"\[container {Regex.Escape(handle)}\] taking warm pool entry (_pool-\d+)") is { Success: true } m ? m.Groups[1].Value : null;
+
+    /// <summary>Every pool entry name gardend's log mentions.</summary>
+    private static HashSet<string> EntriesNamed(Gardend d) => [.. Regex.Matches(d.Log, @"_pool-\d+").Select(m => m.Value)];
+
+    private static async Task<string> Out(Gardend d, params string[] args)
+    {
+        var r = await d.CliAsync(args);
+        Assert.True(r.ExitCode == 0, $"garden {string.Join(' ', args)}: {r}");
+        return r.Stdout;
+    }
+
+    /// <summary>Links, namespaces and firewall rules named with the daemon's network prefix (its containers' and pool's).</summary>
+    private static List<string> NetworkObjects(Gardend d)
+    {
+        var found = new List<string>();
+        found.AddRange(Run("ip", "-o", "link", "show").Split('\n').Where(l => l.Contains($": {d.NetworkPrefix}")).Select(l => $"link {l}"));
+        found.AddRange(Run("ip", "netns", "list").Split('\n').Where(l => l.StartsWith(d.NetworkPrefix, StringComparison.Ordinal)).Select(l => $"netns {l}"));
+        found.AddRange(Run("iptables-save").Split('\n').Where(l => l.Contains(d.NetworkPrefix + "-") && l.StartsWith("-A", StringComparison.Ordinal)).Select(l => $"rule {l}"));
+        return found;
+    }
+
+    private static string Run(string file, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return output;
+    }
+
+    private static async Task<List<string>> LeftoversOfEntries(Gardend d, IEnumerable<string> names)
+    {
+        var found = new List<string>();
+        foreach (var name in names) found.AddRange(Host.Leftovers(d, name));
+        for (var waited = 0; NetworkObjects(d).Count > 0 && waited < 5000; waited += 100) await Task.Delay(100);
+        found.AddRange(NetworkObjects(d));
+        return found;
+    }
+
+    [InstallFact]
+    public async Task A_pooled_create_is_what_a_user_sees_of_a_normal_one()
+    {
+        await using var d = PoolDaemon(1);
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        var pooled = Unique("pooled");
+        var normal = Unique("normal");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", pooled, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h"));
+            var entry = EntryOf(d, pooled);
+            Assert.NotNull(entry);
+            // the same spec made the normal way (an env makes it one the pool does not serve)
+            Ok(await d.CliAsync("create", "--handle", normal, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1"));
+            Assert.Null(EntryOf(d, normal));
+
+            var memoryLimits = new List<string>();
+            foreach (var h in new[] { pooled, normal })
+            {
+                Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+                Assert.Equal(h, (await Out(d, "run", h, "--", "cat", "/proc/sys/kernel/hostname")).Trim());
+                var info = Net.Info(await d.CliAsync("--json", "info", h));
+                var hosts = await Out(d, "run", h, "--", "cat", "/etc/hosts");
+                Assert.Matches($@"(?m)^{Regex.Escape(info.ContainerIp)} {Regex.Escape(h)}$", hosts);
+                Assert.DoesNotContain("_pool", hosts);
+                Assert.Equal("b", (await Out(d, "property", h, "get", "a")).Trim());
+                // what the container sees of its memory limit (its cgroup: the limit and the agent's allowance)
+                memoryLimits.Add((await Out(d, "run", h, "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")).Trim());
+                Assert.Contains(h, (await Out(d, "list")).Split('\n'));
+                Assert.Contains("uid=0(root)", await Out(d, "run", h, "--", "id"));
+                var port = Assert.Single(info.Ports);
+                Ok(await d.CliAsync("run", h, "--detach", "--", "nc", "-ll", "-p", "8080", "-e", "echo", $"hello from {h}"));
+                var reply = await Net.Eventually(() => Net.Exchange("127.0.0.1", port.Host, ""), r => r.Contains(h));
+                Assert.Equal($"hello from {h}\n", reply);
+                Assert.Contains("memory", await Out(d, "metrics", h));
+            }
+            Assert.Equal(memoryLimits[1], memoryLimits[0]);
+            Assert.True(ulong.Parse(memoryLimits[0]) < 1UL << 30, memoryLimits[0]);
+            // the limits as Garden reports them, and Info but for what names the container, are the same
+            Assert.Equal((await Out(d, "limit", normal)).Replace(normal, "H"), (await Out(d, "limit", pooled)).Replace(pooled, "H"));
+            // nothing of the pool is listed as a user's container
+            Assert.DoesNotContain("_pool", await Out(d, "list"));
+
+            Ok(await d.CliAsync("destroy", pooled));
+            Assert.Empty(Host.Leftovers(d, entry!));
+            Assert.Empty(Host.Leftovers(d, pooled));
+        }
+        finally
+        {
+            await d.CliAsync("destroy", pooled);
+            await d.CliAsync("destroy", normal);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    [InstallFact]
+    public async Task The_pool_refills_and_SIGTERM_leaves_nothing_of_it()
+    {
+        await using var d = PoolDaemon(2);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var h = Unique("refill");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", h));
+            Assert.NotNull(EntryOf(d, h));
+            await EntriesReady(d, 3); // the one taken is made again
+            Assert.Equal([h], (await Out(d, "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+        finally { Ok(await d.CliAsync("destroy", h)); }
+        await d.StopAsync(); // SIGTERM: the pool goes with gardend
+        var entries = EntriesNamed(d);
+        Assert.True(entries.Count >= 3, d.Log);
+        Assert.Empty(await LeftoversOfEntries(d, entries));
+        Assert.Empty(Host.OrphanedHolders());
+    }
+
+    [InstallFact]
+    public async Task Kill_9_and_a_restart_neither_leak_a_pool_entry_nor_hand_one_out_twice()
+    {
+        await using var d = PoolDaemon(2);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var first = Unique("before");
+        var second = Unique("after");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", first, "--memory", "80M"));
+            var taken = EntryOf(d, first)!;
+            Assert.NotNull(taken);
+            await EntriesReady(d, 3);
+            var before = EntriesNamed(d);
+            await d.StopAsync(kill: true);
+
+            await d.StartAsync();
+            // the container taken before the crash is reattached, still itself
+            Assert.Equal(first, (await Out(d, "run", first, "--", "hostname")).Trim());
+            Assert.True(ulong.Parse((await Out(d, "run", first, "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")).Trim()) < 1UL << 30);
+            // the entries the earlier gardend left untaken are released, not handed out
+            foreach (var old in before.Where(n => n != taken))
+                Assert.Empty(Host.Leftovers(d, old));
+            await EntriesReady(d, 5); // the log is the earlier gardend's and this one's: two more made
+            Ok(await d.CliAsync("create", "--handle", second));
+            var entry = EntryOf(d, second);
+            Assert.NotNull(entry);
+            Assert.DoesNotContain(entry, before);
+            Assert.Equal(second, (await Out(d, "run", second, "--", "hostname")).Trim());
+            Assert.Equal(first, (await Out(d, "run", first, "--", "hostname")).Trim());
+        }
+        finally
+        {
+            await d.CliAsync("destroy", first);
+            await d.CliAsync("destroy", second);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+        Assert.Empty(Host.OrphanedHolders());
+    }
+
+    [InstallTheory]
+    [InlineData("create-registered")] // the registration took the entry; the container journaled nothing
+    [InlineData("create-take")]       // mid-take: renamed, nothing else applied
+    public async Task A_daemon_killed_while_a_create_takes_an_entry_leaves_nothing_of_it_after_restart(string point)
+    {
+        const string pool = "garden { warm-pool { size = 1 } }";
+        await using var d = new Gardend($"{pool}\ngarden.fault.crash-at = \"{point}\"");
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        var h = Unique("crash");
+        try
+        {
+            Assert.NotEqual(0, (await d.CliAsync("create", "--handle", h)).ExitCode);
+            await d.WaitForExitAsync();
+            var entries = EntriesNamed(d);
+            Assert.Single(entries);
+
+            d.Configure(pool);
+            await d.StartAsync();
+            Assert.Contains("unknown handle", (await d.CliAsync("info", h)).Stderr);
+            foreach (var entry in entries)
+            {
+                Assert.Empty(Host.Leftovers(d, entry));
+                Assert.DoesNotContain(entry, (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
+            }
+            Assert.Empty(Host.OrphanedHolders());
+            Ok(await d.CliAsync("create", "--handle", h)); // the handle is free again, and the pool serves again
+            await EntriesReady(d, 2);
+        }
+        finally
+        {
+            await d.CliAsync("destroy", h);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    [InstallFact]
+    public async Task An_entry_whose_agent_died_in_the_pool_is_made_anew_for_the_create_that_takes_it()
+    {
+        await using var d = PoolDaemon(1);
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        var entry = Assert.Single(EntriesNamed(d));
+        var state = await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["state", entry]);
+        var pid = System.Text.Json.JsonDocument.Parse(state.Stdout).RootElement.GetProperty("pid").GetInt32();
+        Run("kill", "-9", pid.ToString()); // the entry's agent (its init) dies while pooled
+        var h = Unique("revived");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", h));
+            Assert.Equal(entry, EntryOf(d, h));
+            Assert.Contains($"warm pool entry {entry} no longer runs", d.Log);
+            Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            var info = Net.Info(await d.CliAsync("--json", "info", h));
+            Assert.Matches($@"(?m)^{Regex.Escape(info.ContainerIp)} {Regex.Escape(h)}$", await Out(d, "run", h, "--", "cat", "/etc/hosts"));
+        }
+        finally { await d.CliAsync("destroy", h); }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+        Assert.Empty(Host.OrphanedHolders());
+    }
+
+    [InstallFact]
+    public async Task A_create_the_pool_cannot_serve_is_made_the_normal_way()
+    {
+        await using var d = PoolDaemon(1);
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        string[][] ineligible =
+        [
+            ["--env", "A=1"],
+            ["--privileged"],
+            ["--disk", "64M"],
+            ["--bind-mount", "/etc:/mnt/etc:ro"],
+            ["--network", "10.252.250.0/29"],
+        ];
+        var handles = new List<string>();
+        try
+        {
+            foreach (var args in ineligible)
+            {
+                var h = Unique("normal");
+                handles.Add(h);
+                Ok(await d.CliAsync(["create", "--handle", h, .. args]));
+                Assert.Null(EntryOf(d, h));
+                Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            }
+            // the entry is still there for a Create it can serve
+            var pooled = Unique("pooled");
+            handles.Add(pooled);
+            Ok(await d.CliAsync("create", "--handle", pooled));
+            Assert.NotNull(EntryOf(d, pooled));
+        }
+        finally
+        {
+            foreach (var h in handles) await d.CliAsync("destroy", h);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    /// <summary>Attack: a container taken from the pool looks for what another pool entry or the user of an earlier
+    /// entry left: a file in its root, its processes, its hostname. Entries are never reused after a user had one.</summary>
+    [InstallFact]
+    public async Task A_pooled_container_sees_nothing_of_another_entry_or_of_an_earlier_user()
+    {
+        await using var d = PoolDaemon(2);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var victim = Unique("victim");
+        var attacker = Unique("attacker");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", victim));
+            var victimEntry = EntryOf(d, victim);
+            var token = Guid.NewGuid().ToString("N");
+            Ok(await d.CliAsync("run", victim, "--", "sh", "-c", $"echo {token} > /tmp/left; echo {token} > /left"));
+            Ok(await d.CliAsync("run", victim, "--detach", "--", "sleep", "1000"));
+            Ok(await d.CliAsync("destroy", victim));
+            await Host.ReleaseFinished(d, victim);
+            await EntriesReady(d, 3);
+
+            Ok(await d.CliAsync("create", "--handle", attacker));
+            var attackerEntry = EntryOf(d, attacker);
+            Assert.NotNull(attackerEntry);
+            Assert.NotEqual(victimEntry, attackerEntry); // never reused
+            var looked = await d.CliAsync("run", attacker, "--", "sh", "-c",
+                "cat /tmp/left /left 2>/dev/null; ls / /tmp; ps -o pid,args; hostname; cat /etc/hosts");
+            Ok(looked);
+            Assert.DoesNotContain(token, looked.Stdout);
+            Assert.DoesNotContain("sleep", looked.Stdout);
+            Assert.DoesNotContain(victim, looked.Stdout);
+            Assert.DoesNotContain("_pool", looked.Stdout);
+            // the other entry, still in the pool, runs only its agent: nothing of the attacker's is in it, and the
+            // attacker's pid namespace holds only its own
+            var ps = looked.Stdout.Split('\n').Where(l => Regex.IsMatch(l, @"^\s*\d+\s")).ToList();
+            Assert.All(ps, l => Assert.Matches(@"/.garden/agent|sh -c|ps -o", l));
+        }
+        finally
+        {
+            await d.CliAsync("destroy", victim);
+            await d.CliAsync("destroy", attacker);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    private static void Ok(CliResult r) => Assert.True(r.ExitCode == 0, r.ToString());
+}
