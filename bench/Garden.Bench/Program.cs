@@ -598,7 +598,9 @@ try
 
     Summary.Print(json);
     // a selection writes its rows beside latest.json (latest-reattach.json ...), which stays the full run's
-    if (only.Count > 0) resultsFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!, $"latest-{string.Join('-', only.Order())}.json");
+    if (only.Count > 0 || poolSize > 0)
+        resultsFile = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!,
+            $"latest-{string.Join('-', only.Order().DefaultIfEmpty("all"))}{(poolSize > 0 ? $"-pool{poolSize}" : "")}.json");
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(resultsFile))!);
     File.WriteAllText(resultsFile, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     Console.WriteLine($"written {resultsFile}");
