@@ -7,7 +7,8 @@ namespace Garden.EndToEnd.Tests;
 /// What a container's agent costs the host, and that its own runtime settings stay its own (issue 13, density). The agent's
 /// GC settings are compiled into it (src/Agent/Garden.Agent.csproj), not put in its environment: a user's process never
 /// sees a DOTNET_* variable it was not given, and a .NET knob the user gives the container's processes (a heap limit, say)
-/// never reaches the agent, which serves the container's file transfers and output with its own settings.
+/// never reaches the agent, nor Garden's file tools (the agent's binary), which serve the container's file transfers and
+/// output with their own settings.
 /// </summary>
 public sealed class AgentMemoryTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
 {
@@ -60,6 +61,19 @@ public sealed class AgentMemoryTests(DaemonFixture fx) : IClassFixture<DaemonFix
             var big = await D.CliAsync("run", knob, "--", "sh", "-c", "head -c 8000000 /dev/zero");
             Assert.True(big.ExitCode == 0, $"exit {big.ExitCode}: {big.Stderr}");
             Assert.Equal(8_000_000, big.Stdout.Length);
+
+            // the file tools are the agent's binary too: the user's heap limit does not fail a transfer (it did: the tools
+            // got the container's environment and died at start under a 1 MiB heap)
+            var tar = new MemoryStream();
+            using (var w = new System.Formats.Tar.TarWriter(tar, System.Formats.Tar.TarEntryFormat.Ustar, leaveOpen: true))
+                w.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "hello")
+                    { DataStream = new MemoryStream("hi\n"u8.ToArray()) });
+            var streamIn = await D.CliAsync(["stream-in", knob, "/dst"], System.Text.Encoding.ASCII.GetString(tar.ToArray()));
+            Assert.True(streamIn.ExitCode == 0, streamIn.ToString());
+            Assert.Equal("hi\n", (await D.CliAsync("run", knob, "--", "cat", "/dst/hello")).Stdout);
+            var streamOut = await D.CliAsync("stream-out", knob, "/dst");
+            Assert.True(streamOut.ExitCode == 0, $"exit {streamOut.ExitCode}: {streamOut.Stderr}");
+            Assert.Contains("hello", streamOut.Stdout);
         }
         finally
         {
