@@ -536,7 +536,7 @@ try
     }
 
     // ---- density (opt-in, BENCH_DENSITY=N, e.g. 250; takes minutes): N networked containers each running a process:
-    //      gardend's RSS, host memory per container (PSS of its agent, and of everything in its cgroup), then kill -9 of
+    //      gardend's RSS, host memory per container (PSS of its agent and spawner, and of everything in its cgroup), then kill -9 of
     //      gardend and the time until every container answers Info; everything destroyed and counted afterwards ----
     var density = int.TryParse(Environment.GetEnvironmentVariable("BENCH_DENSITY"), out var dn) && dn > 0 ? dn : only.Contains("density") ? 250 : 0;
     if (density > 0 && (only.Count == 0 || only.Contains("density")))
@@ -558,8 +558,11 @@ try
         var createAll = sw.Elapsed.TotalSeconds;
         await Task.Delay(2000); // let the allocations of the creates settle
         var rssMb = Density.RssKb(daemon.Id) / 1024.0;
-        var (agents, agentPssKb, allPssKb) = Density.PssInCgroup("garden-bench");
-        double agentMb = agents == 0 ? 0 : agentPssKb / 1024.0 / agents, perContainerMb = allPssKb / 1024.0 / density;
+        var (agents, agentPssKb, spawners, spawnerPssKb, allPssKb, gardenKernelKb, agentThreads) = Density.PssInCgroup("garden-bench");
+        // Garden's own per container: its agent and the agent's spawner (a container whose spawner is gone, or not started
+        // yet, counts what it has)
+        double agentOnlyMb = agents == 0 ? 0 : agentPssKb / 1024.0 / agents, perContainerMb = allPssKb / 1024.0 / density;
+        double agentMb = agents == 0 ? 0 : (agentPssKb + spawnerPssKb) / 1024.0 / agents;
         daemon.Kill(); // SIGKILL
         daemon.WaitForExit();
         sw.Restart();
@@ -580,13 +583,20 @@ try
         var destroyAll = sw.Elapsed.TotalSeconds;
         var left = Density.CgroupsLeft("garden-bench");
         Console.WriteLine($"density: {density} networked containers created in {createAll:F1} s; gardend RSS {rssMb:F0} MB ({rssAfterMb:F0} MB after the restart); " +
-                          $"agent PSS {agentMb:F2} MB per container, everything in a container's cgroup {perContainerMb:F2} MB; " +
+                          $"agent + spawner PSS {agentMb:F2} MB per container ({agentOnlyMb:F2} agent, {spawners} spawners {(spawners == 0 ? 0 : spawnerPssKb / 1024.0 / spawners):F2}; " +
+                          $"their page tables and kernel stacks {(agents == 0 ? 0 : gardenKernelKb / 1024.0 / agents):F2} MB; {(agents == 0 ? 0 : (double)agentThreads / agents):F1} threads per agent), " +
+                          $"everything in a container's cgroup {perContainerMb:F2} MB; " +
                           $"kill -9 -> all {density} answer Info after {allInfo:F0} ms; destroyed in {destroyAll:F1} s, {left} container cgroups left");
         json["density"] = new JsonObject
         {
             ["containers"] = density, ["create_all_s"] = Math.Round(createAll, 2),
             ["gardend_rss_mb"] = Math.Round(rssMb, 1), ["gardend_rss_after_restart_mb"] = Math.Round(rssAfterMb, 1),
-            ["agent_pss_mb_per_container"] = Math.Round(agentMb, 3), ["container_pss_mb_per_container"] = Math.Round(perContainerMb, 3),
+            // agent_pss_mb_per_container: the agent's PSS plus its spawner's (the goal's "host memory per container")
+            ["agent_pss_mb_per_container"] = Math.Round(agentMb, 3), ["agent_only_pss_mb"] = Math.Round(agentOnlyMb, 3),
+            ["spawners"] = spawners, ["spawner_pss_mb"] = Math.Round(spawners == 0 ? 0 : spawnerPssKb / 1024.0 / spawners, 3),
+            ["agent_kernel_mb_per_container"] = Math.Round(agents == 0 ? 0 : gardenKernelKb / 1024.0 / agents, 3),
+            ["agent_threads"] = Math.Round(agents == 0 ? 0 : (double)agentThreads / agents, 1),
+            ["container_pss_mb_per_container"] = Math.Round(perContainerMb, 3),
             ["kill9_all_info_ms"] = Math.Round(allInfo, 1), ["destroy_all_s"] = Math.Round(destroyAll, 2), ["cgroups_left"] = left,
         };
     }
@@ -864,12 +874,16 @@ static class Density
 {
     public static long RssKb(int pid) => Field($"/proc/{pid}/status", "VmRSS:");
 
-    /// <summary>Agents (comm garden-init, PID 1 of a container, or garden-agent) and all processes whose v1 memory cgroup (or v2 cgroup) is under
-    /// /<paramref name="parent"/>/: how many agents, their PSS in kB, and everyone's PSS in kB.</summary>
-    public static (int Agents, long AgentPssKb, long AllPssKb) PssInCgroup(string parent)
+    /// <summary>What a container costs the host beyond what its own processes use, read from /proc for every process whose v1
+    /// memory cgroup (or v2 cgroup) is under /<paramref name="parent"/>/: its agent (comm garden-init, PID 1 of a container,
+    /// or garden-agent, a pea's) and the agent's fork server (garden-spawner, in the container's work cgroup), which are
+    /// Garden's, against everything (the container's own processes too). PSS in kB: what is shared (the agent's binary,
+    /// mapped by every agent and spawner) is divided among its mappers. Kernel memory outside PSS, per agent and spawner:
+    /// their page tables (VmPTE) and a kernel stack per thread (THREAD_SIZE, 16 KiB on x86-64).</summary>
+    public static (int Agents, long AgentPssKb, int Spawners, long SpawnerPssKb, long AllPssKb, long GardenKernelKb, long AgentThreads) PssInCgroup(string parent)
     {
-        int agents = 0;
-        long agentPss = 0, all = 0;
+        int agents = 0, spawners = 0;
+        long agentPss = 0, spawnerPss = 0, all = 0, kernel = 0, threads = 0;
         foreach (var d in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(d), out _)) continue;
@@ -879,11 +893,17 @@ static class Density
                 if (!cg.Split('\n').Any(l => (l.Contains(":memory:") || l.StartsWith("0::", StringComparison.Ordinal)) && l.Contains($"/{parent}/"))) continue;
                 var pss = Field(Path.Combine(d, "smaps_rollup"), "Pss:");
                 all += pss;
-                if (File.ReadAllText(Path.Combine(d, "comm")).Trim() is "garden-agent" or "garden-init") { agents++; agentPss += pss; }
+                var comm = File.ReadAllText(Path.Combine(d, "comm")).Trim();
+                if (comm is not ("garden-agent" or "garden-init" or "garden-spawner")) continue;
+                var status = Path.Combine(d, "status");
+                long n = Field(status, "Threads:");
+                kernel += Field(status, "VmPTE:") + 16 * n;
+                if (comm == "garden-spawner") { spawners++; spawnerPss += pss; }
+                else { agents++; agentPss += pss; threads += n; }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // gone meanwhile
         }
-        return (agents, agentPss, all);
+        return (agents, agentPss, spawners, spawnerPss, all, kernel, threads);
     }
 
     public static int CgroupsLeft(string parent)
@@ -925,7 +945,7 @@ static class Summary
             ("destroy vs runc kill+delete", N("destroy.ratio", "F3") + "x", "<= 1.0x"),
             ($"kill -9 with {N("reattach.containers", "F0")} containers -> all attachable", N("reattach.all_attachable_ms", "F0") + " ms", "<= 1000 ms"),
             ("StreamIn / StreamOut / Run stdout", $"{N("files.stream_in_mb_per_s", "F0")} / {N("files.stream_out_mb_per_s", "F0")} / {N("files.run_cat_stdout_mb_per_s", "F0")} MB/s", ">= 400 MB/s each"),
-            ($"density ({N("density.containers", "F0")}): gardend RSS / per-container agent PSS / kill -9 -> all Info",
+            ($"density ({N("density.containers", "F0")}): gardend RSS / per-container agent+spawner PSS / kill -9 -> all Info",
                 $"{N("density.gardend_rss_mb", "F0")} MB / {N("density.agent_pss_mb_per_container")} MB / {N("density.kill9_all_info_ms", "F0")} ms",
                 "<= 150 MB / <= 1.5 MB / <= 2000 ms"),
             ("10 creates in parallel vs runc's", N("parallel.ratio", "F3") + "x", ">= 0.9x"),

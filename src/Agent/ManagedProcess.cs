@@ -164,7 +164,6 @@ internal sealed class ManagedProcess
 
     private unsafe void ReadLoop(Fd fd, StreamKind kind)
     {
-        var buf = new byte[ReadSize];
         try
         {
             while (true)
@@ -173,15 +172,19 @@ internal sealed class ManagedProcess
                 int perr = Native.WaitReadable(fd.Value);
                 if (perr != 0) throw new IOException($"poll: {Native.ErrorText(perr)}");
                 int allowed = Output.Reserve(ReadSize);
+                // nor a read buffer: a process that writes nothing (a long sleep) costs its agent no 64 KiB per stream
+                var buf = ReadBuffers.Rent();
                 long n;
                 fixed (byte* p = buf) n = Native.Read(fd.Value, p, allowed);
                 if (n <= 0)
                 {
                     // 0: EOF; EIO: pty slave closed
+                    ReadBuffers.Return(buf);
                     Output.Unreserve(allowed);
                     break;
                 }
                 Output.Append(kind, buf.AsSpan(0, (int)n), allowed);
+                ReadBuffers.Return(buf);
             }
         }
         catch (Exception e)
@@ -230,6 +233,32 @@ internal sealed class ManagedProcess
         {
             fd.Dispose();
             lock (_stdinSpare) _stdinSpare.Clear();
+        }
+    }
+
+    /// <summary>The pipe readers' buffers, taken for one read each (Append copies what was read): a few kept for the
+    /// next reads, dropped when the agent trims its memory (<see cref="MemoryTrim"/>).</summary>
+    internal static class ReadBuffers
+    {
+        private const int Keep = 4;
+        private static readonly Stack<byte[]> Spare = new();
+
+        public static byte[] Rent()
+        {
+            lock (Spare)
+                if (Spare.TryPop(out var b)) return b;
+            return new byte[ReadSize];
+        }
+
+        public static void Return(byte[] buffer)
+        {
+            lock (Spare)
+                if (Spare.Count < Keep) Spare.Push(buffer);
+        }
+
+        public static void Clear()
+        {
+            lock (Spare) Spare.Clear();
         }
     }
 }

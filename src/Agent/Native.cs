@@ -8,6 +8,14 @@ internal static unsafe partial class Native
 {
     private const string Lib = "gardenspawn";
 
+    /// <summary>glibc's mallopt (statically linked): M_ARENA_MAX is -8.</summary>
+    [LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int MallOpt(int param, int value);
+
+    /// <summary>One malloc arena for the whole agent instead of one per thread that ever called malloc (up to 8 per core): a
+    /// few KiB of private memory each, and the agent's native allocations are few and rarely concurrent.</summary>
+    public static void OneMallocArena() => MallOpt(-8, 1);
+
     internal enum Stage
     {
         None = 0,

@@ -13,6 +13,7 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
+        Native.OneMallocArena();
         // the file tools: the daemon runs this binary as an ordinary process of the container
         if (Tar.TarTool.IsTool(args)) return Tar.TarTool.Run(args);
         string socketPath = "/.garden/run/agent.sock";

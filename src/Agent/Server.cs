@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Garden.Protocol.Agent;
@@ -134,6 +133,11 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
             AgentLog.Error($"conn {n}: {e}");
             await TrySendError(conn, ErrorCode.Internal, e.Message);
         }
+        finally
+        {
+            // an operation ended: what it allocated goes back to the kernel once the agent is quiet
+            MemoryTrim.Poke();
+        }
     }
 
     private int _readied;
@@ -268,6 +272,9 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
     {
         var slices = new List<OutputBuffer.Slice>();
         var run = new List<ReadOnlyMemory<byte>>();
+        // this stream's own send buffer, grown as its batches need: dropped with the stream (not pooled: ArrayPool.Shared
+        // would keep a 512 KiB array per thread that ever sent a full batch, for good, in every container's agent)
+        byte[] buf = [];
         while (true)
         {
             var snap = p.Output.Take(pos, SendBatchBytes, slices);
@@ -283,31 +290,24 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
 
             int size = (missed != null ? 4 + missed.CalculateSize() : 0) + (exited != null ? 4 + exited.CalculateSize() : 0);
             foreach (var s in slices) size += s.Data.Length + StreamFrames.OutputOverhead;
-            var buf = ArrayPool<byte>.Shared.Rent(size);
-            try
+            if (buf.Length < size) buf = new byte[Math.Max(size, Math.Min(Math.Max(2 * buf.Length, 4096), SendBatchBytes + SendBatchBytes / 8))];
+            int at = 0;
+            if (missed != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), missed);
+            for (int i = 0; i < slices.Count;)
             {
-                int at = 0;
-                if (missed != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), missed);
-                for (int i = 0; i < slices.Count;)
+                var first = slices[i];
+                run.Clear();
+                int bytes = 0;
+                for (; i < slices.Count && slices[i].Stream == first.Stream
+                       && (run.Count == 0 || bytes + slices[i].Data.Length <= OutputFrameBytes); i++)
                 {
-                    var first = slices[i];
-                    run.Clear();
-                    int bytes = 0;
-                    for (; i < slices.Count && slices[i].Stream == first.Stream
-                           && (run.Count == 0 || bytes + slices[i].Data.Length <= OutputFrameBytes); i++)
-                    {
-                        run.Add(slices[i].Data);
-                        bytes += slices[i].Data.Length;
-                    }
-                    at += StreamFrames.WriteOutput(buf.AsSpan(at), first.Stream, first.Offset, CollectionsMarshal.AsSpan(run));
+                    run.Add(slices[i].Data);
+                    bytes += slices[i].Data.Length;
                 }
-                if (exited != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), exited);
-                await conn.WriteFramedAsync(buf.AsMemory(0, at), ct);
+                at += StreamFrames.WriteOutput(buf.AsSpan(at), first.Stream, first.Offset, CollectionsMarshal.AsSpan(run));
             }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buf);
-            }
+            if (exited != null) at += FrameSocket.WriteFrame(buf.AsSpan(at), exited);
+            await conn.WriteFramedAsync(buf.AsMemory(0, at), ct);
             pos = snap.NewPosition;
             if (slices.Count > 0) p.Output.MarkSent(pos);
             if (exited != null) return true;

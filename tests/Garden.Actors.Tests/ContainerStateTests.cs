@@ -3,6 +3,7 @@ using Garden.Actors.Container;
 using Garden.Actors.Events;
 using Garden.Actors.Host;
 using Garden.Actors.Kernel;
+using Garden.Actors.Process;
 using Garden.Linux.Cgroups;
 using Garden.Linux.Network;
 using Garden.Linux.Rootfs;
@@ -218,6 +219,18 @@ public sealed class ContainerStateTests
         Assert.Equal(11, run.Spec.Id.Length);
         Assert.Equal(["A=1", "B=2"], run.Spec.Env.ToArray());
         Assert.Equal([new RlimitSpec("RLIMIT_NOFILE", 10, 10), new RlimitSpec("as", 1, 1)], run.Spec.Rlimits.ToArray());
+    }
+
+    /// <summary>The container's .NET knobs are its processes' (a Run gets them), not Garden's file tools': those are the
+    /// agent's binary with its own GC settings, and a user's heap limit for their app must not fail a StreamIn.</summary>
+    [Fact]
+    public void A_file_tool_gets_the_containers_environment_without_its_dotnet_knobs_an_ordinary_run_gets_them_all()
+    {
+        var s = Active(Spec with { Env = ["A=1", "DOTNET_GCHeapHardLimit=100000", "COMPlus_gcServer=1"] });
+        var tool = Assert.IsType<ContainerProtocol.RunProcess>(Decide(s, FileTransfers.StreamIn("h", "/dst", "")).Forward);
+        Assert.Equal(["A=1"], tool.Spec.Env.ToArray());
+        var run = Assert.IsType<ContainerProtocol.RunProcess>(Decide(s, new ContainerProtocol.RunProcess("h", Proc("") with { Env = ["DOTNET_gcServer=1"] }, true)).Forward);
+        Assert.Equal(["A=1", "DOTNET_GCHeapHardLimit=100000", "COMPlus_gcServer=1", "DOTNET_gcServer=1"], run.Spec.Env.ToArray());
     }
 
     [Fact]

@@ -9,6 +9,18 @@ public sealed class OciBundleTests
     private static JsonElement Config(bool privileged = false, string handle = "h1") => JsonDocument.Parse(OciBundle.ToJson(
         new BundleSpec(handle, "/r", "/usr/local/bin/garden-agent", "/s/agent.sock", "/d/agent.log", "/garden-x/h1", privileged, ["A=1"]))).RootElement;
 
+    /// <summary>The agent's environment is the container's (its /proc/1/environ, as runc's init), but no .NET runtime knob
+    /// of it: DOTNET_* and COMPlus_* are for the container's .NET processes (their Runs get them), and the agent's own GC
+    /// settings are compiled into it, so there is none of those either.</summary>
+    [Fact]
+    public void The_agent_gets_the_containers_environment_without_its_dotnet_runtime_knobs()
+    {
+        var env = JsonDocument.Parse(OciBundle.ToJson(new BundleSpec("h1", "/r", "/usr/local/bin/garden-agent", "/s/agent.sock",
+                "/d/agent.log", "/garden-x/h1", false, ["A=1", "DOTNET_GCHeapHardLimit=100000", "dotnet_gcServer=1", "COMPlus_gcServer=1", "DOTNETX=kept"])))
+            .RootElement.GetProperty("process").GetProperty("env").EnumerateArray().Select(e => e.GetString()).ToList();
+        Assert.Equal(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=1", "DOTNETX=kept"], env);
+    }
+
     [Fact]
     public void Has_pid_mount_uts_ipc_and_network_namespaces()
     {

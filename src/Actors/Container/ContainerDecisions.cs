@@ -254,6 +254,9 @@ public sealed partial record ContainerState
         var asked = spec.Rlimits.Select(r => Key(r.Name)).ToHashSet();
         // the image's config gives defaults: its Env under the container's, its WorkingDir and User where the Run names none
         var env = EnvEntries.Merge(Image is { } image ? EnvEntries.Merge(image.Env, Spec?.Env ?? []) : Spec?.Env ?? [], spec.Env);
+        // Garden's file tools are the agent's binary, a .NET program with its GC settings compiled in: a .NET knob the
+        // container gives its own processes (a heap limit of a few MB, say) must not make a file transfer fail
+        if (spec.Path == FileTransfers.AgentPath && !spec.IsPea) env = [.. env.Where(e => !Garden.Linux.Runtime.OciBundle.IsRuntimeKnob(e))];
         if (Image is { } i) spec = spec with { Dir = spec.Dir.Length > 0 ? spec.Dir : i.WorkingDir, User = spec.User.Length > 0 ? spec.User : i.User };
         if (ExecArgs.Problem(spec.Args, env) is { } tooLarge) return Decision.Fail(tooLarge);   // with the container's env
         return Decision.HandOn(msg with

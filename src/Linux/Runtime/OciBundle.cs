@@ -96,19 +96,19 @@ public static class OciBundle
         File.Move(tmp, Path.Combine(bundleDir, "config.json"), overwrite: true);
     }
 
-    /// <summary>The agent counts against the container's memory limit but cannot see it (no cgroupfs inside), so .NET sizes
-    /// its youngest generation from the host's cache and memory: tens of MB of garbage from a fast stdin stream before the
-    /// first collection, enough for a 32 MB container's OOM killer to take its PID 1. A small gen0 budget keeps it at a few
-    /// MB (a 96 MB stdin stream: 10 MB peak instead of 88). The values are hex without 0x (the runtime's format; with 0x they
-    /// are ignored). Only the agent gets these: its children get the environment of their Run request.</summary>
-    private static readonly string[] AgentGcEnv = ["DOTNET_GCgen0size=100000", "DOTNET_GCgen0MaxBudget=400000"];
+    /// <summary>Whether an entry of the container's environment is left out of the agent's own: a .NET runtime knob
+    /// (DOTNET_*, COMPlus_*) meant for the container's processes (their Runs get the container's environment in full) would
+    /// change the agent's GC, e.g. a heap limit far below what a file transfer needs. The agent's own GC settings are
+    /// compiled into it (src/Agent/Garden.Agent.csproj), none is in its environment.</summary>
+    public static bool IsRuntimeKnob(string entry) =>
+        entry.StartsWith("DOTNET_", StringComparison.OrdinalIgnoreCase) || entry.StartsWith("COMPlus_", StringComparison.OrdinalIgnoreCase);
 
     public static string ToJson(BundleSpec spec)
     {
         var caps = new JsonArray((spec.Privileged ? PrivilegedCapabilities : DefaultCapabilities).Select(c => (JsonNode)c!).ToArray());
         JsonArray Caps() => caps.DeepClone().AsArray();
         var env = new JsonArray(new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
-            .Concat(spec.Env).Concat(AgentGcEnv).Select(e => (JsonNode)e!).ToArray());
+            .Concat(spec.Env.Where(e => !IsRuntimeKnob(e))).Select(e => (JsonNode)e!).ToArray());
 
         var config = new JsonObject
         {

@@ -7,14 +7,16 @@ namespace Garden.Protocol.Agent;
 
 /// <summary>The agent protocol's framing over one socket, used by both ends (gardend's AgentClient, and garden-agent,
 /// which compiles this file in): a 4-byte big-endian length, then the protobuf bytes. Reads are buffered
-/// (64 KiB receives); each write is one send, serialized by a lock.</summary>
+/// (64 KiB receives once a frame was larger than 4 KiB); each write is one send, serialized by a lock.</summary>
 public sealed class FrameSocket(Socket socket) : IDisposable
 {
     public const int MaxFrame = 16 * 1024 * 1024;
     private const int ReceiveSize = 64 * 1024;
 
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private byte[] _buf = new byte[ReceiveSize + 4096];
+    // small until a frame needs more: most connections carry one small request (and a log follower's none, for as long
+    // as the container lives, on both ends); the first large frame grows it to take ReceiveSize per receive
+    private byte[] _buf = new byte[4096];
     private int _pos, _len;
 
     public Socket Socket => socket;
@@ -44,7 +46,7 @@ public sealed class FrameSocket(Socket socket) : IDisposable
             _len -= _pos;
             _pos = 0;
         }
-        if (_buf.Length < need + ReceiveSize / 4) Array.Resize(ref _buf, need + ReceiveSize);
+        if (_buf.Length < need) Array.Resize(ref _buf, need + ReceiveSize);
         while (_len < need)
         {
             int n = await socket.ReceiveAsync(_buf.AsMemory(_len), SocketFlags.None, ct);
