@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Garden.Testing;
+using Xunit;
 
 namespace Garden.EndToEnd.Tests;
 
