@@ -49,7 +49,7 @@ public sealed class FrameSocket(Socket socket) : IDisposable
         finally
         {
             Interlocked.Exchange(ref _reading, 0);
-            if (Volatile.Read(ref _disposed) != 0) ReturnBuffer();
+            if (Volatile.Read(ref _disposed) != 0) DropBuffer();
         }
     }
 
@@ -93,10 +93,15 @@ public sealed class FrameSocket(Socket socket) : IDisposable
         return true;
     }
 
+    /// <summary>Back to the pool: only by the reader, where no frame it returned is the caller's any more.</summary>
     private void ReturnBuffer()
     {
         if (Interlocked.Exchange(ref _buf, null) is { } buf) ArrayPool<byte>.Shared.Return(buf);
     }
+
+    /// <summary>At dispose: the buffer is let go, not pooled, since the caller may still parse the last frame it got
+    /// (a dispose from another thread does not wait for that).</summary>
+    private void DropBuffer() => Interlocked.Exchange(ref _buf, null);
 
     public ValueTask WriteAsync(IMessage message, CancellationToken ct) => WriteManyAsync([message], ct);
 
@@ -174,8 +179,8 @@ public sealed class FrameSocket(Socket socket) : IDisposable
         {
         }
         socket.Dispose();
-        // a read in flight still fills the buffer: that read returns it when it ends
+        // a read in flight still fills the buffer: that read lets it go when it ends
         Interlocked.Exchange(ref _disposed, 1);
-        if (Volatile.Read(ref _reading) == 0) ReturnBuffer();
+        if (Volatile.Read(ref _reading) == 0) DropBuffer();
     }
 }
