@@ -27,7 +27,8 @@ public sealed class FrameSocket(Socket socket) : IDisposable
     /// <summary>Whether a receive buffer is held now (for tests: none while the connection waits for its peer).</summary>
     public bool HoldsBuffer => Volatile.Read(ref _buf) is not null;
 
-    /// <summary>Reads one frame (valid until the next read); null on EOF between frames; InvalidDataException on a bad frame.</summary>
+    /// <summary>Reads one frame (valid until the next read or the dispose: the buffer is pooled); null on EOF between
+    /// frames; InvalidDataException on a bad frame.</summary>
     public async ValueTask<ReadOnlyMemory<byte>?> ReadFrameAsync(CancellationToken ct)
     {
         Interlocked.Exchange(ref _reading, 1);
@@ -93,14 +94,14 @@ public sealed class FrameSocket(Socket socket) : IDisposable
         return true;
     }
 
-    /// <summary>Back to the pool: only by the reader, where no frame it returned is the caller's any more.</summary>
+    /// <summary>Back to the pool: by the reader, where no frame it returned is the caller's any more, and by a dispose
+    /// while no read is in flight.</summary>
     private void ReturnBuffer()
     {
         if (Interlocked.Exchange(ref _buf, null) is { } buf) ArrayPool<byte>.Shared.Return(buf);
     }
 
-    /// <summary>At dispose: the buffer is let go, not pooled, since the caller may still parse the last frame it got
-    /// (a dispose from another thread does not wait for that).</summary>
+    /// <summary>A read that ends after a dispose lets the buffer go, not to the pool: the frame it returns is in it.</summary>
     private void DropBuffer() => Interlocked.Exchange(ref _buf, null);
 
     public ValueTask WriteAsync(IMessage message, CancellationToken ct) => WriteManyAsync([message], ct);
@@ -179,8 +180,9 @@ public sealed class FrameSocket(Socket socket) : IDisposable
         {
         }
         socket.Dispose();
-        // a read in flight still fills the buffer: that read lets it go when it ends
+        // a read in flight still fills the buffer: that read lets it go when it ends (its frame stays the caller's);
+        // otherwise the buffer goes back to the pool: the frames read are valid until the next read or the dispose
         Interlocked.Exchange(ref _disposed, 1);
-        if (Volatile.Read(ref _reading) == 0) DropBuffer();
+        if (Volatile.Read(ref _reading) == 0) ReturnBuffer();
     }
 }
