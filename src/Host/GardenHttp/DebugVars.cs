@@ -105,10 +105,42 @@ public sealed class DebugVarsServer : IAsyncDisposable
             json.WriteNumber("NumGC", m.NumGC);
             json.WriteNumber("PauseTotalNs", m.PauseTotalNs);
             json.WriteEndObject();
+            WriteRuntime(json);
             json.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.ToArray());
     }
+
+    /// <summary>A third variable, <c>runtime</c>: the memory settings the .NET runtime runs gardend with, as it reports
+    /// them (the GC's settings in force, <see cref="GC.GetConfigurationVariables"/>; the runtimeconfig properties it was
+    /// given), and its thread count: what bench/FINDINGS-memory.md measured, checkable on a running gardend.</summary>
+    private static void WriteRuntime(Utf8JsonWriter json)
+    {
+        json.WriteStartObject("runtime");
+        json.WriteStartObject("gc");
+        foreach (var (key, value) in GC.GetConfigurationVariables().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            switch (value)
+            {
+                case bool b: json.WriteBoolean(key, b); break;
+                case long or int or ulong or uint: json.WriteNumber(key, Convert.ToDecimal(value)); break;
+                default: json.WriteString(key, value.ToString()); break;
+            }
+        json.WriteEndObject();
+        json.WriteStartObject("properties");
+        foreach (var name in RuntimeProperties)
+            if (AppContext.GetData(name) is { } value) json.WriteString(name, value.ToString());
+        json.WriteEndObject();
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        json.WriteNumber("threads", self.Threads.Count);
+        json.WriteEndObject();
+    }
+
+    /// <summary>The runtimeconfig.json properties of gardend's memory and JIT (src/Host/Garden.Host.csproj).</summary>
+    public static readonly string[] RuntimeProperties =
+    [
+        "System.GC.Server", "System.GC.Concurrent", "System.GC.ConserveMemory", "System.GC.RetainVM", "System.GC.LOHThreshold",
+        "System.Runtime.TieredCompilation", "System.Runtime.TieredPGO", "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit",
+    ];
 
     private async Task AcceptLoop(Socket listener)
     {
