@@ -350,6 +350,37 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         }).ToList();
     }
 
+    /// <summary>False: WaitExits is refused as an agent of an earlier build refuses it (INVALID), so the container polls
+    /// with List. True: answered as the real agent answers it (at an exit not reported yet, at once if one is there, or
+    /// at the timeout).</summary>
+    public bool WaitsForExits { get; set; }
+
+    private int _waitCalls;
+
+    /// <summary>WaitExits calls so far (refused ones too).</summary>
+    public int WaitCalls => Volatile.Read(ref _waitCalls);
+
+    public async Task<IReadOnlyList<ProcessEntry>> WaitExitsAsync(TimeSpan wait, CancellationToken ct)
+    {
+        Check();
+        Interlocked.Increment(ref _waitCalls);
+        if (!WaitsForExits) throw new AgentException(ErrorCode.Invalid, "unexpected first request None");
+        var end = DateTime.UtcNow + wait;
+        while (DateTime.UtcNow < end && !_processes.Values.Any(p => !p.Running && !p.ExitReported))
+        {
+            await Task.Delay(5, ct);
+            Check(); // the agent went while the connection was held
+        }
+        var list = _processes.Values.Select(p => new ProcessEntry
+        {
+            Id = p.Id, Pid = 1, Exited = !p.Running, OutputEnd = (ulong)p.Output.Length,
+            Exit = p.Running ? null : new Exited { ExitCode = p.ExitCode }, ExitReported = !p.Running && p.ExitReported,
+        }).ToList();
+        foreach (var p in _processes.Values)
+            if (!p.Running) p.ExitReported = true;
+        return list;
+    }
+
     /// <summary>Log files followed (the fake agent logs nothing).</summary>
     public List<string> LogFollowers { get; } = [];
 
@@ -378,6 +409,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         public byte[] Output { get; } = output;
         public int ExitCode { get; } = exitCode;
         public bool Running { get; set; }
+        public bool ExitReported { get; set; }
         public (uint Rows, uint Cols)? Tty { get; set; }
     }
 
