@@ -263,6 +263,9 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
 
     public bool Reachable { get; set; } = true;
 
+    /// <summary>Spawned processes run until signalled (otherwise they have exited by the time Spawn returns).</summary>
+    public bool SpawnsRunning { get; set; }
+
     public string SocketPath => "/fake/agent.sock";
 
     public IAgentClient Connect(string socketPath) => this;
@@ -284,7 +287,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         if (spec.Path.StartsWith("/missing", StringComparison.Ordinal))
             throw new AgentException(ErrorCode.NotExecutable, $"{spec.Path}: no such file or directory");
         var (output, exit) = Behaviour(spec);
-        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit) { Tty = spec.Tty ? (spec.Rows, spec.Cols) : null };
+        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit) { Tty = spec.Tty ? (spec.Rows, spec.Cols) : null, Running = SpawnsRunning };
         if (!_processes.TryAdd(spec.Id, p)) throw new AgentException(ErrorCode.AlreadyExists, $"process {spec.Id} exists");
         return Task.FromResult(new Spawned { Id = spec.Id, Pid = 100 + _processes.Count });
     }
