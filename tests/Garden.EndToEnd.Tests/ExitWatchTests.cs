@@ -10,7 +10,7 @@ namespace Garden.EndToEnd.Tests;
 /// <summary>The exit of a detached process (nobody attached) as a user sees it: the "process exited" event of the event
 /// stream, soon after the process exited. gardend holds a wait for exits at the container's agent; an agent of an earlier
 /// build, which cannot wait, is polled.</summary>
-public sealed class ExitWatchTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
+public sealed class ExitWatchTests(DaemonFixture fx, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<DaemonFixture>
 {
     /// <summary>The last commit whose agent has no WaitExits (the agent a container made before the upgrade keeps).</summary>
     public const string AgentWithoutWaitCommit = "eec4a636b6bbf174bbd7c20154907aebe08d93e1";
@@ -108,6 +108,7 @@ public sealed class ExitWatchTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
                 Assert.True(written.ExitCode == 0, written.ToString());
                 lags.Add(AtUnixMs(exited) - UnixMsAtUptime(written.Stdout));
             }
+            output.WriteLine($"exit events came {string.Join(", ", lags)} ms after the exits");
             // the 1 s List poll made each of them up to a second late: the max over 5 passed with it once in 32 runs
             Assert.True(lags.Max() < 500, $"exit events came {string.Join(", ", lags)} ms after the exits");
         }
