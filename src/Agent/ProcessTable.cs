@@ -23,6 +23,7 @@ internal sealed class ProcessTable
     private readonly Dictionary<int, ManagedProcess> _running = [];
     private readonly LinkedList<(ManagedProcess Process, long Bytes)> _recent = new();
     private readonly AutoResetEvent _childStarted = new(false);
+    private TaskCompletionSource _exited = NewExitSignal();
     private long _recentBytes;
     private long _forgotten;
     private long _released;       // output bytes let go since the last collection
@@ -62,6 +63,47 @@ internal sealed class ProcessTable
         lock (Gate)
             foreach (var p in _byId.Values) list.Processes.Add(p.ToEntry(p.ExitReported));
         return list;
+    }
+
+    private static TaskCompletionSource NewExitSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when a process has exited whose exit was not reported yet: at once if one is there now,
+    /// otherwise at the next exit (or at the timeout, or when ct is cancelled: the caller then looks at the List anyway).
+    /// True when such an exit is there.</summary>
+    public async Task<bool> WaitUnreportedExitAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        while (true)
+        {
+            Task next;
+            lock (Gate)
+            {
+                foreach (var p in _byId.Values)
+                    if (!p.ExitReported && p.Output.Exit != null) return true;
+                next = _exited.Task;
+            }
+            try
+            {
+                await next.WaitAsync(deadline.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>The reaper set a process's exit: wake the exit waiters.</summary>
+    private void ExitHappened()
+    {
+        TaskCompletionSource done;
+        lock (Gate)
+        {
+            done = _exited;
+            _exited = NewExitSignal();
+        }
+        done.TrySetResult();
     }
 
     /// <summary>Caller holds <see cref="Gate"/>.</summary>
@@ -182,7 +224,11 @@ internal sealed class ProcessTable
                         {
                         }
                     }
-                    if (p != null) p.OnReaped(status);
+                    if (p != null)
+                    {
+                        p.OnReaped(status);
+                        ExitHappened();
+                    }
                     else AgentLog.Info($"reaped pid {pid} status {status}");
                 }
                 else if (errno == LibC.ECHILD)

@@ -84,6 +84,9 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
                     // the daemon has these exits now
                     table.ExitsReported(list);
                     break;
+                case AgentRequest.KindOneofCase.WaitExits:
+                    await WaitExitsAsync(conn, req.WaitExits);
+                    break;
                 case AgentRequest.KindOneofCase.FollowLog:
                     AgentLog.Info($"conn {n}: the daemon follows the log");
                     await FollowLogAsync(conn);
@@ -204,6 +207,49 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         var p = spawner.Spawn(req);
         await conn.WriteAsync(new AgentEvent { Spawned = new Spawned { Id = p.Id, Pid = p.Pid } }, default);
         if (req.Attach) await StreamAsync(conn, p, 0, owner: req.KeepStdin);
+    }
+
+    /// <summary>Default and longest wait of a WaitExits request.</summary>
+    public static readonly TimeSpan WaitExitsDefault = TimeSpan.FromSeconds(60), WaitExitsMax = TimeSpan.FromSeconds(600);
+
+    /// <summary>Answers the List once an unreported exit is there (or at the timeout); stops waiting when the daemon
+    /// closes the connection. While it waits no read is pending with data, so the connection holds no receive buffer.</summary>
+    private async Task WaitExitsAsync(FrameSocket conn, WaitExitsRequest req)
+    {
+        var timeout = req.TimeoutMs == 0 ? WaitExitsDefault : TimeSpan.FromMilliseconds(Math.Min(req.TimeoutMs, WaitExitsMax.TotalMilliseconds));
+        using var gone = new CancellationTokenSource();
+        // the daemon sends nothing more: a read that ends means it went
+        var watch = Task.Run(async () =>
+        {
+            try
+            {
+                while (await conn.ReadFrameAsync(gone.Token) != null)
+                {
+                }
+            }
+            catch
+            {
+            }
+            finally
+            {
+                gone.Cancel();
+            }
+        });
+        try
+        {
+            await table.WaitUnreportedExitAsync(timeout, gone.Token);
+            if (gone.IsCancellationRequested) return;
+            var list = table.List();
+            await conn.WriteAsync(new AgentEvent { List = list }, default);
+            // the daemon has these exits now
+            table.ExitsReported(list);
+        }
+        finally
+        {
+            gone.Cancel();
+            conn.Dispose();
+            await watch;
+        }
     }
 
     /// <summary>Streams the log until the daemon closes the connection or a newer follower comes.</summary>

@@ -124,4 +124,74 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
         Assert.Equal("p2", exits.Single().ProcessId);
         Sys.Stop(subscriber);
     }
+
+    [Fact]
+    public async Task With_an_agent_that_waits_a_detached_exit_is_published_without_any_poll()
+    {
+        Agent.WaitsForExits = true;
+        Agent.SpawnsRunning = true;
+        var h = Create("waits");
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
+        var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
+        int lists = Agent.ListCalls;
+        await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("bg"), Detach: true), TimeSpan.FromSeconds(5));
+        await AwaitConditionAsync(() => Task.FromResult(Agent.WaitCalls == 1), TimeSpan.FromSeconds(5));
+        await Task.Delay(100);
+        Assert.Equal(1, Agent.WaitCalls); // one wait held, not asked again meanwhile
+        Assert.Empty(ArmedTimers(h, "ExitWatchTick"));
+        await Agent.SignalAsync("bg", 9, default); // it exits: the held wait answers, no clock moves
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        EventsProtocol.ContainerEvent e;
+        do e = await events.Reader.ReadAsync(cts.Token); while (e.Kind != EventsProtocol.ContainerEvent.ProcessExited);
+        Assert.Equal("bg", e.ProcessId);
+        await Task.Delay(200);
+        Assert.Equal(1, Agent.WaitCalls); // nothing pending: no connection held for nothing
+        Assert.Equal(lists, Agent.ListCalls);
+        Assert.Empty(ArmedTimers(h, "ExitWatchTick"));
+        Sys.Stop(subscriber);
+    }
+
+    [Fact]
+    public async Task An_agent_that_refuses_the_wait_is_polled_with_list_and_not_asked_to_wait_again()
+    {
+        var h = Create("oldagent"); // the fake refuses WaitExits as an agent of an earlier build does
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
+        var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
+        Agent.Behaviour = _ => ("", 3);
+        int waits = Agent.WaitCalls;
+        await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p1"), Detach: true), TimeSpan.FromSeconds(5));
+        Assert.Equal(TimeSpan.FromSeconds(1), ArmedTimer(h, "ExitWatchTick").Interval);
+        Assert.Equal(("p1", (int?)3), (await Exits(events, h)).Select(x => (x.ProcessId, x.ExitCode)).Single());
+        await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p2"), Detach: true), TimeSpan.FromSeconds(5));
+        ArmedTimer(h, "ExitWatchTick");
+        Assert.Equal("p2", (await Exits(events, h)).Single().ProcessId);
+        Assert.Equal(1, Agent.WaitCalls - waits); // refused once: this container polls from then on
+        Sys.Stop(subscriber);
+    }
+
+    [Fact]
+    public async Task A_wait_that_fails_polls_until_a_list_answers_then_waits_again()
+    {
+        Agent.WaitsForExits = true;
+        Agent.SpawnsRunning = true;
+        var h = Create("flaky");
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
+        var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
+        await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p1"), Detach: true), TimeSpan.FromSeconds(5));
+        await AwaitConditionAsync(() => Task.FromResult(Agent.WaitCalls == 1), TimeSpan.FromSeconds(5));
+        Agent.Reachable = false; // the held connection ends with the agent
+        Assert.Equal(TimeSpan.FromSeconds(1), ArmedTimer(h, "ExitWatchTick").Interval);
+        int lists = Agent.ListCalls;
+        Agent.Reachable = true;
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        await AwaitConditionAsync(() => Task.FromResult(Agent.ListCalls > lists), TimeSpan.FromSeconds(5));
+        await AwaitConditionAsync(() => Task.FromResult(Agent.WaitCalls == 2), TimeSpan.FromSeconds(5)); // waiting again
+        AwaitAssert(() => Assert.Empty(ArmedTimers(h, "ExitWatchTick")));
+        await Agent.SignalAsync("p1", 15, default);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        EventsProtocol.ContainerEvent e;
+        do e = await events.Reader.ReadAsync(cts.Token); while (e.Kind != EventsProtocol.ContainerEvent.ProcessExited);
+        Assert.Equal("p1", e.ProcessId);
+        Sys.Stop(subscriber);
+    }
 }

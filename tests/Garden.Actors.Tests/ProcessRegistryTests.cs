@@ -74,4 +74,36 @@ public sealed class ProcessRegistryTests : TestKit
         Assert.Equal(2, r.Pending);
         Assert.NotNull(r.StartList());
     }
+
+    [Fact]
+    public void An_answer_shows_the_exit_of_a_process_watched_after_it_went_out_but_not_its_absence()
+    {
+        var r = new ProcessRegistry();
+        r.Watch("a");
+        var asked = r.StartList()!;
+        r.Watch("b"); // spawned while the wait is out: the agent reports its exit with that answer, so it is taken
+        r.Watch("c"); // spawned after the agent made the answer: missing from it, yet not gone
+        var found = r.Listed([new ProcessEntry { Id = "a", Exited = false }, new ProcessEntry { Id = "b", Exited = true, Exit = new Exited { ExitCode = 4 } }], asked);
+        Assert.Equal(("b", (int?)4), found.Select(f => (f.Id, f.Exit?.ExitCode)).Single());
+        Assert.True(r.IsPending("a"));
+        Assert.True(r.IsPending("c"));
+        Assert.False(r.ListInFlight);
+    }
+
+    [Fact]
+    public void An_agent_that_refuses_the_wait_or_fails_it_three_times_in_a_row_is_polled()
+    {
+        var r = new ProcessRegistry();
+        r.WaitEnded(answered: false, refused: false);
+        r.WaitEnded(answered: false, refused: false);
+        r.WaitEnded(answered: true, refused: false); // answered: the count starts again
+        r.WaitEnded(answered: false, refused: false);
+        r.WaitEnded(answered: false, refused: false);
+        Assert.False(r.WaitsRefused);
+        r.WaitEnded(answered: false, refused: false);
+        Assert.True(r.WaitsRefused);
+        var old = new ProcessRegistry();
+        old.WaitEnded(answered: false, refused: true);
+        Assert.True(old.WaitsRefused);
+    }
 }

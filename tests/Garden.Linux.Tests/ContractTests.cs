@@ -166,6 +166,22 @@ public abstract class AgentContract
     }
 
     [GatedFact]
+    public async Task A_wait_for_exits_answers_with_an_unreported_exit_once_and_then_waits()
+    {
+        var id = Id();
+        await Agent.SpawnAsync(Spawn(id, "/bin/true"), default);
+        ProcessEntry? seen = null;
+        // an exit another test left unreported may answer first
+        for (var i = 0; i < 5 && seen is not { Exited: true }; i++)
+            seen = (await Agent.WaitExitsAsync(TimeSpan.FromSeconds(10), default)).SingleOrDefault(p => p.Id == id);
+        Assert.True(seen is { Exited: true, ExitReported: false }, $"{seen}");
+        Assert.Equal(0, seen!.Exit.ExitCode);
+        // reported by that answer: a wait now runs to its timeout and shows it as reported
+        var again = (await Agent.WaitExitsAsync(TimeSpan.FromMilliseconds(300), default)).SingleOrDefault(p => p.Id == id);
+        Assert.True(again is null || again.ExitReported, $"{again}");
+    }
+
+    [GatedFact]
     public async Task A_duplicate_id_is_ALREADY_EXISTS()
     {
         var id = Id();
@@ -198,7 +214,7 @@ public sealed class RealAgentContract(RealContainerFixture fixture) : AgentContr
 
 public sealed class FakeAgentContract : AgentContract
 {
-    protected override IAgentClient Agent { get; } = new FakeAgent(new CallLog());
+    protected override IAgentClient Agent { get; } = new FakeAgent(new CallLog()) { WaitsForExits = true };
 }
 
 public sealed class RealContainerFixture : IAsyncLifetime

@@ -263,6 +263,9 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
 
     public bool Reachable { get; set; } = true;
 
+    /// <summary>Spawned processes run until signalled (otherwise they have exited by the time Spawn returns).</summary>
+    public bool SpawnsRunning { get; set; }
+
     public string SocketPath => "/fake/agent.sock";
 
     public IAgentClient Connect(string socketPath) => this;
@@ -284,7 +287,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         if (spec.Path.StartsWith("/missing", StringComparison.Ordinal))
             throw new AgentException(ErrorCode.NotExecutable, $"{spec.Path}: no such file or directory");
         var (output, exit) = Behaviour(spec);
-        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit) { Tty = spec.Tty ? (spec.Rows, spec.Cols) : null };
+        var p = new FakeProcess(spec.Id, System.Text.Encoding.UTF8.GetBytes(output), exit) { Tty = spec.Tty ? (spec.Rows, spec.Cols) : null, Running = SpawnsRunning };
         if (!_processes.TryAdd(spec.Id, p)) throw new AgentException(ErrorCode.AlreadyExists, $"process {spec.Id} exists");
         return Task.FromResult(new Spawned { Id = spec.Id, Pid = 100 + _processes.Count });
     }
@@ -350,6 +353,37 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         }).ToList();
     }
 
+    /// <summary>False: WaitExits is refused as an agent of an earlier build refuses it (INVALID), so the container polls
+    /// with List. True: answered as the real agent answers it (at an exit not reported yet, at once if one is there, or
+    /// at the timeout).</summary>
+    public bool WaitsForExits { get; set; }
+
+    private int _waitCalls;
+
+    /// <summary>WaitExits calls so far (refused ones too).</summary>
+    public int WaitCalls => Volatile.Read(ref _waitCalls);
+
+    public async Task<IReadOnlyList<ProcessEntry>> WaitExitsAsync(TimeSpan wait, CancellationToken ct)
+    {
+        Check();
+        Interlocked.Increment(ref _waitCalls);
+        if (!WaitsForExits) throw new AgentException(ErrorCode.Invalid, "unexpected first request None");
+        var end = DateTime.UtcNow + wait;
+        while (DateTime.UtcNow < end && !_processes.Values.Any(p => !p.Running && !p.ExitReported))
+        {
+            await Task.Delay(5, ct);
+            Check(); // the agent went while the connection was held
+        }
+        var list = _processes.Values.Select(p => new ProcessEntry
+        {
+            Id = p.Id, Pid = 1, Exited = !p.Running, OutputEnd = (ulong)p.Output.Length,
+            Exit = p.Running ? null : new Exited { ExitCode = p.ExitCode }, ExitReported = !p.Running && p.ExitReported,
+        }).ToList();
+        foreach (var p in _processes.Values)
+            if (!p.Running) p.ExitReported = true;
+        return list;
+    }
+
     /// <summary>Log files followed (the fake agent logs nothing).</summary>
     public List<string> LogFollowers { get; } = [];
 
@@ -378,6 +412,7 @@ public sealed class FakeAgent(CallLog log) : IAgentConnector, IAgentClient
         public byte[] Output { get; } = output;
         public int ExitCode { get; } = exitCode;
         public bool Running { get; set; }
+        public bool ExitReported { get; set; }
         public (uint Rows, uint Cols)? Tty { get; set; }
     }
 

@@ -58,7 +58,16 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         public static readonly ExitWatchTick Instance = new();
     }
 
-    private sealed record ExitsSeen(IReadOnlyList<ProcessEntry>? Processes, IReadOnlyCollection<string> Asked);
+    /// <summary>A List (Wait false) or a wait for exits came back: Processes null when it failed; Refused: the agent does
+    /// not know the wait (an earlier build); Cancelled: nothing was pending any more, or the container went.</summary>
+    private sealed record ExitsSeen(IReadOnlyList<ProcessEntry>? Processes, IReadOnlyCollection<string> Asked, bool Wait = false,
+        bool Refused = false, bool Cancelled = false);
+
+    /// <summary>How long one wait for exits is held before it is asked again (an idle held connection costs a socket on
+    /// each side and no buffer).</summary>
+    private static readonly TimeSpan ExitWaitTime = TimeSpan.FromSeconds(60);
+
+    private CancellationTokenSource? _exitWait; // the wait for exits in flight
     private sealed record RunningFound(IReadOnlyList<string> Ids);
     private sealed record AttachResolved(ContainerProtocol.AttachProcess Request, ProcessEntry? Entry, IActorRef ReplyTo);
 
@@ -162,6 +171,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             case ProcessProtocol.PeaGone g: Context.Parent.Tell(new HostProtocol.PeaChanged(Handle, g.ProcessId, Running: false)); break;
             case ProcessProtocol.ProcessIdle i:
                 if (_processes.Idle(i.ProcessId, i.Actor, i.Handled, i.ExitKnown)) Context.Stop(i.Actor);
+                if (_processes.Pending == 0) _exitWait?.Cancel(); // no connection held for nothing
                 break;
             case RunningFound r when WatchesExits:
                 foreach (var id in r.Ids) WatchExit(id);
@@ -253,7 +263,12 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         }
         if (_state.Lifecycle != lifecycle || _state.GraceTime != grace) RestartGraceTimer();
         var now = Phase;
-        if (now is ContainerPhase.Destroying or ContainerPhase.Broken) Timers.Cancel(ExitWatchTimer); // its processes go with it
+        if (now is ContainerPhase.Destroying or ContainerPhase.Broken)
+        {
+            // its processes go with it
+            Timers.Cancel(ExitWatchTimer);
+            _exitWait?.Cancel();
+        }
         if (now == ContainerPhase.Gone || (_awaitingReady && now == ContainerPhase.New))
         {
             // nothing left: the host releases the handle and stops this actor
@@ -304,6 +319,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     {
         var kernel = _kernel;
         _ = Task.Run(kernel.StopWatchingAsync);
+        _exitWait?.Cancel();
         base.PostStop();
     }
 
@@ -466,8 +482,32 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private void WatchExit(string id)
     {
         _processes.Watch(id);
-        if (!Timers.IsTimerActive(ExitWatchTimer))
-            Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+        LookForExits();
+    }
+
+    /// <summary>While an exit is pending: one wait for exits held at the agent, answered at the first exit; with an agent
+    /// that cannot wait (an earlier build), or after a wait failed, the List poll every second (after a failed wait, the
+    /// poll's first answered List goes back to waiting).</summary>
+    private void LookForExits()
+    {
+        if (_processes.Pending == 0 || !WatchesExits)
+        {
+            Timers.Cancel(ExitWatchTimer);
+            return;
+        }
+        if (_processes.WaitsRefused || Timers.IsTimerActive(ExitWatchTimer))
+        {
+            if (!Timers.IsTimerActive(ExitWatchTimer))
+                Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+            return;
+        }
+        if (_processes.StartList() is not { } asked) return;
+        var cancel = _exitWait = new CancellationTokenSource();
+        Task.Run(() => _agent.WaitExitsAsync(ExitWaitTime, cancel.Token))
+            .ContinueWith(t => new ExitsSeen(t.IsCompletedSuccessfully ? t.Result : null, asked, Wait: true,
+                Refused: t.Exception?.InnerException is AgentException { Code: ErrorCode.Invalid },
+                Cancelled: cancel.IsCancellationRequested))
+            .PipeTo(Self);
     }
 
     private void ExitWatch()
@@ -498,6 +538,27 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
                 _log.Info("process {0} exited with {1}", f.Id, f.Exit!.ExitCode);
                 Context.System.EventStream.Publish(new EventsProtocol.ContainerEvent(Handle, EventsProtocol.ContainerEvent.ProcessExited, DateTimeOffset.UtcNow, f.Id, f.Exit.ExitCode));
             }
+        }
+        if (msg.Wait)
+        {
+            _exitWait?.Dispose();
+            _exitWait = null;
+            if (!msg.Cancelled)
+            {
+                bool answered = msg.Processes is not null;
+                _processes.WaitEnded(answered, msg.Refused);
+                if (msg.Refused) _log.Info("the agent cannot wait for exits (an earlier build): its processes are polled");
+                else if (!answered && WatchesExits && _processes.Pending > 0)
+                    // the agent went or did not answer: poll (a second's backoff), back to waiting at the first List answered
+                    Timers.StartPeriodicTimer(ExitWatchTimer, ExitWatchTick.Instance, TimeSpan.FromSeconds(1));
+            }
+            LookForExits();
+        }
+        else if (msg.Processes is not null && !_processes.WaitsRefused)
+        {
+            // a List answered after a failed wait: wait again
+            Timers.Cancel(ExitWatchTimer);
+            LookForExits();
         }
     }
 }

@@ -22,8 +22,26 @@ public sealed class ProcessRegistry
     private readonly HashSet<string> _exitPending = new(StringComparer.Ordinal);
     private long _seq;
 
-    /// <summary>A List of the exit watcher is out (at most one per container).</summary>
+    /// <summary>A List or a wait of the exit watcher is out (at most one per container).</summary>
     public bool ListInFlight { get; private set; }
+
+    /// <summary>Waits that failed in a row before the agent is taken for one that cannot wait (it closes instead of
+    /// answering an operation it does not know).</summary>
+    public const int WaitFailuresMax = 3;
+
+    private int _waitFailures;
+
+    /// <summary>The agent cannot wait for exits (an earlier build, which refuses the operation): it is polled with List.</summary>
+    public bool WaitsRefused { get; private set; }
+
+    /// <summary>A wait for exits ended: answered (the next one goes out at once), refused by an agent that does not know
+    /// it, or failed (the agent went, or closed without answering: after <see cref="WaitFailuresMax"/> in a row the
+    /// agent is polled for good).</summary>
+    public void WaitEnded(bool answered, bool refused)
+    {
+        if (answered) _waitFailures = 0;
+        else if (refused || ++_waitFailures >= WaitFailuresMax) WaitsRefused = true;
+    }
 
     public int Actors => _children.Count;
 
@@ -81,7 +99,7 @@ public sealed class ProcessRegistry
         return [.. _exitPending];
     }
 
-    /// <summary>What one answered List means for the ids it was asked for.</summary>
+    /// <summary>What one answered List means for the ids it was asked for (and for those watched since that it shows exited).</summary>
     public sealed record Finding(string Id, Exited? Exit, IActorRef? Actor)
     {
         /// <summary>The agent no longer knows it (it forgot it before anyone here saw its exit).</summary>
@@ -97,18 +115,21 @@ public sealed class ProcessRegistry
         if (processes is null) return found;
         var byId = new Dictionary<string, ProcessEntry>(StringComparer.Ordinal);
         foreach (var p in processes) byId[p.Id] = p;
-        foreach (var id in asked)
+        var askedSet = asked as IReadOnlySet<string> ?? new HashSet<string>(asked, StringComparer.Ordinal);
+        foreach (var id in _exitPending.ToArray())
         {
-            if (!_exitPending.Contains(id)) continue;
             if (byId.TryGetValue(id, out var e))
             {
+                // an exit shown is an exit, also of a process watched after the List went out (a wait answers at any
+                // exit, and reports it to the agent: it must not be passed over)
                 if (!e.Exited) continue;
                 _exitPending.Remove(id);
                 found.Add(new Finding(id, e.Exit ?? new Exited(), Find(id)));
             }
-            else
+            else if (askedSet.Contains(id))
             {
-                // every id asked for was running in the agent before this List went out
+                // every id asked for was running in the agent before this List went out (one watched since may have
+                // been spawned after the agent made the answer)
                 _exitPending.Remove(id);
                 found.Add(new Finding(id, null, Find(id)));
             }

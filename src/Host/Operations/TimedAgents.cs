@@ -37,6 +37,9 @@ public sealed class TimedAgents(IAgentConnector inner, IGardenMetrics metrics) :
 
         public Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct) => Time("list", () => agent.ListAsync(ct));
 
+        // not timed: its time is how long nothing exited
+        public Task<IReadOnlyList<ProcessEntry>> WaitExitsAsync(TimeSpan wait, CancellationToken ct) => agent.WaitExitsAsync(wait, ct);
+
         public IAsyncDisposable FollowLog(string logFile, Action<string>? problem = null) => agent.FollowLog(logFile, problem);
 
         private async Task<T> Time<T>(string call, Func<Task<T>> run)

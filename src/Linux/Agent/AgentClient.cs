@@ -140,10 +140,19 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
         return Expect(ev, AgentEvent.KindOneofCase.List).List.Processes;
     }
 
-    private async Task<AgentEvent> RequestAsync(AgentRequest request, CancellationToken ct)
+    public async Task<IReadOnlyList<ProcessEntry>> WaitExitsAsync(TimeSpan wait, CancellationToken ct)
+    {
+        var ms = (uint)Math.Clamp(wait.TotalMilliseconds, 1, 600_000);
+        // the answer may take the whole wait: the deadline is the wait plus the usual one
+        var ev = await RequestAsync(new AgentRequest { WaitExits = new WaitExitsRequest { TimeoutMs = ms } }, ct,
+            TimeSpan.FromMilliseconds(ms) + CallTimeout);
+        return Expect(ev, AgentEvent.KindOneofCase.List).List.Processes;
+    }
+
+    private async Task<AgentEvent> RequestAsync(AgentRequest request, CancellationToken ct, TimeSpan? timeout = null)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(CallTimeout);
+        deadline.CancelAfter(timeout ?? CallTimeout);
         try
         {
             using var frames = await ConnectAsync(deadline.Token);

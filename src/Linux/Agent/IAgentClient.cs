@@ -30,6 +30,11 @@ public interface IAgentClient
 
     Task<IReadOnlyList<ProcessEntry>> ListAsync(CancellationToken ct);
 
+    /// <summary>What <see cref="ListAsync"/> answers, once a process has exited whose exit was not reported yet (at once if
+    /// one is there), or after <paramref name="wait"/> (over a connection held that long). An agent that predates this
+    /// operation throws <see cref="AgentException"/> (INVALID); one that goes throws <see cref="AgentUnavailableException"/>.</summary>
+    Task<IReadOnlyList<ProcessEntry>> WaitExitsAsync(TimeSpan wait, CancellationToken ct);
+
     /// <summary>Appends the agent's log lines to <paramref name="logFile"/> (created 0600) as the agent logs them, over a
     /// connection of its own that is opened again whenever it breaks, until disposed. <paramref name="problem"/> hears
     /// why it stopped or waits (for the daemon's log). An agent that predates FollowLog keeps writing its own log.</summary>
