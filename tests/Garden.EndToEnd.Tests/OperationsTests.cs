@@ -362,7 +362,8 @@ public sealed class KeyQuotaTests
             await d.StartAsync();
             Assert.Equal("500", File.ReadAllText($"{Keys}/maxkeys").Trim());
             Assert.Equal("160000", File.ReadAllText($"{Keys}/maxbytes").Trim()); // 320 bytes a keyring
-            Assert.Contains("raised kernel.keys.maxkeys 200 -> 500", d.Log);
+            // (a test daemon starting meanwhile may have raised it by its own, smaller max-containers first)
+            Assert.Matches(@"raised kernel.keys.maxkeys \d+ -> 500", d.Log);
         }
         finally
         {
