@@ -14,8 +14,14 @@ public sealed class AgentWaitExitsTests(AgentFixture agent) : IClassFixture<Agen
 
     private static string NewId(string name) => $"{name}-{Guid.NewGuid():N}"[..20];
 
-    /// <summary>Whatever earlier tests left unreported is reported now (a List reports what it carries).</summary>
-    private Task Settle() => Client.ListAsync(None);
+    /// <summary>What earlier tests started has exited (a killed process's exit comes a little after the signal), and every
+    /// exit is reported now (a List reports what it carries): no earlier exit answers this test's wait.</summary>
+    private async Task Settle()
+    {
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((await Client.ListAsync(None)).Any(p => !p.Exited) && DateTime.UtcNow < until) await Task.Delay(20);
+        await Client.ListAsync(None);
+    }
 
     [InstallFact]
     public async Task A_wait_is_answered_as_soon_as_a_detached_process_exits()
@@ -24,7 +30,10 @@ public sealed class AgentWaitExitsTests(AgentFixture agent) : IClassFixture<Agen
         var id = NewId("exits");
         await Client.SpawnAsync(Cmd(id, "sleep", "0.4"), None);
         var sw = Stopwatch.StartNew();
+        // a process an earlier test left running may exit first: that answer is for it, and the next wait is asked
         var list = await Client.WaitExitsAsync(TimeSpan.FromSeconds(30), None);
+        while (!list.Single(p => p.Id == id).Exited && sw.Elapsed < TimeSpan.FromSeconds(10))
+            list = await Client.WaitExitsAsync(TimeSpan.FromSeconds(30), None);
         sw.Stop();
         var e = Assert.Single(list, p => p.Id == id);
         Assert.True(e.Exited);

@@ -129,8 +129,10 @@ public sealed class FrameSocketTests : IDisposable
         var pending = reader.ReadFrameAsync(CancellationToken.None).AsTask();
         await Task.Delay(50);
         reader.Dispose();
-        var e = await Record.ExceptionAsync(() => pending);
-        Assert.True(e is ObjectDisposedException or SocketException or OperationCanceledException, $"{e}");
+        ReadOnlyMemory<byte>? frame = null;
+        var e = await Record.ExceptionAsync(async () => frame = await pending);
+        // the dispose shuts the socket down first: the read ends as at the peer's end (no frame), or fails on the closed socket
+        Assert.True(e is null ? frame is null : e is ObjectDisposedException or SocketException or OperationCanceledException, $"{e}");
         Assert.False(reader.HoldsBuffer);
         await Assert.ThrowsAsync<ObjectDisposedException>(async () => await reader.ReadFrameAsync(CancellationToken.None));
     }
