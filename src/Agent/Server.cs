@@ -209,6 +209,25 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         if (req.Attach) await StreamAsync(conn, p, 0, owner: req.KeepStdin);
     }
 
+    /// <summary>On a connection where the daemon sends nothing more after its request: cancels <paramref name="gone"/> when
+    /// a read ends, i.e. when the daemon closed it (or when gone is cancelled by the caller).</summary>
+    private static Task WatchDaemonGone(FrameSocket conn, CancellationTokenSource gone) => Task.Run(async () =>
+    {
+        try
+        {
+            while (await conn.ReadFrameAsync(gone.Token) != null)
+            {
+            }
+        }
+        catch
+        {
+        }
+        finally
+        {
+            gone.Cancel();
+        }
+    });
+
     /// <summary>Default and longest wait of a WaitExits request.</summary>
     public static readonly TimeSpan WaitExitsDefault = TimeSpan.FromSeconds(60), WaitExitsMax = TimeSpan.FromSeconds(600);
 
@@ -218,23 +237,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
     {
         var timeout = req.TimeoutMs == 0 ? WaitExitsDefault : TimeSpan.FromMilliseconds(Math.Min(req.TimeoutMs, WaitExitsMax.TotalMilliseconds));
         using var gone = new CancellationTokenSource();
-        // the daemon sends nothing more: a read that ends means it went
-        var watch = Task.Run(async () =>
-        {
-            try
-            {
-                while (await conn.ReadFrameAsync(gone.Token) != null)
-                {
-                }
-            }
-            catch
-            {
-            }
-            finally
-            {
-                gone.Cancel();
-            }
-        });
+        var watch = WatchDaemonGone(conn, gone);
         try
         {
             await table.WaitUnreportedExitAsync(timeout, gone.Token);
@@ -256,23 +259,7 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
     private static async Task FollowLogAsync(FrameSocket conn)
     {
         using var gone = new CancellationTokenSource();
-        // the daemon sends nothing more: a read ends when it goes
-        var watch = Task.Run(async () =>
-        {
-            try
-            {
-                while (await conn.ReadFrameAsync(gone.Token) != null)
-                {
-                }
-            }
-            catch
-            {
-            }
-            finally
-            {
-                gone.Cancel();
-            }
-        });
+        var watch = WatchDaemonGone(conn, gone);
         try
         {
             await AgentLog.FollowAsync(conn, gone.Token);
