@@ -32,12 +32,7 @@ public sealed class KeyQuota(string directory = "/proc/sys/kernel/keys")
 
     private void Raise(string name, long needed, List<string> changed)
     {
-        var path = Path.Combine(directory, name);
-        var text = File.ReadAllText(path).Trim();
-        if (!long.TryParse(text, out var current))
-            throw new InvalidDataException($"{path} reads \"{text}\", not a number");
-        if (current >= needed) return;
-        File.WriteAllText(path, needed.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        changed.Add($"kernel.keys.{name} {current} -> {needed}");
+        if (KernelFloor.Raise(Path.Combine(directory, name), needed) is { } before)
+            changed.Add($"kernel.keys.{name} {before} -> {needed}");
     }
 }

@@ -24,11 +24,7 @@ public sealed class PipeQuota(string file = "/proc/sys/fs/pipe-user-pages-soft")
     public string? EnsureFor(int containers)
     {
         var needed = Needed(containers);
-        var text = File.ReadAllText(file).Trim();
-        if (!long.TryParse(text, out var current))
-            throw new InvalidDataException($"{file} reads \"{text}\", not a number");
-        if (current >= needed) return null;
-        File.WriteAllText(file, needed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (KernelFloor.Raise(file, needed) is not { } current) return null;
         return $"fs.pipe-user-pages-soft {current} -> {needed}";
     }
 }
