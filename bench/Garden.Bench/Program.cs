@@ -58,6 +58,17 @@ var json = new JsonObject();
 // breakdown, the runc-with-gardend's-config floor and the persist row; "parallel" the 10-at-once row; "images" the image rows.
 var only = (Environment.GetEnvironmentVariable("BENCH_ONLY") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
 bool Want(string row) => only.Count == 0 || only.Contains(row);
+// How many of a row's Creates took a pooled container (from gardend's log), printed and written into the row.
+async Task ReportPool(string row, string label, string waiter, IReadOnlySet<string> handles)
+{
+    await Task.Delay(500);
+    var pooled = Pool.Taken(daemonLog, handles);
+    Console.WriteLine($"{label} {poolSize}{(poolWait ? $", {waiter} waited (unmeasured) for a full pool" : ", no wait for the refill")}: {pooled} of {handles.Count} Creates took a pooled container");
+    var o = (JsonObject)json[row]!;
+    o["pool_size"] = poolSize;
+    o["pool_wait"] = poolWait;
+    o["pooled"] = pooled;
+}
 try
 {
     var client = new Garden.Protocol.Api.Garden.GardenClient(Channel(socket));
@@ -125,15 +136,7 @@ try
             ["ratio"] = Math.Round(ratio, 3),
         };
     }
-    if (main && poolSize > 0)
-    {
-        await Task.Delay(500);
-        var pooled = Pool.Taken(daemonLog, measured);
-        Console.WriteLine($"warm pool: size {poolSize}{(poolWait ? ", each Create waited (unmeasured) for a full pool" : ", no wait for the refill")}: {pooled} of {measured.Count} Creates took a pooled container");
-        ((JsonObject)json["create"]!)["pool_size"] = poolSize;
-        ((JsonObject)json["create"]!)["pool_wait"] = poolWait;
-        ((JsonObject)json["create"]!)["pooled"] = pooled;
-    }
+    if (main && poolSize > 0) await ReportPool("create", "warm pool: size", "each Create", measured);
 
     // ---- where the time goes: each kernel step of Create and Destroy and the timing lines of a Run, from gardend's log
     //      (median over the repetitions, per step), beside what the client sees from outside ----
@@ -524,15 +527,7 @@ try
             ["runc_cpu_ms_per_container"] = Math.Round(runcCpu / n, 1),
             ["runc_gardend_config_cpu_ms_per_container"] = Math.Round(floorCpu / n, 1),
         };
-        if (poolSize > 0)
-        {
-            await Task.Delay(500);
-            var pooled = Pool.Taken(daemonLog, parallelHandles);
-            Console.WriteLine($"parallel: warm pool size {poolSize}{(poolWait ? ", each round waited (unmeasured) for a full pool" : ", no wait for the refill")}: {pooled} of {parallelHandles.Count} Creates took a pooled container");
-            ((JsonObject)json["parallel"]!)["pool_size"] = poolSize;
-            ((JsonObject)json["parallel"]!)["pool_wait"] = poolWait;
-            ((JsonObject)json["parallel"]!)["pooled"] = pooled;
-        }
+        if (poolSize > 0) await ReportPool("parallel", "parallel: warm pool size", "each round", parallelHandles);
     }
 
     // ---- density (opt-in, BENCH_DENSITY=N, e.g. 250; takes minutes): N networked containers each running a process:
