@@ -5,7 +5,7 @@ for id in $(runc list -q 2>/dev/null); do
   b=$(runc state $id 2>/dev/null | grep -o '"bundle": "[^"]*' | cut -d'"' -f4)
   case "$b" in /tmp/garden-test-*) runc kill $id KILL 2>/dev/null; sleep 0.2; runc delete -f $id;; esac
 done
-pkill -9 -f 'garden-agent ns-holder$'
+pkill -9 -f 'garden-agent ns-holder( [0-9]+)?$'
 grep ' /tmp/garden-test-' /proc/self/mountinfo | awk '{print $5}' | sort -r | while read m; do umount -l "$m"; done
 for l in $(losetup -a | grep /tmp/garden-test- | cut -d: -f1); do losetup -d $l; done
 for n in $(ls /sys/class/net | grep -E '^t[el][0-9a-z]{2}'); do ip link del $n 2>/dev/null; done

@@ -21,7 +21,7 @@ leftovers() {
   iptables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | sed 's/ \[[0-9:]*\]$//; s/^/iptables /'
   ip6tables-save 2>/dev/null | grep -E '(^:| -j | -[io] )t[el][0-9a-z]{2}' | sed 's/ \[[0-9:]*\]$//; s/^/ip6tables /'
   # A user namespace holder (garden-agent ns-holder) lives only while its gardend creates a container.
-  pgrep -f 'garden-agent ns-holder$' | sed 's/^/userns-holder /'
+  pgrep -f 'garden-agent ns-holder( [0-9]+)?$' | sed 's/^/userns-holder /'
 }
 before=$(mktemp /tmp/garden-test-before.XXXXXX)
 leftovers | sort > "$before"

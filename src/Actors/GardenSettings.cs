@@ -313,9 +313,11 @@ public sealed record UserNamespaceSettings(UserNamespaceMode Mapping, uint First
         if (first < 65536 || first % RangeSize != 0)
             Bad("per-container.first-host-id", $"{first} must be a multiple of {RangeSize}, at least {RangeSize} (ids below are the host's own users)");
         if (ranges < 1 || ranges > int.MaxValue) Bad("per-container.ranges", $"{ranges} is out of range (at least 1)");
-        // Garden's container root (4294967294) and the invalid id 4294967295 stay outside every range.
-        if (first + ranges * RangeSize > Linux.UserNamespaces.IdMapping.GardenRootId)
-            Bad("per-container", $"{ranges} ranges of {RangeSize} from {first} run past {Linux.UserNamespaces.IdMapping.GardenRootId - 1}");
+        // The namespaces' owners (from 0xFFE00000), Garden's container root (4294967294) and the invalid id 4294967295
+        // stay outside every range.
+        if (first + ranges * RangeSize > Linux.UserNamespaces.NamespaceOwners.First)
+            Bad("per-container", $"{ranges} ranges of {RangeSize} from {first} run past {Linux.UserNamespaces.NamespaceOwners.First - 1} " +
+                $"(the ids from {Linux.UserNamespaces.NamespaceOwners.First} own the containers' user namespaces)");
         return new UserNamespaceSettings(mode, (uint)first, (int)ranges);
     }
 }

@@ -35,7 +35,7 @@ public static class Preflight
         if (garden.UserNamespace.Mapping == Garden.Actors.UserNamespaceMode.Garden)
         {
             RaiseKeyQuota(garden.MaxContainers);
-            RaisePipeQuota(garden.MaxContainers);
+            LiftPipeQuota();
         }
         try
         {
@@ -64,19 +64,21 @@ public static class Preflight
         }
     }
 
-    /// <summary>The pipes of every unprivileged container count against one host uid's pipe quota under Garden's mapping
-    /// (<see cref="Garden.Linux.Host.PipeQuota"/>). Not raisable: gardend still starts, and says what that costs.</summary>
-    private static void RaisePipeQuota(int maxContainers)
+    /// <summary>The pipes of every unprivileged container count against one host uid's pipe quota under Garden's mapping,
+    /// which one container could fill for all (<see cref="Garden.Linux.Host.PipeQuota"/>): lifted. Not liftable: gardend
+    /// still starts, and says what that costs.</summary>
+    private static void LiftPipeQuota()
     {
         try
         {
-            if (new Garden.Linux.Host.PipeQuota().EnsureFor(maxContainers) is { } line)
-                Console.Out.WriteLine($"gardend: raised {line} (the pipes of every container are charged to container root's host uid 4294967294)");
+            if (new Garden.Linux.Host.PipeQuota().Lift() is { } line)
+                Console.Out.WriteLine($"gardend: lifted {line}: the pipes of every container are charged to container root's host uid " +
+                                      "4294967294, and one container could fill a shared limit for all; each container's memory limit bounds its pipes");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's pipe quota for {maxContainers} containers ({e.Message}); " +
-                                    "once the containers' pipes pass fs.pipe-user-pages-soft, new pipes get 8 KiB and streams slow down");
+            Console.Error.WriteLine($"gardend: warning: cannot lift the kernel's pipe quota ({e.Message}); once the containers' pipes " +
+                                    "pass fs.pipe-user-pages-soft, every container's new pipes get 8 KiB and its streams slow down");
         }
     }
 }

@@ -195,7 +195,8 @@ public sealed class UserNamespaceSettingsTests
     [InlineData("user-namespace.per-container.first-host-id = 1000", "first-host-id")]
     [InlineData("user-namespace.per-container.first-host-id = 65537", "first-host-id")]
     [InlineData("user-namespace.per-container.ranges = 0", "ranges")]
-    [InlineData("user-namespace.per-container.ranges = 70000", "run past 4294967293")]
+    [InlineData("user-namespace.per-container.ranges = 70000", "run past 4292870143")]
+    [InlineData("user-namespace.per-container.ranges = 36833", "own the containers' user namespaces")]
     [InlineData("mount-dir = \"relative/dir\"", "garden.mount-dir")]
     public void Bad_values_are_refused_naming_the_key(string setting, string named)
     {

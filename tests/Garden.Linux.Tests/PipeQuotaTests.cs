@@ -4,7 +4,7 @@ using Xunit;
 
 namespace Garden.Linux.Tests;
 
-/// <summary><see cref="PipeQuota"/> on a file standing for /proc/sys/fs/pipe-user-pages-soft (the real one is raised by
+/// <summary><see cref="PipeQuota"/> on a file standing for /proc/sys/fs/pipe-user-pages-soft (the real one is lifted by
 /// gardend's start: PipeQuotaTests in the end-to-end tests).</summary>
 public sealed class PipeQuotaTests : IDisposable
 {
@@ -15,26 +15,26 @@ public sealed class PipeQuotaTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
-    public void The_kernel_default_is_raised_by_a_share_per_container_and_the_change_is_said()
+    public void The_limit_is_lifted_and_the_change_is_said()
     {
         File.WriteAllText(File_, "16384\n");
-        Assert.Equal("fs.pipe-user-pages-soft 16384 -> 81920", new PipeQuota(File_).EnsureFor(256));
-        Assert.Equal("81920", File.ReadAllText(File_).Trim()); // 64 MiB + 1 MiB a container
+        Assert.Equal("fs.pipe-user-pages-soft 16384 -> 0 (none)", new PipeQuota(File_).Lift());
+        Assert.Equal("0", File.ReadAllText(File_).Trim());
     }
 
     [Fact]
-    public void A_higher_limit_is_never_lowered()
+    public void No_limit_is_left_as_it_is()
     {
-        File.WriteAllText(File_, "1000000\n");
-        Assert.Null(new PipeQuota(File_).EnsureFor(256));
-        Assert.Equal("1000000", File.ReadAllText(File_).Trim());
+        File.WriteAllText(File_, "0\n");
+        Assert.Null(new PipeQuota(File_).Lift());
+        Assert.Equal("0\n", File.ReadAllText(File_));
     }
 
     [Fact]
     public void A_value_that_is_not_a_number_is_an_error_naming_the_file()
     {
         File.WriteAllText(File_, "lots\n");
-        var e = Assert.Throws<InvalidDataException>(() => new PipeQuota(File_).EnsureFor(10));
+        var e = Assert.Throws<InvalidDataException>(() => new PipeQuota(File_).Lift());
         Assert.Contains(File_, e.Message);
         Assert.Contains("lots", e.Message);
     }

@@ -201,6 +201,7 @@ public sealed class FakeUserNamespaces(CallLog log) : Garden.Linux.UserNamespace
     {
         private int _disposed;
         public Garden.Linux.UserNamespaces.IdMapping Mapping => mapping;
+        public uint Owner => Garden.Linux.UserNamespaces.NamespaceOwners.First + (uint)pid;
         public int Pid => pid;
         public string UserNamespacePath => $"/proc/{pid}/ns/user";
 

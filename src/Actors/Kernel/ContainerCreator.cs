@@ -32,7 +32,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             if (spec.UserNamespace is { } mapping)
             {
                 userns = await k.Step($"user namespace {mapping}", () => fx.UserNamespaces.CreateAsync(k.Name, mapping, ct)).ConfigureAwait(false);
-                k.Log.Debug("user namespace held by pid {0}", userns.Pid);
+                k.Log.Debug("user namespace held by pid {0}, owned by host uid {1}", userns.Pid, userns.Owner);
             }
             var root = userns is null ? null : new UserNamespaceRoot(userns.UserNamespacePath, userns.Mapping.RootUid, userns.Mapping.RootGid);
             // an image's layers come first (before the disk: a total-scope limit counts them)

@@ -1,30 +1,27 @@
 namespace Garden.Linux.Host;
 
 /// <summary>The kernel's soft limit on the pipe buffers of one user (<c>/proc/sys/fs/pipe-user-pages-soft</c>, pages per
-/// host uid; the kernel's default is 16384, 64 MiB). Past it, every new pipe of that user gets two pages (8 KiB) instead of
-/// sixteen, and cannot be grown. With Garden's mapping every unprivileged container's root is the one host uid 4294967294,
-/// so the pipes of all containers (each process's stdin, stdout and stderr, the 256 KiB pipe of a StreamIn, a user's own
-/// pipelines) count against one limit: with ~80 busy containers on a host, a StreamIn's pipe was measured at 8 KiB and took
-/// 2-3 times as long, whatever container it was for. Raised to a share per container (never lowered); a container's pipe
-/// buffers are still charged to its memory cgroup, so its memory limit bounds what it can pin.</summary>
+/// host uid; the kernel's default is 16384, 64 MiB; 0 is no limit). Past it, every new pipe of that user gets two pages
+/// (8 KiB) instead of sixteen and cannot grow. The kernel counts it per host uid, not per user namespace, and with
+/// Garden's mapping every unprivileged container's root is the one host uid 4294967294: the pipes of all containers
+/// (each process's stdin, stdout and stderr, a StreamIn's 256 KiB pipe, a user's own) count against one limit. With ~80
+/// busy containers a StreamIn's pipe was measured at 8 KiB and took 2-3 times as long, whatever container it was for;
+/// and one container growing its own empty pipes to 1 MiB each (F_SETPIPE_SZ, ~10 KiB of kernel memory apiece) reached
+/// any share of it within a second, shrinking every other container's pipes (Escape/SharedQuotaEscapeTests). No value
+/// of a limit shared by all containers can hold one container to its share, so gardend lifts it (0): what a container's
+/// pipes hold stays charged to its own memory cgroup, which bounds it, and 1 MiB a pipe (fs.pipe-max-size) stays the
+/// most a container may grow one to.</summary>
 public sealed class PipeQuota(string file = "/proc/sys/fs/pipe-user-pages-soft")
 {
-    /// <summary>Pages left to the uid beyond its containers' share (the kernel's own default).</summary>
-    public const long Headroom = 16384;
-
-    /// <summary>One container's share: 1 MiB of pipe buffers, sixteen pipes of the default 64 KiB (a process's three, a
-    /// stream's 256 KiB, the user's own).</summary>
-    public const long PagesPerContainer = 256;
-
-    /// <summary>The soft limit <paramref name="containers"/> containers of one uid need.</summary>
-    public static long Needed(int containers) => Headroom + containers * PagesPerContainer;
-
-    /// <summary>Raises the soft limit to what <paramref name="containers"/> containers need; returns the change
-    /// ("fs.pipe-user-pages-soft 16384 -> 81920"), or null when it was high enough.</summary>
-    public string? EnsureFor(int containers)
+    /// <summary>Lifts the soft limit; returns the change ("fs.pipe-user-pages-soft 16384 -> 0 (none)"), or null when
+    /// there was none. A value that is not a number is an error naming the file.</summary>
+    public string? Lift()
     {
-        var needed = Needed(containers);
-        if (KernelFloor.Raise(file, needed) is not { } current) return null;
-        return $"fs.pipe-user-pages-soft {current} -> {needed}";
+        var text = File.ReadAllText(file).Trim();
+        if (!long.TryParse(text, out var current))
+            throw new InvalidDataException($"{file} reads \"{text}\", not a number");
+        if (current == 0) return null;
+        File.WriteAllText(file, "0");
+        return $"fs.pipe-user-pages-soft {current} -> 0 (none)";
     }
 }

@@ -9,15 +9,19 @@ namespace Garden.Linux.UserNamespaces;
 /// <summary>IUserNamespaces with a holder process: `garden-agent ns-holder` (native/nsholder.c, run before the .NET
 /// runtime starts, since unshare(CLONE_NEWUSER) needs a single-threaded process) unshares a user and a network
 /// namespace, writes its pid to fd 3 (one end of a socket pair) and waits there until gardend closes its end or dies.
-/// gardend writes uid_map and gid_map from outside (as host root it may map any host id).</summary>
-public sealed class HolderUserNamespaces(string holderBinary) : IUserNamespaces
+/// gardend writes uid_map and gid_map from outside (as host root it may map any host id). Each namespace has an owner of
+/// its own (<see cref="NamespaceOwners"/>), which the holder takes as its uid before it unshares.</summary>
+public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? owners = null) : IUserNamespaces
 {
+    private readonly NamespaceOwners _owners = owners ?? new NamespaceOwners();
+
     public const string HolderCommand = "ns-holder";
 
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(10);
 
     public async Task<IUserNamespaceHolder> CreateAsync(string handle, IdMapping mapping, CancellationToken ct)
     {
+        var owner = _owners.Next();
         var (mine, theirs) = Sys.SocketPair();
         var control = new Socket(new SafeSocketHandle(mine.DangerousGetHandle(), ownsHandle: true));
         mine.SetHandleAsInvalid();
@@ -26,7 +30,7 @@ public sealed class HolderUserNamespaces(string holderBinary) : IUserNamespaces
         {
             try
             {
-                run = Command.RunAsync(holderBinary, [HolderCommand], new CommandOutput(ExtraFiles: [theirs]), CancellationToken.None);
+                run = Command.RunAsync(holderBinary, [HolderCommand, owner.ToString()], new CommandOutput(ExtraFiles: [theirs]), CancellationToken.None);
             }
             catch (Exception e)
             {
@@ -34,7 +38,7 @@ public sealed class HolderUserNamespaces(string holderBinary) : IUserNamespaces
                 throw new UserNamespaceException($"user namespace of {handle}: cannot start {holderBinary} {HolderCommand}: {e.Message}", e);
             }
         }
-        var holder = new Holder(control, run, mapping);
+        var holder = new Holder(control, run, mapping, owner);
         try
         {
             holder.Pid = await ReadPidAsync(control, ct).ConfigureAwait(false);
@@ -90,9 +94,10 @@ public sealed class HolderUserNamespaces(string holderBinary) : IUserNamespaces
         RandomAccess.Write(fd, Encoding.ASCII.GetBytes(map), 0);
     }
 
-    private sealed class Holder(Socket control, Task<CommandResult> run, IdMapping mapping) : IUserNamespaceHolder
+    private sealed class Holder(Socket control, Task<CommandResult> run, IdMapping mapping, uint owner) : IUserNamespaceHolder
     {
         public IdMapping Mapping { get; } = mapping;
+        public uint Owner { get; } = owner;
         public int Pid { get; set; }
         public string UserNamespacePath => $"/proc/{Pid}/ns/user";
 

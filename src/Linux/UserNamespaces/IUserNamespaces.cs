@@ -18,6 +18,9 @@ public interface IUserNamespaceHolder : IAsyncDisposable
 {
     IdMapping Mapping { get; }
 
+    /// <summary>The host uid that owns the namespace (against which the kernel also counts its users' quotas).</summary>
+    uint Owner { get; }
+
     /// <summary>The process holding both namespaces (for `ip netns attach`).</summary>
     int Pid { get; }
 
