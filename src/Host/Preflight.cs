@@ -35,7 +35,7 @@ public static class Preflight
         if (garden.UserNamespace.Mapping == Garden.Actors.UserNamespaceMode.Garden)
         {
             RaiseKeyQuota(garden.MaxContainers);
-            LiftPipeQuota();
+            LiftSharedUidLimits();
         }
         try
         {
@@ -64,21 +64,21 @@ public static class Preflight
         }
     }
 
-    /// <summary>The pipes of every unprivileged container count against one host uid's pipe quota under Garden's mapping,
-    /// which one container could fill for all (<see cref="Garden.Linux.Host.PipeQuota"/>): lifted. Not liftable: gardend
-    /// still starts, and says what that costs.</summary>
-    private static void LiftPipeQuota()
+    /// <summary>The per-user limits that count by host uid alone, which every unprivileged container shares under Garden's
+    /// mapping and any one could fill for all (<see cref="Garden.Linux.Host.SharedUidLimits"/>): lifted. Not liftable:
+    /// gardend still starts, and says what that costs.</summary>
+    private static void LiftSharedUidLimits()
     {
         try
         {
-            if (new Garden.Linux.Host.PipeQuota().Lift() is { } line)
-                Console.Out.WriteLine($"gardend: lifted {line}: the pipes of every container are charged to container root's host uid " +
-                                      "4294967294, and one container could fill a shared limit for all; each container's memory limit bounds its pipes");
+            foreach (var line in new Garden.Linux.Host.SharedUidLimits().Lift())
+                Console.Out.WriteLine($"gardend: lifted {line}: every container's root is host uid 4294967294, and one container " +
+                                      "could fill a limit shared by all; each container's memory limit bounds what it costs");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            Console.Error.WriteLine($"gardend: warning: cannot lift the kernel's pipe quota ({e.Message}); once the containers' pipes " +
-                                    "pass fs.pipe-user-pages-soft, every container's new pipes get 8 KiB and its streams slow down");
+            Console.Error.WriteLine($"gardend: warning: cannot lift the kernel's per-uid pipe and epoll limits ({e.Message}); one " +
+                                    "container could fill them for all (smaller pipes, no new epoll watches in any container)");
         }
     }
 }

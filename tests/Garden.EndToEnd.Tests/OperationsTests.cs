@@ -374,23 +374,30 @@ public sealed class KeyQuotaTests
     }
 }
 
-/// <summary>Under Garden's id mapping the pipes of every unprivileged container count against one host uid's pipe quota
-/// (fs.pipe-user-pages-soft, 16384 pages by default): past it each new pipe of any container is 8 KiB, and a StreamIn through
-/// one was measured 2-3 times slower; one container could fill it for all (Escape/SharedQuotaEscapeTests). gardend lifts it.</summary>
+/// <summary>Under Garden's id mapping every unprivileged container's root is one host uid, and the kernel's limits on a
+/// uid's pipe pages (fs.pipe-user-pages-soft) and epoll watches (fs.epoll.max_user_watches) are shared by all: any one
+/// container could fill them for all (Escape/SharedQuotaEscapeTests). gardend lifts both at start.</summary>
 [Collection("host quotas")]
-public sealed class PipeQuotaTests
+public sealed class SharedUidLimitsTests
 {
-    private const string Soft = "/proc/sys/fs/pipe-user-pages-soft";
+    private const string Pipes = "/proc/sys/fs/pipe-user-pages-soft";
+    private const string Watches = "/proc/sys/fs/epoll/max_user_watches";
 
     [InstallFact]
-    public async Task A_start_lifts_the_pipe_quota_and_says_so()
+    public async Task A_start_lifts_the_pipe_and_epoll_limits_of_the_shared_uid_and_says_so()
     {
-        File.WriteAllText(Soft, "16384"); // the kernel's default, as on a host gardend never ran on
+        // the kernel's defaults, as on a host gardend never ran on
+        File.WriteAllText(Pipes, "16384");
+        File.WriteAllText(Watches, "5491511");
         await using var d = new Gardend();
         await d.StartAsync();
-        Assert.Equal("0", File.ReadAllText(Soft).Trim());
-        // and says so (unless a test daemon starting meanwhile lifted it first)
+        Assert.Equal("0", File.ReadAllText(Pipes).Trim());
+        Assert.Equal(long.MaxValue.ToString(), File.ReadAllText(Watches).Trim());
+        // and says so (unless a test daemon starting meanwhile lifted them first)
         if (d.Log.Contains("lifted fs.pipe-user-pages-soft", StringComparison.Ordinal))
+        {
             Assert.Contains("lifted fs.pipe-user-pages-soft 16384 -> 0 (none)", d.Log);
+            Assert.Contains("lifted fs.epoll.max_user_watches 5491511 -> 9223372036854775807 (none)", d.Log);
+        }
     }
 }

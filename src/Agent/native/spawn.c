@@ -1163,9 +1163,11 @@ int32_t gardenspawn_spawner_spawn(int32_t sock, int32_t spawner_pidfd, const gar
     if (sent != (ssize_t)len)
     {
         close(errpipe[0]);
-        // EMSGSIZE: this one is too large for the socket; anything else: the spawner is gone (EPIPE, ECONNRESET) or
-        // stuck with an unread request (EAGAIN)
-        if (!(sent < 0 && send_errno == EMSGSIZE))
+        // EMSGSIZE: this one is too large for the socket; ETOOMANYREFS: the kernel refuses descriptors in flight from
+        // this host uid for now (it counts them per host uid, and with Garden's mapping every container's root is one
+        // uid: another container can hold them all) - the spawner is fine, only this request takes the direct path;
+        // anything else: the spawner is gone (EPIPE, ECONNRESET) or stuck with an unread request (EAGAIN)
+        if (!(sent < 0 && (send_errno == EMSGSIZE || send_errno == ETOOMANYREFS)))
         {
             *out_discard = 1;
             spawner_kill(spawner_pidfd);

@@ -115,6 +115,116 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         Assert.Empty(Host.Leftovers(D, attacker));
     }
 
+    /// <summary>epoll watches count per host uid against fs.epoll.max_user_watches (5.5 million on a 24 GiB host), shared
+    /// by every container under Garden's mapping: one container watching a pipe from many epoll instances filled it in
+    /// ~7 s by hand (then a probe of the same uid: "epoll: No space left on device"), and no agent of any container could
+    /// have added a watch. gardend lifts it; the container's memory limit bounds what its watches cost. The attacker
+    /// here takes 6 million (~1 GiB of kernel memory, charged to it, gone with it), past any host's default that size.</summary>
+    [InstallFact]
+    public async Task A_container_taking_millions_of_epoll_watches_leaves_other_containers_and_their_agents_theirs()
+    {
+        var (attacker, other) = (Unique("epollhog"), Unique("epollvictim"));
+        var attack = Path.GetDirectoryName(AttackTool.Path("epoll"))!;
+        try
+        {
+            Ok(await D.CliAsync("create", "--handle", attacker, "--memory", "2G", "--bind-mount", $"{attack}:/attack"));
+            Ok(await D.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
+            Ok(await D.CliAsync("run", attacker, "--detach", "--", "/attack/epoll", "hold", "/tmp/held", "6000000"));
+            string held = "";
+            for (var deadline = DateTime.UtcNow.AddSeconds(90); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(250))
+                held = (await D.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
+            Assert.Matches(@"\Aheld \d+ watches", held);
+
+            var probe = await D.CliAsync("run", other, "--", "/attack/epoll", "probe");
+            Assert.True(probe.ExitCode == 0 && probe.Stdout == "watched\n", $"another container must still add watches ({held.Trim()}): {probe}");
+            // its agent too: a stream of a new process, and a second connection at once
+            var both = await Task.WhenAll(D.CliAsync("run", other, "--", "echo", "one"), D.CliAsync("run", other, "--", "echo", "two"));
+            Assert.Equal(["one\n", "two\n"], both.Select(r => r.Stdout));
+            Assert.Equal("held 6000000 watches: Success\n", held); // what it took was past the shared default
+        }
+        finally
+        {
+            await D.CliAsync("destroy", attacker);
+            await D.CliAsync("destroy", other);
+        }
+        Assert.Empty(Host.Leftovers(D, attacker));
+    }
+
+    /// <summary>Descriptors in flight (SCM_RIGHTS) are counted per host uid, and a send is refused once that count is above
+    /// the sender's RLIMIT_NOFILE: no sysctl lifts it. With Garden's mapping every container's root is host uid 4294967294,
+    /// so a container holding descriptors in flight makes other containers' root processes' sends fail (a known limit of
+    /// that mapping, in the README); what gardend guarantees there is that processes still start (the agent hands a new
+    /// process its pipes over SCM_RIGHTS to its spawner, and takes its direct path when refused). With per-container
+    /// ranges no two containers share a uid: the other container's own sends work too.</summary>
+    [InstallFact]
+    public async Task A_container_keeping_descriptors_in_flight_leaves_other_containers_able_to_run()
+    {
+        var held = await HoldInFlight(D, async other =>
+        {
+            var spawner = await SpawnerPid(D, other);
+            for (var i = 0; i < 3; i++)
+            {
+                var echo = await D.CliAsync("run", other, "--", "echo", "still runs");
+                Assert.True(echo.ExitCode == 0 && echo.Stdout == "still runs\n", $"another container must still run processes: {echo}");
+            }
+            var sh = await D.CliAsync("run", other, "--", "sh", "-c", "echo piped | tr a-z A-Z");
+            Assert.Equal("PIPED\n", sh.Stdout);
+            // refused, the spawner was left alone (not taken for gone and replaced on every process)
+            Assert.Equal(spawner, await SpawnerPid(D, other));
+        });
+        Assert.Matches(@"\Aheld \d+ in flight \(\d+\): Too many references", held);
+    }
+
+    [InstallFact]
+    public async Task With_per_container_ranges_a_container_keeping_descriptors_in_flight_leaves_others_theirs()
+    {
+        await using var d = new Gardend("garden.user-namespace.mapping = per-container");
+        await d.StartAsync();
+        await HoldInFlight(d, async other =>
+        {
+            var probe = await d.CliAsync("run", other, "--", "/attack/inflight", "probe");
+            Assert.True(probe.ExitCode == 0 && probe.Stdout == "sent\n", $"another container must still pass descriptors: {probe}");
+            Ok(await d.CliAsync("run", other, "--", "echo", "still runs"));
+        });
+    }
+
+    private static async Task<string> SpawnerPid(Gardend d, string handle)
+    {
+        var r = await d.CliAsync("run", handle, "--", "sh", "-c",
+            "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = garden-spawner ] && echo ${p#/proc/}; done; true");
+        Assert.True(r.ExitCode == 0 && r.Stdout.Trim().Length > 0, $"no spawner: {r}");
+        return r.Stdout.Trim();
+    }
+
+    /// <summary>Runs the in-flight hold in one container, then <paramref name="check"/> on another; returns what it held.</summary>
+    private static async Task<string> HoldInFlight(Gardend d, Func<string, Task> check)
+    {
+        var (attacker, other) = (Unique("inflight"), Unique("fdvictim"));
+        var attack = Path.GetDirectoryName(AttackTool.Path("inflight"))!;
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", attacker, "--bind-mount", $"{attack}:/attack"));
+            Ok(await d.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
+            // as many as the most a process may have: its agent's own hard limit (the container's pid 1), above the default
+            var limits = (await d.CliAsync("run", attacker, "--", "cat", "/proc/1/limits")).Stdout;
+            var most = System.Text.RegularExpressions.Regex.Match(limits, @"Max open files\s+\d+\s+(\d+)").Groups[1].Value;
+            Assert.True(most.Length > 0, limits);
+            Ok(await d.CliAsync("run", attacker, "--detach", "--rlimit", $"nofile={most}", "--", "/attack/inflight", "hold", "/tmp/held"));
+            string held = "";
+            for (var deadline = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(100))
+                held = (await d.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
+            Assert.Matches(@"\Aheld \d+ in flight", held);
+            await check(other);
+            return held;
+        }
+        finally
+        {
+            await d.CliAsync("destroy", attacker);
+            await d.CliAsync("destroy", other);
+            Assert.Empty(Host.Leftovers(d, attacker));
+        }
+    }
+
     private static async Task WaitForAsync(string file)
     {
         for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(20))
