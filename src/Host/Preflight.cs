@@ -37,6 +37,7 @@ public static class Preflight
             RaiseKeyQuota(garden.MaxContainers);
             LiftSharedUidLimits();
         }
+        RaisePtyQuota(garden.MaxContainers);
         try
         {
             JournalFile.Prepare(garden.JournalPath);
@@ -61,6 +62,23 @@ public static class Preflight
         {
             Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's key quota for {maxContainers} containers ({e.Message}); " +
                                     "Creates beyond kernel.keys.maxkeys will fail with \"disk quota exceeded\"");
+        }
+    }
+
+    /// <summary>The ptys of every container's devpts count against one kernel limit (<see cref="Garden.Linux.Host.PtyQuota"/>):
+    /// raised so that every container's share fits. Not raisable: gardend still starts, and says what that costs.</summary>
+    private static void RaisePtyQuota(int maxContainers)
+    {
+        try
+        {
+            if (new Garden.Linux.Host.PtyQuota().EnsureFor(maxContainers) is { } line)
+                Console.Out.WriteLine($"gardend: raised {line} (each container's devpts holds at most {Garden.Linux.Host.PtyQuota.PerContainer} ptys, " +
+                                      "all counted against it)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's pty limit for {maxContainers} containers ({e.Message}); " +
+                                    "a few containers holding their share of ptys would leave the others none");
         }
     }
 

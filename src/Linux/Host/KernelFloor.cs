@@ -14,7 +14,8 @@ internal static class KernelFloor
         return current;
     }
 
-    private static long Read(string path)
+    /// <summary>The number <paramref name="path"/> reads; anything else is an error naming the file.</summary>
+    public static long Read(string path)
     {
         var text = File.ReadAllText(path).Trim();
         return long.TryParse(text, out var value) ? value : throw new InvalidDataException($"{path} reads \"{text}\", not a number");

@@ -214,7 +214,8 @@ public static class OciBundle
         [
             M("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
             M("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
-            M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+            M("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5",
+                $"max={Garden.Linux.Host.PtyQuota.PerContainer}"),
             // "tmpfs /dev/shm tmpfs" in /proc/mounts, as Garden's. A pea's has no size of its own, as Garden's peas (its
             // pages are charged to its memory cgroup like any; GATS fills a pea's with 65 MB).
             spec.Join is null

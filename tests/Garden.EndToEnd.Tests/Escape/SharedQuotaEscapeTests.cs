@@ -150,6 +150,39 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         Assert.Empty(Host.Leftovers(D, attacker));
     }
 
+    /// <summary>Every container's devpts is an instance of its own, but the kernel counts the ptys of every instance but
+    /// the host's first against one limit (kernel.pty.max less kernel.pty.reserve, 3072 by default): one container could
+    /// take them all. Each container's devpts holds at most garden's share (max=), and gardend raises kernel.pty.max so
+    /// that every container's share fits.</summary>
+    [InstallFact]
+    public async Task A_container_opening_every_pty_it_can_leaves_other_containers_their_ttys()
+    {
+        var (attacker, other) = (Unique("ptyhog"), Unique("ptyvictim"));
+        var attack = Path.GetDirectoryName(AttackTool.Path("ptys"))!;
+        try
+        {
+            Ok(await D.CliAsync("create", "--handle", attacker, "--bind-mount", $"{attack}:/attack"));
+            Ok(await D.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
+            Ok(await D.CliAsync("run", attacker, "--detach", "--", "/attack/ptys", "hold", "/tmp/held"));
+            string held = "";
+            for (var deadline = DateTime.UtcNow.AddSeconds(15); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(50))
+                held = (await D.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
+            Assert.Matches(@"\Aheld \d+ ptys", held);
+
+            var tty = await D.CliAsync("run", other, "--tty", "--", "tty");
+            Assert.True(tty.ExitCode == 0 && tty.Stdout.StartsWith("/dev/pts/", StringComparison.Ordinal), $"another container must still get a tty ({held.Trim()}): {tty}");
+            Ok(await D.CliAsync("run", other, "--", "/attack/ptys", "probe"));
+            // the attacker's own share, and no more
+            Assert.Equal($"held {Garden.Linux.Host.PtyQuota.PerContainer} ptys: No space left on device\n", held);
+        }
+        finally
+        {
+            await D.CliAsync("destroy", attacker);
+            await D.CliAsync("destroy", other);
+        }
+        Assert.Empty(Host.Leftovers(D, attacker));
+    }
+
     /// <summary>Descriptors in flight (SCM_RIGHTS) are counted per host uid, and a send is refused once that count is above
     /// the sender's RLIMIT_NOFILE: no sysctl lifts it. With Garden's mapping every container's root is host uid 4294967294,
     /// so a container holding descriptors in flight makes other containers' root processes' sends fail (a known limit of
