@@ -39,12 +39,12 @@ public static class Wiring
         Host: new HostResources(),
         Hostnames: new UtsHostname());
 
-    /// <summary>The image store under the state dir, over one HttpClient for registries (made at the first pull); what a
-    /// crash left half-done in its tmp/ goes now, before any pull, and layers beyond its limit that no living container holds.</summary>
+    /// <summary>The image store under the state dir, over one HttpClient for registries; what a crash left half-done in
+    /// its tmp/ goes now, before any pull, and layers beyond its limit that no living container holds.</summary>
     public static LayerStore WireImages(GardenSettings settings)
     {
         var store = new LayerStore(settings.ImageStoreDir, settings.ImageStoreMaxBytes,
-            ImageSources.WithClientAtFirstPull(settings.InsecureRegistries, settings.RegistryStallTimeout),
+            new ImageSources(ImageSources.Client(), settings.InsecureRegistries, settings.RegistryStallTimeout),
             live: handle => Directory.Exists(settings.DepotFor(handle)));
         foreach (var leftover in store.RemoveLeftovers()) Console.WriteLine($"gardend: image store: removed {leftover} (left by a crash)");
         store.CollectAsync().GetAwaiter().GetResult();   // refs of containers that are gone, and the size limit as configured now

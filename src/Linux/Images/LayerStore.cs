@@ -268,30 +268,14 @@ public sealed class LayerStore : IImageStore
 }
 
 /// <summary>The sources the references name: registries over one HttpClient, layouts and archives on disk.</summary>
-public sealed class ImageSources : IImageSources
+public sealed class ImageSources(HttpClient http, IReadOnlyCollection<string> insecure, TimeSpan? stall = null) : IImageSources
 {
-    private readonly HttpClient? _http;
-    private readonly IReadOnlyCollection<string> _insecure;
-
-    public ImageSources(HttpClient http, IReadOnlyCollection<string> insecure, TimeSpan? stall = null) : this(insecure, stall) =>
-        _http = http;
-
-    private ImageSources(IReadOnlyCollection<string> insecure, TimeSpan? stall)
-    {
-        _insecure = insecure;
-        Stall = stall ?? TimeSpan.FromSeconds(60);
-    }
-
-    /// <summary>Registries over <see cref="Client"/>, made at the first pull: a gardend that pulls nothing never loads
-    /// System.Net.Http (1.4 MB of its RSS).</summary>
-    public static ImageSources WithClientAtFirstPull(IReadOnlyCollection<string> insecure, TimeSpan? stall = null) => new(insecure, stall);
-
     /// <summary>How long a registry may send nothing (garden.registry.stall-timeout).</summary>
-    public TimeSpan Stall { get; }
+    public TimeSpan Stall { get; } = stall ?? TimeSpan.FromSeconds(60);
 
     public IImageSource Open(ImageReference reference, string scratch) => reference.Kind switch
     {
-        ImageKind.Registry => new RegistrySource(reference, _http ?? SharedClient.Instance, _insecure, Stall),
+        ImageKind.Registry => new RegistrySource(reference, http, insecure, Stall),
         ImageKind.OciLayout => new OciLayoutSource(reference.Path, reference.Tag, reference.ToString()),
         ImageKind.OciArchive => new OciArchiveSource(reference.Path, reference.Tag, scratch, reference.ToString()),
         ImageKind.DockerArchive => new DockerArchiveSource(reference.Path, reference.Tag, scratch, reference.ToString()),
@@ -306,9 +290,4 @@ public sealed class ImageSources : IImageSources
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
     })
     { Timeout = System.Threading.Timeout.InfiniteTimeSpan, DefaultRequestHeaders = { { "User-Agent", "garden-actors" } } };
-
-    private static class SharedClient
-    {
-        public static readonly HttpClient Instance = Client();
-    }
 }
