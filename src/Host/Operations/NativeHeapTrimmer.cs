@@ -6,8 +6,10 @@ namespace Garden.Host.Operations;
 
 /// <summary>Gives the native heap's free pages back to the kernel (<see cref="INativeHeap.Trim"/>) once a second after
 /// gardend did something: when the JIT compiled a method or the GC collected since the last look. An idle gardend costs
-/// two counter reads a second; a busy one a trim a second (~1 ms: it walks the free chunks of each arena). Without it, what
-/// the JIT and the runtime freed while containers were made stayed resident for good (bench/FINDINGS-memory.md).</summary>
+/// two counter reads a second; a busy one a trim a second (it walks the free chunks of each arena: measured 0.8-16 ms for a
+/// 19 MB heap with 10,000 free chunks on this loaded host when there was something to give back, microseconds when not).
+/// Without it, what the JIT and the runtime freed while containers were made stayed resident for good
+/// (bench/FINDINGS-memory.md).</summary>
 public sealed class NativeHeapTrimmer(INativeHeap heap, TimeSpan? period = null, Func<long>? activity = null) : IHostedService, IDisposable
 {
     private readonly TimeSpan _period = period ?? TimeSpan.FromSeconds(1);
