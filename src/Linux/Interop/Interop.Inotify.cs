@@ -60,25 +60,6 @@ internal static unsafe partial class Sys
         throw new LinuxException("inotify_rm_watch", wd.ToString(CultureInfo.InvariantCulture), errno);
     }
 
-    /// <summary>Blocks until events are queued; returns the union of their masks (names are not needed by callers
-    /// that watch single files).</summary>
-    public static InotifyMask InotifyRead(SafeFd inotify)
-    {
-        const int headerSize = 16; // struct inotify_event { int wd; u32 mask; u32 cookie; u32 len; char name[]; }
-        var buffer = stackalloc byte[4096];
-        using var fd = new FdRef(inotify);
-        long n;
-        while ((n = LibC.read(fd.Fd, buffer, 4096)) < 0)
-            if (Errno != LibC.EINTR) throw LastError("read", "inotify");
-        var mask = InotifyMask.None;
-        for (long off = 0; off + headerSize <= n;)
-        {
-            mask |= (InotifyMask)(*(uint*)(buffer + off + 4));
-            off += headerSize + *(uint*)(buffer + off + 12);
-        }
-        return mask;
-    }
-
     /// <summary>Reads every event queued on a non-blocking inotify instance, by watch descriptor (the masks of one watch
     /// OR'd together; a queue overflow comes as wd -1 with <see cref="InotifyMask.QueueOverflow"/>). Empty when none.</summary>
     public static Dictionary<int, InotifyMask> InotifyDrain(SafeFd inotify)
