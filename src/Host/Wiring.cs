@@ -94,6 +94,8 @@ public static class Wiring
         builder.Services.AddSingleton(effects);
         builder.Services.AddSingleton<GardendLifetime>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GardendLifetime>());
+        // what the JIT and the runtime freed goes back to the kernel (glibc keeps free pages of its arenas resident)
+        builder.Services.AddHostedService(_ => new Operations.NativeHeapTrimmer(new GlibcHeap()));
         WireActors(builder.Services, settings, effects);
         if (settings.Remote is { } remote)
             builder.Services.AddHostedService(sp => ActivatorUtilities.CreateInstance<Remote.RemoteEndpoint>(sp, remote));

@@ -259,3 +259,52 @@ public sealed class SystemdAnalyzeFactAttribute : FactAttribute
             Skip = "systemd-analyze is not installed (Debian: apt-get install systemd): the unit file is not verified here";
     }
 }
+
+/// <summary>gardend gives the native heap's free pages back after it did something, and leaves an idle heap alone.</summary>
+public sealed class NativeHeapTrimmerTests
+{
+    private sealed class CountingHeap : Garden.Linux.Host.INativeHeap
+    {
+        public int Trims;
+
+        public bool Trim()
+        {
+            Trims++;
+            return true;
+        }
+    }
+
+    [Fact]
+    public void It_trims_once_after_activity_and_not_while_idle()
+    {
+        var heap = new CountingHeap();
+        long activity = 5;
+        var trimmer = new NativeHeapTrimmer(heap, TimeSpan.FromHours(1), () => activity);
+        trimmer.Tick(); // the first look: what start-up did
+        Assert.Equal(1, heap.Trims);
+        trimmer.Tick();
+        trimmer.Tick();
+        Assert.Equal(1, heap.Trims); // idle: nothing to give back
+        activity += 3;
+        trimmer.Tick();
+        Assert.Equal(2, heap.Trims);
+        trimmer.Tick();
+        Assert.Equal(2, heap.Trims);
+    }
+
+    [Fact]
+    public async Task Started_it_looks_on_its_own_with_the_runtime_s_counters()
+    {
+        var heap = new CountingHeap();
+        var trimmer = new NativeHeapTrimmer(heap, TimeSpan.FromMilliseconds(20));
+        await trimmer.StartAsync(default);
+        try
+        {
+            Assert.True(SpinWait.SpinUntil(() => heap.Trims >= 1, 5000), "no trim");
+        }
+        finally
+        {
+            await trimmer.StopAsync(default);
+        }
+    }
+}

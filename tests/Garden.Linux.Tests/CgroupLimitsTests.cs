@@ -242,6 +242,46 @@ public sealed class CgroupLimitsV2FakeTests : IDisposable
         watch.Dispose();
     }
 
+    /// <summary>One notifier, many containers (gardend has one for all): each kill reaches the watch of its own
+    /// container and no other, all on one thread, which ends with the last watch.</summary>
+    [Fact]
+    public void Many_watches_are_served_by_one_thread_and_each_kill_is_reported_to_its_own_container()
+    {
+        const int n = 60;
+        var notifier = OomNotifier.Create("garden-test-v2", _root);
+        var calls = new int[n];
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<Thread, bool>();
+        var watches = new List<IDisposable>();
+        for (var i = 0; i < n; i++)
+        {
+            var dir = Path.Combine(_root, "garden-test-v2", $"m{i}");
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(Path.Combine(dir, "memory.events"), "oom 0\noom_kill 0\n");
+            var k = i;
+            watches.Add(notifier.Watch($"m{i}", () =>
+            {
+                threads[Thread.CurrentThread] = true;
+                Interlocked.Increment(ref calls[k]);
+            }));
+        }
+        var kills = new Dictionary<int, int> { [3] = 1, [17] = 2, [42] = 3, [59] = 1 };
+        foreach (var (i, k) in kills)
+            File.WriteAllText(Path.Combine(_root, "garden-test-v2", $"m{i}", "memory.events"), $"oom {k}\noom_kill {k}\n");
+        Assert.True(SpinWait.SpinUntil(() => kills.All(kv => Volatile.Read(ref calls[kv.Key]) == kv.Value), 5000),
+            string.Join(" ", calls));
+        Thread.Sleep(300);
+        for (var i = 0; i < n; i++) Assert.Equal(kills.GetValueOrDefault(i), Volatile.Read(ref calls[i]));
+        var thread = Assert.Single(threads.Keys);
+        Assert.Equal("oom-watch", thread.Name);
+
+        foreach (var w in watches) w.Dispose();
+        Assert.True(thread.Join(2000), "the watch thread did not end with the last watch");
+        File.WriteAllText(Path.Combine(_root, "garden-test-v2", "m3", "memory.events"), "oom 5\noom_kill 5\n");
+        using var again = notifier.Watch("m3", () => Interlocked.Increment(ref calls[3])); // a new thread, baseline 5
+        File.WriteAllText(Path.Combine(_root, "garden-test-v2", "m3", "memory.events"), "oom 6\noom_kill 6\n");
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref calls[3]) == 2, 5000), $"calls {calls[3]}");
+    }
+
     [Fact]
     public void Notifier_does_not_call_back_when_the_cgroup_goes_away()
     {
@@ -430,6 +470,46 @@ public sealed class CgroupLimitsV1RealTests : IDisposable
         _m.Apply(h, new ResourceLimits(MemoryBytes: 128 * MiB));
         Assert.Equal($"{160 * MiB}", Contents("memory", h, "memory.limit_in_bytes"));
         Assert.Equal($"{128 * MiB}", Contents("memory", h, "work/memory.limit_in_bytes"));
+    }
+
+    /// <summary>One notifier for several containers, as gardend has: the kills in two of four are each reported once to
+    /// their own watch, none to the others, all on one thread.</summary>
+    [RootFact]
+    public void Kills_in_several_containers_are_each_reported_to_their_own_watch_on_one_thread()
+    {
+        var notifier = OomNotifier.Create(_parent, Root);
+        var leaves = new[] { Leaf("many0"), Leaf("many1"), Leaf("many2"), Leaf("many3") };
+        var calls = new int[leaves.Length];
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        var watches = leaves.Select((h, i) =>
+        {
+            _m.Apply(h, new ResourceLimits(MemoryBytes: 16 * MiB));
+            return notifier.Watch(h, () =>
+            {
+                threads[Environment.CurrentManagedThreadId] = true;
+                Interlocked.Increment(ref calls[i]);
+            });
+        }).ToList();
+        try
+        {
+            var hogs = new[] { 0, 2 }.Select(i => StartIn(leaves[i], "exec perl -e '$x = \"a\" x (100 << 20); sleep 5'")).ToList();
+            var idle = StartIn(leaves[1], "sleep 5");
+            foreach (var hog in hogs)
+            {
+                Assert.True(hog.WaitForExit(30_000));
+                Assert.Equal(137, hog.ExitCode);
+            }
+            Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref calls[0]) >= 1 && Volatile.Read(ref calls[2]) >= 1, 10_000),
+                string.Join(" ", calls));
+            Thread.Sleep(1500);
+            Assert.Equal(new[] { 1, 0, 1, 0 }, calls);
+            Assert.Single(threads);
+            idle.Kill();
+        }
+        finally
+        {
+            foreach (var w in watches) w.Dispose();
+        }
     }
 
     [RootFact]

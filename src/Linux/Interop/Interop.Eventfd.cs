@@ -7,9 +7,9 @@ namespace Garden.Linux.Interop;
 internal static unsafe partial class Sys
 {
     /// <summary>eventfd(2), close-on-exec: a kernel counter; reading blocks until it is non-zero and resets it.</summary>
-    public static SafeFd Eventfd(uint initialValue)
+    public static SafeFd Eventfd(uint initialValue, bool nonBlocking = false)
     {
-        var fd = LibC.eventfd(initialValue, LibC.EFD_CLOEXEC);
+        var fd = LibC.eventfd(initialValue, LibC.EFD_CLOEXEC | (nonBlocking ? LibC.EFD_NONBLOCK : 0));
         if (fd < 0) throw LastError("eventfd");
         return new SafeFd(fd);
     }
@@ -21,6 +21,20 @@ internal static unsafe partial class Sys
         ulong value;
         while (LibC.read(fd.Fd, &value, sizeof(ulong)) < 0)
             if (Errno != LibC.EINTR) throw LastError("read", "eventfd");
+        return value;
+    }
+
+    /// <summary>Reads and resets the counter of a non-blocking eventfd; 0 when it was zero (EAGAIN).</summary>
+    public static ulong EventfdTryRead(SafeFd eventfd)
+    {
+        using var fd = new FdRef(eventfd);
+        ulong value;
+        while (LibC.read(fd.Fd, &value, sizeof(ulong)) < 0)
+        {
+            var errno = Errno;
+            if (errno == LibC.EAGAIN) return 0;
+            if (errno != LibC.EINTR) throw LastError("read", "eventfd");
+        }
         return value;
     }
 

@@ -30,9 +30,9 @@ internal static unsafe partial class Sys
     private static partial int InotifyRmWatchRaw(int fd, int wd);
 
     /// <summary>inotify_init1(IN_CLOEXEC): an inotify instance; reading it yields the events of its watches.</summary>
-    public static SafeFd InotifyInit()
+    public static SafeFd InotifyInit(bool nonBlocking = false)
     {
-        var fd = InotifyInit1Raw(LibC.O_CLOEXEC); // IN_CLOEXEC is O_CLOEXEC
+        var fd = InotifyInit1Raw(LibC.O_CLOEXEC | (nonBlocking ? LibC.O_NONBLOCK : 0)); // IN_CLOEXEC, IN_NONBLOCK are O_CLOEXEC, O_NONBLOCK
         if (fd < 0) throw LastError("inotify_init1");
         return new SafeFd(fd);
     }
@@ -60,22 +60,31 @@ internal static unsafe partial class Sys
         throw new LinuxException("inotify_rm_watch", wd.ToString(CultureInfo.InvariantCulture), errno);
     }
 
-    /// <summary>Blocks until events are queued; returns the union of their masks (names are not needed by callers
-    /// that watch single files).</summary>
-    public static InotifyMask InotifyRead(SafeFd inotify)
+    /// <summary>Reads every event queued on a non-blocking inotify instance, by watch descriptor (the masks of one watch
+    /// OR'd together; a queue overflow comes as wd -1 with <see cref="InotifyMask.QueueOverflow"/>). Empty when none.</summary>
+    public static Dictionary<int, InotifyMask> InotifyDrain(SafeFd inotify)
     {
-        const int headerSize = 16; // struct inotify_event { int wd; u32 mask; u32 cookie; u32 len; char name[]; }
+        const int headerSize = 16;
         var buffer = stackalloc byte[4096];
+        var events = new Dictionary<int, InotifyMask>();
         using var fd = new FdRef(inotify);
-        long n;
-        while ((n = LibC.read(fd.Fd, buffer, 4096)) < 0)
-            if (Errno != LibC.EINTR) throw LastError("read", "inotify");
-        var mask = InotifyMask.None;
-        for (long off = 0; off + headerSize <= n;)
+        while (true)
         {
-            mask |= (InotifyMask)(*(uint*)(buffer + off + 4));
-            off += headerSize + *(uint*)(buffer + off + 12);
+            var n = LibC.read(fd.Fd, buffer, 4096);
+            if (n < 0)
+            {
+                var errno = Errno;
+                if (errno == LibC.EAGAIN) return events;
+                if (errno != LibC.EINTR) throw LastError("read", "inotify");
+                continue;
+            }
+            if (n == 0) return events;
+            for (long off = 0; off + headerSize <= n;)
+            {
+                var wd = *(int*)(buffer + off);
+                events[wd] = events.GetValueOrDefault(wd) | (InotifyMask)(*(uint*)(buffer + off + 4));
+                off += headerSize + *(uint*)(buffer + off + 12);
+            }
         }
-        return mask;
     }
 }
