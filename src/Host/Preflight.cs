@@ -21,6 +21,10 @@ public static class Preflight
         {
             throw new StartupFailure(1, e.Message);
         }
+        if (Garden.Linux.UserNamespaces.NamespaceOwners.HostUsersInBlock() is { Count: > 0 } owners)
+            throw new StartupFailure(1, $"host user {string.Join(", ", owners)} has a uid among those that own containers' user " +
+                $"namespaces ({Garden.Linux.UserNamespaces.NamespaceOwners.First}..{Garden.Linux.UserNamespaces.NamespaceOwners.First + Garden.Linux.UserNamespaces.NamespaceOwners.Count - 1}): " +
+                "it would hold every capability in such a container; give it another uid");
         StateDir.Close(garden); // 0700, secrets 0600: before the journal is opened or any actor writes
         var socket = settings.Gateway.Socket;
         try

@@ -42,6 +42,22 @@ public sealed class NamespaceOwnerTests
         Assert.Contains("namespace owner uids", e.Message);
     }
 
+    [Fact]
+    public void Host_users_with_a_uid_in_the_block_are_named_and_others_not()
+    {
+        var dir = TestPaths.NewTempDir("passwd");
+        try
+        {
+            var passwd = Path.Combine(dir, "passwd");
+            File.WriteAllLines(passwd, ["root:x:0:0:root:/root:/bin/sh", $"squatter:x:{NamespaceOwners.First + 7}:100::/:/bin/sh",
+                "nobody:x:65534:65534::/:/bin/false", $"top:x:{NamespaceOwners.First + NamespaceOwners.Count}:1::/:/bin/sh", "garbage line"]);
+            Assert.Equal([$"squatter ({NamespaceOwners.First + 7})"], NamespaceOwners.HostUsersInBlock(passwd));
+            Assert.Empty(NamespaceOwners.HostUsersInBlock(Path.Combine(dir, "missing")));
+            Assert.Empty(NamespaceOwners.HostUsersInBlock()); // this host has none
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [InstallFact] // the holder is the agent binary
     public async Task The_holder_makes_the_namespace_owned_by_the_uid_it_was_given_and_the_live_owners_show_it()
     {

@@ -53,6 +53,17 @@ public sealed class NamespaceOwners(Func<IEnumerable<uint>> liveOwners)
         }
     }
 
+    /// <summary>The users of <paramref name="passwd"/> whose uid is in the block ("name (uid)"): each would hold every
+    /// capability in a container's user namespace it came to own, so gardend refuses to start beside one.</summary>
+    public static IReadOnlyList<string> HostUsersInBlock(string passwd = "/etc/passwd")
+    {
+        if (!File.Exists(passwd)) return [];
+        return [.. File.ReadLines(passwd)
+            .Select(line => line.Split(':'))
+            .Where(f => f.Length > 2 && uint.TryParse(f[2], out var uid) && InBlock(uid))
+            .Select(f => $"{f[0]} ({f[2]})")];
+    }
+
     /// <summary>The owners of the user namespaces the host's processes are in (each namespace read once).</summary>
     public static IEnumerable<uint> LiveOwners()
     {
