@@ -146,10 +146,13 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
     private int _readied;
 
     /// <summary>What a container's first process would otherwise do first: start its worker threads, read and parse
-    /// /etc/passwd and /etc/group (kept while they stay the same). Nothing of the container runs.</summary>
+    /// /etc/passwd and /etc/group (kept while they stay the same), and start the runtime's timer thread. Nothing of the
+    /// container runs.</summary>
     private static void ReadyForTheFirstProcess(long n)
     {
         int started = Workers.Prestart();
+        StartTimerThread();
+        GrowThreadPool(ThreadPoolForARun);
         try
         {
             Users.Resolve("");
@@ -158,7 +161,39 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         {
             // no root in /etc/passwd: the first process's spawn says so
         }
-        AgentLog.Info($"conn {n}: {started} idle workers started for the first process, users read");
+        AgentLog.Info($"conn {n}: {started} idle workers and the timer thread started for the first process, users read");
+    }
+
+    /// <summary>The runtime starts its timer thread (".NET Timer") for the first timer of the process, and every Run
+    /// arms one: gardend's wait for exits (WaitExits, a timed wait) comes right after Spawned, and an exit whose output
+    /// is still open arms the 1 s safety net of <see cref="ManagedProcess.OnReaped"/>. So the first Run of every container
+    /// started a thread on its exit path (seen in /proc/&lt;agent&gt;/task after it); a timer due at once starts it here
+    /// instead. An agent that runs anything keeps that thread anyway.</summary>
+    private static void StartTimerThread() => _ = Task.Delay(1);
+
+    /// <summary>Thread-pool workers a Run keeps busy at once: its spawn holds one while the fork+exec is confirmed (a
+    /// blocking wait, 0.3-1.5 ms), beside its connection's and gardend's wait for exits.</summary>
+    public const int ThreadPoolForARun = 3;
+
+    /// <summary>The pool keeps a worker per core once the agent is up (two here), and started another during every
+    /// first Run (seen in /proc/&lt;agent&gt;/task: a new ".NET TP Worker" before the process's fork); this makes the pool
+    /// hold <paramref name="workers"/> now: as many work items that wait for each other (50 ms at most) make it start
+    /// the ones missing, up to its minimum, which is raised to that. Idle workers still end after the pool's timeout
+    /// (20 s), as before.</summary>
+    private static void GrowThreadPool(int workers)
+    {
+        ThreadPool.GetMinThreads(out int min, out int io);
+        if (min < workers) ThreadPool.SetMinThreads(workers, io);
+        // not disposed: a work item may still be waiting on it when this returns
+        var together = new CountdownEvent(workers);
+        for (int i = 1; i < workers; i++)
+            ThreadPool.UnsafeQueueUserWorkItem(static t =>
+            {
+                t.Signal();
+                t.Wait(50);
+            }, together, preferLocal: false);
+        together.Signal();
+        together.Wait(50);
     }
 
     private static async Task TrySendError(FrameSocket conn, ErrorCode code, string message)

@@ -194,4 +194,65 @@ public sealed class ProcessLifetimeTests() : ActorTest("lifetime")
         Assert.Equal("p1", e.ProcessId);
         Sys.Stop(subscriber);
     }
+
+    /// <summary>An attached Run whose client reads its exit within <see cref="ProcessActor.StreamSeesExitFor"/> needs no
+    /// exit watch: no wait for exits is held at the agent for it (it was opened at every Run, right after Spawned).</summary>
+    [Fact]
+    public async Task An_attached_run_whose_client_reads_its_exit_soon_opens_no_wait_for_exits()
+    {
+        Agent.WaitsForExits = true;
+        var h = Create("quick");
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
+        var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
+        Agent.Behaviour = _ => ("out", 4);
+        var started = await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
+        while (await started.Stream!.ReadAsync(default) is { } e && e.KindCase != Protocol.Agent.AgentEvent.KindOneofCase.Exited)
+        {
+        }
+        await started.Stream.DisposeAsync();
+        await AwaitAssertAsync(async () => Assert.Empty(await ProcessActors(h)), TimeSpan.FromSeconds(5));
+        Clock.Advance(ProcessActor.StreamSeesExitFor + TimeSpan.FromSeconds(1));
+        await Task.Delay(200); // a wait, had one been asked for, would have reached the agent by now
+        Assert.Equal(0, Agent.WaitCalls);
+        Assert.Equal(("p1", (int?)4), (await Exits(events, h)).Select(x => (x.ProcessId, x.ExitCode)).Single());
+        Sys.Stop(subscriber);
+    }
+
+    /// <summary>An attached Run whose client does not read: once <see cref="ProcessActor.StreamSeesExitFor"/> has passed
+    /// the container waits for its exit, and publishes it when it comes.</summary>
+    [Fact]
+    public async Task An_attached_run_nobody_reads_is_watched_for_its_exit_after_a_moment()
+    {
+        Agent.WaitsForExits = true;
+        Agent.SpawnsRunning = true;
+        var h = Create("unread");
+        var events = System.Threading.Channels.Channel.CreateUnbounded<EventsProtocol.ContainerEvent>();
+        var subscriber = EventFeed.Subscribe(Sys, events.Writer, h);
+        var started = await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
+        await Task.Delay(200);
+        Assert.Equal(0, Agent.WaitCalls); // the stream may still see it
+        Clock.Advance(ProcessActor.StreamSeesExitFor);
+        await AwaitConditionAsync(() => Task.FromResult(Agent.WaitCalls == 1), TimeSpan.FromSeconds(5));
+        await Agent.SignalAsync("p1", 9, default); // it exits; its client still reads nothing
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        EventsProtocol.ContainerEvent e;
+        do e = await events.Reader.ReadAsync(cts.Token); while (e.Kind != EventsProtocol.ContainerEvent.ProcessExited);
+        Assert.Equal("p1", e.ProcessId);
+        await started.Stream!.DisposeAsync();
+        Sys.Stop(subscriber);
+    }
+
+    /// <summary>An attached Run whose client goes before the exit: the container waits for the exit at once (no stream
+    /// is left to see it), without the moment's wait.</summary>
+    [Fact]
+    public async Task An_attached_run_whose_client_goes_before_the_exit_is_watched_at_once()
+    {
+        Agent.WaitsForExits = true;
+        Agent.SpawnsRunning = true;
+        var h = Create("gone");
+        var started = await Host.Ask<ProcessProtocol.ProcessStarted>(new ContainerProtocol.RunProcess(h, Proc("p1"), Detach: false), TimeSpan.FromSeconds(5));
+        await started.Stream!.DisposeAsync();
+        await AwaitConditionAsync(() => Task.FromResult(Agent.WaitCalls == 1), TimeSpan.FromSeconds(5)); // no clock moved
+        Assert.Single(await ProcessActors(h)); // its actor stays until the exit is seen
+    }
 }

@@ -12,8 +12,20 @@ namespace Garden.Actors.Process;
 /// It lives while there is something to do: once the process has exited and its exit was published (or it never started,
 /// or the agent forgot it), and no client is attached, it tells its container, which stops it. A later Attach goes through
 /// the agent's recent exits (a new actor for it), or gets NotFound once the agent forgot the process.</summary>
-public sealed class ProcessActor : ReceiveActor
+public sealed class ProcessActor : ReceiveActor, IWithTimers
 {
+    /// <summary>How long the container leaves the exit of an attached process to its stream before it watches for it too.
+    /// The stream reads the agent's Exited anyway; the container's watch (a second agent connection held for the exit,
+    /// <see cref="ContainerActor"/>) was opened at every Run right after Spawned, when the process starts and often
+    /// exits, and the agent answered it at the same moment as the stream (bench/FINDINGS-run.md). A process that exits
+    /// sooner, with its client reading, needs no watch; a longer one, or one whose client went away or does not read,
+    /// is watched as before, its exit event late by this at most.</summary>
+    public static readonly TimeSpan StreamSeesExitFor = TimeSpan.FromMilliseconds(100);
+
+    private const string ExitWatchTimer = "exit-watch";
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
     private Task<IAgentClient> _agent;          // a pea's once it is made (ProcessProtocol.PeaLink)
     private readonly ProcessProtocol.PeaLink? _pea;
     private bool _peaReleasing, _peaReleased;
@@ -100,7 +112,8 @@ public sealed class ProcessActor : ReceiveActor
         Receive<ProcessProtocol.ProcessOpDone>(done =>
         {
             _inFlight--;
-            if (done.Spawned) Context.Parent.Tell(new ProcessProtocol.ProcessSpawned(_id));
+            if (done.Spawned && done.Attached) Timers.StartSingleTimer(ExitWatchTimer, ProcessProtocol.ExitWatchDue.Instance, StreamSeesExitFor);
+            else if (done.Spawned) Context.Parent.Tell(new ProcessProtocol.ProcessSpawned(_id));
             if (done.StartFailed) _gone = true;
             ReportIfIdle();
         });
@@ -111,13 +124,23 @@ public sealed class ProcessActor : ReceiveActor
             _attached++;
             Context.Parent.Tell(new ProcessProtocol.ClientsChanged(+1));
         });
+        Receive<ProcessProtocol.ExitWatchDue>(_ => WatchExitIfUnseen());
         Receive<ProcessProtocol.StreamClosed>(_ =>
         {
             if (_attached == 0) return;
             _attached--;
+            // its client went before the exit: nobody reads the stream any more, the container watches from now on
+            if (_attached == 0 && Timers.IsTimerActive(ExitWatchTimer)) WatchExitIfUnseen();
             Context.Parent.Tell(new ProcessProtocol.ClientsChanged(-1));
             ReportIfIdle();
         });
+    }
+
+    /// <summary>The container watches for the exit of this attached process, unless a stream saw it already.</summary>
+    private void WatchExitIfUnseen()
+    {
+        Timers.Cancel(ExitWatchTimer);
+        if (ExitCode is null && !_gone) Context.Parent.Tell(new ProcessProtocol.ProcessSpawned(_id));
     }
 
     /// <summary>A pea's process runs: its exit is watched here (<see cref="WatchPeaExit"/>).</summary>
@@ -251,7 +274,7 @@ public sealed class ProcessActor : ReceiveActor
             bool ok = t.Result is ProcessProtocol.ProcessStarted;
             // connect to the agent, send the spawn, the agent forks/execs and answers Spawned
             if (ok) log.Debug("run: agent spawn finished in {0:0.00} ms", clock.Elapsed.TotalMilliseconds);
-            self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: ok && !isPea, StartFailed: !ok));
+            self.Tell(new ProcessProtocol.ProcessOpDone(Spawned: ok && !isPea, StartFailed: !ok, Attached: !msg.Detach));
             if (ok && isPea) self.Tell(PeaSpawned.Instance);
             return t.Result;
         }).PipeTo(msg.ReplyTo);

@@ -68,8 +68,16 @@ public static class ProcessProtocol
         public static readonly PeaReleased Instance = new();
     }
 
-    /// <summary>A start or an attach of the ProcessActor finished (its reply went to the client).</summary>
-    internal sealed record ProcessOpDone(bool Spawned, bool StartFailed);
+    /// <summary>A start or an attach of the ProcessActor finished (its reply went to the client); <paramref name="Attached"/>:
+    /// a start whose client got a stream of the process.</summary>
+    internal sealed record ProcessOpDone(bool Spawned, bool StartFailed, bool Attached = false);
+
+    /// <summary>An attached process's stream has had <see cref="ProcessActor.StreamSeesExitFor"/> to see its exit: from now
+    /// on the container watches for it too.</summary>
+    internal sealed record ExitWatchDue
+    {
+        public static readonly ExitWatchDue Instance = new();
+    }
 
     /// <summary>Sent by a stream when a client holds it (the reply to a Run or an Attach).</summary>
     internal sealed record StreamOpened
