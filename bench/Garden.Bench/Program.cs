@@ -76,12 +76,18 @@ try
     if (only.Count > 0 && only.IsSubsetOf(["reattach", "density"]))
         StopDaemon(daemon); // each of these rows starts a daemon of its own on the same socket
 
-    // warm up both sides (JIT, page cache)
-    for (var i = 0; (Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
+    // warm up both sides (page cache; gardend's JIT: a daemon that has been serving runs its tiered code, where a fresh
+    // one spends 2-3 ms of CPU a Run compiling for its first few hundred: FINDINGS-run.md). BENCH_WARMUP cycles of
+    // Create, five Runs and Destroy (default 20) for gardend; three for runc, which compiles nothing.
+    var warmups = int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP"), out var warm) && warm >= 0 ? warm : 20;
+    for (var i = 0; (Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < warmups; i++)
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
-        await RunTrue(client, h);
+        for (var r = 0; r < 5; r++) await RunTrue(client, h);
         await client.DestroyAsync(new DestroyRequest { Handle = h });
+    }
+    for (var i = 0; (Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
+    {
         var id = $"bench-warm-{i}";
         await Runc.CreateStart(dir, rootfs, id);
         await Runc.Exec(id);
@@ -164,6 +170,7 @@ try
             Console.WriteLine($"  {op}: " + string.Join("; ", o.Select(kv => $"{kv.Key} {kv.Value}")));
         }
         json["breakdown"] = steps;
+        json["warmup_cycles"] = warmups;
     }
     // ---- the floor: raw runc with gardend's own kind of config (OciBundle's: user namespace with the same mapping, seccomp
     //      allow-list, capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
