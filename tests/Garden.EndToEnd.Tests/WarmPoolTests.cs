@@ -6,8 +6,8 @@ using Xunit;
 namespace Garden.EndToEnd.Tests;
 
 /// <summary>The warm pool (garden.warm-pool.size) on the real kernel: a Create served by a container made ahead is what
-/// a user sees of a normal one, the pool refills, SIGTERM leaves nothing of it, kill -9 and a restart neither leak an entry
-/// nor hand one out twice, and a Create the pool cannot serve is made the normal way. Each test has a daemon of its own
+/// a user sees of a normal one, the pool refills, SIGTERM and kill -9 keep it for the next start (checked, never handed
+/// out twice), a start with size 0 gives it back, and a Create the pool cannot serve is made the normal way. Each test has a daemon of its own
 /// (every other test's daemon runs with no pool).</summary>
 public sealed class WarmPoolTests
 {
@@ -31,6 +31,30 @@ public sealed class WarmPoolTests
 
     /// <summary>Every pool entry name gardend's log mentions.</summary>
     private static HashSet<string> EntriesNamed(Gardend d) => [.. Regex.Matches(d.Log, @"_pool-\d+").Select(m => m.Value)];
+
+    /// <summary>SIGTERM keeps the pool for the next start, as it keeps the containers: the test gives it back by starting
+    /// once with no pool (size 0: the start releases every entry) and stopping again.</summary>
+    private static async Task StopAndGiveBackThePool(Gardend d)
+    {
+        await d.StopAsync();
+        d.Configure("garden { warm-pool { size = 0 } }");
+        await d.StartAsync();
+        await d.StopAsync();
+    }
+
+    /// <summary>True when runc runs the container named <paramref name="name"/>.</summary>
+    private static async Task<bool> Runs(string name) =>
+        (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["state", name])).Stdout.Contains("\"running\"");
+
+    /// <summary>Waits until gardend's log says <paramref name="count"/> entries were kept across restarts.</summary>
+    private static async Task EntriesKept(Gardend d, int count)
+    {
+        for (var waited = 0; Regex.Matches(d.Log, "warm pool: entry kept across the restart").Count < count; waited += 50)
+        {
+            if (waited >= 10_000) throw new TimeoutException($"not {count} warm pool entries kept after 10 s:\n{d.Log}");
+            await Task.Delay(50);
+        }
+    }
 
     private static async Task<string> Out(Gardend d, params string[] args)
     {
@@ -76,11 +100,12 @@ public sealed class WarmPoolTests
         var normal = Unique("normal");
         try
         {
-            Ok(await d.CliAsync("create", "--handle", pooled, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h"));
+            Ok(await d.CliAsync("create", "--handle", pooled, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1"));
             var entry = EntryOf(d, pooled);
             Assert.NotNull(entry);
-            // the same spec made the normal way (an env makes it one the pool does not serve)
-            Ok(await d.CliAsync("create", "--handle", normal, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1"));
+            // the same spec made the normal way (a bind mount makes it one the pool does not serve)
+            Ok(await d.CliAsync("create", "--handle", normal, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1",
+                "--bind-mount", "/etc:/mnt/etc:ro"));
             Assert.Null(EntryOf(d, normal));
 
             var memoryLimits = new List<string>();
@@ -97,6 +122,7 @@ public sealed class WarmPoolTests
                 memoryLimits.Add((await Out(d, "run", h, "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")).Trim());
                 Assert.Contains(h, (await Out(d, "list")).Split('\n'));
                 Assert.Contains("uid=0(root)", await Out(d, "run", h, "--", "id"));
+                Assert.Contains("X=1", (await Out(d, "run", h, "--", "env")).Split('\n'));
                 var port = Assert.Single(info.Ports);
                 Ok(await d.CliAsync("run", h, "--detach", "--", "nc", "-ll", "-p", "8080", "-e", "echo", $"hello from {h}"));
                 var reply = await Net.Eventually(() => Net.Exchange("127.0.0.1", port.Host, ""), r => r.Contains(h));
@@ -119,70 +145,95 @@ public sealed class WarmPoolTests
             await d.CliAsync("destroy", pooled);
             await d.CliAsync("destroy", normal);
         }
-        await d.StopAsync();
+        await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
     [InstallFact]
-    public async Task The_pool_refills_and_SIGTERM_leaves_nothing_of_it()
+    public async Task The_pool_refills_is_kept_across_SIGTERM_and_a_start_with_size_0_gives_it_back()
     {
         await using var d = PoolDaemon(2);
         await d.StartAsync();
         await EntriesReady(d, 2);
         var h = Unique("refill");
+        var after = Unique("afterterm");
         try
         {
             Ok(await d.CliAsync("create", "--handle", h));
-            Assert.NotNull(EntryOf(d, h));
+            var taken = EntryOf(d, h);
+            Assert.NotNull(taken);
             await EntriesReady(d, 3); // the one taken is made again
             Assert.Equal([h], (await Out(d, "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Ok(await d.CliAsync("destroy", h));
+            var untaken = EntriesNamed(d).Where(n => n != taken).ToList();
+            Assert.Equal(2, untaken.Count);
+
+            await d.StopAsync(); // SIGTERM: the pool stays for the next start, as the containers do
+            foreach (var entry in untaken) Assert.True(await Runs(entry), $"{entry} was not kept:\n{d.Log}");
+            await d.StartAsync();
+            await EntriesKept(d, 2);
+            Ok(await d.CliAsync("create", "--handle", after));
+            Assert.Contains(EntryOf(d, after), untaken); // served from a kept entry: nothing made for it
+            Assert.Equal(after, (await Out(d, "run", after, "--", "hostname")).Trim());
+            Assert.DoesNotContain("_pool", await Out(d, "list"));
         }
-        finally { Ok(await d.CliAsync("destroy", h)); }
-        await d.StopAsync(); // SIGTERM: the pool goes with gardend
+        finally
+        {
+            await d.CliAsync("destroy", h);
+            await d.CliAsync("destroy", after);
+        }
+        await StopAndGiveBackThePool(d);
         var entries = EntriesNamed(d);
         Assert.True(entries.Count >= 3, d.Log);
+        Assert.Matches(@"warm pool an earlier gardend left: keeping 0 \(once checked\), releasing [1-9]", d.Log);
         Assert.Empty(await LeftoversOfEntries(d, entries));
         Assert.Empty(Host.OrphanedHolders());
     }
 
     [InstallFact]
-    public async Task Kill_9_and_a_restart_neither_leak_a_pool_entry_nor_hand_one_out_twice()
+    public async Task Kill_9_and_a_restart_keep_the_untaken_entries_and_never_hand_one_out_twice()
     {
         await using var d = PoolDaemon(2);
         await d.StartAsync();
         await EntriesReady(d, 2);
         var first = Unique("before");
-        var second = Unique("after");
+        var handles = new List<string> { first };
         try
         {
             Ok(await d.CliAsync("create", "--handle", first, "--memory", "80M"));
             var taken = EntryOf(d, first)!;
             Assert.NotNull(taken);
             await EntriesReady(d, 3);
-            var before = EntriesNamed(d);
+            var untaken = EntriesNamed(d).Where(n => n != taken).ToHashSet();
+            Assert.Equal(2, untaken.Count);
             await d.StopAsync(kill: true);
 
             await d.StartAsync();
             // the container taken before the crash is reattached, still itself
             Assert.Equal(first, (await Out(d, "run", first, "--", "hostname")).Trim());
             Assert.True(ulong.Parse((await Out(d, "run", first, "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")).Trim()) < 1UL << 30);
-            // the entries the earlier gardend left untaken are released, not handed out
-            foreach (var old in before.Where(n => n != taken))
-                Assert.Empty(Host.Leftovers(d, old));
-            await EntriesReady(d, 5); // the log is the earlier gardend's and this one's: two more made
-            Ok(await d.CliAsync("create", "--handle", second));
-            var entry = EntryOf(d, second);
-            Assert.NotNull(entry);
-            Assert.DoesNotContain(entry, before);
-            Assert.Equal(second, (await Out(d, "run", second, "--", "hostname")).Trim());
+            await EntriesKept(d, 2);
+            // the kept entries serve the next Creates, each once; then the pool is made again and serves as before
+            var served = new List<string>();
+            for (var i = 0; i < 3; i++)
+            {
+                var h = Unique($"after{i}");
+                handles.Add(h);
+                if (i == 2) await EntriesReady(d, 4);
+                Ok(await d.CliAsync("create", "--handle", h));
+                served.Add(EntryOf(d, h) ?? throw new Xunit.Sdk.XunitException($"{h} was not served from the pool:\n{d.Log}"));
+                Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            }
+            Assert.Equal(untaken, served.Take(2).ToHashSet());
+            Assert.DoesNotContain(served[2], untaken.Append(taken));
+            Assert.Equal(served.Count, served.Distinct().Count());
             Assert.Equal(first, (await Out(d, "run", first, "--", "hostname")).Trim());
         }
         finally
         {
-            await d.CliAsync("destroy", first);
-            await d.CliAsync("destroy", second);
+            foreach (var h in handles) await d.CliAsync("destroy", h);
         }
-        await d.StopAsync();
+        await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
         Assert.Empty(Host.OrphanedHolders());
     }
@@ -220,7 +271,7 @@ public sealed class WarmPoolTests
         {
             await d.CliAsync("destroy", h);
         }
-        await d.StopAsync();
+        await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
@@ -245,7 +296,7 @@ public sealed class WarmPoolTests
             Assert.Matches($@"(?m)^{Regex.Escape(info.ContainerIp)} {Regex.Escape(h)}$", await Out(d, "run", h, "--", "cat", "/etc/hosts"));
         }
         finally { await d.CliAsync("destroy", h); }
-        await d.StopAsync();
+        await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
         Assert.Empty(Host.OrphanedHolders());
     }
@@ -258,7 +309,6 @@ public sealed class WarmPoolTests
         await EntriesReady(d, 1);
         string[][] ineligible =
         [
-            ["--env", "A=1"],
             ["--privileged"],
             ["--disk", "64M"],
             ["--bind-mount", "/etc:/mnt/etc:ro"],
@@ -285,7 +335,7 @@ public sealed class WarmPoolTests
         {
             foreach (var h in handles) await d.CliAsync("destroy", h);
         }
-        await d.StopAsync();
+        await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
@@ -331,7 +381,60 @@ public sealed class WarmPoolTests
             await d.CliAsync("destroy", victim);
             await d.CliAsync("destroy", attacker);
         }
-        await d.StopAsync();
+        await StopAndGiveBackThePool(d);
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    /// <summary>Attack: env is applied per Create on a pooled container, so a Create's env must reach its processes and
+    /// nothing else: a pooled container's processes (a Run, a detached one, one with its own env, a pea-less shell
+    /// reading what the container's init holds) see exactly the container's env merged with the Run's, and nothing of
+    /// another pooled container's secret, nor of gardend's own environment.</summary>
+    [InstallFact]
+    public async Task A_pooled_containers_processes_see_exactly_its_creates_env_and_nothing_of_anothers()
+    {
+        await using var d = PoolDaemon(2);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var owner = Unique("secret");
+        var other = Unique("other");
+        var secret = Guid.NewGuid().ToString("N");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", owner, "--env", $"SECRET={secret}", "--env", "SHARED=owner"));
+            Ok(await d.CliAsync("create", "--handle", other, "--env", "SHARED=other"));
+            Assert.NotNull(EntryOf(d, owner));
+            Assert.NotNull(EntryOf(d, other));
+
+            static string[] Vars(string env) => [.. env.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('=')[0]).Order()];
+            var ownerEnv = await Out(d, "run", owner, "--", "env");
+            Assert.Contains($"SECRET={secret}", ownerEnv.Split('\n'));
+            Assert.Contains("SHARED=owner", ownerEnv.Split('\n'));
+            // exactly the container's env and what the agent adds for any process (HOME, USER, PATH): the same set of
+            // names as a container made the normal way gets
+            Assert.Equal(["HOME", "PATH", "SECRET", "SHARED", "USER"], Vars(ownerEnv));
+
+            // the other pooled container: its own env only; nothing of the owner's, in a Run, in a Run with env of its
+            // own, in what its init (the agent) holds, or in a detached process's environment
+            var otherEnv = await Out(d, "run", other, "--", "env");
+            Assert.Equal(["HOME", "PATH", "SHARED", "USER"], Vars(otherEnv));
+            Assert.Contains("SHARED=other", otherEnv.Split('\n'));
+            Assert.Contains("RUN=1", (await Out(d, "run", other, "--env", "RUN=1", "--", "env")).Split('\n'));
+            Ok(await d.CliAsync("run", other, "--detach", "--", "sleep", "1000"));
+            var looked = await Out(d, "run", other, "--", "sh", "-c",
+                "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done; cat /proc/1/cmdline");
+            Assert.DoesNotContain(secret, looked);
+            Assert.DoesNotContain("SHARED=owner", looked);
+            Assert.DoesNotContain("_pool", looked);
+            // nothing of gardend's own environment (the test's) reaches either
+            foreach (var env in new[] { ownerEnv, otherEnv, looked })
+                Assert.DoesNotContain("DOTNET_", env);
+        }
+        finally
+        {
+            await d.CliAsync("destroy", owner);
+            await d.CliAsync("destroy", other);
+        }
+        await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
