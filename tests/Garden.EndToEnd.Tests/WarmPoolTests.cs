@@ -438,5 +438,75 @@ public sealed class WarmPoolTests
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
+    /// <summary>A pooled container is found by its handle where any container is (Info's path, a symlink to the entry's
+    /// root made at take and gone with the container), and the pool is in the metrics: its size, entries, ready ones, and
+    /// the Creates it served, could not serve (empty) or was not asked to (ineligible).</summary>
+    [InstallFact]
+    public async Task A_pooled_container_is_found_by_its_handle_and_the_pool_is_in_the_metrics()
+    {
+        var port = RemoteDaemonFixture.FreePort();
+        await using var d = new Gardend($$"""
+            garden { warm-pool { size = 1 } }
+            garden.metrics.address = "127.0.0.1:{{port}}"
+            """);
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        async Task<double> Sample(string series)
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var scrape = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+            var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+                ?? throw new Xunit.Sdk.XunitException($"no sample {series} in the scrape:\n{scrape}");
+            return double.Parse(line[(series.Length + 1)..].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(1, await Sample("garden_warm_pool{kind=\"size\"}"));
+        Assert.Equal(1, await Sample("garden_warm_pool{kind=\"entries\"}"));
+        Assert.Equal(1, await Sample("garden_warm_pool{kind=\"ready\"}"));
+        Assert.Equal(0, await Sample("garden_warm_pool_creates_total{outcome=\"pooled\"}"));
+
+        var pooled = Unique("byhandle");
+        var second = Unique("second");
+        var privileged = Unique("priv");
+        var alias = Path.Combine(d.MountDir, pooled);
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", pooled));
+            Assert.NotNull(EntryOf(d, pooled));
+            Ok(await d.CliAsync("create", "--handle", second));
+            Ok(await d.CliAsync("create", "--handle", privileged, "--privileged"));
+            Assert.Null(EntryOf(d, privileged));
+
+            // Info's path names the handle, and it is the container's root
+            var path = Regex.Match(await Out(d, "info", pooled), @"(?m)^path:\s+(\S+)$").Groups[1].Value;
+            Assert.Equal(Path.Combine(d.MountDir, pooled, "rootfs"), path);
+            var token = Guid.NewGuid().ToString("N");
+            Ok(await d.CliAsync("run", pooled, "--", "sh", "-c", $"echo {token} > /tmp/mine"));
+            Assert.Equal(token, File.ReadAllText(Path.Combine(path, "tmp", "mine")).Trim());
+            Assert.Equal(Path.Combine(d.MountDir, privileged, "rootfs"),
+                Regex.Match(await Out(d, "info", privileged), @"(?m)^path:\s+(\S+)$").Groups[1].Value);
+
+            // one took the entry; the other came while the next was being made (empty) or took it (pooled)
+            Assert.Equal(2, await Sample("garden_warm_pool_creates_total{outcome=\"pooled\"}") + await Sample("garden_warm_pool_creates_total{outcome=\"empty\"}"));
+            Assert.True(await Sample("garden_warm_pool_creates_total{outcome=\"pooled\"}") >= 1);
+            Assert.Equal(1, await Sample("garden_warm_pool_creates_total{outcome=\"ineligible\"}"));
+
+            Ok(await d.CliAsync("destroy", pooled));
+            await Host.ReleaseFinished(d, pooled);
+            Assert.False(Directory.Exists(alias) || File.Exists(alias) || new FileInfo(alias).LinkTarget is not null, $"{alias} left");
+            await EntriesReady(d, 2);
+            for (var waited = 0; await Sample("garden_warm_pool{kind=\"ready\"}") != 1; waited += 100)
+            {
+                Assert.True(waited < 10_000, "the pool gauge did not show the refill");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            foreach (var h in new[] { pooled, second, privileged }) await d.CliAsync("destroy", h);
+        }
+        await StopAndGiveBackThePool(d);
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
     private static void Ok(CliResult r) => Assert.True(r.ExitCode == 0, r.ToString());
 }

@@ -215,6 +215,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         _effects.Metered.Journaled("host", 1);
         _state = _state.Apply(e);
+        if (e is PoolEntryAdded or PoolEntryReady or PoolEntryReleased or ContainerRegistered) PoolGauge();
         if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
         {
             _eventsSinceSnapshot = 0;
@@ -363,6 +364,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Serve()
     {
+        PoolGauge();
         if (_settings.DestroyContainersOnStart)
             foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
         else CheckPool();
@@ -520,6 +522,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         switch (decided.Outcome)
         {
             case Admission a:
+                if (_settings.WarmPoolSize > 0)
+                    _effects.Metered.PoolCreate(a.PoolEntry is not null ? "pooled" : HostState.PoolProblem(a.Spec, _settings) is null ? "empty" : "ineligible");
                 // Journaled without holding the next decision back (PersistAsync: Creates are admitted one after another
                 // while their registrations are written, in one batch when they come together); the container starts
                 // once its own is in the journal.
@@ -670,6 +674,13 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Record(added, () => MakePoolEntry(added.Name));
     }
 
+    /// <summary>The pool as the metrics show it (garden_warm_pool).</summary>
+    private void PoolGauge()
+    {
+        if (_settings.WarmPoolSize == 0 && _state.Pool.Count == 0) return;
+        _effects.Metered.WarmPool(_settings.WarmPoolSize, _state.Pool.Count, _state.Pool.Count(e => e.Value && !_state.PoolUnchecked.Contains(e.Key)));
+    }
+
     /// <summary>A user asked for work the pool yields to: entries being made pause (<see cref="IdleGate"/>) until it is
     /// done and garden.warm-pool.quiet-period passed without another.</summary>
     private void UserAsked()
@@ -754,6 +765,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (msg.Problem is null)
         {
             _state = _state.PoolEntryChecked(msg.Name);
+            PoolGauge();
             log.Info("warm pool: entry kept across the restart, ready ({0} of {1})", _state.Pool.Count(e => e.Value && !_state.PoolUnchecked.Contains(e.Key)), _settings.WarmPoolSize);
             MaybeRefill();
             return;
