@@ -507,5 +507,25 @@ public sealed class WarmPoolTests
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
+    /// <summary>A journal kept in memory goes with gardend, so no later start could know the pool: an orderly stop
+    /// releases it (here no give-back start follows).</summary>
+    [InstallFact]
+    public async Task SIGTERM_releases_the_pool_of_a_daemon_whose_journal_is_in_memory()
+    {
+        await using var d = new Gardend("""
+            garden { warm-pool { size = 2 } }
+            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+            """);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var entries = EntriesNamed(d);
+        Assert.Equal(2, entries.Count);
+        await d.StopAsync();
+        foreach (var entry in entries) Assert.False(await Runs(entry), $"{entry} still runs:\n{d.Log}");
+        Assert.Empty(await LeftoversOfEntries(d, entries));
+        Assert.Empty(Host.OrphanedHolders());
+    }
+
     private static void Ok(CliResult r) => Assert.True(r.ExitCode == 0, r.ToString());
 }

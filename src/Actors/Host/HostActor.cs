@@ -726,7 +726,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             return;
         }
         _poolFailures = 0;
-        if (!_state.Pool.ContainsKey(made.Name))
+        if (!_state.Pool.ContainsKey(made.Name) || (_stopping && !KeepPoolOnStop))
         {
             ReleasePoolEntry(made.Name);
             AnswerIfReleasesFinished();
@@ -779,6 +779,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         if (_state.ReadyPoolEntry() is { } entry) ReleasePoolEntry(entry);
     }
+
+    /// <summary>A journal kept in memory (akka.persistence.journal.inmem) goes with gardend: no later start could know
+    /// the pool, so an orderly stop releases it.</summary>
+    private bool KeepPoolOnStop => !Context.System.Settings.Config.GetString("akka.persistence.journal.plugin", "")
+        .Contains("inmem", StringComparison.Ordinal);
 
     /// <summary>Journals that an untaken entry leaves the pool and releases it (pending under its name, as a destroyed
     /// container's release is: a restart finishes it). The one being made is released once it is made.</summary>
@@ -868,8 +873,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _stopping = true;
         _finishWaiters.Add(replyTo);
         // the warm pool stays, like the containers, for the next start to check and keep (one being made is journaled
-        // ready once made); only entries never made are released
-        foreach (var name in _state.Pool.Where(e => !e.Value && e.Key != _poolMaking).Select(e => e.Key).ToList()) ReleasePoolEntry(name);
+        // ready once made); only entries never made are released, and every entry when the journal goes with gardend
+        foreach (var name in _state.Pool.Where(e => (!e.Value || !KeepPoolOnStop) && e.Key != _poolMaking).Select(e => e.Key).ToList()) ReleasePoolEntry(name);
         foreach (var handle in _state.Releasing.Keys.Where(h => !_releasing.Contains(h)).ToList())
         {
             Timers.Cancel("release-" + handle); // not minutes from now: gardend is about to exit
@@ -888,7 +893,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void AnswerIfReleasesFinished()
     {
-        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any() || _poolMaking is not null || _state.Pool.Any(e => !e.Value)) return;
+        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any() || _poolMaking is not null || _state.Pool.Any(e => !e.Value || !KeepPoolOnStop)) return;
         foreach (var waiter in _finishWaiters) waiter.Tell(HostProtocol.Done.Instance);
         _finishWaiters.Clear();
     }
