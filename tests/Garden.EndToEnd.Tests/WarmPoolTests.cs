@@ -242,33 +242,40 @@ public sealed class WarmPoolTests
     [InlineData("create-take")]       // mid-take: renamed, nothing else applied
     public async Task A_daemon_killed_while_a_create_takes_an_entry_leaves_nothing_of_it_after_restart(string point)
     {
-        const string pool = "garden { warm-pool { size = 1 } }";
+        const string pool = "garden { warm-pool { size = 2 } }";
         await using var d = new Gardend($"{pool}\ngarden.fault.crash-at = \"{point}\"");
         await d.StartAsync();
-        await EntriesReady(d, 1);
+        await EntriesReady(d, 2);
         var h = Unique("crash");
+        var next = Unique("next");
         try
         {
             Assert.NotEqual(0, (await d.CliAsync("create", "--handle", h)).ExitCode);
             await d.WaitForExitAsync();
-            var entries = EntriesNamed(d);
-            Assert.Single(entries);
+            // the Create took the oldest ready entry; the other stays in the pool
+            var entries = EntriesNamed(d).OrderBy(n => long.Parse(n[6..])).ToList();
+            Assert.Equal(2, entries.Count);
+            var (taken, untaken) = (entries[0], entries[1]);
 
             d.Configure(pool);
             await d.StartAsync();
             Assert.Contains("unknown handle", (await d.CliAsync("info", h)).Stderr);
-            foreach (var entry in entries)
-            {
-                Assert.Empty(Host.Leftovers(d, entry));
-                Assert.DoesNotContain(entry, (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
-            }
+            // the entry the Create had taken is gone, never handed out again; the untaken one is kept and serves
+            Assert.Empty(Host.Leftovers(d, taken));
+            Assert.DoesNotContain(taken, (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
             Assert.Empty(Host.OrphanedHolders());
-            Ok(await d.CliAsync("create", "--handle", h)); // the handle is free again, and the pool serves again
-            await EntriesReady(d, 2);
+            await EntriesKept(d, 1);
+            Ok(await d.CliAsync("create", "--handle", h)); // the handle is free again
+            Assert.Equal(untaken, EntryOf(d, h));
+            Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            await EntriesReady(d, 3);
+            Ok(await d.CliAsync("create", "--handle", next));
+            Assert.DoesNotContain(EntryOf(d, next), entries);
         }
         finally
         {
             await d.CliAsync("destroy", h);
+            await d.CliAsync("destroy", next);
         }
         await StopAndGiveBackThePool(d);
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));

@@ -64,6 +64,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly List<IActorRef> _finishWaiters = [];
     /// <summary>gardend is stopping: releases are not left to a retry minutes away.</summary>
     private bool _stopping;
+    /// <summary>Entries an earlier gardend left that this start does not keep: released once it serves.</summary>
+    private readonly List<string> _poolToRelease = [];
     /// <summary>The warm pool entry being made now (one at a time), or null.</summary>
     private string? _poolMaking;
     /// <summary>Failed makes of pool entries in a row (the next refill waits longer each time).</summary>
@@ -305,7 +307,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (_state.Pool.Count > 0)
             _log.Info("warm pool an earlier gardend left: keeping {0} (once checked), releasing {1}: {2}", _state.PoolUnchecked.Count,
                 release.Count, string.Join(", ", _state.Pool.Keys));
-        foreach (var name in release) ReleasePoolEntry(name);
+        _poolToRelease.AddRange(release); // once serving: a restart's containers come first (none is handed out before)
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -365,6 +367,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void Serve()
     {
         PoolGauge();
+        foreach (var name in _poolToRelease) ReleasePoolEntry(name);
+        _poolToRelease.Clear();
         if (_settings.DestroyContainersOnStart)
             foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
         else CheckPool();
