@@ -859,7 +859,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         // A warm pool entry still runs when it was never taken, or when gardend died after a Create took it and before
         // the container journaled its Create (its actor then has nothing to undo): it is stopped first, idempotently (a
         // container's actor stopped its own before it was gone).
-        var pool = HostState.IsPoolName(name);
+        // (not one whose own actor stopped it in its Destroy: runc deleted it, and stopping it again is runc calls for nothing)
+        var pool = HostState.IsPoolName(name)
+                   && !(_directory.Entries.TryGetValue(handle, out var entry) && entry.Lifecycle == ContainerLifecycle.Destroyed);
         Task.Run(async () =>
             {
                 faults.Hit("release-started");
