@@ -33,12 +33,10 @@ File.WriteAllText(Path.Combine(dir, "bench.conf"),
     (Environment.GetEnvironmentVariable("BENCH_EXTRA_CONF") ?? ""));
 // gardend's log: the kernel steps of each container ("[container H] NAME finished in N ms") are read from it
 var daemonLog = Environment.GetEnvironmentVariable("BENCH_GARDEND_LOG") ?? Path.Combine(dir, "gardend.log");
-var started = new Dictionary<int, (string State, string Config)>();
 Process StartDaemon(string stateDir, string configFile)
 {
     var p = Process.Start(new ProcessStartInfo("dotnet", [gardendDll, "--state-dir", stateDir, "--socket", socket, "--config", configFile])
         { RedirectStandardOutput = true, RedirectStandardError = true })!;
-    started[p.Id] = (stateDir, configFile);
     var log = TextWriter.Synchronized(new StreamWriter(daemonLog, append: true) { AutoFlush = true });
     p.OutputDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
     p.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
@@ -46,24 +44,8 @@ Process StartDaemon(string stateDir, string configFile)
     p.BeginErrorReadLine();
     return p;
 }
-// An orderly stop (SIGTERM) keeps gardend's warm pool for its next start, as it keeps containers: when it had one, the
-// bench gives it back (unmeasured) by starting that daemon once more with garden.warm-pool.size = 0 (the start releases
-// every entry) and stopping it when it serves.
-void StopDaemon(Process p)
-{
-    StopProcess(p);
-    if (!started.Remove(p.Id, out var was) || !File.Exists(daemonLog) || !File.ReadAllText(daemonLog).Contains("warm pool: entry ready")) return;
-    var serving = System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(daemonLog), @"gardend \S+ serving").Count;
-    var conf = was.Config + ".nopool";
-    File.WriteAllText(conf, File.ReadAllText(was.Config) + "\ngarden.warm-pool.size = 0\n");
-    var q = StartDaemon(was.State, conf);
-    for (var waited = 0; waited < 30_000 && !q.HasExited && System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(daemonLog), @"gardend \S+ serving").Count <= serving; waited += 50)
-        Thread.Sleep(50);
-    started.Remove(q.Id);
-    StopProcess(q);
-}
 // An orderly stop (SIGTERM): with no container left, gardend removes its shared firewall chains and IPv6 guard then.
-static void StopProcess(Process p)
+static void StopDaemon(Process p)
 {
     if (p.HasExited) return;
     Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();

@@ -6,7 +6,7 @@ using Xunit;
 namespace Garden.EndToEnd.Tests;
 
 /// <summary>The warm pool (garden.warm-pool.size) on the real kernel: a Create served by a container made ahead is what
-/// a user sees of a normal one, the pool refills, SIGTERM and kill -9 keep it for the next start (checked, never handed
+/// a user sees of a normal one, the pool refills, SIGTERM leaves nothing of it, a kill -9 keeps it for the next start (checked, never handed
 /// out twice), a start with size 0 gives it back, and a Create the pool cannot serve is made the normal way. Each test has a daemon of its own
 /// (every other test's daemon runs with no pool).</summary>
 public sealed class WarmPoolTests
@@ -31,15 +31,6 @@ public sealed class WarmPoolTests
 
     /// <summary>Every pool entry name gardend's log mentions.</summary>
     private static HashSet<string> EntriesNamed(Gardend d) => [.. Regex.Matches(d.Log, @"_pool-\d+").Select(m => m.Value)];
-
-    /// <summary>SIGTERM keeps the pool for the next start, as it keeps the containers: the test gives it back by starting
-    /// once with no pool (size 0: the start releases every entry) and stopping again.</summary>
-    private static async Task StopAndGiveBackThePool(Gardend d)
-    {
-        await d.StopAsync();
-        await d.GiveBackWarmPoolAsync();
-        Assert.False(d.Running);
-    }
 
     /// <summary>True when runc runs the container named <paramref name="name"/>.</summary>
     private static async Task<bool> Runs(string name) =>
@@ -144,48 +135,44 @@ public sealed class WarmPoolTests
             await d.CliAsync("destroy", pooled);
             await d.CliAsync("destroy", normal);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
     [InstallFact]
-    public async Task The_pool_refills_is_kept_across_SIGTERM_and_a_start_with_size_0_gives_it_back()
+    public async Task The_pool_refills_and_SIGTERM_leaves_nothing_of_it_and_a_start_with_size_0_gives_back_a_kept_one()
     {
         await using var d = PoolDaemon(2);
         await d.StartAsync();
         await EntriesReady(d, 2);
         var h = Unique("refill");
-        var after = Unique("afterterm");
         try
         {
             Ok(await d.CliAsync("create", "--handle", h));
-            var taken = EntryOf(d, h);
-            Assert.NotNull(taken);
+            Assert.NotNull(EntryOf(d, h));
             await EntriesReady(d, 3); // the one taken is made again
             Assert.Equal([h], (await Out(d, "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries));
-            Ok(await d.CliAsync("destroy", h));
-            var untaken = EntriesNamed(d).Where(n => n != taken).ToList();
-            Assert.Equal(2, untaken.Count);
-
-            await d.StopAsync(); // SIGTERM: the pool stays for the next start, as the containers do
-            foreach (var entry in untaken) Assert.True(await Runs(entry), $"{entry} was not kept:\n{d.Log}");
-            await d.StartAsync();
-            await EntriesKept(d, 2);
-            Ok(await d.CliAsync("create", "--handle", after));
-            Assert.Contains(EntryOf(d, after), untaken); // served from a kept entry: nothing made for it
-            Assert.Equal(after, (await Out(d, "run", after, "--", "hostname")).Trim());
-            Assert.DoesNotContain("_pool", await Out(d, "list"));
         }
-        finally
-        {
-            await d.CliAsync("destroy", h);
-            await d.CliAsync("destroy", after);
-        }
-        await StopAndGiveBackThePool(d);
+        finally { Ok(await d.CliAsync("destroy", h)); }
+        await d.StopAsync(); // SIGTERM: the pool is gardend's own and goes with it
         var entries = EntriesNamed(d);
         Assert.True(entries.Count >= 3, d.Log);
-        Assert.Matches(@"warm pool an earlier gardend left: keeping 0 \(once checked\), releasing [1-9]", d.Log);
+        foreach (var entry in entries) Assert.False(await Runs(entry), $"{entry} still runs:\n{d.Log}");
         Assert.Empty(await LeftoversOfEntries(d, entries));
+        Assert.Empty(Host.OrphanedHolders());
+
+        // a pool kept across a kill -9 is given back by a start with size 0
+        await d.StartAsync();
+        await EntriesReady(d, 5);
+        var kept = EntriesNamed(d).Except(entries).ToList();
+        Assert.Equal(2, kept.Count);
+        await d.StopAsync(kill: true);
+        foreach (var entry in kept) Assert.True(await Runs(entry), $"{entry} was not kept:\n{d.Log}");
+        d.Configure("garden { warm-pool { size = 0 } }");
+        await d.StartAsync();
+        Assert.Matches(@"warm pool an earlier gardend left: keeping 0 \(once checked\), releasing 2", d.Log);
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
         Assert.Empty(Host.OrphanedHolders());
     }
 
@@ -232,7 +219,7 @@ public sealed class WarmPoolTests
         {
             foreach (var h in handles) await d.CliAsync("destroy", h);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
         Assert.Empty(Host.OrphanedHolders());
     }
@@ -277,7 +264,7 @@ public sealed class WarmPoolTests
             await d.CliAsync("destroy", h);
             await d.CliAsync("destroy", next);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
@@ -302,7 +289,7 @@ public sealed class WarmPoolTests
             Assert.Matches($@"(?m)^{Regex.Escape(info.ContainerIp)} {Regex.Escape(h)}$", await Out(d, "run", h, "--", "cat", "/etc/hosts"));
         }
         finally { await d.CliAsync("destroy", h); }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
         Assert.Empty(Host.OrphanedHolders());
     }
@@ -341,7 +328,7 @@ public sealed class WarmPoolTests
         {
             foreach (var h in handles) await d.CliAsync("destroy", h);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
@@ -387,7 +374,7 @@ public sealed class WarmPoolTests
             await d.CliAsync("destroy", victim);
             await d.CliAsync("destroy", attacker);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
@@ -440,7 +427,7 @@ public sealed class WarmPoolTests
             await d.CliAsync("destroy", owner);
             await d.CliAsync("destroy", other);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
@@ -510,12 +497,11 @@ public sealed class WarmPoolTests
         {
             foreach (var h in new[] { pooled, second, privileged }) await d.CliAsync("destroy", h);
         }
-        await StopAndGiveBackThePool(d);
+        await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
     }
 
-    /// <summary>A journal kept in memory goes with gardend, so no later start could know the pool: an orderly stop
-    /// releases it (here no give-back start follows).</summary>
+    /// <summary>A daemon whose journal is in memory (no later start could know the pool) leaves nothing of it either.</summary>
     [InstallFact]
     public async Task SIGTERM_releases_the_pool_of_a_daemon_whose_journal_is_in_memory()
     {

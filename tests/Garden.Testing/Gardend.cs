@@ -187,26 +187,6 @@ public sealed class Gardend : IAsyncDisposable
         return Process.Start(psi)!;
     }
 
-    /// <summary>An orderly stop keeps gardend's warm pool for its next start, as it keeps containers: a daemon that had one
-    /// is started once more with none (the start releases every entry) and stopped, so the test leaves nothing behind.</summary>
-    private int _poolGivenBack;
-
-    public async Task GiveBackWarmPoolAsync()
-    {
-        var since = Log[_poolGivenBack..];
-        if (!since.Contains("warm pool: entry ready", StringComparison.Ordinal) && !since.Contains("warm pool: entry kept", StringComparison.Ordinal)) return;
-        if (Running) await StopAsync();
-        var config = File.ReadAllText(ConfigFile);
-        File.AppendAllText(ConfigFile, "\ngarden.warm-pool.size = 0\ngarden.fault.crash-at = \"\"\n");
-        try
-        {
-            await StartAsync();
-            await StopAsync();
-        }
-        finally { File.WriteAllText(ConfigFile, config); }
-        _poolGivenBack = Log.Length;
-    }
-
     public async Task StopAsync(bool kill = false)
     {
         if (_process is null || _process.HasExited) return;
@@ -218,7 +198,6 @@ public sealed class Gardend : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
-        await GiveBackWarmPoolAsync();
         _process?.Dispose();
         // GARDEN_TEST_LOG_DIR=DIR keeps every test daemon's log there (DIR/<its dir name>.log), to read after a run
         if (Environment.GetEnvironmentVariable("GARDEN_TEST_LOG_DIR") is { Length: > 0 } logs)

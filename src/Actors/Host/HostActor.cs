@@ -730,13 +730,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             return;
         }
         _poolFailures = 0;
-        if (!_state.Pool.ContainsKey(made.Name) || (_stopping && !KeepPoolOnStop))
+        if (!_state.Pool.ContainsKey(made.Name) || _stopping)
         {
             ReleasePoolEntry(made.Name);
             AnswerIfReleasesFinished();
             return;
         }
-        // (made while gardend stops: it is ready, and kept for the next start like the others)
         Record(new PoolEntryReady { Name = made.Name }, () =>
         {
             ContainerLog.For(Context.System, made.Name).Info("warm pool: entry ready ({0} of {1})", _state.Pool.Count(e => e.Value), _settings.WarmPoolSize);
@@ -783,11 +782,6 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         if (_state.ReadyPoolEntry() is { } entry) ReleasePoolEntry(entry);
     }
-
-    /// <summary>A journal kept in memory (akka.persistence.journal.inmem) goes with gardend: no later start could know
-    /// the pool, so an orderly stop releases it.</summary>
-    private bool KeepPoolOnStop => !Context.System.Settings.Config.GetString("akka.persistence.journal.plugin", "")
-        .Contains("inmem", StringComparison.Ordinal);
 
     /// <summary>Journals that an untaken entry leaves the pool and releases it (pending under its name, as a destroyed
     /// container's release is: a restart finishes it). The one being made is released once it is made.</summary>
@@ -878,9 +872,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         _stopping = true;
         _finishWaiters.Add(replyTo);
-        // the warm pool stays, like the containers, for the next start to check and keep (one being made is journaled
-        // ready once made); only entries never made are released, and every entry when the journal goes with gardend
-        foreach (var name in _state.Pool.Where(e => (!e.Value || !KeepPoolOnStop) && e.Key != _poolMaking).Select(e => e.Key).ToList()) ReleasePoolEntry(name);
+        // The warm pool is gardend's own, not a user's: a gardend stopped (for good, maybe) leaves nothing of it; the
+        // next start makes it again, at low priority (one being made goes when it is made). A kill -9 keeps it: the next
+        // start checks and keeps it (KeepPool, CheckPool), beside the reattach of the containers.
+        foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
         foreach (var handle in _state.Releasing.Keys.Where(h => !_releasing.Contains(h)).ToList())
         {
             Timers.Cancel("release-" + handle); // not minutes from now: gardend is about to exit
@@ -899,7 +894,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void AnswerIfReleasesFinished()
     {
-        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any() || _poolMaking is not null || _state.Pool.Any(e => !e.Value || !KeepPoolOnStop)) return;
+        if (_finishWaiters.Count == 0 || _state.Releasing.Count > 0 || Destroying().Any() || _poolMaking is not null || _state.Pool.Count > 0) return;
         foreach (var waiter in _finishWaiters) waiter.Tell(HostProtocol.Done.Instance);
         _finishWaiters.Clear();
     }
