@@ -25,9 +25,9 @@ public sealed class WarmPoolTests
         }
     }
 
-    /// <summary>The pool entry a Create took (from gardend's log), or null when it was made the normal way.</summary>
+    /// <summary>The pool entry the last Create of the handle took (from gardend's log), or null when none took one.</summary>
     private static string? EntryOf(Gardend d, string handle) =>
-        Regex.Match(d.Log, $@"\[container {Regex.Escape(handle)}\] taking warm pool entry (_pool-\d+)") is { Success: true } m ? m.Groups[1].Value : null;
+        Regex.Matches(d.Log, $@"\[container {Regex.Escape(handle)}\] taking warm pool entry (_pool-\d+)").LastOrDefault()?.Groups[1].Value;
 
     /// <summary>Every pool entry name gardend's log mentions.</summary>
     private static HashSet<string> EntriesNamed(Gardend d) => [.. Regex.Matches(d.Log, @"_pool-\d+").Select(m => m.Value)];
