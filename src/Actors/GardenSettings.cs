@@ -51,6 +51,10 @@ public sealed record GardenSettings(
     /// before it makes the next pool entry (0 = at once).</summary>
     public TimeSpan WarmPoolRefillDelay { get; init; }
 
+    /// <summary>garden.warm-pool.quiet-period: how long after a user's Create, Run, Destroy, Stop, limits or net-out request
+    /// the pool still yields (no entry started, one being made paused at its next step). 0 = only while one is in flight.</summary>
+    public TimeSpan WarmPoolQuietPeriod { get; init; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>garden.image-store.max-bytes: above it, layers no container holds are removed (least recently used first).</summary>
     public ulong ImageStoreMaxBytes { get; init; } = 10UL << 30;
 
@@ -151,6 +155,7 @@ public sealed record GardenSettings(
             ApiSocket = c.GetString("gateway.socket", ""),
             WarmPoolSize = WarmPoolSizeOf(c),
             WarmPoolRefillDelay = c.GetTimeSpan("warm-pool.refill-delay", TimeSpan.Zero),
+            WarmPoolQuietPeriod = c.GetTimeSpan("warm-pool.quiet-period", TimeSpan.FromMilliseconds(50)),
         };
     }
 

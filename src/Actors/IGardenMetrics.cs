@@ -26,6 +26,14 @@ public interface IGardenMetrics
 
     /// <summary>One call to a container's agent ended (its round trip), failed or not.</summary>
     void AgentCall(string call, TimeSpan took, bool failed);
+
+    /// <summary>The warm pool now: its configured size, the entries it holds (made, being made or checked after a restart)
+    /// and those ready for a Create to take.</summary>
+    void WarmPool(int size, int entries, int ready) { }
+
+    /// <summary>A Create was admitted while the warm pool is on: <paramref name="outcome"/> is "pooled" (it took an entry),
+    /// "empty" (it could have, but no entry was ready) or "ineligible" (not of the pool's shape).</summary>
+    void PoolCreate(string outcome) { }
 }
 
 /// <summary>Metrics nobody reads: the default of every actor and of the tests.</summary>

@@ -118,15 +118,17 @@ public sealed class WarmPoolStateTests : IDisposable
         Assert.Null(HostState.PoolProblem(spec with { NetIn = [new PortMapping(0, 80)] }, settings));
         Assert.NotNull(HostState.PoolProblem(spec with { Rootfs = "/other" }, settings));
         Assert.NotNull(HostState.PoolProblem(spec with { Privileged = true }, settings));
-        Assert.NotNull(HostState.PoolProblem(spec with { Env = ["A=1"] }, settings));
+        Assert.Null(HostState.PoolProblem(spec with { Env = ["A=1"] }, settings)); // env is the Run's: applied per Create
         Assert.NotNull(HostState.PoolProblem(spec with { NetworkRequest = "10.1.0.0/24" }, settings));
         Assert.NotNull(HostState.PoolProblem(spec with { BindMounts = [new BindMount("/etc", "/mnt", true)] }, settings));
         Assert.NotNull(HostState.PoolProblem(spec with { Limits = new Limits(DiskBytes: 1 << 26) }, settings));
         Assert.NotNull(HostState.PoolProblem(spec with { Limits = new Limits(BandwidthRate: 1 << 20) }, settings));
 
         var (state, _) = WithEntry(HostState.Empty, settings);
-        Assert.Null(state.Admit(Spec("e") with { Env = ["A=1"] }, settings, _host).PoolEntry);
         Assert.Null(state.Admit(Spec("p") with { Privileged = true }, settings, _host).PoolEntry);
+        var e = state.Admit(Spec("e") with { Env = ["A=1"] }, settings, _host);
+        Assert.NotNull(e.PoolEntry);
+        Assert.Equal(["A=1"], e.Spec.Env.ToArray()); // the container's env, which every Run of it merges
         Assert.NotNull(state.Admit(Spec("d"), settings, _host).PoolEntry);
     }
 
@@ -176,12 +178,43 @@ public sealed class WarmPoolStateTests : IDisposable
         var settings = Settings(max: 10); // the subnet pool holds 4
         var (state, _) = WithEntry(HostState.Empty, settings);
         (state, _) = WithEntry(state, settings);
-        state = state.Apply(state.Admit(Spec("a") with { Env = ["A=1"] }, settings, _host).Registered);
-        state = state.Apply(state.Admit(Spec("b") with { Env = ["A=1"] }, settings, _host).Registered);
-        var e = Assert.Throws<GardenException>(() => state.Admit(Spec("c") with { Env = ["A=1"] }, settings, _host));
+        state = state.Apply(state.Admit(Spec("a") with { Privileged = true }, settings, _host).Registered);
+        state = state.Apply(state.Admit(Spec("b") with { Privileged = true }, settings, _host).Registered);
+        var e = Assert.Throws<GardenException>(() => state.Admit(Spec("c") with { Privileged = true }, settings, _host));
         Assert.Equal(ErrorKind.Unavailable, e.Kind);
         Assert.IsType<PoolHoldsRoom>(e.InnerException);
         // a Create the pool can serve still takes an entry
         Assert.NotNull(state.Admit(Spec("d"), settings, _host).PoolEntry);
+    }
+
+    [Fact]
+    public void A_restart_keeps_made_entries_of_its_shape_up_to_the_size_none_taken_before_it_is_checked()
+    {
+        var settings = Settings(pool: 3, max: 4);
+        var (state, a) = WithEntry(HostState.Empty, settings);
+        var (state2, b) = WithEntry(state, settings);
+        var (state3, halfMade) = WithEntry(state2, settings, ready: false);
+        // through a snapshot, as a restart may read it
+        var restored = HostState.Empty.Apply(state3.ToSnapshot());
+        Assert.Equal(state3.PoolShapes, restored.PoolShapes);
+
+        var (kept, release) = restored.KeepPool(settings);
+        Assert.Equal([halfMade], release);
+        Assert.Equal([a, b], kept.PoolUnchecked.Order());
+        Assert.Null(kept.ReadyPoolEntry()); // unchecked: no Create takes one
+        Assert.Null(kept.Admit(Spec("x"), settings, _host).PoolEntry);
+        var checkedA = kept.PoolEntryChecked(a);
+        Assert.Equal(a, checkedA.ReadyPoolEntry());
+        var taken = checkedA.Apply(checkedA.Admit(Spec("x"), settings, _host).Registered);
+        Assert.Null(taken.ReadyPoolEntry()); // b is still unchecked; a is x's
+        Assert.Equal(a, taken.RuntimeOf("x"));
+        Assert.Null(taken.Admit(Spec("y"), settings, _host).PoolEntry);
+
+        // a smaller size keeps the oldest; another default rootfs, or an entry journaled by an earlier build (no shape), none
+        Assert.Equal([b], restored.KeepPool(Settings(pool: 1, max: 4)).Release.Where(n => n != halfMade));
+        var other = Settings(pool: 3, max: 4, extra: "default-rootfs = \"/other\"");
+        Assert.Equal([a, b, halfMade], restored.KeepPool(other).Release.Order());
+        var unshaped = HostState.Empty.Apply(new PoolEntryAdded { Name = "_pool-9", Number = 9 }).Apply(new PoolEntryReady { Name = "_pool-9" });
+        Assert.Equal(["_pool-9"], unshaped.KeepPool(settings).Release);
     }
 }

@@ -6,8 +6,8 @@ using Xunit;
 namespace Garden.EndToEnd.Tests;
 
 /// <summary>The warm pool (garden.warm-pool.size) on the real kernel: a Create served by a container made ahead is what
-/// a user sees of a normal one, the pool refills, SIGTERM leaves nothing of it, kill -9 and a restart neither leak an entry
-/// nor hand one out twice, and a Create the pool cannot serve is made the normal way. Each test has a daemon of its own
+/// a user sees of a normal one, the pool refills, SIGTERM leaves nothing of it, a kill -9 keeps it for the next start (checked, never handed
+/// out twice), a start with size 0 gives it back, and a Create the pool cannot serve is made the normal way. Each test has a daemon of its own
 /// (every other test's daemon runs with no pool).</summary>
 public sealed class WarmPoolTests
 {
@@ -25,12 +25,26 @@ public sealed class WarmPoolTests
         }
     }
 
-    /// <summary>The pool entry a Create took (from gardend's log), or null when it was made the normal way.</summary>
+    /// <summary>The pool entry the last Create of the handle took (from gardend's log), or null when none took one.</summary>
     private static string? EntryOf(Gardend d, string handle) =>
-        Regex.Match(d.Log, $@"\[container {Regex.Escape(handle)}\] taking warm pool entry (_pool-\d+)") is { Success: true } m ? m.Groups[1].Value : null;
+        Regex.Matches(d.Log, $@"\[container {Regex.Escape(handle)}\] taking warm pool entry (_pool-\d+)").LastOrDefault()?.Groups[1].Value;
 
     /// <summary>Every pool entry name gardend's log mentions.</summary>
     private static HashSet<string> EntriesNamed(Gardend d) => [.. Regex.Matches(d.Log, @"_pool-\d+").Select(m => m.Value)];
+
+    /// <summary>True when runc runs the container named <paramref name="name"/>.</summary>
+    private static async Task<bool> Runs(string name) =>
+        (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["state", name])).Stdout.Contains("\"running\"");
+
+    /// <summary>Waits until gardend's log says <paramref name="count"/> entries were kept across restarts.</summary>
+    private static async Task EntriesKept(Gardend d, int count)
+    {
+        for (var waited = 0; Regex.Matches(d.Log, "warm pool: entry kept across the restart").Count < count; waited += 50)
+        {
+            if (waited >= 10_000) throw new TimeoutException($"not {count} warm pool entries kept after 10 s:\n{d.Log}");
+            await Task.Delay(50);
+        }
+    }
 
     private static async Task<string> Out(Gardend d, params string[] args)
     {
@@ -76,11 +90,12 @@ public sealed class WarmPoolTests
         var normal = Unique("normal");
         try
         {
-            Ok(await d.CliAsync("create", "--handle", pooled, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h"));
+            Ok(await d.CliAsync("create", "--handle", pooled, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1"));
             var entry = EntryOf(d, pooled);
             Assert.NotNull(entry);
-            // the same spec made the normal way (an env makes it one the pool does not serve)
-            Ok(await d.CliAsync("create", "--handle", normal, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1"));
+            // the same spec made the normal way (a bind mount makes it one the pool does not serve)
+            Ok(await d.CliAsync("create", "--handle", normal, "--memory", "96M", "--pids", "64", "--net-in", "0:8080", "--property", "a=b", "--grace-time", "1h", "--env", "X=1",
+                "--bind-mount", "/etc:/mnt/etc:ro"));
             Assert.Null(EntryOf(d, normal));
 
             var memoryLimits = new List<string>();
@@ -97,6 +112,7 @@ public sealed class WarmPoolTests
                 memoryLimits.Add((await Out(d, "run", h, "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")).Trim());
                 Assert.Contains(h, (await Out(d, "list")).Split('\n'));
                 Assert.Contains("uid=0(root)", await Out(d, "run", h, "--", "id"));
+                Assert.Contains("X=1", (await Out(d, "run", h, "--", "env")).Split('\n'));
                 var port = Assert.Single(info.Ports);
                 Ok(await d.CliAsync("run", h, "--detach", "--", "nc", "-ll", "-p", "8080", "-e", "echo", $"hello from {h}"));
                 var reply = await Net.Eventually(() => Net.Exchange("127.0.0.1", port.Host, ""), r => r.Contains(h));
@@ -124,7 +140,7 @@ public sealed class WarmPoolTests
     }
 
     [InstallFact]
-    public async Task The_pool_refills_and_SIGTERM_leaves_nothing_of_it()
+    public async Task The_pool_refills_and_SIGTERM_leaves_nothing_of_it_and_a_start_with_size_0_gives_back_a_kept_one()
     {
         await using var d = PoolDaemon(2);
         await d.StartAsync();
@@ -138,49 +154,70 @@ public sealed class WarmPoolTests
             Assert.Equal([h], (await Out(d, "list")).Split('\n', StringSplitOptions.RemoveEmptyEntries));
         }
         finally { Ok(await d.CliAsync("destroy", h)); }
-        await d.StopAsync(); // SIGTERM: the pool goes with gardend
+        await d.StopAsync(); // SIGTERM: the pool is gardend's own and goes with it
         var entries = EntriesNamed(d);
         Assert.True(entries.Count >= 3, d.Log);
+        foreach (var entry in entries) Assert.False(await Runs(entry), $"{entry} still runs:\n{d.Log}");
         Assert.Empty(await LeftoversOfEntries(d, entries));
+        Assert.Empty(Host.OrphanedHolders());
+
+        // a pool kept across a kill -9 is given back by a start with size 0
+        await d.StartAsync();
+        await EntriesReady(d, 5);
+        var kept = EntriesNamed(d).Except(entries).ToList();
+        Assert.Equal(2, kept.Count);
+        await d.StopAsync(kill: true);
+        foreach (var entry in kept) Assert.True(await Runs(entry), $"{entry} was not kept:\n{d.Log}");
+        d.Configure("garden { warm-pool { size = 0 } }");
+        await d.StartAsync();
+        Assert.Matches(@"warm pool an earlier gardend left: keeping 0 \(once checked\), releasing 2", d.Log);
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
         Assert.Empty(Host.OrphanedHolders());
     }
 
     [InstallFact]
-    public async Task Kill_9_and_a_restart_neither_leak_a_pool_entry_nor_hand_one_out_twice()
+    public async Task Kill_9_and_a_restart_keep_the_untaken_entries_and_never_hand_one_out_twice()
     {
         await using var d = PoolDaemon(2);
         await d.StartAsync();
         await EntriesReady(d, 2);
         var first = Unique("before");
-        var second = Unique("after");
+        var handles = new List<string> { first };
         try
         {
             Ok(await d.CliAsync("create", "--handle", first, "--memory", "80M"));
             var taken = EntryOf(d, first)!;
             Assert.NotNull(taken);
             await EntriesReady(d, 3);
-            var before = EntriesNamed(d);
+            var untaken = EntriesNamed(d).Where(n => n != taken).ToHashSet();
+            Assert.Equal(2, untaken.Count);
             await d.StopAsync(kill: true);
 
             await d.StartAsync();
             // the container taken before the crash is reattached, still itself
             Assert.Equal(first, (await Out(d, "run", first, "--", "hostname")).Trim());
             Assert.True(ulong.Parse((await Out(d, "run", first, "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")).Trim()) < 1UL << 30);
-            // the entries the earlier gardend left untaken are released, not handed out
-            foreach (var old in before.Where(n => n != taken))
-                Assert.Empty(Host.Leftovers(d, old));
-            await EntriesReady(d, 5); // the log is the earlier gardend's and this one's: two more made
-            Ok(await d.CliAsync("create", "--handle", second));
-            var entry = EntryOf(d, second);
-            Assert.NotNull(entry);
-            Assert.DoesNotContain(entry, before);
-            Assert.Equal(second, (await Out(d, "run", second, "--", "hostname")).Trim());
+            await EntriesKept(d, 2);
+            // the kept entries serve the next Creates, each once; then the pool is made again and serves as before
+            var served = new List<string>();
+            for (var i = 0; i < 3; i++)
+            {
+                var h = Unique($"after{i}");
+                handles.Add(h);
+                if (i == 2) await EntriesReady(d, 4);
+                Ok(await d.CliAsync("create", "--handle", h));
+                served.Add(EntryOf(d, h) ?? throw new Xunit.Sdk.XunitException($"{h} was not served from the pool:\n{d.Log}"));
+                Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            }
+            Assert.Equal(untaken, served.Take(2).ToHashSet());
+            Assert.DoesNotContain(served[2], untaken.Append(taken));
+            Assert.Equal(served.Count, served.Distinct().Count());
             Assert.Equal(first, (await Out(d, "run", first, "--", "hostname")).Trim());
         }
         finally
         {
-            await d.CliAsync("destroy", first);
-            await d.CliAsync("destroy", second);
+            foreach (var h in handles) await d.CliAsync("destroy", h);
         }
         await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
@@ -192,33 +229,40 @@ public sealed class WarmPoolTests
     [InlineData("create-take")]       // mid-take: renamed, nothing else applied
     public async Task A_daemon_killed_while_a_create_takes_an_entry_leaves_nothing_of_it_after_restart(string point)
     {
-        const string pool = "garden { warm-pool { size = 1 } }";
+        const string pool = "garden { warm-pool { size = 2 } }";
         await using var d = new Gardend($"{pool}\ngarden.fault.crash-at = \"{point}\"");
         await d.StartAsync();
-        await EntriesReady(d, 1);
+        await EntriesReady(d, 2);
         var h = Unique("crash");
+        var next = Unique("next");
         try
         {
             Assert.NotEqual(0, (await d.CliAsync("create", "--handle", h)).ExitCode);
             await d.WaitForExitAsync();
-            var entries = EntriesNamed(d);
-            Assert.Single(entries);
+            // the Create took the oldest ready entry; the other stays in the pool
+            var entries = EntriesNamed(d).OrderBy(n => long.Parse(n[6..])).ToList();
+            Assert.Equal(2, entries.Count);
+            var (taken, untaken) = (entries[0], entries[1]);
 
             d.Configure(pool);
             await d.StartAsync();
             Assert.Contains("unknown handle", (await d.CliAsync("info", h)).Stderr);
-            foreach (var entry in entries)
-            {
-                Assert.Empty(Host.Leftovers(d, entry));
-                Assert.DoesNotContain(entry, (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
-            }
+            // the entry the Create had taken is gone, never handed out again; the untaken one is kept and serves
+            Assert.Empty(Host.Leftovers(d, taken));
+            Assert.DoesNotContain(taken, (await Garden.Linux.Process.Command.RunAsync("/usr/sbin/runc", ["list", "-q"])).Stdout);
             Assert.Empty(Host.OrphanedHolders());
-            Ok(await d.CliAsync("create", "--handle", h)); // the handle is free again, and the pool serves again
-            await EntriesReady(d, 2);
+            await EntriesKept(d, 1);
+            Ok(await d.CliAsync("create", "--handle", h)); // the handle is free again
+            Assert.Equal(untaken, EntryOf(d, h));
+            Assert.Equal(h, (await Out(d, "run", h, "--", "hostname")).Trim());
+            await EntriesReady(d, 3);
+            Ok(await d.CliAsync("create", "--handle", next));
+            Assert.DoesNotContain(EntryOf(d, next), entries);
         }
         finally
         {
             await d.CliAsync("destroy", h);
+            await d.CliAsync("destroy", next);
         }
         await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
@@ -258,7 +302,6 @@ public sealed class WarmPoolTests
         await EntriesReady(d, 1);
         string[][] ineligible =
         [
-            ["--env", "A=1"],
             ["--privileged"],
             ["--disk", "64M"],
             ["--bind-mount", "/etc:/mnt/etc:ro"],
@@ -333,6 +376,148 @@ public sealed class WarmPoolTests
         }
         await d.StopAsync();
         Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    /// <summary>Attack: env is applied per Create on a pooled container, so a Create's env must reach its processes and
+    /// nothing else: a pooled container's processes (a Run, a detached one, one with its own env, a pea-less shell
+    /// reading what the container's init holds) see exactly the container's env merged with the Run's, and nothing of
+    /// another pooled container's secret, nor of gardend's own environment.</summary>
+    [InstallFact]
+    public async Task A_pooled_containers_processes_see_exactly_its_creates_env_and_nothing_of_anothers()
+    {
+        await using var d = PoolDaemon(2);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var owner = Unique("secret");
+        var other = Unique("other");
+        var secret = Guid.NewGuid().ToString("N");
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", owner, "--env", $"SECRET={secret}", "--env", "SHARED=owner"));
+            Ok(await d.CliAsync("create", "--handle", other, "--env", "SHARED=other"));
+            Assert.NotNull(EntryOf(d, owner));
+            Assert.NotNull(EntryOf(d, other));
+
+            static string[] Vars(string env) => [.. env.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('=')[0]).Order()];
+            var ownerEnv = await Out(d, "run", owner, "--", "env");
+            Assert.Contains($"SECRET={secret}", ownerEnv.Split('\n'));
+            Assert.Contains("SHARED=owner", ownerEnv.Split('\n'));
+            // exactly the container's env and what the agent adds for any process (HOME, USER, PATH): the same set of
+            // names as a container made the normal way gets
+            Assert.Equal(["HOME", "PATH", "SECRET", "SHARED", "USER"], Vars(ownerEnv));
+
+            // the other pooled container: its own env only; nothing of the owner's, in a Run, in a Run with env of its
+            // own, in what its init (the agent) holds, or in a detached process's environment
+            var otherEnv = await Out(d, "run", other, "--", "env");
+            Assert.Equal(["HOME", "PATH", "SHARED", "USER"], Vars(otherEnv));
+            Assert.Contains("SHARED=other", otherEnv.Split('\n'));
+            Assert.Contains("RUN=1", (await Out(d, "run", other, "--env", "RUN=1", "--", "env")).Split('\n'));
+            Ok(await d.CliAsync("run", other, "--detach", "--", "sleep", "1000"));
+            var looked = await Out(d, "run", other, "--", "sh", "-c",
+                "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done; cat /proc/1/cmdline");
+            Assert.DoesNotContain(secret, looked);
+            Assert.DoesNotContain("SHARED=owner", looked);
+            Assert.DoesNotContain("_pool", looked);
+            // nothing of gardend's own environment (the test's) reaches either
+            foreach (var env in new[] { ownerEnv, otherEnv, looked })
+                Assert.DoesNotContain("DOTNET_", env);
+        }
+        finally
+        {
+            await d.CliAsync("destroy", owner);
+            await d.CliAsync("destroy", other);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    /// <summary>A pooled container is found by its handle where any container is (Info's path, a symlink to the entry's
+    /// root made at take and gone with the container), and the pool is in the metrics: its size, entries, ready ones, and
+    /// the Creates it served, could not serve (empty) or was not asked to (ineligible).</summary>
+    [InstallFact]
+    public async Task A_pooled_container_is_found_by_its_handle_and_the_pool_is_in_the_metrics()
+    {
+        var port = RemoteDaemonFixture.FreePort();
+        await using var d = new Gardend($$"""
+            garden { warm-pool { size = 1 } }
+            garden.metrics.address = "127.0.0.1:{{port}}"
+            """);
+        await d.StartAsync();
+        await EntriesReady(d, 1);
+        async Task<double> Sample(string series)
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var scrape = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+            var line = scrape.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal))
+                ?? throw new Xunit.Sdk.XunitException($"no sample {series} in the scrape:\n{scrape}");
+            return double.Parse(line[(series.Length + 1)..].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        Assert.Equal(1, await Sample("garden_warm_pool{kind=\"size\"}"));
+        Assert.Equal(1, await Sample("garden_warm_pool{kind=\"entries\"}"));
+        Assert.Equal(1, await Sample("garden_warm_pool{kind=\"ready\"}"));
+        Assert.Equal(0, await Sample("garden_warm_pool_creates_total{outcome=\"pooled\"}"));
+
+        var pooled = Unique("byhandle");
+        var second = Unique("second");
+        var privileged = Unique("priv");
+        var alias = Path.Combine(d.MountDir, pooled);
+        try
+        {
+            Ok(await d.CliAsync("create", "--handle", pooled));
+            Assert.NotNull(EntryOf(d, pooled));
+            Ok(await d.CliAsync("create", "--handle", second));
+            Ok(await d.CliAsync("create", "--handle", privileged, "--privileged"));
+            Assert.Null(EntryOf(d, privileged));
+
+            // Info's path names the handle, and it is the container's root
+            var path = Regex.Match(await Out(d, "info", pooled), @"(?m)^path:\s+(\S+)$").Groups[1].Value;
+            Assert.Equal(Path.Combine(d.MountDir, pooled, "rootfs"), path);
+            var token = Guid.NewGuid().ToString("N");
+            Ok(await d.CliAsync("run", pooled, "--", "sh", "-c", $"echo {token} > /tmp/mine"));
+            Assert.Equal(token, File.ReadAllText(Path.Combine(path, "tmp", "mine")).Trim());
+            Assert.Equal(Path.Combine(d.MountDir, privileged, "rootfs"),
+                Regex.Match(await Out(d, "info", privileged), @"(?m)^path:\s+(\S+)$").Groups[1].Value);
+
+            // one took the entry; the other came while the next was being made (empty) or took it (pooled)
+            Assert.Equal(2, await Sample("garden_warm_pool_creates_total{outcome=\"pooled\"}") + await Sample("garden_warm_pool_creates_total{outcome=\"empty\"}"));
+            Assert.True(await Sample("garden_warm_pool_creates_total{outcome=\"pooled\"}") >= 1);
+            Assert.Equal(1, await Sample("garden_warm_pool_creates_total{outcome=\"ineligible\"}"));
+
+            Ok(await d.CliAsync("destroy", pooled));
+            await Host.ReleaseFinished(d, pooled);
+            Assert.False(Directory.Exists(alias) || File.Exists(alias) || new FileInfo(alias).LinkTarget is not null, $"{alias} left");
+            await EntriesReady(d, 2);
+            for (var waited = 0; await Sample("garden_warm_pool{kind=\"ready\"}") != 1; waited += 100)
+            {
+                Assert.True(waited < 10_000, "the pool gauge did not show the refill");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            foreach (var h in new[] { pooled, second, privileged }) await d.CliAsync("destroy", h);
+        }
+        await d.StopAsync();
+        Assert.Empty(await LeftoversOfEntries(d, EntriesNamed(d)));
+    }
+
+    /// <summary>A daemon whose journal is in memory (no later start could know the pool) leaves nothing of it either.</summary>
+    [InstallFact]
+    public async Task SIGTERM_releases_the_pool_of_a_daemon_whose_journal_is_in_memory()
+    {
+        await using var d = new Gardend("""
+            garden { warm-pool { size = 2 } }
+            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+            """);
+        await d.StartAsync();
+        await EntriesReady(d, 2);
+        var entries = EntriesNamed(d);
+        Assert.Equal(2, entries.Count);
+        await d.StopAsync();
+        foreach (var entry in entries) Assert.False(await Runs(entry), $"{entry} still runs:\n{d.Log}");
+        Assert.Empty(await LeftoversOfEntries(d, entries));
+        Assert.Empty(Host.OrphanedHolders());
     }
 
     private static void Ok(CliResult r) => Assert.True(r.ExitCode == 0, r.ToString());

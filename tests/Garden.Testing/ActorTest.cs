@@ -81,13 +81,15 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
     /// <summary>How long an Ask waits for the host's answer.</summary>
     protected virtual TimeSpan AskTimeout => TimeSpan.FromSeconds(5);
 
-    /// <summary>The settings of an incarnation: the fixed ones, the class's, then <paramref name="extra"/> (later wins).</summary>
+    /// <summary>The settings of an incarnation: the fixed ones (no warm pool, whatever gardend's default: a test sees the
+    /// containers it made), the class's, then <paramref name="extra"/> (later wins).</summary>
     protected GardenSettings Settings(string extra = "") => GardenSettings.Create(ConfigurationFactory.ParseString($$"""
         garden {
           state-dir = "{{StateDir}}"
           default-rootfs = "{{BaseRootfs}}"
           stop-grace = 1s
           destroy-grace = 1s
+          warm-pool.size = 0
           {{_settings}}
           {{extra}}
         }

@@ -88,7 +88,13 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             () => self.Tell(ContainerProtocol.OomKilled.Instance));
         _oom = new OomThrottle(settings.OomEventInterval);
         _metrics = effects.Metered;
-        _state = ContainerState.Empty(handle) with { Defaults = new ContainerDefaults(paths.Rootfs.MountPoint, settings.DefaultRlimits) };
+        _state = ContainerState.Empty(handle) with
+        {
+            Defaults = new ContainerDefaults(paths.Rootfs.MountPoint, settings.DefaultRlimits)
+            {
+                MountPointByHandle = name != handle && Names.Problem(handle) is null ? Path.Combine(settings.MountDirFor(handle), "rootfs") : null,
+            },
+        };
         PersistenceId = HostState.PersistenceIdOf(handle, incarnation);
     }
 

@@ -282,7 +282,7 @@ public sealed partial record ContainerState
     public Limits LimitsAsGiven => Limits with { BandwidthBurst = Limits.ToBandwidth()?.BurstBytes };
 
     public ContainerProtocol.ContainerInfo Info(ImmutableArray<string> processIds) => new(Handle, Lifecycle, Events,
-        RootfsMount, processIds, Image is null ? Properties : Properties.SetItems(Image.InfoProperties()), Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
+        Defaults.MountPointByHandle is { } byHandle && RootfsMount == Defaults.MountPoint ? byHandle : RootfsMount, processIds, Image is null ? Properties : Properties.SetItems(Image.InfoProperties()), Spec?.Rootfs ?? "", Spec?.Privileged ?? false,
         LimitsAsGiven, Network, NetIn,
         Spec?.BindMountsOrEmpty ?? [], GraceTime, OomKills,
         LastOomUnixMs == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(LastOomUnixMs),

@@ -65,5 +65,9 @@ public readonly record struct Note(NoteLevel Level, string Text)
 /// names them.</summary>
 public sealed record ContainerDefaults(string MountPoint, ImmutableArray<RlimitSpec> Rlimits)
 {
+    /// <summary>Where Info shows the root of a container taken from the warm pool: by its handle (a symlink to the entry's
+    /// directory, made at take); null for every other container, whose root is by its handle already.</summary>
+    public string? MountPointByHandle { get; init; }
+
     public static readonly ContainerDefaults None = new("", []);
 }

@@ -64,6 +64,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private readonly List<IActorRef> _finishWaiters = [];
     /// <summary>gardend is stopping: releases are not left to a retry minutes away.</summary>
     private bool _stopping;
+    /// <summary>Entries an earlier gardend left that this start does not keep: released once it serves.</summary>
+    private readonly List<string> _poolToRelease = [];
     /// <summary>The warm pool entry being made now (one at a time), or null.</summary>
     private string? _poolMaking;
     /// <summary>Failed makes of pool entries in a row (the next refill waits longer each time).</summary>
@@ -73,6 +75,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private bool _deciding;
     /// <summary>Recovered and serving: only then is the pool made (a restart's work comes first).</summary>
     private bool _serving;
+    /// <summary>Open while no user's work is in flight and none was asked for within garden.warm-pool.quiet-period: a pool
+    /// entry being made waits for it before each step (the refill's low priority).</summary>
+    private readonly IdleGate _idle = new();
     /// <summary>The refill delay passed with nothing in flight: the next MaybeRefill starts an entry.</summary>
     private bool _refillDue;
     /// <summary>Completed when this actor stops: a shutdown task waiting for its answer waits no longer.</summary>
@@ -151,6 +156,15 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         public static readonly RefillDue Instance = new();
     }
 
+    /// <summary>A kept entry was checked in the kernel after a restart (<paramref name="Problem"/>: what it lacks, or null: whole).</summary>
+    private sealed record PoolEntryChecked(string Name, string? Problem);
+
+    /// <summary>No user's request came for garden.warm-pool.quiet-period.</summary>
+    private sealed record PoolQuiet
+    {
+        public static readonly PoolQuiet Instance = new();
+    }
+
     /// <summary>Time to make the next pool entry after a failed one.</summary>
     private sealed record RefillPool
     {
@@ -203,6 +217,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         _effects.Metered.Journaled("host", 1);
         _state = _state.Apply(e);
+        if (e is PoolEntryAdded or PoolEntryReady or PoolEntryReleased or ContainerRegistered) PoolGauge();
         if (++_eventsSinceSnapshot >= _settings.SnapshotEvery)
         {
             _eventsSinceSnapshot = 0;
@@ -283,11 +298,16 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (_state.Releasing.Count > 0)
             _log.Info("finishing the release of {0} container(s) an earlier gardend destroyed: {1}", _state.Releasing.Count, string.Join(", ", _state.Releasing.Keys));
         foreach (var handle in _state.Releasing.Keys) StartRelease(handle);
-        // An earlier gardend's warm pool is not handed out: each entry (made or half made) is released, and the pool is
-        // made again once this one serves. (None was taken: a taken entry is a container of the journal.)
+        // An earlier gardend's warm pool: the entries it made, of the shape this one makes, are kept, and none is handed
+        // out before the kernel says it is whole (CheckPool, once serving: a restart's containers come first); those half
+        // made, of another shape or beyond the size are released. (None kept was taken: a taken entry is a container of
+        // the journal, its registration took it out of the pool.)
+        var (kept, release) = _state.KeepPool(_settings);
+        _state = kept;
         if (_state.Pool.Count > 0)
-            _log.Info("releasing the {0} warm pool entr(ies) an earlier gardend left: {1}", _state.Pool.Count, string.Join(", ", _state.Pool.Keys));
-        foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
+            _log.Info("warm pool an earlier gardend left: keeping {0} (once checked), releasing {1}: {2}", _state.PoolUnchecked.Count,
+                release.Count, string.Join(", ", _state.Pool.Keys));
+        _poolToRelease.AddRange(release); // once serving: a restart's containers come first (none is handed out before)
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -346,6 +366,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Serve()
     {
+        PoolGauge();
+        foreach (var name in _poolToRelease) ReleasePoolEntry(name);
+        _poolToRelease.Clear();
+        if (_settings.DestroyContainersOnStart)
+            foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
+        else CheckPool();
         if (_settings.DestroyContainersOnStart && _children.Count > 0)
         {
             _log.Info("destroy-containers-on-start: destroying {0} container(s)", _children.Count);
@@ -391,6 +417,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         Command<HostProtocol.CreateContainer>(msg =>
         {
+            UserAsked();
             if (_releasing.Contains(msg.Spec.Handle))
             {
                 // its paths are the handle's: the new one is made once the old one's are removed
@@ -440,7 +467,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             if ((_children.TryGetValue(msg.Handle, out var child) || _starting.TryGetValue(msg.Handle, out child)) && child.Equals(Sender))
                 Directory(_directory.With(msg));
             AnswerIfReleasesFinished();
-            if (msg.Lifecycle != ContainerLifecycle.Creating) MaybeRefill(); // a Create ended: the pool's turn
+            MaybeRefill(); // a Create or Destroy began (the pool yields) or ended (the pool's turn)
         });
         Command<HostProtocol.FinishReleases>(_ => FinishReleases(Sender));
         Command<Terminated>(OnTerminated);
@@ -451,7 +478,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         });
         Command<ReleaseEnded>(OnReleaseEnded);
         Command<PoolEntryMade>(OnPoolEntryMade);
+        Command<PoolEntryChecked>(OnPoolEntryChecked);
         Command<RefillPool>(_ => MaybeRefill());
+        Command<PoolQuiet>(_ => MaybeRefill());
         Command<RefillDue>(_ =>
         {
             _refillDue = !UserWorkInFlight();
@@ -467,6 +496,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>A bad request is InvalidArgument whichever container it names; a good one goes to its container.</summary>
     private void Route(IContainerCommand msg)
     {
+        if (msg is ContainerProtocol.RunProcess or HostProtocol.DestroyContainer or ContainerProtocol.StopContainer or ContainerProtocol.SetLimits
+            or ContainerProtocol.NetOut) UserAsked();
         if (Requests.Problem(msg) is { } problem) Sender.Tell(new Status.Failure(problem));
         // Metrics of a pea, asked by its process id: its container's (a pea that shares its container's limits runs its
         // process in the container's process cgroup)
@@ -495,6 +526,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         switch (decided.Outcome)
         {
             case Admission a:
+                if (_settings.WarmPoolSize > 0)
+                    _effects.Metered.PoolCreate(a.PoolEntry is not null ? "pooled" : HostState.PoolProblem(a.Spec, _settings) is null ? "empty" : "ineligible");
                 // Journaled without holding the next decision back (PersistAsync: Creates are admitted one after another
                 // while their registrations are written, in one batch when they come together); the container starts
                 // once its own is in the journal.
@@ -622,8 +655,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// one already being made is not stopped for a Create that comes meanwhile.</summary>
     private void MaybeRefill()
     {
-        if (_settings.WarmPoolSize == 0 || !_serving || _stopping || _poolMaking is not null || _deciding || Timers.IsTimerActive("pool-refill")) return;
-        if (UserWorkInFlight()) return;
+        if (_settings.WarmPoolSize == 0) return;
+        var quiet = !UserWorkInFlight() && !Timers.IsTimerActive("pool-quiet");
+        if (quiet) _idle.Open();
+        else _idle.Close();
+        if (!quiet || !_serving || _stopping || _poolMaking is not null || _deciding || Timers.IsTimerActive("pool-refill")) return;
         if (_settings.WarmPoolRefillDelay > TimeSpan.Zero && !_refillDue)
         {
             if (!Timers.IsTimerActive("pool-idle")) Timers.StartSingleTimer("pool-idle", RefillDue.Instance, _settings.WarmPoolRefillDelay);
@@ -642,6 +678,23 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Record(added, () => MakePoolEntry(added.Name));
     }
 
+    /// <summary>The pool as the metrics show it (garden_warm_pool).</summary>
+    private void PoolGauge()
+    {
+        if (_settings.WarmPoolSize == 0 && _state.Pool.Count == 0) return;
+        _effects.Metered.WarmPool(_settings.WarmPoolSize, _state.Pool.Count, _state.Pool.Count(e => e.Value && !_state.PoolUnchecked.Contains(e.Key)));
+    }
+
+    /// <summary>A user asked for work the pool yields to: entries being made pause (<see cref="IdleGate"/>) until it is
+    /// done and garden.warm-pool.quiet-period passed without another.</summary>
+    private void UserAsked()
+    {
+        if (_settings.WarmPoolSize == 0) return;
+        _idle.Close();
+        // a client's next request of a sequence (Create, Run, Destroy) comes within it
+        if (_settings.WarmPoolQuietPeriod > TimeSpan.Zero) Timers.StartSingleTimer("pool-quiet", PoolQuiet.Instance, _settings.WarmPoolQuietPeriod);
+    }
+
     /// <summary>A user's Create being admitted or made, or a Destroy or a release running: the pool waits for them.</summary>
     private bool UserWorkInFlight() =>
         _admitting.Count > 0 || _releasing.Count > 0
@@ -652,7 +705,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         var spec = _state.PoolEntrySpec(name, _settings);
         var paths = ContainerPaths.For(_settings, name);
         var log = ContainerLog.For(Context.System, name);
-        var k = new KernelContext(name, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+        var idle = _idle;
+        var k = new KernelContext(name, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log)
+        {
+            BeforeStep = idle.WaitAsync,
+        };
         log.Info("warm pool: making an entry (network {0}, user ids {1})", spec.Network?.Address.ToString() ?? "none",
             _state.IdBlocks.TryGetValue(name, out var ids) ? ids.ToString() : "garden");
         Task.Run(() => k.Step("pool entry", () => new ContainerCreator(k, new ContainerDestroyer(k)).CreateAsync(spec)))
@@ -673,7 +730,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             return;
         }
         _poolFailures = 0;
-        if (_stopping || !_state.Pool.ContainsKey(made.Name))
+        if (!_state.Pool.ContainsKey(made.Name) || _stopping)
         {
             ReleasePoolEntry(made.Name);
             AnswerIfReleasesFinished();
@@ -682,8 +739,42 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Record(new PoolEntryReady { Name = made.Name }, () =>
         {
             ContainerLog.For(Context.System, made.Name).Info("warm pool: entry ready ({0} of {1})", _state.Pool.Count(e => e.Value), _settings.WarmPoolSize);
+            AnswerIfReleasesFinished();
             MaybeRefill();
         });
+    }
+
+    /// <summary>After a restart: checks each kept entry off the actor's thread as a container is reconciled (runc knows
+    /// it, its init runs, its agent answers, its rootfs, cgroup and network are there, its firewall chain is put back if
+    /// missing); the answers come back as <see cref="PoolEntryChecked"/>.</summary>
+    private void CheckPool()
+    {
+        foreach (var name in _state.PoolUnchecked)
+        {
+            var paths = ContainerPaths.For(_settings, name);
+            var log = ContainerLog.For(Context.System, name);
+            var k = new KernelContext(name, paths, _effects, _effects.Agents.Connect(paths.AgentSocket), _settings, log);
+            var check = new Effect.Reconcile(paths.Rootfs.MountPoint, _state.Networks.GetValueOrDefault(name), [], [], Watch: false);
+            Task.Run(() => new ContainerReconciler(k).ReconcileAsync(check))
+                .ContinueWith(t => new PoolEntryChecked(name, t.IsCompletedSuccessfully ? t.Result.Problem : $"the check failed: {t.Exception!.GetBaseException().Message}"))
+                .PipeTo(Self);
+        }
+    }
+
+    private void OnPoolEntryChecked(PoolEntryChecked msg)
+    {
+        if (!_state.PoolUnchecked.Contains(msg.Name)) return; // taken out of the pool meanwhile (released)
+        var log = ContainerLog.For(Context.System, msg.Name);
+        if (msg.Problem is null)
+        {
+            _state = _state.PoolEntryChecked(msg.Name);
+            PoolGauge();
+            log.Info("warm pool: entry kept across the restart, ready ({0} of {1})", _state.Pool.Count(e => e.Value && !_state.PoolUnchecked.Contains(e.Key)), _settings.WarmPoolSize);
+            MaybeRefill();
+            return;
+        }
+        log.Warning("warm pool: entry not kept across the restart: {0}; releasing it", msg.Problem);
+        ReleasePoolEntry(msg.Name);
     }
 
     /// <summary>A Create was refused because the pool holds what it needs: the oldest ready entry is given back.</summary>
@@ -735,6 +826,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         Record(released, () =>
         {
             StartRelease(handle);
+            MaybeRefill(); // (the pool yields to the release)
             if (_children.Remove(handle, out var child))
             {
                 _handles.Remove(child);
@@ -761,7 +853,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         // A warm pool entry still runs when it was never taken, or when gardend died after a Create took it and before
         // the container journaled its Create (its actor then has nothing to undo): it is stopped first, idempotently (a
         // container's actor stopped its own before it was gone).
-        var pool = HostState.IsPoolName(name);
+        // (not one whose own actor stopped it in its Destroy: runc deleted it, and stopping it again is runc calls for nothing)
+        var pool = HostState.IsPoolName(name)
+                   && !(_directory.Entries.TryGetValue(handle, out var entry) && entry.Lifecycle == ContainerLifecycle.Destroyed);
         Task.Run(async () =>
             {
                 faults.Hit("release-started");
@@ -778,7 +872,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         _stopping = true;
         _finishWaiters.Add(replyTo);
-        // the warm pool goes with gardend (one being made goes when it is made)
+        // The warm pool is gardend's own, not a user's: a gardend stopped (for good, maybe) leaves nothing of it; the
+        // next start makes it again, at low priority (one being made goes when it is made). A kill -9 keeps it: the next
+        // start checks and keeps it (KeepPool, CheckPool), beside the reattach of the containers.
         foreach (var name in _state.Pool.Keys.ToList()) ReleasePoolEntry(name);
         foreach (var handle in _state.Releasing.Keys.Where(h => !_releasing.Contains(h)).ToList())
         {

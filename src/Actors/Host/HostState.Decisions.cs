@@ -96,9 +96,11 @@ public sealed partial record HostState
 
     /// <summary>Why a Create (as admitted so far: defaults filled in) cannot be served from the warm pool, or null when
     /// it can. The pool holds containers of one shape: the default rootfs, unprivileged, the default network (a /30 of
-    /// the pool) or none when networking is off, no bind mounts, no disk limit, no bandwidth limit, no env (the agent's
-    /// environment is made with the container). What differs per Create and is applied on take: the handle (hostname,
-    /// /etc/hosts), properties, grace time, memory/cpu/pids limits, NetIn and NetOut rules.</summary>
+    /// the pool) or none when networking is off, no bind mounts, no disk limit, no bandwidth limit. What differs per
+    /// Create and is applied on take: the handle (hostname, /etc/hosts), properties, grace time, env, memory/cpu/pids limits,
+    /// NetIn and NetOut rules. (A process never inherits the agent's environment, which is what the bundle's env sets: each
+    /// Run is given the container's env merged with its own, and the agent execs it with exactly that; so an entry made
+    /// with none serves a Create with any.)</summary>
     public static string? PoolProblem(ContainerSpec spec, GardenSettings settings)
     {
         if (spec.Rootfs != settings.DefaultRootfs) return "not the default rootfs";
@@ -107,14 +109,13 @@ public sealed partial record HostState
         if (!spec.BindMountsOrEmpty.IsEmpty) return "has bind mounts";
         if (spec.LimitsOrNone.DiskBytes is not null) return "has a disk limit";
         if (spec.LimitsOrNone.BandwidthRate is not null) return "has a bandwidth limit";
-        if (!spec.Env.IsDefaultOrEmpty) return "has env";
         if (!settings.Network.Enabled && (!spec.NetInOrEmpty.IsEmpty || !spec.NetOutOrEmpty.IsEmpty)) return "asks for net-in/net-out without networking";
         return null;
     }
 
     /// <summary>The ready entry a Create takes: the oldest.</summary>
     public string? ReadyPoolEntry() =>
-        Pool.Where(kv => kv.Value).Select(kv => kv.Key).OrderBy(n => n.Length).ThenBy(n => n, StringComparer.Ordinal).FirstOrDefault();
+        Pool.Where(kv => kv.Value && !PoolUnchecked.Contains(kv.Key)).Select(kv => kv.Key).OrderBy(n => n.Length).ThenBy(n => n, StringComparer.Ordinal).FirstOrDefault();
 
     /// <summary>A Create served by a ready pool entry: the entry's network and user id range become the container's,
     /// the NetIn host ports are taken as for any Create; one record registers it and takes the entry.</summary>
@@ -150,7 +151,7 @@ public sealed partial record HostState
         if (Containers.Count + Pool.Count + 1 >= MaxContainers(settings)) return null;
         try
         {
-            var added = new PoolEntryAdded { Name = PoolName(NextIncarnation), Number = NextIncarnation };
+            var added = new PoolEntryAdded { Name = PoolName(NextIncarnation), Number = NextIncarnation, Shape = PoolShape(settings) };
             if (settings.Network.Enabled) added.Network = ToRecord(new NetworkPool(settings.Network).Allocate(this, ""));
             var (_, block) = new UserIdPool(settings.UserNamespace).Allocate(this, privileged: false);
             if (block is { } b) added.IdRange = ToRecord(b);
@@ -161,6 +162,29 @@ public sealed partial record HostState
             return null;
         }
     }
+
+    /// <summary>What a pool entry is made as, beside its name, network and ids: this daemon's version (its agent), the
+    /// default rootfs, the agent binary, whether it has a network and its MTU and name servers, the user id mapping. An
+    /// entry an earlier gardend made of another shape is released at the start, not handed out.</summary>
+    public static string PoolShape(GardenSettings settings) => string.Join(';',
+        typeof(HostState).Assembly.GetName().Version?.ToString(3) ?? "0.0.0", settings.DefaultRootfs, settings.AgentBinary,
+        settings.Network.Enabled ? $"net mtu {settings.Network.Mtu} dns {string.Join(',', settings.Network.DnsServers)}" : "no net",
+        settings.UserNamespace.Mapping);
+
+    /// <summary>What a restart does with the pool an earlier gardend left: entries of this daemon's shape that were made
+    /// (up to garden.warm-pool.size) are kept, unchecked until the kernel says they are whole (<see cref="PoolUnchecked"/>);
+    /// the rest (half made, of another shape, beyond the size) are to be released. Returns the state and those to release.</summary>
+    public (HostState State, IReadOnlyList<string> Release) KeepPool(GardenSettings settings)
+    {
+        var shape = PoolShape(settings);
+        var keep = Pool.Where(e => e.Value && PoolShapes.GetValueOrDefault(e.Key) == shape)
+            .Select(e => e.Key).OrderBy(n => n.Length).ThenBy(n => n, StringComparer.Ordinal).Take(settings.WarmPoolSize).ToImmutableHashSet();
+        var release = Pool.Keys.Where(n => !keep.Contains(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
+        return (this with { PoolUnchecked = keep }, release);
+    }
+
+    /// <summary>The kernel says a kept entry is whole: a Create may take it.</summary>
+    public HostState PoolEntryChecked(string name) => this with { PoolUnchecked = PoolUnchecked.Remove(name) };
 
     /// <summary>The spec a pool entry is made with: the default shape, named by the entry (its hostname until taken).</summary>
     public ContainerSpec PoolEntrySpec(string name, GardenSettings settings)

@@ -36,6 +36,15 @@ public sealed partial record HostState(
     /// <see cref="Containers"/> (a user's).</summary>
     public ImmutableDictionary<string, bool> Pool => PoolEntries ?? ImmutableDictionary<string, bool>.Empty;
 
+    /// <summary>Pool entry name → what it was made as (<see cref="PoolShape"/>): a restart keeps an entry only of the
+    /// shape this daemon makes.</summary>
+    public ImmutableDictionary<string, string> PoolShapes { get; init; } = ImmutableDictionary<string, string>.Empty;
+
+    /// <summary>Ready entries a restart found in the journal and has not yet checked in the kernel (its init runs, its
+    /// agent answers, its rootfs, cgroup and network are there): no Create takes one until then. Not journaled: every
+    /// start checks them again.</summary>
+    public ImmutableHashSet<string> PoolUnchecked { get; init; } = ImmutableHashSet<string>.Empty;
+
     /// <summary>Handle → the name its kernel objects go by, where that is not the handle (a container taken from the pool).</summary>
     public ImmutableDictionary<string, string> Runtimes => RuntimeNames ?? ImmutableDictionary<string, string>.Empty;
 
@@ -49,6 +58,7 @@ public sealed partial record HostState(
         {
             // taken from the warm pool: the entry and what it held become the handle's
             PoolEntries = Pool.Remove(r.RuntimeName), Networks = Networks.Remove(r.RuntimeName), IdRanges = IdBlocks.Remove(r.RuntimeName),
+            PoolShapes = PoolShapes.Remove(r.RuntimeName), PoolUnchecked = PoolUnchecked.Remove(r.RuntimeName),
             RuntimeNames = Runtimes.SetItem(r.Handle, r.RuntimeName),
         }).Apply(new ContainerRegistered(r) { RuntimeName = "" }),
         ContainerRegistered r => this with
@@ -60,12 +70,16 @@ public sealed partial record HostState(
         },
         PoolEntryAdded a => this with
         {
-            PoolEntries = Pool.SetItem(a.Name, false), NextIncarnation = Math.Max(NextIncarnation, a.Number + 1),
+            PoolEntries = Pool.SetItem(a.Name, false), PoolShapes = PoolShapes.SetItem(a.Name, a.Shape), NextIncarnation = Math.Max(NextIncarnation, a.Number + 1),
             Networks = a.Network is null ? Networks : Networks.SetItem(a.Name, FromRecord(a.Network)),
             IdRanges = a.IdRange is null ? IdBlocks : IdBlocks.SetItem(a.Name, FromRecord(a.IdRange)),
         },
         PoolEntryReady r => Pool.ContainsKey(r.Name) ? this with { PoolEntries = Pool.SetItem(r.Name, true) } : this,
-        PoolEntryReleased r => this with { PoolEntries = Pool.Remove(r.Name), PendingReleases = Releasing.SetItem(r.Name, 0) },
+        PoolEntryReleased r => this with
+        {
+            PoolEntries = Pool.Remove(r.Name), PoolShapes = PoolShapes.Remove(r.Name), PoolUnchecked = PoolUnchecked.Remove(r.Name),
+            PendingReleases = Releasing.SetItem(r.Name, 0),
+        },
         ContainerReleased { Pending: true } r => this with
         {
             Containers = Containers.Remove(r.Handle),
@@ -88,7 +102,7 @@ public sealed partial record HostState(
             s.Networks.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)),
             s.Ports.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.Ports.Select(p => (int)p).ToImmutableSortedSet()),
             s.IdRanges.ToImmutableDictionary(kv => kv.Key, kv => FromRecord(kv.Value)), s.Releasing.ToImmutableDictionary(),
-            s.Pool.ToImmutableDictionary(), s.RuntimeNames.ToImmutableDictionary()),
+            s.Pool.ToImmutableDictionary(), s.RuntimeNames.ToImmutableDictionary()) { PoolShapes = s.PoolShapes.ToImmutableDictionary() },
         _ => throw new ArgumentOutOfRangeException(nameof(evt), evt.GetType().Name, "unknown host event"),
     };
 
@@ -109,6 +123,7 @@ public sealed partial record HostState(
         foreach (var (h, b) in IdBlocks) s.IdRanges[h] = ToRecord(b);
         s.Releasing.Add(Releasing);
         s.Pool.Add(Pool);
+        s.PoolShapes.Add(PoolShapes);
         s.RuntimeNames.Add(Runtimes);
         return s;
     }

@@ -185,6 +185,8 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             var limits = spec.LimitsOrNone.ToCgroup();
             if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Name, limits)).ConfigureAwait(false);
             await k.Step("agent", WaitForAgentAsync).ConfigureAwait(false);
+            // found by its handle, as any container is (<mount-dir>/<handle>/rootfs: what Info shows), until released
+            if (k.Name != k.Handle) fx.Depot.Alias(k.Settings.MountDirFor(k.Handle), k.Name);
             return new CreatedRoot(k.Paths.Rootfs.MountPoint, null);
         }
         catch (Exception failure)

@@ -61,6 +61,8 @@ public sealed class ContainerDestroyer(KernelContext k)
     public async Task ReleaseAsync(NetworkAllocation? network)
     {
         if (Names.Problem(k.Name) is not null && !Garden.Actors.Host.HostState.IsPoolName(k.Name)) return; // nothing of it exists on the host (see StopAsync)
+        // a container taken from the warm pool: the path by its handle goes first (a Create of the handle waits for this release)
+        if (k.Name != k.Handle && Names.Problem(k.Handle) is null) k.Fx.Depot.RemoveAlias(k.Settings.MountDirFor(k.Handle));
         // Nothing runs in the container any more: its firewall rules, network and filesystems go in parallel.
         List<Task> releases =
         [

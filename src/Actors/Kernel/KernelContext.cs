@@ -14,6 +14,9 @@ public sealed record KernelContext(string Handle, ContainerPaths Paths, Containe
     /// lease): the handle, or the warm pool entry's name for a container taken from the pool.</summary>
     public string Name { get; init; } = Handle;
 
+    /// <summary>Awaited before each step (a warm pool entry being made yields to a user's work: Host.IdleGate), or null.</summary>
+    public Func<Task>? BeforeStep { get; init; }
+
     public ContainerNetwork? Network(NetworkAllocation? allocation) =>
         allocation is null ? null : Settings.Network.For(Name, allocation);
 
@@ -29,6 +32,7 @@ public sealed record KernelContext(string Handle, ContainerPaths Paths, Containe
     /// <summary>Runs one named step: "NAME starting" (debug), then "NAME finished in N ms", or "NAME failed after N ms: why".</summary>
     public async Task<T> Step<T>(string name, Func<Task<T>> work)
     {
+        if (BeforeStep is { } yield) await yield().ConfigureAwait(false);
         Log.Debug("{0} starting", name);
         var clock = Stopwatch.StartNew();
         try

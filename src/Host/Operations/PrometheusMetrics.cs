@@ -27,6 +27,8 @@ public sealed class PrometheusMetrics : IGardenMetrics
     private readonly Counter _oomKills;
     private readonly Histogram _agentCalls;
     private readonly Counter _agentErrors;
+    private readonly Gauge _pool;
+    private readonly Counter _poolCreates;
 
     public PrometheusMetrics()
     {
@@ -54,6 +56,14 @@ public sealed class PrometheusMetrics : IGardenMetrics
             "Calls to the in-container agents, by call: from sending the request to its answer (a stream: to its first event).",
             ["call"], new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16) }); // 0.1 ms .. 3.3 s
         _agentErrors = f.CreateCounter("garden_agent_call_errors_total", "Calls to agents that failed or timed out, by call.", "call");
+        _pool = f.CreateGauge("garden_warm_pool",
+            "The warm pool (garden.warm-pool): its configured size, the entries it holds (made, being made, or being checked " +
+            "after a restart) and those ready for a Create to take.", "kind");
+        foreach (var kind in new[] { "size", "entries", "ready" }) _pool.WithLabels(kind).Set(0);
+        _poolCreates = f.CreateCounter("garden_warm_pool_creates_total",
+            "Creates admitted while the warm pool is on, by outcome: pooled (took an entry), empty (of the pool's shape, but " +
+            "no entry was ready: made the normal way), ineligible (not of the pool's shape).", "outcome");
+        foreach (var outcome in new[] { "pooled", "empty", "ineligible" }) _poolCreates.WithLabels(outcome);
     }
 
     public static string StateName(ContainerLifecycle state) => state.ToString().ToLowerInvariant();
@@ -82,6 +92,15 @@ public sealed class PrometheusMetrics : IGardenMetrics
         _operations.WithLabels(kind).Observe(took.TotalSeconds);
         if (errorCode is not null) _operationErrors.WithLabels(kind, errorCode).Inc();
     }
+
+    public void WarmPool(int size, int entries, int ready)
+    {
+        _pool.WithLabels("size").Set(size);
+        _pool.WithLabels("entries").Set(entries);
+        _pool.WithLabels("ready").Set(ready);
+    }
+
+    public void PoolCreate(string outcome) => _poolCreates.WithLabels(outcome).Inc();
 
     public void AgentCall(string call, TimeSpan took, bool failed)
     {

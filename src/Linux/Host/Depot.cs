@@ -16,6 +16,14 @@ public interface IDepot
 
     /// <summary>Removes the agent's socket and the depot's tree, without following symlinks. Idempotent.</summary>
     void Delete(string depot, string agentSocket);
+
+    /// <summary>Makes <paramref name="alias"/> a symlink to <paramref name="target"/> (a name in the same directory): a
+    /// container taken from the warm pool is found by its handle under the mount dir. A symlink already there is replaced;
+    /// anything else there is an error (never followed, never removed).</summary>
+    void Alias(string alias, string target) { }
+
+    /// <summary>Removes <paramref name="alias"/> when it is a symlink (never what it points to, never anything else). Idempotent.</summary>
+    void RemoveAlias(string alias) { }
 }
 
 public sealed class Depot : IDepot
@@ -44,5 +52,18 @@ public sealed class Depot : IDepot
     {
         if (File.Exists(agentSocket)) File.Delete(agentSocket);
         OverlayRootfs.DeleteTree(depot);
+    }
+
+    public void Alias(string alias, string target)
+    {
+        RemoveAlias(alias);
+        if (File.Exists(alias) || Directory.Exists(alias) || new FileInfo(alias).LinkTarget is not null)
+            throw new IOException($"{alias} exists and is not a symlink: not replaced");
+        File.CreateSymbolicLink(alias, target);
+    }
+
+    public void RemoveAlias(string alias)
+    {
+        if (new FileInfo(alias).LinkTarget is not null) File.Delete(alias); // unlink(2): the link, not what it points to
     }
 }
