@@ -42,6 +42,7 @@ public static class Preflight
             LiftSharedUidLimits();
         }
         RaisePtyQuota(garden.MaxContainers);
+        RaiseHostFloors();
         try
         {
             JournalFile.Prepare(garden.JournalPath);
@@ -66,6 +67,33 @@ public static class Preflight
         {
             Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's key quota for {maxContainers} containers ({e.Message}); " +
                                     "Creates beyond kernel.keys.maxkeys will fail with \"disk quota exceeded\"");
+        }
+    }
+
+    /// <summary>Host-wide tables sized for one machine's processes, not for hundreds of containers, and gardend's standing
+    /// with the OOM killer (<see cref="Garden.Linux.Host.HostFloors"/>, <see cref="Garden.Linux.Host.DaemonOomScore"/>).
+    /// Not raisable: gardend still starts, and says what that costs.</summary>
+    private static void RaiseHostFloors()
+    {
+        try
+        {
+            foreach (var line in new Garden.Linux.Host.HostFloors().Raise())
+                Console.Out.WriteLine($"gardend: raised {line} (a host-wide table every container draws from)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"gardend: warning: cannot raise fs.file-max or kernel.pid_max ({e.Message}); a few containers at their " +
+                                    "default limits could fill the host's file or pid table for all");
+        }
+        try
+        {
+            if (Garden.Linux.Host.DaemonOomScore.Protect() is { } line)
+                Console.Out.WriteLine($"gardend: {line} (containers' processes go first when the host runs out of memory)");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"gardend: warning: cannot lower its oom_score_adj ({e.Message}; it needs CAP_SYS_RESOURCE): " +
+                                    "containers' processes (500) and agents (300) still go before it");
         }
     }
 

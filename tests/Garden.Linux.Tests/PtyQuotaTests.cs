@@ -41,3 +41,39 @@ public sealed class PtyQuotaTests : IDisposable
         Assert.Contains(Max, e.Message);
     }
 }
+
+/// <summary><see cref="HostFloors"/> and <see cref="DaemonOomScore"/> on files standing for /proc (the real ones: gardend's
+/// start, Escape/SharedQuotaEscapeTests).</summary>
+public sealed class HostFloorsTests : IDisposable
+{
+    private readonly string _dir = TestPaths.NewTempDir("floors");
+
+    public HostFloorsTests()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "fs"));
+        Directory.CreateDirectory(Path.Combine(_dir, "kernel"));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void The_file_and_pid_tables_are_raised_to_the_kernels_most_and_each_change_is_said_never_lowered()
+    {
+        File.WriteAllText(Path.Combine(_dir, "fs/file-max"), "2466177\n");
+        File.WriteAllText(Path.Combine(_dir, "kernel/pid_max"), "32768\n");
+        Assert.Equal(["fs.file-max 2466177 -> 9223372036854775807", "kernel.pid_max 32768 -> 4194304"], new HostFloors(_dir).Raise());
+        Assert.Empty(new HostFloors(_dir).Raise());
+        Assert.Equal("4194304", File.ReadAllText(Path.Combine(_dir, "kernel/pid_max")).Trim());
+    }
+
+    [Fact]
+    public void The_daemons_oom_score_is_lowered_never_raised()
+    {
+        var file = Path.Combine(_dir, "oom_score_adj");
+        File.WriteAllText(file, "0\n");
+        Assert.Equal("oom_score_adj 0 -> -900", DaemonOomScore.Protect(file));
+        File.WriteAllText(file, "-1000\n");
+        Assert.Null(DaemonOomScore.Protect(file));
+        Assert.Equal("-1000", File.ReadAllText(file).Trim());
+    }
+}

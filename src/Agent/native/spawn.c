@@ -109,6 +109,20 @@ typedef struct
 // again without CAP_SYS_RESOURCE (which containers lack) below its oom_score_adj_min.
 #define CHILD_OOM_SCORE_ADJ "500"
 
+// The agent's own (and its spawner's): above gardend's (0, or -900 where gardend may lower it), below its processes'.
+#define AGENT_OOM_SCORE_ADJ "300"
+
+// Writes VALUE to /proc/self/oom_score_adj when it reads less; best effort (nothing to report to before the runtime).
+static void raise_oom_score_adj(const char* value)
+{
+    int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[16] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (n > 0 && atoi(buf) < atoi(value)) (void)!pwrite(fd, value, strlen(value), 0);
+    close(fd);
+}
+
 // The agent is PID 1 of a container and shares uid 0 (and the capabilities) of the container's root: while it is
 // dumpable, any root process in the container may ptrace it, read /proc/1/fd/* links, open them, or copy its descriptors
 // with pidfd_getfd (the listening socket, host files). Not dumpable, every one of those needs CAP_SYS_PTRACE in the
@@ -158,6 +172,10 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
     if (argc > 1 && (strncmp(argv[1], "--", 2) != 0 || strcmp(argv[1], "--version") == 0)) return;
     // PID 1 of a Garden container is called garden-init (/proc/1/status, ps), as guardian's init is: GATS looks for it.
     prctl(PR_SET_NAME, "garden-init", 0, 0, 0);
+    // Before gardend and after the container's processes (CHILD_OOM_SCORE_ADJ) when the host runs out of memory: gardend
+    // every container needs, the agent only its own (its spawner, forked below, keeps this). Raising needs no privilege;
+    // gardend itself may not be able to lower its own (that needs CAP_SYS_RESOURCE, which some hosts withhold).
+    raise_oom_score_adj(AGENT_OOM_SCORE_ADJ);
     // every "--NAME-fd N" names a descriptor handed over on purpose (--listen-fd, --cgroup-fd, and any later one)
     int keep[8], nkeep = 0;
     for (int i = 1; i + 1 < argc; i++)

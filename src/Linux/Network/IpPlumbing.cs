@@ -66,7 +66,14 @@ public sealed partial class IpPlumbing : INetworkPlumbing
             // (That also lets the kernel take a container's frame to 127.0.0.1 for the host: the firewall drops it, see
             // FirewallRules.HostLoopback.)
             if (newBridge || !n.Bridged)
+            {
                 await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.HostInterface}/route_localnet", "1", ct).ConfigureAwait(false);
+                // Strict reverse-path filter: what comes from the container must come from an address routed back to it.
+                // Without it, ARP requests from made-up sender addresses made the host add a neighbour entry for each:
+                // one container filled the host's table (gc_thresh3) in seconds, and the host lost its entries for other
+                // containers and for its own gateway ("neighbor table overflow").
+                await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.HostInterface}/rp_filter", "1", ct).ConfigureAwait(false);
+            }
             await DisableHostIpv6Async(n, ct).ConfigureAwait(false);
         }
         finally

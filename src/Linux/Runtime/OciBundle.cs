@@ -143,6 +143,10 @@ public static class OciBundle
         };
         // A pea shares its container's uts namespace: it sets no hostname of its own.
         if (spec.Join is null) config["hostname"] = Hostname(spec.Handle);
+        // SysV shared memory no process has attached is removed (in the container's own ipc namespace; a pea shares it).
+        // Without it a segment outlives every process of the container: one with no memory limit pinned 2 GiB that way
+        // and exited, leaving the OOM killer nothing of its to kill but the host's own processes; Stop kept it too.
+        if (spec.Join is null) config["linux"]!["sysctl"] = new JsonObject { ["kernel.shm_rmid_forced"] = "1" };
         if (spec.Resources is { } r)
         {
             var resources = config["linux"]!["resources"]!.AsObject();

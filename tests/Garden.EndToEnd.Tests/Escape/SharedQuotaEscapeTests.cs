@@ -183,6 +183,69 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         Assert.Empty(Host.Leftovers(D, attacker));
     }
 
+    /// <summary>SysV shared memory lives in the container's ipc namespace; a segment nobody has attached outlived every
+    /// process of the container, so with no memory limit (the default) a container could pin host memory with nothing of
+    /// its own left for the OOM killer to kill (2 GiB by hand, kept across Stop). Orphaned segments are now removed.</summary>
+    [InstallFact]
+    public async Task Shared_memory_a_container_leaves_behind_when_its_process_exits_is_gone()
+    {
+        var h = Unique("shm");
+        var attack = Path.GetDirectoryName(AttackTool.Path("shmpin"))!;
+        try
+        {
+            Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
+            var pin = await D.CliAsync("run", h, "--", "/attack/shmpin", "64");
+            Assert.True(pin.ExitCode == 0 && pin.Stdout.Contains("pinned 64 MiB"), pin.ToString());
+            var left = await D.CliAsync("run", h, "--", "cat", "/proc/sysvipc/shm");
+            Assert.Single(left.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)); // the header line, no segment
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    /// <summary>A container holds CAP_NET_RAW (Garden's set). ARP requests from made-up sender addresses made the host add a
+    /// neighbour entry for each, until its table was full (gc_thresh3, 1024): the host then lost its entries for other
+    /// containers (their NetIn stopped) and for its own gateway. The host side of each container's link now filters by
+    /// reverse path: no entry for an address not routed to that link.</summary>
+    [InstallFact]
+    public async Task ARP_from_made_up_addresses_adds_nothing_to_the_hosts_neighbour_table()
+    {
+        var h = Unique("arp");
+        var attack = Path.GetDirectoryName(AttackTool.Path("arpflood"))!;
+        try
+        {
+            Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
+            var route = (await D.CliAsync("run", h, "--", "ip", "route")).Stdout;
+            var gateway = System.Text.RegularExpressions.Regex.Match(route, @"default via (\S+)").Groups[1].Value;
+            Assert.True(gateway.Length > 0, route);
+            // 198.18.0.0/16 (a benchmarking range): nothing on this host has an address there
+            var flood = await D.CliAsync("run", h, "--", "/attack/arpflood", "eth0", gateway, "2", "198.18.0.0");
+            Assert.True(flood.ExitCode == 0 && flood.Stdout.StartsWith("sent ", StringComparison.Ordinal), flood.ToString());
+            var entries = (await Net.Run("ip", "-4", "neigh", "show", "to", "198.18.0.0/16")).Stdout;
+            Assert.True(entries.Trim().Length == 0, $"the host took neighbour entries from the flood ({flood.Stdout.Trim()}):\n{entries}");
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
+    [InstallFact]
+    public async Task The_OOM_killer_takes_a_containers_processes_then_its_agent_before_gardend_and_the_hosts_file_and_pid_tables_fit_every_container()
+    {
+        // gardend lowers its own where it may (CAP_SYS_RESOURCE, which this test host withholds: then it says so)
+        var daemon = int.Parse(File.ReadAllText($"/proc/{D.Pid}/oom_score_adj").Trim());
+        Assert.True(daemon == -900 || (daemon == 0 && D.Log.Contains("cannot lower its oom_score_adj")), $"{daemon}: {D.Log}");
+        Assert.Equal(long.MaxValue.ToString(), File.ReadAllText("/proc/sys/fs/file-max").Trim());
+        Assert.True(long.Parse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim()) >= 4194304);
+        // a container's processes are still the OOM killer's first choice
+        var h = Unique("oom");
+        try
+        {
+            Ok(await D.CliAsync("create", "--handle", h));
+            Assert.Equal("500\n", (await D.CliAsync("run", h, "--", "cat", "/proc/self/oom_score_adj")).Stdout);
+            // then its agent (pid 1), and gardend last
+            Assert.Equal("300\n", (await D.CliAsync("run", h, "--", "cat", "/proc/1/oom_score_adj")).Stdout);
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
     /// <summary>Descriptors in flight (SCM_RIGHTS) are counted per host uid, and a send is refused once that count is above
     /// the sender's RLIMIT_NOFILE: no sysctl lifts it. With Garden's mapping every container's root is host uid 4294967294,
     /// so a container holding descriptors in flight makes other containers' root processes' sends fail (a known limit of
