@@ -1,7 +1,7 @@
 namespace Garden.Linux.Cgroups.V1;
 
 /// <summary>cgroup v1 memory controller: memory.limit_in_bytes and memory.memsw.limit_in_bytes (memory+swap) set to
-/// the same value, so swap cannot dodge the limit. memsw exists only with swap accounting; without it only the limit is set.
+/// the same value, so swap cannot dodge the limit, and memory.kmem.tcp.limit_in_bytes too, so TCP buffers cannot. memsw exists only with swap accounting; without it only the limit is set.
 /// The limit asked is that of the processes' cgroup (<see cref="CgroupTree.ProcessDir"/>, which the agent moves every
 /// process it spawns into); the container's cgroup (agent + processes) gets it plus the agent's allowance, so a container
 /// at its limit OOM-kills one of its processes, never its agent, and nothing in it is unlimited. A container made before
@@ -36,6 +36,11 @@ internal sealed class MemoryV1(string hierarchy, string parent, ulong agentAllow
         var limit = Path.Combine(dir, "memory.limit_in_bytes");
         var memsw = Path.Combine(dir, "memory.memsw.limit_in_bytes");
         var value = CgroupFile.Str(bytes);
+        // v1 charges TCP socket buffers to a counter of their own, only once it has a limit: without one, a container
+        // limited to 64 MiB queued 2.2 GiB in unread loopback connections (host memory, outside its limit). The same
+        // limit bounds them (UDP buffers v1 cannot charge at all; v2 charges all socket memory to memory.max).
+        var tcp = Path.Combine(dir, "memory.kmem.tcp.limit_in_bytes");
+        if (File.Exists(tcp)) w.Write(tcp, value, "MemoryBytes");
         if (!File.Exists(memsw))
         {
             w.Write(limit, value, "MemoryBytes");
