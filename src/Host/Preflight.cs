@@ -42,7 +42,7 @@ public static class Preflight
             LiftSharedUidLimits();
         }
         RaisePtyQuota(garden.MaxContainers);
-        RaiseHostFloors();
+        RaiseHostFloors(garden.MaxContainers);
         try
         {
             JournalFile.Prepare(garden.JournalPath);
@@ -73,17 +73,17 @@ public static class Preflight
     /// <summary>Host-wide tables sized for one machine's processes, not for hundreds of containers, and gardend's standing
     /// with the OOM killer (<see cref="Garden.Linux.Host.HostFloors"/>, <see cref="Garden.Linux.Host.DaemonOomScore"/>).
     /// Not raisable: gardend still starts, and says what that costs.</summary>
-    private static void RaiseHostFloors()
+    private static void RaiseHostFloors(int maxContainers)
     {
         try
         {
-            foreach (var line in new Garden.Linux.Host.HostFloors().Raise())
+            foreach (var line in new Garden.Linux.Host.HostFloors().Raise(maxContainers))
                 Console.Out.WriteLine($"gardend: raised {line} (a host-wide table every container draws from)");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            Console.Error.WriteLine($"gardend: warning: cannot raise fs.file-max or kernel.pid_max ({e.Message}); a few containers at their " +
-                                    "default limits could fill the host's file or pid table for all");
+            Console.Error.WriteLine($"gardend: warning: cannot raise fs.file-max, kernel.pid_max or nf_conntrack_max ({e.Message}); a few containers " +
+                                    "at their default limits could fill the host's file, pid or connection table for all");
         }
         try
         {

@@ -576,10 +576,12 @@ public sealed class RealFirewallContract : FirewallContract
         Assert.Contains($"-A {n.NatChain} -p tcp -m tcp --dport 41001 -m comment --comment web -j DNAT --to-destination {n.Address}:8080", save);
         Assert.Contains($"-A {n.OutChain} -d 10.1.0.0/24 -p tcp -m tcp --dport 80 -m comment --comment web -j ACCEPT", save);
         Assert.Contains($"-A {n.OutChain} -p icmp -m icmp --icmp-type 8/0 -m conntrack --ctstate NEW -m comment --comment web -j LOG", save);
-        // operator deny comes before operator allow, which comes before the container's rules; REJECT last
+        // its share of the host's flows first, then operator deny before operator allow, which comes before the
+        // container's rules; REJECT last
         var chain = save.Split('\n').Where(l => l.StartsWith($"-A {n.OutChain} ")).ToList();
-        Assert.Contains("10.9.9.0/24", chain[1]);
-        Assert.Contains("10.9.0.0/16", chain[2]);
+        Assert.Contains("-m connlimit --connlimit-above 4096 --connlimit-mask 32 --connlimit-saddr", chain[1]);
+        Assert.Contains("10.9.9.0/24", chain[2]);
+        Assert.Contains("10.9.0.0/16", chain[3]);
         Assert.Contains("REJECT", chain[^1]);
         Assert.All(Ours(save).Where(l => l.StartsWith("-A ") && l.Contains(n.Address.ToString())), l => Assert.Contains("--comment web", l));
 
@@ -791,7 +793,9 @@ public sealed class FirewallRulesTests
         var lines = FirewallRules.OutRules(new FirewallOptions("ga", [], []), f).ToList();
         Assert.Contains("-A ga-o-0afe0006 -p udp -d 10.0.0.0/24 -m udp --dport 53 -m comment --comment h1 -j ACCEPT", lines);
         Assert.Contains("-A ga-o-0afe0006 -p udp -m iprange --dst-range 10.0.0.1-10.0.0.5 -m udp --dport 1000:2000 -m comment --comment h1 -j ACCEPT", lines);
-        Assert.Equal(6, lines.Count); // established, four accepts, reject
+        Assert.Equal(7, lines.Count); // established, its share of the host's flows, four accepts, reject
+        Assert.Equal("-A ga-o-0afe0006 -m conntrack --ctstate NEW -m connlimit --connlimit-above 4096 --connlimit-mask 32 --connlimit-saddr " +
+            "-m comment --comment h1 -j REJECT --reject-with icmp-port-unreachable", lines[1]);
     }
 
     [Fact]

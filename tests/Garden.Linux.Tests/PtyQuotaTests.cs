@@ -61,8 +61,12 @@ public sealed class HostFloorsTests : IDisposable
     {
         File.WriteAllText(Path.Combine(_dir, "fs/file-max"), "2466177\n");
         File.WriteAllText(Path.Combine(_dir, "kernel/pid_max"), "32768\n");
-        Assert.Equal(["fs.file-max 2466177 -> 9223372036854775807", "kernel.pid_max 32768 -> 4194304"], new HostFloors(_dir).Raise());
-        Assert.Empty(new HostFloors(_dir).Raise());
+        Assert.Equal(["fs.file-max 2466177 -> 9223372036854775807", "kernel.pid_max 32768 -> 4194304"], new HostFloors(_dir).Raise(256));
+        Assert.Empty(new HostFloors(_dir).Raise(256));
+        // the connection tracking table, once the kernel has one: every container's share and the host's
+        Directory.CreateDirectory(Path.Combine(_dir, "net/netfilter"));
+        File.WriteAllText(Path.Combine(_dir, "net/netfilter/nf_conntrack_max"), "262144\n");
+        Assert.Equal(["net.netfilter.nf_conntrack_max 262144 -> 1114112"], new HostFloors(_dir).Raise(256)); // 65536 + 256 x 4096
         Assert.Equal("4194304", File.ReadAllText(Path.Combine(_dir, "kernel/pid_max")).Trim());
     }
 

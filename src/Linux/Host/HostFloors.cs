@@ -10,6 +10,10 @@ namespace Garden.Linux.Host;
 /// file is kernel memory charged to its container's memory cgroup.</item>
 /// <item><c>kernel.pid_max</c> (32768 here): 32 containers at the default pids limit (1024) fill it, and then nothing on
 /// the host forks. Raised to the kernel's most, 4194304 (PID_MAX_LIMIT), as systemd does.</item>
+/// <item><c>net.netfilter.nf_conntrack_max</c> (262144 here): one container with a NetOut rule filled it at ~8,700 new
+/// flows a second, and every new flow through the host was dropped. Each container's chain holds it to its share
+/// (FirewallRules.FlowsPerContainer), and the table is raised to fit every container's share and the host's own
+/// (an entry is ~320 bytes of kernel memory, taken only while a flow is tracked).</item>
 /// </list>
 /// Raised, never lowered.</summary>
 public sealed class HostFloors(string procSys = "/proc/sys")
@@ -17,13 +21,28 @@ public sealed class HostFloors(string procSys = "/proc/sys")
     public const long FileMax = long.MaxValue;
     public const long PidMax = 4194304;
 
-    /// <summary>Raises each; returns one line per value it changed ("fs.file-max 2466177 -> ...").</summary>
-    public IReadOnlyList<string> Raise()
+    /// <summary>Flows of the connection tracking table left to the host beside its containers' shares.</summary>
+    public const long ConntrackHeadroom = 65536;
+
+    /// <summary>nf_conntrack_max for <paramref name="containers"/> containers' shares
+    /// (<see cref="Network.FirewallRules.FlowsPerContainer"/> each) and the host's own.</summary>
+    public static long ConntrackFor(int containers) => ConntrackHeadroom + (long)containers * Network.FirewallRules.FlowsPerContainer;
+
+    /// <summary>Raises each; returns one line per value it changed ("fs.file-max 2466177 -> ..."). The connection tracking
+    /// table only where the kernel has it already (it comes with the first firewall rule that tracks).</summary>
+    public IReadOnlyList<string> Raise(int containers)
     {
         var changed = new List<string>();
-        foreach (var (name, file, needed) in new[] { ("fs.file-max", "fs/file-max", FileMax), ("kernel.pid_max", "kernel/pid_max", PidMax) })
-            if (KernelFloor.Raise(Path.Combine(procSys, file), needed) is { } before)
-                changed.Add($"{name} {before} -> {needed}");
+        foreach (var (name, file, needed) in new[]
+                 {
+                     ("fs.file-max", "fs/file-max", FileMax), ("kernel.pid_max", "kernel/pid_max", PidMax),
+                     ("net.netfilter.nf_conntrack_max", "net/netfilter/nf_conntrack_max", ConntrackFor(containers)),
+                 })
+        {
+            var path = Path.Combine(procSys, file);
+            if (file.StartsWith("net/", StringComparison.Ordinal) && !File.Exists(path)) continue;
+            if (KernelFloor.Raise(path, needed) is { } before) changed.Add($"{name} {before} -> {needed}");
+        }
         return changed;
     }
 }

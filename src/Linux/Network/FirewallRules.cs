@@ -52,6 +52,10 @@ public static partial class FirewallRules
     private static bool PoolCovers(FirewallOptions? o, ContainerNetwork n) =>
         o?.Pool is { } pool && pool.Contains(n.Subnet.Network) && n.Subnet.PrefixLength >= pool.PrefixLength && !n.Bridged;
 
+    /// <summary>The tracked flows (connections, UDP flows) one container may have at once through the host: its share of
+    /// nf_conntrack_max, which gardend raises to fit every container's (<see cref="Garden.Linux.Host.HostFloors"/>).</summary>
+    public const int FlowsPerContainer = 4096;
+
     /// <summary>The rules of the container's own filter chain.</summary>
     public static IEnumerable<string> OutRules(FirewallOptions o, ContainerFirewall f)
     {
@@ -59,6 +63,12 @@ public static partial class FirewallRules
         var c = Comment(n.Handle);
         var chain = n.OutChain;
         yield return $"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED {c} -j ACCEPT";
+        // Its share of the host's connection tracking table: every flow a NetOut rule lets through takes an entry of the
+        // one table (nf_conntrack_max) the host and every container share, and one container sending to new ports filled
+        // it at ~8,700 flows a second, after which every new flow through the host was dropped. Refused before any accept
+        // (a refused packet's entry is never confirmed, so it takes none).
+        yield return $"-A {chain} -m conntrack --ctstate NEW -m connlimit --connlimit-above {FlowsPerContainer} --connlimit-mask 32 " +
+                     $"--connlimit-saddr {c} -j REJECT --reject-with icmp-port-unreachable";
         foreach (var d in o.DenyNetworks) yield return $"-A {chain} {Destination(d)} {c} -j REJECT --reject-with icmp-net-prohibited";
         foreach (var a in o.AllowNetworks) yield return $"-A {chain} {Destination(a)} {c} -j ACCEPT";
         foreach (var rule in f.NetOut)

@@ -268,6 +268,35 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         finally { await D.CliAsync("destroy", h); }
     }
 
+    /// <summary>Every flow a NetOut rule lets through takes an entry of the host's one connection tracking table: a
+    /// container sending to new ports filled it at ~8,700 flows a second (by hand), and then every new flow through the
+    /// host, any container's or the host's own, was dropped. A container now holds at most its share
+    /// (FirewallRules.FlowsPerContainer); the table is raised to fit every container's.</summary>
+    [InstallFact]
+    public async Task A_container_opening_flows_without_end_takes_no_more_than_its_share_of_the_hosts_connection_table()
+    {
+        var h = Unique("flows");
+        var attack = Path.GetDirectoryName(AttackTool.Path("udpflows"))!;
+        try
+        {
+            Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
+            var route = (await D.CliAsync("run", h, "--", "ip", "route")).Stdout;
+            var gateway = System.Text.RegularExpressions.Regex.Match(route, @"default via (\S+)").Groups[1].Value;
+            Assert.True(gateway.Length > 0, route);
+            Ok(await D.CliAsync("net-out", h, "--network", gateway, "--protocol", "udp"));
+            var max = long.Parse(File.ReadAllText("/proc/sys/net/netfilter/nf_conntrack_max").Trim());
+            Assert.True(max >= Garden.Linux.Host.HostFloors.ConntrackFor(1), $"nf_conntrack_max {max}");
+            var before = long.Parse(File.ReadAllText("/proc/sys/net/netfilter/nf_conntrack_count").Trim());
+            var flood = await D.CliAsync("run", h, "--", "/attack/udpflows", gateway, "10000");
+            Assert.True(flood.ExitCode == 0 && flood.Stdout.StartsWith("sent ", StringComparison.Ordinal), flood.ToString());
+            var after = long.Parse(File.ReadAllText("/proc/sys/net/netfilter/nf_conntrack_count").Trim());
+            // (other tests' flows may come and go meanwhile: a margin, far below the 10,000 it sent)
+            Assert.True(after - before < Garden.Linux.Network.FirewallRules.FlowsPerContainer + 1500,
+                $"{after - before} new tracked flows from one container ({flood.Stdout.Trim()})");
+        }
+        finally { await D.CliAsync("destroy", h); }
+    }
+
     /// <summary>Descriptors in flight (SCM_RIGHTS) are counted per host uid, and a send is refused once that count is above
     /// the sender's RLIMIT_NOFILE: no sysctl lifts it. With Garden's mapping every container's root is host uid 4294967294,
     /// so a container holding descriptors in flight makes other containers' root processes' sends fail (a known limit of
