@@ -54,81 +54,58 @@ public static class Preflight
     }
 
     /// <summary>Every unprivileged container's root is one host uid under Garden's mapping, and runc charges each one's
-    /// session keyring to it (<see cref="Garden.Linux.Host.KeyQuota"/>). Not raisable (a read-only /proc/sys): gardend
-    /// still starts, and says from which container on Creates will fail.</summary>
-    private static void RaiseKeyQuota(int maxContainers)
-    {
-        try
-        {
-            foreach (var line in new Garden.Linux.Host.KeyQuota().EnsureFor(maxContainers))
-                Console.Out.WriteLine($"gardend: raised {line} (one runc session keyring per container, all charged to container root's host uid 4294967294)");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's key quota for {maxContainers} containers ({e.Message}); " +
-                                    "Creates beyond kernel.keys.maxkeys will fail with \"disk quota exceeded\"");
-        }
-    }
+    /// session keyring to it (<see cref="Garden.Linux.Host.KeyQuota"/>).</summary>
+    private static void RaiseKeyQuota(int maxContainers) => Adjust(
+        () => new Garden.Linux.Host.KeyQuota().EnsureFor(maxContainers),
+        line => $"raised {line} (one runc session keyring per container, all charged to container root's host uid 4294967294)",
+        why => $"cannot raise the kernel's key quota for {maxContainers} containers ({why}); " +
+               "Creates beyond kernel.keys.maxkeys will fail with \"disk quota exceeded\"");
 
     /// <summary>Host-wide tables sized for one machine's processes, not for hundreds of containers, and gardend's standing
-    /// with the OOM killer (<see cref="Garden.Linux.Host.HostFloors"/>, <see cref="Garden.Linux.Host.DaemonOomScore"/>).
-    /// Not raisable: gardend still starts, and says what that costs.</summary>
+    /// with the OOM killer (<see cref="Garden.Linux.Host.HostFloors"/>, <see cref="Garden.Linux.Host.DaemonOomScore"/>).</summary>
     private static void RaiseHostFloors(int maxContainers)
     {
-        try
-        {
-            foreach (var line in new Garden.Linux.Host.HostFloors().Raise(maxContainers))
-                Console.Out.WriteLine($"gardend: raised {line} (a host-wide table every container draws from)");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            Console.Error.WriteLine($"gardend: warning: cannot raise fs.file-max, kernel.pid_max or nf_conntrack_max ({e.Message}); a few containers " +
-                                    "at their default limits could fill the host's file, pid or connection table for all");
-        }
-        try
-        {
-            if (Garden.Linux.Host.DaemonOomScore.Protect() is { } line)
-                Console.Out.WriteLine($"gardend: {line} (containers' processes go first when the host runs out of memory)");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            Console.Error.WriteLine($"gardend: warning: cannot lower its oom_score_adj ({e.Message}; it needs CAP_SYS_RESOURCE): " +
-                                    "containers' processes (500) and agents (300) still go before it");
-        }
+        Adjust(() => new Garden.Linux.Host.HostFloors().Raise(maxContainers),
+            line => $"raised {line} (a host-wide table every container draws from)",
+            why => $"cannot raise fs.file-max, kernel.pid_max or nf_conntrack_max ({why}); a few containers " +
+                   "at their default limits could fill the host's file, pid or connection table for all");
+        Adjust(() => One(Garden.Linux.Host.DaemonOomScore.Protect()),
+            line => $"{line} (containers' processes go first when the host runs out of memory)",
+            why => $"cannot lower its oom_score_adj ({why}; it needs CAP_SYS_RESOURCE): " +
+                   "containers' processes (500) and agents (300) still go before it");
     }
 
     /// <summary>The ptys of every container's devpts count against one kernel limit (<see cref="Garden.Linux.Host.PtyQuota"/>):
-    /// raised so that every container's share fits. Not raisable: gardend still starts, and says what that costs.</summary>
-    private static void RaisePtyQuota(int maxContainers)
+    /// raised so that every container's share fits.</summary>
+    private static void RaisePtyQuota(int maxContainers) => Adjust(
+        () => One(new Garden.Linux.Host.PtyQuota().EnsureFor(maxContainers)),
+        line => $"raised {line} (each container's devpts holds at most {Garden.Linux.Host.PtyQuota.PerContainer} ptys, all counted against it)",
+        why => $"cannot raise the kernel's pty limit for {maxContainers} containers ({why}); " +
+               "a few containers holding their share of ptys would leave the others none");
+
+    /// <summary>The per-user limits that count by host uid alone, which every unprivileged container shares under Garden's
+    /// mapping and any one could fill for all (<see cref="Garden.Linux.Host.SharedUidLimits"/>): lifted.</summary>
+    private static void LiftSharedUidLimits() => Adjust(
+        () => new Garden.Linux.Host.SharedUidLimits().Lift(),
+        line => $"lifted {line}: every container's root is host uid 4294967294, and one container " +
+                "could fill a limit shared by all; each container's memory limit bounds what it costs",
+        why => $"cannot lift the kernel's per-uid pipe and epoll limits ({why}); one " +
+               "container could fill them for all (smaller pipes, no new epoll watches in any container)");
+
+    /// <summary>Changes kernel settings for the containers' sake and says each change ("gardend: " + <paramref name="said"/>).
+    /// A host that refuses (a read-only /proc/sys, a capability withheld) does not stop gardend: it warns, saying what
+    /// that costs (<paramref name="warning"/> of the error's message).</summary>
+    private static void Adjust(Func<IEnumerable<string>> change, Func<string, string> said, Func<string, string> warning)
     {
         try
         {
-            if (new Garden.Linux.Host.PtyQuota().EnsureFor(maxContainers) is { } line)
-                Console.Out.WriteLine($"gardend: raised {line} (each container's devpts holds at most {Garden.Linux.Host.PtyQuota.PerContainer} ptys, " +
-                                      "all counted against it)");
+            foreach (var line in change()) Console.Out.WriteLine($"gardend: {said(line)}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            Console.Error.WriteLine($"gardend: warning: cannot raise the kernel's pty limit for {maxContainers} containers ({e.Message}); " +
-                                    "a few containers holding their share of ptys would leave the others none");
+            Console.Error.WriteLine($"gardend: warning: {warning(e.Message)}");
         }
     }
 
-    /// <summary>The per-user limits that count by host uid alone, which every unprivileged container shares under Garden's
-    /// mapping and any one could fill for all (<see cref="Garden.Linux.Host.SharedUidLimits"/>): lifted. Not liftable:
-    /// gardend still starts, and says what that costs.</summary>
-    private static void LiftSharedUidLimits()
-    {
-        try
-        {
-            foreach (var line in new Garden.Linux.Host.SharedUidLimits().Lift())
-                Console.Out.WriteLine($"gardend: lifted {line}: every container's root is host uid 4294967294, and one container " +
-                                      "could fill a limit shared by all; each container's memory limit bounds what it costs");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            Console.Error.WriteLine($"gardend: warning: cannot lift the kernel's per-uid pipe and epoll limits ({e.Message}); one " +
-                                    "container could fill them for all (smaller pipes, no new epoll watches in any container)");
-        }
-    }
+    private static IEnumerable<string> One(string? line) => line is null ? [] : [line];
 }
