@@ -43,16 +43,8 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_container_holding_every_inotify_instance_and_queue_byte_it_can_leaves_other_containers_and_the_host_theirs()
     {
-        var (attacker, other) = (Unique("hog"), Unique("victim"));
-        var attack = Path.GetDirectoryName(Tool)!;
-        try
+        await Hold(D, "ucounts", async (other, held) =>
         {
-            Ok(await D.CliAsync("create", "--handle", attacker, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("run", attacker, "--detach", "--", "/attack/ucounts", "hold", "/tmp/held"));
-            string held = "";
-            for (var deadline = DateTime.UtcNow.AddSeconds(15); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(50))
-                held = (await D.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
             // it took what one user of the host may have: the whole default quota
             Assert.Matches(@"\Aheld 128 inotify, \d+ mqueue\n\z", held);
 
@@ -65,17 +57,11 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
             var late = Unique("late");
             try
             {
-                Ok(await D.CliAsync("create", "--handle", late, "--bind-mount", $"{attack}:/attack"));
+                Ok(await D.CliAsync("create", "--handle", late, "--bind-mount", $"{Path.GetDirectoryName(Tool)}:/attack"));
                 Ok(await D.CliAsync("run", late, "--", "/attack/ucounts", "probe"));
             }
             finally { await D.CliAsync("destroy", late); }
-        }
-        finally
-        {
-            await D.CliAsync("destroy", attacker);
-            await D.CliAsync("destroy", other);
-        }
-        Assert.Empty(Host.Leftovers(D, attacker));
+        });
         Assert.Equal(0, (await Net.Run(Tool, "probe")).ExitCode);
     }
 
@@ -87,32 +73,17 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_container_growing_its_pipes_without_end_leaves_other_containers_pipes_their_size()
     {
-        var (attacker, other) = (Unique("pipehog"), Unique("pipevictim"));
-        var attack = Path.GetDirectoryName(AttackTool.Path("pipes"))!;
-        try
+        var held = await Hold(D, "pipes", async (other, _) =>
         {
-            Ok(await D.CliAsync("create", "--handle", attacker, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("run", attacker, "--detach", "--", "/attack/pipes", "hold", "/tmp/held"));
-            string held = "";
-            for (var deadline = DateTime.UtcNow.AddSeconds(15); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(50))
-                held = (await D.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
-
             var probe = await D.CliAsync("run", other, "--", "/attack/pipes", "probe");
             Assert.True(probe.ExitCode == 0 && probe.Stdout == "pipe 65536\n", $"another container's pipes must keep their size: {probe}");
             var stream = await D.CliAsync("run", other, "--", "sh", "-c", "head -c 1000000 /dev/zero | wc -c");
             Assert.Equal("1000000", stream.Stdout.Trim());
-            // what the attacker held: more than the kernel's default limit of one user (16384 pages) and any share of a
-            // limit gardend could have given it
-            var pages = long.Parse(System.Text.RegularExpressions.Regex.Match(held, @"\Aheld (\d+) pages\n\z").Groups[1].Value);
-            Assert.True(pages > 100_000, held);
-        }
-        finally
-        {
-            await D.CliAsync("destroy", attacker);
-            await D.CliAsync("destroy", other);
-        }
-        Assert.Empty(Host.Leftovers(D, attacker));
+        });
+        // what the attacker held: more than the kernel's default limit of one user (16384 pages) and any share of a
+        // limit gardend could have given it
+        var pages = long.Parse(System.Text.RegularExpressions.Regex.Match(held, @"\Aheld (\d+) pages\n\z").Groups[1].Value);
+        Assert.True(pages > 100_000, held);
     }
 
     /// <summary>epoll watches count per host uid against fs.epoll.max_user_watches (5.5 million on a 24 GiB host), shared
@@ -123,16 +94,8 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_container_taking_millions_of_epoll_watches_leaves_other_containers_and_their_agents_theirs()
     {
-        var (attacker, other) = (Unique("epollhog"), Unique("epollvictim"));
-        var attack = Path.GetDirectoryName(AttackTool.Path("epoll"))!;
-        try
+        await Hold(D, "epoll", async (other, held) =>
         {
-            Ok(await D.CliAsync("create", "--handle", attacker, "--memory", "2G", "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("run", attacker, "--detach", "--", "/attack/epoll", "hold", "/tmp/held", "6000000"));
-            string held = "";
-            for (var deadline = DateTime.UtcNow.AddSeconds(90); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(250))
-                held = (await D.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
             Assert.Matches(@"\Aheld \d+ watches", held);
 
             var probe = await D.CliAsync("run", other, "--", "/attack/epoll", "probe");
@@ -141,13 +104,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
             var both = await Task.WhenAll(D.CliAsync("run", other, "--", "echo", "one"), D.CliAsync("run", other, "--", "echo", "two"));
             Assert.Equal(["one\n", "two\n"], both.Select(r => r.Stdout));
             Assert.Equal("held 6000000 watches: Success\n", held); // what it took was past the shared default
-        }
-        finally
-        {
-            await D.CliAsync("destroy", attacker);
-            await D.CliAsync("destroy", other);
-        }
-        Assert.Empty(Host.Leftovers(D, attacker));
+        }, create: ["--memory", "2G"], holdArgs: ["6000000"], wait: TimeSpan.FromSeconds(90));
     }
 
     /// <summary>Every container's devpts is an instance of its own, but the kernel counts the ptys of every instance but
@@ -157,16 +114,8 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_container_opening_every_pty_it_can_leaves_other_containers_their_ttys()
     {
-        var (attacker, other) = (Unique("ptyhog"), Unique("ptyvictim"));
-        var attack = Path.GetDirectoryName(AttackTool.Path("ptys"))!;
-        try
+        await Hold(D, "ptys", async (other, held) =>
         {
-            Ok(await D.CliAsync("create", "--handle", attacker, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
-            Ok(await D.CliAsync("run", attacker, "--detach", "--", "/attack/ptys", "hold", "/tmp/held"));
-            string held = "";
-            for (var deadline = DateTime.UtcNow.AddSeconds(15); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(50))
-                held = (await D.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
             Assert.Matches(@"\Aheld \d+ ptys", held);
 
             var tty = await D.CliAsync("run", other, "--tty", "--", "tty");
@@ -174,13 +123,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
             Ok(await D.CliAsync("run", other, "--", "/attack/ptys", "probe"));
             // the attacker's own share, and no more
             Assert.Equal($"held {Garden.Linux.Host.PtyQuota.PerContainer} ptys: No space left on device\n", held);
-        }
-        finally
-        {
-            await D.CliAsync("destroy", attacker);
-            await D.CliAsync("destroy", other);
-        }
-        Assert.Empty(Host.Leftovers(D, attacker));
+        });
     }
 
     /// <summary>SysV shared memory lives in the container's ipc namespace; a segment nobody has attached outlived every
@@ -214,9 +157,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         try
         {
             Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
-            var route = (await D.CliAsync("run", h, "--", "ip", "route")).Stdout;
-            var gateway = System.Text.RegularExpressions.Regex.Match(route, @"default via (\S+)").Groups[1].Value;
-            Assert.True(gateway.Length > 0, route);
+            var gateway = await GatewayOf(h);
             // 198.18.0.0/16 (a benchmarking range): nothing on this host has an address there
             var flood = await D.CliAsync("run", h, "--", "/attack/arpflood", "eth0", gateway, "2", "198.18.0.0");
             Assert.True(flood.ExitCode == 0 && flood.Stdout.StartsWith("sent ", StringComparison.Ordinal), flood.ToString());
@@ -280,9 +221,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         try
         {
             Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
-            var route = (await D.CliAsync("run", h, "--", "ip", "route")).Stdout;
-            var gateway = System.Text.RegularExpressions.Regex.Match(route, @"default via (\S+)").Groups[1].Value;
-            Assert.True(gateway.Length > 0, route);
+            var gateway = await GatewayOf(h);
             Ok(await D.CliAsync("net-out", h, "--network", gateway, "--protocol", "udp"));
             var max = long.Parse(File.ReadAllText("/proc/sys/net/netfilter/nf_conntrack_max").Trim());
             Assert.True(max >= Garden.Linux.Host.HostFloors.ConntrackFor(1), $"nf_conntrack_max {max}");
@@ -306,7 +245,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_container_keeping_descriptors_in_flight_leaves_other_containers_able_to_run()
     {
-        var held = await HoldInFlight(D, async other =>
+        var held = await HoldInFlight(D, async (other, _) =>
         {
             var spawner = await SpawnerPid(D, other);
             for (var i = 0; i < 3; i++)
@@ -327,12 +266,21 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     {
         await using var d = new Gardend("garden.user-namespace.mapping = per-container");
         await d.StartAsync();
-        await HoldInFlight(d, async other =>
+        await HoldInFlight(d, async (other, _) =>
         {
             var probe = await d.CliAsync("run", other, "--", "/attack/inflight", "probe");
             Assert.True(probe.ExitCode == 0 && probe.Stdout == "sent\n", $"another container must still pass descriptors: {probe}");
             Ok(await d.CliAsync("run", other, "--", "echo", "still runs"));
         });
+    }
+
+    /// <summary>The container's default gateway (the host's end of its link), as `ip route` inside shows it.</summary>
+    private async Task<string> GatewayOf(string handle)
+    {
+        var route = (await D.CliAsync("run", handle, "--", "ip", "route")).Stdout;
+        var gateway = System.Text.RegularExpressions.Regex.Match(route, @"default via (\S+)").Groups[1].Value;
+        Assert.True(gateway.Length > 0, route);
+        return gateway;
     }
 
     private static async Task<string> SpawnerPid(Gardend d, string handle)
@@ -343,33 +291,53 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
         return r.Stdout.Trim();
     }
 
-    /// <summary>Runs the in-flight hold in one container, then <paramref name="check"/> on another; returns what it held.</summary>
-    private static async Task<string> HoldInFlight(Gardend d, Func<string, Task> check)
+    /// <summary>The in-flight hold (<see cref="Hold"/>), with as many descriptors as the most a process may have: its agent's
+    /// own hard limit (the container's pid 1), above the default.</summary>
+    private static async Task<string> HoldInFlight(Gardend d, Func<string, string, Task> check)
     {
-        var (attacker, other) = (Unique("inflight"), Unique("fdvictim"));
-        var attack = Path.GetDirectoryName(AttackTool.Path("inflight"))!;
-        try
+        var held = await Hold(d, "inflight", async (other, h) =>
         {
-            Ok(await d.CliAsync("create", "--handle", attacker, "--bind-mount", $"{attack}:/attack"));
-            Ok(await d.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
-            // as many as the most a process may have: its agent's own hard limit (the container's pid 1), above the default
+            Assert.Matches(@"\Aheld \d+ in flight", h);
+            await check(other, h);
+        }, runOptions: async attacker =>
+        {
             var limits = (await d.CliAsync("run", attacker, "--", "cat", "/proc/1/limits")).Stdout;
             var most = System.Text.RegularExpressions.Regex.Match(limits, @"Max open files\s+\d+\s+(\d+)").Groups[1].Value;
             Assert.True(most.Length > 0, limits);
-            Ok(await d.CliAsync("run", attacker, "--detach", "--rlimit", $"nofile={most}", "--", "/attack/inflight", "hold", "/tmp/held"));
-            string held = "";
-            for (var deadline = DateTime.UtcNow.AddSeconds(30); DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(100))
+            return ["--rlimit", $"nofile={most}"];
+        }, wait: TimeSpan.FromSeconds(30));
+        return held;
+    }
+
+    /// <summary>The attack every test here shares: two containers with the attack tools at /attack; in the first,
+    /// `/attack/TOOL hold /tmp/held HOLDARGS` runs detached until it wrote what it holds (within <paramref name="wait"/>);
+    /// then <paramref name="check"/> runs with the other container and that text. Both are destroyed, and nothing of
+    /// the attacker is left on the host. Returns what it held.</summary>
+    private static async Task<string> Hold(Gardend d, string tool, Func<string, string, Task> check, string[]? create = null,
+        string[]? holdArgs = null, Func<string, Task<string[]>>? runOptions = null, TimeSpan? wait = null)
+    {
+        var (attacker, other) = (Unique(tool + "hog"), Unique(tool + "victim"));
+        var attack = Path.GetDirectoryName(AttackTool.Path(tool))!;
+        var within = wait ?? TimeSpan.FromSeconds(15);
+        string held = "";
+        try
+        {
+            Ok(await d.CliAsync(["create", "--handle", attacker, .. create ?? [], "--bind-mount", $"{attack}:/attack"]));
+            Ok(await d.CliAsync("create", "--handle", other, "--bind-mount", $"{attack}:/attack"));
+            string[] options = runOptions is null ? [] : await runOptions(attacker);
+            Ok(await d.CliAsync(["run", attacker, "--detach", .. options, "--", $"/attack/{tool}", "hold", "/tmp/held", .. holdArgs ?? []]));
+            var poll = TimeSpan.FromMilliseconds(Math.Clamp(within.TotalMilliseconds / 300, 50, 250));
+            for (var deadline = DateTime.UtcNow + within; DateTime.UtcNow < deadline && held.Length == 0; await Task.Delay(poll))
                 held = (await d.CliAsync("run", attacker, "--", "cat", "/tmp/held")).Stdout;
-            Assert.Matches(@"\Aheld \d+ in flight", held);
-            await check(other);
-            return held;
+            await check(other, held);
         }
         finally
         {
             await d.CliAsync("destroy", attacker);
             await d.CliAsync("destroy", other);
-            Assert.Empty(Host.Leftovers(d, attacker));
         }
+        Assert.Empty(Host.Leftovers(d, attacker));
+        return held;
     }
 
     private static async Task WaitForAsync(string file)
