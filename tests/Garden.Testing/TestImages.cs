@@ -87,14 +87,15 @@ public sealed class TestImages : IDisposable
 
     public string Blob(string digest) => Path.Combine(Layout, "blobs", "sha256", digest[7..]);
 
-    /// <summary>A copy of the layout in which one blob's bytes are changed (its digest no longer matches).</summary>
-    public string CorruptCopy(string digest)
+    /// <summary>A copy of the layout in which one byte of a blob, at fraction <paramref name="at"/> of it, is changed (its
+    /// digest no longer matches).</summary>
+    public string CorruptCopy(string digest, double at = 0.5)
     {
         var copy = Path.Combine(Dir, "corrupt-" + Guid.NewGuid().ToString("N")[..8]);
         Tool("/bin/cp", "-a", Layout, copy).GetAwaiter().GetResult();
         var blob = Path.Combine(copy, "blobs", "sha256", digest[7..]);
         var bytes = File.ReadAllBytes(blob);
-        bytes[bytes.Length / 2] ^= 0xff;
+        bytes[Math.Min((int)(bytes.Length * at), bytes.Length - 1)] ^= 0xff;
         File.WriteAllBytes(blob, bytes);
         return copy;
     }

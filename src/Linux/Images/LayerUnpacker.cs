@@ -42,17 +42,46 @@ public static class LayerUnpacker
             await uncompressed.CopyToAsync(Stream.Null, ct).ConfigureAwait(false);
             await compressed.CopyToAsync(Stream.Null, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or ImageException
+                                      or IOException or ArgumentException or UnauthorizedAccessException)
         {
+            // a blob whose bytes are not the ones its digest names can fail anywhere in the tar (a garbled header, a
+            // name no file system takes): that is what to say, not the symptom; read the rest of it to know
+            if (await IsNotTheBlob(compressed, layer, ct).ConfigureAwait(false) is { } mismatch)
+                throw new ImageException($"{what}: {mismatch}", e);
+            if (e is ImageException) throw new ImageException($"{what}: {e.Message}", e);
+            if (e is IOException and not EndOfStreamException && compressed.Broken) throw;   // the transfer broke off
+            if (e is IOException and not EndOfStreamException or UnauthorizedAccessException) throw new ImageException($"{what}: {e.Message}", e);
             throw new ImageException($"{what}: not a valid {(gzip ? "gzip-compressed " : "")}tar ({e.Message})", e);
         }
-        if (layer.Size >= 0 && compressed.Length != layer.Size)
-            throw new ImageException($"{what}: size mismatch: the manifest says {layer.Size} bytes, the blob has {compressed.Length}");
-        if (compressed.Digest != layer.Digest)
-            throw new ImageException($"{what}: digest mismatch: the content hashes to {compressed.Digest}");
+        if (Mismatch(compressed, layer) is { } wrong) throw new ImageException($"{what}: {wrong}");
         if (uncompressed.Digest != diffId)
             throw new ImageException($"{what}: diff id mismatch: the image config says {diffId}, the unpacked tar hashes to {uncompressed.Digest}");
         return bytes;
+    }
+
+    private static string? Mismatch(HashingStream blob, Descriptor layer) =>
+        layer.Size >= 0 && blob.Length != layer.Size ? $"size mismatch: the manifest says {layer.Size} bytes, the blob has {blob.Length}"
+        : blob.Digest != layer.Digest ? $"digest mismatch: the content hashes to {blob.Digest}"
+        : null;
+
+    /// <summary>Reads what is left of the blob (no further than one byte past the size its manifest gives) and says how
+    /// it is not the blob its descriptor names; null when it is, or when the rest cannot be read (the transfer broke off:
+    /// the caller's error stands).</summary>
+    private static async Task<string?> IsNotTheBlob(HashingStream blob, Descriptor layer, CancellationToken ct)
+    {
+        if (blob.Broken) return null;
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (layer.Size < 0 || blob.Length <= layer.Size)
+            {
+                var want = layer.Size < 0 ? buffer.Length : (int)Math.Min(buffer.Length, layer.Size + 1 - blob.Length);
+                if (await blob.ReadAsync(buffer.AsMemory(0, want), ct).ConfigureAwait(false) == 0) break;
+            }
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException) { return null; }
+        return Mismatch(blob, layer);
     }
 
     private static async Task<long> ApplyAsync(Context ctx, TarEntry entry, CancellationToken ct)
@@ -213,9 +242,14 @@ internal sealed class HashingStream(Stream inner) : ReadOnlyStream
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    /// <summary>A read of the stream under it threw (the transfer broke off): what was read is all there is.</summary>
+    public bool Broken { get; private set; }
+
     public override int Read(Span<byte> buffer)
     {
-        var n = inner.Read(buffer);
+        int n;
+        try { n = inner.Read(buffer); }
+        catch { Broken = true; throw; }
         _hash.AppendData(buffer[..n]);
         _read += n;
         return n;
@@ -223,7 +257,9 @@ internal sealed class HashingStream(Stream inner) : ReadOnlyStream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
     {
-        var n = await inner.ReadAsync(buffer, ct).ConfigureAwait(false);
+        int n;
+        try { n = await inner.ReadAsync(buffer, ct).ConfigureAwait(false); }
+        catch { Broken = true; throw; }
         _hash.AppendData(buffer.Span[..n]);
         _read += n;
         return n;

@@ -118,6 +118,22 @@ public sealed class LayerStoreTests : IAsyncLifetime
     }
 
     [InstallFact]
+    public async Task A_changed_byte_anywhere_in_a_layer_is_a_digest_mismatch_naming_the_layer()
+    {
+        // wherever the byte is, the tar under it may fail first (a garbled header, a name or a mode no file system takes,
+        // gzip's own check): the error is still the blob that is not what its digest says, and nothing is left
+        var store = Store();
+        foreach (var layer in new[] { Images.Manifest().Layers[0], Images.Manifest().Layers[^1] })
+            foreach (var at in new[] { 0.0, 0.001, 0.01, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 0.99, 1.0 })
+            {
+                var e = await Assert.ThrowsAsync<ImageException>(() => store.PullAsync("m", Oci(Images.CorruptCopy(layer, at)), default));
+                Assert.True(e.Message.Contains($"layer {layer}: digest mismatch"), $"at {at}: {e.Message}");
+                Assert.Empty(Tmp());
+            }
+        Assert.Empty(Directory.GetFiles(Path.Combine(StoreDir, "refs")));
+    }
+
+    [InstallFact]
     public async Task A_registry_that_stops_sending_fails_the_pull_after_the_stall_timeout_and_leaves_nothing()
     {
         await using var registry = new FakeRegistry(Images.Layout) { LayerChunkDelay = TimeSpan.FromSeconds(3) };
