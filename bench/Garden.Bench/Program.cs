@@ -77,14 +77,37 @@ try
         StopDaemon(daemon); // each of these rows starts a daemon of its own on the same socket
 
     // warm up both sides (page cache; gardend's JIT: a daemon that has been serving runs its tiered code, where a fresh
-    // one spends 2-3 ms of CPU a Run compiling for its first few hundred: FINDINGS-run.md). BENCH_WARMUP cycles of
-    // Create, five Runs and Destroy (default 20) for gardend; three for runc, which compiles nothing.
+    // one spends 2-3 ms of CPU a Run and ~10 ms a Create compiling for its first few hundred: FINDINGS-run.md,
+    // FINDINGS-create.md). BENCH_WARMUP cycles of Create, five Runs and Destroy (default 20) for gardend, then more, ten
+    // at a time, until its tiered compiler thread spent under 20 ms in the last ten (it has compiled what these paths run,
+    // as in a daemon that has been serving for a while), at most BENCH_WARMUP_MAX cycles in all (default 400; set it to
+    // BENCH_WARMUP for a fixed count); three for runc, which compiles nothing.
     var warmups = int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP"), out var warm) && warm >= 0 ? warm : 20;
-    for (var i = 0; (Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < warmups; i++)
+    var warmupMax = int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_MAX"), out var warmMax) && warmMax >= warmups ? warmMax : Math.Max(400, warmups);
+    var warmed = 0;
+    var jitAtStart = Cpu.Jit(daemon.Id);
+    var jitBatch = jitAtStart;
+    double jitLastBatch = double.NaN;
+    var warmSw = Stopwatch.StartNew();
+    while ((Want("create") || Want("run") || Want("destroy") || Want("parallel")) && warmed < warmupMax)
     {
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         for (var r = 0; r < 5; r++) await RunTrue(client, h);
         await client.DestroyAsync(new DestroyRequest { Handle = h });
+        warmed++;
+        if (warmed < warmups || warmed % 10 != 0) continue;
+        var jit = Cpu.Jit(daemon.Id);
+        jitLastBatch = jit - jitBatch;
+        jitBatch = jit;
+        if (jitLastBatch < 20) break;
+    }
+    if (warmed > 0)
+    {
+        Console.WriteLine($"warm-up: {warmed} cycles of Create, five Runs and Destroy in {warmSw.Elapsed.TotalSeconds:F1} s; gardend's tiered compiler " +
+                          $"spent {Cpu.Jit(daemon.Id) - jitAtStart:F0} ms, {jitLastBatch:F0} ms in the last ten cycles");
+        json["warmup_cycles"] = warmed;
+        json["warmup_jit_ms"] = Math.Round(Cpu.Jit(daemon.Id) - jitAtStart);
+        json["warmup_jit_last_ten_cycles_ms"] = double.IsNaN(jitLastBatch) ? null : Math.Round(jitLastBatch);
     }
     for (var i = 0; (Want("create") || Want("run") || Want("destroy") || Want("parallel")) && i < 3; i++)
     {
@@ -170,7 +193,6 @@ try
             Console.WriteLine($"  {op}: " + string.Join("; ", o.Select(kv => $"{kv.Key} {kv.Value}")));
         }
         json["breakdown"] = steps;
-        json["warmup_cycles"] = warmups;
     }
     // ---- the floor: raw runc with gardend's own kind of config (OciBundle's: user namespace with the same mapping, seccomp
     //      allow-list, capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
@@ -863,9 +885,27 @@ static class Cpu
     /// <summary>cutime + cstime (fields 16, 17): its children that it reaped.</summary>
     public static double Children(int pid) => Fields(pid, 13, 2);
 
-    private static double Fields(int pid, int from, int count)
+    /// <summary>CPU of the runtime's tiered compilation thread(s) (the background JIT), from /proc/PID/task.</summary>
+    public static double Jit(int pid)
     {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        double ms = 0;
+        foreach (var task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                if (File.ReadAllText(Path.Combine(task, "comm")).StartsWith(".NET Tiered Com", StringComparison.Ordinal))
+                    ms += Fields(Path.Combine(task, "stat"), 11, 2);
+            }
+            catch (IOException) { }   // the thread ended
+        }
+        return ms;
+    }
+
+    private static double Fields(int pid, int from, int count) => Fields($"/proc/{pid}/stat", from, count);
+
+    private static double Fields(string path, int from, int count)
+    {
+        var stat = File.ReadAllText(path);
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // fields[0] is field 3 (state)
         return Enumerable.Range(from, count).Sum(i => long.Parse(fields[i], System.Globalization.CultureInfo.InvariantCulture)) * 1000.0 / 100; // USER_HZ
     }
