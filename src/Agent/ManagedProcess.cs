@@ -19,6 +19,7 @@ internal sealed class ManagedProcess
     private readonly Fd? _ptyMaster;   // kept for resize (tty only)
     private readonly Channel<(byte[] Buffer, int Length)>? _stdin;
     private readonly Stack<byte[]> _stdinSpare = new(); // at most StdinQueue + 1 buffers, only while stdin streams
+    private readonly Fd[] _outputs;  // the output pipes (or the pty master), each closed by its reader at its end
     private int _stdinClosed;
 
     public ManagedProcess(string id, int pid, bool tty, int bufferBytes, Fd? stdinWrite, Fd? ptyMaster, Fd[] outputs)
@@ -27,7 +28,8 @@ internal sealed class ManagedProcess
         Pid = pid;
         Tty = tty;
         _ptyMaster = ptyMaster;
-        Output = new OutputBuffer(bufferBytes, outputs.Length);
+        _outputs = outputs;
+        Output = new OutputBuffer(bufferBytes, outputs.Length, Pending);
 
         for (int i = 0; i < outputs.Length; i++)
         {
@@ -162,6 +164,26 @@ internal sealed class ManagedProcess
         }
     }
 
+    /// <summary>Bytes waiting in output i's pipe; 0 once its reader closed it (it read EOF, or gave up).</summary>
+    private long Pending(int i)
+    {
+        var fd = _outputs[i];
+        bool added = false;
+        try
+        {
+            fd.DangerousAddRef(ref added);
+            return Math.Max(0, Native.Pending(fd.Value));
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
+            if (added) fd.DangerousRelease();
+        }
+    }
+
     private unsafe void ReadLoop(Fd fd, StreamKind kind)
     {
         try
@@ -171,7 +193,7 @@ internal sealed class ManagedProcess
                 // wait for data before reserving room: an idle stream (often stderr) must not hold buffer space
                 int perr = Native.WaitReadable(fd.Value);
                 if (perr != 0) throw new IOException($"poll: {Native.ErrorText(perr)}");
-                int allowed = Output.Reserve(ReadSize);
+                int allowed = Output.Reserve(kind, ReadSize);
                 // nor a read buffer: a process that writes nothing (a long sleep) costs its agent no 64 KiB per stream
                 var buf = ReadBuffers.Rent();
                 long n;
@@ -180,7 +202,7 @@ internal sealed class ManagedProcess
                 {
                     // 0: EOF; EIO: pty slave closed
                     ReadBuffers.Return(buf);
-                    Output.Unreserve(allowed);
+                    Output.Unreserve(kind, allowed);
                     break;
                 }
                 Output.Append(kind, buf.AsSpan(0, (int)n), allowed);
@@ -194,7 +216,7 @@ internal sealed class ManagedProcess
         finally
         {
             fd.Dispose();
-            Output.StreamEnded();
+            Output.StreamEnded(kind);
         }
     }
 

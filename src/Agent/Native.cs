@@ -117,6 +117,10 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_wait_readable")]
     internal static partial int WaitReadable(int fd);
 
+    /// <summary>Bytes waiting in a pipe or pty (FIONREAD), or -errno.</summary>
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_pending")]
+    internal static partial int Pending(int fd);
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_read")]
     internal static partial long Read(int fd, byte* buf, long len);
 

@@ -8,6 +8,9 @@ namespace Garden.Agent;
 /// capacity unsent bytes, <see cref="Reserve"/> blocks the pipe reader (backpressure: the process blocks on write).
 /// Once the process's exit was reported and nobody follows it, the buffer keeps only a tail (<see cref="KeepTail"/>), sent
 /// or not; once the process is forgotten, it takes nothing more (<see cref="Discard"/>).
+/// The output is complete at EOF of every stream, or, once the wait for EOF was given up (<see cref="ForceDone"/>: a
+/// background grandchild may hold a pipe open), once every byte its pipes held then was appended: a reader held back by
+/// a full buffer, or not yet run, leaves bytes of the process in its pipe, and those are its output all the same.
 /// </summary>
 internal sealed class OutputBuffer
 {
@@ -33,15 +36,32 @@ internal sealed class OutputBuffer
     private int _reserved;
     private int _openStreams;
     private bool _forcedDone;
+    // per stream (StreamKind as index): EOF seen; a reader between its Reserve and its Append/Unreserve (it may hold bytes
+    // read from the pipe, or wait for room to read them); bytes appended; and, once the wait for EOF was given up, the
+    // appended count the stream must reach (its bytes then appended or in flight, plus those its pipe held), -1 until
+    // measured
+    private readonly bool[] _ended;
+    private readonly int[] _busy;
+    private readonly long[] _appended;
+    private readonly long[] _drainTo;
+    private readonly Func<int, long> _pending;
     private int _tailDelivered = -1, _tailUnsent = -1; // KeepTail: what stays from now on (-1: the whole capacity)
     private bool _discarded;
     private Exited? _exit;
     private TaskCompletionSource _changed = NewSignal();
 
-    public OutputBuffer(int capacity, int streams)
+    /// <param name="pending">Bytes waiting in stream i's pipe now (0 once it is closed); called under the buffer's lock,
+    /// only while no reader of that stream holds a reservation, so no read of that pipe runs meanwhile.</param>
+    public OutputBuffer(int capacity, int streams, Func<int, long> pending)
     {
         _capacity = Math.Max(1, capacity);
         _openStreams = streams;
+        _ended = new bool[streams];
+        _busy = new int[streams];
+        _appended = new long[streams];
+        _drainTo = new long[streams];
+        Array.Fill(_drainTo, -1L);
+        _pending = pending;
     }
 
     public int Capacity => _capacity;
@@ -73,11 +93,13 @@ internal sealed class OutputBuffer
     // ---- pipe reader side ----
 
     /// <summary>Blocks until there is room for unsent bytes; returns how many bytes (at most max) the reader may read,
-    /// 0 once the buffer was discarded (the reader stops).</summary>
-    public int Reserve(int max)
+    /// 0 once the buffer was discarded (the reader stops). Called once the stream's pipe is readable; every Reserve is
+    /// followed by one <see cref="Append"/> or <see cref="Unreserve"/> of the same stream.</summary>
+    public int Reserve(StreamKind stream, int max)
     {
         lock (_gate)
         {
+            _busy[(int)stream]++;
             while (true)
             {
                 if (_discarded) return 0;
@@ -99,13 +121,18 @@ internal sealed class OutputBuffer
         }
     }
 
-    public void Unreserve(int reserved)
+    public void Unreserve(StreamKind stream, int reserved)
     {
+        TaskCompletionSource changed;
         lock (_gate)
         {
             _reserved -= reserved;
+            ReaderDone((int)stream);
             Monitor.PulseAll(_gate);
+            changed = _changed;
+            _changed = NewSignal();
         }
+        changed.TrySetResult();
     }
 
     public void Append(StreamKind stream, ReadOnlySpan<byte> data, int reserved)
@@ -114,6 +141,8 @@ internal sealed class OutputBuffer
         lock (_gate)
         {
             _reserved -= reserved;
+            _appended[(int)stream] += data.Length;
+            ReaderDone((int)stream);
             if (data.Length > 0 && !_discarded)
             {
                 _chunks.Add(new Chunk(_end, data.ToArray(), stream));
@@ -141,11 +170,50 @@ internal sealed class OutputBuffer
         }
     }
 
-    /// <summary>One pipe hit EOF.</summary>
-    public void StreamEnded() => Change(() => _openStreams--);
+    /// <summary>Caller holds the gate: a reader of stream i appended what it read (or read nothing); once the wait for
+    /// EOF was given up, the first such moment measures what the stream must still deliver.</summary>
+    private void ReaderDone(int i)
+    {
+        _busy[i]--;
+        if (_forcedDone && _busy[i] == 0) Measure(i);
+    }
 
-    /// <summary>Stop waiting for EOF (a background grandchild holds the pipe open).</summary>
-    public void ForceDone() => Change(() => _forcedDone = true);
+    /// <summary>Caller holds the gate; no reader of stream i holds a reservation, so nothing is read from its pipe now:
+    /// everything of it below its appended count plus what its pipe holds must be appended before the output is
+    /// complete.</summary>
+    private void Measure(int i)
+    {
+        if (_drainTo[i] >= 0 || _ended[i]) return;
+        _drainTo[i] = _appended[i] + Math.Max(0, _pending(i));
+    }
+
+    /// <summary>One pipe hit EOF.</summary>
+    public void StreamEnded(StreamKind stream) => Change(() =>
+    {
+        if (_ended[(int)stream]) return;
+        _ended[(int)stream] = true;
+        _openStreams--;
+    });
+
+    /// <summary>Stop waiting for EOF (a background grandchild holds the pipe open): the output is complete once what the
+    /// pipes hold now was appended (each stream measured now, or, where a reader holds a reservation, when it is done).</summary>
+    public void ForceDone() => Change(() =>
+    {
+        _forcedDone = true;
+        for (int i = 0; i < _busy.Length; i++)
+            if (_busy[i] == 0) Measure(i);
+    });
+
+    /// <summary>Caller holds the gate: every stream is at EOF, or the wait for EOF was given up and each open stream
+    /// appended what it held then.</summary>
+    private bool OutputComplete()
+    {
+        if (_openStreams <= 0) return true;
+        if (!_forcedDone) return false;
+        for (int i = 0; i < _ended.Length; i++)
+            if (!_ended[i] && (_drainTo[i] < 0 || _appended[i] < _drainTo[i])) return false;
+        return true;
+    }
 
     public void SetExit(Exited exit) => Change(() => _exit = exit);
 
@@ -197,7 +265,7 @@ internal sealed class OutputBuffer
                 i++;
             }
 
-            bool complete = _exit != null && (_openStreams <= 0 || _forcedDone) && pos >= _end;
+            bool complete = _exit != null && pos >= _end && OutputComplete();
             return new Snapshot(0, 0, pos, complete ? _exit : null, changed);
         }
     }

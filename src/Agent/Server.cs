@@ -328,8 +328,16 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         {
             table.StreamStopped(p);
             gone.Cancel();
-            conn.Dispose();
-            await receive;
+            // the receive loop ends first (the cancel ends its read, or its stdin write): a frame it read points into the
+            // connection's pooled receive buffer, which the dispose gives back for another connection to fill
+            try
+            {
+                await receive;
+            }
+            finally
+            {
+                conn.Dispose();
+            }
         }
     }
 

@@ -726,6 +726,13 @@ int32_t gardenspawn_wait_readable(int32_t fd)
     }
 }
 
+// Bytes waiting to be read in the pipe or pty fd (FIONREAD): 0 or more, or -errno.
+int32_t gardenspawn_pending(int32_t fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) < 0 ? -errno : n;
+}
+
 // Makes the directory PATH and its missing parents for a process's working directory, as Garden does: as the agent (the
 // container's root, so also where the process's user may not write), each directory it makes owned by uid:gid with mode
 // 0755; what exists is left as it is. Every component is resolved from the last one's fd (from the agent's root, the

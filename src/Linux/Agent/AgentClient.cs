@@ -230,6 +230,11 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
     private sealed class AgentStream(FrameSocket frames, string processId, int pid) : IAgentStream
     {
         private bool _ended;
+        // a frame points into the connection's pooled receive buffer, which its dispose gives back for another connection
+        // (another container's) to fill: a dispose from another flow (a detach while the pump reads) waits until the frame
+        // read is parsed, and a read that completes after the dispose is not parsed
+        private readonly object _gate = new();
+        private bool _disposed;
 
         public string ProcessId { get; } = processId;
 
@@ -258,7 +263,17 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
                 _ended = true;
                 return null;
             }
-            return Check(AgentEvent.Parser.ParseFrom(frame.Value.Span));
+            AgentEvent ev;
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    _ended = true;
+                    return null;
+                }
+                ev = AgentEvent.Parser.ParseFrom(frame.Value.Span);
+            }
+            return Check(ev);
         }
 
         private AgentEvent Check(AgentEvent ev)
@@ -285,6 +300,7 @@ public sealed class AgentClient(string socketPath, TimeSpan callTimeout) : IAgen
 
         public ValueTask DisposeAsync()
         {
+            lock (_gate) _disposed = true;
             frames.Dispose();
             return ValueTask.CompletedTask;
         }
