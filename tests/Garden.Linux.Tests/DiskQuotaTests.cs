@@ -108,6 +108,40 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
     }
 
     [RootFact]
+    public void A_mount_point_is_told_by_statx_as_mountinfo_tells_it()
+    {
+        // contract of the fast path (statx's mount-root attribute) against the table it replaces, on every kind of path a
+        // Destroy asks about: a tmpfs, a directory bound on itself and onto another, a file bound onto a file, a mount
+        // under a mount, a plain directory, a missing path, a symlink to a mount point (not followed), one unmounted again
+        var dirs = new[] { "tmpfs", "self", "src", "dst", "plain", "tmpfs/inner" }.Select(d => Path.Combine(root, "m", d)).ToArray();
+        foreach (var d in dirs[..5]) Directory.CreateDirectory(d);
+        var (tmpfs, self, src, dst, plain) = (dirs[0], dirs[1], dirs[2], dirs[3], dirs[4]);
+        var inner = dirs[5];
+        var fileSrc = Path.Combine(root, "m", "file-src");
+        var fileDst = Path.Combine(root, "m", "file-dst");
+        File.WriteAllText(fileSrc, "x");
+        File.WriteAllText(fileDst, "");
+        var link = Path.Combine(root, "m", "link");
+        File.CreateSymbolicLink(link, tmpfs);
+        Sys.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=1m");
+        Directory.CreateDirectory(inner);
+        Sys.Mount("tmpfs", inner, "tmpfs", 0, "size=1m");
+        Sys.Mount(self, self, null, LibC.MS_BIND, null);
+        Sys.Mount(src, dst, null, LibC.MS_BIND, null);
+        Sys.Mount(fileSrc, fileDst, null, LibC.MS_BIND, null);
+        var table = MountTable.MountPoints().ToHashSet();
+        foreach (var path in new[] { tmpfs, inner, self, src, dst, plain, fileSrc, fileDst, link, Path.Combine(root, "m", "missing"), Path.Combine(plain, "missing", "deeper") })
+        {
+            Assert.Equal(table.Contains(path), MountTable.IsMountPoint(path));
+            Assert.NotNull(Sys.IsMountRoot(path));   // this kernel says, so the fast path is the one tested
+        }
+        Assert.True(MountTable.IsMountPoint(tmpfs) && MountTable.IsMountPoint(inner) && MountTable.IsMountPoint(dst) && MountTable.IsMountPoint(fileDst));
+        Assert.False(MountTable.IsMountPoint(plain) || MountTable.IsMountPoint(src) || MountTable.IsMountPoint(link));
+        foreach (var m in new[] { fileDst, dst, self, inner, tmpfs }) Sys.Unmount(m, 0);
+        Assert.False(MountTable.IsMountPoint(tmpfs) || MountTable.IsMountPoint(dst) || MountTable.IsMountPoint(fileDst));
+    }
+
+    [RootFact]
     public async Task A_64MiB_limit_is_a_mounted_ext4_of_about_that_size()
     {
         var depot = Depot("c1");

@@ -2,7 +2,9 @@ using System.Text;
 
 namespace Garden.Linux.Disk;
 
-/// <summary>Reads /proc/self/mountinfo: which paths are mount points.</summary>
+/// <summary>Which paths are mount points: statx's mount-root attribute for one path (the kernel formats the whole of
+/// /proc/self/mountinfo for every read, every overlay's options with it: ~0.5 ms of CPU a read with a few dozen
+/// containers, three reads a Destroy were 1.4 ms of gardend's CPU each), /proc/self/mountinfo for the rest.</summary>
 internal static class MountTable
 {
     /// <summary>The mount points, unescaped (the kernel writes space, tab, newline and backslash as \ooo).</summary>
@@ -25,7 +27,9 @@ internal static class MountTable
     /// <summary>The source of the topmost mount at <paramref name="path"/>, or null when it is not a mount point.</summary>
     public static string? SourceOf(string path) => Entries().LastOrDefault(e => e.MountPoint == path).Source;
 
-    public static bool IsMountPoint(string path) => MountPoints().Any(m => m == path);
+    /// <summary>Whether <paramref name="path"/> (as given: a symlink at its end is not followed) is a mount point.</summary>
+    public static bool IsMountPoint(string path) =>
+        Garden.Linux.Interop.Sys.IsMountRoot(path) ?? MountPoints().Any(m => m == path);
 
     /// <summary>Mount points strictly below <paramref name="path"/>.</summary>
     public static bool HasMountsBelow(string path)
