@@ -29,7 +29,7 @@ public static class Wiring
         Disk: new LoopDiskQuota(),
         Oom: OomNotifier.Create(settings.CgroupParent),
         Network: new IpPlumbing(),
-        Firewall: new IptablesFirewall(settings.Network.Firewall),
+        Firewall: new IptablesFirewall(settings.Network.Firewall with { ConntrackFloor = Garden.Linux.Host.HostFloors.ConntrackFor(settings.MaxContainers) }),
         // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
         UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
         Depot: new Depot(),

@@ -469,6 +469,36 @@ public sealed class RealFirewallContract : FirewallContract
     }
 
     [GatedFact]
+    public async Task The_connection_tracking_table_is_raised_once_the_rules_that_track_are_in()
+    {
+        // on a host where nothing tracked flows before gardend, the kernel makes the table (and its nf_conntrack_max) only
+        // with the first rule that tracks: the start's raise found nothing, the first Apply raises it, never lowers it
+        using var recorded = new RecordedRestore();
+        var max = Path.Combine(Path.GetTempPath(), $"garden-test-conntrack-{Guid.NewGuid():N}");
+        File.WriteAllText(max, "1000\n");
+        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], [], ConntrackFloor: 5000), iptablesRestore: recorded.Restore,
+            ip6tablesRestore: recorded.Restore6, conntrackMax: max);
+        var n = Net("ct", 25);
+        try
+        {
+            Assert.Equal("1000", File.ReadAllText(max).Trim());
+            await fw.ApplyAsync(new ContainerFirewall(n, [], []), default);
+            Assert.Equal("5000", File.ReadAllText(max).Trim());
+            File.WriteAllText(max, "9000\n");
+            var next = new IptablesFirewall(new FirewallOptions(Prefix, [], [], ConntrackFloor: 5000), iptablesRestore: recorded.Restore,
+                ip6tablesRestore: recorded.Restore6, conntrackMax: max);
+            await next.ApplyAsync(new ContainerFirewall(n, [], []), default);
+            Assert.Equal("9000", File.ReadAllText(max).Trim());
+        }
+        finally
+        {
+            await fw.RemoveAsync(n, default);
+            await fw.ReleaseSharedAsync(default);
+            File.Delete(max);
+        }
+    }
+
+    [GatedFact]
     public async Task Removals_that_queue_behind_one_another_go_in_one_batch()
     {
         using var recorded = new RecordedRestore();

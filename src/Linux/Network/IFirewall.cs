@@ -2,8 +2,11 @@ namespace Garden.Linux.Network;
 
 /// <summary>What the operator allows every container (deny wins over allow; a container's NetOut rules come after both).</summary>
 /// <param name="Pool">the subnet pool: one rule masquerades all of its containers (null: one rule per container).</param>
+/// <param name="ConntrackFloor">nf_conntrack_max the host needs for every container's share of tracked flows: raised
+/// (never lowered) once the rules that track are in, since the kernel's table may come only with them, after the
+/// start's own raise found none (0: left alone).</param>
 public sealed record FirewallOptions(string Prefix, IReadOnlyList<Ipv4Range> AllowNetworks, IReadOnlyList<Ipv4Range> DenyNetworks,
-    Ipv4Cidr? Pool = null);
+    Ipv4Cidr? Pool = null, long ConntrackFloor = 0);
 
 /// <summary>Everything the firewall holds for one container.</summary>
 public sealed record ContainerFirewall(ContainerNetwork Network, IReadOnlyList<PortMapping> NetIn, IReadOnlyList<NetOutRule> NetOut);

@@ -16,6 +16,7 @@ namespace Garden.Linux.Network;
 public sealed class IptablesFirewall : IFirewall
 {
     private readonly FirewallOptions _options;
+    private readonly string _conntrackMax;
     private readonly Lazy<string> _restore;
     private readonly Lazy<string> _save;
     private readonly Lazy<string> _restore6;
@@ -35,8 +36,9 @@ public sealed class IptablesFirewall : IFirewall
     private readonly Dictionary<string, ContainerFirewall> _applied = [];
 
     public IptablesFirewall(FirewallOptions options, string? iptablesRestore = null, string? iptablesSave = null,
-        string? ip6tablesRestore = null, string? ip6tablesSave = null)
+        string? ip6tablesRestore = null, string? ip6tablesSave = null, string conntrackMax = "/proc/sys/net/netfilter/nf_conntrack_max")
     {
+        _conntrackMax = conntrackMax;
         if (ContainerNetwork.PrefixProblem(options.Prefix) is { } problem) throw new ArgumentException($"network prefix {problem}");
         _options = options;
         _restore = new(() => Command.Resolve(iptablesRestore ?? "iptables-restore"));
@@ -95,7 +97,11 @@ public sealed class IptablesFirewall : IFirewall
                     V6Intact ? Task.CompletedTask : Restore6Async(Ip6Rules.Install(_options.Prefix, _v6), "IPv6 guard", ct)).ConfigureAwait(false);
                 if (_ipv6) _v6 = Ip6Rules.Installed(_options.Prefix);
                 _applied[n.Handle] = container;
-                if (_jumps.Count < FirewallRules.Hooks.Length) EnableForwarding();
+                if (_jumps.Count < FirewallRules.Hooks.Length)
+                {
+                    EnableForwarding();
+                    RaiseConntrack();
+                }
                 _entries = next;
                 _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
                 _chains.UnionWith(_shared);
@@ -373,6 +379,13 @@ public sealed class IptablesFirewall : IFirewall
             _entries = null; // the kernel may hold something else than we thought: read it again next time
             throw new FirewallException($"{name} refused the {what} ({result.ExitCode}): {result.Stderr.Trim()}");
         }
+    }
+
+    /// <summary>The connection tracking table, sized for every container's share (<see cref="FirewallOptions.ConntrackFloor"/>):
+    /// on a host where nothing tracked flows before, the kernel made it only now, with these rules.</summary>
+    private void RaiseConntrack()
+    {
+        if (_options.ConntrackFloor > 0 && File.Exists(_conntrackMax)) Garden.Linux.Host.KernelFloor.Raise(_conntrackMax, _options.ConntrackFloor);
     }
 
     private static void EnableForwarding()
