@@ -25,6 +25,46 @@ public sealed class LifecycleTests(DaemonFixture fx) : IClassFixture<DaemonFixtu
     }
 
     [InstallFact]
+    public async Task A_container_that_ends_its_own_init_is_broken_from_then_on_and_no_other_container_notices()
+    {
+        // root of an ordinary container ends PID 1 (its agent, which SIGTERM ends): everything in it ends with it. Info
+        // says so at once (not only after gardend's next restart), journaled; nothing runs in it; destroy cleans it up
+        var self = Unique("selfend");
+        var other = Unique("bystand");
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", self)).ExitCode);
+        Assert.Equal(0, (await D.CliAsync("create", "--handle", other)).ExitCode);
+        try
+        {
+            Assert.Equal("active", System.Text.Json.JsonDocument.Parse((await D.CliAsync("--json", "info", self)).Stdout).RootElement.GetProperty("state").GetString());
+            await D.CliAsync("run", self, "--", "/bin/sh", "-c", "kill -TERM 1; sleep 5");
+            System.Text.Json.JsonElement info = default;
+            for (var i = 0; i < 50; i++)
+            {
+                var r = await D.CliAsync("--json", "info", self);
+                if (r.ExitCode == 0 && (info = System.Text.Json.JsonDocument.Parse(r.Stdout).RootElement).GetProperty("state").GetString() == "broken") break;
+                await Task.Delay(100);
+            }
+            Assert.Equal("broken", info.GetProperty("state").GetString());
+            Assert.Contains(info.GetProperty("events").EnumerateArray(), e => e.GetString()!.Contains("container init gone"));
+            var run = await D.CliAsync("run", self, "--", "/bin/true");
+            Assert.NotEqual(0, run.ExitCode);
+            Assert.Contains("broken", run.Stderr);
+            Assert.Contains(self, (await D.CliAsync("list")).Stdout.Split('\n'));
+
+            var bystander = await D.CliAsync("run", other, "--", "/bin/echo", "still here");
+            Assert.Equal("still here", bystander.Stdout.Trim());
+            Assert.Equal("active", System.Text.Json.JsonDocument.Parse((await D.CliAsync("--json", "info", other)).Stdout).RootElement.GetProperty("state").GetString());
+            Assert.Equal(0, (await D.CliAsync("destroy", self)).ExitCode);
+            Assert.Empty(Host.Leftovers(D, self));
+        }
+        finally
+        {
+            await D.CliAsync("destroy", self);
+            await D.CliAsync("destroy", other);
+        }
+    }
+
+    [InstallFact]
     public async Task Create_info_list_destroy_and_nothing_is_left()
     {
         var handle = Unique("life");

@@ -180,6 +180,18 @@ public sealed partial record ContainerState
                 return Decision.Journal(added, HostProtocol.Done.Instance);
             case Effect.ListProcesses when error is null:
                 return Decision.Answer(Info((ImmutableArray<string>)value!));
+            case Effect.ListProcesses when error is ContainerInitGoneException gone && Lifecycle != ContainerLifecycle.Broken:
+            {
+                // found now, not at the next restart: broken with the reason, journaled, published; Info answers as it does
+                // for any broken container
+                var reason = $"{gone.Message}; destroy it";
+                var broken = Changed(ContainerLifecycle.Broken, reason);
+                return new Decision
+                {
+                    Events = [broken], Reply = Apply(broken).Info([]),
+                    Publish = [(EventsProtocol.ContainerEvent.Broken, reason)], Notes = [Note.Error($"broken: {reason}")],
+                };
+            }
             case Effect.ListProcesses:
                 // A broken container's agent is often gone: its info (and the reason in its events) still matters. A serving
                 // container whose agent does not answer gets an error naming it, not a list of processes that may be wrong.

@@ -98,7 +98,20 @@ public sealed class ContainerKernel
                 await fx.Firewall.ApplyAsync(KernelContext.Firewall(_k.Network(f.Network)!, f.NetIn, f.NetOut), CancellationToken.None).ConfigureAwait(false);
                 return null;
             case Effect.ListProcesses:
-                var processes = await _k.Agent.ListAsync(CancellationToken.None).ConfigureAwait(false);
+                IReadOnlyList<Garden.Protocol.Agent.ProcessEntry> processes;
+                try
+                {
+                    processes = await _k.Agent.ListAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Garden.Linux.Agent.AgentUnavailableException gone)
+                {
+                    // an agent that is not there: its init may have ended (`kill 1` from inside ends the agent, and with it
+                    // every process of the container); the runtime says which
+                    var state = await fx.Runtime.StateAsync(_k.Name, CancellationToken.None).ConfigureAwait(false);
+                    if (state is not { Status: Garden.Linux.Runtime.OciStatus.Running })
+                        throw new ContainerInitGoneException(state is null ? "no such container" : state.Status.ToString().ToLowerInvariant(), gone);
+                    throw;
+                }
                 var running = processes.Where(p => !p.Exited).Select(p => p.Id).ToList();
                 // and its peas' processes, each known to the pea's own agent
                 foreach (var id in Peas.Existing())

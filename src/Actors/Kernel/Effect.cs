@@ -119,3 +119,8 @@ public sealed class CreateUndoFailedException(Exception cause, Exception teardow
 
     public Exception Teardown { get; } = teardown;
 }
+
+/// <summary>A container's agent does not answer and the runtime says its init is not running (a process of the container
+/// ended PID 1, or the init died): nothing can run in it any more.</summary>
+public sealed class ContainerInitGoneException(string status, Exception inner)
+    : Exception($"container init gone (the runtime says {status})", inner);
