@@ -99,7 +99,9 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
     /// waiting until it serves (it has reconciled every container of its journal).</summary>
     protected IActorRef StartHost(string extra = "", bool waitUntilServing = true)
     {
-        Host = Sys.ActorOf(HostActor.Props(Settings(extra), Fakes.Effects(), Resources), "host");
+        // after a Restart the watcher may see the old incarnation's Terminated before /user has let go of its name
+        AwaitAssert(() => Host = Sys.ActorOf(HostActor.Props(Settings(extra), Fakes.Effects(), Resources), "host"),
+            TimeSpan.FromSeconds(3), TimeSpan.FromMilliseconds(10));
         if (waitUntilServing) AwaitServing();
         return Host;
     }
