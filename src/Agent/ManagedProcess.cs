@@ -85,8 +85,9 @@ internal sealed class ManagedProcess
         var exit = termSig == 0
             ? new Exited { ExitCode = (status >> 8) & 0xff }
             : new Exited { ExitCode = 128 + termSig, Signal = termSig };
-        AgentLog.Info($"process {Id} pid {Pid} exited code {exit.ExitCode} signal {exit.Signal}");
+        // first: a stream whose output is complete writes Exited from here (OutputBuffer.Change)
         Output.SetExit(exit);
+        AgentLog.Info($"process {Id} pid {Pid} exited code {exit.ExitCode} signal {exit.Signal}");
         if (Output.StreamsOpen)
         {
             // a background grandchild may hold the pipe open: don't make attachers wait forever
