@@ -171,6 +171,10 @@ internal sealed class ManagedProcess
             {
                 // wait for data before reserving room: an idle stream (often stderr) must not hold buffer space
                 int perr = Native.WaitReadable(fd.Value);
+                // nothing left to read (EOF, or a pty whose slave closed): no room reserved, no read buffer taken (a
+                // process that wrote nothing, /bin/true, made each reader take a 64 KiB buffer just to read its EOF:
+                // an allocation, the GC committing and zeroing it, on the exit's path of a container's first Run)
+                if (perr == -1) break;
                 if (perr != 0) throw new IOException($"poll: {Native.ErrorText(perr)}");
                 int allowed = Output.Reserve(ReadSize);
                 // nor a read buffer: a process that writes nothing (a long sleep) costs its agent no 64 KiB per stream
