@@ -433,8 +433,9 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         }
     }
 
-    /// <summary>Runs on the caller's thread up to its first read that waits (no hand-off to the pool first: the daemon
-    /// sends nothing on a Run's stream until the process's stdin has something, so that read waits at once).</summary>
+    /// <summary>Runs on the caller's thread up to its first read that waits, with no hand-off to the pool first: what the
+    /// daemon sent already (a client's stdin, or its close) is taken here, then the read waits and the stream's send
+    /// loop starts.</summary>
     private static async Task ReceiveLoopAsync(FrameSocket conn, ManagedProcess p, bool owner, CancellationTokenSource gone)
     {
         try
