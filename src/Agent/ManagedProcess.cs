@@ -87,8 +87,9 @@ internal sealed class ManagedProcess
         var exit = termSig == 0
             ? new Exited { ExitCode = (status >> 8) & 0xff }
             : new Exited { ExitCode = 128 + termSig, Signal = termSig };
-        AgentLog.Info($"process {Id} pid {Pid} exited code {exit.ExitCode} signal {exit.Signal}");
+        // first: a stream whose output is complete writes Exited from here (OutputBuffer.Change)
         Output.SetExit(exit);
+        AgentLog.Info($"process {Id} pid {Pid} exited code {exit.ExitCode} signal {exit.Signal}");
         if (Output.StreamsOpen)
         {
             // a background grandchild may hold the pipe open: don't make attachers wait forever
@@ -192,6 +193,10 @@ internal sealed class ManagedProcess
             {
                 // wait for data before reserving room: an idle stream (often stderr) must not hold buffer space
                 int perr = Native.WaitReadable(fd.Value);
+                // nothing left to read (EOF, or a pty whose slave closed): no room reserved, no read buffer taken (a
+                // process that wrote nothing, /bin/true, made each reader take a 64 KiB buffer just to read its EOF:
+                // an allocation, the GC committing and zeroing it, on the exit's path of a container's first Run)
+                if (perr == -1) break;
                 if (perr != 0) throw new IOException($"poll: {Native.ErrorText(perr)}");
                 int allowed = Output.Reserve(kind, ReadSize);
                 // nor a read buffer: a process that writes nothing (a long sleep) costs its agent no 64 KiB per stream

@@ -114,6 +114,8 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_pipe")]
     internal static partial int Pipe(out int readFd, out int writeFd);
 
+    /// <summary>Blocks until fd is readable: 0 when there is input, -1 when there is nothing to read (EOF, hang-up,
+    /// error), or errno.</summary>
     [LibraryImport(Lib, EntryPoint = "gardenspawn_wait_readable")]
     internal static partial int WaitReadable(int fd);
 

@@ -49,6 +49,7 @@ internal sealed class OutputBuffer
     private bool _discarded;
     private Exited? _exit;
     private TaskCompletionSource _changed = NewSignal();
+    private bool _signalTaken; // a Take handed _changed out since it was made: a sender may wait on it
 
     /// <param name="pending">Bytes waiting in stream i's pipe now (0 once it is closed); called under the buffer's lock,
     /// only while no reader of that stream holds a reservation, so no read of that pipe runs meanwhile.</param>
@@ -88,7 +89,10 @@ internal sealed class OutputBuffer
         get { lock (_gate) return _capacity - (_end - _sent) - _reserved <= 0; }
     }
 
-    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>The senders' signal. Its continuations (a waiting sender, <see cref="Server"/>'s send loop) run where it
+    /// is completed unless the completer hands them off: new output hands them to the pool (<see cref="Append"/>: the pipe
+    /// reader goes back to reading), the end of the output runs them inline (<see cref="Change"/>).</summary>
+    private static TaskCompletionSource NewSignal() => new();
 
     // ---- pipe reader side ----
 
@@ -137,7 +141,7 @@ internal sealed class OutputBuffer
 
     public void Append(StreamKind stream, ReadOnlySpan<byte> data, int reserved)
     {
-        TaskCompletionSource changed;
+        TaskCompletionSource? changed;
         lock (_gate)
         {
             _reserved -= reserved;
@@ -150,10 +154,10 @@ internal sealed class OutputBuffer
                 if (_tailDelivered >= 0) TrimToTail();
                 else Evict();
             }
-            changed = _changed;
-            _changed = NewSignal();
+            changed = NextSignalLocked();
         }
-        changed.TrySetResult();
+        // the senders run on the pool: this reader goes back to its pipe at once (as before)
+        if (changed is not null) ThreadPool.UnsafeQueueUserWorkItem(static c => c.TrySetResult(), changed, preferLocal: false);
     }
 
     private void Evict()
@@ -222,16 +226,31 @@ internal sealed class OutputBuffer
         get { lock (_gate) return _openStreams > 0; }
     }
 
+    /// <summary>A change of the output's end (an EOF, the exit, the forced end): the waiting senders run here, on the
+    /// thread that saw it (the reaper, or a pipe reader whose work is over), so the last of them to come writes Exited
+    /// to the daemon without a hand-off to a pool thread (each wakes a sleeping thread: bench/FINDINGS-run.md). A
+    /// sender does not block: it takes what is there and sends it (a send that cannot complete at once goes on
+    /// asynchronously), then waits again or ends. The caller holds no lock.</summary>
     private void Change(Action change)
     {
-        TaskCompletionSource changed;
+        TaskCompletionSource? changed;
         lock (_gate)
         {
             change();
-            changed = _changed;
-            _changed = NewSignal();
+            changed = NextSignalLocked();
         }
-        changed.TrySetResult();
+        changed?.TrySetResult();
+    }
+
+    /// <summary>Caller holds the gate. The signal to complete for a change, replaced by a new one; null when no sender
+    /// took it (nobody can wait on it: a later Take sees the change under the gate).</summary>
+    private TaskCompletionSource? NextSignalLocked()
+    {
+        if (!_signalTaken) return null;
+        _signalTaken = false;
+        var changed = _changed;
+        _changed = NewSignal();
+        return changed;
     }
 
     // ---- connection side ----
@@ -247,6 +266,7 @@ internal sealed class OutputBuffer
         lock (_gate)
         {
             var changed = _changed.Task;
+            _signalTaken = true;
             if (position < _start) return new Snapshot(position, _start, _start, null, changed);
 
             long pos = position;

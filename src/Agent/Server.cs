@@ -21,24 +21,75 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
 
     private long _connections;
 
-    public async Task RunAsync(Socket listener)
+    /// <summary>Serves connections until the agent exits. Each connection is served on the thread its accept completed on
+    /// (after that thread started the next accept): a Spawn is read, forked and answered there, with no hand-off to
+    /// another pool thread in between (each hand-off wakes a sleeping thread, which a Run paid for on its critical path:
+    /// bench/FINDINGS-run.md). A connection that was already waiting when an accept was made (a burst) goes to the
+    /// pool, so one connection's spawn never holds up the accepts of the others.</summary>
+    public Task RunAsync(Socket listener)
+    {
+        AcceptNext(listener);
+        return new TaskCompletionSource().Task;
+    }
+
+    private void AcceptNext(Socket listener)
     {
         while (true)
         {
-            Socket s;
+            ValueTask<Socket> accept;
             try
             {
-                s = await listener.AcceptAsync();
+                accept = listener.AcceptAsync(CancellationToken.None);
             }
             catch (Exception e)
             {
-                AgentLog.Error($"accept: {e.Message}");
-                await Task.Delay(50);
-                continue;
+                _ = AcceptLaterAsync(listener, e);
+                return;
+            }
+            if (!accept.IsCompleted)
+            {
+                // the usual case: its completion serves the connection on the thread it completes on
+                _ = ServeWhenAcceptedAsync(listener, accept);
+                return;
+            }
+            Socket s;
+            try
+            {
+                s = accept.Result;
+            }
+            catch (Exception e)
+            {
+                _ = AcceptLaterAsync(listener, e);
+                return;
             }
             long n = Interlocked.Increment(ref _connections);
             _ = Task.Run(() => HandleAsync(s, n));
         }
+    }
+
+    private async Task ServeWhenAcceptedAsync(Socket listener, ValueTask<Socket> accept)
+    {
+        Socket s;
+        try
+        {
+            s = await accept;
+        }
+        catch (Exception e)
+        {
+            await AcceptLaterAsync(listener, e);
+            return;
+        }
+        long n = Interlocked.Increment(ref _connections);
+        // the next accept first: it is pending at once unless another connection waits (then that one goes to the pool)
+        AcceptNext(listener);
+        await HandleAsync(s, n);
+    }
+
+    private async Task AcceptLaterAsync(Socket listener, Exception e)
+    {
+        AgentLog.Error($"accept: {e.Message}");
+        await Task.Delay(50);
+        AcceptNext(listener);
     }
 
     private async Task HandleAsync(Socket socket, long n)
@@ -390,9 +441,11 @@ internal sealed class Server(ProcessTable table, Spawner spawner, HostRoot hostR
         }
     }
 
+    /// <summary>Runs on the caller's thread up to its first read that waits, with no hand-off to the pool first: what the
+    /// daemon sent already (a client's stdin, or its close) is taken here, then the read waits and the stream's send
+    /// loop starts.</summary>
     private static async Task ReceiveLoopAsync(FrameSocket conn, ManagedProcess p, bool owner, CancellationTokenSource gone)
     {
-        await Task.Yield();
         try
         {
             while (!gone.IsCancellationRequested)

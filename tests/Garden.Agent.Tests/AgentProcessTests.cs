@@ -245,6 +245,25 @@ public sealed class AgentProcessTests(AgentFixture agent) : IClassFixture<AgentF
         Assert.Contains("bogus", e.Message);
     }
 
+    /// <summary>A reader ends at a poll that finds nothing left to read (no read buffer taken for an EOF): what a process
+    /// wrote right before it exited (the writer closed with bytes still in the pipe, or in the pty) still arrives whole.</summary>
+    [InstallFact]
+    public async Task The_last_output_before_an_exit_arrives_whole_on_pipes_and_on_a_pty()
+    {
+        for (int i = 0; i < 20; i++)
+        {
+            var r = await Client.RunAsync(Cmd(NewId("last"), "sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; printf END >&2"));
+            Assert.Equal(new string('x', 300_000), r.Stdout);
+            Assert.Equal("END", r.Stderr);
+
+            var spec = Cmd(NewId("lasttty"), "printf", "no newline at the end");
+            spec.Tty = true;
+            var t = await Client.RunAsync(spec);
+            Assert.Equal("no newline at the end", t.Stdout);
+            Assert.Equal(0, t.ExitCode);
+        }
+    }
+
     [InstallFact]
     public async Task Tty_is_a_pty_with_the_requested_size()
     {

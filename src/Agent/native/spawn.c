@@ -711,7 +711,8 @@ int32_t gardenspawn_dup(int32_t fd)
     return n < 0 ? -errno : n;
 }
 
-// Blocks until fd is readable, at EOF, or in error (the following read will not block). 0 or errno.
+// Blocks until fd is readable, at EOF, or in error (the following read will not block). 0: there is input to read; -1:
+// nothing to read (the other end closed with the pipe empty, or an error: a read would return 0 or fail); or errno.
 int32_t gardenspawn_wait_readable(int32_t fd)
 {
     struct pollfd p;
@@ -721,7 +722,7 @@ int32_t gardenspawn_wait_readable(int32_t fd)
     for (;;)
     {
         int r = poll(&p, 1, -1);
-        if (r > 0) return 0;
+        if (r > 0) return (p.revents & POLLIN) ? 0 : -1;
         if (r < 0 && errno != EINTR) return errno;
     }
 }

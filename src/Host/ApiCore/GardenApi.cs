@@ -212,8 +212,9 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
 
     public async Task<IApiProcess> RunAsync(RunRequest request, CancellationToken ct = default)
     {
-        var started = await Ask<ProcessProtocol.ProcessStarted>(
-            new ContainerProtocol.RunProcess(request.Handle, Translate.ToDomain(request.Spec), request.Detach), ct);
+        // the answer continues this call on the thread that read the agent's Spawned (DirectAsk), not on another one
+        var started = await DirectAsk.Ask<ProcessProtocol.ProcessStarted>(gw.System, gw.Host,
+            new ContainerProtocol.RunProcess(request.Handle, Translate.ToDomain(request.Spec), request.Detach), gw.AskTimeout, ct);
         return new ApiProcess(request.Handle, started.ProcessId, started.Stream);
     }
 
