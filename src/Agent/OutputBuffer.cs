@@ -127,16 +127,17 @@ internal sealed class OutputBuffer
 
     public void Unreserve(StreamKind stream, int reserved)
     {
-        TaskCompletionSource changed;
+        TaskCompletionSource? changed;
         lock (_gate)
         {
             _reserved -= reserved;
             ReaderDone((int)stream);
             Monitor.PulseAll(_gate);
-            changed = _changed;
-            _changed = NewSignal();
+            changed = NextSignalLocked();
         }
-        changed.TrySetResult();
+        // a reader done with its pipe (its EOF): what it measured may complete the output, so the senders run here, as
+        // for every other change of the output's end (Change)
+        changed?.TrySetResult();
     }
 
     public void Append(StreamKind stream, ReadOnlySpan<byte> data, int reserved)

@@ -264,6 +264,9 @@ public sealed class OutputBufferTests
                         Assert.True(await Task.WhenAny(snap.Changed, Task.Delay(TimeSpan.FromSeconds(Math.Max(0.1, (deadline - DateTime.UtcNow).TotalSeconds)))) == snap.Changed,
                             $"run {run} (seed {seed}): no exit and no output after {pos} bytes; streams {streams}, capacity {capacity}, " +
                             $"pipe {pipeCap}, grandchild {grandchild}, sizes {string.Join('/', sizes)}");
+                    // the end of the output runs a waiting sender on the thread that saw it (the agent's send loop never
+                    // blocks there); this one goes on to join that thread below, so it leaves it first
+                    await Task.Yield();
                 }
                 Assert.Equal(7, exit.ExitCode);
                 for (int i = 0; i < streams; i++)

@@ -64,7 +64,10 @@ public sealed class FrameSocket(Socket socket) : IDisposable
             if (socket.Available == 0)
             {
                 ReturnBuffer();
-                await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, ct);
+                // a zero-byte receive can end on a readiness left from the last read (nothing new to read): wait again
+                // unless there are bytes, or the socket reads as readable with none (the peer's end: the read below sees it)
+                do await socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, ct);
+                while (socket.Available == 0 && !socket.Poll(0, SelectMode.SelectRead));
             }
         }
         else if (_pos > 0)
