@@ -103,6 +103,7 @@ public sealed class BatchReplayJournal : SqlWriteJournal
             }
             finally
             {
+                materializer.Dispose();
                 lock (_gate)
                     foreach (var id in ids)
                         if (_ahead.TryGetValue(id, out var pending) && pending is null) _ahead.Remove(id);
