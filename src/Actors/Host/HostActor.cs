@@ -310,8 +310,11 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
         // their journals may be read ahead, in one query (gardend's journal does; another ignores the hint)
         if (_state.Containers.Count > 0)
+        {
+            _replaysHinted = true;
             Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(
                 new ReplayHints.Coming([.. _state.Containers.Select(c => HostState.PersistenceIdOf(c.Key, c.Value))]));
+        }
         foreach (var (handle, incarnation) in _state.Containers)
         {
             Adopt(handle, NewChild(handle, incarnation, fresh: false, effects: effects));
@@ -319,7 +322,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private bool _spawned;
+    private bool _spawned, _replaysHinted;
 
     private void SpawnRecovered()
     {
@@ -377,7 +380,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void FinishRecovery()
     {
         Timers.Cancel("recovery-budget");
-        if (_state.Containers.Count > 0) Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(ReplayHints.Done.Instance);
+        if (_replaysHinted) Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(ReplayHints.Done.Instance); // what was not replayed goes
         _effects.Metered.Recovered(_found.Reattached.Count, _found.Broken.Count, _found.Released.Count, _found.Unfinished.Count,
             _recoveryClock.Elapsed);
         if (_found.Reattached.Count + _found.Broken.Count + _found.Released.Count + _found.Unfinished.Count == 0)
