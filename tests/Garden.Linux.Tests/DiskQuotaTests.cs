@@ -108,33 +108,6 @@ public sealed class DiskQuotaTests(ITestOutputHelper output) : IDisposable
     }
 
     [RootFact]
-    public void A_mount_point_is_what_mountinfo_lists_whatever_the_mount_and_only_that_path()
-    {
-        // A tmpfs, and a directory bind-mounted onto itself: the same file system and device as its parent, which a
-        // comparison of st_dev would miss. Each asked of the path (statx) and checked against mountinfo.
-        var tmpfs = Directory.CreateDirectory(Depot("tmpfs")).FullName;
-        var bind = Directory.CreateDirectory(Depot("bind")).FullName;
-        var link = Depot("link");
-        File.CreateSymbolicLink(link, tmpfs);
-        bool Listed(string path) => MountTable.MountPoints().Contains(path);
-        Assert.False(MountTable.IsMountPoint(tmpfs));
-        Assert.False(MountTable.IsMountPoint(bind));
-        Sys.Mount("tmpfs", tmpfs, "tmpfs", 0, "size=1m");
-        Sys.Mount(bind, bind, null, LibC.MS_BIND, null);
-        Directory.CreateDirectory(Path.Combine(tmpfs, "below"));
-        foreach (var (path, mounted) in new[] { (tmpfs, true), (bind, true), (Path.Combine(tmpfs, "below"), false), (root, false),
-                     (link, false), (Depot("missing"), false), (Path.Combine(Depot("missing"), "x"), false) })
-        {
-            Assert.True(mounted == MountTable.IsMountPoint(path), $"{path}: expected {(mounted ? "a mount point" : "none")}");
-            Assert.Equal(Listed(path), MountTable.IsMountPoint(path));
-        }
-        Sys.Unmount(tmpfs, 0);
-        Sys.Unmount(bind, 0);
-        Assert.False(MountTable.IsMountPoint(tmpfs));
-        Assert.False(MountTable.IsMountPoint(bind));
-    }
-
-    [RootFact]
     public async Task A_64MiB_limit_is_a_mounted_ext4_of_about_that_size()
     {
         var depot = Depot("c1");

@@ -1,5 +1,4 @@
 using System.Text;
-using Garden.Linux.Interop;
 
 namespace Garden.Linux.Disk;
 
@@ -26,10 +25,7 @@ internal static class MountTable
     /// <summary>The source of the topmost mount at <paramref name="path"/>, or null when it is not a mount point.</summary>
     public static string? SourceOf(string path) => Entries().LastOrDefault(e => e.MountPoint == path).Source;
 
-    /// <summary>Whether a mount is at <paramref name="path"/> (a canonical path): asked of the path itself (statx), so
-    /// the cost does not grow with the mount table — a restart with N containers asks it N times, and reading mountinfo
-    /// each time was O(N²) (~1.3 ms a read at 250 containers). mountinfo where the kernel does not say (before 5.8).</summary>
-    public static bool IsMountPoint(string path) => Sys.IsMountRoot(path) ?? MountPoints().Any(m => m == path);
+    public static bool IsMountPoint(string path) => MountPoints().Any(m => m == path);
 
     /// <summary>Mount points strictly below <paramref name="path"/>.</summary>
     public static bool HasMountsBelow(string path)

@@ -26,27 +26,5 @@ internal static unsafe partial class Sys
         return (*(uint*)(buffer + 20), *(uint*)(buffer + 24), *(ushort*)(buffer + 28));
     }
 
-    private const int AT_NO_AUTOMOUNT = 0x800;
-    private const ulong STATX_ATTR_MOUNT_ROOT = 0x2000;
-
-    /// <summary>Whether <paramref name="path"/> itself (a symlink is not followed) is the root of a mount: statx(2)'s
-    /// STATX_ATTR_MOUNT_ROOT (Linux 5.8+), one path lookup where /proc/self/mountinfo is the whole mount table printed by the
-    /// kernel. False when it does not exist; null when the kernel does not report the attribute (before 5.8).</summary>
-    public static bool? IsMountRoot(string path)
-    {
-        var buffer = stackalloc byte[256];
-        int r;
-        fixed (byte* p = Utf8z(path, "statx"))
-            r = StatxRaw(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, buffer);
-        if (r < 0)
-        {
-            if (Errno is 2 or 20) return false; // ENOENT, ENOTDIR
-            throw LastError("statx", path);
-        }
-        var attributes = *(ulong*)(buffer + 8);
-        var supported = *(ulong*)(buffer + 56); // stx_attributes_mask
-        return (supported & STATX_ATTR_MOUNT_ROOT) == 0 ? null : (attributes & STATX_ATTR_MOUNT_ROOT) != 0;
-    }
-
     public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000;
 }
