@@ -132,6 +132,31 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
     }
 
     [Fact]
+    public void The_containers_actors_start_while_leftovers_are_pruned_and_touch_the_kernel_only_after_it()
+    {
+        Create("early");
+        Create("later");
+        var gate = new TaskCompletionSource();
+        Firewall.PruneGate = gate.Task; // a slow iptables-save
+        Restart(waitUntilServing: false);
+        // each container's actor is up (reading its journal) while the prune still runs ...
+        AwaitAssert(() =>
+        {
+            Sys.ActorSelection("/user/host/*").Tell(new Identify("child"), TestActor);
+            var found = new[] { ExpectMsg<ActorIdentity>(TimeSpan.FromMilliseconds(500)), ExpectMsg<ActorIdentity>(TimeSpan.FromMilliseconds(500)) };
+            Assert.All(found, f => Assert.NotNull(f.Subject));
+        });
+        // ... and nothing of the kernel is asked before it ended: no reconcile (which adopts runc's container first)
+        Thread.Sleep(300);
+        Assert.Equal(0, Calls.Count(new Call.Adopted("early")) + Calls.Count(new Call.Adopted("later")));
+        gate.SetResult();
+        AwaitServing();
+        Assert.Equal(1, Calls.Count(new Call.Adopted("early")));
+        Assert.Equal(1, Calls.Count(new Call.Adopted("later")));
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("early")).State);
+    }
+
+    [Fact]
     public void Destroy_containers_on_start_leaves_a_clean_host()
     {
         Create("x1");

@@ -594,14 +594,23 @@ public sealed class FakeFirewall(CallLog log) : Garden.Linux.Network.IFirewall
         if (_rules.TryRemove(network.Handle, out _)) log.Add(new Call.FirewallRemoved(network.Handle));
     }
 
-    public Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)
+    /// <summary>When set, the startup prune waits for it (a slow iptables-save).</summary>
+    public Task? PruneGate { get; set; }
+
+    public async Task<IReadOnlyList<string>> PruneAsync(IReadOnlySet<string> liveHandles, CancellationToken ct)
+    {
+        if (PruneGate is { } gate) await gate.WaitAsync(ct);
+        return Prune(liveHandles);
+    }
+
+    private IReadOnlyList<string> Prune(IReadOnlySet<string> liveHandles)
     {
         lock (_shared)
         {
             var dead = _rules.Keys.Where(h => !liveHandles.Contains(h)).ToList();
             foreach (var h in dead) _rules.TryRemove(h, out _);
             if (_rules.IsEmpty) SharedExist = false;
-            return Task.FromResult<IReadOnlyList<string>>(dead);
+            return dead;
         }
     }
 

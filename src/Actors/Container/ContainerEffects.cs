@@ -31,6 +31,11 @@ public sealed record ContainerEffects(
 {
     /// <summary>Where the actors report what happens (<see cref="NoMetrics"/> when the composition root gives none).</summary>
     public IGardenMetrics Metered => Metrics ?? NoMetrics.Instance;
+
+    /// <summary>Completes when a container's kernel work may begin. After a restart the host starts its containers' actors
+    /// (each reads its journal) while it still removes what an earlier gardend left on the host; their kernel work (the
+    /// reconcile, an undo) waits for that.</summary>
+    public Task KernelWorkAfter { get; init; } = Task.CompletedTask;
 }
 
 /// <summary>Where one container's files live on the host.</summary>

@@ -272,13 +272,22 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             var fx = _effects;
             var prefix = _settings.Network.Prefix;
             var log = _log;
+            // Meanwhile the containers' actors read their journals (most of a restart's work: a snapshot and a replay
+            // each); their kernel work waits for the prune (ContainerEffects.KernelWorkAfter), and what they tell this
+            // actor waits in the stash.
+            var pruned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            SpawnContainers(_effects with { KernelWorkAfter = pruned.Task });
             Task.Run(async () =>
             {
                 var rules = await fx.Firewall.PruneAsync(live, CancellationToken.None);
                 if (rules.Count > 0) log.Info("removed the firewall rules of {0} container(s) that no longer exist: {1}", rules.Count, string.Join(", ", rules));
                 var links = await fx.Network.PruneAsync(prefix, networks, CancellationToken.None);
                 if (links.Count > 0) log.Info("removed {0} leftover network link(s) and namespace(s): {1}", links.Count, string.Join(", ", links));
-            }).ContinueWith(t => new LeftoversPruned(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException())).PipeTo(Self);
+            }).ContinueWith(t =>
+            {
+                pruned.TrySetResult(); // whether it worked or not (as before: the error is logged and the containers reconcile)
+                return new LeftoversPruned(t.IsCompletedSuccessfully ? null : t.Exception!.GetBaseException());
+            }).PipeTo(Self);
             Become(() =>
             {
                 Command<LeftoversPruned>(msg =>
@@ -291,6 +300,29 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             });
         });
     }
+
+    /// <summary>Starts an actor for every container of the journal (each recovers its own journal, then reconciles with
+    /// the kernel once <paramref name="effects"/>' <see cref="ContainerEffects.KernelWorkAfter"/> completes); once.</summary>
+    private void SpawnContainers(ContainerEffects effects)
+    {
+        if (_spawned) return;
+        _spawned = true;
+        _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
+        // their journals may be read ahead, in one query (gardend's journal does; another ignores the hint)
+        if (_state.Containers.Count > 0)
+        {
+            _replaysHinted = true;
+            Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(
+                new ReplayHints.Coming([.. _state.Containers.Select(c => HostState.PersistenceIdOf(c.Key, c.Value))]));
+        }
+        foreach (var (handle, incarnation) in _state.Containers)
+        {
+            Adopt(handle, NewChild(handle, incarnation, fresh: false, effects: effects));
+            _pending.Add(handle);
+        }
+    }
+
+    private bool _spawned, _replaysHinted;
 
     private void SpawnRecovered()
     {
@@ -308,12 +340,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             _log.Info("warm pool an earlier gardend left: keeping {0} (once checked), releasing {1}: {2}", _state.PoolUnchecked.Count,
                 release.Count, string.Join(", ", _state.Pool.Keys));
         _poolToRelease.AddRange(release); // once serving: a restart's containers come first (none is handed out before)
-        _log.Info("gardend {0} recovered {1} container(s); reconciling", Version, _state.Containers.Count);
-        foreach (var (handle, incarnation) in _state.Containers)
-        {
-            Spawn(handle, incarnation, fresh: false);
-            _pending.Add(handle);
-        }
+        SpawnContainers(_effects); // (started already while the leftovers were pruned, when the network is on)
         Timers.StartSingleTimer("recovery-budget", RecoveryBudgetSpent.Instance, _settings.RecoveryTimeout);
         Become(Recovering);
         Stash.UnstashAll(); // what came while leftovers were pruned: answered as during recovery
@@ -353,6 +380,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void FinishRecovery()
     {
         Timers.Cancel("recovery-budget");
+        if (_replaysHinted) Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(ReplayHints.Done.Instance); // what was not replayed goes
         _effects.Metered.Recovered(_found.Reattached.Count, _found.Broken.Count, _found.Released.Count, _found.Unfinished.Count,
             _recoveryClock.Elapsed);
         if (_found.Reattached.Count + _found.Broken.Count + _found.Released.Count + _found.Unfinished.Count == 0)
@@ -383,7 +411,8 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
             Become(DestroyingAll);
             return;
         }
-        _log.Info("gardend {0} serving {1} container(s); recovery took {2:F0} ms: host journal {3:F0} ms, leftover networks {4:F0} ms, containers {5:F0} ms",
+        var meanwhile = _settings.Network.Enabled ? " (the containers' journals read meanwhile)" : "";
+        _log.Info("gardend {0} serving {1} container(s); recovery took {2:F0} ms: host journal {3:F0} ms, leftover networks {4:F0} ms" + meanwhile + ", containers {5:F0} ms",
             Version, _children.Count, _recoveryClock.Elapsed.TotalMilliseconds, _hostRecovered.TotalMilliseconds,
             (_leftoversPruned - _hostRecovered).TotalMilliseconds, (_recoveryClock.Elapsed - _leftoversPruned).TotalMilliseconds);
         Become(Serving);
@@ -795,12 +824,12 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
 
     private void Spawn(string handle, long incarnation, bool fresh) => Adopt(handle, NewChild(handle, incarnation, fresh));
 
-    private IActorRef NewChild(string handle, long incarnation, bool fresh, string? runtimeName = null)
+    private IActorRef NewChild(string handle, long incarnation, bool fresh, string? runtimeName = null, ContainerEffects? effects = null)
     {
         runtimeName ??= _state.Runtimes.GetValueOrDefault(handle);
         // The actor's name never throws, whatever the handle: one an earlier build let into the journal gets an actor too,
         // which reports itself broken and can be destroyed.
-        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, _effects, _quarantined.GetValueOrDefault(handle), runtimeName),
+        var child = Context.ActorOf(ContainerActor.Props(handle, incarnation, fresh, _settings, effects ?? _effects, _quarantined.GetValueOrDefault(handle), runtimeName),
             $"{Names.ActorName(handle)}~{incarnation}");
         Context.Watch(child);
         return child;

@@ -38,6 +38,7 @@ public sealed class ContainerKernel
     /// <summary>Runs the effect and returns its outcome (see each effect). A transition is logged as a step.</summary>
     public async Task<object?> RunAsync(Effect effect)
     {
+        if (!_k.Fx.KernelWorkAfter.IsCompleted) await _k.Fx.KernelWorkAfter.ConfigureAwait(false);
         if (effect.Step is not { } step) return await DispatchAsync(effect).ConfigureAwait(false);
         _k.Log.Info("{0} starting{1}", step, effect.Detail);
         var clock = Stopwatch.StartNew();

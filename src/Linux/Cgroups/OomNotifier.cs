@@ -99,9 +99,17 @@ internal abstract class OomWatcher(Func<string, string> cgroupDirOf) : IOomNotif
     /// <summary>The kernel's oom_kill count of the cgroup now; null when the cgroup is gone.</summary>
     protected abstract ulong? ReadOomKills(string cgroupDir);
 
-    /// <summary>Makes the kernel object of a new watch and adds it to <see cref="Epoll"/> (under the lock); returns the watch
-    /// with its baseline count.</summary>
-    protected abstract OomWatch Open(string cgroupDir, ulong tag, Action onOomKill);
+    /// <summary>What of a new watch can be made before the lock is taken (v1: its eventfd, registered on the cgroup, and
+    /// the baseline count), or null. Made under the lock, each watch's syscalls held every other Watch (a restart starts
+    /// them all at once, each on a pool thread) and the watcher's thread behind it.</summary>
+    protected virtual object? Prepare(string cgroupDir) => null;
+
+    /// <summary>Releases what <see cref="Prepare"/> made for a watch that was not opened.</summary>
+    protected virtual void Discard(object prepared) { }
+
+    /// <summary>Makes the kernel object of a new watch (or takes the one <paramref name="prepared"/>) and adds it to
+    /// <see cref="Epoll"/> (under the lock); returns the watch with its baseline count.</summary>
+    protected abstract OomWatch Open(string cgroupDir, ulong tag, Action onOomKill, object? prepared);
 
     /// <summary>Releases a watch's kernel object (under the lock; after its cgroup is gone too).</summary>
     protected abstract void Close(OomWatch watch);
@@ -122,6 +130,7 @@ internal abstract class OomWatcher(Func<string, string> cgroupDirOf) : IOomNotif
     public IDisposable Watch(string handle, Action onOomKill)
     {
         var dir = cgroupDirOf(handle);
+        var prepared = Prepare(dir);
         lock (_gate)
         {
             if (Epoll is null)
@@ -134,10 +143,11 @@ internal abstract class OomWatcher(Func<string, string> cgroupDirOf) : IOomNotif
             OomWatch watch;
             try
             {
-                watch = Open(dir, _nextTag++, onOomKill);
+                watch = Open(dir, _nextTag++, onOomKill, prepared);
             }
             catch
             {
+                if (prepared is not null) Discard(prepared);
                 if (_thread is null && _watches.Count == 0) StopLocked();
                 throw;
             }
@@ -270,7 +280,10 @@ internal sealed class OomWatcherV1(Func<string, string> cgroupDirOf) : OomWatche
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
     }
 
-    protected override OomWatch Open(string cgroupDir, ulong tag, Action onOomKill)
+    private sealed record Registered(SafeFd EventFd, ulong Baseline);
+
+    /// <summary>The baseline count, then the eventfd registered on memory.oom_control (outside the lock).</summary>
+    protected override object Prepare(string cgroupDir)
     {
         var baseline = ReadOomKills(cgroupDir) ?? throw new DirectoryNotFoundException($"no memory cgroup {cgroupDir}");
         var efd = Sys.Eventfd(0, nonBlocking: true);
@@ -278,13 +291,21 @@ internal sealed class OomWatcherV1(Func<string, string> cgroupDirOf) : OomWatche
         {
             using (var oomControl = File.OpenHandle(Path.Combine(cgroupDir, "memory.oom_control"), FileMode.Open, FileAccess.Read))
                 Sys.RegisterCgroupEvent(Path.Combine(cgroupDir, "cgroup.event_control"), efd, oomControl);
-            Sys.EpollAdd(Epoll!, efd, tag, cgroupDir); // level-triggered: an OOM since the registration is seen at once
         }
         catch
         {
             efd.Dispose();
             throw;
         }
+        return new Registered(efd, baseline);
+    }
+
+    protected override void Discard(object prepared) => ((Registered)prepared).EventFd.Dispose();
+
+    protected override OomWatch Open(string cgroupDir, ulong tag, Action onOomKill, object? prepared)
+    {
+        var (efd, baseline) = (Registered)prepared!;
+        Sys.EpollAdd(Epoll!, efd, tag, cgroupDir); // level-triggered: an OOM since the registration is seen at once
         return new OomWatch(this, tag, cgroupDir, onOomKill) { EventFd = efd, Seen = baseline };
     }
 
@@ -332,7 +353,7 @@ internal sealed class OomWatcherV2(Func<string, string> cgroupDirOf) : OomWatche
         _byWd.Clear();
     }
 
-    protected override OomWatch Open(string cgroupDir, ulong tag, Action onOomKill)
+    protected override OomWatch Open(string cgroupDir, ulong tag, Action onOomKill, object? prepared)
     {
         var wd = Sys.InotifyAddWatch(_inotify!, Path.Combine(cgroupDir, "memory.events"), InotifyMask.Modify);
         var watch = new OomWatch(this, tag, cgroupDir, onOomKill) { Wd = wd };

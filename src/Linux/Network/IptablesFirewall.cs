@@ -147,7 +147,7 @@ public sealed class IptablesFirewall : IFirewall
             var netIn = container.NetIn.Count > 0;
             var expected = FirewallRules.EntryFor(n, _options, netIn);
             sharedIntact = _jumps.Count == FirewallRules.Hooks.Length && SharedExist && V6Intact &&
-                FirewallRules.SharedCounts(_options, entries.Values).All(kv => _counts.GetValueOrDefault(kv.Key) == kv.Value);
+                SharedCounts(entries).All(kv => _counts.GetValueOrDefault(kv.Key) == kv.Value);
             if (sharedIntact && entries.TryGetValue(n.Handle, out var held) &&
                 held.Filter.Count == expected.Filter.Count && held.Nat.Count == expected.Nat.Count &&
                 held.OutChain == n.OutChain && held.NatChain == expected.NatChain &&
@@ -161,6 +161,22 @@ public sealed class IptablesFirewall : IFirewall
         }
         await ApplyCoreAsync(container, rebuild: !sharedIntact, ct).ConfigureAwait(false);
         return true;
+    }
+
+    private Dictionary<string, FirewallRules.Entry>? _countedEntries;
+    private Dictionary<string, int> _sharedCounts = [];
+
+    /// <summary>The shared chains' rule counts that <paramref name="entries"/> make, computed once per view (a view is
+    /// never changed in place: every change makes a new one). A restart's N reconciles each ask it of the same view:
+    /// counted each time, that was every rule of every container per container, O(N²) under the lock.</summary>
+    private Dictionary<string, int> SharedCounts(Dictionary<string, FirewallRules.Entry> entries)
+    {
+        if (!ReferenceEquals(entries, _countedEntries))
+        {
+            _sharedCounts = FirewallRules.SharedCounts(_options, entries.Values);
+            _countedEntries = entries;
+        }
+        return _sharedCounts;
     }
 
     /// <summary>Removals waiting for the lock: whoever takes it next removes them all in one batch (one nf_tables
