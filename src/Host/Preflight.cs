@@ -7,11 +7,43 @@ public static class Preflight
 {
     public const int ExitJournalUnreadable = 3;
 
+    /// <summary>Where the locks of network prefixes live (one host-wide namespace, as the prefixes are).</summary>
+    public const string LockDir = "/run/garden-actors/locks";
+
+    /// <summary>Locks this process holds until it exits (the kernel lets them go however it ends).</summary>
+    private static readonly List<FileStream> Held = [];
+
+    /// <summary>An exclusive lock (flock, which .NET takes for FileShare.None) on <paramref name="path"/>, held for the
+    /// process's life; another live gardend holding it stops this one with a message naming <paramref name="what"/>.</summary>
+    private static void TakeLock(string path, string what, string hint)
+    {
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var lockFile = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            lock (Held) Held.Add(lockFile);
+        }
+        catch (IOException e) when (e is not (DirectoryNotFoundException or PathTooLongException))
+        {
+            throw new StartupFailure(1, $"{what} is in use by another gardend ({path} is locked): {hint}");
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new StartupFailure(1, $"cannot lock {path} ({what}): {e.Message}");
+        }
+    }
+
     public static void Run(GardendSettings settings)
     {
         var garden = settings.Garden;
         if (!File.Exists(garden.AgentBinary))
             throw new StartupFailure(1, $"agent binary {garden.AgentBinary} not found (run `make install`, or set garden.agent-binary)");
+        // One gardend per state dir and per network prefix, before anything is changed: a second daemon on the same state
+        // dir would write the same journal, and one on the same prefix prunes the first one's networks and chains at its
+        // start as leftovers (and deletes its socket below).
+        TakeLock(Path.Combine(garden.StateDir, "gardend.lock"), $"the state dir {garden.StateDir}", "give each gardend a state dir of its own");
+        TakeLock(Path.Combine(LockDir, $"prefix-{garden.Network.Prefix}.lock"), $"the network prefix \"{garden.Network.Prefix}\"",
+            "give each gardend on a host its own garden.network.prefix (it names every kernel object of the daemon)");
         // The mount dir first: when it sits in the socket's dir, that dir is made traversable (0711) rather than 0700.
         try
         {

@@ -28,6 +28,53 @@ public sealed class RestartTests
     private static JsonElement Json(CliResult r) => JsonDocument.Parse(r.Stdout).RootElement;
 
     [InstallFact]
+    public async Task A_second_gardend_on_the_same_state_dir_or_network_prefix_refuses_to_start_and_the_first_keeps_everything()
+    {
+        // an operator's mistake, not an attack: a second daemon would write the first's journal, or prune the first's
+        // networks and chains at its start as leftovers of its own prefix (and delete the first's socket)
+        var first = await Daemon();
+        var second = new Gardend($"garden.network.prefix = \"{first.NetworkPrefix}\"");
+        var h = Unique("first");
+        System.Diagnostics.Process? same = null;
+        try
+        {
+            Assert.Equal(0, (await first.CliAsync("create", "--handle", h)).ExitCode);
+            var links = Links(first.NetworkPrefix);
+            Assert.NotEmpty(links);
+
+            Assert.NotEqual(0, await second.StartExpectingExitAsync());
+            Assert.Contains($"the network prefix \"{first.NetworkPrefix}\" is in use by another gardend", second.Log);
+
+            // the same state dir, its own prefix and socket: refused before it touches anything
+            var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+                ArgumentList = { TestPaths.GardendDll, "--state-dir", first.StateDir, "--socket", Path.Combine(second.Dir, "other.sock"), "--config", first.ConfigFile },
+            };
+            same = System.Diagnostics.Process.Start(psi)!;
+            var stderr = same.StandardError.ReadToEndAsync();
+            var stdout = same.StandardOutput.ReadToEndAsync();
+            await same.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+            Assert.NotEqual(0, same.ExitCode);
+            Assert.Contains($"the state dir {first.StateDir} is in use by another gardend", await stderr + await stdout);
+
+            Assert.True(File.Exists(first.Socket));
+            Assert.Equal(links, Links(first.NetworkPrefix));
+            Assert.Equal("alive", (await first.CliAsync("run", h, "--", "/bin/echo", "alive")).Stdout.Trim());
+        }
+        finally
+        {
+            if (same is { HasExited: false }) same.Kill();
+            same?.Dispose();
+            await second.DisposeAsync();
+            await Cleanup(first, h);
+        }
+    }
+
+    private static List<string> Links(string prefix) =>
+        [.. Directory.GetDirectories("/sys/class/net").Select(d => Path.GetFileName(d)).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).Order()];
+
+    [InstallFact]
     public async Task After_kill_9_every_container_and_process_is_there_output_and_exit_codes_included()
     {
         var d = await Daemon();
