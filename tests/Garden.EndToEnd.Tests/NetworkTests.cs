@@ -577,8 +577,15 @@ internal static class Net
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
-        p.StandardInput.Close();
+        try
+        {
+            if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+            p.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // it exited without reading its input (nc to a port nobody serves): its exit code and output say what happened
+        }
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
         try
         {

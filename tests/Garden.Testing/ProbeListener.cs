@@ -36,8 +36,13 @@ public sealed class ProbeListener : IDisposable
         var deadline = DateTime.UtcNow + timeout;
         while (Seen.Count == 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
         await Task.Delay(200); // the data that follows the handshake
+        // and, under load, until each connection seen has its data read (or its 2 s read gave up)
+        var reads = DateTime.UtcNow + TimeSpan.FromSeconds(3);
+        while (Volatile.Read(ref _reading) > 0 && DateTime.UtcNow < reads) await Task.Delay(20);
         return Seen;
     }
+
+    private int _reading;
 
     private async Task AcceptLoop()
     {
@@ -46,9 +51,11 @@ public sealed class ProbeListener : IDisposable
             Socket s;
             try { s = await _listener.AcceptSocketAsync(_stop.Token); }
             catch (Exception) { return; }
+            Interlocked.Increment(ref _reading);
             _ = Task.Run(async () =>
             {
                 using (s)
+                try
                 {
                     var peer = s.RemoteEndPoint?.ToString() ?? "?";
                     lock (_seen) _seen.Add(peer + ": ");
@@ -61,6 +68,10 @@ public sealed class ProbeListener : IDisposable
                         lock (_seen) _seen[_seen.IndexOf(peer + ": ")] = peer + ": " + Encoding.ASCII.GetString(buf, 0, n);
                     }
                     catch (Exception) { }
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _reading);
                 }
             });
         }
