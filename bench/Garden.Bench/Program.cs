@@ -648,18 +648,7 @@ finally
 
 static double P(List<double> xs, double q) { var s = xs.Order().ToList(); return s[(int)Math.Min(s.Count - 1, Math.Floor(q * s.Count))]; }
 
-static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-{
-    HttpHandler = new SocketsHttpHandler
-    {
-        ConnectCallback = async (_, ct) =>
-        {
-            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await s.ConnectAsync(new UnixDomainSocketEndPoint(socket), ct);
-            return new NetworkStream(s, ownsSocket: true);
-        },
-    },
-});
+static GrpcChannel Channel(string socket) => Garden.Protocol.Client.GrpcGardenClient.UnixSocketChannel(socket);
 
 /// <summary>What sits under a Run: a Ping round trip (gRPC over the unix socket alone), Run /bin/true again and again on
 /// one container (no Create before it), a detached Run (Started only: no exit to wait for), and a Run naming no container

@@ -49,15 +49,4 @@ static async Task<double> RunTrue(Garden.Protocol.Api.Garden.GardenClient client
     throw new InvalidOperationException("no exit");
 }
 
-static GrpcChannel Channel(string socket) => GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-{
-    HttpHandler = new SocketsHttpHandler
-    {
-        ConnectCallback = async (_, ct) =>
-        {
-            var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await s.ConnectAsync(new UnixDomainSocketEndPoint(socket), ct);
-            return new NetworkStream(s, ownsSocket: true);
-        },
-    },
-});
+static GrpcChannel Channel(string socket) => Garden.Protocol.Client.GrpcGardenClient.UnixSocketChannel(socket);

@@ -124,19 +124,7 @@ try
         gardend.AgentPath = agentBin;
         gardend.Configure("");
         await gardend.StartAsync();
-        var client = new Garden.Protocol.Api.Garden.GardenClient(GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler
-            {
-                ConnectCallback = async (_, ct) =>
-                {
-                    var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    await s.ConnectAsync(new UnixDomainSocketEndPoint(gardend.Socket), ct);
-                    return new NetworkStream(s, ownsSocket: true);
-                },
-            },
-            MaxReceiveMessageSize = 64 << 20,
-        }));
+        var client = new Garden.Protocol.Api.Garden.GardenClient(Garden.Protocol.Client.GrpcGardenClient.UnixSocketChannel(gardend.Socket));
         var h = (await client.CreateAsync(new CreateRequest { Spec = new ContainerSpec() })).Handle;
         // the container's own CPU (its agent and the file tool, cgroup v1 cpuacct), beside gardend's
         containerCpu = Path.Combine("/sys/fs/cgroup/cpuacct", gardend.CgroupParent, h, "cpuacct.usage");
