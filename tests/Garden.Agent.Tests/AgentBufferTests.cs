@@ -110,12 +110,9 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
     {
         // the output is smaller than pipe + buffer: the process exits with everything still unsent
         var id = NewId("keep");
-        var spec = Cmd(id, "seq", "1", "5000");
-        spec.BufferBytes = 16 * 1024;
-        await Client.SpawnAsync(spec, None);
+        await SpawnUnattachedAsync(Cmd(id, "seq", "1", "5000"), 16 * 1024);
         await Task.Delay(300);
-        await using var s = await Client.AttachAsync(id, 0, None);
-        var r = await s.CollectAsync(new CancellationTokenSource(20_000).Token);
+        var r = await CollectFromStartAsync(id);
         Assert.Equal(Encoding.ASCII.GetString(Seq(5000)), r.Stdout);
         Assert.DoesNotContain(r.Events, e => e.KindCase == AgentEvent.KindOneofCase.Missed);
     }
@@ -128,12 +125,9 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
     public async Task Output_held_back_in_the_pipe_is_delivered_when_the_attach_comes_after_the_exit_grace()
     {
         var id = NewId("late");
-        var spec = Cmd(id, "seq", "1", "5000");
-        spec.BufferBytes = 16 * 1024;
-        await Client.SpawnAsync(spec, None);
+        await SpawnUnattachedAsync(Cmd(id, "seq", "1", "5000"), 16 * 1024);
         await Task.Delay(1800);
-        await using var s = await Client.AttachAsync(id, 0, None);
-        var r = await s.CollectAsync(new CancellationTokenSource(20_000).Token);
+        var r = await CollectFromStartAsync(id);
         Assert.Equal(Seq(5000).Length, r.Stdout.Length);
         Assert.Equal(Encoding.ASCII.GetString(Seq(5000)), r.Stdout);
         Assert.Equal(0, r.ExitCode);
@@ -145,13 +139,10 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
     public async Task Held_back_output_of_both_streams_arrives_and_a_grandchild_holding_the_pipes_does_not_hold_the_stream()
     {
         var id = NewId("late2");
-        var spec = Cmd(id, "sh", "-c", "sleep 6 & seq 1 5000; seq 1 5000 >&2");
-        spec.BufferBytes = 16 * 1024;
-        await Client.SpawnAsync(spec, None);
+        await SpawnUnattachedAsync(Cmd(id, "sh", "-c", "sleep 6 & seq 1 5000; seq 1 5000 >&2"), 16 * 1024);
         await Task.Delay(1800);
         var started = DateTime.UtcNow;
-        await using var s = await Client.AttachAsync(id, 0, None);
-        var r = await s.CollectAsync(new CancellationTokenSource(20_000).Token);
+        var r = await CollectFromStartAsync(id);
         var took = DateTime.UtcNow - started;
         Assert.Equal(Encoding.ASCII.GetString(Seq(5000)), r.Stdout);
         Assert.Equal(Encoding.ASCII.GetString(Seq(5000)), r.Stderr);
@@ -181,11 +172,9 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
                     var spec = grandchild
                         ? Cmd(id, "sh", "-c", $"sleep 4 & seq 1 {lines}; seq 1 {lines / 2} >&2")
                         : Cmd(id, "seq", "1", lines.ToString());
-                    spec.BufferBytes = (uint)buffer;
-                    await Client.SpawnAsync(spec, None);
+                    await SpawnUnattachedAsync(spec, buffer);
                     await Task.Delay(delay);
-                    await using var s = await Client.AttachAsync(id, 0, None);
-                    var r = await s.CollectAsync(new CancellationTokenSource(20_000).Token);
+                    var r = await CollectFromStartAsync(id);
                     string what = $"round {round} (seed {seed}): {spec.Path} {string.Join(' ', spec.Args)}, buffer {buffer}, attached after {delay} ms";
                     Assert.True(Encoding.ASCII.GetString(Seq(lines)) == r.Stdout, $"{what}: stdout {r.Stdout.Length} bytes of {Seq(lines).Length}");
                     if (grandchild)
@@ -196,5 +185,19 @@ public sealed class AgentBufferTests(AgentFixture agent) : IClassFixture<AgentFi
             }).ToList();
             await Task.WhenAll(runs);
         }
+    }
+
+    /// <summary>Spawns <paramref name="spec"/> with a buffer of <paramref name="bufferBytes"/> and nobody attached.</summary>
+    private Task SpawnUnattachedAsync(SpawnRequest spec, int bufferBytes)
+    {
+        spec.BufferBytes = (uint)bufferBytes;
+        return Client.SpawnAsync(spec, None);
+    }
+
+    /// <summary>Attaches to the process from its first byte and collects its output up to its exit.</summary>
+    private async Task<RunResult> CollectFromStartAsync(string id)
+    {
+        await using var s = await Client.AttachAsync(id, 0, None);
+        return await s.CollectAsync(new CancellationTokenSource(20_000).Token);
     }
 }
