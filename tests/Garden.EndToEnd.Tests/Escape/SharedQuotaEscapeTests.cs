@@ -132,17 +132,13 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task Shared_memory_a_container_leaves_behind_when_its_process_exits_is_gone()
     {
-        var h = Unique("shm");
-        var attack = Path.GetDirectoryName(AttackTool.Path("shmpin"))!;
-        try
+        await WithToolsAsync("shm", "shmpin", async h =>
         {
-            Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
             var pin = await D.CliAsync("run", h, "--", "/attack/shmpin", "64");
             Assert.True(pin.ExitCode == 0 && pin.Stdout.Contains("pinned 64 MiB"), pin.ToString());
             var left = await D.CliAsync("run", h, "--", "cat", "/proc/sysvipc/shm");
             Assert.Single(left.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)); // the header line, no segment
-        }
-        finally { await D.CliAsync("destroy", h); }
+        });
     }
 
     /// <summary>A container holds CAP_NET_RAW (Garden's set). ARP requests from made-up sender addresses made the host add a
@@ -152,19 +148,15 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task ARP_from_made_up_addresses_adds_nothing_to_the_hosts_neighbour_table()
     {
-        var h = Unique("arp");
-        var attack = Path.GetDirectoryName(AttackTool.Path("arpflood"))!;
-        try
+        await WithToolsAsync("arp", "arpflood", async h =>
         {
-            Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
             var gateway = await GatewayOf(h);
             // 198.18.0.0/16 (a benchmarking range): nothing on this host has an address there
             var flood = await D.CliAsync("run", h, "--", "/attack/arpflood", "eth0", gateway, "2", "198.18.0.0");
             Assert.True(flood.ExitCode == 0 && flood.Stdout.StartsWith("sent ", StringComparison.Ordinal), flood.ToString());
             var entries = (await Net.Run("ip", "-4", "neigh", "show", "to", "198.18.0.0/16")).Stdout;
             Assert.True(entries.Trim().Length == 0, $"the host took neighbour entries from the flood ({flood.Stdout.Trim()}):\n{entries}");
-        }
-        finally { await D.CliAsync("destroy", h); }
+        });
     }
 
     [InstallFact]
@@ -193,11 +185,8 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_containers_memory_limit_bounds_what_its_unread_TCP_connections_hold()
     {
-        var h = Unique("tcphog");
-        var attack = Path.GetDirectoryName(AttackTool.Path("tcphog"))!;
-        try
+        await WithToolsAsync("tcphog", "tcphog", async h =>
         {
-            Ok(await D.CliAsync("create", "--handle", h, "--memory", "64M", "--bind-mount", $"{attack}:/attack"));
             var hog = await D.CliAsync("run", h, "--", "/attack/tcphog", "300", "0");
             var queued = System.Text.RegularExpressions.Regex.Match(hog.Stdout, @"(\d+) connections, (\d+) MiB queued; holding");
             Assert.True(queued.Success, hog.ToString());
@@ -205,8 +194,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
             // the container itself still works, and its TCP too
             var tcp = await D.CliAsync("run", h, "--", "sh", "-c", "(nc -l -p 7071 -e echo served &); sleep 0.3; nc 127.0.0.1 7071 </dev/null");
             Assert.Equal("served\n", tcp.Stdout);
-        }
-        finally { await D.CliAsync("destroy", h); }
+        }, "--memory", "64M");
     }
 
     /// <summary>Every flow a NetOut rule lets through takes an entry of the host's one connection tracking table: a
@@ -216,11 +204,8 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
     [InstallFact]
     public async Task A_container_opening_flows_without_end_takes_no_more_than_its_share_of_the_hosts_connection_table()
     {
-        var h = Unique("flows");
-        var attack = Path.GetDirectoryName(AttackTool.Path("udpflows"))!;
-        try
+        await WithToolsAsync("flows", "udpflows", async h =>
         {
-            Ok(await D.CliAsync("create", "--handle", h, "--bind-mount", $"{attack}:/attack"));
             var gateway = await GatewayOf(h);
             Ok(await D.CliAsync("net-out", h, "--network", gateway, "--protocol", "udp"));
             var max = long.Parse(File.ReadAllText("/proc/sys/net/netfilter/nf_conntrack_max").Trim());
@@ -232,8 +217,7 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
             // (other tests' flows may come and go meanwhile: a margin, far below the 10,000 it sent)
             Assert.True(after - before < Garden.Linux.Network.FirewallRules.FlowsPerContainer + 1500,
                 $"{after - before} new tracked flows from one container ({flood.Stdout.Trim()})");
-        }
-        finally { await D.CliAsync("destroy", h); }
+        });
     }
 
     /// <summary>Descriptors in flight (SCM_RIGHTS) are counted per host uid, and a send is refused once that count is above
@@ -307,6 +291,20 @@ public sealed class SharedQuotaEscapeTests(DaemonFixture fx) : IClassFixture<Dae
             return ["--rlimit", $"nofile={most}"];
         }, wait: TimeSpan.FromSeconds(30));
         return held;
+    }
+
+    /// <summary>A container with the attack tools at /attack (after <paramref name="create"/>'s options), given to
+    /// <paramref name="attack"/>; destroyed afterwards, whatever happened.</summary>
+    private async Task WithToolsAsync(string prefix, string tool, Func<string, Task> attack, params string[] create)
+    {
+        var h = Unique(prefix);
+        var tools = Path.GetDirectoryName(AttackTool.Path(tool))!;
+        try
+        {
+            Ok(await D.CliAsync(["create", "--handle", h, .. create, "--bind-mount", $"{tools}:/attack"]));
+            await attack(h);
+        }
+        finally { await D.CliAsync("destroy", h); }
     }
 
     /// <summary>The attack every test here shares: two containers with the attack tools at /attack; in the first,
