@@ -72,6 +72,10 @@ internal static unsafe partial class Native
     [LibraryImport(Lib, EntryPoint = "gardenspawn_set_not_dumpable")]
     internal static partial int SetNotDumpable();
 
+    /// <summary>1 when the constructor installed the seccomp filter handed over with --seccomp-fd (native/spawn.c).</summary>
+    [LibraryImport(Lib, EntryPoint = "gardenspawn_seccomp_installed")]
+    internal static partial int SeccompInstalled();
+
     [LibraryImport(Lib, EntryPoint = "gardenspawn_get_dumpable")]
     internal static partial int GetDumpable();
 

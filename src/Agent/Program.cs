@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 namespace Garden.Agent;
 
-/// <summary>garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N]: PID 1 of a container; serves the daemon on a Unix
+/// <summary>garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N] [--seccomp-fd N]: PID 1 of a container; serves the daemon on a Unix
 /// socket. garden-agent stream-in DEST | stream-out PATH: the file tools (<see cref="Tar.TarTool"/>).
 /// Out of the container's reach: not dumpable (native/spawn.c clears it before the runtime starts), so no process in the
 /// container may ptrace it, open or copy its descriptors through /proc/1/fd or pidfd_getfd, or read its memory; and it
@@ -19,6 +19,7 @@ internal static class Program
         string socketPath = "/.garden/run/agent.sock";
         int listenFd = -1, cgroupFd = -1, memoryCgroupFd = -1;
         bool pea = false; // see s_pea
+        bool seccompFilter = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -41,6 +42,12 @@ internal static class Program
                     memoryCgroupFd = mfd;
                     i++;
                     break;
+                // the container's seccomp filter, installed by native/spawn.c's constructor before the runtime started
+                // (the descriptor is closed by then): here only the check that it was
+                case "--seccomp-fd" when i + 1 < args.Length:
+                    seccompFilter = true;
+                    i++;
+                    break;
                 // the init of a pea (a process with its own root, sharing its container's pid namespace): not PID 1
                 case "--pea":
                     pea = s_pea = true;
@@ -49,13 +56,16 @@ internal static class Program
                     Console.WriteLine($"garden-agent {Server.Version}");
                     return 0;
                 default:
-                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N] [--pea]");
+                    Console.Error.WriteLine("usage: garden-agent [--socket PATH | --listen-fd N] [--cgroup-fd N] [--memory-cgroup-fd N] [--seccomp-fd N] [--pea]");
                     return 2;
             }
         }
 
         // Until stdio goes to /dev/null below, errors reach runc's log (the agent's stderr), which gardend reports when
         // a create fails.
+        // the constructor ends the agent when it cannot install a filter it was handed; this is the check that it ran
+        if (seccompFilter && Native.SeccompInstalled() != 1)
+            return Fail("the container's seccomp filter was handed over (--seccomp-fd) but is not installed");
         if (Native.GetDumpable() != 0 && Native.SetNotDumpable() is var derr and not 0)
             return Fail($"cannot make the agent non-dumpable: {Native.ErrorText(derr)}");
         Native.EnsureStdFds();

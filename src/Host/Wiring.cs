@@ -20,9 +20,23 @@ namespace Garden.Host;
 /// <summary>The one composition root: the only place that creates concrete Linux types and wires them.</summary>
 public static class Wiring
 {
+    /// <summary>The containers' seccomp program, compiled once for every agent to install; null on a host without
+    /// libseccomp.so.2 (a statically linked runc), where runc compiles the same profile for each container.</summary>
+    private static AgentSeccompFilter? CompiledSeccomp()
+    {
+        try
+        {
+            return AgentSeccompFilter.Compile();
+        }
+        catch (DllNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The Linux effects; with <paramref name="metrics"/>, the actors report to it and every agent call is timed.</summary>
     public static ContainerEffects WireLinux(GardenSettings settings, IGardenMetrics? metrics = null) => new(
-        Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot),
+        Runtime: new RuncRuntime(settings.RuncPath, settings.RuncRoot, CompiledSeccomp()),
         Rootfs: new OverlayRootfs(),
         Cgroups: CgroupManager.Create(settings.CgroupParent, agentMemoryAllowance: settings.AgentMemoryAllowance),
         Agents: metrics is null ? new AgentConnector(settings.AgentCallTimeout) : new Operations.TimedAgents(new AgentConnector(settings.AgentCallTimeout), metrics),

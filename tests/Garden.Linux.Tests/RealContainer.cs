@@ -18,7 +18,11 @@ public sealed class RealContainer : IAsyncDisposable
     public string Depot => Path.Combine(Dir, "depot");
     public RootfsPaths Paths => new(Path.Combine(Dir, "mounts", Handle), Depot);
     public string SocketPath => Path.Combine(Dir, "agent.sock");
-    public IOciRuntime Runtime { get; } = new RuncRuntime();
+    public IOciRuntime Runtime { get; }
+
+    /// <summary>The seccomp program gardend compiles once, for every container of this test process whose agent installs it
+    /// (gardend's way); <see cref="StartAsync"/> with runcSeccomp has runc compile the profile instead.</summary>
+    public static readonly Lazy<AgentSeccompFilter> Seccomp = new(AgentSeccompFilter.Compile);
     public IRootfsProvider Rootfs { get; } = new OverlayRootfs();
     public ICgroupManager Cgroups { get; }
     public IAgentClient Agent { get; }
@@ -31,17 +35,21 @@ public sealed class RealContainer : IAsyncDisposable
     /// <summary>The pid of the container's init (the agent) on the host.</summary>
     public int InitPid { get; private set; }
 
-    private RealContainer(string what)
+    private RealContainer(string what, bool runcSeccomp = false, AgentSeccompFilter? seccomp = null)
     {
+        Runtime = new RuncRuntime(agentSeccomp: runcSeccomp ? null : seccomp ?? Seccomp.Value);
         Handle = $"garden-test-{what}-{Environment.ProcessId}-{Interlocked.Increment(ref _seq)}";
         Dir = TestPaths.NewTempDir(what);
         Cgroups = CgroupManager.Create($"garden-test-{Environment.ProcessId}");
         Agent = new AgentConnector().Connect(SocketPath);
     }
 
-    public static async Task<RealContainer> StartAsync(string what, bool privileged = false, IdMapping? mapping = null)
+    /// <param name="seccomp">the program this container's agent is handed instead of gardend's</param>
+    /// <param name="ping">false: return once runc started the agent, without waiting for it to answer</param>
+    public static async Task<RealContainer> StartAsync(string what, bool privileged = false, IdMapping? mapping = null, bool runcSeccomp = false,
+        AgentSeccompFilter? seccomp = null, bool ping = true)
     {
-        var c = new RealContainer(what) { Privileged = privileged, Mapping = privileged ? null : mapping ?? IdMapping.Garden };
+        var c = new RealContainer(what, runcSeccomp, seccomp) { Privileged = privileged, Mapping = privileged ? null : mapping ?? IdMapping.Garden };
         try
         {
             Directory.CreateDirectory(c.Depot);
@@ -56,6 +64,7 @@ public sealed class RealContainer : IAsyncDisposable
                 var work = c.Cgroups.PrepareProcessCgroup(c.Handle, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
                 await c.Runtime.RunAsync(c.Spec(work, userns?.UserNamespacePath), Path.Combine(c.Dir, "bundle"), default);
             }
+            if (!ping) return c;
             c.InitPid = (await c.Runtime.StateAsync(c.Handle, default))!.Pid;
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             await c.Agent.PingAsync(cts.Token);

@@ -85,7 +85,82 @@ public sealed class SeccompProfileTests
     }
 }
 
-/// <summary>The filter in a real container (runc with libseccomp, the agent as PID 1), seen from inside.</summary>
+/// <summary>The program gardend compiles once (SeccompCompiler, libseccomp as runc calls it plus runc's ENOSYS stub),
+/// installed on a host process by tests/attack/seccomp_apply.c: no container, only the filter.</summary>
+public sealed class SeccompCompilerTests
+{
+    private static string ProgramFile(byte[] program)
+    {
+        var dir = TestPaths.NewTempDir("seccomp-bpf");
+        var file = Path.Combine(dir, "filter.bpf");
+        File.WriteAllBytes(file, program);
+        return file;
+    }
+
+    [InstallFact]
+    public async Task The_compiled_program_refuses_what_a_container_must_not_do_on_both_entry_points_and_answers_newer_syscalls_ENOSYS()
+    {
+        var file = ProgramFile(SeccompCompiler.Compile(SeccompProfile.ToOci()));
+        try
+        {
+            var r = await Garden.Linux.Process.Command.RunAsync(AttackTool.Path("seccomp_apply"), [file, AttackTool.Path("syscalls")]);
+            Assert.True(r.ExitCode == 1, r.Stdout + r.Stderr);
+            foreach (var line in new[]
+                     {
+                         "unshare(CLONE_NEWUSER): EPERM", "unshare(CLONE_NEWNET): EPERM", "clone(CLONE_NEWUSER): EPERM",
+                         "clone3(CLONE_NEWUSER): ENOSYS", "clone(SIGCHLD): ok", "keyctl(GET_KEYRING_ID, session): EPERM",
+                         "add_key(user): EPERM", "socket(AF_VSOCK): EPERM", "mseal: ENOSYS", "int80 getpid: ok",
+                         "int80 unshare(CLONE_NEWUSER): EPERM", "contained",
+                     })
+                Assert.Contains(line + "\n", r.Stdout);
+        }
+        finally { Directory.Delete(Path.GetDirectoryName(file)!, recursive: true); }
+    }
+
+    /// <summary>The control: the same harness with a program that allows everything lets the probe escape, so "contained"
+    /// above is the compiled program's doing, not the harness's.</summary>
+    [InstallFact]
+    public async Task The_harness_with_an_allow_all_program_lets_the_probe_escape()
+    {
+        byte[] allowAll = [0x06, 0, 0, 0, 0x00, 0x00, 0xff, 0x7f]; // ret SECCOMP_RET_ALLOW
+        var file = ProgramFile(allowAll);
+        try
+        {
+            var r = await Garden.Linux.Process.Command.RunAsync(AttackTool.Path("seccomp_apply"), [file, AttackTool.Path("syscalls")]);
+            Assert.True(r.ExitCode == 0, r.Stdout + r.Stderr);
+            Assert.Contains("int80 unshare(CLONE_NEWUSER): ok\n", r.Stdout);
+            Assert.Contains("unshare(CLONE_NEWUSER): ok\n", r.Stdout);
+        }
+        finally { Directory.Delete(Path.GetDirectoryName(file)!, recursive: true); }
+    }
+
+    [Fact]
+    public void The_program_starts_with_runcs_stub_and_fits_the_kernels_limit()
+    {
+        var program = SeccompCompiler.Compile(SeccompProfile.ToOci());
+        Assert.Equal(0, program.Length % 8);
+        Assert.InRange(program.Length / 8, 20, 4096);
+        // ld [4]: the architecture, first of all
+        Assert.Equal([0x20, 0x00, 0, 0, 4, 0, 0, 0], program[..8]);
+        // somewhere in the stub: ret ERRNO(ENOSYS)
+        Assert.Contains(Enumerable.Range(0, 20).Select(i => program[(i * 8)..(i * 8 + 8)]),
+            insn => insn.SequenceEqual(new byte[] { 0x06, 0, 0, 0, 38, 0, 0x05, 0 }));
+    }
+
+    [Fact]
+    public void A_profile_libseccomp_cannot_compile_is_an_error_naming_what_is_wrong()
+    {
+        var oci = SeccompProfile.ToOci();
+        oci["architectures"] = new System.Text.Json.Nodes.JsonArray("SCMP_ARCH_NOSUCH");
+        Assert.Contains("SCMP_ARCH_NOSUCH", Assert.Throws<NotSupportedException>(() => SeccompCompiler.Compile(oci)).Message);
+        oci = SeccompProfile.ToOci();
+        oci["syscalls"]![0]!["action"] = "SCMP_ACT_TRACE";
+        Assert.Contains("SCMP_ACT_TRACE", Assert.Throws<NotSupportedException>(() => SeccompCompiler.Compile(oci)).Message);
+    }
+}
+
+/// <summary>The filter in a real container (the agent as PID 1, installing the program gardend compiled; or runc compiling
+/// the profile, the way before), seen from inside.</summary>
 public sealed class SeccompContainerTests
 {
     /// <summary>The attack program copied into the container's root (the overlay's merged dir on the host).</summary>
@@ -132,6 +207,66 @@ public sealed class SeccompContainerTests
             "(nc -l -p 7070 -e echo served &) ; sleep 0.3; nc 127.0.0.1 7070 </dev/null");
         Assert.True(workExit == 0, work);
         Assert.Equal("xyz\nhi\nserved\n", work);
+    }
+
+    /// <summary>The two ways give a container the same filter: the probe's every line is the same whether runc compiled
+    /// the profile (its bundle has linux.seccomp) or the agent installed gardend's program (its bundle has none), and each
+    /// process is under exactly one filter.</summary>
+    [InstallFact]
+    public async Task The_agents_filter_refuses_and_allows_exactly_what_runcs_compile_of_the_profile_does()
+    {
+        await using var agent = await RealContainer.StartAsync("seccompa");
+        await using var runc = await RealContainer.StartAsync("seccompr", runcSeccomp: true);
+        string Config(RealContainer c) => File.ReadAllText(Path.Combine(c.Dir, "bundle", "config.json"));
+        Assert.DoesNotContain("\"seccomp\"", Config(agent));
+        Assert.Contains("--seccomp-fd", Config(agent));
+        Assert.Contains("\"seccomp\"", Config(runc));
+        Assert.DoesNotContain("--seccomp-fd", Config(runc));
+
+        var outputs = new List<string>();
+        foreach (var c in new[] { agent, runc })
+        {
+            var (filters, _) = await c.Agent.ShAsync("grep -h Seccomp_filters: /proc/self/status /proc/1/status");
+            Assert.Equal("Seccomp_filters:\t1\nSeccomp_filters:\t1\n", filters);
+            var (probe, exit) = await c.Agent.ShAsync(Plant(c, "syscalls"));
+            Assert.True(exit == 1, probe);
+            outputs.Add(probe);
+        }
+        Assert.Equal(outputs[1], outputs[0]);
+        Assert.Contains("mseal: ENOSYS\n", outputs[0]);
+        Assert.Contains("int80 unshare(CLONE_NEWUSER): EPERM\n", outputs[0]);
+        // the agent holds no descriptor of the filter's memory file once it installed it (seen from the host)
+        var links = Directory.GetFiles($"/proc/{agent.InitPid}/fd").Select(f => new FileInfo(f).LinkTarget ?? "").ToList();
+        Assert.NotEmpty(links);
+        Assert.DoesNotContain(links, l => l.Contains("garden-seccomp"));
+    }
+
+    /// <summary>Fail closed: an agent handed a program the kernel refuses (or anything that is not a program) ends before
+    /// it serves, with a line in runc's log naming why, rather than running the container unfiltered.</summary>
+    [InstallFact]
+    public async Task An_agent_whose_filter_cannot_be_installed_never_serves_and_says_why()
+    {
+        // one instruction with an opcode classic BPF does not have: seccomp(2) answers EINVAL
+        using var bad = AgentSeccompFilter.FromProgram([0xff, 0xff, 0, 0, 0, 0, 0, 0]);
+        await using var c = await RealContainer.StartAsync("seccompbad", seccomp: bad, ping: false);
+        Assert.True(await c.Runtime.WaitStoppedAsync(c.Handle, TimeSpan.FromSeconds(10), default), "the agent kept running");
+        var log = File.ReadAllText(Path.Combine(c.Dir, "bundle", RuncRuntime.StartupLog));
+        Assert.Contains("cannot install the container's seccomp filter: seccomp(SECCOMP_SET_MODE_FILTER): Invalid argument", log);
+        Assert.False(File.Exists(c.SocketPath) && await Pings(c), "an agent without its filter answered");
+    }
+
+    private static async Task<bool> Pings(RealContainer c)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await c.Agent.PingAsync(cts.Token);
+            return true;
+        }
+        catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The probe's control: without the filter (the host itself) the same program makes a user namespace and

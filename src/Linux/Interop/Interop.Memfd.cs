@@ -41,4 +41,75 @@ internal static unsafe partial class Sys
             throw;
         }
     }
+    /// <summary>A read-only memory file holding <paramref name="content"/>: sealed against every write, growth and shrink
+    /// (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), so whoever it is handed to can only read it, with
+    /// pread(2) (a shared descriptor's offset is shared too). Close-on-exec: it goes only where it is passed on purpose.</summary>
+    public static SafeFd MemfdSealed(string name, ReadOnlySpan<byte> content)
+    {
+        var nameBytes = Encoding.UTF8.GetBytes(name + "\0");
+        int raw;
+        fixed (byte* n = nameBytes) raw = LibC.memfd_create(n, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
+        if (raw < 0) throw LastError("memfd_create", name);
+        var fd = new SafeFd(raw);
+        try
+        {
+            WriteAll(raw, content, name);
+            if (LibC.fcntl(raw, LibC.F_ADD_SEALS, LibC.F_SEAL_WRITE | LibC.F_SEAL_GROW | LibC.F_SEAL_SHRINK | LibC.F_SEAL_SEAL) < 0)
+                throw LastError("fcntl(F_ADD_SEALS)", name);
+            return fd;
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An empty memory file for a library to write into (<see cref="ReadAll"/> reads it back).</summary>
+    public static SafeFd Memfd(string name)
+    {
+        var nameBytes = Encoding.UTF8.GetBytes(name + "\0");
+        int raw;
+        fixed (byte* n = nameBytes) raw = LibC.memfd_create(n, LibC.MFD_CLOEXEC);
+        if (raw < 0) throw LastError("memfd_create", name);
+        return new SafeFd(raw);
+    }
+
+    /// <summary>Everything in a file, from offset 0 to its size (pread: the descriptor's offset is left alone).</summary>
+    public static byte[] ReadAll(SafeFd file, string name)
+    {
+        using var f = new FdRef(file);
+        stat st;
+        if (LibC.fstat(f.Fd, &st) < 0) throw LastError("fstat", name);
+        var bytes = new byte[st.st_size];
+        var done = 0;
+        fixed (byte* p = bytes)
+            while (done < bytes.Length)
+            {
+                var n = LibC.pread(f.Fd, p + done, bytes.Length - done, done);
+                if (n < 0 && Errno == LibC.EINTR) continue;
+                if (n < 0) throw LastError("pread", name);
+                if (n == 0) break;
+                done += (int)n;
+            }
+        return done == bytes.Length ? bytes : bytes[..done];
+    }
+
+    private static void WriteAll(int fd, ReadOnlySpan<byte> bytes, string name)
+    {
+        fixed (byte* p = bytes)
+        {
+            var done = 0;
+            while (done < bytes.Length)
+            {
+                var n = LibC.write(fd, p + done, bytes.Length - done);
+                if (n < 0)
+                {
+                    if (Errno == LibC.EINTR) continue;
+                    throw LastError("write", name);
+                }
+                done += (int)n;
+            }
+        }
+    }
 }

@@ -19,7 +19,10 @@ public sealed record BundleSpec(
     BundleUserNamespace? UserNamespace = null,
     string? MemoryCgroupDir = null, // v1: the process cgroup in the memory hierarchy (the memory limit is there)
     BundleJoin? Join = null,
-    BundleResources? Resources = null);
+    BundleResources? Resources = null,
+    // unprivileged only: the agent installs the seccomp filter itself from a descriptor runc hands over (--seccomp-fd), so
+    // the config has no linux.seccomp for runc to compile (RuncRuntime sets it when it holds a compiled filter)
+    bool AgentInstallsSeccomp = false);
 
 /// <summary>A pea's: the namespaces of its container it joins by path (<c>/proc/INIT/ns/*</c>) instead of making its own;
 /// it makes only a mount namespace (its own root). User is null for a privileged container (it has none).</summary>
@@ -42,9 +45,15 @@ public static class OciBundle
     public const string AgentPathInContainer = "/.garden/agent";
     /// <summary>The agent gets its listening socket as fd 3 (runc --preserve-fds), then the directory of the cgroup its
     /// processes go into (fd 4) and, on cgroup v1, that cgroup's directory in the memory hierarchy (the next fd); nothing
-    /// else of the host. Its log goes to gardend over the socket (FollowLog), not through a descriptor, and the agent is
-    /// not dumpable: nothing in the container can reach these fds. <see cref="CgroupDirs"/> lists them in fd order.</summary>
-    public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count;
+    /// else of the host; an unprivileged container's agent then gets the sealed memory file of its seccomp program
+    /// (<see cref="AgentSeccomp"/>), which it closes once installed. Its log goes to gardend over the socket (FollowLog), not
+    /// through a descriptor, and the agent is not dumpable: nothing in the container can reach these fds.
+    /// <see cref="CgroupDirs"/> lists the cgroup ones in fd order.</summary>
+    public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count + (AgentSeccomp(spec) ? 1 : 0);
+
+    /// <summary>Whether the agent installs the container's seccomp filter (from the descriptor after the cgroup ones)
+    /// instead of runc: never for a privileged container, which has none.</summary>
+    public static bool AgentSeccomp(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged;
 
     public static IReadOnlyList<string> CgroupDirs(BundleSpec spec) =>
         new[] { spec.ProcessCgroupDir, spec.MemoryCgroupDir }.OfType<string>().ToList();
@@ -55,6 +64,7 @@ public static class OciBundle
         var fd = 4;
         if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add((fd++).ToString()); }
         if (spec.MemoryCgroupDir is not null) { args.Add("--memory-cgroup-fd"); args.Add((fd++).ToString()); }
+        if (AgentSeccomp(spec)) { args.Add("--seccomp-fd"); args.Add((fd++).ToString()); }
         if (spec.Join is not null) args.Add("--pea");
         return args;
     }
@@ -154,8 +164,9 @@ public static class OciBundle
             if (r.CpuShares > 0) resources["cpu"] = new JsonObject { ["shares"] = r.CpuShares };
             if (r.Pids > 0) resources["pids"] = new JsonObject { ["limit"] = r.Pids };
         }
-        // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none.
-        if (!spec.Privileged) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+        // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none. runc compiles
+        // it for each container unless the agent installs the program gardend compiled once (AgentInstallsSeccomp).
+        if (!spec.Privileged && !spec.AgentInstallsSeccomp) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
         // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
         else
         {

@@ -7,8 +7,10 @@ using Tmds.Linux;
 namespace Garden.Linux.Runtime;
 
 /// <summary>IOciRuntime over the runc binary. `runc run -d` gets /dev/null and a file as its stdio:
-/// its init inherits them, and a pipe would never see EOF.</summary>
-public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOciRuntime
+/// its init inherits them, and a pipe would never see EOF. With <paramref name="agentSeccomp"/> an unprivileged
+/// container's agent installs that compiled filter itself (<see cref="BundleSpec.AgentInstallsSeccomp"/>); without it runc
+/// compiles the profile for each container.</summary>
+public sealed class RuncRuntime(string runc = "runc", string? root = null, AgentSeccompFilter? agentSeccomp = null) : IOciRuntime
 {
     /// <summary>The file in the bundle that gets runc's stderr, which its init inherits: the agent's startup errors.</summary>
     public const string StartupLog = "runc-run.log";
@@ -27,6 +29,7 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
     public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
     {
         var id = spec.Handle;
+        if (agentSeccomp is not null) spec = spec with { AgentInstallsSeccomp = true };
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
         var cgroups = new List<SafeFd>();
@@ -44,8 +47,9 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null) : IOc
         // No --no-new-keyring: each container gets a session keyring of its own instead of sharing gardend's.
         var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
+        SafeFd[] seccomp = OciBundle.AgentSeccomp(spec) ? [agentSeccomp!.File] : [];
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
-                [listener, .. cgroups]), ct)
+                [listener, .. cgroups, .. seccomp]), ct)
             .ConfigureAwait(false);
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
         _bundles[id] = bundleDir;
