@@ -29,6 +29,11 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
         try
         {
             await k.Step("depot", () => fx.Depot.Create(k.Paths.Depot, Path.GetDirectoryName(k.Paths.AgentSocket)!)).ConfigureAwait(false);
+            // The cgroup the agent moves processes into (its owner is the mapping's root, known before the namespace is):
+            // made beside the user namespace and the rootfs rather than after them (mkdirs in the v1 hierarchies).
+            var processCgroupMade = Task.Run(() => k.Step("process cgroup", () => Task.FromResult(fx.Cgroups.PrepareProcessCgroup(k.Name,
+                spec.UserNamespace is { } owner ? new CgroupOwner(owner.RootUid, owner.RootGid) : null))));
+            inFlight.Add(processCgroupMade);
             if (spec.UserNamespace is { } mapping)
             {
                 userns = await k.Step($"user namespace {mapping}", () => fx.UserNamespaces.CreateAsync(k.Name, mapping, ct)).ConfigureAwait(false);
@@ -102,7 +107,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
 
             // The caller's mounts (validated by the host) go after the container's own: one over /etc brings its own hosts file.
             mounts.AddRange(spec.BindMountsOrEmpty.Select(b => new BindMountSpec(b.Source, b.NormalDestination, b.ReadOnly)));
-            var processCgroup = fx.Cgroups.PrepareProcessCgroup(k.Name, root is null ? null : new CgroupOwner(root.Uid, root.Gid));
+            var processCgroup = await processCgroupMade.ConfigureAwait(false);
             var bundle = new BundleSpec(k.Name, rootfs, k.Settings.AgentBinary, k.Paths.AgentSocket, k.Paths.AgentLog,
                 fx.Cgroups.PathFor(k.Name), spec.Privileged, spec.Env, processCgroup,
                 net is null ? null : userns is null ? net.NetnsPath : $"/proc/{userns.Pid}/ns/net", mounts,
@@ -111,10 +116,13 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             await k.Step("runtime", () => fx.Runtime.RunAsync(bundle, k.Paths.Bundle, ct)).ConfigureAwait(false);
             // the network namespace is bound at its path (`ip netns attach` of the holder) before the holder goes
             await networkUp.ConfigureAwait(false);
-            // runc has joined the namespaces: the container, its mounts and the bound netns keep them from now on.
+            // runc has joined the namespaces: the container, its mounts and the bound netns keep them from now on. The holder
+            // ends beside the last steps (awaited before the answer, or by a failure's teardown through inFlight).
+            var holderGone = Task.CompletedTask;
             if (userns is not null)
             {
-                await userns.DisposeAsync().ConfigureAwait(false);
+                holderGone = userns.DisposeAsync().AsTask();
+                inFlight.Add(holderGone);
                 userns = null;
             }
             k.Settings.Faults.Hit("create-runtime");
@@ -123,6 +131,7 @@ public sealed class ContainerCreator(KernelContext k, ContainerDestroyer destroy
             if (!limits.Equals(ResourceLimits.None)) await k.Step("limits", () => fx.Cgroups.Apply(k.Name, limits)).ConfigureAwait(false);
             await k.Step("agent", WaitForAgentAsync).ConfigureAwait(false);
             await firewallUp.ConfigureAwait(false);
+            await holderGone.ConfigureAwait(false);
             return new CreatedRoot(rootfs, image is null ? null
                 : new ContainerImage(image.Reference, image.ManifestDigest, image.Config.Env, image.Config.WorkingDir, image.Config.User,
                     image.Config.Entrypoint, image.Config.Cmd));
