@@ -196,7 +196,7 @@ try
         json["breakdown"] = steps;
     }
     // ---- the floor: raw runc with gardend's own kind of config (OciBundle's: user namespace with the same mapping, no linux.seccomp (the agent installs gardend's compiled program),
-    //      allow-list, capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
+    //      capabilities, masked paths, mounts, cgroup mount), /bin/sleep as init instead of the agent, no network
     //      of gardend's: create+start (two runc calls, as the runc row) and `runc run --detach` (one call, what gardend makes) ----
     if (Want("create"))
     {
