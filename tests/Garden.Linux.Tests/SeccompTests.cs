@@ -241,6 +241,63 @@ public sealed class SeccompContainerTests
         Assert.DoesNotContain(links, l => l.Contains("garden-seccomp"));
     }
 
+    /// <summary>The contract of the compiled program with runc's own, read back from the kernel (PTRACE_SECCOMP_GET_FILTER
+    /// on each container's init): the agent installed exactly the bytes gardend compiled, and those answer every syscall
+    /// number of both x86 entry points (and x32's, and an architecture the filter does not know) with each argument that
+    /// a rule looks at exactly as the program runc compiled from the same profile does.</summary>
+    [InstallFact]
+    public async Task The_program_the_agent_installs_answers_every_syscall_as_the_one_runc_compiles()
+    {
+        await using var agent = await RealContainer.StartAsync("seccompga");
+        await using var runc = await RealContainer.StartAsync("seccompgr", runcSeccomp: true);
+        var dir = TestPaths.NewTempDir("seccomp-dump");
+        try
+        {
+            async Task<byte[]> Installed(RealContainer c)
+            {
+                var file = Path.Combine(dir, c.Handle);
+                var r = await Garden.Linux.Process.Command.RunAsync(AttackTool.Path("seccomp_dump"), [c.InitPid.ToString(), file]);
+                Assert.True(r.ExitCode == 0, r.Stderr);
+                return File.ReadAllBytes(file);
+            }
+            var compiled = SeccompCompiler.Compile(SeccompProfile.ToOci());
+            var installed = await Installed(agent);
+            Assert.Equal(compiled, installed);
+            var runcs = await Installed(runc);
+
+            const uint x86_64 = 0xC000003E, i386 = 0x40000003, aarch64 = 0xC00000B7;
+            ulong[] firsts = [0, 1, 2, 8, 0x11, 40, 0x20000, 0x20008, 0x7E020000, 0x10000000, 0x10000011, 0xffffffff, 0x100000000, ulong.MaxValue];
+            var numbers = Enumerable.Range(0, 600).Concat([1000, 4095, int.MaxValue, -1]).ToList();
+            var differences = new List<string>();
+            var checkedInputs = 0;
+            var answers = new HashSet<uint>();
+            foreach (var (arch, nrs) in new[]
+                     {
+                         (x86_64, numbers.Concat(Enumerable.Range(0, 600).Select(n => n | 0x40000000))),
+                         (i386, numbers), (aarch64, numbers.Take(50)),
+                     })
+                foreach (var nr in nrs)
+                    foreach (var first in firsts)
+                    {
+                        ulong[] args = [first, 0, 0, 0, 0, 0];
+                        var (ours, theirs) = (ClassicBpf.Run(installed, nr, arch, args), ClassicBpf.Run(runcs, nr, arch, args));
+                        checkedInputs++;
+                        answers.Add(ours);
+                        if (ours != theirs && differences.Count < 20) differences.Add($"arch 0x{arch:x} nr {nr} arg0 0x{first:x}: 0x{ours:x} vs runc's 0x{theirs:x}");
+                    }
+            Assert.True(differences.Count == 0, string.Join("\n", differences));
+            Assert.True(checkedInputs > 20000);
+            // every kind of answer was among them: allow, EPERM, ENOSYS (clone3 and the stub), and the kill of an
+            // architecture the filter does not know (libseccomp's default for it)
+            Assert.Superset(new HashSet<uint> { 0x7fff0000, 0x00050001, 0x00050026 }, answers);
+            Assert.Contains(answers, a => a is 0x00000000 or 0x80000000); // SECCOMP_RET_KILL_THREAD / KILL_PROCESS
+            Assert.NotEqual(runcs, installed); // runc's stub is laid out its own way: the equal answers are not equal bytes
+            // and the comparison can tell programs apart: an allow-all program differs from runc's at unshare
+            Assert.NotEqual(ClassicBpf.Run(runcs, 272, x86_64, [0x10000000]), ClassicBpf.Run([0x06, 0, 0, 0, 0, 0, 0xff, 0x7f], 272, x86_64, [0x10000000]));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     /// <summary>Fail closed: an agent handed a program the kernel refuses (or anything that is not a program) ends before
     /// it serves, with a line in runc's log naming why, rather than running the container unfiltered.</summary>
     [InstallFact]
