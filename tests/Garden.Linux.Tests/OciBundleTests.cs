@@ -6,8 +6,9 @@ namespace Garden.Linux.Tests;
 
 public sealed class OciBundleTests
 {
-    private static JsonElement Config(bool privileged = false, string handle = "h1") => JsonDocument.Parse(OciBundle.ToJson(
-        new BundleSpec(handle, "/r", "/usr/local/bin/garden-agent", "/s/agent.sock", "/d/agent.log", "/garden-x/h1", privileged, ["A=1"]))).RootElement;
+    private static JsonElement Config(bool privileged = false, string handle = "h1", bool agentSeccomp = false) => JsonDocument.Parse(OciBundle.ToJson(
+        new BundleSpec(handle, "/r", "/usr/local/bin/garden-agent", "/s/agent.sock", "/d/agent.log", "/garden-x/h1", privileged, ["A=1"],
+            AgentInstallsSeccomp: agentSeccomp))).RootElement;
 
     /// <summary>The agent's environment is the container's (its /proc/1/environ, as runc's init), but no .NET runtime knob
     /// of it: DOTNET_* and COMPlus_* are for the container's .NET processes (their Runs get them), and the agent's own GC
@@ -51,16 +52,45 @@ public sealed class OciBundleTests
         Assert.Contains("ro", SysOptions(true).Split(','));   // Garden's: privileged too
     }
 
-    [Fact]
-    public void Only_a_privileged_container_gets_dev_fuse()
+    /// <summary>Whoever installs the seccomp filter (runc, or the agent: <c>agentSeccomp</c>), an unprivileged container has
+    /// no device but the default ones (an unprivileged bundle once took the privileged branch when the agent installed it).</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Only_a_privileged_container_gets_dev_fuse(bool agentSeccomp)
     {
-        static string Devices(bool p) => Config(p).GetProperty("linux").TryGetProperty("devices", out var d) ? d.ToString() : "";
+        string Devices(bool p) => Config(p, agentSeccomp: agentSeccomp).GetProperty("linux").TryGetProperty("devices", out var d) ? d.ToString() : "";
         Assert.Equal("", Devices(false));
         Assert.Contains("\"/dev/fuse\"", Devices(true));
-        var allowed = Config(true).GetProperty("linux").GetProperty("resources").GetProperty("devices").EnumerateArray().ToList();
+        var allowed = Config(true, agentSeccomp: agentSeccomp).GetProperty("linux").GetProperty("resources").GetProperty("devices").EnumerateArray().ToList();
         Assert.False(allowed[0].GetProperty("allow").GetBoolean());   // everything denied first, then fuse alone allowed
         Assert.Equal((true, 10, 229), (allowed[1].GetProperty("allow").GetBoolean(), allowed[1].GetProperty("major").GetInt32(), allowed[1].GetProperty("minor").GetInt32()));
-        Assert.Single(Config(false).GetProperty("linux").GetProperty("resources").GetProperty("devices").EnumerateArray());
+        Assert.Single(Config(false, agentSeccomp: agentSeccomp).GetProperty("linux").GetProperty("resources").GetProperty("devices").EnumerateArray());
+    }
+
+    /// <summary>When the agent installs the filter, runc gets none to compile and the agent gets the descriptor after the
+    /// cgroup ones; a privileged container has no filter either way, and no such descriptor.</summary>
+    [Fact]
+    public void The_agent_is_handed_the_seccomp_program_after_its_cgroup_descriptors_and_runc_none_to_compile()
+    {
+        var spec = new BundleSpec("h1", "/r", "/a", "/s/agent.sock", "/d/agent.log", "/garden-x/h1", false, [], ProcessCgroupDir: "/c/work",
+            MemoryCgroupDir: "/m/work", AgentInstallsSeccomp: true);
+        var config = JsonDocument.Parse(OciBundle.ToJson(spec)).RootElement;
+        Assert.False(config.GetProperty("linux").TryGetProperty("seccomp", out _));
+        Assert.Equal(["/.garden/agent", "--listen-fd", "3", "--cgroup-fd", "4", "--memory-cgroup-fd", "5", "--seccomp-fd", "6"],
+            config.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(4, OciBundle.PreservedFds(spec));
+        Assert.True(config.GetProperty("process").GetProperty("noNewPrivileges").GetBoolean()); // what lets the agent install it
+
+        var runcs = spec with { AgentInstallsSeccomp = false };
+        Assert.True(JsonDocument.Parse(OciBundle.ToJson(runcs)).RootElement.GetProperty("linux").TryGetProperty("seccomp", out _));
+        Assert.Equal(3, OciBundle.PreservedFds(runcs));
+
+        var privileged = spec with { Privileged = true };
+        var p = JsonDocument.Parse(OciBundle.ToJson(privileged)).RootElement;
+        Assert.False(p.GetProperty("linux").TryGetProperty("seccomp", out _));
+        Assert.DoesNotContain("--seccomp-fd", p.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(3, OciBundle.PreservedFds(privileged));
     }
 
     [Fact]

@@ -166,7 +166,10 @@ public static class OciBundle
         }
         // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none. runc compiles
         // it for each container unless the agent installs the program gardend compiled once (AgentInstallsSeccomp).
-        if (!spec.Privileged && !spec.AgentInstallsSeccomp) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+        if (!spec.Privileged)
+        {
+            if (!spec.AgentInstallsSeccomp) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+        }
         // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
         else
         {
