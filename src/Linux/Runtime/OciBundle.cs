@@ -52,8 +52,12 @@ public static class OciBundle
     public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count + (AgentSeccomp(spec) ? 1 : 0);
 
     /// <summary>Whether the agent installs the container's seccomp filter (from the descriptor after the cgroup ones)
-    /// instead of runc: never for a privileged container, which has none.</summary>
-    public static bool AgentSeccomp(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged;
+    /// instead of runc: never for a privileged container, which has none, and never for a pea. A pea's agent is exec'd
+    /// inside a running container's user and pid namespaces, where its root may ptrace it in the moment after execve
+    /// (before the agent makes itself non-dumpable) and skip the seccomp(2) call; runc installs a pea's filter before that
+    /// execve, so whatever is attached then is already filtered. A container's own agent is the first process of its new
+    /// pid namespace: nothing of the container runs yet to attach to it.</summary>
+    public static bool AgentSeccomp(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged && spec.Join is null;
 
     public static IReadOnlyList<string> CgroupDirs(BundleSpec spec) =>
         new[] { spec.ProcessCgroupDir, spec.MemoryCgroupDir }.OfType<string>().ToList();
@@ -168,7 +172,7 @@ public static class OciBundle
         // it for each container unless the agent installs the program gardend compiled once (AgentInstallsSeccomp).
         if (!spec.Privileged)
         {
-            if (!spec.AgentInstallsSeccomp) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+            if (!AgentSeccomp(spec)) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
         }
         // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
         else

@@ -29,7 +29,8 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
     public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
     {
         var id = spec.Handle;
-        if (agentSeccomp is not null) spec = spec with { AgentInstallsSeccomp = true };
+        // the agent installs the filter only when this runtime has one to hand over (OciBundle.AgentSeccomp says for whom)
+        spec = spec with { AgentInstallsSeccomp = agentSeccomp is not null };
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
         var cgroups = new List<SafeFd>();
