@@ -24,6 +24,8 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
             var cp = await Command.RunAsync(Command.Resolve("cp"), ["-a", TestPaths.DefaultRootfs, Image]);
             if (!cp.Succeeded) throw new InvalidOperationException($"cp: {cp.Stderr}");
             File.WriteAllText(Path.Combine(Image, "pea-marker"), "from the pea's image\n");
+            // the seccomp probe, in the image (a pea has its own root)
+            File.Copy(AttackTool.Path("syscalls"), Path.Combine(Image, "syscalls-probe"));
         }
 
         public async Task DisposeAsync()
@@ -314,6 +316,13 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
             Assert.Equal("Seccomp:\t2\n", await Both("grep", "^Seccomp:", "/proc/self/status"));
             Assert.StartsWith("CapEff:", await Both("grep", "^CapEff:", "/proc/self/status"));
             Assert.Equal("NoNewPrivs:\t1\n", await Both("grep", "^NoNewPrivs:", "/proc/self/status"));
+            // runc's filter, and over it the agent's socketcall guard: no nested user namespace, no AF_VSOCK socket either
+            // way (the i386 multiplexer is what runc's compile of the profile cannot refuse)
+            var probe = await D.CliAsync("run", h, "--image", Image, "--", "/syscalls-probe");
+            Assert.True(probe.ExitCode == 1, probe.ToString());
+            foreach (var line in new[] { "unshare(CLONE_NEWUSER): EPERM", "socket(AF_VSOCK): EPERM", "int80 unshare(CLONE_NEWUSER): EPERM",
+                         "int80 socketcall(SYS_SOCKET, AF_VSOCK): EPERM", "contained" })
+                Assert.True(probe.Stdout.Contains(line + "\n"), $"{line} not in:\n{probe.Stdout}");
             // it may not mount, nor make namespaces of its own
             Assert.NotEqual(0, (await D.CliAsync("run", h, "--image", Image, "--", "mount", "-t", "tmpfs", "none", "/mnt")).ExitCode);
             Assert.NotEqual(0, (await D.CliAsync("run", h, "--image", Image, "--", "unshare", "-m", "true")).ExitCode);

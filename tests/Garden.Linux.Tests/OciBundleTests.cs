@@ -69,7 +69,8 @@ public sealed class OciBundleTests
     }
 
     /// <summary>When the agent installs the filter, runc gets none to compile and the agent gets the descriptor after the
-    /// cgroup ones; a pea's filter is runc's (its agent starts among running processes of its container); a privileged
+    /// cgroup ones; a pea's filter is runc's (its agent starts among running processes of its container), and its agent
+    /// gets only the socketcall guard to install over it; a privileged
     /// container has no filter either way, and no such descriptor.</summary>
     [Fact]
     public void The_agent_is_handed_the_seccomp_program_after_its_cgroup_descriptors_and_runc_none_to_compile()
@@ -87,12 +88,15 @@ public sealed class OciBundleTests
         Assert.True(JsonDocument.Parse(OciBundle.ToJson(runcs)).RootElement.GetProperty("linux").TryGetProperty("seccomp", out _));
         Assert.Equal(3, OciBundle.PreservedFds(runcs));
 
-        // a pea's agent is exec'd among its container's running processes: runc installs its filter before that execve
+        // a pea's agent is exec'd among its container's running processes: runc installs its filter before that execve,
+        // and the agent installs the socketcall guard over it
         var pea = spec with { Join = new BundleJoin("/proc/7/ns/user", "/proc/7/ns/net", "/proc/7/ns/ipc", "/proc/7/ns/pid", "/proc/7/ns/uts") };
         var peaConfig = JsonDocument.Parse(OciBundle.ToJson(pea)).RootElement;
         Assert.True(peaConfig.GetProperty("linux").TryGetProperty("seccomp", out _));
-        Assert.DoesNotContain("--seccomp-fd", peaConfig.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
-        Assert.Equal(3, OciBundle.PreservedFds(pea));
+        Assert.Contains("--seccomp-fd", peaConfig.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(4, OciBundle.PreservedFds(pea));
+        Assert.False(OciBundle.AgentSeccomp(pea));
+        Assert.True(OciBundle.AgentSeccompProgram(pea));
 
         var privileged = spec with { Privileged = true };
         var p = JsonDocument.Parse(OciBundle.ToJson(privileged)).RootElement;

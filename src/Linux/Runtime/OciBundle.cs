@@ -49,7 +49,7 @@ public static class OciBundle
     /// (<see cref="AgentSeccomp"/>), which it closes once installed. Its log goes to gardend over the socket (FollowLog), not
     /// through a descriptor, and the agent is not dumpable: nothing in the container can reach these fds.
     /// <see cref="CgroupDirs"/> lists the cgroup ones in fd order.</summary>
-    public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count + (AgentSeccomp(spec) ? 1 : 0);
+    public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count + (AgentSeccompProgram(spec) ? 1 : 0);
 
     /// <summary>Whether the agent installs the container's seccomp filter (from the descriptor after the cgroup ones)
     /// instead of runc: never for a privileged container, which has none, and never for a pea. A pea's agent is exec'd
@@ -58,6 +58,11 @@ public static class OciBundle
     /// execve, so whatever is attached then is already filtered. A container's own agent is the first process of its new
     /// pid namespace: nothing of the container runs yet to attach to it.</summary>
     public static bool AgentSeccomp(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged && spec.Join is null;
+
+    /// <summary>Whether the agent is handed a seccomp program at all: the whole filter (<see cref="AgentSeccomp"/>), or, for
+    /// a pea's agent, the socketcall guard it installs over runc's filter (an attacker who made it skip that call would
+    /// leave it under runc's filter, as every pea was before).</summary>
+    public static bool AgentSeccompProgram(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged;
 
     public static IReadOnlyList<string> CgroupDirs(BundleSpec spec) =>
         new[] { spec.ProcessCgroupDir, spec.MemoryCgroupDir }.OfType<string>().ToList();
@@ -68,7 +73,7 @@ public static class OciBundle
         var fd = 4;
         if (spec.ProcessCgroupDir is not null) { args.Add("--cgroup-fd"); args.Add((fd++).ToString()); }
         if (spec.MemoryCgroupDir is not null) { args.Add("--memory-cgroup-fd"); args.Add((fd++).ToString()); }
-        if (AgentSeccomp(spec)) { args.Add("--seccomp-fd"); args.Add((fd++).ToString()); }
+        if (AgentSeccompProgram(spec)) { args.Add("--seccomp-fd"); args.Add((fd++).ToString()); }
         if (spec.Join is not null) args.Add("--pea");
         return args;
     }

@@ -29,8 +29,10 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
     public async Task RunAsync(BundleSpec spec, string bundleDir, CancellationToken ct)
     {
         var id = spec.Handle;
-        // the agent installs the filter only when this runtime has one to hand over (OciBundle.AgentSeccomp says for whom)
-        spec = spec with { AgentInstallsSeccomp = agentSeccomp is not null };
+        // the agent installs a program only when this runtime has one to hand over: the whole filter to a container's agent,
+        // the socketcall guard to a pea's (OciBundle.AgentSeccomp says why)
+        var program = agentSeccomp is null ? null : spec.Join is null ? agentSeccomp.File : agentSeccomp.Guard;
+        spec = spec with { AgentInstallsSeccomp = program is not null };
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
         var cgroups = new List<SafeFd>();
@@ -48,7 +50,7 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
         // No --no-new-keyring: each container gets a session keyring of its own instead of sharing gardend's.
         var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
-        SafeFd[] seccomp = OciBundle.AgentSeccomp(spec) ? [agentSeccomp!.File] : [];
+        SafeFd[] seccomp = OciBundle.AgentSeccompProgram(spec) ? [program!] : [];
         var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
                 [listener, .. cgroups, .. seccomp]), ct)
             .ConfigureAwait(false);
