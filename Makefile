@@ -33,7 +33,6 @@ build: $(OUT)/.built
 # addresses (Akka.NET does not run under NativeAOT); installed to $(LIBDIR)/cli-jit.
 $(OUT)/.built: $(SOURCES)
 	$(DOTNET) publish src/Agent/Garden.Agent.csproj -c Release -o $(OUT)/bin --nologo -v:q
-	chmod 711 $(OUT)/bin/garden-agent
 	$(DOTNET) publish src/Cli/Garden.Cli.csproj -c Release -o $(OUT)/bin --nologo -v:q
 	$(DOTNET) publish src/Cli/Jit/Garden.Cli.Jit.csproj -c Release -o $(OUT)/cli-jit --nologo -v:q
 	$(DOTNET) publish src/Host/Garden.Host.csproj -c Release -r $(RID) --self-contained false -p:PublishReadyToRun=true -o $(OUT)/gardend --nologo -v:q
@@ -44,7 +43,7 @@ $(OUT)/.installed: $(OUT)/.built dist/gardend.service.in
 	rm -rf $(LIBDIR)/gardend.new && cp -a $(OUT)/gardend $(LIBDIR)/gardend.new && rm -rf $(LIBDIR)/gardend && mv $(LIBDIR)/gardend.new $(LIBDIR)/gardend
 	printf '#!/bin/sh\nexec %s %s/gardend/gardend.dll "$$@"\n' "$$(command -v $(DOTNET))" "$(LIBDIR)" > $(PREFIX)/bin/gardend.tmp
 	chmod 755 $(PREFIX)/bin/gardend.tmp && mv $(PREFIX)/bin/gardend.tmp $(PREFIX)/bin/gardend
-	install -m 711 $(OUT)/bin/garden-agent $(PREFIX)/bin/garden-agent.tmp && mv $(PREFIX)/bin/garden-agent.tmp $(PREFIX)/bin/garden-agent
+	install -m 755 $(OUT)/bin/garden-agent $(PREFIX)/bin/garden-agent.tmp && mv $(PREFIX)/bin/garden-agent.tmp $(PREFIX)/bin/garden-agent
 	rm -rf $(LIBDIR)/cli-jit.new && cp -a $(OUT)/cli-jit $(LIBDIR)/cli-jit.new && rm -rf $(LIBDIR)/cli-jit && mv $(LIBDIR)/cli-jit.new $(LIBDIR)/cli-jit
 	install -m 755 $(OUT)/bin/garden $(PREFIX)/bin/garden.tmp && mv $(PREFIX)/bin/garden.tmp $(PREFIX)/bin/garden
 	install -d /etc/garden-actors && [ -e /etc/garden-actors/gardend.conf ] || install -m 644 hocon/gardend.conf /etc/garden-actors/gardend.conf

@@ -38,8 +38,6 @@ public static class Preflight
         var garden = settings.Garden;
         if (!File.Exists(garden.AgentBinary))
             throw new StartupFailure(1, $"agent binary {garden.AgentBinary} not found (run `make install`, or set garden.agent-binary)");
-        Adjust(() => One(HideAgent(garden.AgentBinary)), said => said,
-            e => $"cannot take the read permission of {garden.AgentBinary} from other users ({e}): a pea's agent could be traced by its container's root for a moment after it starts; chmod 711 it");
         // One gardend per state dir and per network prefix, before anything is changed: a second daemon on the same state
         // dir would write the same journal, and one on the same prefix prunes the first one's networks and chains at its
         // start as leftovers (and deletes its socket below).
@@ -142,18 +140,4 @@ public static class Preflight
     }
 
     private static IEnumerable<string> One(string? line) => line is null ? [] : [line];
-
-    /// <summary>The agent binary, bound into every container, executable but not readable by anyone but its owner (0711):
-    /// exec'd from a file its caller cannot read, a process is not dumpable from its first instruction, and its memory
-    /// belongs to the host's user namespace. A pea's agent starts among its container's running processes; readable, its
-    /// container's root could ptrace it in the moment after execve, before it makes itself non-dumpable, and take its
-    /// descriptors (its listening socket, its cgroup directories). What it changed, or null when it was so already.</summary>
-    internal static string? HideAgent(string path)
-    {
-        const UnixFileMode others = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
-        var mode = File.GetUnixFileMode(path);
-        if ((mode & others) == 0) return null;
-        File.SetUnixFileMode(path, mode & ~others);
-        return $"agent binary {path}: read and write permission of other users removed (mode {Convert.ToString((int)(mode & ~others), 8)})";
-    }
 }

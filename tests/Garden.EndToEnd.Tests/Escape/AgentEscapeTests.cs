@@ -105,34 +105,6 @@ public sealed class AgentEscapeTests(AgentEscapeTests.Container fx, ITestOutputH
         await StillServing();
     }
 
-    /// <summary>Root in a container cannot read the agent's binary (0711): exec'd from a file its caller cannot read, every
-    /// agent (a pea's too, which starts among its container's processes) is non-dumpable from its first instruction, so no
-    /// process of the container can ptrace it in the moment before it makes itself so. A gardend given a binary others may
-    /// read takes that permission away at its start and says so.</summary>
-    [InstallFact]
-    public async Task Root_in_the_container_cannot_read_the_agent_binary_and_gardend_makes_a_readable_one_unreadable()
-    {
-        var read = await fx.Daemon.CliAsync("run", fx.Handle, "--", "sh", "-c", "head -c 4 /.garden/agent >/dev/null; echo rc=$?");
-        Assert.Contains("Permission denied", read.Stderr + read.Stdout);
-        Assert.Contains("rc=1", read.Stdout);
-        // and it still runs there: the file tool is the agent binary, exec'd as the container's user
-        Assert.Equal(0, (await fx.Daemon.CliAsync("run", fx.Handle, "--", "/.garden/agent", "--version")).ExitCode);
-
-        var dir = TestPaths.NewTempDir("agent-mode");
-        try
-        {
-            var copy = Path.Combine(dir, "garden-agent");
-            File.Copy(TestPaths.AgentBinary, copy);
-            File.SetUnixFileMode(copy, (UnixFileMode)0b111_101_101); // 0755
-            await using var d = new Gardend { AgentPath = copy };
-            d.Configure("");
-            await d.StartAsync();
-            Assert.Equal((UnixFileMode)0b111_001_001, File.GetUnixFileMode(copy)); // 0711
-            Assert.Contains($"agent binary {copy}: read and write permission of other users removed (mode 711)", d.Log);
-        }
-        finally { Directory.Delete(dir, recursive: true); }
-    }
-
     [InstallFact]
     public async Task The_agent_holds_no_host_file_and_its_log_reaches_the_host_through_gardend()
     {
