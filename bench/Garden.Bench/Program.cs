@@ -821,7 +821,7 @@ static class Runc
     {
         var spec = new Garden.Linux.Runtime.BundleSpec(id, rootfs, agent, "", "", $"/garden-bench-runc/{id}", Privileged: false, [],
             UserNamespace: new Garden.Linux.Runtime.BundleUserNamespace("", Garden.Linux.UserNamespaces.IdMapping.Garden),
-            AgentInstallsSeccomp: !runcSeccomp);
+            AgentSeccomp: runcSeccomp ? Garden.Linux.Runtime.AgentSeccomp.None : Garden.Linux.Runtime.AgentSeccomp.Whole);
         var config = JsonNode.Parse(Garden.Linux.Runtime.OciBundle.ToJson(spec))!.AsObject();
         config["process"]!["args"] = new JsonArray("/bin/sleep", "100000");
         config["root"]!["readonly"] = true;

@@ -20,18 +20,14 @@ namespace Garden.Host;
 /// <summary>The one composition root: the only place that creates concrete Linux types and wires them.</summary>
 public static class Wiring
 {
-    /// <summary>The containers' seccomp program, compiled once for every agent to install; null on a host without
-    /// libseccomp.so.2 (a statically linked runc), where runc compiles the same profile for each container.</summary>
-    private static AgentSeccompFilter? CompiledSeccomp()
+    /// <summary>The containers' seccomp program, compiled once for every agent to install; on a host without
+    /// libseccomp.so.2 (a statically linked runc) only the guard, and runc compiles the profile for each container.</summary>
+    private static AgentSeccompFilter CompiledSeccomp()
     {
-        try
-        {
-            return AgentSeccompFilter.Compile();
-        }
-        catch (DllNotFoundException)
-        {
-            return null;
-        }
+        var filter = AgentSeccompFilter.Compile();
+        if (filter.CompileError is { } why)
+            Console.Error.WriteLine($"gardend: warning: runc compiles each container's seccomp profile (slower starts): {why}");
+        return filter;
     }
 
     /// <summary>The Linux effects; with <paramref name="metrics"/>, the actors report to it and every agent call is timed.</summary>

@@ -8,7 +8,7 @@ public sealed class OciBundleTests
 {
     private static JsonElement Config(bool privileged = false, string handle = "h1", bool agentSeccomp = false) => JsonDocument.Parse(OciBundle.ToJson(
         new BundleSpec(handle, "/r", "/usr/local/bin/garden-agent", "/s/agent.sock", "/d/agent.log", "/garden-x/h1", privileged, ["A=1"],
-            AgentInstallsSeccomp: agentSeccomp))).RootElement;
+            AgentSeccomp: agentSeccomp ? AgentSeccomp.Whole : AgentSeccomp.None))).RootElement;
 
     /// <summary>The agent's environment is the container's (its /proc/1/environ, as runc's init), but no .NET runtime knob
     /// of it: DOTNET_* and COMPlus_* are for the container's .NET processes (their Runs get them), and the agent's own GC
@@ -76,7 +76,7 @@ public sealed class OciBundleTests
     public void The_agent_is_handed_the_seccomp_program_after_its_cgroup_descriptors_and_runc_none_to_compile()
     {
         var spec = new BundleSpec("h1", "/r", "/a", "/s/agent.sock", "/d/agent.log", "/garden-x/h1", false, [], ProcessCgroupDir: "/c/work",
-            MemoryCgroupDir: "/m/work", AgentInstallsSeccomp: true);
+            MemoryCgroupDir: "/m/work", AgentSeccomp: AgentSeccomp.Whole);
         var config = JsonDocument.Parse(OciBundle.ToJson(spec)).RootElement;
         Assert.False(config.GetProperty("linux").TryGetProperty("seccomp", out _));
         Assert.Equal(["/.garden/agent", "--listen-fd", "3", "--cgroup-fd", "4", "--memory-cgroup-fd", "5", "--seccomp-fd", "6"],
@@ -84,19 +84,23 @@ public sealed class OciBundleTests
         Assert.Equal(4, OciBundle.PreservedFds(spec));
         Assert.True(config.GetProperty("process").GetProperty("noNewPrivileges").GetBoolean()); // what lets the agent install it
 
-        var runcs = spec with { AgentInstallsSeccomp = false };
+        var runcs = spec with { AgentSeccomp = AgentSeccomp.None };
         Assert.True(JsonDocument.Parse(OciBundle.ToJson(runcs)).RootElement.GetProperty("linux").TryGetProperty("seccomp", out _));
         Assert.Equal(3, OciBundle.PreservedFds(runcs));
 
         // a pea's agent is exec'd among its container's running processes: runc installs its filter before that execve,
         // and the agent installs the socketcall guard over it
-        var pea = spec with { Join = new BundleJoin("/proc/7/ns/user", "/proc/7/ns/net", "/proc/7/ns/ipc", "/proc/7/ns/pid", "/proc/7/ns/uts") };
+        var join = new BundleJoin("/proc/7/ns/user", "/proc/7/ns/net", "/proc/7/ns/ipc", "/proc/7/ns/pid", "/proc/7/ns/uts");
+        var pea = spec with { Join = join, AgentSeccomp = AgentSeccomp.Guard };
         var peaConfig = JsonDocument.Parse(OciBundle.ToJson(pea)).RootElement;
         Assert.True(peaConfig.GetProperty("linux").TryGetProperty("seccomp", out _));
         Assert.Contains("--seccomp-fd", peaConfig.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
         Assert.Equal(4, OciBundle.PreservedFds(pea));
-        Assert.False(OciBundle.AgentSeccomp(pea));
-        Assert.True(OciBundle.AgentSeccompProgram(pea));
+        Assert.Throws<ArgumentException>(() => OciBundle.ToJson(spec with { Join = join })); // never the whole filter for a pea
+        // the guard alone (a container's too, when gardend could not compile the profile): runc's filter under it
+        var guarded = JsonDocument.Parse(OciBundle.ToJson(spec with { AgentSeccomp = AgentSeccomp.Guard })).RootElement;
+        Assert.True(guarded.GetProperty("linux").TryGetProperty("seccomp", out _));
+        Assert.Contains("--seccomp-fd", guarded.GetProperty("process").GetProperty("args").EnumerateArray().Select(a => a.GetString()));
 
         var privileged = spec with { Privileged = true };
         var p = JsonDocument.Parse(OciBundle.ToJson(privileged)).RootElement;

@@ -1,7 +1,8 @@
 // syscalls: tries what the seccomp filter of an unprivileged container must refuse, as container root would: a nested user
 // namespace (unshare, clone, clone3 with CLONE_NEWUSER: the way to every capability over new namespaces), the kernel
-// keyring (keyctl, add_key, request_key: not namespaced), an AF_VSOCK socket, and the nested user namespace again through
-// the i386 entry point (int 0x80), which a filter must cover as well. Prints one line per call, "NAME: ok" or
+// keyring (keyctl, add_key, request_key: not namespaced), an AF_VSOCK socket (also with the family's high bits set, and
+// through i386's socketcall), and the nested user namespace again through the i386 entry point (int 0x80), which a
+// filter must cover as well. Prints one line per call, "NAME: ok" or
 // "NAME: ERRNO-NAME"; exits 0 when any of the escapes worked (the attack succeeded), 1 when all were refused.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -122,6 +123,11 @@ int main(void)
 
     int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
     report("socket(AF_VSOCK)", fd, 0);
+    if (fd >= 0) close(fd);
+    // The same family with the high half of the register set: the kernel takes the int (40); a filter comparing 64 bits
+    // sees another number.
+    fd = (int)syscall(SYS_socket, 0x100000000UL | AF_VSOCK, SOCK_STREAM, 0);
+    report("socket(AF_VSOCK | 1<<32)", fd, 0);
     if (fd >= 0) close(fd);
 
     // A syscall newer than any the profile names (mseal, 462 on x86-64, in the kernel since 6.10): the filter answers

@@ -20,9 +20,19 @@ public sealed record BundleSpec(
     string? MemoryCgroupDir = null, // v1: the process cgroup in the memory hierarchy (the memory limit is there)
     BundleJoin? Join = null,
     BundleResources? Resources = null,
-    // unprivileged only: the agent installs the seccomp filter itself from a descriptor runc hands over (--seccomp-fd), so
-    // the config has no linux.seccomp for runc to compile (RuncRuntime sets it when it holds a compiled filter)
-    bool AgentInstallsSeccomp = false);
+    // unprivileged only: what the agent installs from a descriptor runc hands over (--seccomp-fd); RuncRuntime sets it
+    AgentSeccomp AgentSeccomp = AgentSeccomp.None);
+
+/// <summary>The seccomp program an unprivileged container's agent installs itself (<see cref="AgentSeccompFilter"/>).</summary>
+public enum AgentSeccomp
+{
+    /// <summary>None: runc installs the filter it compiles from linux.seccomp.</summary>
+    None,
+    /// <summary>The whole filter, compiled by gardend: the bundle has no linux.seccomp (a container's agent only).</summary>
+    Whole,
+    /// <summary>Only the guard (<see cref="SeccompCompiler.GuardFilter"/>), over the filter runc installs from linux.seccomp.</summary>
+    Guard,
+}
 
 /// <summary>A pea's: the namespaces of its container it joins by path (<c>/proc/INIT/ns/*</c>) instead of making its own;
 /// it makes only a mount namespace (its own root). User is null for a privileged container (it has none).</summary>
@@ -46,23 +56,24 @@ public static class OciBundle
     /// <summary>The agent gets its listening socket as fd 3 (runc --preserve-fds), then the directory of the cgroup its
     /// processes go into (fd 4) and, on cgroup v1, that cgroup's directory in the memory hierarchy (the next fd); nothing
     /// else of the host; an unprivileged container's agent then gets the sealed memory file of its seccomp program
-    /// (<see cref="AgentSeccomp"/>), which it closes once installed. Its log goes to gardend over the socket (FollowLog), not
+    /// (<see cref="AgentSeccompProgram"/>), which it closes once installed. Its log goes to gardend over the socket (FollowLog), not
     /// through a descriptor, and the agent is not dumpable: nothing in the container can reach these fds.
     /// <see cref="CgroupDirs"/> lists the cgroup ones in fd order.</summary>
     public static int PreservedFds(BundleSpec spec) => 1 + CgroupDirs(spec).Count + (AgentSeccompProgram(spec) ? 1 : 0);
 
-    /// <summary>Whether the agent installs the container's seccomp filter (from the descriptor after the cgroup ones)
+    /// <summary>Whether the agent installs the container's whole seccomp filter (from the descriptor after the cgroup ones)
     /// instead of runc: never for a privileged container, which has none, and never for a pea. A pea's agent is exec'd
     /// inside a running container's user and pid namespaces, where its root may ptrace it in the moment after execve
     /// (before the agent makes itself non-dumpable) and skip the seccomp(2) call; runc installs a pea's filter before that
     /// execve, so whatever is attached then is already filtered. A container's own agent is the first process of its new
     /// pid namespace: nothing of the container runs yet to attach to it.</summary>
-    public static bool AgentSeccomp(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged && spec.Join is null;
+    public static bool AgentSeccompWhole(BundleSpec spec) => spec.AgentSeccomp == AgentSeccomp.Whole && !spec.Privileged
+        && (spec.Join is null ? true : throw new ArgumentException($"{spec.Handle}: a pea's agent installs no whole seccomp filter (runc does, before its execve)"));
 
-    /// <summary>Whether the agent is handed a seccomp program at all: the whole filter (<see cref="AgentSeccomp"/>), or, for
-    /// a pea's agent, the socketcall guard it installs over runc's filter (an attacker who made it skip that call would
-    /// leave it under runc's filter, as every pea was before).</summary>
-    public static bool AgentSeccompProgram(BundleSpec spec) => spec.AgentInstallsSeccomp && !spec.Privileged;
+    /// <summary>Whether the agent is handed a seccomp program at all: the whole filter (<see cref="AgentSeccompWhole"/>), or
+    /// the guard it installs over runc's filter (a pea's agent; an attacker who made it skip that call would leave it under
+    /// runc's filter, as every pea was before).</summary>
+    public static bool AgentSeccompProgram(BundleSpec spec) => spec.AgentSeccomp != AgentSeccomp.None && !spec.Privileged;
 
     public static IReadOnlyList<string> CgroupDirs(BundleSpec spec) =>
         new[] { spec.ProcessCgroupDir, spec.MemoryCgroupDir }.OfType<string>().ToList();
@@ -174,10 +185,10 @@ public static class OciBundle
             if (r.Pids > 0) resources["pids"] = new JsonObject { ["limit"] = r.Pids };
         }
         // Unprivileged containers run under the seccomp allow-list; privileged ones, like today, under none. runc compiles
-        // it for each container unless the agent installs the program gardend compiled once (AgentInstallsSeccomp).
+        // it for each container unless the agent installs the whole program gardend compiled once (AgentSeccomp.Whole).
         if (!spec.Privileged)
         {
-            if (!AgentSeccomp(spec)) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
+            if (!AgentSeccompWhole(spec)) config["linux"]!["seccomp"] = SeccompProfile.ToOci();
         }
         // A privileged container gets /dev/fuse (character 10:229), as guardian gives it: FUSE file systems need it.
         else

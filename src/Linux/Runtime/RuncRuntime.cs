@@ -8,8 +8,8 @@ namespace Garden.Linux.Runtime;
 
 /// <summary>IOciRuntime over the runc binary. `runc run -d` gets /dev/null and a file as its stdio:
 /// its init inherits them, and a pipe would never see EOF. With <paramref name="agentSeccomp"/> an unprivileged
-/// container's agent installs that compiled filter itself (<see cref="BundleSpec.AgentInstallsSeccomp"/>); without it runc
-/// compiles the profile for each container.</summary>
+/// container's agent installs that compiled filter itself (<see cref="BundleSpec.AgentSeccomp"/>) and a pea's agent the
+/// guard over runc's; without it runc compiles the profile for each container.</summary>
 public sealed class RuncRuntime(string runc = "runc", string? root = null, AgentSeccompFilter? agentSeccomp = null) : IOciRuntime
 {
     /// <summary>The file in the bundle that gets runc's stderr, which its init inherits: the agent's startup errors.</summary>
@@ -31,8 +31,13 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
         var id = spec.Handle;
         // the agent installs a program only when this runtime has one to hand over: the whole filter to a container's agent,
         // the socketcall guard to a pea's (OciBundle.AgentSeccomp says why)
-        var program = agentSeccomp is null ? null : spec.Join is null ? agentSeccomp.File : agentSeccomp.Guard;
-        spec = spec with { AgentInstallsSeccomp = program is not null };
+        var (kind, program) = agentSeccomp switch
+        {
+            { File: { } whole } when spec.Join is null => (AgentSeccomp.Whole, whole),
+            { Guard: { } guard } => (AgentSeccomp.Guard, guard),
+            _ => (AgentSeccomp.None, (SafeFd?)null),
+        };
+        spec = spec with { AgentSeccomp = kind };
         OciBundle.Write(bundleDir, spec);
         using var listener = Sys.ListenUnix(spec.AgentSocketPath, backlog: 512);
         var cgroups = new List<SafeFd>();

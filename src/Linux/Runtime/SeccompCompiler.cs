@@ -11,8 +11,8 @@ namespace Garden.Linux.Runtime;
 /// libseccomp does not know skipped, rules whose action is the default one left out), and the program starts with runc's
 /// ENOSYS stub (its patchbpf): a syscall numbered above the highest one the profile names, on each architecture, fails with
 /// ENOSYS instead of the default EPERM, so a C library probing a syscall newer than the profile falls back to an older one
-/// as it would on an older kernel. In front of both, on hosts with the i386 entry, the socketcall guard
-/// (<see cref="SocketcallGuard"/>), which closes what no OCI profile can. Measured (issue 13): runc compiling this profile
+/// as it would on an older kernel. In front of both, on x86 hosts, the guard (<see cref="Guard"/>), which refuses what no
+/// OCI profile can. Measured (issue 13): runc compiling this profile
 /// costs each container start ~5 ms.</summary>
 public static class SeccompCompiler
 {
@@ -78,7 +78,7 @@ public static class SeccompCompiler
             }
             var names = rules.SelectMany(r => r["names"]!.AsArray().Select(n => (string)n!)).Distinct().ToList();
             var stub = EnosysStub(tokens.Distinct().Select(t => (t, Highest(t, names))).Where(x => x.Item2 > 0).ToList());
-            var guard = tokens.Contains(AuditArchI386) ? SocketcallGuard(onPass: null) : [];
+            var guard = tokens.Contains(AuditArchX86_64) ? Guard(onPass: null) : [];
             var program = guard.Concat(stub).Concat(filter).ToArray();
             if (program.Length % 8 != 0 || program.Length / 8 > MaxInstructions)
                 throw new InvalidOperationException($"the seccomp program has {program.Length} bytes: not 1..{MaxInstructions} instructions");
@@ -93,29 +93,49 @@ public static class SeccompCompiler
     /// <summary>A number of the profile, whichever numeric type the JSON node was made from; null when absent.</summary>
     private static ulong? Number(JsonNode? node) => node is null ? null : ulong.Parse(node.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>The socketcall guard alone, a filter of its own (a pea's agent installs it over the one runc installed):
-    /// refuses i386's socketcall(SYS_SOCKET), allows everything else. Null where the host has no i386 entry.</summary>
-    public static byte[]? SocketcallGuardFilter(System.Runtime.InteropServices.Architecture arch) =>
+    /// <summary>The guard alone, a filter of its own (a pea's agent installs it over the one runc installed, as does every
+    /// agent where gardend could not compile the profile): refuses what <see cref="Guard"/> refuses, allows everything
+    /// else. Null where the host has no x86 entry.</summary>
+    public static byte[]? GuardFilter(System.Runtime.InteropServices.Architecture arch) =>
         arch is System.Runtime.InteropServices.Architecture.X64 or System.Runtime.InteropServices.Architecture.X86
-            ? SocketcallGuard(onPass: ActAllow) : null;
+            ? Guard(onPass: ActAllow) : null;
 
-    /// <summary>i386's socketcall multiplexes the socket calls and passes their arguments behind a pointer, which a filter
-    /// cannot read: the profile's refusal of AF_VSOCK (a rule on socket's first argument) does not hold for
-    /// socketcall(SYS_SOCKET, {AF_VSOCK, ...}), and libseccomp, given that rule, itself allows socketcall(SYS_SOCKET) for
-    /// i386 (it cannot carry the condition over), so no OCI profile runc compiles can refuse it. This guard refuses
-    /// socketcall(SYS_SOCKET) on the i386 entry with EPERM; i386 programs make sockets with the direct socket call (kernel
-    /// 4.3+, musl; a glibc built for older kernels goes through socketcall and is refused). Anything else goes on to the
-    /// rest of the program (<paramref name="onPass"/> null) or returns it.</summary>
-    private static byte[] SocketcallGuard(uint? onPass)
+    /// <summary>What no OCI profile runc compiles can refuse, refused with EPERM before the rest of the program:
+    /// <list type="bullet">
+    /// <item>an AF_VSOCK socket made with a family whose high 32 bits are set: libseccomp compares socket's first argument
+    /// as 64 bits (the profile's <c>!= AF_VSOCK</c> holds for 0x1_00000028), the kernel takes the int's low half (40);
+    /// so socket and socketpair on x86-64 (and x32's numbers) and i386's direct ones are refused when that low half is
+    /// AF_VSOCK;</item>
+    /// <item>i386's socketcall(SYS_SOCKET): socketcall multiplexes the socket calls with their arguments behind a pointer
+    /// no filter can read, and libseccomp itself allows socketcall(SYS_SOCKET) for any rule on socket. i386 programs make
+    /// sockets with the direct socket call (kernel 4.3+, musl); a glibc built for older kernels (Debian's i386 one) goes
+    /// through socketcall and gets EPERM.</item>
+    /// </list>
+    /// Anything else goes on to the rest of the program (<paramref name="onPass"/> null) or returns it.</summary>
+    private static byte[] Guard(uint? onPass)
     {
-        const uint socketcall = 102, sysSocket = 1; // i386's __NR_socketcall, linux/net.h's SYS_SOCKET
+        const uint vsock = 40, sysSocket = 1; // AF_VSOCK; linux/net.h's SYS_SOCKET
+        const uint socket64 = 41, socketpair64 = 53, socketcall32 = 102, socket32 = 359, socketpair32 = 360;
         var asm = new Assembler();
         asm.Load(4); // seccomp_data.arch
-        asm.JumpIfEqual(AuditArchI386, null, "pass");
+        asm.JumpIfEqual(AuditArchX86_64, "x86_64", null);
+        asm.JumpIfEqual(AuditArchI386, "i386", "pass");
+        asm.Label("x86_64");
         asm.Load(0); // seccomp_data.nr
-        asm.JumpIfEqual(socketcall, null, "pass");
+        foreach (var nr in new[] { socket64, socketpair64, socket64 | X32SyscallBit, socketpair64 | X32SyscallBit })
+            asm.JumpIfEqual(nr, "family", null);
+        asm.Always("pass");
+        asm.Label("i386");
+        asm.Load(0);
+        asm.JumpIfEqual(socketcall32, "socketcall", null);
+        asm.JumpIfEqual(socket32, "family", null);
+        asm.JumpIfEqual(socketpair32, "family", "pass");
+        asm.Label("socketcall");
         asm.Load(16); // args[0], its low half (an i386 argument has no high half)
         asm.JumpIfEqual(sysSocket, "refuse", "pass");
+        asm.Label("family");
+        asm.Load(16); // args[0]'s low half: the int the kernel takes
+        asm.JumpIfEqual(vsock, "refuse", "pass");
         asm.Label("refuse");
         asm.Return(ActErrnoBase | 1); // EPERM
         asm.Label("pass");

@@ -37,7 +37,7 @@ public sealed class SeccompEscapeTests(DaemonFixture fx) : IClassFixture<DaemonF
                          "unshare(CLONE_NEWUSER): EPERM", "clone(CLONE_NEWUSER): EPERM", "clone3(CLONE_NEWUSER): ENOSYS",
                          "keyctl(GET_KEYRING_ID, session): EPERM", "keyctl(JOIN_SESSION_KEYRING): EPERM", "add_key(user): EPERM",
                          "request_key(user): EPERM", "clone(SIGCHLD): ok", "mseal: ENOSYS", "int80 getpid: ok",
-                         "int80 unshare(CLONE_NEWUSER): EPERM", "int80 socketcall(SYS_SOCKET, AF_VSOCK): EPERM", "contained",
+                         "int80 unshare(CLONE_NEWUSER): EPERM", "int80 socketcall(SYS_SOCKET, AF_VSOCK): EPERM", "socket(AF_VSOCK | 1<<32): EPERM", "contained",
                      })
                 Assert.Contains(line + "\n", probe.Stdout);
 
