@@ -225,7 +225,15 @@ public sealed class AgentStreamToolTests(AgentFixture agent) : IClassFixture<Age
         await using (var s = await agent.Client.SpawnAttachedAsync(spec, cts.Token))
         {
             await s.WriteStdinAsync(tar, cts.Token);
-            await s.CloseStdinAsync(cts.Token);
+            try
+            {
+                await s.CloseStdinAsync(cts.Token);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // the tool stops at the archive's end marker and may have exited, its stream closed, before stdin is:
+                // as gardend's StreamIn, its exit is what counts (seen once in CI: EPIPE here)
+            }
             var r = await s.CollectAsync(cts.Token);
             Assert.True(r.ExitCode == 0, r.Stderr);
         }
