@@ -79,6 +79,10 @@ public sealed record GardenSettings(
 
     public string JournalPath => Path.Combine(StateDir, "journal.db");
 
+    /// <summary>The agent binary peas run: gardend's copy of <see cref="AgentBinary"/> that no container can read
+    /// (<see cref="Garden.Linux.Runtime.PeaAgentBinary"/>), made at each start.</summary>
+    public string PeaAgentBinary => Path.Combine(StateDir, "pea-agent");
+
     public string DepotDir => Path.Combine(StateDir, "depot");
 
     public string DepotFor(string handle) => Path.Combine(DepotDir, handle);

@@ -77,6 +77,15 @@ public static class Preflight
         RaiseHostFloors(garden.MaxContainers);
         try
         {
+            if (Garden.Linux.Runtime.PeaAgentBinary.Refresh(garden.AgentBinary, garden.PeaAgentBinary) is { } made)
+                Console.Out.WriteLine($"gardend: {made}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupFailure(1, $"cannot copy the agent for peas to {garden.PeaAgentBinary}: {e.Message}");
+        }
+        try
+        {
             JournalFile.Prepare(garden.JournalPath);
         }
         catch (InvalidDataException e)

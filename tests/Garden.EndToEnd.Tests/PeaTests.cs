@@ -316,6 +316,15 @@ public sealed class PeaTests(PeaTests.Fixture fx) : IClassFixture<PeaTests.Fixtu
             Assert.Equal("Seccomp:\t2\n", await Both("grep", "^Seccomp:", "/proc/self/status"));
             Assert.StartsWith("CapEff:", await Both("grep", "^CapEff:", "/proc/self/status"));
             Assert.Equal("NoNewPrivs:\t1\n", await Both("grep", "^NoNewPrivs:", "/proc/self/status"));
+            // its agent runs from a file nothing in the container can read (non-dumpable from its first instruction, so no
+            // process of the container could ptrace it while it started), and its process stands where a container's do
+            // under the host's OOM killer (the agent raises it after the execve: it cannot write its own before)
+            var read = await D.CliAsync("run", h, "--image", Image, "--", "sh", "-c", "head -c 4 /.garden/agent >/dev/null; echo rc=$?");
+            Assert.Contains("Permission denied", read.Stderr + read.Stdout);
+            Assert.Contains("rc=1", read.Stdout);
+            // (a process reads its own score at once: the agent writes it right after the execve, so it may be early)
+            const string score = "for i in $(seq 100); do read v < /proc/self/oom_score_adj; [ \"$v\" = 500 ] && break; sleep 0.02; done; echo $v";
+            Assert.Equal("500\n", await Both("sh", "-c", score));
             // runc's filter, and over it the agent's socketcall guard: no nested user namespace, no AF_VSOCK socket either
             // way (the i386 multiplexer is what runc's compile of the profile cannot refuse)
             var probe = await D.CliAsync("run", h, "--image", Image, "--", "/syscalls-probe");

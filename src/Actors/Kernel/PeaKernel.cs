@@ -121,7 +121,8 @@ public sealed class PeaKernel(KernelContext k)
                     ? k.Fx.Cgroups.PrepareProcessCgroup(k.Name, root is null ? null : new CgroupOwner(root.Uid, root.Gid))
                     : null;
                 var memoryCgroup = own is null ? k.Fx.Cgroups.MemoryProcessCgroup(k.Name) : null;
-                var bundle = new BundleSpec(p.RuntimeId, rootfs, k.Settings.AgentBinary, p.Socket, p.AgentLog,
+                // the agent's unreadable copy: exec'd among the container's running processes, it is non-dumpable at once
+                var bundle = new BundleSpec(p.RuntimeId, rootfs, k.Settings.PeaAgentBinary, p.Socket, p.AgentLog,
                     k.Fx.Cgroups.ChildPathFor(k.Name, p.RuntimeId), container.Privileged, [], processCgroup, NetnsPath: null, mounts,
                     mapping is null ? null : new BundleUserNamespace(ns + "user", mapping), memoryCgroup,
                     new BundleJoin(mapping is null ? null : ns + "user", ns + "net", ns + "ipc", ns + "pid", ns + "uts"),

@@ -164,6 +164,9 @@ static void close_all_but(int lo, const int* keep, int nkeep)
 // before anything of the container runs, and gardend reports this line from runc's log.
 static int32_t seccomp_installed;
 
+// 1 in a pea's agent: raise_oom_after_exec below.
+static int32_t oom_after_exec;
+
 __attribute__((noreturn)) static void seccomp_fail(const char* what, int err)
 {
     char msg[160];
@@ -220,6 +223,8 @@ __attribute__((constructor)) static void gardenspawn_not_dumpable_early(int argc
     // every container needs, the agent only its own (its spawner, forked below, keeps this). Raising needs no privilege;
     // gardend itself may not be able to lower its own (that needs CAP_SYS_RESOURCE, which some hosts withhold).
     raise_oom_score_adj(AGENT_OOM_SCORE_ADJ);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--pea") == 0) oom_after_exec = 1;
     // every "--NAME-fd N" names a descriptor handed over on purpose (--listen-fd, --cgroup-fd, and any later one)
     int keep[8], nkeep = 0;
     for (int i = 1; i + 1 < argc; i++)
@@ -302,6 +307,29 @@ static void write_all(int fd, const void* buf, size_t len)
         p += n;
         len -= (size_t)n;
     }
+}
+
+// A pea's agent runs from a file its container cannot read (gardend's PeaAgentBinary: non-dumpable from its first
+// instruction), so its memory belongs to the host's user namespace and its /proc files to host root: a vfork child, which
+// shares that memory until execve, cannot write its own oom_score_adj (CHILD_OOM_SCORE_ADJ above). After its execve the
+// child's memory is the container's, and the agent (its container's root) raises it then. Set by the constructor for
+// a pea's agent only (oom_after_exec, above the constructor); best effort, like the child's own write.
+
+static void raise_oom_after_exec(pid_t pid)
+{
+    if (!oom_after_exec || pid <= 0) return;
+    char path[48];
+    snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)pid);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return;
+    char cur[16];
+    ssize_t n = pread(fd, cur, sizeof cur - 1, 0);
+    if (n > 0)
+    {
+        cur[n] = '\0';
+        if (atoi(cur) < atoi(CHILD_OOM_SCORE_ADJ)) write_all(fd, CHILD_OOM_SCORE_ADJ, sizeof CHILD_OOM_SCORE_ADJ - 1);
+    }
+    close(fd);
 }
 
 __attribute__((noreturn)) static void fail(int pipe_fd, int stage, int err)
@@ -510,6 +538,7 @@ int32_t gardenspawn_spawn(const garden_spawn_req* req, int32_t* out_pid, int32_t
     }
 
     *out_pid = pid;
+    if (!req->keep_oom_score) raise_oom_after_exec(pid);
     return 0;
 }
 
@@ -1318,6 +1347,7 @@ int32_t gardenspawn_spawner_spawn(int32_t sock, int32_t spawner_pidfd, const gar
             *out_stage = words[1];
             return words[2] != 0 ? words[2] : EIO;
         }
+        if (!req->keep_oom_score) raise_oom_after_exec(words[0]);
         return 0;
     }
     if (have_reply && reply.err == 0 && reply.pid > 0)
