@@ -57,6 +57,9 @@ public static class DaemonOomScore
 {
     public const int Score = -900;
 
+    /// <summary>This process's oom_score_adj now (what runc, its child, starts with).</summary>
+    public static long Current(string file = "/proc/self/oom_score_adj") => KernelFloor.Read(file);
+
     /// <summary>Lowers this process's oom_score_adj to <see cref="Score"/>; returns the change, or null when it was lower.</summary>
     public static string? Protect(string file = "/proc/self/oom_score_adj")
     {

@@ -57,6 +57,11 @@ public static class OciBundle
     /// <summary>A pea's agent under the host's OOM killer: a container agent's standing (native/spawn.c's
     /// AGENT_OOM_SCORE_ADJ), after its processes' (500) and before gardend's.</summary>
     public const int PeaAgentOomScoreAdj = 300;
+
+    /// <summary>What runc writes for a pea's agent: <see cref="PeaAgentOomScoreAdj"/>, or gardend's own score when that is
+    /// higher (runc inherits it, and without CAP_SYS_RESOURCE, which some hosts withhold, it could not lower it: every pea
+    /// would fail to start).</summary>
+    public static long PeaAgentScore() => Math.Max(PeaAgentOomScoreAdj, Garden.Linux.Host.DaemonOomScore.Current());
     /// <summary>The agent gets its listening socket as fd 3 (runc --preserve-fds), then the directory of the cgroup its
     /// processes go into (fd 4) and, on cgroup v1, that cgroup's directory in the memory hierarchy (the next fd); nothing
     /// else of the host; an unprivileged container's agent then gets the sealed memory file of its seccomp program
@@ -177,7 +182,7 @@ public static class OciBundle
         };
         // A pea's agent runs from a file it cannot read (PeaAgentBinary) and so cannot write its own oom_score_adj: runc sets
         // it (the agent's standing, below its processes', which the agent raises after each execve).
-        if (spec.Join is not null) config["process"]!["oomScoreAdj"] = PeaAgentOomScoreAdj;
+        if (spec.Join is not null) config["process"]!["oomScoreAdj"] = PeaAgentScore();
         // A pea shares its container's uts namespace: it sets no hostname of its own.
         if (spec.Join is null) config["hostname"] = Hostname(spec.Handle);
         // SysV shared memory no process has attached is removed (in the container's own ipc namespace; a pea shares it).
