@@ -10,28 +10,11 @@ internal static unsafe partial class Sys
     /// and no other user can read it.</summary>
     public static SafeFd MemfdWithContent(string name, string content)
     {
-        var nameBytes = Encoding.UTF8.GetBytes(name + "\0");
-        int raw;
-        fixed (byte* n = nameBytes) raw = LibC.memfd_create(n, LibC.MFD_CLOEXEC);
-        if (raw < 0) throw LastError("memfd_create", name);
-        var fd = new SafeFd(raw);
+        var fd = CreateMemfd(name, LibC.MFD_CLOEXEC);
+        var raw = (int)fd.DangerousGetHandle();
         try
         {
-            var bytes = Encoding.UTF8.GetBytes(content);
-            fixed (byte* p = bytes)
-            {
-                var done = 0;
-                while (done < bytes.Length)
-                {
-                    var n = LibC.write(raw, p + done, bytes.Length - done);
-                    if (n < 0)
-                    {
-                        if (Errno == LibC.EINTR) continue;
-                        throw LastError("write", name);
-                    }
-                    done += (int)n;
-                }
-            }
+            WriteAll(raw, Encoding.UTF8.GetBytes(content), name);
             if (LibC.lseek(raw, 0, LibC.SEEK_SET) < 0) throw LastError("lseek", name);
             return fd;
         }
@@ -46,11 +29,8 @@ internal static unsafe partial class Sys
     /// pread(2) (a shared descriptor's offset is shared too). Close-on-exec: it goes only where it is passed on purpose.</summary>
     public static SafeFd MemfdSealed(string name, ReadOnlySpan<byte> content)
     {
-        var nameBytes = Encoding.UTF8.GetBytes(name + "\0");
-        int raw;
-        fixed (byte* n = nameBytes) raw = LibC.memfd_create(n, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
-        if (raw < 0) throw LastError("memfd_create", name);
-        var fd = new SafeFd(raw);
+        var fd = CreateMemfd(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
+        var raw = (int)fd.DangerousGetHandle();
         try
         {
             WriteAll(raw, content, name);
@@ -66,11 +46,13 @@ internal static unsafe partial class Sys
     }
 
     /// <summary>An empty memory file for a library to write into (<see cref="ReadAll"/> reads it back).</summary>
-    public static SafeFd Memfd(string name)
+    public static SafeFd Memfd(string name) => CreateMemfd(name, LibC.MFD_CLOEXEC);
+
+    private static SafeFd CreateMemfd(string name, uint flags)
     {
         var nameBytes = Encoding.UTF8.GetBytes(name + "\0");
         int raw;
-        fixed (byte* n = nameBytes) raw = LibC.memfd_create(n, LibC.MFD_CLOEXEC);
+        fixed (byte* n = nameBytes) raw = LibC.memfd_create(n, flags);
         if (raw < 0) throw LastError("memfd_create", name);
         return new SafeFd(raw);
     }
