@@ -13,7 +13,6 @@ public sealed class AgentSeccompFilter : IDisposable
 {
     private AgentSeccompFilter(byte[]? program, byte[]? guard, string? compileError = null)
     {
-        Instructions = program is null ? 0 : program.Length / 8;
         File = program is null ? null : Sys.MemfdSealed("garden-seccomp", program);
         Guard = guard is null ? null : Sys.MemfdSealed("garden-seccomp-guard", guard);
         CompileError = compileError;
@@ -26,9 +25,6 @@ public sealed class AgentSeccompFilter : IDisposable
     /// <summary>The guard, for every agent whose filter runc installs (a pea's; everyone's without <see cref="File"/>); null
     /// on a host without the x86 entries.</summary>
     internal SafeFd? Guard { get; }
-
-    /// <summary>The length of the whole program (the guard, runc's ENOSYS stub and libseccomp's filter).</summary>
-    public int Instructions { get; }
 
     /// <summary>Why the whole filter is not compiled here, or null.</summary>
     public string? CompileError { get; }

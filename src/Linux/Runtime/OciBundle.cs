@@ -76,8 +76,7 @@ public static class OciBundle
     /// (before the agent makes itself non-dumpable) and skip the seccomp(2) call; runc installs a pea's filter before that
     /// execve, so whatever is attached then is already filtered. A container's own agent is the first process of its new
     /// pid namespace: nothing of the container runs yet to attach to it.</summary>
-    public static bool AgentSeccompWhole(BundleSpec spec) => spec.AgentSeccomp == AgentSeccomp.Whole && !spec.Privileged
-        && (spec.Join is null ? true : throw new ArgumentException($"{spec.Handle}: a pea's agent installs no whole seccomp filter (runc does, before its execve)"));
+    public static bool AgentSeccompWhole(BundleSpec spec) => spec.AgentSeccomp == AgentSeccomp.Whole && !spec.Privileged;
 
     /// <summary>Whether the agent is handed a seccomp program at all: the whole filter (<see cref="AgentSeccompWhole"/>), or
     /// the guard it installs over runc's filter (a pea's agent; an attacker who made it skip that call would leave it under
@@ -144,6 +143,8 @@ public static class OciBundle
 
     public static string ToJson(BundleSpec spec)
     {
+        if (spec.AgentSeccomp == AgentSeccomp.Whole && spec.Join is not null)
+            throw new ArgumentException($"{spec.Handle}: a pea's agent installs no whole seccomp filter (runc does, before its execve)");
         var caps = new JsonArray((spec.Privileged ? PrivilegedCapabilities : DefaultCapabilities).Select(c => (JsonNode)c!).ToArray());
         JsonArray Caps() => caps.DeepClone().AsArray();
         var env = new JsonArray(new[] { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
