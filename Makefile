@@ -16,6 +16,8 @@ export DOTNET_SKIP_FIRST_TIME_EXPERIENCE := 1
 DEBS := runc busybox-static iptables iproute2 e2fsprogs file
 # images: the tests build images with umoci, copy them with skopeo and serve them from a local docker-registry
 DEBS += docker-registry skopeo umoci
+# the agent's native part (native/spawn.c, with linux/seccomp.h) and the tests' static attack programs are built with gcc
+DEBS += gcc libc6-dev
 SOURCES := $(shell find src -name '*.cs' -o -name '*.csproj' -o -name '*.proto' -o -name '*.conf' -o -name '*.c' | grep -v '/obj/\|/bin/') Directory.Packages.props Directory.Build.props
 
 .PHONY: install deps build run test unit bench clean uninstall gats
