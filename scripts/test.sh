@@ -28,6 +28,14 @@ leftovers | sort > "$before"
 
 dotnet build Garden.Actors.sln -c Release --nologo -v:q 2>&1 | tail -n 20 || status=1
 
+# every test daemon's log (tests/Garden.Testing/Gardend.cs): after a failed run, gardend's own unexpected errors are
+# printed below (a client sees only "Exception was thrown by handler"; the why is in the daemon's log). A
+# GARDEN_TEST_LOG_DIR given keeps the logs there; else they go with the run.
+keep_logs=${GARDEN_TEST_LOG_DIR:-}
+daemon_logs=${keep_logs:-$(mktemp -d /tmp/garden-daemon-logs.XXXXXX)}
+mkdir -p "$daemon_logs"
+export GARDEN_TEST_LOG_DIR=$daemon_logs
+
 if [ $status -eq 0 ]; then
   dotnet test Garden.Actors.sln -c Release --no-build --nologo \
     --blame-hang-timeout 8m --logger "console;verbosity=minimal" 2>&1 | tee "$log"
@@ -52,6 +60,15 @@ else
 fi
 rm -f "$before" "$after"
 rm -f "$log"
+if [ "$failed" -gt 0 ] || [ $status -ne 0 ]; then
+  # gardend's own errors (the Akka.Remote endpoint's "Disassociated" lines, clients going away, are not)
+  pattern='Error when executing service method|fail: (Grpc|Garden|Microsoft)|crit: |Unhandled exception'
+  for f in $(grep -l -E "$pattern" "$daemon_logs"/*.log 2>/dev/null | head -n 5); do
+    echo "---- unexpected errors in the log of test daemon $(basename "$f" .log) ----"
+    grep -E -A 25 "$pattern" "$f" | head -n 80
+  done
+fi
+[ -n "$keep_logs" ] || rm -rf "$daemon_logs"
 [ "$failed" -gt 0 ] && status=1
 [ "$passed" -eq 0 ] && status=1
 echo "$passed passed, $failed failed"

@@ -374,6 +374,35 @@ public abstract class ConformanceTests(RemoteDaemonFixture fixture) : IClassFixt
         }
     }
 
+    /// <summary>A StreamIn refused at its first bytes (what is no tar), sent whole or still being sent, ends its reading of the client's stream before it answers: the transport reuses the call's request stream for
+    /// the client's next call on the same connection, and a read left pending there took that call's request (once
+    /// seen in CI: the Destroy right after a refused StreamIn failed with "Exception was thrown by handler").</summary>
+    [InstallFact]
+    public async Task A_refused_stream_in_leaves_the_next_calls_on_the_connection_alone()
+    {
+        var handle = await Client.CreateAsync(new ContainerSpec { Handle = NewHandle("refused") });
+        try
+        {
+            // all sent before the refusal (2000 bytes), or still being sent (4 MiB)
+            var small = Encoding.UTF8.GetBytes(new string('x', 2000));
+            var large = Encoding.UTF8.GetBytes(new string('x', 4 * 1024 * 1024));
+            for (var i = 0; i < 16; i++)
+            {
+                var garbage = i % 2 == 0 ? small : large;
+                var refused = await Assert.ThrowsAsync<GardenClientException>(() =>
+                    Client.StreamInAsync(handle, "/tmp", new Pieces(garbage, [64 * 1024])));
+                Assert.NotEqual("Unknown", refused.Code);
+                // the very next calls, unary and streaming, on the same connection
+                Assert.Equal(handle, (await Client.InfoAsync(handle)).Handle);
+                Assert.Contains(handle, await Client.ListAsync());
+            }
+        }
+        finally
+        {
+            await Client.DestroyAsync(handle);
+        }
+    }
+
     /// <summary>The archive arrives in pieces of any size (each read of the caller's stream is one message): boundaries
     /// inside a tar header, inside a file and across gardend's 256 KiB agent frames still make the same files; an archive
     /// that stops inside a file is refused naming it, and leaves no short copy of it.</summary>

@@ -332,11 +332,25 @@ public sealed class GardenApi(GatewayContext gw, CancellationToken stopping = de
         await using var transfer = await StartTransfer(FileTransfers.StreamIn(request.Handle, request.Path, request.User), "stream-in", request.Path, ct);
         using var _ = Abandoned(transfer, request.Handle);
         // the archive flows in while the tool's exit is awaited: a bad archive fails at once, not after the last byte
-        var input = ForwardArchive(transfer, request.Data, archive, ct);
-        while (await transfer.ReadAsync(ct) is not null)
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var input = ForwardArchive(transfer, request.Data, archive, stop.Token);
+        try
         {
-            // the tool writes nothing on stdout; its reason for failing is on stderr
+            while (await transfer.ReadAsync(ct) is not null)
+            {
+                // the tool writes nothing on stdout; its reason for failing is on stderr
+            }
         }
+        catch
+        {
+            // nobody reads the rest of a refused archive; and the client's stream is read by nobody once this call ended
+            // (gRPC reuses a call's request stream for the next call on the connection, Garden HTTP the connection: a
+            // read left pending there takes the next request's bytes)
+            stop.Cancel();
+            await input;
+            throw;
+        }
+        // the tool read the archive's end: what the client still sends (the end's padding) is read to its end
         await input;
         return new StreamInResponse();
     }
