@@ -777,8 +777,10 @@ static partial class Breakdown
             if (!m.Success || !handles.Contains(m.Groups["h"].Value)) continue;
             var step = m.Groups["step"].Value;
             if (step.StartsWith("user namespace", StringComparison.Ordinal)) step = "user namespace";
-            var op = step.StartsWith("run: ", StringComparison.Ordinal) ? "run"
-                : step is "destroy" or "processes" or "release" || step.EndsWith(" removal", StringComparison.Ordinal) ? "destroy"
+            // the journal's lines ("journal CreateStarted", ..., DEBUG) by their record
+            var op = step.StartsWith("run: ", StringComparison.Ordinal) || step.StartsWith("journal Process", StringComparison.Ordinal) ? "run"
+                : step is "destroy" or "processes" or "release" || step.EndsWith(" removal", StringComparison.Ordinal)
+                  || step is "journal LifecycleChanged" ? "destroy"
                 : "create";
             if (op == "run") step = step["run: ".Length..];
             var steps = ops.TryGetValue(op, out var s) ? s : ops[op] = [];

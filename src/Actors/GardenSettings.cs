@@ -302,7 +302,8 @@ public enum UserNamespaceMode
 }
 
 /// <summary>The `garden.user-namespace` section.</summary>
-public sealed record UserNamespaceSettings(UserNamespaceMode Mapping, uint FirstHostId, int Ranges)
+/// <param name="Spares">User namespace holders started ahead for the next Creates (HolderUserNamespaces), 0 for none.</param>
+public sealed record UserNamespaceSettings(UserNamespaceMode Mapping, uint FirstHostId, int Ranges, int Spares = 2)
 {
     public const uint RangeSize = Linux.UserNamespaces.IdMapping.PerContainerSize;
 
@@ -327,6 +328,8 @@ public sealed record UserNamespaceSettings(UserNamespaceMode Mapping, uint First
         if (first + ranges * RangeSize > Linux.UserNamespaces.NamespaceOwners.First)
             Bad("per-container", $"{ranges} ranges of {RangeSize} from {first} run past {Linux.UserNamespaces.NamespaceOwners.First - 1} " +
                 $"(the ids from {Linux.UserNamespaces.NamespaceOwners.First} own the containers' user namespaces)");
-        return new UserNamespaceSettings(mode, (uint)first, (int)ranges);
+        var spares = c.GetLong("spares", Default.Spares);
+        if (spares < 0 || spares > 64) Bad("spares", $"{spares} is out of range (0-64)");
+        return new UserNamespaceSettings(mode, (uint)first, (int)ranges, (int)spares);
     }
 }

@@ -41,7 +41,7 @@ public static class Wiring
         Network: new IpPlumbing(),
         Firewall: new IptablesFirewall(settings.Network.Firewall with { ConntrackFloor = Garden.Linux.Host.HostFloors.ConntrackFor(settings.MaxContainers) }),
         // The holder of each container's user namespace is the agent binary (`garden-agent ns-holder`).
-        UserNamespaces: new HolderUserNamespaces(settings.AgentBinary),
+        UserNamespaces: new HolderUserNamespaces(settings.AgentBinary, spares: settings.UserNamespace.Spares),
         Depot: new Depot(),
         BaseSizes: new BaseRootfsSizes(),
         Metrics: metrics,

@@ -186,6 +186,8 @@ public sealed class UserNamespaceSettingsTests
         Assert.Equal(UserNamespaceMode.Garden, s.UserNamespace.Mapping);
         Assert.Equal(0x7000_0000u, s.UserNamespace.FirstHostId);
         Assert.True(s.UserNamespace.FirstHostId + (ulong)s.UserNamespace.Ranges * 65536 <= 1UL << 31);
+        Assert.Equal(2, s.UserNamespace.Spares);
+        Assert.Equal(0, Settings("user-namespace.spares = 0").UserNamespace.Spares);
         Assert.Equal("/run/garden-actors/mounts", s.MountDir);
         Assert.Equal("/run/garden-actors/mounts/h", s.MountDirFor("h"));
     }
@@ -197,6 +199,8 @@ public sealed class UserNamespaceSettingsTests
     [InlineData("user-namespace.per-container.ranges = 0", "ranges")]
     [InlineData("user-namespace.per-container.ranges = 70000", "run past 4292870143")]
     [InlineData("user-namespace.per-container.ranges = 36833", "own the containers' user namespaces")]
+    [InlineData("user-namespace.spares = -1", "garden.user-namespace.spares")]
+    [InlineData("user-namespace.spares = 65", "garden.user-namespace.spares")]
     [InlineData("mount-dir = \"relative/dir\"", "garden.mount-dir")]
     public void Bad_values_are_refused_naming_the_key(string setting, string named)
     {

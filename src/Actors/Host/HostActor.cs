@@ -73,6 +73,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     /// <summary>A Create or NetIn is being decided off the actor's thread on a copy of the state: no pool entry is
     /// planned meanwhile (it would take from the pools the decision also sees as free).</summary>
     private bool _deciding;
+    private long _decidingSince; // for the debug lines of the bench's breakdown
     /// <summary>Recovered and serving: only then is the pool made (a restart's work comes first).</summary>
     private bool _serving;
     /// <summary>Open while no user's work is in flight and none was asked for within garden.warm-pool.quiet-period: a pool
@@ -543,6 +544,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     {
         var state = DecidingState;
         var reply = replyTo ?? Sender;
+        _decidingSince = System.Diagnostics.Stopwatch.GetTimestamp();
         Task.Run(() => decide(state))
             .ContinueWith(t => new Decided(t.IsCompletedSuccessfully ? t.Result : t.Exception!.GetBaseException(), reply))
             .PipeTo(Self);
@@ -560,10 +562,15 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 // Journaled without holding the next decision back (PersistAsync: Creates are admitted one after another
                 // while their registrations are written, in one batch when they come together); the container starts
                 // once its own is in the journal.
+                var source = ContainerLog.Source(a.Spec.Handle);
+                _log.Debug("[{0}] admission finished in {1:0.0} ms", source, System.Diagnostics.Stopwatch.GetElapsedTime(_decidingSince).TotalMilliseconds);
+                var registering = System.Diagnostics.Stopwatch.GetTimestamp();
                 _admitting.Add(a.Registered);
                 _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);
                 PersistAsync(a.Registered, e => Recorded(e, () =>
                 {
+                    _log.Debug("[{0}] journal registration finished in {1:0.0} ms", source,
+                        System.Diagnostics.Stopwatch.GetElapsedTime(registering).TotalMilliseconds);
                     _admitting.Remove(a.Registered);
                     _settings.Faults.Hit("create-registered");
                     var child = _starting.Remove(a.Spec.Handle, out var started) ? started : NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);

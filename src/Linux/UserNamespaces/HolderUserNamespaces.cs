@@ -10,16 +10,103 @@ namespace Garden.Linux.UserNamespaces;
 /// runtime starts, since unshare(CLONE_NEWUSER) needs a single-threaded process) unshares a user and a network
 /// namespace, writes its pid to fd 3 (one end of a socket pair) and waits there until gardend closes its end or dies.
 /// gardend writes uid_map and gid_map from outside (as host root it may map any host id). Each namespace has an owner of
-/// its own (<see cref="NamespaceOwners"/>), which the holder takes as its uid before it unshares.</summary>
-public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? owners = null) : IUserNamespaces
+/// its own (<see cref="NamespaceOwners"/>), which the holder takes as its uid before it unshares.
+/// <para>With <paramref name="spares"/> &gt; 0, that many holders are started ahead, their maps not yet written (a
+/// namespace takes its maps once, any time before it is used: the mapping is the Create's), and one is taken by each
+/// Create, which then only writes the maps; the spares are topped up in the background when a Create lets its holder go
+/// (runc has joined the namespaces: the Create's heavy part is over, and the refill does not compete with it). A spare is
+/// what a Create would have started, made earlier: a process of gardend that ends when gardend does (its socket's end
+/// closes), so nothing of it outlives gardend or needs a journal. One that ended meanwhile is not handed out. The first
+/// Create's end starts them (a daemon that makes no container has none).</para></summary>
+public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? owners = null, int spares = 0) : IUserNamespaces, IAsyncDisposable
 {
     private readonly NamespaceOwners _owners = owners ?? new NamespaceOwners();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Holder> _spares = new();
+    private int _refilling, _disposed;
 
     public const string HolderCommand = "ns-holder";
 
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Spares ready now (for tests and the metrics).</summary>
+    public int SparesReady => _spares.Count;
+
+    /// <summary>The holder processes of the spares ready now (for tests).</summary>
+    public IReadOnlyList<int> SparePids => [.. _spares.Select(h => h.Pid)];
+
     public async Task<IUserNamespaceHolder> CreateAsync(string handle, IdMapping mapping, CancellationToken ct)
+    {
+        while (_spares.TryDequeue(out var spare))
+        {
+            if (!spare.Alive)
+            {
+                await spare.DisposeAsync().ConfigureAwait(false);
+                continue;
+            }
+            try
+            {
+                spare.Map(mapping);
+                spare.Released = Refill;
+                return spare;
+            }
+            catch (Exception e)
+            {
+                await spare.DisposeAsync().ConfigureAwait(false);
+                throw new UserNamespaceException($"user namespace of {handle} ({mapping}): {e.Message}", e);
+            }
+        }
+        // none ready (the first Create, or more at once than there are spares): its own holder, and spares for the next
+        var holder = await StartAsync(handle, ct).ConfigureAwait(false);
+        try
+        {
+            holder.Map(mapping);
+            holder.Released = Refill;
+            return holder;
+        }
+        catch (Exception e)
+        {
+            await holder.DisposeAsync().ConfigureAwait(false);
+            throw new UserNamespaceException($"user namespace of {handle} ({mapping}): {e.Message}", e);
+        }
+    }
+
+    /// <summary>Ends the spares (gardend need not: they end with it) and starts no more.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Volatile.Write(ref _disposed, 1);
+        while (Volatile.Read(ref _refilling) != 0) await Task.Delay(5).ConfigureAwait(false);
+        while (_spares.TryDequeue(out var spare)) await spare.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Tops the spares up to their number, one holder at a time, off the caller's path; a failure (logged by
+    /// nobody: the next Create starts its own holder and reports why it cannot) stops this round.</summary>
+    private void Refill()
+    {
+        if (spares <= 0 || Volatile.Read(ref _disposed) != 0 || Interlocked.CompareExchange(ref _refilling, 1, 0) != 0) return;
+        _ = Task.Run(async () =>
+        {
+            var failed = false;
+            try
+            {
+                while (_spares.Count < spares && Volatile.Read(ref _disposed) == 0) _spares.Enqueue(await StartAsync("a spare", CancellationToken.None).ConfigureAwait(false));
+            }
+            catch (Exception)
+            {
+                failed = true;
+            }
+            finally
+            {
+                Volatile.Write(ref _refilling, 0);
+            }
+            // one taken while this round ended is made up for now
+            if (!failed && _spares.Count < spares) Refill();
+            else if (Volatile.Read(ref _disposed) != 0)
+                while (_spares.TryDequeue(out var late)) await late.DisposeAsync().ConfigureAwait(false);
+        });
+    }
+
+    /// <summary>A holder that has unshared its namespaces; their maps are not written yet.</summary>
+    private async Task<Holder> StartAsync(string handle, CancellationToken ct)
     {
         var owner = _owners.Next();
         var (mine, theirs) = Sys.SocketPair();
@@ -38,7 +125,7 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
                 throw new UserNamespaceException($"user namespace of {handle}: cannot start {holderBinary} {HolderCommand}: {e.Message}", e);
             }
         }
-        var holder = new Holder(control, run, mapping, owner);
+        var holder = new Holder(control, run, owner);
         try
         {
             holder.Pid = await ReadPidAsync(control, ct).ConfigureAwait(false);
@@ -48,15 +135,13 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
                 throw new UserNamespaceException($"user namespace of {handle}: {holderBinary} {HolderCommand} exited {result.ExitCode}: " +
                     (result.Stderr.Trim() is { Length: > 0 } why ? why : "it said nothing (is the agent binary a build with the holder?)"));
             }
-            WriteMap(holder.Pid, "uid_map", IdMapping.ProcFormat(mapping.Uids));
-            WriteMap(holder.Pid, "gid_map", IdMapping.ProcFormat(mapping.Gids));
             return holder;
         }
         catch (Exception e)
         {
             await holder.DisposeAsync().ConfigureAwait(false);
             if (e is UserNamespaceException or OperationCanceledException) throw;
-            throw new UserNamespaceException($"user namespace of {handle} ({mapping}): {e.Message}", e);
+            throw new UserNamespaceException($"user namespace of {handle}: {e.Message}", e);
         }
     }
 
@@ -94,20 +179,35 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
         RandomAccess.Write(fd, Encoding.ASCII.GetBytes(map), 0);
     }
 
-    private sealed class Holder(Socket control, Task<CommandResult> run, IdMapping mapping, uint owner) : IUserNamespaceHolder
+    private sealed class Holder(Socket control, Task<CommandResult> run, uint owner) : IUserNamespaceHolder
     {
-        public IdMapping Mapping { get; } = mapping;
+        public IdMapping Mapping { get; private set; } = null!;
         public uint Owner { get; } = owner;
         public int Pid { get; set; }
         public string UserNamespacePath => $"/proc/{Pid}/ns/user";
 
         private int _disposed;
 
+        /// <summary>Still waiting on its socket: not exited, so not reaped either, and its pid names it alone.</summary>
+        public bool Alive => !run.IsCompleted && Volatile.Read(ref _disposed) == 0;
+
+        /// <summary>Writes the namespace's maps (once: the kernel refuses a second write).</summary>
+        public void Map(IdMapping mapping)
+        {
+            WriteMap(Pid, "uid_map", IdMapping.ProcFormat(mapping.Uids));
+            WriteMap(Pid, "gid_map", IdMapping.ProcFormat(mapping.Gids));
+            Mapping = mapping;
+        }
+
+        /// <summary>Called once at the dispose of a holder handed to a Create (the spares' refill).</summary>
+        public Action? Released { get; set; }
+
         /// <summary>Closing our end is the holder's signal to exit; it is reaped before this returns.</summary>
         public async ValueTask DisposeAsync()
         {
             if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
             control.Dispose();
+            Released?.Invoke();
             if (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false) == run) return;
             using (var pidfd = Pid > 0 ? Sys.PidfdOpen(Pid) : null)
                 if (pidfd is not null) Sys.PidfdSendSignal(pidfd, LibC.SIGKILL);
