@@ -21,7 +21,8 @@ namespace Garden.Host;
 /// replayed (<see cref="ReplayHints.Coming"/>), their rows are read in one query and deserialized in one stream; each
 /// id's first highest-sequence-number read and replay are answered from them, and the read-ahead rows of an id are
 /// dropped at its replay, at its first write or delete, or when the host says the replays are over. Everything else — and
-/// everything when the read-ahead failed — is the base journal's.</summary>
+/// everything when the read-ahead failed — is the base journal's. A Create's new incarnation (<see cref="ReplayHints.Fresh"/>)
+/// is not looked up at all: its recovery's highest-sequence-number query is answered 0.</summary>
 public sealed class BatchReplayJournal : SqlWriteJournal
 {
     private sealed record Row(long SequenceNr, bool Deleted, IPersistentRepresentation? Event);
@@ -33,6 +34,8 @@ public sealed class BatchReplayJournal : SqlWriteJournal
     /// <summary>Per id named by the host: its rows once read, null while the read runs.</summary>
     private readonly Dictionary<string, List<Row>?> _ahead = [];
     private readonly object _gate = new();
+    /// <summary>Ids the host named new (<see cref="ReplayHints.Fresh"/>) whose highest sequence number was not read yet.</summary>
+    private readonly HashSet<string> _fresh = [];
     private volatile Task _reading = Task.CompletedTask;
 
     public BatchReplayJournal(Akka.Configuration.Config journalConfig) : base(journalConfig) =>
@@ -44,6 +47,9 @@ public sealed class BatchReplayJournal : SqlWriteJournal
         {
             case ReplayHints.Coming coming:
                 ReadAhead(coming.PersistenceIds);
+                return true;
+            case ReplayHints.Fresh fresh:
+                lock (_gate) _fresh.Add(fresh.PersistenceId);
                 return true;
             case ReplayHints.Done:
                 lock (_gate) _ahead.Clear();
@@ -127,11 +133,17 @@ public sealed class BatchReplayJournal : SqlWriteJournal
 
     private void Forget(string id)
     {
-        lock (_gate) _ahead.Remove(id);
+        lock (_gate)
+        {
+            _ahead.Remove(id);
+            _fresh.Remove(id);
+        }
     }
 
     public override async Task<long> ReadHighestSequenceNrAsync(string persistenceId, long fromSequenceNr, CancellationToken cancellationToken = default)
     {
+        lock (_gate)
+            if (_fresh.Remove(persistenceId)) return 0; // a Create's new incarnation: nothing is written under it yet
         if (await AheadAsync(persistenceId, take: false).ConfigureAwait(false) is { } rows)
             return rows.Where(r => r.SequenceNr > fromSequenceNr).Select(r => r.SequenceNr).DefaultIfEmpty(0).Max();
         return await base.ReadHighestSequenceNrAsync(persistenceId, fromSequenceNr, cancellationToken).ConfigureAwait(false);

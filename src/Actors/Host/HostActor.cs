@@ -566,6 +566,9 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 _log.Debug("[{0}] admission finished in {1:0.0} ms", source, System.Diagnostics.Stopwatch.GetElapsedTime(_decidingSince).TotalMilliseconds);
                 var registering = System.Diagnostics.Stopwatch.GetTimestamp();
                 _admitting.Add(a.Registered);
+                // its journal is empty by construction: gardend's journal answers its recovery without a query
+                Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(
+                    new ReplayHints.Fresh(HostState.PersistenceIdOf(a.Spec.Handle, a.Registered.Incarnation)));
                 _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);
                 PersistAsync(a.Registered, e => Recorded(e, () =>
                 {
