@@ -13,8 +13,8 @@ namespace Garden.Linux.UserNamespaces;
 /// its own (<see cref="NamespaceOwners"/>), which the holder takes as its uid before it unshares.
 /// <para>With <paramref name="spares"/> &gt; 0, that many holders are started ahead, their maps not yet written (a
 /// namespace takes its maps once, any time before it is used: the mapping is the Create's), and one is taken by each
-/// Create, which then only writes the maps; the spares are topped up in the background when a Create lets its holder go
-/// (runc has joined the namespaces: the Create's heavy part is over, and the refill does not compete with it). A spare is
+/// Create, which then only writes the maps; the spares are topped up in the background once no Create holds a holder
+/// (runc has joined the namespaces of each: the Creates' heavy part is over, and the refill does not compete with it). A spare is
 /// what a Create would have started, made earlier: a process of gardend that ends when gardend does (its socket's end
 /// closes), so nothing of it outlives gardend or needs a journal. One that ended meanwhile is not handed out. The first
 /// Create's end starts them (a daemon that makes no container has none).</para></summary>
@@ -22,7 +22,7 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
 {
     private readonly NamespaceOwners _owners = owners ?? new NamespaceOwners();
     private readonly System.Collections.Concurrent.ConcurrentQueue<Holder> _spares = new();
-    private int _refilling, _disposed;
+    private int _refilling, _disposed, _handedOut;
 
     public const string HolderCommand = "ns-holder";
 
@@ -46,8 +46,7 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
             try
             {
                 spare.Map(mapping);
-                spare.Released = Refill;
-                return spare;
+                return HandOut(spare);
             }
             catch (Exception e)
             {
@@ -60,14 +59,26 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
         try
         {
             holder.Map(mapping);
-            holder.Released = Refill;
-            return holder;
+            return HandOut(holder);
         }
         catch (Exception e)
         {
             await holder.DisposeAsync().ConfigureAwait(false);
             throw new UserNamespaceException($"user namespace of {handle} ({mapping}): {e.Message}", e);
         }
+    }
+
+    /// <summary>A holder for a Create: counted until the Create lets it go; when no Create holds one any more, the
+    /// spares are topped up (not while a burst of Creates is still starting its containers: the refill would compete
+    /// with them for the same cores).</summary>
+    private Holder HandOut(Holder holder)
+    {
+        Interlocked.Increment(ref _handedOut);
+        holder.Released = () =>
+        {
+            if (Interlocked.Decrement(ref _handedOut) == 0) Refill();
+        };
+        return holder;
     }
 
     /// <summary>Ends the spares (gardend need not: they end with it) and starts no more.</summary>
