@@ -28,6 +28,9 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
 
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long after the last Create let its holder go the spares are topped up.</summary>
+    private static readonly TimeSpan RefillDelay = TimeSpan.FromMilliseconds(20);
+
     /// <summary>Spares ready now (for tests and the metrics).</summary>
     public int SparesReady => _spares.Count;
 
@@ -99,7 +102,11 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
             var failed = false;
             try
             {
-                while (_spares.Count < spares && Volatile.Read(ref _disposed) == 0) _spares.Enqueue(await StartAsync("a spare", CancellationToken.None).ConfigureAwait(false));
+                // the Create that let its holder go still waits for its agent and writes its journal: not beside those
+                await Task.Delay(RefillDelay).ConfigureAwait(false);
+                // not while another Create starts its container (its release refills)
+                while (_spares.Count < spares && Volatile.Read(ref _disposed) == 0 && Volatile.Read(ref _handedOut) == 0)
+                    _spares.Enqueue(await StartAsync("a spare", CancellationToken.None).ConfigureAwait(false));
             }
             catch (Exception)
             {
@@ -109,8 +116,8 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
             {
                 Volatile.Write(ref _refilling, 0);
             }
-            // one taken while this round ended is made up for now
-            if (!failed && _spares.Count < spares) Refill();
+            // one taken while this round ended, and given back already, is made up for now
+            if (!failed && _spares.Count < spares && Volatile.Read(ref _handedOut) == 0) Refill();
             else if (Volatile.Read(ref _disposed) != 0)
                 while (_spares.TryDequeue(out var late)) await late.DisposeAsync().ConfigureAwait(false);
         });
