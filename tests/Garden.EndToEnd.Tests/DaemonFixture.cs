@@ -70,7 +70,7 @@ public static class Host
     }
 
     /// <summary>User namespace holders (`garden-agent ns-holder`) whose gardend is gone: a holder lives only while its
-    /// gardend creates a container, and exits when gardend closes its end of their socket or dies.</summary>
+    /// gardend creates a container or keeps it as a spare, and exits when gardend closes its end of their socket or dies.</summary>
     public static List<string> OrphanedHolders()
     {
         var found = new List<string>();
@@ -82,7 +82,10 @@ public static class Host
                 if (args.Length < 2 || !args[0].EndsWith("garden-agent", StringComparison.Ordinal) || args[1] != "ns-holder") continue;
                 var ppid = File.ReadLines(Path.Combine(dir, "status")).Single(l => l.StartsWith("PPid:"))[5..].Trim();
                 var parent = File.ReadAllText($"/proc/{ppid}/cmdline");
-                if (!parent.Contains("gardend", StringComparison.Ordinal)) found.Add($"holder {Path.GetFileName(dir)} (parent {ppid})");
+                // a live gardend's (a Create's, or a spare), or a test process's of its own (the Linux tests make holders
+                // in-process, beside these): not orphaned
+                if (!parent.Contains("gardend", StringComparison.Ordinal) && !parent.Contains(".Tests.", StringComparison.Ordinal))
+                    found.Add($"holder {Path.GetFileName(dir)} (parent {ppid}: {parent.Replace('\0', ' ')[..Math.Min(parent.Length, 80)]})");
             }
             catch (IOException)
             {
