@@ -13,11 +13,11 @@ namespace Garden.Linux.UserNamespaces;
 /// its own (<see cref="NamespaceOwners"/>), which the holder takes as its uid before it unshares.
 /// <para>With <paramref name="spares"/> &gt; 0, that many holders are started ahead, their maps not yet written (a
 /// namespace takes its maps once, any time before it is used: the mapping is the Create's), and one is taken by each
-/// Create, which then only writes the maps; the spares are topped up in the background once no Create holds a holder
-/// (runc has joined the namespaces of each: the Creates' heavy part is over, and the refill does not compete with it). A spare is
-/// what a Create would have started, made earlier: a process of gardend that ends when gardend does (its socket's end
-/// closes), so nothing of it outlives gardend or needs a journal. One that ended meanwhile is not handed out. The first
-/// Create's end starts them (a daemon that makes no container has none).</para></summary>
+/// Create, which then only writes the maps. The spares are topped up in the background 20 ms after no Create holds a
+/// holder any more (runc has joined the namespaces of each: the refill does not compete with the Creates' heavy part).
+/// A spare is what a Create would have started, made earlier: a process of gardend that ends when gardend does (its
+/// socket's end closes), so nothing of it outlives gardend or needs a journal. One that ended meanwhile is not handed
+/// out. The first Create's end starts them (a daemon that makes no container has none).</para></summary>
 public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? owners = null, int spares = 0) : IUserNamespaces, IAsyncDisposable
 {
     private readonly NamespaceOwners _owners = owners ?? new NamespaceOwners();
@@ -41,41 +41,27 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
     {
         while (_spares.TryDequeue(out var spare))
         {
-            if (!spare.Alive)
-            {
-                await spare.DisposeAsync().ConfigureAwait(false);
-                continue;
-            }
-            try
-            {
-                spare.Map(mapping);
-                return HandOut(spare);
-            }
-            catch (Exception e)
-            {
-                await spare.DisposeAsync().ConfigureAwait(false);
-                throw new UserNamespaceException($"user namespace of {handle} ({mapping}): {e.Message}", e);
-            }
+            if (spare.Alive) return await HandOutAsync(spare, handle, mapping).ConfigureAwait(false);
+            await spare.DisposeAsync().ConfigureAwait(false);
         }
         // none ready (the first Create, or more at once than there are spares): its own holder, and spares for the next
-        var holder = await StartAsync(handle, ct).ConfigureAwait(false);
+        return await HandOutAsync(await StartAsync(handle, ct).ConfigureAwait(false), handle, mapping).ConfigureAwait(false);
+    }
+
+    /// <summary>A holder for a Create, its maps written: counted until the Create lets it go; when no Create holds one
+    /// any more, the spares are topped up (not while a burst of Creates is still starting its containers: the refill
+    /// would compete with them for the same cores).</summary>
+    private async Task<Holder> HandOutAsync(Holder holder, string handle, IdMapping mapping)
+    {
         try
         {
             holder.Map(mapping);
-            return HandOut(holder);
         }
         catch (Exception e)
         {
             await holder.DisposeAsync().ConfigureAwait(false);
             throw new UserNamespaceException($"user namespace of {handle} ({mapping}): {e.Message}", e);
         }
-    }
-
-    /// <summary>A holder for a Create: counted until the Create lets it go; when no Create holds one any more, the
-    /// spares are topped up (not while a burst of Creates is still starting its containers: the refill would compete
-    /// with them for the same cores).</summary>
-    private Holder HandOut(Holder holder)
-    {
         Interlocked.Increment(ref _handedOut);
         holder.Released = () =>
         {
