@@ -41,7 +41,17 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
     {
         while (_spares.TryDequeue(out var spare))
         {
-            if (spare.Alive) return await HandOutAsync(spare, handle, mapping).ConfigureAwait(false);
+            // one that died while it waited is let go, also when its exit was not seen yet and its maps then could not
+            // be written (disposed by HandOutAsync): a spare is never why a Create fails (a holder of its own says why)
+            if (spare.Alive)
+                try
+                {
+                    return await HandOutAsync(spare, handle, mapping).ConfigureAwait(false);
+                }
+                catch (UserNamespaceException)
+                {
+                    continue;
+                }
             await spare.DisposeAsync().ConfigureAwait(false);
         }
         // none ready (the first Create, or more at once than there are spares): its own holder, and spares for the next
@@ -192,8 +202,22 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
 
         private int _disposed;
 
-        /// <summary>Still waiting on its socket: not exited, so not reaped either, and its pid names it alone.</summary>
-        public bool Alive => !run.IsCompleted && Volatile.Read(ref _disposed) == 0;
+        /// <summary>Still waiting on its socket. Its exit not seen (so not reaped either: its pid names it alone) and not a
+        /// zombie: a zombie's network namespace is gone already, though its user namespace still opens.</summary>
+        public bool Alive => !run.IsCompleted && Volatile.Read(ref _disposed) == 0 && !Zombie();
+
+        private bool Zombie()
+        {
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{Pid}/stat");
+                return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+        }
 
         /// <summary>Writes the namespace's maps (once: the kernel refuses a second write).</summary>
         public void Map(IdMapping mapping)
