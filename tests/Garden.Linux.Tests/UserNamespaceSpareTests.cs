@@ -78,8 +78,9 @@ public sealed class UserNamespaceSpareTests
             var victim = namespaces.SparePids[0];
             seen.AddRange(namespaces.SparePids);
             Assert.Equal(0, LibC.kill(victim, LibC.SIGKILL));
-            // at once: a zombie not reaped yet (its network namespace gone) or reaped, it is not handed out either way
-            for (var i = 0; i < 200 && IsHolder(victim); i++) await Task.Delay(1);
+            // at once once it has let its namespaces go (an exiting process does that before it is a zombie): not reaped
+            // yet, or reaped, it is not handed out either way
+            for (var i = 0; i < 2000 && File.Exists($"/proc/{victim}/ns/net"); i++) await Task.Delay(1);
             Assert.False(IsHolder(victim));
             await using (var c = await namespaces.CreateAsync("c", IdMapping.Garden, default))
             await using (var d = await namespaces.CreateAsync("d", IdMapping.Garden, default))

@@ -202,20 +202,23 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
 
         private int _disposed;
 
-        /// <summary>Still waiting on its socket. Its exit not seen (so not reaped either: its pid names it alone) and not a
-        /// zombie: a zombie's network namespace is gone already, though its user namespace still opens.</summary>
-        public bool Alive => !run.IsCompleted && Volatile.Read(ref _disposed) == 0 && !Zombie();
+        /// <summary>Still waiting on its socket: its exit not seen (so not reaped either: its pid names it alone), and it
+        /// still holds its network namespace (an exiting process lets its namespaces go before it is a zombie; its user
+        /// namespace, held by its credentials, still opens until it is reaped). One killed after this check is as a
+        /// Create's own holder killed during the Create: runc cannot join it and the Create fails.</summary>
+        public bool Alive => !run.IsCompleted && Volatile.Read(ref _disposed) == 0 && HoldsNamespaces();
 
-        private bool Zombie()
+        private bool HoldsNamespaces()
         {
             try
             {
+                if (new FileInfo($"/proc/{Pid}/ns/net").LinkTarget is null) return false;
                 var stat = File.ReadAllText($"/proc/{Pid}/stat");
-                return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+                return !stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                return true;
+                return false;
             }
         }
 
