@@ -313,8 +313,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
         if (_state.Containers.Count > 0)
         {
             _replaysHinted = true;
-            Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(
-                new ReplayHints.Coming([.. _state.Containers.Select(c => HostState.PersistenceIdOf(c.Key, c.Value))]));
+            JournalActor.Tell(new ReplayHints.Coming([.. _state.Containers.Select(c => HostState.PersistenceIdOf(c.Key, c.Value))]));
         }
         foreach (var (handle, incarnation) in _state.Containers)
         {
@@ -324,6 +323,10 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     }
 
     private bool _spawned, _replaysHinted;
+
+    /// <summary>The journal plugin's actor, to which the host sends its <see cref="ReplayHints"/> (gardend's journal acts
+    /// on them; another ignores them).</summary>
+    private IActorRef JournalActor => Persistence.Instance.Apply(Context.System).JournalFor(null);
 
     private void SpawnRecovered()
     {
@@ -381,7 +384,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
     private void FinishRecovery()
     {
         Timers.Cancel("recovery-budget");
-        if (_replaysHinted) Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(ReplayHints.Done.Instance); // what was not replayed goes
+        if (_replaysHinted) JournalActor.Tell(ReplayHints.Done.Instance); // what was not replayed goes
         _effects.Metered.Recovered(_found.Reattached.Count, _found.Broken.Count, _found.Released.Count, _found.Unfinished.Count,
             _recoveryClock.Elapsed);
         if (_found.Reattached.Count + _found.Broken.Count + _found.Released.Count + _found.Unfinished.Count == 0)
@@ -567,8 +570,7 @@ public sealed class HostActor : ReceivePersistentActor, IWithTimers
                 var registering = System.Diagnostics.Stopwatch.GetTimestamp();
                 _admitting.Add(a.Registered);
                 // its journal is empty by construction: gardend's journal answers its recovery without a query
-                Persistence.Instance.Apply(Context.System).JournalFor(null).Tell(
-                    new ReplayHints.Fresh(HostState.PersistenceIdOf(a.Spec.Handle, a.Registered.Incarnation)));
+                JournalActor.Tell(new ReplayHints.Fresh(HostState.PersistenceIdOf(a.Spec.Handle, a.Registered.Incarnation)));
                 _starting[a.Spec.Handle] = NewChild(a.Spec.Handle, a.Registered.Incarnation, fresh: true, a.PoolEntry);
                 PersistAsync(a.Registered, e => Recorded(e, () =>
                 {
