@@ -112,10 +112,9 @@ public sealed class HolderUserNamespaces(string holderBinary, NamespaceOwners? o
             {
                 Volatile.Write(ref _refilling, 0);
             }
-            // one taken while this round ended, and given back already, is made up for now
+            // one taken while this round ended, and given back already, is made up for now (after a dispose, Refill
+            // starts nothing, and DisposeAsync, which waited for this round, ends what it enqueued)
             if (!failed && _spares.Count < spares && Volatile.Read(ref _handedOut) == 0) Refill();
-            else if (Volatile.Read(ref _disposed) != 0)
-                while (_spares.TryDequeue(out var late)) await late.DisposeAsync().ConfigureAwait(false);
         });
     }
 
