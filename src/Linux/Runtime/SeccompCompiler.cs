@@ -12,8 +12,7 @@ namespace Garden.Linux.Runtime;
 /// ENOSYS stub (its patchbpf): a syscall numbered above the highest one the profile names, on each architecture, fails with
 /// ENOSYS instead of the default EPERM, so a C library probing a syscall newer than the profile falls back to an older one
 /// as it would on an older kernel. In front of both, on x86 hosts, the guard (<see cref="Guard"/>), which refuses what no
-/// OCI profile can. Measured (issue 13): runc compiling this profile
-/// costs each container start ~5 ms.</summary>
+/// OCI profile can. Measured (issue 13): runc compiling this profile costs each container start ~5 ms.</summary>
 public static class SeccompCompiler
 {
     private const uint ActAllow = 0x7fff0000;
