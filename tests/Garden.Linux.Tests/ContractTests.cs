@@ -47,9 +47,36 @@ public abstract class RootfsContract : IDisposable
 }
 
 [RequiresRoot]
-public sealed class RealRootfsContract : RootfsContract
+public class RealRootfsContract : RootfsContract
 {
-    protected override IRootfsProvider Provider { get; } = new OverlayRootfs();
+    private OverlayRootfs? _provider;
+    protected override IRootfsProvider Provider => _provider ??= new OverlayRootfs(LayersByFd);
+
+    /// <summary>The new mount API with each layer an fd, where the kernel takes it (this host's does); the subclass below
+    /// runs every test again through mount(2) with views, the path of older kernels.</summary>
+    protected virtual bool LayersByFd => OverlayRootfs.KernelTakesLayersByFd;
+
+    [GatedFact]
+    public async Task Paths_with_colons_commas_and_backslashes_are_layers_as_they_are()
+    {
+        // mount(2)'s option string splits layers at ':' and options at ','; a layer named with them is still one layer
+        var odd = Path.Combine(Dir, @"odd:la,yer\x");
+        Directory.CreateDirectory(Path.Combine(odd, "etc"));
+        File.WriteAllText(Path.Combine(odd, "etc", "layer"), "odd");
+        var under = Path.Combine(Dir, "under:b");
+        Directory.CreateDirectory(Path.Combine(under, "etc"));
+        File.WriteAllText(Path.Combine(under, "etc", "layer"), "under");
+        File.WriteAllText(Path.Combine(under, "only-under"), "");
+        var paths = new RootfsPaths(Path.Combine(Dir, "mounts", "c"), Path.Combine(Dir, @"depot:x,y\z"));
+        var root = await Provider.CreateAsync("c", new RootfsLayers([under, odd], FromImage: true), paths, null, null, default);
+        Assert.Equal("odd", File.ReadAllText(Path.Combine(root, "etc", "layer")));
+        Assert.True(File.Exists(Path.Combine(root, "only-under")));
+        File.WriteAllText(Path.Combine(root, "written"), "w");
+        Assert.True(File.Exists(Path.Combine(paths.Depot, "upper", "written")));
+        await Provider.DestroyAsync("c", paths, default);
+        Assert.False(Provider.IsMounted(root));
+        Assert.False(Directory.Exists(Path.Combine(paths.Depot, "upper")));
+    }
 
     [GatedFact]
     public async Task An_image_of_many_layers_with_long_paths_is_stacked_top_first_and_goes_without_a_trace()
@@ -123,6 +150,14 @@ public sealed class RealRootfsContract : RootfsContract
         var r = Garden.Linux.Process.Command.RunAsync("/usr/bin/stat", ["-c", "%u", path]).Result;
         return uint.Parse(r.Stdout.Trim());
     }
+}
+
+/// <summary>The same contract through mount(2) and attached views of the layers: what a kernel whose overlayfs takes no
+/// layer as an fd gets.</summary>
+[RequiresRoot]
+public sealed class RealRootfsWithViewsContract : RealRootfsContract
+{
+    protected override bool LayersByFd => false;
 }
 
 public sealed class FakeRootfsContract : RootfsContract

@@ -14,7 +14,7 @@ public sealed class LinuxException(string call, string? path, int errno)
 
 /// <summary>The system calls of the effects layer, one file per call (Interop.Open.cs, Interop.Mount.cs, ...). Calls and
 /// constants come from Tmds.LibC (<c>LibC.open</c>, <c>LibC.O_CLOEXEC</c>, <c>LibC.ENOENT</c>); a LibraryImport of our own
-/// is only for what it lacks (open_tree, move_mount, mount_setattr, inotify, waitpid, posix_spawn, realpath, and poll,
+/// is only for what it lacks (open_tree, move_mount, mount_setattr, fsopen/fsconfig/fsmount, inotify, waitpid, posix_spawn, realpath, and poll,
 /// whose binding there does not keep errno).</summary>
 internal static partial class Sys
 {

@@ -6,11 +6,18 @@ namespace Garden.Linux.Rootfs;
 
 /// <summary>overlayfs: lowerdir = the base rootfs (never written), upperdir/workdir in the container's depot (or on its
 /// disk-limit file system), mounted nosuid,nodev. For a container with a user namespace the lower layer is an idmapped
-/// mount of the base (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) + move_mount): container root sees the host's root-owned
-/// base as its own, nothing of the base is copied or chowned, and what it writes lands in the upper layer owned by its
-/// host uid. The idmapped mount is unmounted again once the overlay holds it (overlayfs keeps a private clone of each layer).</summary>
+/// mount of the base (open_tree + mount_setattr(MOUNT_ATTR_IDMAP)): container root sees the host's root-owned base as its
+/// own, nothing of the base is copied or chowned, and what it writes lands in the upper layer owned by its host uid. The
+/// idmapped tree is handed to overlayfs as an fd, attached nowhere (or, on an older kernel, attached as a view and
+/// unmounted again once the overlay holds it: overlayfs keeps a private clone of each layer).</summary>
 public sealed class OverlayRootfs : IRootfsProvider
 {
+    private readonly bool _layersByFd;
+
+    /// <param name="layersByFd">The new mount API with each layer as a parameter (default: when the kernel takes it);
+    /// false: one mount(2) option string, with views of the idmapped layers (tests run both).</param>
+    public OverlayRootfs(bool? layersByFd = null) => _layersByFd = layersByFd ?? KernelTakesLayersByFd;
+
     public Task<string> CreateAsync(string handle, RootfsLayers baseRootfs, RootfsPaths paths, string? layerDir, UserNamespaceRoot? userns,
         CancellationToken ct)
     {
@@ -40,19 +47,68 @@ public sealed class OverlayRootfs : IRootfsProvider
 
         // overlayfs takes the top layer first
         var lowers = baseRootfs.Dirs.Select(Path.GetFullPath).Reverse().ToList();
+        if (_layersByFd) MountByFd(lowers, upper, work, target, userns);
+        else MountWithViews(lowers, upper, work, target, userns, baseRootfs.FromImage, paths);
+        return Task.FromResult(target);
+    }
+
+    /// <summary>The new mount API (fsopen/fsconfig/fsmount, overlayfs's <c>lowerdir+</c>): each layer is one parameter, an
+    /// idmapped layer is given as the detached tree itself (attached nowhere, so there is no view to make, mount and remove
+    /// again, and no length limit on the layers' paths), the upper and work dirs as open directories (no escaping).</summary>
+    private static void MountByFd(List<string> lowers, string upper, string work, string target, UserNamespaceRoot? userns)
+    {
+        using var context = Sys.Fsopen("overlay");
+        using var ns = userns is null ? null : Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY);
+        // The detached trees stay open until the overlay is made: overlayfs clones each layer's mount then, and a tree
+        // whose last fd is closed is unmounted.
+        var trees = new List<SafeFd>();
+        try
+        {
+            foreach (var lower in lowers)
+            {
+                if (ns is null)
+                {
+                    Sys.FsconfigString(context, "lowerdir+", lower); // one path, taken as it is
+                    continue;
+                }
+                var tree = Sys.OpenTreeClone(lower);
+                trees.Add(tree);
+                Sys.MountSetattr(tree, MountAttr.Idmap | MountAttr.NoSuid | MountAttr.NoDev, ns, lower);
+                Sys.FsconfigFd(context, "lowerdir+", tree, lower);
+            }
+            using (var upperDir = Sys.Open(upper, LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_NOFOLLOW))
+                Sys.FsconfigFd(context, "upperdir", upperDir, upper);
+            using (var workDir = Sys.Open(work, LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_NOFOLLOW))
+                Sys.FsconfigFd(context, "workdir", workDir, work);
+            Sys.FsconfigCreate(context, target);
+        }
+        finally
+        {
+            foreach (var tree in trees) tree.Dispose();
+        }
+        using var mount = Sys.Fsmount(context, MountAttr.NoSuid | MountAttr.NoDev, target);
+        Sys.MoveMount(mount, target);
+    }
+
+    /// <summary>mount(2) with one option string, for kernels whose overlayfs takes no layer as an fd (older than this host's): each
+    /// layer that must be idmapped (or, for an image, shortened to fit the page the options go in) is attached as a view
+    /// under <see cref="RootfsPaths.LowerMount"/>, named in the options, and unmounted again once the overlay holds it.</summary>
+    private static void MountWithViews(List<string> lowers, string upper, string work, string target, UserNamespaceRoot? userns,
+        bool fromImage, RootfsPaths paths)
+    {
         var idmapped = new List<string>();
         try
         {
-            if (userns is not null || baseRootfs.FromImage)
+            if (userns is not null || fromImage)
             {
                 // one view per layer: idmapped for a user namespace; for an image also when privileged, so that the mount
                 // options name short paths (a page holds them all: LowerMount/N instead of the store's long ones). A plain
                 // base is at LowerMount itself (as before images), an image's layers at LowerMount/N.
                 using var ns = userns is null ? null : Sys.Open(userns.UserNamespacePath, LibC.O_RDONLY);
-                if (baseRootfs.FromImage) Directory.CreateDirectory(paths.LowerMount);
+                if (fromImage) Directory.CreateDirectory(paths.LowerMount);
                 for (var i = 0; i < lowers.Count; i++)
                 {
-                    var view = baseRootfs.FromImage ? Path.Combine(paths.LowerMount, i.ToString(System.Globalization.CultureInfo.InvariantCulture)) : paths.LowerMount;
+                    var view = fromImage ? Path.Combine(paths.LowerMount, i.ToString(System.Globalization.CultureInfo.InvariantCulture)) : paths.LowerMount;
                     Directory.CreateDirectory(view);
                     using (var tree = Sys.OpenTreeClone(lowers[i]))
                     {
@@ -73,9 +129,27 @@ public sealed class OverlayRootfs : IRootfsProvider
                 Sys.Unmount(view, LibC.MNT_DETACH);
                 DeleteEmptyDir(view);
             }
-            if (idmapped.Count > 0 && baseRootfs.FromImage) DeleteEmptyDir(paths.LowerMount);
+            if (idmapped.Count > 0 && fromImage) DeleteEmptyDir(paths.LowerMount);
         }
-        return Task.FromResult(target);
+    }
+
+    /// <summary>Whether this kernel's overlayfs takes a layer as an fd (<c>lowerdir+</c> with FSCONFIG_SET_FD):
+    /// asked once, with an O_PATH fd of "/", on a context that is never made.</summary>
+    public static bool KernelTakesLayersByFd { get; } = Probe();
+
+    private static bool Probe()
+    {
+        try
+        {
+            using var context = Sys.Fsopen("overlay");
+            using var root = Sys.Open("/", LibC.O_PATH | LibC.O_DIRECTORY);
+            Sys.FsconfigFd(context, "lowerdir+", root, "/");
+            return true;
+        }
+        catch (LinuxException)
+        {
+            return false;
+        }
     }
 
     public Task DestroyAsync(string handle, RootfsPaths paths, CancellationToken ct)
