@@ -42,34 +42,13 @@ public static class Command
     public static async Task<CommandResult> RunAsync(string path, IReadOnlyList<string> args, CommandOutput output, CancellationToken ct = default)
     {
         var (pid, outRead, errRead) = Spawn(path, args, output);
-        var stdoutTask = ReadAllAsync(outRead);
-        var stderrTask = ReadAllAsync(errRead);
-        var exit = await Task.Factory.StartNew(() => Sys.WaitForChild(pid), CancellationToken.None,
-            TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
-        var stdout = await stdoutTask.ConfigureAwait(false);
-        var stderr = await stderrTask.ConfigureAwait(false);
-        if (output.StderrFile is not null) stderr = ReadTail(output.StderrFile);
-        return new CommandResult(exit, stdout, stderr);
+        var result = await CommandWatch.Follow(pid, outRead, errRead).ConfigureAwait(false);
+        return output.StderrFile is null ? result : result with { Stderr = ReadTail(output.StderrFile) };
     }
 
     private static string ReadTail(string file)
     {
         try { return File.ReadAllText(file); } catch (IOException) { return ""; }
-    }
-
-    /// <summary>Reads a pipe to its end on a thread of its own: blocking pipe reads on pool threads starve the pool
-    /// on a 2-core host (a spawn then waits hundreds of ms for a thread).</summary>
-    private static Task<string> ReadAllAsync(SafeFd? pipe)
-    {
-        if (pipe is null) return Task.FromResult("");
-        var file = new SafeFileHandle(pipe.DangerousGetHandle(), ownsHandle: true); // the FileStream owns the fd from here
-        pipe.SetHandleAsInvalid();
-        return Task.Factory.StartNew(() =>
-        {
-            using var stream = new FileStream(file, FileAccess.Read, 1);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            return reader.ReadToEnd();
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>Starts the program; returns its pid and the read ends of the pipes of its captured stdout and stderr.</summary>
