@@ -58,6 +58,53 @@ public sealed class ContainerKernelTests : IDisposable
 
     private string Depot(string handle) => Path.Combine(_stateDir, "depot", handle);
 
+    /// <summary>A Create as its container runs it: the create effect, then the settle it decides next (its agent's start).</summary>
+    private static async Task<object?> CreateWhole(ContainerKernel kernel, ContainerSpec spec)
+    {
+        var made = await kernel.RunAsync(new Effect.Create(spec));
+        await kernel.RunAsync(Effect.SettleCreate.Instance);
+        return made;
+    }
+
+    [Fact]
+    public async Task The_create_effect_returns_once_runc_started_it_and_the_settle_waits_for_the_agent()
+    {
+        var agentUp = new TaskCompletionSource();
+        _fakes.Agent.PingGate = agentUp.Task;
+        var kernel = Kernel("a");
+        // what the container journals as made while its agent starts
+        var made = Assert.IsType<CreatedRoot>(await kernel.RunAsync(new Effect.Create(Spec("a"))).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.True(made.Settling);
+        Assert.Equal(1, Calls.Count(new Call.Ran("a")));
+        var settle = kernel.RunAsync(Effect.SettleCreate.Instance);
+        await Task.Delay(50);
+        Assert.False(settle.IsCompleted); // the Create is not answered before the agent is
+        Assert.False(Oom.Watching("a"));
+        agentUp.SetResult();
+        await settle.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(Oom.Watching("a"));
+        Assert.Equal(0, UserNamespaces.Held);
+        Assert.NotNull(Firewall.Of("a"));
+        Assert.Contains(_lines.Lines, l => l.StartsWith("INFO agent finished in "));
+    }
+
+    [Fact]
+    public async Task An_agent_that_does_not_answer_fails_the_settle_and_nothing_of_the_container_is_left()
+    {
+        var kernel = Kernel("z");
+        _fakes.Agent.Reachable = false;
+        Assert.True(Assert.IsType<CreatedRoot>(await kernel.RunAsync(new Effect.Create(Spec("z")))).Settling);
+        var e = await Assert.ThrowsAsync<GardenException>(() => kernel.RunAsync(Effect.SettleCreate.Instance));
+        Assert.Contains("agent did not answer", e.Message);
+        Assert.Empty(Runtime.Containers);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.Empty(Network.Handles);
+        Assert.Null(Firewall.Of("z"));
+        Assert.Equal(0, UserNamespaces.Held);
+        Assert.False(Oom.Watching("z"));
+        Assert.False(Directory.Exists(Depot("z")));
+    }
+
     /// <summary>Network plumbing whose SetUp waits for a gate (a slow kernel), then does what the fake does.</summary>
     private sealed class SlowNetwork(FakeNetwork inner, Task gate) : INetworkPlumbing
     {
@@ -89,7 +136,7 @@ public sealed class ContainerKernelTests : IDisposable
     public async Task A_create_makes_each_piece_in_order_and_logs_each_step_with_its_duration()
     {
         var kernel = Kernel("c");
-        Assert.Equal(new CreatedRoot(Path.Combine(_settings.MountDirFor("c"), "rootfs"), null), await kernel.RunAsync(new Effect.Create(Spec("c"))));
+        Assert.Equal(new CreatedRoot(Path.Combine(_settings.MountDirFor("c"), "rootfs"), null) { Settling = true }, await CreateWhole(kernel, Spec("c")));
         var calls = Calls.All.ToList();
         Assert.Equal(new Call.UserNamespaceMade("c", Garden.Linux.UserNamespaces.IdMapping.Garden), calls[0]);
         Assert.True(calls.IndexOf(new Call.NetworkSetUp("c", Ipv4.Parse("10.9.0.2", "t"))) is >= 0 and var up && up < calls.IndexOf(new Call.FirewallApplied("c", 0, 0)));
@@ -116,7 +163,7 @@ public sealed class ContainerKernelTests : IDisposable
     {
         var gate = new TaskCompletionSource();
         var kernel = Kernel("p", network: new SlowNetwork(Network, gate.Task));
-        var create = kernel.RunAsync(new Effect.Create(Spec("p")));
+        var create = CreateWhole(kernel, Spec("p"));
         // runc runs while the network is still being set up (it joins the holder's namespace)...
         Assert.True(SpinWait.SpinUntil(() => Calls.Count(new Call.Ran("p")) == 1, 5000));
         await Task.Delay(50);
@@ -137,7 +184,7 @@ public sealed class ContainerKernelTests : IDisposable
     {
         var gate = new TaskCompletionSource();
         var kernel = Kernel("q", network: new SlowNetwork(Network, gate.Task));
-        var create = kernel.RunAsync(new Effect.Create(Spec("q") with { Privileged = true, UserNamespace = null }));
+        var create = CreateWhole(kernel, Spec("q") with { Privileged = true, UserNamespace = null });
         await Task.Delay(100);
         Assert.Equal(0, Calls.Count(new Call.Ran("q"))); // `ip netns add` makes its namespace: runc needs it first
         gate.SetResult();
@@ -153,7 +200,7 @@ public sealed class ContainerKernelTests : IDisposable
         var gate = new TaskCompletionSource();
         var kernel = Kernel("f", network: new SlowNetwork(Network, gate.Task));
         // the rootfs fails (its base does not exist) while the network is still being set up
-        var create = kernel.RunAsync(new Effect.Create(Spec("f", rootfs: "/nonexistent-garden-test-base")));
+        var create = CreateWhole(kernel, Spec("f", rootfs: "/nonexistent-garden-test-base"));
         Assert.True(SpinWait.SpinUntil(() => Calls.Count(new Call.RootfsCreated("f")) == 1, 5000)); // the rootfs step has failed
         await Task.Delay(100);
         Assert.False(create.IsCompleted); // tearing down under a step still running would race
@@ -177,7 +224,7 @@ public sealed class ContainerKernelTests : IDisposable
     {
         Runtime.FailRunWith = "exec format error";
         var kernel = Kernel("r");
-        var e = await Assert.ThrowsAsync<Garden.Linux.Runtime.OciRuntimeException>(() => kernel.RunAsync(new Effect.Create(Spec("r"))));
+        var e = await Assert.ThrowsAsync<Garden.Linux.Runtime.OciRuntimeException>(() => CreateWhole(kernel, Spec("r")));
         Assert.Contains("exec format error", e.Message);
         Assert.Null(Firewall.Of("r"));
         Assert.Empty(Network.Handles);
@@ -192,7 +239,7 @@ public sealed class ContainerKernelTests : IDisposable
     {
         Runtime.FailRunWith = "exec format error";
         var kernel = Kernel("s", rootfs: new StuckRootfs(Rootfs));
-        var e = await Assert.ThrowsAsync<CreateUndoFailedException>(() => kernel.RunAsync(new Effect.Create(Spec("s"))));
+        var e = await Assert.ThrowsAsync<CreateUndoFailedException>(() => CreateWhole(kernel, Spec("s")));
         Assert.Contains("exec format error", e.Cause.Message);
         Assert.Equal("umount: target is busy", e.Teardown.Message);
         Assert.Contains(_lines.Lines, l => l.StartsWith("ERROR create: undoing it failed: umount: target is busy"));
@@ -207,7 +254,7 @@ public sealed class ContainerKernelTests : IDisposable
         Assert.False(Directory.Exists(Depot("n")));
 
         var kernel = Kernel("d");
-        await kernel.RunAsync(new Effect.Create(Spec("d")));
+        await CreateWhole(kernel, Spec("d"));
         await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("d").Network));
         await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("d").Network));
         Assert.Empty(Runtime.Containers);
@@ -223,7 +270,7 @@ public sealed class ContainerKernelTests : IDisposable
     public async Task A_stop_only_destroy_leaves_nothing_running_and_the_rest_to_the_release()
     {
         var kernel = Kernel("s");
-        await kernel.RunAsync(new Effect.Create(Spec("s")));
+        await CreateWhole(kernel, Spec("s"));
         await kernel.RunAsync(new Effect.Destroy(Graceful: true, Spec("s").Network, StopOnly: true));
         // nothing can run: runc forgot it, its cgroup is gone
         Assert.Empty(Runtime.Containers);

@@ -325,6 +325,28 @@ public sealed class ContainerStateTests
     }
 
     [Fact]
+    public void A_create_whose_agent_is_starting_is_journaled_made_beside_the_settle_and_answered_by_it()
+    {
+        var d = Decide(Creating(), new EffectDone(new Effect.Create(Spec), new CreatedRoot("/mnt/h/rootfs", null) { Settling = true }));
+        var completed = Assert.IsType<CreateCompleted>(Assert.Single(d.Events));
+        Assert.Equal("/mnt/h/rootfs", completed.RootfsMount);
+        Assert.Equal(Effect.SettleCreate.Instance, d.Effect);
+        Assert.True(d.Await && d.EffectBeside); // started while the record is written; its outcome answers the Create
+        Assert.Null(d.Reply);
+        Assert.Empty(d.Publish);
+        var made = Creating().Apply(completed);
+        // the agent answered: nothing more to journal, the Create is answered and published
+        var done = Decide(made, new EffectDone(Effect.SettleCreate.Instance, null));
+        Assert.Empty(done.Events);
+        Assert.Equal(new HostProtocol.ContainerCreated("h"), done.Reply);
+        Assert.Equal([(EventsProtocol.ContainerEvent.Created, "")], done.Publish.ToArray());
+        // it did not: the container was undone, the handle is released with the error
+        var failed = Decide(made, new EffectFailed(Effect.SettleCreate.Instance, new GardenException(ErrorKind.Internal, "the container's agent did not answer within 30s")));
+        Assert.Equal(ContainerLifecycle.Destroyed, made.Apply(Assert.Single(failed.Events)).Lifecycle);
+        Assert.Contains("agent did not answer", failed.Error!.Message);
+    }
+
+    [Fact]
     public void A_failed_create_releases_the_handle_with_the_error_in_the_callers_terms()
     {
         var d = Decide(Creating(), new EffectFailed(new Effect.Create(Spec), new RootfsException("rootfs /r does not exist")));

@@ -116,6 +116,37 @@ public sealed class RecoveryTests() : ActorTest("recovery", "snapshot-every = 3\
     }
 
     [Fact]
+    public void A_create_is_journaled_made_while_its_agent_starts_and_answered_once_the_agent_is()
+    {
+        var agentUp = new TaskCompletionSource();
+        Agent.PingGate = agentUp.Task; // the agent boots slowly
+        Host.Tell(new HostProtocol.CreateContainer(new ContainerSpec("booting", "", [], ImmutableDictionary<string, string>.Empty, false)), TestActor);
+        AwaitCondition(() => Calls.Count(new Call.Ran("booting")) == 1);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // no answer before the agent's
+        // The daemon dies now: CreateCompleted was journaled while the agent started, so the next daemon finds the
+        // container made (and running: its agent answers by then), where it would have undone a Create still in flight.
+        Restart(waitUntilServing: false, whileDown: () => agentUp.SetResult());
+        AwaitAssert(() => Ask<HostProtocol.Pong>(HostProtocol.Ping.Instance), TimeSpan.FromSeconds(5));
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("booting")).State);
+        Assert.Contains("booting", Runtime.Containers);
+    }
+
+    [Fact]
+    public void A_create_whose_agent_does_not_start_answers_the_error_and_leaves_nothing()
+    {
+        Agent.Reachable = false;
+        var e = Error(new HostProtocol.CreateContainer(new ContainerSpec("mute", "", [], ImmutableDictionary<string, string>.Empty, false)));
+        Assert.Contains("agent did not answer", e.Message);
+        Agent.Reachable = true;
+        Assert.Equal(ErrorKind.NotFound, Error(new ContainerProtocol.GetInfo("mute")).Kind);
+        Assert.Empty(Runtime.Containers);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Create("mute"); // the handle is free again
+        Restart(); // and stays made across a restart
+        Assert.Equal(ContainerLifecycle.Active, Ask<ContainerProtocol.ContainerInfo>(new ContainerProtocol.GetInfo("mute")).State);
+    }
+
+    [Fact]
     public void The_gateway_gets_Unavailable_until_every_container_is_reconciled()
     {
         Create("slow");

@@ -112,6 +112,7 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
     private ContainerPhase Phase =>
         _gone ? ContainerPhase.Gone
         : _inFlight?.Effect is Effect.Reconcile ? ContainerPhase.Recovering
+        : _inFlight?.Effect is Effect.SettleCreate ? ContainerPhase.Creating // journaled as made, not answered yet
         : _inFlight?.Effect.Holds == true ? ContainerPhase.Changing
         : _state.Phase;
 
@@ -221,11 +222,12 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
             TellHost(); // before any answer: a List right after it sees the change
             foreach (var note in d.Notes) _log.Write(note);
             foreach (var (kind, detail) in d.Publish) Context.System.EventStream.Publish(EventsProtocol.ContainerEvent.Now(Handle, kind, detail));
-            if (d.Effect is { } effect) Run(effect, d.Await ? [.. askers] : []);
+            if (d.Effect is { } effect && !d.EffectBeside) Run(effect, d.Await ? [.. askers] : []);
             Settle(before, lifecycle, grace); // the host hears first (a container gone is released before its last answer is out)
             if (!d.Await && (d.Error is not null ? new Status.Failure(d.Error) : d.Reply) is { } answer)
                 foreach (var asker in askers) asker.Tell(answer);
         }
+        if (d.EffectBeside && d.Effect is { } beside) Run(beside, d.Await ? [.. askers] : []);
         if (d.Events.IsEmpty)
         {
             Then();

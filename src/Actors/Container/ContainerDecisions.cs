@@ -31,6 +31,9 @@ public sealed partial record ContainerState
     /// <summary>Where its root is mounted: as journaled (builds before user namespaces mounted it in the depot).</summary>
     public string RootfsMount => Rootfs.Length > 0 ? Rootfs : Defaults.MountPoint;
 
+    private static CreateCompleted Completed(Kernel.CreatedRoot made, DateTimeOffset now) =>
+        new() { RootfsMount = made.Mount, CreatedUnixMs = now.ToUnixTimeMilliseconds(), Image = made.Image?.ToRecord() };
+
     /// <summary>Decides a request in <paramref name="phase"/>, or an effect's outcome (<see cref="EffectDone"/>,
     /// <see cref="EffectFailed"/>), at <paramref name="now"/>.</summary>
     public Decision Decide(ContainerPhase phase, object command, DateTimeOffset now)
@@ -130,15 +133,20 @@ public sealed partial record ContainerState
     {
         switch (effect)
         {
-            case Effect.Create when error is null:
+            case Effect.Create when error is null && value is Kernel.CreatedRoot { Settling: true } started:
+                // journaled while its agent starts; the Create is answered by what that comes to
                 return new Decision
                 {
-                    Events = [value is Kernel.CreatedRoot made
-                        ? new CreateCompleted { RootfsMount = made.Mount, CreatedUnixMs = now.ToUnixTimeMilliseconds(), Image = made.Image?.ToRecord() }
-                        : new CreateCompleted { RootfsMount = (string)value!, CreatedUnixMs = now.ToUnixTimeMilliseconds() }],
+                    Events = [Completed(started, now)], Effect = Effect.SettleCreate.Instance, Await = true, EffectBeside = true,
+                };
+            case Effect.Create or Effect.SettleCreate when error is null:
+                return new Decision
+                {
+                    Events = effect is Effect.SettleCreate ? []
+                        : [value is Kernel.CreatedRoot made ? Completed(made, now) : new CreateCompleted { RootfsMount = (string)value!, CreatedUnixMs = now.ToUnixTimeMilliseconds() }],
                     Reply = new HostProtocol.ContainerCreated(Handle), Publish = [(EventsProtocol.ContainerEvent.Created, "")],
                 };
-            case Effect.Create when error is CreateUndoFailedException undo:
+            case Effect.Create or Effect.SettleCreate when error is CreateUndoFailedException undo:
                 // something of it may be left: it stays, broken, for a Destroy to finish
                 var left = $"create failed ({undo.Cause.Message}) and undoing it failed ({undo.Teardown.Message}); destroy it";
                 return new Decision
@@ -146,7 +154,7 @@ public sealed partial record ContainerState
                     Events = [Changed(ContainerLifecycle.Broken, left)], Error = GardenErrors.From(undo.Cause, Handle, "create"),
                     Publish = [(EventsProtocol.ContainerEvent.Broken, left)],
                 };
-            case Effect.Create:
+            case Effect.Create or Effect.SettleCreate:
                 return new Decision { Events = [Changed(ContainerLifecycle.Destroyed)], Error = GardenErrors.From(error!, Handle, "create") };
             case Effect.Reconcile:
                 return AfterReconcile(value as KernelFindings ?? KernelFindings.Nothing, error, now);

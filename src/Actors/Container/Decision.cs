@@ -36,6 +36,10 @@ public sealed record Decision
     /// <summary>The asker is answered by the outcome of <see cref="Effect"/> (or, without one, of the effect in flight).</summary>
     public bool Await { get; init; }
 
+    /// <summary><see cref="Effect"/> starts while <see cref="Events"/> are being journaled, not after: it needs nothing
+    /// of them, and its outcome is decided only once they are applied (the actor takes no message in between).</summary>
+    public bool EffectBeside { get; init; }
+
     public object? Reply { get; init; }
 
     public GardenException? Error { get; init; }

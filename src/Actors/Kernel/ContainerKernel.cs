@@ -13,6 +13,7 @@ public sealed class ContainerKernel
 {
     private readonly KernelContext _k;
     private readonly ContainerCreator _creator;
+    private Task? _settling; // the rest of a Create in flight (ContainerCreator.BeginAsync)
     private readonly ContainerDestroyer _destroyer;
     private readonly ContainerReconciler _reconciler;
     private readonly Action _onOomKill;
@@ -60,12 +61,19 @@ public sealed class ContainerKernel
         var fx = _k.Fx;
         switch (effect)
         {
-            case Effect.Create c:
-                var rootfs = c.FromPool
-                    ? await _creator.TakeAsync(c.Spec).ConfigureAwait(false)
-                    : await _creator.CreateAsync(c.Spec).ConfigureAwait(false);
+            case Effect.Create { FromPool: true } c:
+                var taken = await _creator.TakeAsync(c.Spec).ConfigureAwait(false);
                 StartWatches();
-                return rootfs;
+                return taken;
+            case Effect.Create c:
+                // the agent's start is waited for by the SettleCreate the container decides next, beside its journal write
+                var (rootfs, settled) = await _creator.BeginAsync(c.Spec).ConfigureAwait(false);
+                _settling = settled;
+                return rootfs with { Settling = true };
+            case Effect.SettleCreate:
+                if (Interlocked.Exchange(ref _settling, null) is { } settling) await settling.ConfigureAwait(false);
+                StartWatches();
+                return null;
             case Effect.Reconcile r:
                 var findings = await _reconciler.ReconcileAsync(r).ConfigureAwait(false);
                 if (r.Watch && findings.Problem is null) StartWatches();

@@ -31,6 +31,14 @@ public abstract record Effect
         public override string Detail => FromPool ? $" (rootfs {Spec.Rootfs}, from the warm pool)" : $" (rootfs {Spec.Rootfs})";
     }
 
+    /// <summary>The rest of a Create whose runc start returned (its agent answers, the steps beside it end), run while the
+    /// container journals CreateCompleted; its outcome answers the Create. On failure the container was undone.</summary>
+    public sealed record SettleCreate : Effect
+    {
+        public static readonly SettleCreate Instance = new();
+        public override bool Transition => true;
+    }
+
     /// <summary>After a restart: what the kernel holds of the container (<see cref="ContainerReconciler"/>); its rules
     /// are put back where they went missing. With <paramref name="Watch"/>, a healthy container's OOM notification and
     /// agent log are followed again. The outcome is <see cref="KernelFindings"/>.</summary>
