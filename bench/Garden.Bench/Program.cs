@@ -23,8 +23,15 @@ var dir = Directory.CreateTempSubdirectory("garden-bench-").FullName;
 // traversable (0711): container roots, unprivileged host uids, reach their root in the mount dir below
 File.SetUnixFileMode(dir, (UnixFileMode)0b111_001_001);
 var socket = Path.Combine(dir, "garden.sock");
+// Container roots are mounted where a default gardend mounts them: on tmpfs (garden.mount-dir defaults to
+// /run/garden-actors/mounts), in a directory of this run's own. BENCH_MOUNT_DIR=DIR puts them elsewhere (the bench before
+// 2026-11-30's seventh session used DIR/mounts beside its state dir, on the ext4 root).
+var mountParent = Environment.GetEnvironmentVariable("BENCH_MOUNT_DIR") is { Length: > 0 } md ? md : $"/run/garden-bench-{Environment.ProcessId}";
+Directory.CreateDirectory(mountParent);
+File.SetUnixFileMode(mountParent, (UnixFileMode)0b111_001_001);
+var mountDir = Path.Combine(mountParent, "mounts");
 File.WriteAllText(Path.Combine(dir, "bench.conf"),
-    $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\", mount-dir = \"{dir}/mounts\" }}\n" +
+    $"garden {{ agent-binary = \"{agent}\", default-rootfs = \"{rootfs}\", cgroup-parent = \"garden-bench\", mount-dir = \"{mountDir}\" }}\n" +
     // DEBUG: the timing lines of a Run ("run: ... finished in N ms"), read back below for the per-step breakdown
     "akka.loglevel = DEBUG\n" +
     // the image rows pull from a docker-registry on 127.0.0.1 over plain HTTP
@@ -266,7 +273,7 @@ try
             await holder.DisposeAsync();
             holders.Add(sw.Elapsed.TotalMilliseconds);
 
-            var paths = new Garden.Linux.Rootfs.RootfsPaths(Path.Combine(dir, "mounts", $"m{i}"), Path.Combine(dir, "depots", $"m{i}"));
+            var paths = new Garden.Linux.Rootfs.RootfsPaths(Path.Combine(mountDir, $"m{i}"), Path.Combine(dir, "depots", $"m{i}"));
             Directory.CreateDirectory(paths.Depot);
             sw.Restart();
             await overlay.CreateAsync("bench", rootfs, paths, null, null, default);
@@ -653,6 +660,9 @@ finally
 {
     StopDaemon(daemon);
     Directory.Delete(dir, true);
+    if (Directory.Exists(mountDir) && !Directory.EnumerateFileSystemEntries(mountDir).Any()) Directory.Delete(mountDir);
+    if (Environment.GetEnvironmentVariable("BENCH_MOUNT_DIR") is not { Length: > 0 } && !Directory.EnumerateFileSystemEntries(mountParent).Any())
+        Directory.Delete(mountParent);
 }
 
 static double P(List<double> xs, double q) { var s = xs.Order().ToList(); return s[(int)Math.Min(s.Count - 1, Math.Floor(q * s.Count))]; }
