@@ -14,19 +14,19 @@ internal static class CommandWatch
 {
     private const int ChunkBytes = 64 * 1024;
 
+    private enum Followed { Stdout, Stderr, Exit }
+
     private sealed class Running(int pid, TaskCompletionSource<CommandResult> done)
     {
         public readonly int Pid = pid;
         public readonly TaskCompletionSource<CommandResult> Done = done;
         public readonly MemoryStream[] Output = [new(), new()];
-        public readonly List<(ulong Tag, SafeFd Fd, int Kind)> Fds = new();
+        public readonly List<(ulong Tag, SafeFd Fd, Followed What)> Fds = new();
         public int ExitCode;
         public int Open; // fds still followed: the pidfd and each pipe until its end
     }
 
-    private readonly record struct Followed(Running Command, int Kind); // Kind: 0 stdout, 1 stderr, 2 exit
-
-    private static readonly ConcurrentDictionary<ulong, Followed> Tags = new();
+    private static readonly ConcurrentDictionary<ulong, (Running Command, Followed What)> Tags = new();
     private static readonly Lazy<SafeFd> Epoll = new(Start);
     private static long _nextTag;
 
@@ -36,22 +36,22 @@ internal static class CommandWatch
     {
         var done = new TaskCompletionSource<CommandResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var command = new Running(pid, done);
-        var fds = new List<(SafeFd Fd, int Kind)>();
-        if (stdout is not null) fds.Add((stdout, 0));
-        if (stderr is not null) fds.Add((stderr, 1));
+        var fds = new List<(SafeFd Fd, Followed What)>();
+        if (stdout is not null) fds.Add((stdout, Followed.Stdout));
+        if (stderr is not null) fds.Add((stderr, Followed.Stderr));
         var added = 0;
         try
         {
             // our own child, not yet reaped: its pid names it alone
-            fds.Add((Sys.PidfdOpen(pid) ?? throw new LinuxException("pidfd_open", pid.ToString(System.Globalization.CultureInfo.InvariantCulture), LibC.ESRCH), 2));
-            foreach (var (fd, kind) in fds)
+            fds.Add((Sys.PidfdOpen(pid) ?? throw new LinuxException("pidfd_open", pid.ToString(System.Globalization.CultureInfo.InvariantCulture), LibC.ESRCH), Followed.Exit));
+            foreach (var (fd, what) in fds)
             {
-                if (kind != 2) Sys.SetNonBlocking(fd);
-                command.Fds.Add(((ulong)Interlocked.Increment(ref _nextTag), fd, kind));
+                if (what != Followed.Exit) Sys.SetNonBlocking(fd);
+                command.Fds.Add(((ulong)Interlocked.Increment(ref _nextTag), fd, what));
             }
             command.Open = fds.Count;
             // in the map before the kernel can report them; the watch thread reads Open and Output only after that
-            for (var i = 0; i < fds.Count; i++) Tags[command.Fds[i].Tag] = new Followed(command, fds[i].Kind);
+            foreach (var (tag, _, what) in command.Fds) Tags[tag] = (command, what);
             for (; added < fds.Count; added++) Sys.EpollAdd(Epoll.Value, command.Fds[added].Fd, command.Fds[added].Tag, $"command {pid}");
             return done.Task;
         }
@@ -83,28 +83,32 @@ internal static class CommandWatch
             for (var i = 0; i < n; i++)
             {
                 if (!Tags.TryGetValue(ready[i].Tag, out var followed)) continue;
-                var command = followed.Command;
+                var (command, what) = followed;
                 try
                 {
-                    if (followed.Kind == 2 ? Reap(command) : Drain(command, followed.Kind, buffer)) Close(epoll, command, ready[i].Tag);
+                    if (what == Followed.Exit ? Reap(command) : Drain(command, what, buffer)) Close(epoll, command, ready[i].Tag);
                 }
                 catch (Exception e)
                 {
-                    foreach (var (tag, _, _) in command.Fds.ToList()) Close(epoll, command, tag);
-                    command.Done.TrySetException(e);
+                    command.Done.TrySetException(e); // first: the last Close below would complete it as a success
+                    foreach (var (tag, _, _) in command.Fds.ToList())
+                    {
+                        try { Close(epoll, command, tag); }
+                        catch (Exception) { /* its fd is closed: nothing more of it is followed; the thread goes on */ }
+                    }
                 }
             }
         }
     }
 
-    /// <summary>Reads what the pipe holds; true at its end (or when it failed: what came so far is kept).</summary>
-    private static bool Drain(Running command, int kind, byte[] buffer)
+    /// <summary>Reads what the pipe holds; true at its end. A failed read fails the command.</summary>
+    private static bool Drain(Running command, Followed what, byte[] buffer)
     {
-        var fd = command.Fds.First(f => f.Kind == kind).Fd;
+        var fd = command.Fds.First(f => f.What == what).Fd;
         while (true)
         {
             var got = Sys.ReadNonBlocking(fd, buffer);
-            if (got > 0) command.Output[kind].Write(buffer, 0, got);
+            if (got > 0) command.Output[(int)what].Write(buffer, 0, got);
             else return got == 0; // 0: the end; -1: nothing more for now
         }
     }
@@ -119,8 +123,8 @@ internal static class CommandWatch
     {
         if (!Tags.TryRemove(tag, out _)) return;
         var fd = command.Fds.First(f => f.Tag == tag).Fd;
-        Sys.EpollRemove(epoll, fd, $"command {command.Pid}");
-        fd.Dispose();
+        try { Sys.EpollRemove(epoll, fd, $"command {command.Pid}"); }
+        finally { fd.Dispose(); }
         if (--command.Open > 0) return;
         command.Done.TrySetResult(new CommandResult(command.ExitCode,
             Encoding.UTF8.GetString(command.Output[0].GetBuffer(), 0, (int)command.Output[0].Length),
