@@ -18,10 +18,16 @@ public sealed partial class IpPlumbing : INetworkPlumbing
     /// <summary>False on a host whose kernel has no IPv6 (ipv6.disable=1): there is nothing to turn off.</summary>
     private static readonly bool Ipv6 = Directory.Exists("/proc/sys/net/ipv6");
 
-    public IpPlumbing(string? ipPath = null, string? tcPath = null)
+    private readonly bool _netlink;
+
+    /// <param name="netlink">A container of its own subnet in a user namespace holder's network namespace (the default)
+    /// gets its links over rtnetlink from gardend itself, without an `ip` process (false: `ip -batch` as for the rest;
+    /// tests run both).</param>
+    public IpPlumbing(string? ipPath = null, string? tcPath = null, bool netlink = true)
     {
         _ip = new(() => Command.Resolve(ipPath ?? "ip"));
         _tc = new(() => Command.Resolve(tcPath ?? "tc"));
+        _netlink = netlink;
     }
 
     public Task WriteNameFilesAsync(ContainerNetwork network, NameFiles files, CancellationToken ct)
@@ -35,6 +41,11 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         if (Directory.Exists(Path.Combine(SysNet, n.HostVeth)) || File.Exists(n.NetnsPath))
             await TearDownAsync(n, ct, wait: true).ConfigureAwait(false); // what a crashed create (or a destroy still settling) left
         Directory.CreateDirectory(ContainerNetwork.NetnsDir);
+        if (_netlink && netnsOfPid is { } holder && !n.Bridged)
+        {
+            await SetUpByNetlinkAsync(n, holder, ct).ConfigureAwait(false);
+            return;
+        }
         var len = n.Subnet.PrefixLength;
         // One at a time where links are shared: a bridge is made by its first container and deleted with its last. A
         // container of its own (a /30, the default) shares nothing with another's setup: parallel Creates do not queue here.
@@ -98,6 +109,38 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         await BatchAsync(n.Netns, inside, force: false, $"network of {n.Handle} (inside)", ct).ConfigureAwait(false);
     }
 
+    /// <summary>What the two batches below do for a /30 in a holder's namespace, over rtnetlink: the namespace bound at its
+    /// path (`ip netns attach`), the veth made with its container end straight in the namespace as eth0 (IPv6 off there
+    /// already: the namespace's default was written first, as below), the host end's addrgenmode, gateway and link, the
+    /// host end's sysctls, then inside: eth0's address and link, lo, the default route.</summary>
+    private static async Task SetUpByNetlinkAsync(ContainerNetwork n, int holder, CancellationToken ct)
+    {
+        var len = n.Subnet.PrefixLength;
+        var what = $"network of {n.Handle}";
+        var netnsOfHolder = $"/proc/{holder}/ns/net";
+        if (Ipv6) await DisableIpv6InAsync(netnsOfHolder, null, ct).ConfigureAwait(false);
+        NetnsFiles.Attach(n.NetnsPath, netnsOfHolder, what);
+        using (var host = RtNetlink.Open(what))
+        {
+            using (var ns = Sys.Open(n.NetnsPath, Tmds.Linux.LibC.O_RDONLY))
+                host.AddVethPair(n.HostVeth, "eth0", n.Mtu, ns);
+            var index = host.IndexOf(n.HostVeth);
+            if (Ipv6) host.SetAddrGenModeNone(index, n.HostVeth);
+            host.AddAddress(index, n.HostVeth, n.Gateway, len, n.Subnet.Broadcast);
+            host.SetUp(index, n.HostVeth);
+        }
+        // as in SetUpAsync: loopback NetIn, the strict reverse-path filter, no IPv6 on the host's end
+        await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.HostVeth}/route_localnet", "1", ct).ConfigureAwait(false);
+        await File.WriteAllTextAsync($"/proc/sys/net/ipv4/conf/{n.HostVeth}/rp_filter", "1", ct).ConfigureAwait(false);
+        await DisableHostIpv6Async(n, ct).ConfigureAwait(false);
+        using var inside = await RtNetlink.OpenInAsync(n.NetnsPath, $"{what} (inside)").WaitAsync(ct).ConfigureAwait(false);
+        var eth0 = inside.IndexOf("eth0");
+        inside.AddAddress(eth0, "eth0", n.Address, len, n.Subnet.Broadcast);
+        inside.SetUp(eth0, "eth0");
+        inside.SetUp(inside.IndexOf("lo"), "lo");
+        inside.AddDefaultRoute(n.Gateway);
+    }
+
     /// <summary>Containers get no IPv6 path (issue 9): no address on the host's end of the veth or on a bridge of ours
     /// (addrgenmode none, set before the links are up, so not even a link-local address ever exists), and IPv6 off on the
     /// host's interfaces (the kernel then drops every IPv6 packet that arrives on them, to any of the host's addresses) and
@@ -130,11 +173,20 @@ public sealed partial class IpPlumbing : INetworkPlumbing
         {
             var batch = new StringBuilder();
             var namespaced = File.Exists(n.NetnsPath);
-            if (namespaced) batch.Append($"netns del {n.Netns}\n");
             // On a shared bridge the veth goes now: whether the bridge still has users is read from its ports.
-            if ((!namespaced || wait || n.Bridged) && Directory.Exists(Path.Combine(SysNet, n.HostVeth))) batch.Append($"link del {n.HostVeth}\n");
-            if (n.Bridged && Directory.Exists(Path.Combine(SysNet, n.Bridge)) && BridgeUnused(n.Bridge, except: n.HostVeth))
-                batch.Append($"link del {n.Bridge}\n");
+            var veth = (!namespaced || wait || n.Bridged) && Directory.Exists(Path.Combine(SysNet, n.HostVeth));
+            var bridge = n.Bridged && Directory.Exists(Path.Combine(SysNet, n.Bridge)) && BridgeUnused(n.Bridge, except: n.HostVeth);
+            if (_netlink && !veth && !bridge)
+            {
+                // only the namespace's name to remove (`ip netns del`): its links go with the namespace
+                if (namespaced) NetnsFiles.Delete(n.NetnsPath, $"network of {n.Handle}");
+            }
+            else
+            {
+                if (namespaced) batch.Append($"netns del {n.Netns}\n");
+                if (veth) batch.Append($"link del {n.HostVeth}\n");
+                if (bridge) batch.Append($"link del {n.Bridge}\n");
+            }
             if (batch.Length > 0) await BatchAsync(null, batch.ToString(), force: true, $"network of {n.Handle}", ct, check: false).ConfigureAwait(false);
             if (File.Exists(n.NetnsPath)) throw new NetworkException($"network of {n.Handle}: netns {n.Netns} is still there after removal");
             if (wait && Directory.Exists(Path.Combine(SysNet, n.HostVeth)))
