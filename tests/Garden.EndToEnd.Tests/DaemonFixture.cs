@@ -73,6 +73,19 @@ public static class Host
     /// gardend creates a container or keeps it as a spare, and exits when gardend closes its end of their socket or dies.</summary>
     public static List<string> OrphanedHolders()
     {
+        // A holder of a gardend that has just exited (or is exiting: its command line reads empty then) ends once it reads
+        // the end of its socket, a moment later: only one still there after a few seconds is left behind.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var found = HoldersWithoutGardend();
+            if (found.Count == 0 || waited.Elapsed > TimeSpan.FromSeconds(5)) return found;
+            Thread.Sleep(50);
+        }
+    }
+
+    private static List<string> HoldersWithoutGardend()
+    {
         var found = new List<string>();
         foreach (var dir in Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
         {
