@@ -45,10 +45,10 @@ public sealed class ContainerKernelTests : IDisposable
         public void Error(Exception? cause, string format, params object?[] args) => Add("ERROR", format, args);
     }
 
-    private ContainerKernel Kernel(string handle, INetworkPlumbing? network = null, IRootfsProvider? rootfs = null)
+    private ContainerKernel Kernel(string handle, INetworkPlumbing? network = null, IRootfsProvider? rootfs = null, ContainerEffects? effects = null)
     {
         var paths = ContainerPaths.For(_settings, handle);
-        return new ContainerKernel(new KernelContext(handle, paths, _fakes.Effects(rootfs, network), _fakes.Agent, _settings, _lines), () => { });
+        return new ContainerKernel(new KernelContext(handle, paths, effects ?? _fakes.Effects(rootfs, network), _fakes.Agent, _settings, _lines), () => { });
     }
 
     private ContainerSpec Spec(string handle, string? rootfs = null) =>
@@ -285,5 +285,39 @@ public sealed class ContainerKernelTests : IDisposable
         Assert.Empty(Network.Handles);
         Assert.Null(Firewall.Of("s"));
         Assert.False(Directory.Exists(Depot("s")));
+    }
+
+    [Fact]
+    public async Task The_undo_of_a_recovered_actor_waits_for_the_create_its_stopped_predecessor_started()
+    {
+        // The first actor's Create is in runc when its CreateStarted write fails: it stops, and the host recovers a second
+        // actor of the container, which finds no CreateStarted and undoes it by name.
+        var effects = _fakes.Effects();
+        var runcStarted = new TaskCompletionSource();
+        Runtime.RunGate = runcStarted.Task;
+        var first = Kernel("w", effects: effects with { KernelWorkAfter = Task.CompletedTask }); // a copy shares what is in flight
+        var create = first.RunAsync(new Effect.Create(Spec("w")));
+        Assert.True(SpinWait.SpinUntil(() => Calls.Count(new Call.Ran("w")) == 1, 5000));
+        var undo = Kernel("w", effects: effects).RunAsync(new Effect.Destroy(Graceful: false, null));
+        await Task.Delay(100);
+        Assert.False(undo.IsCompleted); // not while runc may still make the container
+        Assert.DoesNotContain(new Call.Deleted("w"), Calls.All);
+        runcStarted.SetResult();
+        await create.WaitAsync(TimeSpan.FromSeconds(5));
+        await undo.WaitAsync(TimeSpan.FromSeconds(5));
+        // what the first one made is gone (the network is the host's release: it has the allocation)
+        Assert.Empty(Runtime.Containers);
+        Assert.Equal(0, Rootfs.MountedCount);
+        Assert.False(Directory.Exists(Depot("w")));
+        Assert.Contains(_lines.Lines, l => l == "INFO waiting for the kernel work of a create still in flight");
+        // and a container of another name never waits for it
+        var held = new TaskCompletionSource();
+        Runtime.RunGate = held.Task;
+        var other = Kernel("v", effects: effects);
+        var otherCreate = other.RunAsync(new Effect.Create(Spec("v")));
+        await Kernel("u", effects: effects).RunAsync(new Effect.Destroy(Graceful: false, null)).WaitAsync(TimeSpan.FromSeconds(5));
+        held.SetResult();
+        await otherCreate.WaitAsync(TimeSpan.FromSeconds(5));
+        await other.RunAsync(new Effect.Destroy(Graceful: false, Spec("v").Network));
     }
 }

@@ -60,6 +60,7 @@ public sealed class ContainerStateTests
         Assert.IsType<CreateStarted>(Assert.Single(create.Events));
         Assert.Equal(new Effect.Create(Spec), create.Effect);
         Assert.True(create.Await); // answered by the create's outcome
+        Assert.True(create.EffectBeside); // its kernel work starts while CreateStarted is written (the host's registration is in)
 
         var gone = In(ContainerLifecycle.Destroyed);
         Assert.Equal(ContainerPhase.Gone, gone.Phase);
@@ -373,8 +374,11 @@ public sealed class ContainerStateTests
     [Fact]
     public void Recovery_plan_follows_the_journal()
     {
+        // registered by the host, no CreateStarted: its kernel work may have begun beside that write, so it is undone
         var empty = ContainerState.Empty("h");
-        Assert.Equal(RecoveryPlan.Release, empty.PlanRecovery());
+        Assert.Equal(RecoveryPlan.Undo, empty.PlanRecovery());
+        Assert.Equal(RecoveryPlan.Undo, empty.Apply(ContainerState.Changed(ContainerLifecycle.Destroying)).PlanRecovery());
+        Assert.Equal(RecoveryPlan.Release, empty.Apply(ContainerState.Changed(ContainerLifecycle.Destroyed)).PlanRecovery());
         var creating = Creating();
         Assert.Equal(RecoveryPlan.Undo, creating.PlanRecovery());
         var active = Active();
@@ -395,7 +399,12 @@ public sealed class ContainerStateTests
         Assert.Equal("/m", reconcile.RootfsMount); // as journaled, not where this build would mount it
         Assert.True(reconcile.Watch);
         Assert.False(Assert.IsType<Effect.Reconcile>(In(ContainerLifecycle.Broken, "x").Recover(null).Effect).Watch);
-        var release = ContainerState.Empty("h").Recover(null); // registered, but its create never began: nothing to keep
+        // registered, but no CreateStarted in its journal: whatever of it was made goes, by its name (the host releases
+        // its network after)
+        var unstarted = ContainerState.Empty("h").Recover(null);
+        Assert.Equal(ContainerState.Changed(ContainerLifecycle.Destroying), Assert.Single(unstarted.Events));
+        Assert.Equal(new Effect.Destroy(Graceful: false, null), unstarted.Effect);
+        var release = ContainerState.Empty("h").Apply(ContainerState.Changed(ContainerLifecycle.Destroyed)).Recover(null);
         Assert.Empty(release.Events);
         Assert.Null(release.Effect);
     }

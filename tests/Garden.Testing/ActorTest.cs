@@ -41,6 +41,8 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
         StateDir = TestPaths.NewTempDir(name);
         // beside the state dir, not in it: a rootfs inside gardend's own paths is refused (RootDirectory)
         BaseRootfs = TestPaths.NewTempDir(name + "-base");
+        // the test's own, not gardend's default under /run (which only a started gardend makes)
+        MountDir = TestPaths.NewTempDir(name + "-mounts");
         if (startHost) StartHost();
     }
 
@@ -51,6 +53,7 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
         {
             Directory.Delete(StateDir, recursive: true);
             Directory.Delete(BaseRootfs, recursive: true);
+            Directory.Delete(MountDir, recursive: true);
         }
     }
 
@@ -72,6 +75,9 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
     protected string StateDir { get; }
     protected string BaseRootfs { get; }
 
+    /// <summary>garden.mount-dir of the host (temp; removed after the test): where the warm pool's aliases go.</summary>
+    protected string MountDir { get; }
+
     /// <summary>The ActorSystem's clock: advance it to fire timers (grace time, the exit watch, OOM reports, the recovery budget).</summary>
     protected VirtualScheduler Clock => (VirtualScheduler)Sys.Scheduler;
 
@@ -87,6 +93,7 @@ public abstract class ActorTest : Akka.TestKit.Xunit2.TestKit
         garden {
           state-dir = "{{StateDir}}"
           default-rootfs = "{{BaseRootfs}}"
+          mount-dir = "{{MountDir}}"
           stop-grace = 1s
           destroy-grace = 1s
           warm-pool.size = 0

@@ -324,6 +324,9 @@ public sealed class ContainerActor : UntypedPersistentActor, IWithTimers
         foreach (var asker in _awaitingPersist) asker.Tell(failure);
         _awaitingPersist = [];
         base.OnPersistRejected(cause, @event, sequenceNr);
+        // its kernel work started beside the record: the actor stops, and the host recovers it from its journal (no
+        // CreateStarted in it), which undoes whatever that work made, once it has ended (CreatesInFlight)
+        if (@event is CreateStarted) Context.Stop(Self);
     }
 
     protected override void PostStop()

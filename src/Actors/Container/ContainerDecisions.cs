@@ -54,9 +54,13 @@ public sealed partial record ContainerState
         }
         return command switch
         {
+            // Its kernel work starts while CreateStarted is written: the host's registration, written before this actor
+            // was told, already names the container, so a restart that finds no CreateStarted under it undoes by name
+            // whatever of it was made (PlanRecovery), and the Create's outcome is decided only once the record is in.
             HostProtocol.CreateContainer c => new Decision
             {
                 Events = [new CreateStarted { Spec = ToRecord(c.Spec) }], Effect = new Effect.Create(c.Spec, c.PoolEntry is not null), Await = true,
+                EffectBeside = true,
             },
             ContainerProtocol.GetInfo => phase == ContainerPhase.Destroying ? Decision.Answer(Info([])) : Decision.Run(Effect.ListProcesses.Instance),
             ContainerProtocol.GetLimits => Decision.Answer(new ContainerProtocol.LimitsInForce(LimitsAsGiven)),

@@ -36,6 +36,10 @@ public sealed record ContainerEffects(
     /// (each reads its journal) while it still removes what an earlier gardend left on the host; their kernel work (the
     /// reconcile, an undo) waits for that.</summary>
     public Task KernelWorkAfter { get; init; } = Task.CompletedTask;
+
+    /// <summary>The kernel work of the Creates in flight (shared by every copy made with <c>with</c>): a recovered
+    /// actor's undo or reconcile waits for what its stopped predecessor started.</summary>
+    public Kernel.CreatesInFlight Creates { get; init; } = new();
 }
 
 /// <summary>Where one container's files live on the host.</summary>

@@ -173,7 +173,10 @@ public sealed partial record ContainerState(
     /// <summary>What a restarted daemon must do with a container, given its journal alone.</summary>
     public RecoveryPlan PlanRecovery() => (Spec, Lifecycle) switch
     {
-        (null, _) => RecoveryPlan.Release,                         // registered, but its Create never began
+        // registered, and its CreateStarted not in the journal: its kernel work starts beside that write, so some of it
+        // may have been made (under its name: the undo needs nothing of the spec; the host releases its network after)
+        (null, ContainerLifecycle.Destroyed) => RecoveryPlan.Release,
+        (null, _) => RecoveryPlan.Undo,
         (_, ContainerLifecycle.Creating) => RecoveryPlan.Undo,      // died mid-create: undo whatever was made
         (_, ContainerLifecycle.Destroying) => RecoveryPlan.Undo,    // died mid-destroy: finish it
         (_, ContainerLifecycle.Destroyed) => RecoveryPlan.Release,

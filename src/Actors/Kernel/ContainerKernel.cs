@@ -40,12 +40,20 @@ public sealed class ContainerKernel
     public async Task<object?> RunAsync(Effect effect)
     {
         if (!_k.Fx.KernelWorkAfter.IsCompleted) await _k.Fx.KernelWorkAfter.ConfigureAwait(false);
+        // a Create that an earlier actor of this container started may still run (see CreatesInFlight)
+        if (effect is Effect.Destroy or Effect.Reconcile && _k.Fx.Creates.EndOf(_k.Name) is { IsCompleted: false } earlier)
+        {
+            _k.Log.Info("waiting for the kernel work of a create still in flight");
+            await earlier.ConfigureAwait(false);
+        }
         if (effect.Step is not { } step) return await DispatchAsync(effect).ConfigureAwait(false);
         _k.Log.Info("{0} starting{1}", step, effect.Detail);
         var clock = Stopwatch.StartNew();
         try
         {
-            var outcome = await DispatchAsync(effect).ConfigureAwait(false);
+            var dispatched = DispatchAsync(effect);
+            if (effect is Effect.Create) _k.Fx.Creates.Follow(_k.Name, dispatched);
+            var outcome = await dispatched.ConfigureAwait(false);
             _k.Log.Info("{0} finished in {1:0.0} ms", step, clock.Elapsed.TotalMilliseconds);
             return outcome;
         }
@@ -69,6 +77,7 @@ public sealed class ContainerKernel
                 // the agent's start is waited for by the SettleCreate the container decides next, beside its journal write
                 var (rootfs, settled) = await _creator.BeginAsync(c.Spec).ConfigureAwait(false);
                 _settling = settled;
+                _k.Fx.Creates.Follow(_k.Name, settled);
                 return rootfs with { Settling = true };
             case Effect.SettleCreate:
                 if (Interlocked.Exchange(ref _settling, null) is { } settling) await settling.ConfigureAwait(false);
