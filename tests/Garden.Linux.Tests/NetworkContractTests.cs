@@ -535,6 +535,74 @@ public sealed class RealFirewallContract : FirewallContract
     }
 
     [GatedFact]
+    public async Task Applies_that_queue_behind_one_another_go_in_one_batch_each_container_with_its_own_tables()
+    {
+        using var recorded = new RecordedRestore();
+        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], []), iptablesRestore: recorded.Restore, ip6tablesRestore: recorded.Restore6);
+        var first = Net("q0", 30);
+        var queued = new[] { Net("q1", 31), Net("q2", 32), Net("q3", 33) };
+        ContainerFirewall Rules(ContainerNetwork n, int i) => i % 2 == 1
+            ? new ContainerFirewall(n, [new PortMapping(41031 + i, 80)], [Tcp("10.1.0.0/24", 80)])
+            : new ContainerFirewall(n, [], []);
+        try
+        {
+            // four Creates at once: the first takes the lock, the three that queue behind it go together
+            await Task.WhenAll(new[] { first }.Concat(queued).Select((n, i) => fw.ApplyAsync(Rules(n, i), default)));
+            var batches = recorded.Batches();
+            Assert.Equal(2, batches.Count);
+            Assert.Equal(3, queued.Count(n => batches[1].Contains($":{n.OutChain} ")));
+            // one without NetIn gets no nat chain of its own in the batch it shares with one that has NetIn
+            Assert.Contains($":{queued[0].NatChain} ", batches[1]);
+            Assert.DoesNotContain(queued[1].NatChain, batches[1]);
+            Assert.Equal(["q0", "q1", "q2", "q3"], (await fw.InstalledAsync(default)).Order());
+            var saved = await Save();
+            Assert.Contains($":{queued[0].NatChain} ", saved);
+            Assert.DoesNotContain(queued[1].NatChain, saved);
+            // what the kernel holds is what each asked for: a restarted daemon finds every one intact
+            var fresh = new IptablesFirewall(new FirewallOptions(Prefix, [], []));
+            foreach (var (n, i) in new[] { first }.Concat(queued).Select((n, i) => (n, i)))
+                Assert.False(await fresh.EnsureAsync(Rules(n, i), default), n.Handle);
+        }
+        finally
+        {
+            foreach (var n in queued.Prepend(first)) await fw.RemoveAsync(n, default);
+            await fw.ReleaseSharedAsync(default);
+        }
+    }
+
+    [GatedFact]
+    public async Task A_batch_of_applies_that_fails_is_applied_one_by_one_and_only_the_failing_container_hears_of_it()
+    {
+        // iptables-restore that refuses any batch with the chain of "bad" in it (a rule the kernel will not take)
+        var dir = TestPaths.NewTempDir("fw-refuse");
+        var bad = Net("bad", 41);
+        var good = new[] { Net("ok1", 42), Net("ok2", 43) };
+        var blocker = Net("blk", 40);
+        var script = Path.Combine(dir, "iptables-restore");
+        File.WriteAllText(script, $"#!/bin/sh\nif grep -q '{bad.OutChain}' \"$4\"; then echo 'iptables-restore: line 3 failed' >&2; exit 1; fi\n" +
+            $"exec {Command.Resolve("iptables-restore")} \"$@\"\n");
+        File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
+        var fw = new IptablesFirewall(new FirewallOptions(Prefix, [], []), iptablesRestore: script);
+        try
+        {
+            // the three queue behind the first and go in one batch, which fails for the bad one's sake
+            var first = fw.ApplyAsync(new ContainerFirewall(blocker, [], []), default);
+            var all = good.Prepend(bad).Select(n => fw.ApplyAsync(new ContainerFirewall(n, [], []), default)).ToList();
+            await first;
+            var e = await Assert.ThrowsAsync<FirewallException>(() => all[0]);
+            Assert.Contains("line 3 failed", e.Message);
+            await Task.WhenAll(all.Skip(1));
+            Assert.Equal(["blk", "ok1", "ok2"], (await fw.InstalledAsync(default)).Order());
+        }
+        finally
+        {
+            foreach (var n in good.Append(bad).Append(blocker)) await fw.RemoveAsync(n, default);
+            await fw.ReleaseSharedAsync(default);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [GatedFact]
     public async Task Destroying_the_last_container_is_one_batch_of_its_own_entries_and_chains_and_leaves_the_shared_chains_alone()
     {
         using var recorded = new RecordedRestore();

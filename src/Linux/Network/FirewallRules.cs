@@ -128,6 +128,9 @@ public static partial class FirewallRules
         public IReadOnlyCollection<ContainerFirewall> Apply { get; init; } = [];
         /// <summary>The tables in which the chains of <see cref="Apply"/> are rebuilt (a NetIn changes only nat, a NetOut only filter).</summary>
         public IReadOnlySet<string> ApplyTables { get; init; } = new HashSet<string> { "filter", "nat" };
+        /// <summary>Per handle of <see cref="Apply"/>, its own tables, in place of <see cref="ApplyTables"/> (a batch of
+        /// several containers: one without NetIn gets no nat chain).</summary>
+        public IReadOnlyDictionary<string, IReadOnlySet<string>> TablesOf { get; init; } = new Dictionary<string, IReadOnlySet<string>>();
         /// <summary>Containers' own chains to delete (no nat chain when it never existed).</summary>
         public IReadOnlyCollection<(string OutChain, string? NatChain)> Remove { get; init; } = [];
         public IReadOnlySet<string> JumpsPresent { get; init; } = new HashSet<string>();
@@ -229,7 +232,7 @@ public static partial class FirewallRules
                 foreach (var h in hooks) sb.Append($":{Chain(p, h.Suffix)} - [0:0]\n"); // creates, or flushes
             else
                 foreach (var e in plan.Delete) foreach (var l in Lines(e)) sb.Append(Delete(l)).Append('\n');
-            var apply = plan.ApplyTables.Contains(table) ? plan.Apply : [];
+            var apply = plan.Apply.Where(f => (plan.TablesOf.GetValueOrDefault(f.Network.Handle) ?? plan.ApplyTables).Contains(table)).ToList();
             foreach (var f in apply)
                 // Declaring a chain creates it, or flushes it when it exists.
                 sb.Append($":{Own(f.Network)} - [0:0]\n");

@@ -53,73 +53,151 @@ public sealed class IptablesFirewall : IFirewall
 
     private bool V6Intact => !_ipv6 || Ip6Rules.Intact(_options.Prefix, _v6);
 
-    public Task ApplyAsync(ContainerFirewall container, CancellationToken ct) => ApplyCoreAsync(container, rebuild: false, ct);
+    /// <summary>Applies waiting for the lock: whoever takes it next applies them all in one batch (one nf_tables
+    /// transaction, and one iptables-restore, for the Creates that came meanwhile instead of one each).</summary>
+    private readonly List<(ContainerFirewall Container, TaskCompletionSource Done)> _applies = [];
 
-    private async Task ApplyCoreAsync(ContainerFirewall container, bool rebuild, CancellationToken ct)
+    public async Task ApplyAsync(ContainerFirewall container, CancellationToken ct)
     {
         foreach (var r in container.NetOut) r.Validated();
-        var n = container.Network;
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        var mine = (container, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        lock (_applies) _applies.Add(mine);
         try
         {
-            await RetryOnceAsync(async attempt =>
+            await _lock.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            bool pending;
+            lock (_applies) pending = _applies.Remove(mine);
+            if (pending) throw;
+            await mine.Item2.Task.ConfigureAwait(false); // taken into a batch already: its outcome is that batch's
+            return;
+        }
+        try
+        {
+            List<(ContainerFirewall Container, TaskCompletionSource Done)> batch;
+            lock (_applies)
             {
-                var entries = await EntriesAsync(ct).ConfigureAwait(false);
-                var netIn = container.NetIn.Count > 0;
-                var entry = FirewallRules.EntryFor(n, _options, netIn);
-                var next = new Dictionary<string, FirewallRules.Entry>(entries) { [n.Handle] = entry };
-                var had = entries.TryGetValue(n.Handle, out var old);
-                var same = had && old!.Filter.SequenceEqual(entry.Filter) && old.Nat.SequenceEqual(entry.Nat);
-                var full = rebuild || attempt > 0 || !SharedExist;
-                var tables = new HashSet<string> { "filter", "nat" };
-                // No NetIn, no nat chain of its own (unless an earlier daemon made one): nat is not touched at all.
-                var natChain = netIn || _chains.Contains(n.NatChain);
-                if (!natChain) tables.Remove("nat");
-                if (!full && same && _applied.TryGetValue(n.Handle, out var before) && before.Network == n)
-                {
-                    if (before.NetOut.Count == container.NetOut.Count && before.NetOut.Zip(container.NetOut).All(r => r.First.Equivalent(r.Second)))
-                        tables.Remove("filter");
-                    if (before.NetIn.SequenceEqual(container.NetIn)) tables.Remove("nat");
-                }
-                var plan = new FirewallRules.Plan
-                {
-                    CreateShared = !SharedExist,
-                    RebuildShared = full,
-                    Entries = next.Values,
-                    Insert = full || same ? [] : [entry],
-                    Delete = full || same || !had ? [] : [old!],
-                    Apply = [container],
-                    ApplyTables = tables,
-                    JumpsPresent = _jumps,
-                };
-                await Task.WhenAll(
-                    RestoreAsync(FirewallRules.Batch(_options, plan), $"rules of {n.Handle}", ct),
-                    V6Intact ? Task.CompletedTask : Restore6Async(Ip6Rules.Install(_options.Prefix, _v6), "IPv6 guard", ct)).ConfigureAwait(false);
-                if (_ipv6) _v6 = Ip6Rules.Installed(_options.Prefix);
-                _applied[n.Handle] = container;
-                if (_jumps.Count < FirewallRules.Hooks.Length)
-                {
-                    EnableForwarding();
-                    RaiseConntrack();
-                }
-                _entries = next;
-                _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
-                _chains.UnionWith(_shared);
-                _chains.Add(n.OutChain);
-                foreach (var (chain, count) in FirewallRules.SharedCounts(_options, next.Values)) _counts[chain] = count;
-                _counts[n.OutChain] = FirewallRules.OutRules(_options, container).Count();
-                if (natChain)
-                {
-                    _chains.Add(n.NatChain);
-                    _counts[n.NatChain] = FirewallRules.NatRules(container).Count();
-                }
-            }).ConfigureAwait(false);
+                batch = [.. _applies];
+                _applies.Clear();
+            }
+            if (batch.Count > 0) await ApplyBatchAsync(batch, ct).ConfigureAwait(false);
         }
         finally
         {
             _lock.Release();
         }
+        await mine.Item2.Task.ConfigureAwait(false); // applied by this call, or by one that held the lock before it
     }
+
+    /// <summary>Applies <paramref name="batch"/> in one iptables-restore (of two applies of one container, the later: each
+    /// is the whole of its rules); when that fails, each on its own, so only a container whose rules fail hears of it. Under
+    /// the lock.</summary>
+    private async Task ApplyBatchAsync(List<(ContainerFirewall Container, TaskCompletionSource Done)> batch, CancellationToken ct)
+    {
+        var latest = batch.GroupBy(b => b.Container.Network.Handle).Select(g => g.Last().Container).ToList();
+        try
+        {
+            await ApplyManyAsync(latest, rebuild: false, ct).ConfigureAwait(false);
+            foreach (var (_, done) in batch) done.TrySetResult();
+            return;
+        }
+        catch (Exception e)
+        {
+            if (latest.Count == 1)
+            {
+                foreach (var (_, done) in batch) done.TrySetException(e);
+                return;
+            }
+        }
+        foreach (var group in batch.GroupBy(b => b.Container.Network.Handle))
+        {
+            try
+            {
+                await ApplyManyAsync([group.Last().Container], rebuild: false, ct).ConfigureAwait(false);
+                foreach (var (_, done) in group) done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                foreach (var (_, done) in group) done.TrySetException(e);
+            }
+        }
+    }
+
+    /// <summary>Makes or changes the rules of <paramref name="containers"/> (distinct handles) in one batch. Under the lock.</summary>
+    private Task ApplyManyAsync(IReadOnlyList<ContainerFirewall> containers, bool rebuild, CancellationToken ct) => RetryOnceAsync(async attempt =>
+    {
+        var entries = await EntriesAsync(ct).ConfigureAwait(false);
+        var next = new Dictionary<string, FirewallRules.Entry>(entries);
+        var full = rebuild || attempt > 0 || !SharedExist;
+        List<FirewallRules.Entry> insert = [], delete = [];
+        var tablesOf = new Dictionary<string, IReadOnlySet<string>>();
+        var natChains = new HashSet<string>();
+        foreach (var container in containers)
+        {
+            var n = container.Network;
+            var netIn = container.NetIn.Count > 0;
+            var entry = FirewallRules.EntryFor(n, _options, netIn);
+            next[n.Handle] = entry;
+            var had = entries.TryGetValue(n.Handle, out var old);
+            var same = had && old!.Filter.SequenceEqual(entry.Filter) && old.Nat.SequenceEqual(entry.Nat);
+            var tables = new HashSet<string> { "filter", "nat" };
+            // No NetIn, no nat chain of its own (unless an earlier daemon made one): nat is not touched at all.
+            var natChain = netIn || _chains.Contains(n.NatChain);
+            if (!natChain) tables.Remove("nat");
+            else natChains.Add(n.Handle);
+            if (!full && same && _applied.TryGetValue(n.Handle, out var before) && before.Network == n)
+            {
+                if (before.NetOut.Count == container.NetOut.Count && before.NetOut.Zip(container.NetOut).All(r => r.First.Equivalent(r.Second)))
+                    tables.Remove("filter");
+                if (before.NetIn.SequenceEqual(container.NetIn)) tables.Remove("nat");
+            }
+            tablesOf[n.Handle] = tables;
+            if (!full && !same)
+            {
+                insert.Add(entry);
+                if (had) delete.Add(old!);
+            }
+        }
+        var plan = new FirewallRules.Plan
+        {
+            CreateShared = !SharedExist,
+            RebuildShared = full,
+            Entries = next.Values,
+            Insert = insert,
+            Delete = delete,
+            Apply = containers,
+            TablesOf = tablesOf,
+            JumpsPresent = _jumps,
+        };
+        var what = containers.Count == 1 ? $"rules of {containers[0].Network.Handle}" : $"rules of {string.Join(", ", containers.Select(c => c.Network.Handle))}";
+        await Task.WhenAll(
+            RestoreAsync(FirewallRules.Batch(_options, plan), what, ct),
+            V6Intact ? Task.CompletedTask : Restore6Async(Ip6Rules.Install(_options.Prefix, _v6), "IPv6 guard", ct)).ConfigureAwait(false);
+        if (_ipv6) _v6 = Ip6Rules.Installed(_options.Prefix);
+        foreach (var container in containers) _applied[container.Network.Handle] = container;
+        if (_jumps.Count < FirewallRules.Hooks.Length)
+        {
+            EnableForwarding();
+            RaiseConntrack();
+        }
+        _entries = next;
+        _jumps = FirewallRules.Hooks.Select(h => h.Builtin).ToHashSet();
+        _chains.UnionWith(_shared);
+        foreach (var (chain, count) in FirewallRules.SharedCounts(_options, next.Values)) _counts[chain] = count;
+        foreach (var container in containers)
+        {
+            var n = container.Network;
+            _chains.Add(n.OutChain);
+            _counts[n.OutChain] = FirewallRules.OutRules(_options, container).Count();
+            if (natChains.Contains(n.Handle))
+            {
+                _chains.Add(n.NatChain);
+                _counts[n.NatChain] = FirewallRules.NatRules(container).Count();
+            }
+        }
+    });
 
     /// <summary>A batch built from a stale view (someone else changed our chains) fails whole: read the kernel and try once
     /// more, rebuilding the shared chains.</summary>
@@ -159,7 +237,16 @@ public sealed class IptablesFirewall : IFirewall
         {
             _lock.Release();
         }
-        await ApplyCoreAsync(container, rebuild: !sharedIntact, ct).ConfigureAwait(false);
+        foreach (var r in container.NetOut) r.Validated();
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await ApplyManyAsync([container], rebuild: !sharedIntact, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
         return true;
     }
 
