@@ -422,6 +422,9 @@ try
     if (Want("reattach"))
     {
         var n = int.Parse(Environment.GetEnvironmentVariable("BENCH_REATTACH_CONTAINERS") ?? "100");
+        // a selection without the rows before this one finds the first daemon still serving on the same socket: it would
+        // answer the Pings below (and outlive the bench, holding its lock)
+        StopDaemon(daemon);
         daemon = StartDaemon(Path.Combine(dir, "state-reattach"), Path.Combine(dir, "bench.conf"));
         await WaitForPing(client);
         var handles = new List<string>();
