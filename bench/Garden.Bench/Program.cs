@@ -527,6 +527,9 @@ try
         }
         const int width = 10;
         var rounds = Math.Max(3, reps / 6);
+        // BENCH_PARALLEL_SETTLE_MS: a pause before each measured burst, so the kernel's teardown of the burst before it
+        // (network and user namespaces, mounts: asynchronous, after every destroy has answered) is not inside it
+        var settle = TimeSpan.FromMilliseconds(int.TryParse(Environment.GetEnvironmentVariable("BENCH_PARALLEL_SETTLE_MS"), out var sm) ? sm : 0);
         var gardendRates = new List<double>();
         var runcRates = new List<double>();
         var floorRates = new List<double>();
@@ -535,6 +538,7 @@ try
         for (var r = 0; r < rounds; r++)
         {
             if (poolWait) await Pool.Full(daemonLog, poolSize);
+            await Task.Delay(settle);
             var cpu = Cpu.Ms(daemon.Id);
             var own = Cpu.Own(daemon.Id);
             var sw = Stopwatch.StartNew();
@@ -547,6 +551,7 @@ try
             await Task.WhenAll(hs.Select(async h => await client.DestroyAsync(new DestroyRequest { Handle = h })));
 
             var ids = Enumerable.Range(0, width).Select(i => $"bench-par-{Environment.ProcessId}-{r}-{i}").ToList();
+            await Task.Delay(settle);
             cpu = Cpu.Ms(Environment.ProcessId);
             sw.Restart();
             await Task.WhenAll(ids.Select(id => Runc.CreateStart(dir, rootfs, id)));
@@ -555,6 +560,7 @@ try
             await Task.WhenAll(ids.Select(Runc.Destroy));
 
             ids = Enumerable.Range(0, width).Select(i => $"bench-parfloor-{Environment.ProcessId}-{r}-{i}").ToList();
+            await Task.Delay(settle);
             cpu = Cpu.Ms(Environment.ProcessId);
             sw.Restart();
             await Task.WhenAll(ids.Select(id => Runc.CreateStart(dir, rootfs, id, Runc.GardenConfig(rootfs, id, agent))));
