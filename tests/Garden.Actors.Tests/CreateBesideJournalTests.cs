@@ -13,14 +13,21 @@ public sealed class CreateBesideJournalTests() : ActorTest("beside", "destroy-co
 {
     private static ContainerSpec Spec(string handle) => new(handle, "", [], ImmutableDictionary<string, string>.Empty, false);
 
+    /// <summary>Asks for a Create of <paramref name="handle"/> (answered to the test actor) on a journal that holds its
+    /// CreateStarted, and waits until that write is held; the caller releases it.</summary>
+    private void CreateWithCreateStartedHeld(string handle)
+    {
+        HeldJournal.Hold<CreateStarted>();
+        Host.Tell(new HostProtocol.CreateContainer(Spec(handle)), TestActor);
+        AwaitCondition(() => HeldJournal.Waiting == 1);
+    }
+
     [Fact]
     public void Runc_runs_while_CreateStarted_is_written_and_the_Create_is_answered_only_after_it()
     {
-        HeldJournal.Hold<CreateStarted>();
         try
         {
-            Host.Tell(new HostProtocol.CreateContainer(Spec("early")), TestActor);
-            AwaitCondition(() => HeldJournal.Waiting == 1);
+            CreateWithCreateStartedHeld("early");
             AwaitCondition(() => Runtime.Containers.Contains("early")); // made before its record is in
             ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // but not answered
         }
@@ -36,11 +43,9 @@ public sealed class CreateBesideJournalTests() : ActorTest("beside", "destroy-co
     [Fact]
     public void A_container_made_whose_CreateStarted_never_landed_is_undone_by_the_next_daemon()
     {
-        HeldJournal.Hold<CreateStarted>();
         try
         {
-            Host.Tell(new HostProtocol.CreateContainer(Spec("unwritten")), TestActor);
-            AwaitCondition(() => HeldJournal.Waiting == 1);
+            CreateWithCreateStartedHeld("unwritten");
             // everything of it is made: runc, its rootfs, network and firewall (the host's registration named it first)
             AwaitCondition(() => Runtime.Containers.Contains("unwritten") && Firewall.Of("unwritten") is not null);
             Assert.Equal(1, Rootfs.MountedCount);

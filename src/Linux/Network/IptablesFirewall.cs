@@ -55,48 +55,58 @@ public sealed class IptablesFirewall : IFirewall
 
     /// <summary>Applies waiting for the lock: whoever takes it next applies them all in one batch (one nf_tables
     /// transaction, and one iptables-restore, for the Creates that came meanwhile instead of one each).</summary>
-    private readonly List<(ContainerFirewall Container, TaskCompletionSource Done)> _applies = [];
+    private readonly List<(ContainerFirewall Item, TaskCompletionSource Done)> _applies = [];
 
-    public async Task ApplyAsync(ContainerFirewall container, CancellationToken ct)
+    public Task ApplyAsync(ContainerFirewall container, CancellationToken ct)
     {
         foreach (var r in container.NetOut) r.Validated();
-        var mine = (container, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        lock (_applies) _applies.Add(mine);
+        return InBatchAsync(_applies, container, ApplyBatchAsync, ct);
+    }
+
+    /// <summary>The group commit of applies and removals: <paramref name="item"/> waits in <paramref name="pending"/> for
+    /// the lock; whoever takes it next runs everything pending as one batch (<paramref name="run"/> completes each
+    /// item's outcome). A call cancelled while its item still waits takes it back; one already taken into a batch gets
+    /// that batch's outcome.</summary>
+    private async Task InBatchAsync<T>(List<(T Item, TaskCompletionSource Done)> pending, T item,
+        Func<List<(T Item, TaskCompletionSource Done)>, CancellationToken, Task> run, CancellationToken ct)
+    {
+        var mine = (item, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        lock (pending) pending.Add(mine);
         try
         {
             await _lock.WaitAsync(ct).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            bool pending;
-            lock (_applies) pending = _applies.Remove(mine);
-            if (pending) throw;
-            await mine.Item2.Task.ConfigureAwait(false); // taken into a batch already: its outcome is that batch's
+            bool waiting;
+            lock (pending) waiting = pending.Remove(mine);
+            if (waiting) throw;
+            await mine.Item2.Task.ConfigureAwait(false);
             return;
         }
         try
         {
-            List<(ContainerFirewall Container, TaskCompletionSource Done)> batch;
-            lock (_applies)
+            List<(T Item, TaskCompletionSource Done)> batch;
+            lock (pending)
             {
-                batch = [.. _applies];
-                _applies.Clear();
+                batch = [.. pending];
+                pending.Clear();
             }
-            if (batch.Count > 0) await ApplyBatchAsync(batch, ct).ConfigureAwait(false);
+            if (batch.Count > 0) await run(batch, ct).ConfigureAwait(false);
         }
         finally
         {
             _lock.Release();
         }
-        await mine.Item2.Task.ConfigureAwait(false); // applied by this call, or by one that held the lock before it
+        await mine.Item2.Task.ConfigureAwait(false); // done by this call, or by one that held the lock before it
     }
 
     /// <summary>Applies <paramref name="batch"/> in one iptables-restore (of two applies of one container, the later: each
     /// is the whole of its rules); when that fails, each on its own, so only a container whose rules fail hears of it. Under
     /// the lock.</summary>
-    private async Task ApplyBatchAsync(List<(ContainerFirewall Container, TaskCompletionSource Done)> batch, CancellationToken ct)
+    private async Task ApplyBatchAsync(List<(ContainerFirewall Item, TaskCompletionSource Done)> batch, CancellationToken ct)
     {
-        var latest = batch.GroupBy(b => b.Container.Network.Handle).Select(g => g.Last().Container).ToList();
+        var latest = batch.GroupBy(b => b.Item.Network.Handle).Select(g => g.Last().Item).ToList();
         try
         {
             await ApplyManyAsync(latest, rebuild: false, ct).ConfigureAwait(false);
@@ -111,11 +121,11 @@ public sealed class IptablesFirewall : IFirewall
                 return;
             }
         }
-        foreach (var group in batch.GroupBy(b => b.Container.Network.Handle))
+        foreach (var group in batch.GroupBy(b => b.Item.Network.Handle))
         {
             try
             {
-                await ApplyManyAsync([group.Last().Container], rebuild: false, ct).ConfigureAwait(false);
+                await ApplyManyAsync([group.Last().Item], rebuild: false, ct).ConfigureAwait(false);
                 foreach (var (_, done) in group) done.TrySetResult();
             }
             catch (Exception e)
@@ -171,9 +181,8 @@ public sealed class IptablesFirewall : IFirewall
             TablesOf = tablesOf,
             JumpsPresent = _jumps,
         };
-        var what = containers.Count == 1 ? $"rules of {containers[0].Network.Handle}" : $"rules of {string.Join(", ", containers.Select(c => c.Network.Handle))}";
         await Task.WhenAll(
-            RestoreAsync(FirewallRules.Batch(_options, plan), what, ct),
+            RestoreAsync(FirewallRules.Batch(_options, plan), $"rules of {string.Join(", ", containers.Select(c => c.Network.Handle))}", ct),
             V6Intact ? Task.CompletedTask : Restore6Async(Ip6Rules.Install(_options.Prefix, _v6), "IPv6 guard", ct)).ConfigureAwait(false);
         if (_ipv6) _v6 = Ip6Rules.Installed(_options.Prefix);
         foreach (var container in containers) _applied[container.Network.Handle] = container;
@@ -268,40 +277,20 @@ public sealed class IptablesFirewall : IFirewall
 
     /// <summary>Removals waiting for the lock: whoever takes it next removes them all in one batch (one nf_tables
     /// transaction for the destroys that came meanwhile, instead of one each).</summary>
-    private readonly List<(ContainerNetwork Network, TaskCompletionSource Done)> _removals = [];
+    private readonly List<(ContainerNetwork Item, TaskCompletionSource Done)> _removals = [];
 
-    public async Task RemoveAsync(ContainerNetwork network, CancellationToken ct)
+    public Task RemoveAsync(ContainerNetwork network, CancellationToken ct) => InBatchAsync(_removals, network, async (batch, token) =>
     {
-        var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_removals) _removals.Add((network, mine));
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            List<(ContainerNetwork Network, TaskCompletionSource Done)> batch;
-            lock (_removals)
-            {
-                batch = [.. _removals];
-                _removals.Clear();
-            }
-            if (batch.Count > 0)
-            {
-                try
-                {
-                    await RemoveManyAsync([.. batch.Select(b => b.Network)], ct).ConfigureAwait(false);
-                    foreach (var (_, done) in batch) done.TrySetResult();
-                }
-                catch (Exception e)
-                {
-                    foreach (var (_, done) in batch) done.TrySetException(e);
-                }
-            }
+            await RemoveManyAsync([.. batch.Select(b => b.Item)], token).ConfigureAwait(false);
+            foreach (var (_, done) in batch) done.TrySetResult();
         }
-        finally
+        catch (Exception e)
         {
-            _lock.Release();
+            foreach (var (_, done) in batch) done.TrySetException(e);
         }
-        await mine.Task.ConfigureAwait(false); // removed by this call, or by one that held the lock before it
-    }
+    }, ct);
 
     /// <summary>Removes the rules of <paramref name="networks"/> in one batch. Under the lock.</summary>
     private Task RemoveManyAsync(IReadOnlyList<ContainerNetwork> networks, CancellationToken ct) => RetryOnceAsync(async attempt =>
