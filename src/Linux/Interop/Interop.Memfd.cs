@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using Tmds.Linux;
 
@@ -44,6 +45,44 @@ internal static unsafe partial class Sys
             throw;
         }
     }
+
+    /// <summary>A sealed memory file (as <see cref="MemfdSealed"/>) holding a copy of the file open as <paramref name="source"/>,
+    /// copied by the kernel (sendfile(2)), <paramref name="size"/> bytes from its start.</summary>
+    public static SafeFd MemfdSealedCopy(string name, SafeHandle source, long size)
+    {
+        var fd = CreateMemfd(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
+        var raw = (int)fd.DangerousGetHandle();
+        try
+        {
+            using var src = new FdRef(source);
+            long offset = 0;
+            while (offset < size)
+            {
+                var n = SendfileRaw(raw, src.Fd, &offset, (nint)(size - offset));
+                if (n < 0 && Errno == LibC.EINTR) continue;
+                if (n < 0) throw LastError("sendfile", name);
+                if (n == 0) throw new IOException($"{name}: the file ended at {offset} of {size} bytes while it was copied");
+            }
+            if (LibC.fcntl(raw, LibC.F_ADD_SEALS, LibC.F_SEAL_WRITE | LibC.F_SEAL_GROW | LibC.F_SEAL_SHRINK | LibC.F_SEAL_SEAL) < 0)
+                throw LastError("fcntl(F_ADD_SEALS)", name);
+            return fd;
+        }
+        catch
+        {
+            fd.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The seals of a memory file (F_GET_SEALS), or -1 when it is not one that takes seals.</summary>
+    public static int Seals(SafeHandle file)
+    {
+        using var f = new FdRef(file);
+        return LibC.fcntl(f.Fd, LibC.F_GET_SEALS);
+    }
+
+    [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
+    private static partial nint SendfileRaw(int outFd, int inFd, long* offset, nint count); // not in Tmds.LibC
 
     /// <summary>An empty memory file for a library to write into (<see cref="ReadAll"/> reads it back).</summary>
     public static SafeFd Memfd(string name) => CreateMemfd(name, LibC.MFD_CLOEXEC);

@@ -47,5 +47,25 @@ internal static unsafe partial class Sys
         return (supported & STATX_ATTR_MOUNT_ROOT) == 0 ? null : (attributes & STATX_ATTR_MOUNT_ROOT) != 0;
     }
 
+    private const uint STATX_MTIME = 0x40, STATX_CTIME = 0x80, STATX_INO = 0x100, STATX_SIZE = 0x200;
+
+    /// <summary>What names one version of the file at <paramref name="path"/> (symlinks followed): its device, inode, size,
+    /// modification and change times (ns). A file replaced (renamed over) or rewritten in place gets another identity, except
+    /// a rewrite within the timestamps' granularity, which the caller has to allow for (<see cref="FileIdentity.ChangedAt"/>).</summary>
+    public static FileIdentity Identity(string path)
+    {
+        var buffer = stackalloc byte[256];
+        int r;
+        fixed (byte* p = Utf8z(path, "statx"))
+            r = StatxRaw(AT_FDCWD, p, 0, STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME, buffer);
+        if (r < 0) throw LastError("statx", path);
+        static long Ns(byte* t) => *(long*)t * 1_000_000_000L + *(uint*)(t + 8);
+        return new FileIdentity(((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140), *(ulong*)(buffer + 32),
+            *(long*)(buffer + 40), Ns(buffer + 112), Ns(buffer + 96));
+    }
+
     public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000;
 }
+
+/// <summary>One version of a file (<see cref="Sys.Identity"/>); <see cref="ChangedAt"/> is its ctime, ns since the epoch.</summary>
+internal readonly record struct FileIdentity(ulong Device, ulong Inode, long Size, long ModifiedAt, long ChangedAt);

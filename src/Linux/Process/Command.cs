@@ -39,9 +39,13 @@ public static class Command
     public static Task<CommandResult> RunAsync(string path, IReadOnlyList<string> args, CancellationToken ct = default) =>
         RunAsync(path, args, CommandOutput.Capture, ct);
 
-    public static async Task<CommandResult> RunAsync(string path, IReadOnlyList<string> args, CommandOutput output, CancellationToken ct = default)
+    public static Task<CommandResult> RunAsync(string path, IReadOnlyList<string> args, CommandOutput output, CancellationToken ct = default) =>
+        RunAsync(path, path, args, output, ct);
+
+    /// <summary>Runs the file at <paramref name="path"/> (which may be a /proc/self/fd path) with <paramref name="argv0"/> as its name.</summary>
+    public static async Task<CommandResult> RunAsync(string path, string argv0, IReadOnlyList<string> args, CommandOutput output, CancellationToken ct = default)
     {
-        var (pid, outRead, errRead) = Spawn(path, args, output);
+        var (pid, outRead, errRead) = Spawn(path, argv0, args, output);
         var result = await CommandWatch.Follow(pid, outRead, errRead).ConfigureAwait(false);
         return output.StderrFile is null ? result : result with { Stderr = ReadTail(output.StderrFile) };
     }
@@ -52,7 +56,7 @@ public static class Command
     }
 
     /// <summary>Starts the program; returns its pid and the read ends of the pipes of its captured stdout and stderr.</summary>
-    private static unsafe (int Pid, SafeFd? Stdout, SafeFd? Stderr) Spawn(string path, IReadOnlyList<string> args, CommandOutput output)
+    private static unsafe (int Pid, SafeFd? Stdout, SafeFd? Stderr) Spawn(string path, string argv0, IReadOnlyList<string> args, CommandOutput output)
     {
         var fa = stackalloc byte[Sys.SpawnStructSize];
         var attr = stackalloc byte[Sys.SpawnStructSize];
@@ -77,7 +81,7 @@ public static class Command
             Sys.SpawnAttrResetSignals(attr);
 
             var argv = stackalloc byte*[args.Count + 2];
-            argv[0] = Utf8(path, allocated);
+            argv[0] = Utf8(argv0, allocated);
             for (var i = 0; i < args.Count; i++) argv[i + 1] = Utf8(args[i], allocated);
             argv[args.Count + 1] = null;
 
@@ -88,7 +92,7 @@ public static class Command
             envp[n] = null;
 
             int pid;
-            var rc = Sys.PosixSpawn(&pid, argv[0], fa, attr, argv, envp);
+            var rc = Sys.PosixSpawn(&pid, Utf8(path, allocated), fa, attr, argv, envp);
             if (rc != 0) throw new LinuxException("posix_spawn", path, rc);
             var spawned = (pid, outRead, errRead);
             outRead = errRead = null;

@@ -17,6 +17,10 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
 
     private readonly string runcPath = Command.Resolve(runc);
 
+    // `runc run` execs runc from one sealed in-memory copy, so its init does not copy the binary again per container
+    // (SealedExecutable says why that is safe); the other commands start no init and run the file.
+    private SealedExecutable Sealed => SealedExecutable.For(runcPath);
+
     // Bundles of containers this instance started: their init pid is in the pid file, so kill and wait
     // need no runc invocation. Unknown ids (another daemon's) go through runc.
     private readonly ConcurrentDictionary<string, string> _bundles = new();
@@ -56,9 +60,11 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
         var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
         SafeFd[] seccomp = OciBundle.AgentSeccompProgram(spec) ? [program!] : [];
-        var result = await Command.RunAsync(runcPath, args, new CommandOutput("/dev/null", stderrFile,
-                [listener, .. cgroups, .. seccomp]), ct)
-            .ConfigureAwait(false);
+        CommandResult result;
+        using (var runc = Sealed.Take())
+            result = await Command.RunAsync(runc.ExecPath, runcPath, args, new CommandOutput("/dev/null", stderrFile,
+                    [listener, .. cgroups, .. seccomp]), ct)
+                .ConfigureAwait(false);
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
         _bundles[id] = bundleDir;
     }
