@@ -8,8 +8,12 @@ namespace Garden.Linux.Tests;
 public static class ClassicBpf
 {
     /// <summary>The program's answer (SECCOMP_RET_*) for one syscall: its number, AUDIT_ARCH_* and six arguments.</summary>
-    public static uint Run(ReadOnlySpan<byte> program, int nr, uint arch, ReadOnlySpan<ulong> args)
+    public static uint Run(ReadOnlySpan<byte> program, int nr, uint arch, ReadOnlySpan<ulong> args) => Run(program, nr, arch, args, out _);
+
+    /// <summary>The same, and how many instructions it ran to answer (what the kernel runs for that syscall).</summary>
+    public static uint Run(ReadOnlySpan<byte> program, int nr, uint arch, ReadOnlySpan<ulong> args, out int steps)
     {
+        steps = 0;
         Span<byte> data = stackalloc byte[64]; // struct seccomp_data
         BinaryPrimitives.WriteInt32LittleEndian(data, nr);
         BinaryPrimitives.WriteUInt32LittleEndian(data[4..], arch);
@@ -19,6 +23,7 @@ public static class ClassicBpf
         var count = program.Length / 8;
         for (var pc = 0; pc < count; pc++)
         {
+            steps++;
             var insn = program.Slice(pc * 8, 8);
             var code = BinaryPrimitives.ReadUInt16LittleEndian(insn);
             var (jt, jf) = (insn[2], insn[3]);

@@ -45,6 +45,14 @@ internal static unsafe partial class Sys
     [LibraryImport(LibSeccomp, EntryPoint = "seccomp_syscall_resolve_name_arch", StringMarshalling = StringMarshalling.Utf8)]
     public static partial int SeccompSyscallResolveNameArch(uint archToken, string name);
 
+    /// <summary>libseccomp's scmp_filter_attr SCMP_FLTATR_CTL_OPTIMIZE (libseccomp 2.5+): 2 lays the syscall numbers out as a
+    /// binary tree.</summary>
+    public const int ScmpFltatrCtlOptimize = 8;
+
+    /// <summary>0, or -errno (-EINVAL: this libseccomp does not know the attribute or the value).</summary>
+    [LibraryImport(LibSeccomp, EntryPoint = "seccomp_attr_set")]
+    public static partial int SeccompAttrSet(nint ctx, int attribute, uint value);
+
     [LibraryImport(LibSeccomp, EntryPoint = "seccomp_rule_add_array")]
     public static partial int SeccompRuleAddArray(nint ctx, uint action, int syscall, uint argCount, ScmpArgCmp* args);
 

@@ -26,7 +26,9 @@ public static class SeccompCompiler
     private const uint AuditArchX86_64 = 0xC000003E, AuditArchI386 = 0x40000003, AuditArchAarch64 = 0xC00000B7, AuditArchArm = 0x40000028;
 
     /// <summary>The program for the profile, as the bytes of its struct sock_filter array (8 bytes per instruction).</summary>
-    public static byte[] Compile(JsonObject oci)
+    public static byte[] Compile(JsonObject oci) => Compile(oci, binaryTree: true);
+
+    internal static byte[] Compile(JsonObject oci, bool binaryTree)
     {
         var defaultAction = Action((string)oci["defaultAction"]!, Number(oci["defaultErrnoRet"]));
         var architectures = oci["architectures"]!.AsArray().Select(a => (string)a!).ToList();
@@ -36,6 +38,8 @@ public static class SeccompCompiler
         if (ctx == 0) throw new InvalidOperationException("seccomp_init failed (libseccomp refused the default action)");
         try
         {
+            if (binaryTree && Sys.SeccompAttrSet(ctx, Sys.ScmpFltatrCtlOptimize, 2) is var optimized and < 0)
+                throw new InvalidOperationException($"seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE, 2): errno {-optimized}");
             var tokens = architectures.Select(ArchToken).ToList();
             foreach (var (name, token) in architectures.Zip(tokens))
                 if (Sys.SeccompArchAdd(ctx, token) is var rc and < 0 && rc != -Eexist)
