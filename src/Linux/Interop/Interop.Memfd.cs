@@ -47,10 +47,11 @@ internal static unsafe partial class Sys
     }
 
     /// <summary>A sealed memory file (as <see cref="MemfdSealed"/>) holding a copy of the file open as <paramref name="source"/>,
-    /// copied by the kernel (sendfile(2)), <paramref name="size"/> bytes from its start.</summary>
+    /// copied by the kernel (sendfile(2)), <paramref name="size"/> bytes from its start, made to be exec'd (MFD_EXEC where
+    /// the kernel knows it: with vm.memfd_noexec = 1 a memfd is not executable otherwise).</summary>
     public static SafeFd MemfdSealedCopy(string name, SafeHandle source, long size)
     {
-        var fd = CreateMemfd(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
+        var fd = CreateExecutableMemfd(name);
         var raw = (int)fd.DangerousGetHandle();
         try
         {
@@ -86,6 +87,20 @@ internal static unsafe partial class Sys
 
     /// <summary>An empty memory file for a library to write into (<see cref="ReadAll"/> reads it back).</summary>
     public static SafeFd Memfd(string name) => CreateMemfd(name, LibC.MFD_CLOEXEC);
+
+    private const uint MFD_EXEC = 0x10; // Linux 6.3; older kernels refuse the flag (EINVAL)
+
+    private static SafeFd CreateExecutableMemfd(string name)
+    {
+        try
+        {
+            return CreateMemfd(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING | MFD_EXEC);
+        }
+        catch (LinuxException e) when (e.Errno == LibC.EINVAL)
+        {
+            return CreateMemfd(name, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
+        }
+    }
 
     private static SafeFd CreateMemfd(string name, uint flags)
     {

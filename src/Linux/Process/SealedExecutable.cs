@@ -66,21 +66,47 @@ public sealed class SealedExecutable
 
     private Copy Make(FileIdentity of)
     {
-        var keep = DateTime.UtcNow - DateTime.UnixEpoch - TimeSpan.FromTicks(of.ChangedAt / 100) >= Settle;
+        // a ctime in the future (the clock stepped back) is as unsure as a recent one, and kept all the same: it would never settle
+        var age = DateTime.UtcNow - DateTime.UnixEpoch - TimeSpan.FromTicks(of.ChangedAt / 100);
+        var keep = age >= Settle || age <= -Settle;
+        SafeFd? memfd = null;
         try
         {
             using var file = File.OpenHandle(Path, FileMode.Open, FileAccess.Read);
             Span<byte> magic = stackalloc byte[4];
             if (RandomAccess.Read(file, magic, 0) != 4 || !magic.SequenceEqual(Elf)) return new Copy(null, of, keep);
-            var memfd = Sys.MemfdSealedCopy(System.IO.Path.GetFileName(Path), file, of.Size);
+            memfd = Sys.MemfdSealedCopy(System.IO.Path.GetFileName(Path), file, of.Size);
             // the file changed while it was copied: run it from its path this time, copy it again next time
-            if (Sys.Identity(Path) == of) return new Copy(memfd, of, keep);
-            memfd.Dispose();
-            return new Copy(null, of, Keep: false);
+            if (Sys.Identity(Path) != of) return new Copy(null, of, Keep: false);
+            // above the descriptors a spawn puts its extra files at (3, 4, ...): its /proc/self/fd path must still be the
+            // copy in the child when it execs
+            return new Copy(Sys.FcntlDupCloexec(memfd, 100), of, keep);
+        }
+        catch (LinuxException e) when (e.Call.StartsWith("memfd_create", StringComparison.Ordinal))
+        {
+            return new Copy(null, of, Keep: true);   // this kernel makes no executable memfd (vm.memfd_noexec = 2): the path
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or LinuxException)
         {
-            return new Copy(null, of, Keep: false);   // no memfd here (or the file went): run it from its path
+            return new Copy(null, of, Keep: false);   // the file went or could not be read: run it from its path
+        }
+        finally
+        {
+            memfd?.Dispose();
+        }
+    }
+
+    /// <summary>The copy could not be exec'd (a security module, or a kernel that will not exec memory files): this
+    /// version of the file is run from its path from now on; a new version is tried again.</summary>
+    public void ExecFailed(Lease lease)
+    {
+        lock (_gate)
+        {
+            if (_copy?.Memfd is { } memfd && lease.Holds(memfd))
+            {
+                memfd.Dispose();
+                _copy = _copy with { Memfd = null, Keep = true };
+            }
         }
     }
 
@@ -101,6 +127,8 @@ public sealed class SealedExecutable
         internal Lease(string path) => ExecPath = path;
 
         public string ExecPath { get; }
+
+        internal bool Holds(SafeHandle handle) => ReferenceEquals(_held, handle);
 
         /// <summary>Whether this is the sealed copy (false: the file's own path).</summary>
         public bool Sealed => _held is not null;

@@ -60,11 +60,21 @@ public sealed class RuncRuntime(string runc = "runc", string? root = null, Agent
         var args = Global().Concat(["run", "--detach", "--preserve-fds", OciBundle.PreservedFds(spec).ToString(),
             "--bundle", bundleDir, "--pid-file", Path.Combine(bundleDir, "init.pid"), id]).ToList();
         SafeFd[] seccomp = OciBundle.AgentSeccompProgram(spec) ? [program!] : [];
+        var output = new CommandOutput("/dev/null", stderrFile, [listener, .. cgroups, .. seccomp]);
         CommandResult result;
         using (var runc = Sealed.Take())
-            result = await Command.RunAsync(runc.ExecPath, runcPath, args, new CommandOutput("/dev/null", stderrFile,
-                    [listener, .. cgroups, .. seccomp]), ct)
-                .ConfigureAwait(false);
+        {
+            try
+            {
+                result = await Command.RunAsync(runc.ExecPath, runcPath, args, output, ct).ConfigureAwait(false);
+            }
+            catch (LinuxException e) when (runc.Sealed && e.Call == "posix_spawn")
+            {
+                // the copy was not exec'd (nothing ran): a security module or the kernel refuses memory files; the file then
+                Sealed.ExecFailed(runc);
+                result = await Command.RunAsync(runcPath, args, output, ct).ConfigureAwait(false);
+            }
+        }
         if (!result.Succeeded) throw new OciRuntimeException("run", id, LastLine(result.Stderr, result.ExitCode));
         _bundles[id] = bundleDir;
     }

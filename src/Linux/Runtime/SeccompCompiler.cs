@@ -20,6 +20,7 @@ public static class SeccompCompiler
     private const uint X32SyscallBit = 0x40000000;
     private const int Enosys = 38;
     private const int Eexist = 17;
+    private const int Einval = 22;
     private const int MaxInstructions = 4096; // BPF_MAXINSNS
 
     // the AUDIT_ARCH_* a filter sees in seccomp_data.arch
@@ -38,7 +39,8 @@ public static class SeccompCompiler
         if (ctx == 0) throw new InvalidOperationException("seccomp_init failed (libseccomp refused the default action)");
         try
         {
-            if (binaryTree && Sys.SeccompAttrSet(ctx, Sys.ScmpFltatrCtlOptimize, 2) is var optimized and < 0)
+            // a libseccomp before 2.5 does not know the attribute (-EINVAL): the program is then one list, as runc's
+            if (binaryTree && Sys.SeccompAttrSet(ctx, Sys.ScmpFltatrCtlOptimize, 2) is var optimized and < 0 && optimized != -Einval)
                 throw new InvalidOperationException($"seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE, 2): errno {-optimized}");
             var tokens = architectures.Select(ArchToken).ToList();
             foreach (var (name, token) in architectures.Zip(tokens))
