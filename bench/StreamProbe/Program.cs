@@ -139,7 +139,7 @@ try
                 {
                     await call.RequestStream.WriteAsync(new StreamInRequest { Handle = h, Path = "/bench" });
                     for (int off = 0; off < tar.Length; off += 256 * 1024)
-                        await call.RequestStream.WriteAsync(new StreamInRequest { Data = ByteString.CopyFrom(tar, off, Math.Min(256 * 1024, tar.Length - off)) });
+                        await call.RequestStream.WriteAsync(new StreamInRequest { Data = UnsafeByteOperations.UnsafeWrap(tar.AsMemory(off, Math.Min(256 * 1024, tar.Length - off))) });
                     await call.RequestStream.CompleteAsync();
                     await call.ResponseAsync;
                 }

@@ -743,7 +743,8 @@ public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<Re
         }
     }
 
-    /// <summary>The client- and server-streaming rpcs (StreamIn, StreamOut) over Akka.Remote, through the CLI.</summary>
+    /// <summary>The client- and server-streaming rpcs (StreamIn, StreamOut) over Akka.Remote, through the CLI; a file of
+    /// many pieces (garden reads stdin into one buffer it refills) arrives byte for byte.</summary>
     [InstallFact]
     public async Task Stream_in_and_out_through_the_cli()
     {
@@ -753,11 +754,16 @@ public sealed class AkkaCliTests(RemoteDaemonFixture fixture) : IClassFixture<Re
         try
         {
             File.WriteAllText(Path.Combine(src, "hello.txt"), "over akka\n");
+            var big = new byte[3 << 20];
+            Random.Shared.NextBytes(big);
+            File.WriteAllBytes(Path.Combine(src, "big.bin"), big);
             var cli = $"{TestPaths.CliBinary} --socket {fixture.AkkaAddress}";
-            var streamIn = await Shell($"tar -C {src} -cf - hello.txt | {cli} stream-in {handle} /dst");
+            var streamIn = await Shell($"tar -C {src} -cf - hello.txt big.bin | {cli} stream-in {handle} /dst");
             Assert.True(streamIn.ExitCode == 0, streamIn.ToString());
             var cat = await Garden("run", handle, "--", "cat", "/dst/hello.txt");
             Assert.Equal("over akka\n", cat.Stdout);
+            var sum = await Garden("run", handle, "--", "sha256sum", "/dst/big.bin");
+            Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(big)), sum.Stdout.Split(' ')[0]);
             var streamOut = await Shell($"{cli} stream-out {handle} /dst/hello.txt | tar -xOf -");
             Assert.True(streamOut.ExitCode == 0, streamOut.ToString());
             Assert.Equal("over akka\n", streamOut.Stdout);

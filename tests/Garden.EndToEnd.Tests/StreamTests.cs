@@ -80,6 +80,40 @@ public sealed class StreamTests(DaemonFixture fx) : IClassFixture<DaemonFixture>
 
     private static string Text(TarEntry e) => new StreamReader(e.DataStream!).ReadToEnd();
 
+    /// <summary>garden sends stdin's archive in 256 KiB messages from one buffer it refills: an archive of many pieces,
+    /// every byte random, comes back byte for byte (a piece sent after its buffer was refilled would change files).</summary>
+    [InstallFact]
+    public async Task An_archive_of_many_pieces_through_garden_arrives_byte_for_byte()
+    {
+        var h = await Create("pieces");
+        try
+        {
+            var contents = new[] { 3 << 20, 256 * 1024 + 7, 1_000_001 }.Select(n => { var b = new byte[n]; Random.Shared.NextBytes(b); return b; }).ToArray();
+            var tar = Tar(w =>
+            {
+                for (int i = 0; i < contents.Length; i++)
+                    w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, $"big/f{i}") { DataStream = new MemoryStream(contents[i]) });
+            });
+            var inR = await StreamIn(h, "/dst", tar);
+            Assert.True(inR.ExitCode == 0, inR.ToString());
+
+            var back = new MemoryStream();
+            var outR = await Binary(["stream-out", h, "/dst/big"], output: back);
+            Assert.True(outR.ExitCode == 0, outR.ToString());
+            var byName = Entries(back).Where(e => e.EntryType == TarEntryType.RegularFile).ToDictionary(e => e.Name);
+            for (int i = 0; i < contents.Length; i++)
+            {
+                using var data = new MemoryStream();
+                byName[$"big/f{i}"].DataStream!.CopyTo(data);
+                Assert.True(data.ToArray().AsSpan().SequenceEqual(contents[i]), $"big/f{i} ({contents[i].Length} bytes) did not come back whole");
+            }
+        }
+        finally
+        {
+            await D.CliAsync("destroy", h);
+        }
+    }
+
     [InstallFact]
     public async Task A_tree_round_trips_with_modes_owners_symlinks_and_a_materialized_hardlink()
     {

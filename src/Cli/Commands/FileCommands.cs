@@ -18,7 +18,10 @@ internal static class FileCommands
         {
             int n;
             while ((n = Terminal.ReadStdin(buffer)) > 0)
-                await call.RequestStream.WriteAsync(new StreamInRequest { Data = ByteString.CopyFrom(buffer, 0, n) });
+                await call.RequestStream.WriteAsync(new StreamInRequest
+                {
+                    Data = Protocol.Client.GardenClient.StreamPiece(buffer, n, serializesOnWrite: !ctx.Address.IsAkka),
+                });
             await call.RequestStream.CompleteAsync();
         }
         catch (Exception e) when (e is Grpc.Core.RpcException or InvalidOperationException)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Garden.Protocol.Api;
+using Google.Protobuf;
 using Grpc.Core;
 using Status = Grpc.Core.Status;
 using Grpc.Net.Client;
@@ -9,8 +10,19 @@ namespace Garden.Protocol.Client;
 
 /// <summary>IGardenClient over the generated garden.v1 client, whatever carries its calls (a gRPC channel, or
 /// Akka.Remote through AkkaCallInvoker, in Garden.Protocol.Remote): the operations are written once for both transports.</summary>
-public class GardenClient(Api.Garden.GardenClient stub, Action? dispose = null) : IGardenClient
+/// <param name="serializesOnWrite">The transport has serialized a request message when its WriteAsync completes (gRPC,
+/// without a retry policy); Akka.Remote has not (it serializes on its own thread later).</param>
+public class GardenClient(Api.Garden.GardenClient stub, Action? dispose = null, bool serializesOnWrite = false) : IGardenClient
 {
+    /// <summary>The size of a StreamIn message's piece of the archive (gardend hands the agent pieces of this size too).</summary>
+    public const int StreamPieceBytes = 256 * 1024;
+
+    /// <summary>A piece of a buffer the caller refills after each write: wrapped, not copied, where the transport serializes
+    /// the message before its WriteAsync completes; copied where it may still read it later (Akka.Remote: wrapped, the
+    /// next read would change a piece not yet sent).</summary>
+    public static ByteString StreamPiece(byte[] buffer, int count, bool serializesOnWrite) =>
+        serializesOnWrite ? UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, count)) : ByteString.CopyFrom(buffer, 0, count);
+
     public Api.Garden.GardenClient Stub { get; } = stub;
 
     internal static async Task<T> Call<T>(Func<Task<T>> call)
@@ -118,15 +130,16 @@ public class GardenClient(Api.Garden.GardenClient stub, Action? dispose = null) 
         Call(() => Stub.SetGraceTimeAsync(new SetGraceTimeRequest { Handle = handle, GraceTimeMs = (ulong)graceTime.TotalMilliseconds },
             cancellationToken: ct).ResponseAsync);
 
-    /// <summary>The first message names the destination, the next ones carry the tar in pieces of 64 KiB.</summary>
+    /// <summary>The first message names the destination, the next ones carry the tar in pieces of 256 KiB out of one
+    /// buffer (<see cref="StreamPiece"/>).</summary>
     public Task StreamInAsync(string handle, string path, Stream archive, string user = "", CancellationToken ct = default) => Call(async () =>
     {
         using var call = Stub.StreamIn(cancellationToken: ct);
         await call.RequestStream.WriteAsync(new StreamInRequest { Handle = handle, Path = path, User = user }).ConfigureAwait(false);
-        var buffer = new byte[64 * 1024];
+        var buffer = new byte[StreamPieceBytes];
         int n;
         while ((n = await archive.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-            await call.RequestStream.WriteAsync(new StreamInRequest { Data = Google.Protobuf.ByteString.CopyFrom(buffer, 0, n) }).ConfigureAwait(false);
+            await call.RequestStream.WriteAsync(new StreamInRequest { Data = StreamPiece(buffer, n, serializesOnWrite) }).ConfigureAwait(false);
         await call.RequestStream.CompleteAsync().ConfigureAwait(false);
         await call.ResponseAsync.ConfigureAwait(false);
     });
@@ -164,7 +177,7 @@ public class GardenClient(Api.Garden.GardenClient stub, Action? dispose = null) 
 /// <summary>gRPC: HTTP/2 cleartext over gardend's Unix socket (or a TCP address).</summary>
 public sealed class GrpcGardenClient : GardenClient
 {
-    private GrpcGardenClient(GrpcChannel channel) : base(new Api.Garden.GardenClient(channel), channel.Dispose) { }
+    private GrpcGardenClient(GrpcChannel channel) : base(new Api.Garden.GardenClient(channel), channel.Dispose, serializesOnWrite: true) { }
 
     public static GrpcGardenClient ForUnixSocket(string path) => new(UnixSocketChannel(path));
 
@@ -189,7 +202,7 @@ public sealed class GrpcGardenClient : GardenClient
                 }
             },
         };
-        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = 64 << 20 });
+        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true, MaxReceiveMessageSize = 64 << 20 });
     }
 
     public static GrpcGardenClient ForAddress(string uri) =>
