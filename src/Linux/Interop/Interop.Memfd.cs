@@ -35,8 +35,7 @@ internal static unsafe partial class Sys
         try
         {
             WriteAll(raw, content, name);
-            if (LibC.fcntl(raw, LibC.F_ADD_SEALS, LibC.F_SEAL_WRITE | LibC.F_SEAL_GROW | LibC.F_SEAL_SHRINK | LibC.F_SEAL_SEAL) < 0)
-                throw LastError("fcntl(F_ADD_SEALS)", name);
+            SealAll(raw, name);
             return fd;
         }
         catch
@@ -64,8 +63,7 @@ internal static unsafe partial class Sys
                 if (n < 0) throw LastError("sendfile", name);
                 if (n == 0) throw new IOException($"{name}: the file ended at {offset} of {size} bytes while it was copied");
             }
-            if (LibC.fcntl(raw, LibC.F_ADD_SEALS, LibC.F_SEAL_WRITE | LibC.F_SEAL_GROW | LibC.F_SEAL_SHRINK | LibC.F_SEAL_SEAL) < 0)
-                throw LastError("fcntl(F_ADD_SEALS)", name);
+            SealAll(raw, name);
             return fd;
         }
         catch
@@ -73,6 +71,13 @@ internal static unsafe partial class Sys
             fd.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Seals a filled memory file for good: no write, no growing or shrinking, no further seal.</summary>
+    private static void SealAll(int raw, string name)
+    {
+        if (LibC.fcntl(raw, LibC.F_ADD_SEALS, LibC.F_SEAL_WRITE | LibC.F_SEAL_GROW | LibC.F_SEAL_SHRINK | LibC.F_SEAL_SEAL) < 0)
+            throw LastError("fcntl(F_ADD_SEALS)", name);
     }
 
     /// <summary>The seals of a memory file (F_GET_SEALS), or -1 when it is not one that takes seals.</summary>
