@@ -24,4 +24,7 @@ public static class I386Entry
     /// <summary>The probe's lines about the i386 entry: <paramref name="lines"/> on a kernel that has it, else the one
     /// line that says it has none.</summary>
     public static string[] Lines(params string[] lines) => Available ? lines : [Missing];
+
+    /// <summary>One such line: <paramref name="line"/> on a kernel that has the entry, else the line that says it has none.</summary>
+    public static string Line(string line) => Available ? line : Missing;
 }

@@ -85,6 +85,44 @@ static int waited(long pid)
     return pid < 0 ? -1 : 0;
 }
 
+#ifdef __x86_64__
+static void i386_entry(void)
+{
+    // The i386 entry (int 0x80, the 32-bit syscall table, AUDIT_ARCH_I386): the filter must refuse there what it refuses
+    // on x86-64. A kernel without IA32 emulation (CONFIG_IA32_EMULATION off, or ia32_emulation=0) has no such entry: int
+    // 0x80 is a general protection fault (SIGSEGV), so there is nothing to reach through it. Tried in a child first; any
+    // other end of that child (a filter that kills, SIGSYS) is printed as it is.
+    int st = 0;
+    pid_t p = fork();
+    if (p == 0) _exit(int80(20, 0) > 0 ? 0 : 1);
+    waitpid(p, &st, 0);
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) {
+        printf("int80: no i386 entry\n");
+        return;
+    }
+    if (WIFSIGNALED(st)) printf("int80 getpid (child): killed by signal %d\n", WTERMSIG(st));
+    // unshare is 310 there; getpid (20) must work.
+    report("int80 getpid", int80(20, 0), 0);
+    p = fork();
+    if (p == 0) {
+        long r = int80(310, CLONE_NEWUSER);
+        _exit(r == 0 ? 0 : (int)-r);
+    }
+    waitpid(p, &st, 0);
+    errno = WEXITSTATUS(st);
+    report("int80 unshare(CLONE_NEWUSER)", WEXITSTATUS(st) == 0 ? 0 : -1, 1);
+    // socketcall (102 there), the i386 multiplexer of the socket calls: its arguments are behind a pointer, out of the
+    // filter's sight, so the socket rule's AF_VSOCK refusal cannot apply to socketcall(SYS_SOCKET, {AF_VSOCK, ...}).
+    {
+        // the i386 kernel reads 32-bit words at a 32-bit address: a static array of this static, non-PIE binary
+        static unsigned int sargs[3] = {AF_VSOCK, SOCK_STREAM, 0};
+        long vfd = int80_2(102, 1, (long)(unsigned long)sargs);
+        report("int80 socketcall(SYS_SOCKET, AF_VSOCK)", vfd, 0);
+        if (vfd >= 0) close((int)vfd);
+    }
+}
+#endif
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -135,38 +173,7 @@ int main(void)
     report("mseal", syscall(462, 0, 0, 0), 0);
 
 #ifdef __x86_64__
-    // The i386 entry (int 0x80, the 32-bit syscall table, AUDIT_ARCH_I386): the filter must refuse there what it refuses
-    // on x86-64. A kernel without IA32 emulation (CONFIG_IA32_EMULATION off, or ia32_emulation=0) has no such entry: int
-    // 0x80 is a general protection fault (SIGSEGV), so there is nothing to reach through it. Tried in a child first; any
-    // other end of that child (a filter that kills, SIGSYS) is printed as it is.
-    p = fork();
-    if (p == 0) _exit(int80(20, 0) > 0 ? 0 : 1);
-    waitpid(p, &st, 0);
-    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV) {
-        printf("int80: no i386 entry\n");
-        printf(escaped ? "escaped\n" : "contained\n");
-        return escaped ? 0 : 1;
-    }
-    if (WIFSIGNALED(st)) printf("int80 getpid (child): killed by signal %d\n", WTERMSIG(st));
-    // unshare is 310 there; getpid (20) must work.
-    report("int80 getpid", int80(20, 0), 0);
-    p = fork();
-    if (p == 0) {
-        long r = int80(310, CLONE_NEWUSER);
-        _exit(r == 0 ? 0 : (int)-r);
-    }
-    waitpid(p, &st, 0);
-    errno = WEXITSTATUS(st);
-    report("int80 unshare(CLONE_NEWUSER)", WEXITSTATUS(st) == 0 ? 0 : -1, 1);
-    // socketcall (102 there), the i386 multiplexer of the socket calls: its arguments are behind a pointer, out of the
-    // filter's sight, so the socket rule's AF_VSOCK refusal cannot apply to socketcall(SYS_SOCKET, {AF_VSOCK, ...}).
-    {
-        // the i386 kernel reads 32-bit words at a 32-bit address: a static array of this static, non-PIE binary
-        static unsigned int sargs[3] = {AF_VSOCK, SOCK_STREAM, 0};
-        long vfd = int80_2(102, 1, (long)(unsigned long)sargs);
-        report("int80 socketcall(SYS_SOCKET, AF_VSOCK)", vfd, 0);
-        if (vfd >= 0) close((int)vfd);
-    }
+    i386_entry();
 #endif
 
     printf(escaped ? "escaped\n" : "contained\n");
